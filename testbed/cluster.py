@@ -1,0 +1,152 @@
+"""A cluster's lifecycle: underlay, mode datapath, pods — built in that order, torn down in reverse.
+
+Whatever fails (an exception, Ctrl-C, SIGTERM) in the middle of a build, everything made so far
+is torn down before the error propagates.
+"""
+import contextlib
+import shutil
+import signal
+import time
+
+from . import netns
+from .cni import NodeContext, get_mode
+from .errors import TestbedError
+from .runtime import Runtime
+from .state import RunState
+from .underlay import Underlay
+
+
+class Interrupted(BaseException):
+    """Raised in the main thread on SIGTERM/SIGHUP, so that teardown runs as on Ctrl-C."""
+
+
+@contextlib.contextmanager
+def signals_interrupt():
+    def handler(signum, _frame):
+        raise Interrupted(signal.Signals(signum).name)
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+class Cluster:
+    def __init__(self, spec, mode_name, state, verbose=False):
+        self.spec = spec
+        self.mode = get_mode(mode_name)
+        self.state = state
+        self.verbose = verbose
+        self.underlay = None
+        self.nodes = {}      # name -> NodeContext
+        self.runtime = Runtime(state)
+        self.pods_up = []    # PodSpecs attached, in order
+        self.timings = {}
+
+    @classmethod
+    def create(cls, spec, mode_name, verbose=False, **facts):
+        """Check everything that can be checked, then make the run directory and state."""
+        mode = get_mode(mode_name)
+        mode.check(spec)
+        clashing = sorted({p.name for p in spec.pods} & set(netns.netns_list()))
+        if clashing:
+            raise TestbedError(f"network namespaces {', '.join(clashing)} already exist; pods "
+                               "need those names (`testbed clean` removes leftovers)")
+        try:
+            state = RunState.create(spec.name, mode=mode_name, topology=spec.path, **facts)
+        except FileExistsError:
+            raise TestbedError(f"a cluster named {spec.name!r} is already running or was left "
+                               f"behind: `testbed down --name {spec.name}` or `testbed clean`")
+        state.own("dirs", state.dir)
+        return cls(spec, mode_name, state, verbose)
+
+    # --- bring-up ------------------------------------------------------------------------
+    def up(self):
+        started = time.monotonic()
+        try:
+            self._build()
+        except BaseException:
+            self.down()
+            raise
+        self.timings["up_s"] = time.monotonic() - started
+        self.state.update(status="ready", timings=self.timings)
+        return self
+
+    def _build(self):
+        spec, mode = self.spec, self.mode
+        leases = mode.plan(spec)
+        self.underlay = Underlay(spec, on_process=self.state.own_pid, verbose=self.verbose)
+        self.underlay.build()
+        for node_spec in spec.nodes:
+            host = self.underlay.host(node_spec.name)
+            node = NodeContext(node_spec.name, node_spec.rack, node_spec.ip,
+                               netns.node_namespace(node_spec.name, host.pid),
+                               self.state.subdir("nodes", node_spec.name), leases[node_spec.name])
+            self.nodes[node.name] = node
+            self.state.data["nodes"][node.name] = {
+                "pid": host.pid, "ip": str(node.ip.ip), "rack": node.rack,
+                "lease": str(node.lease)}
+        if spec.has_router:
+            router = self.underlay.host("router")
+            self.state.data["routers"] = {"router": {"pid": router.pid}}
+        self.state.save()
+        for node in self.nodes.values():
+            mode.setup_node(spec, node)
+        for node in self.nodes.values():
+            for peer in self.nodes.values():
+                if peer is not node:
+                    mode.add_peer(spec, node, peer)
+        mode.start(self)
+        for node in self.nodes.values():
+            self.state.data["nodes"][node.name].update(mode.describe_node(node))
+        self.state.update(pod_mtu=mode.pod_mtu(spec))
+        for pod in spec.pods:
+            node = self.nodes[pod.node]
+            self.pods_up.append(pod)
+            self.runtime.create_pod(pod, node, mode.network_config(spec, node))
+
+    # --- teardown ------------------------------------------------------------------------
+    def down(self):
+        """Tear down everything this cluster made; keeps going past failures, reports the first."""
+        started = time.monotonic()
+        errors = []
+
+        def attempt(step, *args):
+            try:
+                step(*args)
+            except Exception as e:  # keep tearing down; report at the end
+                errors.append(e)
+
+        for pod in reversed(self.pods_up):
+            attempt(self.runtime.delete_pod, pod, self.nodes[pod.node])
+        self.pods_up = []
+        attempt(self.mode.stop, self)
+        if self.underlay is not None:
+            attempt(self.underlay.stop)
+            for entry in self.state.owned("pids"):
+                if entry["what"].startswith(("node ", "rack ", "rack router")):
+                    self.state.disown_pid(entry["pid"])
+            self.underlay = None
+        for name in self.state.owned("netns"):  # sandboxes whose pod never finished attaching
+            netns.run(["ip", "netns", "del", name], check=False)
+            self.state.disown("netns", name)
+        self.timings["down_s"] = time.monotonic() - started
+        if errors:
+            raise errors[0]
+
+    def remove_run_dir(self):
+        shutil.rmtree(self.state.dir, ignore_errors=True)
+
+    def __enter__(self):
+        try:
+            return self.up()
+        except BaseException:
+            self.remove_run_dir()
+            raise
+
+    def __exit__(self, *exc):
+        try:
+            self.down()
+        finally:
+            self.remove_run_dir()

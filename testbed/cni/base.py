@@ -1,0 +1,95 @@
+"""The interface every CNI mode implements, and the registry that finds modes by name.
+
+Shaped like flannel's pkg/backend: the cluster asks a mode to plan leases, set up each node,
+learn and forget peers, give the network config pods attach with, and start/stop its daemons.
+"""
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+
+from ..errors import TestbedError
+
+UNDERLAY_DEV = "eth0"
+
+
+@dataclass
+class NodeContext:
+    """What a mode may use of one node: its facts and a way to run commands in it."""
+    name: str
+    rack: str
+    ip: object          # IPv4Interface on the underlay device
+    ns: object          # netns.Namespace of the node
+    dir: str            # the node's own directory in the run directory
+    lease: object = None  # IPv4Network of the node's pods, set from the mode's plan
+    facts: dict = field(default_factory=dict)  # mode-specific facts (a VTEP MAC, a PID, ...)
+
+
+class Mode:
+    """Base class of a CNI mode; subclasses register with @register."""
+    name = ""
+    summary = ""
+    requires = ()  # doctor feature names this mode cannot work without
+    encap_overhead = 0  # bytes the datapath adds per packet; pod MTU = underlay MTU - this
+
+    def check(self, spec):
+        """Refuse a topology the mode cannot wire, before anything is built."""
+
+    def plan(self, spec):
+        """{node name: pod subnet}"""
+        raise NotImplementedError
+
+    def pod_mtu(self, spec):
+        return spec.mtu - self.encap_overhead
+
+    def setup_node(self, spec, node):
+        """Create the node's own datapath objects."""
+
+    def add_peer(self, spec, node, peer):
+        """Make `node` reach the pods of `peer`."""
+
+    def remove_peer(self, spec, node, peer):
+        """Undo add_peer."""
+
+    def network_config(self, spec, node):
+        """The CNI network configuration (a dict) pods on `node` are attached with."""
+        raise NotImplementedError
+
+    def start(self, cluster):
+        """Start the mode's daemons, once every node is set up."""
+
+    def stop(self, cluster):
+        """Stop what start() started."""
+
+    def describe_node(self, node):
+        """Short facts shown by `testbed get nodes`."""
+        return {}
+
+
+_REGISTRY = {}
+
+
+def register(cls):
+    if cls.name in _REGISTRY:
+        raise RuntimeError(f"CNI mode {cls.name} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _discover():
+    """Import every module of this package, so that adding a mode is adding a file."""
+    from . import __path__ as package_path
+    for info in pkgutil.iter_modules(package_path):
+        if info.name != "base":
+            importlib.import_module(f"{__package__}.{info.name}")
+
+
+def mode_names():
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def get_mode(name):
+    _discover()
+    if name not in _REGISTRY:
+        raise TestbedError(f"unknown CNI mode {name!r} (known: {', '.join(sorted(_REGISTRY))})")
+    return _REGISTRY[name]()

@@ -1,0 +1,23 @@
+"""Errors a user can act on. The CLI prints them as one line, without a traceback."""
+
+
+class TestbedError(Exception):
+    """A failure explained in words the user can act on."""
+
+
+class SpecError(TestbedError):
+    """Bad topology input: names the file, the field and the offending value."""
+
+    def __init__(self, path, field, value, problem):
+        self.path, self.field, self.value, self.problem = path, field, value, problem
+        where = f"{path}: {field}" if field else str(path)
+        shown = "" if value is None else f" = {value!r}"
+        super().__init__(f"{where}{shown}: {problem}")
+
+
+class CommandError(TestbedError):
+    """A command run for the testbed failed; carries the command's own message."""
+
+    def __init__(self, argv, returncode, output):
+        self.argv, self.returncode, self.output = list(argv), returncode, output.strip()
+        super().__init__(f"`{' '.join(self.argv)}` exited {returncode}: {self.output}")

@@ -1,0 +1,62 @@
+"""Running commands in the root namespace, in a node (by its shell's PID) or in a pod (by name)."""
+import json
+import subprocess
+
+from .errors import CommandError
+
+NETNS_DIR = "/run/netns"
+
+
+def run(argv, input=None, env=None, check=True, timeout=60):
+    """Run argv; return stdout. On failure raise CommandError with the command's own words."""
+    argv = [str(a) for a in argv]
+    proc = subprocess.run(argv, input=input, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise CommandError(argv, proc.returncode, proc.stderr or proc.stdout)
+    return proc.stdout
+
+
+def in_node(pid, argv):
+    """argv prefixed to run in the network namespace of a node's shell."""
+    return ["nsenter", "-t", str(pid), "-n", "--"] + [str(a) for a in argv]
+
+
+def in_pod(netns, argv):
+    return ["ip", "netns", "exec", netns] + [str(a) for a in argv]
+
+
+def netns_path(name):
+    return f"{NETNS_DIR}/{name}"
+
+
+def netns_list():
+    out = run(["ip", "-j", "netns", "list"], check=False) or "[]"
+    return [entry["name"] for entry in json.loads(out)]
+
+
+class Namespace:
+    """A network namespace commands can be run in: a node (by PID) or a pod (by name)."""
+
+    def __init__(self, label, wrap):
+        self.label = label
+        self.wrap = wrap
+
+    def argv(self, *argv):
+        return self.wrap(list(argv))
+
+    def run(self, *argv, **kwargs):
+        return run(self.wrap(list(argv)), **kwargs)
+
+    def ip_json(self, *args):
+        """`ip -j -d ARGS` in this namespace, parsed."""
+        out = self.run("ip", "-j", "-d", *args)
+        return json.loads(out) if out.strip() else []
+
+
+def node_namespace(name, pid):
+    return Namespace(name, lambda argv: in_node(pid, argv))
+
+
+def pod_namespace(name):
+    return Namespace(name, lambda argv: in_pod(name, argv))

@@ -1,0 +1,140 @@
+"""The kubelet/CRI role: pod sandboxes, their containers, and CNI ADD/DEL per the CNI spec.
+
+A sandbox is a named network namespace (`ip netns list` shows it, `ip netns exec POD` enters
+it). Plugins run inside the node's namespace with the CNI_* environment and the network
+config on stdin, as a container runtime runs them; their error JSON is shown as they wrote it.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+
+from . import netns
+from .errors import TestbedError
+from .state import pid_is
+
+CNI_PATH = ("/usr/lib/cni", "/opt/cni/bin")
+POD_IFNAME = "eth0"
+
+
+class CNIError(TestbedError):
+    pass
+
+
+def find_plugin(plugin_type, search=CNI_PATH):
+    for directory in search:
+        path = os.path.join(directory, plugin_type)
+        if os.access(path, os.X_OK):
+            return path
+    raise CNIError(f"CNI plugin {plugin_type!r} not found in {':'.join(search)} "
+                   "(install containernetworking-plugins; `testbed doctor` checks)")
+
+
+def container_id(cluster, pod):
+    return f"{cluster}-{pod.namespace}-{pod.name}"
+
+
+def plugin_error_message(stdout, stderr):
+    """The message of a CNI error result ({code, msg, details}), or the raw output."""
+    try:
+        err = json.loads(stdout)
+        msg = err.get("msg", "")
+        details = err.get("details")
+        return f"{msg} ({details})" if details and details != msg else msg
+    except (ValueError, AttributeError):
+        return (stderr or stdout).strip()
+
+
+def terminate(pid, start, grace=3.0):
+    """SIGTERM a process we started (if it is still that process), then SIGKILL after grace."""
+    if not pid_is(pid, start):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and pid_is(pid, start):
+            time.sleep(0.02)
+        if pid_is(pid, start):
+            os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class Runtime:
+    def __init__(self, state, cni_path=CNI_PATH):
+        self.state = state
+        self.cni_path = tuple(cni_path)
+        self.children = {}  # pid -> Popen of containers this process started (to reap them)
+
+    def invoke(self, command, pod, node, netconf):
+        """Run one CNI command for a pod; returns the parsed result (ADD) or {}."""
+        plugin = find_plugin(netconf["type"], self.cni_path)
+        env = {
+            "CNI_COMMAND": command,
+            "CNI_CONTAINERID": container_id(self.state.name, pod),
+            "CNI_NETNS": netns.netns_path(pod.name),
+            "CNI_IFNAME": POD_IFNAME,
+            "CNI_PATH": ":".join(self.cni_path),
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        }
+        proc = subprocess.run(node.ns.argv(plugin), input=json.dumps(netconf), env=env,
+                              capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise CNIError(f"CNI {netconf['type']} {command} for pod {pod.name} on node "
+                           f"{node.name} failed: {plugin_error_message(proc.stdout, proc.stderr)}")
+        return json.loads(proc.stdout) if proc.stdout.strip() else {}
+
+    def create_pod(self, pod, node, netconf):
+        if pod.name in netns.netns_list():
+            raise TestbedError(f"network namespace {pod.name!r} already exists and is not this "
+                               f"run's: rename pod {pod.name} or remove the namespace "
+                               "(`testbed clean` removes leftovers of earlier runs)")
+        self.state.own("netns", pod.name)
+        netns.run(["ip", "netns", "add", pod.name])
+        netns.run(["ip", "-n", pod.name, "link", "set", "lo", "up"])
+        record = {"node": node.name, "namespace": pod.namespace, "labels": pod.labels,
+                  "netns": pod.name, "ip": None, "containers": {}, "netconf": netconf}
+        self.state.data["pods"][pod.name] = record
+        self.state.save()
+        result = self.invoke("ADD", pod, node, netconf)
+        record["ip"] = result["ips"][0]["address"].split("/")[0]
+        record["result"] = result
+        self.state.save()
+        log_dir = self.state.subdir("pods", pod.name)
+        for container in pod.containers:
+            record["containers"][container.name] = self.start_container(pod, container, log_dir)
+        self.state.save()
+        return record
+
+    def start_container(self, pod, container, log_dir):
+        with open(os.path.join(log_dir, f"{container.name}.log"), "ab") as log:
+            proc = subprocess.Popen(netns.in_pod(pod.name, container.command),
+                                    stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        self.children[proc.pid] = proc
+        entry = self.state.own_pid(proc.pid, f"pod {pod.name} container {container.name}")
+        return entry
+
+    def delete_pod(self, pod, node):
+        """Stop containers, CNI DEL, remove the sandbox. Raises the first failure at the end."""
+        record = self.state.data["pods"].get(pod.name)
+        errors = []
+        if record:
+            for entry in record["containers"].values():
+                terminate(entry["pid"], entry["start"])
+                child = self.children.pop(entry["pid"], None)
+                if child:
+                    child.wait()
+                self.state.disown_pid(entry["pid"])
+            try:
+                self.invoke("DEL", pod, node, record["netconf"])
+            except TestbedError as e:
+                errors.append(e)
+        if pod.name in self.state.owned("netns"):
+            netns.run(["ip", "netns", "del", pod.name], check=False)
+            self.state.disown("netns", pod.name)
+        self.state.data["pods"].pop(pod.name, None)
+        self.state.save()
+        if errors:
+            raise errors[0]

@@ -1,0 +1,287 @@
+"""Topology YAML -> validated ClusterSpec.
+
+Every problem is raised as one SpecError naming the file, the field and the value, before
+anything is built. Addresses of nodes and routers are fixed here, so that later stages only
+read them.
+"""
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+import yaml
+
+from .errors import SpecError
+
+IFNAME_MAX = 15  # Linux IFNAMSIZ - 1: node and rack names become interface names
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DEFAULT_POD_CIDR = "10.244.0.0/16"
+DEFAULT_NODE_PREFIX = 24
+DEFAULT_MTU = 1500
+FIRST_NODE_HOST = 11  # nodes get .11, .12, ... of their rack subnet; .1 is the rack's router
+ROUTER_NAME = "router"
+
+TOP_KEYS = {"name", "podCIDR", "nodePrefix", "mtu", "mode", "bandwidth", "racks", "nodes"}
+RACK_KEYS = {"name", "subnet", "bandwidth"}
+NODE_KEYS = {"name", "rack", "pods"}
+POD_KEYS = {"name", "namespace", "labels", "containers"}
+CONTAINER_KEYS = {"name", "command"}
+DEFAULT_COMMAND = ("sleep", "infinity")
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    command: tuple
+
+
+@dataclass(frozen=True)
+class PodSpec:
+    name: str
+    namespace: str
+    node: str
+    labels: dict = field(default_factory=dict, hash=False, compare=False)
+    containers: tuple = ()
+
+
+@dataclass(frozen=True)
+class RackSpec:
+    name: str
+    subnet: ipaddress.IPv4Network
+    bandwidth: Optional[float] = None  # Mbit/s of each link into the rack, None = unshaped
+
+    @property
+    def router_ip(self):
+        return ipaddress.IPv4Interface(f"{self.subnet[1]}/{self.subnet.prefixlen}")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    rack: str
+    ip: ipaddress.IPv4Interface  # underlay address on eth0
+    pods: tuple = ()
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    name: str
+    path: str
+    pod_cidr: ipaddress.IPv4Network
+    node_prefix: int
+    mtu: int
+    mode: Optional[str]
+    racks: tuple
+    nodes: tuple
+
+    @property
+    def pods(self):
+        return [pod for node in self.nodes for pod in node.pods]
+
+    @property
+    def has_router(self):
+        return len(self.racks) > 1
+
+    def node(self, name):
+        return next(n for n in self.nodes if n.name == name)
+
+    def rack(self, name):
+        return next(r for r in self.racks if r.name == name)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice instead of keeping the last one."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def load(path, known_modes=None):
+    """Read and validate a topology file; raises SpecError on the first problem."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        raise SpecError(path, None, None, f"cannot read: {e.strerror}")
+    return parse(text, path, known_modes)
+
+
+def parse(text, path="<string>", known_modes=None):
+    try:
+        doc = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f"line {mark.line + 1}" if mark else "YAML"
+        problem = getattr(e, "problem", None) or str(e)
+        raise SpecError(path, line, None, f"malformed YAML: {problem}")
+    return _Validator(path, known_modes).cluster(doc)
+
+
+class _Validator:
+    def __init__(self, path, known_modes):
+        self.path = path
+        self.known_modes = known_modes
+        self.names = {}  # every node, rack and pod name -> field that defined it
+
+    def fail(self, fld, value, problem):
+        raise SpecError(self.path, fld, value, problem)
+
+    def mapping(self, doc, fld, keys):
+        if not isinstance(doc, dict):
+            self.fail(fld, doc, "must be a mapping")
+        unknown = sorted(set(map(str, doc)) - keys)
+        if unknown:
+            prefix = f"{fld}." if fld else ""
+            self.fail(prefix + unknown[0], doc[unknown[0]],
+                      f"unknown key (known: {', '.join(sorted(keys))})")
+        return doc
+
+    def name(self, value, fld, max_len, what):
+        if not isinstance(value, str) or not DNS_LABEL.match(value):
+            self.fail(fld, value, f"{what} name must be lower-case letters, digits and '-'")
+        if len(value) > max_len:
+            self.fail(fld, value, f"{what} name is {len(value)} characters; at most {max_len} "
+                      f"fit{' a Linux interface name' if max_len == IFNAME_MAX else ''}")
+        if value in self.names:
+            self.fail(fld, value, f"duplicate name (already used by {self.names[value]})")
+        self.names[value] = fld
+        return value
+
+    def network(self, value, fld):
+        try:
+            return ipaddress.IPv4Network(str(value), strict=True)
+        except ValueError as e:
+            self.fail(fld, value, f"not an IPv4 CIDR with host bits zero ({e})")
+
+    def number(self, value, fld, low, high, kind=int):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind is int:
+            ok = ok and float(value).is_integer()
+        if not ok or not low <= value <= high:
+            self.fail(fld, value, f"must be a number from {low} to {high}")
+        return kind(value)
+
+    def cluster(self, doc):
+        doc = self.mapping(doc if doc is not None else {}, "", TOP_KEYS)
+        name = doc.get("name", "testbed")
+        if not isinstance(name, str) or not DNS_LABEL.match(name) or len(name) > 32:
+            self.fail("name", name, "cluster name must be 1-32 lower-case letters, digits, '-'")
+        pod_cidr = self.network(doc.get("podCIDR", DEFAULT_POD_CIDR), "podCIDR")
+        prefix = self.number(doc.get("nodePrefix", DEFAULT_NODE_PREFIX), "nodePrefix",
+                             pod_cidr.prefixlen, 28)
+        mtu = self.number(doc.get("mtu", DEFAULT_MTU), "mtu", 1280, 9000)
+        mode = doc.get("mode")
+        if mode is not None and self.known_modes is not None and mode not in self.known_modes:
+            self.fail("mode", mode, f"unknown mode (known: {', '.join(sorted(self.known_modes))})")
+        bandwidth = doc.get("bandwidth")
+        if bandwidth is not None:
+            bandwidth = self.number(bandwidth, "bandwidth", 1, 100000, float)
+        racks = self.racks(doc.get("racks"), bandwidth, pod_cidr)
+        nodes = self.nodes(doc.get("nodes"), racks)
+        capacity = 2 ** (prefix - pod_cidr.prefixlen)
+        if len(nodes) > capacity:
+            self.fail("podCIDR", str(pod_cidr), f"holds {capacity} /{prefix} node subnets, "
+                      f"too few for {len(nodes)} nodes")
+        if len(racks) > 1:
+            self.name(ROUTER_NAME, "(rack router)", IFNAME_MAX, "router")
+        return ClusterSpec(name, str(self.path), pod_cidr, prefix, mtu, mode,
+                           tuple(racks), tuple(nodes))
+
+    def racks(self, docs, bandwidth, pod_cidr):
+        if docs is None:
+            docs = [{"name": "rack1"}]
+        if not isinstance(docs, list) or not docs:
+            self.fail("racks", docs, "must be a non-empty list")
+        racks = []
+        for i, doc in enumerate(docs):
+            fld = f"racks[{i}]"
+            doc = self.mapping(doc, fld, RACK_KEYS)
+            name = self.name(doc.get("name"), f"{fld}.name", IFNAME_MAX, "rack")
+            subnet = self.network(doc.get("subnet", f"192.168.{i + 1}.0/24"), f"{fld}.subnet")
+            if subnet.overlaps(pod_cidr):
+                self.fail(f"{fld}.subnet", str(subnet), f"overlaps podCIDR {pod_cidr}")
+            for other in racks:
+                if subnet.overlaps(other.subnet):
+                    self.fail(f"{fld}.subnet", str(subnet),
+                              f"overlaps rack {other.name}'s subnet {other.subnet}")
+            bw = doc.get("bandwidth", bandwidth)
+            if bw is not None:
+                bw = self.number(bw, f"{fld}.bandwidth", 1, 100000, float)
+            racks.append(RackSpec(name, subnet, bw))
+        return racks
+
+    def nodes(self, docs, racks):
+        if not isinstance(docs, list) or not docs:
+            self.fail("nodes", docs, "must be a non-empty list of nodes")
+        rack_names = [r.name for r in racks]
+        per_rack = {r.name: 0 for r in racks}
+        nodes = []
+        for i, doc in enumerate(docs):
+            fld = f"nodes[{i}]"
+            doc = self.mapping(doc, fld, NODE_KEYS)
+            name = self.name(doc.get("name"), f"{fld}.name", IFNAME_MAX, "node")
+            rack_name = doc.get("rack", rack_names[0] if len(racks) == 1 else None)
+            if rack_name not in rack_names:
+                self.fail(f"{fld}.rack", rack_name, f"no such rack (racks: {', '.join(rack_names)})")
+            rack = racks[rack_names.index(rack_name)]
+            host = FIRST_NODE_HOST + per_rack[rack_name]
+            per_rack[rack_name] += 1
+            if host >= rack.subnet.num_addresses - 1:
+                self.fail(f"{fld}.rack", rack_name, f"subnet {rack.subnet} has no address left "
+                          f"for node {name} (nodes start at host .{FIRST_NODE_HOST})")
+            ip = ipaddress.IPv4Interface(f"{rack.subnet[host]}/{rack.subnet.prefixlen}")
+            pods = self.pods(doc.get("pods", 0), f"{fld}.pods", name)
+            nodes.append(NodeSpec(name, rack_name, ip, tuple(pods)))
+        return nodes
+
+    def pods(self, doc, fld, node):
+        if isinstance(doc, int) and not isinstance(doc, bool):
+            if not 0 <= doc <= 250:
+                self.fail(fld, doc, "pod count must be from 0 to 250")
+            doc = [{"name": f"{node}-pod{k + 1}"} for k in range(doc)]
+        if not isinstance(doc, list):
+            self.fail(fld, doc, "must be a pod count or a list of pods")
+        pods = []
+        for i, pdoc in enumerate(doc):
+            pfld = f"{fld}[{i}]"
+            pdoc = self.mapping(pdoc, pfld, POD_KEYS)
+            name = self.name(pdoc.get("name"), f"{pfld}.name", 63, "pod")
+            namespace = pdoc.get("namespace", "default")
+            if not isinstance(namespace, str) or not DNS_LABEL.match(namespace):
+                self.fail(f"{pfld}.namespace", namespace, "must be a DNS label")
+            labels = pdoc.get("labels", {})
+            if not isinstance(labels, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+                self.fail(f"{pfld}.labels", labels, "must map strings to strings")
+            containers = self.containers(pdoc.get("containers"), f"{pfld}.containers")
+            pods.append(PodSpec(name, namespace, node, dict(labels), containers))
+        return pods
+
+    def containers(self, docs, fld):
+        if docs is None:
+            return (ContainerSpec("main", DEFAULT_COMMAND),)
+        if not isinstance(docs, list) or not docs:
+            self.fail(fld, docs, "must be a non-empty list of containers")
+        seen, out = set(), []
+        for i, doc in enumerate(docs):
+            cfld = f"{fld}[{i}]"
+            doc = self.mapping(doc, cfld, CONTAINER_KEYS)
+            name = doc.get("name")
+            if not isinstance(name, str) or not DNS_LABEL.match(name) or name in seen:
+                self.fail(f"{cfld}.name", name, "must be a unique DNS label within the pod")
+            seen.add(name)
+            command = doc.get("command", list(DEFAULT_COMMAND))
+            if isinstance(command, str):
+                command = ["sh", "-c", command]
+            if not isinstance(command, list) or not command or not all(
+                    isinstance(a, str) for a in command):
+                self.fail(f"{cfld}.command", command, "must be a string or a list of strings")
+            out.append(ContainerSpec(name, tuple(command)))
+        return tuple(out)

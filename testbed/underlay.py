@@ -1,0 +1,100 @@
+"""The underlay: racks as L2 segments, nodes as Mininet hosts, a router between racks.
+
+Each rack is a Linux bridge living in a namespace of its own (a Mininet switch with
+inNamespace=True), so the root namespace gets no bridge, no address and no port of the
+emulation, and the host's bridge-netfilter settings cannot touch emulated traffic.
+"""
+from mininet.link import Link, TCLink
+from mininet.log import setLogLevel
+from mininet.net import Mininet
+from mininet.node import Host, Switch
+
+from .spec import ROUTER_NAME
+
+UNDERLAY_DEV = "eth0"
+NAMESPACE_SYSCTLS = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+
+
+class RackBridge(Switch):
+    """A rack's L2 segment: one Linux bridge named after the rack, in its own namespace."""
+
+    def __init__(self, name, **params):
+        params.setdefault("dpid", "1")  # Mininet insists on one; a bridge has no use for it
+        params["inNamespace"] = True
+        Switch.__init__(self, name, **params)
+
+    @classmethod
+    def setup(cls):
+        """Mininet's LinuxBridge edits the root namespace's sysctls here; we need nothing."""
+
+    def connected(self):
+        return True
+
+    def start(self, controllers):
+        self.cmd("sysctl -qw", *NAMESPACE_SYSCTLS)
+        self.cmd("ip link add name", self.name, "type bridge")
+        for intf in self.intfList():
+            if intf.name != "lo":
+                self.cmd("ip link set", intf.name, "master", self.name, "up")
+        self.cmd("ip link set", self.name, "up")
+
+    def stop(self, deleteIntfs=True):
+        self.cmd("ip link del", self.name)
+        super().stop(deleteIntfs)
+
+
+class Underlay:
+    """Builds and stops the Mininet network of a ClusterSpec; owns nothing else."""
+
+    def __init__(self, spec, on_process=None, verbose=False):
+        self.spec = spec
+        self.on_process = on_process or (lambda pid, what: None)
+        self.net = None
+        setLogLevel("info" if verbose else "warning")
+
+    def build(self):
+        spec = self.spec
+        self.net = Mininet(topo=None, switch=RackBridge, controller=None, build=False,
+                           autoSetMacs=False, waitConnected=False)
+        switches = {}
+        for rack in spec.racks:
+            switches[rack.name] = self.net.addSwitch(rack.name, cls=RackBridge)
+            self.on_process(switches[rack.name].pid, f"rack {rack.name}")
+        for node in spec.nodes:
+            host = self.net.addHost(node.name, cls=Host, ip=str(node.ip))
+            self.on_process(host.pid, f"node {node.name}")
+            rack = spec.rack(node.rack)
+            self._link(host, switches[rack.name], UNDERLAY_DEV, node.name, str(node.ip),
+                       rack.bandwidth)
+        if spec.has_router:
+            first = spec.racks[0]
+            router = self.net.addHost(ROUTER_NAME, cls=Host, ip=str(first.router_ip))
+            self.on_process(router.pid, "rack router")
+            for rack in spec.racks:
+                self._link(router, switches[rack.name], rack.name, ROUTER_NAME,
+                           str(rack.router_ip), rack.bandwidth)
+        self.net.build()
+        self.net.start()
+        for host in self.net.hosts:
+            host.cmd("sysctl -qw net.ipv4.ip_forward=1", *NAMESPACE_SYSCTLS)
+            host.cmd("ip link set lo up")
+        if spec.has_router:
+            for node in spec.nodes:
+                gateway = spec.rack(node.rack).router_ip.ip
+                self.host(node.name).cmd("ip route replace default via", gateway)
+        return self
+
+    def _link(self, host, switch, host_intf, switch_intf, ip, bandwidth):
+        params = {"intfName1": host_intf, "intfName2": switch_intf, "params1": {"ip": ip}}
+        if bandwidth:
+            self.net.addLink(host, switch, cls=TCLink, bw=bandwidth, **params)
+        else:
+            self.net.addLink(host, switch, cls=Link, **params)
+
+    def host(self, name):
+        return self.net.get(name)
+
+    def stop(self):
+        if self.net is not None:
+            self.net.stop()
+            self.net = None

@@ -4,16 +4,26 @@ Whatever fails (an exception, Ctrl-C, SIGTERM) in the middle of a build, everyth
 is torn down before the error propagates.
 """
 import contextlib
+import dataclasses
 import shutil
 import signal
 import time
 
 from . import netns
-from .cni import NodeContext, get_mode
+from . import spec as specmod
+from .cni import NodeContext, get_mode, mode_names
 from .errors import TestbedError
 from .runtime import Runtime
 from .state import RunState
 from .underlay import Underlay
+
+
+def load_spec(path, name=None):
+    """Read a topology, checking its mode against the registry; `name` renames the cluster."""
+    spec = specmod.load(path, known_modes=mode_names())
+    if name and not specmod.valid_cluster_name(name):
+        raise specmod.SpecError("--name", None, name, specmod.CLUSTER_NAME_RULE)
+    return dataclasses.replace(spec, name=name) if name else spec
 
 
 class Interrupted(BaseException):

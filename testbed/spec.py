@@ -89,6 +89,13 @@ class ClusterSpec:
         return next(r for r in self.racks if r.name == name)
 
 
+CLUSTER_NAME_RULE = "cluster name must be 1-32 lower-case letters, digits and '-'"
+
+
+def valid_cluster_name(name):
+    return isinstance(name, str) and bool(DNS_LABEL.match(name)) and len(name) <= 32
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """A YAML loader that refuses a key given twice instead of keeping the last one."""
 
@@ -171,8 +178,8 @@ class _Validator:
     def cluster(self, doc):
         doc = self.mapping(doc if doc is not None else {}, "", TOP_KEYS)
         name = doc.get("name", "testbed")
-        if not isinstance(name, str) or not DNS_LABEL.match(name) or len(name) > 32:
-            self.fail("name", name, "cluster name must be 1-32 lower-case letters, digits, '-'")
+        if not valid_cluster_name(name):
+            self.fail("name", name, CLUSTER_NAME_RULE)
         pod_cidr = self.network(doc.get("podCIDR", DEFAULT_POD_CIDR), "podCIDR")
         prefix = self.number(doc.get("nodePrefix", DEFAULT_NODE_PREFIX), "nodePrefix",
                              pod_cidr.prefixlen, 28)

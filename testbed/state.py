@@ -30,8 +30,18 @@ def process_start_time(pid):
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
+def _is_zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
 def pid_is(pid, start):
-    return start is not None and process_start_time(pid) == start
+    """Is `pid` still the live process that started at `start`? (A zombie counts as ended.)"""
+    return (pid is not None and start is not None and process_start_time(pid) == start
+            and not _is_zombie(pid))
 
 
 class RunState:

@@ -1,0 +1,32 @@
+# The README's commands. Every target installs first (scripts/install.sh is idempotent).
+VENV := .venv
+PY := $(VENV)/bin/python
+TESTBED := $(VENV)/bin/testbed
+RUN ?=
+
+.PHONY: install test unit integration bench plot doctor clean validate-vagrant
+
+install:
+	bash scripts/install.sh
+
+test: install validate-vagrant
+	$(PY) -m pytest -q tests
+
+unit: install
+	$(PY) -m pytest -q tests/unit
+
+integration: install
+	$(PY) -m pytest -q tests/integration
+
+bench: install
+	$(PY) -m bench.reach topologies/default.yaml
+
+doctor: install
+	$(TESTBED) doctor
+
+clean: install
+	$(TESTBED) clean
+
+# No VM can boot on CI; this checks that the Vagrantfile parses and is complete.
+validate-vagrant: install
+	vagrant validate

@@ -1,0 +1,1 @@
+"""The benchmark harness: scenarios, tool adapters and plots."""

@@ -1,0 +1,1 @@
+"""os-ken (Ryu) controller applications: the OpenFlow fabric and the openflow CNI mode."""

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# System set-up for the testbed: Debian/Ubuntu packages and a Python venv in .venv.
+# Idempotent: a second run installs nothing and takes a few seconds.
+# Used by `make`, the Vagrantfile and CI. Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  mininet                      # mnexec and the mininet Python package
+  containernetworking-plugins  # CNI reference plugins: bridge, host-local, loopback
+  iproute2 iptables nftables ethtool util-linux procps kmod
+  iputils-ping netcat-openbsd curl dnsutils tcpdump
+  iperf3 qperf sockperf        # benchmark tools
+  bird2                        # the Calico-style bgp mode
+  openvswitch-switch           # OVS rack switches and the openflow mode
+  python3 python3-venv python3-pip
+  vagrant                      # only to validate the Vagrantfile (`vagrant validate`)
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install.sh: run as root (it installs packages and builds network namespaces)" >&2
+  exit 1
+fi
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Debian's openvswitch-switch and bird2 start services where systemd runs; the testbed starts
+# its own daemons per cluster, so the distribution's instances stay as they are.
+
+# The venv uses the distribution's python3, which sees Debian's mininet package.
+PY=/usr/bin/python3
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import mininet' 2>/dev/null; then
+  rm -rf .venv
+  "$PY" -m venv --system-site-packages .venv
+fi
+stamp=.venv/.installed-$(sha1sum setup.py | cut -c1-12)
+if [ ! -e "$stamp" ]; then
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[test]'
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+echo "install.sh: ready ($(.venv/bin/testbed --help >/dev/null && echo 'testbed command ok'))"

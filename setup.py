@@ -1,0 +1,13 @@
+from setuptools import setup
+
+setup(
+    name="k8s-pod-network-testbed",
+    version="0.1.0",
+    description="An emulated Kubernetes pod network: flannel, Calico-style BGP and OpenFlow "
+                "modes on Mininet, with a benchmark harness",
+    packages=["testbed", "testbed.cni", "bench", "controllers"],
+    python_requires=">=3.9",
+    install_requires=["PyYAML>=5.4"],
+    extras_require={"test": ["pytest>=7"]},
+    entry_points={"console_scripts": ["testbed=testbed.cli:main"]},
+)

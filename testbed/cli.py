@@ -1,0 +1,242 @@
+"""The `testbed` command."""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import doctor, netns
+from .clean import clean_all, clean_run
+from .cluster import Cluster, Interrupted, load_spec, signals_interrupt
+from .cni import get_mode, mode_names
+from .errors import TestbedError
+from .inventory import node_rows, pod_rows, render_table
+from .state import RunState, list_runs, pid_is, process_start_time, run_dir_for
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_TOPOLOGY = REPO / "topologies" / "default.yaml"
+DEFAULT_MODE = "vxlan"
+OWNER_EXIT_WAIT_S = 60
+
+
+def _mode_for(spec, args):
+    return args.mode or spec.mode or DEFAULT_MODE
+
+
+def _summary(state, seconds):
+    data = state.data
+    return (f"cluster {data['name']} is up in {seconds:.1f} s: mode {data['mode']}, "
+            f"{len(data['nodes'])} nodes, {len(data['pods'])} pods, pod MTU {data['pod_mtu']}")
+
+
+# --- up / down ---------------------------------------------------------------------------
+def cmd_up(args):
+    spec = load_spec(args.topo, args.name)
+    mode = _mode_for(spec, args)
+    get_mode(mode).check(spec)  # refuse before anything is built or spawned
+    if args.no_cli:
+        return _up_background(args, spec, mode)
+    started = time.monotonic()
+    me = {"pid": os.getpid(), "start": process_start_time(os.getpid())}
+    cluster = Cluster.create(spec, mode, verbose=args.verbose, supervisor=me)
+    with signals_interrupt():
+        try:
+            cluster.up()
+            print(_summary(cluster.state, time.monotonic() - started))
+            print("commands: pods, nodes, POD CMD, NODE CMD (names become IPs), exit")
+            from .console import TestbedCLI
+            TestbedCLI(cluster)
+        finally:
+            try:
+                cluster.down()
+            finally:
+                cluster.remove_run_dir()
+    return 0
+
+
+def _up_background(args, spec, mode):
+    started = time.monotonic()
+    argv = [sys.executable, "-m", "testbed.supervisor", "--topo", str(args.topo),
+            "--mode", mode, "--name", spec.name] + (["--verbose"] if args.verbose else [])
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+                            cwd=str(REPO))
+    try:
+        report = proc.stdout.read()  # the supervisor closes its end when ready or failed
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+        raise
+    if not report.startswith("ready"):
+        proc.wait()
+        message = report.removeprefix("error: ").strip() or f"supervisor exited {proc.returncode}"
+        raise TestbedError(message)
+    state = RunState.load(run_dir_for(spec.name))
+    print(_summary(state, time.monotonic() - started))
+    print(f"next: testbed get pods | testbed exec POD -- CMD | testbed down --name {spec.name}")
+    return 0
+
+
+def find_run(name):
+    if name:
+        run_dir = run_dir_for(name)
+        if not os.path.isdir(run_dir):
+            raise TestbedError(f"no cluster named {name!r} is running")
+        return RunState.load(run_dir)
+    runs = list_runs()
+    if not runs:
+        raise TestbedError("no cluster is running (start one with `testbed up`)")
+    if len(runs) > 1:
+        names = ", ".join(os.path.basename(r) for r in runs)
+        raise TestbedError(f"several clusters are running ({names}): choose one with --name")
+    return RunState.load(runs[0])
+
+
+def cmd_down(args):
+    state = find_run(args.name)
+    owner = state.data.get("supervisor") or {}
+    started = time.monotonic()
+    if pid_is(owner.get("pid"), owner.get("start")):
+        from .supervisor import request
+        try:
+            reply = request(state, "down")
+            if not reply.get("ok"):
+                print(f"teardown reported: {reply.get('error')}", file=sys.stderr)
+        except OSError:  # an interactive `up`, or a supervisor not answering: signal it
+            os.kill(owner["pid"], signal.SIGTERM)
+        deadline = time.monotonic() + OWNER_EXIT_WAIT_S
+        while time.monotonic() < deadline and pid_is(owner["pid"], owner["start"]):
+            time.sleep(0.05)
+    leftovers = clean_run(state.dir, log=lambda _msg: None)
+    if leftovers:
+        print(f"removed {len(leftovers)} leftovers of a run whose owner had died")
+    print(f"cluster {state.name} is down ({time.monotonic() - started:.1f} s)")
+    return 0
+
+
+# --- inspecting a running cluster -------------------------------------------------------
+def cmd_exec(args):
+    state = find_run(args.name)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise TestbedError("give a command after --, e.g. testbed exec node1-pod1 -- ip addr")
+    data = state.data
+    if args.target in data["pods"]:
+        argv = netns.in_pod(data["pods"][args.target]["netns"], command)
+    elif args.target in data["nodes"] or args.target in data.get("routers", {}):
+        pid = (data["nodes"].get(args.target) or data["routers"][args.target])["pid"]
+        argv = netns.in_node(pid, command)
+    else:
+        names = sorted(data["pods"]) + list(data["nodes"]) + list(data.get("routers", {}))
+        raise TestbedError(f"no pod or node {args.target!r} in cluster {state.name} "
+                           f"(known: {', '.join(names)})")
+    return subprocess.call(argv)
+
+
+def cmd_get(args):
+    state = find_run(args.name)
+    if args.output == "json":
+        key = "pods" if args.what == "pods" else "nodes"
+        print(json.dumps(state.data[key], indent=1, sort_keys=True))
+        return 0
+    rows = pod_rows(state.data) if args.what == "pods" else node_rows(state.data)
+    print(render_table(rows))
+    return 0
+
+
+def cmd_status(_args):
+    runs = list_runs()
+    if not runs:
+        print("no cluster is running")
+        return 0
+    rows = [("NAME", "MODE", "STATUS", "OWNER PID", "TOPOLOGY")]
+    for run_dir in runs:
+        try:
+            data = RunState.load(run_dir).data
+        except (OSError, ValueError):
+            rows.append((os.path.basename(run_dir), "-", "unreadable (testbed clean)", "-", "-"))
+            continue
+        owner = data.get("supervisor") or {}
+        alive = pid_is(owner.get("pid"), owner.get("start"))
+        status = data["status"] if alive else "owner died (testbed clean)"
+        rows.append((data["name"], data.get("mode"), status, owner.get("pid", "-"),
+                     data.get("topology")))
+    print(render_table(rows))
+    return 0
+
+
+# --- machine ----------------------------------------------------------------------------
+def cmd_doctor(_args):
+    checks = doctor.run_checks()
+    print(doctor.render(checks))
+    caps = doctor.capabilities(checks)
+    print("Modes")
+    for name in mode_names():
+        missing = doctor.missing_for(get_mode(name).requires, caps)
+        verdict = "available" if not missing else f"unavailable: missing {', '.join(missing)}"
+        print(f"  {name:<10} {verdict}")
+    return 1 if any(c.essential and not c.ok for c in checks) else 0
+
+
+def cmd_clean(_args):
+    clean_all()
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="testbed", description="An emulated Kubernetes pod network on one machine.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="bring a cluster up (interactive CLI unless --no-cli)")
+    up.add_argument("--topo", default=str(DEFAULT_TOPOLOGY), help="topology YAML file")
+    up.add_argument("--mode", help=f"CNI mode (default: the topology's, else {DEFAULT_MODE})")
+    up.add_argument("--name", help="cluster name (default: the topology's)")
+    up.add_argument("--no-cli", action="store_true",
+                    help="leave the cluster running in the background and return")
+    up.add_argument("-v", "--verbose", action="store_true", help="show Mininet's progress")
+    up.set_defaults(func=cmd_up)
+
+    down = sub.add_parser("down", help="tear a running cluster down")
+    down.add_argument("--name")
+    down.set_defaults(func=cmd_down)
+
+    ex = sub.add_parser("exec", help="run a command in a pod or node: exec NAME -- CMD")
+    ex.add_argument("--name", help="cluster name, if several run")
+    ex.add_argument("target", help="pod or node name")
+    ex.add_argument("command", nargs=argparse.REMAINDER)
+    ex.set_defaults(func=cmd_exec)
+
+    get = sub.add_parser("get", help="list pods or nodes of a running cluster")
+    get.add_argument("what", choices=["pods", "nodes"])
+    get.add_argument("--name")
+    get.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    get.set_defaults(func=cmd_get)
+
+    sub.add_parser("status", help="list running clusters").set_defaults(func=cmd_status)
+    sub.add_parser("doctor", help="what this machine offers").set_defaults(func=cmd_doctor)
+    sub.add_parser("clean", help="remove leftovers of crashed runs").set_defaults(
+        func=cmd_clean)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if os.geteuid() != 0 and args.command not in ("status",):
+        print("testbed: run as root (network namespaces need it)", file=sys.stderr)
+        return 1
+    try:
+        return args.func(args)
+    except TestbedError as e:
+        print(f"testbed: {e}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, Interrupted):
+        print("testbed: interrupted; everything it built was torn down", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

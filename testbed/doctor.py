@@ -1,0 +1,155 @@
+"""`testbed doctor`: what this machine offers, and what each missing piece prevents.
+
+Kernel features are probed by really creating the object in a throw-away namespace (the
+kernel's config may list a module that cannot load), except for the Open vSwitch datapath and
+IPVS, which are read from the kernel config and /proc.
+"""
+import gzip
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from .runtime import CNI_PATH
+
+PROBE_NETNS = f"tb-doctor-{os.getpid()}"
+
+
+@dataclass
+class Check:
+    name: str
+    kind: str        # "kernel" or "binary"
+    ok: bool
+    detail: str
+    prevents: str    # what cannot work without it
+    essential: bool = False
+
+
+def _sh(*argv):
+    return subprocess.run(argv, capture_output=True, text=True).returncode == 0
+
+
+def _in_probe(*argv):
+    return _sh("ip", "netns", "exec", PROBE_NETNS, *argv)
+
+
+def _kernel_config():
+    try:
+        with gzip.open("/proc/config.gz", "rt") as f:
+            return f.read()
+    except OSError:
+        pass
+    try:
+        with open(f"/boot/config-{os.uname().release}") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _config_has(config, symbol, sys_module):
+    """True if built in, or a module that is loaded or present on disk."""
+    if f"CONFIG_{symbol}=y" in config or os.path.isdir(f"/sys/module/{sys_module}"):
+        return True
+    if f"CONFIG_{symbol}=m" in config:
+        return _sh("modprobe", "-n", sys_module)
+    return False
+
+
+def _probe_links():
+    """Create each device type in a probe namespace; returns {feature: bool}."""
+    found = {}
+    _sh("ip", "netns", "add", PROBE_NETNS)
+    try:
+        p = ("ip", "-n", PROBE_NETNS, "link", "add")
+        found["veth"] = _sh(*p, "pv0", "type", "veth", "peer", "name", "pv1")
+        found["bridge"] = _sh(*p, "pbr0", "type", "bridge")
+        found["vxlan"] = _sh(*p, "pvx0", "type", "vxlan", "id", "42", "dstport", "8472")
+        found["ipip"] = _sh(*p, "pip0", "type", "ipip", "remote", "192.0.2.1")
+        found["tun"] = _sh("ip", "-n", PROBE_NETNS, "tuntap", "add", "ptun0", "mode", "tun")
+        found["htb"] = found["veth"] and _in_probe("tc", "qdisc", "add", "dev", "pv0", "root",
+                                                   "handle", "1:", "htb")
+        found["netem"] = found["veth"] and _in_probe("tc", "qdisc", "add", "dev", "pv1", "root",
+                                                     "netem", "delay", "1ms")
+        found["nftables"] = _in_probe("nft", "add", "table", "inet", "tbprobe")
+        found["iptables"] = _in_probe("iptables", "-t", "nat", "-A", "POSTROUTING", "-j", "RETURN")
+    finally:
+        _sh("ip", "netns", "del", PROBE_NETNS)
+    return found
+
+
+KERNEL = [
+    # name, what it prevents when missing, essential
+    ("veth", "everything: nodes, pods and links are veth pairs", True),
+    ("bridge", "rack segments and cni0, so every mode", True),
+    ("vxlan", "the vxlan mode and VXLAN tunnels of the openflow mode", False),
+    ("tun", "the flannel udp mode (flannel0 is a TUN device)", False),
+    ("ipip", "Calico IPIP encapsulation (the bgp mode itself needs no IPIP)", False),
+    ("openvswitch", "the OVS kernel datapath: OVS runs with the slow userspace datapath", False),
+    ("htb", "underlay bandwidth caps (bandwidth: in a topology)", False),
+    ("netem", "emulated delay and loss (bench --delay)", False),
+    ("ipvs", "kube-proxy IPVS mode", False),
+    ("nftables", "kube-proxy nftables mode and NetworkPolicy with nftables", False),
+    ("iptables", "kube-proxy iptables mode and NetworkPolicy with iptables", False),
+]
+
+BINARIES = [
+    ("mnexec", "Mininet nodes: no cluster can start", True),
+    ("nsenter", "running CNI plugins and commands inside nodes", True),
+    ("ip", "every network object (iproute2)", True),
+    ("ovs-vswitchd", "OVS rack switches and the openflow mode", False),
+    ("ovsdb-server", "OVS rack switches and the openflow mode", False),
+    ("bird", "the Calico-style bgp mode (BIRD 2)", False),
+    ("iperf3", "throughput benchmarks", False),
+    ("qperf", "latency benchmarks with qperf", False),
+    ("sockperf", "latency benchmarks with sockperf", False),
+    ("ping", "reachability checks and ICMP RTT", False),
+]
+
+CNI_PLUGINS = [
+    ("bridge", "pods of the flannel modes (cni0)", True),
+    ("host-local", "pod addresses of the flannel modes", True),
+    ("loopback", "nothing yet (lo is brought up directly)", False),
+]
+
+
+def run_checks():
+    probed = _probe_links()
+    config = _kernel_config()
+    probed["openvswitch"] = _config_has(config, "OPENVSWITCH", "openvswitch")
+    probed["ipvs"] = os.path.exists("/proc/net/ip_vs") or _config_has(config, "IP_VS", "ip_vs")
+    checks = []
+    for name, prevents, essential in KERNEL:
+        ok = probed.get(name, False)
+        checks.append(Check(name, "kernel", ok, "present" if ok else "missing", prevents,
+                            essential))
+    for name, prevents, essential in BINARIES:
+        path = shutil.which(name)
+        checks.append(Check(name, "binary", bool(path), path or "not found", prevents, essential))
+    for name, prevents, essential in CNI_PLUGINS:
+        path = next((os.path.join(d, name) for d in CNI_PATH
+                     if os.access(os.path.join(d, name), os.X_OK)), None)
+        checks.append(Check(f"cni/{name}", "binary", bool(path), path or "not found", prevents,
+                            essential))
+    return checks
+
+
+def capabilities(checks=None):
+    """{feature or binary name: present?} for modes and tests to consult."""
+    return {c.name: c.ok for c in (checks or run_checks())}
+
+
+def missing_for(required, caps):
+    return [name for name in required if not caps.get(name, False)]
+
+
+def render(checks):
+    lines = []
+    for kind, title in (("kernel", "Kernel features"), ("binary", "Programs")):
+        lines.append(title)
+        for c in (c for c in checks if c.kind == kind):
+            mark = "ok  " if c.ok else ("FAIL" if c.essential else "--  ")
+            line = f"  [{mark}] {c.name:<16} {c.detail}"
+            if not c.ok:
+                line += f"\n         without it: {c.prevents}"
+            lines.append(line)
+    return "\n".join(lines)

@@ -1,0 +1,121 @@
+"""The process that owns a running cluster (`testbed up --no-cli`).
+
+Mininet's node shells live as long as the process that made them, so a cluster that outlives
+the `up` command needs an owner. The supervisor builds the cluster, reports "ready" (or the
+error) to the `up` command on its stdout, then serves a control socket in the run directory
+until asked to go `down` or sent SIGTERM; either way it tears the cluster down.
+"""
+import argparse
+import json
+import os
+import socket
+import sys
+import traceback
+
+from .cluster import Cluster, Interrupted, load_spec, signals_interrupt
+from .errors import TestbedError
+from .state import process_start_time
+
+READY = "ready"
+
+
+def request(state, op, timeout=120.0):
+    """Send one request to a run's supervisor; returns its JSON reply."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(state.control_socket)
+        sock.sendall(json.dumps({"op": op}).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data or b"{}")
+
+
+def serve(cluster):
+    """Answer requests until one asks for `down`."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(cluster.state.control_socket)
+    server.listen(8)
+    try:
+        while True:
+            conn, _ = server.accept()
+            with conn:
+                line = conn.makefile().readline()
+                try:
+                    op = json.loads(line).get("op")
+                except ValueError:
+                    op = None
+                if op == "down":
+                    try:
+                        cluster.down()
+                        reply = {"ok": True, "timings": cluster.timings}
+                    except Exception as e:
+                        reply = {"ok": False, "error": str(e)}
+                    conn.sendall(json.dumps(reply).encode() + b"\n")
+                    return
+                if op == "status":
+                    reply = {"ok": True, "status": cluster.state.data["status"]}
+                else:
+                    reply = {"ok": False, "error": f"unknown request {op!r}"}
+                conn.sendall(json.dumps(reply).encode() + b"\n")
+    finally:
+        server.close()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="testbed-supervisor")
+    parser.add_argument("--topo", required=True)
+    parser.add_argument("--mode", required=True)
+    parser.add_argument("--name")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    report = os.fdopen(os.dup(1), "w")  # to the waiting `up`; fds 1 and 2 go to the log
+    cluster = None
+    with signals_interrupt():
+        try:
+            spec = load_spec(args.topo, args.name)
+            me = {"pid": os.getpid(), "start": process_start_time(os.getpid())}
+            cluster = Cluster.create(spec, args.mode, verbose=args.verbose, supervisor=me)
+            log = os.open(os.path.join(cluster.state.dir, "supervisor.log"),
+                          os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            os.close(log)
+            cluster.up()
+            report.write(READY + "\n")
+            report.close()
+            serve(cluster)
+        except (TestbedError, Interrupted) as e:
+            _report_failure(report, str(e) or type(e).__name__)
+            if cluster is not None:
+                _down_quietly(cluster)
+            return 1
+        except BaseException:
+            _report_failure(report, traceback.format_exc())
+            if cluster is not None:
+                _down_quietly(cluster)
+            raise
+        finally:
+            if cluster is not None:
+                cluster.remove_run_dir()
+    return 0
+
+
+def _report_failure(report, message):
+    if not report.closed:
+        report.write(f"error: {message}\n")
+        report.close()
+
+
+def _down_quietly(cluster):
+    try:
+        cluster.down()
+    except Exception as e:
+        print(f"teardown: {e}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

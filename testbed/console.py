@@ -3,7 +3,6 @@
 `POD CMD` runs CMD in the pod's sandbox, `NODE CMD` in the node; in either, pod and node names
 after the first word become their IP addresses, so `node1-pod1 ping node2-pod2` works.
 """
-import shlex
 import subprocess
 
 from mininet.cli import CLI
@@ -14,6 +13,7 @@ from .inventory import node_rows, pod_rows, render_table
 
 class TestbedCLI(CLI):
     prompt = "testbed> "
+    identchars = CLI.identchars + "-."  # pod and node names hold '-' (node1-pod1)
 
     def __init__(self, cluster, **kwargs):
         self.cluster = cluster
@@ -30,17 +30,21 @@ class TestbedCLI(CLI):
         return [addresses.get(word, word) for word in words]
 
     def default(self, line):
+        """Run a shell line in a pod or node; it may use pipes, as Mininet's node commands do."""
         first, args, line = self.parseline(line)
-        if first in self.cluster.state.data["pods"]:
-            if not args:
-                print(f"*** give a command to run in pod {first}: {first} <cmd>")
-                return
-            subprocess.call(netns.in_pod(first, self._substitute(shlex.split(args))))
-        elif first in self.mn:
-            words = self._substitute(args.split(" ")) if args else []
-            super().default(" ".join([first] + words))
-        else:
+        pods = self.cluster.state.data["pods"]
+        if first not in pods and first not in self.mn:
             print(f"*** unknown command or name: {first} (try `help`, `pods`, `nodes`)")
+            return
+        if not args:
+            print(f"*** give a command to run in {first}: {first} <cmd>")
+            return
+        shell_line = " ".join(self._substitute(args.split(" ")))
+        if first in pods:
+            argv = netns.in_pod(pods[first]["netns"], ["sh", "-c", shell_line])
+        else:
+            argv = netns.in_node(self.mn[first].pid, ["sh", "-c", shell_line])
+        subprocess.call(argv, stdin=subprocess.DEVNULL)
 
     def do_pods(self, _line):
         """List pods: name, namespace, node, IP."""

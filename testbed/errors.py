@@ -3,6 +3,7 @@
 
 class TestbedError(Exception):
     """A failure explained in words the user can act on."""
+    __test__ = False  # not a pytest test class, despite the name
 
 
 class SpecError(TestbedError):

@@ -1,0 +1,87 @@
+"""Every pod reaches every other pod and every node, by ping and by TCP, in each mode."""
+import subprocess
+import time
+
+import pytest
+
+from testbed import netns
+
+TCP_PORT = 7777
+
+
+def ping(src_pod, ip):
+    return subprocess.run(netns.in_pod(src_pod, ["ping", "-c1", "-W2", ip]),
+                          capture_output=True).returncode == 0
+
+
+def tcp_connects(src_pod, ip, port=TCP_PORT):
+    return subprocess.run(netns.in_pod(src_pod, ["nc", "-z", "-w2", ip, str(port)]),
+                          capture_output=True).returncode == 0
+
+
+def start_listeners(pods):
+    procs = [subprocess.Popen(netns.in_pod(p, ["nc", "-lk", str(TCP_PORT)]),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in pods]
+    deadline = time.monotonic() + 5
+    for p in pods:  # wait until each listener is bound
+        while time.monotonic() < deadline and f":{TCP_PORT}" not in netns.run(
+                netns.in_pod(p, ["ss", "-ltn"])):
+            time.sleep(0.02)
+    return procs
+
+
+def full_matrix(state):
+    pods = state.data["pods"]
+    listeners = start_listeners(list(pods))
+    try:
+        failures = []
+        for src in pods:
+            for dst, rec in pods.items():
+                if src == dst:
+                    continue
+                if not ping(src, rec["ip"]):
+                    failures.append(f"ping {src} -> {dst} ({rec['ip']})")
+                if not tcp_connects(src, rec["ip"]):
+                    failures.append(f"tcp {src} -> {dst} ({rec['ip']}:{TCP_PORT})")
+            for node, rec in state.data["nodes"].items():
+                if not ping(src, rec["ip"]):
+                    failures.append(f"ping {src} -> node {node} ({rec['ip']})")
+        return failures
+    finally:
+        for proc in listeners:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("topo, mode", [
+    ("default.yaml", "vxlan"),
+    ("default.yaml", "host-gw"),
+    ("two-racks.yaml", "vxlan"),
+])
+def test_every_pod_reaches_every_pod_and_node(make_cluster, topo, mode):
+    cluster = make_cluster(topo, mode)
+    assert len(cluster.state.data["pods"]) >= 4
+    assert full_matrix(cluster.state) == []
+
+
+def test_nodes_reach_remote_pods(make_cluster):
+    cluster = make_cluster("two-racks.yaml", "vxlan")
+    node1 = cluster.nodes["node1"]
+    remote = cluster.state.data["pods"]["node4-pod1"]["ip"]
+    node1.ns.run("ping", "-c1", "-W2", remote)  # raises CommandError if unreachable
+
+
+def test_containers_of_a_pod_share_localhost(make_cluster):
+    cluster = make_cluster("three-nodes.yaml", "vxlan")
+    pod = cluster.state.data["pods"]["web"]
+    assert set(pod["containers"]) == {"server", "sidecar"}
+    inodes = {netns.run(["stat", "-L", "-c", "%i", f"/proc/{c['pid']}/ns/net"]).strip()
+              for c in pod["containers"].values()}
+    assert len(inodes) == 1, "containers of one pod must share one network namespace"
+    assert inodes == {netns.run(["stat", "-L", "-c", "%i", "/run/netns/web"]).strip()}
+    # the server container listens on 127.0.0.1 only: reachable from inside the pod alone
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not tcp_connects("web", "127.0.0.1", 8080):
+        time.sleep(0.1)
+    assert tcp_connects("web", "127.0.0.1", 8080)
+    assert not tcp_connects("node1-pod1", pod["ip"], 8080)

@@ -1,0 +1,74 @@
+"""The kernel objects of each mode equal flannel's, name for name."""
+import ipaddress
+import json
+
+from testbed import netns
+
+
+def link(ns, name):
+    return ns.ip_json("link", "show", name)[0]
+
+
+def test_vxlan_device_routes_neighbours_and_fdb(make_cluster):
+    cluster = make_cluster("two-racks.yaml", "vxlan")
+    nodes = cluster.nodes
+    for node in nodes.values():
+        dev = link(node.ns, "flannel.1")
+        info = dev["linkinfo"]["info_data"]
+        assert dev["linkinfo"]["info_kind"] == "vxlan"
+        assert (info["id"], info["port"], info["learning"]) == (1, 8472, False)
+        assert info["local"] == str(node.ip.ip) and dev["mtu"] == 1450
+        addrs = [(a["local"], a["prefixlen"]) for a in node.ns.ip_json("addr", "show", "flannel.1")
+                 [0]["addr_info"]]
+        assert addrs == [(str(node.lease.network_address), 32)]
+        peers = [p for p in nodes.values() if p is not node]
+
+        routes = node.ns.ip_json("route", "show", "dev", "flannel.1")
+        assert sorted((r["dst"], r["gateway"], "onlink" in r["flags"]) for r in routes) == sorted(
+            (str(p.lease), str(p.lease.network_address), True) for p in peers)
+
+        neighs = node.ns.ip_json("neigh", "show", "dev", "flannel.1")
+        assert sorted((n["dst"], n["lladdr"], n["state"]) for n in neighs) == sorted(
+            (str(p.lease.network_address), p.facts["vtep_mac"], ["PERMANENT"]) for p in peers)
+
+        fdb = json.loads(node.ns.run("bridge", "-j", "fdb", "show", "dev", "flannel.1"))
+        fdb = [f for f in fdb if f.get("dst")]
+        assert sorted((f["mac"], f["dst"]) for f in fdb) == sorted(
+            (p.facts["vtep_mac"], str(p.ip.ip)) for p in peers)
+
+
+def test_pod_interfaces_have_the_mode_mtu_and_cni0_is_the_gateway(make_cluster):
+    for mode, mtu in (("vxlan", 1450), ("host-gw", 1500)):
+        cluster = make_cluster("default.yaml", mode)
+        for name, rec in cluster.state.data["pods"].items():
+            pod = netns.pod_namespace(name)
+            assert link(pod, "eth0")["mtu"] == mtu, (mode, name)
+            node = cluster.nodes[rec["node"]]
+            assert ipaddress.ip_address(rec["ip"]) in node.lease
+            default = [r for r in pod.ip_json("route", "show") if r["dst"] == "default"]
+            assert default[0]["gateway"] == str(node.lease[1])
+        for node in cluster.nodes.values():
+            cni0 = node.ns.ip_json("addr", "show", "cni0")[0]
+            assert [(a["local"], a["prefixlen"]) for a in cni0["addr_info"]] == [
+                (str(node.lease[1]), 24)]
+            env = open(node.facts["subnet_env"]).read()
+            assert f"FLANNEL_MTU={mtu}" in env and "FLANNEL_NETWORK=10.244.0.0/16" in env
+        cluster.__exit__(None, None, None)
+
+
+def test_host_gw_routes_via_peer_node_ips_and_adds_no_device(make_cluster):
+    cluster = make_cluster("three-nodes.yaml", "host-gw")
+    for node in cluster.nodes.values():
+        assert all(l["ifname"] != "flannel.1" for l in node.ns.ip_json("link", "show"))
+        routes = [r for r in node.ns.ip_json("route", "show", "dev", "eth0")
+                  if r.get("gateway")]
+        peers = [p for p in cluster.nodes.values() if p is not node]
+        assert sorted((r["dst"], r["gateway"]) for r in routes) == sorted(
+            (str(p.lease), str(p.ip.ip)) for p in peers)
+
+
+def test_sandboxes_are_listed_by_ip_netns(make_cluster):
+    cluster = make_cluster("default.yaml", "vxlan")
+    assert set(cluster.state.data["pods"]) <= set(netns.netns_list())
+    out = netns.run(["ip", "netns", "exec", "node1-pod1", "ip", "-4", "-o", "addr", "show", "eth0"])
+    assert cluster.state.data["pods"]["node1-pod1"]["ip"] in out

@@ -1,0 +1,183 @@
+"""Bring-up and teardown through the `testbed` command: nothing of a run may remain after
+`down`, after an exception in the middle of a build, or after `clean` following SIGKILL."""
+import os
+import subprocess
+import sys
+import signal
+import time
+
+import pytest
+
+from testbed import runtime
+from testbed.cluster import Cluster, load_spec
+from testbed.state import RunState, pid_is, run_dir_for
+
+from .conftest import TOPO, Footprint, run_testbed, unique_name
+
+
+def owned_processes(name):
+    return RunState.load(run_dir_for(name)).owned("pids")
+
+
+def test_up_exec_get_down_leaves_nothing(require):
+    require("vxlan", "bridge", "veth")
+    before, name = Footprint(), unique_name()
+    up = run_testbed("up", "--topo", TOPO / "default.yaml", "--mode", "vxlan", "--no-cli",
+                     "--name", name, check=True)
+    assert f"cluster {name} is up" in up.stdout and "pod MTU 1450" in up.stdout
+    pids = owned_processes(name)
+    assert len(pids) >= 2 + 1 + 4  # two node shells, the rack, a container per pod
+
+    pods = run_testbed("get", "pods", "--name", name, check=True).stdout
+    assert "node2-pod2" in pods and "10.244.1." in pods
+    ping = run_testbed("exec", "--name", name, "node1-pod1", "--", "ping", "-c1", "-W2",
+                       "10.244.1.2", check=True)
+    assert "1 received" in ping.stdout
+    route = run_testbed("exec", "--name", name, "node2", "--", "ip", "route", check=True)
+    assert "10.244.0.0/24 via 10.244.0.0 dev flannel.1 onlink" in route.stdout
+    failing = run_testbed("exec", "--name", name, "node1-pod1", "--", "false")
+    assert failing.returncode == 1, "exec must pass the command's exit status through"
+    unknown = run_testbed("exec", "--name", name, "nope", "--", "true")
+    assert unknown.returncode == 2 and "no pod or node 'nope'" in unknown.stderr
+
+    down = run_testbed("down", "--name", name, check=True)
+    assert f"cluster {name} is down" in down.stdout
+    assert Footprint().leftovers(before, pids) == []
+
+
+def test_exception_in_the_middle_of_a_build_tears_everything_down(require, monkeypatch):
+    require("vxlan", "bridge", "veth")
+    before = Footprint()
+    attached = []
+    real_create = runtime.Runtime.create_pod
+
+    def failing_create(self, pod, node, netconf):
+        if len(attached) == 2:
+            raise RuntimeError("injected failure while attaching the third pod")
+        attached.append(pod.name)
+        return real_create(self, pod, node, netconf)
+
+    monkeypatch.setattr(runtime.Runtime, "create_pod", failing_create)
+    cluster = Cluster.create(load_spec(TOPO / "two-racks.yaml", unique_name()), "vxlan")
+    seen_pids = []
+    monkeypatch.setattr(cluster.state, "own_pid", _recording(cluster.state.own_pid, seen_pids))
+    with pytest.raises(RuntimeError, match="injected failure"):
+        with cluster:
+            pass
+    assert len(attached) == 2 and seen_pids
+    assert Footprint().leftovers(before, seen_pids) == []
+
+
+def _recording(own_pid, seen):
+    def record(pid, what):
+        entry = own_pid(pid, what)
+        seen.append(entry)
+        return entry
+    return record
+
+
+def test_clean_after_sigkill_of_the_owner_leaves_nothing(require):
+    require("vxlan", "bridge", "veth")
+    before, name = Footprint(), unique_name()
+    run_testbed("up", "--topo", TOPO / "two-racks.yaml", "--no-cli", "--name", name, check=True)
+    state = RunState.load(run_dir_for(name))
+    pids = state.owned("pids")
+    supervisor = state.data["supervisor"]
+    os.kill(supervisor["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and pid_is(supervisor["pid"], supervisor["start"]):
+        time.sleep(0.05)
+    assert "owner died" in run_testbed("status").stdout
+    assert Footprint().leftovers(before, pids), "a killed run should leave something to clean"
+    clean = run_testbed("clean", check=True)
+    assert "removed netns node1-pod1" in clean.stdout
+    assert Footprint().leftovers(before, pids) == []
+    assert run_testbed("clean", check=True).stdout.strip() == "nothing to clean"
+
+
+def test_host_gw_across_racks_is_refused_before_anything_is_built(require):
+    before = Footprint()
+    proc = run_testbed("up", "--topo", TOPO / "two-racks.yaml", "--mode", "host-gw", "--no-cli",
+                       "--name", unique_name())
+    assert proc.returncode == 2
+    assert "host-gw needs every node on one L2 segment" in proc.stderr
+    assert "rack2: node3, node4" in proc.stderr and "Traceback" not in proc.stderr
+    assert Footprint().leftovers(before) == []
+
+
+@pytest.mark.parametrize("text, words", [
+    ("nodes: [{name: a, colour: red}]", "nodes[0].colour = 'red': unknown key"),
+    ("podCIDR: 10.244.0.0/33\nnodes: [{name: a}]", "podCIDR = '10.244.0.0/33'"),
+    ("nodes: [{name: a}, {name: a}]", "nodes[1].name = 'a': duplicate name"),
+    ("nodes: [{name: a-name-far-too-long}]", "at most 15 fit a Linux interface name"),
+    ("mode: ipvlan\nnodes: [{name: a}]", "mode = 'ipvlan': unknown mode"),
+    ("nodes: [{name: a\n", "malformed YAML"),
+])
+def test_bad_topology_gives_one_clear_error_and_builds_nothing(tmp_path, text, words):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    before = Footprint()
+    proc = run_testbed("up", "--topo", path, "--no-cli")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"testbed: {path}: ") and words in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert Footprint().leftovers(before) == []
+
+
+def test_a_second_cluster_with_the_same_pod_names_is_refused(require):
+    require("vxlan", "bridge", "veth")
+    name = unique_name()
+    run_testbed("up", "--topo", TOPO / "default.yaml", "--no-cli", "--name", name, check=True)
+    try:
+        before = Footprint()
+        proc = run_testbed("up", "--topo", TOPO / "default.yaml", "--no-cli",
+                           "--name", unique_name())
+        assert proc.returncode == 2 and "already exist" in proc.stderr
+        assert Footprint().leftovers(before) == []
+    finally:
+        run_testbed("down", "--name", name, check=True)
+
+
+def test_interactive_cli_runs_pod_and_node_commands_then_tears_down(require):
+    require("vxlan", "bridge", "veth")
+    before, name = Footprint(), unique_name()
+    script = ("pods\n"
+              "node1-pod1 ping -c1 -W2 node2-pod2 | grep -c ' 0% packet loss'\n"
+              "node2 ip route | grep flannel.1\n"
+              "exit\n")
+    proc = subprocess.run([sys.executable, "-m", "testbed.cli", "up", "--topo",
+                           str(TOPO / "default.yaml"), "--name", name],
+                          input=script, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "node2-pod2   default     node2   10.244.1.3" in out
+    assert "\n1\n" in out.replace("testbed> ", "\n"), "pod ping by name must succeed"
+    assert "10.244.0.0/24 via 10.244.0.0 dev flannel.1 onlink" in out
+    assert Footprint().leftovers(before) == []
+
+
+def test_down_and_sigterm_end_an_interactive_cluster(require):
+    require("vxlan", "bridge", "veth")
+    before, name = Footprint(), unique_name()
+    proc = subprocess.Popen([sys.executable, "-m", "testbed.cli", "up", "--topo",
+                             str(TOPO / "default.yaml"), "--name", name],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if RunState.load(run_dir_for(name)).data["status"] == "ready":
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        pids = owned_processes(name)
+        down = run_testbed("down", "--name", name, check=True)
+        assert f"cluster {name} is down" in down.stdout
+        proc.wait(timeout=30)
+        assert Footprint().leftovers(before, pids) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

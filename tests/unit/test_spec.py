@@ -1,0 +1,128 @@
+"""Topology parsing: good files give the expected plan, every bad input one clear error."""
+import ipaddress
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from testbed import spec as specmod
+from testbed.cni import mode_names
+from testbed.errors import SpecError
+
+TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
+
+GOOD = """
+name: t1
+nodes:
+  - name: node1
+    pods: 2
+  - name: node2
+    pods: 1
+"""
+
+
+def parse(text):
+    return specmod.parse(textwrap.dedent(text), "topo.yaml", known_modes=mode_names())
+
+
+def error_of(text):
+    with pytest.raises(SpecError) as info:
+        parse(text)
+    return info.value
+
+
+def test_defaults_and_addresses():
+    spec = parse(GOOD)
+    assert spec.pod_cidr == ipaddress.IPv4Network("10.244.0.0/16")
+    assert spec.node_prefix == 24 and spec.mtu == 1500
+    assert [r.name for r in spec.racks] == ["rack1"]
+    assert [str(n.ip) for n in spec.nodes] == ["192.168.1.11/24", "192.168.1.12/24"]
+    assert [p.name for p in spec.pods] == ["node1-pod1", "node1-pod2", "node2-pod1"]
+    assert spec.pods[0].containers[0].command == ("sleep", "infinity")
+    assert not spec.has_router
+
+
+@pytest.mark.parametrize("path", sorted(TOPOLOGIES.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_topologies_are_valid(path):
+    spec = specmod.load(path, known_modes=mode_names())
+    assert spec.nodes and all(n.rack in {r.name for r in spec.racks} for n in spec.nodes)
+
+
+def test_two_racks_have_a_router_and_separate_subnets():
+    spec = specmod.load(TOPOLOGIES / "two-racks.yaml", known_modes=mode_names())
+    assert spec.has_router
+    assert [str(r.router_ip) for r in spec.racks] == ["192.168.1.1/24", "192.168.2.1/24"]
+    assert str(spec.node("node3").ip) == "192.168.2.11/24"
+
+
+def test_explicit_pods_with_containers_and_labels():
+    spec = parse("""
+        nodes:
+          - name: n1
+            pods:
+              - name: web
+                namespace: shop
+                labels: {app: web}
+                containers:
+                  - {name: server, command: "python3 -m http.server"}
+                  - {name: side, command: [sleep, "5"]}
+    """)
+    pod = spec.pods[0]
+    assert (pod.name, pod.namespace, pod.node, pod.labels) == ("web", "shop", "n1", {"app": "web"})
+    assert pod.containers[0].command == ("sh", "-c", "python3 -m http.server")
+    assert pod.containers[1].command == ("sleep", "5")
+
+
+@pytest.mark.parametrize("text, field, value, words", [
+    ("bogus: 1\nnodes: [{name: a}]", "bogus", 1, "unknown key"),
+    ("nodes: [{name: a, colour: red}]", "nodes[0].colour", "red", "unknown key"),
+    ("podCIDR: 10.244.0.1/16\nnodes: [{name: a}]", "podCIDR", "10.244.0.1/16", "host bits"),
+    ("podCIDR: banana\nnodes: [{name: a}]", "podCIDR", "banana", "not an IPv4 CIDR"),
+    ("racks: [{name: r1, subnet: 10.244.5.0/24}]\nnodes: [{name: a}]",
+     "racks[0].subnet", "10.244.5.0/24", "overlaps podCIDR"),
+    ("racks: [{name: r1, subnet: 10.1.0.0/16}, {name: r2, subnet: 10.1.2.0/24}]\n"
+     "nodes: [{name: a, rack: r1}]", "racks[1].subnet", "10.1.2.0/24", "overlaps rack r1"),
+    ("podCIDR: 10.244.0.0/23\nnodes: [{name: a}, {name: b}, {name: c}]",
+     "podCIDR", "10.244.0.0/23", "too few for 3 nodes"),
+    ("nodes: [{name: a}, {name: a}]", "nodes[1].name", "a", "duplicate name"),
+    ("nodes: [{name: a, pods: [{name: a}]}]", "nodes[0].pods[0].name", "a", "duplicate name"),
+    ("nodes: [{name: node-with-long-name}]", "nodes[0].name", "node-with-long-name",
+     "Linux interface name"),
+    ("racks: [{name: a-very-long-rack-x}]\nnodes: [{name: a}]", "racks[0].name",
+     "a-very-long-rack-x", "Linux interface name"),
+    ("nodes: [{name: Node_1}]", "nodes[0].name", "Node_1", "lower-case"),
+    ("mode: vxlna\nnodes: [{name: a}]", "mode", "vxlna", "unknown mode"),
+    ("mtu: 100\nnodes: [{name: a}]", "mtu", 100, "from 1280 to 9000"),
+    ("nodes: [{name: a, rack: nowhere}]", "nodes[0].rack", "nowhere", "no such rack"),
+    ("nodes: []", "nodes", [], "non-empty list"),
+    ("nodes: [{name: a, pods: -1}]", "nodes[0].pods", -1, "pod count"),
+    ("nodes: [{name: a, pods: [{name: p, labels: {x: 1}}]}]", "nodes[0].pods[0].labels",
+     {"x": 1}, "strings"),
+])
+def test_bad_input_names_file_field_and_value(text, field, value, words):
+    err = error_of(text)
+    assert (err.path, err.field, err.value) == ("topo.yaml", field, value)
+    assert words in str(err)
+    assert str(err).startswith(f"topo.yaml: {field}")
+
+
+def test_malformed_yaml_names_the_line():
+    err = error_of("nodes:\n  - name: a\n    pods: [1, 2\n")
+    assert err.field.startswith("line ") and "malformed YAML" in str(err)
+
+
+def test_a_key_given_twice_is_refused():
+    err = error_of("nodes: [{name: a}]\nnodes: [{name: b}]\n")
+    assert "given twice" in str(err) and err.field == "line 2"
+
+
+def test_unreadable_file_is_a_spec_error(tmp_path):
+    with pytest.raises(SpecError) as info:
+        specmod.load(tmp_path / "missing.yaml")
+    assert "cannot read" in str(info.value)
+
+
+def test_rack_subnet_too_small_for_its_nodes():
+    err = error_of("racks: [{name: r, subnet: 192.168.9.0/28}]\n"
+                   "nodes: [{name: a}, {name: b}, {name: c}, {name: d}, {name: e}]")
+    assert err.field == "nodes[4].rack" and "no address left" in str(err)

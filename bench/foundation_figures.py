@@ -1,0 +1,79 @@
+"""Figures for the foundation: bring-up/teardown seconds per mode for default.yaml and a
+20-node x 5-pod cluster, and pod-to-pod iperf3 TCP throughput across nodes as a ratio to
+node-to-node throughput measured in the same run. Prints the figures; asserts nothing."""
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+from testbed import doctor, netns
+from testbed.cluster import Cluster, load_spec
+
+from .iperf3 import ToolError, tcp_throughput
+from .reach import available_modes
+
+
+def big_topology(path, nodes=20, pods=5):
+    with open(path, "w") as f:
+        f.write(f"name: big\nnodes:\n")
+        for i in range(1, nodes + 1):
+            f.write(f"  - name: node{i}\n    pods: {pods}\n")
+    return path
+
+
+def lifecycle_seconds(topo, mode, name):
+    cluster = Cluster.create(load_spec(topo, name), mode)
+    started = time.monotonic()
+    with cluster:
+        up = time.monotonic() - started
+    return up, cluster.timings["down_s"]
+
+
+def throughput_ratio(mode, seconds, repeats):
+    """Median pod->pod (node1-pod1 -> node2-pod1) and node1->node2 Gbit/s, interleaved."""
+    cluster = Cluster.create(load_spec("topologies/default.yaml", "figs"), mode)
+    with cluster:
+        data = cluster.state.data
+        dst_pod, dst_node = data["pods"]["node2-pod1"], data["nodes"]["node2"]
+        n1, n2 = data["nodes"]["node1"]["pid"], dst_node["pid"]
+        pod_rates, node_rates = [], []
+        for _ in range(repeats):
+            pod_rates.append(tcp_throughput(lambda a: netns.in_pod("node2-pod1", a),
+                                            lambda a: netns.in_pod("node1-pod1", a),
+                                            dst_pod["ip"], seconds))
+            node_rates.append(tcp_throughput(lambda a: netns.in_node(n2, a),
+                                             lambda a: netns.in_node(n1, a),
+                                             dst_node["ip"], seconds))
+    return statistics.median(pod_rates) / 1e9, statistics.median(node_rates) / 1e9
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=5, help="iperf3 duration per sample")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    caps = doctor.capabilities()
+    modes = [m for m, reason in available_modes(load_spec("topologies/default.yaml"), caps)
+             if reason is None]
+    with tempfile.TemporaryDirectory(prefix="testbed-figs-") as tmp:
+        big = big_topology(os.path.join(tmp, "big.yaml"))
+        print("mode      topology        up s   down s")
+        for mode in modes:
+            for topo, label in (("topologies/default.yaml", "default (2x2)"), (big, "20 x 5")):
+                up, down = lifecycle_seconds(topo, mode, "figs")
+                print(f"{mode:<9} {label:<14} {up:6.2f} {down:7.2f}", flush=True)
+    print(f"\niperf3 TCP, 1 stream, {args.seconds} s, median of {args.repeats}, interleaved")
+    print("mode      pod->pod Gbit/s   node->node Gbit/s   ratio")
+    for mode in modes:
+        try:
+            pod, node = throughput_ratio(mode, args.seconds, args.repeats)
+            print(f"{mode:<9} {pod:15.2f} {node:19.2f} {pod / node:7.2f}", flush=True)
+        except ToolError as e:
+            print(f"{mode:<9} failed: {e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

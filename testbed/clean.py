@@ -18,7 +18,7 @@ SUPERVISOR_GRACE_S = 30  # a live supervisor gets this long to tear its cluster 
 def _stop_supervisor(state, log):
     sup = state.data.get("supervisor")
     if not sup or not pid_is(sup["pid"], sup["start"]):
-        return
+        return []
     log(f"{state.name}: asking supervisor (pid {sup['pid']}) to tear the cluster down")
     os.kill(sup["pid"], signal.SIGTERM)
     deadline = time.monotonic() + SUPERVISOR_GRACE_S
@@ -26,6 +26,7 @@ def _stop_supervisor(state, log):
         time.sleep(0.1)
     if pid_is(sup["pid"], sup["start"]):
         os.kill(sup["pid"], signal.SIGKILL)
+    return [f"cluster {state.name} (torn down by its owner, pid {sup['pid']})"]
 
 
 def clean_run(run_dir, log=print):
@@ -36,7 +37,7 @@ def clean_run(run_dir, log=print):
     except (OSError, ValueError):
         state = None
     if state is not None:
-        _stop_supervisor(state, log)
+        removed += _stop_supervisor(state, log)
         try:  # the supervisor may have cleaned up and removed the state file meanwhile
             state = RunState.load(run_dir)
         except (OSError, ValueError):

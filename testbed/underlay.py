@@ -8,6 +8,7 @@ from mininet.link import Link, TCLink
 from mininet.log import setLogLevel
 from mininet.net import Mininet
 from mininet.node import Host, Switch
+from mininet.nodelib import LinuxBridge
 
 from .spec import ROUTER_NAME
 
@@ -15,17 +16,19 @@ UNDERLAY_DEV = "eth0"
 NAMESPACE_SYSCTLS = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 
 
-class RackBridge(Switch):
-    """A rack's L2 segment: one Linux bridge named after the rack, in its own namespace."""
+class RackBridge(LinuxBridge):
+    """A rack's L2 segment: Mininet's LinuxBridge, moved into a namespace of its own and driven
+    with iproute2 (no brctl)."""
 
     def __init__(self, name, **params):
         params.setdefault("dpid", "1")  # Mininet insists on one; a bridge has no use for it
         params["inNamespace"] = True
-        Switch.__init__(self, name, **params)
+        LinuxBridge.__init__(self, name, stp=False, **params)
 
     @classmethod
     def setup(cls):
-        """Mininet's LinuxBridge edits the root namespace's sysctls here; we need nothing."""
+        """LinuxBridge checks for brctl and the root namespace's bridge-netfilter sysctls here;
+        our bridges use neither."""
 
     def connected(self):
         return True
@@ -40,7 +43,7 @@ class RackBridge(Switch):
 
     def stop(self, deleteIntfs=True):
         self.cmd("ip link del", self.name)
-        super().stop(deleteIntfs)
+        Switch.stop(self, deleteIntfs)
 
 
 class Underlay:

@@ -6,6 +6,7 @@ Not a mode itself. Flannel's CNI plugin reads subnet.env and delegates to the re
 import os
 
 from .. import ipam
+from ..errors import TestbedError
 from .base import Mode
 
 CNI_BRIDGE = "cni0"
@@ -14,6 +15,16 @@ NETWORK_NAME = "cbr0"  # the network name in kube-flannel's cni-conf.json
 
 class FlannelMode(Mode):
     requires = ("bridge", "veth")
+
+    def check(self, spec):
+        # a lease loses its network, broadcast and cni0 gateway addresses to pods
+        room = 2 ** (32 - spec.node_prefix) - 3
+        for node in spec.nodes:
+            if len(node.pods) > room:
+                raise TestbedError(
+                    f"{spec.path}: node {node.name} has {len(node.pods)} pods but its "
+                    f"/{spec.node_prefix} lease holds {room} pod addresses; use larger leases "
+                    "(a smaller nodePrefix) or fewer pods per node")
 
     def plan(self, spec):
         return ipam.node_leases(spec)

@@ -14,6 +14,7 @@ class HostGwMode(FlannelMode):
     summary = "flannel host-gw: routes to peer leases via peer node IPs (one L2 segment)"
 
     def check(self, spec):
+        super().check(spec)
         if len({node.rack for node in spec.nodes}) > 1:
             by_rack = {}
             for node in spec.nodes:

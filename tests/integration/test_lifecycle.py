@@ -181,3 +181,35 @@ def test_down_and_sigterm_end_an_interactive_cluster(require):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_ctrl_c_during_a_build_tears_down_what_was_built(require, tmp_path):
+    require("vxlan", "bridge", "veth")
+    topo = tmp_path / "big.yaml"
+    topo.write_text("nodes:\n" + "".join(f"  - {{name: n{i}, pods: 4}}\n" for i in range(12)))
+    before, name = Footprint(), unique_name()
+    proc = subprocess.Popen([sys.executable, "-m", "testbed.cli", "up", "--topo", str(topo),
+                             "--no-cli", "--name", name],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pids, deadline = [], time.monotonic() + 60
+    while time.monotonic() < deadline and len(pids) < 20:  # some pods are being attached
+        try:
+            pids = RunState.load(run_dir_for(name)).owned("pids")
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    assert len(pids) >= 20, "the build should be under way"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "torn down" in err
+    assert Footprint().leftovers(before, pids) == []
+
+
+def test_clean_also_ends_a_live_cluster_through_its_owner(require):
+    require("vxlan", "bridge", "veth")
+    before, name = Footprint(), unique_name()
+    run_testbed("up", "--topo", TOPO / "default.yaml", "--no-cli", "--name", name, check=True)
+    pids = owned_processes(name)
+    clean = run_testbed("clean", check=True)
+    assert "asking supervisor" in clean.stdout
+    assert Footprint().leftovers(before, pids) == []

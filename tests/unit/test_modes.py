@@ -94,3 +94,12 @@ def test_flannel_cni_config_delegates_to_bridge_and_host_local(tmp_path):
     assert conf["ipam"]["routes"] == [{"dst": "10.244.0.0/16"}]
     assert conf["ipam"]["dataDir"].startswith(str(tmp_path / "node2"))
     assert ipaddress.IPv4Network(conf["ipam"]["ranges"][0][0]["subnet"]) == node.lease
+
+
+def test_flannel_modes_refuse_more_pods_than_a_lease_holds():
+    from testbed.spec import parse
+    spec = parse("nodePrefix: 28\nnodes: [{name: a, pods: 14}]", "t.yaml")
+    for name in ("vxlan", "host-gw"):
+        with pytest.raises(TestbedError, match="node a has 14 pods but its /28 lease holds 13"):
+            get_mode(name).check(spec)
+    get_mode("vxlan").check(parse("nodePrefix: 28\nnodes: [{name: a, pods: 13}]", "t.yaml"))

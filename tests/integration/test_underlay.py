@@ -1,0 +1,41 @@
+"""The underlay: racks, router, link caps — and that the root namespace gets none of it."""
+import ipaddress
+import json
+
+from bench.iperf3 import tcp_throughput
+from testbed import netns
+from testbed.cluster import Cluster, load_spec
+
+from .conftest import TOPO, unique_name
+
+
+def test_root_namespace_gets_no_emulated_address_or_link(make_cluster, footprint):
+    before = footprint()
+    cluster = make_cluster("two-racks.yaml", "vxlan")
+    assert footprint().links == before.links, "racks must not put bridges or ports in root"
+    emulated = [ipaddress.ip_network("10.244.0.0/16")] + [r.subnet for r in cluster.spec.racks]
+    for entry in json.loads(netns.run(["ip", "-j", "addr", "show"])):
+        for addr in entry.get("addr_info", []):
+            ip = ipaddress.ip_address(addr["local"])
+            assert not any(ip in net for net in emulated), f"root has {ip} on {entry['ifname']}"
+
+
+def test_router_joins_racks_and_nodes_route_through_it(make_cluster):
+    cluster = make_cluster("two-racks.yaml", "vxlan")
+    node3 = cluster.nodes["node3"]
+    default = [r for r in node3.ns.ip_json("route", "show") if r["dst"] == "default"][0]
+    assert default["gateway"] == "192.168.2.1"
+    out = node3.ns.run("ping", "-c1", "-W2", "192.168.1.11")
+    assert "ttl=63" in out, "node1 is one routed hop away from node3"
+
+
+def test_bandwidth_caps_underlay_links(tmp_path, require):
+    require("htb", "vxlan")
+    topo = tmp_path / "capped.yaml"
+    topo.write_text((TOPO / "default.yaml").read_text() + "bandwidth: 50\n")
+    cluster = Cluster.create(load_spec(topo, unique_name()), "vxlan")
+    with cluster:
+        n1, n2 = (cluster.state.data["nodes"][n] for n in ("node1", "node2"))
+        rate = tcp_throughput(lambda a: netns.in_node(n2["pid"], a),
+                              lambda a: netns.in_node(n1["pid"], a), n2["ip"], seconds=2)
+    assert 30e6 < rate < 55e6, f"{rate / 1e6:.1f} Mbit/s through a 50 Mbit/s cap"

@@ -11,7 +11,8 @@ import time
 from testbed import doctor, netns
 from testbed.cluster import Cluster, load_spec
 
-from .iperf3 import ToolError, tcp_throughput
+from . import iperf3
+from .tool import ToolError
 from .reach import available_modes
 
 
@@ -40,13 +41,13 @@ def throughput_ratio(mode, seconds, repeats):
         n1, n2 = data["nodes"]["node1"]["pid"], dst_node["pid"]
         pod_rates, node_rates = [], []
         for _ in range(repeats):
-            pod_rates.append(tcp_throughput(lambda a: netns.in_pod("node2-pod1", a),
-                                            lambda a: netns.in_pod("node1-pod1", a),
-                                            dst_pod["ip"], seconds))
-            node_rates.append(tcp_throughput(lambda a: netns.in_node(n2, a),
-                                             lambda a: netns.in_node(n1, a),
-                                             dst_node["ip"], seconds))
-    return statistics.median(pod_rates) / 1e9, statistics.median(node_rates) / 1e9
+            pod_rates.append(iperf3.tcp(lambda a: netns.in_pod("node2-pod1", a),
+                                        lambda a: netns.in_pod("node1-pod1", a),
+                                        dst_pod["ip"], seconds)["gbps"])
+            node_rates.append(iperf3.tcp(lambda a: netns.in_node(n2, a),
+                                         lambda a: netns.in_node(n1, a),
+                                         dst_node["ip"], seconds)["gbps"])
+    return statistics.median(pod_rates), statistics.median(node_rates)
 
 
 def main(argv=None):

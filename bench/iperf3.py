@@ -1,38 +1,57 @@
-"""iperf3 as a measuring tool: run a server/client pair in two namespaces, parse its JSON."""
+"""iperf3: TCP and UDP throughput between two namespaces, from its JSON output."""
 import json
-import subprocess
-import time
+
+from .tool import ToolError, client_server
+
+PORT = 5201
 
 
-class ToolError(Exception):
-    """The tool failed; carries its own message."""
-
-
-def parse_tcp_json(text):
-    """Received bits per second of an `iperf3 -J` TCP run; ToolError with iperf3's message."""
+def _load(text):
     try:
         doc = json.loads(text)
     except ValueError:
         raise ToolError(f"iperf3 printed no JSON: {text.strip()[:200]!r}")
     if doc.get("error"):
         raise ToolError(f"iperf3: {doc['error']}")
+    return doc
+
+
+def parse_tcp_json(text):
+    """{'gbps', 'bytes', 'retransmits'} of an `iperf3 -J` TCP run (receiver side)."""
+    doc = _load(text)
     try:
-        return float(doc["end"]["sum_received"]["bits_per_second"])
+        received = doc["end"]["sum_received"]
+        return {"gbps": received["bits_per_second"] / 1e9, "bytes": received["bytes"],
+                "retransmits": doc["end"].get("sum_sent", {}).get("retransmits")}
     except (KeyError, TypeError):
-        raise ToolError("iperf3 JSON has no end.sum_received.bits_per_second")
+        raise ToolError("iperf3 JSON has no end.sum_received")
 
 
-def tcp_throughput(server_argv, client_argv, server_ip, seconds=5, streams=1, port=5201):
-    """Bits/s from the client's namespace to the server's. *_argv wrap a command into a namespace."""
-    server = subprocess.Popen(server_argv(["iperf3", "-s", "-1", "-p", str(port)]),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def parse_udp_json(text):
+    """{'gbps', 'bytes', 'loss_pct', 'jitter_ms'} of an `iperf3 -u -J` run (receiver side)."""
+    doc = _load(text)
     try:
-        time.sleep(0.3)  # let the server bind before the client connects
-        proc = subprocess.run(client_argv(["iperf3", "-c", server_ip, "-p", str(port), "-J",
-                                           "-t", str(seconds), "-P", str(streams)]),
-                              capture_output=True, text=True, timeout=seconds + 30)
-        return parse_tcp_json(proc.stdout or proc.stderr)
-    finally:
-        if server.poll() is None:
-            server.kill()
-        server.wait()
+        total = doc["end"]["sum"]
+        received = doc["end"].get("sum_received", total)
+        return {"gbps": received["bits_per_second"] / 1e9, "bytes": received["bytes"],
+                "loss_pct": float(total["lost_percent"]), "jitter_ms": float(total["jitter_ms"])}
+    except (KeyError, TypeError):
+        raise ToolError("iperf3 JSON has no end.sum")
+
+
+def tcp(server_argv, client_argv, server_ip, seconds, streams=1):
+    proc = client_server(
+        server_argv, ["iperf3", "-s", "-1", "-p", str(PORT)],
+        client_argv, ["iperf3", "-c", server_ip, "-p", str(PORT), "-J", "-t", str(seconds),
+                      "-P", str(streams)],
+        PORT, timeout=seconds + 30)
+    return parse_tcp_json(proc.stdout or proc.stderr)
+
+
+def udp(server_argv, client_argv, server_ip, seconds, rate, datagram):
+    proc = client_server(
+        server_argv, ["iperf3", "-s", "-1", "-p", str(PORT)],
+        client_argv, ["iperf3", "-c", server_ip, "-p", str(PORT), "-J", "-t", str(seconds),
+                      "-u", "-b", str(rate), "-l", str(datagram)],
+        PORT, timeout=seconds + 30)
+    return parse_udp_json(proc.stdout or proc.stderr)

@@ -42,10 +42,13 @@ def signals_interrupt():
             signal.signal(s, h)
 
 
+BARE = "bare"  # the underlay alone: nodes and racks, no CNI mode and no pods
+
+
 class Cluster:
     def __init__(self, spec, mode_name, state, verbose=False):
         self.spec = spec
-        self.mode = get_mode(mode_name)
+        self.mode = get_mode(mode_name) if mode_name != BARE else None
         self.state = state
         self.verbose = verbose
         self.underlay = None
@@ -56,10 +59,13 @@ class Cluster:
 
     @classmethod
     def create(cls, spec, mode_name, verbose=False, **facts):
-        """Check everything that can be checked, then make the run directory and state."""
-        mode = get_mode(mode_name)
-        mode.check(spec)
-        clashing = sorted({p.name for p in spec.pods} & set(netns.netns_list()))
+        """Check everything that can be checked, then make the run directory and state.
+
+        mode_name BARE builds the underlay only (the benchmark's node-to-node baseline)."""
+        if mode_name != BARE:
+            get_mode(mode_name).check(spec)
+        pods = spec.pods if mode_name != BARE else []
+        clashing = sorted({p.name for p in pods} & set(netns.netns_list()))
         if clashing:
             raise TestbedError(f"network namespaces {', '.join(clashing)} already exist; pods "
                                "need those names (`testbed clean` removes leftovers)")
@@ -85,22 +91,26 @@ class Cluster:
 
     def _build(self):
         spec, mode = self.spec, self.mode
-        leases = mode.plan(spec)
+        leases = mode.plan(spec) if mode else {}
         self.underlay = Underlay(spec, on_process=self.state.own_pid, verbose=self.verbose)
         self.underlay.build()
         for node_spec in spec.nodes:
             host = self.underlay.host(node_spec.name)
             node = NodeContext(node_spec.name, node_spec.rack, node_spec.ip,
                                netns.node_namespace(node_spec.name, host.pid),
-                               self.state.subdir("nodes", node_spec.name), leases[node_spec.name])
+                               self.state.subdir("nodes", node_spec.name),
+                               leases.get(node_spec.name))
             self.nodes[node.name] = node
             self.state.data["nodes"][node.name] = {
                 "pid": host.pid, "ip": str(node.ip.ip), "rack": node.rack,
-                "lease": str(node.lease)}
+                "lease": str(node.lease) if node.lease else "-"}
         if spec.has_router:
             router = self.underlay.host("router")
             self.state.data["routers"] = {"router": {"pid": router.pid}}
         self.state.save()
+        if mode is None:
+            self.state.update(pod_mtu=None)
+            return
         for node in self.nodes.values():
             mode.setup_node(spec, node)
         for node in self.nodes.values():
@@ -131,7 +141,8 @@ class Cluster:
         for pod in reversed(self.pods_up):
             attempt(self.runtime.delete_pod, pod, self.nodes[pod.node])
         self.pods_up = []
-        attempt(self.mode.stop, self)
+        if self.mode is not None:
+            attempt(self.mode.stop, self)
         if self.underlay is not None:
             attempt(self.underlay.stop)
             for entry in self.state.owned("pids"):

@@ -1,0 +1,39 @@
+"""Running a measuring tool as a server in one namespace and a client in another."""
+import subprocess
+import time
+
+
+class ToolError(Exception):
+    """The tool failed; carries its own message. Such a sample is recorded as failed."""
+
+
+def wait_listening(server_argv, port, timeout=5.0):
+    """Wait until something listens on `port` (TCP or UDP) in the server's namespace."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(server_argv(["ss", "-Hlnut", f"sport = :{port}"]),
+                             capture_output=True, text=True).stdout
+        if out.strip():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def client_server(server_argv, server_cmd, client_argv, client_cmd, port, timeout):
+    """Start the server, run the client to completion, stop the server; the client's result."""
+    server = subprocess.Popen(server_argv(server_cmd), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        if not wait_listening(server_argv, port):
+            server.kill()
+            _, err = server.communicate()
+            raise ToolError(f"{server_cmd[0]} server did not start: {err.strip()[:200]}")
+        try:
+            return subprocess.run(client_argv(client_cmd), capture_output=True, text=True,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ToolError(f"{client_cmd[0]} did not finish within {timeout:.0f} s")
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.communicate()

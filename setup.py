@@ -7,7 +7,7 @@ setup(
                 "modes on Mininet, with a benchmark harness",
     packages=["testbed", "testbed.cni", "bench", "controllers"],
     python_requires=">=3.9",
-    install_requires=["PyYAML>=5.4"],
+    install_requires=["PyYAML>=5.4", "matplotlib>=3.5"],
     extras_require={"test": ["pytest>=7"]},
     entry_points={"console_scripts": ["testbed=testbed.cli:main"]},
 )

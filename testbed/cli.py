@@ -186,6 +186,56 @@ def cmd_clean(_args):
     return 0
 
 
+# --- benchmark --------------------------------------------------------------------------
+def _csv(text):
+    return [x.strip() for x in text.split(",") if x.strip()] if text else None
+
+
+def cmd_bench(args):
+    from bench import harness, report
+    from bench.plot import plot_run
+    opt = harness.Options(
+        topo=args.topo, modes=_csv(args.modes), paths=_csv(args.paths), tests=_csv(args.tests),
+        repeats=args.repeats, duration=args.duration, rr_duration=args.rr_duration,
+        ping_count=args.ping_count, streams=args.streams, udp_rate=args.udp_rate, mtu=args.mtu,
+        bandwidth=args.bandwidth, delay=args.delay, out=args.out, warmup=not args.no_warmup,
+        label=args.label or "")
+    if opt.delay and not doctor.has("netem"):
+        raise TestbedError("--delay needs the kernel's netem qdisc, which this kernel lacks "
+                           "(see `testbed doctor`): delay cannot be emulated on this machine")
+    run_dir, summary, skipped = harness.run(opt)
+    for mode, reason in skipped.items():
+        print(f"mode {mode} left out: {reason}")
+    modes = [m for m in ["bare"] + (opt.modes or mode_names()) if m not in skipped]
+    print(report.summary_table(summary, list(dict.fromkeys(modes))))
+    print("\n".join(["throughput spread (coefficient of variation):"] +
+                    report.spread_lines(summary)))
+    if not args.no_plot:
+        plot_run(str(run_dir))
+    print(f"results: {run_dir}")
+    return 130 if summary["status"] == "interrupted" else 0
+
+
+def cmd_plot(args):
+    from bench import harness
+    from bench.plot import plot_compare, plot_run
+    runs = args.runs or [str(harness.newest_run(args.out))]
+    for run in runs:
+        if not os.path.isfile(os.path.join(run, "summary.json")):
+            raise TestbedError(f"{run}: not a benchmark run directory (no summary.json)")
+    if len(runs) == 1:
+        files = plot_run(runs[0])
+    elif len(runs) == 2:
+        out = os.path.join(os.path.dirname(os.path.normpath(runs[1])), "compare-" +
+                           "-vs-".join(os.path.basename(os.path.normpath(r)) for r in runs))
+        files = plot_compare(runs[0], runs[1], out)
+    else:
+        raise TestbedError("plot takes one run directory, or two to compare")
+    for f in files:
+        print(f)
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="testbed", description="An emulated Kubernetes pod network on one machine.")
@@ -216,6 +266,34 @@ def build_parser():
     get.add_argument("-o", "--output", choices=["table", "json"], default="table")
     get.set_defaults(func=cmd_get)
 
+    bench = sub.add_parser("bench", help="measure every mode side by side, write results/")
+    bench.add_argument("--topo", default=str(DEFAULT_TOPOLOGY))
+    bench.add_argument("--modes", help="comma list (default: every mode this machine supports)")
+    bench.add_argument("--paths", help="comma list of pod-same-node, pod-cross-node, "
+                       "pod-cross-rack, node-node, node-cross-rack (default: all)")
+    bench.add_argument("--tests", help="comma list of tcp-1, tcp-n, udp, tcp-rr, udp-rr, icmp "
+                       "(default: all)")
+    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--duration", type=int, default=4, help="seconds per throughput sample")
+    bench.add_argument("--rr-duration", type=int, default=2,
+                       help="seconds per request/response sample")
+    bench.add_argument("--ping-count", type=int, default=50)
+    bench.add_argument("--streams", type=int, default=4, help="parallel streams of tcp-n")
+    bench.add_argument("--udp-rate", default="1G", help="offered UDP rate (iperf3 -b)")
+    bench.add_argument("--mtu", type=int, help="underlay MTU")
+    bench.add_argument("--bandwidth", type=float, help="Mbit/s cap on every underlay link")
+    bench.add_argument("--delay", type=float, help="ms of delay per link end (needs netem)")
+    bench.add_argument("--out", default="results", help="where run directories go")
+    bench.add_argument("--label", help="appended to the run directory's name")
+    bench.add_argument("--no-warmup", action="store_true")
+    bench.add_argument("--no-plot", action="store_true")
+    bench.set_defaults(func=cmd_bench)
+
+    plot = sub.add_parser("plot", help="plot a run (or compare two): PNG and SVG")
+    plot.add_argument("runs", nargs="*", help="run directories (default: the newest)")
+    plot.add_argument("--out", default="results", help="where to look for the newest run")
+    plot.set_defaults(func=cmd_plot)
+
     sub.add_parser("status", help="list running clusters").set_defaults(func=cmd_status)
     sub.add_parser("doctor", help="what this machine offers").set_defaults(func=cmd_doctor)
     sub.add_parser("clean", help="remove leftovers of crashed runs").set_defaults(
@@ -225,7 +303,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if os.geteuid() != 0 and args.command not in ("status",):
+    if os.geteuid() != 0 and args.command not in ("status", "plot"):
         print("testbed: run as root (network namespaces need it)", file=sys.stderr)
         return 1
     try:

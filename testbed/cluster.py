@@ -9,7 +9,7 @@ import shutil
 import signal
 import time
 
-from . import netns
+from . import doctor, netns
 from . import spec as specmod
 from .cni import NodeContext, get_mode, mode_names
 from .errors import TestbedError
@@ -64,6 +64,9 @@ class Cluster:
         mode_name BARE builds the underlay only (the benchmark's node-to-node baseline)."""
         if mode_name != BARE:
             get_mode(mode_name).check(spec)
+        if any(rack.delay for rack in spec.racks) and not doctor.has("netem"):
+            raise TestbedError(f"{spec.path}: delay needs the kernel's netem qdisc, which this "
+                               "kernel lacks (see `testbed doctor`); delay cannot be emulated here")
         pods = spec.pods if mode_name != BARE else []
         clashing = sorted({p.name for p in pods} & set(netns.netns_list()))
         if clashing:

@@ -21,8 +21,9 @@ DEFAULT_MTU = 1500
 FIRST_NODE_HOST = 11  # nodes get .11, .12, ... of their rack subnet; .1 is the rack's router
 ROUTER_NAME = "router"
 
-TOP_KEYS = {"name", "podCIDR", "nodePrefix", "mtu", "mode", "bandwidth", "racks", "nodes"}
-RACK_KEYS = {"name", "subnet", "bandwidth"}
+TOP_KEYS = {"name", "podCIDR", "nodePrefix", "mtu", "mode", "bandwidth", "delay", "racks",
+            "nodes"}
+RACK_KEYS = {"name", "subnet", "bandwidth", "delay"}
 NODE_KEYS = {"name", "rack", "pods"}
 POD_KEYS = {"name", "namespace", "labels", "containers"}
 CONTAINER_KEYS = {"name", "command"}
@@ -49,6 +50,7 @@ class RackSpec:
     name: str
     subnet: ipaddress.IPv4Network
     bandwidth: Optional[float] = None  # Mbit/s of each link into the rack, None = unshaped
+    delay: Optional[float] = None      # ms added by netem at each end of each link into the rack
 
     @property
     def router_ip(self):
@@ -190,7 +192,10 @@ class _Validator:
         bandwidth = doc.get("bandwidth")
         if bandwidth is not None:
             bandwidth = self.number(bandwidth, "bandwidth", 1, 100000, float)
-        racks = self.racks(doc.get("racks"), bandwidth, pod_cidr)
+        delay = doc.get("delay")
+        if delay is not None:
+            delay = self.number(delay, "delay", 0, 10000, float)
+        racks = self.racks(doc.get("racks"), bandwidth, delay, pod_cidr)
         nodes = self.nodes(doc.get("nodes"), racks)
         capacity = 2 ** (prefix - pod_cidr.prefixlen)
         if len(nodes) > capacity:
@@ -201,7 +206,7 @@ class _Validator:
         return ClusterSpec(name, str(self.path), pod_cidr, prefix, mtu, mode,
                            tuple(racks), tuple(nodes))
 
-    def racks(self, docs, bandwidth, pod_cidr):
+    def racks(self, docs, bandwidth, delay, pod_cidr):
         if docs is None:
             docs = [{"name": "rack1"}]
         if not isinstance(docs, list) or not docs:
@@ -221,7 +226,10 @@ class _Validator:
             bw = doc.get("bandwidth", bandwidth)
             if bw is not None:
                 bw = self.number(bw, f"{fld}.bandwidth", 1, 100000, float)
-            racks.append(RackSpec(name, subnet, bw))
+            dl = doc.get("delay", delay)
+            if dl is not None:
+                dl = self.number(dl, f"{fld}.delay", 0, 10000, float)
+            racks.append(RackSpec(name, subnet, bw, dl or None))
         return racks
 
     def nodes(self, docs, racks):

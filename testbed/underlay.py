@@ -67,15 +67,14 @@ class Underlay:
             host = self.net.addHost(node.name, cls=Host, ip=str(node.ip))
             self.on_process(host.pid, f"node {node.name}")
             rack = spec.rack(node.rack)
-            self._link(host, switches[rack.name], UNDERLAY_DEV, node.name, str(node.ip),
-                       rack.bandwidth)
+            self._link(host, switches[rack.name], UNDERLAY_DEV, node.name, str(node.ip), rack)
         if spec.has_router:
             first = spec.racks[0]
             router = self.net.addHost(ROUTER_NAME, cls=Host, ip=str(first.router_ip))
             self.on_process(router.pid, "rack router")
             for rack in spec.racks:
                 self._link(router, switches[rack.name], rack.name, ROUTER_NAME,
-                           str(rack.router_ip), rack.bandwidth)
+                           str(rack.router_ip), rack)
         self.net.build()
         self.net.start()
         for host in self.net.hosts:
@@ -87,10 +86,15 @@ class Underlay:
                 self.host(node.name).cmd("ip route replace default via", gateway)
         return self
 
-    def _link(self, host, switch, host_intf, switch_intf, ip, bandwidth):
+    def _link(self, host, switch, host_intf, switch_intf, ip, rack):
         params = {"intfName1": host_intf, "intfName2": switch_intf, "params1": {"ip": ip}}
-        if bandwidth:
-            self.net.addLink(host, switch, cls=TCLink, bw=bandwidth, **params)
+        shaping = {}
+        if rack.bandwidth:
+            shaping["bw"] = rack.bandwidth  # tc htb at both ends
+        if rack.delay:
+            shaping["delay"] = f"{rack.delay:g}ms"  # tc netem at both ends
+        if shaping:
+            self.net.addLink(host, switch, cls=TCLink, **shaping, **params)
         else:
             self.net.addLink(host, switch, cls=Link, **params)
 

@@ -30,6 +30,7 @@ class Mode:
     summary = ""
     requires = ()  # doctor feature names this mode cannot work without
     encap_overhead = 0  # bytes the datapath adds per packet; pod MTU = underlay MTU - this
+    datapath = ""       # how packets move, recorded with benchmark results
 
     def check(self, spec):
         """Refuse a topology the mode cannot wire, before anything is built."""
@@ -59,6 +60,10 @@ class Mode:
 
     def stop(self, cluster):
         """Stop what start() started."""
+
+    def daemons(self, cluster):
+        """{label: pid} of the mode's own processes, whose CPU a benchmark reports apart."""
+        return {}
 
     def describe_node(self, node):
         """Short facts shown by `testbed get nodes`."""

@@ -12,6 +12,7 @@ from .flannel import FlannelMode
 class HostGwMode(FlannelMode):
     name = "host-gw"
     summary = "flannel host-gw: routes to peer leases via peer node IPs (one L2 segment)"
+    datapath = "kernel: IP routes via peer nodes, Linux bridge cni0"
 
     def check(self, spec):
         super().check(spec)

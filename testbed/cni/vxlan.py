@@ -18,6 +18,7 @@ class VxlanMode(FlannelMode):
     summary = "flannel vxlan: kernel VXLAN device flannel.1 (VNI 1, UDP 8472)"
     requires = FlannelMode.requires + ("vxlan",)
     encap_overhead = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
+    datapath = "kernel: VXLAN device flannel.1, Linux bridge cni0"
 
     def setup_backend(self, spec, node):
         run = node.ns.run

@@ -2,9 +2,12 @@
 import ipaddress
 import json
 
+import pytest
+
 from bench import iperf3
 from testbed import netns
 from testbed.cluster import Cluster, load_spec
+from testbed.errors import TestbedError
 
 from .conftest import TOPO, unique_name
 
@@ -39,3 +42,22 @@ def test_bandwidth_caps_underlay_links(tmp_path, require):
         gbps = iperf3.tcp(lambda a: netns.in_node(n2["pid"], a),
                           lambda a: netns.in_node(n1["pid"], a), n2["ip"], seconds=2)["gbps"]
     assert 0.030 < gbps < 0.055, f"{gbps * 1000:.1f} Mbit/s through a 50 Mbit/s cap"
+
+
+def test_delay_is_refused_clearly_without_netem(tmp_path, caps):
+    if caps.get("netem"):
+        pytest.skip("this kernel has netem; the refusal only applies without it")
+    topo = tmp_path / "delayed.yaml"
+    topo.write_text((TOPO / "default.yaml").read_text() + "delay: 5\n")
+    with pytest.raises(TestbedError, match="delay needs the kernel's netem qdisc"):
+        Cluster.create(load_spec(topo, unique_name()), "vxlan")
+
+
+def test_delay_adds_round_trip_time_with_netem(tmp_path, require):
+    require("netem", "vxlan")
+    topo = tmp_path / "delayed.yaml"
+    topo.write_text((TOPO / "default.yaml").read_text() + "delay: 5\n")
+    with Cluster.create(load_spec(topo, unique_name()), "vxlan") as cluster:
+        out = cluster.nodes["node1"].ns.run("ping", "-c3", "-i0.2", "192.168.1.12")
+    avg = float(out.rsplit("=", 1)[1].split("/")[1])
+    assert avg >= 19, "5 ms at both ends of two links is 20 ms round trip"

@@ -126,3 +126,9 @@ def test_rack_subnet_too_small_for_its_nodes():
     err = error_of("racks: [{name: r, subnet: 192.168.9.0/28}]\n"
                    "nodes: [{name: a}, {name: b}, {name: c}, {name: d}, {name: e}]")
     assert err.field == "nodes[4].rack" and "no address left" in str(err)
+
+
+def test_bandwidth_and_delay_apply_to_racks_unless_a_rack_overrides():
+    spec = parse("bandwidth: 100\ndelay: 2\nracks: [{name: r1}, {name: r2, bandwidth: 10, delay: 0}]"
+                 "\nnodes: [{name: a, rack: r1}, {name: b, rack: r2}]")
+    assert [(r.bandwidth, r.delay) for r in spec.racks] == [(100.0, 2.0), (10.0, None)]

@@ -1,0 +1,215 @@
+"""The benchmark: every mode the machine supports plus the bare underlay, side by side.
+
+Rounds are interleaved: repeat r brings up each mode's cluster in turn (the order rotating from
+one repeat to the next), so that drift of the machine spreads evenly over the modes. Each
+cluster gets a warm-up before its samples. A failing tool marks its sample failed with the
+tool's message and the run goes on; Ctrl-C keeps the samples so far and tears the cluster down.
+"""
+import dataclasses
+import datetime
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from testbed import doctor
+from testbed.cluster import BARE, Cluster, Interrupted, load_spec, signals_interrupt
+from testbed.cni import get_mode, mode_names
+from testbed.errors import TestbedError
+
+from . import iperf3
+from .cpu import CpuMeter
+from .measures import BY_NAME as MEASURES, MEASURES as ALL_MEASURES
+from .paths import BY_NAME as PATHS, PATHS as ALL_PATHS, NotApplicable, endpoints
+from .progress import Progress
+from .results import RunWriter, machine_facts
+from .tool import ToolError
+
+REPO = Path(__file__).resolve().parent.parent
+CLUSTER_OVERHEAD_S = 2.0  # estimated bring-up + teardown + warm-up per cluster, for progress
+
+
+@dataclass
+class Options:
+    topo: str = str(REPO / "topologies" / "default.yaml")
+    modes: Optional[list] = None   # None: every registered mode the machine supports
+    paths: Optional[list] = None   # None: every path
+    tests: Optional[list] = None   # None: every test
+    repeats: int = 3
+    duration: int = 4              # seconds per throughput sample
+    rr_duration: int = 2           # seconds per request/response sample
+    ping_count: int = 50           # ICMP echoes per sample (10 ms apart)
+    streams: int = 4               # parallel streams of tcp-n
+    udp_rate: str = "1G"           # offered UDP rate (iperf3 -b)
+    mtu: Optional[int] = None      # underlay MTU override
+    bandwidth: Optional[float] = None  # Mbit/s cap on every underlay link
+    delay: Optional[float] = None      # ms of netem delay on every underlay link end
+    out: str = "results"
+    warmup: bool = True
+    label: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _check_choice(kind, chosen, known):
+    unknown = [c for c in chosen or [] if c not in known]
+    if unknown:
+        raise TestbedError(f"unknown {kind} {', '.join(unknown)} (known: {', '.join(known)})")
+
+
+def prepare_spec(opt):
+    spec = load_spec(opt.topo)
+    if opt.mtu:
+        if not 1280 <= opt.mtu <= 9000:
+            raise TestbedError(f"--mtu {opt.mtu}: must be from 1280 to 9000")
+        spec = dataclasses.replace(spec, mtu=opt.mtu)
+    if opt.bandwidth or opt.delay:
+        racks = tuple(dataclasses.replace(r, bandwidth=opt.bandwidth or r.bandwidth,
+                                          delay=opt.delay or r.delay) for r in spec.racks)
+        spec = dataclasses.replace(spec, racks=racks)
+    return spec
+
+
+def choose_modes(opt, spec, caps):
+    """([modes to run, bare first], {mode: reason it is left out})."""
+    known = mode_names()
+    _check_choice("mode", [m for m in opt.modes or [] if m != BARE], known)
+    wanted = opt.modes or known
+    run, skipped = [BARE], {}
+    for name in wanted:
+        if name == BARE:
+            continue
+        mode = get_mode(name)
+        missing = doctor.missing_for(mode.requires, caps)
+        if missing:
+            skipped[name] = f"this machine lacks {', '.join(missing)} (testbed doctor)"
+            continue
+        try:
+            mode.check(spec)
+        except TestbedError as e:
+            skipped[name] = str(e).split(": ", 1)[-1]
+            continue
+        run.append(name)
+    return run, skipped
+
+
+def plan_rounds(modes, repeats):
+    """[(repeat, mode)] with the mode order rotated each repeat."""
+    rounds = []
+    for r in range(repeats):
+        k = r % len(modes)
+        rounds += [(r + 1, m) for m in modes[k:] + modes[:k]]
+    return rounds
+
+
+def paths_for(mode, chosen):
+    kind = "node" if mode == BARE else "pod"
+    return [p for p in ALL_PATHS if p.kind == kind and (chosen is None or p.name in chosen
+                                                         or _baseline_wanted(p, chosen))]
+
+
+def _baseline_wanted(path, chosen):
+    """A node path is measured when a chosen pod path is compared with it."""
+    return path.kind == "node" and any(PATHS[c].baseline == path.name for c in chosen)
+
+
+def _warm_up(client, server):
+    """ARP/FDB entries, route caches and TCP slow start are not what a sample should measure."""
+    subprocess.run(client.argv(["ping", "-c2", "-i0.05", "-W1", server.ip]), capture_output=True)
+    try:
+        iperf3.tcp(server.argv, client.argv, server.ip, 1)
+    except ToolError:
+        pass  # the samples themselves will record the failure
+
+
+def measure_sample(measure, client, server, opt, mtu, daemons):
+    meter = CpuMeter(daemons).start()
+    started = time.monotonic()
+    metrics = measure.run(client, server, opt, mtu)
+    cpu = meter.stop()
+    metrics["cpu_s"] = cpu["machine"]
+    gigabytes = metrics.get("bytes", 0) / 1e9
+    if measure.moves_bytes and gigabytes > 0:
+        metrics["cpu_s_per_gb"] = cpu["machine"] / gigabytes
+    for label, seconds in cpu["daemons"].items():
+        metrics[f"daemon_cpu_s.{label}"] = seconds
+        if measure.moves_bytes and gigabytes > 0:
+            metrics[f"daemon_cpu_s_per_gb.{label}"] = seconds / gigabytes
+    return metrics, time.monotonic() - started
+
+
+def run(opt, progress_stream=None):
+    """Run the benchmark; returns (run_dir, summary, skipped modes)."""
+    _check_choice("path", opt.paths, list(PATHS))
+    _check_choice("test", opt.tests, list(MEASURES))
+    spec = prepare_spec(opt)
+    caps = doctor.capabilities()
+    modes, skipped = choose_modes(opt, spec, caps)
+    measures = [m for m in ALL_MEASURES if opt.tests is None or m.name in opt.tests]
+    rounds = plan_rounds(modes, opt.repeats)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(opt.out) / f"{stamp}-{spec.name}{'-' + opt.label if opt.label else ''}"
+    writer = RunWriter(run_dir)
+    datapaths = {"underlay": "Linux bridge per rack (kernel)" +
+                 (", tc htb" if opt.bandwidth else "") + (", tc netem" if opt.delay else "")}
+    datapaths.update({m: get_mode(m).datapath for m in modes if m != BARE})
+    options = {k: v for k, v in dataclasses.asdict(opt).items() if k != "extra"}
+    writer.write_json("machine.json", {**machine_facts(REPO, datapaths, options),
+                                       "topology": spec.path, "modes": modes,
+                                       "skipped_modes": skipped})
+    estimate = sum(CLUSTER_OVERHEAD_S + len(paths_for(m, opt.paths)) *
+                   sum(x.seconds(opt) for x in measures) for _, m in rounds)
+    progress = Progress(estimate, progress_stream)
+    status = "complete"
+    try:
+        with signals_interrupt():
+            for repeat, mode in rounds:
+                _run_round(repeat, mode, spec, opt, measures, writer, progress)
+    except (KeyboardInterrupt, Interrupted):
+        status = "interrupted"
+    finally:
+        progress.close()
+        summary = writer.finish(status)
+    return run_dir, summary, skipped
+
+
+def _run_round(repeat, mode, spec, opt, measures, writer, progress):
+    label = f"repeat {repeat}/{opt.repeats}"
+    progress.show(f"{mode}: bringing the cluster up ({label})")
+    cluster = Cluster.create(spec, mode)
+    with cluster:
+        daemons = cluster.mode.daemons(cluster) if cluster.mode else {}
+        mtu = cluster.state.data.get("pod_mtu") or spec.mtu
+        progress.advance(CLUSTER_OVERHEAD_S)
+        for path in paths_for(mode, opt.paths):
+            cost = sum(m.seconds(opt) for m in measures)
+            try:
+                client, server = endpoints(path, cluster.state.data)
+            except NotApplicable as e:
+                writer.skip(mode, path.name, str(e))
+                progress.advance(cost)
+                continue
+            if opt.warmup:
+                progress.show(f"{mode} {path.name}: warm-up ({label})")
+                _warm_up(client, server)
+            for measure in measures:
+                progress.show(f"{mode} {path.name} {measure.name} ({label})")
+                sample = {"repeat": repeat, "mode": mode, "path": path.name,
+                          "test": measure.name, "client": client.name, "server": server.name,
+                          "started": datetime.datetime.now().isoformat(timespec="seconds")}
+                try:
+                    sample["metrics"], sample["seconds"] = measure_sample(
+                        measure, client, server, opt, mtu, daemons)
+                    sample["ok"], sample["error"] = True, None
+                except ToolError as e:
+                    sample.update(ok=False, error=str(e), metrics={})
+                writer.add(sample)
+                progress.advance(measure.seconds(opt))
+
+
+def newest_run(out="results"):
+    runs = sorted(p for p in Path(out).glob("*/summary.json")) if os.path.isdir(out) else []
+    if not runs:
+        raise TestbedError(f"no benchmark run under {out}/ (run `testbed bench` first)")
+    return runs[-1].parent

@@ -1,0 +1,74 @@
+"""The tests a benchmark runs on each path, each with the real tool that measures it."""
+from dataclasses import dataclass
+from typing import Callable
+
+from . import iperf3, ping, sockperf
+
+IP_UDP_HEADERS = 28
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str
+    title: str
+    moves_bytes: bool    # CPU cost is reported per GB moved only for these
+    run: Callable        # (client, server, options, mtu) -> metrics dict
+    seconds: Callable    # (options) -> expected duration, for the progress estimate
+
+
+def _tcp1(client, server, opt, mtu):
+    return iperf3.tcp(server.argv, client.argv, server.ip, opt.duration, streams=1)
+
+
+def _tcpn(client, server, opt, mtu):
+    return iperf3.tcp(server.argv, client.argv, server.ip, opt.duration, streams=opt.streams)
+
+
+def _udp(client, server, opt, mtu):
+    # datagrams that fit the path MTU: fragmented UDP would measure reassembly, not the mode
+    return iperf3.udp(server.argv, client.argv, server.ip, opt.duration, opt.udp_rate,
+                      mtu - IP_UDP_HEADERS)
+
+
+def _tcp_rr(client, server, opt, mtu):
+    return sockperf.pingpong(server.argv, client.argv, server.ip, opt.rr_duration, "tcp")
+
+
+def _udp_rr(client, server, opt, mtu):
+    return sockperf.pingpong(server.argv, client.argv, server.ip, opt.rr_duration, "udp")
+
+
+def _icmp(client, server, opt, mtu):
+    return ping.icmp_rtt(client.argv, server.ip, count=opt.ping_count)
+
+
+MEASURES = (
+    Measure("tcp-1", "TCP throughput, 1 stream (iperf3)", True, _tcp1,
+            lambda o: o.duration + 1),
+    Measure("tcp-n", "TCP throughput, N streams (iperf3 -P)", True, _tcpn,
+            lambda o: o.duration + 1),
+    Measure("udp", "UDP throughput and loss at an offered rate (iperf3 -u)", True, _udp,
+            lambda o: o.duration + 1),
+    Measure("tcp-rr", "TCP request/response latency (sockperf ping-pong)", False, _tcp_rr,
+            lambda o: o.rr_duration + 1),
+    Measure("udp-rr", "UDP request/response latency (sockperf ping-pong)", False, _udp_rr,
+            lambda o: o.rr_duration + 1),
+    Measure("icmp", "ICMP round-trip time (ping)", False, _icmp,
+            lambda o: o.ping_count * 0.01 + 0.5),
+)
+BY_NAME = {m.name: m for m in MEASURES}
+
+UNITS = {
+    "gbps": "Gbit/s", "bytes": "B", "retransmits": "segments", "loss_pct": "%",
+    "jitter_ms": "ms", "p50_us": "µs", "p99_us": "µs", "avg_us": "µs",
+    "rtt_p50_ms": "ms", "rtt_p99_ms": "ms", "rtt_avg_ms": "ms",
+    "cpu_s": "CPU s", "cpu_s_per_gb": "CPU s/GB",
+}
+
+
+def unit_of(metric):
+    if metric.startswith("daemon_cpu_s_per_gb"):
+        return "CPU s/GB"
+    if metric.startswith("daemon_cpu_s"):
+        return "CPU s"
+    return UNITS.get(metric, "")

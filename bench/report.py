@@ -1,0 +1,63 @@
+"""The summary table printed at the end of a run (and by `testbed plot`)."""
+from testbed.inventory import render_table
+
+from .paths import PATHS
+
+# (column title, test, metric, format)
+COLUMNS = (
+    ("TCP-1 Gbit/s", "tcp-1", "gbps", "{:.2f}"),
+    ("TCP-N Gbit/s", "tcp-n", "gbps", "{:.2f}"),
+    ("UDP Gbit/s", "udp", "gbps", "{:.2f}"),
+    ("UDP loss %", "udp", "loss_pct", "{:.1f}"),
+    ("TCP RR p50/p99 µs", "tcp-rr", ("p50_us", "p99_us"), "{:.1f}"),
+    ("ICMP p50 ms", "icmp", "rtt_p50_ms", "{:.3f}"),
+    ("CPU s/GB (TCP-1)", "tcp-1", "cpu_s_per_gb", "{:.2f}"),
+)
+
+
+def _index(summary):
+    return {(r["mode"], r["path"], r["test"], r["metric"]): r for r in summary["rows"]}
+
+
+def _cell(rows, mode, path, test, metric, fmt, with_ratio):
+    metrics = metric if isinstance(metric, tuple) else (metric,)
+    found = [rows.get((mode, path, test, m)) for m in metrics]
+    if not all(found):
+        return "-"
+    text = "/".join(fmt.format(r["median"]) for r in found)
+    ratio = found[0].get("ratio_to_bare")
+    if with_ratio and ratio is not None:
+        text += f" ({ratio:.2f}×)"
+    return text
+
+
+def summary_table(summary, modes):
+    """One row per mode and path; throughput columns carry the ratio to bare in brackets."""
+    rows = _index(summary)
+    table = [("MODE", "PATH") + tuple(c[0] for c in COLUMNS)]
+    for mode in modes:
+        for path in PATHS:
+            if not any(k[0] == mode and k[1] == path.name for k in rows):
+                continue
+            table.append((mode, path.name) + tuple(
+                _cell(rows, mode, path.name, test, metric, fmt, metric == "gbps")
+                for _, test, metric, fmt in COLUMNS))
+    lines = [render_table(table), "(×) = ratio to the bare underlay on the same kind of path "
+             "(node to node), measured in the same run; medians over repeats"]
+    for f in summary.get("failures", []):
+        lines.append(f"FAILED {f['count']}× {f['mode']} {f['path']} {f['test']}: "
+                     + "; ".join(f["errors"]))
+    for na in summary.get("not_applicable", []):
+        lines.append(f"not applicable: {na['mode']} {na['path']}: {na['reason']}")
+    return "\n".join(lines)
+
+
+def spread_lines(summary, metric="gbps", limit=0.05):
+    """Coefficient of variation of throughput samples per mode/path/test, flagged above limit."""
+    out = []
+    for r in summary["rows"]:
+        if r["metric"] == metric and r["cv"] is not None:
+            flag = "  > 5%" if r["cv"] > limit else ""
+            out.append(f"{r['mode']:<8} {r['path']:<16} {r['test']:<6} CV {r['cv'] * 100:5.1f}% "
+                       f"over {r['n']} samples{flag}")
+    return out

@@ -1,0 +1,167 @@
+"""A benchmark run's directory: machine facts, every sample, a tidy CSV and the summaries.
+
+Plots are made from these files alone, so any run can be re-plotted or compared later.
+  machine.json   kernel, CPU, cores, tool versions, datapaths, commit, options
+  samples.jsonl  one JSON line per sample, appended as it is measured (survives a crash)
+  samples.json   all samples, written at the end
+  results.csv    one row per sample and metric
+  summary.json   medians, confidence intervals, ratios to bare, failures, paths not applicable
+"""
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections import defaultdict
+
+from . import stats
+from .measures import unit_of
+from .paths import BY_NAME as PATHS
+
+BARE = "bare"
+RATIO_METRICS = ("gbps", "p50_us", "p99_us", "rtt_p50_ms", "cpu_s_per_gb")
+CSV_FIELDS = ("run", "repeat", "mode", "path", "test", "metric", "value", "unit", "ok", "error")
+
+
+def _first_line(argv, env=None):
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=10, env=env)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    out = (proc.stdout or proc.stderr).strip().splitlines()
+    return out[0].strip() if out else None
+
+
+def _read_key(path, key):
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key):
+                    return line.split(":", 1)[1].strip() if ":" in line else \
+                        line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return None
+
+
+def _cni_plugin_version(path="/usr/lib/cni/bridge"):
+    out = _first_line([path], env={"CNI_COMMAND": "VERSION"})
+    try:
+        return json.loads(out).get("supportedVersions", [])[-1] if out else None
+    except (ValueError, IndexError, AttributeError):
+        return out
+
+
+def machine_facts(repo, datapaths, options):
+    import mininet.net
+    commit = _first_line(["git", "-C", str(repo), "rev-parse", "HEAD"])
+    dirty = _first_line(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"])
+    return {
+        "kernel": platform.release(),
+        "os": _read_key("/etc/os-release", "PRETTY_NAME="),
+        "cpu_model": _read_key("/proc/cpuinfo", "model name"),
+        "cores": os.cpu_count(),
+        "memory": _read_key("/proc/meminfo", "MemTotal"),
+        "python": sys.version.split()[0],
+        "tools": {
+            "iperf3": _first_line(["iperf3", "--version"]),
+            "sockperf": _first_line(["sockperf", "--version"]),
+            "ping": _first_line(["ping", "-V"]),
+            "mininet": getattr(mininet.net, "VERSION", None),
+            "cni-plugins (spec versions up to)": _cni_plugin_version(),
+        },
+        "datapaths": datapaths,
+        "commit": commit,
+        "commit_dirty": bool(dirty),
+        "options": options,
+    }
+
+
+class RunWriter:
+    def __init__(self, run_dir):
+        self.dir = str(run_dir)
+        os.makedirs(self.dir, exist_ok=True)
+        self.samples = []
+        self.not_applicable = []
+
+    def write_json(self, name, doc):
+        with open(os.path.join(self.dir, name), "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True, default=str)
+
+    def add(self, sample):
+        self.samples.append(sample)
+        with open(os.path.join(self.dir, "samples.jsonl"), "a") as f:
+            f.write(json.dumps(sample, sort_keys=True) + "\n")
+
+    def skip(self, mode, path, reason):
+        entry = {"mode": mode, "path": path, "reason": reason}
+        if entry not in self.not_applicable:
+            self.not_applicable.append(entry)
+
+    def finish(self, status):
+        run = os.path.basename(self.dir)
+        self.write_json("samples.json", self.samples)
+        with open(os.path.join(self.dir, "results.csv"), "w", newline="") as f:
+            writer = csv.DictWriter(f, CSV_FIELDS)
+            writer.writeheader()
+            for row in tidy_rows(run, self.samples):
+                writer.writerow(row)
+        summary = summarize(self.samples)
+        summary["not_applicable"] = self.not_applicable
+        summary["status"] = status
+        self.write_json("summary.json", summary)
+        return summary
+
+
+def tidy_rows(run, samples):
+    for s in samples:
+        base = {"run": run, "repeat": s["repeat"], "mode": s["mode"], "path": s["path"],
+                "test": s["test"], "ok": s["ok"], "error": s.get("error") or ""}
+        if not s["ok"]:
+            yield {**base, "metric": "", "value": "", "unit": ""}
+            continue
+        for metric, value in sorted(s["metrics"].items()):
+            yield {**base, "metric": metric, "value": value, "unit": unit_of(metric)}
+
+
+def summarize(samples):
+    """Per (mode, path, test, metric): median, CI, CV over the successful samples; ratios to bare."""
+    values = defaultdict(list)
+    failures = defaultdict(list)
+    for s in samples:
+        key = (s["mode"], s["path"], s["test"])
+        if s["ok"]:
+            for metric, value in s["metrics"].items():
+                if isinstance(value, (int, float)):
+                    values[key + (metric,)].append(float(value))
+        else:
+            failures[key].append(s["error"])
+    rows = []
+    for (mode, path, test, metric), xs in sorted(values.items()):
+        low, high, coverage = stats.median_ci(xs)
+        rows.append({"mode": mode, "path": path, "test": test, "metric": metric,
+                     "unit": unit_of(metric), "n": len(xs),
+                     "failed": len(failures.get((mode, path, test), [])),
+                     "median": stats.percentile(xs, 50), "ci_low": low, "ci_high": high,
+                     "ci_coverage": coverage, "cv": stats.cv(xs)})
+    bare = {(r["path"], r["test"], r["metric"]): r["median"] for r in rows if r["mode"] == BARE}
+    for r in rows:
+        baseline = PATHS[r["path"]].baseline if r["path"] in PATHS else ""
+        ref = bare.get((baseline, r["test"], r["metric"]))
+        if r["mode"] != BARE and r["metric"] in RATIO_METRICS and ref:
+            r["ratio_to_bare"] = r["median"] / ref
+            r["bare_path"] = baseline
+    return {"rows": rows,
+            "failures": [{"mode": m, "path": p, "test": t, "count": len(errs),
+                          "errors": sorted(set(errs))}
+                         for (m, p, t), errs in sorted(failures.items())]}
+
+
+def load_run(run_dir):
+    def read(name):
+        with open(os.path.join(run_dir, name)) as f:
+            return json.load(f)
+    return {"dir": str(run_dir), "name": os.path.basename(os.path.normpath(run_dir)),
+            "machine": read("machine.json"), "summary": read("summary.json"),
+            "samples": read("samples.json")}

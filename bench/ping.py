@@ -26,5 +26,6 @@ def parse_ping(text):
 def icmp_rtt(client_argv, server_ip, count=50, interval=0.01):
     proc = subprocess.run(client_argv(["ping", "-c", str(count), "-i", str(interval), "-W", "2",
                                        server_ip]),
-                          capture_output=True, text=True, timeout=count * interval + 30)
+                          capture_output=True, text=True, timeout=count * interval + 30,
+                          start_new_session=True)
     return parse_ping(proc.stdout + proc.stderr)

@@ -21,8 +21,10 @@ def wait_listening(server_argv, port, timeout=5.0):
 
 def client_server(server_argv, server_cmd, client_argv, client_cmd, port, timeout):
     """Start the server, run the client to completion, stop the server; the client's result."""
+    # own sessions: a Ctrl-C at the terminal reaches the harness, which stops cleanly, and
+    # not the tools, which would otherwise report the interruption as a result
     server = subprocess.Popen(server_argv(server_cmd), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         if not wait_listening(server_argv, port):
             server.kill()
@@ -30,7 +32,7 @@ def client_server(server_argv, server_cmd, client_argv, client_cmd, port, timeou
             raise ToolError(f"{server_cmd[0]} server did not start: {err.strip()[:200]}")
         try:
             return subprocess.run(client_argv(client_cmd), capture_output=True, text=True,
-                                  timeout=timeout)
+                                  timeout=timeout, start_new_session=True)
         except subprocess.TimeoutExpired:
             raise ToolError(f"{client_cmd[0]} did not finish within {timeout:.0f} s")
     finally:

@@ -1,0 +1,142 @@
+"""The benchmark on real clusters: a smoke run of every mode, faults, Ctrl-C, plots."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench import harness
+from bench.paths import endpoints as real_endpoints
+from testbed import netns
+from testbed.cni import mode_names
+
+from .conftest import REPO, TOPO, Footprint, run_testbed
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SMOKE = ["--repeats", "1", "--duration", "1", "--rr-duration", "1", "--ping-count", "10"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    out = tmp_path_factory.mktemp("results")
+    before = Footprint()
+    proc = run_testbed("bench", "--topo", TOPO / "default.yaml", "--out", out, *SMOKE,
+                       timeout=600)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    runs = list(out.iterdir())
+    assert len(runs) == 1
+    return runs[0], proc, before
+
+
+def test_smoke_run_writes_every_field(smoke_run):
+    run_dir, proc, _ = smoke_run
+    machine = json.loads((run_dir / "machine.json").read_text())
+    for key in ("kernel", "cpu_model", "cores", "tools", "datapaths", "commit", "options"):
+        assert machine[key], key
+    assert set(machine["tools"]) >= {"iperf3", "sockperf", "ping", "mininet"}
+    assert machine["modes"][0] == "bare" and set(machine["modes"][1:]) == set(mode_names())
+    assert machine["datapaths"]["vxlan"].startswith("kernel")
+
+    samples = json.loads((run_dir / "samples.json").read_text())
+    seen = {(s["mode"], s["path"], s["test"]) for s in samples}
+    tests = {"tcp-1", "tcp-n", "udp", "tcp-rr", "udp-rr", "icmp"}
+    for mode in mode_names():
+        for path in ("pod-same-node", "pod-cross-node"):
+            assert {t for m, p, t in seen if (m, p) == (mode, path)} == tests
+    assert {t for m, p, t in seen if (m, p) == ("bare", "node-node")} == tests
+    assert all(s["ok"] for s in samples), [s["error"] for s in samples if not s["ok"]]
+    by = {(s["mode"], s["path"], s["test"]): s["metrics"] for s in samples}
+    tcp = by[("vxlan", "pod-cross-node", "tcp-1")]
+    assert tcp["gbps"] > 0.1 and tcp["cpu_s_per_gb"] > 0 and tcp["bytes"] > 0
+    rr = by[("vxlan", "pod-cross-node", "tcp-rr")]
+    assert 0 < rr["p50_us"] <= rr["p99_us"]
+    assert by[("bare", "node-node", "udp")]["loss_pct"] >= 0
+
+    with open(run_dir / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["metric"] for r in rows} >= {"gbps", "p50_us", "p99_us", "rtt_p50_ms",
+                                          "cpu_s_per_gb", "loss_pct"}
+    assert len({(r["mode"], r["path"], r["test"]) for r in rows}) == len(seen)
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "complete"
+    ratios = [r for r in summary["rows"] if r.get("ratio_to_bare")]
+    assert {r["mode"] for r in ratios} == set(mode_names())
+    assert {"mode": "vxlan", "path": "pod-cross-rack",
+            "reason": "the topology has a single rack"} in summary["not_applicable"]
+    assert "ratio to the bare underlay" in proc.stdout and "vxlan" in proc.stdout
+
+
+def test_smoke_run_plots_are_real_images_and_cleanup_is_complete(smoke_run):
+    run_dir, _, before = smoke_run
+    for name in ("throughput", "latency", "cpu", "ratio"):
+        png = (run_dir / f"{name}.png").read_bytes()
+        assert png.startswith(PNG_MAGIC) and len(png) > 20000, name
+        assert (run_dir / f"{name}.svg").read_text().lstrip().startswith("<?xml")
+    assert Footprint().leftovers(before) == []
+
+
+def test_plot_compares_two_runs(smoke_run, tmp_path):
+    run_dir, _, _ = smoke_run
+    twin = tmp_path / "twin"
+    subprocess.run(["cp", "-r", str(run_dir), str(twin)], check=True)
+    proc = run_testbed("plot", run_dir, twin, check=True)
+    compare = [line for line in proc.stdout.splitlines() if line.endswith("compare.png")]
+    assert compare and open(compare[0], "rb").read().startswith(PNG_MAGIC)
+
+
+def test_a_failing_tool_marks_its_sample_and_the_run_goes_on(tmp_path, monkeypatch, require):
+    require("vxlan", "iptables")
+
+    def endpoints_with_a_firewall(path, data):
+        client, server = real_endpoints(path, data)
+        if path.name == "pod-cross-node":  # iperf3's port refuses in the server pod
+            netns.run(netns.in_pod(server.netns, [
+                "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "5201",
+                "-j", "REJECT", "--reject-with", "tcp-reset"]))
+        return client, server
+
+    monkeypatch.setattr(harness, "endpoints", endpoints_with_a_firewall)
+    opt = harness.Options(topo=str(TOPO / "default.yaml"), modes=["vxlan"],
+                          tests=["tcp-1", "icmp"], repeats=1, duration=1, ping_count=5,
+                          out=str(tmp_path), warmup=False)
+    run_dir, summary, _ = harness.run(opt, progress_stream=open(os.devnull, "w"))
+    samples = json.loads((run_dir / "samples.json").read_text())
+    failed = [s for s in samples if not s["ok"]]
+    assert [(s["path"], s["test"]) for s in failed] == [("pod-cross-node", "tcp-1")]
+    assert "Connection refused" in failed[0]["error"] and failed[0]["metrics"] == {}
+    ok = {(s["path"], s["test"]) for s in samples if s["ok"]}
+    assert ("pod-cross-node", "icmp") in ok and ("pod-same-node", "tcp-1") in ok
+    assert summary["failures"][0]["count"] == 1
+
+
+def test_ctrl_c_keeps_the_samples_so_far_and_tears_down(tmp_path, require):
+    require("vxlan")
+    before = Footprint()
+    proc = subprocess.Popen([sys.executable, "-m", "testbed.cli", "bench", "--topo",
+                             str(TOPO / "default.yaml"), "--out", str(tmp_path), "--no-plot",
+                             "--repeats", "2", "--duration", "1", "--modes", "vxlan"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    jsonl = None
+    while time.monotonic() < deadline:
+        found = list(tmp_path.glob("*/samples.jsonl"))
+        if found and len(found[0].read_text().splitlines()) >= 3:
+            jsonl = found[0]
+            break
+        time.sleep(0.1)
+    assert jsonl, "the run should have measured a few samples"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    summary = json.loads((jsonl.parent / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["rows"]
+    kept = json.loads((jsonl.parent / "samples.json").read_text())
+    assert len(kept) >= 3
+    assert Footprint().leftovers(before) == []

@@ -1,0 +1,125 @@
+"""Benchmark planning, statistics, path selection and summaries, without root."""
+import io
+import math
+
+import pytest
+
+from bench import stats
+from bench.harness import Options, _check_choice, paths_for, plan_rounds
+from bench.paths import BY_NAME, NotApplicable, endpoints
+from bench.progress import Progress
+from bench.report import summary_table
+from bench.results import summarize, tidy_rows
+from testbed.errors import TestbedError
+
+
+def test_median_ci_reaches_95_percent_only_with_enough_samples():
+    low, high, cov = stats.median_ci([5, 1, 3])
+    assert (low, high) == (1, 5) and cov == pytest.approx(0.75)
+    xs = list(range(1, 11))
+    low, high, cov = stats.median_ci(xs)
+    assert (low, high) == (2, 9) and cov == pytest.approx(1 - 2 * 11 / 1024)
+    assert cov >= 0.95
+
+
+def test_cv_and_percentile():
+    assert stats.cv([10, 10, 10]) == 0
+    assert stats.cv([9, 11]) == pytest.approx(math.sqrt(2) / 10)
+    assert stats.cv([1]) is None
+    assert stats.percentile([1, 2, 3, 4], 50) == 2.5
+    assert stats.percentile(list(range(101)), 99) == 99
+
+
+def test_rounds_interleave_modes_and_rotate_their_order():
+    rounds = plan_rounds(["bare", "a", "b"], 3)
+    assert rounds[:3] == [(1, "bare"), (1, "a"), (1, "b")]
+    assert [m for r, m in rounds if r == 2] == ["a", "b", "bare"]
+    assert [m for r, m in rounds if r == 3] == ["b", "bare", "a"]
+
+
+def test_bare_measures_node_paths_modes_pod_paths_and_baselines_follow_choices():
+    assert [p.name for p in paths_for("vxlan", None)] == [
+        "pod-same-node", "pod-cross-node", "pod-cross-rack"]
+    assert [p.name for p in paths_for("bare", None)] == ["node-node", "node-cross-rack"]
+    assert [p.name for p in paths_for("bare", ["pod-cross-rack"])] == ["node-cross-rack"]
+
+
+def test_unknown_choices_are_named():
+    with pytest.raises(TestbedError, match="unknown path pod-moon"):
+        _check_choice("path", ["pod-moon"], ["pod-same-node"])
+
+
+STATE = {
+    "nodes": {"n1": {"rack": "r1", "ip": "192.168.1.11", "pid": 11},
+              "n2": {"rack": "r1", "ip": "192.168.1.12", "pid": 12},
+              "n3": {"rack": "r2", "ip": "192.168.2.11", "pid": 13}},
+    "pods": {"p1": {"node": "n1", "ip": "10.244.0.2", "netns": "p1"},
+             "p2": {"node": "n1", "ip": "10.244.0.3", "netns": "p2"},
+             "p3": {"node": "n2", "ip": "10.244.1.2", "netns": "p3"},
+             "p4": {"node": "n3", "ip": "10.244.2.2", "netns": "p4"}},
+}
+
+
+@pytest.mark.parametrize("path, client, server", [
+    ("pod-same-node", "p1", "p2"), ("pod-cross-node", "p1", "p3"),
+    ("pod-cross-rack", "p1", "p4"), ("node-node", "n1", "n2"), ("node-cross-rack", "n1", "n3"),
+])
+def test_endpoints_realise_each_path(path, client, server):
+    c, s = endpoints(BY_NAME[path], STATE)
+    assert (c.name, s.name) == (client, server)
+
+
+def test_endpoints_explain_why_a_path_is_not_applicable():
+    one_rack = {"nodes": {k: v for k, v in STATE["nodes"].items() if v["rack"] == "r1"},
+                "pods": {"p1": STATE["pods"]["p1"], "p3": STATE["pods"]["p3"]}}
+    with pytest.raises(NotApplicable, match="single rack"):
+        endpoints(BY_NAME["pod-cross-rack"], one_rack)
+    with pytest.raises(NotApplicable, match="no node runs two pods"):
+        endpoints(BY_NAME["pod-same-node"], one_rack)
+
+
+def sample(mode, path, test, ok=True, **metrics):
+    return {"repeat": 1, "mode": mode, "path": path, "test": test, "ok": ok,
+            "error": None if ok else "iperf3: unable to connect to server: Connection refused",
+            "metrics": metrics}
+
+
+def test_summary_medians_ratios_and_failures():
+    samples = [sample("bare", "node-node", "tcp-1", gbps=g) for g in (10, 12, 11)]
+    samples += [sample("vxlan", "pod-cross-node", "tcp-1", gbps=g) for g in (7, 8, 6)]
+    samples += [sample("vxlan", "pod-same-node", "tcp-1", ok=False)]
+    summary = summarize(samples)
+    rows = {(r["mode"], r["path"], r["metric"]): r for r in summary["rows"]}
+    vx = rows[("vxlan", "pod-cross-node", "gbps")]
+    assert (vx["median"], vx["n"], vx["ci_low"], vx["ci_high"]) == (7, 3, 6, 8)
+    assert vx["ratio_to_bare"] == pytest.approx(7 / 11) and vx["bare_path"] == "node-node"
+    assert "ratio_to_bare" not in rows[("bare", "node-node", "gbps")]
+    assert summary["failures"] == [{"mode": "vxlan", "path": "pod-same-node", "test": "tcp-1",
+                                    "count": 1, "errors": [samples[-1]["error"]]}]
+    table = summary_table({**summary, "not_applicable": []}, ["bare", "vxlan"])
+    assert "7.00 (0.64×)" in table and "FAILED 1× vxlan pod-same-node tcp-1" in table
+
+
+def test_tidy_rows_keep_failed_samples_without_a_value():
+    rows = list(tidy_rows("run1", [sample("vxlan", "pod-same-node", "tcp-1", ok=False),
+                                   sample("bare", "node-node", "icmp", rtt_p50_ms=0.05)]))
+    assert rows[0]["value"] == "" and rows[0]["ok"] is False and "refused" in rows[0]["error"]
+    assert (rows[1]["metric"], rows[1]["value"], rows[1]["unit"]) == ("rtt_p50_ms", 0.05, "ms")
+
+
+def test_progress_estimates_time_left_from_the_pace_so_far():
+    out = io.StringIO()
+    p = Progress(100, out)
+    p.started -= 20  # 20 s spent ...
+    p.advance(10)    # ... on 10 estimated seconds: twice as slow as planned
+    assert "about 3m00s left" in p.line("vxlan pod-cross-node tcp-1")
+    p.show("x")
+    assert out.getvalue().startswith("[##----")
+
+
+def test_options_defaults_fit_the_ten_minute_budget():
+    from bench.measures import MEASURES
+    opt = Options()
+    per_path = sum(m.seconds(opt) for m in MEASURES)
+    # bare (1 path) + two flannel modes (2 paths each on default.yaml), 3 repeats
+    assert 3 * (5 * per_path + 3 * 2.0) < 10 * 60

@@ -18,8 +18,14 @@ unit: install
 integration: install
 	$(PY) -m pytest -q tests/integration
 
+# every mode this machine supports plus the bare underlay, default topology; writes
+# results/<run>/ with machine facts, samples, CSV, summary and plots
 bench: install
-	$(PY) -m bench.reach topologies/default.yaml
+	$(TESTBED) bench
+
+# re-plot a run (default: the newest), or compare two: make plot RUN="results/A results/B"
+plot: install
+	$(TESTBED) plot $(RUN)
 
 doctor: install
 	$(TESTBED) doctor

@@ -4,14 +4,23 @@ import os
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_line():
+    with open("/proc/stat") as f:
+        return [int(x) for x in f.readline().split()[1:]]
+
+
+def steal_seconds():
+    """CPU time the hypervisor gave to others while we wanted it: a sample's noise gauge."""
+    return _cpu_line()[7] / TICK
+
+
 def machine_busy_seconds():
     """Busy CPU seconds of all cores since boot (user, nice, system, irq, softirq, steal).
 
     Packet processing of veth, bridges and tunnels happens in softirq on whichever core, in
     no process of ours, so only the machine-wide count captures the cost of a datapath.
     """
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
+    fields = _cpu_line()
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
     return (user + nice + system + irq + softirq + steal) / TICK
 
@@ -34,11 +43,13 @@ class CpuMeter:
 
     def start(self):
         self.machine0 = machine_busy_seconds()
+        self.steal0 = steal_seconds()
         self.daemon0 = {label: process_seconds(pid) for label, pid in self.daemons.items()}
         return self
 
     def stop(self):
-        out = {"machine": machine_busy_seconds() - self.machine0, "daemons": {}}
+        out = {"machine": machine_busy_seconds() - self.machine0,
+               "steal": steal_seconds() - self.steal0, "daemons": {}}
         for label, pid in self.daemons.items():
             now, then = process_seconds(pid), self.daemon0.get(label)
             if now is not None and then is not None:

@@ -13,7 +13,7 @@ from testbed.cluster import Cluster, load_spec
 
 from . import iperf3
 from .tool import ToolError
-from .reach import available_modes
+from .harness import Options, choose_modes
 
 
 def big_topology(path, nodes=20, pods=5):
@@ -56,8 +56,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     caps = doctor.capabilities()
-    modes = [m for m, reason in available_modes(load_spec("topologies/default.yaml"), caps)
-             if reason is None]
+    modes, _ = choose_modes(Options(), load_spec("topologies/default.yaml"), caps)
+    modes = [m for m in modes if m != "bare"]
     with tempfile.TemporaryDirectory(prefix="testbed-figs-") as tmp:
         big = big_topology(os.path.join(tmp, "big.yaml"))
         print("mode      topology        up s   down s")

@@ -39,19 +39,31 @@ def parse_udp_json(text):
         raise ToolError("iperf3 JSON has no end.sum")
 
 
-def tcp(server_argv, client_argv, server_ip, seconds, streams=1):
+def _pinning(cpus):
+    """(client args, server args): client and server on separate cores, so that placement by
+    the scheduler (both on one core, or not) does not split samples into two populations."""
+    if not cpus:
+        return [], []
+    client_cpu, server_cpu = cpus
+    return ["-A", str(client_cpu)], ["-A", str(server_cpu)]
+
+
+def tcp(server_argv, client_argv, server_ip, seconds, streams=1, omit=1, cpus=None):
+    """`omit` seconds of slow start are run first and left out of the result (iperf3 -O)."""
+    pin_client, pin_server = _pinning(cpus)
     proc = client_server(
-        server_argv, ["iperf3", "-s", "-1", "-p", str(PORT)],
+        server_argv, ["iperf3", "-s", "-1", "-p", str(PORT), *pin_server],
         client_argv, ["iperf3", "-c", server_ip, "-p", str(PORT), "-J", "-t", str(seconds),
-                      "-P", str(streams)],
-        PORT, timeout=seconds + 30)
+                      "-O", str(omit), "-P", str(streams), *pin_client],
+        PORT, timeout=seconds + omit + 30)
     return parse_tcp_json(proc.stdout or proc.stderr)
 
 
-def udp(server_argv, client_argv, server_ip, seconds, rate, datagram):
+def udp(server_argv, client_argv, server_ip, seconds, rate, datagram, omit=1, cpus=None):
+    pin_client, pin_server = _pinning(cpus)
     proc = client_server(
-        server_argv, ["iperf3", "-s", "-1", "-p", str(PORT)],
+        server_argv, ["iperf3", "-s", "-1", "-p", str(PORT), *pin_server],
         client_argv, ["iperf3", "-c", server_ip, "-p", str(PORT), "-J", "-t", str(seconds),
-                      "-u", "-b", str(rate), "-l", str(datagram)],
-        PORT, timeout=seconds + 30)
+                      "-O", str(omit), "-u", "-b", str(rate), "-l", str(datagram), *pin_client],
+        PORT, timeout=seconds + omit + 30)
     return parse_udp_json(proc.stdout or proc.stderr)

@@ -61,3 +61,20 @@ def spread_lines(summary, metric="gbps", limit=0.05):
             out.append(f"{r['mode']:<8} {r['path']:<16} {r['test']:<6} CV {r['cv'] * 100:5.1f}% "
                        f"over {r['n']} samples{flag}")
     return out
+
+
+def retry_line(samples):
+    """How many samples were measured again because the hypervisor disturbed them."""
+    again = sum(1 for s in samples if s.get("attempts", 1) > 1)
+    still = sum(1 for s in samples if s.get("disturbed"))
+    return (f"{again} of {len(samples)} samples were measured again after hypervisor steal "
+            f"above 2 % of CPU time; {still} stayed disturbed after 3 attempts (kept, flagged)")
+
+
+def steal_line(summary):
+    """How much CPU the hypervisor took away during samples: noise the machine added."""
+    steal = [r["median"] for r in summary["rows"] if r["metric"] == "steal_s"]
+    if not steal:
+        return ""
+    return (f"hypervisor steal per sample: median {sorted(steal)[len(steal) // 2]:.2f} CPU s, "
+            f"worst group {max(steal):.2f} CPU s (0 on an idle host)")

@@ -209,7 +209,8 @@ def cmd_bench(args):
     modes = [m for m in ["bare"] + (opt.modes or mode_names()) if m not in skipped]
     print(report.summary_table(summary, list(dict.fromkeys(modes))))
     print("\n".join(["throughput spread (coefficient of variation):"] +
-                    report.spread_lines(summary)))
+                    report.spread_lines(summary) + [report.steal_line(summary)]))
+    print(report.retry_line(json.load(open(os.path.join(run_dir, "samples.json")))))
     if not args.no_plot:
         plot_run(str(run_dir))
     print(f"results: {run_dir}")
@@ -275,7 +276,7 @@ def build_parser():
                        "(default: all)")
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--duration", type=int, default=4, help="seconds per throughput sample")
-    bench.add_argument("--rr-duration", type=int, default=2,
+    bench.add_argument("--rr-duration", type=int, default=1,
                        help="seconds per request/response sample")
     bench.add_argument("--ping-count", type=int, default=50)
     bench.add_argument("--streams", type=int, default=4, help="parallel streams of tcp-n")

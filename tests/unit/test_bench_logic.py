@@ -123,3 +123,37 @@ def test_options_defaults_fit_the_ten_minute_budget():
     per_path = sum(m.seconds(opt) for m in MEASURES)
     # bare (1 path) + two flannel modes (2 paths each on default.yaml), 3 repeats
     assert 3 * (5 * per_path + 3 * 2.0) < 10 * 60
+
+
+def test_samples_disturbed_by_the_hypervisor_are_measured_again(monkeypatch):
+    from bench import harness
+    steals = iter([1.0, 0.5, 0.0])  # CPU s stolen in three successive attempts of 5 s
+
+    def fake_measure(measure, client, server, opt, mtu, daemons):
+        return {"gbps": 10.0, "steal_s": next(steals)}, 5.0
+
+    monkeypatch.setattr(harness, "measure_sample", fake_measure)
+    monkeypatch.setattr(harness.os, "cpu_count", lambda: 2)
+    out = harness._measure_with_retries({"test": "tcp-1"}, None, None, None, None, 1500, {})
+    assert out["attempts"] == 3 and out["ok"] and not out["disturbed"]
+    assert out["steal_fraction"] == 0.0
+
+
+def test_a_sample_still_disturbed_after_three_attempts_is_kept_and_flagged(monkeypatch):
+    from bench import harness
+    monkeypatch.setattr(harness, "measure_sample", lambda *a: ({"gbps": 1.0, "steal_s": 1.0}, 5.0))
+    monkeypatch.setattr(harness.os, "cpu_count", lambda: 2)
+    out = harness._measure_with_retries({"test": "tcp-1"}, None, None, None, None, 1500, {})
+    assert out["attempts"] == 3 and out["disturbed"] and out["steal_fraction"] == 0.1
+
+
+def test_a_tool_failure_is_not_retried_and_keeps_the_message(monkeypatch):
+    from bench import harness
+    from bench.tool import ToolError
+
+    def failing(*a):
+        raise ToolError("iperf3: the server is busy running a test. try again later")
+    monkeypatch.setattr(harness, "measure_sample", failing)
+    out = harness._measure_with_retries({"test": "tcp-1"}, None, None, None, None, 1500, {})
+    assert (out["ok"], out["attempts"], out["metrics"]) == (False, 1, {})
+    assert "server is busy" in out["error"]

@@ -14,6 +14,7 @@ PACKAGES=(
   bird2                        # the Calico-style bgp mode
   openvswitch-switch           # OVS rack switches and the openflow mode
   python3 python3-venv python3-pip
+  gcc libc6-dev                # builds the flannel udp forwarder (native/)
   vagrant                      # only to validate the Vagrantfile (`vagrant validate`)
 )
 
@@ -36,6 +37,14 @@ fi
 
 # Debian's openvswitch-switch and bird2 start services where systemd runs; the testbed starts
 # its own daemons per cluster, so the distribution's instances stay as they are.
+
+# The flannel udp mode's forwarder is C, as flannel's own forwarding loop is; rebuilt only
+# when its source changes.
+mkdir -p build
+if [ ! -x build/flannel-udp-forwarder ] || \
+   [ native/flannel-udp-forwarder.c -nt build/flannel-udp-forwarder ]; then
+  gcc -O2 -Wall -Wextra -pthread -o build/flannel-udp-forwarder native/flannel-udp-forwarder.c
+fi
 
 # The venv uses the distribution's python3, which sees Debian's mininet package.
 PY=/usr/bin/python3

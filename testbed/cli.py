@@ -147,6 +147,30 @@ def cmd_get(args):
     return 0
 
 
+def cmd_daemons(args):
+    """The mode's daemons (the udp forwarders) of a running cluster; restart a dead one."""
+    from .supervisor import request
+    state = find_run(args.name)
+    try:
+        if args.restart:
+            reply = request(state, "restart", node=args.restart)
+        else:
+            reply = request(state, "daemons")
+    except OSError:
+        raise TestbedError(f"cluster {state.name} has no supervisor to ask (it runs with the "
+                           "interactive CLI, or its owner died)")
+    if not reply.get("ok"):
+        raise TestbedError(reply.get("error", "request failed"))
+    daemons = reply["daemons"]
+    if not daemons:
+        print(f"mode {state.data['mode']} runs no daemons")
+        return 0
+    rows = [("DAEMON", "NODE", "PID", "STATE")]
+    rows += [(label, d["node"], d["pid"], d["state"]) for label, d in sorted(daemons.items())]
+    print(render_table(rows))
+    return 0 if all(d["alive"] for d in daemons.values()) else 1
+
+
 def cmd_status(_args):
     runs = list_runs()
     if not runs:
@@ -162,6 +186,10 @@ def cmd_status(_args):
         owner = data.get("supervisor") or {}
         alive = pid_is(owner.get("pid"), owner.get("start"))
         status = data["status"] if alive else "owner died (testbed clean)"
+        dead = [f"{label} {d['state']}" for label, d in (data.get("daemons") or {}).items()
+                if not d["alive"]]
+        if alive and dead:
+            status += "; DEAD: " + ", ".join(dead)
         rows.append((data["name"], data.get("mode"), status, owner.get("pid", "-"),
                      data.get("topology")))
     print(render_table(rows))
@@ -294,6 +322,12 @@ def build_parser():
     plot.add_argument("runs", nargs="*", help="run directories (default: the newest)")
     plot.add_argument("--out", default="results", help="where to look for the newest run")
     plot.set_defaults(func=cmd_plot)
+
+    daemons = sub.add_parser("daemons", help="the mode's daemons (udp forwarders): state, "
+                             "restart")
+    daemons.add_argument("--name")
+    daemons.add_argument("--restart", metavar="NODE", help="restart the daemon of NODE")
+    daemons.set_defaults(func=cmd_daemons)
 
     sub.add_parser("status", help="list running clusters").set_defaults(func=cmd_status)
     sub.add_parser("doctor", help="what this machine offers").set_defaults(func=cmd_doctor)

@@ -129,6 +129,20 @@ class Cluster:
             self.pods_up.append(pod)
             self.runtime.create_pod(pod, node, mode.network_config(spec, node))
 
+    # --- the mode's daemons ----------------------------------------------------------------
+    def check_daemons(self):
+        """Status of the mode's daemons; a dead one is recorded in the state for `status`."""
+        status = self.mode.daemon_status(self) if self.mode else {}
+        if status != self.state.data.get("daemons"):
+            self.state.update(daemons=status)
+        return status
+
+    def restart_daemon(self, node_name):
+        if node_name not in self.nodes:
+            raise TestbedError(f"no node {node_name!r} in cluster {self.spec.name}")
+        self.mode.restart_daemon(self, node_name)
+        return self.check_daemons()
+
     # --- teardown ------------------------------------------------------------------------
     def down(self):
         """Tear down everything this cluster made; keeps going past failures, reports the first."""

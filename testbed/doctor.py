@@ -103,6 +103,7 @@ BINARIES = [
     ("qperf", "latency benchmarks with qperf", False),
     ("sockperf", "latency benchmarks with sockperf", False),
     ("ping", "reachability checks and ICMP RTT", False),
+    ("flannel-udp-forwarder", "the flannel udp mode (built by scripts/install.sh)", False),
 ]
 
 CNI_PLUGINS = [
@@ -110,6 +111,12 @@ CNI_PLUGINS = [
     ("host-local", "pod addresses of the flannel modes", True),
     ("loopback", "nothing yet (lo is brought up directly)", False),
 ]
+
+
+def _built(name):
+    """A program the install step compiled into the repository's build/ directory."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", name)
+    return path if os.access(path, os.X_OK) else None
 
 
 def run_checks():
@@ -123,7 +130,7 @@ def run_checks():
         checks.append(Check(name, "kernel", ok, "present" if ok else "missing", prevents,
                             essential))
     for name, prevents, essential in BINARIES:
-        path = shutil.which(name)
+        path = _built(name) or shutil.which(name)
         checks.append(Check(name, "binary", bool(path), path or "not found", prevents, essential))
     for name, prevents, essential in CNI_PLUGINS:
         path = next((os.path.join(d, name) for d in CNI_PATH

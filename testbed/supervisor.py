@@ -17,14 +17,15 @@ from .errors import TestbedError
 from .state import process_start_time
 
 READY = "ready"
+DAEMON_CHECK_S = 0.5  # how often the supervisor looks for dead daemons
 
 
-def request(state, op, timeout=120.0):
+def request(state, op, timeout=120.0, **args):
     """Send one request to a run's supervisor; returns its JSON reply."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(state.control_socket)
-        sock.sendall(json.dumps({"op": op}).encode() + b"\n")
+        sock.sendall(json.dumps({"op": op, **args}).encode() + b"\n")
         data = b""
         while not data.endswith(b"\n"):
             chunk = sock.recv(65536)
@@ -34,20 +35,37 @@ def request(state, op, timeout=120.0):
     return json.loads(data or b"{}")
 
 
+def _report_deaths(cluster, reported):
+    """Log each daemon death once; check_daemons() records it in the state for `status`."""
+    for label, info in cluster.check_daemons().items():
+        if not info["alive"] and info["node"] not in reported:
+            reported.add(info["node"])
+            print(f"{label} (pid {info['pid']}) {info['state']}: traffic through node "
+                  f"{info['node']} is dropped until `testbed daemons --restart {info['node']}`",
+                  file=sys.stderr, flush=True)
+
+
 def serve(cluster):
     """Answer requests until one asks for `down`."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(cluster.state.control_socket)
     server.listen(8)
+    server.settimeout(DAEMON_CHECK_S)
+    reported = set()
     try:
         while True:
-            conn, _ = server.accept()
+            _report_deaths(cluster, reported)
+            try:
+                conn, _ = server.accept()
+            except socket.timeout:
+                continue
             with conn:
                 line = conn.makefile().readline()
                 try:
-                    op = json.loads(line).get("op")
-                except ValueError:
-                    op = None
+                    request = json.loads(line)
+                    op = request.get("op")
+                except (ValueError, AttributeError):
+                    request, op = {}, None
                 if op == "down":
                     try:
                         cluster.down()
@@ -58,6 +76,14 @@ def serve(cluster):
                     return
                 if op == "status":
                     reply = {"ok": True, "status": cluster.state.data["status"]}
+                elif op == "daemons":
+                    reply = {"ok": True, "daemons": cluster.check_daemons()}
+                elif op == "restart":
+                    try:
+                        reply = {"ok": True, "daemons": cluster.restart_daemon(request.get("node"))}
+                        reported.discard(request.get("node"))
+                    except TestbedError as e:
+                        reply = {"ok": False, "error": str(e)}
                 else:
                     reply = {"ok": False, "error": f"unknown request {op!r}"}
                 conn.sendall(json.dumps(reply).encode() + b"\n")

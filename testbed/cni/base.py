@@ -65,6 +65,13 @@ class Mode:
         """{label: pid} of the mode's own processes, whose CPU a benchmark reports apart."""
         return {}
 
+    def daemon_status(self, cluster):
+        """{label: {"node", "pid", "alive", "state"}} of the mode's own processes."""
+        return {}
+
+    def restart_daemon(self, cluster, node_name):
+        raise TestbedError(f"mode {self.name} runs no daemon to restart")
+
     def describe_node(self, node):
         """Short facts shown by `testbed get nodes`."""
         return {}

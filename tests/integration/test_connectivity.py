@@ -57,6 +57,8 @@ def full_matrix(state):
     ("default.yaml", "vxlan"),
     ("default.yaml", "host-gw"),
     ("two-racks.yaml", "vxlan"),
+    ("default.yaml", "udp"),
+    ("two-racks.yaml", "udp"),
 ])
 def test_every_pod_reaches_every_pod_and_node(make_cluster, topo, mode):
     cluster = make_cluster(topo, mode)

@@ -103,3 +103,22 @@ def test_flannel_modes_refuse_more_pods_than_a_lease_holds():
         with pytest.raises(TestbedError, match="node a has 14 pods but its /28 lease holds 13"):
             get_mode(name).check(spec)
     get_mode("vxlan").check(parse("nodePrefix: 28\nnodes: [{name: a, pods: 13}]", "t.yaml"))
+
+
+def test_udp_mode_builds_flannel0_and_queues_peers_until_its_forwarder_runs(tmp_path):
+    spec = specmod.load(TOPOLOGIES / "default.yaml")
+    mode = get_mode("udp")
+    a, b = nodes_for(spec, mode, tmp_path)
+    mode.setup_node(spec, a)
+    mode.add_peer(spec, a, b)  # no forwarder yet: remembered, sent when it starts
+    assert a.ns.commands == [
+        "ip tuntap add dev flannel0 mode tun",
+        "ip link set flannel0 mtu 1472",
+        "ip addr add 10.244.0.0/32 dev flannel0",
+        "ip link set flannel0 up",
+        "ip route replace 10.244.0.0/16 dev flannel0",
+    ]
+    assert a.facts["peers"] == {"10.244.1.0/24": "192.168.1.12"}
+    assert mode.pod_mtu(spec) == 1472 and "tun" in mode.requires
+    mode.remove_peer(spec, a, b)
+    assert a.facts["peers"] == {}

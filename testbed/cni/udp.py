@@ -1,0 +1,167 @@
+"""Flannel's udp backend: TUN device flannel0 and a userspace forwarder per node.
+
+Per node (as flannel-io/flannel backend/udp builds it): TUN `flannel0` with the lease's network
+address as /32, MTU = underlay - 28, and a route for the whole cluster CIDR to flannel0 (the
+node's own lease stays on cni0, a longer prefix). The forwarder (native/, a small C program
+built by the install step, as flannel's own loop is C) carries each packet as one UDP datagram
+to the owning node's port 8285. Its peer table is changed at run time over a control socket.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from ..errors import TestbedError
+from ..runtime import terminate
+from ..state import process_start_time
+from .base import register
+from .flannel import FlannelMode
+
+TUN_DEV = "flannel0"
+PORT = 8285
+FORWARDER = "flannel-udp-forwarder"
+BUILD_DIR = Path(__file__).resolve().parents[2] / "build"
+READY_TIMEOUT_S = 5.0
+
+
+def forwarder_path():
+    """The forwarder binary: the one the install step built, else one on PATH."""
+    built = BUILD_DIR / FORWARDER
+    if os.access(built, os.X_OK):
+        return str(built)
+    return shutil.which(FORWARDER)
+
+
+def control(sock_path, command, timeout=2.0):
+    """Send one command to a forwarder's control socket; returns its one-line reply."""
+    reply_path = f"{sock_path}.client-{os.getpid()}-{time.monotonic_ns()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.bind(reply_path)  # a path, not an abstract name: the forwarder is in another netns
+        try:
+            s.settimeout(timeout)
+            s.sendto(command.encode(), sock_path)
+            reply = s.recv(4096).decode()
+        finally:
+            os.unlink(reply_path)
+    if reply.startswith("error"):
+        raise TestbedError(f"forwarder {sock_path}: {command!r}: {reply}")
+    return reply
+
+
+def exit_description(returncode):
+    if returncode is None:
+        return "running"
+    if returncode < 0:
+        return f"killed by signal {-returncode}"
+    return f"exited with status {returncode}"
+
+
+@register
+class UdpMode(FlannelMode):
+    name = "udp"
+    summary = "flannel udp: TUN flannel0 and a userspace UDP forwarder on port 8285"
+    requires = FlannelMode.requires + ("tun", FORWARDER)
+    encap_overhead = 28  # outer IPv4 20 + UDP 8: the pod packet travels whole in one datagram
+    datapath = "userspace: TUN flannel0 + C forwarder over UDP 8285, Linux bridge cni0"
+
+    def __init__(self):
+        self.procs = {}  # node name -> Popen of its forwarder
+
+    def setup_backend(self, spec, node):
+        run = node.ns.run
+        run("ip", "tuntap", "add", "dev", TUN_DEV, "mode", "tun")
+        run("ip", "link", "set", TUN_DEV, "mtu", spec.mtu - self.encap_overhead)
+        run("ip", "addr", "add", f"{node.lease.network_address}/32", "dev", TUN_DEV)
+        run("ip", "link", "set", TUN_DEV, "up")
+        run("ip", "route", "replace", spec.pod_cidr, "dev", TUN_DEV)
+        node.facts["control"] = os.path.join(node.dir, "udp-forwarder.sock")
+        node.facts["peers"] = {}
+
+    # --- peers -----------------------------------------------------------------------------
+    def add_peer(self, spec, node, peer):
+        node.facts["peers"][str(peer.lease)] = str(peer.ip.ip)
+        if node.name in self.procs:
+            control(node.facts["control"], f"add {peer.lease} {peer.ip.ip}")
+
+    def remove_peer(self, spec, node, peer):
+        node.facts["peers"].pop(str(peer.lease), None)
+        if node.name in self.procs:
+            control(node.facts["control"], f"del {peer.lease}")
+
+    # --- the forwarders --------------------------------------------------------------------
+    def start(self, cluster):
+        for node in cluster.nodes.values():
+            self.start_forwarder(cluster, node)
+
+    def start_forwarder(self, cluster, node):
+        binary = forwarder_path()
+        if not binary:
+            raise TestbedError(f"{FORWARDER} is not built: run scripts/install.sh (it compiles "
+                               "native/flannel-udp-forwarder.c)")
+        log = open(os.path.join(node.dir, "udp-forwarder.log"), "ab")
+        argv = node.ns.argv(binary, "--tun", TUN_DEV, "--listen", node.ip.ip,
+                            "--control", node.facts["control"], "--port", PORT)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True)
+        log.close()
+        self.procs[node.name] = proc
+        cluster.state.own_pid(proc.pid, f"udp forwarder on {node.name}")
+        node.facts["forwarder_pid"] = proc.pid
+        self._wait_ready(node, proc)
+        for lease, ip in node.facts["peers"].items():
+            control(node.facts["control"], f"add {lease} {ip}")
+
+    def _wait_ready(self, node, proc):
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                log = open(os.path.join(node.dir, "udp-forwarder.log")).read().strip()
+                raise TestbedError(f"udp forwarder on {node.name} {exit_description(proc.returncode)}"
+                                   f" at start: {log.splitlines()[-1] if log else 'no output'}")
+            if os.path.exists(node.facts["control"]):
+                try:
+                    control(node.facts["control"], "stats", timeout=0.5)
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.02)
+        raise TestbedError(f"udp forwarder on {node.name} did not answer within "
+                           f"{READY_TIMEOUT_S:.0f} s")
+
+    def stop(self, cluster):
+        for name, proc in list(self.procs.items()):
+            terminate(proc.pid, process_start_time(proc.pid))
+            proc.wait()
+            cluster.state.disown_pid(proc.pid)
+            del self.procs[name]
+
+    def restart_daemon(self, cluster, node_name):
+        """Start a node's forwarder again (after it died); it re-reads the peer table."""
+        old = self.procs.pop(node_name, None)
+        if old is not None:
+            if old.poll() is None:
+                terminate(old.pid, process_start_time(old.pid))
+            old.wait()
+            cluster.state.disown_pid(old.pid)
+        self.start_forwarder(cluster, cluster.nodes[node_name])
+
+    def daemon_status(self, cluster):
+        """{label: {"node", "pid", "alive", "state"}} of every forwarder."""
+        out = {}
+        for name, proc in self.procs.items():
+            code = proc.poll()
+            out[f"forwarder@{name}"] = {"node": name, "pid": proc.pid, "alive": code is None,
+                                         "state": exit_description(code)}
+        return out
+
+    def daemons(self, cluster):
+        return {f"forwarder@{name}": p.pid for name, p in self.procs.items()}
+
+    def stats(self, node):
+        import json
+        return json.loads(control(node.facts["control"], "stats"))
+
+    def describe_node(self, node):
+        return {**super().describe_node(node), "forwarder_pid": node.facts.get("forwarder_pid")}

@@ -42,7 +42,7 @@ class Options:
     paths: Optional[list] = None   # None: every path
     tests: Optional[list] = None   # None: every test
     repeats: int = 3
-    duration: int = 4              # seconds per throughput sample
+    duration: int = 3              # seconds per throughput sample (after 1 s omitted)
     rr_duration: int = 1           # seconds per request/response sample
     ping_count: int = 50           # ICMP echoes per sample (10 ms apart)
     streams: int = 4               # parallel streams of tcp-n

@@ -303,7 +303,8 @@ def build_parser():
     bench.add_argument("--tests", help="comma list of tcp-1, tcp-n, udp, tcp-rr, udp-rr, icmp "
                        "(default: all)")
     bench.add_argument("--repeats", type=int, default=3)
-    bench.add_argument("--duration", type=int, default=4, help="seconds per throughput sample")
+    bench.add_argument("--duration", type=int, default=3,
+                       help="seconds per throughput sample (after 1 s of slow start)")
     bench.add_argument("--rr-duration", type=int, default=1,
                        help="seconds per request/response sample")
     bench.add_argument("--ping-count", type=int, default=50)

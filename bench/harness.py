@@ -33,6 +33,7 @@ CLUSTER_OVERHEAD_S = 2.0  # estimated bring-up + teardown + warm-up per cluster,
 # share of the CPU time measures the neighbours, not the mode: it is measured again.
 STEAL_LIMIT = 0.02
 MAX_ATTEMPTS = 3
+RETRY_BUDGET = 0.10  # re-measuring may add at most this share to the run's planned time
 
 
 @dataclass
@@ -166,11 +167,12 @@ def run(opt, progress_stream=None):
     estimate = sum(CLUSTER_OVERHEAD_S + len(paths_for(m, opt.paths)) *
                    sum(x.seconds(opt) for x in measures) for _, m in rounds)
     progress = Progress(estimate, progress_stream)
+    retry_budget = {"seconds": RETRY_BUDGET * estimate}
     status = "complete"
     try:
         with signals_interrupt():
             for repeat, mode in rounds:
-                _run_round(repeat, mode, spec, opt, measures, writer, progress)
+                _run_round(repeat, mode, spec, opt, measures, writer, progress, retry_budget)
     except (KeyboardInterrupt, Interrupted):
         status = "interrupted"
     finally:
@@ -179,7 +181,7 @@ def run(opt, progress_stream=None):
     return run_dir, summary, skipped
 
 
-def _run_round(repeat, mode, spec, opt, measures, writer, progress):
+def _run_round(repeat, mode, spec, opt, measures, writer, progress, retry_budget):
     label = f"repeat {repeat}/{opt.repeats}"
     progress.show(f"{mode}: bringing the cluster up ({label})")
     cluster = Cluster.create(spec, mode)
@@ -204,7 +206,7 @@ def _run_round(repeat, mode, spec, opt, measures, writer, progress):
                           "test": measure.name, "client": client.name, "server": server.name,
                           "started": datetime.datetime.now().isoformat(timespec="seconds")}
                 writer.add(_measure_with_retries(sample, measure, client, server, opt, mtu,
-                                                 daemons))
+                                                 daemons, retry_budget))
                 progress.advance(measure.seconds(opt))
 
 
@@ -214,17 +216,21 @@ def steal_fraction(metrics, seconds):
     return metrics.get("steal_s", 0.0) / capacity if capacity > 0 else 0.0
 
 
-def _measure_with_retries(sample, measure, client, server, opt, mtu, daemons):
+def _measure_with_retries(sample, measure, client, server, opt, mtu, daemons, budget=None):
+    """Measure; again (up to MAX_ATTEMPTS, within the run's retry budget) while disturbed."""
+    budget = budget if budget is not None else {"seconds": float("inf")}
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             metrics, seconds = measure_sample(measure, client, server, opt, mtu, daemons)
         except ToolError as e:
             return {**sample, "ok": False, "error": str(e), "metrics": {}, "attempts": attempt}
         stolen = steal_fraction(metrics, seconds)
-        if stolen <= STEAL_LIMIT or attempt == MAX_ATTEMPTS:
+        out_of_budget = budget["seconds"] < seconds
+        if stolen <= STEAL_LIMIT or attempt == MAX_ATTEMPTS or out_of_budget:
             return {**sample, "ok": True, "error": None, "metrics": metrics,
                     "seconds": seconds, "attempts": attempt, "steal_fraction": stolen,
                     "disturbed": stolen > STEAL_LIMIT}
+        budget["seconds"] -= seconds
     raise AssertionError("unreachable")
 
 

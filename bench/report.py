@@ -68,7 +68,8 @@ def retry_line(samples):
     again = sum(1 for s in samples if s.get("attempts", 1) > 1)
     still = sum(1 for s in samples if s.get("disturbed"))
     return (f"{again} of {len(samples)} samples were measured again after hypervisor steal "
-            f"above 2 % of CPU time; {still} stayed disturbed after 3 attempts (kept, flagged)")
+            f"above 2 % of CPU time; {still} stayed disturbed (kept, flagged) after 3 attempts "
+            "or once re-measuring had used its budget (10 % of the planned time)")
 
 
 def steal_line(summary):

@@ -8,6 +8,7 @@ import subprocess
 from mininet.cli import CLI
 
 from . import netns
+from .errors import TestbedError
 from .inventory import node_rows, pod_rows, render_table
 
 
@@ -17,6 +18,7 @@ class TestbedCLI(CLI):
 
     def __init__(self, cluster, **kwargs):
         self.cluster = cluster
+        self.reported = set()
         super().__init__(cluster.underlay.net, **kwargs)
 
     def _addresses(self):
@@ -45,6 +47,33 @@ class TestbedCLI(CLI):
         else:
             argv = netns.in_node(self.mn[first].pid, ["sh", "-c", shell_line])
         subprocess.call(argv, stdin=subprocess.DEVNULL)
+
+    def precmd(self, line):
+        """Before each command: say so if a daemon of the mode (a udp forwarder) has died."""
+        for label, info in self.cluster.check_daemons().items():
+            if not info["alive"] and label not in self.reported:
+                self.reported.add(label)
+                print(f"*** {label} (pid {info['pid']}) {info['state']}: traffic through "
+                      f"{info['node']} is dropped; `daemons restart {info['node']}` restarts it")
+        return line
+
+    def do_daemons(self, line):
+        """List the mode's daemons; `daemons restart NODE` restarts NODE's."""
+        words = line.split()
+        try:
+            if words[:1] == ["restart"] and len(words) == 2:
+                self.cluster.restart_daemon(words[1])
+                self.reported.discard(f"forwarder@{words[1]}")
+            elif words:
+                print("*** usage: daemons [restart NODE]")
+                return
+        except TestbedError as e:
+            print(f"*** {e}")
+            return
+        rows = [("DAEMON", "NODE", "PID", "STATE")]
+        rows += [(label, d["node"], d["pid"], d["state"])
+                 for label, d in sorted(self.cluster.check_daemons().items())]
+        print(render_table(rows) if len(rows) > 1 else "this mode runs no daemons")
 
     def do_pods(self, _line):
         """List pods: name, namespace, node, IP."""

@@ -2,6 +2,7 @@
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -118,3 +119,23 @@ def test_cli_reports_a_dead_forwarder_and_teardown_leaves_nothing(require):
         run_testbed("down", "--name", name, check=True)
     assert Footprint().leftovers(before, pids) == []
     assert not any(pid_is(p["pid"], p["start"]) for p in pids)
+
+
+def test_interactive_cli_warns_of_a_dead_forwarder_and_restarts_it(require):
+    require("tun", "flannel-udp-forwarder")
+    before, name = Footprint(), unique_name()
+    pid_of = (f"python3 -c \"import json; print(json.load(open('/run/testbed/{name}/state.json'))"
+              f"['nodes']['node2']['forwarder_pid'])\"")
+    script = (f"node1 kill -9 $({pid_of})\n"
+              "pods\n"
+              "daemons restart node2\n"
+              "node1-pod1 ping -c1 -W2 node2-pod1 | grep -c ' 0% packet loss'\n"
+              "exit\n")
+    proc = subprocess.run([sys.executable, "-m", "testbed.cli", "up", "--topo",
+                           str(TOPO / "default.yaml"), "--mode", "udp", "--name", name],
+                          input=script, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "forwarder@node2" in proc.stdout and "killed by signal 9: traffic through node2 is " \
+        "dropped" in proc.stdout
+    assert "\n1\n" in proc.stdout.replace("testbed> ", "\n"), "traffic flows after the restart"
+    assert Footprint().leftovers(before) == []

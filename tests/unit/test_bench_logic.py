@@ -157,3 +157,13 @@ def test_a_tool_failure_is_not_retried_and_keeps_the_message(monkeypatch):
     out = harness._measure_with_retries({"test": "tcp-1"}, None, None, None, None, 1500, {})
     assert (out["ok"], out["attempts"], out["metrics"]) == (False, 1, {})
     assert "server is busy" in out["error"]
+
+
+def test_re_measuring_stops_when_its_time_budget_is_spent(monkeypatch):
+    from bench import harness
+    monkeypatch.setattr(harness, "measure_sample", lambda *a: ({"gbps": 1.0, "steal_s": 1.0}, 5.0))
+    monkeypatch.setattr(harness.os, "cpu_count", lambda: 2)
+    budget = {"seconds": 7.0}  # room for one more 5 s attempt, not two
+    out = harness._measure_with_retries({"test": "tcp-1"}, None, None, None, None, 1500, {},
+                                        budget)
+    assert out["attempts"] == 2 and out["disturbed"] and budget["seconds"] == 2.0

@@ -63,7 +63,12 @@ class Cluster:
 
         mode_name BARE builds the underlay only (the benchmark's node-to-node baseline)."""
         if mode_name != BARE:
-            get_mode(mode_name).check(spec)
+            mode = get_mode(mode_name)
+            missing = doctor.missing_for(mode.requires, doctor.capabilities())
+            if missing:
+                raise TestbedError(f"mode {mode_name} needs {', '.join(missing)}, which this "
+                                   "machine lacks (see `testbed doctor`)")
+            mode.check(spec)
         if any(rack.delay for rack in spec.racks) and not doctor.has("netem"):
             raise TestbedError(f"{spec.path}: delay needs the kernel's netem qdisc, which this "
                                "kernel lacks (see `testbed doctor`); delay cannot be emulated here")

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from testbed import runtime
+from testbed.errors import TestbedError
 from testbed.cluster import Cluster, load_spec
 from testbed.state import RunState, pid_is, run_dir_for
 
@@ -213,3 +214,13 @@ def test_clean_also_ends_a_live_cluster_through_its_owner(require):
     clean = run_testbed("clean", check=True)
     assert "asking supervisor" in clean.stdout
     assert Footprint().leftovers(before, pids) == []
+
+
+def test_a_mode_whose_requirements_are_missing_is_refused_clearly(monkeypatch):
+    from testbed import doctor
+    real = doctor.capabilities
+    monkeypatch.setattr(doctor, "capabilities", lambda checks=None: {**real(), "tun": False})
+    before = Footprint()
+    with pytest.raises(TestbedError, match="mode udp needs tun, which this machine lacks"):
+        Cluster.create(load_spec(TOPO / "default.yaml", unique_name()), "udp")
+    assert Footprint().leftovers(before) == []

@@ -59,7 +59,7 @@ def cmd_up(args):
 
 def _up_background(args, spec, mode):
     started = time.monotonic()
-    argv = [sys.executable, "-m", "testbed.supervisor", "--topo", str(args.topo),
+    argv = [sys.executable, "-m", "testbed.supervisor", "--topo", os.path.abspath(args.topo),
             "--mode", mode, "--name", spec.name] + (["--verbose"] if args.verbose else [])
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, start_new_session=True,

@@ -75,6 +75,11 @@ class Runtime:
             "CNI_CONTAINERID": container_id(self.state.name, pod),
             "CNI_NETNS": netns.netns_path(pod.name),
             "CNI_IFNAME": POD_IFNAME,
+            # what kubelet passes through the CRI runtime; plugins that do not know a key
+            # ignore it because of IgnoreUnknown
+            "CNI_ARGS": (f"IgnoreUnknown=1;K8S_POD_NAMESPACE={pod.namespace};"
+                         f"K8S_POD_NAME={pod.name};"
+                         f"K8S_POD_INFRA_CONTAINER_ID={container_id(self.state.name, pod)}"),
             "CNI_PATH": ":".join(self.cni_path),
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
         }

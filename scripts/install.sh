@@ -46,6 +46,15 @@ if [ ! -x build/flannel-udp-forwarder ] || \
   gcc -O2 -Wall -Wextra -pthread -o build/flannel-udp-forwarder native/flannel-udp-forwarder.c
 fi
 
+# The testbed's own CNI plugins are Python modules; CNI runtimes need executables on CNI_PATH.
+mkdir -p build/cni
+launcher="#!/bin/sh
+exec \"$PWD/.venv/bin/python\" -m testbed.calico_plugin \"\$@\""
+if [ "$(cat build/cni/testbed-calico 2>/dev/null)" != "$launcher" ]; then
+  printf '%s\n' "$launcher" > build/cni/testbed-calico
+  chmod +x build/cni/testbed-calico
+fi
+
 # The venv uses the distribution's python3, which sees Debian's mininet package.
 PY=/usr/bin/python3
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import mininet' 2>/dev/null; then

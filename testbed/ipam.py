@@ -1,4 +1,4 @@
-"""Pod address planning: per-node leases out of the cluster's pod CIDR.
+"""Pod address planning: per-node leases (flannel) or blocks (Calico) out of the pod CIDR.
 
 Flannel with the Kubernetes subnet manager (kube-flannel's default) takes each node's lease from
 node.spec.podCIDR, which kube-controller-manager hands out in order from the start of the
@@ -11,6 +11,30 @@ def node_leases(spec):
     """{node name: IPv4Network} — one /nodePrefix subnet per node, in the order of the file."""
     subnets = spec.pod_cidr.subnets(new_prefix=spec.node_prefix)
     return {node.name: next(subnets) for node in spec.nodes}
+
+
+CALICO_BLOCK_PREFIX = 26   # Calico's default IPAM block size
+CALICO_BLOCK_SIZE = 2 ** (32 - CALICO_BLOCK_PREFIX)
+
+
+def calico_blocks(spec, prefix=CALICO_BLOCK_PREFIX):
+    """{node name: [IPv4Network, ...]} — Calico-style affine blocks, handed out in order.
+
+    Every address of a block goes to pods (each pod gets a /32; there is no gateway or
+    broadcast address to keep), so a node gets one more block each time its pods outgrow the
+    ones it has.
+    """
+    size = 2 ** (32 - prefix)
+    free = spec.pod_cidr.subnets(new_prefix=prefix)
+    out = {}
+    for node in spec.nodes:
+        wanted = max(1, -(-len(node.pods) // size))
+        try:
+            out[node.name] = [next(free) for _ in range(wanted)]
+        except StopIteration:
+            raise ValueError(f"pod CIDR {spec.pod_cidr} has too few /{prefix} blocks for the pods "
+                             f"of node {node.name}") from None
+    return out
 
 
 def render_subnet_env(network, lease, mtu, ipmasq=False):

@@ -9,12 +9,15 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from . import netns
 from .errors import TestbedError
 from .state import pid_is
 
-CNI_PATH = ("/usr/lib/cni", "/opt/cni/bin")
+# the testbed's own plugins (built by scripts/install.sh) first, then the distribution's
+OWN_PLUGINS = str(Path(__file__).resolve().parent.parent / "build" / "cni")
+CNI_PATH = (OWN_PLUGINS, "/usr/lib/cni", "/opt/cni/bin")
 POD_IFNAME = "eth0"
 
 

@@ -28,8 +28,13 @@ def _mode_for(spec, args):
 
 def _summary(state, seconds):
     data = state.data
-    return (f"cluster {data['name']} is up in {seconds:.1f} s: mode {data['mode']}, "
+    text = (f"cluster {data['name']} is up in {seconds:.1f} s: mode {data['mode']}, "
             f"{len(data['nodes'])} nodes, {len(data['pods'])} pods, pod MTU {data['pod_mtu']}")
+    converged = (data.get("timings") or {}).get("bgp_converged_s")
+    if converged is not None:
+        text += f"\nBGP converged {converged:.2f} s after BIRD started (every node routes " \
+                "every other node's blocks)"
+    return text
 
 
 # --- up / down ---------------------------------------------------------------------------
@@ -134,6 +139,26 @@ def cmd_exec(args):
         raise TestbedError(f"no pod or node {args.target!r} in cluster {state.name} "
                            f"(known: {', '.join(names)})")
     return subprocess.call(argv)
+
+
+def cmd_routes(args):
+    """A node's routes, and its BGP sessions where the mode runs BIRD."""
+    state = find_run(args.name)
+    data = state.data
+    record = data["nodes"].get(args.node) or data.get("routers", {}).get(args.node)
+    if record is None:
+        raise TestbedError(f"no node {args.node!r} in cluster {state.name} "
+                           f"(nodes: {', '.join(data['nodes'])})")
+    print(f"# ip route ({args.node})")
+    print(netns.run(netns.in_node(record["pid"], ["ip", "route"])).rstrip())
+    socket_path = record.get("bird_socket") or (
+        os.path.join(state.dir, "router", "bird", "bird.ctl") if args.node in
+        data.get("routers", {}) and data["mode"] == "bgp" else None)
+    if socket_path and os.path.exists(socket_path):
+        from .bird import birdc
+        print(f"\n# BGP sessions (birdc show protocols)")
+        print(birdc(socket_path, "show", "protocols").rstrip())
+    return 0
 
 
 def cmd_get(args):
@@ -330,6 +355,11 @@ def build_parser():
     daemons.add_argument("--restart", metavar="NODE", help="restart the daemon of NODE")
     daemons.set_defaults(func=cmd_daemons)
 
+    routes = sub.add_parser("routes", help="a node's routes (and BGP sessions in bgp mode)")
+    routes.add_argument("node")
+    routes.add_argument("--name")
+    routes.set_defaults(func=cmd_routes)
+
     sub.add_parser("status", help="list running clusters").set_defaults(func=cmd_status)
     sub.add_parser("doctor", help="what this machine offers").set_defaults(func=cmd_doctor)
     sub.add_parser("clean", help="remove leftovers of crashed runs").set_defaults(
@@ -350,6 +380,9 @@ def main(argv=None):
     except (KeyboardInterrupt, Interrupted):
         print("testbed: interrupted; everything it built was torn down", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into head & co.: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

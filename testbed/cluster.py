@@ -53,6 +53,7 @@ class Cluster:
         self.verbose = verbose
         self.underlay = None
         self.nodes = {}      # name -> NodeContext
+        self.routers = {}    # name -> netns.Namespace of the rack router(s)
         self.runtime = Runtime(state)
         self.pods_up = []    # PodSpecs attached, in order
         self.timings = {}
@@ -114,6 +115,7 @@ class Cluster:
                 "lease": str(node.lease) if node.lease else "-"}
         if spec.has_router:
             router = self.underlay.host("router")
+            self.routers["router"] = netns.node_namespace("router", router.pid)
             self.state.data["routers"] = {"router": {"pid": router.pid}}
         self.state.save()
         if mode is None:

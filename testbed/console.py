@@ -75,6 +75,17 @@ class TestbedCLI(CLI):
                  for label, d in sorted(self.cluster.check_daemons().items())]
         print(render_table(rows) if len(rows) > 1 else "this mode runs no daemons")
 
+    def do_routes(self, line):
+        """`routes NODE`: the node's routes, and its BGP sessions in bgp mode."""
+        name = line.strip()
+        node = self.cluster.nodes.get(name)
+        if node is None:
+            print(f"*** usage: routes NODE (nodes: {', '.join(self.cluster.nodes)})")
+            return
+        print(node.ns.run("ip", "route").rstrip())
+        if hasattr(self.cluster.mode, "protocols"):
+            print(self.cluster.mode.protocols(node).rstrip())
+
     def do_pods(self, _line):
         """List pods: name, namespace, node, IP."""
         print(render_table(pod_rows(self.cluster.state.data)))

@@ -99,6 +99,7 @@ BINARIES = [
     ("ovs-vswitchd", "OVS rack switches and the openflow mode", False),
     ("ovsdb-server", "OVS rack switches and the openflow mode", False),
     ("bird", "the Calico-style bgp mode (BIRD 2)", False),
+    ("birdc", "the Calico-style bgp mode (BIRD's control client)", False),
     ("iperf3", "throughput benchmarks", False),
     ("qperf", "latency benchmarks with qperf", False),
     ("sockperf", "latency benchmarks with sockperf", False),

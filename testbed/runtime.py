@@ -64,6 +64,15 @@ def terminate(pid, start, grace=3.0):
         pass
 
 
+def describe_exit(returncode):
+    """How a process we started ended, in words (a Popen returncode; None = running)."""
+    if returncode is None:
+        return "running"
+    if returncode < 0:
+        return f"killed by signal {-returncode}"
+    return f"exited with status {returncode}"
+
+
 class Runtime:
     def __init__(self, state, cni_path=CNI_PATH):
         self.state = state

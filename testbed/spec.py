@@ -22,7 +22,8 @@ FIRST_NODE_HOST = 11  # nodes get .11, .12, ... of their rack subnet; .1 is the 
 ROUTER_NAME = "router"
 
 TOP_KEYS = {"name", "podCIDR", "nodePrefix", "mtu", "mode", "bandwidth", "delay", "racks",
-            "nodes"}
+            "nodes", "bgp"}
+BGP_KEYS = {"routeReflectors"}
 RACK_KEYS = {"name", "subnet", "bandwidth", "delay"}
 NODE_KEYS = {"name", "rack", "pods"}
 POD_KEYS = {"name", "namespace", "labels", "containers"}
@@ -75,6 +76,7 @@ class ClusterSpec:
     mode: Optional[str]
     racks: tuple
     nodes: tuple
+    route_reflectors: tuple = ()  # node names (bgp mode); empty: full mesh
 
     @property
     def pods(self):
@@ -203,8 +205,28 @@ class _Validator:
                       f"too few for {len(nodes)} nodes")
         if len(racks) > 1:
             self.name(ROUTER_NAME, "(rack router)", IFNAME_MAX, "router")
+        reflectors = self.bgp(doc.get("bgp"), nodes)
         return ClusterSpec(name, str(self.path), pod_cidr, prefix, mtu, mode,
-                           tuple(racks), tuple(nodes))
+                           tuple(racks), tuple(nodes), reflectors)
+
+    def bgp(self, doc, nodes):
+        if doc is None:
+            return ()
+        doc = self.mapping(doc, "bgp", BGP_KEYS)
+        reflectors = doc.get("routeReflectors", [])
+        if not isinstance(reflectors, list):
+            self.fail("bgp.routeReflectors", reflectors, "must be a list of node names")
+        names = [n.name for n in nodes]
+        for i, name in enumerate(reflectors):
+            if name not in names:
+                self.fail(f"bgp.routeReflectors[{i}]", name, "no such node")
+        racks_with_pods = {n.rack for n in nodes}
+        covered = {n.rack for n in nodes if n.name in reflectors}
+        if reflectors and covered != racks_with_pods:
+            missing = sorted(racks_with_pods - covered)
+            self.fail("bgp.routeReflectors", reflectors,
+                      f"every rack needs a route reflector; none in {', '.join(missing)}")
+        return tuple(reflectors)
 
     def racks(self, docs, bandwidth, delay, pod_cidr):
         if docs is None:

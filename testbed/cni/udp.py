@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..errors import TestbedError
-from ..runtime import terminate
+from ..runtime import describe_exit, terminate
 from ..state import process_start_time
 from .base import register
 from .flannel import FlannelMode
@@ -48,14 +48,6 @@ def control(sock_path, command, timeout=2.0):
     if reply.startswith("error"):
         raise TestbedError(f"forwarder {sock_path}: {command!r}: {reply}")
     return reply
-
-
-def exit_description(returncode):
-    if returncode is None:
-        return "running"
-    if returncode < 0:
-        return f"killed by signal {-returncode}"
-    return f"exited with status {returncode}"
 
 
 @register
@@ -118,7 +110,7 @@ class UdpMode(FlannelMode):
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 log = open(os.path.join(node.dir, "udp-forwarder.log")).read().strip()
-                raise TestbedError(f"udp forwarder on {node.name} {exit_description(proc.returncode)}"
+                raise TestbedError(f"udp forwarder on {node.name} {describe_exit(proc.returncode)}"
                                    f" at start: {log.splitlines()[-1] if log else 'no output'}")
             if os.path.exists(node.facts["control"]):
                 try:
@@ -153,7 +145,7 @@ class UdpMode(FlannelMode):
         for name, proc in self.procs.items():
             code = proc.poll()
             out[f"forwarder@{name}"] = {"node": name, "pid": proc.pid, "alive": code is None,
-                                         "state": exit_description(code)}
+                                         "state": describe_exit(code)}
         return out
 
     def daemons(self, cluster):

@@ -59,6 +59,9 @@ def full_matrix(state):
     ("two-racks.yaml", "vxlan"),
     ("default.yaml", "udp"),
     ("two-racks.yaml", "udp"),
+    ("default.yaml", "bgp"),
+    ("two-racks.yaml", "bgp"),
+    ("route-reflectors.yaml", "bgp"),
 ])
 def test_every_pod_reaches_every_pod_and_node(make_cluster, topo, mode):
     cluster = make_cluster(topo, mode)

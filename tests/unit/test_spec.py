@@ -132,3 +132,13 @@ def test_bandwidth_and_delay_apply_to_racks_unless_a_rack_overrides():
     spec = parse("bandwidth: 100\ndelay: 2\nracks: [{name: r1}, {name: r2, bandwidth: 10, delay: 0}]"
                  "\nnodes: [{name: a, rack: r1}, {name: b, rack: r2}]")
     assert [(r.bandwidth, r.delay) for r in spec.racks] == [(100.0, 2.0), (10.0, None)]
+
+
+def test_route_reflectors_must_be_nodes_and_cover_every_rack():
+    spec = parse("bgp: {routeReflectors: [a]}\nnodes: [{name: a}, {name: b}, {name: c}]")
+    assert spec.route_reflectors == ("a",)
+    err = error_of("bgp: {routeReflectors: [zz]}\nnodes: [{name: a}]")
+    assert err.field == "bgp.routeReflectors[0]" and "no such node" in str(err)
+    err = error_of("racks: [{name: r1}, {name: r2}]\nbgp: {routeReflectors: [a]}\n"
+                   "nodes: [{name: a, rack: r1}, {name: b, rack: r2}]")
+    assert "none in r2" in str(err)

@@ -325,10 +325,10 @@ def build_parser():
     bench.add_argument("--modes", help="comma list (default: every mode this machine supports)")
     bench.add_argument("--paths", help="comma list of pod-same-node, pod-cross-node, "
                        "pod-cross-rack, node-node, node-cross-rack (default: all)")
-    bench.add_argument("--tests", help="comma list of tcp-1, tcp-n, udp, tcp-rr, udp-rr, icmp "
-                       "(default: all)")
+    bench.add_argument("--tests", help="comma list of tcp-1, tcp-n, udp, tcp-rr, udp-rr, icmp, "
+                       "or all (default: all but udp-rr)")
     bench.add_argument("--repeats", type=int, default=3)
-    bench.add_argument("--duration", type=int, default=3,
+    bench.add_argument("--duration", type=int, default=2,
                        help="seconds per throughput sample (after 1 s of slow start)")
     bench.add_argument("--rr-duration", type=int, default=1,
                        help="seconds per request/response sample")

@@ -17,7 +17,8 @@ from testbed.cni import mode_names
 from .conftest import REPO, TOPO, Footprint, run_testbed
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SMOKE = ["--repeats", "1", "--duration", "1", "--rr-duration", "1", "--ping-count", "10"]
+SMOKE = ["--repeats", "1", "--duration", "1", "--rr-duration", "1", "--ping-count", "10",
+         "--tests", "all"]
 
 
 @pytest.fixture(scope="module")

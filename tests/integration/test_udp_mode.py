@@ -126,7 +126,7 @@ def test_interactive_cli_warns_of_a_dead_forwarder_and_restarts_it(require):
     before, name = Footprint(), unique_name()
     pid_of = (f"python3 -c \"import json; print(json.load(open('/run/testbed/{name}/state.json'))"
               f"['nodes']['node2']['forwarder_pid'])\"")
-    script = (f"node1 kill -9 $({pid_of})\n"
+    script = (f"node1 kill -9 $({pid_of}); sleep 0.5\n"  # let the kernel finish it off
               "pods\n"
               "daemons restart node2\n"
               "node1-pod1 ping -c1 -W2 node2-pod1 | grep -c ' 0% packet loss'\n"

@@ -111,6 +111,7 @@ CNI_PLUGINS = [
     ("bridge", "pods of the flannel modes (cni0)", True),
     ("host-local", "pod addresses of the flannel modes", True),
     ("loopback", "nothing yet (lo is brought up directly)", False),
+    ("testbed-calico", "pods of the bgp mode (the testbed's plugin, made by install.sh)", False),
 ]
 
 
@@ -161,7 +162,7 @@ def render(checks):
         lines.append(title)
         for c in (c for c in checks if c.kind == kind):
             mark = "ok  " if c.ok else ("FAIL" if c.essential else "--  ")
-            line = f"  [{mark}] {c.name:<16} {c.detail}"
+            line = f"  [{mark}] {c.name:<22} {c.detail}"
             if not c.ok:
                 line += f"\n         without it: {c.prevents}"
             lines.append(line)

@@ -25,7 +25,7 @@ CONVERGENCE_TIMEOUT_S = 60.0
 class BgpMode(Mode):
     name = "bgp"
     summary = "Calico-style: cali veths, /26 blocks, BIRD (BGP full mesh or route reflectors)"
-    requires = ("veth", "bird", "birdc")
+    requires = ("veth", "bird", "birdc", f"cni/{PLUGIN_TYPE}")
     datapath = "kernel: IP routes from BIRD (BGP), cali veths with proxy ARP, no bridge"
 
     def __init__(self):

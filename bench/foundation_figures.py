@@ -18,7 +18,7 @@ from .harness import Options, choose_modes
 
 def big_topology(path, nodes=20, pods=5):
     with open(path, "w") as f:
-        f.write(f"name: big\nnodes:\n")
+        f.write("name: big\nnodes:\n")
         for i in range(1, nodes + 1):
             f.write(f"  - name: node{i}\n    pods: {pods}\n")
     return path

@@ -156,7 +156,7 @@ def cmd_routes(args):
         data.get("routers", {}) and data["mode"] == "bgp" else None)
     if socket_path and os.path.exists(socket_path):
         from .bird import birdc
-        print(f"\n# BGP sessions (birdc show protocols)")
+        print("\n# BGP sessions (birdc show protocols)")
         print(birdc(socket_path, "show", "protocols").rstrip())
     return 0
 

@@ -5,7 +5,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from testbed import netns
 from testbed.state import pid_is

@@ -1,0 +1,72 @@
+"""A mode's long-running process (a udp forwarder, a BIRD): started in a namespace, owned by
+its PID in the run's state, watched, stopped."""
+import os
+import subprocess
+import time
+
+from .errors import TestbedError
+from .runtime import describe_exit, terminate
+from .state import process_start_time
+
+
+class Daemon:
+    def __init__(self, label, argv, output_path):
+        self.label = label            # also what the state file says the PID is
+        self.argv = argv              # already wrapped to run in its namespace
+        self.output_path = output_path
+        self.proc = None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def start(self, state, ready, timeout):
+        """Start, then wait until ready() is true; a death or a timeout is a TestbedError."""
+        with open(self.output_path, "ab") as out:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=out, start_new_session=True)
+        state.own_pid(self.proc.pid, self.label)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise TestbedError(f"{self.label} {describe_exit(self.proc.returncode)} at "
+                                   f"start: {self._last_output()} (output: {self.output_path})")
+            if ready():
+                return
+            time.sleep(0.02)
+        raise TestbedError(f"{self.label} did not answer within {timeout:.0f} s")
+
+    def _last_output(self):
+        try:
+            lines = open(self.output_path, errors="replace").read().strip().splitlines()
+        except OSError:
+            lines = []
+        return lines[-1] if lines else "no output"
+
+    def stop(self, state):
+        """Stop it if it still runs, reap it and forget its PID; nothing if never started."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            terminate(self.proc.pid, process_start_time(self.proc.pid))
+        self.proc.wait()
+        state.disown_pid(self.proc.pid)
+        self.proc = None
+
+    def status(self, node):
+        code = self.proc.poll() if self.proc else -1
+        return {"node": node, "pid": self.pid, "alive": self.proc is not None and code is None,
+                "state": describe_exit(code)}
+
+
+def socket_ready(path, probe):
+    """A ready() for daemons with a control socket: it exists and probe() answers."""
+    def ready():
+        if not os.path.exists(path):
+            return False
+        try:
+            probe()
+            return True
+        except (OSError, TestbedError, subprocess.TimeoutExpired):
+            return False
+    return ready

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Optional
 
 from testbed import doctor
-from testbed.cluster import BARE, Cluster, Interrupted, load_spec, signals_interrupt
+from testbed.cluster import (BARE, Cluster, Interrupted, check_mode, load_spec,
+                             signals_interrupt)
 from testbed.cni import get_mode, mode_names
 from testbed.errors import TestbedError
 
@@ -84,15 +85,10 @@ def choose_modes(opt, spec, caps):
     for name in wanted:
         if name == BARE:
             continue
-        mode = get_mode(name)
-        missing = doctor.missing_for(mode.requires, caps)
-        if missing:
-            skipped[name] = f"this machine lacks {', '.join(missing)} (testbed doctor)"
-            continue
         try:
-            mode.check(spec)
+            check_mode(name, spec, caps)
         except TestbedError as e:
-            skipped[name] = str(e).split(": ", 1)[-1]
+            skipped[name] = str(e).split(": ", 1)[-1]  # without the topology's path
             continue
         run.append(name)
     return run, skipped
@@ -149,6 +145,9 @@ def run(opt, progress_stream=None):
     _check_choice("test", opt.tests, list(MEASURES))
     spec = prepare_spec(opt)
     caps = doctor.capabilities()
+    if opt.delay and not caps.get("netem"):
+        raise TestbedError("--delay needs the kernel's netem qdisc, which this kernel lacks "
+                           "(see `testbed doctor`): delay cannot be emulated on this machine")
     modes, skipped = choose_modes(opt, spec, caps)
     measures = [m for m in ALL_MEASURES if m.name in (opt.tests or DEFAULT_TESTS)]
     rounds = plan_rounds(modes, opt.repeats)

@@ -48,22 +48,22 @@ def _pinning(cpus):
     return ["-A", str(client_cpu)], ["-A", str(server_cpu)]
 
 
-def tcp(server_argv, client_argv, server_ip, seconds, streams=1, omit=1, cpus=None):
-    """`omit` seconds of slow start are run first and left out of the result (iperf3 -O)."""
+def _run(server_argv, client_argv, server_ip, seconds, omit, cpus, extra):
     pin_client, pin_server = _pinning(cpus)
     proc = client_server(
         server_argv, ["iperf3", "-s", "-1", "-p", str(PORT), *pin_server],
         client_argv, ["iperf3", "-c", server_ip, "-p", str(PORT), "-J", "-t", str(seconds),
-                      "-O", str(omit), "-P", str(streams), *pin_client],
+                      "-O", str(omit), *extra, *pin_client],
         PORT, timeout=seconds + omit + 30)
-    return parse_tcp_json(proc.stdout or proc.stderr)
+    return proc.stdout or proc.stderr
+
+
+def tcp(server_argv, client_argv, server_ip, seconds, streams=1, omit=1, cpus=None):
+    """`omit` seconds of slow start are run first and left out of the result (iperf3 -O)."""
+    return parse_tcp_json(_run(server_argv, client_argv, server_ip, seconds, omit, cpus,
+                               ["-P", str(streams)]))
 
 
 def udp(server_argv, client_argv, server_ip, seconds, rate, datagram, omit=1, cpus=None):
-    pin_client, pin_server = _pinning(cpus)
-    proc = client_server(
-        server_argv, ["iperf3", "-s", "-1", "-p", str(PORT), *pin_server],
-        client_argv, ["iperf3", "-c", server_ip, "-p", str(PORT), "-J", "-t", str(seconds),
-                      "-O", str(omit), "-u", "-b", str(rate), "-l", str(datagram), *pin_client],
-        PORT, timeout=seconds + omit + 30)
-    return parse_udp_json(proc.stdout or proc.stderr)
+    return parse_udp_json(_run(server_argv, client_argv, server_ip, seconds, omit, cpus,
+                               ["-u", "-b", str(rate), "-l", str(datagram)]))

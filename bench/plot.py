@@ -91,6 +91,7 @@ def _grouped(ax, run, test, metric, ylabel, title, whisker_metric=None):
                 ax.plot([bx - width * 0.25, bx + width * 0.25], [top["median"]] * 2,
                         color="black", linewidth=1)
     _axes(ax, paths, ylabel, title)
+    return xs, width
 
 
 def _figure(run, panels, title, out_base):
@@ -117,10 +118,8 @@ def _figure(run, panels, title, out_base):
 
 
 def _cpu_panel(ax, run, test, title):
-    _grouped(ax, run, test, "cpu_s_per_gb", "CPU seconds per GB moved", title)
-    rows, modes = _rows(run), _modes(run)
-    paths = [p for p in PATHS if any((m, p.name, test, "cpu_s_per_gb") in rows for m in modes)]
-    xs, width = _positions(paths, modes, lambda m, p: (m, p, test, "cpu_s_per_gb") in rows)
+    xs, width = _grouped(ax, run, test, "cpu_s_per_gb", "CPU seconds per GB moved", title)
+    rows = _rows(run)
     for (mode, path), x in xs.items():
         own = [r for k, r in rows.items() if k[:3] == (mode, path, test)
                and k[3].startswith("daemon_cpu_s_per_gb.")]

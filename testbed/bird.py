@@ -7,11 +7,9 @@ the config for anyone to read.
 """
 import os
 import subprocess
-import time
 
+from .daemon import Daemon, socket_ready
 from .errors import TestbedError
-from .runtime import describe_exit, terminate
-from .state import process_start_time
 
 HOLD_TIME_S = 9
 KEEPALIVE_S = 3
@@ -93,59 +91,30 @@ def birdc(socket_path, *command):
     return proc.stdout
 
 
-class BirdDaemon:
-    """One BIRD process in a namespace, owned by PID."""
+class BirdDaemon(Daemon):
+    """One BIRD in a namespace, with its config, control socket and log in one directory."""
 
-    def __init__(self, label, namespace, directory):
-        self.label = label
-        self.ns = namespace
+    def __init__(self, name, namespace, directory):
+        self.name = name
         self.dir = directory
         self.config = os.path.join(directory, "bird.conf")
         self.socket = os.path.join(directory, "bird.ctl")
         self.log = os.path.join(directory, "bird.log")
-        self.proc = None
+        os.makedirs(directory, exist_ok=True)
+        # -f: stay in the foreground, so that the PID we record is BIRD's own
+        super().__init__(f"bird of {name}",
+                         namespace.argv("bird", "-f", "-c", self.config, "-s", self.socket),
+                         os.path.join(directory, "bird.out"))
 
     def write_config(self, text):
-        os.makedirs(self.dir, exist_ok=True)
         with open(self.config, "w") as f:
             f.write(text)
         proc = subprocess.run(["bird", "-p", "-c", self.config], capture_output=True, text=True)
         if proc.returncode != 0:
-            raise TestbedError(f"BIRD rejects the config of {self.label} ({self.config}): "
+            raise TestbedError(f"BIRD rejects the config of {self.name} ({self.config}): "
                                f"{(proc.stderr or proc.stdout).strip()}")
 
     def start(self, state):
-        out = open(os.path.join(self.dir, "bird.out"), "ab")
-        # -f: stay in the foreground, so that the PID we record is BIRD's own
-        self.proc = subprocess.Popen(self.ns.argv("bird", "-f", "-c", self.config,
-                                                  "-s", self.socket),
-                                     stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                     start_new_session=True)
-        out.close()
-        state.own_pid(self.proc.pid, f"bird of {self.label}")
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise TestbedError(f"BIRD of {self.label} {describe_exit(self.proc.returncode)} "
-                                   f"at start; see {self.log}")
-            if os.path.exists(self.socket):
-                try:
-                    birdc(self.socket, "show", "status")
-                    return
-                except (TestbedError, subprocess.TimeoutExpired):
-                    pass
-            time.sleep(0.05)
-        raise TestbedError(f"BIRD of {self.label} did not answer within {READY_TIMEOUT_S:.0f} s")
-
-    def stop(self, state):
-        if self.proc is None:
-            return
-        terminate(self.proc.pid, process_start_time(self.proc.pid))
-        self.proc.wait()
-        state.disown_pid(self.proc.pid)
-        self.proc = None
-
-    def status(self, node):
-        code = self.proc.poll() if self.proc else -1
-        return {"node": node, "pid": self.proc.pid if self.proc else None,
-                "alive": self.proc is not None and code is None, "state": describe_exit(code)}
+        super().start(state, socket_ready(self.socket, lambda: birdc(self.socket, "show",
+                                                                     "status")),
+                      READY_TIMEOUT_S)

@@ -11,6 +11,7 @@ import time
 from . import netns
 from .runtime import terminate
 from .state import RunState, list_runs, pid_is
+from .underlay import is_underlay_shell
 
 SUPERVISOR_GRACE_S = 30  # a live supervisor gets this long to tear its cluster down itself
 
@@ -45,7 +46,7 @@ def clean_run(run_dir, log=print):
     if state is not None:
         pids = state.owned("pids")
         # containers and daemons first, then the Mininet shells that hold node namespaces
-        pids.sort(key=lambda e: e["what"].startswith(("node ", "rack ", "rack router")))
+        pids.sort(key=is_underlay_shell)
         for entry in pids:
             if pid_is(entry["pid"], entry["start"]):
                 terminate(entry["pid"], entry["start"])

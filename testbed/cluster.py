@@ -15,7 +15,7 @@ from .cni import NodeContext, get_mode, mode_names
 from .errors import TestbedError
 from .runtime import Runtime
 from .state import RunState
-from .underlay import Underlay
+from .underlay import Underlay, is_underlay_shell
 
 
 def load_spec(path, name=None):
@@ -45,6 +45,16 @@ def signals_interrupt():
 BARE = "bare"  # the underlay alone: nodes and racks, no CNI mode and no pods
 
 
+def check_mode(mode_name, spec, caps):
+    """Refuse a mode this machine cannot run (caps from doctor) or that cannot wire `spec`."""
+    mode = get_mode(mode_name)
+    missing = doctor.missing_for(mode.requires, caps)
+    if missing:
+        raise TestbedError(f"mode {mode_name} needs {', '.join(missing)}, which this "
+                           "machine lacks (see `testbed doctor`)")
+    mode.check(spec)
+
+
 class Cluster:
     def __init__(self, spec, mode_name, state, verbose=False):
         self.spec = spec
@@ -63,14 +73,11 @@ class Cluster:
         """Check everything that can be checked, then make the run directory and state.
 
         mode_name BARE builds the underlay only (the benchmark's node-to-node baseline)."""
+        delayed = any(rack.delay for rack in spec.racks)
+        caps = doctor.capabilities() if mode_name != BARE or delayed else {}
         if mode_name != BARE:
-            mode = get_mode(mode_name)
-            missing = doctor.missing_for(mode.requires, doctor.capabilities())
-            if missing:
-                raise TestbedError(f"mode {mode_name} needs {', '.join(missing)}, which this "
-                                   "machine lacks (see `testbed doctor`)")
-            mode.check(spec)
-        if any(rack.delay for rack in spec.racks) and not doctor.has("netem"):
+            check_mode(mode_name, spec, caps)
+        if delayed and not caps.get("netem"):
             raise TestbedError(f"{spec.path}: delay needs the kernel's netem qdisc, which this "
                                "kernel lacks (see `testbed doctor`); delay cannot be emulated here")
         pods = spec.pods if mode_name != BARE else []
@@ -170,7 +177,7 @@ class Cluster:
         if self.underlay is not None:
             attempt(self.underlay.stop)
             for entry in self.state.owned("pids"):
-                if entry["what"].startswith(("node ", "rack ", "rack router")):
+                if is_underlay_shell(entry):
                     self.state.disown_pid(entry["pid"])
             self.underlay = None
         for name in self.state.owned("netns"):  # sandboxes whose pod never finished attaching

@@ -142,11 +142,6 @@ def run_checks():
     return checks
 
 
-def has(feature):
-    """Probe one kernel feature of the probe list (cheaper than run_checks)."""
-    return _probe_links().get(feature, False)
-
-
 def capabilities(checks=None):
     """{feature or binary name: present?} for modes and tests to consult."""
     return {c.name: c.ok for c in (checks or run_checks())}

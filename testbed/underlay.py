@@ -13,6 +13,12 @@ from mininet.nodelib import LinuxBridge
 from .spec import ROUTER_NAME
 
 UNDERLAY_DEV = "eth0"
+SHELL_LABEL = "mininet shell of "  # how the state file names the shells holding namespaces
+
+
+def is_underlay_shell(owned_pid):
+    """Is this recorded process a Mininet shell (one per node, rack and router)?"""
+    return owned_pid["what"].startswith(SHELL_LABEL)
 NAMESPACE_SYSCTLS = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 
 
@@ -72,16 +78,16 @@ class Underlay:
         switches = {}
         for rack in spec.racks:
             switches[rack.name] = self.net.addSwitch(rack.name, cls=RackBridge)
-            self.on_process(switches[rack.name].pid, f"rack {rack.name}")
+            self.on_process(switches[rack.name].pid, f"{SHELL_LABEL}rack {rack.name}")
         for node in spec.nodes:
             host = self.net.addHost(node.name, cls=Host, ip=str(node.ip))
-            self.on_process(host.pid, f"node {node.name}")
+            self.on_process(host.pid, f"{SHELL_LABEL}node {node.name}")
             rack = spec.rack(node.rack)
             self._link(host, switches[rack.name], UNDERLAY_DEV, node.name, str(node.ip), rack)
         if spec.has_router:
             first = spec.racks[0]
             router = self.net.addHost(ROUTER_NAME, cls=Host, ip=str(first.router_ip))
-            self.on_process(router.pid, "rack router")
+            self.on_process(router.pid, f"{SHELL_LABEL}rack router")
             for rack in spec.racks:
                 self._link(router, switches[rack.name], rack.name, ROUTER_NAME,
                            str(rack.router_ip), rack)

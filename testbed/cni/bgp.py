@@ -139,7 +139,7 @@ class BgpMode(Mode):
         return {f"bird@{name}": d.status(name) for name, d in self.birds.items()}
 
     def daemons(self, cluster):
-        return {f"bird@{name}": d.proc.pid for name, d in self.birds.items() if d.proc}
+        return {f"bird@{name}": d.pid for name, d in self.birds.items() if d.pid}
 
     def restart_daemon(self, cluster, node_name):
         daemon = self.birds.get(node_name)

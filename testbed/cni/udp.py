@@ -6,16 +6,15 @@ node's own lease stays on cni0, a longer prefix). The forwarder (native/, a smal
 built by the install step, as flannel's own loop is C) carries each packet as one UDP datagram
 to the owning node's port 8285. Its peer table is changed at run time over a control socket.
 """
+import json
 import os
 import shutil
 import socket
-import subprocess
 import time
 from pathlib import Path
 
+from ..daemon import Daemon, socket_ready
 from ..errors import TestbedError
-from ..runtime import describe_exit, terminate
-from ..state import process_start_time
 from .base import register
 from .flannel import FlannelMode
 
@@ -59,7 +58,7 @@ class UdpMode(FlannelMode):
     datapath = "userspace: TUN flannel0 + C forwarder over UDP 8285, Linux bridge cni0"
 
     def __init__(self):
-        self.procs = {}  # node name -> Popen of its forwarder
+        self.forwarders = {}  # node name -> Daemon
 
     def setup_backend(self, spec, node):
         run = node.ns.run
@@ -74,12 +73,12 @@ class UdpMode(FlannelMode):
     # --- peers -----------------------------------------------------------------------------
     def add_peer(self, spec, node, peer):
         node.facts["peers"][str(peer.lease)] = str(peer.ip.ip)
-        if node.name in self.procs:
+        if node.name in self.forwarders:
             control(node.facts["control"], f"add {peer.lease} {peer.ip.ip}")
 
     def remove_peer(self, spec, node, peer):
         node.facts["peers"].pop(str(peer.lease), None)
-        if node.name in self.procs:
+        if node.name in self.forwarders:
             control(node.facts["control"], f"del {peer.lease}")
 
     # --- the forwarders --------------------------------------------------------------------
@@ -92,67 +91,39 @@ class UdpMode(FlannelMode):
         if not binary:
             raise TestbedError(f"{FORWARDER} is not built: run scripts/install.sh (it compiles "
                                "native/flannel-udp-forwarder.c)")
-        log = open(os.path.join(node.dir, "udp-forwarder.log"), "ab")
-        argv = node.ns.argv(binary, "--tun", TUN_DEV, "--listen", node.ip.ip,
-                            "--control", node.facts["control"], "--port", PORT)
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True)
-        log.close()
-        self.procs[node.name] = proc
-        cluster.state.own_pid(proc.pid, f"udp forwarder on {node.name}")
-        node.facts["forwarder_pid"] = proc.pid
-        self._wait_ready(node, proc)
+        sock = node.facts["control"]
+        forwarder = Daemon(f"udp forwarder on {node.name}",
+                           node.ns.argv(binary, "--tun", TUN_DEV, "--listen", node.ip.ip,
+                                        "--control", sock, "--port", PORT),
+                           os.path.join(node.dir, "udp-forwarder.log"))
+        self.forwarders[node.name] = forwarder
+        forwarder.start(cluster.state,
+                        socket_ready(sock, lambda: control(sock, "stats", timeout=0.5)),
+                        READY_TIMEOUT_S)
+        node.facts["forwarder_pid"] = forwarder.pid
         for lease, ip in node.facts["peers"].items():
-            control(node.facts["control"], f"add {lease} {ip}")
-
-    def _wait_ready(self, node, proc):
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                log = open(os.path.join(node.dir, "udp-forwarder.log")).read().strip()
-                raise TestbedError(f"udp forwarder on {node.name} {describe_exit(proc.returncode)}"
-                                   f" at start: {log.splitlines()[-1] if log else 'no output'}")
-            if os.path.exists(node.facts["control"]):
-                try:
-                    control(node.facts["control"], "stats", timeout=0.5)
-                    return
-                except OSError:
-                    pass
-            time.sleep(0.02)
-        raise TestbedError(f"udp forwarder on {node.name} did not answer within "
-                           f"{READY_TIMEOUT_S:.0f} s")
+            control(sock, f"add {lease} {ip}")
 
     def stop(self, cluster):
-        for name, proc in list(self.procs.items()):
-            terminate(proc.pid, process_start_time(proc.pid))
-            proc.wait()
-            cluster.state.disown_pid(proc.pid)
-            del self.procs[name]
+        for forwarder in self.forwarders.values():
+            forwarder.stop(cluster.state)
+        self.forwarders = {}
 
     def restart_daemon(self, cluster, node_name):
         """Start a node's forwarder again (after it died); it re-reads the peer table."""
-        old = self.procs.pop(node_name, None)
+        old = self.forwarders.pop(node_name, None)
         if old is not None:
-            if old.poll() is None:
-                terminate(old.pid, process_start_time(old.pid))
-            old.wait()
-            cluster.state.disown_pid(old.pid)
+            old.stop(cluster.state)
         self.start_forwarder(cluster, cluster.nodes[node_name])
 
     def daemon_status(self, cluster):
         """{label: {"node", "pid", "alive", "state"}} of every forwarder."""
-        out = {}
-        for name, proc in self.procs.items():
-            code = proc.poll()
-            out[f"forwarder@{name}"] = {"node": name, "pid": proc.pid, "alive": code is None,
-                                         "state": describe_exit(code)}
-        return out
+        return {f"forwarder@{name}": f.status(name) for name, f in self.forwarders.items()}
 
     def daemons(self, cluster):
-        return {f"forwarder@{name}": p.pid for name, p in self.procs.items()}
+        return {f"forwarder@{name}": f.pid for name, f in self.forwarders.items()}
 
     def stats(self, node):
-        import json
         return json.loads(control(node.facts["control"], "stats"))
 
     def describe_node(self, node):

@@ -156,7 +156,7 @@ def run(opt, progress_stream=None):
     writer = RunWriter(run_dir)
     datapaths = {"underlay": "Linux bridge per rack (kernel)" +
                  (", tc htb" if opt.bandwidth else "") + (", tc netem" if opt.delay else "")}
-    datapaths.update({m: get_mode(m).datapath for m in modes if m != BARE})
+    datapaths.update({m: get_mode(m).describe_datapath(spec) for m in modes if m != BARE})
     options = {k: v for k, v in dataclasses.asdict(opt).items() if k != "extra"}
     writer.write_json("machine.json", {**machine_facts(REPO, datapaths, options),
                                        "topology": spec.path, "modes": modes,

@@ -43,7 +43,7 @@ fi
 mkdir -p build
 if [ ! -x build/flannel-udp-forwarder ] || \
    [ native/flannel-udp-forwarder.c -nt build/flannel-udp-forwarder ]; then
-  gcc -O2 -Wall -Wextra -pthread -o build/flannel-udp-forwarder native/flannel-udp-forwarder.c
+  gcc -O3 -Wall -Wextra -o build/flannel-udp-forwarder native/flannel-udp-forwarder.c
 fi
 
 # The testbed's own CNI plugins are Python modules; CNI runtimes need executables on CNI_PATH.

@@ -22,8 +22,9 @@ FIRST_NODE_HOST = 11  # nodes get .11, .12, ... of their rack subnet; .1 is the 
 ROUTER_NAME = "router"
 
 TOP_KEYS = {"name", "podCIDR", "nodePrefix", "mtu", "mode", "bandwidth", "delay", "racks",
-            "nodes", "bgp"}
+            "nodes", "bgp", "udp"}
 BGP_KEYS = {"routeReflectors"}
+UDP_KEYS = {"offload"}
 RACK_KEYS = {"name", "subnet", "bandwidth", "delay"}
 NODE_KEYS = {"name", "rack", "pods"}
 POD_KEYS = {"name", "namespace", "labels", "containers"}
@@ -77,6 +78,7 @@ class ClusterSpec:
     racks: tuple
     nodes: tuple
     route_reflectors: tuple = ()  # node names (bgp mode); empty: full mesh
+    udp_offload: bool = True      # udp mode: forwarder moves TSO/GSO/GRO bundles
 
     @property
     def pods(self):
@@ -206,8 +208,12 @@ class _Validator:
         if len(racks) > 1:
             self.name(ROUTER_NAME, "(rack router)", IFNAME_MAX, "router")
         reflectors = self.bgp(doc.get("bgp"), nodes)
+        udp = self.mapping(doc.get("udp") or {}, "udp", UDP_KEYS)
+        offload = udp.get("offload", True)
+        if not isinstance(offload, bool):
+            self.fail("udp.offload", offload, "must be true or false")
         return ClusterSpec(name, str(self.path), pod_cidr, prefix, mtu, mode,
-                           tuple(racks), tuple(nodes), reflectors)
+                           tuple(racks), tuple(nodes), reflectors, offload)
 
     def bgp(self, doc, nodes):
         if doc is None:

@@ -32,6 +32,10 @@ class Mode:
     encap_overhead = 0  # bytes the datapath adds per packet; pod MTU = underlay MTU - this
     datapath = ""       # how packets move, recorded with benchmark results
 
+    def describe_datapath(self, spec):
+        """How packets move in this cluster, recorded with benchmark results."""
+        return self.datapath
+
     def check(self, spec):
         """Refuse a topology the mode cannot wire, before anything is built."""
 

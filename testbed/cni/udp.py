@@ -5,6 +5,11 @@ address as /32, MTU = underlay - 28, and a route for the whole cluster CIDR to f
 node's own lease stays on cni0, a longer prefix). The forwarder (native/, a small C program
 built by the install step, as flannel's own loop is C) carries each packet as one UDP datagram
 to the owning node's port 8285. Its peer table is changed at run time over a control socket.
+
+Flannel's forwarder moves one packet per system call. Ours by default moves bundles across
+the kernel boundary (TSO super-packets from flannel0, UDP GSO out, UDP GRO in, TCP segments
+joined again before flannel0) while the wire stays flannel's: one inner packet per datagram.
+`udp: {offload: false}` in the topology runs flannel's one-packet-at-a-time loop instead.
 """
 import json
 import os
@@ -57,6 +62,11 @@ class UdpMode(FlannelMode):
     encap_overhead = 28  # outer IPv4 20 + UDP 8: the pod packet travels whole in one datagram
     datapath = "userspace: TUN flannel0 + C forwarder over UDP 8285, Linux bridge cni0"
 
+    def describe_datapath(self, spec):
+        how = ("TSO/GSO/GRO bundles" if spec.udp_offload
+               else "one packet per system call, as flannel's")
+        return f"{self.datapath}; forwarder moves {how}"
+
     def __init__(self):
         self.forwarders = {}  # node name -> Daemon
 
@@ -92,9 +102,9 @@ class UdpMode(FlannelMode):
             raise TestbedError(f"{FORWARDER} is not built: run scripts/install.sh (it compiles "
                                "native/flannel-udp-forwarder.c)")
         sock = node.facts["control"]
-        forwarder = Daemon(f"udp forwarder on {node.name}",
-                           node.ns.argv(binary, "--tun", TUN_DEV, "--listen", node.ip.ip,
-                                        "--control", sock, "--port", PORT),
+        argv = [binary, "--tun", TUN_DEV, "--listen", node.ip.ip, "--control", sock,
+                "--port", PORT] + ([] if cluster.spec.udp_offload else ["--no-offload"])
+        forwarder = Daemon(f"udp forwarder on {node.name}", node.ns.argv(*argv),
                            os.path.join(node.dir, "udp-forwarder.log"))
         self.forwarders[node.name] = forwarder
         forwarder.start(cluster.state,

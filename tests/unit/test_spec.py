@@ -142,3 +142,12 @@ def test_route_reflectors_must_be_nodes_and_cover_every_rack():
     err = error_of("racks: [{name: r1}, {name: r2}]\nbgp: {routeReflectors: [a]}\n"
                    "nodes: [{name: a, rack: r1}, {name: b, rack: r2}]")
     assert "none in r2" in str(err)
+
+
+def test_udp_offload_is_on_unless_the_topology_turns_it_off():
+    assert parse("nodes: [{name: a}]").udp_offload is True
+    assert parse("udp: {offload: false}\nnodes: [{name: a}]").udp_offload is False
+    err = error_of("udp: {offload: 'no'}\nnodes: [{name: a}]")
+    assert (err.field, err.value) == ("udp.offload", "no") and "true or false" in str(err)
+    err = error_of("udp: {offlaod: false}\nnodes: [{name: a}]")
+    assert err.field == "udp.offlaod" and "unknown key" in str(err)

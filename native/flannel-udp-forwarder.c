@@ -76,14 +76,17 @@ static void die(const char *what) { perror(what); exit(1); }
 
 /* --- checksums (RFC 1071), summed in host order, which the folded result tolerates ------- */
 static uint64_t sum_bytes(const uint8_t *p, size_t len, uint64_t sum) {
-    /* four independent 64-bit sums of 32-bit words: the compiler turns this into vector adds */
-    uint64_t s[4] = { sum, 0, 0, 0 };
-    for (; len >= 16; p += 16, len -= 16) {
-        uint32_t w[4];
+    /* 64-bit words into a 128-bit accumulator: the carries are kept in its upper half */
+    unsigned __int128 acc = sum;
+    for (; len >= 32; p += 32, len -= 32) {
+        uint64_t w[4];
         memcpy(w, p, sizeof(w));
-        for (int k = 0; k < 4; k++) s[k] += w[k];
+        acc += w[0]; acc += w[1]; acc += w[2]; acc += w[3];
     }
-    sum = s[0] + s[1] + s[2] + s[3];
+    uint64_t low = (uint64_t)acc, high = (uint64_t)(acc >> 64);
+    low += high;
+    if (low < high) low++;                        /* end-around carry */
+    sum = (low & 0xffffffff) + (low >> 32);       /* at most 33 bits: room for the tail */
     for (; len >= 4; p += 4, len -= 4) { uint32_t w; memcpy(&w, p, 4); sum += w; }
     if (len >= 2) { uint16_t w; memcpy(&w, p, 2); sum += w; p += 2; len -= 2; }
     if (len) sum += *p;
@@ -591,10 +594,12 @@ int main(int argc, char **argv) {
      * packets (a TCP flow's ACKs) waiting without being woken for them; it sleeps in poll()
      * only when nothing is queued. The control socket is looked at between rounds. */
     struct pollfd fds[3] = { { tun_fd, POLLIN, 0 }, { udp_fd, POLLIN, 0 }, { ctl_fd, POLLIN, 0 } };
-    for (unsigned round = 0;; round++) {
-        int moved = tun_to_udp() + udp_to_tun();
-        if (moved && round % 64) continue;
-        if (!moved && poll(fds, 3, -1) < 0 && errno != EINTR) die("poll");
-        serve_control();
+    for (unsigned round = 1;; round++) {
+        if (tun_to_udp() + udp_to_tun()) {
+            if (round % 64 == 0) serve_control();
+            continue;
+        }
+        if (poll(fds, 3, -1) < 0 && errno != EINTR) die("poll");
+        if (fds[2].revents & POLLIN) serve_control();
     }
 }

@@ -4,7 +4,7 @@ Each rack is a Linux bridge living in a namespace of its own (a Mininet switch w
 inNamespace=True), so the root namespace gets no bridge, no address and no port of the
 emulation, and the host's bridge-netfilter settings cannot touch emulated traffic.
 """
-from mininet.link import Link, TCLink
+from mininet.link import Link, TCIntf, TCLink
 from mininet.log import lg, setLogLevel
 from mininet.net import Mininet
 from mininet.node import Host, Switch
@@ -30,6 +30,18 @@ class _HarmlessTcWarnings:
 
 
 lg.addFilter(_HarmlessTcWarnings())
+
+
+class ShapedIntf(TCIntf):
+    """Mininet's TCIntf, which ignores (with only a log line) rates above 1 Gbit/s; htb shapes
+    veths at 10 Gbit/s and more, and the spec allows up to 100 Gbit/s."""
+    bwParamMax = 100000
+
+
+class ShapedLink(TCLink):
+    def __init__(self, *args, **kwargs):
+        kwargs.update(cls1=ShapedIntf, cls2=ShapedIntf)
+        super().__init__(*args, **kwargs)
 
 
 class RackBridge(LinuxBridge):
@@ -110,7 +122,7 @@ class Underlay:
         if rack.delay:
             shaping["delay"] = f"{rack.delay:g}ms"  # tc netem at both ends
         if shaping:
-            self.net.addLink(host, switch, cls=TCLink, **shaping, **params)
+            self.net.addLink(host, switch, cls=ShapedLink, **shaping, **params)
         else:
             self.net.addLink(host, switch, cls=Link, **params)
 

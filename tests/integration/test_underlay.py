@@ -44,6 +44,17 @@ def test_bandwidth_caps_underlay_links(tmp_path, require):
     assert 0.030 < gbps < 0.055, f"{gbps * 1000:.1f} Mbit/s through a 50 Mbit/s cap"
 
 
+def test_caps_above_one_gigabit_are_applied_too(tmp_path, require):
+    # Mininet's own interface class ignores rates above 1000 Mbit/s with just a log line
+    require("htb")
+    topo = tmp_path / "fast.yaml"
+    topo.write_text((TOPO / "default.yaml").read_text() + "bandwidth: 10000\n")
+    cluster = Cluster.create(load_spec(topo, unique_name()), "host-gw")
+    with cluster:
+        classes = cluster.nodes["node1"].ns.run("tc", "class", "show", "dev", "eth0")
+    assert "htb" in classes and "rate 10Gbit" in classes
+
+
 def test_delay_is_refused_clearly_without_netem(tmp_path, caps):
     if caps.get("netem"):
         pytest.skip("this kernel has netem; the refusal only applies without it")

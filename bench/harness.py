@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from testbed import doctor
+from testbed import doctor, fabric, ovs
 from testbed.cluster import (BARE, Cluster, Interrupted, check_mode, load_spec,
                              signals_interrupt)
 from testbed.cni import get_mode, mode_names
@@ -54,6 +54,7 @@ class Options:
     out: str = "results"
     warmup: bool = True
     label: str = ""
+    underlay: Optional[str] = None     # linux or ovs; None: the topology's
     extra: dict = field(default_factory=dict)
 
 
@@ -64,7 +65,7 @@ def _check_choice(kind, chosen, known):
 
 
 def prepare_spec(opt):
-    spec = load_spec(opt.topo)
+    spec = load_spec(opt.topo, underlay=opt.underlay)
     if opt.mtu:
         if not 1280 <= opt.mtu <= 9000:
             raise TestbedError(f"--mtu {opt.mtu}: must be from 1280 to 9000")
@@ -154,8 +155,10 @@ def run(opt, progress_stream=None):
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = Path(opt.out) / f"{stamp}-{spec.name}{'-' + opt.label if opt.label else ''}"
     writer = RunWriter(run_dir)
-    datapaths = {"underlay": "Linux bridge per rack (kernel)" +
-                 (", tc htb" if opt.bandwidth else "") + (", tc netem" if opt.delay else "")}
+    underlay = (fabric.describe(ovs.datapath_type(caps)) if spec.underlay == "ovs"
+                else "Linux bridge per rack (kernel)")
+    datapaths = {"underlay": underlay + (", tc htb" if opt.bandwidth else "") +
+                 (", tc netem" if opt.delay else "")}
     datapaths.update({m: get_mode(m).describe_datapath(spec) for m in modes if m != BARE})
     options = {k: v for k, v in dataclasses.asdict(opt).items() if k != "extra"}
     writer.write_json("machine.json", {**machine_facts(REPO, datapaths, options),

@@ -2,24 +2,47 @@
 
     python -m controllers.launch --app fabric --ofp-socket PATH --stats-socket PATH
 
-os-ken 4 ships no manager command; this does what one does (green threads, configuration,
-the OpenFlow handler plus our apps). Switches connect over a Unix socket (`unix:PATH` in OVS),
+os-ken 4 ships no manager command; this does what one does (configuration, the OpenFlow
+handler plus our apps). Switches connect over a Unix socket (`unix:PATH` in OVS),
 so the controller needs no TCP port and reaches bridges in any network namespace.
 """
 import argparse
 import logging
+import os
+import socket
 import sys
 
-from os_ken.lib import hub
+from os_ken import cfg
+from os_ken.base.app_manager import AppManager
+from os_ken.controller import controller
 
-hub.patch(thread=False)
-
-from os_ken import cfg  # noqa: E402  (after patching, as os-ken's own manager does)
-from os_ken.base.app_manager import AppManager  # noqa: E402
-
-from . import stats  # noqa: E402
+from . import stats
 
 APPS = {"fabric": "controllers.fabric"}
+
+
+class _UnixConnection:
+    """A switch's connection over a Unix socket. os-ken listens on one when given a path, but
+    then sets TCP_NODELAY on each connection, which a Unix socket refuses: that option alone is
+    skipped here, everything else goes to the socket."""
+
+    def __init__(self, sock):
+        self._sock = sock
+
+    def setsockopt(self, level, option, value):
+        if level != socket.IPPROTO_TCP:
+            self._sock.setsockopt(level, option, value)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def _accept_unix_connections():
+    tcp_factory = controller.datapath_connection_factory
+
+    def factory(sock, address):
+        return tcp_factory(_UnixConnection(sock), address or ("unix", 0))
+    controller.datapath_connection_factory = factory
 
 
 def main(argv=None):
@@ -33,6 +56,9 @@ def main(argv=None):
     # the port is unused with a socket path, but os-ken wants one
     cfg.CONF(args=["--ofp-listen-host", args.ofp_socket, "--ofp-tcp-listen-port", "6653"],
              project="os_ken")
+    _accept_unix_connections()
+    if os.path.exists(args.ofp_socket):  # left by a controller that was killed
+        os.unlink(args.ofp_socket)
     stats.serve(args.stats_socket)
     AppManager.run_apps(["os_ken.controller.ofp_handler"] + [APPS[a] for a in args.app])
 

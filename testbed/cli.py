@@ -30,6 +30,9 @@ def _summary(state, seconds):
     data = state.data
     text = (f"cluster {data['name']} is up in {seconds:.1f} s: mode {data['mode']}, "
             f"{len(data['nodes'])} nodes, {len(data['pods'])} pods, pod MTU {data['pod_mtu']}")
+    fabric = data.get("fabric")
+    if fabric:
+        text += f"\nunderlay: {fabric['description']}"
     converged = (data.get("timings") or {}).get("bgp_converged_s")
     if converged is not None:
         text += f"\nBGP converged {converged:.2f} s after BIRD started (every node routes " \
@@ -39,7 +42,7 @@ def _summary(state, seconds):
 
 # --- up / down ---------------------------------------------------------------------------
 def cmd_up(args):
-    spec = load_spec(args.topo, args.name)
+    spec = load_spec(args.topo, args.name, args.underlay)
     mode = _mode_for(spec, args)
     get_mode(mode).check(spec)  # refuse before anything is built or spawned
     if args.no_cli:
@@ -65,7 +68,8 @@ def cmd_up(args):
 def _up_background(args, spec, mode):
     started = time.monotonic()
     argv = [sys.executable, "-m", "testbed.supervisor", "--topo", os.path.abspath(args.topo),
-            "--mode", mode, "--name", spec.name] + (["--verbose"] if args.verbose else [])
+            "--mode", mode, "--name", spec.name, "--underlay", spec.underlay] + \
+        (["--verbose"] if args.verbose else [])
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, start_new_session=True,
                             cwd=str(REPO))
@@ -161,6 +165,24 @@ def cmd_routes(args):
     return 0
 
 
+def cmd_flows(args):
+    """A bridge's flows (ovs-ofctl dump-flows) and how often the controller was asked."""
+    state = find_run(args.name)
+    bridges = (state.data.get("fabric") or {}).get("racks", {})
+    if args.target not in bridges:
+        raise TestbedError(f"no OVS bridge {args.target!r} in cluster {state.name} "
+                           f"(bridges: {', '.join(bridges) or 'none: the underlay is linux'})")
+    mgmt = bridges[args.target]["mgmt"]
+    print(netns.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", mgmt]).rstrip())
+    from .controller import read_stats
+    try:
+        stats = read_stats(state.data["fabric"]["stats_socket"])
+        print(f"# fabric controller: {stats['packet_in']} packet-ins in all since it started")
+    except OSError:
+        print("# fabric controller: not answering (dead?); the flows above keep forwarding")
+    return 0
+
+
 def cmd_get(args):
     state = find_run(args.name)
     if args.output == "json":
@@ -252,7 +274,7 @@ def cmd_bench(args):
         repeats=args.repeats, duration=args.duration, rr_duration=args.rr_duration,
         ping_count=args.ping_count, streams=args.streams, udp_rate=args.udp_rate, mtu=args.mtu,
         bandwidth=args.bandwidth, delay=args.delay, out=args.out, warmup=not args.no_warmup,
-        label=args.label or "")
+        label=args.label or "", underlay=args.underlay)
     run_dir, summary, skipped = harness.run(opt)
     for mode, reason in skipped.items():
         print(f"mode {mode} left out: {reason}")
@@ -296,6 +318,8 @@ def build_parser():
     up.add_argument("--topo", default=str(DEFAULT_TOPOLOGY), help="topology YAML file")
     up.add_argument("--mode", help=f"CNI mode (default: the topology's, else {DEFAULT_MODE})")
     up.add_argument("--name", help="cluster name (default: the topology's)")
+    up.add_argument("--underlay", choices=["linux", "ovs"],
+                    help="what switches the racks (default: the topology's, else linux)")
     up.add_argument("--no-cli", action="store_true",
                     help="leave the cluster running in the background and return")
     up.add_argument("-v", "--verbose", action="store_true", help="show Mininet's progress")
@@ -335,6 +359,8 @@ def build_parser():
     bench.add_argument("--mtu", type=int, help="underlay MTU")
     bench.add_argument("--bandwidth", type=float, help="Mbit/s cap on every underlay link")
     bench.add_argument("--delay", type=float, help="ms of delay per link end (needs netem)")
+    bench.add_argument("--underlay", choices=["linux", "ovs"],
+                       help="what switches the racks (default: the topology's, else linux)")
     bench.add_argument("--out", default="results", help="where run directories go")
     bench.add_argument("--label", help="appended to the run directory's name")
     bench.add_argument("--no-warmup", action="store_true")
@@ -351,6 +377,11 @@ def build_parser():
     daemons.add_argument("--name")
     daemons.add_argument("--restart", metavar="NODE", help="restart the daemon of NODE")
     daemons.set_defaults(func=cmd_daemons)
+
+    flows = sub.add_parser("flows", help="the OpenFlow flows of a rack's OVS bridge")
+    flows.add_argument("target", help="a rack (underlay: ovs)")
+    flows.add_argument("--name")
+    flows.set_defaults(func=cmd_flows)
 
     routes = sub.add_parser("routes", help="a node's routes (and BGP sessions in bgp mode)")
     routes.add_argument("node")

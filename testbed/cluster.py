@@ -13,17 +13,22 @@ from . import doctor, netns
 from . import spec as specmod
 from .cni import NodeContext, get_mode, mode_names
 from .errors import TestbedError
+from .fabric import OvsFabric
 from .runtime import Runtime
 from .state import RunState
 from .underlay import Underlay, is_underlay_shell
 
 
-def load_spec(path, name=None):
-    """Read a topology, checking its mode against the registry; `name` renames the cluster."""
+def load_spec(path, name=None, underlay=None):
+    """Read a topology, checking its mode against the registry; `name` renames the cluster,
+    `underlay` (linux or ovs) overrides the topology's."""
     spec = specmod.load(path, known_modes=mode_names())
     if name and not specmod.valid_cluster_name(name):
         raise specmod.SpecError("--name", None, name, specmod.CLUSTER_NAME_RULE)
-    return dataclasses.replace(spec, name=name) if name else spec
+    if underlay and underlay not in specmod.UNDERLAYS:
+        raise specmod.SpecError("--underlay", None, underlay,
+                                f"must be one of {', '.join(specmod.UNDERLAYS)}")
+    return dataclasses.replace(spec, name=name or spec.name, underlay=underlay or spec.underlay)
 
 
 class Interrupted(BaseException):
@@ -43,6 +48,7 @@ def signals_interrupt():
 
 
 BARE = "bare"  # the underlay alone: nodes and racks, no CNI mode and no pods
+OVS_UNDERLAY_NEEDS = ("ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "os-ken")
 
 
 def check_mode(mode_name, spec, caps):
@@ -55,13 +61,23 @@ def check_mode(mode_name, spec, caps):
     mode.check(spec)
 
 
+def check_underlay(spec, caps):
+    if spec.underlay == "ovs":
+        missing = doctor.missing_for(OVS_UNDERLAY_NEEDS, caps)
+        if missing:
+            raise TestbedError(f"{spec.path}: underlay ovs needs {', '.join(missing)}, which "
+                               "this machine lacks (see `testbed doctor`)")
+
+
 class Cluster:
-    def __init__(self, spec, mode_name, state, verbose=False):
+    def __init__(self, spec, mode_name, state, verbose=False, caps=None):
         self.spec = spec
         self.mode = get_mode(mode_name) if mode_name != BARE else None
         self.state = state
         self.verbose = verbose
+        self.caps = caps or {}
         self.underlay = None
+        self.fabric = None   # OvsFabric with `underlay: ovs`
         self.nodes = {}      # name -> NodeContext
         self.routers = {}    # name -> netns.Namespace of the rack router(s)
         self.runtime = Runtime(state)
@@ -74,7 +90,9 @@ class Cluster:
 
         mode_name BARE builds the underlay only (the benchmark's node-to-node baseline)."""
         delayed = any(rack.delay for rack in spec.racks)
-        caps = doctor.capabilities() if mode_name != BARE or delayed else {}
+        probe = mode_name != BARE or delayed or spec.underlay != "linux"
+        caps = doctor.capabilities() if probe else {}
+        check_underlay(spec, caps)
         if mode_name != BARE:
             check_mode(mode_name, spec, caps)
         if delayed and not caps.get("netem"):
@@ -91,7 +109,7 @@ class Cluster:
             raise TestbedError(f"a cluster named {spec.name!r} is already running or was left "
                                f"behind: `testbed down --name {spec.name}` or `testbed clean`")
         state.own("dirs", state.dir)
-        return cls(spec, mode_name, state, verbose)
+        return cls(spec, mode_name, state, verbose, caps)
 
     # --- bring-up ------------------------------------------------------------------------
     def up(self):
@@ -110,6 +128,9 @@ class Cluster:
         leases = mode.plan(spec) if mode else {}
         self.underlay = Underlay(spec, on_process=self.state.own_pid, verbose=self.verbose)
         self.underlay.build()
+        if spec.underlay == "ovs":
+            self.fabric = OvsFabric(spec, self.underlay, self.state, self.caps)
+            self.fabric.start()
         for node_spec in spec.nodes:
             host = self.underlay.host(node_spec.name)
             node = NodeContext(node_spec.name, node_spec.rack, node_spec.ip,
@@ -145,8 +166,10 @@ class Cluster:
 
     # --- the mode's daemons ----------------------------------------------------------------
     def check_daemons(self):
-        """Status of the mode's daemons; a dead one is recorded in the state for `status`."""
-        status = self.mode.daemon_status(self) if self.mode else {}
+        """Status of the mode's and the fabric's daemons; a dead one is recorded in the state
+        for `status`."""
+        status = self.fabric.daemon_status() if self.fabric else {}
+        status.update(self.mode.daemon_status(self) if self.mode else {})
         if status != self.state.data.get("daemons"):
             self.state.update(daemons=status)
         return status
@@ -174,6 +197,9 @@ class Cluster:
         self.pods_up = []
         if self.mode is not None:
             attempt(self.mode.stop, self)
+        if self.fabric is not None:
+            attempt(self.fabric.stop)
+            self.fabric = None
         if self.underlay is not None:
             attempt(self.underlay.stop)
             for entry in self.state.owned("pids"):

@@ -5,6 +5,7 @@ kernel's config may list a module that cannot load), except for the Open vSwitch
 IPVS, which are read from the kernel config and /proc.
 """
 import gzip
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -98,6 +99,8 @@ BINARIES = [
     ("ip", "every network object (iproute2)", True),
     ("ovs-vswitchd", "OVS rack switches and the openflow mode", False),
     ("ovsdb-server", "OVS rack switches and the openflow mode", False),
+    ("ovs-vsctl", "OVS rack switches and the openflow mode", False),
+    ("ovs-ofctl", "OVS rack switches, the openflow mode and `testbed flows`", False),
     ("bird", "the Calico-style bgp mode (BIRD 2)", False),
     ("birdc", "the Calico-style bgp mode (BIRD's control client)", False),
     ("iperf3", "throughput benchmarks", False),
@@ -105,6 +108,11 @@ BINARIES = [
     ("sockperf", "latency benchmarks with sockperf", False),
     ("ping", "reachability checks and ICMP RTT", False),
     ("flannel-udp-forwarder", "the flannel udp mode (built by scripts/install.sh)", False),
+]
+
+PYTHON_MODULES = [
+    ("os-ken", "os_ken", "the OpenFlow controller of the OVS underlay and the openflow mode",
+     False),
 ]
 
 CNI_PLUGINS = [
@@ -134,6 +142,10 @@ def run_checks():
     for name, prevents, essential in BINARIES:
         path = _built(name) or shutil.which(name)
         checks.append(Check(name, "binary", bool(path), path or "not found", prevents, essential))
+    for name, module, prevents, essential in PYTHON_MODULES:
+        found = importlib.util.find_spec(module)
+        checks.append(Check(name, "binary", found is not None,
+                            found.origin if found else "not installed", prevents, essential))
     for name, prevents, essential in CNI_PLUGINS:
         path = next((os.path.join(d, name) for d in CNI_PATH
                      if os.access(os.path.join(d, name), os.X_OK)), None)

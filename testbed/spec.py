@@ -22,7 +22,8 @@ FIRST_NODE_HOST = 11  # nodes get .11, .12, ... of their rack subnet; .1 is the 
 ROUTER_NAME = "router"
 
 TOP_KEYS = {"name", "podCIDR", "nodePrefix", "mtu", "mode", "bandwidth", "delay", "racks",
-            "nodes", "bgp", "udp"}
+            "nodes", "bgp", "udp", "underlay"}
+UNDERLAYS = ("linux", "ovs")  # what switches each rack: a Linux bridge, or OVS + os-ken
 BGP_KEYS = {"routeReflectors"}
 UDP_KEYS = {"offload"}
 RACK_KEYS = {"name", "subnet", "bandwidth", "delay"}
@@ -79,6 +80,7 @@ class ClusterSpec:
     nodes: tuple
     route_reflectors: tuple = ()  # node names (bgp mode); empty: full mesh
     udp_offload: bool = True      # udp mode: forwarder moves TSO/GSO/GRO bundles
+    underlay: str = "linux"       # one of UNDERLAYS
 
     @property
     def pods(self):
@@ -212,8 +214,11 @@ class _Validator:
         offload = udp.get("offload", True)
         if not isinstance(offload, bool):
             self.fail("udp.offload", offload, "must be true or false")
+        underlay = doc.get("underlay", "linux")
+        if underlay not in UNDERLAYS:
+            self.fail("underlay", underlay, f"must be one of {', '.join(UNDERLAYS)}")
         return ClusterSpec(name, str(self.path), pod_cidr, prefix, mtu, mode,
-                           tuple(racks), tuple(nodes), reflectors, offload)
+                           tuple(racks), tuple(nodes), reflectors, offload, underlay)
 
     def bgp(self, doc, nodes):
         if doc is None:

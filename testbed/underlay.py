@@ -1,8 +1,9 @@
 """The underlay: racks as L2 segments, nodes as Mininet hosts, a router between racks.
 
-Each rack is a Linux bridge living in a namespace of its own (a Mininet switch with
-inNamespace=True), so the root namespace gets no bridge, no address and no port of the
-emulation, and the host's bridge-netfilter settings cannot touch emulated traffic.
+Each rack is a namespace of its own (a Mininet switch with inNamespace=True) holding a Linux
+bridge, or with `underlay: ovs` an OVS bridge that the fabric (fabric.py) builds there. So the
+root namespace gets no bridge, no address and no port of the emulation, and the host's
+bridge-netfilter settings cannot touch emulated traffic.
 """
 from mininet.link import Link, TCIntf, TCLink
 from mininet.log import lg, setLogLevel
@@ -44,34 +45,49 @@ class ShapedLink(TCLink):
         super().__init__(*args, **kwargs)
 
 
-class RackBridge(LinuxBridge):
-    """A rack's L2 segment: Mininet's LinuxBridge, moved into a namespace of its own and driven
-    with iproute2 (no brctl)."""
+class RackSwitch(LinuxBridge):
+    """A rack's namespace holding the switch side of every link into the rack: Mininet's
+    LinuxBridge, moved into a namespace of its own. What switches the rack is up to a subclass
+    (a Linux bridge) or to the OVS fabric, which builds its bridge here afterwards."""
 
     def __init__(self, name, **params):
-        params.setdefault("dpid", "1")  # Mininet insists on one; a bridge has no use for it
+        params.setdefault("dpid", "1")  # Mininet insists on one
         params["inNamespace"] = True
         LinuxBridge.__init__(self, name, stp=False, **params)
 
     @classmethod
     def setup(cls):
         """LinuxBridge checks for brctl and the root namespace's bridge-netfilter sysctls here;
-        our bridges use neither."""
+        our racks use neither."""
 
     def connected(self):
         return True
 
+    def link_ends(self):
+        return [intf for intf in self.intfList() if intf.name != "lo"]
+
     def start(self, controllers):
         self.cmd("sysctl -qw", *NAMESPACE_SYSCTLS)
+        for intf in self.link_ends():
+            self.cmd("ip link set", intf.name, "up")
+
+    def stop(self, deleteIntfs=True):
+        Switch.stop(self, deleteIntfs)
+
+
+class RackBridge(RackSwitch):
+    """A rack switched by a Linux bridge, driven with iproute2 (no brctl)."""
+
+    def start(self, controllers):
+        super().start(controllers)
         self.cmd("ip link add name", self.name, "type bridge")
-        for intf in self.intfList():
-            if intf.name != "lo":
-                self.cmd("ip link set", intf.name, "master", self.name, "up")
+        for intf in self.link_ends():
+            self.cmd("ip link set", intf.name, "master", self.name)
         self.cmd("ip link set", self.name, "up")
 
     def stop(self, deleteIntfs=True):
         self.cmd("ip link del", self.name)
-        Switch.stop(self, deleteIntfs)
+        super().stop(deleteIntfs)
 
 
 class Underlay:
@@ -85,11 +101,12 @@ class Underlay:
 
     def build(self):
         spec = self.spec
-        self.net = Mininet(topo=None, switch=RackBridge, controller=None, build=False,
+        rack_class = RackSwitch if spec.underlay == "ovs" else RackBridge
+        self.net = Mininet(topo=None, switch=rack_class, controller=None, build=False,
                            autoSetMacs=False, waitConnected=False)
         switches = {}
         for rack in spec.racks:
-            switches[rack.name] = self.net.addSwitch(rack.name, cls=RackBridge)
+            switches[rack.name] = self.net.addSwitch(rack.name, cls=rack_class)
             self.on_process(switches[rack.name].pid, f"{SHELL_LABEL}rack {rack.name}")
         for node in spec.nodes:
             host = self.net.addHost(node.name, cls=Host, ip=str(node.ip))
@@ -128,6 +145,17 @@ class Underlay:
 
     def host(self, name):
         return self.net.get(name)
+
+    def rack(self, name):
+        """The rack's RackSwitch (its namespace and the switch ends of its links)."""
+        return self.net.get(name)
+
+    @staticmethod
+    def far_end(intf):
+        """The other end of a link: (Mininet node, interface name)."""
+        link = intf.link
+        other = link.intf1 if link.intf2 is intf else link.intf2
+        return other.node, other.name
 
     def stop(self):
         if self.net is not None:

@@ -151,3 +151,10 @@ def test_udp_offload_is_on_unless_the_topology_turns_it_off():
     assert (err.field, err.value) == ("udp.offload", "no") and "true or false" in str(err)
     err = error_of("udp: {offlaod: false}\nnodes: [{name: a}]")
     assert err.field == "udp.offlaod" and "unknown key" in str(err)
+
+
+def test_underlay_is_linux_bridges_unless_ovs_is_asked_for():
+    assert parse("nodes: [{name: a}]").underlay == "linux"
+    assert parse("underlay: ovs\nnodes: [{name: a}]").underlay == "ovs"
+    err = error_of("underlay: openflow\nnodes: [{name: a}]")
+    assert (err.field, err.value) == ("underlay", "openflow") and "linux, ovs" in str(err)

@@ -1,0 +1,72 @@
+"""The os-ken controller process of a cluster: started with the apps it should run, answering
+counters on a Unix socket, reached by switches on another (no TCP port anywhere)."""
+import json
+import os
+import socket
+import sys
+
+from .daemon import Daemon
+from .errors import TestbedError
+
+READY_TIMEOUT_S = 20.0  # os-ken's imports take a few seconds on a busy machine
+
+
+def read_stats(path, timeout=2.0):
+    """A controller's counters: {"pid", "packet_in", "switches": {dpid: {...}}}."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return json.loads(data)
+
+
+class ControllerProcess:
+    def __init__(self, label, apps, run_dir):
+        self.label = label
+        self.apps = apps
+        self.dir = run_dir
+        self.ofp_socket = os.path.join(run_dir, "openflow.sock")
+        self.stats_socket = os.path.join(run_dir, "stats.sock")
+        self.log = os.path.join(run_dir, "controller.log")
+        self.daemon = None
+
+    @property
+    def target(self):
+        """Where switches connect, as OVS writes it."""
+        return f"unix:{self.ofp_socket}"
+
+    @property
+    def pid(self):
+        return self.daemon.pid if self.daemon else None
+
+    def start(self, state):
+        os.makedirs(self.dir, exist_ok=True)
+        argv = [sys.executable, "-W", "ignore", "-m", "controllers.launch",
+                "--ofp-socket", self.ofp_socket, "--stats-socket", self.stats_socket]
+        for app in self.apps:
+            argv += ["--app", app]
+        self.daemon = Daemon(self.label, argv, self.log)
+        try:
+            self.daemon.start(state, self._answers, READY_TIMEOUT_S)
+        except TestbedError as e:
+            raise TestbedError(f"the OpenFlow controller could not start: {e} "
+                               f"(log: {self.log})") from None
+
+    def _answers(self):
+        try:
+            self.stats()
+            return os.path.exists(self.ofp_socket)
+        except (OSError, ValueError):
+            return False
+
+    def stats(self):
+        return read_stats(self.stats_socket)
+
+    def status(self):
+        return self.daemon.status("-") if self.daemon else {"alive": False, "state": "not started"}
+
+    def stop(self, state):
+        if self.daemon is not None:
+            self.daemon.stop(state)

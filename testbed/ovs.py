@@ -1,0 +1,117 @@
+"""Open vSwitch instances of the testbed's own: ovsdb-server and ovs-vswitchd in one namespace.
+
+Each instance has its database, sockets and logs in a directory of the run, so the host's
+Open vSwitch (if any) is never touched and everything goes with the run. Instances of one run
+share that directory (OVS_RUNDIR): ovs-vswitchd connects only to controller sockets inside
+it, and one controller serves them all. The kernel datapath
+is used where the openvswitch module exists; elsewhere bridges use the userspace datapath
+(datapath_type=netdev), which reads and writes ports through packet sockets.
+"""
+import os
+import subprocess
+
+from .daemon import Daemon
+from .errors import CommandError
+
+SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+OPENFLOW = "OpenFlow13"
+READY_TIMEOUT_S = 10.0
+
+
+def datapath_type(caps):
+    """The bridges' datapath_type: the kernel's if it has the module, else userspace."""
+    return "system" if caps.get("openvswitch") else "netdev"
+
+
+def describe_datapath(dp_type):
+    return {"system": "kernel datapath", "netdev": "userspace datapath"}[dp_type]
+
+
+def _run(argv, timeout=10):
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise CommandError(argv, proc.returncode, proc.stderr.strip())
+    return proc.stdout
+
+
+class OvsInstance:
+    def __init__(self, name, run_dir, netns_argv):
+        self.name = name                # e.g. "rack1": names its files and its daemons
+        self.dir = run_dir              # shared by the run's instances and its controller
+        self.netns_argv = netns_argv    # f(argv) -> argv run inside the instance's namespace
+        self.db_sock = self._file("db.sock")
+        self.daemons = []
+
+    def _file(self, suffix):
+        return os.path.join(self.dir, f"{self.name}.{suffix}")
+
+    def _in_ns(self, *argv):
+        # OVS_RUNDIR: where ovs-vswitchd puts its bridges' management sockets
+        return self.netns_argv(["env", f"OVS_RUNDIR={self.dir}", *map(str, argv)])
+
+    def start(self, state):
+        os.makedirs(self.dir, exist_ok=True)
+        db = self._file("conf.db")
+        _run(["ovsdb-tool", "create", db, SCHEMA])
+        ovsdb = Daemon(f"ovsdb-server@{self.name}",
+                       self._in_ns("ovsdb-server", db, f"--remote=punix:{self.db_sock}",
+                                   f"--unixctl={self._file('ovsdb-server.ctl')}",
+                                   f"--log-file={self._file('ovsdb-server.log')}"),
+                       self._file("ovsdb-server.out"))
+        self.daemons.append(ovsdb)
+        ovsdb.start(state, self._answers(["ovs-vsctl", f"--db=unix:{self.db_sock}",
+                                          "--timeout=1", "show"]), READY_TIMEOUT_S)
+        self.vsctl("--no-wait", "init")
+        ctl = self._file("ovs-vswitchd.ctl")
+        vswitchd = Daemon(f"ovs-vswitchd@{self.name}",
+                          self._in_ns("ovs-vswitchd", f"unix:{self.db_sock}", f"--unixctl={ctl}",
+                                      f"--log-file={self._file('ovs-vswitchd.log')}"),
+                          self._file("ovs-vswitchd.out"))
+        self.daemons.append(vswitchd)
+        vswitchd.start(state, self._answers(["ovs-appctl", "-t", ctl, "version"]),
+                       READY_TIMEOUT_S)
+
+    @staticmethod
+    def _answers(argv):
+        def ready():
+            try:
+                _run(argv, timeout=2)
+                return True
+            except (CommandError, subprocess.TimeoutExpired):
+                return False
+        return ready
+
+    def vsctl(self, *args):
+        return _run(["ovs-vsctl", f"--db=unix:{self.db_sock}", "--timeout=5", *map(str, args)])
+
+    def mgmt(self, bridge):
+        """The bridge's OpenFlow management socket, for ovs-ofctl from anywhere."""
+        return f"unix:{self.dir}/{bridge}.mgmt"
+
+    def ofctl(self, command, bridge, *args):
+        return _run(["ovs-ofctl", "-O", OPENFLOW, command, self.mgmt(bridge), *map(str, args)])
+
+    def add_bridge(self, bridge, dp_type, ports, controller):
+        """A bridge under `controller` (an OVS target such as unix:PATH), in fail-mode secure:
+        without the controller it keeps the flows it has and learns nothing by itself."""
+        args = ["add-br", bridge, "--", "set", "bridge", bridge, f"datapath_type={dp_type}",
+                f"protocols={OPENFLOW}", "fail-mode=secure"]
+        for port in ports:
+            args += ["--", "add-port", bridge, port]
+        args += ["--", "set-controller", bridge, controller]
+        self.vsctl(*args)
+
+    def controller_connected(self, bridge):
+        try:
+            return self.vsctl("get", "controller", bridge, "is_connected").strip() == "true"
+        except CommandError:
+            return False
+
+    def status(self):
+        return {d.label: d.status(self.name) for d in self.daemons}
+
+    def stop(self, state):
+        for daemon in reversed(self.daemons):
+            daemon.stop(state)
+        self.daemons = []
+

@@ -1,6 +1,8 @@
 """Integration tests build real clusters: root, Mininet and the CNI plugins are required."""
+import hashlib
 import json
 import os
+import random
 import subprocess
 import sys
 import uuid
@@ -47,10 +49,10 @@ def make_cluster(require):
     """Build clusters in this process; all are torn down (and checked gone) after the test."""
     built = []
 
-    def make(topo, mode, name=None):
+    def make(topo, mode, name=None, underlay=None):
         from testbed.cni import get_mode
         require(*get_mode(mode).requires)
-        spec = load_spec(TOPO / topo, name or unique_name())
+        spec = load_spec(TOPO / topo, name or unique_name(), underlay)
         cluster = Cluster.create(spec, mode)
         built.append(cluster)
         return cluster.__enter__()
@@ -58,6 +60,32 @@ def make_cluster(require):
     yield make
     for cluster in built:
         cluster.__exit__(None, None, None)
+
+
+# A TCP transfer of known bytes: the receiver prints the SHA-256 of what arrived.
+SINK = ("import hashlib,socket; s=socket.socket(); s.bind(('0.0.0.0',5001)); s.listen(1); "
+        "print('ready',flush=True); c,_=s.accept(); h=hashlib.sha256()\n"
+        "while (b:=c.recv(1<<20)): h.update(b)\n"
+        "print(h.hexdigest())")
+SOURCE = ("import random,socket,sys; c=socket.create_connection((sys.argv[1],5001)); "
+          "c.sendall(random.Random(7).randbytes(int(sys.argv[2]))); c.close()")
+
+
+def transfer(cluster, size, src="node1-pod1", dst="node2-pod1"):
+    """Send `size` pseudo-random bytes from pod src to pod dst over TCP; True if they arrived
+    intact."""
+    sink = subprocess.Popen(netns.in_pod(dst, ["python3", "-c", SINK]),
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert sink.stdout.readline().strip() == "ready"
+        target = cluster.state.data["pods"][dst]["ip"]
+        subprocess.run(netns.in_pod(src, ["python3", "-c", SOURCE, target, str(size)]),
+                       check=True, timeout=60)
+        received = sink.communicate(timeout=30)[0].strip()
+    finally:
+        sink.kill()
+        sink.wait()
+    return received == hashlib.sha256(random.Random(7).randbytes(size)).hexdigest()
 
 
 def run_testbed(*args, timeout=120, check=False):

@@ -9,7 +9,7 @@ import time
 from testbed import netns
 from testbed.state import pid_is
 
-from .conftest import TOPO, Footprint, run_testbed, unique_name
+from .conftest import TOPO, Footprint, run_testbed, transfer, unique_name
 
 
 def ping_once(pod, ip):
@@ -33,33 +33,6 @@ def test_flannel0_and_the_forwarder_as_flannel_makes_them(make_cluster):
         assert cluster.mode.stats(node)["peers"] == len(cluster.nodes) - 1
     for name in cluster.state.data["pods"]:
         assert netns.pod_namespace(name).ip_json("link", "show", "eth0")[0]["mtu"] == 1472
-
-
-# A TCP transfer of known bytes: the receiver prints the SHA-256 of what arrived.
-SINK = ("import hashlib,socket; s=socket.socket(); s.bind(('0.0.0.0',5001)); s.listen(1); "
-        "print('ready',flush=True); c,_=s.accept(); h=hashlib.sha256()\n"
-        "while (b:=c.recv(1<<20)): h.update(b)\n"
-        "print(h.hexdigest())")
-SOURCE = ("import random,socket,sys; c=socket.create_connection((sys.argv[1],5001)); "
-          "c.sendall(random.Random(7).randbytes(int(sys.argv[2]))); c.close()")
-
-
-def transfer(cluster, size):
-    """Send `size` pseudo-random bytes node1-pod1 -> node2-pod1; True if they arrived intact."""
-    import hashlib
-    import random
-    sink = subprocess.Popen(netns.in_pod("node2-pod1", ["python3", "-c", SINK]),
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert sink.stdout.readline().strip() == "ready"
-        target = cluster.state.data["pods"]["node2-pod1"]["ip"]
-        subprocess.run(netns.in_pod("node1-pod1", ["python3", "-c", SOURCE, target, str(size)]),
-                       check=True, timeout=60)
-        received = sink.communicate(timeout=30)[0].strip()
-    finally:
-        sink.kill()
-        sink.wait()
-    return received == hashlib.sha256(random.Random(7).randbytes(size)).hexdigest()
 
 
 def offloads(node, dev):

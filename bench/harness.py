@@ -159,7 +159,7 @@ def run(opt, progress_stream=None):
                 else "Linux bridge per rack (kernel)")
     datapaths = {"underlay": underlay + (", tc htb" if opt.bandwidth else "") +
                  (", tc netem" if opt.delay else "")}
-    datapaths.update({m: get_mode(m).describe_datapath(spec) for m in modes if m != BARE})
+    datapaths.update({m: get_mode(m).describe_datapath(spec, caps) for m in modes if m != BARE})
     options = {k: v for k, v in dataclasses.asdict(opt).items() if k != "extra"}
     writer.write_json("machine.json", {**machine_facts(REPO, datapaths, options),
                                        "topology": spec.path, "modes": modes,

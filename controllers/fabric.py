@@ -14,7 +14,8 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev
 from os_ken.lib.packet import ethernet, packet
 from os_ken.ofproto import ofproto_v1_3
 
-from .stats import Counters
+from . import control
+from .control import Counters
 
 SOURCE_TABLE, FORWARD_TABLE = 0, 1
 LEARNED = 10  # priority of learned-address flows; table misses are 0
@@ -30,7 +31,10 @@ class FabricSwitch(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def switch_joined(self, ev):
-        dp = ev.msg.datapath
+        with control.lock:
+            self._switch_joined(ev.msg.datapath)
+
+    def _switch_joined(self, dp):
         ofp, parser = dp.ofproto, dp.ofproto_parser
         self.ports[dp.id] = {}
         # start from a clean slate: a reconnecting controller owns every flow it relies on
@@ -44,7 +48,10 @@ class FabricSwitch(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def packet_in(self, ev):
-        msg = ev.msg
+        with control.lock:
+            self._packet_in(ev.msg)
+
+    def _packet_in(self, msg):
         dp = msg.datapath
         parser = dp.ofproto_parser
         self.counters.packet_in(dp.id)

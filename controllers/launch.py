@@ -1,6 +1,6 @@
 """Start an os-ken controller process with the testbed's apps.
 
-    python -m controllers.launch --app fabric --ofp-socket PATH --stats-socket PATH
+    python -m controllers.launch --app fabric --ofp-socket PATH --control-socket PATH
 
 os-ken 4 ships no manager command; this does what one does (configuration, the OpenFlow
 handler plus our apps). Switches connect over a Unix socket (`unix:PATH` in OVS),
@@ -16,9 +16,9 @@ from os_ken import cfg
 from os_ken.base.app_manager import AppManager
 from os_ken.controller import controller
 
-from . import stats
+from . import control
 
-APPS = {"fabric": "controllers.fabric"}
+APPS = {"fabric": "controllers.fabric", "podnet": "controllers.podnet"}
 
 
 class _UnixConnection:
@@ -49,7 +49,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="controllers.launch")
     parser.add_argument("--app", choices=sorted(APPS), action="append", required=True)
     parser.add_argument("--ofp-socket", required=True, help="Unix socket switches connect to")
-    parser.add_argument("--stats-socket", required=True, help="Unix socket serving counters")
+    parser.add_argument("--control-socket", required=True,
+                        help="Unix socket for counters and cluster updates")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -59,7 +60,7 @@ def main(argv=None):
     _accept_unix_connections()
     if os.path.exists(args.ofp_socket):  # left by a controller that was killed
         os.unlink(args.ofp_socket)
-    stats.serve(args.stats_socket)
+    control.serve(args.control_socket)
     AppManager.run_apps(["os_ken.controller.ofp_handler"] + [APPS[a] for a in args.app])
 
 

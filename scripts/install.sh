@@ -48,12 +48,14 @@ fi
 
 # The testbed's own CNI plugins are Python modules; CNI runtimes need executables on CNI_PATH.
 mkdir -p build/cni
-launcher="#!/bin/sh
-exec \"$PWD/.venv/bin/python\" -m testbed.calico_plugin \"\$@\""
-if [ "$(cat build/cni/testbed-calico 2>/dev/null)" != "$launcher" ]; then
-  printf '%s\n' "$launcher" > build/cni/testbed-calico
-  chmod +x build/cni/testbed-calico
-fi
+for plugin in testbed-calico:calico_plugin testbed-ovs:ovs_plugin; do
+  launcher="#!/bin/sh
+exec \"$PWD/.venv/bin/python\" -m testbed.${plugin#*:} \"\$@\""
+  if [ "$(cat "build/cni/${plugin%%:*}" 2>/dev/null)" != "$launcher" ]; then
+    printf '%s\n' "$launcher" > "build/cni/${plugin%%:*}"
+    chmod +x "build/cni/${plugin%%:*}"
+  fi
+done
 
 # The venv uses the distribution's python3, which sees Debian's mininet package.
 PY=/usr/bin/python3

@@ -16,25 +16,17 @@ the cali device. Errors are JSON {cniVersion, code, msg, details} on stdout with
 import fcntl
 import hashlib
 import ipaddress
-import json
 import os
 import subprocess
 import sys
 
-CNI_VERSION = "1.0.0"
-SUPPORTED = ["0.4.0", "1.0.0"]
+from . import cniplugin
+from .cniplugin import (DECODE_FAILURE, INCOMPATIBLE_VERSION, INVALID_CONFIG,  # noqa: F401
+                        INVALID_ENV, IO_FAILURE, TRY_AGAIN, UNKNOWN_CONTAINER, PluginError,
+                        link_json, sh)
+
 HOST_MAC = "ee:ee:ee:ee:ee:ee"
 GATEWAY = "169.254.1.1"
-
-# CNI spec error codes
-INCOMPATIBLE_VERSION, UNKNOWN_CONTAINER, INVALID_ENV, IO_FAILURE, DECODE_FAILURE, \
-    INVALID_CONFIG, TRY_AGAIN = 1, 3, 4, 5, 6, 7, 11
-
-
-class PluginError(Exception):
-    def __init__(self, code, msg, details=""):
-        super().__init__(msg)
-        self.code, self.msg, self.details = code, msg, details
 
 
 def host_veth_name(namespace, pod):
@@ -42,26 +34,8 @@ def host_veth_name(namespace, pod):
     return "cali" + hashlib.sha1(f"{namespace}.{pod}".encode()).hexdigest()[:11]
 
 
-def parse_cni_args(text):
-    out = {}
-    for item in (text or "").split(";"):
-        if "=" in item:
-            key, value = item.split("=", 1)
-            out[key] = value
-    return out
-
-
 def load_config(text):
-    try:
-        conf = json.loads(text)
-    except ValueError as e:
-        raise PluginError(DECODE_FAILURE, "network configuration is not JSON", str(e))
-    if not isinstance(conf, dict):
-        raise PluginError(DECODE_FAILURE, "network configuration is not a JSON object")
-    version = conf.get("cniVersion")
-    if version not in SUPPORTED:
-        raise PluginError(INCOMPATIBLE_VERSION, f"cniVersion {version!r} is not supported",
-                          f"supported: {', '.join(SUPPORTED)}")
+    conf = cniplugin.load_json_config(text)
     ipam = conf.get("ipam")
     if not isinstance(ipam, dict) or not ipam.get("dataDir"):
         raise PluginError(INVALID_CONFIG, "ipam.dataDir is missing")
@@ -72,23 +46,12 @@ def load_config(text):
         conf["_blocks"] = [ipaddress.IPv4Network(b) for b in blocks]
     except ValueError as e:
         raise PluginError(INVALID_CONFIG, f"ipam.blocks: {e}")
-    mtu = conf.get("mtu", 1500)
-    if not isinstance(mtu, int) or not 576 <= mtu <= 9000:
-        raise PluginError(INVALID_CONFIG, f"mtu {mtu!r} must be an integer from 576 to 9000")
     return conf
 
 
 def environment(env, command):
-    missing = [k for k in ("CNI_CONTAINERID", "CNI_IFNAME") if not env.get(k)]
-    if command in ("ADD", "CHECK") and not env.get("CNI_NETNS"):
-        missing.append("CNI_NETNS")
-    if missing:
-        raise PluginError(INVALID_ENV, f"missing environment variable {', '.join(missing)}")
-    args = parse_cni_args(env.get("CNI_ARGS"))
-    namespace = args.get("K8S_POD_NAMESPACE", "default")
-    pod = args.get("K8S_POD_NAME", env["CNI_CONTAINERID"])
-    return {"id": env["CNI_CONTAINERID"], "ifname": env["CNI_IFNAME"],
-            "netns": env.get("CNI_NETNS", ""), "host_veth": host_veth_name(namespace, pod)}
+    ctx = cniplugin.pod_environment(env, command)
+    return {**ctx, "host_veth": host_veth_name(ctx["namespace"], ctx["pod"])}
 
 
 # --- IPAM: one file per address in the node's data directory, as host-local keeps them ------
@@ -136,34 +99,13 @@ class BlockAllocator:
 
 
 # --- the datapath -----------------------------------------------------------------------
-def sh(*argv, netns=None):
-    """Run a command here (the node) or, with netns=PATH, in the pod's namespace."""
-    argv = [str(a) for a in argv]
-    if netns:
-        argv = ["nsenter", f"--net={netns}", "--"] + argv
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise PluginError(IO_FAILURE, f"{' '.join(argv)} failed", proc.stderr.strip())
-    return proc.stdout
-
-
-def link_json(name, netns=None):
-    out = subprocess.run((["nsenter", f"--net={netns}", "--"] if netns else []) +
-                         ["ip", "-j", "link", "show", name], capture_output=True, text=True)
-    return json.loads(out.stdout)[0] if out.returncode == 0 and out.stdout.strip() else None
-
-
 def add(conf, env):
     alloc = BlockAllocator(conf["ipam"]["dataDir"], conf["_blocks"])
     ip = alloc.allocate(env["id"])
     host, ifname, ns = env["host_veth"], env["ifname"], env["netns"]
     mtu = conf.get("mtu", 1500)
     try:
-        if link_json(host):
-            sh("ip", "link", "del", host)  # a leftover of an earlier ADD for this pod
-        # created from inside the pod's namespace; the host end goes to ours (our PID's netns)
-        sh("ip", "link", "add", ifname, "mtu", mtu, "type", "veth", "peer", "name", host,
-           "mtu", mtu, "netns", os.getpid(), netns=ns)
+        cniplugin.make_veth(ifname, host, mtu, ns)
         sh("ip", "link", "set", host, "address", HOST_MAC)
         for key, value in (("conf/{}/proxy_arp", "1"), ("neigh/{}/proxy_delay", "0"),
                            ("conf/{}/forwarding", "1")):
@@ -209,29 +151,7 @@ def check(conf, env):
 
 
 def main(stdin=sys.stdin, stdout=sys.stdout, env=os.environ):
-    command = env.get("CNI_COMMAND", "")
-    version = CNI_VERSION
-    try:
-        if command == "VERSION":
-            stdout.write(json.dumps({"cniVersion": CNI_VERSION, "supportedVersions": SUPPORTED}))
-            return 0
-        if command not in ("ADD", "DEL", "CHECK"):
-            raise PluginError(INVALID_ENV, f"CNI_COMMAND {command!r} is not ADD, DEL, CHECK or "
-                              "VERSION")
-        conf = load_config(stdin.read())
-        version = conf["cniVersion"]
-        ctx = environment(env, command)
-        if command == "ADD":
-            stdout.write(json.dumps(add(conf, ctx)))
-        elif command == "DEL":
-            delete(conf, ctx)
-        else:
-            check(conf, ctx)
-        return 0
-    except PluginError as e:
-        stdout.write(json.dumps({"cniVersion": version, "code": e.code, "msg": e.msg,
-                                 "details": e.details}))
-        return 1
+    return cniplugin.main(load_config, environment, add, delete, check, stdin, stdout, env)
 
 
 if __name__ == "__main__":

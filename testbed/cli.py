@@ -166,20 +166,26 @@ def cmd_routes(args):
 
 
 def cmd_flows(args):
-    """A bridge's flows (ovs-ofctl dump-flows) and how often the controller was asked."""
+    """A bridge's flows (ovs-ofctl dump-flows) and how often its controller was asked: a
+    rack's (underlay: ovs) or a node's br-int (openflow mode)."""
     state = find_run(args.name)
-    bridges = (state.data.get("fabric") or {}).get("racks", {})
+    fabric, openflow = state.data.get("fabric") or {}, state.data.get("openflow") or {}
+    bridges = {rack: ("fabric", facts["mgmt"], fabric["control_socket"])
+               for rack, facts in fabric.get("racks", {}).items()}
+    bridges.update({node: ("openflow", mgmt, openflow["control_socket"])
+                    for node, mgmt in openflow.get("bridges", {}).items()})
     if args.target not in bridges:
-        raise TestbedError(f"no OVS bridge {args.target!r} in cluster {state.name} "
-                           f"(bridges: {', '.join(bridges) or 'none: the underlay is linux'})")
-    mgmt = bridges[args.target]["mgmt"]
+        raise TestbedError(f"no OVS bridge for {args.target!r} in cluster {state.name} (racks "
+                           "with underlay ovs, nodes in the openflow mode: "
+                           f"{', '.join(bridges) or 'none here'})")
+    which, mgmt, control_socket = bridges[args.target]
     print(netns.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", mgmt]).rstrip())
     from .controller import read_stats
     try:
-        stats = read_stats(state.data["fabric"]["stats_socket"])
-        print(f"# fabric controller: {stats['packet_in']} packet-ins in all since it started")
+        stats = read_stats(control_socket)
+        print(f"# {which} controller: {stats['packet_in']} packet-ins in all since it started")
     except OSError:
-        print("# fabric controller: not answering (dead?); the flows above keep forwarding")
+        print(f"# {which} controller: not answering (dead?); the flows above keep forwarding")
     return 0
 
 
@@ -378,8 +384,8 @@ def build_parser():
     daemons.add_argument("--restart", metavar="NODE", help="restart the daemon of NODE")
     daemons.set_defaults(func=cmd_daemons)
 
-    flows = sub.add_parser("flows", help="the OpenFlow flows of a rack's OVS bridge")
-    flows.add_argument("target", help="a rack (underlay: ovs)")
+    flows = sub.add_parser("flows", help="the OpenFlow flows of an OVS bridge")
+    flows.add_argument("target", help="a rack (underlay: ovs) or a node (openflow mode)")
     flows.add_argument("--name")
     flows.set_defaults(func=cmd_flows)
 

@@ -162,7 +162,8 @@ class Cluster:
         for pod in spec.pods:
             node = self.nodes[pod.node]
             self.pods_up.append(pod)
-            self.runtime.create_pod(pod, node, mode.network_config(spec, node))
+            record = self.runtime.create_pod(pod, node, mode.network_config(spec, node))
+            mode.pod_added(self, pod, node, record)
 
     # --- the mode's daemons ----------------------------------------------------------------
     def check_daemons(self):
@@ -193,6 +194,8 @@ class Cluster:
                 errors.append(e)
 
         for pod in reversed(self.pods_up):
+            if self.mode is not None:
+                attempt(self.mode.pod_removed, self, pod, self.nodes[pod.node])
             attempt(self.runtime.delete_pod, pod, self.nodes[pod.node])
         self.pods_up = []
         if self.mode is not None:

@@ -1,5 +1,6 @@
 """The os-ken controller process of a cluster: started with the apps it should run, answering
-counters on a Unix socket, reached by switches on another (no TCP port anywhere)."""
+requests (counters, cluster updates) on a Unix socket, reached by switches on another (no TCP
+port anywhere)."""
 import json
 import os
 import socket
@@ -11,15 +12,24 @@ from .errors import TestbedError
 READY_TIMEOUT_S = 20.0  # os-ken's imports take a few seconds on a busy machine
 
 
-def read_stats(path, timeout=2.0):
-    """A controller's counters: {"pid", "packet_in", "switches": {dpid: {...}}}."""
+def request(path, op, timeout=5.0, **fields):
+    """One request to a controller's control socket; its reply, or TestbedError."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(path)
+        s.sendall(json.dumps({"op": op, **fields}).encode() + b"\n")
         data = b""
         while chunk := s.recv(65536):
             data += chunk
-    return json.loads(data)
+    reply = json.loads(data)
+    if isinstance(reply, dict) and "error" in reply:
+        raise TestbedError(f"controller refused {op}: {reply['error']}")
+    return reply
+
+
+def read_stats(path):
+    """A controller's counters: {"pid", "packet_in", "switches": {dpid: {...}}}."""
+    return request(path, "stats")
 
 
 class ControllerProcess:
@@ -28,14 +38,9 @@ class ControllerProcess:
         self.apps = apps
         self.dir = run_dir
         self.ofp_socket = os.path.join(run_dir, "openflow.sock")
-        self.stats_socket = os.path.join(run_dir, "stats.sock")
+        self.control_socket = os.path.join(run_dir, "control.sock")
         self.log = os.path.join(run_dir, "controller.log")
         self.daemon = None
-
-    @property
-    def target(self):
-        """Where switches connect, as OVS writes it."""
-        return f"unix:{self.ofp_socket}"
 
     @property
     def pid(self):
@@ -44,7 +49,7 @@ class ControllerProcess:
     def start(self, state):
         os.makedirs(self.dir, exist_ok=True)
         argv = [sys.executable, "-W", "ignore", "-m", "controllers.launch",
-                "--ofp-socket", self.ofp_socket, "--stats-socket", self.stats_socket]
+                "--ofp-socket", self.ofp_socket, "--control-socket", self.control_socket]
         for app in self.apps:
             argv += ["--app", app]
         self.daemon = Daemon(self.label, argv, self.log)
@@ -62,7 +67,10 @@ class ControllerProcess:
             return False
 
     def stats(self):
-        return read_stats(self.stats_socket)
+        return read_stats(self.control_socket)
+
+    def request(self, op, **fields):
+        return request(self.control_socket, op, **fields)
 
     def status(self):
         return self.daemon.status("-") if self.daemon else {"alive": False, "state": "not started"}

@@ -120,6 +120,7 @@ CNI_PLUGINS = [
     ("host-local", "pod addresses of the flannel modes", True),
     ("loopback", "nothing yet (lo is brought up directly)", False),
     ("testbed-calico", "pods of the bgp mode (the testbed's plugin, made by install.sh)", False),
+    ("testbed-ovs", "pods of the openflow mode (the testbed's plugin, made by install.sh)", False),
 ]
 
 

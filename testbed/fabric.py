@@ -36,7 +36,7 @@ class OvsFabric:
         self.controller.start(self.state)
         for rack in self.spec.racks:
             switch = self.underlay.rack(rack.name)
-            instance = ovs.OvsInstance(rack.name, self.controller.dir,
+            instance = ovs.OvsInstance(rack.name, self.state.subdir("fabric", rack.name),
                                        lambda argv, pid=switch.pid: netns.in_node(pid, argv))
             self.switches[rack.name] = instance
             instance.start(self.state)
@@ -44,19 +44,20 @@ class OvsFabric:
             if self.dp_type == "netdev":
                 self._checksums_in_software(ports)
             instance.add_bridge(rack.name, self.dp_type, [p.name for p in ports],
-                                self.controller.target)
+                                self.controller.ofp_socket)
         self._wait_for_flows()
         self.state.update(fabric={
             "datapath": self.dp_type, "description": self.describe(),
-            "controller_pid": self.controller.pid, "stats_socket": self.controller.stats_socket,
+            "controller_pid": self.controller.pid, "control_socket": self.controller.control_socket,
             "racks": {name: {"mgmt": sw.mgmt(name)} for name, sw in self.switches.items()}})
 
     def _checksums_in_software(self, ports):
-        """The userspace datapath moves packets through packet sockets and never completes a
-        checksum the kernel left to the device: with checksum offload on, TCP segments arrive
-        with bad checksums and TCP stalls. Both ends of every link fill in their own."""
+        """Each rack port becomes the userspace datapath's alone (see ovs.py); the node ends of
+        the links compute their own checksums too, as the datapath passes packets on as they
+        come."""
         for intf in ports:
-            intf.node.cmd("ethtool -K", intf.name, "tx off")
+            for argv in ovs.userspace_port_argvs(intf.name):
+                intf.node.cmd(*argv)
             node, name = self.underlay.far_end(intf)
             node.cmd("ethtool -K", name, "tx off")
 

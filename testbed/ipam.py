@@ -6,11 +6,25 @@ cluster CIDR: node 1 gets 10.244.0.0/24, node 2 10.244.1.0/24, and so on. We do 
 """
 import os
 
+from .errors import TestbedError
+
 
 def node_leases(spec):
     """{node name: IPv4Network} — one /nodePrefix subnet per node, in the order of the file."""
     subnets = spec.pod_cidr.subnets(new_prefix=spec.node_prefix)
     return {node.name: next(subnets) for node in spec.nodes}
+
+
+def check_lease_room(spec):
+    """Refuse more pods on a node than its lease holds: a lease loses its network, broadcast
+    and gateway addresses to pods."""
+    room = 2 ** (32 - spec.node_prefix) - 3
+    for node in spec.nodes:
+        if len(node.pods) > room:
+            raise TestbedError(
+                f"{spec.path}: node {node.name} has {len(node.pods)} pods but its "
+                f"/{spec.node_prefix} lease holds {room} pod addresses; use larger leases "
+                "(a smaller nodePrefix) or fewer pods per node")
 
 
 CALICO_BLOCK_PREFIX = 26   # Calico's default IPAM block size

@@ -1,9 +1,9 @@
 """Open vSwitch instances of the testbed's own: ovsdb-server and ovs-vswitchd in one namespace.
 
-Each instance has its database, sockets and logs in a directory of the run, so the host's
-Open vSwitch (if any) is never touched and everything goes with the run. Instances of one run
-share that directory (OVS_RUNDIR): ovs-vswitchd connects only to controller sockets inside
-it, and one controller serves them all. The kernel datapath
+Each instance has its database, sockets and logs in a directory of its own in the run
+(OVS_RUNDIR, where ovs-vswitchd also puts its bridges' management sockets), so the host's Open
+vSwitch (if any) is never touched and everything goes with the run. ovs-vswitchd connects only
+to controller sockets inside its OVS_RUNDIR: a link there leads to the run's one controller. The kernel datapath
 is used where the openvswitch module exists; elsewhere bridges use the userspace datapath
 (datapath_type=netdev), which reads and writes ports through packet sockets.
 """
@@ -14,6 +14,7 @@ from .daemon import Daemon
 from .errors import CommandError
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+NFT_TABLE = "testbed-ovs"  # netdev table of the ingress drops below
 OPENFLOW = "OpenFlow13"
 READY_TIMEOUT_S = 10.0
 
@@ -21,6 +22,22 @@ READY_TIMEOUT_S = 10.0
 def datapath_type(caps):
     """The bridges' datapath_type: the kernel's if it has the module, else userspace."""
     return "system" if caps.get("openvswitch") else "netdev"
+
+
+def userspace_port_argvs(device):
+    """Commands that make a kernel device a port of the userspace datapath alone.
+
+    That datapath reads the device through a packet socket and writes to it from userspace,
+    and two things follow. It never completes a checksum the kernel left to the device, so
+    the device computes its own (tx checksum offload off; with it on, TCP stalls). And the
+    kernel still receives every packet on the device too, and would answer or forward it a
+    second time: a drop at the device's netfilter ingress hook, which runs after packet
+    sockets have had their copy, leaves the packet to OVS only, as the kernel datapath's
+    receive hook does."""
+    chain = "{ type filter hook ingress device \"%s\" priority 0; policy drop; }" % device
+    return [["ethtool", "-K", device, "tx", "off"],
+            ["nft", "add", "table", "netdev", NFT_TABLE],
+            ["nft", "add", "chain", "netdev", NFT_TABLE, f"in-{device}", chain]]
 
 
 def describe_datapath(dp_type):
@@ -37,7 +54,7 @@ def _run(argv, timeout=10):
 class OvsInstance:
     def __init__(self, name, run_dir, netns_argv):
         self.name = name                # e.g. "rack1": names its files and its daemons
-        self.dir = run_dir              # shared by the run's instances and its controller
+        self.dir = run_dir              # the instance's own OVS_RUNDIR
         self.netns_argv = netns_argv    # f(argv) -> argv run inside the instance's namespace
         self.db_sock = self._file("db.sock")
         self.daemons = []
@@ -91,14 +108,18 @@ class OvsInstance:
     def ofctl(self, command, bridge, *args):
         return _run(["ovs-ofctl", "-O", OPENFLOW, command, self.mgmt(bridge), *map(str, args)])
 
-    def add_bridge(self, bridge, dp_type, ports, controller):
-        """A bridge under `controller` (an OVS target such as unix:PATH), in fail-mode secure:
-        without the controller it keeps the flows it has and learns nothing by itself."""
+    def add_bridge(self, bridge, dp_type, ports, controller_socket, settings=()):
+        """A bridge under the controller listening on `controller_socket`, in fail-mode secure:
+        without the controller it keeps the flows it has and learns nothing by itself.
+        `settings`: more column=value pairs of the bridge."""
+        link = os.path.join(self.dir, "controller.sock")
+        if not os.path.lexists(link):
+            os.symlink(controller_socket, link)
         args = ["add-br", bridge, "--", "set", "bridge", bridge, f"datapath_type={dp_type}",
-                f"protocols={OPENFLOW}", "fail-mode=secure"]
+                f"protocols={OPENFLOW}", "fail-mode=secure", *settings]
         for port in ports:
             args += ["--", "add-port", bridge, port]
-        args += ["--", "set-controller", bridge, controller]
+        args += ["--", "set-controller", bridge, f"unix:{link}"]
         self.vsctl(*args)
 
     def controller_connected(self, bridge):

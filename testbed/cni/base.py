@@ -32,8 +32,8 @@ class Mode:
     encap_overhead = 0  # bytes the datapath adds per packet; pod MTU = underlay MTU - this
     datapath = ""       # how packets move, recorded with benchmark results
 
-    def describe_datapath(self, spec):
-        """How packets move in this cluster, recorded with benchmark results."""
+    def describe_datapath(self, spec, caps):
+        """How packets move in this cluster (caps: doctor's), recorded with benchmark results."""
         return self.datapath
 
     def check(self, spec):
@@ -79,6 +79,12 @@ class Mode:
     def describe_node(self, node):
         """Short facts shown by `testbed get nodes`."""
         return {}
+
+    def pod_added(self, cluster, pod, node, record):
+        """A pod was attached (record: the runtime's, with the CNI result)."""
+
+    def pod_removed(self, cluster, pod, node):
+        """A pod is about to be detached."""
 
 
 _REGISTRY = {}

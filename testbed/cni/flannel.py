@@ -6,7 +6,6 @@ Not a mode itself. Flannel's CNI plugin reads subnet.env and delegates to the re
 import os
 
 from .. import ipam
-from ..errors import TestbedError
 from .base import Mode
 
 CNI_BRIDGE = "cni0"
@@ -17,14 +16,7 @@ class FlannelMode(Mode):
     requires = ("bridge", "veth")
 
     def check(self, spec):
-        # a lease loses its network, broadcast and cni0 gateway addresses to pods
-        room = 2 ** (32 - spec.node_prefix) - 3
-        for node in spec.nodes:
-            if len(node.pods) > room:
-                raise TestbedError(
-                    f"{spec.path}: node {node.name} has {len(node.pods)} pods but its "
-                    f"/{spec.node_prefix} lease holds {room} pod addresses; use larger leases "
-                    "(a smaller nodePrefix) or fewer pods per node")
+        ipam.check_lease_room(spec)
 
     def plan(self, spec):
         return ipam.node_leases(spec)

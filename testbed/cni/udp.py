@@ -62,7 +62,7 @@ class UdpMode(FlannelMode):
     encap_overhead = 28  # outer IPv4 20 + UDP 8: the pod packet travels whole in one datagram
     datapath = "userspace: TUN flannel0 + C forwarder over UDP 8285, Linux bridge cni0"
 
-    def describe_datapath(self, spec):
+    def describe_datapath(self, spec, caps):
         how = ("TSO/GSO/GRO bundles" if spec.udp_offload
                else "one packet per system call, as flannel's")
         return f"{self.datapath}; forwarder moves {how}"

@@ -62,6 +62,8 @@ def full_matrix(state):
     ("default.yaml", "bgp"),
     ("two-racks.yaml", "bgp"),
     ("route-reflectors.yaml", "bgp"),
+    ("default.yaml", "openflow"),
+    ("two-racks.yaml", "openflow"),
 ])
 def test_every_pod_reaches_every_pod_and_node(make_cluster, topo, mode):
     cluster = make_cluster(topo, mode)

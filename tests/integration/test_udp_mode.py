@@ -114,7 +114,7 @@ def test_without_offload_the_forwarder_moves_one_packet_at_a_time(make_cluster, 
     sent, received = cluster.mode.stats(node1), cluster.mode.stats(node2)
     assert not sent["offload"] and sent["tx_bundles"] == received["rx_bundles"] == 0
     assert sent["tx_packets"] > 5000 and received["rx_packets"] >= sent["tx_packets"] - 10
-    assert "one packet per system call" in cluster.mode.describe_datapath(cluster.spec)
+    assert "one packet per system call" in cluster.mode.describe_datapath(cluster.spec, {})
 
 
 def test_ttl_is_decremented_by_the_forwarder(make_cluster):

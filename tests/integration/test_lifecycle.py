@@ -77,10 +77,16 @@ def _recording(own_pid, seen):
     return record
 
 
-def test_clean_after_sigkill_of_the_owner_leaves_nothing(require):
-    require("vxlan", "bridge", "veth")
+@pytest.mark.parametrize("mode, extra, needs", [
+    ("vxlan", [], ("vxlan", "bridge", "veth")),
+    # OVS daemons of the fabric and of every node, two controllers, nft tables
+    ("openflow", ["--underlay", "ovs"], ("ovs-vswitchd", "os-ken", "cni/testbed-ovs")),
+])
+def test_clean_after_sigkill_of_the_owner_leaves_nothing(require, mode, extra, needs):
+    require(*needs)
     before, name = Footprint(), unique_name()
-    run_testbed("up", "--topo", TOPO / "two-racks.yaml", "--no-cli", "--name", name, check=True)
+    run_testbed("up", "--topo", TOPO / "two-racks.yaml", "--mode", mode, *extra, "--no-cli",
+                "--name", name, check=True)
     state = RunState.load(run_dir_for(name))
     pids = state.owned("pids")
     supervisor = state.data["supervisor"]

@@ -16,6 +16,7 @@ from os_ken.ofproto import ofproto_v1_3
 
 from . import control
 from .control import Counters
+from .flows import add_flow, delete_all_flows
 
 SOURCE_TABLE, FORWARD_TABLE = 0, 1
 LEARNED = 10  # priority of learned-address flows; table misses are 0
@@ -37,12 +38,10 @@ class FabricSwitch(app_manager.OSKenApp):
     def _switch_joined(self, dp):
         ofp, parser = dp.ofproto, dp.ofproto_parser
         self.ports[dp.id] = {}
-        # start from a clean slate: a reconnecting controller owns every flow it relies on
-        dp.send_msg(parser.OFPFlowMod(dp, command=ofp.OFPFC_DELETE, table_id=ofp.OFPTT_ALL,
-                                      out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY))
+        delete_all_flows(dp)
         to_controller = parser.OFPActionOutput(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER)
-        self.add_flow(dp, SOURCE_TABLE, 0, parser.OFPMatch(), [to_controller], goto=FORWARD_TABLE)
-        self.add_flow(dp, FORWARD_TABLE, 0, parser.OFPMatch(),
+        add_flow(dp, SOURCE_TABLE, 0, parser.OFPMatch(), [to_controller], goto=FORWARD_TABLE)
+        add_flow(dp, FORWARD_TABLE, 0, parser.OFPMatch(),
                       [parser.OFPActionOutput(ofp.OFPP_FLOOD)])
         self.counters.switch_joined(dp.id)
 
@@ -61,17 +60,8 @@ class FabricSwitch(app_manager.OSKenApp):
             return
         self.ports[dp.id][eth.src] = in_port
         # (re)learn: a moved address replaces its flows, the match being the same
-        self.add_flow(dp, SOURCE_TABLE, LEARNED, parser.OFPMatch(in_port=in_port, eth_src=eth.src),
+        add_flow(dp, SOURCE_TABLE, LEARNED, parser.OFPMatch(in_port=in_port, eth_src=eth.src),
                       [], goto=FORWARD_TABLE)
-        self.add_flow(dp, FORWARD_TABLE, LEARNED, parser.OFPMatch(eth_dst=eth.src),
+        add_flow(dp, FORWARD_TABLE, LEARNED, parser.OFPMatch(eth_dst=eth.src),
                       [parser.OFPActionOutput(in_port)])
         self.counters.learned(dp.id, eth.src)
-
-    def add_flow(self, dp, table, priority, match, actions, goto=None):
-        ofp, parser = dp.ofproto, dp.ofproto_parser
-        inst = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)] if actions else []
-        if goto is not None:
-            inst.append(parser.OFPInstructionGotoTable(goto))
-        dp.send_msg(parser.OFPFlowMod(dp, table_id=table, priority=priority, match=match,
-                                      instructions=inst))
-        self.counters.flow_installed(dp.id)

@@ -24,6 +24,7 @@ from os_ken.ofproto import ofproto_v1_3
 
 from . import control
 from .control import Counters
+from .flows import add_flow, delete_all_flows, delete_flows
 
 CLASSIFY, ARP, L3 = 0, 10, 20
 PEER_GATEWAY_MAC = "aa:bb:cc:dd:ee:ff"  # what a node's ARP for a peer node's gateway gets
@@ -60,9 +61,9 @@ class PodNetwork(app_manager.OSKenApp):
             for name in self.nodes:
                 dp = self._datapath(name)
                 if dp:
-                    self.delete(dp, L3, dp.ofproto_parser.OFPMatch(
+                    delete_flows(dp, L3, dp.ofproto_parser.OFPMatch(
                         eth_type=0x0800, ipv4_dst=self._net(gone["lease"])))
-                    self.delete(dp, ARP, dp.ofproto_parser.OFPMatch(
+                    delete_flows(dp, ARP, dp.ofproto_parser.OFPMatch(
                         eth_type=0x0806, arp_op=1, arp_tpa=gone["gateway_ip"]))
         return {"ok": True}
 
@@ -77,25 +78,24 @@ class PodNetwork(app_manager.OSKenApp):
         dp = self._datapath(req["node"])
         if pod and dp:
             parser = dp.ofproto_parser
-            self.delete(dp, ARP, parser.OFPMatch(eth_type=0x0806, arp_op=1, arp_tpa=pod["ip"]))
-            self.delete(dp, L3, parser.OFPMatch(eth_type=0x0800, ipv4_dst=pod["ip"]))
+            delete_flows(dp, ARP, parser.OFPMatch(eth_type=0x0806, arp_op=1, arp_tpa=pod["ip"]))
+            delete_flows(dp, L3, parser.OFPMatch(eth_type=0x0800, ipv4_dst=pod["ip"]))
             number = self.port_numbers[dp.id].get(pod["port"])
             if number is not None:
                 for match in self._from_pod(parser, number, pod["ip"]):
-                    self.delete(dp, CLASSIFY, match)
+                    delete_flows(dp, CLASSIFY, match)
         return {"ok": True}
 
     # --- switches ----------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def switch_joined(self, ev):
         dp = ev.msg.datapath
-        ofp, parser = dp.ofproto, dp.ofproto_parser
+        parser = dp.ofproto_parser
         with control.lock:
             self.datapaths[dp.id] = dp
             self.port_numbers[dp.id] = {}
             self.counters.switch_joined(dp.id)
-            dp.send_msg(parser.OFPFlowMod(dp, command=ofp.OFPFC_DELETE, table_id=ofp.OFPTT_ALL,
-                                          out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY))
+            delete_all_flows(dp)
         dp.send_msg(parser.OFPPortDescStatsRequest(dp, 0))
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
@@ -143,26 +143,26 @@ class PodNetwork(app_manager.OSKenApp):
         node = self.nodes[node_name]
         gw, tun = ports["gw0"], ports["tun0"]
         # classifier
-        self.add(dp, CLASSIFY, 200, parser.OFPMatch(in_port=tun), goto=ARP)
-        self.add(dp, CLASSIFY, 200, parser.OFPMatch(in_port=gw), goto=ARP)
+        add_flow(dp, CLASSIFY, 200, parser.OFPMatch(in_port=tun), goto=ARP)
+        add_flow(dp, CLASSIFY, 200, parser.OFPMatch(in_port=gw), goto=ARP)
         # ARP answered by flows; IP on to L3
-        self.add(dp, ARP, 100, self._arp_request(parser, node["gateway_ip"]),
+        add_flow(dp, ARP, 100, self._arp_request(parser, node["gateway_ip"]),
                  self._arp_reply(parser, node["gateway_mac"], node["gateway_ip"]))
-        self.add(dp, ARP, 50, parser.OFPMatch(eth_type=0x0806), [])  # other ARP: dropped
-        self.add(dp, ARP, 0, parser.OFPMatch(), goto=L3)
+        add_flow(dp, ARP, 50, parser.OFPMatch(eth_type=0x0806), [])  # other ARP: dropped
+        add_flow(dp, ARP, 0, parser.OFPMatch(), goto=L3)
         # L3: the node itself, other nodes' pods, everything else to the node's stack
-        self.add(dp, L3, 200, parser.OFPMatch(eth_type=0x0800, ipv4_dst=node["gateway_ip"]),
+        add_flow(dp, L3, 200, parser.OFPMatch(eth_type=0x0800, ipv4_dst=node["gateway_ip"]),
                  [parser.OFPActionSetField(eth_dst=node["gateway_mac"]),
                   parser.OFPActionOutput(gw)])
-        self.add(dp, L3, 10, parser.OFPMatch(eth_type=0x0800),
+        add_flow(dp, L3, 10, parser.OFPMatch(eth_type=0x0800),
                  [parser.OFPActionSetField(eth_dst=node["gateway_mac"]),
                   parser.OFPActionOutput(gw)])
         for peer_name, peer in self.nodes.items():
             if peer_name == node_name:
                 continue
-            self.add(dp, ARP, 90, self._arp_request(parser, peer["gateway_ip"]),
+            add_flow(dp, ARP, 90, self._arp_request(parser, peer["gateway_ip"]),
                      self._arp_reply(parser, PEER_GATEWAY_MAC, peer["gateway_ip"]))
-            self.add(dp, L3, 150, parser.OFPMatch(eth_type=0x0800,
+            add_flow(dp, L3, 150, parser.OFPMatch(eth_type=0x0800,
                                                   ipv4_dst=self._net(peer["lease"])),
                      [parser.OFPActionDecNwTtl(),
                       parser.OFPActionSetField(tun_ipv4_dst=peer["ip"]),
@@ -175,10 +175,10 @@ class PodNetwork(app_manager.OSKenApp):
             if number is None:
                 continue
             for match in self._from_pod(parser, number, pod["ip"]):
-                self.add(dp, CLASSIFY, 100, match, goto=ARP)
-            self.add(dp, ARP, 100, self._arp_request(parser, pod["ip"]),
+                add_flow(dp, CLASSIFY, 100, match, goto=ARP)
+            add_flow(dp, ARP, 100, self._arp_request(parser, pod["ip"]),
                      self._arp_reply(parser, pod["mac"], pod["ip"]))
-            self.add(dp, L3, 200, parser.OFPMatch(eth_type=0x0800, ipv4_dst=pod["ip"]),
+            add_flow(dp, L3, 200, parser.OFPMatch(eth_type=0x0800, ipv4_dst=pod["ip"]),
                      [parser.OFPActionSetField(eth_src=node["gateway_mac"]),
                       parser.OFPActionSetField(eth_dst=pod["mac"]),
                       parser.OFPActionOutput(number)])
@@ -208,19 +208,4 @@ class PodNetwork(app_manager.OSKenApp):
                 parser.NXActionRegMove(src_field="arp_spa", dst_field="arp_tpa", n_bits=32),
                 parser.OFPActionSetField(arp_sha=mac),
                 parser.OFPActionSetField(arp_spa=ip),
-                parser.OFPActionOutput(0xfffffff8)]  # OFPP_IN_PORT
-
-    def add(self, dp, table, priority, match, actions=None, goto=None):
-        ofp, parser = dp.ofproto, dp.ofproto_parser
-        inst = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)] if actions else []
-        if goto is not None:
-            inst.append(parser.OFPInstructionGotoTable(goto))
-        dp.send_msg(parser.OFPFlowMod(dp, table_id=table, priority=priority, match=match,
-                                      instructions=inst))
-        self.counters.flow_installed(dp.id)
-
-    @staticmethod
-    def delete(dp, table, match):
-        ofp, parser = dp.ofproto, dp.ofproto_parser
-        dp.send_msg(parser.OFPFlowMod(dp, table_id=table, command=ofp.OFPFC_DELETE, match=match,
-                                      out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY))
+                parser.OFPActionOutput(ofproto_v1_3.OFPP_IN_PORT)]

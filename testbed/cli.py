@@ -30,9 +30,11 @@ def _summary(state, seconds):
     data = state.data
     text = (f"cluster {data['name']} is up in {seconds:.1f} s: mode {data['mode']}, "
             f"{len(data['nodes'])} nodes, {len(data['pods'])} pods, pod MTU {data['pod_mtu']}")
-    fabric = data.get("fabric")
+    fabric, openflow = data.get("fabric"), data.get("openflow")
     if fabric:
         text += f"\nunderlay: {fabric['description']}"
+    if openflow:
+        text += f"\nopenflow: {openflow['description']}; `testbed flows NODE` shows a node's flows"
     converged = (data.get("timings") or {}).get("bgp_converged_s")
     if converged is not None:
         text += f"\nBGP converged {converged:.2f} s after BIRD started (every node routes " \

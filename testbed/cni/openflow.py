@@ -89,7 +89,8 @@ class OpenflowMode(Mode):
         if self.dp_type == "netdev":
             self._resolve_tunnel_neighbours(cluster)
         cluster.state.update(openflow={
-            "datapath": self.dp_type, "control_socket": self.controller.control_socket,
+            "datapath": self.dp_type, "description": self.describe_datapath(None, cluster.caps),
+            "control_socket": self.controller.control_socket,
             "bridges": {n: sw.mgmt(BRIDGE) for n, sw in self.switches.items()}})
 
     def _start_switch(self, cluster, node, index):

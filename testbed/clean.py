@@ -9,7 +9,7 @@ import signal
 import time
 
 from . import netns
-from .runtime import terminate
+from .runtime import end_processes_in, terminate
 from .state import RunState, list_runs, pid_is
 from .underlay import is_underlay_shell
 
@@ -47,13 +47,19 @@ def clean_run(run_dir, log=print):
         pids = state.owned("pids")
         # containers and daemons first, then the Mininet shells that hold node namespaces
         pids.sort(key=is_underlay_shell)
+        left = [netns.namespace_id(f"/proc/{e['pid']}/ns/net") for e in pids
+                if is_underlay_shell(e) and pid_is(e["pid"], e["start"])]
         for entry in pids:
             if pid_is(entry["pid"], entry["start"]):
                 terminate(entry["pid"], entry["start"])
                 removed.append(f"process {entry['pid']} ({entry['what']})")
+        for ns_id in left:  # what else ran in the nodes, routers and racks
+            removed += [f"process {pid} (left in a node)" for pid in end_processes_in(ns_id)]
         present = set(netns.netns_list())
         for name in state.owned("netns"):
             if name in present:
+                removed += [f"process {pid} (left in pod {name})" for pid in
+                            end_processes_in(netns.namespace_id(netns.netns_path(name)))]
                 netns.run(["ip", "netns", "del", name], check=False)
                 removed.append(f"netns {name}")
         for name in state.owned("links"):

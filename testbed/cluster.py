@@ -14,8 +14,8 @@ from . import spec as specmod
 from .cni import NodeContext, get_mode, mode_names
 from .errors import TestbedError
 from .fabric import OvsFabric
-from .runtime import Runtime
-from .state import RunState
+from .runtime import Runtime, end_processes_in
+from .state import RunState, pid_is
 from .underlay import Underlay, is_underlay_shell
 
 
@@ -204,7 +204,12 @@ class Cluster:
             attempt(self.fabric.stop)
             self.fabric = None
         if self.underlay is not None:
+            left = [netns.namespace_id(f"/proc/{e['pid']}/ns/net")
+                    for e in self.state.owned("pids")
+                    if is_underlay_shell(e) and pid_is(e["pid"], e["start"])]
             attempt(self.underlay.stop)
+            for ns_id in left:  # nodes', routers' and racks' namespaces
+                attempt(end_processes_in, ns_id)
             for entry in self.state.owned("pids"):
                 if is_underlay_shell(entry):
                     self.state.disown_pid(entry["pid"])

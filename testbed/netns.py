@@ -1,5 +1,6 @@
 """Running commands in the root namespace, in a node (by its shell's PID) or in a pod (by name)."""
 import json
+import os
 import subprocess
 
 from .errors import CommandError
@@ -28,6 +29,27 @@ def in_pod(netns, argv):
 
 def netns_path(name):
     return f"{NETNS_DIR}/{name}"
+
+
+def namespace_id(path):
+    """The inode naming a network namespace (of a /run/netns file or /proc/PID/ns/net)."""
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def processes_in(ns_id):
+    """PIDs of the processes whose network namespace is ns_id."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}/ns/net").st_ino == ns_id:
+                    pids.append(int(entry))
+            except OSError:  # gone meanwhile
+                pass
+    return pids
 
 
 def netns_list():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import netns
 from .errors import TestbedError
-from .state import pid_is
+from .state import pid_is, process_start_time
 
 # the testbed's own plugins (built by scripts/install.sh) first, then the distribution's
 OWN_PLUGINS = str(Path(__file__).resolve().parent.parent / "build" / "cni")
@@ -62,6 +62,27 @@ def terminate(pid, start, grace=3.0):
             os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def end_processes_in(ns_id, grace=3.0):
+    """End whatever still runs in a network namespace that is being removed — a daemon started
+    with `testbed exec` would otherwise outlive its pod or node and keep the namespace alive.
+    Found by namespace, ended by PID (with its start time checked), never by name. Never
+    the namespace this program or init runs in: a recorded PID that has been reused there
+    must not turn into "everything on the machine"."""
+    own = {netns.namespace_id("/proc/self/ns/net"), netns.namespace_id("/proc/1/ns/net")}
+    if ns_id is None or ns_id in own:
+        return []
+    found = [(pid, process_start_time(pid)) for pid in netns.processes_in(ns_id)]
+    for pid, start in found:
+        if pid_is(pid, start):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    for pid, start in found:
+        terminate(pid, start, grace)  # SIGKILL what ignored SIGTERM
+    return [pid for pid, _ in found]
 
 
 def describe_exit(returncode):
@@ -149,6 +170,7 @@ class Runtime:
             except TestbedError as e:
                 errors.append(e)
         if pod.name in self.state.owned("netns"):
+            end_processes_in(netns.namespace_id(netns.netns_path(pod.name)))
             netns.run(["ip", "netns", "del", pod.name], check=False)
             self.state.disown("netns", pod.name)
         self.state.data["pods"].pop(pod.name, None)

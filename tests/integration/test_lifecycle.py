@@ -40,10 +40,18 @@ def test_up_exec_get_down_leaves_nothing(require):
     assert failing.returncode == 1, "exec must pass the command's exit status through"
     unknown = run_testbed("exec", "--name", name, "nope", "--", "true")
     assert unknown.returncode == 2 and "no pod or node 'nope'" in unknown.stderr
+    # daemons a user started in a pod and in a node, detached from testbed's own processes
+    strays = []
+    for target in ("node1-pod1", "node2"):
+        out = run_testbed("exec", "--name", name, target, "--", "sh", "-c",
+                          "setsid sleep 600 >/dev/null 2>&1 & echo $!", check=True).stdout
+        pid = int(out.split()[-1])
+        strays.append({"pid": pid, "start": runtime.process_start_time(pid),
+                       "what": f"sleep started in {target}"})
 
     down = run_testbed("down", "--name", name, check=True)
     assert f"cluster {name} is down" in down.stdout
-    assert Footprint().leftovers(before, pids) == []
+    assert Footprint().leftovers(before, pids + strays) == []
 
 
 def test_exception_in_the_middle_of_a_build_tears_everything_down(require, monkeypatch):

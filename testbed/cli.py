@@ -30,6 +30,7 @@ def _summary(state, seconds):
     data = state.data
     text = (f"cluster {data['name']} is up in {seconds:.1f} s: mode {data['mode']}, "
             f"{len(data['nodes'])} nodes, {len(data['pods'])} pods, pod MTU {data['pod_mtu']}")
+    text += "".join(f"\nwarning: {w}" for w in data.get("warnings", []))
     fabric, openflow = data.get("fabric"), data.get("openflow")
     if fabric:
         text += f"\nunderlay: {fabric['description']}"
@@ -125,6 +126,29 @@ def cmd_down(args):
     if leftovers:
         print(f"removed {len(leftovers)} leftovers of a run whose owner had died")
     print(f"cluster {state.name} is down ({time.monotonic() - started:.1f} s)")
+    return 0
+
+
+def cmd_apply(args):
+    """Manifests into (or, with delete, out of) the running cluster, through its owner."""
+    from . import manifests
+    from .apply import report
+    from .supervisor import request
+    state = find_run(args.name)
+    path = os.path.abspath(args.filename)
+    manifests.load(path)  # a bad file is refused here, before the cluster is asked
+    owner = state.data.get("supervisor") or {}
+    if not os.path.exists(state.control_socket) or not pid_is(owner.get("pid"),
+                                                               owner.get("start")):
+        raise TestbedError(f"cluster {state.name} is run by an interactive `testbed up`: use "
+                           f"`{args.command} -f {args.filename}` at its prompt")
+    reply = request(state, args.command, path=path)
+    warnings, done = report(reply, args.command)
+    for line in warnings:
+        print(line, file=sys.stderr)
+    if not reply.get("ok"):
+        raise TestbedError(reply.get("error"))
+    print("\n".join(done))
     return 0
 
 
@@ -385,6 +409,13 @@ def build_parser():
     daemons.add_argument("--name")
     daemons.add_argument("--restart", metavar="NODE", help="restart the daemon of NODE")
     daemons.set_defaults(func=cmd_daemons)
+
+    for verb, what in (("apply", "create what Kubernetes manifests describe"),
+                       ("delete", "remove what Kubernetes manifests describe")):
+        p = sub.add_parser(verb, help=f"{what} (Namespace, Pod, Deployment)")
+        p.add_argument("-f", "--filename", required=True, help="a YAML file or a directory")
+        p.add_argument("--name", help="cluster name, if several run")
+        p.set_defaults(func=cmd_apply)
 
     flows = sub.add_parser("flows", help="the OpenFlow flows of an OVS bridge")
     flows.add_argument("target", help="a rack (underlay: ovs) or a node (openflow mode)")

@@ -9,7 +9,7 @@ import shutil
 import signal
 import time
 
-from . import doctor, netns
+from . import apply, doctor, manifests, netns
 from . import spec as specmod
 from .cni import NodeContext, get_mode, mode_names
 from .errors import TestbedError
@@ -78,6 +78,7 @@ class Cluster:
         self.caps = caps or {}
         self.underlay = None
         self.fabric = None   # OvsFabric with `underlay: ovs`
+        self.manifests = []  # manifests.Manifests of the topology, applied after its pods
         self.nodes = {}      # name -> NodeContext
         self.routers = {}    # name -> netns.Namespace of the rack router(s)
         self.runtime = Runtime(state)
@@ -98,6 +99,7 @@ class Cluster:
         if delayed and not caps.get("netem"):
             raise TestbedError(f"{spec.path}: delay needs the kernel's netem qdisc, which this "
                                "kernel lacks (see `testbed doctor`); delay cannot be emulated here")
+        loaded = [manifests.load(p) for p in spec.manifests] if mode_name != BARE else []
         pods = spec.pods if mode_name != BARE else []
         clashing = sorted({p.name for p in pods} & set(netns.netns_list()))
         if clashing:
@@ -109,7 +111,9 @@ class Cluster:
             raise TestbedError(f"a cluster named {spec.name!r} is already running or was left "
                                f"behind: `testbed down --name {spec.name}` or `testbed clean`")
         state.own("dirs", state.dir)
-        return cls(spec, mode_name, state, verbose, caps)
+        cluster = cls(spec, mode_name, state, verbose, caps)
+        cluster.manifests = loaded
+        return cluster
 
     # --- bring-up ------------------------------------------------------------------------
     def up(self):
@@ -160,10 +164,30 @@ class Cluster:
             self.state.data["nodes"][node.name].update(mode.describe_node(node))
         self.state.update(pod_mtu=mode.pod_mtu(spec))
         for pod in spec.pods:
-            node = self.nodes[pod.node]
-            self.pods_up.append(pod)
-            record = self.runtime.create_pod(pod, node, mode.network_config(spec, node))
-            mode.pod_added(self, pod, node, record)
+            self.add_pod(pod)
+        warnings = []
+        for loaded in self.manifests:
+            warnings += apply.apply(self, loaded).warnings
+        self.state.update(warnings=warnings)
+
+    # --- pods ------------------------------------------------------------------------------
+    def add_pod(self, pod):
+        """Attach a pod (a PodSpec) to its node, as the kubelet would; returns its record."""
+        node = self.nodes[pod.node]
+        self.pods_up.append(pod)
+        record = self.runtime.create_pod(pod, node, self.mode.network_config(self.spec, node))
+        self.mode.pod_added(self, pod, node, record)
+        return record
+
+    def remove_pod(self, name):
+        """Detach a pod and remove its sandbox."""
+        pod = next(p for p in self.pods_up if p.name == name)
+        node = self.nodes[pod.node]
+        try:
+            self.mode.pod_removed(self, pod, node)
+        finally:
+            self.pods_up.remove(pod)
+            self.runtime.delete_pod(pod, node)
 
     # --- the mode's daemons ----------------------------------------------------------------
     def check_daemons(self):

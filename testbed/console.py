@@ -3,11 +3,13 @@
 `POD CMD` runs CMD in the pod's sandbox, `NODE CMD` in the node; in either, pod and node names
 after the first word become their IP addresses, so `node1-pod1 ping node2-pod2` works.
 """
+import os
 import subprocess
 
 from mininet.cli import CLI
 
 from . import netns
+from .daemon import describe_death
 from .errors import TestbedError
 from .inventory import node_rows, pod_rows, render_table
 
@@ -53,8 +55,7 @@ class TestbedCLI(CLI):
         for label, info in self.cluster.check_daemons().items():
             if not info["alive"] and label not in self.reported:
                 self.reported.add(label)
-                print(f"*** {label} (pid {info['pid']}) {info['state']}: traffic through "
-                      f"{info['node']} is dropped; `daemons restart {info['node']}` restarts it")
+                print(f"*** {describe_death(label, info, 'daemons restart')}")
         return line
 
     def do_daemons(self, line):
@@ -63,7 +64,8 @@ class TestbedCLI(CLI):
         try:
             if words[:1] == ["restart"] and len(words) == 2:
                 self.cluster.restart_daemon(words[1])
-                self.reported.discard(f"forwarder@{words[1]}")
+                self.reported = {label for label in self.reported
+                                 if not label.endswith(f"@{words[1]}")}
             elif words:
                 print("*** usage: daemons [restart NODE]")
                 return
@@ -85,6 +87,22 @@ class TestbedCLI(CLI):
         print(node.ns.run("ip", "route").rstrip())
         if hasattr(self.cluster.mode, "protocols"):
             print(self.cluster.mode.protocols(node).rstrip())
+
+    def do_apply(self, line, op="apply"):
+        """`apply -f FILE_OR_DIR`: create what Kubernetes manifests describe."""
+        from .apply import report
+        from .supervisor import apply_request
+        words = line.split()
+        if len(words) != 2 or words[0] not in ("-f", "--filename"):
+            print(f"*** usage: {op} -f FILE_OR_DIR")
+            return
+        reply = apply_request(self.cluster, op, os.path.abspath(words[1]))
+        warnings, done = report(reply, op)
+        print("\n".join(warnings + (done if reply["ok"] else [f"*** {reply['error']}"])))
+
+    def do_delete(self, line):
+        """`delete -f FILE_OR_DIR`: remove what Kubernetes manifests describe."""
+        self.do_apply(line, op="delete")
 
     def do_pods(self, _line):
         """List pods: name, namespace, node, IP."""

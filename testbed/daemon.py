@@ -59,6 +59,16 @@ class Daemon:
                 "state": describe_exit(code)}
 
 
+def describe_death(label, info, restart_command):
+    """One line on a dead daemon and what its death means for traffic."""
+    if label.startswith("controller@"):
+        effect = "the flows it installed keep forwarding; nothing new is learned or installed"
+    else:
+        effect = (f"traffic through {info['node']} is dropped until "
+                  f"`{restart_command} {info['node']}`")
+    return f"{label} (pid {info['pid']}) {info['state']}: {effect}"
+
+
 def socket_ready(path, probe):
     """A ready() for daemons with a control socket: it exists and probe() answers."""
     def ready():

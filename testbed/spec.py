@@ -5,6 +5,7 @@ anything is built. Addresses of nodes and routers are fixed here, so that later 
 read them.
 """
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Optional
@@ -22,7 +23,7 @@ FIRST_NODE_HOST = 11  # nodes get .11, .12, ... of their rack subnet; .1 is the 
 ROUTER_NAME = "router"
 
 TOP_KEYS = {"name", "podCIDR", "nodePrefix", "mtu", "mode", "bandwidth", "delay", "racks",
-            "nodes", "bgp", "udp", "underlay"}
+            "nodes", "bgp", "udp", "underlay", "manifests"}
 UNDERLAYS = ("linux", "ovs")  # what switches each rack: a Linux bridge, or OVS + os-ken
 BGP_KEYS = {"routeReflectors"}
 UDP_KEYS = {"offload"}
@@ -81,6 +82,7 @@ class ClusterSpec:
     route_reflectors: tuple = ()  # node names (bgp mode); empty: full mesh
     udp_offload: bool = True      # udp mode: forwarder moves TSO/GSO/GRO bundles
     underlay: str = "linux"       # one of UNDERLAYS
+    manifests: tuple = ()         # Kubernetes manifests (absolute paths) applied after pods
 
     @property
     def pods(self):
@@ -218,7 +220,17 @@ class _Validator:
         if underlay not in UNDERLAYS:
             self.fail("underlay", underlay, f"must be one of {', '.join(UNDERLAYS)}")
         return ClusterSpec(name, str(self.path), pod_cidr, prefix, mtu, mode,
-                           tuple(racks), tuple(nodes), reflectors, offload, underlay)
+                           tuple(racks), tuple(nodes), reflectors, offload, underlay,
+                           self.manifest_paths(doc.get("manifests")))
+
+    def manifest_paths(self, docs):
+        """Paths as given, relative to the topology file's directory."""
+        if docs is None:
+            return ()
+        if not isinstance(docs, list) or not all(isinstance(d, str) and d for d in docs):
+            self.fail("manifests", docs, "must be a list of files or directories")
+        base = os.path.dirname(os.path.abspath(str(self.path)))
+        return tuple(os.path.normpath(os.path.join(base, d)) for d in docs)
 
     def bgp(self, doc, nodes):
         if doc is None:

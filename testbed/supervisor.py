@@ -13,6 +13,7 @@ import sys
 import traceback
 
 from .cluster import Cluster, Interrupted, load_spec, signals_interrupt
+from .daemon import describe_death
 from .errors import TestbedError
 from .state import process_start_time
 
@@ -35,14 +36,24 @@ def request(state, op, timeout=120.0, **args):
     return json.loads(data or b"{}")
 
 
+def apply_request(cluster, op, path):
+    """`testbed apply -f` / `delete -f`, carried out by the cluster's owner."""
+    from . import apply, manifests
+    try:
+        loaded = manifests.load(path)
+        result = (apply.apply if op == "apply" else apply.delete)(cluster, loaded)
+        return {"ok": True, **result.as_dict()}
+    except TestbedError as e:
+        return {"ok": False, "error": str(e)}
+
+
 def _report_deaths(cluster, reported):
     """Log each daemon death once; check_daemons() records it in the state for `status`."""
     for label, info in cluster.check_daemons().items():
-        if not info["alive"] and info["node"] not in reported:
-            reported.add(info["node"])
-            print(f"{label} (pid {info['pid']}) {info['state']}: traffic through node "
-                  f"{info['node']} is dropped until `testbed daemons --restart {info['node']}`",
-                  file=sys.stderr, flush=True)
+        if not info["alive"] and label not in reported:
+            reported.add(label)
+            print(describe_death(label, info, "testbed daemons --restart"), file=sys.stderr,
+                  flush=True)
 
 
 def serve(cluster):
@@ -78,10 +89,13 @@ def serve(cluster):
                     reply = {"ok": True, "status": cluster.state.data["status"]}
                 elif op == "daemons":
                     reply = {"ok": True, "daemons": cluster.check_daemons()}
+                elif op in ("apply", "delete"):
+                    reply = apply_request(cluster, op, request.get("path"))
                 elif op == "restart":
                     try:
                         reply = {"ok": True, "daemons": cluster.restart_daemon(request.get("node"))}
-                        reported.discard(request.get("node"))
+                        reported = {label for label in reported
+                                    if not label.endswith(f"@{request.get('node')}")}
                     except TestbedError as e:
                         reply = {"ok": False, "error": str(e)}
                 else:

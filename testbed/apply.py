@@ -1,0 +1,153 @@
+"""Manifests into a running cluster: what `testbed apply -f` and `testbed delete -f` do.
+
+The whole set is checked against the cluster first (namespaces exist or come with it, nodes
+named by nodeName exist, pod names are free), so a refused set changes nothing. Then, as the
+API server, scheduler and kubelets would: Namespaces are recorded, Pods attached to their
+node, and each Deployment gets a ReplicaSet's pods (`<deployment>-<template hash>-<5 chars>`)
+spread over the nodes with the fewest pods. Re-applying a Deployment scales it; a changed
+template replaces its pods. Services come with kube-proxy and are not implemented yet: they
+are named in the warnings.
+"""
+import uuid
+
+from . import manifests as mf
+from .errors import TestbedError
+from .spec import ContainerSpec, PodSpec
+from .workloads import command_for
+
+DEFAULT_NAMESPACES = ("default", "kube-system")
+
+
+class Result:
+    def __init__(self, warnings):
+        self.warnings = list(warnings)
+        self.created, self.removed = [], []
+
+    def as_dict(self):
+        return {"warnings": self.warnings, "created": self.created, "removed": self.removed}
+
+
+def report(reply, op):
+    """(warning lines, result lines) of an apply or delete reply, worded like kubectl's."""
+    warnings = [f"warning: {w}" for w in reply.get("warnings", [])]
+    if op == "apply":
+        return warnings, [f"{item} created" for item in reply.get("created", [])]
+    return warnings, [f"{item} deleted" for item in reply.get("removed", [])]
+
+
+def _namespaces(state):
+    return state.data.setdefault("namespaces", {n: {"labels": {}} for n in DEFAULT_NAMESPACES})
+
+
+def _deployments(state):
+    return state.data.setdefault("deployments", {})
+
+
+def check(cluster, objects):
+    """Refuse the set before anything is applied; TestbedError names the object."""
+    namespaces = set(_namespaces(cluster.state)) | \
+        {o.name for o in objects if isinstance(o, mf.Namespace)}
+    taken = set(cluster.state.data["pods"])
+    for obj in objects:
+        ns = getattr(obj, "namespace", None)
+        if ns is not None and ns not in namespaces:
+            raise TestbedError(f"{obj.source}: {obj.kind} {ns}/{obj.name}: namespace {ns!r} "
+                               "does not exist (apply a Namespace first or with it)")
+        if isinstance(obj, (mf.Pod, mf.Deployment)):
+            node = obj.template.node_name
+            if node and node not in cluster.nodes:
+                raise TestbedError(f"{obj.source}: {obj.kind} {ns}/{obj.name}: nodeName "
+                                   f"{node!r} is no node of this cluster "
+                                   f"({', '.join(cluster.nodes)})")
+        if isinstance(obj, mf.Pod) and obj.name in taken:
+            raise TestbedError(f"{obj.source}: Pod {ns}/{obj.name}: a pod named {obj.name!r} "
+                               "exists already (pod names are unique across namespaces here)")
+
+
+def apply(cluster, loaded):
+    check(cluster, loaded.objects)
+    result = Result(loaded.warnings)
+    for obj in loaded.objects:
+        if isinstance(obj, mf.Namespace):
+            _namespaces(cluster.state)[obj.name] = {"labels": obj.labels}
+            result.created.append(f"namespace/{obj.name}")
+        elif isinstance(obj, mf.Pod):
+            _create(cluster, obj.name, obj.namespace, obj.template, result, owner=None)
+        elif isinstance(obj, mf.Deployment):
+            _apply_deployment(cluster, obj, result)
+        else:
+            result.warnings.append(f"{obj.source}: Service {obj.namespace}/{obj.name}: Services "
+                                   "are not implemented yet (ignored)")
+    cluster.state.save()
+    return result
+
+
+def delete(cluster, loaded):
+    result = Result(loaded.warnings)
+    pods = cluster.state.data["pods"]
+    for obj in loaded.objects:
+        if isinstance(obj, mf.Namespace):
+            for name in [p for p, rec in pods.items() if rec["namespace"] == obj.name]:
+                _remove(cluster, name, result)
+            for key in [k for k in _deployments(cluster.state) if k.startswith(f"{obj.name}/")]:
+                del _deployments(cluster.state)[key]
+            if _namespaces(cluster.state).pop(obj.name, None) is not None:
+                result.removed.append(f"namespace/{obj.name}")
+        elif isinstance(obj, mf.Pod):
+            if obj.name in pods and pods[obj.name]["namespace"] == obj.namespace:
+                _remove(cluster, obj.name, result)
+        elif isinstance(obj, mf.Deployment):
+            record = _deployments(cluster.state).pop(f"{obj.namespace}/{obj.name}", None)
+            for name in (record or {}).get("pods", []):
+                _remove(cluster, name, result)
+            if record is not None:
+                result.removed.append(f"deployment/{obj.name}")
+    cluster.state.save()
+    return result
+
+
+def _apply_deployment(cluster, deploy, result):
+    key = f"{deploy.namespace}/{deploy.name}"
+    record = _deployments(cluster.state).get(key)
+    rs = deploy.replica_set
+    if record is not None and record["replica_set"] != rs:  # a new template: new pods
+        for name in record["pods"]:
+            _remove(cluster, name, result)
+        record = None
+    if record is None:
+        record = {"replica_set": rs, "selector": deploy.selector, "pods": []}
+        _deployments(cluster.state)[key] = record
+        result.created.append(f"deployment/{deploy.name}")
+    record["replicas"] = deploy.replicas
+    while len(record["pods"]) > deploy.replicas:  # scale down: the newest go first
+        _remove(cluster, record["pods"].pop(), result)
+    while len(record["pods"]) < deploy.replicas:
+        name = f"{rs}-{mf.pod_suffix(uuid.uuid4().hex)}"
+        record["pods"].append(name)
+        _create(cluster, name, deploy.namespace, deploy.template, result, owner=key)
+
+
+def _least_busy_node(cluster):
+    load = {name: 0 for name in cluster.nodes}
+    for rec in cluster.state.data["pods"].values():
+        load[rec["node"]] += 1
+    return min(cluster.nodes, key=lambda n: load[n])  # ties: the topology's order
+
+
+def _create(cluster, name, namespace, template, result, owner):
+    containers = []
+    for c in template.containers:
+        argv, warning = command_for(c, name)
+        if warning:
+            result.warnings.append(f"pod {namespace}/{name} container {c.name}: {warning}")
+        containers.append(ContainerSpec(c.name, tuple(argv)))
+    pod = PodSpec(name, namespace, template.node_name or _least_busy_node(cluster),
+                  dict(template.labels), tuple(containers))
+    record = cluster.add_pod(pod)
+    record["owner"] = owner
+    result.created.append(f"pod/{name}")
+
+
+def _remove(cluster, name, result):
+    cluster.remove_pod(name)
+    result.removed.append(f"pod/{name}")

@@ -5,12 +5,13 @@ named by nodeName exist, pod names are free), so a refused set changes nothing. 
 API server, scheduler and kubelets would: Namespaces are recorded, Pods attached to their
 node, and each Deployment gets a ReplicaSet's pods (`<deployment>-<template hash>-<5 chars>`)
 spread over the nodes with the fewest pods. Re-applying a Deployment scales it; a changed
-template replaces its pods. Services come with kube-proxy and are not implemented yet: they
-are named in the warnings.
+template replaces its pods. Services get a
+ClusterIP (and node ports) and every node's kube-proxy rules are rewritten after each change.
 """
 import uuid
 
 from . import manifests as mf
+from . import services
 from .errors import TestbedError
 from .spec import ContainerSpec, PodSpec
 from .workloads import command_for
@@ -76,9 +77,10 @@ def apply(cluster, loaded):
         elif isinstance(obj, mf.Deployment):
             _apply_deployment(cluster, obj, result)
         else:
-            result.warnings.append(f"{obj.source}: Service {obj.namespace}/{obj.name}: Services "
-                                   "are not implemented yet (ignored)")
+            services.add(cluster.state, obj)
+            result.created.append(f"service/{obj.name}")
     cluster.state.save()
+    cluster.proxies.sync(cluster)
     return result
 
 
@@ -91,6 +93,9 @@ def delete(cluster, loaded):
                 _remove(cluster, name, result)
             for key in [k for k in _deployments(cluster.state) if k.startswith(f"{obj.name}/")]:
                 del _deployments(cluster.state)[key]
+            for key in [k for k in services.table(cluster.state) if k.startswith(f"{obj.name}/")]:
+                services.remove(cluster.state, *key.split("/", 1))
+                result.removed.append(f"service/{key.split('/', 1)[1]}")
             if _namespaces(cluster.state).pop(obj.name, None) is not None:
                 result.removed.append(f"namespace/{obj.name}")
         elif isinstance(obj, mf.Pod):
@@ -102,7 +107,10 @@ def delete(cluster, loaded):
                 _remove(cluster, name, result)
             if record is not None:
                 result.removed.append(f"deployment/{obj.name}")
+        elif services.remove(cluster.state, obj.namespace, obj.name):
+            result.removed.append(f"service/{obj.name}")
     cluster.state.save()
+    cluster.proxies.sync(cluster)
     return result
 
 
@@ -145,6 +153,9 @@ def _create(cluster, name, namespace, template, result, owner):
                   dict(template.labels), tuple(containers))
     record = cluster.add_pod(pod)
     record["owner"] = owner
+    # named container ports, for Services whose targetPort names one
+    record["ports"] = {p.name: p.container_port for c in template.containers for p in c.ports
+                       if p.name}
     result.created.append(f"pod/{name}")
 
 

@@ -13,7 +13,7 @@ from .clean import clean_all, clean_run
 from .cluster import Cluster, Interrupted, load_spec, signals_interrupt
 from .cni import get_mode, mode_names
 from .errors import TestbedError
-from .inventory import node_rows, pod_rows, render_table
+from .inventory import endpoint_rows, node_rows, pod_rows, render_table, service_rows
 from .state import RunState, list_runs, pid_is, process_start_time, run_dir_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -218,10 +218,11 @@ def cmd_flows(args):
 def cmd_get(args):
     state = find_run(args.name)
     if args.output == "json":
-        key = "pods" if args.what == "pods" else "nodes"
-        print(json.dumps(state.data[key], indent=1, sort_keys=True))
+        key = {"svc": "services", "endpoints": "services"}.get(args.what, args.what)
+        print(json.dumps(state.data.get(key, {}), indent=1, sort_keys=True))
         return 0
-    rows = pod_rows(state.data) if args.what == "pods" else node_rows(state.data)
+    rows = {"pods": pod_rows, "nodes": node_rows, "svc": service_rows,
+            "endpoints": endpoint_rows}[args.what](state.data)
     print(render_table(rows))
     return 0
 
@@ -368,7 +369,7 @@ def build_parser():
     ex.set_defaults(func=cmd_exec)
 
     get = sub.add_parser("get", help="list pods or nodes of a running cluster")
-    get.add_argument("what", choices=["pods", "nodes"])
+    get.add_argument("what", choices=["pods", "nodes", "svc", "endpoints"])
     get.add_argument("--name")
     get.add_argument("-o", "--output", choices=["table", "json"], default="table")
     get.set_defaults(func=cmd_get)
@@ -412,7 +413,7 @@ def build_parser():
 
     for verb, what in (("apply", "create what Kubernetes manifests describe"),
                        ("delete", "remove what Kubernetes manifests describe")):
-        p = sub.add_parser(verb, help=f"{what} (Namespace, Pod, Deployment)")
+        p = sub.add_parser(verb, help=f"{what} (Namespace, Pod, Deployment, Service)")
         p.add_argument("-f", "--filename", required=True, help="a YAML file or a directory")
         p.add_argument("--name", help="cluster name, if several run")
         p.set_defaults(func=cmd_apply)

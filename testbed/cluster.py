@@ -9,7 +9,7 @@ import shutil
 import signal
 import time
 
-from . import apply, doctor, manifests, netns
+from . import apply, doctor, manifests, netns, services
 from . import spec as specmod
 from .cni import NodeContext, get_mode, mode_names
 from .errors import TestbedError
@@ -79,6 +79,7 @@ class Cluster:
         self.underlay = None
         self.fabric = None   # OvsFabric with `underlay: ovs`
         self.manifests = []  # manifests.Manifests of the topology, applied after its pods
+        self.proxies = services.Proxies()  # kube-proxy on every node
         self.nodes = {}      # name -> NodeContext
         self.routers = {}    # name -> netns.Namespace of the rack router(s)
         self.runtime = Runtime(state)

@@ -9,6 +9,27 @@ def pod_rows(data):
     return rows
 
 
+def service_rows(data):
+    rows = [("NAME", "NAMESPACE", "TYPE", "CLUSTER-IP", "PORT(S)")]
+    for key, rec in sorted(data.get("services", {}).items()):
+        namespace, name = key.split("/", 1)
+        ports = ",".join(f"{p['port']}" + (f":{p['node_port']}" if p["node_port"] else "") +
+                         f"/{p['protocol']}" for p in rec["ports"]) or "<none>"
+        rows.append((name, namespace, rec["type"], rec["cluster_ip"] or "None", ports))
+    return rows
+
+
+def endpoint_rows(data):
+    from .services import endpoints
+    rows = [("NAME", "NAMESPACE", "ENDPOINTS")]
+    for key in sorted(data.get("services", {})):
+        namespace, name = key.split("/", 1)
+        found = sorted({f"{ip}:{port}" for eps in endpoints(data, key).values()
+                        for _pod, ip, port in eps})
+        rows.append((name, namespace, ",".join(found) or "<none>"))
+    return rows
+
+
 def node_rows(data):
     rows = [("NAME", "RACK", "IP", "POD SUBNET", "MODE")]
     for name, rec in data["nodes"].items():

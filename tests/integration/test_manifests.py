@@ -34,6 +34,14 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 ---
 apiVersion: v1
+kind: Service
+metadata: {name: sticky, namespace: shop}
+spec:
+  selector: {app: web}
+  sessionAffinity: ClientIP
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
 kind: ConfigMap
 metadata: {name: settings, namespace: shop}
 """
@@ -42,6 +50,11 @@ metadata: {name: settings, namespace: shop}
 def curl(pod, url):
     return subprocess.run(netns.in_pod(pod, ["curl", "-s", "--max-time", "3", url]),
                           capture_output=True, text=True).stdout
+
+
+def cluster_ips(name):
+    rows = run_testbed("get", "svc", "--name", name, check=True).stdout.splitlines()[1:]
+    return {r.split()[0]: r.split()[3] for r in rows}
 
 
 def shop_pods(name):
@@ -63,19 +76,31 @@ def test_apply_scale_and_delete_a_deployment(require, tmp_path):
             applied.stdout
         assert "ConfigMap is not implemented" in applied.stderr
         assert "readinessProbe: not implemented" in applied.stderr
-        assert "Service shop/web: Services are not implemented yet" in applied.stderr
+        assert "service/web created" in applied.stdout
         pods = shop_pods(name)
         assert sorted(p["node"] for p in pods.values()) == ["node1", "node1", "node2", "node2"]
         rs = next(iter(pods)).rsplit("-", 1)[0]
         assert all(p.rsplit("-", 1)[0] == rs for p in pods)  # one ReplicaSet
         for pod, rec in pods.items():  # netexec answers with its pod's name, across nodes
             assert curl("node1-pod1", f"http://{rec['ip']}:8080/hostname") == pod
+        # through the ClusterIP: kube-proxy's statistic rules spread new connections
+        svc = cluster_ips(name)
+        answers = [curl("node1-pod1", f"http://{svc['web']}/hostname") for _ in range(60)]
+        assert set(answers) == set(pods)
+        assert min(answers.count(p) for p in pods) >= 4, answers  # 15 expected of each
+        sticky = {curl("node2-pod2", f"http://{svc['sticky']}/hostname") for _ in range(15)}
+        assert len(sticky) == 1 and sticky <= set(pods)
 
         manifest.write_text(SHOP.replace("REPLICAS", "2"))
         scaled = run_testbed("apply", "-f", manifest, "--name", name, check=True)
         assert "pod/web-" not in scaled.stdout and len(shop_pods(name)) == 2
         gone = set(pods) - set(shop_pods(name))
         assert len(gone) == 2 and not gone & set(netns.netns_list())
+        endpoints = run_testbed("get", "endpoints", "--name", name, check=True).stdout
+        web = next(line for line in endpoints.splitlines() if line.startswith("web "))
+        assert web.count(":8080") == 2  # the endpoints followed the scale-down
+        answers = {curl("node1-pod1", f"http://{svc['web']}/hostname") for _ in range(20)}
+        assert answers == set(shop_pods(name))
 
         deleted = run_testbed("delete", "-f", manifest, "--name", name, check=True)
         assert "namespace/shop deleted" in deleted.stdout and shop_pods(name) == {}

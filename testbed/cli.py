@@ -159,13 +159,13 @@ def cmd_exec(args):
     if not command:
         raise TestbedError("give a command after --, e.g. testbed exec node1-pod1 -- ip addr")
     data = state.data
+    hosts = {**data["nodes"], **data.get("routers", {}), **data.get("hosts", {})}
     if args.target in data["pods"]:
         argv = netns.in_pod(data["pods"][args.target]["netns"], command)
-    elif args.target in data["nodes"] or args.target in data.get("routers", {}):
-        pid = (data["nodes"].get(args.target) or data["routers"][args.target])["pid"]
-        argv = netns.in_node(pid, command)
+    elif args.target in hosts:
+        argv = netns.in_node(hosts[args.target]["pid"], command)
     else:
-        names = sorted(data["pods"]) + list(data["nodes"]) + list(data.get("routers", {}))
+        names = sorted(data["pods"]) + list(hosts)
         raise TestbedError(f"no pod or node {args.target!r} in cluster {state.name} "
                            f"(known: {', '.join(names)})")
     return subprocess.call(argv)

@@ -150,6 +150,10 @@ class Cluster:
             router = self.underlay.host("router")
             self.routers["router"] = netns.node_namespace("router", router.pid)
             self.state.data["routers"] = {"router": {"pid": router.pid}}
+        if spec.external_client:
+            client = self.underlay.host(specmod.EXTERNAL_NAME)
+            self.state.data["hosts"] = {specmod.EXTERNAL_NAME: {
+                "pid": client.pid, "ip": str(spec.external_ip.ip)}}
         self.state.save()
         if mode is None:
             self.state.update(pod_mtu=None)

@@ -21,9 +21,10 @@ DEFAULT_NODE_PREFIX = 24
 DEFAULT_MTU = 1500
 FIRST_NODE_HOST = 11  # nodes get .11, .12, ... of their rack subnet; .1 is the rack's router
 ROUTER_NAME = "router"
+EXTERNAL_NAME = "external"  # a client host on the first rack, outside the cluster
 
 TOP_KEYS = {"name", "podCIDR", "nodePrefix", "mtu", "mode", "bandwidth", "delay", "racks",
-            "nodes", "bgp", "udp", "underlay", "manifests"}
+            "nodes", "bgp", "udp", "underlay", "manifests", "externalClient"}
 UNDERLAYS = ("linux", "ovs")  # what switches each rack: a Linux bridge, or OVS + os-ken
 BGP_KEYS = {"routeReflectors"}
 UDP_KEYS = {"offload"}
@@ -83,6 +84,13 @@ class ClusterSpec:
     udp_offload: bool = True      # udp mode: forwarder moves TSO/GSO/GRO bundles
     underlay: str = "linux"       # one of UNDERLAYS
     manifests: tuple = ()         # Kubernetes manifests (absolute paths) applied after pods
+    external_client: bool = False  # a host EXTERNAL_NAME on the first rack, not a node
+
+    @property
+    def external_ip(self):
+        """The external client's address: the first rack's last usable one."""
+        subnet = self.racks[0].subnet
+        return ipaddress.IPv4Interface(f"{subnet[-2]}/{subnet.prefixlen}")
 
     @property
     def pods(self):
@@ -219,9 +227,14 @@ class _Validator:
         underlay = doc.get("underlay", "linux")
         if underlay not in UNDERLAYS:
             self.fail("underlay", underlay, f"must be one of {', '.join(UNDERLAYS)}")
+        external = doc.get("externalClient", False)
+        if not isinstance(external, bool):
+            self.fail("externalClient", external, "must be true or false")
+        if external:
+            self.name(EXTERNAL_NAME, "(external client)", IFNAME_MAX, "external client")
         return ClusterSpec(name, str(self.path), pod_cidr, prefix, mtu, mode,
                            tuple(racks), tuple(nodes), reflectors, offload, underlay,
-                           self.manifest_paths(doc.get("manifests")))
+                           self.manifest_paths(doc.get("manifests")), external)
 
     def manifest_paths(self, docs):
         """Paths as given, relative to the topology file's directory."""

@@ -11,7 +11,7 @@ from mininet.net import Mininet
 from mininet.node import Host, Switch
 from mininet.nodelib import LinuxBridge
 
-from .spec import ROUTER_NAME
+from .spec import EXTERNAL_NAME, ROUTER_NAME
 
 UNDERLAY_DEV = "eth0"
 SHELL_LABEL = "mininet shell of "  # how the state file names the shells holding namespaces
@@ -120,6 +120,12 @@ class Underlay:
             for rack in spec.racks:
                 self._link(router, switches[rack.name], rack.name, ROUTER_NAME,
                            str(rack.router_ip), rack)
+        if spec.external_client:
+            first = spec.racks[0]
+            client = self.net.addHost(EXTERNAL_NAME, cls=Host, ip=str(spec.external_ip))
+            self.on_process(client.pid, f"{SHELL_LABEL}external client")
+            self._link(client, switches[first.name], UNDERLAY_DEV, EXTERNAL_NAME,
+                       str(spec.external_ip), first)
         self.net.build()
         self.net.start()
         for host in self.net.hosts:
@@ -129,6 +135,9 @@ class Underlay:
             for node in spec.nodes:
                 gateway = spec.rack(node.rack).router_ip.ip
                 self.host(node.name).cmd("ip route replace default via", gateway)
+            if spec.external_client:
+                self.host(EXTERNAL_NAME).cmd("ip route replace default via",
+                                             spec.racks[0].router_ip.ip)
         return self
 
     def _link(self, host, switch, host_intf, switch_intf, ip, rack):

@@ -137,3 +137,32 @@ def test_a_topology_can_name_manifests(make_cluster, tmp_path):
     shop = {p: r for p, r in cluster.state.data["pods"].items() if r["namespace"] == "shop"}
     assert len(shop) == 2 and {r["node"] for r in shop.values()} == {"node1", "node2"}
     assert any("ConfigMap" in w for w in cluster.state.data["warnings"])
+
+
+NODE_PORT = """\
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-np, namespace: shop}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
+"""
+
+
+def test_a_node_port_answers_the_external_client(make_cluster, tmp_path):
+    namespace_and_deployment = "---".join(SHOP.replace("REPLICAS", "2").split("---")[:2])
+    (tmp_path / "shop.yaml").write_text(namespace_and_deployment + NODE_PORT)
+    topo = tmp_path / "external.yaml"
+    topo.write_text((TOPO / "two-racks.yaml").read_text() +
+                    "externalClient: true\nmanifests: [shop.yaml]\n")
+    cluster = make_cluster(topo, "vxlan")
+    client = cluster.state.data["hosts"]["external"]
+    assert client["ip"] == "192.168.1.254"  # on the first rack, outside the cluster
+    shop = {p for p, r in cluster.state.data["pods"].items() if r["namespace"] == "shop"}
+    answers = set()
+    for node in cluster.state.data["nodes"].values():  # every node answers, on either rack
+        answers.add(netns.run(netns.in_node(client["pid"], [
+            "curl", "-s", "--max-time", "3", f"http://{node['ip']}:30080/hostname"])))
+    assert answers and answers <= shop

@@ -158,3 +158,12 @@ def test_underlay_is_linux_bridges_unless_ovs_is_asked_for():
     assert parse("underlay: ovs\nnodes: [{name: a}]").underlay == "ovs"
     err = error_of("underlay: openflow\nnodes: [{name: a}]")
     assert (err.field, err.value) == ("underlay", "openflow") and "linux, ovs" in str(err)
+
+
+def test_an_external_client_takes_the_first_racks_last_address_and_its_name():
+    spec = parse("externalClient: true\nracks: [{name: r1, subnet: 10.1.0.0/24}]\n"
+                 "nodes: [{name: a, rack: r1}]")
+    assert spec.external_client and str(spec.external_ip) == "10.1.0.254/24"
+    err = error_of("externalClient: true\nnodes: [{name: external}]")
+    assert "duplicate name" in str(err)
+    assert error_of("externalClient: yes please\nnodes: [{name: a}]").field == "externalClient"

@@ -6,6 +6,7 @@ is one ManifestError naming the file, the line and the field. Kinds and fields t
 not implement are returned as warnings, one line each, naming them — never dropped silently.
 """
 import hashlib
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -386,7 +387,7 @@ class _Document:
                 target = self.name(tnode, f"{pfld}.targetPort") \
                     if tnode.tag == "tag:yaml.org,2002:str" else \
                     self.integer(tnode, f"{pfld}.targetPort", 1, 65535)
-            node_port = self.integer(p["nodePort"], f"{pfld}.nodePort", 1, 65535) \
+            node_port = self.integer(p["nodePort"], f"{pfld}.nodePort", 30000, 32767) \
                 if "nodePort" in p else 0
             if node_port and stype not in ("NodePort", "LoadBalancer"):
                 self.fail(p["nodePort"], f"{pfld}.nodePort", f"only NodePort and LoadBalancer "
@@ -395,6 +396,12 @@ class _Document:
                                      self.protocol(p.get("protocol"), f"{pfld}.protocol")))
         cluster_ip = self.string(spec["clusterIP"], "spec.clusterIP") \
             if "clusterIP" in spec else ""
+        if cluster_ip not in ("", "None"):
+            try:
+                ipaddress.IPv4Address(cluster_ip)
+            except ValueError:
+                self.fail(spec["clusterIP"], "spec.clusterIP",
+                          f"{cluster_ip!r} is neither an IPv4 address nor None")
         affinity = self.string(spec["sessionAffinity"], "spec.sessionAffinity") \
             if "sessionAffinity" in spec else "None"
         if affinity not in ("None", "ClientIP"):

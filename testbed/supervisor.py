@@ -45,6 +45,9 @@ def apply_request(cluster, op, path):
         return {"ok": True, **result.as_dict()}
     except TestbedError as e:
         return {"ok": False, "error": str(e)}
+    except Exception as e:  # a bug must not take the running cluster down with it
+        traceback.print_exc()
+        return {"ok": False, "error": f"{type(e).__name__}: {e} (see the supervisor log)"}
 
 
 def _report_deaths(cluster, reported):

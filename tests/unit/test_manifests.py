@@ -111,3 +111,14 @@ def test_a_directory_is_read_in_name_order(tmp_path):
     assert [o.name for o in manifests.load(str(tmp_path)).objects] == ["a", "b"]
     with pytest.raises(ManifestError, match="no such file"):
         manifests.load(str(tmp_path / "missing.yaml"))
+
+
+def test_service_addresses_and_node_ports_are_checked():
+    base = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  selector: {a: b}\n"
+    with pytest.raises(ManifestError, match="spec.clusterIP: 'ten' is neither"):
+        manifests.parse(base + "  clusterIP: ten\n  ports: [{port: 80}]\n", "s.yaml")
+    with pytest.raises(ManifestError, match="nodePort: must be an integer from 30000 to 32767"):
+        manifests.parse(base + "  type: NodePort\n  ports: [{port: 80, nodePort: 8080}]\n",
+                        "s.yaml")
+    headless = manifests.parse(base + "  clusterIP: None\n  ports: [{port: 80}]\n", "s.yaml")
+    assert headless.objects[0].cluster_ip == "None"

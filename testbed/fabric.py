@@ -42,7 +42,7 @@ class OvsFabric:
             instance.start(self.state)
             ports = switch.link_ends()
             if self.dp_type == "netdev":
-                self._checksums_in_software(ports)
+                self._ports_for_userspace_datapath(ports)
             instance.add_bridge(rack.name, self.dp_type, [p.name for p in ports],
                                 self.controller.ofp_socket)
         self._wait_for_flows()
@@ -51,15 +51,15 @@ class OvsFabric:
             "controller_pid": self.controller.pid, "control_socket": self.controller.control_socket,
             "racks": {name: {"mgmt": sw.mgmt(name)} for name, sw in self.switches.items()}})
 
-    def _checksums_in_software(self, ports):
+    def _ports_for_userspace_datapath(self, ports):
         """Each rack port becomes the userspace datapath's alone (see ovs.py); the node ends of
         the links compute their own checksums too, as the datapath passes packets on as they
         come."""
         for intf in ports:
             for argv in ovs.userspace_port_argvs(intf.name):
-                intf.node.cmd(*argv)
+                netns.run(netns.in_node(intf.node.pid, argv))
             node, name = self.underlay.far_end(intf)
-            node.cmd("ethtool -K", name, "tx off")
+            netns.run(netns.in_node(node.pid, ["ethtool", "-K", name, "tx", "off"]))
 
     def _wait_for_flows(self):
         """Until every bridge is connected and holds the app's table-miss flows."""

@@ -11,7 +11,7 @@ import time
 from . import netns
 from .runtime import end_processes_in, terminate
 from .state import RunState, list_runs, pid_is
-from .underlay import is_underlay_shell
+from .underlay import is_underlay_shell, shell_namespaces
 
 SUPERVISOR_GRACE_S = 30  # a live supervisor gets this long to tear its cluster down itself
 
@@ -47,8 +47,7 @@ def clean_run(run_dir, log=print):
         pids = state.owned("pids")
         # containers and daemons first, then the Mininet shells that hold node namespaces
         pids.sort(key=is_underlay_shell)
-        left = [netns.namespace_id(f"/proc/{e['pid']}/ns/net") for e in pids
-                if is_underlay_shell(e) and pid_is(e["pid"], e["start"])]
+        left = shell_namespaces(pids)
         for entry in pids:
             if pid_is(entry["pid"], entry["start"]):
                 terminate(entry["pid"], entry["start"])

@@ -15,8 +15,8 @@ from .cni import NodeContext, get_mode, mode_names
 from .errors import TestbedError
 from .fabric import OvsFabric
 from .runtime import Runtime, end_processes_in
-from .state import RunState, pid_is
-from .underlay import Underlay, is_underlay_shell
+from .state import RunState
+from .underlay import Underlay, is_underlay_shell, shell_namespaces
 
 
 def load_spec(path, name=None, underlay=None):
@@ -233,9 +233,7 @@ class Cluster:
             attempt(self.fabric.stop)
             self.fabric = None
         if self.underlay is not None:
-            left = [netns.namespace_id(f"/proc/{e['pid']}/ns/net")
-                    for e in self.state.owned("pids")
-                    if is_underlay_shell(e) and pid_is(e["pid"], e["start"])]
+            left = shell_namespaces(self.state.owned("pids"))
             attempt(self.underlay.stop)
             for ns_id in left:  # nodes', routers' and racks' namespaces
                 attempt(end_processes_in, ns_id)

@@ -78,20 +78,11 @@ class OvsFabric:
                                f"the fabric controller within {CONNECT_TIMEOUT_S:.0f} s "
                                f"(log: {self.controller.log})")
 
-    def flows(self, rack):
-        return self.switches[rack].ofctl("dump-flows", rack)
-
     def daemon_status(self):
         status = {"controller@fabric": self.controller.status()}
         for sw in self.switches.values():
             status.update(sw.status())
         return status
-
-    def daemons(self):
-        pids = {"controller@fabric": self.controller.pid}
-        for sw in self.switches.values():
-            pids.update({d.label: d.pid for d in sw.daemons})
-        return pids
 
     def stop(self):
         for sw in self.switches.values():

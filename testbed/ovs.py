@@ -3,15 +3,16 @@
 Each instance has its database, sockets and logs in a directory of its own in the run
 (OVS_RUNDIR, where ovs-vswitchd also puts its bridges' management sockets), so the host's Open
 vSwitch (if any) is never touched and everything goes with the run. ovs-vswitchd connects only
-to controller sockets inside its OVS_RUNDIR: a link there leads to the run's one controller. The kernel datapath
-is used where the openvswitch module exists; elsewhere bridges use the userspace datapath
-(datapath_type=netdev), which reads and writes ports through packet sockets.
+to controller sockets inside its OVS_RUNDIR: a link there leads to the run's one controller.
+The kernel datapath is used where the openvswitch module exists; elsewhere bridges use the
+userspace datapath (datapath_type=netdev), which reads and writes ports through packet sockets.
 """
 import os
 import subprocess
 
 from .daemon import Daemon
 from .errors import CommandError
+from .netns import run
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 NFT_TABLE = "testbed-ovs"  # netdev table of the ingress drops below
@@ -44,13 +45,6 @@ def describe_datapath(dp_type):
     return {"system": "kernel datapath", "netdev": "userspace datapath"}[dp_type]
 
 
-def _run(argv, timeout=10):
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise CommandError(argv, proc.returncode, proc.stderr.strip())
-    return proc.stdout
-
-
 class OvsInstance:
     def __init__(self, name, run_dir, netns_argv):
         self.name = name                # e.g. "rack1": names its files and its daemons
@@ -69,7 +63,7 @@ class OvsInstance:
     def start(self, state):
         os.makedirs(self.dir, exist_ok=True)
         db = self._file("conf.db")
-        _run(["ovsdb-tool", "create", db, SCHEMA])
+        run(["ovsdb-tool", "create", db, SCHEMA])
         ovsdb = Daemon(f"ovsdb-server@{self.name}",
                        self._in_ns("ovsdb-server", db, f"--remote=punix:{self.db_sock}",
                                    f"--unixctl={self._file('ovsdb-server.ctl')}",
@@ -92,21 +86,21 @@ class OvsInstance:
     def _answers(argv):
         def ready():
             try:
-                _run(argv, timeout=2)
+                run(argv, timeout=2)
                 return True
             except (CommandError, subprocess.TimeoutExpired):
                 return False
         return ready
 
     def vsctl(self, *args):
-        return _run(["ovs-vsctl", f"--db=unix:{self.db_sock}", "--timeout=5", *map(str, args)])
+        return run(["ovs-vsctl", f"--db=unix:{self.db_sock}", "--timeout=5", *args], timeout=10)
 
     def mgmt(self, bridge):
         """The bridge's OpenFlow management socket, for ovs-ofctl from anywhere."""
         return f"unix:{self.dir}/{bridge}.mgmt"
 
     def ofctl(self, command, bridge, *args):
-        return _run(["ovs-ofctl", "-O", OPENFLOW, command, self.mgmt(bridge), *map(str, args)])
+        return run(["ovs-ofctl", "-O", OPENFLOW, command, self.mgmt(bridge), *args], timeout=10)
 
     def add_bridge(self, bridge, dp_type, ports, controller_socket, settings=()):
         """A bridge under the controller listening on `controller_socket`, in fail-mode secure:

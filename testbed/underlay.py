@@ -11,7 +11,9 @@ from mininet.net import Mininet
 from mininet.node import Host, Switch
 from mininet.nodelib import LinuxBridge
 
+from . import netns
 from .spec import EXTERNAL_NAME, ROUTER_NAME
+from .state import pid_is
 
 UNDERLAY_DEV = "eth0"
 SHELL_LABEL = "mininet shell of "  # how the state file names the shells holding namespaces
@@ -20,6 +22,13 @@ SHELL_LABEL = "mininet shell of "  # how the state file names the shells holding
 def is_underlay_shell(owned_pid):
     """Is this recorded process a Mininet shell (one per node, rack and router)?"""
     return owned_pid["what"].startswith(SHELL_LABEL)
+
+
+def shell_namespaces(owned_pids):
+    """The network namespaces of the live Mininet shells among recorded processes: what to
+    look in for leftovers once the shells are gone."""
+    return [netns.namespace_id(f"/proc/{e['pid']}/ns/net") for e in owned_pids
+            if is_underlay_shell(e) and pid_is(e["pid"], e["start"])]
 NAMESPACE_SYSCTLS = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 
 

@@ -224,9 +224,6 @@ class OpenflowMode(Mode):
             status.update(sw.status())
         return status
 
-    def flows(self, node_name):
-        return self.switches[node_name].ofctl("dump-flows", BRIDGE)
-
     def stats(self):
         return self.controller.stats()
 

@@ -8,13 +8,16 @@ spread over the nodes with the fewest pods. Re-applying a Deployment scales it; 
 template replaces its pods. Services get a
 ClusterIP (and node ports) and every node's kube-proxy rules are rewritten after each change.
 """
+import time
 import uuid
 
 from . import manifests as mf
-from . import services
+from . import netns, services
 from .errors import TestbedError
 from .spec import ContainerSpec, PodSpec
-from .workloads import command_for
+from .workloads import command_for, tcp_ports
+
+READY_TIMEOUT_S = 10.0
 
 DEFAULT_NAMESPACES = ("default", "kube-system")
 
@@ -152,11 +155,28 @@ def _create(cluster, name, namespace, template, result, owner):
     pod = PodSpec(name, namespace, template.node_name or _least_busy_node(cluster),
                   dict(template.labels), tuple(containers))
     record = cluster.add_pod(pod)
+    _wait_until_listening(name, [port for c in pod.containers
+                                 for port in tcp_ports(list(c.command))])
     record["owner"] = owner
     # named container ports, for Services whose targetPort names one
     record["ports"] = {p.name: p.container_port for c in template.containers for p in c.ports
                        if p.name}
     result.created.append(f"pod/{name}")
+
+
+def _wait_until_listening(pod, ports):
+    """Until the pod's stand-ins listen, as a kubelet reports a pod ready before Services send
+    it connections."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while ports:
+        listening = netns.run(netns.in_pod(pod, ["ss", "-Hltn"]))
+        ports = [p for p in ports if f":{p} " not in listening]
+        if ports and time.monotonic() > deadline:
+            raise TestbedError(f"pod {pod}: nothing listens on port(s) "
+                               f"{', '.join(map(str, ports))} after {READY_TIMEOUT_S:.0f} s "
+                               f"(see its log in the run directory)")
+        if ports:
+            time.sleep(0.05)
 
 
 def _remove(cluster, name, result):

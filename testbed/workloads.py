@@ -46,6 +46,23 @@ def command_for(container, pod_name):
                                    "container sleeps")
 
 
+def tcp_ports(argv):
+    """The TCP ports a stand-in started with `argv` (from command_for) listens on."""
+    if argv[:3] != [sys.executable, "-m", "testbed.workloads"]:
+        return []
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("workload")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--http-port", type=int, default=8080)
+    parser.add_argument("--http", default="true")
+    args, _ = parser.parse_known_args(argv[5:])  # after --hostname NAME
+    if args.workload == "serve-hostname":
+        return [args.port or 9376] if args.http.lower() not in ("false", "0") else []
+    if args.workload == "netexec":
+        return [args.http_port]
+    return [args.port or 80]
+
+
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True

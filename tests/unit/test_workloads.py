@@ -82,3 +82,14 @@ def test_serve_hostname_and_nginx_name_the_pod(workload):
     workload("http", "--port", str(b))
     assert get(a, "/") == "web-7d4b9-x2kqp"
     assert "Welcome to nginx!" in get(b, "/") and "web-7d4b9-x2kqp" in get(b, "/")
+
+
+def test_the_ports_a_stand_in_listens_on_are_known_before_it_starts():
+    from testbed.workloads import tcp_ports
+    netexec = Container("a", "agnhost", args=("netexec", "--http-port=8081"))
+    assert tcp_ports(command_for(netexec, "p")[0]) == [8081]
+    assert tcp_ports(command_for(Container("a", "agnhost", args=("serve-hostname",)), "p")[0]) \
+        == [9376]
+    nginx = Container("n", "nginx", ports=(ContainerPort(8080),))
+    assert tcp_ports(command_for(nginx, "p")[0]) == [8080]
+    assert tcp_ports(["sleep", "infinity"]) == []

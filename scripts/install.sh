@@ -13,6 +13,7 @@ PACKAGES=(
   iperf3 qperf sockperf        # benchmark tools
   bird2                        # the Calico-style bgp mode
   openvswitch-switch           # OVS rack switches and the openflow mode
+  nsd                          # the cluster DNS server (kube-dns add-on)
   python3 python3-venv python3-pip
   gcc libc6-dev                # builds the flannel udp forwarder (native/)
   vagrant                      # only to validate the Vagrantfile (`vagrant validate`)
@@ -36,7 +37,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # Debian's openvswitch-switch and bird2 start services where systemd runs; the testbed starts
-# its own daemons per cluster, so the distribution's instances stay as they are.
+# its own daemons per cluster, so the distribution's instances stay as they are. NSD is the
+# exception: its service would answer DNS on every address of the machine, so when this script
+# is what installed it, the service is switched off again.
+if [[ " ${missing[*]:-} " == *" nsd "* ]] && command -v systemctl >/dev/null && \
+   [ -d /run/systemd/system ]; then
+  systemctl disable --now nsd.service >/dev/null 2>&1 || true
+fi
 
 # The flannel udp mode's forwarder is C, as flannel's own forwarding loop is; rebuilt only
 # when its source changes.

@@ -71,6 +71,7 @@ def check(cluster, objects):
 def apply(cluster, loaded):
     check(cluster, loaded.objects)
     result = Result(loaded.warnings)
+    cluster.dns.start(cluster)  # the kube-dns add-on comes with the first manifest
     for obj in loaded.objects:
         if isinstance(obj, mf.Namespace):
             _namespaces(cluster.state)[obj.name] = {"labels": obj.labels}
@@ -80,10 +81,10 @@ def apply(cluster, loaded):
         elif isinstance(obj, mf.Deployment):
             _apply_deployment(cluster, obj, result)
         else:
-            services.add(cluster.state, obj)
+            services.add(cluster.state, obj, cluster.spec.load_balancer_pool)
             result.created.append(f"service/{obj.name}")
     cluster.state.save()
-    cluster.proxies.sync(cluster)
+    cluster.sync_services()
     return result
 
 
@@ -113,7 +114,7 @@ def delete(cluster, loaded):
         elif services.remove(cluster.state, obj.namespace, obj.name):
             result.removed.append(f"service/{obj.name}")
     cluster.state.save()
-    cluster.proxies.sync(cluster)
+    cluster.sync_services()
     return result
 
 
@@ -138,13 +139,6 @@ def _apply_deployment(cluster, deploy, result):
         _create(cluster, name, deploy.namespace, deploy.template, result, owner=key)
 
 
-def _least_busy_node(cluster):
-    load = {name: 0 for name in cluster.nodes}
-    for rec in cluster.state.data["pods"].values():
-        load[rec["node"]] += 1
-    return min(cluster.nodes, key=lambda n: load[n])  # ties: the topology's order
-
-
 def _create(cluster, name, namespace, template, result, owner):
     containers = []
     for c in template.containers:
@@ -152,7 +146,7 @@ def _create(cluster, name, namespace, template, result, owner):
         if warning:
             result.warnings.append(f"pod {namespace}/{name} container {c.name}: {warning}")
         containers.append(ContainerSpec(c.name, tuple(argv)))
-    pod = PodSpec(name, namespace, template.node_name or _least_busy_node(cluster),
+    pod = PodSpec(name, namespace, template.node_name or cluster.least_busy_node(),
                   dict(template.labels), tuple(containers))
     record = cluster.add_pod(pod)
     _wait_until_listening(name, [port for c in pod.containers

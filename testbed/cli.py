@@ -14,6 +14,7 @@ from .cluster import Cluster, Interrupted, load_spec, signals_interrupt
 from .cni import get_mode, mode_names
 from .errors import TestbedError
 from .inventory import endpoint_rows, node_rows, pod_rows, render_table, service_rows
+from .spec import PROXY_MODES
 from .state import RunState, list_runs, pid_is, process_start_time, run_dir_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,7 +46,7 @@ def _summary(state, seconds):
 
 # --- up / down ---------------------------------------------------------------------------
 def cmd_up(args):
-    spec = load_spec(args.topo, args.name, args.underlay)
+    spec = load_spec(args.topo, args.name, args.underlay, args.proxy_mode)
     mode = _mode_for(spec, args)
     get_mode(mode).check(spec)  # refuse before anything is built or spawned
     if args.no_cli:
@@ -71,7 +72,8 @@ def cmd_up(args):
 def _up_background(args, spec, mode):
     started = time.monotonic()
     argv = [sys.executable, "-m", "testbed.supervisor", "--topo", os.path.abspath(args.topo),
-            "--mode", mode, "--name", spec.name, "--underlay", spec.underlay] + \
+            "--mode", mode, "--name", spec.name, "--underlay", spec.underlay,
+            "--proxy-mode", spec.proxy_mode] + \
         (["--verbose"] if args.verbose else [])
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, start_new_session=True,
@@ -353,6 +355,9 @@ def build_parser():
     up.add_argument("--name", help="cluster name (default: the topology's)")
     up.add_argument("--underlay", choices=["linux", "ovs"],
                     help="what switches the racks (default: the topology's, else linux)")
+    up.add_argument("--proxy-mode", choices=PROXY_MODES,
+                    help="kube-proxy's mode (default: the topology's kubeProxy.mode, else "
+                    "iptables)")
     up.add_argument("--no-cli", action="store_true",
                     help="leave the cluster running in the background and return")
     up.add_argument("-v", "--verbose", action="store_true", help="show Mininet's progress")

@@ -12,6 +12,7 @@ import time
 from . import apply, doctor, manifests, netns, services
 from . import spec as specmod
 from .cni import NodeContext, get_mode, mode_names
+from .dns import ClusterDNS
 from .errors import TestbedError
 from .fabric import OvsFabric
 from .runtime import Runtime, end_processes_in
@@ -19,16 +20,20 @@ from .state import RunState
 from .underlay import Underlay, is_underlay_shell, shell_namespaces
 
 
-def load_spec(path, name=None, underlay=None):
+def load_spec(path, name=None, underlay=None, proxy_mode=None):
     """Read a topology, checking its mode against the registry; `name` renames the cluster,
-    `underlay` (linux or ovs) overrides the topology's."""
+    `underlay` (linux or ovs) and `proxy_mode` (kube-proxy's) override the topology's."""
     spec = specmod.load(path, known_modes=mode_names())
     if name and not specmod.valid_cluster_name(name):
         raise specmod.SpecError("--name", None, name, specmod.CLUSTER_NAME_RULE)
     if underlay and underlay not in specmod.UNDERLAYS:
         raise specmod.SpecError("--underlay", None, underlay,
                                 f"must be one of {', '.join(specmod.UNDERLAYS)}")
-    return dataclasses.replace(spec, name=name or spec.name, underlay=underlay or spec.underlay)
+    if proxy_mode and proxy_mode not in specmod.PROXY_MODES:
+        raise specmod.SpecError("--proxy-mode", None, proxy_mode,
+                                f"must be one of {', '.join(specmod.PROXY_MODES)}")
+    return dataclasses.replace(spec, name=name or spec.name, underlay=underlay or spec.underlay,
+                               proxy_mode=proxy_mode or spec.proxy_mode)
 
 
 class Interrupted(BaseException):
@@ -61,6 +66,18 @@ def check_mode(mode_name, spec, caps):
     mode.check(spec)
 
 
+def check_proxy_mode(spec, caps):
+    """kube-proxy's mode needs its packet filter (or IPVS) in the kernel."""
+    if not caps.get(spec.proxy_mode):
+        raise TestbedError(f"{spec.path}: kube-proxy mode {spec.proxy_mode} needs the kernel's "
+                           f"{services.KERNEL_NEEDS[spec.proxy_mode]}, which this kernel lacks "
+                           "(see `testbed doctor`); choose kubeProxy: {mode: iptables} or "
+                           "nftables")
+    if spec.proxy_mode not in services.PROXIES:
+        raise TestbedError(f"{spec.path}: kube-proxy mode {spec.proxy_mode} is not built into "
+                           f"the testbed yet (it has {', '.join(services.PROXIES)})")
+
+
 def check_underlay(spec, caps):
     if spec.underlay == "ovs":
         missing = doctor.missing_for(OVS_UNDERLAY_NEEDS, caps)
@@ -79,7 +96,9 @@ class Cluster:
         self.underlay = None
         self.fabric = None   # OvsFabric with `underlay: ovs`
         self.manifests = []  # manifests.Manifests of the topology, applied after its pods
-        self.proxies = services.Proxies()  # kube-proxy on every node
+        self.proxies = services.PROXIES.get(spec.proxy_mode, services.IptablesProxies)()
+        self.speaker = services.Speaker()  # LoadBalancer addresses on the underlay
+        self.dns = ClusterDNS()  # the kube-dns add-on, started with the first manifest
         self.nodes = {}      # name -> NodeContext
         self.routers = {}    # name -> netns.Namespace of the rack router(s)
         self.runtime = Runtime(state)
@@ -97,6 +116,7 @@ class Cluster:
         check_underlay(spec, caps)
         if mode_name != BARE:
             check_mode(mode_name, spec, caps)
+            check_proxy_mode(spec, caps)
         if delayed and not caps.get("netem"):
             raise TestbedError(f"{spec.path}: delay needs the kernel's netem qdisc, which this "
                                "kernel lacks (see `testbed doctor`); delay cannot be emulated here")
@@ -184,6 +204,19 @@ class Cluster:
         self.mode.pod_added(self, pod, node, record)
         return record
 
+    def sync_services(self):
+        """After pods or Services changed: every node's kube-proxy rules, then the DNS zone."""
+        self.proxies.sync(self)
+        self.speaker.sync(self)
+        self.dns.sync(self)
+
+    def least_busy_node(self):
+        """Where the scheduler puts a pod without nodeName: the node with the fewest pods."""
+        load = {name: 0 for name in self.nodes}
+        for rec in self.state.data["pods"].values():
+            load[rec["node"]] += 1
+        return min(self.nodes, key=lambda n: load[n])  # ties: the topology's order
+
     def remove_pod(self, name):
         """Detach a pod and remove its sandbox."""
         pod = next(p for p in self.pods_up if p.name == name)
@@ -244,6 +277,10 @@ class Cluster:
         for name in self.state.owned("netns"):  # sandboxes whose pod never finished attaching
             netns.run(["ip", "netns", "del", name], check=False)
             self.state.disown("netns", name)
+        for path in self.state.owned("dirs"):  # e.g. resolv.conf of pods never attached
+            if path != self.state.dir:
+                shutil.rmtree(path, ignore_errors=True)
+                self.state.disown("dirs", path)
         self.timings["down_s"] = time.monotonic() - started
         if errors:
             raise errors[0]

@@ -103,6 +103,8 @@ BINARIES = [
     ("ovs-ofctl", "OVS rack switches, the openflow mode and `testbed flows`", False),
     ("bird", "the Calico-style bgp mode (BIRD 2)", False),
     ("birdc", "the Calico-style bgp mode (BIRD's control client)", False),
+    ("nsd", "cluster DNS (the kube-dns add-on that comes with manifests)", False),
+    ("dig", "checking that cluster DNS answers (dnsutils)", False),
     ("iperf3", "throughput benchmarks", False),
     ("qperf", "latency benchmarks with qperf", False),
     ("sockperf", "latency benchmarks with sockperf", False),

@@ -1,21 +1,37 @@
 """Tables of a run's pods and nodes, read from its state (for `get` and the interactive CLI)."""
+from .state import pid_is
+
+
+def pod_status(rec):
+    """(READY, STATUS) as kubectl prints them: containers running of all, and the phase."""
+    running = sum(1 for c in rec["containers"].values() if pid_is(c["pid"], c["start"]))
+    total = len(rec["containers"])
+    if not rec["ip"] or total == 0:
+        status = "ContainerCreating"
+    else:
+        status = "Running" if running == total else "Error"
+    return f"{running}/{total}", status
 
 
 def pod_rows(data):
-    rows = [("NAME", "NAMESPACE", "NODE", "IP", "CONTAINERS")]
+    rows = [("NAME", "NAMESPACE", "READY", "STATUS", "IP", "NODE", "CONTAINERS")]
     for name, rec in sorted(data["pods"].items()):
-        rows.append((name, rec["namespace"], rec["node"], rec["ip"] or "-",
+        ready, status = pod_status(rec)
+        rows.append((name, rec["namespace"], ready, status, rec["ip"] or "<none>", rec["node"],
                      ",".join(rec["containers"]) or "-"))
     return rows
 
 
 def service_rows(data):
-    rows = [("NAME", "NAMESPACE", "TYPE", "CLUSTER-IP", "PORT(S)")]
+    rows = [("NAME", "NAMESPACE", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)")]
     for key, rec in sorted(data.get("services", {}).items()):
         namespace, name = key.split("/", 1)
         ports = ",".join(f"{p['port']}" + (f":{p['node_port']}" if p["node_port"] else "") +
                          f"/{p['protocol']}" for p in rec["ports"]) or "<none>"
-        rows.append((name, namespace, rec["type"], rec["cluster_ip"] or "None", ports))
+        external = rec["external_name"] or rec.get("load_balancer_ip") or \
+            ("<pending>" if rec["type"] == "LoadBalancer" else "<none>")
+        rows.append((name, namespace, rec["type"], rec["cluster_ip"] or "<none>", external,
+                     ports))
     return rows
 
 

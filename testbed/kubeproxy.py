@@ -41,6 +41,7 @@ class ServicePort:
     node_port: int       # 0: none
     affinity: bool       # sessionAffinity: ClientIP
     endpoints: tuple     # ("10.244.1.5", 8080), ...
+    external_ips: tuple = ()  # a LoadBalancer's ingress addresses
 
     @property
     def id(self):
@@ -91,11 +92,15 @@ def render(service_ports, pod_cidr, stale=()):
                      f"-j {svc}")
         rules.append(f"-A {svc} ! -s {pod_cidr} {to_service} "
                      f"{_comment(sp.id + ' cluster IP')} -j KUBE-MARK-MASQ")
-        if sp.node_port:
+        if sp.node_port or sp.external_ips:
             ext = ext_chain(sp)
             chains.append(ext)
-            rules.append(f"-A KUBE-NODEPORTS {proto} --dport {sp.node_port} {_comment(sp.id)} "
-                         f"-j {ext}")
+            for ip in sp.external_ips:
+                rules.append(f"-A KUBE-SERVICES -d {ip}/32 {proto} --dport {sp.port} "
+                             f"{_comment(sp.id + ' loadbalancer IP')} -j {ext}")
+            if sp.node_port:
+                rules.append(f"-A KUBE-NODEPORTS {proto} --dport {sp.node_port} "
+                             f"{_comment(sp.id)} -j {ext}")
             rules.append(f"-A {ext} {_comment('masquerade traffic for ' + sp.id + ' external destinations')} "
                          "-j KUBE-MARK-MASQ")
             rules.append(f"-A {ext} -j {svc}")

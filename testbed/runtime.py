@@ -6,6 +6,7 @@ config on stdin, as a container runtime runs them; their error JSON is shown as 
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -19,6 +20,7 @@ from .state import pid_is, process_start_time
 OWN_PLUGINS = str(Path(__file__).resolve().parent.parent / "build" / "cni")
 CNI_PATH = (OWN_PLUGINS, "/usr/lib/cni", "/opt/cni/bin")
 POD_IFNAME = "eth0"
+NETNS_ETC = "/etc/netns"  # `ip netns exec POD` bind-mounts /etc/netns/POD/* over /etc/*
 
 
 class CNIError(TestbedError):
@@ -99,6 +101,7 @@ class Runtime:
         self.state = state
         self.cni_path = tuple(cni_path)
         self.children = {}  # pid -> Popen of containers this process started (to reap them)
+        self.resolv_conf = None  # namespace -> resolv.conf text, once the cluster has DNS
 
     def invoke(self, command, pod, node, netconf):
         """Run one CNI command for a pod; returns the parsed result (ADD) or {}."""
@@ -139,11 +142,27 @@ class Runtime:
         record["ip"] = result["ips"][0]["address"].split("/")[0]
         record["result"] = result
         self.state.save()
+        if self.resolv_conf:
+            self.write_resolv_conf(pod.name, pod.namespace)
         log_dir = self.state.subdir("pods", pod.name)
         for container in pod.containers:
             record["containers"][container.name] = self.start_container(pod, container, log_dir)
         self.state.save()
         return record
+
+    def write_resolv_conf(self, pod_name, namespace):
+        """The pod's resolv.conf, as the kubelet writes it; every command started in the pod
+        (containers, `testbed exec`) sees it in place of the machine's."""
+        directory = os.path.join(NETNS_ETC, pod_name)
+        if directory not in self.state.owned("dirs"):
+            if os.path.exists(directory):
+                raise TestbedError(f"{directory} exists and is not this run's: pod {pod_name} "
+                                   "needs it for its resolv.conf (`testbed clean` removes "
+                                   "leftovers of earlier runs)")
+            self.state.own("dirs", directory)
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "resolv.conf"), "w") as f:
+            f.write(self.resolv_conf(namespace))
 
     def start_container(self, pod, container, log_dir):
         with open(os.path.join(log_dir, f"{container.name}.log"), "ab") as log:
@@ -173,6 +192,10 @@ class Runtime:
             end_processes_in(netns.namespace_id(netns.netns_path(pod.name)))
             netns.run(["ip", "netns", "del", pod.name], check=False)
             self.state.disown("netns", pod.name)
+        directory = os.path.join(NETNS_ETC, pod.name)
+        if directory in self.state.owned("dirs"):
+            shutil.rmtree(directory, ignore_errors=True)
+            self.state.disown("dirs", directory)
         self.state.data["pods"].pop(pod.name, None)
         self.state.save()
         if errors:

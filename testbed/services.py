@@ -9,7 +9,7 @@ them and rewrites every node's nat table; it runs after every change of pods or 
 """
 import ipaddress
 
-from . import kubeproxy
+from . import kubeproxy, kubeproxy_nft
 from .errors import TestbedError
 
 SERVICE_CIDR = ipaddress.IPv4Network("10.96.0.0/12")
@@ -21,12 +21,17 @@ def table(state):
     return state.data.setdefault("services", {})
 
 
-def add(state, svc):
-    """Record a manifests.Service (new, or changed in place); returns its record."""
+def add(state, svc, load_balancer_pool=()):
+    """Record a manifests.Service (new, or changed in place); returns its record. A
+    LoadBalancer gets the first free address of the pool, or stays <pending> as with no
+    load-balancer controller."""
     services = table(state)
     key = f"{svc.namespace}/{svc.name}"
     old = services.get(key, {})
-    cluster_ip = svc.cluster_ip or old.get("cluster_ip") or _free_ip(services)
+    if svc.type == "ExternalName":
+        cluster_ip = ""
+    else:
+        cluster_ip = svc.cluster_ip or old.get("cluster_ip") or _free_ip(services)
     if svc.cluster_ip not in ("", "None"):
         ip = ipaddress.IPv4Address(svc.cluster_ip)
         if ip not in SERVICE_CIDR or any(r["cluster_ip"] == svc.cluster_ip and k != key
@@ -47,9 +52,14 @@ def add(state, svc):
             used.add(node_port)
         ports.append({"name": p.name, "port": p.port, "target_port": p.target_port,
                       "node_port": node_port, "protocol": p.protocol})
+    lb_ip = ""
+    if svc.type == "LoadBalancer":
+        taken = {r.get("load_balancer_ip") for k, r in services.items() if k != key}
+        lb_ip = old.get("load_balancer_ip") or next(
+            (str(ip) for ip in load_balancer_pool if str(ip) not in taken), "")
     record = {"type": svc.type, "cluster_ip": cluster_ip, "selector": svc.selector,
               "ports": ports, "session_affinity": svc.session_affinity,
-              "external_name": svc.external_name}
+              "external_name": svc.external_name, "load_balancer_ip": lb_ip}
     services[key] = record
     return record
 
@@ -66,24 +76,29 @@ def _free_ip(services):
     raise TestbedError(f"the service CIDR {SERVICE_CIDR} is full")
 
 
+def selected_pods(data, key):
+    """[(pod, ip)] of the pods with an address that a Service's selector picks."""
+    namespace = key.split("/", 1)[0]
+    selector = data["services"][key]["selector"]
+    return [(name, pod["ip"]) for name, pod in sorted(data["pods"].items())
+            if selector and pod["namespace"] == namespace and pod["ip"] and
+            all(pod.get("labels", {}).get(k) == v for k, v in selector.items())]
+
+
 def endpoints(data, key):
     """{port name or number: [(pod, ip, target port)]} of a Service, from the pods now
     (data: a run's state data)."""
-    namespace = key.split("/", 1)[0]
-    record = data["services"][key]
-    selected = [(name, pod) for name, pod in sorted(data["pods"].items())
-                if record["selector"] and pod["namespace"] == namespace and pod["ip"] and
-                all(pod.get("labels", {}).get(k) == v for k, v in record["selector"].items())]
+    selected = selected_pods(data, key)
     out = {}
-    for port in record["ports"]:
+    for port in data["services"][key]["ports"]:
         eps = []
-        for name, pod in selected:
+        for name, ip in selected:
             target = port["target_port"]
             if isinstance(target, str):
-                target = pod.get("ports", {}).get(target)
+                target = data["pods"][name].get("ports", {}).get(target)
                 if target is None:
                     continue  # this pod has no container port of that name
-            eps.append((name, pod["ip"], target))
+            eps.append((name, ip, target))
         out[port["name"] or str(port["port"])] = eps
     return out
 
@@ -101,30 +116,107 @@ def service_ports(state):
             out.append(kubeproxy.ServicePort(
                 namespace, name, port["name"], port["protocol"].lower(), record["cluster_ip"],
                 port["port"], port["node_port"], record["session_affinity"] == "ClientIP",
-                tuple((ip, target) for _pod, ip, target in found)))
+                tuple((ip, target) for _pod, ip, target in found),
+                (record["load_balancer_ip"],) if record.get("load_balancer_ip") else ()))
     return out
 
 
-class Proxies:
-    """kube-proxy on every node: renders once, applies to each node, remembers its chains."""
+class _Proxies:
+    """kube-proxy on every node: renders once per change, applies to each node."""
 
     def __init__(self):
-        self.chains = []  # service chains of the last sync, to delete those that go away
-        self.hooked = set()  # nodes whose built-in chains jump to ours
+        self.hooked = set()  # nodes set up for Service traffic
 
     def sync(self, cluster):
-        if not table(cluster.state) and not self.chains:
+        if not table(cluster.state) and not self.synced():
             return
-        text, chains = kubeproxy.render(service_ports(cluster.state), str(cluster.spec.pod_cidr),
-                                        stale=self.chains)
+        rendered = self.render(service_ports(cluster.state), str(cluster.spec.pod_cidr))
         for node in cluster.nodes.values():
-            node.ns.run("iptables-restore", "--noflush", input=text)
+            self.apply(node, rendered)
             if node.name not in self.hooked:
-                for chain, rule in kubeproxy.BASE_JUMPS:
-                    node.ns.run("iptables", "-t", "nat", "-I", chain, "1", *rule)
                 # as kubeadm requires: bridged pod-to-pod replies of a DNATed connection must
                 # pass conntrack, or a client on the same bridge sees the pod's address answer
                 node.ns.run("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1",
                             check=False)
                 self.hooked.add(node.name)
-        self.chains = kubeproxy.service_chains(chains)
+        self.done(rendered)
+
+
+class IptablesProxies(_Proxies):
+    """kube-proxy's iptables mode: iptables-restore --noflush of the nat chains it owns."""
+
+    def __init__(self):
+        super().__init__()
+        self.chains = []  # service chains of the last sync, to delete those that go away
+
+    def synced(self):
+        return bool(self.chains)
+
+    def render(self, ports, pod_cidr):
+        return kubeproxy.render(ports, pod_cidr, stale=self.chains)
+
+    def apply(self, node, rendered):
+        node.ns.run("iptables-restore", "--noflush", input=rendered[0])
+        if node.name not in self.hooked:
+            for chain, rule in kubeproxy.BASE_JUMPS:
+                node.ns.run("iptables", "-t", "nat", "-I", chain, "1", *rule)
+
+    def done(self, rendered):
+        self.chains = kubeproxy.service_chains(rendered[1])
+
+
+class NftablesProxies(_Proxies):
+    """kube-proxy's nftables mode: one nft transaction per node of what changed."""
+
+    def __init__(self):
+        super().__init__()
+        self.last = {}  # node -> the Ruleset it holds now
+
+    def synced(self):
+        return bool(self.last)
+
+    def render(self, ports, pod_cidr):
+        return kubeproxy_nft.render(ports, pod_cidr)
+
+    def apply(self, node, rendered):
+        text = kubeproxy_nft.transaction(self.last.get(node.name), rendered)
+        if text:
+            node.ns.run("nft", "-f", "-", input=text)
+        self.last[node.name] = rendered
+
+    def done(self, rendered):
+        pass
+
+
+PROXIES = {"iptables": IptablesProxies, "nftables": NftablesProxies}
+KERNEL_NEEDS = {"iptables": "iptables (nf_tables nat)", "nftables": "nftables",
+                "ipvs": "IPVS (ip_vs)"}
+
+
+class Speaker:
+    """MetalLB's layer-2 mode: one node of the first rack answers ARP for every LoadBalancer
+    address (it holds them as /32s on its underlay interface); kube-proxy's rules on that
+    node take the traffic from there."""
+
+    def __init__(self):
+        self.announced = set()
+
+    def sync(self, cluster):
+        wanted = {r["load_balancer_ip"] for r in table(cluster.state).values()
+                  if r.get("load_balancer_ip")}
+        if wanted == self.announced:
+            return
+        node = self.announcer(cluster)
+        dev = next(link["ifname"] for link in node.ns.ip_json("-4", "addr", "show")
+                   if any(a["local"] == str(node.ip.ip) for a in link.get("addr_info", [])))
+        for ip in sorted(wanted - self.announced):
+            node.ns.run("ip", "addr", "add", f"{ip}/32", "dev", dev)
+        for ip in sorted(self.announced - wanted):
+            node.ns.run("ip", "addr", "del", f"{ip}/32", "dev", dev, check=False)
+        self.announced = wanted
+
+    @staticmethod
+    def announcer(cluster):
+        first_rack = cluster.spec.racks[0].name
+        return next((n for n in cluster.nodes.values() if n.rack == first_rack),
+                    next(iter(cluster.nodes.values())))

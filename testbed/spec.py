@@ -24,10 +24,13 @@ ROUTER_NAME = "router"
 EXTERNAL_NAME = "external"  # a client host on the first rack, outside the cluster
 
 TOP_KEYS = {"name", "podCIDR", "nodePrefix", "mtu", "mode", "bandwidth", "delay", "racks",
-            "nodes", "bgp", "udp", "underlay", "manifests", "externalClient"}
+            "nodes", "bgp", "udp", "underlay", "manifests", "externalClient", "kubeProxy"}
 UNDERLAYS = ("linux", "ovs")  # what switches each rack: a Linux bridge, or OVS + os-ken
 BGP_KEYS = {"routeReflectors"}
 UDP_KEYS = {"offload"}
+KUBE_PROXY_KEYS = {"mode"}
+PROXY_MODES = ("iptables", "nftables", "ipvs")  # kube-proxy's --proxy-mode; iptables first:
+# it is kube-proxy's default
 RACK_KEYS = {"name", "subnet", "bandwidth", "delay"}
 NODE_KEYS = {"name", "rack", "pods"}
 POD_KEYS = {"name", "namespace", "labels", "containers"}
@@ -85,6 +88,21 @@ class ClusterSpec:
     underlay: str = "linux"       # one of UNDERLAYS
     manifests: tuple = ()         # Kubernetes manifests (absolute paths) applied after pods
     external_client: bool = False  # a host EXTERNAL_NAME on the first rack, not a node
+    proxy_mode: str = "iptables"  # kube-proxy's mode, one of PROXY_MODES
+
+    @property
+    def load_balancer_pool(self):
+        """Addresses for LoadBalancer Services (announced on the first rack as MetalLB's L2
+        mode does): the first rack's addresses below the external client's, at most 14,
+        none a node's."""
+        subnet = self.racks[0].subnet
+        taken = {n.ip.ip for n in self.nodes}
+        pool = []
+        for index in range(subnet.num_addresses - 3, 1, -1):
+            if subnet[index] in taken or len(pool) == 14:
+                break
+            pool.append(subnet[index])
+        return tuple(reversed(pool))
 
     @property
     def external_ip(self):
@@ -232,9 +250,13 @@ class _Validator:
             self.fail("externalClient", external, "must be true or false")
         if external:
             self.name(EXTERNAL_NAME, "(external client)", IFNAME_MAX, "external client")
+        proxy = self.mapping(doc.get("kubeProxy") or {}, "kubeProxy", KUBE_PROXY_KEYS)
+        proxy_mode = proxy.get("mode", PROXY_MODES[0])
+        if proxy_mode not in PROXY_MODES:
+            self.fail("kubeProxy.mode", proxy_mode, f"must be one of {', '.join(PROXY_MODES)}")
         return ClusterSpec(name, str(self.path), pod_cidr, prefix, mtu, mode,
                            tuple(racks), tuple(nodes), reflectors, offload, underlay,
-                           self.manifest_paths(doc.get("manifests")), external)
+                           self.manifest_paths(doc.get("manifests")), external, proxy_mode)
 
     def manifest_paths(self, docs):
         """Paths as given, relative to the topology file's directory."""

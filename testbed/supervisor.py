@@ -114,13 +114,14 @@ def main(argv=None):
     parser.add_argument("--mode", required=True)
     parser.add_argument("--name")
     parser.add_argument("--underlay")
+    parser.add_argument("--proxy-mode")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     report = os.fdopen(os.dup(1), "w")  # to the waiting `up`; fds 1 and 2 go to the log
     cluster = None
     with signals_interrupt():
         try:
-            spec = load_spec(args.topo, args.name, args.underlay)
+            spec = load_spec(args.topo, args.name, args.underlay, args.proxy_mode)
             me = {"pid": os.getpid(), "start": process_start_time(os.getpid())}
             cluster = Cluster.create(spec, args.mode, verbose=args.verbose, supervisor=me)
             log = os.open(os.path.join(cluster.state.dir, "supervisor.log"),

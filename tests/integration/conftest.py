@@ -12,6 +12,7 @@ import pytest
 
 from testbed import doctor, netns
 from testbed.cluster import Cluster, load_spec
+from testbed.runtime import NETNS_ETC
 from testbed.state import RUN_ROOT, pid_is
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,12 +109,14 @@ class Footprint:
         self.netns = set(netns.netns_list())
         self.links = root_links()
         self.runs = set(os.listdir(RUN_ROOT)) if os.path.isdir(RUN_ROOT) else set()
+        self.netns_etc = set(os.listdir(NETNS_ETC)) if os.path.isdir(NETNS_ETC) else set()
 
     def leftovers(self, since, pids=()):
         left = []
         left += [f"netns {n}" for n in self.netns - since.netns]
         left += [f"link {n}" for n in self.links - since.links]
         left += [f"run dir {n}" for n in self.runs - since.runs]
+        left += [f"{NETNS_ETC}/{n}" for n in self.netns_etc - since.netns_etc]
         left += [f"process {p['pid']} ({p['what']})" for p in pids if pid_is(p["pid"], p["start"])]
         return left
 

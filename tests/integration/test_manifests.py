@@ -59,8 +59,8 @@ def cluster_ips(name):
 
 def shop_pods(name):
     rows = run_testbed("get", "pods", "--name", name, check=True).stdout.splitlines()[1:]
-    return {r.split()[0]: {"node": r.split()[2], "ip": r.split()[3]} for r in rows
-            if r.split()[1] == "shop"}
+    return {r.split()[0]: {"node": r.split()[5], "ip": r.split()[4], "status": r.split()[3]}
+            for r in rows if r.split()[1] == "shop"}
 
 
 def test_apply_scale_and_delete_a_deployment(require, tmp_path):

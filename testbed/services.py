@@ -69,11 +69,13 @@ def remove(state, namespace, name):
 
 
 def _free_ip(services):
-    taken = {r["cluster_ip"] for r in services.values()}
-    for ip in SERVICE_CIDR.hosts():
-        if ip not in RESERVED and str(ip) not in taken:
-            return str(ip)
-    raise TestbedError(f"the service CIDR {SERVICE_CIDR} is full")
+    taken = {int(ipaddress.IPv4Address(r["cluster_ip"])) for r in services.values()
+             if r["cluster_ip"] not in ("", "None")} | {int(ip) for ip in RESERVED}
+    first, last = int(SERVICE_CIDR.network_address) + 1, int(SERVICE_CIDR.broadcast_address)
+    free = next((n for n in range(first, last) if n not in taken), None)
+    if free is None:
+        raise TestbedError(f"the service CIDR {SERVICE_CIDR} is full")
+    return str(ipaddress.IPv4Address(free))
 
 
 def selected_pods(data, key):

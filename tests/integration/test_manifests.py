@@ -2,6 +2,8 @@
 Deployments spread and scale, bad manifests change nothing."""
 import subprocess
 
+import pytest
+
 from testbed import netns
 
 from .conftest import TOPO, Footprint, run_testbed, unique_name
@@ -63,12 +65,13 @@ def shop_pods(name):
             for r in rows if r.split()[1] == "shop"}
 
 
-def test_apply_scale_and_delete_a_deployment(require, tmp_path):
-    require("vxlan", "bridge", "veth")
+@pytest.mark.parametrize("proxy_mode", ["iptables", "nftables"])
+def test_apply_scale_and_delete_a_deployment(require, tmp_path, proxy_mode):
+    require("vxlan", "bridge", "veth", proxy_mode)
     before, name = Footprint(), unique_name()
     manifest = tmp_path / "shop.yaml"
     run_testbed("up", "--topo", TOPO / "default.yaml", "--mode", "vxlan", "--no-cli",
-                "--name", name, check=True)
+                "--name", name, "--proxy-mode", proxy_mode, check=True)
     try:
         manifest.write_text(SHOP.replace("REPLICAS", "4"))
         applied = run_testbed("apply", "-f", manifest, "--name", name, check=True)
@@ -79,6 +82,7 @@ def test_apply_scale_and_delete_a_deployment(require, tmp_path):
         assert "service/web created" in applied.stdout
         pods = shop_pods(name)
         assert sorted(p["node"] for p in pods.values()) == ["node1", "node1", "node2", "node2"]
+        assert {p["status"] for p in pods.values()} == {"Running"}
         rs = next(iter(pods)).rsplit("-", 1)[0]
         assert all(p.rsplit("-", 1)[0] == rs for p in pods)  # one ReplicaSet
         for pod, rec in pods.items():  # netexec answers with its pod's name, across nodes
@@ -148,6 +152,14 @@ spec:
   type: NodePort
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-lb, namespace: shop}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
 """
 
 
@@ -161,8 +173,114 @@ def test_a_node_port_answers_the_external_client(make_cluster, tmp_path):
     client = cluster.state.data["hosts"]["external"]
     assert client["ip"] == "192.168.1.254"  # on the first rack, outside the cluster
     shop = {p for p, r in cluster.state.data["pods"].items() if r["namespace"] == "shop"}
-    answers = set()
-    for node in cluster.state.data["nodes"].values():  # every node answers, on either rack
-        answers.add(netns.run(netns.in_node(client["pid"], [
-            "curl", "-s", "--max-time", "3", f"http://{node['ip']}:30080/hostname"])))
+
+    def ask(address):
+        return netns.run(netns.in_node(client["pid"], [
+            "curl", "-s", "--max-time", "3", f"http://{address}/hostname"]))
+
+    # every node answers on the node port, on either rack
+    answers = {ask(f"{node['ip']}:30080") for node in cluster.state.data["nodes"].values()}
     assert answers and answers <= shop
+    # a LoadBalancer's address is announced on the first rack and reaches every endpoint
+    lb_ip = cluster.state.data["services"]["shop/web-lb"]["load_balancer_ip"]
+    assert lb_ip == "192.168.1.240"
+    assert {ask(lb_ip) for _ in range(20)} == shop
+
+
+DNS = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: REPLICAS
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - name: agnhost
+          image: registry.k8s.io/e2e-test-images/agnhost:2.47
+          args: [netexec, --http-port=8080]
+          ports: [{name: http, containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: peers, namespace: shop}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: default}
+spec:
+  type: ExternalName
+  externalName: db.example.org
+"""
+
+
+def test_cluster_dns_answers_pods_in_every_namespace(make_cluster, tmp_path):
+    (tmp_path / "shop.yaml").write_text(DNS.replace("REPLICAS", "3"))
+    topo = tmp_path / "dns.yaml"
+    topo.write_text((TOPO / "default.yaml").read_text() + "kubeProxy: {mode: nftables}\n"
+                    "manifests: [shop.yaml]\n")
+    cluster = make_cluster(topo, "vxlan")
+    data = cluster.state.data
+    shop = {p: r["ip"] for p, r in data["pods"].items() if r["namespace"] == "shop"}
+    web_ip = data["services"]["shop/web"]["cluster_ip"]
+    client = next(p for p, r in data["pods"].items() if r["namespace"] == "shop")
+
+    def run(pod, *argv):
+        return netns.run(netns.in_pod(pod, argv), check=False)
+
+    assert run("node1-pod1", "cat", "/etc/resolv.conf").splitlines() == [
+        "search default.svc.cluster.local svc.cluster.local cluster.local",
+        "nameserver 10.96.0.10", "options ndots:5"]
+    # the short name in its own namespace, <svc>.<ns> from another; through the search list
+    assert run(client, "getent", "hosts", "web").split()[:2] == [web_ip,
+                                                                 "web.shop.svc.cluster.local"]
+    assert f"Address: {web_ip}" in run("node2-pod1", "nslookup", "web.shop")
+    assert run("node2-pod2", "curl", "-s", "--max-time", "3", "http://web.shop/hostname") in shop
+    # over TCP too, and a headless Service answers with its pods
+    assert run("node1-pod2", "dig", "+tcp", "+short", "web.shop.svc.cluster.local").split() == \
+        [web_ip]
+    assert sorted(run("node1-pod1", "dig", "+short", "peers.shop.svc.cluster.local").split()) \
+        == sorted(shop.values())
+    srv = run("node1-pod1", "dig", "+short", "SRV", "_http._tcp.web.shop.svc.cluster.local")
+    assert srv.split() == ["0", "100", "80", "web.shop.svc.cluster.local."]
+    assert "CNAME\tdb.example.org." in run(client, "dig", "+search", "db.default")
+    dashed = shop[client].replace(".", "-")
+    assert run("node1-pod1", "dig", "+short", f"{dashed}.shop.pod.cluster.local").strip() == \
+        shop[client]
+
+    # endpoints and records follow a scale-down
+    (tmp_path / "shop.yaml").write_text(DNS.replace("REPLICAS", "1"))
+    from testbed import apply, manifests
+    apply.apply(cluster, manifests.load(str(tmp_path / "shop.yaml")))
+    left = [r["ip"] for r in data["pods"].values() if r["namespace"] == "shop"]
+    assert len(left) == 1
+    assert run("node2-pod1", "dig", "+short", "peers.shop.svc.cluster.local").split() == left
+
+
+def test_ipvs_is_refused_where_the_kernel_lacks_it(tmp_path):
+    from testbed import doctor
+    if doctor.capabilities().get("ipvs"):
+        pytest.skip("this kernel has IPVS")
+    before = Footprint()
+    out = run_testbed("up", "--topo", TOPO / "default.yaml", "--mode", "vxlan", "--no-cli",
+                      "--name", unique_name(), "--proxy-mode", "ipvs")
+    assert out.returncode == 2
+    assert "kube-proxy mode ipvs needs the kernel's IPVS (ip_vs)" in out.stderr
+    assert Footprint().leftovers(before) == []

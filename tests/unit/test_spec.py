@@ -167,3 +167,21 @@ def test_an_external_client_takes_the_first_racks_last_address_and_its_name():
     err = error_of("externalClient: true\nnodes: [{name: external}]")
     assert "duplicate name" in str(err)
     assert error_of("externalClient: yes please\nnodes: [{name: a}]").field == "externalClient"
+
+
+def test_kube_proxy_mode_is_iptables_unless_the_topology_chooses():
+    assert parse("nodes: [{name: a}]").proxy_mode == "iptables"
+    assert parse("kubeProxy: {mode: nftables}\nnodes: [{name: a}]").proxy_mode == "nftables"
+    err = error_of("kubeProxy: {mode: userspace}\nnodes: [{name: a}]")
+    assert (err.field, err.value) == ("kubeProxy.mode", "userspace")
+    assert "iptables, nftables, ipvs" in str(err)
+
+
+def test_load_balancer_addresses_sit_below_the_external_client_and_above_the_nodes():
+    spec = parse("racks: [{name: r1, subnet: 10.1.0.0/24}]\nnodes: [{name: a, rack: r1}]")
+    pool = [str(ip) for ip in spec.load_balancer_pool]
+    assert pool == [f"10.1.0.{n}" for n in range(240, 254)]
+    small = parse("racks: [{name: r1, subnet: 10.1.0.0/28}]\n"
+                  "nodes: [{name: a, rack: r1}, {name: b, rack: r1}]")
+    # .11 and .12 are the nodes, .14 the external client's, .15 broadcast
+    assert [str(ip) for ip in small.load_balancer_pool] == ["10.1.0.13"]

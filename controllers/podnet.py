@@ -8,7 +8,11 @@ installs every flow ahead of traffic, so no packet ever needs the controller:
   table 0  classifier   from tun0 or gw0, or from a pod port with that pod's own source
                         address (ARP and IP) -> table 10; anything else is dropped
   table 10 ARP          requests for a local pod, the gateway or a peer node's gateway are
-                        answered by the flow itself; other ARP is dropped; IP -> table 20
+                        answered by the flow itself; other ARP is dropped; IP -> conntrack
+  table 15 conntrack    connections that enter from gw0 (the node's stack: Service traffic
+                        after kube-proxy's DNAT, NodePorts) are committed with a mark, and
+                        their replies are sent back through gw0 so that the node's conntrack
+                        undoes the NAT, as Antrea does; everything else -> table 20
   table 20 L3           local pod IP -> its port (MACs rewritten); the gateway IP -> gw0;
                         a peer node's pod subnet -> tun0 with that node as tunnel destination
                         (TTL decremented, as by a router); other IP -> gw0 (the node routes it)
@@ -26,7 +30,10 @@ from . import control
 from .control import Counters
 from .flows import add_flow, delete_all_flows, delete_flows
 
-CLASSIFY, ARP, L3 = 0, 10, 20
+CLASSIFY, ARP, CONNTRACK, L3 = 0, 10, 15, 20
+CT_ZONE = 65520      # Antrea's zone for pod traffic
+FROM_GATEWAY = 0x20  # ct_mark of connections that came through the node's stack (Antrea's)
+CT_TRACKED, CT_NEW, CT_REPLY = 0x20, 0x01, 0x08  # ct_state bits
 PEER_GATEWAY_MAC = "aa:bb:cc:dd:ee:ff"  # what a node's ARP for a peer node's gateway gets
 
 
@@ -149,7 +156,17 @@ class PodNetwork(app_manager.OSKenApp):
         add_flow(dp, ARP, 100, self._arp_request(parser, node["gateway_ip"]),
                  self._arp_reply(parser, node["gateway_mac"], node["gateway_ip"]))
         add_flow(dp, ARP, 50, parser.OFPMatch(eth_type=0x0806), [])  # other ARP: dropped
-        add_flow(dp, ARP, 0, parser.OFPMatch(), goto=L3)
+        add_flow(dp, ARP, 0, parser.OFPMatch(eth_type=0x0800),
+                 [self._conntrack(parser, commit=False)])
+        # conntrack: the node's connections committed with a mark; their replies to gw0
+        new_from_gateway = parser.OFPMatch(in_port=gw, eth_type=0x0800,
+                                           ct_state=(CT_TRACKED | CT_NEW, CT_TRACKED | CT_NEW))
+        add_flow(dp, CONNTRACK, 200, new_from_gateway, [self._conntrack(parser, commit=True)])
+        add_flow(dp, CONNTRACK, 190, parser.OFPMatch(
+            eth_type=0x0800, ct_state=(CT_TRACKED | CT_REPLY, CT_TRACKED | CT_REPLY),
+            ct_mark=FROM_GATEWAY),
+            [parser.OFPActionSetField(eth_dst=node["gateway_mac"]), parser.OFPActionOutput(gw)])
+        add_flow(dp, CONNTRACK, 0, parser.OFPMatch(), goto=L3)
         # L3: the node itself, other nodes' pods, everything else to the node's stack
         add_flow(dp, L3, 200, parser.OFPMatch(eth_type=0x0800, ipv4_dst=node["gateway_ip"]),
                  [parser.OFPActionSetField(eth_dst=node["gateway_mac"]),
@@ -182,6 +199,17 @@ class PodNetwork(app_manager.OSKenApp):
                      [parser.OFPActionSetField(eth_src=node["gateway_mac"]),
                       parser.OFPActionSetField(eth_dst=pod["mac"]),
                       parser.OFPActionOutput(number)])
+
+    @staticmethod
+    def _conntrack(parser, commit):
+        """Look the packet up in the pod zone (commit: and record it as the gateway's), then
+        continue in the conntrack table (commit: in L3)."""
+        if commit:
+            return parser.NXActionCT(flags=1, zone_src="", zone_ofs_nbits=CT_ZONE,
+                                     recirc_table=L3, alg=0,
+                                     actions=[parser.OFPActionSetField(ct_mark=FROM_GATEWAY)])
+        return parser.NXActionCT(flags=0, zone_src="", zone_ofs_nbits=CT_ZONE,
+                                 recirc_table=CONNTRACK, alg=0, actions=[])
 
     @staticmethod
     def _net(cidr):

@@ -284,3 +284,17 @@ def test_ipvs_is_refused_where_the_kernel_lacks_it(tmp_path):
     assert out.returncode == 2
     assert "kube-proxy mode ipvs needs the kernel's IPVS (ip_vs)" in out.stderr
     assert Footprint().leftovers(before) == []
+
+
+@pytest.mark.parametrize("mode", ["vxlan", "host-gw", "udp", "bgp", "openflow"])
+def test_services_and_dns_work_in_every_mode(make_cluster, tmp_path, mode):
+    (tmp_path / "shop.yaml").write_text(DNS.replace("REPLICAS", "2"))
+    topo = tmp_path / "services.yaml"
+    topo.write_text((TOPO / "default.yaml").read_text() + "manifests: [shop.yaml]\n")
+    cluster = make_cluster(topo, mode)
+    data = cluster.state.data
+    shop = {p: r for p, r in data["pods"].items() if r["namespace"] == "shop"}
+    assert {r["node"] for r in shop.values()} == {"node1", "node2"}
+    for client in ("node1-pod1", "node2-pod1"):  # one endpoint on the client's node, one not
+        answers = {curl(client, "http://web.shop/hostname") for _ in range(16)}
+        assert answers == set(shop), (client, answers)

@@ -123,6 +123,13 @@ def service_ports(state):
     return out
 
 
+def underlay_device(node):
+    """The node's interface holding its underlay address (eth0, or br-phy in the openflow
+    mode)."""
+    return next(link["ifname"] for link in node.ns.ip_json("-4", "addr", "show")
+                if any(a["local"] == str(node.ip.ip) for a in link.get("addr_info", [])))
+
+
 class _Proxies:
     """kube-proxy on every node: renders once per change, applies to each node."""
 
@@ -136,6 +143,12 @@ class _Proxies:
         for node in cluster.nodes.values():
             self.apply(node, rendered)
             if node.name not in self.hooked:
+                # a node's own connections to a ClusterIP need a route before kube-proxy's
+                # OUTPUT rules rewrite them; real nodes have their default route, a node of a
+                # one-rack topology has none: the service range goes where one would point
+                if not node.ns.run("ip", "-4", "route", "show", "default").strip():
+                    node.ns.run("ip", "route", "replace", str(SERVICE_CIDR), "dev",
+                                underlay_device(node))
                 # as kubeadm requires: bridged pod-to-pod replies of a DNATed connection must
                 # pass conntrack, or a client on the same bridge sees the pod's address answer
                 node.ns.run("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1",
@@ -209,8 +222,7 @@ class Speaker:
         if wanted == self.announced:
             return
         node = self.announcer(cluster)
-        dev = next(link["ifname"] for link in node.ns.ip_json("-4", "addr", "show")
-                   if any(a["local"] == str(node.ip.ip) for a in link.get("addr_info", [])))
+        dev = underlay_device(node)
         for ip in sorted(wanted - self.announced):
             node.ns.run("ip", "addr", "add", f"{ip}/32", "dev", dev)
         for ip in sorted(self.announced - wanted):

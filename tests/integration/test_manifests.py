@@ -298,3 +298,8 @@ def test_services_and_dns_work_in_every_mode(make_cluster, tmp_path, mode):
     for client in ("node1-pod1", "node2-pod1"):  # one endpoint on the client's node, one not
         answers = {curl(client, "http://web.shop/hostname") for _ in range(16)}
         assert answers == set(shop), (client, answers)
+    # a node's own connection to a ClusterIP goes through kube-proxy's OUTPUT rules
+    web_ip = data["services"]["shop/web"]["cluster_ip"]
+    answer = netns.run(netns.in_node(data["nodes"]["node1"]["pid"], [
+        "curl", "-s", "--max-time", "3", f"http://{web_ip}/hostname"]), check=False)
+    assert answer in shop

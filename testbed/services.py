@@ -39,10 +39,12 @@ def add(state, svc, load_balancer_pool=()):
             raise TestbedError(f"{svc.source}: Service {key}: clusterIP {svc.cluster_ip} is "
                                f"taken or outside the service CIDR {SERVICE_CIDR}")
     ports = []
-    used = {p["node_port"] for k, r in services.items() if k != key for p in r["ports"]}
+    exposed = svc.type in ("NodePort", "LoadBalancer")
+    used = {p["node_port"] for k, r in services.items() if k != key for p in r["ports"]} \
+        if exposed else set()
     for p in svc.ports:
         node_port = p.node_port
-        if svc.type in ("NodePort", "LoadBalancer"):
+        if exposed:
             node_port = node_port or next((n["node_port"] for n in old.get("ports", [])
                                            if n["port"] == p.port), 0) or \
                 next(n for n in NODE_PORTS if n not in used)

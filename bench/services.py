@@ -1,0 +1,137 @@
+"""Services at scale: kube-proxy's iptables and nftables modes with 1, 1,000 and 5,000 Services.
+
+For each proxy mode and Service count it prints
+  - per-connection latency (TCP connect until the server's first byte) from a pod on node1 to a
+    pod on node2: straight to the pod's address, and through the ClusterIP of the Service whose
+    rules come last (in the iptables mode its KUBE-SERVICES rule is the last of N);
+  - the time kube-proxy takes to apply one change (a Service added, then removed) on every node,
+    and the first sync of all N.
+Connections of the two kinds alternate in small blocks, so that the machine's noise falls on
+both alike. Prints the figures; asserts nothing. Needs root.
+
+    python -m bench.services [--counts 1,1000,5000] [--modes iptables,nftables] [--conns 400]
+"""
+import argparse
+import ipaddress
+import statistics
+import sys
+import time
+
+from testbed import apply, netns, services
+from testbed import manifests as mf
+from testbed.cluster import Cluster, load_spec
+
+PORT = 7000
+# accept, send one byte, close: the least a server can do per connection
+SERVER = ("import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)"
+          f"; s.bind(('0.0.0.0',{PORT})); s.listen(512)\n"
+          "while True:\n c,_=s.accept(); c.sendall(b'x'); c.close()")
+# per connection: connect, wait for the byte, close; prints microseconds, one per line
+CLIENT = ("import socket,sys,time; ip=sys.argv[1]; n=int(sys.argv[2]); out=[]\n"
+          "for _ in range(n):\n"
+          " t=time.perf_counter(); c=socket.create_connection((ip,%d)); c.recv(1)\n"
+          " out.append((time.perf_counter()-t)*1e6); c.setsockopt(socket.SOL_SOCKET,"
+          "socket.SO_LINGER,b'\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00'); c.close()\n"
+          "print('\\n'.join('%%.1f'%%x for x in out))" % PORT)
+BLOCK = 50  # connections per block; direct and Service blocks alternate
+
+
+def backend_manifest():
+    server = mf.Container("server", "busybox", ("python3", "-c", SERVER))
+    template = mf.PodTemplate({"app": "echo"}, (server,), "node2")
+    return [mf.Namespace("bench", {}, "bench"),
+            mf.Pod("echo", "bench", template, "bench")]
+
+
+def service(index):
+    """Service s<index>; ClusterIPs given, so that making thousands stays quick."""
+    ip = services.SERVICE_CIDR[100 + index]
+    return mf.Service(f"s{index:05d}", "bench", "ClusterIP", {"app": "echo"},
+                      (mf.ServicePort(PORT, PORT),), str(ip), source="bench")
+
+
+def connect_latencies(pod, address, count):
+    out = netns.run(netns.in_pod(pod, ["python3", "-c", CLIENT, address, str(count)]))
+    return [float(x) for x in out.split()]
+
+
+def wait_for_server(pod, address):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            connect_latencies(pod, address, 1)
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing answers on {address}:{PORT}")
+
+
+def measure(pod_ip, last_ip, conns):
+    direct, through = [], []
+    for _ in range(max(1, conns // BLOCK)):
+        direct += connect_latencies("node1-pod1", pod_ip, BLOCK)
+        through += connect_latencies("node1-pod1", last_ip, BLOCK)
+    return direct, through
+
+
+def timed_sync(cluster):
+    started = time.monotonic()
+    cluster.proxies.sync(cluster)
+    return time.monotonic() - started
+
+
+def change_time(cluster, count):
+    """Seconds for kube-proxy on every node to add one Service, then to remove it."""
+    extra = service(count + 1)
+    services.add(cluster.state, extra)
+    added = timed_sync(cluster)
+    services.remove(cluster.state, "bench", extra.name)
+    removed = timed_sync(cluster)
+    return added, removed
+
+
+def p(values, q):
+    return statistics.quantiles(values, n=100)[q - 1]
+
+
+def run(mode, counts, conns, topo):
+    spec = load_spec(topo, f"svc-{mode[:3]}", proxy_mode=mode)
+    with Cluster.create(spec, "vxlan") as cluster:
+        apply.apply(cluster, mf.Manifests(backend_manifest(), []))
+        pod_ip = cluster.state.data["pods"]["echo"]["ip"]
+        wait_for_server("node1-pod1", pod_ip)
+        made = 0
+        for count in counts:
+            for index in range(made, count):
+                services.add(cluster.state, service(index))
+            made = count
+            first_sync = timed_sync(cluster)
+            last_ip = str(ipaddress.IPv4Address(services.SERVICE_CIDR[100 + count - 1]))
+            wait_for_server("node1-pod1", last_ip)
+            direct, through = measure(pod_ip, last_ip, conns)
+            added, removed = change_time(cluster, count)
+            d50, s50 = statistics.median(direct), statistics.median(through)
+            print(f"{mode:<9} {count:6d}  {d50:9.1f} {p(direct, 90):7.1f}  {s50:9.1f} "
+                  f"{p(through, 90):7.1f}  {s50 / d50:5.2f}  {first_sync:8.2f}  "
+                  f"{added:7.3f} {removed:7.3f}", flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--counts", default="1,1000,5000")
+    parser.add_argument("--modes", default="iptables,nftables")
+    parser.add_argument("--conns", type=int, default=400, help="connections per kind and point")
+    parser.add_argument("--topo", default="topologies/default.yaml")
+    args = parser.parse_args(argv)
+    counts = sorted(int(c) for c in args.counts.split(","))
+    print("connect latency in microseconds (median, p90); sync seconds on all nodes")
+    print("mode      services  direct p50     p90  via SVC p50    p90  ratio  sync all  "
+          "+1 svc  -1 svc")
+    for mode in args.modes.split(","):
+        run(mode, counts, args.conns, args.topo)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

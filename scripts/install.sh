@@ -14,6 +14,7 @@ PACKAGES=(
   bird2                        # the Calico-style bgp mode
   openvswitch-switch           # OVS rack switches and the openflow mode
   nsd                          # the cluster DNS server (kube-dns add-on)
+  ipvsadm ipset                # kube-proxy's IPVS mode, where the kernel has IPVS
   python3 python3-venv python3-pip
   gcc libc6-dev                # builds the flannel udp forwarder (native/)
   vagrant                      # only to validate the Vagrantfile (`vagrant validate`)

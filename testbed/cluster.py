@@ -67,15 +67,13 @@ def check_mode(mode_name, spec, caps):
 
 
 def check_proxy_mode(spec, caps):
-    """kube-proxy's mode needs its packet filter (or IPVS) in the kernel."""
-    if not caps.get(spec.proxy_mode):
-        raise TestbedError(f"{spec.path}: kube-proxy mode {spec.proxy_mode} needs the kernel's "
-                           f"{services.KERNEL_NEEDS[spec.proxy_mode]}, which this kernel lacks "
-                           "(see `testbed doctor`); choose kubeProxy: {mode: iptables} or "
-                           "nftables")
-    if spec.proxy_mode not in services.PROXIES:
-        raise TestbedError(f"{spec.path}: kube-proxy mode {spec.proxy_mode} is not built into "
-                           f"the testbed yet (it has {', '.join(services.PROXIES)})")
+    """kube-proxy's mode needs its packet filter (or IPVS and its tools) on the machine."""
+    missing = doctor.missing_for(services.PROXY_NEEDS[spec.proxy_mode], caps)
+    if missing:
+        named = [services.NEED_NAMES.get(m, m) for m in missing]
+        raise TestbedError(f"{spec.path}: kube-proxy mode {spec.proxy_mode} needs "
+                           f"{', '.join(named)}, which this machine lacks (see `testbed "
+                           "doctor`); kubeProxy: {mode: iptables} or nftables work without")
 
 
 def check_underlay(spec, caps):
@@ -96,7 +94,7 @@ class Cluster:
         self.underlay = None
         self.fabric = None   # OvsFabric with `underlay: ovs`
         self.manifests = []  # manifests.Manifests of the topology, applied after its pods
-        self.proxies = services.PROXIES.get(spec.proxy_mode, services.IptablesProxies)()
+        self.proxies = services.PROXIES[spec.proxy_mode]()
         self.speaker = services.Speaker()  # LoadBalancer addresses on the underlay
         self.dns = ClusterDNS()  # the kube-dns add-on, started with the first manifest
         self.nodes = {}      # name -> NodeContext

@@ -88,7 +88,7 @@ KERNEL = [
     ("openvswitch", "the OVS kernel datapath: OVS runs with the slow userspace datapath", False),
     ("htb", "underlay bandwidth caps (bandwidth: in a topology)", False),
     ("netem", "emulated delay and loss (bench --delay)", False),
-    ("ipvs", "kube-proxy IPVS mode", False),
+    ("ipvs", "kube-proxy IPVS mode (kubeProxy: {mode: ipvs})", False),
     ("nftables", "kube-proxy nftables mode and NetworkPolicy with nftables", False),
     ("iptables", "kube-proxy iptables mode and NetworkPolicy with iptables", False),
 ]
@@ -103,6 +103,8 @@ BINARIES = [
     ("ovs-ofctl", "OVS rack switches, the openflow mode and `testbed flows`", False),
     ("bird", "the Calico-style bgp mode (BIRD 2)", False),
     ("birdc", "the Calico-style bgp mode (BIRD's control client)", False),
+    ("ipvsadm", "kube-proxy IPVS mode (IPVS virtual servers)", False),
+    ("ipset", "kube-proxy IPVS mode (its address sets)", False),
     ("nsd", "cluster DNS (the kube-dns add-on that comes with manifests)", False),
     ("dig", "checking that cluster DNS answers (dnsutils)", False),
     ("iperf3", "throughput benchmarks", False),

@@ -9,7 +9,7 @@ them and rewrites every node's nat table; it runs after every change of pods or 
 """
 import ipaddress
 
-from . import kubeproxy, kubeproxy_nft
+from . import kubeproxy, kubeproxy_ipvs, kubeproxy_nft
 from .errors import TestbedError
 
 SERVICE_CIDR = ipaddress.IPv4Network("10.96.0.0/12")
@@ -175,8 +175,7 @@ class IptablesProxies(_Proxies):
     def apply(self, node, rendered):
         node.ns.run("iptables-restore", "--noflush", input=rendered[0])
         if node.name not in self.hooked:
-            for chain, rule in kubeproxy.BASE_JUMPS:
-                node.ns.run("iptables", "-t", "nat", "-I", chain, "1", *rule)
+            _hook_nat(node)
 
     def done(self, rendered):
         self.chains = kubeproxy.service_chains(rendered[1])
@@ -205,9 +204,54 @@ class NftablesProxies(_Proxies):
         pass
 
 
-PROXIES = {"iptables": IptablesProxies, "nftables": NftablesProxies}
-KERNEL_NEEDS = {"iptables": "iptables (nf_tables nat)", "nftables": "nftables",
-                "ipvs": "IPVS (ip_vs)"}
+class IpvsProxies(_Proxies):
+    """kube-proxy's IPVS mode: virtual servers, ipsets and kube-ipvs0 addresses by diff."""
+
+    def __init__(self):
+        super().__init__()
+        self.last = {}  # node -> the IpvsState it holds now
+
+    def synced(self):
+        return bool(self.last)
+
+    def render(self, ports, pod_cidr):
+        return ports, pod_cidr  # rendered per node: NodePorts are on each node's address
+
+    def apply(self, node, rendered):
+        ports, pod_cidr = rendered
+        new = kubeproxy_ipvs.render(ports, str(node.ip.ip))
+        first = node.name not in self.last
+        ipvs, sets, addresses = kubeproxy_ipvs.commands(self.last.get(node.name), new)
+        if first:
+            node.ns.run("ip", "link", "add", kubeproxy_ipvs.DEVICE, "type", "dummy")
+            for setting in kubeproxy_ipvs.SYSCTLS:
+                node.ns.run("sysctl", "-qw", setting)
+        if sets:  # before the rules that match them
+            node.ns.run("ipset", "restore", input=sets + "\n")
+        if first:
+            node.ns.run("iptables-restore", "--noflush", input=kubeproxy_ipvs.nat_rules(pod_cidr))
+            _hook_nat(node)
+        if addresses:
+            node.ns.run("ip", "-batch", "-", input=addresses + "\n")
+        if ipvs:
+            node.ns.run("ipvsadm", "-R", input=ipvs + "\n")
+        self.last[node.name] = new
+
+    def done(self, rendered):
+        pass
+
+
+def _hook_nat(node):
+    """kube-proxy's jumps from the built-in nat chains to its own."""
+    for chain, rule in kubeproxy.BASE_JUMPS:
+        node.ns.run("iptables", "-t", "nat", "-I", chain, "1", *rule)
+
+
+PROXIES = {"iptables": IptablesProxies, "nftables": NftablesProxies, "ipvs": IpvsProxies}
+PROXY_NEEDS = {"iptables": ("iptables",), "nftables": ("nftables",),
+               "ipvs": ("ipvs", "ipvsadm", "ipset", "iptables")}
+NEED_NAMES = {"ipvs": "the kernel's IPVS (ip_vs)", "nftables": "the kernel's nftables",
+              "iptables": "iptables with the kernel's nat table"}
 
 
 class Speaker:

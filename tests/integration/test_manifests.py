@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from testbed import netns
+from testbed import netns, services
 
 from .conftest import TOPO, Footprint, run_testbed, unique_name
 
@@ -65,9 +65,9 @@ def shop_pods(name):
             for r in rows if r.split()[1] == "shop"}
 
 
-@pytest.mark.parametrize("proxy_mode", ["iptables", "nftables"])
+@pytest.mark.parametrize("proxy_mode", ["iptables", "nftables", "ipvs"])
 def test_apply_scale_and_delete_a_deployment(require, tmp_path, proxy_mode):
-    require("vxlan", "bridge", "veth", proxy_mode)
+    require("vxlan", "bridge", "veth", *services.PROXY_NEEDS[proxy_mode])
     before, name = Footprint(), unique_name()
     manifest = tmp_path / "shop.yaml"
     run_testbed("up", "--topo", TOPO / "default.yaml", "--mode", "vxlan", "--no-cli",

@@ -12,7 +12,7 @@ import time
 import uuid
 
 from . import manifests as mf
-from . import netns, services
+from . import netns, policy, services
 from .errors import TestbedError
 from .spec import ContainerSpec, PodSpec
 from .workloads import command_for, tcp_ports
@@ -35,7 +35,7 @@ def report(reply, op):
     """(warning lines, result lines) of an apply or delete reply, worded like kubectl's."""
     warnings = [f"warning: {w}" for w in reply.get("warnings", [])]
     if op == "apply":
-        return warnings, [f"{item} created" for item in reply.get("created", [])]
+        return warnings, list(reply.get("created", []))
     return warnings, [f"{item} deleted" for item in reply.get("removed", [])]
 
 
@@ -64,27 +64,62 @@ def check(cluster, objects):
                                    f"{node!r} is no node of this cluster "
                                    f"({', '.join(cluster.nodes)})")
         if isinstance(obj, mf.Pod) and obj.name in taken:
-            raise TestbedError(f"{obj.source}: Pod {ns}/{obj.name}: a pod named {obj.name!r} "
-                               "exists already (pod names are unique across namespaces here)")
+            record = cluster.state.data["pods"][obj.name]
+            if record["namespace"] != ns:
+                raise TestbedError(f"{obj.source}: Pod {ns}/{obj.name}: a pod named "
+                                   f"{obj.name!r} exists already in namespace "
+                                   f"{record['namespace']} (pod names are unique across "
+                                   "namespaces here)")
+            if record.get("spec") != _pod_spec_key(obj.template):
+                raise TestbedError(f"{obj.source}: Pod {ns}/{obj.name}: a pod's containers "
+                                   "and nodeName cannot change (only its labels); delete it "
+                                   "first")
+
+
+def _pod_spec_key(template):
+    """What of a Pod cannot change once it runs: its containers and its node."""
+    return repr((template.containers, template.node_name))
+
+
+def _outcome(before, after):
+    """kubectl's word for applying an object: created, configured or unchanged."""
+    if before is None:
+        return "created"
+    return "unchanged" if before == after else "configured"
 
 
 def apply(cluster, loaded):
     check(cluster, loaded.objects)
     result = Result(loaded.warnings)
     cluster.dns.start(cluster)  # the kube-dns add-on comes with the first manifest
+    pods = cluster.state.data["pods"]
     for obj in loaded.objects:
         if isinstance(obj, mf.Namespace):
-            _namespaces(cluster.state)[obj.name] = {"labels": obj.labels}
-            result.created.append(f"namespace/{obj.name}")
+            record = {"labels": obj.labels}
+            word = _outcome(_namespaces(cluster.state).get(obj.name), record)
+            _namespaces(cluster.state)[obj.name] = record
+            result.created.append(f"namespace/{obj.name} {word}")
+        elif isinstance(obj, mf.Pod) and obj.name in pods:
+            word = _outcome(pods[obj.name]["labels"], obj.template.labels)
+            cluster.relabel_pod(obj.name, dict(obj.template.labels))
+            result.created.append(f"pod/{obj.name} {word}")
         elif isinstance(obj, mf.Pod):
             _create(cluster, obj.name, obj.namespace, obj.template, result, owner=None)
         elif isinstance(obj, mf.Deployment):
             _apply_deployment(cluster, obj, result)
+        elif isinstance(obj, mf.Service):
+            key = f"{obj.namespace}/{obj.name}"
+            before = dict(services.table(cluster.state).get(key) or {}) or None
+            after = services.add(cluster.state, obj, cluster.spec.load_balancer_pool)
+            result.created.append(f"service/{obj.name} {_outcome(before, after)}")
         else:
-            services.add(cluster.state, obj, cluster.spec.load_balancer_pool)
-            result.created.append(f"service/{obj.name}")
+            key = f"{obj.namespace}/{obj.name}"
+            record = policy.to_record(obj)
+            word = _outcome(policy.table(cluster.state).get(key), record)
+            policy.table(cluster.state)[key] = record
+            result.created.append(f"networkpolicy.networking.k8s.io/{obj.name} {word}")
     cluster.state.save()
-    cluster.sync_services()
+    cluster.sync_network()
     return result
 
 
@@ -100,6 +135,9 @@ def delete(cluster, loaded):
             for key in [k for k in services.table(cluster.state) if k.startswith(f"{obj.name}/")]:
                 services.remove(cluster.state, *key.split("/", 1))
                 result.removed.append(f"service/{key.split('/', 1)[1]}")
+            for key in [k for k in policy.table(cluster.state) if k.startswith(f"{obj.name}/")]:
+                del policy.table(cluster.state)[key]
+                result.removed.append(f"networkpolicy.networking.k8s.io/{key.split('/', 1)[1]}")
             if _namespaces(cluster.state).pop(obj.name, None) is not None:
                 result.removed.append(f"namespace/{obj.name}")
         elif isinstance(obj, mf.Pod):
@@ -111,10 +149,13 @@ def delete(cluster, loaded):
                 _remove(cluster, name, result)
             if record is not None:
                 result.removed.append(f"deployment/{obj.name}")
-        elif services.remove(cluster.state, obj.namespace, obj.name):
-            result.removed.append(f"service/{obj.name}")
+        elif isinstance(obj, mf.Service):
+            if services.remove(cluster.state, obj.namespace, obj.name):
+                result.removed.append(f"service/{obj.name}")
+        elif policy.table(cluster.state).pop(f"{obj.namespace}/{obj.name}", None) is not None:
+            result.removed.append(f"networkpolicy.networking.k8s.io/{obj.name}")
     cluster.state.save()
-    cluster.sync_services()
+    cluster.sync_network()
     return result
 
 
@@ -122,14 +163,20 @@ def _apply_deployment(cluster, deploy, result):
     key = f"{deploy.namespace}/{deploy.name}"
     record = _deployments(cluster.state).get(key)
     rs = deploy.replica_set
-    if record is not None and record["replica_set"] != rs:  # a new template: new pods
+    existed = record is not None
+    if existed and record["replica_set"] != rs:  # a new template: new pods
         for name in record["pods"]:
             _remove(cluster, name, result)
         record = None
     if record is None:
         record = {"replica_set": rs, "selector": deploy.selector, "pods": []}
         _deployments(cluster.state)[key] = record
-        result.created.append(f"deployment/{deploy.name}")
+        result.created.append(f"deployment.apps/{deploy.name} "
+                              f"{'configured' if existed else 'created'}")
+    elif record["replicas"] != deploy.replicas:
+        result.created.append(f"deployment.apps/{deploy.name} configured")
+    else:
+        result.created.append(f"deployment.apps/{deploy.name} unchanged")
     record["replicas"] = deploy.replicas
     while len(record["pods"]) > deploy.replicas:  # scale down: the newest go first
         _remove(cluster, record["pods"].pop(), result)
@@ -152,10 +199,12 @@ def _create(cluster, name, namespace, template, result, owner):
     _wait_until_listening(name, [port for c in pod.containers
                                  for port in tcp_ports(list(c.command))])
     record["owner"] = owner
-    # named container ports, for Services whose targetPort names one
+    record["spec"] = _pod_spec_key(template)
+    # named container ports, for Services' targetPorts and policies' ports that name one
     record["ports"] = {p.name: p.container_port for c in template.containers for p in c.ports
                        if p.name}
-    result.created.append(f"pod/{name}")
+    cluster.state.save()
+    result.created.append(f"pod/{name} created")
 
 
 def _wait_until_listening(pod, ports):

@@ -1,5 +1,6 @@
 """The `testbed` command."""
 import argparse
+import ipaddress
 import json
 import os
 import signal
@@ -13,7 +14,8 @@ from .clean import clean_all, clean_run
 from .cluster import Cluster, Interrupted, load_spec, signals_interrupt
 from .cni import get_mode, mode_names
 from .errors import TestbedError
-from .inventory import endpoint_rows, node_rows, pod_rows, render_table, service_rows
+from .inventory import (endpoint_rows, node_rows, pod_rows, policy_rows, render_table,
+                        service_rows)
 from .spec import PROXY_MODES
 from .state import RunState, list_runs, pid_is, process_start_time, run_dir_for
 
@@ -220,13 +222,46 @@ def cmd_flows(args):
 def cmd_get(args):
     state = find_run(args.name)
     if args.output == "json":
-        key = {"svc": "services", "endpoints": "services"}.get(args.what, args.what)
+        key = {"svc": "services", "endpoints": "services",
+               "netpol": "policies"}.get(args.what, args.what)
         print(json.dumps(state.data.get(key, {}), indent=1, sort_keys=True))
         return 0
     rows = {"pods": pod_rows, "nodes": node_rows, "svc": service_rows,
-            "endpoints": endpoint_rows}[args.what](state.data)
+            "endpoints": endpoint_rows, "netpol": policy_rows}[args.what](state.data)
     print(render_table(rows))
+    enforcement = state.data.get("network_policy", {})
+    if args.what == "netpol" and not enforcement.get("enforced"):
+        print(f"# not enforced in this cluster: {enforcement.get('note', 'no CNI mode')}")
     return 0
+
+
+def cmd_policy(args):
+    """Explain whether NetworkPolicy lets a new connection through, and why."""
+    from .policy import explain
+    state = find_run(args.name)
+    data = state.data
+    src, dst = _address(data, args.source), _address(data, args.destination)
+    allowed, lines = explain(data, src, dst, args.port, args.protocol.upper())
+    print(f"{args.source} ({src}) -> {args.destination} ({dst}) {args.protocol.upper()} "
+          f"{args.port}")
+    print("\n".join(f"  {line}" for line in lines))
+    enforcement = data.get("network_policy", {})
+    verdict = "ALLOWED" if allowed else "DENIED"
+    if not enforcement.get("enforced"):
+        verdict += f" by the policies, but nothing enforces them here: {enforcement.get('note')}"
+    print(verdict)
+    return 0 if allowed else 1
+
+
+def _address(data, target):
+    """A pod's, node's or host's address by name, or an address as given."""
+    for table in (data["pods"], data["nodes"], data.get("hosts", {})):
+        if target in table:
+            return table[target]["ip"]
+    try:
+        return str(ipaddress.IPv4Address(target))
+    except ValueError:
+        raise TestbedError(f"{target!r} is no pod, node or IPv4 address of this cluster")
 
 
 def cmd_daemons(args):
@@ -374,7 +409,7 @@ def build_parser():
     ex.set_defaults(func=cmd_exec)
 
     get = sub.add_parser("get", help="list pods or nodes of a running cluster")
-    get.add_argument("what", choices=["pods", "nodes", "svc", "endpoints"])
+    get.add_argument("what", choices=["pods", "nodes", "svc", "endpoints", "netpol"])
     get.add_argument("--name")
     get.add_argument("-o", "--output", choices=["table", "json"], default="table")
     get.set_defaults(func=cmd_get)
@@ -422,6 +457,16 @@ def build_parser():
         p.add_argument("-f", "--filename", required=True, help="a YAML file or a directory")
         p.add_argument("--name", help="cluster name, if several run")
         p.set_defaults(func=cmd_apply)
+
+    pol = sub.add_parser("policy", help="explain NetworkPolicy: policy check SRC DST PORT")
+    pol_sub = pol.add_subparsers(dest="action", required=True)
+    check = pol_sub.add_parser("check", help="would a new connection SRC -> DST:PORT pass?")
+    check.add_argument("source", help="pod, node or IPv4 address")
+    check.add_argument("destination", help="pod, node or IPv4 address")
+    check.add_argument("port", type=int)
+    check.add_argument("--protocol", choices=["tcp", "udp", "TCP", "UDP"], default="tcp")
+    check.add_argument("--name")
+    check.set_defaults(func=cmd_policy)
 
     flows = sub.add_parser("flows", help="the OpenFlow flows of an OVS bridge")
     flows.add_argument("target", help="a rack (underlay: ovs) or a node (openflow mode)")

@@ -9,7 +9,7 @@ import shutil
 import signal
 import time
 
-from . import apply, doctor, manifests, netns, services
+from . import apply, doctor, manifests, netns, policy_nft, services
 from . import spec as specmod
 from .cni import NodeContext, get_mode, mode_names
 from .dns import ClusterDNS
@@ -64,6 +64,9 @@ def check_mode(mode_name, spec, caps):
         raise TestbedError(f"mode {mode_name} needs {', '.join(missing)}, which this "
                            "machine lacks (see `testbed doctor`)")
     mode.check(spec)
+    if spec.policy_enforce and mode.policy_hook is None:
+        raise TestbedError(f"{spec.path}: networkPolicy.enforce: mode {mode_name} cannot "
+                           f"enforce NetworkPolicy: {mode.policy_note}")
 
 
 def check_proxy_mode(spec, caps):
@@ -97,6 +100,10 @@ class Cluster:
         self.proxies = services.PROXIES[spec.proxy_mode]()
         self.speaker = services.Speaker()  # LoadBalancer addresses on the underlay
         self.dns = ClusterDNS()  # the kube-dns add-on, started with the first manifest
+        self.policy = None  # policy_nft.Enforcer where NetworkPolicy is enforced
+        if self.mode is not None and (spec.policy_enforce if spec.policy_enforce is not None
+                                      else self.mode.policy_by_default):
+            self.policy = policy_nft.Enforcer(self.mode.policy_hook)
         self.nodes = {}      # name -> NodeContext
         self.routers = {}    # name -> netns.Namespace of the rack router(s)
         self.runtime = Runtime(state)
@@ -185,7 +192,7 @@ class Cluster:
         mode.start(self)
         for node in self.nodes.values():
             self.state.data["nodes"][node.name].update(mode.describe_node(node))
-        self.state.update(pod_mtu=mode.pod_mtu(spec))
+        self.state.update(pod_mtu=mode.pod_mtu(spec), network_policy=self.policy_status())
         for pod in spec.pods:
             self.add_pod(pod)
         warnings = []
@@ -202,9 +209,19 @@ class Cluster:
         self.mode.pod_added(self, pod, node, record)
         return record
 
-    def sync_services(self):
-        """After pods or Services changed: every node's kube-proxy rules, then the DNS zone."""
+    def policy_status(self):
+        """Whether NetworkPolicy is enforced here, in words for `get netpol`."""
+        if self.policy is not None:
+            table = f"{policy_nft.FAMILIES[self.policy.hook]} {policy_nft.TABLE}"
+            return {"enforced": True, "note": f"per-pod chains in table {table} of each node"}
+        return {"enforced": False, "note": self.mode.policy_note}
+
+    def sync_network(self):
+        """After pods, Services or policies changed: every node's kube-proxy rules and
+        policy rules, the LoadBalancer addresses, the DNS zone."""
         self.proxies.sync(self)
+        if self.policy is not None:
+            self.policy.sync(self)
         self.speaker.sync(self)
         self.dns.sync(self)
 
@@ -214,6 +231,13 @@ class Cluster:
         for rec in self.state.data["pods"].values():
             load[rec["node"]] += 1
         return min(self.nodes, key=lambda n: load[n])  # ties: the topology's order
+
+    def relabel_pod(self, name, labels):
+        """New labels for a running pod (as `kubectl apply` or `label` changes them)."""
+        self.state.data["pods"][name]["labels"] = labels
+        self.pods_up = [dataclasses.replace(p, labels=labels) if p.name == name else p
+                        for p in self.pods_up]
+        self.state.save()
 
     def remove_pod(self, name):
         """Detach a pod and remove its sandbox."""

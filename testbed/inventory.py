@@ -46,6 +46,16 @@ def endpoint_rows(data):
     return rows
 
 
+def policy_rows(data):
+    from .policy import policies
+    enforced = "yes" if data.get("network_policy", {}).get("enforced") else "no"
+    rows = [("NAME", "NAMESPACE", "POD-SELECTOR", "POLICY-TYPES", "ENFORCED")]
+    for p in policies(data):
+        rows.append((p.name, p.namespace, str(p.pod_selector), ",".join(p.policy_types),
+                     enforced))
+    return rows
+
+
 def node_rows(data):
     rows = [("NAME", "RACK", "IP", "POD SUBNET", "MODE")]
     for name, rec in data["nodes"].items():

@@ -26,7 +26,14 @@ KINDS = {  # kind -> (apiVersion, keys of spec the testbed implements)
     "Deployment": ("apps/v1", {"replicas", "selector", "template"}),
     "Service": ("v1", {"type", "selector", "ports", "clusterIP", "sessionAffinity",
                        "externalName"}),
+    "NetworkPolicy": ("networking.k8s.io/v1", {"podSelector", "policyTypes", "ingress",
+                                               "egress"}),
 }
+SELECTOR_KEYS = {"matchLabels", "matchExpressions"}
+SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+PEER_KEYS = {"podSelector", "namespaceSelector", "ipBlock"}
+POLICY_PORT_KEYS = {"protocol", "port", "endPort"}
+POLICY_TYPES = ("Ingress", "Egress")
 CONTAINER_KEYS = {"name", "image", "command", "args", "ports"}
 CONTAINER_PORT_KEYS = {"containerPort", "name", "protocol"}
 SERVICE_PORT_KEYS = {"name", "port", "targetPort", "nodePort", "protocol"}
@@ -117,6 +124,68 @@ class Service:
     external_name: str = ""
     source: str = ""
     kind = "Service"
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    """A Kubernetes label selector; the empty one selects everything."""
+    match_labels: tuple = ()       # ((key, value), ...)
+    match_expressions: tuple = ()  # ((key, operator, (values...)), ...)
+
+    def matches(self, labels):
+        if any(labels.get(k) != v for k, v in self.match_labels):
+            return False
+        for key, op, values in self.match_expressions:
+            if op == "In" and labels.get(key) not in values:
+                return False
+            if op == "NotIn" and key in labels and labels[key] in values:
+                return False
+            if op == "Exists" and key not in labels:
+                return False
+            if op == "DoesNotExist" and key in labels:
+                return False
+        return True
+
+    def __str__(self):
+        parts = [f"{k}={v}" for k, v in self.match_labels]
+        parts += [f"{k} {op} ({','.join(v)})" if v else f"{k} {op}"
+                  for k, op, v in self.match_expressions]
+        return ",".join(parts) or "<all>"
+
+
+@dataclass(frozen=True)
+class PolicyPeer:
+    """One entry of from/to: pods (by podSelector, in the policy's namespace unless a
+    namespaceSelector is given too), all pods of selected namespaces, or an ipBlock."""
+    pod_selector: LabelSelector = None
+    namespace_selector: LabelSelector = None
+    cidr: str = ""
+    excepts: tuple = ()
+
+
+@dataclass(frozen=True)
+class PolicyPort:
+    protocol: str = "TCP"
+    port: object = None  # None: every port; an int, or the name of a container port
+    end_port: int = 0
+
+
+@dataclass(frozen=True)
+class PolicyRule:
+    peers: tuple = ()  # empty: every peer
+    ports: tuple = ()  # empty: every port
+
+
+@dataclass(frozen=True)
+class NetworkPolicy:
+    name: str
+    namespace: str
+    pod_selector: LabelSelector
+    policy_types: tuple
+    ingress: tuple = ()
+    egress: tuple = ()
+    source: str = ""
+    kind = "NetworkPolicy"
 
 
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery rand.SafeEncodeString
@@ -294,8 +363,10 @@ class _Document:
                                source))
         elif kind == "Deployment":
             objects.append(self.deployment(name, namespace, spec, spec_node, source))
-        else:
+        elif kind == "Service":
             objects.append(self.service(name, namespace, spec, spec_node, source))
+        else:
+            objects.append(self.network_policy(name, namespace, spec, spec_node, source))
 
     def pod_template(self, spec, labels, fld, node):
         if "containers" not in spec:
@@ -416,6 +487,115 @@ class _Document:
             self.fail(spec_node, "spec.ports", "missing")
         return Service(name, namespace, stype, selector, tuple(ports), cluster_ip, affinity,
                        external, source)
+
+
+    def selector(self, node, fld):
+        sel = self.mapping(node, fld, SELECTOR_KEYS)
+        labels = self.labels(sel.get("matchLabels"), f"{fld}.matchLabels")
+        expressions = []
+        if "matchExpressions" in sel:
+            seq = sel["matchExpressions"]
+            if not isinstance(seq, yaml.SequenceNode):
+                self.fail(seq, f"{fld}.matchExpressions", "must be a list")
+            for i, enode in enumerate(seq.value):
+                efld = f"{fld}.matchExpressions[{i}]"
+                e = self.mapping(enode, efld, {"key", "operator", "values"})
+                for key in ("key", "operator"):
+                    if key not in e:
+                        self.fail(enode, f"{efld}.{key}", "missing")
+                op = self.string(e["operator"], f"{efld}.operator")
+                if op not in SELECTOR_OPERATORS:
+                    self.fail(e["operator"], f"{efld}.operator",
+                              f"{op!r} is not one of {', '.join(SELECTOR_OPERATORS)}")
+                values = self.strings(e["values"], f"{efld}.values") if "values" in e else ()
+                if (op in ("In", "NotIn")) != bool(values):
+                    self.fail(enode, f"{efld}.values", "In and NotIn need values; Exists and "
+                              "DoesNotExist take none")
+                expressions.append((self.string(e["key"], f"{efld}.key"), op, values))
+        return LabelSelector(tuple(sorted(labels.items())), tuple(expressions))
+
+    def sequence(self, node, fld):
+        if not isinstance(node, yaml.SequenceNode):
+            self.fail(node, fld, "must be a list")
+        return node.value
+
+    def network_policy(self, name, namespace, spec, spec_node, source):
+        if "podSelector" not in spec:
+            self.fail(spec_node, "spec.podSelector", "missing (an empty {} selects every pod "
+                      "of the namespace)")
+        pod_selector = self.selector(spec["podSelector"], "spec.podSelector")
+        if "policyTypes" in spec:
+            types = self.strings(spec["policyTypes"], "spec.policyTypes")
+            for i, t in enumerate(types):
+                if t not in POLICY_TYPES:
+                    self.fail(spec["policyTypes"].value[i], f"spec.policyTypes[{i}]",
+                              f"{t!r} is not Ingress or Egress")
+        else:  # Kubernetes' default: Ingress, and Egress when there are egress rules
+            types = ("Ingress",) + (("Egress",) if "egress" in spec else ())
+        rules = {}
+        for direction, peers_key in (("ingress", "from"), ("egress", "to")):
+            out = []
+            for i, rnode in enumerate(self.sequence(spec[direction], f"spec.{direction}")
+                                      if direction in spec else []):
+                rfld = f"spec.{direction}[{i}]"
+                r = self.mapping(rnode, rfld, {peers_key, "ports"})
+                peers = tuple(self.peer(pnode, f"{rfld}.{peers_key}[{j}]") for j, pnode in
+                              enumerate(self.sequence(r[peers_key], f"{rfld}.{peers_key}")
+                                        if peers_key in r else []))
+                ports = tuple(self.policy_port(pnode, f"{rfld}.ports[{j}]") for j, pnode in
+                              enumerate(self.sequence(r["ports"], f"{rfld}.ports")
+                                        if "ports" in r else []))
+                out.append(PolicyRule(peers, ports))
+            rules[direction] = tuple(out)
+        return NetworkPolicy(name, namespace, pod_selector, tuple(types), rules["ingress"],
+                             rules["egress"], source)
+
+    def peer(self, node, fld):
+        p = self.mapping(node, fld, PEER_KEYS)
+        if not p:
+            self.fail(node, fld, "needs podSelector, namespaceSelector or ipBlock")
+        if "ipBlock" in p:
+            if len(p) > 1:
+                self.fail(node, fld, "ipBlock cannot be combined with a selector")
+            block = self.mapping(p["ipBlock"], f"{fld}.ipBlock", {"cidr", "except"})
+            if "cidr" not in block:
+                self.fail(p["ipBlock"], f"{fld}.ipBlock.cidr", "missing")
+            cidr = self.cidr(block["cidr"], f"{fld}.ipBlock.cidr")
+            excepts = tuple(self.cidr(e, f"{fld}.ipBlock.except[{i}]") for i, e in
+                            enumerate(self.sequence(block["except"], f"{fld}.ipBlock.except")
+                                      if "except" in block else []))
+            for i, e in enumerate(excepts):
+                if not ipaddress.IPv4Network(e).subnet_of(ipaddress.IPv4Network(cidr)):
+                    self.fail(block["except"].value[i], f"{fld}.ipBlock.except[{i}]",
+                              f"{e} is not inside cidr {cidr}")
+            return PolicyPeer(cidr=cidr, excepts=excepts)
+        return PolicyPeer(
+            self.selector(p["podSelector"], f"{fld}.podSelector") if "podSelector" in p else None,
+            self.selector(p["namespaceSelector"], f"{fld}.namespaceSelector")
+            if "namespaceSelector" in p else None)
+
+    def cidr(self, node, fld):
+        value = self.string(node, fld)
+        try:
+            return str(ipaddress.IPv4Network(value))
+        except ValueError:
+            self.fail(node, fld, f"{value!r} is not an IPv4 CIDR")
+
+    def policy_port(self, node, fld):
+        p = self.mapping(node, fld, POLICY_PORT_KEYS)
+        protocol = self.protocol(p.get("protocol"), f"{fld}.protocol")
+        port = None
+        if "port" in p:
+            pnode = p["port"]
+            port = self.name(pnode, f"{fld}.port") if pnode.tag == "tag:yaml.org,2002:str" \
+                else self.integer(pnode, f"{fld}.port", 1, 65535)
+        end_port = 0
+        if "endPort" in p:
+            end_port = self.integer(p["endPort"], f"{fld}.endPort", 1, 65535)
+            if not isinstance(port, int) or end_port < port:
+                self.fail(p["endPort"], f"{fld}.endPort", "needs a numeric port no greater "
+                          "than it")
+        return PolicyPort(protocol, port, end_port)
 
 
 class _Everything:

@@ -24,11 +24,13 @@ ROUTER_NAME = "router"
 EXTERNAL_NAME = "external"  # a client host on the first rack, outside the cluster
 
 TOP_KEYS = {"name", "podCIDR", "nodePrefix", "mtu", "mode", "bandwidth", "delay", "racks",
-            "nodes", "bgp", "udp", "underlay", "manifests", "externalClient", "kubeProxy"}
+            "nodes", "bgp", "udp", "underlay", "manifests", "externalClient", "kubeProxy",
+            "networkPolicy"}
 UNDERLAYS = ("linux", "ovs")  # what switches each rack: a Linux bridge, or OVS + os-ken
 BGP_KEYS = {"routeReflectors"}
 UDP_KEYS = {"offload"}
 KUBE_PROXY_KEYS = {"mode"}
+NETWORK_POLICY_KEYS = {"enforce"}
 PROXY_MODES = ("iptables", "nftables", "ipvs")  # kube-proxy's --proxy-mode; iptables first:
 # it is kube-proxy's default
 RACK_KEYS = {"name", "subnet", "bandwidth", "delay"}
@@ -89,6 +91,7 @@ class ClusterSpec:
     manifests: tuple = ()         # Kubernetes manifests (absolute paths) applied after pods
     external_client: bool = False  # a host EXTERNAL_NAME on the first rack, not a node
     proxy_mode: str = "iptables"  # kube-proxy's mode, one of PROXY_MODES
+    policy_enforce: Optional[bool] = None  # NetworkPolicy enforced? None: as the mode's plugin
 
     @property
     def load_balancer_pool(self):
@@ -254,9 +257,15 @@ class _Validator:
         proxy_mode = proxy.get("mode", PROXY_MODES[0])
         if proxy_mode not in PROXY_MODES:
             self.fail("kubeProxy.mode", proxy_mode, f"must be one of {', '.join(PROXY_MODES)}")
+        netpol = self.mapping(doc.get("networkPolicy") or {}, "networkPolicy",
+                              NETWORK_POLICY_KEYS)
+        enforce = netpol.get("enforce")
+        if enforce is not None and not isinstance(enforce, bool):
+            self.fail("networkPolicy.enforce", enforce, "must be true or false")
         return ClusterSpec(name, str(self.path), pod_cidr, prefix, mtu, mode,
                            tuple(racks), tuple(nodes), reflectors, offload, underlay,
-                           self.manifest_paths(doc.get("manifests")), external, proxy_mode)
+                           self.manifest_paths(doc.get("manifests")), external, proxy_mode,
+                           enforce)
 
     def manifest_paths(self, docs):
         """Paths as given, relative to the topology file's directory."""

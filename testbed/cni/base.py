@@ -31,6 +31,11 @@ class Mode:
     requires = ()  # doctor feature names this mode cannot work without
     encap_overhead = 0  # bytes the datapath adds per packet; pod MTU = underlay MTU - this
     datapath = ""       # how packets move, recorded with benchmark results
+    # where NetworkPolicy can be enforced: "routed" (pods on routed interfaces, Calico's
+    # Felix), "bridged" (pods on a bridge, as Canal puts Felix on flannel's), or None
+    policy_hook = None
+    policy_by_default = False  # whether the real plugin enforces NetworkPolicy itself
+    policy_note = "this mode's datapath bypasses the node's packet filter"
 
     def describe_datapath(self, spec, caps):
         """How packets move in this cluster (caps: doctor's), recorded with benchmark results."""

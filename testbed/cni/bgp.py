@@ -26,6 +26,7 @@ class BgpMode(Mode):
     name = "bgp"
     summary = "Calico-style: cali veths, /26 blocks, BIRD (BGP full mesh or route reflectors)"
     requires = ("veth", "bird", "birdc", f"cni/{PLUGIN_TYPE}")
+    policy_hook, policy_by_default = "routed", True  # Calico enforces NetworkPolicy
     datapath = "kernel: IP routes from BIRD (BGP), cali veths with proxy ARP, no bridge"
 
     def __init__(self):

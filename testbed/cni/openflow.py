@@ -32,6 +32,8 @@ FLOWS_TIMEOUT_S = 15.0
 class OpenflowMode(Mode):
     name = "openflow"
     summary = "SDN CNI: OVS br-int per node, VXLAN tunnels, flows from an os-ken controller"
+    policy_note = "the openflow mode's flows switch pod traffic past the node's packet " \
+        "filter; its NetworkPolicy would be OpenFlow rules (not built)"
     requires = ("veth", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "os-ken",
                 f"cni/{PLUGIN_TYPE}", "cni/host-local")
     encap_overhead = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8

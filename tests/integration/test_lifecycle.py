@@ -165,7 +165,8 @@ def test_interactive_cli_runs_pod_and_node_commands_then_tears_down(require):
                           input=script, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "node2-pod2   default     node2   10.244.1.3" in out
+    rows = [line.replace("testbed> ", "").split() for line in out.splitlines()]
+    assert ["node2-pod2", "default", "1/1", "Running", "10.244.1.3", "node2", "main"] in rows
     assert "\n1\n" in out.replace("testbed> ", "\n"), "pod ping by name must succeed"
     assert "10.244.0.0/24 via 10.244.0.0 dev flannel.1 onlink" in out
     assert Footprint().leftovers(before) == []

@@ -75,7 +75,7 @@ def test_apply_scale_and_delete_a_deployment(require, tmp_path, proxy_mode):
     try:
         manifest.write_text(SHOP.replace("REPLICAS", "4"))
         applied = run_testbed("apply", "-f", manifest, "--name", name, check=True)
-        assert applied.stdout.count("pod/web-") == 4 and "deployment/web created" in \
+        assert applied.stdout.count("pod/web-") == 4 and "deployment.apps/web created" in \
             applied.stdout
         assert "ConfigMap is not implemented" in applied.stderr
         assert "readinessProbe: not implemented" in applied.stderr

@@ -1,0 +1,181 @@
+"""NetworkPolicy enforcement in each node's packet filter, in the shape Calico's Felix gives it.
+
+Per node, one nftables table `calico` holds, for every local pod isolated in a direction, a
+chain on the host side of its interface: cali-tw-<iface> for traffic to the pod (ingress),
+cali-fw-<iface> for traffic from it (egress). They run the pod's policies, one chain each
+(cali-pi-<iface>-<ns>/<policy> inbound, cali-po-... outbound); a rule that admits the packet
+sets the accept bit of the mark and returns, and the endpoint chain drops what no policy
+passed. Established and related packets are accepted first: replies of allowed connections
+flow. Traffic from the node's own addresses to its pods is always allowed.
+
+Where the hooks sit depends on how pods attach:
+  routed (bgp: cali interfaces, routed by the node) -> table ip calico, hooks forward (to and
+      from pods) and input (pods to their node);
+  bridged (flannel modes: veths on cni0, as Canal puts Felix on them) -> table bridge calico,
+      hooks forward (pod to pod on the bridge), output (to pods from the node's stack) and
+      input (pods to the node's stack); the bridge sees addresses after kube-proxy's DNAT
+      because br_netfilter runs the IP hooks on bridged packets first.
+
+render() is pure: state data in, `nft -f` text out (the whole table, replaced atomically).
+"""
+from . import policy as pol
+
+TABLE = "calico"
+ACCEPT_MARK = "0x10000"
+FAMILIES = {"routed": "ip", "bridged": "bridge"}
+
+
+def host_interface(pod):
+    """The host-side interface of a pod record, from its CNI result."""
+    netconf = pod.get("netconf", {})
+    names = [i["name"] for i in pod.get("result", {}).get("interfaces", [])
+             if "sandbox" not in i and i["name"] != netconf.get("bridge")]
+    return names[0] if names else None
+
+
+def _addresses(ips):
+    return "{ " + ", ".join(sorted(ips)) + " }"
+
+
+def _ports(ports, protocol, target):
+    """nft port matches for the PolicyPorts of one protocol: "" when the rule has no ports
+    (every port), None when none of them exists on the target."""
+    if not ports:
+        return ""
+    ranges = []
+    for p in ports:
+        if p.protocol != protocol:
+            continue
+        found = pol.port_numbers(p, target)
+        if found:
+            ranges.append(str(found[0]) if found[0] == found[1] else f"{found[0]}-{found[1]}")
+    return f"th dport {{ {', '.join(ranges)} }}" if ranges else None
+
+
+def _peer_matches(data, policy, rule, side):
+    """nft address matches ("ip saddr ...") for the rule's peers; [""] for every peer."""
+    if not rule.peers:
+        return [""]
+    out = []
+    for peer in rule.peers:
+        if peer.cidr:
+            match = f"ip {side} {peer.cidr}"
+            if peer.excepts:
+                match += f" ip {side} != {_addresses(peer.excepts)}"
+            out.append(match)
+        else:
+            ips = set(pol.peer_pods(data, policy, peer).values())
+            if ips:
+                out.append(f"ip {side} {_addresses(ips)}")
+    return out
+
+
+def _policy_rules(data, policy, direction, pod):
+    """Rules of one policy for one local pod: each admitting match sets the accept bit."""
+    rules = policy.ingress if direction == "Ingress" else policy.egress
+    side = "saddr" if direction == "Ingress" else "daddr"
+    out = []
+    for rule in rules:
+        for peer in _peer_matches(data, policy, rule, side):
+            for protocol in ("TCP", "UDP") if rule.ports else ("",):
+                if direction == "Ingress":
+                    targets = [pod]
+                else:  # named ports are the destination pods' own
+                    named = any(isinstance(p.port, str) for p in rule.ports)
+                    targets = list(data["pods"].values()) if named else [None]
+                for target in targets:
+                    ports = _ports(rule.ports, protocol, target)
+                    if ports is None:
+                        continue
+                    if target is not None and direction == "Egress":
+                        peer_part = f"{peer} ip daddr {target['ip']}".strip()
+                    else:
+                        peer_part = peer
+                    proto = f"meta l4proto {protocol.lower()}" if protocol else ""
+                    match = " ".join(x for x in (peer_part, proto, ports) if x)
+                    out.append(f"{match} meta mark set meta mark | {ACCEPT_MARK} return"
+                               .strip())
+    return out
+
+
+def render(data, node_name, hook, node_addresses):
+    """The node's whole `calico` table for policies in the state data."""
+    family = FAMILIES[hook]
+    chains, to_pods, from_pods = {}, {}, {}
+    for name, pod in sorted(data["pods"].items()):
+        iface = host_interface(pod)
+        if pod["node"] != node_name or not pod["ip"] or iface is None:
+            continue
+        for direction, prefix, verdicts in (("Ingress", "tw", to_pods),
+                                            ("Egress", "fw", from_pods)):
+            isolating = pol.isolating(data, pod, direction)
+            if not isolating:
+                continue
+            chain = f"cali-{prefix}-{iface}"
+            body = []
+            if direction == "Ingress":
+                body.append(f"ip saddr {_addresses(node_addresses)} return")  # own node
+            body.append(f"meta mark set meta mark & {~int(ACCEPT_MARK, 16) & 0xffffffff:#x}")
+            for policy in isolating:
+                sub = f"cali-p{'i' if direction == 'Ingress' else 'o'}-{iface}-" \
+                      f"{policy.namespace}/{policy.name}"
+                chains[sub] = _policy_rules(data, policy, direction, pod)
+                body.append(f"jump {sub}")
+            body.append(f"meta mark & {ACCEPT_MARK} == {ACCEPT_MARK} return")
+            body.append(f'counter drop comment "{pod["namespace"]}/{name}: no policy allows '
+                        f'this {direction.lower()}"')
+            chains[chain] = body
+            verdicts[iface] = chain
+    base = {"forward": ["ct state established,related accept", "ct state invalid drop"],
+            "input": ["ct state established,related accept"]}
+    if from_pods:
+        base["forward"].append(f"iifname vmap {_vmap(from_pods)}")
+        base["input"].append(f"iifname vmap {_vmap(from_pods)}")
+    if to_pods:
+        base["forward"].append(f"oifname vmap {_vmap(to_pods)}")
+    if family == "bridge":
+        base["output"] = ["ct state established,related accept"] + \
+            ([f"oifname vmap {_vmap(to_pods)}"] if to_pods else [])
+    lines = [f"table {family} {TABLE} {{}}", f"delete table {family} {TABLE}",
+             f"table {family} {TABLE} {{"]
+    for hook_name, rules in base.items():
+        lines.append(f"  chain {hook_name} {{")
+        lines.append(f"    type filter hook {hook_name} priority filter; policy accept;")
+        lines += [f"    {r}" for r in rules]
+        lines.append("  }")
+    for chain, rules in chains.items():
+        lines.append(f"  chain {chain} {{")
+        lines += [f"    {r}" for r in rules]
+        lines.append("  }")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _vmap(verdicts):
+    return "{ " + ", ".join(f'"{iface}" : jump {chain}'
+                            for iface, chain in sorted(verdicts.items())) + " }"
+
+
+class Enforcer:
+    """Felix's role on every node: the node's table rewritten after every change."""
+
+    def __init__(self, hook):
+        self.hook = hook  # "routed" or "bridged"
+        self.addresses = {}  # node -> its own addresses (always allowed to its pods)
+        self.active = False
+
+    def sync(self, cluster):
+        data = cluster.state.data
+        if not data.get("policies") and not self.active:
+            return
+        self.active = True
+        for node in cluster.nodes.values():
+            if node.name not in self.addresses:
+                self.addresses[node.name] = [
+                    a["local"] for link in node.ns.ip_json("-4", "addr", "show")
+                    for a in link.get("addr_info", []) if a["local"] != "127.0.0.1"]
+                data["nodes"][node.name]["addresses"] = self.addresses[node.name]
+                if self.hook == "bridged":  # the bridge must see addresses after DNAT
+                    node.ns.run("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
+            node.ns.run("nft", "-f", "-", input=render(data, node.name, self.hook,
+                                                       self.addresses[node.name]))

@@ -1,0 +1,178 @@
+"""NetworkPolicy: parsing, Kubernetes' semantics, and the per-pod nftables chains."""
+import pytest
+
+from testbed import manifests, policy, policy_nft
+from testbed.manifests import ManifestError
+
+# the example of Kubernetes' NetworkPolicy documentation, its addresses moved into the
+# emulation's ranges (the ipBlock now covers the pod CIDR but node2's pod subnet)
+DOCS_EXAMPLE = """\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: test-network-policy
+  namespace: default
+spec:
+  podSelector:
+    matchLabels:
+      role: db
+  policyTypes:
+  - Ingress
+  - Egress
+  ingress:
+  - from:
+    - ipBlock:
+        cidr: 10.244.0.0/16
+        except:
+        - 10.244.1.0/24
+    - namespaceSelector:
+        matchLabels:
+          project: myproject
+    - podSelector:
+        matchLabels:
+          role: frontend
+    ports:
+    - protocol: TCP
+      port: 6379
+  egress:
+  - to:
+    - ipBlock:
+        cidr: 10.244.2.0/24
+    ports:
+    - protocol: TCP
+      port: 5978
+"""
+
+
+def pod(ns, ip, node, labels=None, ports=None, iface=None):
+    return {"namespace": ns, "ip": ip, "node": node, "labels": labels or {},
+            "ports": ports or {},
+            "result": {"interfaces": [{"name": iface or f"cali{ip.split('.')[-1]}"}]}}
+
+
+def cluster(*docs):
+    data = {
+        "nodes": {"node1": {"ip": "192.168.1.11"}, "node2": {"ip": "192.168.1.12"}},
+        "namespaces": {"default": {"labels": {}}, "other": {"labels": {"project": "myproject"}},
+                       "third": {"labels": {}}},
+        "pods": {
+            "db": pod("default", "10.244.1.5", "node2", {"role": "db"}, {"redis": 6379}),
+            "frontend": pod("default", "10.244.1.6", "node2", {"role": "frontend"}),
+            "plain": pod("default", "10.244.0.7", "node1"),
+            "remote": pod("default", "10.244.1.8", "node2"),
+            "mine": pod("other", "10.244.1.9", "node2"),
+            "stranger": pod("third", "10.244.1.10", "node2", {"role": "frontend"}),
+            "sink": pod("default", "10.244.2.4", "node1", ports={"api": 5978}),
+        },
+        "policies": {},
+    }
+    for doc in docs:
+        for obj in manifests.parse(doc).objects:
+            data["policies"][f"{obj.namespace}/{obj.name}"] = policy.to_record(obj)
+    return data
+
+
+def allowed(data, src, dst, port, proto="TCP"):
+    ips = {name: rec["ip"] for name, rec in data["pods"].items()}
+    return policy.explain(data, ips.get(src, src), ips.get(dst, dst), port, proto)[0]
+
+
+def test_the_documentation_example_admits_exactly_what_it_says():
+    data = cluster(DOCS_EXAMPLE)
+    assert allowed(data, "frontend", "db", 6379)      # podSelector
+    assert allowed(data, "mine", "db", 6379)          # namespaceSelector project=myproject
+    assert allowed(data, "plain", "db", 6379)         # ipBlock 10.244.0.0/16 ...
+    assert not allowed(data, "remote", "db", 6379)    # ... except 10.244.1.0/24
+    assert not allowed(data, "stranger", "db", 6379)  # role=frontend, but another namespace
+    assert not allowed(data, "frontend", "db", 6380)  # other port
+    assert not allowed(data, "frontend", "db", 6379, "UDP")
+    assert allowed(data, "db", "sink", 5978)          # egress to the block on its port
+    assert not allowed(data, "db", "plain", 5978)     # egress elsewhere
+    assert not allowed(data, "db", "sink", 5979)
+    assert allowed(data, "plain", "frontend", 1234)   # frontend is not selected: not isolated
+    assert allowed(data, "192.168.1.12", "db", 22)    # the pod's own node, always
+
+
+def test_defaults_deny_all_and_allow_all():
+    deny_ingress = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+                    "metadata: {name: default-deny-ingress}\nspec: {podSelector: {}}\n")
+    data = cluster(deny_ingress)
+    rec = data["policies"]["default/default-deny-ingress"]
+    assert rec["policy_types"] == ["Ingress"]  # no policyTypes, no egress rules: Ingress
+    assert not allowed(data, "plain", "frontend", 80)
+    assert allowed(data, "frontend", "mine", 80)  # other namespace: not isolated
+    allow_all = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+                 "metadata: {name: allow-all-ingress}\n"
+                 "spec: {podSelector: {}, ingress: [{}], policyTypes: [Ingress]}\n")
+    assert allowed(cluster(deny_ingress, allow_all), "plain", "frontend", 80)  # additive
+    deny_egress = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+                   "metadata: {name: default-deny-egress}\n"
+                   "spec: {podSelector: {}, policyTypes: [Egress]}\n")
+    data = cluster(deny_egress)
+    assert not allowed(data, "plain", "mine", 80) and allowed(data, "mine", "plain", 80)
+
+
+def test_expressions_named_ports_and_port_ranges():
+    doc = """\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db-access}
+spec:
+  podSelector: {matchExpressions: [{key: role, operator: In, values: [db, cache]}]}
+  ingress:
+  - from:
+    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: other}}
+      podSelector: {}
+    ports: [{port: redis}, {port: 7000, endPort: 7100, protocol: UDP}]
+"""
+    data = cluster(doc)
+    assert allowed(data, "mine", "db", 6379)  # named port of the db pod
+    assert allowed(data, "mine", "db", 7050, "UDP") and not allowed(data, "mine", "db", 7050)
+    assert not allowed(data, "frontend", "db", 6379)  # both selectors: only namespace other
+
+
+def test_explanations_name_the_policy_and_rule():
+    ok, lines = policy.explain(cluster(DOCS_EXAMPLE), "10.244.1.6", "10.244.1.5", 6379)
+    assert ok and "allowed by default/test-network-policy ingress[0]" in lines[-1]
+    ok, lines = policy.explain(cluster(DOCS_EXAMPLE), "10.244.1.8", "10.244.1.5", 6379)
+    assert not ok and "isolated by test-network-policy; no rule allows 10.244.1.8" in lines[-1]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("spec: {}", "spec.podSelector: missing"),
+    ("spec: {podSelector: {}, policyTypes: [Inbound]}", "'Inbound' is not Ingress or Egress"),
+    ("spec: {podSelector: {matchExpressions: [{key: a, operator: In}]}}", "need values"),
+    ("spec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: "
+     "[11.0.0.0/8]}}]}]}", "is not inside cidr 10.0.0.0/8"),
+    ("spec: {podSelector: {}, ingress: [{ports: [{port: http, endPort: 90}]}]}",
+     "needs a numeric port"),
+])
+def test_bad_policies_name_file_line_and_field(text, words):
+    with pytest.raises(ManifestError) as err:
+        manifests.parse("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+                        f"metadata: {{name: p}}\n{text}\n", "pol.yaml")
+    assert str(err.value).startswith("pol.yaml:") and words in str(err.value)
+
+
+def test_records_round_trip():
+    obj = manifests.parse(DOCS_EXAMPLE).objects[0]
+    assert policy.from_record(policy.to_record(obj)) == obj.__class__(
+        **{**obj.__dict__, "source": ""})
+
+
+def test_nft_chains_for_an_isolated_pod():
+    text = policy_nft.render(cluster(DOCS_EXAMPLE), "node2", "routed",
+                             ["192.168.1.12", "10.244.1.1"])
+    assert text.startswith("table ip calico {}\ndelete table ip calico\n")
+    assert '"cali5" : jump cali-tw-cali5' in text and '"cali5" : jump cali-fw-cali5' in text
+    assert "ip saddr { 10.244.1.1, 192.168.1.12 } return" in text  # own node
+    inbound = text.split("chain cali-pi-cali5-default/test-network-policy {")[1].split("}\n")[0]
+    assert "ip saddr 10.244.0.0/16 ip saddr != { 10.244.1.0/24 } meta l4proto tcp " \
+           "th dport { 6379 } meta mark set meta mark | 0x10000 return" in inbound
+    assert "ip saddr { 10.244.1.9 } meta l4proto tcp th dport { 6379 }" in inbound
+    assert "ip saddr { 10.244.1.6 } meta l4proto tcp" in inbound
+    assert "ct state established,related accept" in text
+    # node1 has no isolated pod: its table only accepts
+    assert "vmap" not in policy_nft.render(cluster(DOCS_EXAMPLE), "node1", "routed", [])
+    bridged = policy_nft.render(cluster(DOCS_EXAMPLE), "node2", "bridged", [])
+    assert bridged.startswith("table bridge calico") and "chain output {" in bridged

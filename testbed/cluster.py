@@ -212,8 +212,8 @@ class Cluster:
     def policy_status(self):
         """Whether NetworkPolicy is enforced here, in words for `get netpol`."""
         if self.policy is not None:
-            table = f"{policy_nft.FAMILIES[self.policy.hook]} {policy_nft.TABLE}"
-            return {"enforced": True, "note": f"per-pod chains in table {table} of each node"}
+            return {"enforced": True,
+                    "note": f"per-pod chains in table {policy_nft.TABLE} of each node"}
         return {"enforced": False, "note": self.mode.policy_note}
 
     def sync_network(self):

@@ -8,21 +8,21 @@ sets the accept bit of the mark and returns, and the endpoint chain drops what n
 passed. Established and related packets are accepted first: replies of allowed connections
 flow. Traffic from the node's own addresses to its pods is always allowed.
 
-Where the hooks sit depends on how pods attach:
-  routed (bgp: cali interfaces, routed by the node) -> table ip calico, hooks forward (to and
-      from pods) and input (pods to their node);
-  bridged (flannel modes: veths on cni0, as Canal puts Felix on them) -> table bridge calico,
-      hooks forward (pod to pod on the bridge), output (to pods from the node's stack) and
-      input (pods to the node's stack); the bridge sees addresses after kube-proxy's DNAT
-      because br_netfilter runs the IP hooks on bridged packets first.
+The table (ip calico) hooks forward (to and from pods) and input (pods to their node). How a
+packet is tied to its pod depends on how pods attach:
+  routed (bgp: cali interfaces, routed by the node): by interface, iifname/oifname;
+  bridged (flannel modes: veths on cni0, where Canal puts Felix): by the pod's address, since
+      bridged packets reach the IP hooks through br_netfilter (bridge-nf-call-iptables, as
+      kubeadm requires) with the bridge as their device. This kernel has no connection
+      tracking in nftables' bridge family, so the bridge's own hooks cannot keep replies open.
 
 render() is pure: state data in, `nft -f` text out (the whole table, replaced atomically).
 """
 from . import policy as pol
 
-TABLE = "calico"
+TABLE = "ip calico"
 ACCEPT_MARK = "0x10000"
-FAMILIES = {"routed": "ip", "bridged": "bridge"}
+KEYS = {"routed": ("iifname", "oifname"), "bridged": ("ip saddr", "ip daddr")}  # from, to
 
 
 def host_interface(pod):
@@ -100,7 +100,7 @@ def _policy_rules(data, policy, direction, pod):
 
 def render(data, node_name, hook, node_addresses):
     """The node's whole `calico` table for policies in the state data."""
-    family = FAMILIES[hook]
+    from_key, to_key = KEYS[hook]
     chains, to_pods, from_pods = {}, {}, {}
     for name, pod in sorted(data["pods"].items()):
         iface = host_interface(pod)
@@ -125,19 +125,15 @@ def render(data, node_name, hook, node_addresses):
             body.append(f'counter drop comment "{pod["namespace"]}/{name}: no policy allows '
                         f'this {direction.lower()}"')
             chains[chain] = body
-            verdicts[iface] = chain
+            verdicts[f'"{iface}"' if hook == "routed" else pod["ip"]] = chain
     base = {"forward": ["ct state established,related accept", "ct state invalid drop"],
             "input": ["ct state established,related accept"]}
     if from_pods:
-        base["forward"].append(f"iifname vmap {_vmap(from_pods)}")
-        base["input"].append(f"iifname vmap {_vmap(from_pods)}")
+        base["forward"].append(f"{from_key} vmap {_vmap(from_pods)}")
+        base["input"].append(f"{from_key} vmap {_vmap(from_pods)}")
     if to_pods:
-        base["forward"].append(f"oifname vmap {_vmap(to_pods)}")
-    if family == "bridge":
-        base["output"] = ["ct state established,related accept"] + \
-            ([f"oifname vmap {_vmap(to_pods)}"] if to_pods else [])
-    lines = [f"table {family} {TABLE} {{}}", f"delete table {family} {TABLE}",
-             f"table {family} {TABLE} {{"]
+        base["forward"].append(f"{to_key} vmap {_vmap(to_pods)}")
+    lines = [f"table {TABLE} {{}}", f"delete table {TABLE}", f"table {TABLE} {{"]
     for hook_name, rules in base.items():
         lines.append(f"  chain {hook_name} {{")
         lines.append(f"    type filter hook {hook_name} priority filter; policy accept;")
@@ -152,8 +148,8 @@ def render(data, node_name, hook, node_addresses):
 
 
 def _vmap(verdicts):
-    return "{ " + ", ".join(f'"{iface}" : jump {chain}'
-                            for iface, chain in sorted(verdicts.items())) + " }"
+    return "{ " + ", ".join(f"{key} : jump {chain}"
+                            for key, chain in sorted(verdicts.items())) + " }"
 
 
 class Enforcer:
@@ -175,7 +171,7 @@ class Enforcer:
                     a["local"] for link in node.ns.ip_json("-4", "addr", "show")
                     for a in link.get("addr_info", []) if a["local"] != "127.0.0.1"]
                 data["nodes"][node.name]["addresses"] = self.addresses[node.name]
-                if self.hook == "bridged":  # the bridge must see addresses after DNAT
+                if self.hook == "bridged":  # bridged packets through the IP hooks
                     node.ns.run("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
             node.ns.run("nft", "-f", "-", input=render(data, node.name, self.hook,
                                                        self.addresses[node.name]))

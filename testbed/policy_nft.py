@@ -120,8 +120,8 @@ def render(data, node_name, hook, node_addresses):
                 sub = f"cali-p{'i' if direction == 'Ingress' else 'o'}-{iface}-" \
                       f"{policy.namespace}/{policy.name}"
                 chains[sub] = _policy_rules(data, policy, direction, pod)
-                body.append(f"jump {sub}")
-            body.append(f"meta mark & {ACCEPT_MARK} == {ACCEPT_MARK} return")
+                # as Felix: the first policy that passes the packet ends the search
+                body += [f"jump {sub}", f"meta mark & {ACCEPT_MARK} == {ACCEPT_MARK} return"]
             body.append(f'counter drop comment "{pod["namespace"]}/{name}: no policy allows '
                         f'this {direction.lower()}"')
             chains[chain] = body

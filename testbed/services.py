@@ -137,9 +137,13 @@ class _Proxies:
 
     def __init__(self):
         self.hooked = set()  # nodes set up for Service traffic
+        self.last = {}  # node -> what it holds now (as the subclass renders it)
+
+    def done(self, rendered):
+        """After every node has `rendered`."""
 
     def sync(self, cluster):
-        if not table(cluster.state) and not self.synced():
+        if not table(cluster.state) and not self.last:
             return
         rendered = self.render(service_ports(cluster.state), str(cluster.spec.pod_cidr))
         for node in cluster.nodes.values():
@@ -166,9 +170,6 @@ class IptablesProxies(_Proxies):
         super().__init__()
         self.chains = []  # service chains of the last sync, to delete those that go away
 
-    def synced(self):
-        return bool(self.chains)
-
     def render(self, ports, pod_cidr):
         return kubeproxy.render(ports, pod_cidr, stale=self.chains)
 
@@ -176,6 +177,7 @@ class IptablesProxies(_Proxies):
         node.ns.run("iptables-restore", "--noflush", input=rendered[0])
         if node.name not in self.hooked:
             _hook_nat(node)
+        self.last[node.name] = rendered[1]
 
     def done(self, rendered):
         self.chains = kubeproxy.service_chains(rendered[1])
@@ -183,13 +185,6 @@ class IptablesProxies(_Proxies):
 
 class NftablesProxies(_Proxies):
     """kube-proxy's nftables mode: one nft transaction per node of what changed."""
-
-    def __init__(self):
-        super().__init__()
-        self.last = {}  # node -> the Ruleset it holds now
-
-    def synced(self):
-        return bool(self.last)
 
     def render(self, ports, pod_cidr):
         return kubeproxy_nft.render(ports, pod_cidr)
@@ -200,19 +195,9 @@ class NftablesProxies(_Proxies):
             node.ns.run("nft", "-f", "-", input=text)
         self.last[node.name] = rendered
 
-    def done(self, rendered):
-        pass
-
 
 class IpvsProxies(_Proxies):
     """kube-proxy's IPVS mode: virtual servers, ipsets and kube-ipvs0 addresses by diff."""
-
-    def __init__(self):
-        super().__init__()
-        self.last = {}  # node -> the IpvsState it holds now
-
-    def synced(self):
-        return bool(self.last)
 
     def render(self, ports, pod_cidr):
         return ports, pod_cidr  # rendered per node: NodePorts are on each node's address
@@ -236,9 +221,6 @@ class IpvsProxies(_Proxies):
         if ipvs:
             node.ns.run("ipvsadm", "-R", input=ipvs + "\n")
         self.last[node.name] = new
-
-    def done(self, rendered):
-        pass
 
 
 def _hook_nat(node):

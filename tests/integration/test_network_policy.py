@@ -1,6 +1,8 @@
 """NetworkPolicy enforced per pod, as Calico does (bgp) and as Canal adds it to flannel
 (vxlan with networkPolicy.enforce): the examples of Kubernetes' documentation, every allowed
 and every denied connection tried over TCP and UDP."""
+from pathlib import Path
+
 import pytest
 
 from testbed import apply, manifests, netns
@@ -75,42 +77,8 @@ CLIENTS = [  # name, namespace, labels, node
 
 # Kubernetes' documented example; its ipBlock covers the pod CIDR except node2's pod subnet,
 # its egress block is node2's pod subnet
-DOCS_EXAMPLE = """\
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata:
-  name: test-network-policy
-  namespace: default
-spec:
-  podSelector:
-    matchLabels:
-      role: db
-  policyTypes:
-  - Ingress
-  - Egress
-  ingress:
-  - from:
-    - ipBlock:
-        cidr: 10.244.0.0/16
-        except:
-        - NODE2_SUBNET
-    - namespaceSelector:
-        matchLabels:
-          project: myproject
-    - podSelector:
-        matchLabels:
-          role: frontend
-    ports:
-    - protocol: TCP
-      port: 6379
-  egress:
-  - to:
-    - ipBlock:
-        cidr: NODE2_SUBNET
-    ports:
-    - protocol: TCP
-      port: 5978
-"""
+DOCS_EXAMPLE = (Path(__file__).parents[1] / "unit" / "data" /
+                "network-policy-docs-example.yaml").read_text()
 
 
 def client(name, namespace, labels, node):
@@ -154,7 +122,8 @@ def test_the_documentation_example_admits_exactly_what_it_says(policed, tmp_path
     everyone = ["frontend", "outsider", "mp-client", "stranger", "near", "node1"]
     before = {src: probe(cluster, src, "db", 6379) for src in everyone}
     assert all(before.values()), before  # nothing isolated yet
-    apply_text(cluster, tmp_path, DOCS_EXAMPLE.replace("NODE2_SUBNET", node2_subnet(cluster)))
+    apply_text(cluster, tmp_path, DOCS_EXAMPLE.replace("EXCEPT_CIDR", node2_subnet(cluster))
+               .replace("EGRESS_CIDR", node2_subnet(cluster)))
 
     expected = {  # (source, port, protocol) -> allowed
         ("frontend", 6379, "tcp"): True,    # podSelector role=frontend

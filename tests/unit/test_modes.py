@@ -122,3 +122,15 @@ def test_udp_mode_builds_flannel0_and_queues_peers_until_its_forwarder_runs(tmp_
     assert mode.pod_mtu(spec) == 1472 and "tun" in mode.requires
     mode.remove_peer(spec, a, b)
     assert a.facts["peers"] == {}
+
+
+def test_network_policy_is_refused_where_the_datapath_bypasses_the_packet_filter():
+    import dataclasses
+    from testbed.cluster import check_mode
+    spec = dataclasses.replace(specmod.load(TOPOLOGIES / "default.yaml"), policy_enforce=True)
+    caps = {name: True for name in get_mode("openflow").requires}
+    with pytest.raises(TestbedError) as info:
+        check_mode("openflow", spec, caps)
+    assert "networkPolicy.enforce: mode openflow cannot enforce NetworkPolicy" in str(info.value)
+    check_mode("vxlan", spec, {name: True for name in get_mode("vxlan").requires})
+    assert get_mode("bgp").policy_by_default and not get_mode("vxlan").policy_by_default

@@ -1,47 +1,14 @@
 """NetworkPolicy: parsing, Kubernetes' semantics, and the per-pod nftables chains."""
+from pathlib import Path
+
 import pytest
 
 from testbed import manifests, policy, policy_nft
 from testbed.manifests import ManifestError
 
-# the example of Kubernetes' NetworkPolicy documentation, its addresses moved into the
-# emulation's ranges (the ipBlock now covers the pod CIDR but node2's pod subnet)
-DOCS_EXAMPLE = """\
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata:
-  name: test-network-policy
-  namespace: default
-spec:
-  podSelector:
-    matchLabels:
-      role: db
-  policyTypes:
-  - Ingress
-  - Egress
-  ingress:
-  - from:
-    - ipBlock:
-        cidr: 10.244.0.0/16
-        except:
-        - 10.244.1.0/24
-    - namespaceSelector:
-        matchLabels:
-          project: myproject
-    - podSelector:
-        matchLabels:
-          role: frontend
-    ports:
-    - protocol: TCP
-      port: 6379
-  egress:
-  - to:
-    - ipBlock:
-        cidr: 10.244.2.0/24
-    ports:
-    - protocol: TCP
-      port: 5978
-"""
+# Kubernetes' documented example: node2's pod subnet excepted, egress to the sink's subnet
+DOCS_EXAMPLE = (Path(__file__).parent / "data" / "network-policy-docs-example.yaml") \
+    .read_text().replace("EXCEPT_CIDR", "10.244.1.0/24").replace("EGRESS_CIDR", "10.244.2.0/24")
 
 
 def pod(ns, ip, node, labels=None, ports=None, iface=None):

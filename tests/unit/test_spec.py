@@ -185,3 +185,10 @@ def test_load_balancer_addresses_sit_below_the_external_client_and_above_the_nod
                   "nodes: [{name: a, rack: r1}, {name: b, rack: r1}]")
     # .11 and .12 are the nodes, .14 the external client's, .15 broadcast
     assert [str(ip) for ip in small.load_balancer_pool] == ["10.1.0.13"]
+
+
+def test_network_policy_enforcement_is_the_modes_unless_the_topology_says():
+    assert parse("nodes: [{name: a}]").policy_enforce is None
+    assert parse("networkPolicy: {enforce: true}\nnodes: [{name: a}]").policy_enforce is True
+    err = error_of("networkPolicy: {enforce: sometimes}\nnodes: [{name: a}]")
+    assert (err.field, err.value) == ("networkPolicy.enforce", "sometimes")

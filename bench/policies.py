@@ -1,0 +1,108 @@
+"""NetworkPolicy at scale: connection latency and throughput between two pods with 0, 100 and
+1,000 policies in the namespace, as Calico enforces them (bgp) and as Canal adds them to
+flannel (vxlan with networkPolicy.enforce).
+
+Every policy selects the server pod; policy i admits clients labelled role=client-<i> on the
+measured ports, and only the last admits the measuring client, so the first packet of each
+connection passes every policy chain of the server's endpoint before one lets it through (the
+worst case; packets of established connections are accepted before any policy). A second
+server on the same node that no policy selects is the control: connections to both alternate
+in blocks, and their ratio is the policies' cost free of the machine's drift. Prints the
+figures; asserts nothing. Needs root.
+
+    python -m bench.policies [--counts 0,100,1000] [--modes bgp,vxlan] [--conns 400]
+"""
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import iperf3
+from bench.services import BLOCK, PORT, SERVER, connect_latencies, wait_for_server
+from testbed import apply, netns
+from testbed import manifests as mf
+from testbed.cluster import Cluster, load_spec
+
+TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "default.yaml"
+
+
+def pods():
+    server = mf.Container("server", "busybox", ("python3", "-c", SERVER))
+    shell = mf.Container("shell", "busybox")
+    return [mf.Namespace("bench", {}, "bench"),
+            mf.Pod("pserver", "bench", mf.PodTemplate({"app": "server"}, (server,), "node2")),
+            mf.Pod("pfree", "bench", mf.PodTemplate({"app": "free"}, (server,), "node2")),
+            mf.Pod("pclient", "bench", mf.PodTemplate({"role": "client"}, (shell,), "node1"))]
+
+
+def policy(index, last):
+    client = "client" if last else f"client-{index}"
+    return mf.NetworkPolicy(
+        f"p{index:04d}", "bench", mf.LabelSelector((("app", "server"),)), ("Ingress",),
+        (mf.PolicyRule((mf.PolicyPeer(mf.LabelSelector((("role", client),))),),
+                       (mf.PolicyPort("TCP", PORT), mf.PolicyPort("TCP", iperf3.PORT))),))
+
+
+def policies(count):
+    return [policy(i, i == count - 1) for i in range(count)]
+
+
+def throughput(server_ip, repeats, seconds):
+    runs = [iperf3.tcp(lambda cmd: netns.in_pod("pserver", cmd),
+                       lambda cmd: netns.in_pod("pclient", cmd), server_ip, seconds)["gbps"]
+            for _ in range(repeats)]
+    return statistics.median(runs)
+
+
+def run(mode, counts, conns, repeats, seconds):
+    with tempfile.TemporaryDirectory(prefix="testbed-pol-") as tmp:
+        topo = Path(tmp) / "policed.yaml"
+        topo.write_text(TOPOLOGY.read_text() + "networkPolicy: {enforce: true}\n")
+        with Cluster.create(load_spec(str(topo), f"pol-{mode}"), mode) as cluster:
+            apply.apply(cluster, mf.Manifests(pods(), []))
+            server_ip = cluster.state.data["pods"]["pserver"]["ip"]
+            free_ip = cluster.state.data["pods"]["pfree"]["ip"]
+            wait_for_server("pclient", server_ip)
+            wait_for_server("pclient", free_ip)
+            for count in counts:
+                apply.delete(cluster, mf.Manifests(policies(max(counts)), []))
+                started = time.monotonic()
+                apply.apply(cluster, mf.Manifests(policies(count), []))
+                applied = time.monotonic() - started
+                wait_for_server("pclient", server_ip)
+                latencies, control = [], []
+                for _ in range(max(1, conns // BLOCK)):
+                    latencies += connect_latencies("pclient", server_ip, BLOCK)
+                    control += connect_latencies("pclient", free_ip, BLOCK)
+                gbps = throughput(server_ip, repeats, seconds)
+                started = time.monotonic()
+                apply.apply(cluster, mf.Manifests([policy(count, False)], []))
+                one_more = time.monotonic() - started
+                p90 = statistics.quantiles(latencies, n=10)[8]
+                p50, free50 = statistics.median(latencies), statistics.median(control)
+                print(f"{mode:<6} {count:8d}  {p50:9.1f} {p90:7.1f}  {free50:8.1f} "
+                      f"{p50 / free50:6.2f}  {gbps:8.2f}  {applied:9.2f}  {one_more:8.2f}",
+                      flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--counts", default="0,100,1000")
+    parser.add_argument("--modes", default="bgp,vxlan")
+    parser.add_argument("--conns", type=int, default=400, help="connections per point")
+    parser.add_argument("--repeats", type=int, default=3, help="iperf3 runs per point")
+    parser.add_argument("--seconds", type=int, default=3, help="seconds per iperf3 run")
+    args = parser.parse_args(argv)
+    counts = sorted(int(c) for c in args.counts.split(","))
+    print("connect latency in microseconds; TCP throughput median in Gbit/s; apply in seconds")
+    print("mode   policies  conn p50     p90  free p50  ratio  TCP Gbit/s  apply all  apply +1")
+    for mode in args.modes.split(","):
+        run(mode, counts, args.conns, args.repeats, args.seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

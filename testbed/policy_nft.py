@@ -171,6 +171,7 @@ class Enforcer:
                     a["local"] for link in node.ns.ip_json("-4", "addr", "show")
                     for a in link.get("addr_info", []) if a["local"] != "127.0.0.1"]
                 data["nodes"][node.name]["addresses"] = self.addresses[node.name]
+                cluster.state.save()  # `policy check` reads them: the node's own addresses
                 if self.hook == "bridged":  # bridged packets through the IP hooks
                     node.ns.run("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
             node.ns.run("nft", "-f", "-", input=render(data, node.name, self.hook,

@@ -198,6 +198,24 @@ spec:
   podSelector: {}
   policyTypes: [Egress]
 """
+ALLOW_ALL_EGRESS = """\
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-all-egress}
+spec:
+  podSelector: {}
+  egress: [{}]
+  policyTypes: [Egress]
+"""
+DENY_ALL = """\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: default-deny-all}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress, Egress]
+"""
 
 
 def test_default_deny_and_allow_all(policed, tmp_path):
@@ -214,8 +232,16 @@ def test_default_deny_and_allow_all(policed, tmp_path):
     for proto in ("tcp", "udp"):
         assert not probe(cluster, "db", "sink", 5978, proto)     # default's pods send nothing
         assert probe(cluster, "mp-client", "sink", 5978, proto)  # other namespaces do
+    apply_text(cluster, tmp_path, DENY_EGRESS + ALLOW_ALL_EGRESS)
+    assert probe(cluster, "db", "sink", 5978, "udp") and probe(cluster, "frontend", "near", 5978)
+    apply.delete(cluster, manifests.parse(DENY_EGRESS + ALLOW_ALL_EGRESS))
+    apply_text(cluster, tmp_path, DENY_ALL)
+    for proto in ("tcp", "udp"):
+        assert not probe(cluster, "db", "sink", 5978, proto)          # out of default
+        assert not probe(cluster, "mp-client", "db", 6379, proto)     # into default
+    assert probe(cluster, "node1", "db", 6379)  # own node still
     rows = run_testbed("get", "netpol", "--name", cluster.spec.name, check=True).stdout
-    assert "default-deny-egress" in rows and rows.splitlines()[1].split()[-1] == "yes"
+    assert "default-deny-all" in rows and rows.splitlines()[1].split()[-1] == "yes"
 
 
 def test_flannel_alone_enforces_nothing_and_says_so(make_cluster, tmp_path):

@@ -82,7 +82,7 @@ def _policy_rules(data, policy, direction, pod):
                     targets = [pod]
                 else:  # named ports are the destination pods' own
                     named = any(isinstance(p.port, str) for p in rule.ports)
-                    targets = list(data["pods"].values()) if named else [None]
+                    targets = [None] + (list(data["pods"].values()) if named else [])
                 for target in targets:
                     ports = _ports(rule.ports, protocol, target)
                     if ports is None:

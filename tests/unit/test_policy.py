@@ -143,3 +143,21 @@ def test_nft_chains_for_an_isolated_pod():
     assert "vmap" not in policy_nft.render(cluster(DOCS_EXAMPLE), "node1", "routed", [])
     bridged = policy_nft.render(cluster(DOCS_EXAMPLE), "node2", "bridged", [])
     assert "ip daddr vmap { 10.244.1.5 : jump cali-tw-cali5 }" in bridged
+
+
+def test_an_egress_named_port_is_the_destination_pods_own():
+    doc = """\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: to-api}
+spec:
+  podSelector: {matchLabels: {role: frontend}}
+  policyTypes: [Egress]
+  egress: [{ports: [{port: api}]}]
+"""
+    data = cluster(doc)
+    assert allowed(data, "frontend", "sink", 5978)      # sink names 5978 "api"
+    assert not allowed(data, "frontend", "db", 5978)    # db has no port of that name
+    text = policy_nft.render(data, "node2", "routed", [])
+    assert "ip daddr 10.244.2.4 meta l4proto tcp th dport { 5978 } meta mark set" in text
+    assert text.count("th dport") == 1  # no rule for pods without the name

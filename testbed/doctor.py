@@ -89,8 +89,8 @@ KERNEL = [
     ("htb", "underlay bandwidth caps (bandwidth: in a topology)", False),
     ("netem", "emulated delay and loss (bench --delay)", False),
     ("ipvs", "kube-proxy IPVS mode (kubeProxy: {mode: ipvs})", False),
-    ("nftables", "kube-proxy nftables mode and NetworkPolicy with nftables", False),
-    ("iptables", "kube-proxy iptables mode and NetworkPolicy with iptables", False),
+    ("nftables", "kube-proxy nftables mode and NetworkPolicy enforcement", False),
+    ("iptables", "kube-proxy iptables mode (and the IPVS mode's few rules)", False),
 ]
 
 BINARIES = [

@@ -18,7 +18,10 @@ packet is tied to its pod depends on how pods attach:
 
 render() is pure: state data in, `nft -f` text out (the whole table, replaced atomically).
 """
+import shutil
+
 from . import policy as pol
+from .errors import TestbedError
 
 TABLE = "ip calico"
 ACCEPT_MARK = "0x10000"
@@ -164,6 +167,9 @@ class Enforcer:
         data = cluster.state.data
         if not data.get("policies") and not self.active:
             return
+        if not shutil.which("nft"):
+            raise TestbedError("NetworkPolicy enforcement needs nft (nftables), which this "
+                               "machine lacks (see `testbed doctor`)")
         self.active = True
         for node in cluster.nodes.values():
             if node.name not in self.addresses:

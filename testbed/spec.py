@@ -31,8 +31,8 @@ BGP_KEYS = {"routeReflectors"}
 UDP_KEYS = {"offload"}
 KUBE_PROXY_KEYS = {"mode"}
 NETWORK_POLICY_KEYS = {"enforce"}
-PROXY_MODES = ("iptables", "nftables", "ipvs")  # kube-proxy's --proxy-mode; iptables first:
-# it is kube-proxy's default
+# kube-proxy's --proxy-mode; the first is its default
+PROXY_MODES = ("iptables", "nftables", "ipvs")
 RACK_KEYS = {"name", "subnet", "bandwidth", "delay"}
 NODE_KEYS = {"name", "rack", "pods"}
 POD_KEYS = {"name", "namespace", "labels", "containers"}

@@ -124,6 +124,9 @@ def apply(cluster, loaded):
 
 
 def delete(cluster, loaded):
+    for obj in loaded.objects:  # as the API server refuses it
+        if isinstance(obj, mf.Namespace) and obj.name in DEFAULT_NAMESPACES:
+            raise TestbedError(f"{obj.source}: namespace {obj.name!r} may not be deleted")
     result = Result(loaded.warnings)
     pods = cluster.state.data["pods"]
     for obj in loaded.objects:

@@ -128,6 +128,10 @@ def test_bad_manifests_change_nothing(require, tmp_path):
         orphan.write_text(SHOP.replace("REPLICAS", "2").split("---", 1)[1])  # no Namespace
         out = run_testbed("apply", "-f", orphan, "--name", name)
         assert out.returncode == 2 and "namespace 'shop' does not exist" in out.stderr
+        system = tmp_path / "system.yaml"
+        system.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: kube-system}\n")
+        out = run_testbed("delete", "-f", system, "--name", name)
+        assert out.returncode == 2 and "namespace 'kube-system' may not be deleted" in out.stderr
         assert run_testbed("get", "pods", "--name", name, check=True).stdout == before
     finally:
         run_testbed("down", "--name", name, check=True)

@@ -4,8 +4,12 @@ nodes' kube-proxy rules.
 A Service gets a ClusterIP from the service CIDR (10.96.0.0/12, .1 and .10 kept for the API
 server and cluster DNS, as kubeadm does) and, for NodePort and LoadBalancer, a node port from
 30000-32767. Its endpoints are the pods of its namespace whose labels include its selector,
-each port's targetPort resolved by number or by the name of a container port. sync() recomputes
-them and rewrites every node's nat table; it runs after every change of pods or Services.
+each port's targetPort resolved by number or by the name of a container port. A LoadBalancer
+also gets an address from the first rack, which the Speaker announces.
+
+After every change of pods or Services, the cluster's kube-proxy (IptablesProxies,
+NftablesProxies or IpvsProxies, as the topology's kubeProxy.mode says) recomputes the
+endpoints and brings every node's rules up to date.
 """
 import ipaddress
 

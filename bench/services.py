@@ -12,7 +12,6 @@ both alike. Prints the figures; asserts nothing. Needs root.
     python -m bench.services [--counts 1,1000,5000] [--modes iptables,nftables] [--conns 400]
 """
 import argparse
-import ipaddress
 import statistics
 import sys
 import time
@@ -106,7 +105,7 @@ def run(mode, counts, conns, topo):
                 services.add(cluster.state, service(index))
             made = count
             first_sync = timed_sync(cluster)
-            last_ip = str(ipaddress.IPv4Address(services.SERVICE_CIDR[100 + count - 1]))
+            last_ip = service(count - 1).cluster_ip
             wait_for_server("node1-pod1", last_ip)
             direct, through = measure(pod_ip, last_ip, conns)
             added, removed = change_time(cluster, count)

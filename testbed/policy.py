@@ -68,9 +68,10 @@ def selects(policy, pod):
         policy.pod_selector.matches(pod.get("labels", {}))
 
 
-def isolating(data, pod, direction):
-    """The policies that isolate a pod record in a direction ("Ingress" or "Egress")."""
-    return [p for p in policies(data) if direction in p.policy_types and selects(p, pod)]
+def isolating(all_policies, pod, direction):
+    """Those of `all_policies` that isolate a pod record in a direction ("Ingress" or
+    "Egress")."""
+    return [p for p in all_policies if direction in p.policy_types and selects(p, pod)]
 
 
 def peer_pods(data, policy, peer):
@@ -157,7 +158,7 @@ def explain(data, src_ip, dst_ip, port, protocol="TCP"):
 
 def _direction(data, name, pod, direction, peer_ip, port, protocol, target):
     word = direction.lower()
-    isolated = isolating(data, pod, direction)
+    isolated = isolating(policies(data), pod, direction)
     if not isolated:
         return True, [f"{word}: no policy selects {pod['namespace']}/{name} for {direction}: "
                       "not isolated, allowed"]

@@ -104,6 +104,7 @@ def _policy_rules(data, policy, direction, pod):
 def render(data, node_name, hook, node_addresses):
     """The node's whole `calico` table for policies in the state data."""
     from_key, to_key = KEYS[hook]
+    all_policies = pol.policies(data)  # parsed once, not per pod and direction
     chains, to_pods, from_pods = {}, {}, {}
     for name, pod in sorted(data["pods"].items()):
         iface = host_interface(pod)
@@ -111,7 +112,7 @@ def render(data, node_name, hook, node_addresses):
             continue
         for direction, prefix, verdicts in (("Ingress", "tw", to_pods),
                                             ("Egress", "fw", from_pods)):
-            isolating = pol.isolating(data, pod, direction)
+            isolating = pol.isolating(all_policies, pod, direction)
             if not isolating:
                 continue
             chain = f"cali-{prefix}-{iface}"

@@ -15,7 +15,7 @@ from .cni import NodeContext, get_mode, mode_names
 from .dns import ClusterDNS
 from .errors import TestbedError
 from .fabric import OvsFabric
-from .runtime import Runtime, end_processes_in
+from .runtime import Runtime, end_processes_in, sandbox_name
 from .state import RunState
 from .underlay import Underlay, is_underlay_shell, shell_namespaces
 
@@ -127,7 +127,8 @@ class Cluster:
                                "kernel lacks (see `testbed doctor`); delay cannot be emulated here")
         loaded = [manifests.load(p) for p in spec.manifests] if mode_name != BARE else []
         pods = spec.pods if mode_name != BARE else []
-        clashing = sorted({p.name for p in pods} & set(netns.netns_list()))
+        sandboxes = {sandbox_name(spec.name, p.namespace, p.name) for p in pods}
+        clashing = sorted(sandboxes & set(netns.netns_list()))
         if clashing:
             raise TestbedError(f"network namespaces {', '.join(clashing)} already exist; pods "
                                "need those names (`testbed clean` removes leftovers)")
@@ -232,16 +233,17 @@ class Cluster:
             load[rec["node"]] += 1
         return min(self.nodes, key=lambda n: load[n])  # ties: the topology's order
 
-    def relabel_pod(self, name, labels):
-        """New labels for a running pod (as `kubectl apply` or `label` changes them)."""
-        self.state.data["pods"][name]["labels"] = labels
-        self.pods_up = [dataclasses.replace(p, labels=labels) if p.name == name else p
+    def relabel_pod(self, key, labels):
+        """New labels for a running pod, by "<namespace>/<name>" (as `kubectl apply` or
+        `label` changes them)."""
+        self.state.data["pods"][key]["labels"] = labels
+        self.pods_up = [dataclasses.replace(p, labels=labels) if p.key == key else p
                         for p in self.pods_up]
         self.state.save()
 
-    def remove_pod(self, name):
-        """Detach a pod and remove its sandbox."""
-        pod = next(p for p in self.pods_up if p.name == name)
+    def remove_pod(self, key):
+        """Detach a pod ("<namespace>/<name>") and remove its sandbox."""
+        pod = next(p for p in self.pods_up if p.key == key)
         node = self.nodes[pod.node]
         try:
             self.mode.pod_removed(self, pod, node)

@@ -1,7 +1,8 @@
 """The kubelet/CRI role: pod sandboxes, their containers, and CNI ADD/DEL per the CNI spec.
 
-A sandbox is a named network namespace (`ip netns list` shows it, `ip netns exec POD` enters
-it). Plugins run inside the node's namespace with the CNI_* environment and the network
+A sandbox is a named network namespace, `<pod>.<namespace>.<cluster>` (read it as a DNS name:
+`ip netns exec web.shop.c1 ip addr`), so that the same pod name in two namespaces, or in two
+clusters running side by side, never collides; `testbed get pods -o wide` shows it. Plugins run inside the node's namespace with the CNI_* environment and the network
 config on stdin, as a container runtime runs them; their error JSON is shown as they wrote it.
 """
 import json
@@ -38,6 +39,12 @@ def find_plugin(plugin_type, search=CNI_PATH):
 
 def container_id(cluster, pod):
     return f"{cluster}-{pod.namespace}-{pod.name}"
+
+
+def sandbox_name(cluster: str, namespace: str, pod: str) -> str:
+    """The pod's network namespace: unique per cluster and per Kubernetes namespace ('.' is in
+    no cluster or namespace name, so the three parts never run into each other)."""
+    return f"{pod}.{namespace}.{cluster}"
 
 
 def plugin_error_message(stdout, stderr):
@@ -109,7 +116,7 @@ class Runtime:
         env = {
             "CNI_COMMAND": command,
             "CNI_CONTAINERID": container_id(self.state.name, pod),
-            "CNI_NETNS": netns.netns_path(pod.name),
+            "CNI_NETNS": netns.netns_path(self.sandbox(pod)),
             "CNI_IFNAME": POD_IFNAME,
             # what kubelet passes through the CRI runtime; plugins that do not know a key
             # ignore it because of IgnoreUnknown
@@ -122,60 +129,67 @@ class Runtime:
         proc = subprocess.run(node.ns.argv(plugin), input=json.dumps(netconf), env=env,
                               capture_output=True, text=True, timeout=60)
         if proc.returncode != 0:
-            raise CNIError(f"CNI {netconf['type']} {command} for pod {pod.name} on node "
+            raise CNIError(f"CNI {netconf['type']} {command} for pod {pod.key} on node "
                            f"{node.name} failed: {plugin_error_message(proc.stdout, proc.stderr)}")
         return json.loads(proc.stdout) if proc.stdout.strip() else {}
 
+    def sandbox(self, pod):
+        return sandbox_name(self.state.name, pod.namespace, pod.name)
+
     def create_pod(self, pod, node, netconf):
-        if pod.name in netns.netns_list():
-            raise TestbedError(f"network namespace {pod.name!r} already exists and is not this "
-                               f"run's: rename pod {pod.name} or remove the namespace "
-                               "(`testbed clean` removes leftovers of earlier runs)")
-        self.state.own("netns", pod.name)
-        netns.run(["ip", "netns", "add", pod.name])
-        netns.run(["ip", "-n", pod.name, "link", "set", "lo", "up"])
-        record = {"node": node.name, "namespace": pod.namespace, "labels": pod.labels,
-                  "netns": pod.name, "ip": None, "containers": {}, "netconf": netconf}
-        self.state.data["pods"][pod.name] = record
+        sandbox = self.sandbox(pod)
+        if sandbox in netns.netns_list():
+            raise TestbedError(f"network namespace {sandbox!r} already exists and is not this "
+                               f"run's: pod {pod.key} needs it (`testbed clean` removes "
+                               "leftovers of earlier runs)")
+        self.state.own("netns", sandbox)
+        netns.run(["ip", "netns", "add", sandbox])
+        netns.run(["ip", "-n", sandbox, "link", "set", "lo", "up"])
+        record = {"name": pod.name, "node": node.name, "namespace": pod.namespace,
+                  "labels": pod.labels, "netns": sandbox, "ip": None, "containers": {},
+                  "netconf": netconf}
+        self.state.data["pods"][pod.key] = record
         self.state.save()
         result = self.invoke("ADD", pod, node, netconf)
         record["ip"] = result["ips"][0]["address"].split("/")[0]
         record["result"] = result
         self.state.save()
         if self.resolv_conf:
-            self.write_resolv_conf(pod.name, pod.namespace)
-        log_dir = self.state.subdir("pods", pod.name)
+            self.write_resolv_conf(record)
+        log_dir = self.state.subdir("pods", pod.namespace, pod.name)
         for container in pod.containers:
             record["containers"][container.name] = self.start_container(pod, container, log_dir)
         self.state.save()
         return record
 
-    def write_resolv_conf(self, pod_name, namespace):
+    def write_resolv_conf(self, record):
         """The pod's resolv.conf, as the kubelet writes it; every command started in the pod
         (containers, `testbed exec`) sees it in place of the machine's."""
-        directory = os.path.join(NETNS_ETC, pod_name)
+        directory = os.path.join(NETNS_ETC, record["netns"])
         if directory not in self.state.owned("dirs"):
             if os.path.exists(directory):
-                raise TestbedError(f"{directory} exists and is not this run's: pod {pod_name} "
-                                   "needs it for its resolv.conf (`testbed clean` removes "
-                                   "leftovers of earlier runs)")
+                raise TestbedError(f"{directory} exists and is not this run's: pod "
+                                   f"{record['namespace']}/{record['name']} needs it for its "
+                                   "resolv.conf (`testbed clean` removes leftovers of earlier "
+                                   "runs)")
             self.state.own("dirs", directory)
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, "resolv.conf"), "w") as f:
-            f.write(self.resolv_conf(namespace))
+            f.write(self.resolv_conf(record["namespace"]))
 
     def start_container(self, pod, container, log_dir):
+        env = {**os.environ, **dict(container.env)} if container.env else None
         with open(os.path.join(log_dir, f"{container.name}.log"), "ab") as log:
-            proc = subprocess.Popen(netns.in_pod(pod.name, container.command),
-                                    stdin=subprocess.DEVNULL, stdout=log,
+            proc = subprocess.Popen(netns.in_pod(self.sandbox(pod), container.command),
+                                    stdin=subprocess.DEVNULL, stdout=log, env=env,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         self.children[proc.pid] = proc
-        entry = self.state.own_pid(proc.pid, f"pod {pod.name} container {container.name}")
+        entry = self.state.own_pid(proc.pid, f"pod {pod.key} container {container.name}")
         return entry
 
     def delete_pod(self, pod, node):
         """Stop containers, CNI DEL, remove the sandbox. Raises the first failure at the end."""
-        record = self.state.data["pods"].get(pod.name)
+        record = self.state.data["pods"].get(pod.key)
         errors = []
         if record:
             for entry in record["containers"].values():
@@ -188,15 +202,16 @@ class Runtime:
                 self.invoke("DEL", pod, node, record["netconf"])
             except TestbedError as e:
                 errors.append(e)
-        if pod.name in self.state.owned("netns"):
-            end_processes_in(netns.namespace_id(netns.netns_path(pod.name)))
-            netns.run(["ip", "netns", "del", pod.name], check=False)
-            self.state.disown("netns", pod.name)
-        directory = os.path.join(NETNS_ETC, pod.name)
+        sandbox = self.sandbox(pod)
+        if sandbox in self.state.owned("netns"):
+            end_processes_in(netns.namespace_id(netns.netns_path(sandbox)))
+            netns.run(["ip", "netns", "del", sandbox], check=False)
+            self.state.disown("netns", sandbox)
+        directory = os.path.join(NETNS_ETC, sandbox)
         if directory in self.state.owned("dirs"):
             shutil.rmtree(directory, ignore_errors=True)
             self.state.disown("dirs", directory)
-        self.state.data["pods"].pop(pod.name, None)
+        self.state.data["pods"].pop(pod.key, None)
         self.state.save()
         if errors:
             raise errors[0]

@@ -44,6 +44,7 @@ DEFAULT_COMMAND = ("sleep", "infinity")
 class ContainerSpec:
     name: str
     command: tuple
+    env: tuple = ()  # ((name, value), ...) set for the container's process
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,15 @@ class PodSpec:
     node: str
     labels: dict = field(default_factory=dict, hash=False, compare=False)
     containers: tuple = ()
+
+    @property
+    def key(self) -> str:
+        """"<namespace>/<name>": a pod's identity, as Kubernetes scopes names."""
+        return pod_key(self.namespace, self.name)
+
+
+def pod_key(namespace: str, name: str) -> str:
+    return f"{namespace}/{name}"
 
 
 @dataclass(frozen=True)
@@ -174,7 +184,8 @@ class _Validator:
     def __init__(self, path, known_modes):
         self.path = path
         self.known_modes = known_modes
-        self.names = {}  # every node, rack and pod name -> field that defined it
+        self.names = {}  # every node and rack name, (namespace, name) of pods -> its field
+        self.pod_names = set()
 
     def fail(self, fld, value, problem):
         raise SpecError(self.path, fld, value, problem)
@@ -189,15 +200,23 @@ class _Validator:
                       f"unknown key (known: {', '.join(sorted(keys))})")
         return doc
 
-    def name(self, value, fld, max_len, what):
+    def name(self, value, fld, max_len, what, key=None):
+        """A checked name; `key` is what must be unique (a pod's: its namespace and name)."""
         if not isinstance(value, str) or not DNS_LABEL.match(value):
             self.fail(fld, value, f"{what} name must be lower-case letters, digits and '-'")
         if len(value) > max_len:
             self.fail(fld, value, f"{what} name is {len(value)} characters; at most {max_len} "
                       f"fit{' a Linux interface name' if max_len == IFNAME_MAX else ''}")
-        if value in self.names:
-            self.fail(fld, value, f"duplicate name (already used by {self.names[value]})")
-        self.names[value] = fld
+        for taken in (value, key):
+            if taken is not None and taken in self.names:
+                self.fail(fld, value, f"duplicate name (already used by {self.names[taken]})")
+        if key is None and value in self.pod_names:
+            self.fail(fld, value, "duplicate name (already a pod's)")
+        if key is None:
+            self.names[value] = fld
+        else:  # pods: unique in their namespace, and no node's or rack's name
+            self.names[key] = fld
+            self.pod_names.add(value)
         return value
 
     def network(self, value, fld):
@@ -356,10 +375,13 @@ class _Validator:
         for i, pdoc in enumerate(doc):
             pfld = f"{fld}[{i}]"
             pdoc = self.mapping(pdoc, pfld, POD_KEYS)
-            name = self.name(pdoc.get("name"), f"{pfld}.name", 63, "pod")
             namespace = pdoc.get("namespace", "default")
             if not isinstance(namespace, str) or not DNS_LABEL.match(namespace):
                 self.fail(f"{pfld}.namespace", namespace, "must be a DNS label")
+            # pod names are scoped to their namespace, as in Kubernetes; they may not be a
+            # node's or rack's name, which commands take in the same place
+            name = self.name(pdoc.get("name"), f"{pfld}.name", 63, "pod",
+                             key=(namespace, pdoc.get("name")))
             labels = pdoc.get("labels", {})
             if not isinstance(labels, dict) or not all(
                     isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):

@@ -50,12 +50,12 @@ def _node_pairs(data, same_rack):
 
 
 def _pods_of(data, node):
-    return [name for name, rec in data["pods"].items() if rec["node"] == node]
+    return [key for key, rec in data["pods"].items() if rec["node"] == node]
 
 
-def _pod(data, name):
-    rec = data["pods"][name]
-    return Endpoint(name, rec["ip"], netns=rec["netns"])
+def _pod(data, key):
+    rec = data["pods"][key]
+    return Endpoint(rec["name"], rec["ip"], netns=rec["netns"])
 
 
 def _node(data, name):

@@ -49,9 +49,9 @@ def policies(count):
     return [policy(i, i == count - 1) for i in range(count)]
 
 
-def throughput(server_ip, repeats, seconds):
-    runs = [iperf3.tcp(lambda cmd: netns.in_pod("pserver", cmd),
-                       lambda cmd: netns.in_pod("pclient", cmd), server_ip, seconds)["gbps"]
+def throughput(server, client, server_ip, repeats, seconds):
+    runs = [iperf3.tcp(lambda cmd: netns.in_pod(server, cmd),
+                       lambda cmd: netns.in_pod(client, cmd), server_ip, seconds)["gbps"]
             for _ in range(repeats)]
     return statistics.median(runs)
 
@@ -62,21 +62,22 @@ def run(mode, counts, conns, repeats, seconds):
         topo.write_text(TOPOLOGY.read_text() + "networkPolicy: {enforce: true}\n")
         with Cluster.create(load_spec(str(topo), f"pol-{mode}"), mode) as cluster:
             apply.apply(cluster, mf.Manifests(pods(), []))
-            server_ip = cluster.state.data["pods"]["pserver"]["ip"]
-            free_ip = cluster.state.data["pods"]["pfree"]["ip"]
-            wait_for_server("pclient", server_ip)
-            wait_for_server("pclient", free_ip)
+            pods_now = cluster.state.data["pods"]
+            server_ip, free_ip = pods_now["bench/pserver"]["ip"], pods_now["bench/pfree"]["ip"]
+            server, client = pods_now["bench/pserver"]["netns"], pods_now["bench/pclient"]["netns"]
+            wait_for_server(client, server_ip)
+            wait_for_server(client, free_ip)
             for count in counts:
                 apply.delete(cluster, mf.Manifests(policies(max(counts)), []))
                 started = time.monotonic()
                 apply.apply(cluster, mf.Manifests(policies(count), []))
                 applied = time.monotonic() - started
-                wait_for_server("pclient", server_ip)
+                wait_for_server(client, server_ip)
                 latencies, control = [], []
                 for _ in range(max(1, conns // BLOCK)):
-                    latencies += connect_latencies("pclient", server_ip, BLOCK)
-                    control += connect_latencies("pclient", free_ip, BLOCK)
-                gbps = throughput(server_ip, repeats, seconds)
+                    latencies += connect_latencies(client, server_ip, BLOCK)
+                    control += connect_latencies(client, free_ip, BLOCK)
+                gbps = throughput(server, client, server_ip, repeats, seconds)
                 started = time.monotonic()
                 apply.apply(cluster, mf.Manifests([policy(count, False)], []))
                 one_more = time.monotonic() - started

@@ -49,27 +49,28 @@ def service(index):
                       (mf.ServicePort(PORT, PORT),), str(ip), source="bench")
 
 
-def connect_latencies(pod, address, count):
-    out = netns.run(netns.in_pod(pod, ["python3", "-c", CLIENT, address, str(count)]))
+def connect_latencies(sandbox, address, count):
+    """Connect times (µs) from a pod, given by its sandbox (network namespace)."""
+    out = netns.run(netns.in_pod(sandbox, ["python3", "-c", CLIENT, address, str(count)]))
     return [float(x) for x in out.split()]
 
 
-def wait_for_server(pod, address):
+def wait_for_server(sandbox, address):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
-            connect_latencies(pod, address, 1)
+            connect_latencies(sandbox, address, 1)
             return
         except Exception:
             time.sleep(0.1)
     raise RuntimeError(f"nothing answers on {address}:{PORT}")
 
 
-def measure(pod_ip, last_ip, conns):
+def measure(client, pod_ip, last_ip, conns):
     direct, through = [], []
     for _ in range(max(1, conns // BLOCK)):
-        direct += connect_latencies("node1-pod1", pod_ip, BLOCK)
-        through += connect_latencies("node1-pod1", last_ip, BLOCK)
+        direct += connect_latencies(client, pod_ip, BLOCK)
+        through += connect_latencies(client, last_ip, BLOCK)
     return direct, through
 
 
@@ -97,8 +98,9 @@ def run(mode, counts, conns, topo):
     spec = load_spec(topo, f"svc-{mode[:3]}", proxy_mode=mode)
     with Cluster.create(spec, "vxlan") as cluster:
         apply.apply(cluster, mf.Manifests(backend_manifest(), []))
-        pod_ip = cluster.state.data["pods"]["echo"]["ip"]
-        wait_for_server("node1-pod1", pod_ip)
+        pod_ip = cluster.state.data["pods"]["bench/echo"]["ip"]
+        client = cluster.state.data["pods"]["default/node1-pod1"]["netns"]
+        wait_for_server(client, pod_ip)
         made = 0
         for count in counts:
             for index in range(made, count):
@@ -106,8 +108,8 @@ def run(mode, counts, conns, topo):
             made = count
             first_sync = timed_sync(cluster)
             last_ip = service(count - 1).cluster_ip
-            wait_for_server("node1-pod1", last_ip)
-            direct, through = measure(pod_ip, last_ip, conns)
+            wait_for_server(client, last_ip)
+            direct, through = measure(client, pod_ip, last_ip, conns)
             added, removed = change_time(cluster, count)
             d50, s50 = statistics.median(direct), statistics.median(through)
             print(f"{mode:<9} {count:6d}  {d50:9.1f} {p(direct, 90):7.1f}  {s50:9.1f} "

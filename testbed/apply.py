@@ -1,7 +1,9 @@
 """Manifests into a running cluster: what `testbed apply -f` and `testbed delete -f` do.
 
 The whole set is checked against the cluster first (namespaces exist or come with it, nodes
-named by nodeName exist, pod names are free), so a refused set changes nothing. Then, as the
+named by nodeName exist, a running pod is changed only in its labels, SCTP Service ports need
+the kernel's SCTP), so a refused set changes nothing. Pods are known by "<namespace>/<name>":
+the same name may be used in several namespaces, as in Kubernetes. Then, as the
 API server, scheduler and kubelets would: Namespaces are recorded, Pods attached to their
 node, and each Deployment gets a ReplicaSet's pods (`<deployment>-<template hash>-<5 chars>`)
 spread over the nodes with the fewest pods. Re-applying a Deployment scales it; a changed
@@ -14,8 +16,8 @@ import uuid
 from . import manifests as mf
 from . import netns, policy, services
 from .errors import TestbedError
-from .spec import ContainerSpec, PodSpec
-from .workloads import command_for, tcp_ports
+from .spec import ContainerSpec, PodSpec, pod_key
+from .workloads import command_for, listening
 
 READY_TIMEOUT_S = 10.0
 
@@ -51,7 +53,7 @@ def check(cluster, objects):
     """Refuse the set before anything is applied; TestbedError names the object."""
     namespaces = set(_namespaces(cluster.state)) | \
         {o.name for o in objects if isinstance(o, mf.Namespace)}
-    taken = set(cluster.state.data["pods"])
+    pods = cluster.state.data["pods"]
     for obj in objects:
         ns = getattr(obj, "namespace", None)
         if ns is not None and ns not in namespaces:
@@ -63,17 +65,25 @@ def check(cluster, objects):
                 raise TestbedError(f"{obj.source}: {obj.kind} {ns}/{obj.name}: nodeName "
                                    f"{node!r} is no node of this cluster "
                                    f"({', '.join(cluster.nodes)})")
-        if isinstance(obj, mf.Pod) and obj.name in taken:
-            record = cluster.state.data["pods"][obj.name]
-            if record["namespace"] != ns:
-                raise TestbedError(f"{obj.source}: Pod {ns}/{obj.name}: a pod named "
-                                   f"{obj.name!r} exists already in namespace "
-                                   f"{record['namespace']} (pod names are unique across "
-                                   "namespaces here)")
+        if isinstance(obj, mf.Service):
+            _check_service_protocols(cluster, obj)
+        if isinstance(obj, mf.Pod) and pod_key(ns, obj.name) in pods:
+            record = pods[pod_key(ns, obj.name)]
             if record.get("spec") != _pod_spec_key(obj.template):
                 raise TestbedError(f"{obj.source}: Pod {ns}/{obj.name}: a pod's containers "
                                    "and nodeName cannot change (only its labels); delete it "
                                    "first")
+
+
+def _check_service_protocols(cluster, svc):
+    """kube-proxy's rules for an SCTP port need SCTP in the kernel's connection tracking and
+    NAT; without it the API server would take the Service, but no node could serve it."""
+    for i, port in enumerate(svc.ports):
+        if port.protocol == "SCTP" and not cluster.caps.get("nf-sctp", False):
+            raise TestbedError(f"{svc.source}: Service {svc.namespace}/{svc.name}: "
+                               f"spec.ports[{i}].protocol = SCTP: kube-proxy's rules for SCTP "
+                               "need the kernel's SCTP connection tracking (nf_conntrack with "
+                               "SCTP), which this kernel lacks (see `testbed doctor`)")
 
 
 def _pod_spec_key(template):
@@ -95,13 +105,15 @@ def apply(cluster, loaded):
     pods = cluster.state.data["pods"]
     for obj in loaded.objects:
         if isinstance(obj, mf.Namespace):
-            record = {"labels": obj.labels}
-            word = _outcome(_namespaces(cluster.state).get(obj.name), record)
-            _namespaces(cluster.state)[obj.name] = record
+            before = _namespaces(cluster.state).get(obj.name)
+            word = _outcome((before or {}).get("labels"), obj.labels)
+            _namespaces(cluster.state)[obj.name] = {
+                "labels": obj.labels, "created": (before or {}).get("created") or time.time()}
             result.created.append(f"namespace/{obj.name} {word}")
-        elif isinstance(obj, mf.Pod) and obj.name in pods:
-            word = _outcome(pods[obj.name]["labels"], obj.template.labels)
-            cluster.relabel_pod(obj.name, dict(obj.template.labels))
+        elif isinstance(obj, mf.Pod) and pod_key(obj.namespace, obj.name) in pods:
+            key = pod_key(obj.namespace, obj.name)
+            word = _outcome(pods[key]["labels"], obj.template.labels)
+            cluster.relabel_pod(key, dict(obj.template.labels))
             result.created.append(f"pod/{obj.name} {word}")
         elif isinstance(obj, mf.Pod):
             _create(cluster, obj.name, obj.namespace, obj.template, result, owner=None)
@@ -115,8 +127,10 @@ def apply(cluster, loaded):
         else:
             key = f"{obj.namespace}/{obj.name}"
             record = policy.to_record(obj)
-            word = _outcome(policy.table(cluster.state).get(key), record)
-            policy.table(cluster.state)[key] = record
+            before = dict(policy.table(cluster.state).get(key) or {})
+            created = before.pop("created", None)
+            word = _outcome(before or None, record)
+            policy.table(cluster.state)[key] = {**record, "created": created or time.time()}
             result.created.append(f"networkpolicy.networking.k8s.io/{obj.name} {word}")
     cluster.state.save()
     cluster.sync_network()
@@ -131,8 +145,8 @@ def delete(cluster, loaded):
     pods = cluster.state.data["pods"]
     for obj in loaded.objects:
         if isinstance(obj, mf.Namespace):
-            for name in [p for p, rec in pods.items() if rec["namespace"] == obj.name]:
-                _remove(cluster, name, result)
+            for key in [k for k, rec in pods.items() if rec["namespace"] == obj.name]:
+                _remove(cluster, key, result)
             for key in [k for k in _deployments(cluster.state) if k.startswith(f"{obj.name}/")]:
                 del _deployments(cluster.state)[key]
             for key in [k for k in services.table(cluster.state) if k.startswith(f"{obj.name}/")]:
@@ -144,12 +158,12 @@ def delete(cluster, loaded):
             if _namespaces(cluster.state).pop(obj.name, None) is not None:
                 result.removed.append(f"namespace/{obj.name}")
         elif isinstance(obj, mf.Pod):
-            if obj.name in pods and pods[obj.name]["namespace"] == obj.namespace:
-                _remove(cluster, obj.name, result)
+            if pod_key(obj.namespace, obj.name) in pods:
+                _remove(cluster, pod_key(obj.namespace, obj.name), result)
         elif isinstance(obj, mf.Deployment):
             record = _deployments(cluster.state).pop(f"{obj.namespace}/{obj.name}", None)
             for name in (record or {}).get("pods", []):
-                _remove(cluster, name, result)
+                _remove(cluster, pod_key(obj.namespace, name), result)
             if record is not None:
                 result.removed.append(f"deployment/{obj.name}")
         elif isinstance(obj, mf.Service):
@@ -169,7 +183,7 @@ def _apply_deployment(cluster, deploy, result):
     existed = record is not None
     if existed and record["replica_set"] != rs:  # a new template: new pods
         for name in record["pods"]:
-            _remove(cluster, name, result)
+            _remove(cluster, pod_key(deploy.namespace, name), result)
         record = None
     if record is None:
         record = {"replica_set": rs, "selector": deploy.selector, "pods": []}
@@ -182,7 +196,7 @@ def _apply_deployment(cluster, deploy, result):
         result.created.append(f"deployment.apps/{deploy.name} unchanged")
     record["replicas"] = deploy.replicas
     while len(record["pods"]) > deploy.replicas:  # scale down: the newest go first
-        _remove(cluster, record["pods"].pop(), result)
+        _remove(cluster, pod_key(deploy.namespace, record["pods"].pop()), result)
     while len(record["pods"]) < deploy.replicas:
         name = f"{rs}-{mf.pod_suffix(uuid.uuid4().hex)}"
         record["pods"].append(name)
@@ -192,15 +206,19 @@ def _apply_deployment(cluster, deploy, result):
 def _create(cluster, name, namespace, template, result, owner):
     containers = []
     for c in template.containers:
-        argv, warning = command_for(c, name)
-        if warning:
-            result.warnings.append(f"pod {namespace}/{name} container {c.name}: {warning}")
-        containers.append(ContainerSpec(c.name, tuple(argv)))
+        argv, warnings = command_for(c, name)
+        result.warnings += [f"pod {namespace}/{name} container {c.name}: {w}" for w in warnings]
+        containers.append(ContainerSpec(c.name, tuple(argv), tuple(c.env)))
     pod = PodSpec(name, namespace, template.node_name or cluster.least_busy_node(),
                   dict(template.labels), tuple(containers))
+    served = [port for c in pod.containers for port in listening(list(c.command), c.env)]
+    if any(proto == "sctp" for proto, _port in served) and not cluster.caps.get("sctp"):
+        result.warnings.append(f"pod {namespace}/{name}: serves SCTP, but this kernel has no "
+                               "SCTP sockets (module sctp): its container exits, as agnhost "
+                               "does on such a node (see `testbed doctor`)")
+        served = [(proto, port) for proto, port in served if proto != "sctp"]
     record = cluster.add_pod(pod)
-    _wait_until_listening(name, [port for c in pod.containers
-                                 for port in tcp_ports(list(c.command))])
+    _wait_until_listening(pod.key, record["netns"], served)
     record["owner"] = owner
     record["spec"] = _pod_spec_key(template)
     # named container ports, for Services' targetPorts and policies' ports that name one
@@ -210,21 +228,23 @@ def _create(cluster, name, namespace, template, result, owner):
     result.created.append(f"pod/{name} created")
 
 
-def _wait_until_listening(pod, ports):
-    """Until the pod's stand-ins listen, as a kubelet reports a pod ready before Services send
-    it connections."""
+def _wait_until_listening(key, sandbox, ports):
+    """Until the pod's stand-ins listen ([(protocol, port)], TCP or UDP), as a kubelet reports
+    a pod ready before Services send it connections."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while ports:
-        listening = netns.run(netns.in_pod(pod, ["ss", "-Hltn"]))
-        ports = [p for p in ports if f":{p} " not in listening]
+        bound = {"tcp": netns.run(netns.in_pod(sandbox, ["ss", "-Hltn"])),
+                 "udp": netns.run(netns.in_pod(sandbox, ["ss", "-Hlun"]))}
+        ports = [(proto, p) for proto, p in ports if f":{p} " not in bound[proto]]
         if ports and time.monotonic() > deadline:
-            raise TestbedError(f"pod {pod}: nothing listens on port(s) "
-                               f"{', '.join(map(str, ports))} after {READY_TIMEOUT_S:.0f} s "
-                               f"(see its log in the run directory)")
+            raise TestbedError(f"pod {key}: nothing listens on port(s) "
+                               f"{', '.join(f'{p}/{proto.upper()}' for proto, p in ports)} "
+                               f"after {READY_TIMEOUT_S:.0f} s (see its log in the run "
+                               "directory)")
         if ports:
             time.sleep(0.05)
 
 
-def _remove(cluster, name, result):
-    cluster.remove_pod(name)
-    result.removed.append(f"pod/{name}")
+def _remove(cluster, key, result):
+    cluster.remove_pod(key)
+    result.removed.append(f"pod/{key.split('/', 1)[1]}")

@@ -14,8 +14,7 @@ from .clean import clean_all, clean_run
 from .cluster import Cluster, Interrupted, load_spec, signals_interrupt
 from .cni import get_mode, mode_names
 from .errors import TestbedError
-from .inventory import (endpoint_rows, node_rows, pod_rows, policy_rows, render_table,
-                        service_rows)
+from .inventory import find_pod, render_table
 from .spec import PROXY_MODES
 from .state import RunState, list_runs, pid_is, process_start_time, run_dir_for
 
@@ -157,22 +156,58 @@ def cmd_apply(args):
 
 
 # --- inspecting a running cluster -------------------------------------------------------
+def _hosts(data):
+    return {**data["nodes"], **data.get("routers", {}), **data.get("hosts", {})}
+
+
 def cmd_exec(args):
+    """A command in a pod (of -n's namespace, or NAMESPACE/POD) or in a node or host."""
+    from .workloads import AGNHOST_PATHS, stand_in
     state = find_run(args.name)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise TestbedError("give a command after --, e.g. testbed exec node1-pod1 -- ip addr")
     data = state.data
-    hosts = {**data["nodes"], **data.get("routers", {}), **data.get("hosts", {})}
-    if args.target in data["pods"]:
-        argv = netns.in_pod(data["pods"][args.target]["netns"], command)
-    elif args.target in hosts:
-        argv = netns.in_node(hosts[args.target]["pid"], command)
-    else:
-        names = sorted(data["pods"]) + list(hosts)
-        raise TestbedError(f"no pod or node {args.target!r} in cluster {state.name} "
-                           f"(known: {', '.join(names)})")
-    return subprocess.call(argv)
+    hosts = _hosts(data)
+    try:
+        _key, pod = find_pod(data, args.target, args.namespace)
+    except TestbedError:
+        if args.target not in hosts:
+            raise TestbedError(f"no pod {args.target!r} in namespace {args.namespace} and no "
+                               f"node or host of that name in cluster {state.name} (pods: "
+                               f"{', '.join(sorted(data['pods']))}; nodes and hosts: "
+                               f"{', '.join(hosts)})")
+        return subprocess.call(netns.in_node(hosts[args.target]["pid"], command))
+    if command[0] in AGNHOST_PATHS:  # the image's binary, as upstream's tests exec it
+        command = stand_in(pod["name"]) + command[1:]
+    return subprocess.call(netns.in_pod(pod["netns"], command))
+
+
+def cmd_logs(args):
+    """A container's output, as `kubectl logs` shows it."""
+    state = find_run(args.name)
+    key, pod = find_pod(state.data, args.pod, args.namespace)
+    containers = list(pod["containers"])
+    container = args.container
+    if container is None:
+        if len(containers) != 1:
+            raise TestbedError(f"a container name must be specified for pod {pod['name']}, "
+                               f"choose one of: [{' '.join(containers)}] (-c)")
+        container = containers[0]
+    if container not in containers:
+        raise TestbedError(f"container {container} is not valid for pod {pod['name']} "
+                           f"(containers: {', '.join(containers)})")
+    path = os.path.join(state.dir, "pods", key, f"{container}.log")
+    with open(path, errors="replace") as f:
+        sys.stdout.write(f.read())
+    return 0
+
+
+def cmd_describe(args):
+    from .describe import describe
+    state = find_run(args.name)
+    print(describe(state.data, args.kind, args.object, args.namespace))
+    return 0
 
 
 def cmd_routes(args):
@@ -220,17 +255,39 @@ def cmd_flows(args):
 
 
 def cmd_get(args):
+    """kubectl get: one namespace (-n, default `default`) or all (-A); a table, or the
+    objects as kubectl's JSON or YAML."""
+    from . import kube_objects as ko
+    from .inventory import rows
     state = find_run(args.name)
-    if args.output == "json":
-        key = {"svc": "services", "endpoints": "services",
-               "netpol": "policies"}.get(args.what, args.what)
-        print(json.dumps(state.data.get(key, {}), indent=1, sort_keys=True))
+    kind = ko.ALIASES.get(args.what.lower())
+    if kind is None:
+        raise TestbedError(f'the server doesn\'t have a resource type "{args.what}" (known: '
+                           f"{', '.join(ko.RESOURCES)})")
+    lister, namespaced = ko.RESOURCES[kind]
+    namespace = None if args.all_namespaces or not namespaced else args.namespace
+    items = lister(state.data, namespace)
+    if args.object:
+        items = [o for o in items if o["metadata"]["name"] == args.object]
+        if not items:
+            where = f" in namespace {namespace}" if namespace else ""
+            raise TestbedError(f'{kind} "{args.object}" not found{where}')
+    if args.output in ("json", "yaml"):
+        doc = items[0] if args.object else ko.listing(items)
+        if args.output == "json":
+            print(json.dumps(doc, indent=4))
+        else:
+            import yaml
+            print(yaml.safe_dump(doc, sort_keys=True, default_flow_style=False).rstrip())
         return 0
-    rows = {"pods": pod_rows, "nodes": node_rows, "svc": service_rows,
-            "endpoints": endpoint_rows, "netpol": policy_rows}[args.what](state.data)
-    print(render_table(rows))
+    if not items:
+        where = f" in {namespace} namespace" if namespace else ""
+        print(f"No resources found{where}.", file=sys.stderr)
+        return 0
+    print(render_table(rows(kind, items, state.data, args.all_namespaces and namespaced,
+                            args.output == "wide")))
     enforcement = state.data.get("network_policy", {})
-    if args.what == "netpol" and not enforcement.get("enforced"):
+    if kind == "networkpolicies" and not enforcement.get("enforced"):
         print(f"# not enforced in this cluster: {enforcement.get('note', 'no CNI mode')}")
     return 0
 
@@ -240,7 +297,8 @@ def cmd_policy(args):
     from .policy import explain
     state = find_run(args.name)
     data = state.data
-    src, dst = _address(data, args.source), _address(data, args.destination)
+    src = _address(data, args.source, args.namespace)
+    dst = _address(data, args.destination, args.namespace)
     allowed, lines = explain(data, src, dst, args.port, args.protocol.upper())
     print(f"{args.source} ({src}) -> {args.destination} ({dst}) {args.protocol.upper()} "
           f"{args.port}")
@@ -253,15 +311,21 @@ def cmd_policy(args):
     return 0 if allowed else 1
 
 
-def _address(data, target):
-    """A pod's, node's or host's address by name, or an address as given."""
-    for table in (data["pods"], data["nodes"], data.get("hosts", {})):
+def _address(data, target, namespace="default"):
+    """A pod's (in `namespace`, or NAMESPACE/POD), node's or host's address by name, or an
+    address as given."""
+    try:
+        return find_pod(data, target, namespace)[1]["ip"]
+    except TestbedError:
+        pass
+    for table in (data["nodes"], data.get("hosts", {})):
         if target in table:
             return table[target]["ip"]
     try:
         return str(ipaddress.IPv4Address(target))
     except ValueError:
-        raise TestbedError(f"{target!r} is no pod, node or IPv4 address of this cluster")
+        raise TestbedError(f"{target!r} is no pod of namespace {namespace}, node or IPv4 "
+                           "address of this cluster")
 
 
 def cmd_daemons(args):
@@ -379,6 +443,11 @@ def cmd_plot(args):
     return 0
 
 
+def _namespace_option(parser):
+    parser.add_argument("-n", "--namespace", default="default",
+                        help="the pods' Kubernetes namespace (default: default)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="testbed", description="An emulated Kubernetes pod network on one machine.")
@@ -402,17 +471,41 @@ def build_parser():
     down.add_argument("--name")
     down.set_defaults(func=cmd_down)
 
-    ex = sub.add_parser("exec", help="run a command in a pod or node: exec NAME -- CMD")
+    ex = sub.add_parser("exec", help="run a command in a pod or node: exec [-n NS] NAME -- CMD")
     ex.add_argument("--name", help="cluster name, if several run")
-    ex.add_argument("target", help="pod or node name")
+    _namespace_option(ex)
+    ex.add_argument("target", help="pod (NAME or NAMESPACE/NAME) or node name")
     ex.add_argument("command", nargs=argparse.REMAINDER)
     ex.set_defaults(func=cmd_exec)
 
-    get = sub.add_parser("get", help="list pods or nodes of a running cluster")
-    get.add_argument("what", choices=["pods", "nodes", "svc", "endpoints", "netpol"])
-    get.add_argument("--name")
-    get.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    get = sub.add_parser("get", help="list objects as kubectl does: pods, nodes, svc, "
+                         "endpoints, netpol, namespaces")
+    get.add_argument("what", metavar="RESOURCE",
+                     help="pods, nodes, services (svc), endpoints (ep), networkpolicies "
+                     "(netpol) or namespaces (ns)")
+    get.add_argument("object", nargs="?", metavar="NAME", help="just this object")
+    get.add_argument("--name", help="cluster name, if several run")
+    _namespace_option(get)
+    get.add_argument("-A", "--all-namespaces", action="store_true",
+                     help="every namespace (adds a NAMESPACE column)")
+    get.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"],
+                     default="table")
     get.set_defaults(func=cmd_get)
+
+    logs = sub.add_parser("logs", help="a container's output: logs [-n NS] POD [-c NAME]")
+    logs.add_argument("pod")
+    logs.add_argument("-c", "--container")
+    _namespace_option(logs)
+    logs.add_argument("--name", help="cluster name, if several run")
+    logs.set_defaults(func=cmd_logs)
+
+    desc = sub.add_parser("describe", help="an object in words: describe pod|svc|netpol NAME")
+    desc.add_argument("kind", metavar="RESOURCE", help="pod, service (svc) or "
+                      "networkpolicy (netpol)")
+    desc.add_argument("object", metavar="NAME")
+    _namespace_option(desc)
+    desc.add_argument("--name", help="cluster name, if several run")
+    desc.set_defaults(func=cmd_describe)
 
     bench = sub.add_parser("bench", help="measure every mode side by side, write results/")
     bench.add_argument("--topo", default=str(DEFAULT_TOPOLOGY))
@@ -464,7 +557,9 @@ def build_parser():
     check.add_argument("source", help="pod, node or IPv4 address")
     check.add_argument("destination", help="pod, node or IPv4 address")
     check.add_argument("port", type=int)
-    check.add_argument("--protocol", choices=["tcp", "udp", "TCP", "UDP"], default="tcp")
+    check.add_argument("--protocol", choices=["tcp", "udp", "sctp", "TCP", "UDP", "SCTP"],
+                       default="tcp")
+    _namespace_option(check)
     check.add_argument("--name")
     check.set_defaults(func=cmd_policy)
 

@@ -1,7 +1,8 @@
 """The interactive CLI of `testbed up`: Mininet's CLI, taught about pods.
 
 `POD CMD` runs CMD in the pod's sandbox, `NODE CMD` in the node; in either, pod and node names
-after the first word become their IP addresses, so `node1-pod1 ping node2-pod2` works.
+after the first word become their IP addresses, so `node1-pod1 ping node2-pod2` works. A pod
+is named as in `testbed exec`: NAME for one of the default namespace, NAMESPACE/NAME for any.
 """
 import os
 import subprocess
@@ -11,12 +12,13 @@ from mininet.cli import CLI
 from . import netns
 from .daemon import describe_death
 from .errors import TestbedError
-from .inventory import node_rows, pod_rows, render_table
+from . import kube_objects as ko
+from .inventory import render_table, rows
 
 
 class TestbedCLI(CLI):
     prompt = "testbed> "
-    identchars = CLI.identchars + "-."  # pod and node names hold '-' (node1-pod1)
+    identchars = CLI.identchars + "-./"  # node1-pod1, shop/web-1
 
     def __init__(self, cluster, **kwargs):
         self.cluster = cluster
@@ -25,9 +27,15 @@ class TestbedCLI(CLI):
 
     def _addresses(self):
         data = self.cluster.state.data
-        names = {name: rec["ip"] for name, rec in data["pods"].items()}
+        names = {key: rec["ip"] for key, rec in data["pods"].items()}
+        names.update({rec["name"]: rec["ip"] for rec in data["pods"].values()
+                      if rec["namespace"] == "default"})
         names.update({name: rec["ip"] for name, rec in data["nodes"].items()})
         return names
+
+    def _pod(self, word):
+        pods = self.cluster.state.data["pods"]
+        return pods.get(word if "/" in word else f"default/{word}")
 
     def _substitute(self, words):
         addresses = self._addresses()
@@ -36,16 +44,16 @@ class TestbedCLI(CLI):
     def default(self, line):
         """Run a shell line in a pod or node; it may use pipes, as Mininet's node commands do."""
         first, args, line = self.parseline(line)
-        pods = self.cluster.state.data["pods"]
-        if first not in pods and first not in self.mn:
+        pod = self._pod(first or "")
+        if pod is None and first not in self.mn:
             print(f"*** unknown command or name: {first} (try `help`, `pods`, `nodes`)")
             return
         if not args:
             print(f"*** give a command to run in {first}: {first} <cmd>")
             return
         shell_line = " ".join(self._substitute(args.split(" ")))
-        if first in pods:
-            argv = netns.in_pod(pods[first]["netns"], ["sh", "-c", shell_line])
+        if pod is not None:
+            argv = netns.in_pod(pod["netns"], ["sh", "-c", shell_line])
         else:
             argv = netns.in_node(self.mn[first].pid, ["sh", "-c", shell_line])
         subprocess.call(argv, stdin=subprocess.DEVNULL)
@@ -105,9 +113,11 @@ class TestbedCLI(CLI):
         self.do_apply(line, op="delete")
 
     def do_pods(self, _line):
-        """List pods: name, namespace, node, IP."""
-        print(render_table(pod_rows(self.cluster.state.data)))
+        """List pods of every namespace, with their IP, node and sandbox."""
+        data = self.cluster.state.data
+        print(render_table(rows("pods", ko.pods(data), data, all_namespaces=True, wide=True)))
 
     def do_nodes(self, _line):
         """List nodes: name, rack, underlay IP, pod subnet."""
-        print(render_table(node_rows(self.cluster.state.data)))
+        data = self.cluster.state.data
+        print(render_table(rows("nodes", ko.nodes(data), data, wide=True)))

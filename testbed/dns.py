@@ -106,7 +106,7 @@ class ClusterDNS:
     """The DNS add-on of one cluster: started with the first manifest applied."""
 
     def __init__(self):
-        self.pod = None  # name of the kube-dns pod once started
+        self.pod = None  # "<namespace>/<name>" of the kube-dns pod once started
 
     def start(self, cluster):
         """Start the server pod and its Service, and give every pod its resolv.conf."""
@@ -121,17 +121,17 @@ class ClusterDNS:
             f.write(render_config(directory))
         name = f"{SERVICE}-{mf.pod_suffix(cluster.state.name)}"
         cluster.runtime.resolv_conf = resolv_conf  # pods from now on get one
-        for pod_name, record in cluster.state.data["pods"].items():
-            cluster.runtime.write_resolv_conf(pod_name, record["namespace"])
+        for record in cluster.state.data["pods"].values():
+            cluster.runtime.write_resolv_conf(record)
         pod = PodSpec(name, NAMESPACE, cluster.least_busy_node(), dict(LABELS), (ContainerSpec(
             "nsd", ("nsd", "-d", "-c", os.path.join(directory, "nsd.conf"))),))
         cluster.add_pod(pod)
-        self.pod = name
+        self.pod = pod.key
         services.add(cluster.state, mf.Service(
             SERVICE, NAMESPACE, "ClusterIP", dict(LABELS),
             (mf.ServicePort(53, 53, "dns", 0, "UDP"), mf.ServicePort(53, 53, "dns-tcp", 0, "TCP")),
             SERVER_IP, source="kube-dns add-on"))
-        cluster.state.data["dns"] = {"pod": name, "server": SERVER_IP, "serial": 1,
+        cluster.state.data["dns"] = {"pod": pod.key, "server": SERVER_IP, "serial": 1,
                                      "dir": directory}
         cluster.state.save()
         self._wait_for_serial(cluster.state, 1)
@@ -163,7 +163,8 @@ class ClusterDNS:
         """Until the server answers with this zone serial (it loads a zone in milliseconds)."""
         deadline = time.monotonic() + RELOAD_TIMEOUT_S
         while True:
-            soa = netns.run(netns.in_pod(self.pod, [
+            sandbox = state.data["pods"][self.pod]["netns"]
+            soa = netns.run(netns.in_pod(sandbox, [
                 "dig", "+short", "+time=1", "+tries=1", "@127.0.0.1", "SOA", DOMAIN]),
                 check=False).split()
             if len(soa) > 2 and soa[2] == str(serial):

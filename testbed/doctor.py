@@ -8,12 +8,14 @@ import gzip
 import importlib.util
 import os
 import shutil
+import socket
 import subprocess
 from dataclasses import dataclass
 
 from .runtime import CNI_PATH
 
 PROBE_NETNS = f"tb-doctor-{os.getpid()}"
+SCTP = getattr(socket, "IPPROTO_SCTP", 132)
 
 
 @dataclass
@@ -73,6 +75,10 @@ def _probe_links():
                                                      "netem", "delay", "1ms")
         found["nftables"] = _in_probe("nft", "add", "table", "inet", "tbprobe")
         found["iptables"] = _in_probe("iptables", "-t", "nat", "-A", "POSTROUTING", "-j", "RETURN")
+        # SCTP in connection tracking and NAT (what kube-proxy's SCTP rules need); the nat
+        # rule above has loaded conntrack, whose per-protocol settings show what it tracks
+        found["nf-sctp"] = (found["iptables"] or found["nftables"]) and _in_probe(
+            "test", "-e", "/proc/sys/net/netfilter/nf_conntrack_sctp_timeout_established")
     finally:
         _sh("ip", "netns", "del", PROBE_NETNS)
     return found
@@ -91,6 +97,9 @@ KERNEL = [
     ("ipvs", "kube-proxy IPVS mode (kubeProxy: {mode: ipvs})", False),
     ("nftables", "kube-proxy nftables mode and NetworkPolicy enforcement", False),
     ("iptables", "kube-proxy iptables mode (and the IPVS mode's few rules)", False),
+    ("nf-sctp", "SCTP Service ports (kube-proxy's rules need SCTP in conntrack and NAT)", False),
+    ("sctp", "SCTP sockets in pods (agnhost porter SERVE_SCTP_PORT_n, connect "
+     "--protocol=sctp); SCTP in NetworkPolicy is enforced without it", False),
 ]
 
 BINARIES = [
@@ -134,11 +143,21 @@ def _built(name):
     return path if os.access(path, os.X_OK) else None
 
 
+def _sctp_sockets():
+    """Can a process open an SCTP socket (the kernel's sctp module)?"""
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM, SCTP).close()
+        return True
+    except OSError:
+        return False
+
+
 def run_checks():
     probed = _probe_links()
     config = _kernel_config()
     probed["openvswitch"] = _config_has(config, "OPENVSWITCH", "openvswitch")
     probed["ipvs"] = os.path.exists("/proc/net/ip_vs") or _config_has(config, "IP_VS", "ip_vs")
+    probed["sctp"] = _sctp_sockets()
     checks = []
     for name, prevents, essential in KERNEL:
         ok = probed.get(name, False)

@@ -24,7 +24,9 @@ IPSETS = {  # name -> type, as kube-proxy creates them
     "KUBE-LOOP-BACK": "hash:ip,port,ip",
     "KUBE-NODE-PORT-TCP": "bitmap:port range 0-65535",
     "KUBE-NODE-PORT-UDP": "bitmap:port range 0-65535",
+    "KUBE-NODE-PORT-SCTP-HASH": "hash:ip,port",  # SCTP NodePorts are per node address
 }
+SERVICE_FLAGS = {"tcp": "-t", "udp": "-u", "sctp": "--sctp-service"}  # ipvsadm's
 SYSCTLS = [  # kube-proxy's settings for IPVS: conntrack for masquerading, fast reuse of ports
     "net.ipv4.vs.conntrack=1", "net.ipv4.vs.conn_reuse_mode=0",
     "net.ipv4.vs.expire_nodest_conn=1", "net.ipv4.vs.expire_quiescent_template=1",
@@ -48,6 +50,7 @@ def nat_rules(pod_cidr):
         f"-A KUBE-SERVICES {match} KUBE-LOAD-BALANCER dst,dst -j ACCEPT",
         f"-A KUBE-NODE-PORT -p tcp {match} KUBE-NODE-PORT-TCP dst -j KUBE-MARK-MASQ",
         f"-A KUBE-NODE-PORT -p udp {match} KUBE-NODE-PORT-UDP dst -j KUBE-MARK-MASQ",
+        f"-A KUBE-NODE-PORT -p sctp {match} KUBE-NODE-PORT-SCTP-HASH dst,dst -j KUBE-MARK-MASQ",
         "-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ",
         f'-A KUBE-POSTROUTING -m comment --comment "Kubernetes endpoints dst ip:port, source ip '
         f'for solving hairpin purpose" {match} KUBE-LOOP-BACK dst,dst,src -j MASQUERADE',
@@ -79,8 +82,11 @@ def render(service_ports, node_ip):
             st.addresses.add(ip)
             st.sets["KUBE-LOAD-BALANCER"].add(f"{ip},{sp.protocol}:{sp.port}")
             st.virtual[(sp.protocol, ip, sp.port)] = (persistence, reals)
-        if sp.node_port:
+        if sp.node_port and sp.protocol == "sctp":
+            st.sets["KUBE-NODE-PORT-SCTP-HASH"].add(f"{node_ip},sctp:{sp.node_port}")
+        elif sp.node_port:
             st.sets[f"KUBE-NODE-PORT-{sp.protocol.upper()}"].add(str(sp.node_port))
+        if sp.node_port:
             st.virtual[(sp.protocol, node_ip, sp.node_port)] = (persistence, reals)
         for ip, port in sp.endpoints:
             st.sets["KUBE-LOOP-BACK"].add(f"{ip},{sp.protocol}:{port},{ip}")
@@ -89,7 +95,7 @@ def render(service_ports, node_ip):
 
 def _service(key):
     proto, ip, port = key
-    return f"{'-t' if proto == 'tcp' else '-u'} {ip}:{port}"
+    return f"{SERVICE_FLAGS[proto]} {ip}:{port}"
 
 
 def commands(old, new):

@@ -17,7 +17,7 @@ from .errors import TestbedError
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
-PROTOCOLS = ("TCP", "UDP")
+PROTOCOLS = ("TCP", "UDP", "SCTP")
 META_KEYS = {"name", "namespace", "labels", "annotations"}
 IGNORED_META = {"annotations"}  # kept by Kubernetes for tools; nothing for the network to do
 KINDS = {  # kind -> (apiVersion, keys of spec the testbed implements)
@@ -34,7 +34,8 @@ SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 PEER_KEYS = {"podSelector", "namespaceSelector", "ipBlock"}
 POLICY_PORT_KEYS = {"protocol", "port", "endPort"}
 POLICY_TYPES = ("Ingress", "Egress")
-CONTAINER_KEYS = {"name", "image", "command", "args", "ports"}
+CONTAINER_KEYS = {"name", "image", "command", "args", "ports", "env"}
+ENV_KEYS = {"name", "value"}
 CONTAINER_PORT_KEYS = {"containerPort", "name", "protocol"}
 SERVICE_PORT_KEYS = {"name", "port", "targetPort", "nodePort", "protocol"}
 
@@ -60,6 +61,7 @@ class Container:
     command: tuple = ()
     args: tuple = ()
     ports: tuple = ()
+    env: tuple = ()  # ((name, value), ...)
 
 
 @dataclass(frozen=True)
@@ -399,9 +401,20 @@ class _Document:
                 cname, self.string(c["image"], f"{cfld}.image"),
                 self.strings(c["command"], f"{cfld}.command") if "command" in c else (),
                 self.strings(c["args"], f"{cfld}.args") if "args" in c else (),
-                tuple(ports)))
+                tuple(ports), self.env(c["env"], f"{cfld}.env") if "env" in c else ()))
         node_name = self.name(spec["nodeName"], f"{fld}.nodeName") if "nodeName" in spec else ""
         return PodTemplate(labels, tuple(containers), node_name)
+
+    def env(self, node, fld):
+        out = []
+        for i, enode in enumerate(self.sequence(node, fld)):
+            e = self.mapping(enode, f"{fld}[{i}]", ENV_KEYS)
+            if "name" not in e:
+                self.fail(enode, f"{fld}[{i}].name", "missing")
+            value = self.string(e["value"], f"{fld}[{i}].value", allow_empty=True) \
+                if "value" in e else ""
+            out.append((self.string(e["name"], f"{fld}[{i}].name"), value))
+        return tuple(out)
 
     def protocol(self, node, fld):
         if node is None:
@@ -575,11 +588,16 @@ class _Document:
             if "namespaceSelector" in p else None)
 
     def cidr(self, node, fld):
+        """An IPv4 CIDR; host bits are accepted, as the API server accepts them, and mean the
+        masked network (named in a warning)."""
         value = self.string(node, fld)
         try:
-            return str(ipaddress.IPv4Network(value))
+            network = ipaddress.IPv4Network(value, strict=False)
         except ValueError:
             self.fail(node, fld, f"{value!r} is not an IPv4 CIDR")
+        if str(network) != value:
+            self.warn(node, fld, f"{value!r} has host bits set: it means {network}")
+        return str(network)
 
     def policy_port(self, node, fld):
         p = self.mapping(node, fld, POLICY_PORT_KEYS)

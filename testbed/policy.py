@@ -75,11 +75,11 @@ def isolating(all_policies, pod, direction):
 
 
 def peer_pods(data, policy, peer):
-    """{pod name: ip} of the pods a selector peer matches (none for an ipBlock)."""
+    """{pod key: ip} of the pods a selector peer matches (none for an ipBlock)."""
     if peer.cidr:
         return {}
     out = {}
-    for name, pod in data["pods"].items():
+    for key, pod in data["pods"].items():
         if not pod["ip"]:
             continue
         if peer.namespace_selector is None:
@@ -88,7 +88,7 @@ def peer_pods(data, policy, peer):
             in_scope = peer.namespace_selector.matches(namespace_labels(data, pod["namespace"]))
         if in_scope and (peer.pod_selector is None or
                          peer.pod_selector.matches(pod.get("labels", {}))):
-            out[name] = pod["ip"]
+            out[key] = pod["ip"]
     return out
 
 
@@ -156,18 +156,17 @@ def explain(data, src_ip, dst_ip, port, protocol="TCP"):
     return allowed, lines
 
 
-def _direction(data, name, pod, direction, peer_ip, port, protocol, target):
+def _direction(data, key, pod, direction, peer_ip, port, protocol, target):
     word = direction.lower()
     isolated = isolating(policies(data), pod, direction)
     if not isolated:
-        return True, [f"{word}: no policy selects {pod['namespace']}/{name} for {direction}: "
-                      "not isolated, allowed"]
+        return True, [f"{word}: no policy selects {key} for {direction}: not isolated, allowed"]
     names = ", ".join(p.name for p in isolated)
     for policy in isolated:
         rules = policy.ingress if direction == "Ingress" else policy.egress
         for i, rule in enumerate(rules):
             if rule_admits(data, policy, rule, peer_ip, port, protocol, target):
-                return True, [f"{word}: {pod['namespace']}/{name} is isolated by {names}; "
-                              f"allowed by {policy.namespace}/{policy.name} {word}[{i}]"]
-    return False, [f"{word}: {pod['namespace']}/{name} is isolated by {names}; no rule allows "
-                   f"{peer_ip} on {protocol} {port}: denied"]
+                return True, [f"{word}: {key} is isolated by {names}; allowed by "
+                              f"{policy.namespace}/{policy.name} {word}[{i}]"]
+    return False, [f"{word}: {key} is isolated by {names}; no rule allows {peer_ip} on "
+                   f"{protocol} {port}: denied"]

@@ -24,6 +24,7 @@ from . import policy as pol
 from .errors import TestbedError
 
 TABLE = "ip calico"
+PROTOCOLS = ("TCP", "UDP", "SCTP")  # matched by IP protocol number: no SCTP module needed
 ACCEPT_MARK = "0x10000"
 KEYS = {"routed": ("iifname", "oifname"), "bridged": ("ip saddr", "ip daddr")}  # from, to
 
@@ -80,7 +81,7 @@ def _policy_rules(data, policy, direction, pod):
     out = []
     for rule in rules:
         for peer in _peer_matches(data, policy, rule, side):
-            for protocol in ("TCP", "UDP") if rule.ports else ("",):
+            for protocol in PROTOCOLS if rule.ports else ("",):
                 if direction == "Ingress":
                     targets = [pod]
                 else:  # named ports are the destination pods' own
@@ -106,7 +107,7 @@ def render(data, node_name, hook, node_addresses):
     from_key, to_key = KEYS[hook]
     all_policies = pol.policies(data)  # parsed once, not per pod and direction
     chains, to_pods, from_pods = {}, {}, {}
-    for name, pod in sorted(data["pods"].items()):
+    for key, pod in sorted(data["pods"].items()):
         iface = host_interface(pod)
         if pod["node"] != node_name or not pod["ip"] or iface is None:
             continue
@@ -126,8 +127,8 @@ def render(data, node_name, hook, node_addresses):
                 chains[sub] = _policy_rules(data, policy, direction, pod)
                 # as Felix: the first policy that passes the packet ends the search
                 body += [f"jump {sub}", f"meta mark & {ACCEPT_MARK} == {ACCEPT_MARK} return"]
-            body.append(f'counter drop comment "{pod["namespace"]}/{name}: no policy allows '
-                        f'this {direction.lower()}"')
+            body.append(f'counter drop comment "{key}: no policy allows this '
+                        f'{direction.lower()}"')
             chains[chain] = body
             verdicts[f'"{iface}"' if hook == "routed" else pod["ip"]] = chain
     base = {"forward": ["ct state established,related accept", "ct state invalid drop"],

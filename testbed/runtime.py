@@ -147,7 +147,7 @@ class Runtime:
         netns.run(["ip", "-n", sandbox, "link", "set", "lo", "up"])
         record = {"name": pod.name, "node": node.name, "namespace": pod.namespace,
                   "labels": pod.labels, "netns": sandbox, "ip": None, "containers": {},
-                  "netconf": netconf}
+                  "netconf": netconf, "created": time.time()}
         self.state.data["pods"][pod.key] = record
         self.state.save()
         result = self.invoke("ADD", pod, node, netconf)
@@ -185,7 +185,7 @@ class Runtime:
                                     stderr=subprocess.STDOUT, start_new_session=True)
         self.children[proc.pid] = proc
         entry = self.state.own_pid(proc.pid, f"pod {pod.key} container {container.name}")
-        return entry
+        return {**entry, "command": list(container.command)}
 
     def delete_pod(self, pod, node):
         """Stop containers, CNI DEL, remove the sandbox. Raises the first failure at the end."""

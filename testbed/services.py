@@ -12,6 +12,7 @@ NftablesProxies or IpvsProxies, as the topology's kubeProxy.mode says) recompute
 endpoints and brings every node's rules up to date.
 """
 import ipaddress
+import time
 
 from . import kubeproxy, kubeproxy_ipvs, kubeproxy_nft
 from .errors import TestbedError
@@ -65,7 +66,8 @@ def add(state, svc, load_balancer_pool=()):
             (str(ip) for ip in load_balancer_pool if str(ip) not in taken), "")
     record = {"type": svc.type, "cluster_ip": cluster_ip, "selector": svc.selector,
               "ports": ports, "session_affinity": svc.session_affinity,
-              "external_name": svc.external_name, "load_balancer_ip": lb_ip}
+              "external_name": svc.external_name, "load_balancer_ip": lb_ip,
+              "created": old.get("created") or time.time()}
     services[key] = record
     return record
 
@@ -85,28 +87,28 @@ def _free_ip(services):
 
 
 def selected_pods(data, key):
-    """[(pod, ip)] of the pods with an address that a Service's selector picks."""
+    """[(pod key, ip)] of the pods with an address that a Service's selector picks."""
     namespace = key.split("/", 1)[0]
     selector = data["services"][key]["selector"]
-    return [(name, pod["ip"]) for name, pod in sorted(data["pods"].items())
+    return [(pod_key, pod["ip"]) for pod_key, pod in sorted(data["pods"].items())
             if selector and pod["namespace"] == namespace and pod["ip"] and
             all(pod.get("labels", {}).get(k) == v for k, v in selector.items())]
 
 
 def endpoints(data, key):
-    """{port name or number: [(pod, ip, target port)]} of a Service, from the pods now
+    """{port name or number: [(pod key, ip, target port)]} of a Service, from the pods now
     (data: a run's state data)."""
     selected = selected_pods(data, key)
     out = {}
     for port in data["services"][key]["ports"]:
         eps = []
-        for name, ip in selected:
+        for pod_key, ip in selected:
             target = port["target_port"]
             if isinstance(target, str):
-                target = data["pods"][name].get("ports", {}).get(target)
+                target = data["pods"][pod_key].get("ports", {}).get(target)
                 if target is None:
                     continue  # this pod has no container port of that name
-            eps.append((name, ip, target))
+            eps.append((pod_key, ip, target))
         out[port["name"] or str(port["port"])] = eps
     return out
 

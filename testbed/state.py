@@ -6,6 +6,7 @@ SIGKILL in the middle of a build leaves a complete list for `testbed clean`.
 import json
 import os
 import tempfile
+import time
 
 RUN_ROOT = os.environ.get("TESTBED_RUN_ROOT", "/run/testbed")
 STATE_FILE = "state.json"
@@ -57,6 +58,7 @@ class RunState:
         os.makedirs(RUN_ROOT, exist_ok=True)
         os.makedirs(run_dir)  # fails if a run of that name exists: caller checks first
         data = {"name": name, "status": "building", "nodes": {}, "pods": {},
+                "created": time.time(),
                 "owned": {"netns": [], "pids": [], "dirs": [], "links": []}}
         data.update(facts)
         state = cls(run_dir, data)

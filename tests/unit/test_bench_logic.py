@@ -53,10 +53,14 @@ STATE = {
     "nodes": {"n1": {"rack": "r1", "ip": "192.168.1.11", "pid": 11},
               "n2": {"rack": "r1", "ip": "192.168.1.12", "pid": 12},
               "n3": {"rack": "r2", "ip": "192.168.2.11", "pid": 13}},
-    "pods": {"p1": {"node": "n1", "ip": "10.244.0.2", "netns": "p1"},
-             "p2": {"node": "n1", "ip": "10.244.0.3", "netns": "p2"},
-             "p3": {"node": "n2", "ip": "10.244.1.2", "netns": "p3"},
-             "p4": {"node": "n3", "ip": "10.244.2.2", "netns": "p4"}},
+    "pods": {"default/p1":
+             {"name": "p1", "node": "n1", "ip": "10.244.0.2", "netns": "p1.default.c"},
+             "default/p2":
+             {"name": "p2", "node": "n1", "ip": "10.244.0.3", "netns": "p2.default.c"},
+             "default/p3":
+             {"name": "p3", "node": "n2", "ip": "10.244.1.2", "netns": "p3.default.c"},
+             "default/p4":
+             {"name": "p4", "node": "n3", "ip": "10.244.2.2", "netns": "p4.default.c"}},
 }
 
 
@@ -71,7 +75,7 @@ def test_endpoints_realise_each_path(path, client, server):
 
 def test_endpoints_explain_why_a_path_is_not_applicable():
     one_rack = {"nodes": {k: v for k, v in STATE["nodes"].items() if v["rack"] == "r1"},
-                "pods": {"p1": STATE["pods"]["p1"], "p3": STATE["pods"]["p3"]}}
+                "pods": {k: STATE["pods"][k] for k in ("default/p1", "default/p3")}}
     with pytest.raises(NotApplicable, match="single rack"):
         endpoints(BY_NAME["pod-cross-rack"], one_rack)
     with pytest.raises(NotApplicable, match="no node runs two pods"):

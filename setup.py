@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="An emulated Kubernetes pod network: flannel, Calico-style BGP and OpenFlow "
                 "modes on Mininet, with a benchmark harness",
-    packages=["testbed", "testbed.cni", "bench", "controllers"],
+    packages=["testbed", "testbed.cni", "testbed.workloads", "bench", "controllers"],
     python_requires=">=3.10",
     # os-ken: the maintained fork of Ryu (Ryu 4.34 does not run on Python 3.10 and later)
     install_requires=["PyYAML>=5.4", "matplotlib>=3.5", "os-ken>=4.2"],

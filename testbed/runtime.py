@@ -2,8 +2,9 @@
 
 A sandbox is a named network namespace, `<pod>.<namespace>.<cluster>` (read it as a DNS name:
 `ip netns exec web.shop.c1 ip addr`), so that the same pod name in two namespaces, or in two
-clusters running side by side, never collides; `testbed get pods -o wide` shows it. Plugins run inside the node's namespace with the CNI_* environment and the network
-config on stdin, as a container runtime runs them; their error JSON is shown as they wrote it.
+clusters running side by side, never collides; `testbed get pods -o wide` shows it. Plugins
+run inside the node's namespace with the CNI_* environment and the network config on stdin, as
+a container runtime runs them; their error JSON is shown as they wrote it.
 """
 import json
 import os

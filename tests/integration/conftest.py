@@ -72,15 +72,26 @@ SOURCE = ("import random,socket,sys; c=socket.create_connection((sys.argv[1],500
           "c.sendall(random.Random(7).randbytes(int(sys.argv[2]))); c.close()")
 
 
+def pod(cluster_or_state, name, namespace="default"):
+    """A pod's record by name (and Kubernetes namespace): ip, netns (its sandbox), node, ..."""
+    state = getattr(cluster_or_state, "state", cluster_or_state)
+    return state.data["pods"][f"{namespace}/{name}"]
+
+
+def in_pod(cluster_or_state, name, argv, namespace="default"):
+    """argv run in a pod's sandbox, the pod named as in Kubernetes."""
+    return netns.in_pod(pod(cluster_or_state, name, namespace)["netns"], argv)
+
+
 def transfer(cluster, size, src="node1-pod1", dst="node2-pod1"):
     """Send `size` pseudo-random bytes from pod src to pod dst over TCP; True if they arrived
     intact."""
-    sink = subprocess.Popen(netns.in_pod(dst, ["python3", "-c", SINK]),
+    sink = subprocess.Popen(in_pod(cluster, dst, ["python3", "-c", SINK]),
                             stdout=subprocess.PIPE, text=True)
     try:
         assert sink.stdout.readline().strip() == "ready"
-        target = cluster.state.data["pods"][dst]["ip"]
-        subprocess.run(netns.in_pod(src, ["python3", "-c", SOURCE, target, str(size)]),
+        target = pod(cluster, dst)["ip"]
+        subprocess.run(in_pod(cluster, src, ["python3", "-c", SOURCE, target, str(size)]),
                        check=True, timeout=60)
         received = sink.communicate(timeout=30)[0].strip()
     finally:
@@ -127,4 +138,6 @@ def footprint():
 
 
 def pod_ips(state):
-    return {name: rec["ip"] for name, rec in state.data["pods"].items()}
+    """{pod name: ip} of the default namespace's pods."""
+    return {rec["name"]: rec["ip"] for rec in state.data["pods"].values()
+            if rec["namespace"] == "default"}

@@ -6,7 +6,7 @@ import time
 
 from testbed import calico_plugin, netns
 
-from .conftest import TOPO, Footprint, run_testbed, unique_name
+from .conftest import TOPO, Footprint, in_pod, pod, run_testbed, unique_name
 
 
 def sessions(cluster, node):
@@ -24,19 +24,19 @@ def test_kernel_objects_are_calicos(make_cluster):
         routes = node.ns.ip_json("route", "show")
         blackholes = [r["dst"] for r in routes if r.get("type") == "blackhole"]
         assert blackholes == node.facts["blocks"]
-        for name, rec in pods.items():
+        for rec in pods.values():
             if rec["node"] != node.name:
                 continue
-            cali = calico_plugin.host_veth_name(rec["namespace"], name)
+            cali = calico_plugin.host_veth_name(rec["namespace"], rec["name"])
             dev = node.ns.ip_json("link", "show", cali)[0]
             assert dev["address"] == "ee:ee:ee:ee:ee:ee" and len(cali) == 15
             assert node.ns.run("cat", f"/proc/sys/net/ipv4/conf/{cali}/proxy_arp").strip() == "1"
             host_route = [r for r in routes if r["dst"] == rec["ip"]][0]
             assert (host_route["dev"], host_route["scope"]) == (cali, "link")
-            pod = netns.pod_namespace(name)
-            addr = pod.ip_json("-4", "addr", "show", "eth0")[0]["addr_info"]
+            sandbox = netns.pod_namespace(rec["netns"])
+            addr = sandbox.ip_json("-4", "addr", "show", "eth0")[0]["addr_info"]
             assert [(a["local"], a["prefixlen"]) for a in addr] == [(rec["ip"], 32)]
-            default = [r for r in pod.ip_json("route", "show") if r["dst"] == "default"][0]
+            default = [r for r in sandbox.ip_json("route", "show") if r["dst"] == "default"][0]
             assert default["gateway"] == "169.254.1.1"
         others = [p for p in cluster.nodes.values() if p is not node]
         bird_routes = {r["dst"]: r["gateway"] for r in routes
@@ -70,8 +70,8 @@ def test_a_dead_bird_withdraws_its_routes_and_a_restart_restores_them(make_clust
     cluster.restart_daemon("node2")
     started = time.monotonic()
     cluster.mode.wait_converged(cluster, started, timeout=30)
-    target = cluster.state.data["pods"]["node2-pod1"]["ip"]
-    assert subprocess.run(netns.in_pod("node1-pod1", ["ping", "-c1", "-W2", target]),
+    target = pod(cluster, "node2-pod1")["ip"]
+    assert subprocess.run(in_pod(cluster, "node1-pod1", ["ping", "-c1", "-W2", target]),
                           capture_output=True).returncode == 0
 
 

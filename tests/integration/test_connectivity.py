@@ -6,24 +6,28 @@ import pytest
 
 from testbed import netns
 
+from .conftest import pod
+
 TCP_PORT = 7777
 
 
-def ping(src_pod, ip):
-    return subprocess.run(netns.in_pod(src_pod, ["ping", "-c1", "-W2", ip]),
+def ping(sandbox, ip):
+    """Does one ping from a pod (by its sandbox, the network namespace) get an answer?"""
+    return subprocess.run(netns.in_pod(sandbox, ["ping", "-c1", "-W2", ip]),
                           capture_output=True).returncode == 0
 
 
-def tcp_connects(src_pod, ip, port=TCP_PORT):
-    return subprocess.run(netns.in_pod(src_pod, ["nc", "-z", "-w2", ip, str(port)]),
+def tcp_connects(sandbox, ip, port=TCP_PORT):
+    return subprocess.run(netns.in_pod(sandbox, ["nc", "-z", "-w2", ip, str(port)]),
                           capture_output=True).returncode == 0
 
 
-def start_listeners(pods):
+def start_listeners(sandboxes):
     procs = [subprocess.Popen(netns.in_pod(p, ["nc", "-lk", str(TCP_PORT)]),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in pods]
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for p in sandboxes]
     deadline = time.monotonic() + 5
-    for p in pods:  # wait until each listener is bound
+    for p in sandboxes:  # wait until each listener is bound
         while time.monotonic() < deadline and f":{TCP_PORT}" not in netns.run(
                 netns.in_pod(p, ["ss", "-ltn"])):
             time.sleep(0.02)
@@ -31,20 +35,21 @@ def start_listeners(pods):
 
 
 def full_matrix(state):
+    """Every pod to every other pod (ping and TCP) and to every node (ping): the failures."""
     pods = state.data["pods"]
-    listeners = start_listeners(list(pods))
+    listeners = start_listeners([rec["netns"] for rec in pods.values()])
     try:
         failures = []
-        for src in pods:
+        for src, src_rec in pods.items():
             for dst, rec in pods.items():
                 if src == dst:
                     continue
-                if not ping(src, rec["ip"]):
+                if not ping(src_rec["netns"], rec["ip"]):
                     failures.append(f"ping {src} -> {dst} ({rec['ip']})")
-                if not tcp_connects(src, rec["ip"]):
+                if not tcp_connects(src_rec["netns"], rec["ip"]):
                     failures.append(f"tcp {src} -> {dst} ({rec['ip']}:{TCP_PORT})")
             for node, rec in state.data["nodes"].items():
-                if not ping(src, rec["ip"]):
+                if not ping(src_rec["netns"], rec["ip"]):
                     failures.append(f"ping {src} -> node {node} ({rec['ip']})")
         return failures
     finally:
@@ -74,21 +79,22 @@ def test_every_pod_reaches_every_pod_and_node(make_cluster, topo, mode):
 def test_nodes_reach_remote_pods(make_cluster):
     cluster = make_cluster("two-racks.yaml", "vxlan")
     node1 = cluster.nodes["node1"]
-    remote = cluster.state.data["pods"]["node4-pod1"]["ip"]
+    remote = pod(cluster, "node4-pod1")["ip"]
     node1.ns.run("ping", "-c1", "-W2", remote)  # raises CommandError if unreachable
 
 
 def test_containers_of_a_pod_share_localhost(make_cluster):
     cluster = make_cluster("three-nodes.yaml", "vxlan")
-    pod = cluster.state.data["pods"]["web"]
-    assert set(pod["containers"]) == {"server", "sidecar"}
+    web = pod(cluster, "web")
+    assert set(web["containers"]) == {"server", "sidecar"}
     inodes = {netns.run(["stat", "-L", "-c", "%i", f"/proc/{c['pid']}/ns/net"]).strip()
-              for c in pod["containers"].values()}
+              for c in web["containers"].values()}
     assert len(inodes) == 1, "containers of one pod must share one network namespace"
-    assert inodes == {netns.run(["stat", "-L", "-c", "%i", "/run/netns/web"]).strip()}
+    assert inodes == {netns.run(["stat", "-L", "-c", "%i", netns.netns_path(web["netns"])])
+                      .strip()}
     # the server container listens on 127.0.0.1 only: reachable from inside the pod alone
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not tcp_connects("web", "127.0.0.1", 8080):
+    while time.monotonic() < deadline and not tcp_connects(web["netns"], "127.0.0.1", 8080):
         time.sleep(0.1)
-    assert tcp_connects("web", "127.0.0.1", 8080)
-    assert not tcp_connects("node1-pod1", pod["ip"], 8080)
+    assert tcp_connects(web["netns"], "127.0.0.1", 8080)
+    assert not tcp_connects(pod(cluster, "node1-pod1")["netns"], web["ip"], 8080)

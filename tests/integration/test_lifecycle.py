@@ -29,8 +29,8 @@ def test_up_exec_get_down_leaves_nothing(require):
     pids = owned_processes(name)
     assert len(pids) >= 2 + 1 + 4  # two node shells, the rack, a container per pod
 
-    pods = run_testbed("get", "pods", "--name", name, check=True).stdout
-    assert "node2-pod2" in pods and "10.244.1." in pods
+    pods = run_testbed("get", "pods", "-o", "wide", "--name", name, check=True).stdout
+    assert "node2-pod2" in pods and "10.244.1." in pods and f"node2-pod2.default.{name}" in pods
     ping = run_testbed("exec", "--name", name, "node1-pod1", "--", "ping", "-c1", "-W2",
                        "10.244.1.2", check=True)
     assert "1 received" in ping.stdout
@@ -39,7 +39,7 @@ def test_up_exec_get_down_leaves_nothing(require):
     failing = run_testbed("exec", "--name", name, "node1-pod1", "--", "false")
     assert failing.returncode == 1, "exec must pass the command's exit status through"
     unknown = run_testbed("exec", "--name", name, "nope", "--", "true")
-    assert unknown.returncode == 2 and "no pod or node 'nope'" in unknown.stderr
+    assert unknown.returncode == 2 and "no pod 'nope' in namespace default" in unknown.stderr
     # daemons a user started in a pod and in a node, detached from testbed's own processes
     strays = []
     for target in ("node1-pod1", "node2"):

@@ -1,12 +1,14 @@
 """Kubernetes manifests applied to a running cluster: pods answer as their images would,
 Deployments spread and scale, bad manifests change nothing."""
+import json
 import subprocess
 
 import pytest
 
 from testbed import netns, services
+from testbed.runtime import sandbox_name
 
-from .conftest import TOPO, Footprint, run_testbed, unique_name
+from .conftest import TOPO, Footprint, in_pod, pod, run_testbed, unique_name
 
 SHOP = """\
 apiVersion: v1
@@ -49,20 +51,23 @@ metadata: {name: settings, namespace: shop}
 """
 
 
-def curl(pod, url):
-    return subprocess.run(netns.in_pod(pod, ["curl", "-s", "--max-time", "3", url]),
+def curl(sandbox, url):
+    return subprocess.run(netns.in_pod(sandbox, ["curl", "-s", "--max-time", "3", url]),
                           capture_output=True, text=True).stdout
 
 
 def cluster_ips(name):
-    rows = run_testbed("get", "svc", "--name", name, check=True).stdout.splitlines()[1:]
-    return {r.split()[0]: r.split()[3] for r in rows}
+    rows = run_testbed("get", "svc", "-n", "shop", "--name", name,
+                       check=True).stdout.splitlines()[1:]
+    return {r.split()[0]: r.split()[2] for r in rows}
 
 
 def shop_pods(name):
-    rows = run_testbed("get", "pods", "--name", name, check=True).stdout.splitlines()[1:]
-    return {r.split()[0]: {"node": r.split()[5], "ip": r.split()[4], "status": r.split()[3]}
-            for r in rows if r.split()[1] == "shop"}
+    """{name: node, ip, phase} of namespace shop's pods, read as kubectl's JSON."""
+    out = run_testbed("get", "pods", "-n", "shop", "-o", "json", "--name", name, check=True)
+    return {p["metadata"]["name"]: {"node": p["spec"]["nodeName"], "ip": p["status"]["podIP"],
+                                    "status": p["status"]["phase"]}
+            for p in json.loads(out.stdout)["items"]}
 
 
 @pytest.mark.parametrize("proxy_mode", ["iptables", "nftables", "ipvs"])
@@ -85,25 +90,29 @@ def test_apply_scale_and_delete_a_deployment(require, tmp_path, proxy_mode):
         assert {p["status"] for p in pods.values()} == {"Running"}
         rs = next(iter(pods)).rsplit("-", 1)[0]
         assert all(p.rsplit("-", 1)[0] == rs for p in pods)  # one ReplicaSet
+        client = sandbox_name(name, "default", "node1-pod1")
         for pod, rec in pods.items():  # netexec answers with its pod's name, across nodes
-            assert curl("node1-pod1", f"http://{rec['ip']}:8080/hostname") == pod
+            assert curl(client, f"http://{rec['ip']}:8080/hostname") == pod
         # through the ClusterIP: kube-proxy's statistic rules spread new connections
         svc = cluster_ips(name)
-        answers = [curl("node1-pod1", f"http://{svc['web']}/hostname") for _ in range(60)]
+        answers = [curl(client, f"http://{svc['web']}/hostname") for _ in range(60)]
         assert set(answers) == set(pods)
         assert min(answers.count(p) for p in pods) >= 4, answers  # 15 expected of each
-        sticky = {curl("node2-pod2", f"http://{svc['sticky']}/hostname") for _ in range(15)}
+        sticky = {curl(sandbox_name(name, "default", "node2-pod2"),
+                       f"http://{svc['sticky']}/hostname") for _ in range(15)}
         assert len(sticky) == 1 and sticky <= set(pods)
 
         manifest.write_text(SHOP.replace("REPLICAS", "2"))
         scaled = run_testbed("apply", "-f", manifest, "--name", name, check=True)
         assert "pod/web-" not in scaled.stdout and len(shop_pods(name)) == 2
         gone = set(pods) - set(shop_pods(name))
-        assert len(gone) == 2 and not gone & set(netns.netns_list())
-        endpoints = run_testbed("get", "endpoints", "--name", name, check=True).stdout
+        assert len(gone) == 2
+        assert not {sandbox_name(name, "shop", p) for p in gone} & set(netns.netns_list())
+        endpoints = run_testbed("get", "endpoints", "-n", "shop", "--name", name,
+                                check=True).stdout
         web = next(line for line in endpoints.splitlines() if line.startswith("web "))
         assert web.count(":8080") == 2  # the endpoints followed the scale-down
-        answers = {curl("node1-pod1", f"http://{svc['web']}/hostname") for _ in range(20)}
+        answers = {curl(client, f"http://{svc['web']}/hostname") for _ in range(20)}
         assert answers == set(shop_pods(name))
 
         deleted = run_testbed("delete", "-f", manifest, "--name", name, check=True)
@@ -119,7 +128,8 @@ def test_bad_manifests_change_nothing(require, tmp_path):
     run_testbed("up", "--topo", TOPO / "default.yaml", "--mode", "vxlan", "--no-cli",
                 "--name", name, check=True)
     try:
-        before = run_testbed("get", "pods", "--name", name, check=True).stdout
+        before = run_testbed("get", "pods", "-A", "-o", "json", "--name", name,
+                             check=True).stdout
         broken = tmp_path / "broken.yaml"
         broken.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: [oops\n")
         out = run_testbed("apply", "-f", broken, "--name", name)
@@ -132,7 +142,8 @@ def test_bad_manifests_change_nothing(require, tmp_path):
         system.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: kube-system}\n")
         out = run_testbed("delete", "-f", system, "--name", name)
         assert out.returncode == 2 and "namespace 'kube-system' may not be deleted" in out.stderr
-        assert run_testbed("get", "pods", "--name", name, check=True).stdout == before
+        assert run_testbed("get", "pods", "-A", "-o", "json", "--name", name,
+                           check=True).stdout == before
     finally:
         run_testbed("down", "--name", name, check=True)
 
@@ -176,7 +187,7 @@ def test_a_node_port_answers_the_external_client(make_cluster, tmp_path):
     cluster = make_cluster(topo, "vxlan")
     client = cluster.state.data["hosts"]["external"]
     assert client["ip"] == "192.168.1.254"  # on the first rack, outside the cluster
-    shop = {p for p, r in cluster.state.data["pods"].items() if r["namespace"] == "shop"}
+    shop = {r["name"] for r in cluster.state.data["pods"].values() if r["namespace"] == "shop"}
 
     def ask(address):
         return netns.run(netns.in_node(client["pid"], [
@@ -242,12 +253,14 @@ def test_cluster_dns_answers_pods_in_every_namespace(make_cluster, tmp_path):
                     "manifests: [shop.yaml]\n")
     cluster = make_cluster(topo, "vxlan")
     data = cluster.state.data
-    shop = {p: r["ip"] for p, r in data["pods"].items() if r["namespace"] == "shop"}
+    shop = {r["name"]: r["ip"] for r in data["pods"].values() if r["namespace"] == "shop"}
     web_ip = data["services"]["shop/web"]["cluster_ip"]
-    client = next(p for p, r in data["pods"].items() if r["namespace"] == "shop")
+    client = next(f"shop/{p}" for p in shop)
 
-    def run(pod, *argv):
-        return netns.run(netns.in_pod(pod, argv), check=False)
+    def run(name, *argv):
+        """argv in a pod: one of default's by name, or NAMESPACE/NAME."""
+        ns, _, pod_name = name.rpartition("/")
+        return netns.run(in_pod(cluster, pod_name, argv, ns or "default"), check=False)
 
     assert run("node1-pod1", "cat", "/etc/resolv.conf").splitlines() == [
         "search default.svc.cluster.local svc.cluster.local cluster.local",
@@ -265,9 +278,10 @@ def test_cluster_dns_answers_pods_in_every_namespace(make_cluster, tmp_path):
     srv = run("node1-pod1", "dig", "+short", "SRV", "_http._tcp.web.shop.svc.cluster.local")
     assert srv.split() == ["0", "100", "80", "web.shop.svc.cluster.local."]
     assert "CNAME\tdb.example.org." in run(client, "dig", "+search", "db.default")
-    dashed = shop[client].replace(".", "-")
+    client_ip = shop[client.split("/")[1]]
+    dashed = client_ip.replace(".", "-")
     assert run("node1-pod1", "dig", "+short", f"{dashed}.shop.pod.cluster.local").strip() == \
-        shop[client]
+        client_ip
 
     # endpoints and records follow a scale-down
     (tmp_path / "shop.yaml").write_text(DNS.replace("REPLICAS", "1"))
@@ -297,10 +311,11 @@ def test_services_and_dns_work_in_every_mode(make_cluster, tmp_path, mode):
     topo.write_text((TOPO / "default.yaml").read_text() + "manifests: [shop.yaml]\n")
     cluster = make_cluster(topo, mode)
     data = cluster.state.data
-    shop = {p: r for p, r in data["pods"].items() if r["namespace"] == "shop"}
+    shop = {r["name"]: r for r in data["pods"].values() if r["namespace"] == "shop"}
     assert {r["node"] for r in shop.values()} == {"node1", "node2"}
     for client in ("node1-pod1", "node2-pod1"):  # one endpoint on the client's node, one not
-        answers = {curl(client, "http://web.shop/hostname") for _ in range(16)}
+        answers = {curl(pod(cluster, client)["netns"], "http://web.shop/hostname")
+                   for _ in range(16)}
         assert answers == set(shop), (client, answers)
     # a node's own connection to a ClusterIP goes through kube-proxy's OUTPUT rules
     web_ip = data["services"]["shop/web"]["cluster_ip"]

@@ -87,13 +87,19 @@ def client(name, namespace, labels, node):
             "  - {name: shell, image: busybox}\n")
 
 
+def by_name(data, name):
+    """The record of the pod of that name (the names here are unique across namespaces)."""
+    return next(rec for rec in data["pods"].values() if rec["name"] == name)
+
+
 def probe(cluster, src, dst, port, proto="tcp"):
     data = cluster.state.data
-    ip = data["pods"][dst]["ip"]
+    ip = by_name(data, dst)["ip"]
     if src in data["nodes"]:
         argv = netns.in_node(data["nodes"][src]["pid"], ["python3", "-c", PROBE, ip, port, proto])
     else:
-        argv = netns.in_pod(src, ["python3", "-c", PROBE, ip, port, proto])
+        argv = netns.in_pod(by_name(data, src)["netns"], ["python3", "-c", PROBE, ip, port,
+                                                          proto])
     return netns.run(argv).strip() == "ok"
 
 
@@ -240,7 +246,8 @@ def test_default_deny_and_allow_all(policed, tmp_path):
         assert not probe(cluster, "db", "sink", 5978, proto)          # out of default
         assert not probe(cluster, "mp-client", "db", 6379, proto)     # into default
     assert probe(cluster, "node1", "db", 6379)  # own node still
-    rows = run_testbed("get", "netpol", "--name", cluster.spec.name, check=True).stdout
+    rows = run_testbed("get", "netpol", "-o", "wide", "--name", cluster.spec.name,
+                       check=True).stdout
     assert "default-deny-all" in rows and rows.splitlines()[1].split()[-1] == "yes"
 
 

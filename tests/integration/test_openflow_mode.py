@@ -11,12 +11,12 @@ from testbed import netns
 from testbed.cluster import Cluster, load_spec
 from testbed.errors import TestbedError
 
-from .conftest import TOPO, Footprint, run_testbed, transfer, unique_name
+from .conftest import TOPO, Footprint, in_pod, run_testbed, transfer, unique_name
 
 
-def ping(pod, ip, count=1):
-    return subprocess.run(netns.in_pod(pod, ["ping", "-c", str(count), "-i", "0.05", "-W2", ip]),
-                          capture_output=True).returncode == 0
+def ping(cluster, name, ip, count=1):
+    return subprocess.run(in_pod(cluster, name, ["ping", "-c", str(count), "-i", "0.05", "-W2",
+                                                 ip]), capture_output=True).returncode == 0
 
 
 def test_each_node_has_br_int_with_gateway_tunnel_and_pod_ports(make_cluster):
@@ -44,14 +44,14 @@ def test_each_node_has_br_int_with_gateway_tunnel_and_pod_ports(make_cluster):
 def test_flows_answer_arp_and_steady_state_never_asks_the_controller(make_cluster):
     cluster = make_cluster("default.yaml", "openflow")
     pods = cluster.state.data["pods"]
-    assert ping("node1-pod1", pods["node2-pod1"]["ip"], count=3)
-    assert ping("node1-pod1", pods["node1-pod2"]["ip"], count=3)
+    assert ping(cluster, "node1-pod1", pods["default/node2-pod1"]["ip"], count=3)
+    assert ping(cluster, "node1-pod1", pods["default/node1-pod2"]["ip"], count=3)
     before = cluster.mode.stats()["packet_in"]
-    assert ping("node1-pod1", pods["node2-pod2"]["ip"], count=40)
+    assert ping(cluster, "node1-pod1", pods["default/node2-pod2"]["ip"], count=40)
     assert cluster.mode.stats()["packet_in"] == before == 0
     # node1-pod1 learned its neighbours' MACs from flows, not from the pods themselves
-    neigh = netns.run(netns.in_pod("node1-pod1", ["ip", "neigh", "show"]))
-    assert f"{pods['node1-pod2']['ip']} dev eth0 lladdr" in neigh
+    neigh = netns.run(in_pod(cluster, "node1-pod1", ["ip", "neigh", "show"]))
+    assert f"{pods['default/node1-pod2']['ip']} dev eth0 lladdr" in neigh
     flows = run_testbed("flows", "node1", "--name", cluster.spec.name, check=True).stdout
     assert f"arp_tpa={cluster.nodes['node1'].lease[1]}" in flows
     assert "tun_dst=192.168.1.12" in flows or "set_field:192.168.1.12->tun_dst" in flows
@@ -72,7 +72,8 @@ def test_a_dead_controller_is_reported_and_pods_still_reach_each_other(make_clus
     assert (status["alive"], status["state"]) == (False, "killed by signal 9")
     for src, dst in (("node1-pod1", "node2-pod1"), ("node2-pod2", "node1-pod2"),
                      ("node1-pod1", "node1-pod2")):
-        assert ping(src, pods[dst]["ip"], count=3), f"{src} -> {dst} after the controller died"
+        assert ping(cluster, src, pods[f"default/{dst}"]["ip"], count=3), \
+            f"{src} -> {dst} after the controller died"
 
 
 def test_a_controller_that_cannot_start_fails_up_clearly(require, monkeypatch):

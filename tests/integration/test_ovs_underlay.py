@@ -6,12 +6,11 @@ import time
 
 import pytest
 
-from testbed import netns
 from testbed import controller as controller_mod
 from testbed.cluster import Cluster, load_spec
 from testbed.errors import TestbedError
 
-from .conftest import TOPO, Footprint, run_testbed, transfer, unique_name
+from .conftest import TOPO, Footprint, in_pod, pod, run_testbed, transfer, unique_name
 from .test_connectivity import full_matrix
 
 OVS = ("ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "os-ken")
@@ -23,9 +22,9 @@ def ovs_cluster(make_cluster, require):
     return lambda topo, mode: make_cluster(topo, mode, underlay="ovs")
 
 
-def ping(pod, ip, count=1):
-    return subprocess.run(netns.in_pod(pod, ["ping", "-c", str(count), "-i", "0.05", "-W2", ip]),
-                          capture_output=True).returncode == 0
+def ping(cluster, name, ip, count=1):
+    return subprocess.run(in_pod(cluster, name, ["ping", "-c", str(count), "-i", "0.05", "-W2",
+                                                 ip]), capture_output=True).returncode == 0
 
 
 @pytest.mark.parametrize("topo, mode", [
@@ -52,11 +51,11 @@ def test_tcp_moves_through_the_datapath_intact(ovs_cluster):
 
 def test_steady_state_traffic_never_reaches_the_controller(ovs_cluster):
     cluster = ovs_cluster("default.yaml", "vxlan")
-    target = cluster.state.data["pods"]["node2-pod1"]["ip"]
-    assert ping("node1-pod1", target, count=3)  # learning happens here
+    target = pod(cluster, "node2-pod1")["ip"]
+    assert ping(cluster, "node1-pod1", target, count=3)  # learning happens here
     before = cluster.fabric.controller.stats()
     assert before["packet_in"] > 0
-    assert ping("node1-pod1", target, count=40)
+    assert ping(cluster, "node1-pod1", target, count=40)
     after = cluster.fabric.controller.stats()
     assert after["packet_in"] == before["packet_in"]
     flows = run_testbed("flows", "rack1", "--name", cluster.spec.name, check=True).stdout
@@ -67,13 +66,13 @@ def test_steady_state_traffic_never_reaches_the_controller(ovs_cluster):
 
 def test_a_dead_controller_is_reported_and_the_flows_keep_forwarding(ovs_cluster):
     cluster = ovs_cluster("default.yaml", "vxlan")
-    target = cluster.state.data["pods"]["node2-pod1"]["ip"]
-    assert ping("node1-pod1", target, count=2)
+    target = pod(cluster, "node2-pod1")["ip"]
+    assert ping(cluster, "node1-pod1", target, count=2)
     os.kill(cluster.fabric.controller.pid, signal.SIGKILL)
     time.sleep(0.2)
     status = cluster.check_daemons()["controller@fabric"]
     assert (status["alive"], status["state"]) == (False, "killed by signal 9")
-    assert ping("node1-pod1", target, count=20)
+    assert ping(cluster, "node1-pod1", target, count=20)
     flows = run_testbed("flows", "rack1", "--name", cluster.spec.name, check=True).stdout
     assert "not answering" in flows and "priority=10" in flows
 

@@ -9,12 +9,12 @@ import time
 from testbed import netns
 from testbed.state import pid_is
 
-from .conftest import TOPO, Footprint, run_testbed, transfer, unique_name
+from .conftest import TOPO, Footprint, in_pod, pod, run_testbed, transfer, unique_name
 
 
-def ping_once(pod, ip):
-    proc = subprocess.run(netns.in_pod(pod, ["ping", "-c1", "-W2", ip]), capture_output=True,
-                          text=True)
+def ping_once(cluster, name, ip):
+    proc = subprocess.run(in_pod(cluster, name, ["ping", "-c1", "-W2", ip]),
+                          capture_output=True, text=True)
     return proc.returncode == 0, proc.stdout
 
 
@@ -31,8 +31,8 @@ def test_flannel0_and_the_forwarder_as_flannel_makes_them(make_cluster):
         listening = node.ns.run("ss", "-Hlun", "sport = :8285")
         assert f"{node.ip.ip}:8285" in listening
         assert cluster.mode.stats(node)["peers"] == len(cluster.nodes) - 1
-    for name in cluster.state.data["pods"]:
-        assert netns.pod_namespace(name).ip_json("link", "show", "eth0")[0]["mtu"] == 1472
+    for rec in cluster.state.data["pods"].values():
+        assert netns.pod_namespace(rec["netns"]).ip_json("link", "show", "eth0")[0]["mtu"] == 1472
 
 
 def offloads(node, dev):
@@ -119,14 +119,15 @@ def test_without_offload_the_forwarder_moves_one_packet_at_a_time(make_cluster, 
 
 def test_ttl_is_decremented_by_the_forwarder(make_cluster):
     cluster = make_cluster("default.yaml", "udp")
-    ok, out = ping_once("node1-pod1", cluster.state.data["pods"]["node2-pod1"]["ip"])
+    ok, out = ping_once(cluster, "node1-pod1", pod(cluster, "node2-pod1")["ip"])
     # node1 routes (-1), the forwarder (-1), node2 routes (-1); the echo reply alike
     assert ok and "ttl=61" in out
 
 
 def test_unknown_destination_gets_net_unreachable(make_cluster):
     cluster = make_cluster("default.yaml", "udp")
-    ok, out = ping_once("node1-pod1", "10.244.200.7")  # in the cluster CIDR, in no lease
+    # in the cluster CIDR, in no lease
+    ok, out = ping_once(cluster, "node1-pod1", "10.244.200.7")
     assert not ok and "Destination Net Unreachable" in out
     assert cluster.mode.stats(cluster.nodes["node1"])["no_route"] >= 1
 
@@ -146,34 +147,34 @@ def test_garbage_datagrams_are_dropped_counted_and_forwarding_goes_on(make_clust
     assert (stats["too_short"], stats["not_ipv4"], stats["bad_length"]) == (1, 1, 1)
     assert stats["unknown_peer"] == 1
     assert cluster.check_daemons()["forwarder@node1"]["alive"]
-    assert ping_once("node2-pod1", cluster.state.data["pods"]["node1-pod1"]["ip"])[0]
+    assert ping_once(cluster, "node2-pod1", pod(cluster, "node1-pod1")["ip"])[0]
 
 
 def test_a_killed_forwarder_is_reported_and_a_restart_restores_traffic(make_cluster):
     cluster = make_cluster("default.yaml", "udp")
-    target = cluster.state.data["pods"]["node2-pod1"]["ip"]
+    target = pod(cluster, "node2-pod1")["ip"]
     pid = cluster.mode.daemons(cluster)["forwarder@node2"]
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.2)
     status = cluster.check_daemons()["forwarder@node2"]
     assert (status["alive"], status["state"]) == (False, "killed by signal 9")
     assert cluster.state.data["daemons"]["forwarder@node2"]["state"] == "killed by signal 9"
-    assert not ping_once("node1-pod1", target)[0]
+    assert not ping_once(cluster, "node1-pod1", target)[0]
     cluster.restart_daemon("node2")
     assert cluster.check_daemons()["forwarder@node2"]["alive"]
-    assert ping_once("node1-pod1", target)[0]
+    assert ping_once(cluster, "node1-pod1", target)[0]
 
 
 def test_the_peer_table_follows_nodes_without_a_restart(make_cluster):
     cluster = make_cluster("three-nodes.yaml", "udp")
     node1, node3 = cluster.nodes["node1"], cluster.nodes["node3"]
     pid = cluster.mode.daemons(cluster)["forwarder@node1"]
-    target = cluster.state.data["pods"]["web"]["ip"]  # on node3
+    target = pod(cluster, "web")["ip"]  # on node3
     cluster.mode.remove_peer(cluster.spec, node1, node3)
-    ok, out = ping_once("node1-pod1", target)
+    ok, out = ping_once(cluster, "node1-pod1", target)
     assert not ok and "Destination Net Unreachable" in out
     cluster.mode.add_peer(cluster.spec, node1, node3)
-    assert ping_once("node1-pod1", target)[0]
+    assert ping_once(cluster, "node1-pod1", target)[0]
     assert cluster.mode.daemons(cluster)["forwarder@node1"] == pid
 
 

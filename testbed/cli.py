@@ -164,7 +164,7 @@ def cmd_exec(args):
     """A command in a pod (of -n's namespace, or NAMESPACE/POD) or in a node or host."""
     from .workloads import AGNHOST_PATHS, stand_in
     state = find_run(args.name)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    command = args.argv
     if not command:
         raise TestbedError("give a command after --, e.g. testbed exec node1-pod1 -- ip addr")
     data = state.data
@@ -475,7 +475,8 @@ def build_parser():
     ex.add_argument("--name", help="cluster name, if several run")
     _namespace_option(ex)
     ex.add_argument("target", help="pod (NAME or NAMESPACE/NAME) or node name")
-    ex.add_argument("command", nargs=argparse.REMAINDER)
+    ex.add_argument("argv", nargs="*", metavar="COMMAND", help="after --, as kubectl exec "
+                    "takes it")
     ex.set_defaults(func=cmd_exec)
 
     get = sub.add_parser("get", help="list objects as kubectl does: pods, nodes, svc, "
@@ -581,7 +582,14 @@ def build_parser():
 
 
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    after = None
+    if argv[:1] == ["exec"] and "--" in argv:  # the command, after --, is not ours to parse
+        cut = argv.index("--")
+        argv, after = argv[:cut], argv[cut + 1:]
     args = build_parser().parse_args(argv)
+    if after is not None:
+        args.argv = after
     if os.geteuid() != 0 and args.command not in ("status", "plot"):
         print("testbed: run as root (network namespaces need it)", file=sys.stderr)
         return 1

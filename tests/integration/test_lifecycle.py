@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from testbed import runtime
+from testbed import netns, runtime
 from testbed.errors import TestbedError
 from testbed.cluster import Cluster, load_spec
 from testbed.state import RunState, pid_is, run_dir_for
@@ -139,18 +139,20 @@ def test_bad_topology_gives_one_clear_error_and_builds_nothing(tmp_path, text, w
     assert Footprint().leftovers(before) == []
 
 
-def test_a_second_cluster_with_the_same_pod_names_is_refused(require):
+def test_a_namespace_left_with_a_sandbox_name_is_refused_and_kept(require):
+    """A network namespace the testbed did not make is never taken over or removed."""
     require("vxlan", "bridge", "veth")
     name = unique_name()
-    run_testbed("up", "--topo", TOPO / "default.yaml", "--no-cli", "--name", name, check=True)
+    stray = f"node2-pod1.default.{name}"
+    netns.run(["ip", "netns", "add", stray])
     try:
         before = Footprint()
-        proc = run_testbed("up", "--topo", TOPO / "default.yaml", "--no-cli",
-                           "--name", unique_name())
-        assert proc.returncode == 2 and "already exist" in proc.stderr
-        assert Footprint().leftovers(before) == []
+        proc = run_testbed("up", "--topo", TOPO / "default.yaml", "--no-cli", "--name", name)
+        assert proc.returncode == 2 and f"network namespaces {stray} already exist" in \
+            proc.stderr
+        assert Footprint().leftovers(before) == [] and stray in netns.netns_list()
     finally:
-        run_testbed("down", "--name", name, check=True)
+        netns.run(["ip", "netns", "del", stray])
 
 
 def test_interactive_cli_runs_pod_and_node_commands_then_tears_down(require):
@@ -166,7 +168,9 @@ def test_interactive_cli_runs_pod_and_node_commands_then_tears_down(require):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     rows = [line.replace("testbed> ", "").split() for line in out.splitlines()]
-    assert ["node2-pod2", "default", "1/1", "Running", "10.244.1.3", "node2", "main"] in rows
+    row = next(r for r in rows if r[1:2] == ["node2-pod2"])  # NAMESPACE NAME ... AGE ...
+    assert row[:5] + row[6:] == ["default", "node2-pod2", "1/1", "Running", "0", "10.244.1.3",
+                                 "node2", f"node2-pod2.default.{name}"]
     assert "\n1\n" in out.replace("testbed> ", "\n"), "pod ping by name must succeed"
     assert "10.244.0.0/24 via 10.244.0.0 dev flannel.1 onlink" in out
     assert Footprint().leftovers(before) == []

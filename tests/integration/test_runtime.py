@@ -21,7 +21,7 @@ def test_plugin_error_is_shown_with_the_plugins_message(make_cluster):
     with pytest.raises(CNIError) as info:
         cluster.runtime.create_pod(pod, node, netconf)
     msg = str(info.value)
-    assert "CNI bridge ADD for pod extra-pod on node node1 failed" in msg
+    assert "CNI bridge ADD for pod default/extra-pod on node node1 failed" in msg
     assert "no IP addresses available in range set" in msg  # host-local's own words
 
 

@@ -51,3 +51,14 @@ def test_chains_that_went_away_are_deleted_and_empty_services_skipped():
     assert kubeproxy.service_chains(now) == []
     for chain in kubeproxy.service_chains(chains):
         assert f":{chain} - [0:0]" in text and f"-X {chain}" in text
+
+
+def test_sctp_ports_get_the_same_rules_with_sctp_matches():
+    sp = ServicePort("x", "s-x-a", "service-port-sctp-80", "sctp", "10.96.0.12", 80, 30081,
+                     False, (("10.244.0.5", 80),))
+    text, _ = kubeproxy.render([sp], "10.244.0.0/16")
+    assert "-A KUBE-SERVICES -d 10.96.0.12/32 -p sctp -m sctp --dport 80" in text
+    assert "-A KUBE-NODEPORTS -p sctp -m sctp --dport 30081" in text
+    sep = kubeproxy.sep_chain(sp, ("10.244.0.5", 80))
+    assert f'-A {sep} -p sctp -m sctp -m comment --comment "x/s-x-a:service-port-sctp-80" ' \
+        "-j DNAT --to-destination 10.244.0.5:80" in text

@@ -52,3 +52,15 @@ def test_the_fixed_rules_match_sets_not_services():
     assert "-m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ" in rules
     assert "-A KUBE-SERVICES ! -s 10.244.0.0/16" in rules
     assert "KUBE-LOOP-BACK dst,dst,src -j MASQUERADE" in rules
+
+
+def test_sctp_services_use_ipvsadms_sctp_flag_and_kube_proxys_hash_set():
+    sctp = ServicePort("x", "s", "p", "sctp", "10.96.0.12", 80, 30081, False,
+                       (("10.244.0.5", 80),))
+    st = ipvs.render([sctp], "192.168.1.11")
+    assert st.sets["KUBE-NODE-PORT-SCTP-HASH"] == {"192.168.1.11,sctp:30081"}
+    virtual, sets, _ = ipvs.commands(None, st)
+    assert "-A --sctp-service 10.96.0.12:80 -s rr" in virtual.splitlines()
+    assert "-a --sctp-service 192.168.1.11:30081 -r 10.244.0.5:80 -m -w 1" in virtual
+    assert "create KUBE-NODE-PORT-SCTP-HASH hash:ip,port -exist" in sets
+    assert "KUBE-NODE-PORT-SCTP-HASH dst,dst -j KUBE-MARK-MASQ" in ipvs.nat_rules("10.244.0.0/16")

@@ -70,3 +70,14 @@ def test_a_change_touches_only_what_changed():
     assert nft.transaction(after, after) == ""
     removed = nft.transaction(after, nft.render([DNS_TCP], "10.244.0.0/16"))
     assert "delete element ip kube-proxy service-ips { 10.96.0.11 . tcp . 80 }" in removed
+
+
+def test_an_sctp_port_is_keyed_and_dnatted_by_its_protocol():
+    sctp = dataclasses.replace(WEB, protocol="sctp", port_name="s", endpoints=(
+        ("10.244.0.5", 80),))
+    rs = nft.render([sctp], "10.244.0.0/16")
+    svc = nft.service_chain(sctp)
+    assert rs.elements["service-ips"] == {"10.96.0.11 . sctp . 80": f"goto {svc}"}
+    assert rs.chains[svc][0].startswith("ip daddr 10.96.0.11 sctp dport 80 ")
+    assert "meta l4proto sctp dnat to 10.244.0.5:80" in \
+        rs.chains[f"endpoint-{nft.endpoint_base(sctp, ('10.244.0.5', 80))}"]

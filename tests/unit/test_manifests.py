@@ -122,3 +122,36 @@ def test_service_addresses_and_node_ports_are_checked():
                         "s.yaml")
     headless = manifests.parse(base + "  clusterIP: None\n  ports: [{port: 80}]\n", "s.yaml")
     assert headless.objects[0].cluster_ip == "None"
+
+
+def test_sctp_and_env_are_taken_as_the_api_server_takes_them():
+    text = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: x, labels: {pod: a}}
+spec:
+  containers:
+  - name: cont-80-sctp
+    image: registry.k8s.io/e2e-test-images/agnhost:2.53
+    command: [/agnhost, porter]
+    env:
+    - {name: SERVE_SCTP_PORT_80, value: foo}
+    - {name: FROM_SECRET, valueFrom: {secretKeyRef: {name: s, key: k}}}
+    ports: [{containerPort: 80, name: serve-80-sctp, protocol: SCTP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: s-x-a, namespace: x}
+spec:
+  selector: {pod: a}
+  ports: [{name: service-port-sctp-80, protocol: SCTP, port: 80}]
+"""
+    parsed = manifests.parse(text, "sctp.yaml")
+    pod, svc = parsed.objects
+    container = pod.template.containers[0]
+    assert container.env == (("SERVE_SCTP_PORT_80", "foo"), ("FROM_SECRET", ""))
+    assert container.ports[0].protocol == "SCTP" and svc.ports[0].protocol == "SCTP"
+    assert parsed.warnings == ["sctp.yaml:11: Pod x/a: spec.containers[0].env[1].valueFrom: "
+                               "not implemented by the testbed (ignored)"]
+    with pytest.raises(ManifestError, match="'QUIC': the testbed implements TCP, UDP, SCTP"):
+        manifests.parse(text.replace("protocol: SCTP, port", "protocol: QUIC, port"))

@@ -11,10 +11,12 @@ DOCS_EXAMPLE = (Path(__file__).parent / "data" / "network-policy-docs-example.ya
     .read_text().replace("EXCEPT_CIDR", "10.244.1.0/24").replace("EGRESS_CIDR", "10.244.2.0/24")
 
 
-def pod(ns, ip, node, labels=None, ports=None, iface=None):
-    return {"namespace": ns, "ip": ip, "node": node, "labels": labels or {},
-            "ports": ports or {},
-            "result": {"interfaces": [{"name": iface or f"cali{ip.split('.')[-1]}"}]}}
+def pod(name, ns, ip, node, labels=None, ports=None, iface=None):
+    """(key, record) of a pod as the state holds it."""
+    return f"{ns}/{name}", {
+        "name": name, "namespace": ns, "ip": ip, "node": node, "labels": labels or {},
+        "ports": ports or {}, "netns": f"{name}.{ns}.c1",
+        "result": {"interfaces": [{"name": iface or f"cali{ip.split('.')[-1]}"}]}}
 
 
 def cluster(*docs):
@@ -22,15 +24,15 @@ def cluster(*docs):
         "nodes": {"node1": {"ip": "192.168.1.11"}, "node2": {"ip": "192.168.1.12"}},
         "namespaces": {"default": {"labels": {}}, "other": {"labels": {"project": "myproject"}},
                        "third": {"labels": {}}},
-        "pods": {
-            "db": pod("default", "10.244.1.5", "node2", {"role": "db"}, {"redis": 6379}),
-            "frontend": pod("default", "10.244.1.6", "node2", {"role": "frontend"}),
-            "plain": pod("default", "10.244.0.7", "node1"),
-            "remote": pod("default", "10.244.1.8", "node2"),
-            "mine": pod("other", "10.244.1.9", "node2"),
-            "stranger": pod("third", "10.244.1.10", "node2", {"role": "frontend"}),
-            "sink": pod("default", "10.244.2.4", "node1", ports={"api": 5978}),
-        },
+        "pods": dict([
+            pod("db", "default", "10.244.1.5", "node2", {"role": "db"}, {"redis": 6379}),
+            pod("frontend", "default", "10.244.1.6", "node2", {"role": "frontend"}),
+            pod("plain", "default", "10.244.0.7", "node1"),
+            pod("remote", "default", "10.244.1.8", "node2"),
+            pod("mine", "other", "10.244.1.9", "node2"),
+            pod("stranger", "third", "10.244.1.10", "node2", {"role": "frontend"}),
+            pod("sink", "default", "10.244.2.4", "node1", ports={"api": 5978}),
+        ]),
         "policies": {},
     }
     for doc in docs:
@@ -40,7 +42,7 @@ def cluster(*docs):
 
 
 def allowed(data, src, dst, port, proto="TCP"):
-    ips = {name: rec["ip"] for name, rec in data["pods"].items()}
+    ips = {rec["name"]: rec["ip"] for rec in data["pods"].values()}
     return policy.explain(data, ips.get(src, src), ips.get(dst, dst), port, proto)[0]
 
 
@@ -161,3 +163,46 @@ spec:
     text = policy_nft.render(data, "node2", "routed", [])
     assert "ip daddr 10.244.2.4 meta l4proto tcp th dport { 5978 } meta mark set" in text
     assert text.count("th dport") == 1  # no rule for pods without the name
+
+
+SCTP_ONLY = """\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-only-sctp-ingress-on-port-80}
+spec:
+  podSelector: {matchLabels: {role: db}}
+  policyTypes: [Ingress]
+  ingress: [{ports: [{protocol: SCTP, port: 80}]}]
+"""
+
+
+def test_a_policy_allowing_only_sctp_isolates_for_tcp_and_udp():
+    data = cluster(SCTP_ONLY)
+    assert allowed(data, "frontend", "db", 80, "SCTP")
+    assert not allowed(data, "frontend", "db", 80) and not allowed(data, "frontend", "db", 80,
+                                                                    "UDP")
+    text = policy_nft.render(data, "node2", "routed", [])
+    assert "meta l4proto sctp th dport { 80 } meta mark set meta mark | 0x10000 return" in text
+    assert "meta l4proto tcp" not in text and '"cali5" : jump cali-tw-cali5' in text
+
+
+def test_explanations_name_pods_by_namespace_and_name():
+    lines = policy.explain(cluster(SCTP_ONLY), "10.244.1.9", "10.244.1.5", 80)[1]
+    assert lines == [
+        "egress: no policy selects other/mine for Egress: not isolated, allowed",
+        "ingress: default/db is isolated by allow-only-sctp-ingress-on-port-80; no rule allows "
+        "10.244.1.9 on TCP 80: denied"]
+
+
+def test_an_ip_block_with_host_bits_means_the_masked_network():
+    text = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\n"
+            "spec:\n  podSelector: {}\n  ingress:\n  - from:\n    - ipBlock: "
+            "{cidr: 10.244.0.1/4, except: [10.244.1.7/24]}\n")
+    parsed = manifests.parse(text, "p.yaml")
+    peer = parsed.objects[0].ingress[0].peers[0]
+    assert (peer.cidr, peer.excepts) == ("0.0.0.0/4", ("10.244.1.0/24",))
+    assert parsed.warnings == [
+        "p.yaml:8: NetworkPolicy default/p: spec.ingress[0].from[0].ipBlock.cidr: "
+        "'10.244.0.1/4' has host bits set: it means 0.0.0.0/4",
+        "p.yaml:8: NetworkPolicy default/p: spec.ingress[0].from[0].ipBlock.except[0]: "
+        "'10.244.1.7/24' has host bits set: it means 10.244.1.0/24"]

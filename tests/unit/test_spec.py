@@ -192,3 +192,16 @@ def test_network_policy_enforcement_is_the_modes_unless_the_topology_says():
     assert parse("networkPolicy: {enforce: true}\nnodes: [{name: a}]").policy_enforce is True
     err = error_of("networkPolicy: {enforce: sometimes}\nnodes: [{name: a}]")
     assert (err.field, err.value) == ("networkPolicy.enforce", "sometimes")
+
+
+def test_pod_names_are_scoped_to_their_namespace():
+    spec = parse("racks: [{name: r1}]\nnodes:\n  - name: n1\n    rack: r1\n    pods:\n"
+                 "      - {name: a, namespace: x}\n      - {name: a, namespace: y}\n")
+    assert [p.key for p in spec.pods] == ["x/a", "y/a"]
+    with pytest.raises(SpecError, match="duplicate name"):
+        parse("racks: [{name: r1}]\nnodes:\n  - name: n1\n    rack: r1\n    pods:\n"
+              "      - {name: a, namespace: x}\n      - {name: a, namespace: x}\n")
+    with pytest.raises(SpecError, match=r"nodes\[1\].name = 'a': duplicate name \(already a "
+                                        r"pod's\)"):
+        parse("racks: [{name: r1}]\nnodes:\n  - name: n1\n    rack: r1\n    pods: [{name: a}]\n"
+              "  - {name: a, rack: r1}\n")

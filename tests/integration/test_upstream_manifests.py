@@ -7,6 +7,8 @@ pod. Pod names repeat across namespaces, as upstream's do.
 """
 import json
 
+import pytest
+
 from testbed import apply, manifests, netns
 from testbed.state import RunState, run_dir_for
 
@@ -231,3 +233,14 @@ def test_two_clusters_of_one_topology_run_side_by_side(require):
         for name in (first, second):
             run_testbed("down", "--name", name)  # the first is gone already: refused, harmless
     assert Footprint().leftovers(before) == []
+
+
+@pytest.mark.parametrize("mode", ["bgp", "openflow"])
+def test_daemons_of_two_clusters_never_meet(make_cluster, mode):
+    """BIRD (bgp) and Open vSwitch with os-ken (openflow) run per cluster, their sockets in
+    the cluster's run directory: two clusters of one topology route each their own pods."""
+    blue, green = make_cluster("default.yaml", mode), make_cluster("default.yaml", mode)
+    for cluster in (blue, green):
+        assert full_matrix(cluster.state) == [], cluster.spec.name
+    assert {r["ip"] for r in blue.state.data["pods"].values()} == \
+        {r["ip"] for r in green.state.data["pods"].values()}  # same addresses, apart

@@ -130,3 +130,10 @@ def test_describe_says_what_picks_a_pod_and_what_a_policy_selects():
     assert "Selects pods: x/a" in netpol
     with pytest.raises(TestbedError, match='networkpolicies "nope" not found in namespace x'):
         describe.describe(data, "netpol", "nope", "x")
+
+
+def test_describe_a_service_lists_its_endpoints_per_port():
+    text = describe.describe(state(), "svc", "s-x-a", "x")
+    assert "Selector:         pod=a" in text and "IP:               10.96.0.5" in text
+    assert "NodePort:         service-port-tcp-80  30080/TCP" in text
+    assert "Endpoints:        10.244.0.5:80" in text

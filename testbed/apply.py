@@ -10,6 +10,7 @@ spread over the nodes with the fewest pods. Re-applying a Deployment scales it; 
 template replaces its pods. Services get a
 ClusterIP (and node ports) and every node's kube-proxy rules are rewritten after each change.
 """
+import re
 import time
 import uuid
 
@@ -33,9 +34,33 @@ class Result:
         return {"warnings": self.warnings, "created": self.created, "removed": self.removed}
 
 
+WARNING = re.compile(r"^(?P<where>\S+:\d+): (?P<what>\w+ [\w./-]+): (?P<rest>.+)$")
+
+
+def condensed(warnings):
+    """Warnings of one field repeated over many objects (upstream's manifests repeat
+    imagePullPolicy in every pod) as one line each, naming where they occur."""
+    groups, out = {}, []
+    for w in warnings:
+        m = WARNING.match(w)
+        if m is None:
+            out.append(w)
+            continue
+        # list indices apart, the same field: containers[0].x and containers[3].x
+        groups.setdefault(re.sub(r"\[\d+\]", "[*]", m["rest"]), []).append(
+            (m["what"], m["where"], m["rest"]))
+    for rest, places in groups.items():
+        if len(places) < 3:
+            out += [f"{where}: {what}: {exact}" for what, where, exact in places]
+            continue
+        shown = ", ".join(f"{what} ({where})" for what, where, _exact in places[:2])
+        out.append(f"{rest}: {len(places)} times: {shown} and {len(places) - 2} more")
+    return out
+
+
 def report(reply, op):
     """(warning lines, result lines) of an apply or delete reply, worded like kubectl's."""
-    warnings = [f"warning: {w}" for w in reply.get("warnings", [])]
+    warnings = [f"warning: {w}" for w in condensed(reply.get("warnings", []))]
     if op == "apply":
         return warnings, list(reply.get("created", []))
     return warnings, [f"{item} deleted" for item in reply.get("removed", [])]

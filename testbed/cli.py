@@ -32,7 +32,8 @@ def _summary(state, seconds):
     data = state.data
     text = (f"cluster {data['name']} is up in {seconds:.1f} s: mode {data['mode']}, "
             f"{len(data['nodes'])} nodes, {len(data['pods'])} pods, pod MTU {data['pod_mtu']}")
-    text += "".join(f"\nwarning: {w}" for w in data.get("warnings", []))
+    from .apply import condensed
+    text += "".join(f"\nwarning: {w}" for w in condensed(data.get("warnings", [])))
     fabric, openflow = data.get("fabric"), data.get("openflow")
     if fabric:
         text += f"\nunderlay: {fabric['description']}"

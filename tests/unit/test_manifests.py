@@ -155,3 +155,16 @@ spec:
                                "not implemented by the testbed (ignored)"]
     with pytest.raises(ManifestError, match="'QUIC': the testbed implements TCP, UDP, SCTP"):
         manifests.parse(text.replace("protocol: SCTP, port", "protocol: QUIC, port"))
+
+
+def test_a_warning_repeated_over_many_objects_is_one_line():
+    from testbed.apply import condensed
+    text = "".join(f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}}}\nspec:\n"
+                   "  terminationGracePeriodSeconds: 0\n  containers: [{name: c, image: x}]\n"
+                   for i in range(4))
+    text += "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+    lines = condensed(manifests.parse(text, "m.yaml").warnings)
+    assert lines == [
+        "m.yaml:31: kind ConfigMap is not implemented by the testbed (the document is ignored)",
+        "spec.terminationGracePeriodSeconds: not implemented by the testbed (ignored): 4 "
+        "times: Pod default/p0 (m.yaml:6), Pod default/p1 (m.yaml:13) and 2 more"]

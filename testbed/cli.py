@@ -175,9 +175,8 @@ def cmd_exec(args):
     except TestbedError:
         if args.target not in hosts:
             raise TestbedError(f"no pod {args.target!r} in namespace {args.namespace} and no "
-                               f"node or host of that name in cluster {state.name} (pods: "
-                               f"{', '.join(sorted(data['pods']))}; nodes and hosts: "
-                               f"{', '.join(hosts)})")
+                               f"node or host of that name in cluster {state.name} (nodes and "
+                               f"hosts: {', '.join(hosts)}; `testbed get pods -A` lists pods)")
         return subprocess.call(netns.in_node(hosts[args.target]["pid"], command))
     if command[0] in AGNHOST_PATHS:  # the image's binary, as upstream's tests exec it
         command = stand_in(pod["name"]) + command[1:]

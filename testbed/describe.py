@@ -5,7 +5,8 @@ that pick it, and whether NetworkPolicy is enforced here.
 from . import kube_objects as ko
 from . import policy as pol
 from .errors import TestbedError
-from .inventory import find_pod, pod_status
+from .inventory import find_pod
+from .kube_objects import pod_status
 from .services import endpoints as service_endpoints
 from .state import pid_is
 

@@ -10,18 +10,7 @@ import calendar
 import time
 
 from .errors import TestbedError
-from .state import pid_is
-
-
-def pod_status(rec):
-    """(READY, STATUS) as kubectl prints them: containers running of all, and the phase."""
-    running = sum(1 for c in rec["containers"].values() if pid_is(c["pid"], c["start"]))
-    total = len(rec["containers"])
-    if not rec["ip"] or total == 0:
-        status = "ContainerCreating"
-    else:
-        status = "Running" if running == total else "Error"
-    return f"{running}/{total}", status
+from .kube_objects import RACK_LABEL, SANDBOX_ANNOTATION, pod_status
 
 
 def human_duration(seconds: float) -> str:
@@ -82,14 +71,14 @@ def rows(kind: str, objects: list, data, all_namespaces=False, wide=False) -> li
             row = [obj["metadata"]["name"], ready, status, "0", _age(obj, now)]
             if wide:
                 row += [obj["status"].get("podIP", "<none>"), obj["spec"]["nodeName"],
-                        obj["metadata"]["annotations"]["testbed.k8s.io/sandbox"]]
+                        obj["metadata"]["annotations"][SANDBOX_ANNOTATION]]
             body.append(row)
     elif kind == "nodes":
         head = ["NAME", "STATUS", "RACK", "INTERNAL-IP", "POD-CIDR", "AGE"] + \
             (["MODE"] if wide else [])
         for obj in objects:
             row = [obj["metadata"]["name"], "Ready",
-                   obj["metadata"]["labels"]["topology.kubernetes.io/zone"],
+                   obj["metadata"]["labels"][RACK_LABEL],
                    obj["status"]["addresses"][0]["address"],
                    obj["spec"].get("podCIDR", "<none>"), _age(obj, now)]
             body.append(row + ([data.get("mode", "-")] if wide else []))

@@ -10,8 +10,8 @@ import time
 
 from . import policy as pol
 from .apply import DEFAULT_NAMESPACES
-from .inventory import pod_status
 from .services import endpoints as service_endpoints
+from .state import pid_is
 
 SANDBOX_ANNOTATION = "testbed.k8s.io/sandbox"
 RACK_LABEL = "topology.kubernetes.io/zone"  # a rack is the failure domain a zone names
@@ -33,6 +33,17 @@ def _meta(name, namespace=None, labels=None, created=None, annotations=None):
     if created:
         meta["creationTimestamp"] = timestamp(created)
     return meta
+
+
+def pod_status(rec):
+    """(READY, STATUS) as kubectl prints them: containers running of all, and the phase."""
+    running = sum(1 for c in rec["containers"].values() if pid_is(c["pid"], c["start"]))
+    total = len(rec["containers"])
+    if not rec["ip"] or total == 0:
+        status = "ContainerCreating"
+    else:
+        status = "Running" if running == total else "Error"
+    return f"{running}/{total}", status
 
 
 def _in(namespace, wanted):

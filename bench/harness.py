@@ -1,10 +1,13 @@
 """The benchmark: every mode the machine supports plus the bare underlay, side by side.
 
-Rounds are interleaved: repeat r brings up each mode's cluster in turn (the order rotating from
-one repeat to the next), so that drift of the machine spreads evenly over the modes. Each
-cluster gets a warm-up before its samples. A failing tool marks its sample failed with the
-tool's message and the run goes on; Ctrl-C keeps the samples so far and tears the cluster down.
+Every mode's cluster is up at once (their names are the run's own), so that samples can be
+paired in time: each mode's turn on a path is measured between two turns of the bare underlay
+(slicing.py), throughput in turns of a tenth of a second with the clients stopped between
+them, the other tests in whole tool runs. compare.py turns the pairs into ratios with
+intervals and verdicts. A failing tool marks its sample failed with the tool's message and the
+run goes on; Ctrl-C keeps the samples so far and tears every cluster down.
 """
+import contextlib
 import dataclasses
 import datetime
 import os
@@ -21,10 +24,12 @@ from testbed.cni import get_mode, mode_names
 from testbed.errors import TestbedError
 
 from .cpu import CpuMeter
-from .measures import BY_NAME as MEASURES, DEFAULT_TESTS, MEASURES as ALL_MEASURES
+from .measures import (BY_NAME as MEASURES, DEFAULT_TESTS, MEASURES as ALL_MEASURES,
+                       PINNED_CPUS)
 from .paths import BY_NAME as PATHS, PATHS as ALL_PATHS, NotApplicable, endpoints
 from .progress import Progress
 from .results import RunWriter, machine_facts
+from .slicing import Flow, run_sequential, run_sliced
 from .tool import ToolError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,16 +41,25 @@ MAX_ATTEMPTS = 3
 RETRY_BUDGET = 0.10  # re-measuring may add at most this share to the run's planned time
 
 
+DESIGN = ("paired: every mode's turn between two turns of the bare underlay, all clusters up "
+          "at once; throughput time-sliced (iperf3 clients stopped outside their turns), "
+          "other tests in whole runs; ratios are geometric means of paired ratios with "
+          "Student-t 95 % intervals; noise floor from modes with the same same-node datapath")
+
+
 @dataclass
 class Options:
     topo: str = str(REPO / "topologies" / "default.yaml")
     modes: Optional[list] = None   # None: every registered mode the machine supports
     paths: Optional[list] = None   # None: every path
     tests: Optional[list] = None   # None: DEFAULT_TESTS; ["all"]: every test
-    repeats: int = 3
-    duration: int = 2              # seconds per throughput sample (after 1 s omitted)
-    rr_duration: int = 1           # seconds per request/response sample
-    ping_count: int = 50           # ICMP echoes per sample (10 ms apart)
+    repeats: int = 3               # cycles of whole tool runs (udp, tcp-rr, icmp)
+    slices: int = 60               # cycles of time-sliced throughput turns (tcp-1; tcp-n half)
+    slice_ms: int = 100            # one throughput turn
+    duration: int = 1              # seconds per UDP sample
+    rr_duration: int = 2           # seconds per request/response sample (sockperf warms up
+    #                                for 0.4 s of it)
+    ping_count: int = 200          # ICMP echoes per sample (5 ms apart)
     streams: int = 4               # parallel streams of tcp-n
     udp_rate: str = "1G"           # offered UDP rate (iperf3 -b)
     mtu: Optional[int] = None      # underlay MTU override
@@ -95,15 +109,6 @@ def choose_modes(opt, spec, caps):
     return run, skipped
 
 
-def plan_rounds(modes, repeats):
-    """[(repeat, mode)] with the mode order rotated each repeat."""
-    rounds = []
-    for r in range(repeats):
-        k = r % len(modes)
-        rounds += [(r + 1, m) for m in modes[k:] + modes[:k]]
-    return rounds
-
-
 def paths_for(mode, chosen):
     kind = "node" if mode == BARE else "pod"
     return [p for p in ALL_PATHS if p.kind == kind and (chosen is None or p.name in chosen
@@ -138,6 +143,73 @@ def measure_sample(measure, client, server, opt, mtu, daemons):
     return metrics, time.monotonic() - started
 
 
+def cluster_name(mode):
+    """Names of this run's clusters: one per mode, up side by side, apart from any other."""
+    return f"bench{os.getpid()}-{mode}"
+
+
+def _bring_up(stack, spec, modes, progress):
+    clusters = {}
+    for mode in modes:
+        progress.show(f"{mode}: bringing the cluster up")
+        cluster = Cluster.create(dataclasses.replace(spec, name=cluster_name(mode)), mode)
+        clusters[mode] = stack.enter_context(cluster)
+        progress.advance(CLUSTER_OVERHEAD_S)
+    return clusters
+
+
+def _flows(clusters, chosen, writer):
+    """{bare path: (bare Flow, [mode Flows paired with it])} of every applicable path."""
+    groups = {}
+    bare = clusters[BARE]
+    for path in paths_for(BARE, chosen):
+        try:
+            client, server = endpoints(path, bare.state.data)
+        except NotApplicable as e:
+            writer.skip(BARE, path.name, str(e))
+            continue
+        groups[path.name] = (Flow(BARE, path.name, client, server), [])
+    for mode, cluster in clusters.items():
+        if mode == BARE:
+            continue
+        for path in paths_for(mode, chosen):
+            try:
+                if path.baseline not in groups:
+                    raise NotApplicable(f"the bare underlay has no {path.baseline} path here")
+                client, server = endpoints(path, cluster.state.data)
+            except NotApplicable as e:
+                writer.skip(mode, path.name, str(e))
+                continue
+            groups[path.baseline][1].append(Flow(mode, path.name, client, server))
+    return groups
+
+
+def aa_groups(modes, spec):
+    """[(path, [modes])]: modes whose pod-to-pod path on one node is the same datapath, the
+    run's A/A control."""
+    by_datapath = {}
+    for mode in modes:
+        if mode != BARE and get_mode(mode).same_node_datapath:
+            by_datapath.setdefault(get_mode(mode).same_node_datapath, []).append(mode)
+    return [("pod-same-node", sorted(ms)) for ms in by_datapath.values() if len(ms) > 1]
+
+
+def _estimate(measures, groups, opt):
+    total = 0.0
+    for measure in measures:
+        for _bare, flows in groups.values():
+            turns = 2 * len(flows) + 1
+            if measure.sliced:
+                total += _cycles(measure, opt) * turns * (opt.slice_ms / 1000 + 0.01)
+            else:
+                total += _cycles(measure, opt) * turns * measure.seconds(opt)
+    return total
+
+
+def _cycles(measure, opt):
+    return max(2, round((opt.slices if measure.sliced else opt.repeats) * measure.share))
+
+
 def run(opt, progress_stream=None):
     """Run the benchmark; returns (run_dir, summary, skipped modes)."""
     _check_choice("path", opt.paths, list(PATHS))
@@ -151,7 +223,6 @@ def run(opt, progress_stream=None):
                            "(see `testbed doctor`): delay cannot be emulated on this machine")
     modes, skipped = choose_modes(opt, spec, caps)
     measures = [m for m in ALL_MEASURES if m.name in (opt.tests or DEFAULT_TESTS)]
-    rounds = plan_rounds(modes, opt.repeats)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = Path(opt.out) / f"{stamp}-{spec.name}{'-' + opt.label if opt.label else ''}"
     writer = RunWriter(run_dir)
@@ -163,51 +234,53 @@ def run(opt, progress_stream=None):
     options = {k: v for k, v in dataclasses.asdict(opt).items() if k != "extra"}
     writer.write_json("machine.json", {**machine_facts(REPO, datapaths, options),
                                        "topology": spec.path, "modes": modes,
-                                       "skipped_modes": skipped})
-    estimate = sum(CLUSTER_OVERHEAD_S + len(paths_for(m, opt.paths)) *
-                   sum(x.seconds(opt) for x in measures) for _, m in rounds)
-    progress = Progress(estimate, progress_stream)
-    retry_budget = {"seconds": RETRY_BUDGET * estimate}
-    status = "complete"
+                                       "skipped_modes": skipped, "design": DESIGN})
+    progress = Progress(len(modes) * CLUSTER_OVERHEAD_S, progress_stream)
+    status, groups = "complete", {}
     try:
-        with signals_interrupt():
-            for repeat, mode in rounds:
-                _run_round(repeat, mode, spec, opt, measures, writer, progress, retry_budget)
+        with signals_interrupt(), contextlib.ExitStack() as stack:
+            clusters = _bring_up(stack, spec, modes, progress)
+            groups = _flows(clusters, opt.paths, writer)
+            progress.extend(_estimate(measures, groups, opt))
+            if opt.warmup:
+                progress.show("warm-up: every path")
+                for bare_flow, flows in groups.values():
+                    for flow in [bare_flow] + flows:
+                        _warm_up(flow.client, flow.server)
+            for measure in measures:
+                for bare_flow, flows in groups.values():
+                    for sample in _run_test(measure, bare_flow, flows, clusters, opt,
+                                            progress):
+                        writer.add({**sample, "test": measure.name})
     except (KeyboardInterrupt, Interrupted):
         status = "interrupted"
     finally:
         progress.close()
-        summary = writer.finish(status)
+        summary = writer.finish(status, aa_groups(modes, spec),
+                                {p.name: p.baseline for p in ALL_PATHS if p.baseline})
     return run_dir, summary, skipped
 
 
-def _run_round(repeat, mode, spec, opt, measures, writer, progress, retry_budget):
-    label = f"repeat {repeat}/{opt.repeats}"
-    progress.show(f"{mode}: bringing the cluster up ({label})")
-    cluster = Cluster.create(spec, mode)
-    with cluster:
+def _run_test(measure, bare_flow, flows, clusters, opt, progress):
+    label = f"{measure.name}, {bare_flow.path} and the pod paths paired with it"
+    if measure.sliced:
+        progress.show(f"{label}: {_cycles(measure, opt)} cycles of {opt.slice_ms} ms turns")
+        return run_sliced(flows, bare_flow, _cycles(measure, opt), opt.slice_ms / 1000,
+                          opt.streams if measure.name == "tcp-n" else 1, PINNED_CPUS,
+                          lambda s: progress.advance(s * 2 + 0.01))
+
+    def one(flow):
+        cluster = clusters[flow.mode]
         daemons = cluster.mode.daemons(cluster) if cluster.mode else {}
-        mtu = cluster.state.data.get("pod_mtu") or spec.mtu
-        progress.advance(CLUSTER_OVERHEAD_S)
-        for path in paths_for(mode, opt.paths):
-            cost = sum(m.seconds(opt) for m in measures)
-            try:
-                client, server = endpoints(path, cluster.state.data)
-            except NotApplicable as e:
-                writer.skip(mode, path.name, str(e))
-                progress.advance(cost)
-                continue
-            if opt.warmup:
-                progress.show(f"{mode} {path.name}: warm-up ({label})")
-                _warm_up(client, server)
-            for measure in measures:
-                progress.show(f"{mode} {path.name} {measure.name} ({label})")
-                sample = {"repeat": repeat, "mode": mode, "path": path.name,
-                          "test": measure.name, "client": client.name, "server": server.name,
-                          "started": datetime.datetime.now().isoformat(timespec="seconds")}
-                writer.add(_measure_with_retries(sample, measure, client, server, opt, mtu,
-                                                 daemons, retry_budget))
-                progress.advance(measure.seconds(opt))
+        mtu = cluster.state.data.get("pod_mtu") or cluster.spec.mtu
+        progress.show(f"{label}: {flow.mode} {flow.path}")
+        # measured once: a sample taken again later would no longer sit between its bare
+        # turns; steal is recorded, and pairing cancels what the machine does to both
+        out = _measure_with_retries({}, measure, flow.client, flow.server, opt, mtu, daemons,
+                                    attempts=1)
+        progress.advance(measure.seconds(opt))
+        return out
+    return run_sequential(flows, bare_flow, _cycles(measure, opt), one)
 
 
 def steal_fraction(metrics, seconds):
@@ -216,17 +289,18 @@ def steal_fraction(metrics, seconds):
     return metrics.get("steal_s", 0.0) / capacity if capacity > 0 else 0.0
 
 
-def _measure_with_retries(sample, measure, client, server, opt, mtu, daemons, budget=None):
-    """Measure; again (up to MAX_ATTEMPTS, within the run's retry budget) while disturbed."""
+def _measure_with_retries(sample, measure, client, server, opt, mtu, daemons, budget=None,
+                          attempts=MAX_ATTEMPTS):
+    """Measure; again (up to `attempts`, within the run's retry budget) while disturbed."""
     budget = budget if budget is not None else {"seconds": float("inf")}
-    for attempt in range(1, MAX_ATTEMPTS + 1):
+    for attempt in range(1, attempts + 1):
         try:
             metrics, seconds = measure_sample(measure, client, server, opt, mtu, daemons)
         except ToolError as e:
             return {**sample, "ok": False, "error": str(e), "metrics": {}, "attempts": attempt}
         stolen = steal_fraction(metrics, seconds)
         out_of_budget = budget["seconds"] < seconds
-        if stolen <= STEAL_LIMIT or attempt == MAX_ATTEMPTS or out_of_budget:
+        if stolen <= STEAL_LIMIT or attempt == attempts or out_of_budget:
             return {**sample, "ok": True, "error": None, "metrics": metrics,
                     "seconds": seconds, "attempts": attempt, "steal_fraction": stolen,
                     "disturbed": stolen > STEAL_LIMIT}

@@ -6,6 +6,7 @@ from typing import Callable
 from . import iperf3, ping, sockperf
 
 IP_UDP_HEADERS = 28
+PING_INTERVAL = 0.005  # root may ping faster than every 0.2 s
 OMIT_S = 1  # iperf3 -O: slow start is run but left out of each throughput sample
 # client on core 0, server on core 1 where there are two cores (iperf3 -A)
 PINNED_CPUS = (0, 1) if (os.cpu_count() or 1) >= 2 else None
@@ -18,6 +19,8 @@ class Measure:
     moves_bytes: bool    # CPU cost is reported per GB moved only for these
     run: Callable        # (client, server, options, mtu) -> metrics dict
     seconds: Callable    # (options) -> expected duration, for the progress estimate
+    sliced: bool = False   # measured in time-sliced turns (slicing.py), not whole runs
+    share: float = 1.0     # of the run's cycles (--slices if sliced, else --repeats)
 
 
 def _tcp1(client, server, opt, mtu):
@@ -47,22 +50,22 @@ def _udp_rr(client, server, opt, mtu):
 
 
 def _icmp(client, server, opt, mtu):
-    return ping.icmp_rtt(client.argv, server.ip, count=opt.ping_count)
+    return ping.icmp_rtt(client.argv, server.ip, count=opt.ping_count, interval=PING_INTERVAL)
 
 
 MEASURES = (
     Measure("tcp-1", "TCP throughput, 1 stream (iperf3)", True, _tcp1,
-            lambda o: o.duration + OMIT_S + 1),
+            lambda o: o.duration + OMIT_S + 1, sliced=True),
     Measure("tcp-n", "TCP throughput, N streams (iperf3 -P)", True, _tcpn,
-            lambda o: o.duration + OMIT_S + 1),
+            lambda o: o.duration + OMIT_S + 1, sliced=True, share=1 / 3),
     Measure("udp", "UDP throughput and loss at an offered rate (iperf3 -u)", True, _udp,
-            lambda o: o.duration + 1),
+            lambda o: o.duration + 1, share=2 / 3),
     Measure("tcp-rr", "TCP request/response latency (sockperf ping-pong)", False, _tcp_rr,
-            lambda o: o.rr_duration + 1),
+            lambda o: o.rr_duration + 0.4),
     Measure("udp-rr", "UDP request/response latency (sockperf ping-pong)", False, _udp_rr,
-            lambda o: o.rr_duration + 1),
+            lambda o: o.rr_duration + 0.4),
     Measure("icmp", "ICMP round-trip time (ping)", False, _icmp,
-            lambda o: o.ping_count * 0.01 + 0.5),
+            lambda o: o.ping_count * PING_INTERVAL + 0.2),
 )
 BY_NAME = {m.name: m for m in MEASURES}
 # what a run measures unless told otherwise; udp-rr adds little beside tcp-rr and icmp, and

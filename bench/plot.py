@@ -1,10 +1,13 @@
 """Plots of a benchmark run, made from its files alone (PNG and SVG).
 
-  throughput   TCP 1 stream, TCP N streams, UDP: grouped bars per path, CI error bars
-  latency      request/response p50 (bar) and p99 (whisker top); ICMP RTT
+  throughput   TCP 1 stream, TCP N streams, UDP: grouped bars per path
+  latency      request/response p50 (bar) with p99 as a marker; ICMP RTT
   cpu          CPU seconds per GB moved; a mode's own daemons hatched on top
-  ratio        each mode's median relative to the bare underlay on the same kind of path
+  ratio        each mode relative to the bare underlay (paired ratios), the run's noise floor
+               as a band around 1
   compare      two runs side by side (`testbed plot RUN_A RUN_B`)
+Every whisker is a 95 % confidence interval (of the median, or of the paired ratio); a test the
+run did not measure gets no panel.
 """
 import os
 
@@ -38,9 +41,15 @@ def _modes(run):
 def _subtitle(run):
     m = run["machine"]
     opts = m.get("options", {})
+    how = (f"paired turns: {opts.get('slices')} cycles of {opts.get('slice_ms')} ms "
+           f"(throughput), {opts.get('repeats')} of whole runs" if opts.get("slices") else
+           f"median of {opts.get('repeats')} repeats, {opts.get('duration')} s each")
     return (f"{os.path.basename(m.get('topology', '?'))} · {m.get('cpu_model') or 'CPU ?'}, "
-            f"{m.get('cores')} cores · kernel {m.get('kernel')} · median of "
-            f"{opts.get('repeats')} repeats, {opts.get('duration')} s each · run {run['name']}")
+            f"{m.get('cores')} cores · kernel {m.get('kernel')} · {how} · run {run['name']}")
+
+
+def _has(run, test, metric):
+    return any(r["test"] == test and r["metric"] == metric for r in run["summary"]["rows"])
 
 
 def _positions(paths, modes, has):
@@ -60,9 +69,6 @@ def _axes(ax, paths, ylabel, title):
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    if not paths:
-        ax.text(0.5, 0.5, "not measured in this run", ha="center", va="center",
-                transform=ax.transAxes, color="grey")
 
 
 def _grouped(ax, run, test, metric, ylabel, title, whisker_metric=None):
@@ -86,15 +92,17 @@ def _grouped(ax, run, test, metric, ylabel, title, whisker_metric=None):
                capsize=3, error_kw={"elinewidth": 1})
         for (bx, r), y in zip(bars, med):
             top = rows.get((mode, r["path"], test, whisker_metric)) if whisker_metric else None
-            if top is not None:
-                ax.plot([bx, bx], [y, top["median"]], color="black", linewidth=1)
-                ax.plot([bx - width * 0.25, bx + width * 0.25], [top["median"]] * 2,
-                        color="black", linewidth=1)
+            if top is not None:  # a marker, not a whisker: whiskers are intervals
+                ax.plot([bx], [top["median"]], marker="_", markersize=12, color="black",
+                        linestyle="none", label="p99 (median)")
     _axes(ax, paths, ylabel, title)
     return xs, width
 
 
 def _figure(run, panels, title, out_base):
+    panels = [p for p in panels if p is not None]
+    if not panels:
+        return []
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         panel(ax)
@@ -138,11 +146,20 @@ def _ratio_panel(ax, run, test, metric, title):
 
     paths = [p for p in PATHS if p.kind == "pod" and any(ratio(m, p.name) for m in modes)]
     xs, width = _positions(paths, modes, lambda m, p: ratio(m, p) is not None)
+    floor = next((f["floor"] for f in run["summary"].get("noise_floor", [])
+                  if (f["test"], f["metric"]) == (test, metric)), None)
+    if floor is not None:
+        ax.axhspan(max(0.0, 1 - floor), 1 + floor, color=BARE_COLOUR, alpha=0.2,
+                   label="noise floor (A/A)")
     for mode in modes:
-        bars = [(x, ratio(m, p)) for (m, p), x in xs.items() if m == mode]
+        bars = [(x, rows[(m, p, test, metric)]) for (m, p), x in xs.items() if m == mode]
         if bars:
-            ax.bar([b[0] for b in bars], [b[1] for b in bars], width * 0.95,
-                   color=colours[mode], label=mode)
+            values = [r["ratio_to_bare"] for _, r in bars]
+            ci = [r.get("ratio_ci") or [r["ratio_to_bare"]] * 2 for _, r in bars]
+            ax.bar([b[0] for b in bars], values, width * 0.95, color=colours[mode], label=mode,
+                   yerr=[[v - c[0] for v, c in zip(values, ci)],
+                         [c[1] - v for v, c in zip(values, ci)]],
+                   capsize=3, error_kw={"elinewidth": 1})
     ax.axhline(1.0, color=BARE_COLOUR, linestyle="--", linewidth=1, label="bare = 1")
     _axes(ax, paths, "ratio to bare (node to node)", title)
 
@@ -150,34 +167,47 @@ def _ratio_panel(ax, run, test, metric, title):
 def plot_run(run_dir):
     run = load_run(run_dir)
     base = lambda name: os.path.join(run_dir, name)  # noqa: E731
+    opts = run["machine"]["options"]
+
+    def panel(test, metric, draw):
+        return draw if _has(run, test, metric) else None
     files = []
     files += _figure(run, [
-        lambda ax: _grouped(ax, run, "tcp-1", "gbps", "Gbit/s", "TCP, 1 stream (iperf3)"),
-        lambda ax: _grouped(ax, run, "tcp-n", "gbps", "Gbit/s",
-                            f"TCP, {run['machine']['options'].get('streams')} streams (iperf3 -P)"),
-        lambda ax: _grouped(ax, run, "udp", "gbps", "Gbit/s received",
-                            f"UDP at {run['machine']['options'].get('udp_rate')}bit/s offered"),
-    ], "Pod-to-pod throughput by CNI mode and path (error bars: CI of the median)",
+        panel("tcp-1", "gbps", lambda ax: _grouped(ax, run, "tcp-1", "gbps", "Gbit/s",
+                                                   "TCP, 1 stream (iperf3)")),
+        panel("tcp-n", "gbps", lambda ax: _grouped(
+            ax, run, "tcp-n", "gbps", "Gbit/s", f"TCP, {opts.get('streams')} streams "
+            "(iperf3 -P)")),
+        panel("udp", "gbps", lambda ax: _grouped(
+            ax, run, "udp", "gbps", "Gbit/s received",
+            f"UDP at {opts.get('udp_rate')}bit/s offered")),
+    ], "Pod-to-pod throughput by CNI mode and path (whiskers: 95 % CI of the median)",
         base("throughput"))
     files += _figure(run, [
-        lambda ax: _grouped(ax, run, "tcp-rr", "p50_us", "µs (RTT/2)", "TCP request/response "
-                            "(sockperf)", whisker_metric="p99_us"),
-        lambda ax: _grouped(ax, run, "udp-rr", "p50_us", "µs (RTT/2)", "UDP request/response "
-                            "(sockperf)", whisker_metric="p99_us"),
-        lambda ax: _grouped(ax, run, "icmp", "rtt_p50_ms", "ms", "ICMP round trip (ping)",
-                            whisker_metric="rtt_p99_ms"),
-    ], "Latency: bar = median p50, whisker top = p99", base("latency"))
+        panel("tcp-rr", "p50_us", lambda ax: _grouped(
+            ax, run, "tcp-rr", "p50_us", "µs (RTT/2)", "TCP request/response (sockperf)",
+            whisker_metric="p99_us")),
+        panel("udp-rr", "p50_us", lambda ax: _grouped(
+            ax, run, "udp-rr", "p50_us", "µs (RTT/2)", "UDP request/response (sockperf)",
+            whisker_metric="p99_us")),
+        panel("icmp", "rtt_p50_ms", lambda ax: _grouped(
+            ax, run, "icmp", "rtt_p50_ms", "ms", "ICMP round trip (ping)",
+            whisker_metric="rtt_p99_ms")),
+    ], "Latency: bar = median p50 (whiskers: its 95 % CI), marker = p99", base("latency"))
     files += _figure(run, [
-        lambda ax: _cpu_panel(ax, run, "tcp-1", "TCP, 1 stream"),
-        lambda ax: _cpu_panel(ax, run, "tcp-n", "TCP, N streams"),
-        lambda ax: _cpu_panel(ax, run, "udp", "UDP"),
-    ], "CPU cost: machine-wide busy CPU seconds per GB received", base("cpu"))
+        panel(t, "cpu_s_per_gb", lambda ax, t=t, title=title: _cpu_panel(ax, run, t, title))
+        for t, title in (("tcp-1", "TCP, 1 stream"), ("tcp-n", "TCP, N streams"),
+                         ("udp", "UDP"))
+    ], "CPU cost: machine-wide busy CPU seconds per GB received (whiskers: 95 % CI)",
+        base("cpu"))
     files += _figure(run, [
-        lambda ax: _ratio_panel(ax, run, "tcp-1", "gbps", "TCP throughput, 1 stream"),
-        lambda ax: _ratio_panel(ax, run, "tcp-n", "gbps", "TCP throughput, N streams"),
-        lambda ax: _ratio_panel(ax, run, "tcp-rr", "p50_us", "TCP request/response p50 "
-                                "(higher = slower)"),
-    ], "Each mode relative to the bare underlay, same run", base("ratio"))
+        panel(t, m, lambda ax, t=t, m=m, title=title: _ratio_panel(ax, run, t, m, title))
+        for t, m, title in (("tcp-1", "gbps", "TCP throughput, 1 stream"),
+                            ("tcp-n", "gbps", "TCP throughput, N streams"),
+                            ("tcp-rr", "p50_us", "TCP request/response p50 (higher = slower)"),
+                            ("icmp", "rtt_p50_ms", "ICMP round trip p50 (higher = slower)"))
+    ], "Each mode relative to the bare underlay, paired in time (whiskers: 95 % CI; band: "
+       "the run's noise floor)", base("ratio"))
     return files
 
 

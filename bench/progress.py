@@ -39,6 +39,10 @@ class Progress:
     def advance(self, estimate_s):
         self.done += estimate_s
 
+    def extend(self, estimate_s):
+        """More work became known (once the clusters are up and their paths counted)."""
+        self.total += estimate_s
+
     def close(self):
         if self.tty:
             self.stream.write("\n")

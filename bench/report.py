@@ -43,12 +43,45 @@ def summary_table(summary, modes):
                 _cell(rows, mode, path.name, test, metric, fmt, metric == "gbps")
                 for _, test, metric, fmt in COLUMNS))
     lines = [render_table(table), "(×) = ratio to the bare underlay on the same kind of path "
-             "(node to node), measured in the same run; medians over repeats"]
+             "(node to node): the geometric mean of paired ratios, each turn against the bare "
+             "turns around it; medians over turns"]
     for f in summary.get("failures", []):
         lines.append(f"FAILED {f['count']}× {f['mode']} {f['path']} {f['test']}: "
                      + "; ".join(f["errors"]))
     for na in summary.get("not_applicable", []):
         lines.append(f"not applicable: {na['mode']} {na['path']}: {na['reason']}")
+    return "\n".join(lines)
+
+
+def _ratio(c):
+    return f"{c['ratio']:.2f}× [{c['ci_low']:.2f}–{c['ci_high']:.2f}]"
+
+
+def comparison_tables(summary, key_metrics=(("tcp-1", "gbps"), ("tcp-rr", "p50_us"))):
+    """Every mode against bare (all compared metrics), then the pairs of modes on one path for
+    the key metrics, each with its 95 % interval and verdict, and the noise floor."""
+    found = summary.get("comparisons", [])
+    if not found:
+        return ""
+    floor = {(f["test"], f["metric"]): f["floor"] for f in summary.get("noise_floor", [])}
+    rows = [("MODE", "PATH", "TEST", "METRIC", "vs bare [95 % CI]", "VERDICT")]
+    for c in found:
+        if c["mode_b"] == "bare":
+            rows.append((c["mode_a"], c["path"], c["test"], c["metric"], _ratio(c),
+                         c["verdict"]))
+    pairs = [("A", "B", "PATH", "TEST", "A/B [95 % CI]", "VERDICT")]
+    for c in found:
+        if c["mode_b"] != "bare" and (c["test"], c["metric"]) in key_metrics:
+            pairs.append((c["mode_a"], c["mode_b"], c["path"], f"{c['test']} {c['metric']}",
+                          _ratio(c), c["verdict"]))
+    lines = ["paired comparisons:", render_table(rows)]
+    if len(pairs) > 1:
+        lines += ["", render_table(pairs)]
+    lines.append("noise floor (identical datapaths measured as if different): " + (", ".join(
+        f"{t} {m} ±{f * 100:.1f}%" for (t, m), f in sorted(floor.items())) or
+        "none measured (no two modes with the same same-node datapath in this run)"))
+    lines.append("verdict: same = the interval holds 1 or lies within the noise floor; "
+                 "higher/lower = the first mode's value is above/below the other's")
     return "\n".join(lines)
 
 
@@ -64,12 +97,10 @@ def spread_lines(summary, metric="gbps", limit=0.05):
 
 
 def retry_line(samples):
-    """How many samples were measured again because the hypervisor disturbed them."""
-    again = sum(1 for s in samples if s.get("attempts", 1) > 1)
+    """How many samples the hypervisor disturbed (more than 2 % of CPU time stolen)."""
     still = sum(1 for s in samples if s.get("disturbed"))
-    return (f"{again} of {len(samples)} samples were measured again after hypervisor steal "
-            f"above 2 % of CPU time; {still} stayed disturbed (kept, flagged) after 3 attempts "
-            "or once re-measuring had used its budget (10 % of the planned time)")
+    return (f"{still} of {len(samples)} samples had hypervisor steal above 2 % of CPU time "
+            "(kept and flagged: each is paired with bare turns taken moments apart)")
 
 
 def steal_line(summary):

@@ -16,6 +16,7 @@ import sys
 from collections import defaultdict
 
 from . import stats
+from .compare import comparisons
 from .measures import unit_of
 from .paths import BY_NAME as PATHS
 
@@ -99,7 +100,9 @@ class RunWriter:
         if entry not in self.not_applicable:
             self.not_applicable.append(entry)
 
-    def finish(self, status):
+    def finish(self, status, aa_groups=(), baselines=None):
+        """Write samples, CSV and summary; aa_groups and baselines as compare.comparisons
+        takes them."""
         run = os.path.basename(self.dir)
         self.write_json("samples.json", self.samples)
         with open(os.path.join(self.dir, "results.csv"), "w", newline="") as f:
@@ -107,7 +110,7 @@ class RunWriter:
             writer.writeheader()
             for row in tidy_rows(run, self.samples):
                 writer.writerow(row)
-        summary = summarize(self.samples)
+        summary = summarize(self.samples, aa_groups, baselines or {})
         summary["not_applicable"] = self.not_applicable
         summary["status"] = status
         self.write_json("summary.json", summary)
@@ -125,8 +128,9 @@ def tidy_rows(run, samples):
             yield {**base, "metric": metric, "value": value, "unit": unit_of(metric)}
 
 
-def summarize(samples):
-    """Per (mode, path, test, metric): median, CI, CV over the successful samples; ratios to bare."""
+def summarize(samples, aa_groups=(), baselines=None):
+    """Per (mode, path, test, metric): median, CI, CV over the successful samples; ratios to
+    bare; and the paired comparisons with the run's noise floor (compare.py)."""
     values = defaultdict(list)
     failures = defaultdict(list)
     for s in samples:
@@ -145,14 +149,21 @@ def summarize(samples):
                      "failed": len(failures.get((mode, path, test), [])),
                      "median": stats.percentile(xs, 50), "ci_low": low, "ci_high": high,
                      "ci_coverage": coverage, "cv": stats.cv(xs)})
+    found, floor = comparisons(samples, baselines or {}, aa_groups)
+    paired = {(c["mode_a"], c["path"], c["test"], c["metric"]): c for c in found
+              if c["mode_b"] == BARE}
     bare = {(r["path"], r["test"], r["metric"]): r["median"] for r in rows if r["mode"] == BARE}
     for r in rows:
         baseline = PATHS[r["path"]].baseline if r["path"] in PATHS else ""
         ref = bare.get((baseline, r["test"], r["metric"]))
-        if r["mode"] != BARE and r["metric"] in RATIO_METRICS and ref:
+        pair = paired.get((r["mode"], r["path"], r["test"], r["metric"]))
+        if pair:  # the paired ratio, where the run measured pairs
+            r.update(ratio_to_bare=pair["ratio"], ratio_ci=[pair["ci_low"], pair["ci_high"]],
+                     verdict=pair["verdict"], bare_path=baseline)
+        elif r["mode"] != BARE and r["metric"] in RATIO_METRICS and ref:
             r["ratio_to_bare"] = r["median"] / ref
             r["bare_path"] = baseline
-    return {"rows": rows,
+    return {"rows": rows, "comparisons": found, "noise_floor": floor,
             "failures": [{"mode": m, "path": p, "test": t, "count": len(errs),
                           "errors": sorted(set(errs))}
                          for (m, p, t), errs in sorted(failures.items())]}

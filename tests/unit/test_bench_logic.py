@@ -5,7 +5,7 @@ import math
 import pytest
 
 from bench import stats
-from bench.harness import Options, _check_choice, paths_for, plan_rounds
+from bench.harness import Options, _check_choice, _estimate, paths_for
 from bench.paths import BY_NAME, NotApplicable, endpoints
 from bench.progress import Progress
 from bench.report import summary_table
@@ -28,13 +28,6 @@ def test_cv_and_percentile():
     assert stats.cv([1]) is None
     assert stats.percentile([1, 2, 3, 4], 50) == 2.5
     assert stats.percentile(list(range(101)), 99) == 99
-
-
-def test_rounds_interleave_modes_and_rotate_their_order():
-    rounds = plan_rounds(["bare", "a", "b"], 3)
-    assert rounds[:3] == [(1, "bare"), (1, "a"), (1, "b")]
-    assert [m for r, m in rounds if r == 2] == ["a", "b", "bare"]
-    assert [m for r, m in rounds if r == 3] == ["b", "bare", "a"]
 
 
 def test_bare_measures_node_paths_modes_pod_paths_and_baselines_follow_choices():
@@ -122,11 +115,12 @@ def test_progress_estimates_time_left_from_the_pace_so_far():
 
 
 def test_options_defaults_fit_the_ten_minute_budget():
-    from bench.measures import BY_NAME, DEFAULT_TESTS
+    from bench.measures import DEFAULT_TESTS, MEASURES
     opt = Options()
-    per_path = sum(BY_NAME[t].seconds(opt) for t in DEFAULT_TESTS)
-    # bare (1 path) + four modes (2 paths each on default.yaml), 3 repeats, 2 s per cluster
-    assert 3 * (9 * per_path + 5 * 2.0) < 9 * 60
+    # default.yaml: bare node-node paired with five modes' two pod paths
+    groups = {"node-node": (None, [None] * 10)}
+    measures = [m for m in MEASURES if m.name in DEFAULT_TESTS]
+    assert _estimate(measures, groups, opt) + 6 * 5.0 < 9 * 60
 
 
 def test_samples_disturbed_by_the_hypervisor_are_measured_again(monkeypatch):

@@ -1,0 +1,171 @@
+"""Paired measurement: every mode's flow measured right next to the bare underlay's.
+
+Why: on this kind of machine one TCP stream's rate moves 15-25 % from one tenth of a second to
+the next (the vCPUs' own speed, not the datapath; bench/variance.py measures it), so samples
+taken seconds apart cannot tell datapaths within 20 % apart. So each comparison is paired in
+time: the schedule puts a bare turn before and after every mode's turn,
+
+    bare, A, bare, B, bare, C, bare, ...   (the order of A, B, C rotating from cycle to cycle)
+
+and each turn of a mode is recorded with the mean of the two bare turns around it as its
+baseline; compare.py turns those pairs into ratios with confidence intervals.
+
+Throughput (tcp-1, tcp-n) is time-sliced: every flow's iperf3 client runs for the whole
+session, stopped (SIGSTOP) except during its turn of `slice_s` seconds, and a turn's rate is
+what the server's interface received during it (/proc/<server pid>/net/dev). The clients' TCP
+keeps its congestion window while stopped (tcp_slow_start_after_idle=0 in their namespaces).
+Other tests run the tool afresh in each turn (sequential turns of a few seconds).
+"""
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+from . import iperf3
+from .cpu import machine_busy_seconds, steal_seconds
+from .tool import ToolError, wait_listening
+
+STEAL_LIMIT = 0.02  # share of CPU time the hypervisor took that flags a turn as disturbed
+SETTLE_S = 0.002  # after a stop, for the last in-flight bytes to arrive
+START_S = 0.3     # a client's connection and slow start, before it is first stopped
+
+
+@dataclass(frozen=True)
+class Flow:
+    mode: str
+    path: str
+    client: object  # paths.Endpoint
+    server: object
+
+
+def schedule(flows, cycles):
+    """[(cycle, flow or None for bare)]: bare before and after each flow's turn, the flows'
+    order rotating from cycle to cycle."""
+    out = []
+    for c in range(cycles):
+        k = c % len(flows) if flows else 0
+        for flow in flows[k:] + flows[:k]:
+            out += [(c + 1, None), (c + 1, flow)]
+    if out:
+        out.append((cycles, None))
+    return out
+
+
+def paired(turns, bare_flow):
+    """Samples of a schedule's measured turns [(cycle, flow, metrics)]: every mode turn with
+    the mean of the bare turns around it as `baseline`."""
+    samples = []
+    for i, (cycle, flow, metrics) in enumerate(turns):
+        mode_flow = flow or bare_flow
+        sample = {"repeat": cycle, "mode": mode_flow.mode, "path": mode_flow.path,
+                  "client": mode_flow.client.name, "server": mode_flow.server.name, **metrics}
+        if flow is not None and sample["ok"]:
+            around = [turns[j][2] for j in (i - 1, i + 1)
+                      if 0 <= j < len(turns) and turns[j][1] is None and turns[j][2]["ok"]]
+            if around:
+                keys = set.intersection(*(set(m["metrics"]) for m in around))
+                sample["baseline"] = {k: sum(m["metrics"][k] for m in around) / len(around)
+                                      for k in keys if isinstance(around[0]["metrics"][k],
+                                                                  (int, float))}
+        samples.append(sample)
+    return samples
+
+
+def _rx_bytes(pid, dev="eth0"):
+    with open(f"/proc/{pid}/net/dev") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if name.strip() == dev:
+                return int(rest.split()[0])
+    raise ToolError(f"no {dev} in the server's namespace")
+
+
+class SlicedIperf:
+    """Long-running iperf3 clients, one per flow, let run one at a time."""
+
+    def __init__(self, flows, streams, cpus):
+        self.flows, self.streams, self.cpus = flows, streams, cpus
+        self.servers, self.clients = {}, {}
+
+    def __enter__(self):
+        pin_client, pin_server = (["-A", str(self.cpus[0])], ["-A", str(self.cpus[1])]) \
+            if self.cpus else ([], [])
+        try:
+            for flow in self.flows:
+                subprocess.run(flow.client.argv(
+                    ["sysctl", "-qw", "net.ipv4.tcp_slow_start_after_idle=0"]),
+                    capture_output=True)
+                server = subprocess.Popen(flow.server.argv(
+                    ["iperf3", "-s", "-1", "-p", str(iperf3.PORT), *pin_server]),
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    start_new_session=True)
+                self.servers[flow] = server
+                if not wait_listening(flow.server.argv, iperf3.PORT):
+                    raise ToolError(f"iperf3 server did not start in {flow.server.name}")
+                client = subprocess.Popen(flow.client.argv(
+                    ["iperf3", "-c", flow.server.ip, "-p", str(iperf3.PORT), "-t", "86400",
+                     "-P", str(self.streams), *pin_client]),
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                    start_new_session=True)
+                self.clients[flow] = client
+                time.sleep(START_S)
+                if client.poll() is not None:
+                    raise ToolError(f"iperf3: {client.stderr.read().strip()[:200]}")
+                os.kill(client.pid, signal.SIGSTOP)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def turn(self, flow, seconds):
+        """One turn of `flow`: metrics of what it moved in `seconds`."""
+        client, server = self.clients[flow], self.servers[flow]
+        busy0, steal0, rx0 = machine_busy_seconds(), steal_seconds(), _rx_bytes(server.pid)
+        os.kill(client.pid, signal.SIGCONT)
+        started = time.perf_counter()
+        time.sleep(seconds)
+        os.kill(client.pid, signal.SIGSTOP)
+        elapsed = time.perf_counter() - started
+        time.sleep(SETTLE_S)
+        moved = _rx_bytes(server.pid) - rx0
+        cpu = machine_busy_seconds() - busy0
+        if client.poll() is not None or moved <= 0:
+            return {"ok": False, "error": "iperf3 client ended or moved nothing in its turn",
+                    "metrics": {}}
+        stolen = steal_seconds() - steal0
+        return {"ok": True, "error": None, "seconds": elapsed,
+                "disturbed": stolen > STEAL_LIMIT * elapsed * (os.cpu_count() or 1),
+                "metrics": {"gbps": moved * 8 / elapsed / 1e9, "bytes": moved, "cpu_s": cpu,
+                            "cpu_s_per_gb": cpu / (moved / 1e9), "steal_s": stolen}}
+
+    def __exit__(self, *exc):
+        for proc in list(self.clients.values()) + list(self.servers.values()):
+            if proc.poll() is None:
+                try:
+                    os.kill(proc.pid, signal.SIGCONT)
+                    proc.kill()
+                except ProcessLookupError:
+                    pass
+            proc.wait()
+
+
+def run_sliced(flows, bare_flow, cycles, slice_s, streams, cpus, progress=None):
+    """Samples of a time-sliced throughput session (mode flows and the bare flow)."""
+    turns = []
+    with SlicedIperf([bare_flow] + list(flows), streams, cpus) as session:
+        for cycle, flow in schedule(list(flows), cycles):
+            turns.append((cycle, flow, session.turn(flow or bare_flow, slice_s)))
+            if progress:
+                progress(slice_s)
+    return paired(turns, bare_flow)
+
+
+def run_sequential(flows, bare_flow, cycles, measure, progress=None):
+    """Samples of a session of whole tool runs, `measure(flow)` -> sample fields each."""
+    turns = []
+    for cycle, flow in schedule(list(flows), cycles):
+        turns.append((cycle, flow, measure(flow or bare_flow)))
+        if progress:
+            progress(None)
+    return paired(turns, bare_flow)

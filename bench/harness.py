@@ -38,6 +38,7 @@ CLUSTER_OVERHEAD_S = 2.0  # estimated bring-up + teardown + warm-up per cluster,
 # share of the CPU time measures the neighbours, not the mode: it is measured again.
 STEAL_LIMIT = 0.02
 MAX_ATTEMPTS = 3
+TOOL_START_S = 0.5  # starting a tool's server and client in their namespaces, per sample
 RETRY_BUDGET = 0.10  # re-measuring may add at most this share to the run's planned time
 
 
@@ -202,7 +203,7 @@ def _estimate(measures, groups, opt):
             if measure.sliced:
                 total += _cycles(measure, opt) * turns * (opt.slice_ms / 1000 + 0.01)
             else:
-                total += _cycles(measure, opt) * turns * measure.seconds(opt)
+                total += _cycles(measure, opt) * turns * (measure.seconds(opt) + TOOL_START_S)
     return total
 
 
@@ -278,7 +279,7 @@ def _run_test(measure, bare_flow, flows, clusters, opt, progress):
         # turns; steal is recorded, and pairing cancels what the machine does to both
         out = _measure_with_retries({}, measure, flow.client, flow.server, opt, mtu, daemons,
                                     attempts=1)
-        progress.advance(measure.seconds(opt))
+        progress.advance(measure.seconds(opt) + TOOL_START_S)
         return out
     return run_sequential(flows, bare_flow, _cycles(measure, opt), one)
 

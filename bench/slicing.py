@@ -87,39 +87,46 @@ class SlicedIperf:
     def __init__(self, flows, streams, cpus):
         self.flows, self.streams, self.cpus = flows, streams, cpus
         self.servers, self.clients = {}, {}
+        self.failed = {}  # flow -> the tool's message: its turns are recorded as failed
 
     def __enter__(self):
-        pin_client, pin_server = (["-A", str(self.cpus[0])], ["-A", str(self.cpus[1])]) \
-            if self.cpus else ([], [])
         try:
             for flow in self.flows:
-                subprocess.run(flow.client.argv(
-                    ["sysctl", "-qw", "net.ipv4.tcp_slow_start_after_idle=0"]),
-                    capture_output=True)
-                server = subprocess.Popen(flow.server.argv(
-                    ["iperf3", "-s", "-1", "-p", str(iperf3.PORT), *pin_server]),
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                    start_new_session=True)
-                self.servers[flow] = server
-                if not wait_listening(flow.server.argv, iperf3.PORT):
-                    raise ToolError(f"iperf3 server did not start in {flow.server.name}")
-                client = subprocess.Popen(flow.client.argv(
-                    ["iperf3", "-c", flow.server.ip, "-p", str(iperf3.PORT), "-t", "86400",
-                     "-P", str(self.streams), *pin_client]),
-                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                    start_new_session=True)
-                self.clients[flow] = client
-                time.sleep(START_S)
-                if client.poll() is not None:
-                    raise ToolError(f"iperf3: {client.stderr.read().strip()[:200]}")
-                os.kill(client.pid, signal.SIGSTOP)
+                try:
+                    self._start(flow)
+                except ToolError as e:
+                    self.failed[flow] = str(e)
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
 
+    def _start(self, flow):
+        pin_client, pin_server = (["-A", str(self.cpus[0])], ["-A", str(self.cpus[1])]) \
+            if self.cpus else ([], [])
+        subprocess.run(flow.client.argv(["sysctl", "-qw", "net.ipv4.tcp_slow_start_after_idle=0"]),
+                       capture_output=True)
+        server = subprocess.Popen(flow.server.argv(
+            ["iperf3", "-s", "-1", "-p", str(iperf3.PORT), *pin_server]),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.servers[flow] = server
+        if not wait_listening(flow.server.argv, iperf3.PORT):
+            raise ToolError(f"iperf3 server did not start in {flow.server.name}")
+        client = subprocess.Popen(flow.client.argv(
+            ["iperf3", "-c", flow.server.ip, "-p", str(iperf3.PORT), "-t", "86400",
+             "-P", str(self.streams), *pin_client]),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)
+        self.clients[flow] = client
+        time.sleep(START_S)
+        if client.poll() is not None:
+            raise ToolError(f"iperf3: {client.stderr.read().strip()[:200]}")
+        os.kill(client.pid, signal.SIGSTOP)
+
     def turn(self, flow, seconds):
         """One turn of `flow`: metrics of what it moved in `seconds`."""
+        if flow in self.failed:
+            return {"ok": False, "error": self.failed[flow], "metrics": {}}
         client, server = self.clients[flow], self.servers[flow]
         busy0, steal0, rx0 = machine_busy_seconds(), steal_seconds(), _rx_bytes(server.pid)
         os.kill(client.pid, signal.SIGCONT)

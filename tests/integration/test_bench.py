@@ -17,8 +17,8 @@ from testbed.cni import mode_names
 from .conftest import REPO, TOPO, Footprint, run_testbed
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SMOKE = ["--repeats", "1", "--duration", "1", "--rr-duration", "1", "--ping-count", "10",
-         "--tests", "all"]
+SMOKE = ["--repeats", "1", "--slices", "4", "--duration", "1", "--rr-duration", "1",
+         "--ping-count", "10", "--tests", "all"]
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +72,21 @@ def test_smoke_run_writes_every_field(smoke_run):
     assert {"mode": "vxlan", "path": "pod-cross-rack",
             "reason": "the topology has a single rack"} in summary["not_applicable"]
     assert "ratio to the bare underlay" in proc.stdout and "vxlan" in proc.stdout
+    # paired comparisons: every mode against bare and every pair on a path, with verdicts
+    found = summary["comparisons"]
+    keys = {"path", "test", "metric", "mode_a", "mode_b", "ratio", "ci_low", "ci_high",
+            "verdict"}
+    assert found and all(keys <= set(c) for c in found)
+    assert all(c["ci_low"] <= c["ratio"] <= c["ci_high"] and
+               c["verdict"] in ("same", "higher", "lower") for c in found)
+    assert {c["mode_a"] for c in found if c["mode_b"] == "bare"} == set(mode_names())
+    assert any(c["mode_b"] != "bare" for c in found)
+    # the three flannel modes' same-node path is one datapath: the run's A/A noise floor
+    assert {(f["test"], f["metric"]) for f in summary["noise_floor"]} >= {
+        ("tcp-1", "gbps"), ("tcp-rr", "p50_us"), ("icmp", "rtt_p50_ms")}
+    assert "paired comparisons:" in proc.stdout and "noise floor" in proc.stdout
+    pairs = [s for s in samples if s["mode"] == "vxlan" and s["test"] == "tcp-1"]
+    assert all(s["baseline"]["gbps"] > 0 for s in pairs)  # each turn beside bare turns
 
 
 def test_smoke_run_plots_are_real_images_and_cleanup_is_complete(smoke_run):
@@ -105,16 +120,17 @@ def test_a_failing_tool_marks_its_sample_and_the_run_goes_on(tmp_path, monkeypat
 
     monkeypatch.setattr(harness, "endpoints", endpoints_with_a_firewall)
     opt = harness.Options(topo=str(TOPO / "default.yaml"), modes=["vxlan"],
-                          tests=["tcp-1", "icmp"], repeats=1, duration=1, ping_count=5,
-                          out=str(tmp_path), warmup=False)
+                          tests=["tcp-1", "icmp"], repeats=1, slices=3, duration=1,
+                          ping_count=5, out=str(tmp_path), warmup=False)
     run_dir, summary, _ = harness.run(opt, progress_stream=open(os.devnull, "w"))
     samples = json.loads((run_dir / "samples.json").read_text())
     failed = [s for s in samples if not s["ok"]]
-    assert [(s["path"], s["test"]) for s in failed] == [("pod-cross-node", "tcp-1")]
+    assert {(s["path"], s["test"]) for s in failed} == {("pod-cross-node", "tcp-1")}
+    assert len(failed) == 3  # each of its turns, one per cycle
     assert "Connection refused" in failed[0]["error"] and failed[0]["metrics"] == {}
     ok = {(s["path"], s["test"]) for s in samples if s["ok"]}
     assert ("pod-cross-node", "icmp") in ok and ("pod-same-node", "tcp-1") in ok
-    assert summary["failures"][0]["count"] == 1
+    assert summary["failures"][0]["count"] == 3
 
 
 def test_ctrl_c_keeps_the_samples_so_far_and_tears_down(tmp_path, require):
@@ -122,7 +138,8 @@ def test_ctrl_c_keeps_the_samples_so_far_and_tears_down(tmp_path, require):
     before = Footprint()
     proc = subprocess.Popen([sys.executable, "-m", "testbed.cli", "bench", "--topo",
                              str(TOPO / "default.yaml"), "--out", str(tmp_path), "--no-plot",
-                             "--repeats", "2", "--duration", "1", "--modes", "vxlan"],
+                             "--repeats", "2", "--slices", "4", "--duration", "1", "--modes",
+                             "vxlan"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     jsonl = None

@@ -38,7 +38,7 @@ CLUSTER_OVERHEAD_S = 2.0  # estimated bring-up + teardown + warm-up per cluster,
 # share of the CPU time measures the neighbours, not the mode: it is measured again.
 STEAL_LIMIT = 0.02
 MAX_ATTEMPTS = 3
-TOOL_START_S = 0.5  # starting a tool's server and client in their namespaces, per sample
+TOOL_START_S = 0.3  # starting a tool's server and client in their namespaces, per sample
 RETRY_BUDGET = 0.10  # re-measuring may add at most this share to the run's planned time
 
 

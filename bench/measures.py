@@ -61,11 +61,11 @@ MEASURES = (
     Measure("udp", "UDP throughput and loss at an offered rate (iperf3 -u)", True, _udp,
             lambda o: o.duration + 1, share=2 / 3),
     Measure("tcp-rr", "TCP request/response latency (sockperf ping-pong)", False, _tcp_rr,
-            lambda o: o.rr_duration + 0.4, share=4 / 3),
+            lambda o: o.rr_duration + 0.4),
     Measure("udp-rr", "UDP request/response latency (sockperf ping-pong)", False, _udp_rr,
             lambda o: o.rr_duration + 0.4),
     Measure("icmp", "ICMP round-trip time (ping)", False, _icmp,
-            lambda o: o.ping_count * PING_INTERVAL + 0.2, share=2 / 3),
+            lambda o: o.ping_count * PING_INTERVAL + 0.2),
 )
 BY_NAME = {m.name: m for m in MEASURES}
 # what a run measures unless told otherwise; udp-rr adds little beside tcp-rr and icmp, and

@@ -91,9 +91,9 @@ class SlicedIperf:
 
     def __enter__(self):
         try:
-            for flow in self.flows:
-                try:
-                    self._start(flow)
+            for index, flow in enumerate(self.flows):
+                try:  # a port each: two flows may share a server's namespace (the A/A pair)
+                    self._start(flow, iperf3.PORT + index)
                 except ToolError as e:
                     self.failed[flow] = str(e)
         except BaseException:
@@ -101,19 +101,19 @@ class SlicedIperf:
             raise
         return self
 
-    def _start(self, flow):
+    def _start(self, flow, port):
         pin_client, pin_server = (["-A", str(self.cpus[0])], ["-A", str(self.cpus[1])]) \
             if self.cpus else ([], [])
         subprocess.run(flow.client.argv(["sysctl", "-qw", "net.ipv4.tcp_slow_start_after_idle=0"]),
                        capture_output=True)
         server = subprocess.Popen(flow.server.argv(
-            ["iperf3", "-s", "-1", "-p", str(iperf3.PORT), *pin_server]),
+            ["iperf3", "-s", "-1", "-p", str(port), *pin_server]),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.servers[flow] = server
-        if not wait_listening(flow.server.argv, iperf3.PORT):
+        if not wait_listening(flow.server.argv, port):
             raise ToolError(f"iperf3 server did not start in {flow.server.name}")
         client = subprocess.Popen(flow.client.argv(
-            ["iperf3", "-c", flow.server.ip, "-p", str(iperf3.PORT), "-t", "86400",
+            ["iperf3", "-c", flow.server.ip, "-p", str(port), "-t", "86400",
              "-P", str(self.streams), *pin_client]),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             start_new_session=True)
@@ -157,22 +157,19 @@ class SlicedIperf:
             proc.wait()
 
 
-def run_sliced(flows, bare_flow, cycles, slice_s, streams, cpus, progress=None):
-    """Samples of a time-sliced throughput session (mode flows and the bare flow)."""
-    turns = []
+def run_sliced(flows, bare_flow, cycles, slice_s, streams, cpus, turns, progress=None):
+    """A time-sliced throughput session (mode flows and the bare flow); its turns are
+    appended to `turns` as measured, so that an interrupted session keeps them."""
     with SlicedIperf([bare_flow] + list(flows), streams, cpus) as session:
         for cycle, flow in schedule(list(flows), cycles):
             turns.append((cycle, flow, session.turn(flow or bare_flow, slice_s)))
             if progress:
                 progress(slice_s)
-    return paired(turns, bare_flow)
 
 
-def run_sequential(flows, bare_flow, cycles, measure, progress=None):
-    """Samples of a session of whole tool runs, `measure(flow)` -> sample fields each."""
-    turns = []
+def run_sequential(flows, bare_flow, cycles, measure, turns, progress=None):
+    """A session of whole tool runs, `measure(flow)` -> sample fields each, into `turns`."""
     for cycle, flow in schedule(list(flows), cycles):
         turns.append((cycle, flow, measure(flow or bare_flow)))
         if progress:
             progress(None)
-    return paired(turns, bare_flow)

@@ -525,7 +525,7 @@ def build_parser():
     bench.add_argument("--duration", type=int, default=1, help="seconds per UDP sample")
     bench.add_argument("--rr-duration", type=int, default=2,
                        help="seconds per request/response sample (0.4 s of it warm-up)")
-    bench.add_argument("--ping-count", type=int, default=200, help="echoes per ICMP sample, "
+    bench.add_argument("--ping-count", type=int, default=150, help="echoes per ICMP sample, "
                        "5 ms apart")
     bench.add_argument("--streams", type=int, default=4, help="parallel streams of tcp-n")
     bench.add_argument("--udp-rate", default="1G", help="offered UDP rate (iperf3 -b)")

@@ -74,3 +74,14 @@ def test_verdicts():
     assert compare.verdict(1.02, 1.1, None) == "higher"
     assert compare.verdict(1.02, 1.1, 0.12) == "same"
     assert compare.verdict(0.5, 0.8, 0.12) == "lower"
+
+
+def test_the_bare_path_measured_twice_gives_the_floor():
+    rng = random.Random(5)
+    again = fake_samples([math.exp(rng.gauss(0, 0.1)) for _ in range(40)], "bare-again",
+                         "node-node")
+    found, floor = compare.comparisons(again, {}, [("node-node", ["bare-again"])])
+    (f,) = floor
+    (c,) = found
+    assert f["floor"] == max(1 - c["ci_low"], c["ci_high"] - 1) and 0.01 < f["floor"] < 0.1
+    assert c["verdict"] == "same"

@@ -29,19 +29,17 @@ from .measures import (BY_NAME as MEASURES, DEFAULT_TESTS, MEASURES as ALL_MEASU
 from .paths import BY_NAME as PATHS, PATHS as ALL_PATHS, NotApplicable, endpoints
 from .progress import Progress
 from .results import RunWriter, machine_facts
-from .slicing import Flow, paired, run_sequential, run_sliced
+from .slicing import STEAL_LIMIT, Flow, paired, run_sequential, run_sliced
 from .tool import ToolError
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER_OVERHEAD_S = 2.0  # estimated bring-up + teardown + warm-up per cluster, for progress
-# A sample during which the hypervisor ran something else on our cores for more than this
-# share of the CPU time measures the neighbours, not the mode: it is measured again.
-STEAL_LIMIT = 0.02
+# attempts of a sample the hypervisor disturbed (STEAL_LIMIT), where measuring again is wanted;
+# the paired schedule measures once: a later sample would no longer sit between its bare turns
 MAX_ATTEMPTS = 3
 AA_MODE = "bare-again"  # the bare path measured as if it were a mode: the A/A control
 AA_TESTS = ("tcp-1", "tcp-rr", "icmp")  # the tests the noise floor is taken for
 TOOL_START_S = 0.3  # starting a tool's server and client in their namespaces, per sample
-RETRY_BUDGET = 0.10  # re-measuring may add at most this share to the run's planned time
 
 
 DESIGN = ("paired: every mode's turn between two turns of the bare underlay, all clusters up "

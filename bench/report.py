@@ -85,17 +85,6 @@ def comparison_tables(summary, key_metrics=(("tcp-1", "gbps"), ("tcp-rr", "p50_u
     return "\n".join(lines)
 
 
-def spread_lines(summary, metric="gbps", limit=0.05):
-    """Coefficient of variation of throughput samples per mode/path/test, flagged above limit."""
-    out = []
-    for r in summary["rows"]:
-        if r["metric"] == metric and r["cv"] is not None:
-            flag = "  > 5%" if r["cv"] > limit else ""
-            out.append(f"{r['mode']:<8} {r['path']:<16} {r['test']:<6} CV {r['cv'] * 100:5.1f}% "
-                       f"over {r['n']} samples{flag}")
-    return out
-
-
 def retry_line(samples):
     """How many samples the hypervisor disturbed (more than 2 % of CPU time stolen)."""
     still = sum(1 for s in samples if s.get("disturbed"))

@@ -68,7 +68,7 @@ def test_smoke_run_writes_every_field(smoke_run):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "complete"
     ratios = [r for r in summary["rows"] if r.get("ratio_to_bare")]
-    assert {r["mode"] for r in ratios} == set(mode_names())
+    assert {r["mode"] for r in ratios} == set(mode_names()) | {"bare-again"}
     assert {"mode": "vxlan", "path": "pod-cross-rack",
             "reason": "the topology has a single rack"} in summary["not_applicable"]
     assert "ratio to the bare underlay" in proc.stdout and "vxlan" in proc.stdout
@@ -112,9 +112,9 @@ def test_a_failing_tool_marks_its_sample_and_the_run_goes_on(tmp_path, monkeypat
 
     def endpoints_with_a_firewall(path, data):
         client, server = real_endpoints(path, data)
-        if path.name == "pod-cross-node":  # iperf3's port refuses in the server pod
+        if path.name == "pod-cross-node":  # iperf3's ports refuse in the server pod
             netns.run(netns.in_pod(server.netns, [
-                "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "5201",
+                "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "5201:5299",
                 "-j", "REJECT", "--reject-with", "tcp-reset"]))
         return client, server
 

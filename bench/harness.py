@@ -175,9 +175,9 @@ def _flows(clusters, chosen, writer):
             continue
         for path in paths_for(mode, chosen):
             try:
+                client, server = endpoints(path, cluster.state.data)
                 if path.baseline not in groups:
                     raise NotApplicable(f"the bare underlay has no {path.baseline} path here")
-                client, server = endpoints(path, cluster.state.data)
             except NotApplicable as e:
                 writer.skip(mode, path.name, str(e))
                 continue

@@ -79,7 +79,8 @@ def test_smoke_run_writes_every_field(smoke_run):
     assert found and all(keys <= set(c) for c in found)
     assert all(c["ci_low"] <= c["ratio"] <= c["ci_high"] and
                c["verdict"] in ("same", "higher", "lower") for c in found)
-    assert {c["mode_a"] for c in found if c["mode_b"] == "bare"} == set(mode_names())
+    assert {c["mode_a"] for c in found if c["mode_b"] == "bare"} == \
+        set(mode_names()) | {"bare-again"}  # the A/A control against bare too
     assert any(c["mode_b"] != "bare" for c in found)
     # the three flannel modes' same-node path is one datapath: the run's A/A noise floor
     assert {(f["test"], f["metric"]) for f in summary["noise_floor"]} >= {

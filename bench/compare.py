@@ -8,11 +8,11 @@ interval on log r (the machine's speed moves the two alike and cancels in r). Tw
 same path are compared through their ratios to bare: log(A/B) = mean log r_A - mean log r_B,
 its interval from both variances (Welch).
 
-The noise floor is what identical datapaths show: modes whose pod-to-pod path on one node is
-the same (flannel's three: cni0 and two veths) are compared with each other on that path, and
-the widest distance of such an interval from 1 is the floor. A comparison is `same` when its
-interval contains 1 or lies within 1 ± floor; otherwise `higher` or `lower` (the mode's value
-above or below the other's — for latency, higher is slower).
+The noise floor is what identical datapaths show: a path measured a second time as if it
+were a mode (its interval against the bare turns), or two modes with one datapath (compared
+with each other); the widest distance of such an interval from 1 is the floor. A comparison is
+`same` when its interval contains 1 or lies within 1 ± floor; otherwise `higher` or `lower`
+(the mode's value above or below the other's — for latency, higher is slower).
 """
 import math
 import statistics
@@ -34,16 +34,18 @@ def t95(df):
     return T95[max(known)] if df < 60 else 1.96
 
 
-def log_ratios(samples, mode, path, test, metric):
-    """log(mode / paired bare) of every successful sample of (mode, path, test)."""
-    out = []
+def log_ratios(samples):
+    """{(mode, path, test, metric): [log(value / paired bare)]} of every successful paired
+    sample, read once for all the comparisons of a run."""
+    out = defaultdict(list)
     for s in samples:
-        if (s["ok"] and s["mode"] == mode and s["path"] == path and s["test"] == test):
-            value = s["metrics"].get(metric)
-            base = (s.get("baseline") or {}).get(metric)
+        if not s["ok"] or not s.get("baseline"):
+            continue
+        for metric in COMPARED.get(s["test"], ()):
+            value, base = s["metrics"].get(metric), s["baseline"].get(metric)
             if value and base and value > 0 and base > 0:
-                out.append(math.log(value / base))
-    return out
+                out[(s["mode"], s["path"], s["test"], metric)].append(math.log(value / base))
+    return dict(out)
 
 
 def interval(logs):
@@ -80,49 +82,39 @@ def _entry(path, test, metric, a, b, found):
             "ratio": ratio, "ci_low": low, "ci_high": high}
 
 
-def noise_floor(samples, aa_groups):
-    """{(test, metric): floor} from the A/A pairs: [(path, [modes with one datapath])]."""
+def noise_floor(logs, aa_groups):
+    """{(test, metric): floor} from the A/A controls: [(path, [modes])], one mode being a path
+    measured twice (the copy against the bare turns), several being modes with one datapath."""
     floors = defaultdict(float)
     for path, modes in aa_groups:
-        if len(modes) == 1:  # a path measured twice: the copy against the bare turns
-            for test, metrics in COMPARED.items():
-                for metric in metrics:
-                    found = interval(log_ratios(samples, modes[0], path, test, metric))
-                    if found:
-                        _ratio, low, high = found
-                        floors[(test, metric)] = max(floors[(test, metric)], 1 - low, high - 1)
-        for a, b in combinations(sorted(modes), 2):
-            for test, metrics in COMPARED.items():
-                for metric in metrics:
-                    found = difference(log_ratios(samples, a, path, test, metric),
-                                       log_ratios(samples, b, path, test, metric))
-                    if found:
-                        _ratio, low, high = found
-                        floors[(test, metric)] = max(floors[(test, metric)], 1 - low, high - 1)
+        for test, metrics in COMPARED.items():
+            for metric in metrics:
+                def of(mode):
+                    return logs.get((mode, path, test, metric), [])
+                found = [interval(of(modes[0]))] if len(modes) == 1 else \
+                    [difference(of(a), of(b)) for a, b in combinations(sorted(modes), 2)]
+                for _ratio, low, high in filter(None, found):
+                    floors[(test, metric)] = max(floors[(test, metric)], 1 - low, high - 1)
     return dict(floors)
 
 
 def comparisons(samples, baselines, aa_groups, bare="bare"):
     """(comparisons, noise floor). baselines: {pod path: the bare path it is paired with}."""
-    floor = noise_floor(samples, aa_groups)
-    keys = sorted({(s["mode"], s["path"], s["test"]) for s in samples
-                   if s["ok"] and s["mode"] != bare and s.get("baseline")})
+    logs = log_ratios(samples)
+    floor = noise_floor(logs, aa_groups)
     out = []
-    for mode, path, test in keys:
-        for metric in COMPARED.get(test, ()):
-            found = interval(log_ratios(samples, mode, path, test, metric))
-            if found:
-                out.append(_entry(path, test, metric, mode, bare, found))
+    for (mode, path, test, metric), values in sorted(logs.items()):
+        found = interval(values)
+        if found:
+            out.append(_entry(path, test, metric, mode, bare, found))
     by_path = defaultdict(set)
-    for mode, path, test in keys:
-        by_path[(path, test)].add(mode)
-    for (path, test), modes in sorted(by_path.items()):
+    for mode, path, test, metric in logs:
+        by_path[(path, test, metric)].add(mode)
+    for (path, test, metric), modes in sorted(by_path.items()):
         for a, b in combinations(sorted(modes), 2):
-            for metric in COMPARED.get(test, ()):
-                found = difference(log_ratios(samples, a, path, test, metric),
-                                   log_ratios(samples, b, path, test, metric))
-                if found:
-                    out.append(_entry(path, test, metric, a, b, found))
+            found = difference(logs[(a, path, test, metric)], logs[(b, path, test, metric)])
+            if found:
+                out.append(_entry(path, test, metric, a, b, found))
     for c in out:
         c["bare_path"] = baselines.get(c["path"], "") if c["mode_b"] == bare else ""
         c["verdict"] = verdict(c["ci_low"], c["ci_high"], floor.get((c["test"], c["metric"])))

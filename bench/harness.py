@@ -45,7 +45,7 @@ TOOL_START_S = 0.3  # starting a tool's server and client in their namespaces, p
 DESIGN = ("paired: every mode's turn between two turns of the bare underlay, all clusters up "
           "at once; throughput time-sliced (iperf3 clients stopped outside their turns), "
           "other tests in whole runs; ratios are geometric means of paired ratios with "
-          "Student-t 95 % intervals; noise floor from modes with the same same-node datapath")
+          "Student-t 95 % intervals; noise floor from the bare path measured twice")
 
 
 @dataclass
@@ -185,19 +185,10 @@ def _flows(clusters, chosen, writer):
     return groups
 
 
-def aa_groups(modes, spec):
-    """[(path, [modes])]: the run's A/A controls. The bare path measured twice (AA_MODE
-    against bare) is exact; modes whose pod-to-pod path on one node is the same datapath
-    count only at the same pod MTU (flannel's differ: 1500, 1472, 1450, and on this kernel
-    that alone moves same-node TCP by about 9 %)."""
-    groups = [(p.name, [AA_MODE]) for p in ALL_PATHS if p.kind == "node"]
-    by_datapath = {}
-    for mode in modes:
-        m = get_mode(mode) if mode != BARE else None
-        if m is not None and m.same_node_datapath:
-            by_datapath.setdefault((m.same_node_datapath, m.pod_mtu(spec)), []).append(mode)
-    return groups + [("pod-same-node", sorted(ms)) for ms in by_datapath.values()
-                     if len(ms) > 1]
+# the run's A/A control: each bare path measured twice (AA_MODE against bare). Flannel's
+# modes cross one datapath pod to pod on one node, but never at one pod MTU (1500, 1472,
+# 1450), and on this kernel the MTU alone moves same-node TCP by about 9 %: no A/A pair.
+AA_GROUPS = [(p.name, [AA_MODE]) for p in ALL_PATHS if p.kind == "node"]
 
 
 def _estimate(measures, groups, opt):
@@ -267,7 +258,7 @@ def run(opt, progress_stream=None):
         status = "interrupted"
     finally:
         progress.close()
-        summary = writer.finish(status, aa_groups(modes, spec),
+        summary = writer.finish(status, AA_GROUPS,
                                 {p.name: p.baseline for p in ALL_PATHS if p.baseline})
     return run_dir, summary, skipped
 
@@ -276,9 +267,10 @@ def _run_test(measure, bare_flow, flows, clusters, opt, progress, turns):
     label = f"{measure.name}, {bare_flow.path} and the pod paths paired with it"
     if measure.sliced:
         progress.show(f"{label}: {_cycles(measure, opt)} cycles of {opt.slice_ms} ms turns")
-        return run_sliced(flows, bare_flow, _cycles(measure, opt), opt.slice_ms / 1000,
-                          opt.streams if measure.name == "tcp-n" else 1, PINNED_CPUS, turns,
-                          lambda s: progress.advance(s * 2 + 0.01))
+        run_sliced(flows, bare_flow, _cycles(measure, opt), opt.slice_ms / 1000,
+                   opt.streams if measure.name == "tcp-n" else 1, PINNED_CPUS, turns,
+                   lambda s: progress.advance(s * 2 + 0.01))
+        return
 
     def one(flow):
         cluster = clusters[BARE if flow.mode == AA_MODE else flow.mode]
@@ -291,7 +283,7 @@ def _run_test(measure, bare_flow, flows, clusters, opt, progress, turns):
                                     attempts=1)
         progress.advance(measure.seconds(opt) + TOOL_START_S)
         return out
-    return run_sequential(flows, bare_flow, _cycles(measure, opt), one, turns)
+    run_sequential(flows, bare_flow, _cycles(measure, opt), one, turns)
 
 
 def steal_fraction(metrics, seconds):

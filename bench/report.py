@@ -79,7 +79,7 @@ def comparison_tables(summary, key_metrics=(("tcp-1", "gbps"), ("tcp-rr", "p50_u
         lines += ["", render_table(pairs)]
     lines.append("noise floor (identical datapaths measured as if different): " + (", ".join(
         f"{t} {m} ±{f * 100:.1f}%" for (t, m), f in sorted(floor.items())) or
-        "none measured (no two modes with the same same-node datapath in this run)"))
+        "none measured (the A/A control, the bare path measured twice, was not in this run)"))
     lines.append("verdict: same = the interval holds 1 or lies within the noise floor; "
                  "higher/lower = the first mode's value is above/below the other's")
     return "\n".join(lines)

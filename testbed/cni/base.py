@@ -31,8 +31,6 @@ class Mode:
     requires = ()  # doctor feature names this mode cannot work without
     encap_overhead = 0  # bytes the datapath adds per packet; pod MTU = underlay MTU - this
     datapath = ""       # how packets move, recorded with benchmark results
-    # what pod to pod on one node crosses; modes that share it are the benchmark's A/A control
-    same_node_datapath = ""
     # where NetworkPolicy can be enforced: "routed" (pods on routed interfaces, Calico's
     # Felix), "bridged" (pods on a bridge, as Canal puts Felix on flannel's), or None
     policy_hook = None

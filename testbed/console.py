@@ -13,7 +13,7 @@ from . import netns
 from .daemon import describe_death
 from .errors import TestbedError
 from . import kube_objects as ko
-from .inventory import render_table, rows
+from .inventory import find_pod, render_table, rows
 
 
 class TestbedCLI(CLI):
@@ -34,8 +34,11 @@ class TestbedCLI(CLI):
         return names
 
     def _pod(self, word):
-        pods = self.cluster.state.data["pods"]
-        return pods.get(word if "/" in word else f"default/{word}")
+        """The pod record a word names (NAME of default's, or NAMESPACE/NAME), else None."""
+        try:
+            return find_pod(self.cluster.state.data, word)[1]
+        except TestbedError:
+            return None
 
     def _substitute(self, words):
         addresses = self._addresses()

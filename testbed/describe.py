@@ -10,9 +10,7 @@ from .kube_objects import pod_status
 from .services import endpoints as service_endpoints
 from .state import pid_is
 
-KINDS = {"pod": "pods", "pods": "pods", "po": "pods", "service": "services",
-         "services": "services", "svc": "services", "networkpolicy": "networkpolicies",
-         "networkpolicies": "networkpolicies", "netpol": "networkpolicies"}
+DESCRIBED = ("pods", "services", "networkpolicies")  # of kube_objects' resources
 
 
 def _field(name, value, width=14):
@@ -24,8 +22,8 @@ def _labels(labels):
 
 
 def describe(data, kind: str, name: str, namespace: str = "default") -> str:
-    resource = KINDS.get(kind.lower())
-    if resource is None:
+    resource = ko.ALIASES.get(kind.lower())
+    if resource not in DESCRIBED:
         raise TestbedError(f"describe takes pod, service (svc) or networkpolicy (netpol), not "
                            f"{kind!r}")
     if resource == "pods":

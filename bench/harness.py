@@ -2,8 +2,8 @@
 
 Every mode's cluster is up at once (their names are the run's own), so that samples can be
 paired in time: each mode's turn on a path is measured between two turns of the bare underlay
-(slicing.py), throughput in turns of a tenth of a second with the clients stopped between
-them, the other tests in whole tool runs. compare.py turns the pairs into ratios with
+(slicing.py): throughput and request/response latency in turns of a tenth of a second with
+the clients idle between them, UDP throughput in whole tool runs. compare.py turns the pairs into ratios with
 intervals and verdicts. A failing tool marks its sample failed with the tool's message and the
 run goes on; Ctrl-C keeps the samples so far and tears every cluster down.
 """
@@ -23,28 +23,25 @@ from testbed.cluster import (BARE, Cluster, Interrupted, check_mode, load_spec,
 from testbed.cni import get_mode, mode_names
 from testbed.errors import TestbedError
 
-from .cpu import CpuMeter
-from .measures import (BY_NAME as MEASURES, DEFAULT_TESTS, MEASURES as ALL_MEASURES,
-                       PINNED_CPUS)
+from .cpu import CpuMeter, disturbed, idle_polling
+from .measures import BY_NAME as MEASURES, DEFAULT_TESTS, MEASURES as ALL_MEASURES
 from .paths import BY_NAME as PATHS, PATHS as ALL_PATHS, NotApplicable, endpoints
 from .progress import Progress
 from .results import RunWriter, machine_facts
-from .slicing import STEAL_LIMIT, Flow, paired, run_sequential, run_sliced
+from .slicing import Flow, paired, run_sequential, run_sliced
 from .tool import ToolError
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER_OVERHEAD_S = 2.0  # estimated bring-up + teardown + warm-up per cluster, for progress
-# attempts of a sample the hypervisor disturbed (STEAL_LIMIT), where measuring again is wanted;
-# the paired schedule measures once: a later sample would no longer sit between its bare turns
-MAX_ATTEMPTS = 3
 AA_MODE = "bare-again"  # the bare path measured as if it were a mode: the A/A control
 AA_TESTS = ("tcp-1", "tcp-rr", "icmp")  # the tests the noise floor is taken for
 TOOL_START_S = 0.3  # starting a tool's server and client in their namespaces, per sample
 
 
 DESIGN = ("paired: every mode's turn between two turns of the bare underlay, all clusters up "
-          "at once; throughput time-sliced (iperf3 clients stopped outside their turns), "
-          "other tests in whole runs; ratios are geometric means of paired ratios with "
+          "at once; TCP throughput, request/response and ICMP time-sliced (iperf3 and ping "
+          "stopped, rr-probe idle outside their turns; latency on one CPU), UDP throughput in "
+          "whole runs; ratios are geometric means of paired ratios with "
           "Student-t 95 % intervals; noise floor from the bare path measured twice")
 
 
@@ -54,13 +51,10 @@ class Options:
     modes: Optional[list] = None   # None: every registered mode the machine supports
     paths: Optional[list] = None   # None: every path
     tests: Optional[list] = None   # None: DEFAULT_TESTS; ["all"]: every test
-    repeats: int = 3               # cycles of whole tool runs (udp, tcp-rr, icmp)
-    slices: int = 60               # cycles of time-sliced throughput turns (tcp-1; tcp-n half)
-    slice_ms: int = 100            # one throughput turn
+    repeats: int = 3               # cycles of whole tool runs (udp)
+    slices: int = 60               # cycles of time-sliced turns (all but udp; tcp-n a third)
+    slice_ms: int = 100            # one time-sliced turn
     duration: int = 1              # seconds per UDP sample
-    rr_duration: int = 2           # seconds per request/response sample (sockperf warms up
-    #                                for 0.4 s of it)
-    ping_count: int = 150          # ICMP echoes per sample (5 ms apart)
     streams: int = 4               # parallel streams of tcp-n
     udp_rate: str = "1G"           # offered UDP rate (iperf3 -b)
     mtu: Optional[int] = None      # underlay MTU override
@@ -229,13 +223,15 @@ def run(opt, progress_stream=None):
                  (", tc netem" if opt.delay else "")}
     datapaths.update({m: get_mode(m).describe_datapath(spec, caps) for m in modes if m != BARE})
     options = {k: v for k, v in dataclasses.asdict(opt).items() if k != "extra"}
-    writer.write_json("machine.json", {**machine_facts(REPO, datapaths, options),
-                                       "topology": spec.path, "modes": modes,
-                                       "skipped_modes": skipped, "design": DESIGN})
     progress = Progress(len(modes) * CLUSTER_OVERHEAD_S, progress_stream)
     status, groups = "complete", {}
     try:
         with signals_interrupt(), contextlib.ExitStack() as stack:
+            polling = stack.enter_context(idle_polling())
+            writer.write_json("machine.json", {**machine_facts(REPO, datapaths, options),
+                                               "topology": spec.path, "modes": modes,
+                                               "skipped_modes": skipped, "design": DESIGN,
+                                               "idle_cpus_poll": polling})
             clusters = _bring_up(stack, spec, modes, progress)
             groups = _flows(clusters, opt.paths, writer)
             progress.extend(_estimate(measures, groups, opt))
@@ -267,8 +263,8 @@ def _run_test(measure, bare_flow, flows, clusters, opt, progress, turns):
     label = f"{measure.name}, {bare_flow.path} and the pod paths paired with it"
     if measure.sliced:
         progress.show(f"{label}: {_cycles(measure, opt)} cycles of {opt.slice_ms} ms turns")
-        run_sliced(flows, bare_flow, _cycles(measure, opt), opt.slice_ms / 1000,
-                   opt.streams if measure.name == "tcp-n" else 1, PINNED_CPUS, turns,
+        run_sliced(lambda all_flows: measure.session(all_flows, opt), flows, bare_flow,
+                   _cycles(measure, opt), opt.slice_ms / 1000, turns,
                    lambda s: progress.advance(s * 2 + 0.01))
         return
 
@@ -277,10 +273,7 @@ def _run_test(measure, bare_flow, flows, clusters, opt, progress, turns):
         daemons = cluster.mode.daemons(cluster) if cluster.mode else {}
         mtu = cluster.state.data.get("pod_mtu") or cluster.spec.mtu
         progress.show(f"{label}: {flow.mode} {flow.path}")
-        # measured once: a sample taken again later would no longer sit between its bare
-        # turns; steal is recorded, and pairing cancels what the machine does to both
-        out = _measure_with_retries({}, measure, flow.client, flow.server, opt, mtu, daemons,
-                                    attempts=1)
+        out = _measure_once(measure, flow.client, flow.server, opt, mtu, daemons)
         progress.advance(measure.seconds(opt) + TOOL_START_S)
         return out
     run_sequential(flows, bare_flow, _cycles(measure, opt), one, turns)
@@ -292,23 +285,18 @@ def steal_fraction(metrics, seconds):
     return metrics.get("steal_s", 0.0) / capacity if capacity > 0 else 0.0
 
 
-def _measure_with_retries(sample, measure, client, server, opt, mtu, daemons, budget=None,
-                          attempts=MAX_ATTEMPTS):
-    """Measure; again (up to `attempts`, within the run's retry budget) while disturbed."""
-    budget = budget if budget is not None else {"seconds": float("inf")}
-    for attempt in range(1, attempts + 1):
-        try:
-            metrics, seconds = measure_sample(measure, client, server, opt, mtu, daemons)
-        except ToolError as e:
-            return {**sample, "ok": False, "error": str(e), "metrics": {}, "attempts": attempt}
-        stolen = steal_fraction(metrics, seconds)
-        out_of_budget = budget["seconds"] < seconds
-        if stolen <= STEAL_LIMIT or attempt == attempts or out_of_budget:
-            return {**sample, "ok": True, "error": None, "metrics": metrics,
-                    "seconds": seconds, "attempts": attempt, "steal_fraction": stolen,
-                    "disturbed": stolen > STEAL_LIMIT}
-        budget["seconds"] -= seconds
-    raise AssertionError("unreachable")
+def _measure_once(measure, client, server, opt, mtu, daemons):
+    """One whole run of a tool, never repeated: a sample taken again later would no longer sit
+    between its bare turns. Steal is recorded, and pairing cancels what the machine does to
+    both sides of a pair."""
+    try:
+        metrics, seconds = measure_sample(measure, client, server, opt, mtu, daemons)
+    except ToolError as e:
+        return {"ok": False, "error": str(e), "metrics": {}}
+    stolen = metrics.get("steal_s", 0.0)
+    return {"ok": True, "error": None, "metrics": metrics, "seconds": seconds,
+            "steal_fraction": steal_fraction(metrics, seconds),
+            "disturbed": disturbed(stolen, seconds)}
 
 
 def newest_run(out="results"):

@@ -1,9 +1,13 @@
-"""ping: ICMP round-trip times."""
+"""ping: ICMP round-trip times, in whole runs or time-sliced turns."""
+import os
 import re
+import signal
 import subprocess
+import time
 
-from .tool import ToolError
+from .cpu import PINNED_CPUS, disturbed, machine_busy_seconds, steal_seconds
 from .stats import percentile
+from .tool import ToolError
 
 RTT = re.compile(r"time=([\d.]+) ms")
 SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
@@ -23,9 +27,80 @@ def parse_ping(text):
             "loss_pct": 100.0 * (sent - received) / sent if sent else 0.0}
 
 
-def icmp_rtt(client_argv, server_ip, count=50, interval=0.01):
-    proc = subprocess.run(client_argv(["ping", "-c", str(count), "-i", str(interval), "-W", "2",
-                                       server_ip]),
-                          capture_output=True, text=True, timeout=count * interval + 30,
-                          start_new_session=True)
-    return parse_ping(proc.stdout + proc.stderr)
+SLICED_INTERVAL_S = 0.001  # about a hundred echoes in a turn of a tenth of a second
+SETTLE_S = 0.002  # after a stop, for the last replies to arrive (the kernel stamps them)
+
+
+class SlicedPing:
+    """One ping per flow for the whole session, stopped (SIGSTOP) outside its turns.
+
+    A turn's round trips are the reply lines ping printed during it. An echo in flight when
+    ping is stopped still gets the right time: ping takes it from the kernel's receive stamp,
+    not from when it reads the reply.
+    """
+
+    def __init__(self, flows):
+        self.flows = flows
+        self.pings = {}
+
+    def __enter__(self):
+        try:
+            for flow in self.flows:
+                proc = subprocess.Popen(
+                    flow.client.argv(["taskset", "-c", str((PINNED_CPUS or (0,))[0]), "ping", "-n",
+                                      "-i", str(SLICED_INTERVAL_S), "-W", "1", flow.server.ip]),
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                os.set_blocking(proc.stdout.fileno(), False)
+                self.pings[flow] = proc
+                os.kill(proc.pid, signal.SIGSTOP)
+                _drain(proc)  # its header line, and any reply before the stop
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def turn(self, flow, seconds):
+        """One turn of `flow`: the round trips of the echoes answered in `seconds`."""
+        proc = self.pings[flow]
+        busy0, steal0 = machine_busy_seconds(), steal_seconds()
+        os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(seconds)
+        os.kill(proc.pid, signal.SIGSTOP)
+        time.sleep(SETTLE_S)
+        text = _drain(proc)
+        try:
+            metrics = parse_ping(text)
+        except ToolError as e:
+            return {"ok": False, "error": str(e), "metrics": {}}
+        metrics.pop("loss_pct")  # a turn cannot tell a lost echo from one still in flight
+        metrics["replies"] = len(RTT.findall(text))
+        stolen = steal_seconds() - steal0
+        return {"ok": True, "error": None, "seconds": seconds,
+                "disturbed": disturbed(stolen, seconds),
+                "metrics": {**metrics, "cpu_s": machine_busy_seconds() - busy0,
+                            "steal_s": stolen}}
+
+    def __exit__(self, *exc):
+        for proc in self.pings.values():
+            if proc.poll() is None:
+                try:
+                    os.kill(proc.pid, signal.SIGCONT)
+                    proc.kill()
+                except ProcessLookupError:
+                    pass
+            proc.wait()
+            proc.stdout.close()
+
+
+def _drain(proc):
+    """What ping wrote since the last call (its pipe is non-blocking)."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(proc.stdout.fileno(), 65536)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")

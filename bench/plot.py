@@ -185,10 +185,10 @@ def plot_run(run_dir):
         base("throughput"))
     files += _figure(run, [
         panel("tcp-rr", "p50_us", lambda ax: _grouped(
-            ax, run, "tcp-rr", "p50_us", "µs (RTT/2)", "TCP request/response (sockperf)",
+            ax, run, "tcp-rr", "p50_us", "µs (RTT/2)", "TCP request/response (rr-probe, one CPU)",
             whisker_metric="p99_us")),
         panel("udp-rr", "p50_us", lambda ax: _grouped(
-            ax, run, "udp-rr", "p50_us", "µs (RTT/2)", "UDP request/response (sockperf)",
+            ax, run, "udp-rr", "p50_us", "µs (RTT/2)", "UDP request/response (rr-probe, one CPU)",
             whisker_metric="p99_us")),
         panel("icmp", "rtt_p50_ms", lambda ax: _grouped(
             ax, run, "icmp", "rtt_p50_ms", "ms", "ICMP round trip (ping)",

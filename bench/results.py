@@ -67,7 +67,7 @@ def machine_facts(repo, datapaths, options):
         "python": sys.version.split()[0],
         "tools": {
             "iperf3": _first_line(["iperf3", "--version"]),
-            "sockperf": _first_line(["sockperf", "--version"]),
+            "rr-probe": "native/rr-probe.c at the commit below",
             "ping": _first_line(["ping", "-V"]),
             "mininet": getattr(mininet.net, "VERSION", None),
             "cni-plugins (spec versions up to)": _cni_plugin_version(),

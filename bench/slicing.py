@@ -14,7 +14,8 @@ Throughput (tcp-1, tcp-n) is time-sliced: every flow's iperf3 client runs for th
 session, stopped (SIGSTOP) except during its turn of `slice_s` seconds, and a turn's rate is
 what the server's interface received during it (/proc/<server pid>/net/dev). The clients' TCP
 keeps its congestion window while stopped (tcp_slow_start_after_idle=0 in their namespaces).
-Other tests run the tool afresh in each turn (sequential turns of a few seconds).
+Request/response latency is time-sliced too, by a probe that measures only when told
+(rrprobe.py). Other tests run the tool afresh in each turn (sequential turns of a second).
 """
 import os
 import signal
@@ -23,10 +24,9 @@ import time
 from dataclasses import dataclass
 
 from . import iperf3
-from .cpu import machine_busy_seconds, steal_seconds
+from .cpu import disturbed, machine_busy_seconds, steal_seconds
 from .tool import ToolError, wait_listening
 
-STEAL_LIMIT = 0.02  # share of CPU time the hypervisor took that flags a turn as disturbed
 SETTLE_S = 0.002  # after a stop, for the last in-flight bytes to arrive
 START_S = 0.3     # a client's connection and slow start, before it is first stopped
 
@@ -142,7 +142,7 @@ class SlicedIperf:
                     "metrics": {}}
         stolen = steal_seconds() - steal0
         return {"ok": True, "error": None, "seconds": elapsed,
-                "disturbed": stolen > STEAL_LIMIT * elapsed * (os.cpu_count() or 1),
+                "disturbed": disturbed(stolen, elapsed),
                 "metrics": {"gbps": moved * 8 / elapsed / 1e9, "bytes": moved, "cpu_s": cpu,
                             "cpu_s_per_gb": cpu / (moved / 1e9), "steal_s": stolen}}
 
@@ -157,10 +157,11 @@ class SlicedIperf:
             proc.wait()
 
 
-def run_sliced(flows, bare_flow, cycles, slice_s, streams, cpus, turns, progress=None):
-    """A time-sliced throughput session (mode flows and the bare flow); its turns are
-    appended to `turns` as measured, so that an interrupted session keeps them."""
-    with SlicedIperf([bare_flow] + list(flows), streams, cpus) as session:
+def run_sliced(open_session, flows, bare_flow, cycles, slice_s, turns, progress=None):
+    """A time-sliced session of the mode flows and the bare flow; `open_session(flows)` gives
+    the tool's session (SlicedIperf, rrprobe.SlicedRR). Turns are appended to `turns` as
+    measured, so that an interrupted session keeps them."""
+    with open_session([bare_flow] + list(flows)) as session:
         for cycle, flow in schedule(list(flows), cycles):
             turns.append((cycle, flow, session.turn(flow or bare_flow, slice_s)))
             if progress:

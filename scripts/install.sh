@@ -16,7 +16,7 @@ PACKAGES=(
   nsd                          # the cluster DNS server (kube-dns add-on)
   ipvsadm ipset                # kube-proxy's IPVS mode, where the kernel has IPVS
   python3 python3-venv python3-pip
-  gcc libc6-dev                # builds the flannel udp forwarder (native/)
+  gcc libc6-dev                # builds native/: the udp forwarder, the latency probe
   vagrant                      # only to validate the Vagrantfile (`vagrant validate`)
 )
 
@@ -46,13 +46,14 @@ if [[ " ${missing[*]:-} " == *" nsd "* ]] && command -v systemctl >/dev/null && 
   systemctl disable --now nsd.service >/dev/null 2>&1 || true
 fi
 
-# The flannel udp mode's forwarder is C, as flannel's own forwarding loop is; rebuilt only
-# when its source changes.
+# native/: the flannel udp mode's forwarder (C, as flannel's own forwarding loop is) and the
+# benchmark's request/response probe; each rebuilt only when its source changes.
 mkdir -p build
-if [ ! -x build/flannel-udp-forwarder ] || \
-   [ native/flannel-udp-forwarder.c -nt build/flannel-udp-forwarder ]; then
-  gcc -O3 -Wall -Wextra -o build/flannel-udp-forwarder native/flannel-udp-forwarder.c
-fi
+for program in flannel-udp-forwarder rr-probe; do
+  if [ ! -x "build/$program" ] || [ "native/$program.c" -nt "build/$program" ]; then
+    gcc -O3 -Wall -Wextra -o "build/$program" "native/$program.c"
+  fi
+done
 
 # The testbed's own CNI plugins are Python modules; CNI runtimes need executables on CNI_PATH.
 mkdir -p build/cni

@@ -406,8 +406,8 @@ def cmd_bench(args):
     opt = harness.Options(
         topo=args.topo, modes=_csv(args.modes), paths=_csv(args.paths), tests=_csv(args.tests),
         repeats=args.repeats, slices=args.slices, slice_ms=args.slice_ms,
-        duration=args.duration, rr_duration=args.rr_duration,
-        ping_count=args.ping_count, streams=args.streams, udp_rate=args.udp_rate, mtu=args.mtu,
+        duration=args.duration,
+        streams=args.streams, udp_rate=args.udp_rate, mtu=args.mtu,
         bandwidth=args.bandwidth, delay=args.delay, out=args.out, warmup=not args.no_warmup,
         label=args.label or "", underlay=args.underlay)
     run_dir, summary, skipped = harness.run(opt)
@@ -517,16 +517,12 @@ def build_parser():
     bench.add_argument("--tests", help="comma list of tcp-1, tcp-n, udp, tcp-rr, udp-rr, icmp, "
                        "or all (default: all but udp-rr)")
     bench.add_argument("--repeats", type=int, default=3,
-                       help="cycles of whole tool runs (udp, tcp-rr, icmp), each mode's run "
+                       help="cycles of whole UDP throughput runs, each mode's run "
                        "between two of the bare underlay")
     bench.add_argument("--slices", type=int, default=60,
-                       help="cycles of time-sliced throughput turns (tcp-1; tcp-n a third)")
-    bench.add_argument("--slice-ms", type=int, default=100, help="one throughput turn")
+                       help="cycles of time-sliced turns (every test but udp; tcp-n a third)")
+    bench.add_argument("--slice-ms", type=int, default=100, help="one time-sliced turn")
     bench.add_argument("--duration", type=int, default=1, help="seconds per UDP sample")
-    bench.add_argument("--rr-duration", type=int, default=2,
-                       help="seconds per request/response sample (0.4 s of it warm-up)")
-    bench.add_argument("--ping-count", type=int, default=150, help="echoes per ICMP sample, "
-                       "5 ms apart")
     bench.add_argument("--streams", type=int, default=4, help="parallel streams of tcp-n")
     bench.add_argument("--udp-rate", default="1G", help="offered UDP rate (iperf3 -b)")
     bench.add_argument("--mtu", type=int, help="underlay MTU")

@@ -75,3 +75,22 @@ def test_ping_rtts_and_loss():
 def test_ping_without_replies_is_a_failure(name, words):
     with pytest.raises(ToolError, match=words):
         parse_ping(read(name))
+
+
+def test_rr_probe_turn_is_reported_as_half_round_trips_in_us():
+    from bench.rrprobe import parse_turn
+    out = parse_turn("5624 0 16441 29155 17697\n")  # a real turn: one CPU, veth pair
+    assert out["round_trips"] == 5624 and out["lost"] == 0
+    assert out["p50_us"] == pytest.approx(8.2205) and out["p99_us"] == pytest.approx(14.5775)
+    assert out["avg_us"] == pytest.approx(8.8485)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("0 12 0 0 0\n", "no response in the turn (12 requests lost)"),
+    ("rr-probe: connect: Connection refused\n", "unexpected output"),
+    ("", "unexpected output"),
+])
+def test_rr_probe_turn_without_answers_is_a_failure(line, message):
+    from bench.rrprobe import parse_turn
+    with pytest.raises(ToolError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_turn(line)

@@ -1,0 +1,127 @@
+"""Request/response latency in time-sliced turns (native/rr-probe.c).
+
+Why not sockperf here: a request/response test has to be paused between turns to be paired
+with the bare underlay a tenth of a second apart, and sockperf stopped mid-run leaves the
+pause out of both its timer and its log, so its statistics cannot be cut into turns. The probe
+keeps one connection per flow and measures only when told, one turn at a time.
+
+Client and server are pinned to the two CPUs as iperf3 is (client 0, server 1), and the run
+holds the idle CPUs polling (cpu.idle_polling): otherwise the hypervisor's wake-ups of a halted
+vCPU would be most of every round trip.
+Latencies are reported as half the round trip, as sockperf reports them (results of either
+tool read alike).
+"""
+import os
+import subprocess
+from pathlib import Path
+
+from .cpu import PINNED_CPUS, disturbed, machine_busy_seconds, steal_seconds
+from .tool import ToolError, wait_listening
+
+PROBE = Path(__file__).resolve().parent.parent / "build" / "rr-probe"
+PORT = 11211           # the first flow's; each flow of a session takes the next
+MSG_SIZE = 64          # bytes per request and per response
+WARM_UP_S = 0.1        # an unrecorded first turn: connection, caches, neighbours
+
+
+def parse_turn(line):
+    """Metrics of one turn from the probe's line `<round trips> <lost> <p50> <p99> <mean>` (ns
+    of a whole round trip); ToolError when nothing came back."""
+    fields = line.split()
+    if len(fields) != 5 or not all(f.isdigit() for f in fields):
+        raise ToolError(f"rr-probe: unexpected output {line.strip()[:80]!r}")
+    trips, lost, p50, p99, mean = (int(f) for f in fields)
+    if trips == 0:
+        raise ToolError(f"rr-probe: no response in the turn ({lost} requests lost)")
+    half_us = 1 / 2000  # ns of a round trip -> µs one way
+    return {"p50_us": p50 * half_us, "p99_us": p99 * half_us, "avg_us": mean * half_us,
+            "round_trips": trips, "lost": lost}
+
+
+def probe_path():
+    if not os.access(PROBE, os.X_OK):
+        raise ToolError(f"{PROBE} is not built: run scripts/install.sh (it compiles "
+                        "native/rr-probe.c)")
+    return str(PROBE)
+
+
+class SlicedRR:
+    """One probe client per flow, each with its own server, measured one turn at a time."""
+
+    def __init__(self, flows, protocol):
+        self.flows, self.protocol = flows, protocol
+        self.servers, self.clients = {}, {}
+        self.failed = {}  # flow -> the tool's message: its turns are recorded as failed
+
+    def __enter__(self):
+        try:
+            probe = probe_path()
+            for index, flow in enumerate(self.flows):
+                try:
+                    self._start(probe, flow, PORT + index)
+                except ToolError as e:
+                    self.failed[flow] = str(e)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start(self, probe, flow, port):
+        client_cpu, server_cpu = PINNED_CPUS or (0, 0)
+        self.servers[flow] = subprocess.Popen(
+            flow.server.argv(["taskset", "-c", str(server_cpu), probe, "server", self.protocol,
+                              str(port), str(MSG_SIZE)]),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        if not wait_listening(flow.server.argv, port):
+            raise ToolError(f"rr-probe server did not start in {flow.server.name}")
+        # own session: a Ctrl-C reaches the harness, which ends the probes itself
+        self.clients[flow] = subprocess.Popen(
+            flow.client.argv(["taskset", "-c", str(client_cpu), probe, "client", self.protocol,
+                              flow.server.ip, str(port), str(MSG_SIZE)]),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            bufsize=1, start_new_session=True)
+        self._ask(flow, WARM_UP_S)
+
+    def _ask(self, flow, seconds):
+        client = self.clients[flow]
+        try:
+            client.stdin.write(f"{seconds:.6f}\n")
+            client.stdin.flush()
+        except BrokenPipeError:
+            pass
+        line = client.stdout.readline()
+        if not line:
+            err = client.stderr.read().strip() if client.poll() is not None else ""
+            raise ToolError(err.splitlines()[-1] if err else "rr-probe client ended")
+        return parse_turn(line)
+
+    def turn(self, flow, seconds):
+        """One turn of `flow`: its latency percentiles over `seconds`."""
+        if flow in self.failed:
+            return {"ok": False, "error": self.failed[flow], "metrics": {}}
+        busy0, steal0 = machine_busy_seconds(), steal_seconds()
+        try:
+            metrics = self._ask(flow, seconds)
+        except ToolError as e:
+            self.failed[flow] = str(e)
+            return {"ok": False, "error": str(e), "metrics": {}}
+        stolen = steal_seconds() - steal0
+        return {"ok": True, "error": None, "seconds": seconds,
+                "disturbed": disturbed(stolen, seconds),
+                "metrics": {**metrics, "cpu_s": machine_busy_seconds() - busy0,
+                            "steal_s": stolen}}
+
+    def __exit__(self, *exc):
+        for client in self.clients.values():
+            try:
+                client.stdin.close()  # end of input: a client ends by itself
+                client.wait(timeout=2)
+            except (OSError, subprocess.TimeoutExpired):
+                client.kill()
+        for server in self.servers.values():
+            server.kill()  # an echo server runs until stopped
+        for proc in list(self.clients.values()) + list(self.servers.values()):
+            proc.wait()
+            for stream in (proc.stdout, proc.stderr):
+                if stream:
+                    stream.close()

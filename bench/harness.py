@@ -23,6 +23,7 @@ from testbed.cluster import (BARE, Cluster, Interrupted, check_mode, load_spec,
 from testbed.cni import get_mode, mode_names
 from testbed.errors import TestbedError
 
+from .compare import COMPARED, interval, log_ratios
 from .cpu import CpuMeter, disturbed, idle_polling
 from .measures import BY_NAME as MEASURES, DEFAULT_TESTS, MEASURES as ALL_MEASURES
 from .paths import BY_NAME as PATHS, PATHS as ALL_PATHS, NotApplicable, endpoints
@@ -36,6 +37,7 @@ CLUSTER_OVERHEAD_S = 2.0  # estimated bring-up + teardown + warm-up per cluster,
 AA_MODE = "bare-again"  # the bare path measured as if it were a mode: the A/A control
 AA_TESTS = ("tcp-1", "tcp-rr", "icmp")  # the tests the noise floor is taken for
 TOOL_START_S = 0.3  # starting a tool's server and client in their namespaces, per sample
+MAX_CYCLES_FACTOR = 3  # a flow short of its test's precision gets up to this many times the cycles
 
 
 DESIGN = ("paired: every mode's turn between two turns of the bare underlay, all clusters up "
@@ -263,9 +265,12 @@ def _run_test(measure, bare_flow, flows, clusters, opt, progress, turns):
     label = f"{measure.name}, {bare_flow.path} and the pod paths paired with it"
     if measure.sliced:
         progress.show(f"{label}: {_cycles(measure, opt)} cycles of {opt.slice_ms} ms turns")
+        cycles = _cycles(measure, opt)
+        until = (_precise(measure, bare_flow), cycles * MAX_CYCLES_FACTOR) \
+            if measure.precise_to else None
         run_sliced(lambda all_flows: measure.session(all_flows, opt), flows, bare_flow,
-                   _cycles(measure, opt), opt.slice_ms / 1000, turns,
-                   lambda s: progress.advance(s * 2 + 0.01))
+                   cycles, opt.slice_ms / 1000, turns,
+                   lambda s: progress.advance(s * 2 + 0.01), until)
         return
 
     def one(flow):
@@ -277,6 +282,21 @@ def _run_test(measure, bare_flow, flows, clusters, opt, progress, turns):
         progress.advance(measure.seconds(opt) + TOOL_START_S)
         return out
     run_sequential(flows, bare_flow, _cycles(measure, opt), one, turns)
+
+
+def _precise(measure, bare_flow):
+    """Whether a flow's ratio to bare (the test's first metric) is known to within
+    ± measure.precise_to from the turns so far."""
+    metric = COMPARED[measure.name][0]
+
+    def precise(flow, turns):
+        samples = [{**s, "test": measure.name} for s in paired(turns, bare_flow)
+                   if (s["mode"], s["path"]) == (flow.mode, flow.path)]
+        found = interval(log_ratios(samples).get((flow.mode, flow.path, measure.name, metric),
+                                                 []))
+        return bool(found) and max(found[2] / found[0], found[0] / found[1]) - 1 \
+            <= measure.precise_to
+    return precise
 
 
 def steal_fraction(metrics, seconds):

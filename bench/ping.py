@@ -1,4 +1,4 @@
-"""ping: ICMP round-trip times, in whole runs or time-sliced turns."""
+"""ping: ICMP round-trip times of time-sliced turns."""
 import os
 import re
 import signal
@@ -6,23 +6,27 @@ import subprocess
 import time
 
 from .cpu import PINNED_CPUS, disturbed, machine_busy_seconds, steal_seconds
-from .stats import percentile
+from .stats import rounded_percentile
 from .tool import ToolError
 
-RTT = re.compile(r"time=([\d.]+) ms")
+RTT = re.compile(r"time=(\d+)(?:\.(\d+))? ms")
 SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
 
 
 def parse_ping(text):
     """{'rtt_p50_ms', 'rtt_p99_ms', 'rtt_avg_ms', 'loss_pct'}; ToolError when nothing came back."""
-    times = [float(t) for t in RTT.findall(text)]
+    # ping rounds: to the µs under 1 ms, then 10 µs, 100 µs, 1 ms (each value's own step)
+    rounded = [(float(f"{whole}.{frac or 0}"), 10.0 ** -len(frac)) for whole, frac in
+               RTT.findall(text)]
+    times = [value for value, _step in rounded]
     summary = SUMMARY.search(text)
     if not times:
         first = text.strip().splitlines()[0] if text.strip() else "no output"
         detail = summary.group(0) if summary else first
         raise ToolError(f"ping: no reply ({detail})")
     sent, received = (int(g) for g in summary.groups()) if summary else (len(times), len(times))
-    return {"rtt_p50_ms": percentile(times, 50), "rtt_p99_ms": percentile(times, 99),
+    return {"rtt_p50_ms": rounded_percentile(rounded, 50),
+            "rtt_p99_ms": rounded_percentile(rounded, 99),
             "rtt_avg_ms": sum(times) / len(times),
             "loss_pct": 100.0 * (sent - received) / sent if sent else 0.0}
 

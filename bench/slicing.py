@@ -39,16 +39,16 @@ class Flow:
     server: object
 
 
-def schedule(flows, cycles):
+def schedule(flows, cycles, first=1):
     """[(cycle, flow or None for bare)]: bare before and after each flow's turn, the flows'
-    order rotating from cycle to cycle."""
+    order rotating from cycle to cycle; cycles are numbered from `first`."""
     out = []
-    for c in range(cycles):
+    for c in range(first - 1, first - 1 + cycles):
         k = c % len(flows) if flows else 0
         for flow in flows[k:] + flows[:k]:
             out += [(c + 1, None), (c + 1, flow)]
     if out:
-        out.append((cycles, None))
+        out.append((out[-1][0], None))
     return out
 
 
@@ -157,15 +157,28 @@ class SlicedIperf:
             proc.wait()
 
 
-def run_sliced(open_session, flows, bare_flow, cycles, slice_s, turns, progress=None):
+def run_sliced(open_session, flows, bare_flow, cycles, slice_s, turns, progress=None,
+               until=None):
     """A time-sliced session of the mode flows and the bare flow; `open_session(flows)` gives
-    the tool's session (SlicedIperf, rrprobe.SlicedRR). Turns are appended to `turns` as
-    measured, so that an interrupted session keeps them."""
+    the tool's session (SlicedIperf, rrprobe.SlicedRR, ping.SlicedPing). Turns are appended to
+    `turns` as measured, so that an interrupted session keeps them.
+
+    until: (precise(flow, turns) -> bool, max_cycles): after `cycles`, the flows not yet
+    precise enough go on alone, a cycle at a time, up to max_cycles in all (as netperf's -I
+    iterates until its confidence interval is narrow enough)."""
     with open_session([bare_flow] + list(flows)) as session:
-        for cycle, flow in schedule(list(flows), cycles):
-            turns.append((cycle, flow, session.turn(flow or bare_flow, slice_s)))
-            if progress:
-                progress(slice_s)
+        def play(chosen, count, first):
+            for cycle, flow in schedule(chosen, count, first):
+                turns.append((cycle, flow, session.turn(flow or bare_flow, slice_s)))
+                if progress:
+                    progress(slice_s)
+        play(list(flows), cycles, 1)
+        precise, max_cycles = until or (None, cycles)
+        for cycle in range(cycles + 1, max_cycles + 1):
+            wanting = [flow for flow in flows if not precise(flow, turns)]
+            if not wanting:
+                break
+            play(wanting, 1, cycle)
 
 
 def run_sequential(flows, bare_flow, cycles, measure, turns, progress=None):

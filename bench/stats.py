@@ -47,3 +47,26 @@ def percentile(values, q):
     pos = (len(xs) - 1) * q / 100
     lo, hi = math.floor(pos), math.ceil(pos)
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def rounded_percentile(values, q):
+    """The q-th percentile (0-100) of values printed rounded: [(value, step)], each value standing
+    for the interval value ± step/2 it was rounded from.
+
+    ping prints a round trip under 1 ms to the microsecond; at 17 µs that step is 6 %, and a
+    plain percentile jumps between whole microseconds. Spreading each value evenly over its
+    step (the median of grouped data) gives a percentile that moves with the distribution.
+    """
+    if not values:
+        return None
+    groups = {}
+    for value, step in values:
+        groups[value] = (step, groups.get(value, (step, 0))[1] + 1)
+    target, below = len(values) * q / 100, 0
+    for value in sorted(groups):
+        step, count = groups[value]
+        if below + count >= target:
+            return value - step / 2 + step * (target - below) / count
+        below += count
+    value = max(groups)
+    return value + groups[value][0] / 2

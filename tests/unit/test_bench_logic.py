@@ -157,3 +157,15 @@ def test_a_tool_failure_keeps_the_message(monkeypatch):
     out = harness._measure_once(None, None, None, None, 1500, {})
     assert (out["ok"], out["metrics"]) == (False, {})
     assert "server is busy" in out["error"]
+
+
+def test_a_percentile_of_rounded_values_moves_with_the_distribution():
+    us = 0.001
+    # 17 and 18 µs as ping prints them: the plain median can only be one or the other
+    mostly_17 = [(0.017, us)] * 60 + [(0.018, us)] * 40
+    mostly_18 = [(0.017, us)] * 40 + [(0.018, us)] * 60
+    low, high = stats.rounded_percentile(mostly_17, 50), stats.rounded_percentile(mostly_18, 50)
+    assert 0.0165 < low < 0.0175 < high < 0.0185
+    assert low == pytest.approx(0.0165 + 0.001 * 50 / 60)
+    assert stats.rounded_percentile([(1.25, 0.01), (0.5, us)], 100) == pytest.approx(1.255)
+    assert stats.rounded_percentile([], 50) is None

@@ -85,3 +85,46 @@ def test_the_bare_path_measured_twice_gives_the_floor():
     (c,) = found
     assert f["floor"] == max(1 - c["ci_low"], c["ci_high"] - 1) and 0.01 < f["floor"] < 0.1
     assert c["verdict"] == "same"
+
+
+def test_extra_cycles_are_numbered_on_and_still_end_on_a_bare_turn():
+    turns = schedule([A], 1, first=61)
+    assert turns == [(61, None), (61, A), (61, None)]
+
+
+class FakeSession:
+    """Turns of a steady bare path, a steady mode A and a noisy mode B."""
+
+    def __init__(self, flows):
+        self.rng = random.Random(5)
+        self.count = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def turn(self, flow, seconds):
+        self.count[flow] = self.count.get(flow, 0) + 1
+        spread = {BARE: 0.01, A: 0.01, B: 0.4}[flow]
+        return {"ok": True, "error": None,
+                "metrics": {"gbps": 10 * math.exp(self.rng.gauss(0, spread))}}
+
+
+def test_only_the_flows_short_of_the_precision_go_on_and_never_past_the_cap():
+    from bench import harness
+    from bench.measures import BY_NAME
+    from bench.slicing import run_sliced
+    made, turns = [], []
+
+    def open_session(flows):
+        made.append(FakeSession(flows))
+        return made[0]
+    precise = harness._precise(BY_NAME["tcp-1"], BARE)
+    run_sliced(open_session, [A, B], BARE, 10, 0.0, turns, until=(precise, 30))
+    counts = made[0].count
+    assert counts[A] == 10  # ± 1 % after ten pairs: no more turns
+    assert counts[B] == 30  # ± 40 % per turn stays wider than ± 5 %: stopped at the cap
+    assert precise(A, turns) and not precise(B, turns)
+    assert turns[-1][1] is None  # the last B turn has its bare turn after it

@@ -449,6 +449,20 @@ def _namespace_option(parser):
                         help="the pods' Kubernetes namespace (default: default)")
 
 
+def _ranged(kind, low, high):
+    """An argparse type: a number of `kind` from low to high, else a one-line usage error."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range ({low} to {high})")
+        return value
+    parse.__name__ = kind.__name__  # what argparse names in its own messages
+    return parse
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="testbed", description="An emulated Kubernetes pod network on one machine.")
@@ -516,18 +530,18 @@ def build_parser():
                        "pod-cross-rack, node-node, node-cross-rack (default: all)")
     bench.add_argument("--tests", help="comma list of tcp-1, tcp-n, udp, tcp-rr, udp-rr, icmp, "
                        "or all (default: all but udp-rr)")
-    bench.add_argument("--repeats", type=int, default=3,
+    bench.add_argument("--repeats", type=_ranged(int, 1, 1000), default=3,
                        help="cycles of whole UDP throughput runs, each mode's run "
                        "between two of the bare underlay")
-    bench.add_argument("--slices", type=int, default=60,
+    bench.add_argument("--slices", type=_ranged(int, 2, 100000), default=60,
                        help="cycles of time-sliced turns (every test but udp; tcp-n a third)")
-    bench.add_argument("--slice-ms", type=int, default=100, help="one time-sliced turn")
-    bench.add_argument("--duration", type=int, default=1, help="seconds per UDP sample")
-    bench.add_argument("--streams", type=int, default=4, help="parallel streams of tcp-n")
+    bench.add_argument("--slice-ms", type=_ranged(int, 10, 60000), default=100, help="one time-sliced turn")
+    bench.add_argument("--duration", type=_ranged(int, 1, 3600), default=1, help="seconds per UDP sample")
+    bench.add_argument("--streams", type=_ranged(int, 1, 128), default=4, help="parallel streams of tcp-n")
     bench.add_argument("--udp-rate", default="1G", help="offered UDP rate (iperf3 -b)")
-    bench.add_argument("--mtu", type=int, help="underlay MTU")
-    bench.add_argument("--bandwidth", type=float, help="Mbit/s cap on every underlay link")
-    bench.add_argument("--delay", type=float, help="ms of delay per link end (needs netem)")
+    bench.add_argument("--mtu", type=_ranged(int, 1280, 9000), help="underlay MTU")
+    bench.add_argument("--bandwidth", type=_ranged(float, 0.001, 1e6), help="Mbit/s cap on every underlay link")
+    bench.add_argument("--delay", type=_ranged(float, 0.0, 60000.0), help="ms of delay per link end (needs netem)")
     bench.add_argument("--underlay", choices=["linux", "ovs"],
                        help="what switches the racks (default: the topology's, else linux)")
     bench.add_argument("--out", default="results", help="where run directories go")
@@ -559,7 +573,7 @@ def build_parser():
     check = pol_sub.add_parser("check", help="would a new connection SRC -> DST:PORT pass?")
     check.add_argument("source", help="pod, node or IPv4 address")
     check.add_argument("destination", help="pod, node or IPv4 address")
-    check.add_argument("port", type=int)
+    check.add_argument("port", type=_ranged(int, 1, 65535))
     check.add_argument("--protocol", choices=["tcp", "udp", "sctp", "TCP", "UDP", "SCTP"],
                        default="tcp")
     _namespace_option(check)

@@ -1,5 +1,15 @@
 """Errors a user can act on. The CLI prints them as one line, without a traceback."""
 
+SHOWN_CHARS = 80  # of an offending value, in an error message
+
+
+def brief(value: object) -> str:
+    """repr(value), cut to SHOWN_CHARS characters: a 50 MB value must not make a 50 MB line."""
+    shown = repr(value)
+    if len(shown) <= SHOWN_CHARS:
+        return shown
+    return f"{shown[:SHOWN_CHARS - 1]}… ({len(shown):,} characters)"
+
 
 class TestbedError(Exception):
     """A failure explained in words the user can act on."""
@@ -12,7 +22,7 @@ class SpecError(TestbedError):
     def __init__(self, path, field, value, problem):
         self.path, self.field, self.value, self.problem = path, field, value, problem
         where = f"{path}: {field}" if field else str(path)
-        shown = "" if value is None else f" = {value!r}"
+        shown = "" if value is None else f" = {brief(value)}"
         super().__init__(f"{where}{shown}: {problem}")
 
 

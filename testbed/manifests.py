@@ -13,9 +13,27 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from .errors import TestbedError
+from .errors import TestbedError, brief
+from .safe_input import InputError, check_expansion, read_text
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# the API server's rules (k8s.io/apimachinery/pkg/util/validation)
+IANA_SVC_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+
+
+def label_key_problem(key):
+    """Why `key` is no label key (an optional DNS subdomain prefix and '/', then a name of at
+    most 63 characters), or None."""
+    prefix, _, name = key.rpartition("/")
+    if "/" in key and (not prefix or len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
+        return f"{brief(key)}: the prefix before '/' must be a DNS subdomain"
+    if not name or len(name) > 63 or not QUALIFIED_NAME.match(name):
+        return (f"{brief(key)} is not a label key (at most 63 letters, digits, '-', '_' and '.', "
+                "starting and ending with a letter or digit, after an optional prefix/)")
+    return None
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 META_KEYS = {"name", "namespace", "labels", "annotations"}
@@ -223,10 +241,9 @@ def load(path):
     out = Manifests()
     for name in files:
         try:
-            with open(name) as f:
-                text = f.read()
-        except OSError as e:
-            raise ManifestError(name, None, f"cannot read: {e.strerror}")
+            text = read_text(name)
+        except InputError as e:
+            raise ManifestError(name, None, str(e))
         parsed = parse(text, name)
         out.objects += parsed.objects
         out.warnings += parsed.warnings
@@ -247,10 +264,17 @@ def _files(path):
 def parse(text, path="<string>"):
     try:
         docs = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        for node in docs:
+            if node is not None:
+                check_expansion(node)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise ManifestError(path, mark.line + 1 if mark else None,
                             f"malformed YAML: {getattr(e, 'problem', None) or e}")
+    except InputError as e:
+        raise ManifestError(path, None, str(e))
+    except RecursionError:
+        raise ManifestError(path, None, "YAML nested too deeply")
     out = Manifests()
     for node in docs:
         if node is None or (isinstance(node, yaml.ScalarNode) and node.value == ""):
@@ -296,6 +320,8 @@ class _Document:
         if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:str" or \
                 (not node.value and not allow_empty):
             self.fail(node, fld, "must be a string")
+        if "\0" in node.value:  # no argv, environment or name can carry one
+            self.fail(node, fld, f"{brief(node.value)} holds a NUL character")
         return node.value
 
     def integer(self, node, fld, low, high):
@@ -308,15 +334,36 @@ class _Document:
     def name(self, node, fld):
         value = self.string(node, fld)
         if not DNS_LABEL.match(value) or len(value) > 63:
-            self.fail(node, fld, f"{value!r} is not a DNS label (lower-case letters, digits, "
+            self.fail(node, fld, f"{brief(value)} is not a DNS label (lower-case letters, digits, "
                       "'-', at most 63)")
+        return value
+
+    def port_name(self, node, fld):
+        """A named port as the API server takes it (IANA_SVC_NAME)."""
+        value = self.string(node, fld)
+        if not IANA_SVC_NAME.match(value) or len(value) > 15 or "--" in value or \
+                not re.search("[a-z]", value):
+            self.fail(node, fld, f"{brief(value)} is not a port name (at most 15 lower-case "
+                      "letters, digits and '-', at least one letter, no '-' at either end "
+                      "or twice in a row)")
         return value
 
     def labels(self, node, fld):
         if node is None:
             return {}
         raw = self.mapping(node, fld, known=_Everything())
-        return {k: self.string(v, f"{fld}.{k}", allow_empty=True) for k, v in raw.items()}
+        out = {}
+        for key, value_node in raw.items():
+            problem = label_key_problem(key)
+            if problem:
+                self.fail(node, f"{fld}.{key}", problem)
+            value = self.string(value_node, f"{fld}.{key}", allow_empty=True)
+            if len(value) > 63 or not LABEL_VALUE.match(value):
+                self.fail(value_node, f"{fld}.{key}", f"{brief(value)} is not a label value "
+                          "(at most 63 letters, digits, '-', '_' and '.', starting and ending "
+                          "with a letter or digit)")
+            out[key] = value
+        return out
 
     def strings(self, node, fld):
         if not isinstance(node, yaml.SequenceNode):
@@ -339,7 +386,7 @@ class _Document:
         version = self.string(top["apiVersion"], "apiVersion") if "apiVersion" in top else None
         if version != api:
             self.fail(top.get("apiVersion", node), "apiVersion", f"{kind} needs {api}, "
-                      f"not {version!r}")
+                      f"not {brief(version)}")
         if "metadata" not in top:
             self.fail(node, "metadata.name", "missing")
         meta = self.mapping(top["metadata"], "metadata", META_KEYS)
@@ -385,7 +432,7 @@ class _Document:
                     self.fail(cnode, f"{cfld}.{key}", "missing")
             cname = self.name(c["name"], f"{cfld}.name")
             if cname in names:
-                self.fail(c["name"], f"{cfld}.name", f"{cname!r} is used twice in the pod")
+                self.fail(c["name"], f"{cfld}.name", f"{brief(cname)} is used twice in the pod")
             names.add(cname)
             ports = []
             for j, pnode in enumerate(c["ports"].value if "ports" in c else []):
@@ -395,7 +442,7 @@ class _Document:
                     self.fail(pnode, f"{pfld}.containerPort", "missing")
                 ports.append(ContainerPort(
                     self.integer(p["containerPort"], f"{pfld}.containerPort", 1, 65535),
-                    self.name(p["name"], f"{pfld}.name") if "name" in p else "",
+                    self.port_name(p["name"], f"{pfld}.name") if "name" in p else "",
                     self.protocol(p.get("protocol"), f"{pfld}.protocol")))
             containers.append(Container(
                 cname, self.string(c["image"], f"{cfld}.image"),
@@ -421,7 +468,7 @@ class _Document:
             return "TCP"
         value = self.string(node, fld)
         if value not in PROTOCOLS:
-            self.fail(node, fld, f"{value!r}: the testbed implements {', '.join(PROTOCOLS)}")
+            self.fail(node, fld, f"{brief(value)}: the testbed implements {', '.join(PROTOCOLS)}")
         return value
 
     def deployment(self, name, namespace, spec, spec_node, source):
@@ -450,7 +497,7 @@ class _Document:
     def service(self, name, namespace, spec, spec_node, source):
         stype = self.string(spec["type"], "spec.type") if "type" in spec else "ClusterIP"
         if stype not in SERVICE_TYPES:
-            self.fail(spec["type"], "spec.type", f"{stype!r} is not one of "
+            self.fail(spec["type"], "spec.type", f"{brief(stype)} is not one of "
                       f"{', '.join(SERVICE_TYPES)}")
         selector = self.labels(spec.get("selector"), "spec.selector")
         ports, names = [], set()
@@ -468,7 +515,7 @@ class _Document:
             target = port
             if "targetPort" in p:
                 tnode = p["targetPort"]
-                target = self.name(tnode, f"{pfld}.targetPort") \
+                target = self.port_name(tnode, f"{pfld}.targetPort") \
                     if tnode.tag == "tag:yaml.org,2002:str" else \
                     self.integer(tnode, f"{pfld}.targetPort", 1, 65535)
             node_port = self.integer(p["nodePort"], f"{pfld}.nodePort", 30000, 32767) \
@@ -485,12 +532,12 @@ class _Document:
                 ipaddress.IPv4Address(cluster_ip)
             except ValueError:
                 self.fail(spec["clusterIP"], "spec.clusterIP",
-                          f"{cluster_ip!r} is neither an IPv4 address nor None")
+                          f"{brief(cluster_ip)} is neither an IPv4 address nor None")
         affinity = self.string(spec["sessionAffinity"], "spec.sessionAffinity") \
             if "sessionAffinity" in spec else "None"
         if affinity not in ("None", "ClientIP"):
             self.fail(spec["sessionAffinity"], "spec.sessionAffinity",
-                      f"{affinity!r} is not None or ClientIP")
+                      f"{brief(affinity)} is not None or ClientIP")
         external = self.string(spec["externalName"], "spec.externalName") \
             if "externalName" in spec else ""
         if (stype == "ExternalName") != bool(external):
@@ -519,7 +566,7 @@ class _Document:
                 op = self.string(e["operator"], f"{efld}.operator")
                 if op not in SELECTOR_OPERATORS:
                     self.fail(e["operator"], f"{efld}.operator",
-                              f"{op!r} is not one of {', '.join(SELECTOR_OPERATORS)}")
+                              f"{brief(op)} is not one of {', '.join(SELECTOR_OPERATORS)}")
                 values = self.strings(e["values"], f"{efld}.values") if "values" in e else ()
                 if (op in ("In", "NotIn")) != bool(values):
                     self.fail(enode, f"{efld}.values", "In and NotIn need values; Exists and "
@@ -542,7 +589,7 @@ class _Document:
             for i, t in enumerate(types):
                 if t not in POLICY_TYPES:
                     self.fail(spec["policyTypes"].value[i], f"spec.policyTypes[{i}]",
-                              f"{t!r} is not Ingress or Egress")
+                              f"{brief(t)} is not Ingress or Egress")
         else:  # Kubernetes' default: Ingress, and Egress when there are egress rules
             types = ("Ingress",) + (("Egress",) if "egress" in spec else ())
         rules = {}
@@ -594,9 +641,9 @@ class _Document:
         try:
             network = ipaddress.IPv4Network(value, strict=False)
         except ValueError:
-            self.fail(node, fld, f"{value!r} is not an IPv4 CIDR")
+            self.fail(node, fld, f"{brief(value)} is not an IPv4 CIDR")
         if str(network) != value:
-            self.warn(node, fld, f"{value!r} has host bits set: it means {network}")
+            self.warn(node, fld, f"{brief(value)} has host bits set: it means {network}")
         return str(network)
 
     def policy_port(self, node, fld):
@@ -605,7 +652,7 @@ class _Document:
         port = None
         if "port" in p:
             pnode = p["port"]
-            port = self.name(pnode, f"{fld}.port") if pnode.tag == "tag:yaml.org,2002:str" \
+            port = self.port_name(pnode, f"{fld}.port") if pnode.tag == "tag:yaml.org,2002:str" \
                 else self.integer(pnode, f"{fld}.port", 1, 65535)
         end_port = 0
         if "endPort" in p:

@@ -12,7 +12,8 @@ from typing import Optional
 
 import yaml
 
-from .errors import SpecError
+from .errors import SpecError, brief
+from .safe_input import InputError, check_expansion, read_text
 
 IFNAME_MAX = 15  # Linux IFNAMSIZ - 1: node and rack names become interface names
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -152,6 +153,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str):
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"keys must be strings, not {brief(key)}", key_node.start_mark)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} is given twice", key_node.start_mark)
@@ -162,21 +166,30 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def load(path, known_modes=None):
     """Read and validate a topology file; raises SpecError on the first problem."""
     try:
-        with open(path) as f:
-            text = f.read()
-    except OSError as e:
-        raise SpecError(path, None, None, f"cannot read: {e.strerror}")
+        text = read_text(path)
+    except InputError as e:
+        raise SpecError(path, None, None, str(e))
     return parse(text, path, known_modes)
 
 
 def parse(text, path="<string>", known_modes=None):
+    loader = _UniqueKeyLoader(text)
     try:
-        doc = yaml.load(text, Loader=_UniqueKeyLoader)
+        node = loader.get_single_node()
+        if node is not None:
+            check_expansion(node)
+        doc = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f"line {mark.line + 1}" if mark else "YAML"
         problem = getattr(e, "problem", None) or str(e)
         raise SpecError(path, line, None, f"malformed YAML: {problem}")
+    except InputError as e:
+        raise SpecError(path, None, None, str(e))
+    except RecursionError:
+        raise SpecError(path, None, None, "YAML nested too deeply")
+    finally:
+        loader.dispose()
     return _Validator(path, known_modes).cluster(doc)
 
 

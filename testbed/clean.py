@@ -1,7 +1,9 @@
 """`testbed clean`: remove what crashed runs left behind, using only their state files.
 
 Nothing is found by a broad name: a process is signalled only if its PID *and* start time match
-what the run recorded, a namespace is deleted only if the run recorded it.
+what the run recorded, a namespace is deleted only if the run recorded it. A run whose owner
+(the supervisor, the interactive `up`, the benchmark) still lives is somebody's working cluster
+and is left alone unless named (`--name`) or everything is asked for (`--all`).
 """
 import os
 import shutil
@@ -31,7 +33,8 @@ def _stop_supervisor(state, log):
 
 
 def clean_run(run_dir, log=print):
-    """Remove one run's leftovers; returns a list of what was removed."""
+    """Remove one run's leftovers; returns (removed, left): what it removed, and what it
+    could not (whose records it keeps in the state file, so that a later clean goes on)."""
     removed = []
     try:
         state = RunState.load(run_dir)
@@ -43,44 +46,111 @@ def clean_run(run_dir, log=print):
             state = RunState.load(run_dir)
         except (OSError, ValueError):
             state = None
+    left = []
     if state is not None:
-        pids = state.owned("pids")
-        # containers and daemons first, then the Mininet shells that hold node namespaces
-        pids.sort(key=is_underlay_shell)
-        left = shell_namespaces(pids)
-        for entry in pids:
-            if pid_is(entry["pid"], entry["start"]):
-                terminate(entry["pid"], entry["start"])
-                removed.append(f"process {entry['pid']} ({entry['what']})")
-        for ns_id in left:  # what else ran in the nodes, routers and racks
-            removed += [f"process {pid} (left in a node)" for pid in end_processes_in(ns_id)]
-        present = set(netns.netns_list())
-        for name in state.owned("netns"):
-            if name in present:
-                removed += [f"process {pid} (left in pod {name})" for pid in
-                            end_processes_in(netns.namespace_id(netns.netns_path(name)))]
-                netns.run(["ip", "netns", "del", name], check=False)
-                removed.append(f"netns {name}")
-        for name in state.owned("links"):
-            if os.path.exists(f"/sys/class/net/{name}"):  # root-namespace links only
-                netns.run(["ip", "link", "del", name], check=False)
-                removed.append(f"link {name}")
-        for path in state.owned("dirs"):
-            if path != run_dir and os.path.exists(path):
-                shutil.rmtree(path, ignore_errors=True)
-                removed.append(f"dir {path}")
-    if os.path.exists(run_dir):
+        removed += _remove_owned(state, run_dir)
+        left = still_present(state, run_dir)
+        keep_only(state, left)
+    if not left and os.path.exists(run_dir):
         shutil.rmtree(run_dir, ignore_errors=True)
         removed.append(f"dir {run_dir}")
     for item in removed:
         log(f"removed {item}")
-    return removed
+    for item in left:
+        log(f"could not remove {describe(item)}")
+    return removed, left
 
 
-def clean_all(log=print):
+def _remove_owned(state, run_dir):
     removed = []
-    for run_dir in list_runs():
-        removed += clean_run(run_dir, log)
-    if not removed:
-        log("nothing to clean")
+    pids = state.owned("pids")
+    # containers and daemons first, then the Mininet shells that hold node namespaces
+    pids.sort(key=is_underlay_shell)
+    left = shell_namespaces(pids)
+    for entry in pids:
+        if pid_is(entry["pid"], entry["start"]):
+            terminate(entry["pid"], entry["start"])
+            removed.append(f"process {entry['pid']} ({entry['what']})")
+    for ns_id in left:  # what else ran in the nodes, routers and racks
+        removed += [f"process {pid} (left in a node)" for pid in end_processes_in(ns_id)]
+    present = set(netns.netns_list())
+    held = netns.outside_holders(state.owned("netns"))
+    for name in state.owned("netns"):
+        if name in held:
+            continue  # still_present() reports it; its record stays
+        if name in present:
+            removed += [f"process {pid} (left in pod {name})" for pid in
+                        end_processes_in(netns.namespace_id(netns.netns_path(name)))]
+            netns.run(["ip", "netns", "del", name], check=False)
+            removed.append(f"netns {name}")
+    for name in state.owned("links"):
+        if os.path.exists(f"/sys/class/net/{name}"):  # root-namespace links only
+            netns.run(["ip", "link", "del", name], check=False)
+            removed.append(f"link {name}")
+    for path in state.owned("dirs"):
+        if path != run_dir and os.path.exists(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(f"dir {path}")
     return removed
+
+
+def still_present(state, run_dir):
+    """[(kind, item)] of what the run recorded and still exists (its own directory aside)."""
+    present = set(netns.netns_list())
+    out = [("pids", e) for e in state.owned("pids") if pid_is(e["pid"], e["start"])]
+    out += [("netns", n) for n in state.owned("netns") if n in present]
+    out += [("links", n) for n in state.owned("links") if os.path.exists(f"/sys/class/net/{n}")]
+    out += [("dirs", d) for d in state.owned("dirs") if d != run_dir and os.path.exists(d)]
+    return out
+
+
+def keep_only(state, left):
+    """Records of what is gone are dropped; those of what is left stay, for the next clean."""
+    owned = {kind: [] for kind in state.data["owned"]}
+    for kind, item in left:
+        owned[kind].append(item)
+    owned["dirs"] = [d for d in state.owned("dirs") if d == state.dir] + owned["dirs"]
+    state.data["owned"] = owned
+    if left:
+        state.data["status"] = "teardown incomplete"
+    if os.path.isdir(state.dir):
+        state.save()
+
+
+KIND_WORDS = {"netns": "netns", "links": "link", "dirs": "dir"}
+
+
+def describe(item):
+    kind, what = item
+    if kind == "pids":
+        return f"process {what['pid']} ({what['what']})"
+    return f"{KIND_WORDS[kind]} {what}"
+
+
+def owner_alive(run_dir):
+    """(alive, owner) of a run: its recorded owner's PID and start time still match."""
+    try:
+        owner = RunState.load(run_dir).data.get("supervisor") or {}
+    except (OSError, ValueError):
+        return False, {}
+    return pid_is(owner.get("pid"), owner.get("start")), owner
+
+
+def clean_all(log=print, include_live=False):
+    """Clean every run whose owner died (every run with include_live); returns
+    (removed, left: what could not be removed, spared: names of live runs left alone)."""
+    removed, left, spared = [], [], []
+    for run_dir in list_runs():
+        alive, owner = owner_alive(run_dir)
+        if alive and not include_live:
+            name = os.path.basename(run_dir)
+            spared.append(name)
+            log(f"cluster {name} is live (owner pid {owner['pid']}): left alone "
+                f"(`testbed down --name {name}`, or `testbed clean --name {name}`)")
+            continue
+        gone, still = clean_run(run_dir, log)
+        removed += gone
+        left += still
+    if not removed and not left:
+        log("nothing to clean")
+    return removed, left, spared

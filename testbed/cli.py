@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 from . import doctor, netns
-from .clean import clean_all, clean_run
-from .cluster import Cluster, Interrupted, load_spec, signals_interrupt
+from .clean import clean_all, clean_run, describe
+from .cluster import (Cluster, Interrupted, check_name_free, load_spec, signals_deferred,
+                      signals_interrupt)
 from .cni import get_mode, mode_names
 from .errors import TestbedError
 from .inventory import find_pod, render_table
@@ -21,7 +22,6 @@ from .state import RunState, list_runs, pid_is, process_start_time, run_dir_for
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TOPOLOGY = REPO / "topologies" / "default.yaml"
 DEFAULT_MODE = "vxlan"
-OWNER_EXIT_WAIT_S = 60
 
 
 def _mode_for(spec, args):
@@ -77,15 +77,17 @@ def _up_background(args, spec, mode):
             "--mode", mode, "--name", spec.name, "--underlay", spec.underlay,
             "--proxy-mode", spec.proxy_mode] + \
         (["--verbose"] if args.verbose else [])
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, start_new_session=True,
-                            cwd=str(REPO))
-    try:
-        report = proc.stdout.read()  # the supervisor closes its end when ready or failed
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait()
-        raise
+    check_name_free(spec.name)  # before a supervisor is spawned for nothing
+    # SIGINT too: started in the background by a script, this process inherits SIGINT ignored
+    with signals_interrupt(signal.SIGINT):
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+                                cwd=str(REPO))
+        try:
+            report = proc.stdout.read()  # the supervisor closes its end when ready or failed
+        except (KeyboardInterrupt, Interrupted):
+            _abort_bring_up(proc, spec.name)
+            raise
     if not report.startswith("ready"):
         proc.wait()
         message = report.removeprefix("error: ").strip() or f"supervisor exited {proc.returncode}"
@@ -94,6 +96,18 @@ def _up_background(args, spec, mode):
     print(_summary(state, time.monotonic() - started))
     print(f"next: testbed get pods | testbed exec POD -- CMD | testbed down --name {spec.name}")
     return 0
+
+
+def _abort_bring_up(proc, name):
+    """Stop a supervisor still building (it tears down what it built) and make sure of it."""
+    with signals_deferred():
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+        run_dir = run_dir_for(name)
+        if os.path.isdir(run_dir):
+            _removed, left = clean_run(run_dir, log=lambda _msg: None)
+            for item in left:
+                print(f"testbed: could not remove {describe(item)}", file=sys.stderr)
 
 
 def find_run(name):
@@ -115,22 +129,63 @@ def cmd_down(args):
     state = find_run(args.name)
     owner = state.data.get("supervisor") or {}
     started = time.monotonic()
-    if pid_is(owner.get("pid"), owner.get("start")):
-        from .supervisor import request
-        try:
-            reply = request(state, "down")
-            if not reply.get("ok"):
-                print(f"teardown reported: {reply.get('error')}", file=sys.stderr)
-        except OSError:  # an interactive `up`, or a supervisor not answering: signal it
+
+    def alive():
+        return pid_is(owner.get("pid"), owner.get("start"))
+    if alive():
+        if os.path.exists(state.control_socket):
+            _down_by_supervisor(state, alive)
+        else:  # an interactive `up` or a benchmark: its own signal handling tears down
             os.kill(owner["pid"], signal.SIGTERM)
-        deadline = time.monotonic() + OWNER_EXIT_WAIT_S
-        while time.monotonic() < deadline and pid_is(owner["pid"], owner["start"]):
+        while alive():  # the owner exits once its teardown is over, however long it takes
             time.sleep(0.05)
-    leftovers = clean_run(state.dir, log=lambda _msg: None)
-    if leftovers:
-        print(f"removed {len(leftovers)} leftovers of a run whose owner had died")
+    removed, left = clean_run(state.dir, log=lambda _msg: None)
+    cleaned = [r for r in removed if not r.startswith("dir ")]
+    if cleaned:
+        print(f"removed {len(cleaned)} leftovers the owner did not remove")
+    if left:
+        for item in left:
+            print(f"testbed: could not remove {describe(item)}", file=sys.stderr)
+        print(f"testbed: cluster {state.name} is down but {len(left)} objects are left; their "
+              f"records are kept (`testbed clean --name {state.name}` retries)", file=sys.stderr)
+        return 1
     print(f"cluster {state.name} is down ({time.monotonic() - started:.1f} s)")
     return 0
+
+
+class StatusLine:
+    """One line of progress, rewritten in place on a terminal; elsewhere only the last one."""
+
+    def __init__(self, stream):
+        self.stream, self.last = stream, ""
+        self.tty = stream.isatty()
+
+    def line(self, text):
+        self.last = text
+        if self.tty:
+            self.stream.write(f"\r\033[K{text}")
+            self.stream.flush()
+
+    def done(self):
+        if self.tty and self.last:
+            self.stream.write("\r\033[K")
+        elif self.last:
+            self.stream.write(self.last + "\n")
+        self.stream.flush()
+
+
+def _down_by_supervisor(state, alive):
+    """Ask the supervisor to tear down, showing its progress; never signal it meanwhile."""
+    from .supervisor import request
+    shown = StatusLine(sys.stderr)
+    try:
+        reply = request(state, "down", progress=shown.line, alive=alive)
+    except (OSError, ValueError):  # it died, or closed the connection: clean_run takes over
+        return
+    finally:
+        shown.done()
+    for problem in reply.get("left", []):
+        print(f"teardown: {problem}", file=sys.stderr)
 
 
 def cmd_apply(args):
@@ -332,14 +387,19 @@ def cmd_daemons(args):
     """The mode's daemons (the udp forwarders) of a running cluster; restart a dead one."""
     from .supervisor import request
     state = find_run(args.name)
+    owner = state.data.get("supervisor") or {}
+    owner_alive = pid_is(owner.get("pid"), owner.get("start"))
     try:
         if args.restart:
             reply = request(state, "restart", node=args.restart)
         else:
             reply = request(state, "daemons")
     except OSError:
-        raise TestbedError(f"cluster {state.name} has no supervisor to ask (it runs with the "
-                           "interactive CLI, or its owner died)")
+        if owner_alive or args.restart:
+            raise TestbedError(f"cluster {state.name} has no supervisor to ask (it runs with "
+                               "the interactive CLI, or its owner died: `testbed down --name "
+                               f"{state.name}` removes it)")
+        reply = {"ok": True, "daemons": _daemons_from_records(state)}
     if not reply.get("ok"):
         raise TestbedError(reply.get("error", "request failed"))
     daemons = reply["daemons"]
@@ -350,6 +410,27 @@ def cmd_daemons(args):
     rows += [(label, d["node"], d["pid"], d["state"]) for label, d in sorted(daemons.items())]
     print(render_table(rows))
     return 0 if all(d["alive"] for d in daemons.values()) else 1
+
+
+def _daemons_from_records(state):
+    """The daemons' state read from the run's records, for a cluster whose owner died: each is
+    alive while its recorded PID and start time still match."""
+    started = {e["pid"]: e["start"] for e in state.owned("pids")}
+    out = {}
+    for label, d in (state.data.get("daemons") or {}).items():
+        alive = pid_is(d.get("pid"), started.get(d.get("pid")))
+        out[label] = {**d, "alive": alive, "state": "running (owner died)" if alive else
+                      "gone"}
+    return out
+
+
+def _orphan_status(data):
+    """What a run whose owner died still has: its datapath keeps forwarding until removed."""
+    pinned = set(netns.netns_list()) & set(data.get("owned", {}).get("netns", []))
+    if not pinned:
+        return "owner died, nothing left running (testbed clean)"
+    return (f"owner died; datapath still up ({len(pinned)} namespaces): testbed down --name "
+            f"{data['name']}")
 
 
 def cmd_status(_args):
@@ -366,7 +447,7 @@ def cmd_status(_args):
             continue
         owner = data.get("supervisor") or {}
         alive = pid_is(owner.get("pid"), owner.get("start"))
-        status = data["status"] if alive else "owner died (testbed clean)"
+        status = data["status"] if alive else _orphan_status(data)
         dead = [f"{label} {d['state']}" for label, d in (data.get("daemons") or {}).items()
                 if not d["alive"]]
         if alive and dead:
@@ -390,8 +471,21 @@ def cmd_doctor(_args):
     return 1 if any(c.essential and not c.ok for c in checks) else 0
 
 
-def cmd_clean(_args):
-    clean_all()
+def cmd_clean(args):
+    if args.name:
+        run_dir = run_dir_for(args.name)
+        if not os.path.isdir(run_dir):
+            raise TestbedError(f"no cluster named {args.name!r} is running or left behind")
+        _removed, left = clean_run(run_dir)
+    else:
+        if args.all:
+            print("testbed clean --all: tearing down every cluster on this machine, live ones "
+                  "included", file=sys.stderr)
+        _removed, left, _spared = clean_all(include_live=args.all)
+    if left:
+        print(f"testbed: {len(left)} objects could not be removed (listed above); their "
+              "records are kept for the next `testbed clean`", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -592,7 +686,13 @@ def build_parser():
 
     sub.add_parser("status", help="list running clusters").set_defaults(func=cmd_status)
     sub.add_parser("doctor", help="what this machine offers").set_defaults(func=cmd_doctor)
-    sub.add_parser("clean", help="remove leftovers of crashed runs").set_defaults(
+    clean = sub.add_parser("clean", help="remove what runs whose owner died left behind "
+                           "(live clusters are left alone)")
+    which = clean.add_mutually_exclusive_group()
+    which.add_argument("--name", help="this cluster only, even if it is live")
+    which.add_argument("--all", action="store_true",
+                       help="every cluster on the machine, live ones included")
+    clean.set_defaults(
         func=cmd_clean)
     return parser
 

@@ -5,8 +5,10 @@ is torn down before the error propagates.
 """
 import contextlib
 import dataclasses
+import os
 import shutil
 import signal
+import threading
 import time
 
 from . import apply, doctor, manifests, netns, policy_nft, services
@@ -16,8 +18,9 @@ from .dns import ClusterDNS
 from .errors import TestbedError
 from .fabric import OvsFabric
 from .runtime import Runtime, end_processes_in, sandbox_name
-from .state import RunState
-from .underlay import Underlay, is_underlay_shell, shell_namespaces
+from .clean import describe, keep_only, still_present
+from .state import RunState, pid_is, process_start_time, run_dir_for
+from .underlay import Underlay, pinned_name, shell_namespaces
 
 
 def load_spec(path, name=None, underlay=None, proxy_mode=None):
@@ -41,10 +44,28 @@ class Interrupted(BaseException):
 
 
 @contextlib.contextmanager
-def signals_interrupt():
+def signals_deferred():
+    """While the block runs, SIGINT, SIGTERM and SIGHUP are ignored: they ask for a teardown,
+    and one half done would leave half a cluster. Yields the list of signals received."""
+    received = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, lambda signum, _f: received.append(signum)) for s in signums}
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def signals_interrupt(*more):
+    """SIGTERM and SIGHUP (and `more` signals) raise Interrupted while the block runs."""
     def handler(signum, _frame):
         raise Interrupted(signal.Signals(signum).name)
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP, *more)}
     try:
         yield
     finally:
@@ -52,6 +73,7 @@ def signals_interrupt():
             signal.signal(s, h)
 
 
+PROGRESS_EVERY = 50  # pods removed between two progress reports of a teardown
 BARE = "bare"  # the underlay alone: nodes and racks, no CNI mode and no pods
 OVS_UNDERLAY_NEEDS = ("ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "os-ken")
 
@@ -85,6 +107,24 @@ def check_underlay(spec, caps):
         if missing:
             raise TestbedError(f"{spec.path}: underlay ovs needs {', '.join(missing)}, which "
                                "this machine lacks (see `testbed doctor`)")
+
+
+def check_name_free(name):
+    """Refuse a cluster name in use, saying by whom and what to do."""
+    run_dir = run_dir_for(name)
+    if not os.path.isdir(run_dir):
+        return
+    try:
+        data = RunState.load(run_dir).data
+    except (OSError, ValueError):
+        data = {}
+    owner = data.get("supervisor") or {}
+    if pid_is(owner.get("pid"), owner.get("start")):
+        raise TestbedError(f"cluster {name!r} is already running ({data.get('mode')} mode, owner "
+                           f"pid {owner['pid']}): reach it with `testbed get pods --name {name}`"
+                           f", or take it down with `testbed down --name {name}`")
+    raise TestbedError(f"a cluster named {name!r} was left behind by a run whose owner died: "
+                       f"`testbed clean --name {name}` removes it")
 
 
 class Cluster:
@@ -126,17 +166,24 @@ class Cluster:
             raise TestbedError(f"{spec.path}: delay needs the kernel's netem qdisc, which this "
                                "kernel lacks (see `testbed doctor`); delay cannot be emulated here")
         loaded = [manifests.load(p) for p in spec.manifests] if mode_name != BARE else []
+        check_name_free(spec.name)
         pods = spec.pods if mode_name != BARE else []
-        sandboxes = {sandbox_name(spec.name, p.namespace, p.name) for p in pods}
-        clashing = sorted(sandboxes & set(netns.netns_list()))
+        names = {sandbox_name(spec.name, p.namespace, p.name) for p in pods}
+        names |= {pinned_name(n, spec.name) for n in spec.namespace_holders}
+        clashing = sorted(names & set(netns.netns_list()))
         if clashing:
-            raise TestbedError(f"network namespaces {', '.join(clashing)} already exist; pods "
-                               "need those names (`testbed clean` removes leftovers)")
+            raise TestbedError(f"network namespaces {', '.join(clashing)} already exist; this "
+                               "cluster needs those names (`testbed clean` removes those of "
+                               "runs whose owner died)")
+        # the owner: whoever tears it down (a supervisor, an interactive `up`, a benchmark);
+        # `testbed clean` leaves a run alone while its owner lives
+        facts.setdefault("supervisor", {"pid": os.getpid(),
+                                        "start": process_start_time(os.getpid())})
         try:
             state = RunState.create(spec.name, mode=mode_name, topology=spec.path, **facts)
-        except FileExistsError:
-            raise TestbedError(f"a cluster named {spec.name!r} is already running or was left "
-                               f"behind: `testbed down --name {spec.name}` or `testbed clean`")
+        except FileExistsError:  # made by another `up` since the check
+            check_name_free(spec.name)
+            raise
         state.own("dirs", state.dir)
         cluster = cls(spec, mode_name, state, verbose, caps)
         cluster.manifests = loaded
@@ -157,7 +204,9 @@ class Cluster:
     def _build(self):
         spec, mode = self.spec, self.mode
         leases = mode.plan(spec) if mode else {}
-        self.underlay = Underlay(spec, on_process=self.state.own_pid, verbose=self.verbose)
+        self.underlay = Underlay(spec, on_process=self.state.own_pid,
+                                 on_namespace=lambda name: self.state.own("netns", name),
+                                 verbose=self.verbose)
         self.underlay.build()
         if spec.underlay == "ovs":
             self.fabric = OvsFabric(spec, self.underlay, self.state, self.caps)
@@ -268,49 +317,77 @@ class Cluster:
         return self.check_daemons()
 
     # --- teardown ------------------------------------------------------------------------
-    def down(self):
-        """Tear down everything this cluster made; keeps going past failures, reports the first."""
+    def down(self, progress=None):
+        """Tear down everything this cluster made; returns what could not be removed.
+
+        Once begun, teardown finishes: SIGINT, SIGTERM and SIGHUP meanwhile are noted, not
+        raised, and every step's failure (whatever it raises) is recorded while the rest goes
+        on. The state file is brought in line with what still exists, so that its records are
+        dropped only for what is gone and `testbed clean` can finish what is left.
+        progress(text) is told how far it got, for long teardowns.
+        """
         started = time.monotonic()
-        errors = []
+        self.teardown_errors = []
+        report = progress or (lambda _text: None)
 
         def attempt(step, *args):
             try:
                 step(*args)
-            except Exception as e:  # keep tearing down; report at the end
-                errors.append(e)
+            except BaseException as e:  # a signal handler of a library, a bug: go on
+                self.teardown_errors.append(f"{getattr(step, '__qualname__', step)}: "
+                                            f"{type(e).__name__}: {e}")
 
-        for pod in reversed(self.pods_up):
+        with signals_deferred():
+            self.state.update(status="tearing down")
+            held = netns.outside_holders(self.state.owned("netns"))
+            self.runtime.held = held
+            self.teardown_errors += [netns.describe_holders(n, pids) for n, pids in held.items()]
+            pods = list(reversed(self.pods_up))
+            for done, pod in enumerate(pods, 1):
+                if self.mode is not None:
+                    attempt(self.mode.pod_removed, self, pod, self.nodes[pod.node])
+                attempt(self.runtime.delete_pod, pod, self.nodes[pod.node])
+                if done % PROGRESS_EVERY == 0 or done == len(pods):
+                    report(f"pods removed: {done}/{len(pods)}")
+            self.pods_up = []
             if self.mode is not None:
-                attempt(self.mode.pod_removed, self, pod, self.nodes[pod.node])
-            attempt(self.runtime.delete_pod, pod, self.nodes[pod.node])
-        self.pods_up = []
-        if self.mode is not None:
-            attempt(self.mode.stop, self)
-        if self.fabric is not None:
-            attempt(self.fabric.stop)
-            self.fabric = None
-        if self.underlay is not None:
-            left = shell_namespaces(self.state.owned("pids"))
-            attempt(self.underlay.stop)
+                report("stopping the mode's daemons")
+                attempt(self.mode.stop, self)
+            if self.fabric is not None:
+                attempt(self.fabric.stop)
+                self.fabric = None
+            if self.underlay is not None:
+                report("removing nodes and racks")
+                attempt(self._stop_underlay)
+            attempt(self._remove_named_namespaces, held)
+            left = still_present(self.state, self.state.dir)
+            keep_only(self.state, left)
+        self.timings["down_s"] = time.monotonic() - started
+        return self.teardown_errors + [describe(item) for item in left
+                                       if not (item[0] == "netns" and item[1] in held)]
+
+    def _stop_underlay(self):
+        left = shell_namespaces(self.state.owned("pids"))
+        try:
+            self.underlay.stop()
+        finally:
             for ns_id in left:  # nodes', routers' and racks' namespaces
-                attempt(end_processes_in, ns_id)
-            for entry in self.state.owned("pids"):
-                if is_underlay_shell(entry):
-                    self.state.disown_pid(entry["pid"])
+                end_processes_in(ns_id)
             self.underlay = None
-        for name in self.state.owned("netns"):  # sandboxes whose pod never finished attaching
-            netns.run(["ip", "netns", "del", name], check=False)
-            self.state.disown("netns", name)
+
+    def _remove_named_namespaces(self, held):
+        # the nodes' and racks' pinned namespaces, and sandboxes of pods never fully attached
+        for name in self.state.owned("netns"):
+            if name not in held:  # a held one was reported at the start
+                netns.run(["ip", "netns", "del", name], check=False)
         for path in self.state.owned("dirs"):  # e.g. resolv.conf of pods never attached
             if path != self.state.dir:
                 shutil.rmtree(path, ignore_errors=True)
-                self.state.disown("dirs", path)
-        self.timings["down_s"] = time.monotonic() - started
-        if errors:
-            raise errors[0]
 
     def remove_run_dir(self):
-        shutil.rmtree(self.state.dir, ignore_errors=True)
+        """The run directory goes only when nothing it records is left."""
+        if not still_present(self.state, self.state.dir):
+            shutil.rmtree(self.state.dir, ignore_errors=True)
 
     def __enter__(self):
         try:
@@ -319,8 +396,9 @@ class Cluster:
             self.remove_run_dir()
             raise
 
-    def __exit__(self, *exc):
-        try:
-            self.down()
-        finally:
-            self.remove_run_dir()
+    def __exit__(self, exc_type, *exc):
+        left = self.down()
+        self.remove_run_dir()
+        if left and exc_type is None:
+            raise TestbedError(f"cluster {self.spec.name}: could not remove {'; '.join(left)} "
+                               f"(`testbed clean --name {self.spec.name}` retries)")

@@ -52,6 +52,49 @@ def processes_in(ns_id):
     return pids
 
 
+def outside_holders(names):
+    """{name: [pid, ...]} of the named namespaces that a process holds open as a file (say
+    /run/netns/NAME on one of its descriptors): deleting the name would not end such a
+    namespace, which would live on unrecorded. One pass over /proc for all the names."""
+    wanted = {}
+    for name in names:
+        ns_id = namespace_id(netns_path(name))
+        if ns_id is not None:
+            wanted[f"net:[{ns_id}]"] = name
+    found = {}
+    if not wanted:
+        return found
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{entry}/fd/{fd}")
+            except OSError:
+                continue
+            if target in wanted:
+                found.setdefault(wanted[target], []).append(int(entry))
+    return found
+
+
+def describe_holders(name, pids):
+    """Words for a namespace held open by processes the testbed did not start."""
+    shown = []
+    for pid in pids[:3]:
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                shown.append(f"{pid} ({f.read().strip()})")
+        except OSError:
+            shown.append(str(pid))
+    return (f"netns {name} is held open by pid {', '.join(shown)}, which the testbed did not "
+            "start: left in place")
+
+
 def netns_list():
     out = run(["ip", "-j", "netns", "list"], check=False) or "[]"
     return [entry["name"] for entry in json.loads(out)]

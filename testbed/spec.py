@@ -132,6 +132,13 @@ class ClusterSpec:
     def has_router(self):
         return len(self.racks) > 1
 
+    @property
+    def namespace_holders(self):
+        """Names of the underlay's namespaces: racks, nodes, the router, the external client."""
+        return ([r.name for r in self.racks] + [n.name for n in self.nodes] +
+                ([ROUTER_NAME] if self.has_router else []) +
+                ([EXTERNAL_NAME] if self.external_client else []))
+
     def node(self, name):
         return next(n for n in self.nodes if n.name == name)
 

@@ -19,20 +19,40 @@ from .state import process_start_time
 
 READY = "ready"
 DAEMON_CHECK_S = 0.5  # how often the supervisor looks for dead daemons
+# how long a reply may keep a requester waiting (while the supervisor is seen alive, longer);
+# tests shorten it to show that a live supervisor is waited for
+REQUEST_TIMEOUT_S = float(os.environ.get("TESTBED_REQUEST_TIMEOUT_S", "120"))
 
 
-def request(state, op, timeout=120.0, **args):
-    """Send one request to a run's supervisor; returns its JSON reply."""
+def request(state, op, timeout=REQUEST_TIMEOUT_S, progress=None, alive=None, **args):
+    """Send one request to a run's supervisor; returns its JSON reply.
+
+    The supervisor may send progress lines ({"progress": text}) before its reply; each is given
+    to progress(text) and restarts the timeout, so a long teardown that is getting on is
+    waited for. alive() (the supervisor still runs) is asked whenever the timeout runs out: a
+    live supervisor is waited for as long as it lives. Raises OSError if it never answers."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
+        sock.settimeout(timeout if alive is None else min(timeout, 1.0))
         sock.connect(state.control_socket)
         sock.sendall(json.dumps({"op": op, **args}).encode() + b"\n")
         data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                if alive is not None and alive():
+                    continue
+                raise
             if not chunk:
                 break
             data += chunk
+            while b"\n" in data:
+                line, data = data.split(b"\n", 1)
+                message = json.loads(line)
+                if "progress" not in message:
+                    return message
+                if progress:
+                    progress(message["progress"])
     return json.loads(data or b"{}")
 
 
@@ -81,12 +101,8 @@ def serve(cluster):
                 except (ValueError, AttributeError):
                     request, op = {}, None
                 if op == "down":
-                    try:
-                        cluster.down()
-                        reply = {"ok": True, "timings": cluster.timings}
-                    except Exception as e:
-                        reply = {"ok": False, "error": str(e)}
-                    conn.sendall(json.dumps(reply).encode() + b"\n")
+                    left = cluster.down(progress=lambda text: _send(conn, {"progress": text}))
+                    _send(conn, {"ok": not left, "left": left, "timings": cluster.timings})
                     return
                 if op == "status":
                     reply = {"ok": True, "status": cluster.state.data["status"]}
@@ -106,6 +122,14 @@ def serve(cluster):
                 conn.sendall(json.dumps(reply).encode() + b"\n")
     finally:
         server.close()
+
+
+def _send(conn, message):
+    """A line to the requester; one who stopped listening does not stop the work."""
+    try:
+        conn.sendall(json.dumps(message).encode() + b"\n")
+    except OSError:
+        pass
 
 
 def main(argv=None):
@@ -156,10 +180,8 @@ def _report_failure(report, message):
 
 
 def _down_quietly(cluster):
-    try:
-        cluster.down()
-    except Exception as e:
-        print(f"teardown: {e}", file=sys.stderr)
+    for problem in cluster.down():
+        print(f"teardown: {problem}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,11 @@ Each rack is a namespace of its own (a Mininet switch with inNamespace=True) hol
 bridge, or with `underlay: ovs` an OVS bridge that the fabric (fabric.py) builds there. So the
 root namespace gets no bridge, no address and no port of the emulation, and the host's
 bridge-netfilter settings cannot touch emulated traffic.
+
+Every namespace a shell holds is also pinned under /run/netns as `<node>.<cluster>` (and
+`<rack>.<cluster>`), as `ip netns` names them: the datapath then outlives the process that
+built it, as a real cluster's nodes outlive their control plane, and `ip netns exec node1.c1 …`
+reaches a node from any shell.
 """
 from mininet.link import Link, TCIntf, TCLink
 from mininet.log import lg, setLogLevel
@@ -17,6 +22,11 @@ from .state import pid_is
 
 UNDERLAY_DEV = "eth0"
 SHELL_LABEL = "mininet shell of "  # how the state file names the shells holding namespaces
+
+
+def pinned_name(node_name, cluster):
+    """The /run/netns name of a node's, rack's or router's namespace."""
+    return f"{node_name}.{cluster}"
 
 
 def is_underlay_shell(owned_pid):
@@ -102,9 +112,11 @@ class RackBridge(RackSwitch):
 class Underlay:
     """Builds and stops the Mininet network of a ClusterSpec; owns nothing else."""
 
-    def __init__(self, spec, on_process=None, verbose=False):
+    def __init__(self, spec, on_process=None, on_namespace=None, verbose=False):
         self.spec = spec
         self.on_process = on_process or (lambda pid, what: None)
+        # told a pinned namespace's name before it is made (the run's write-ahead record)
+        self.on_namespace = on_namespace or (lambda name: None)
         self.net = None
         setLogLevel("info" if verbose else "warning")
 
@@ -116,23 +128,23 @@ class Underlay:
         switches = {}
         for rack in spec.racks:
             switches[rack.name] = self.net.addSwitch(rack.name, cls=rack_class)
-            self.on_process(switches[rack.name].pid, f"{SHELL_LABEL}rack {rack.name}")
+            self._own(switches[rack.name], f"rack {rack.name}")
         for node in spec.nodes:
             host = self.net.addHost(node.name, cls=Host, ip=str(node.ip))
-            self.on_process(host.pid, f"{SHELL_LABEL}node {node.name}")
+            self._own(host, f"node {node.name}")
             rack = spec.rack(node.rack)
             self._link(host, switches[rack.name], UNDERLAY_DEV, node.name, str(node.ip), rack)
         if spec.has_router:
             first = spec.racks[0]
             router = self.net.addHost(ROUTER_NAME, cls=Host, ip=str(first.router_ip))
-            self.on_process(router.pid, f"{SHELL_LABEL}rack router")
+            self._own(router, "rack router")
             for rack in spec.racks:
                 self._link(router, switches[rack.name], rack.name, ROUTER_NAME,
                            str(rack.router_ip), rack)
         if spec.external_client:
             first = spec.racks[0]
             client = self.net.addHost(EXTERNAL_NAME, cls=Host, ip=str(spec.external_ip))
-            self.on_process(client.pid, f"{SHELL_LABEL}external client")
+            self._own(client, "external client")
             self._link(client, switches[first.name], UNDERLAY_DEV, EXTERNAL_NAME,
                        str(spec.external_ip), first)
         self.net.build()
@@ -148,6 +160,13 @@ class Underlay:
                 self.host(EXTERNAL_NAME).cmd("ip route replace default via",
                                              spec.racks[0].router_ip.ip)
         return self
+
+    def _own(self, shell_node, what):
+        """Record a Mininet node's shell, then pin its namespace by name."""
+        self.on_process(shell_node.pid, f"{SHELL_LABEL}{what}")
+        name = pinned_name(shell_node.name, self.spec.name)
+        self.on_namespace(name)
+        netns.run(["ip", "netns", "attach", name, shell_node.pid])
 
     def _link(self, host, switch, host_intf, switch_intf, ip, rack):
         params = {"intfName1": host_intf, "intfName2": switch_intf, "params1": {"ip": ip}}

@@ -225,12 +225,12 @@ def test_ctrl_c_during_a_build_tears_down_what_was_built(require, tmp_path):
     assert Footprint().leftovers(before, pids) == []
 
 
-def test_clean_also_ends_a_live_cluster_through_its_owner(require):
+def test_clean_by_name_ends_a_live_cluster_through_its_owner(require):
     require("vxlan", "bridge", "veth")
     before, name = Footprint(), unique_name()
     run_testbed("up", "--topo", TOPO / "default.yaml", "--no-cli", "--name", name, check=True)
     pids = owned_processes(name)
-    clean = run_testbed("clean", check=True)
+    clean = run_testbed("clean", "--name", name, check=True)
     assert "asking supervisor" in clean.stdout
     assert Footprint().leftovers(before, pids) == []
 

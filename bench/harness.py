@@ -266,8 +266,8 @@ def _run_test(measure, bare_flow, flows, clusters, opt, progress, turns):
     if measure.sliced:
         progress.show(f"{label}: {_cycles(measure, opt)} cycles of {opt.slice_ms} ms turns")
         cycles = _cycles(measure, opt)
-        until = (_precise(measure, bare_flow), cycles * MAX_CYCLES_FACTOR) \
-            if measure.precise_to else None
+        until = (_settled(measure, bare_flow, cycles * MAX_CYCLES_FACTOR),
+                 cycles * MAX_CYCLES_FACTOR) if measure.precise_to else None
         run_sliced(lambda all_flows: measure.session(all_flows, opt), flows, bare_flow,
                    cycles, opt.slice_ms / 1000, turns,
                    lambda s: progress.advance(s * 2 + 0.01), until)
@@ -284,19 +284,23 @@ def _run_test(measure, bare_flow, flows, clusters, opt, progress, turns):
     run_sequential(flows, bare_flow, _cycles(measure, opt), one, turns)
 
 
-def _precise(measure, bare_flow):
-    """Whether a flow's ratio to bare (the test's first metric) is known to within
-    ± measure.precise_to from the turns so far."""
+def _settled(measure, bare_flow, max_cycles):
+    """settled(flow, turns): no more turns for this flow, because its ratio to bare (the
+    test's first metric) is known to within ± measure.precise_to, or because at the rate its
+    interval narrows (1/sqrt(turns)) the target is out of reach within max_cycles."""
     metric = COMPARED[measure.name][0]
 
-    def precise(flow, turns):
+    def settled(flow, turns):
         samples = [{**s, "test": measure.name} for s in paired(turns, bare_flow)
                    if (s["mode"], s["path"]) == (flow.mode, flow.path)]
-        found = interval(log_ratios(samples).get((flow.mode, flow.path, measure.name, metric),
-                                                 []))
-        return bool(found) and max(found[2] / found[0], found[0] / found[1]) - 1 \
-            <= measure.precise_to
-    return precise
+        logs = log_ratios(samples).get((flow.mode, flow.path, measure.name, metric), [])
+        found = interval(logs)
+        if not found:
+            return True  # failing turns: more of them would not help
+        width = max(found[2] / found[0], found[0] / found[1]) - 1
+        needed = len(logs) * (width / measure.precise_to) ** 2
+        return width <= measure.precise_to or needed > max_cycles
+    return settled
 
 
 def steal_fraction(metrics, seconds):

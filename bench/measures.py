@@ -49,7 +49,7 @@ MEASURES = (
     Measure("udp-rr", "UDP request/response latency (rr-probe)", False, None, None,
             session=lambda flows, o: SlicedRR(flows, "udp")),
     Measure("icmp", "ICMP round-trip time (ping)", False, None, None,
-            session=lambda flows, o: ping.SlicedPing(flows)),
+            session=lambda flows, o: ping.SlicedPing(flows), share=2 / 3),
 )
 BY_NAME = {m.name: m for m in MEASURES}
 # what a run measures unless told otherwise; udp-rr adds little beside tcp-rr and icmp, and

@@ -17,7 +17,7 @@ from .cni import NodeContext, get_mode, mode_names
 from .dns import ClusterDNS
 from .errors import TestbedError
 from .fabric import OvsFabric
-from .runtime import Runtime, end_processes_in, sandbox_name
+from .runtime import Runtime, end_processes_in_all, sandbox_name
 from .clean import describe, keep_only, still_present
 from .state import RunState, pid_is, process_start_time, run_dir_for
 from .underlay import Underlay, pinned_name, shell_namespaces
@@ -324,7 +324,10 @@ class Cluster:
         raised, and every step's failure (whatever it raises) is recorded while the rest goes
         on. The state file is brought in line with what still exists, so that its records are
         dropped only for what is gone and `testbed clean` can finish what is left.
-        progress(text) is told how far it got, for long teardowns.
+
+        As when a real node is deleted, pods get no CNI DEL: their containers are ended
+        together and deleting the namespaces removes their devices (their addresses were
+        leased in the run directory, which goes too). progress(text) hears of each phase.
         """
         started = time.monotonic()
         self.teardown_errors = []
@@ -342,26 +345,24 @@ class Cluster:
             held = netns.outside_holders(self.state.owned("netns"))
             self.runtime.held = held
             self.teardown_errors += [netns.describe_holders(n, pids) for n, pids in held.items()]
-            pods = list(reversed(self.pods_up))
-            for done, pod in enumerate(pods, 1):
+            with self.state.deferred_saves():
+                records = list(self.state.data["pods"].values())
+                report(f"ending the containers of {len(records)} pods")
+                attempt(self.runtime.end_all_containers, records)
+                self.pods_up = []
                 if self.mode is not None:
-                    attempt(self.mode.pod_removed, self, pod, self.nodes[pod.node])
-                attempt(self.runtime.delete_pod, pod, self.nodes[pod.node])
-                if done % PROGRESS_EVERY == 0 or done == len(pods):
-                    report(f"pods removed: {done}/{len(pods)}")
-            self.pods_up = []
-            if self.mode is not None:
-                report("stopping the mode's daemons")
-                attempt(self.mode.stop, self)
-            if self.fabric is not None:
-                attempt(self.fabric.stop)
-                self.fabric = None
-            if self.underlay is not None:
-                report("removing nodes and racks")
-                attempt(self._stop_underlay)
-            attempt(self._remove_named_namespaces, held)
-            left = still_present(self.state, self.state.dir)
-            keep_only(self.state, left)
+                    report("stopping the mode's daemons")
+                    attempt(self.mode.stop, self)
+                if self.fabric is not None:
+                    attempt(self.fabric.stop)
+                    self.fabric = None
+                if self.underlay is not None:
+                    report("removing nodes and racks")
+                    attempt(self._stop_underlay)
+                report("removing namespaces")
+                attempt(self._remove_named_namespaces, held)
+                left = still_present(self.state, self.state.dir)
+                keep_only(self.state, left)
         self.timings["down_s"] = time.monotonic() - started
         return self.teardown_errors + [describe(item) for item in left
                                        if not (item[0] == "netns" and item[1] in held)]
@@ -371,16 +372,16 @@ class Cluster:
         try:
             self.underlay.stop()
         finally:
-            for ns_id in left:  # nodes', routers' and racks' namespaces
-                end_processes_in(ns_id)
+            end_processes_in_all(left)  # what else ran in the nodes, routers and racks
             self.underlay = None
 
     def _remove_named_namespaces(self, held):
-        # the nodes' and racks' pinned namespaces, and sandboxes of pods never fully attached
-        for name in self.state.owned("netns"):
-            if name not in held:  # a held one was reported at the start
-                netns.run(["ip", "netns", "del", name], check=False)
-        for path in self.state.owned("dirs"):  # e.g. resolv.conf of pods never attached
+        """Pods' sandboxes and the pinned namespaces of nodes and racks, with whatever still
+        runs in them; those held open by strangers stay (reported at the start)."""
+        names = [n for n in self.state.owned("netns") if n not in held]
+        end_processes_in_all([netns.namespace_id(netns.netns_path(n)) for n in names])
+        netns.delete_named(names)
+        for path in self.state.owned("dirs"):  # pods' /etc/netns/<sandbox>, for resolv.conf
             if path != self.state.dir:
                 shutil.rmtree(path, ignore_errors=True)
 

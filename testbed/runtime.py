@@ -77,22 +77,42 @@ def terminate(pid, start, grace=3.0):
 def end_processes_in(ns_id, grace=3.0):
     """End whatever still runs in a network namespace that is being removed — a daemon started
     with `testbed exec` would otherwise outlive its pod or node and keep the namespace alive.
-    Found by namespace, ended by PID (with its start time checked), never by name. Never
-    the namespace this program or init runs in: a recorded PID that has been reused there
-    must not turn into "everything on the machine"."""
+    Found by namespace, ended by PID (with its start time checked), never by name."""
+    return end_processes_in_all([ns_id], grace)
+
+
+def end_processes_in_all(ns_ids, grace=3.0):
+    """end_processes_in() for many namespaces, with one pass over /proc and one grace period.
+    Never the namespace this program or init runs in: a recorded PID that has been reused
+    there must not turn into "everything on the machine"."""
     own = {netns.namespace_id("/proc/self/ns/net"), netns.namespace_id("/proc/1/ns/net")}
-    if ns_id is None or ns_id in own:
+    wanted = {i for i in ns_ids if i is not None and i not in own}
+    if not wanted:
         return []
-    found = [(pid, process_start_time(pid)) for pid in netns.processes_in(ns_id)]
-    for pid, start in found:
-        if pid_is(pid, start):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    for pid, start in found:
-        terminate(pid, start, grace)  # SIGKILL what ignored SIGTERM
+    found = [(pid, process_start_time(pid))
+             for pids in netns.processes_in_any(wanted).values() for pid in pids]
+    end_together(found, grace)
     return [pid for pid, _ in found]
+
+
+def end_together(processes, grace=3.0):
+    """SIGTERM every (pid, start) still that process, then SIGKILL those alive after `grace`
+    (one grace period for all of them, not one each)."""
+    alive = [(pid, start) for pid, start in processes if pid_is(pid, start)]
+    for pid, _start in alive:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+        alive = [(pid, start) for pid, start in alive if pid_is(pid, start)]
+    for pid, _start in alive:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def describe_exit(returncode):
@@ -190,6 +210,16 @@ class Runtime:
         self.children[proc.pid] = proc
         entry = self.state.own_pid(proc.pid, f"pod {pod.key} container {container.name}")
         return {**entry, "command": list(container.command)}
+
+    def end_all_containers(self, records):
+        """The containers of many pods, ended together (a whole cluster's teardown)."""
+        entries = [e for record in records for e in record["containers"].values()]
+        end_together([(e["pid"], e["start"]) for e in entries])
+        for entry in entries:
+            child = self.children.pop(entry["pid"], None)
+            if child:
+                child.wait()
+            self.state.disown_pid(entry["pid"])
 
     def delete_pod(self, pod, node):
         """Stop containers, CNI DEL, remove the sandbox. Raises the first failure at the end."""

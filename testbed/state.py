@@ -3,6 +3,7 @@
 Objects are recorded *before* they are created (write-ahead), so that even a run killed with
 SIGKILL in the middle of a build leaves a complete list for `testbed clean`.
 """
+import contextlib
 import json
 import os
 import tempfile
@@ -51,6 +52,8 @@ class RunState:
     def __init__(self, run_dir, data):
         self.dir = run_dir
         self.data = data
+        self._deferring = False
+        self._dirty = False
 
     @classmethod
     def create(cls, name, **facts):
@@ -87,7 +90,24 @@ class RunState:
         os.makedirs(path, exist_ok=True)
         return path
 
+    @contextlib.contextmanager
+    def deferred_saves(self):
+        """Save once at the end of the block instead of at every change. Only for removals:
+        a record dropped late lists an object already gone, which `clean` skips; a record
+        written late could miss an object that exists."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+            if self._dirty and os.path.isdir(self.dir):
+                self.save()
+
     def save(self):
+        if self._deferring:
+            self._dirty = True
+            return
+        self._dirty = False
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".state-")
         with os.fdopen(fd, "w") as f:
             json.dump(self.data, f, indent=1, sort_keys=True)

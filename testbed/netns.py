@@ -72,8 +72,9 @@ def outside_holders(names):
     wanted = {}
     for name in names:
         ns_id = namespace_id(netns_path(name))
-        if ns_id is not None:
+        if ns_id is not None:  # a descriptor reads as the file opened, or as the namespace
             wanted[f"net:[{ns_id}]"] = name
+            wanted[netns_path(name)] = name
     found = {}
     if not wanted:
         return found

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from collections import defaultdict
 
+from testbed.errors import TestbedError
+
 from . import stats
 from .compare import comparisons
 from .measures import unit_of
@@ -170,9 +172,17 @@ def summarize(samples, aa_groups=(), baselines=None):
 
 
 def load_run(run_dir):
+    """A run's files; a missing or damaged one is a one-line TestbedError."""
     def read(name):
-        with open(os.path.join(run_dir, name)) as f:
-            return json.load(f)
+        path = os.path.join(run_dir, name)
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except OSError as e:
+            raise TestbedError(f"{path}: cannot read: {e.strerror} (is {run_dir} a run "
+                               "directory of `testbed bench`?)")
+        except ValueError as e:
+            raise TestbedError(f"{path}: not the JSON a benchmark writes ({e})")
     return {"dir": str(run_dir), "name": os.path.basename(os.path.normpath(run_dir)),
             "machine": read("machine.json"), "summary": read("summary.json"),
             "samples": read("samples.json")}

@@ -164,8 +164,8 @@ class Runtime:
         sandbox = self.sandbox(pod)
         if sandbox in netns.netns_list():
             raise TestbedError(f"network namespace {sandbox!r} already exists and is not this "
-                               f"run's: pod {pod.key} needs it (`testbed clean` removes "
-                               "leftovers of earlier runs)")
+                               f"run's: pod {pod.key} needs it (`testbed clean` removes those of "
+                               "runs whose owner died)")
         self.state.own("netns", sandbox)
         netns.run(["ip", "netns", "add", sandbox])
         netns.run(["ip", "-n", sandbox, "link", "set", "lo", "up"])
@@ -194,8 +194,8 @@ class Runtime:
             if os.path.exists(directory):
                 raise TestbedError(f"{directory} exists and is not this run's: pod "
                                    f"{record['namespace']}/{record['name']} needs it for its "
-                                   "resolv.conf (`testbed clean` removes leftovers of earlier "
-                                   "runs)")
+                                   "resolv.conf (`testbed clean` removes those of runs whose "
+                                   "owner died)")
             self.state.own("dirs", directory)
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, "resolv.conf"), "w") as f:

@@ -169,3 +169,15 @@ def test_a_percentile_of_rounded_values_moves_with_the_distribution():
     assert low == pytest.approx(0.0165 + 0.001 * 50 / 60)
     assert stats.rounded_percentile([(1.25, 0.01), (0.5, us)], 100) == pytest.approx(1.255)
     assert stats.rounded_percentile([], 50) is None
+
+
+def test_a_damaged_run_directory_is_one_line(tmp_path):
+    from bench.results import load_run
+    from testbed.errors import TestbedError
+    with pytest.raises(TestbedError, match="machine.json: cannot read"):
+        load_run(tmp_path)
+    for name in ("machine.json", "summary.json", "samples.json"):
+        (tmp_path / name).write_text("{}")
+    (tmp_path / "summary.json").write_bytes(b"\x00\x01 not json")
+    with pytest.raises(TestbedError, match="summary.json: not the JSON a benchmark writes"):
+        load_run(tmp_path)

@@ -18,6 +18,7 @@ from .errors import TestbedError
 from .inventory import find_pod, render_table
 from .spec import PROXY_MODES
 from .state import RunState, list_runs, pid_is, process_start_time, run_dir_for
+from .underlay import pinned_name
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TOPOLOGY = REPO / "topologies" / "default.yaml"
@@ -232,7 +233,7 @@ def cmd_exec(args):
             raise TestbedError(f"no pod {args.target!r} in namespace {args.namespace} and no "
                                f"node or host of that name in cluster {state.name} (nodes and "
                                f"hosts: {', '.join(hosts)}; `testbed get pods -A` lists pods)")
-        return subprocess.call(netns.in_node(hosts[args.target]["pid"], command))
+        return subprocess.call(_in_host(state, args.target, hosts[args.target], command))
     if command[0] in AGNHOST_PATHS:  # the image's binary, as upstream's tests exec it
         command = stand_in(pod["name"]) + command[1:]
     return subprocess.call(netns.in_pod(pod["netns"], command))
@@ -265,6 +266,15 @@ def cmd_describe(args):
     return 0
 
 
+def _in_host(state, name, record, command):
+    """argv running `command` in a node's or host's namespace: by its pinned name, which
+    outlives the shell that made it (an owner that died), else by the shell's PID."""
+    pinned = pinned_name(name, state.name)
+    if pinned in state.owned("netns") and pinned in netns.netns_list():
+        return netns.in_pod(pinned, command)
+    return netns.in_node(record["pid"], command)
+
+
 def cmd_routes(args):
     """A node's routes, and its BGP sessions where the mode runs BIRD."""
     state = find_run(args.name)
@@ -274,7 +284,7 @@ def cmd_routes(args):
         raise TestbedError(f"no node {args.node!r} in cluster {state.name} "
                            f"(nodes: {', '.join(data['nodes'])})")
     print(f"# ip route ({args.node})")
-    print(netns.run(netns.in_node(record["pid"], ["ip", "route"])).rstrip())
+    print(netns.run(_in_host(state, args.node, record, ["ip", "route"])).rstrip())
     socket_path = record.get("bird_socket") or (
         os.path.join(state.dir, "router", "bird", "bird.ctl") if args.node in
         data.get("routers", {}) and data["mode"] == "bgp" else None)

@@ -166,6 +166,8 @@ def test_the_datapath_outlives_its_owner(require, mode, needs):
     assert daemons.returncode == 0 and "running (owner died)" in daemons.stdout
     node = f"node1.{name}"
     assert node in netns.netns_list()  # the node's namespace, by name, for any shell
+    route = run_testbed("exec", "--name", name, "node1", "--", "ip", "route")
+    assert route.returncode == 0 and "10.244." in route.stdout  # pod routes still there
     down = run_testbed("down", "--name", name)
     assert down.returncode == 0, down.stderr
     assert Footprint().leftovers(before, pids) == []

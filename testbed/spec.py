@@ -429,5 +429,8 @@ class _Validator:
             if not isinstance(command, list) or not command or not all(
                     isinstance(a, str) for a in command):
                 self.fail(f"{cfld}.command", command, "must be a string or a list of strings")
+            if any("\0" in a for a in command):
+                self.fail(f"{cfld}.command", command, "holds a NUL character, which no "
+                          "command line can carry")
             out.append(ContainerSpec(name, tuple(command)))
         return tuple(out)

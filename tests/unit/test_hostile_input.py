@@ -146,3 +146,10 @@ def test_labels_follow_the_api_servers_rule(tmp_path, labels, ok):
     else:
         message = refused(manifests.load, path, ManifestError)
         assert "label" in message or "prefix" in message
+
+
+def test_a_nul_in_a_topology_command_is_refused(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text('nodes:\n  - name: n1\n    pods:\n      - name: p\n        containers:\n'
+                    '          - {name: c, command: ["sleep", "in\\0finity"]}\n')
+    assert "NUL" in refused(spec.load, path, SpecError)

@@ -23,10 +23,19 @@ def load(run_dir):
         return json.load(f)
 
 
-def _median(summary, mode, path, test, metric):
-    return next((r["median"] for r in summary["rows"] if (r["mode"], r["path"], r["test"],
-                                                          r["metric"]) == (mode, path, test,
-                                                                           metric)), None)
+def _median(summary, mode, path, test, metric, key="median"):
+    return next((r.get(key) for r in summary["rows"] if (r["mode"], r["path"], r["test"],
+                                                         r["metric"]) == (mode, path, test,
+                                                                          metric)), None)
+
+
+def _spread(values):
+    """'a, b, c (max/min +x %)' of the values that are there."""
+    values = [v for v in values if v]
+    if not values:
+        return "none"
+    return (f"{', '.join(f'{v:.3g}' for v in values)} "
+            f"(max/min {(max(values) / min(values) - 1) * 100:+.1f} %)")
 
 
 def report(name, summary):
@@ -37,11 +46,10 @@ def report(name, summary):
                     for c in comps if c["path"] == "pod-same-node" and
                     (c["test"], c["metric"]) == (test, metric) and
                     {c["mode_a"], c["mode_b"]} <= set(AA_MODES)]
-        medians = [m for m in (_median(summary, mode, "pod-same-node", test, metric)
-                               for mode in AA_MODES) if m]
-        spread = (max(medians) / min(medians) - 1) * 100 if medians else float("nan")
-        lines.append(f"A/A {test} {metric}: medians {', '.join(f'{m:.3g}' for m in medians)} "
-                     f"(max/min {spread:+.1f} %); {'; '.join(verdicts)}")
+        raw, paired = ([_median(summary, mode, "pod-same-node", test, metric, key)
+                        for mode in AA_MODES] for key in ("median", "paired_median"))
+        lines.append(f"A/A {test} {metric}: medians {_spread(raw)}; paired medians "
+                     f"{_spread(paired)}; {'; '.join(verdicts)}")
     for test, metric in PRECISION:
         for c in comps:
             if c["mode_b"] == "bare" and c["path"] == "pod-cross-node" and \

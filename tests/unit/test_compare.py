@@ -149,3 +149,20 @@ def test_a_flow_that_can_reach_the_precision_goes_on_until_it_does():
     run_sliced(open_session, [A], BARE, 10, 0.0, turns, until=(settled, 60))
     assert 10 < made[0].count[A] < 60 and settled(A, turns)
     assert turns[-1][1] is None  # the last A turn has its bare turn after it
+
+
+def test_a_paired_median_is_the_bare_median_times_the_paired_ratio():
+    from bench.results import summarize
+    turns = []
+    rng = random.Random(11)
+    for cycle in range(1, 31):
+        speed = rng.uniform(0.6, 1.4)  # the machine, which moves both sides of a pair alike
+        turns += [(cycle, None, {"ok": True, "error": None, "metrics": {"gbps": 10 * speed}}),
+                  (cycle, A, {"ok": True, "error": None, "metrics": {"gbps": 7 * speed}})]
+    turns.append((30, None, {"ok": True, "error": None, "metrics": {"gbps": 10.0}}))
+    samples = [{**s, "test": "tcp-1"} for s in paired(turns, BARE)]
+    rows = summarize(samples, [], {"pod-cross-node": "node-node"})["rows"]
+    row = next(r for r in rows if (r["mode"], r["metric"]) == ("vxlan", "gbps"))
+    bare = next(r for r in rows if (r["mode"], r["metric"]) == ("bare", "gbps"))
+    assert row["paired_median"] == bare["median"] * row["ratio_to_bare"]
+    assert 0.69 < row["ratio_to_bare"] < 0.71

@@ -165,4 +165,4 @@ def test_a_paired_median_is_the_bare_median_times_the_paired_ratio():
     row = next(r for r in rows if (r["mode"], r["metric"]) == ("vxlan", "gbps"))
     bare = next(r for r in rows if (r["mode"], r["metric"]) == ("bare", "gbps"))
     assert row["paired_median"] == bare["median"] * row["ratio_to_bare"]
-    assert 0.69 < row["ratio_to_bare"] < 0.71
+    assert 0.65 < row["ratio_to_bare"] < 0.75  # each pair against the mean of two bare turns

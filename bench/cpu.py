@@ -2,6 +2,7 @@
 idle state the benchmark holds the CPUs in."""
 import contextlib
 import os
+import signal
 import struct
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -23,6 +24,33 @@ def steal_seconds():
 def disturbed(stolen, seconds):
     """Whether the hypervisor took more than STEAL_LIMIT of the machine during `seconds`."""
     return stolen > STEAL_LIMIT * seconds * (os.cpu_count() or 1)
+
+
+class TurnMeter:
+    """Machine-wide busy CPU and steal during one time-sliced turn."""
+
+    def __init__(self):
+        self.busy0, self.steal0 = machine_busy_seconds(), steal_seconds()
+
+    def turn(self, metrics, seconds):
+        """A measured turn's record: its metrics with the CPU the machine spent meanwhile."""
+        stolen = steal_seconds() - self.steal0
+        return {"ok": True, "error": None, "seconds": seconds,
+                "disturbed": disturbed(stolen, seconds),
+                "metrics": {**metrics, "cpu_s": machine_busy_seconds() - self.busy0,
+                            "steal_s": stolen}}
+
+
+def end_stopped(procs):
+    """Kill processes of ours that may be stopped (SIGSTOP), and reap them."""
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                os.kill(proc.pid, signal.SIGCONT)
+                proc.kill()
+            except ProcessLookupError:
+                pass
+        proc.wait()
 
 
 def machine_busy_seconds():

@@ -5,7 +5,7 @@ import signal
 import subprocess
 import time
 
-from .cpu import PINNED_CPUS, disturbed, machine_busy_seconds, steal_seconds
+from .cpu import PINNED_CPUS, TurnMeter, end_stopped
 from .stats import rounded_percentile
 from .tool import ToolError
 
@@ -66,7 +66,7 @@ class SlicedPing:
     def turn(self, flow, seconds):
         """One turn of `flow`: the round trips of the echoes answered in `seconds`."""
         proc = self.pings[flow]
-        busy0, steal0 = machine_busy_seconds(), steal_seconds()
+        meter = TurnMeter()
         os.kill(proc.pid, signal.SIGCONT)
         time.sleep(seconds)
         os.kill(proc.pid, signal.SIGSTOP)
@@ -78,21 +78,11 @@ class SlicedPing:
             return {"ok": False, "error": str(e), "metrics": {}}
         metrics.pop("loss_pct")  # a turn cannot tell a lost echo from one still in flight
         metrics["replies"] = len(RTT.findall(text))
-        stolen = steal_seconds() - steal0
-        return {"ok": True, "error": None, "seconds": seconds,
-                "disturbed": disturbed(stolen, seconds),
-                "metrics": {**metrics, "cpu_s": machine_busy_seconds() - busy0,
-                            "steal_s": stolen}}
+        return meter.turn(metrics, seconds)
 
     def __exit__(self, *exc):
+        end_stopped(self.pings.values())
         for proc in self.pings.values():
-            if proc.poll() is None:
-                try:
-                    os.kill(proc.pid, signal.SIGCONT)
-                    proc.kill()
-                except ProcessLookupError:
-                    pass
-            proc.wait()
             proc.stdout.close()
 
 

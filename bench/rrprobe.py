@@ -15,7 +15,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from .cpu import PINNED_CPUS, disturbed, machine_busy_seconds, steal_seconds
+from .cpu import PINNED_CPUS, TurnMeter
 from .tool import ToolError, wait_listening
 
 PROBE = Path(__file__).resolve().parent.parent / "build" / "rr-probe"
@@ -99,17 +99,13 @@ class SlicedRR:
         """One turn of `flow`: its latency percentiles over `seconds`."""
         if flow in self.failed:
             return {"ok": False, "error": self.failed[flow], "metrics": {}}
-        busy0, steal0 = machine_busy_seconds(), steal_seconds()
+        meter = TurnMeter()
         try:
             metrics = self._ask(flow, seconds)
         except ToolError as e:
             self.failed[flow] = str(e)
             return {"ok": False, "error": str(e), "metrics": {}}
-        stolen = steal_seconds() - steal0
-        return {"ok": True, "error": None, "seconds": seconds,
-                "disturbed": disturbed(stolen, seconds),
-                "metrics": {**metrics, "cpu_s": machine_busy_seconds() - busy0,
-                            "steal_s": stolen}}
+        return meter.turn(metrics, seconds)
 
     def __exit__(self, *exc):
         for client in self.clients.values():

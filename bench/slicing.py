@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 
 from . import iperf3
-from .cpu import disturbed, machine_busy_seconds, steal_seconds
+from .cpu import TurnMeter, end_stopped
 from .tool import ToolError, wait_listening
 
 SETTLE_S = 0.002  # after a stop, for the last in-flight bytes to arrive
@@ -128,7 +128,7 @@ class SlicedIperf:
         if flow in self.failed:
             return {"ok": False, "error": self.failed[flow], "metrics": {}}
         client, server = self.clients[flow], self.servers[flow]
-        busy0, steal0, rx0 = machine_busy_seconds(), steal_seconds(), _rx_bytes(server.pid)
+        meter, rx0 = TurnMeter(), _rx_bytes(server.pid)
         os.kill(client.pid, signal.SIGCONT)
         started = time.perf_counter()
         time.sleep(seconds)
@@ -136,25 +136,15 @@ class SlicedIperf:
         elapsed = time.perf_counter() - started
         time.sleep(SETTLE_S)
         moved = _rx_bytes(server.pid) - rx0
-        cpu = machine_busy_seconds() - busy0
         if client.poll() is not None or moved <= 0:
             return {"ok": False, "error": "iperf3 client ended or moved nothing in its turn",
                     "metrics": {}}
-        stolen = steal_seconds() - steal0
-        return {"ok": True, "error": None, "seconds": elapsed,
-                "disturbed": disturbed(stolen, elapsed),
-                "metrics": {"gbps": moved * 8 / elapsed / 1e9, "bytes": moved, "cpu_s": cpu,
-                            "cpu_s_per_gb": cpu / (moved / 1e9), "steal_s": stolen}}
+        out = meter.turn({"gbps": moved * 8 / elapsed / 1e9, "bytes": moved}, elapsed)
+        out["metrics"]["cpu_s_per_gb"] = out["metrics"]["cpu_s"] / (moved / 1e9)
+        return out
 
     def __exit__(self, *exc):
-        for proc in list(self.clients.values()) + list(self.servers.values()):
-            if proc.poll() is None:
-                try:
-                    os.kill(proc.pid, signal.SIGCONT)
-                    proc.kill()
-                except ProcessLookupError:
-                    pass
-            proc.wait()
+        end_stopped(list(self.clients.values()) + list(self.servers.values()))
 
 
 def run_sliced(open_session, flows, bare_flow, cycles, slice_s, turns, progress=None,

@@ -99,18 +99,18 @@ def end_together(processes, grace=3.0):
     """SIGTERM every (pid, start) still that process, then SIGKILL those alive after `grace`
     (one grace period for all of them, not one each)."""
     alive = [(pid, start) for pid, start in processes if pid_is(pid, start)]
-    for pid, _start in alive:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    _signal_all(alive, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while alive and time.monotonic() < deadline:
         time.sleep(0.02)
         alive = [(pid, start) for pid, start in alive if pid_is(pid, start)]
-    for pid, _start in alive:
+    _signal_all(alive, signal.SIGKILL)
+
+
+def _signal_all(processes, signum):
+    for pid, _start in processes:
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signum)
         except ProcessLookupError:
             pass
 

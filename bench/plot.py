@@ -41,11 +41,11 @@ def _modes(run):
 def _subtitle(run):
     m = run["machine"]
     opts = m.get("options", {})
-    how = (f"paired turns: {opts.get('slices')} cycles of {opts.get('slice_ms')} ms "
-           f"(throughput), {opts.get('repeats')} of whole runs" if opts.get("slices") else
+    how = (f"paired turns of {opts.get('slice_ms')} ms, {opts.get('slices')} cycles "
+           f"(UDP: {opts.get('repeats')} of whole runs)" if opts.get("slices") else
            f"median of {opts.get('repeats')} repeats, {opts.get('duration')} s each")
     return (f"{os.path.basename(m.get('topology', '?'))} · {m.get('cpu_model') or 'CPU ?'}, "
-            f"{m.get('cores')} cores · kernel {m.get('kernel')} · {how} · run {run['name']}")
+            f"{m.get('cores')} cores · kernel {m.get('kernel')}\n{how} · run {run['name']}")
 
 
 def _has(run, test, metric):
@@ -113,9 +113,9 @@ def _figure(run, panels, title, out_base):
                 handles.append(h)
                 labels.append(lab)
     if handles:
-        fig.legend(handles, labels, loc="upper right", title="mode", fontsize=9)
-    fig.suptitle(f"{title}\n{_subtitle(run) if run else ''}", fontsize=11)
-    fig.tight_layout(rect=(0, 0, 0.93, 0.93))
+        fig.legend(handles, labels, loc="center right", title="mode", fontsize=9)
+    fig.suptitle(f"{title}\n{_subtitle(run) if run else ''}", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.88, 0.88))
     files = []
     for ext in ("png", "svg"):
         path = f"{out_base}.{ext}"
@@ -185,10 +185,10 @@ def plot_run(run_dir):
         base("throughput"))
     files += _figure(run, [
         panel("tcp-rr", "p50_us", lambda ax: _grouped(
-            ax, run, "tcp-rr", "p50_us", "µs (RTT/2)", "TCP request/response (rr-probe, one CPU)",
+            ax, run, "tcp-rr", "p50_us", "µs (RTT/2)", "TCP request/response (rr-probe)",
             whisker_metric="p99_us")),
         panel("udp-rr", "p50_us", lambda ax: _grouped(
-            ax, run, "udp-rr", "p50_us", "µs (RTT/2)", "UDP request/response (rr-probe, one CPU)",
+            ax, run, "udp-rr", "p50_us", "µs (RTT/2)", "UDP request/response (rr-probe)",
             whisker_metric="p99_us")),
         panel("icmp", "rtt_p50_ms", lambda ax: _grouped(
             ax, run, "icmp", "rtt_p50_ms", "ms", "ICMP round trip (ping)",

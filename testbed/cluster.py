@@ -331,6 +331,8 @@ class Cluster:
         """
         started = time.monotonic()
         self.teardown_errors = []
+        if not os.path.isdir(self.state.dir):  # torn down already, records and all
+            return []
         report = progress or (lambda _text: None)
 
         def attempt(step, *args):

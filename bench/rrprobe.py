@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 from .cpu import PINNED_CPUS, TurnMeter
+from .slicing import FlowSession
 from .tool import ToolError, wait_listening
 
 PROBE = Path(__file__).resolve().parent.parent / "build" / "rr-probe"
@@ -45,28 +46,19 @@ def probe_path():
     return str(PROBE)
 
 
-class SlicedRR:
+class SlicedRR(FlowSession):
     """One probe client per flow, each with its own server, measured one turn at a time."""
+    first_port = PORT
 
     def __init__(self, flows, protocol):
-        self.flows, self.protocol = flows, protocol
-        self.servers, self.clients = {}, {}
-        self.failed = {}  # flow -> the tool's message: its turns are recorded as failed
+        super().__init__(flows)
+        self.protocol = protocol
 
-    def __enter__(self):
-        try:
-            probe = probe_path()
-            for index, flow in enumerate(self.flows):
-                try:
-                    self._start(probe, flow, PORT + index)
-                except ToolError as e:
-                    self.failed[flow] = str(e)
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
+    def prepare(self):
+        self.probe = probe_path()
 
-    def _start(self, probe, flow, port):
+    def _start(self, flow, port):
+        probe = self.probe
         client_cpu, server_cpu = PINNED_CPUS or (0, 0)
         self.servers[flow] = subprocess.Popen(
             flow.server.argv(["taskset", "-c", str(server_cpu), probe, "server", self.protocol,

@@ -81,25 +81,43 @@ def _rx_bytes(pid, dev="eth0"):
     raise ToolError(f"no {dev} in the server's namespace")
 
 
-class SlicedIperf:
-    """Long-running iperf3 clients, one per flow, let run one at a time."""
+class FlowSession:
+    """A tool's session: a server and a client per flow, started together, used in turns.
 
-    def __init__(self, flows, streams, cpus):
-        self.flows, self.streams, self.cpus = flows, streams, cpus
+    A flow whose tool cannot start has its turns recorded as failed with the tool's message;
+    the others go on. Subclasses start one flow (_start) and measure a turn (turn)."""
+    first_port = 0  # the first flow's; each flow takes the next (two flows may share a
+    #                 server's namespace: the A/A pair)
+
+    def __init__(self, flows):
+        self.flows = flows
         self.servers, self.clients = {}, {}
-        self.failed = {}  # flow -> the tool's message: its turns are recorded as failed
+        self.failed = {}  # flow -> the tool's message
+
+    def prepare(self):
+        """What must hold before any flow starts (raises ToolError)."""
 
     def __enter__(self):
         try:
+            self.prepare()
             for index, flow in enumerate(self.flows):
-                try:  # a port each: two flows may share a server's namespace (the A/A pair)
-                    self._start(flow, iperf3.PORT + index)
+                try:
+                    self._start(flow, self.first_port + index)
                 except ToolError as e:
                     self.failed[flow] = str(e)
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
+
+
+class SlicedIperf(FlowSession):
+    """Long-running iperf3 clients, one per flow, let run one at a time."""
+    first_port = iperf3.PORT
+
+    def __init__(self, flows, streams, cpus):
+        super().__init__(flows)
+        self.streams, self.cpus = streams, cpus
 
     def _start(self, flow, port):
         pin_client, pin_server = (["-A", str(self.cpus[0])], ["-A", str(self.cpus[1])]) \

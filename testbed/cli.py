@@ -49,6 +49,8 @@ def _summary(state, seconds):
 
 # --- up / down ---------------------------------------------------------------------------
 def cmd_up(args):
+    if args.adopt:
+        return _adopt(args.adopt)
     spec = load_spec(args.topo, args.name, args.underlay, args.proxy_mode)
     mode = _mode_for(spec, args)
     get_mode(mode).check(spec)  # refuse before anything is built or spawned
@@ -74,11 +76,28 @@ def cmd_up(args):
 
 def _up_background(args, spec, mode):
     started = time.monotonic()
-    argv = [sys.executable, "-m", "testbed.supervisor", "--topo", os.path.abspath(args.topo),
-            "--mode", mode, "--name", spec.name, "--underlay", spec.underlay,
-            "--proxy-mode", spec.proxy_mode] + \
-        (["--verbose"] if args.verbose else [])
     check_name_free(spec.name)  # before a supervisor is spawned for nothing
+    _run_supervisor(["--topo", os.path.abspath(args.topo), "--mode", mode, "--name",
+                     spec.name, "--underlay", spec.underlay, "--proxy-mode", spec.proxy_mode] +
+                    (["--verbose"] if args.verbose else []), spec.name)
+    state = RunState.load(run_dir_for(spec.name))
+    print(_summary(state, time.monotonic() - started))
+    print(f"next: testbed get pods | testbed exec POD -- CMD | testbed down --name {spec.name}")
+    return 0
+
+
+def _adopt(name):
+    """A new supervisor for a cluster whose owner died (adopt.py)."""
+    _run_supervisor(["--adopt", "--name", name], name, abort_removes=False)
+    state = RunState.load(run_dir_for(name))
+    print(f"cluster {name} adopted: supervisor pid {state.data['supervisor']['pid']} owns it "
+          f"now ({len(state.data['pods'])} pods, {state.data['mode']} mode)")
+    return 0
+
+
+def _run_supervisor(extra, name, abort_removes=True):
+    """Start a supervisor and wait for its "ready" (or its error, raised)."""
+    argv = [sys.executable, "-m", "testbed.supervisor", *extra]
     # SIGINT too: started in the background by a script, this process inherits SIGINT ignored
     with signals_interrupt(signal.SIGINT):
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -87,25 +106,22 @@ def _up_background(args, spec, mode):
         try:
             report = proc.stdout.read()  # the supervisor closes its end when ready or failed
         except (KeyboardInterrupt, Interrupted):
-            _abort_bring_up(proc, spec.name)
+            _abort_bring_up(proc, name if abort_removes else None)
             raise
     if not report.startswith("ready"):
         proc.wait()
         message = report.removeprefix("error: ").strip() or f"supervisor exited {proc.returncode}"
         raise TestbedError(message)
-    state = RunState.load(run_dir_for(spec.name))
-    print(_summary(state, time.monotonic() - started))
-    print(f"next: testbed get pods | testbed exec POD -- CMD | testbed down --name {spec.name}")
-    return 0
 
 
 def _abort_bring_up(proc, name):
-    """Stop a supervisor still building (it tears down what it built) and make sure of it."""
+    """Stop a supervisor still building (it tears down what it built) and make sure of it;
+    name None: only the supervisor (an adoption that is stopped leaves the cluster)."""
     with signals_deferred():
         proc.send_signal(signal.SIGTERM)
         proc.wait()
-        run_dir = run_dir_for(name)
-        if os.path.isdir(run_dir):
+        run_dir = run_dir_for(name) if name else None
+        if run_dir and os.path.isdir(run_dir):
             _removed, left = clean_run(run_dir, log=lambda _msg: None)
             for item in left:
                 print(f"testbed: could not remove {describe(item)}", file=sys.stderr)
@@ -584,6 +600,9 @@ def build_parser():
     up.add_argument("--no-cli", action="store_true",
                     help="leave the cluster running in the background and return")
     up.add_argument("-v", "--verbose", action="store_true", help="show Mininet's progress")
+    up.add_argument("--adopt", metavar="NAME",
+                    help="own cluster NAME, whose owner died while its datapath kept running: "
+                    "a new supervisor takes it over from its records")
     up.set_defaults(func=cmd_up)
 
     down = sub.add_parser("down", help="tear a running cluster down")

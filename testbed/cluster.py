@@ -5,6 +5,7 @@ is torn down before the error propagates.
 """
 import contextlib
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -109,6 +110,15 @@ def check_underlay(spec, caps):
                                "this machine lacks (see `testbed doctor`)")
 
 
+def _plain(value):
+    """Whether a value is plain JSON (as a mode's facts are, openflow's peers aside)."""
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
 def check_name_free(name):
     """Refuse a cluster name in use, saying by whom and what to do."""
     run_dir = run_dir_for(name)
@@ -179,6 +189,7 @@ class Cluster:
         # `testbed clean` leaves a run alone while its owner lives
         facts.setdefault("supervisor", {"pid": os.getpid(),
                                         "start": process_start_time(os.getpid())})
+        facts.update(underlay=spec.underlay, proxy_mode=spec.proxy_mode)
         try:
             state = RunState.create(spec.name, mode=mode_name, topology=spec.path, **facts)
         except FileExistsError:  # made by another `up` since the check
@@ -242,6 +253,8 @@ class Cluster:
         mode.start(self)
         for node in self.nodes.values():
             self.state.data["nodes"][node.name].update(mode.describe_node(node))
+            if _plain(node.facts):  # read back by a new owner (adopt.py)
+                self.state.data["nodes"][node.name]["facts"] = node.facts
         self.state.update(pod_mtu=mode.pod_mtu(spec), network_policy=self.policy_status())
         for pod in spec.pods:
             self.add_pod(pod)

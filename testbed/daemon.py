@@ -6,7 +6,7 @@ import time
 
 from .errors import TestbedError
 from .runtime import describe_exit, terminate
-from .state import process_start_time
+from .state import pid_is, process_start_time
 
 
 class Daemon:
@@ -15,10 +15,20 @@ class Daemon:
         self.argv = argv              # already wrapped to run in its namespace
         self.output_path = output_path
         self.proc = None
+        self.taken_over = None  # (pid, start) of a daemon another owner started
 
     @property
     def pid(self):
+        if self.taken_over:
+            return self.taken_over[0]
         return self.proc.pid if self.proc else None
+
+    def take_over(self, state):
+        """Own the daemon of this label that the run recorded (a dead owner started it)."""
+        entry = next((e for e in state.owned("pids") if e["what"] == self.label), None)
+        if entry is None:
+            raise TestbedError(f"{self.label}: no record of it in the run's state")
+        self.taken_over = (entry["pid"], entry["start"])
 
     def start(self, state, ready, timeout):
         """Start, then wait until ready() is true; a death or a timeout is a TestbedError."""
@@ -45,6 +55,11 @@ class Daemon:
 
     def stop(self, state):
         """Stop it if it still runs, reap it and forget its PID; nothing if never started."""
+        if self.taken_over:
+            terminate(*self.taken_over)
+            state.disown_pid(self.taken_over[0])
+            self.taken_over = None
+            return
         if self.proc is None:
             return
         if self.proc.poll() is None:
@@ -54,6 +69,11 @@ class Daemon:
         self.proc = None
 
     def status(self, node):
+        if self.taken_over:
+            alive = pid_is(*self.taken_over)
+            return {"node": node, "pid": self.pid, "alive": alive,
+                    "state": "running" if alive else "ended (taken over from a dead owner, "
+                    "its exit status unknown)"}
         code = self.proc.poll() if self.proc else -1
         return {"node": node, "pid": self.pid, "alive": self.proc is not None and code is None,
                 "state": describe_exit(code)}

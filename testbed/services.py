@@ -148,6 +148,19 @@ class _Proxies:
     def done(self, rendered):
         """After every node has `rendered`."""
 
+    def recall(self, cluster):
+        """Take up what a dead owner's kube-proxy applied, as the state says it did: every
+        node is set up and holds the rules rendered from the state (adopt.py)."""
+        rendered = self.render(service_ports(cluster.state), str(cluster.spec.pod_cidr))
+        for node in cluster.nodes.values():
+            self.hooked.add(node.name)
+            self.last[node.name] = self.held(node, rendered)
+        self.done(rendered)
+
+    def held(self, node, rendered):
+        """What a node holds once `rendered` is applied (as `last` keeps it)."""
+        return rendered
+
     def sync(self, cluster):
         if not table(cluster.state) and not self.last:
             return
@@ -179,6 +192,9 @@ class IptablesProxies(_Proxies):
     def render(self, ports, pod_cidr):
         return kubeproxy.render(ports, pod_cidr, stale=self.chains)
 
+    def held(self, node, rendered):
+        return rendered[1]
+
     def apply(self, node, rendered):
         node.ns.run("iptables-restore", "--noflush", input=rendered[0])
         if node.name not in self.hooked:
@@ -207,6 +223,9 @@ class IpvsProxies(_Proxies):
 
     def render(self, ports, pod_cidr):
         return ports, pod_cidr  # rendered per node: NodePorts are on each node's address
+
+    def held(self, node, rendered):
+        return kubeproxy_ipvs.render(rendered[0], str(node.ip.ip))
 
     def apply(self, node, rendered):
         ports, pod_cidr = rendered

@@ -82,6 +82,8 @@ def _report_deaths(cluster, reported):
 def serve(cluster):
     """Answer requests until one asks for `down`."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if os.path.exists(cluster.state.control_socket):  # a dead owner's (adopt.py)
+        os.unlink(cluster.state.control_socket)
     server.bind(cluster.state.control_socket)
     server.listen(8)
     server.settimeout(DAEMON_CHECK_S)
@@ -134,9 +136,11 @@ def _send(conn, message):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="testbed-supervisor")
-    parser.add_argument("--topo", required=True)
-    parser.add_argument("--mode", required=True)
+    parser.add_argument("--topo")
+    parser.add_argument("--mode")
     parser.add_argument("--name")
+    parser.add_argument("--adopt", action="store_true",
+                        help="own the running cluster --name, whose owner died (adopt.py)")
     parser.add_argument("--underlay")
     parser.add_argument("--proxy-mode")
     parser.add_argument("--verbose", action="store_true")
@@ -145,15 +149,16 @@ def main(argv=None):
     cluster = None
     with signals_interrupt():
         try:
-            spec = load_spec(args.topo, args.name, args.underlay, args.proxy_mode)
             me = {"pid": os.getpid(), "start": process_start_time(os.getpid())}
-            cluster = Cluster.create(spec, args.mode, verbose=args.verbose, supervisor=me)
-            log = os.open(os.path.join(cluster.state.dir, "supervisor.log"),
-                          os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            os.dup2(log, 1)
-            os.dup2(log, 2)
-            os.close(log)
-            cluster.up()
+            if args.adopt:
+                from .adopt import adopt
+                cluster = adopt(args.name, me, args.verbose)
+                _log_to(cluster)
+            else:
+                spec = load_spec(args.topo, args.name, args.underlay, args.proxy_mode)
+                cluster = Cluster.create(spec, args.mode, verbose=args.verbose, supervisor=me)
+                _log_to(cluster)
+                cluster.up()
             report.write(READY + "\n")
             report.close()
             serve(cluster)
@@ -171,6 +176,15 @@ def main(argv=None):
             if cluster is not None:
                 cluster.remove_run_dir()
     return 0
+
+
+def _log_to(cluster):
+    """From now on this process writes to the run's supervisor.log."""
+    log = os.open(os.path.join(cluster.state.dir, "supervisor.log"),
+                  os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
 
 
 def _report_failure(report, message):

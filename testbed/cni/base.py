@@ -36,6 +36,7 @@ class Mode:
     policy_hook = None
     policy_by_default = False  # whether the real plugin enforces NetworkPolicy itself
     policy_note = "this mode's datapath bypasses the node's packet filter"
+    adoptable = False  # a new owner can take the cluster over from the records (adopt.py)
 
     def describe_datapath(self, spec, caps):
         """How packets move in this cluster (caps: doctor's), recorded with benchmark results."""
@@ -80,6 +81,10 @@ class Mode:
 
     def restart_daemon(self, cluster, node_name):
         raise TestbedError(f"mode {self.name} runs no daemon to restart")
+
+    def adopt(self, cluster):
+        """Take over the daemons a dead owner started (their labels are in the records);
+        nothing is started or changed."""
 
     def describe_node(self, node):
         """Short facts shown by `testbed get nodes`."""

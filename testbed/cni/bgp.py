@@ -26,6 +26,7 @@ class BgpMode(Mode):
     name = "bgp"
     summary = "Calico-style: cali veths, /26 blocks, BIRD (BGP full mesh or route reflectors)"
     requires = ("veth", "bird", "birdc", f"cni/{PLUGIN_TYPE}")
+    adoptable = True
     policy_hook, policy_by_default = "routed", True  # Calico enforces NetworkPolicy
     datapath = "kernel: IP routes from BIRD (BGP), cali veths with proxy ARP, no bridge"
 
@@ -106,6 +107,19 @@ class BgpMode(Mode):
         for daemon in self.birds.values():
             daemon.start(cluster.state)
         cluster.timings["bgp_converged_s"] = self.wait_converged(cluster, started)
+
+    def adopt(self, cluster):
+        for node in cluster.nodes.values():
+            daemon = BirdDaemon(node.name, node.ns, os.path.join(node.dir, "bird"))
+            daemon.take_over(cluster.state)
+            self.birds[node.name] = daemon
+            node.facts.update(blocks=[str(b) for b in self.blocks[node.name]],
+                              bird_socket=daemon.socket)
+        if "router" in cluster.routers:
+            daemon = BirdDaemon("router", cluster.routers["router"],
+                                cluster.state.subdir("router", "bird"))
+            daemon.take_over(cluster.state)
+            self.birds["router"] = daemon
 
     def wait_converged(self, cluster, started, timeout=None):
         timeout = timeout or CONVERGENCE_TIMEOUT_S

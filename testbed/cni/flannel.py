@@ -14,6 +14,7 @@ NETWORK_NAME = "cbr0"  # the network name in kube-flannel's cni-conf.json
 
 class FlannelMode(Mode):
     requires = ("bridge", "veth")
+    adoptable = True
     policy_hook = "bridged"  # flannel enforces nothing; Canal adds Felix on the pods' veths
     policy_note = "flannel enforces no NetworkPolicy (topology networkPolicy: {enforce: true} " \
         "adds it as Canal does)"

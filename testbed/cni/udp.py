@@ -104,7 +104,7 @@ class UdpMode(FlannelMode):
         sock = node.facts["control"]
         argv = [binary, "--tun", TUN_DEV, "--listen", node.ip.ip, "--control", sock,
                 "--port", PORT] + ([] if cluster.spec.udp_offload else ["--no-offload"])
-        forwarder = Daemon(f"udp forwarder on {node.name}", node.ns.argv(*argv),
+        forwarder = Daemon(self._label(node), node.ns.argv(*argv),
                            os.path.join(node.dir, "udp-forwarder.log"))
         self.forwarders[node.name] = forwarder
         forwarder.start(cluster.state,
@@ -113,6 +113,17 @@ class UdpMode(FlannelMode):
         node.facts["forwarder_pid"] = forwarder.pid
         for lease, ip in node.facts["peers"].items():
             control(sock, f"add {lease} {ip}")
+
+    def adopt(self, cluster):
+        for node in cluster.nodes.values():
+            forwarder = Daemon(self._label(node), [], os.path.join(node.dir,
+                                                                   "udp-forwarder.log"))
+            forwarder.take_over(cluster.state)
+            self.forwarders[node.name] = forwarder
+
+    @staticmethod
+    def _label(node):
+        return f"udp forwarder on {node.name}"
 
     def stop(self, cluster):
         for forwarder in self.forwarders.values():

@@ -234,3 +234,70 @@ def test_down_fails_loudly_when_a_namespace_it_owns_is_held_by_a_stranger(requir
     clean = run_testbed("clean")
     assert clean.returncode == 0 and f"removed netns {sandbox}" in clean.stdout
     assert Footprint().leftovers(before, pids) == []
+
+
+WEB = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: web}}
+spec:
+  containers:
+    - name: agnhost
+      image: registry.k8s.io/e2e-test-images/agnhost:2.47
+      args: [netexec, --http-port=8080]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+@pytest.mark.parametrize("mode, needs", [("bgp", ("bird",)), ("udp", ("tun",))])
+def test_a_new_owner_adopts_a_cluster_whose_owner_died(require, tmp_path, mode, needs):
+    require("bridge", "veth", "iptables", *needs)
+    before, name = Footprint(), unique_name()
+    state = up(name, "default.yaml", "--mode", mode)
+    pids = state.owned("pids")
+    owner = state.data["supervisor"]
+    os.kill(owner["pid"], signal.SIGKILL)
+    wait_for(lambda: not pid_is(owner["pid"], owner["start"]), what="the owner's death")
+    adopted = run_testbed("up", "--adopt", name)
+    assert adopted.returncode == 0, adopted.stderr
+    assert f"cluster {name} adopted" in adopted.stdout
+    new_owner = state_of(name).data["supervisor"]
+    assert new_owner["pid"] != owner["pid"] and pid_is(new_owner["pid"], new_owner["start"])
+    assert status_of(name) == "ready" and "owner died" not in run_testbed("status").stdout
+    daemons = run_testbed("daemons", "--name", name)
+    assert daemons.returncode == 0 and "running" in daemons.stdout, daemons.stderr
+    assert run_testbed("up", "--adopt", name).returncode == 2  # it has a live owner now
+    # the new owner changes the cluster as the old one would have
+    (tmp_path / "web.yaml").write_text(WEB)
+    applied = run_testbed("apply", "-f", tmp_path / "web.yaml", "--name", name)
+    assert applied.returncode == 0, applied.stderr
+    data = state_of(name).data
+    ip = data["services"]["default/web"]["cluster_ip"]
+    probe = run_testbed("exec", "--name", name, "node1-pod1", "--", "/agnhost", "connect",
+                        f"{ip}:80", "--timeout=3s")
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    pids += state_of(name).owned("pids")
+    down = run_testbed("down", "--name", name)
+    assert down.returncode == 0, down.stderr
+    assert Footprint().leftovers(before, pids) == []
+
+
+def test_adoption_is_refused_where_the_records_cannot_rebuild_the_owner(require):
+    require("veth", "ovs-vswitchd", "os-ken", "cni/testbed-ovs")
+    before, name = Footprint(), unique_name()
+    state = up(name, "default.yaml", "--mode", "openflow")
+    pids, owner = state.owned("pids"), state.data["supervisor"]
+    os.kill(owner["pid"], signal.SIGKILL)
+    wait_for(lambda: not pid_is(owner["pid"], owner["start"]), what="the owner's death")
+    refused = run_testbed("up", "--adopt", name)
+    assert refused.returncode == 2 and "cannot be adopted yet" in refused.stderr
+    assert f"testbed down --name {name}" in refused.stderr
+    assert "owner died" in run_testbed("status").stdout  # nothing was changed
+    assert run_testbed("down", "--name", name).returncode == 0
+    assert Footprint().leftovers(before, pids) == []

@@ -393,6 +393,9 @@ class _Document:
         if "name" not in meta:
             self.fail(node, "metadata.name", "missing")
         name = self.name(meta["name"], "metadata.name")
+        if kind == "Service" and not name[0].isalpha():  # an RFC 1035 label, as the API
+            self.fail(meta["name"], "metadata.name",  # server requires of Services
+                      f"{brief(name)}: a Service's name must start with a letter")
         namespace = self.name(meta["namespace"], "metadata.namespace") \
             if "namespace" in meta and kind != "Namespace" else "default"
         self.what = f"{kind} {name}" if kind == "Namespace" else f"{kind} {namespace}/{name}"

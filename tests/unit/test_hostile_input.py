@@ -153,3 +153,23 @@ def test_a_nul_in_a_topology_command_is_refused(tmp_path):
     path.write_text('nodes:\n  - name: n1\n    pods:\n      - name: p\n        containers:\n'
                     '          - {name: c, command: ["sleep", "in\\0finity"]}\n')
     assert "NUL" in refused(spec.load, path, SpecError)
+
+
+@pytest.mark.parametrize("content", [BOMB.encode(), b"\x7fELF\x00\x01", b"1: x\n",
+                                     ("name: " + "x" * 100_000).encode()])
+def test_the_command_answers_hostile_topologies_with_one_line_and_exit_2(tmp_path, capsys,
+                                                                         monkeypatch, content):
+    from testbed import cli
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)  # refused before anything needs root
+    path = tmp_path / "hostile.yaml"
+    path.write_bytes(content)
+    assert cli.main(["up", "--topo", str(path), "--no-cli"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"testbed: {path}") and err.count("\n") == 1 and len(err) < 400
+
+
+def test_a_service_name_must_start_with_a_letter(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: 1web}\n"
+                    "spec: {selector: {app: web}, ports: [{port: 80}]}\n")
+    assert "must start with a letter" in refused(manifests.load, path, ManifestError)

@@ -58,6 +58,21 @@ def full_matrix(state):
     return all(pings(state, a, pod(state, b)["ip"]) for a in names for b in names if a != b)
 
 
+def kill_owner(state):
+    """SIGKILL a run's owner, as a crash would, and wait for its death."""
+    owner = state.data["supervisor"]
+    os.kill(owner["pid"], signal.SIGKILL)
+    wait_for(lambda: not pid_is(owner["pid"], owner["start"]), what="the owner's death")
+    return owner
+
+
+def orphan(name, *extra):
+    """A cluster brought up with `up --no-cli`, whose owner was then killed: (state, pids)."""
+    state = up(name, "default.yaml", *extra)
+    kill_owner(state)
+    return state, state.owned("pids")
+
+
 def all_pids(name):
     return state_of(name).owned("pids")
 
@@ -132,11 +147,7 @@ def test_clean_spares_a_live_cluster_and_removes_a_dead_one(require):
     before = Footprint()
     live, dead = unique_name(), unique_name()
     live_state = up(live)
-    dead_state = up(dead)
-    dead_pids = dead_state.owned("pids")
-    owner = dead_state.data["supervisor"]
-    os.kill(owner["pid"], signal.SIGKILL)
-    wait_for(lambda: not pid_is(owner["pid"], owner["start"]), what="the owner's death")
+    _dead_state, dead_pids = orphan(dead)
     clean = run_testbed("clean")
     assert clean.returncode == 0, clean.stderr
     assert f"cluster {live} is live" in clean.stdout and f"testbed down --name {live}" in \
@@ -153,11 +164,7 @@ def test_clean_spares_a_live_cluster_and_removes_a_dead_one(require):
 def test_the_datapath_outlives_its_owner(require, mode, needs):
     require("bridge", "veth", *needs)
     before, name = Footprint(), unique_name()
-    state = up(name, "default.yaml", "--mode", mode)
-    pids = state.owned("pids")
-    owner = state.data["supervisor"]
-    os.kill(owner["pid"], signal.SIGKILL)
-    wait_for(lambda: not pid_is(owner["pid"], owner["start"]), what="the owner's death")
+    state, pids = orphan(name, "--mode", mode)
     time.sleep(0.5)  # what would die with the owner has had time to
     assert full_matrix(state), "pods must still reach each other across nodes"
     status = run_testbed("status").stdout
@@ -259,11 +266,8 @@ spec:
 def test_a_new_owner_adopts_a_cluster_whose_owner_died(require, tmp_path, mode, needs):
     require("bridge", "veth", "iptables", *needs)
     before, name = Footprint(), unique_name()
-    state = up(name, "default.yaml", "--mode", mode)
-    pids = state.owned("pids")
+    state, pids = orphan(name, "--mode", mode)
     owner = state.data["supervisor"]
-    os.kill(owner["pid"], signal.SIGKILL)
-    wait_for(lambda: not pid_is(owner["pid"], owner["start"]), what="the owner's death")
     adopted = run_testbed("up", "--adopt", name)
     assert adopted.returncode == 0, adopted.stderr
     assert f"cluster {name} adopted" in adopted.stdout
@@ -291,10 +295,7 @@ def test_a_new_owner_adopts_a_cluster_whose_owner_died(require, tmp_path, mode, 
 def test_adoption_is_refused_where_the_records_cannot_rebuild_the_owner(require):
     require("veth", "ovs-vswitchd", "os-ken", "cni/testbed-ovs")
     before, name = Footprint(), unique_name()
-    state = up(name, "default.yaml", "--mode", "openflow")
-    pids, owner = state.owned("pids"), state.data["supervisor"]
-    os.kill(owner["pid"], signal.SIGKILL)
-    wait_for(lambda: not pid_is(owner["pid"], owner["start"]), what="the owner's death")
+    _state, pids = orphan(name, "--mode", "openflow")
     refused = run_testbed("up", "--adopt", name)
     assert refused.returncode == 2 and "cannot be adopted yet" in refused.stderr
     assert f"testbed down --name {name}" in refused.stderr

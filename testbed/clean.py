@@ -11,7 +11,7 @@ import signal
 import time
 
 from . import netns
-from .runtime import end_processes_in, terminate
+from .runtime import end_processes_in_all, end_together, remove_named_namespaces
 from .state import RunState, list_runs, pid_is
 from .underlay import is_underlay_shell, shell_namespaces
 
@@ -63,26 +63,21 @@ def clean_run(run_dir, log=print):
 
 def _remove_owned(state, run_dir):
     removed = []
-    pids = state.owned("pids")
+    alive = [e for e in state.owned("pids") if pid_is(e["pid"], e["start"])]
+    shells = shell_namespaces(alive)
     # containers and daemons first, then the Mininet shells that hold node namespaces
-    pids.sort(key=is_underlay_shell)
-    left = shell_namespaces(pids)
-    for entry in pids:
-        if pid_is(entry["pid"], entry["start"]):
-            terminate(entry["pid"], entry["start"])
-            removed.append(f"process {entry['pid']} ({entry['what']})")
-    for ns_id in left:  # what else ran in the nodes, routers and racks
-        removed += [f"process {pid} (left in a node)" for pid in end_processes_in(ns_id)]
-    present = set(netns.netns_list())
-    held = netns.outside_holders(state.owned("netns"))
-    for name in state.owned("netns"):
-        if name in held:
-            continue  # still_present() reports it; its record stays
-        if name in present:
-            removed += [f"process {pid} (left in pod {name})" for pid in
-                        end_processes_in(netns.namespace_id(netns.netns_path(name)))]
-            netns.run(["ip", "netns", "del", name], check=False)
-            removed.append(f"netns {name}")
+    for group in ([e for e in alive if not is_underlay_shell(e)],
+                  [e for e in alive if is_underlay_shell(e)]):
+        end_together([(e["pid"], e["start"]) for e in group])
+        removed += [f"process {e['pid']} ({e['what']})" for e in group]
+    # what else ran in the nodes, routers and racks
+    removed += [f"process {pid} (left in a node)" for pid in end_processes_in_all(shells)]
+    present, held = set(netns.netns_list()), netns.outside_holders(state.owned("netns"))
+    # held ones stay: still_present() reports them and their records are kept
+    names = [n for n in state.owned("netns") if n in present and n not in held]
+    removed += [f"process {pid} (left in a namespace)"
+                for pid in remove_named_namespaces(names)]
+    removed += [f"netns {name}" for name in names]
     for name in state.owned("links"):
         if os.path.exists(f"/sys/class/net/{name}"):  # root-namespace links only
             netns.run(["ip", "link", "del", name], check=False)

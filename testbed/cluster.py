@@ -18,7 +18,7 @@ from .cni import NodeContext, get_mode, mode_names
 from .dns import ClusterDNS
 from .errors import TestbedError
 from .fabric import OvsFabric
-from .runtime import Runtime, end_processes_in_all, sandbox_name
+from .runtime import Runtime, end_processes_in_all, remove_named_namespaces, sandbox_name
 from .clean import describe, keep_only, still_present
 from .state import RunState, pid_is, process_start_time, run_dir_for
 from .underlay import Underlay, pinned_name, shell_namespaces
@@ -74,7 +74,6 @@ def signals_interrupt(*more):
             signal.signal(s, h)
 
 
-PROGRESS_EVERY = 50  # pods removed between two progress reports of a teardown
 BARE = "bare"  # the underlay alone: nodes and racks, no CNI mode and no pods
 OVS_UNDERLAY_NEEDS = ("ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "os-ken")
 
@@ -393,9 +392,7 @@ class Cluster:
     def _remove_named_namespaces(self, held):
         """Pods' sandboxes and the pinned namespaces of nodes and racks, with whatever still
         runs in them; those held open by strangers stay (reported at the start)."""
-        names = [n for n in self.state.owned("netns") if n not in held]
-        end_processes_in_all([netns.namespace_id(netns.netns_path(n)) for n in names])
-        netns.delete_named(names)
+        remove_named_namespaces([n for n in self.state.owned("netns") if n not in held])
         for path in self.state.owned("dirs"):  # pods' /etc/netns/<sandbox>, for resolv.conf
             if path != self.state.dir:
                 shutil.rmtree(path, ignore_errors=True)

@@ -95,6 +95,14 @@ def end_processes_in_all(ns_ids, grace=3.0):
     return [pid for pid, _ in found]
 
 
+def remove_named_namespaces(names):
+    """Whatever runs in the named namespaces ended (one pass over /proc), then the names
+    deleted with one `ip`; returns the PIDs ended."""
+    ended = end_processes_in_all([netns.namespace_id(netns.netns_path(n)) for n in names])
+    netns.delete_named(names)
+    return ended
+
+
 def end_together(processes, grace=3.0):
     """SIGTERM every (pid, start) still that process, then SIGKILL those alive after `grace`
     (one grace period for all of them, not one each)."""

@@ -2,10 +2,11 @@
 
 Every mode's cluster is up at once (their names are the run's own), so that samples can be
 paired in time: each mode's turn on a path is measured between two turns of the bare underlay
-(slicing.py): throughput and request/response latency in turns of a tenth of a second with
-the clients idle between them, UDP throughput in whole tool runs. compare.py turns the pairs into ratios with
-intervals and verdicts. A failing tool marks its sample failed with the tool's message and the
-run goes on; Ctrl-C keeps the samples so far and tears every cluster down.
+(slicing.py): TCP throughput, request/response and ICMP in turns of a tenth of a second
+with the clients idle between them, UDP throughput in whole tool runs. compare.py turns the
+pairs into ratios with intervals and verdicts. A failing tool marks its sample failed with
+the tool's message and the run goes on; Ctrl-C keeps the samples so far and tears every
+cluster down.
 """
 import contextlib
 import dataclasses
@@ -42,7 +43,7 @@ MAX_CYCLES_FACTOR = 3  # a flow short of its test's precision gets up to this ma
 
 DESIGN = ("paired: every mode's turn between two turns of the bare underlay, all clusters up "
           "at once; TCP throughput, request/response and ICMP time-sliced (iperf3 and ping "
-          "stopped, rr-probe idle outside their turns; latency on one CPU), UDP throughput in "
+          "stopped, rr-probe idle outside their turns; idle vCPUs held polling), UDP throughput in "
           "whole runs; ratios are geometric means of paired ratios with "
           "Student-t 95 % intervals; noise floor from the bare path measured twice")
 

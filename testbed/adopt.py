@@ -7,8 +7,6 @@ their pinned names, the mode's daemons are taken over by PID and start time, and
 the policy enforcer's and the DNS add-on's memory of what they applied is read back from the
 state. From then on the cluster is served as if its owner had built it.
 """
-import os
-
 from . import doctor, netns, services
 from .cluster import Cluster, load_spec
 from .cni import NodeContext
@@ -78,7 +76,3 @@ def _recall_services(cluster):
         cluster.dns.pod = data["dns"]["pod"]
         cluster.runtime.resolv_conf = resolv_conf
 
-
-def owner_of_this_process() -> dict:
-    from .state import process_start_time
-    return {"pid": os.getpid(), "start": process_start_time(os.getpid())}

@@ -658,13 +658,18 @@ def build_parser():
                        "between two of the bare underlay")
     bench.add_argument("--slices", type=_ranged(int, 2, 100000), default=60,
                        help="cycles of time-sliced turns (every test but udp; tcp-n a third)")
-    bench.add_argument("--slice-ms", type=_ranged(int, 10, 60000), default=100, help="one time-sliced turn")
-    bench.add_argument("--duration", type=_ranged(int, 1, 3600), default=1, help="seconds per UDP sample")
-    bench.add_argument("--streams", type=_ranged(int, 1, 128), default=4, help="parallel streams of tcp-n")
+    bench.add_argument("--slice-ms", type=_ranged(int, 10, 60000), default=100,
+                       help="one time-sliced turn")
+    bench.add_argument("--duration", type=_ranged(int, 1, 3600), default=1,
+                       help="seconds per UDP sample")
+    bench.add_argument("--streams", type=_ranged(int, 1, 128), default=4,
+                       help="parallel streams of tcp-n")
     bench.add_argument("--udp-rate", default="1G", help="offered UDP rate (iperf3 -b)")
     bench.add_argument("--mtu", type=_ranged(int, 1280, 9000), help="underlay MTU")
-    bench.add_argument("--bandwidth", type=_ranged(float, 0.001, 1e6), help="Mbit/s cap on every underlay link")
-    bench.add_argument("--delay", type=_ranged(float, 0.0, 60000.0), help="ms of delay per link end (needs netem)")
+    bench.add_argument("--bandwidth", type=_ranged(float, 0.001, 1e6),
+                       help="Mbit/s cap on every underlay link")
+    bench.add_argument("--delay", type=_ranged(float, 0.0, 60000.0),
+                       help="ms of delay per link end (needs netem)")
     bench.add_argument("--underlay", choices=["linux", "ovs"],
                        help="what switches the racks (default: the topology's, else linux)")
     bench.add_argument("--out", default="results", help="where run directories go")

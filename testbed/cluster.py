@@ -47,15 +47,15 @@ class Interrupted(BaseException):
 @contextlib.contextmanager
 def signals_deferred():
     """While the block runs, SIGINT, SIGTERM and SIGHUP are ignored: they ask for a teardown,
-    and one half done would leave half a cluster. Yields the list of signals received."""
-    received = []
+    and one half done would leave half a cluster. (A handler that does nothing, not SIG_IGN,
+    which the commands started meanwhile would inherit.)"""
     if threading.current_thread() is not threading.main_thread():
-        yield received
+        yield
         return
     signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {s: signal.signal(s, lambda signum, _f: received.append(signum)) for s in signums}
+    previous = {s: signal.signal(s, lambda _signum, _frame: None) for s in signums}
     try:
-        yield received
+        yield
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
@@ -332,9 +332,9 @@ class Cluster:
     def down(self, progress=None):
         """Tear down everything this cluster made; returns what could not be removed.
 
-        Once begun, teardown finishes: SIGINT, SIGTERM and SIGHUP meanwhile are noted, not
-        raised, and every step's failure (whatever it raises) is recorded while the rest goes
-        on. The state file is brought in line with what still exists, so that its records are
+        Once begun, teardown finishes: SIGINT, SIGTERM and SIGHUP meanwhile are ignored, and
+        every step's failure (whatever it raises) is recorded while the rest goes on. The state
+        file is brought in line with what still exists, so that its records are
         dropped only for what is gone and `testbed clean` can finish what is left.
 
         As when a real node is deleted, pods get no CNI DEL: their containers are ended
@@ -357,7 +357,6 @@ class Cluster:
         with signals_deferred():
             self.state.update(status="tearing down")
             held = netns.outside_holders(self.state.owned("netns"))
-            self.runtime.held = held
             self.teardown_errors += [netns.describe_holders(n, pids) for n, pids in held.items()]
             with self.state.deferred_saves():
                 records = list(self.state.data["pods"].values())

@@ -39,11 +39,6 @@ def namespace_id(path):
         return None
 
 
-def processes_in(ns_id):
-    """PIDs of the processes whose network namespace is ns_id."""
-    return processes_in_any({ns_id}).get(ns_id, [])
-
-
 def processes_in_any(ns_ids):
     """{ns_id: [PIDs]} of the processes in any of the given namespaces: one pass over /proc."""
     found = {}

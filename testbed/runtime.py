@@ -138,9 +138,6 @@ class Runtime:
         self.cni_path = tuple(cni_path)
         self.children = {}  # pid -> Popen of containers this process started (to reap them)
         self.resolv_conf = None  # namespace -> resolv.conf text, once the cluster has DNS
-        # sandbox -> PIDs of processes outside it holding it open (netns.outside_holders):
-        # found once at the start of a teardown, which leaves such a sandbox and says so
-        self.held = {}
 
     def invoke(self, command, pod, node, netconf):
         """Run one CNI command for a pod; returns the parsed result (ADD) or {}."""
@@ -245,7 +242,7 @@ class Runtime:
             except TestbedError as e:
                 errors.append(e)
         sandbox = self.sandbox(pod)
-        if sandbox in self.state.owned("netns") and sandbox not in self.held:
+        if sandbox in self.state.owned("netns"):
             end_processes_in(netns.namespace_id(netns.netns_path(sandbox)))
             netns.run(["ip", "netns", "del", sandbox], check=False)
             self.state.disown("netns", sandbox)

@@ -1,14 +1,18 @@
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="k8s-pod-network-testbed",
     version="0.1.0",
     description="An emulated Kubernetes pod network: flannel, Calico-style BGP and OpenFlow "
                 "modes on Mininet, with a benchmark harness",
-    packages=["testbed", "testbed.cni", "testbed.workloads", "bench", "controllers"],
+    packages=find_packages(include=["testbed", "testbed.*", "bench", "bench.*"]),
     python_requires=">=3.10",
     # os-ken: the maintained fork of Ryu (Ryu 4.34 does not run on Python 3.10 and later)
     install_requires=["PyYAML>=5.4", "matplotlib>=3.5", "os-ken>=4.2"],
-    extras_require={"test": ["pytest>=7"]},
-    entry_points={"console_scripts": ["testbed=testbed.cli:main"]},
+    extras_require={"test": ["pytest>=7", "ruff>=0.5"]},
+    entry_points={
+        "console_scripts": ["testbed=testbed.cli.main:main"],
+        # verbs that other packages add to the `testbed` command
+        "testbed.verbs": ["bench=bench.cli:register"],
+    },
 )

@@ -7,14 +7,15 @@ import sys
 import tempfile
 import time
 
-from testbed.cluster import Cluster, load_spec
+from testbed.core.cluster import Cluster, load_spec
 
 
 def topology(path, nodes, reflectors):
     with open(path, "w") as f:
         f.write(f"name: conv{nodes}\nracks: [{{name: rack1, subnet: 192.168.0.0/22}}]\n")
         if reflectors:
-            f.write(f"bgp: {{routeReflectors: [{', '.join(f'n{i}' for i in range(reflectors))}]}}\n")
+            names = ", ".join(f"n{i}" for i in range(reflectors))
+            f.write(f"bgp: {{routeReflectors: [{names}]}}\n")
         f.write("nodes:\n")
         for i in range(nodes):
             f.write(f"  - {{name: n{i}, pods: 1}}\n")

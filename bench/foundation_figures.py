@@ -8,12 +8,13 @@ import sys
 import tempfile
 import time
 
-from testbed import doctor, netns
-from testbed.cluster import Cluster, load_spec
+from testbed.core import doctor
+from testbed.core.cluster import Cluster, load_spec
+from testbed.host import netns
 
 from . import iperf3
-from .tool import ToolError
 from .harness import Options, choose_modes
+from .tool import ToolError
 
 
 def big_topology(path, nodes=20, pods=5):

@@ -18,16 +18,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from testbed import doctor, fabric, ovs
-from testbed.cluster import (BARE, Cluster, Interrupted, check_mode, load_spec,
-                             signals_interrupt)
-from testbed.cni import get_mode, mode_names
+from testbed.core import doctor
+from testbed.core.cluster import (
+    BARE,
+    Cluster,
+    Interrupted,
+    check_mode,
+    load_spec,
+    signals_interrupt,
+)
 from testbed.errors import TestbedError
+from testbed.modes import get_mode, mode_names
+from testbed.underlay import fabric, ovs
 
 from .compare import COMPARED, interval, log_ratios
 from .cpu import CpuMeter, disturbed, idle_polling
-from .measures import BY_NAME as MEASURES, DEFAULT_TESTS, MEASURES as ALL_MEASURES
-from .paths import BY_NAME as PATHS, PATHS as ALL_PATHS, NotApplicable, endpoints
+from .measures import BY_NAME as MEASURES
+from .measures import DEFAULT_TESTS
+from .measures import MEASURES as ALL_MEASURES
+from .paths import BY_NAME as PATHS
+from .paths import PATHS as ALL_PATHS
+from .paths import NotApplicable, endpoints
 from .progress import Progress
 from .results import RunWriter, machine_facts
 from .slicing import Flow, paired, run_sequential, run_sliced

@@ -5,7 +5,7 @@ Each pod path is compared with the node path that crosses the same underlay.
 """
 from dataclasses import dataclass
 
-from testbed import netns
+from testbed.host import netns
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,10 @@ from pathlib import Path
 
 from bench import iperf3
 from bench.services import BLOCK, PORT, SERVER, connect_latencies, wait_for_server
-from testbed import apply, netns
-from testbed import manifests as mf
-from testbed.cluster import Cluster, load_spec
+from testbed.api import apply
+from testbed.api import manifests as mf
+from testbed.core.cluster import Cluster, load_spec
+from testbed.host import netns
 
 TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "default.yaml"
 

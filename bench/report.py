@@ -1,5 +1,5 @@
 """The summary table printed at the end of a run (and by `testbed plot`)."""
-from testbed.inventory import render_table
+from testbed.api.tables import render_table
 
 from .paths import PATHS
 

@@ -16,9 +16,11 @@ import statistics
 import sys
 import time
 
-from testbed import apply, netns, services
-from testbed import manifests as mf
-from testbed.cluster import Cluster, load_spec
+from testbed.api import apply
+from testbed.api import manifests as mf
+from testbed.core.cluster import Cluster, load_spec
+from testbed.host import netns
+from testbed.kubeproxy import services
 
 PORT = 7000
 # accept, send one byte, close: the least a server can do per connection

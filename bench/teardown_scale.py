@@ -12,8 +12,9 @@ import sys
 import tempfile
 import time
 
-from testbed import netns
-from testbed.state import RunState, pid_is, run_dir_for
+from testbed.core.state import RunState, run_dir_for
+from testbed.host import netns
+from testbed.host.processes import pid_is
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

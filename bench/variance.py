@@ -24,8 +24,9 @@ import sys
 import time
 
 from bench import iperf3, sockperf
-from bench.paths import BY_NAME as PATHS, endpoints
-from testbed.cluster import BARE, Cluster, load_spec
+from bench.paths import BY_NAME as PATHS
+from bench.paths import endpoints
+from testbed.core.cluster import BARE, Cluster, load_spec
 
 TOPOLOGY = "topologies/default.yaml"
 CALIBRATION_LOOPS = 300_000

@@ -10,7 +10,7 @@ PACKAGES=(
   containernetworking-plugins  # CNI reference plugins: bridge, host-local, loopback
   iproute2 iptables nftables ethtool util-linux procps kmod
   iputils-ping netcat-openbsd curl dnsutils tcpdump
-  iperf3 qperf sockperf        # benchmark tools
+  iperf3 sockperf              # benchmark tools
   bird2                        # the Calico-style bgp mode
   openvswitch-switch           # OVS rack switches and the openflow mode
   nsd                          # the cluster DNS server (kube-dns add-on)
@@ -57,7 +57,8 @@ done
 
 # The testbed's own CNI plugins are Python modules; CNI runtimes need executables on CNI_PATH.
 mkdir -p build/cni
-for plugin in testbed-calico:calico_plugin testbed-ovs:ovs_plugin; do
+for plugin in testbed-calico:modes.bgp.calico_plugin testbed-calico-blocks:modes.bgp.ipam_plugin \
+              testbed-ovs:modes.openflow.ovs_plugin; do
   launcher="#!/bin/sh
 exec \"$PWD/.venv/bin/python\" -m testbed.${plugin#*:} \"\$@\""
   if [ "$(cat "build/cni/${plugin%%:*}" 2>/dev/null)" != "$launcher" ]; then
@@ -72,7 +73,7 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import mininet' 2>/dev/nu
   rm -rf .venv
   "$PY" -m venv --system-site-packages .venv
 fi
-stamp=.venv/.installed-$(sha1sum setup.py | cut -c1-12)
+stamp=.venv/.installed-$(cat setup.py pyproject.toml | sha1sum | cut -c1-12)
 if [ ! -e "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e '.[test]'

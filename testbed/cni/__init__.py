@@ -1,2 +1,4 @@
-"""CNI modes: one module each, registered by name (see base.py)."""
-from .base import Mode, NodeContext, get_mode, mode_names, register  # noqa: F401
+"""The CNI side: the skeleton the testbed's own plugins share (skeleton: argument and config
+parsing, error results with the spec's codes, ADD/DEL/CHECK dispatch), and the runtime's
+caller that finds a plugin on CNI_PATH and runs it as a container runtime does (caller).
+"""

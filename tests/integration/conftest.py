@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from testbed import doctor, netns
-from testbed.cluster import Cluster, load_spec
-from testbed.runtime import NETNS_ETC
-from testbed.state import RUN_ROOT, pid_is
+from testbed.core import doctor
+from testbed.core.cluster import Cluster, load_spec
+from testbed.core.state import RUN_ROOT
+from testbed.host import netns
+from testbed.host.processes import pid_is
+from testbed.kubelet.runtime import NETNS_ETC
 
 REPO = Path(__file__).resolve().parents[2]
 TOPO = REPO / "topologies"
@@ -51,7 +53,7 @@ def make_cluster(require):
     built = []
 
     def make(topo, mode, name=None, underlay=None):
-        from testbed.cni import get_mode
+        from testbed.modes import get_mode
         require(*get_mode(mode).requires)
         spec = load_spec(TOPO / topo, name or unique_name(), underlay)
         cluster = Cluster.create(spec, mode)

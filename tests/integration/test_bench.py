@@ -11,8 +11,8 @@ import pytest
 
 from bench import harness
 from bench.paths import endpoints as real_endpoints
-from testbed import netns
-from testbed.cni import mode_names
+from testbed.host import netns
+from testbed.modes import mode_names
 
 from .conftest import REPO, TOPO, Footprint, run_testbed
 

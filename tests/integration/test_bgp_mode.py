@@ -4,7 +4,8 @@ import signal
 import subprocess
 import time
 
-from testbed import calico_plugin, netns
+from testbed.host import netns
+from testbed.modes.bgp import calico_plugin
 
 from .conftest import TOPO, Footprint, in_pod, pod, run_testbed, unique_name
 
@@ -20,7 +21,7 @@ def test_kernel_objects_are_calicos(make_cluster):
     pods = cluster.state.data["pods"]
     for node in cluster.nodes.values():
         links = node.ns.ip_json("link", "show")
-        assert not any(l["ifname"] in ("cni0", "flannel.1") for l in links)
+        assert not any(link["ifname"] in ("cni0", "flannel.1") for link in links)
         routes = node.ns.ip_json("route", "show")
         blackholes = [r["dst"] for r in routes if r.get("type") == "blackhole"]
         assert blackholes == node.facts["blocks"]
@@ -81,7 +82,7 @@ def test_routes_command_and_teardown_leave_no_bird(require):
     up = run_testbed("up", "--topo", TOPO / "two-racks.yaml", "--mode", "bgp", "--no-cli",
                      "--name", name, check=True)
     assert "BGP converged" in up.stdout
-    from testbed.state import RunState, run_dir_for
+    from testbed.core.state import RunState, run_dir_for
     pids = RunState.load(run_dir_for(name)).owned("pids")
     assert sum(p["what"].startswith("bird of") for p in pids) == 5  # 4 nodes + the router
     try:

@@ -6,8 +6,9 @@ import uuid
 
 import pytest
 
-from testbed import calico_plugin, netns
-from testbed.runtime import OWN_PLUGINS
+from testbed.cni.caller import OWN_PLUGINS
+from testbed.host import netns
+from testbed.modes.bgp import calico_plugin
 
 PLUGIN = os.path.join(OWN_PLUGINS, "testbed-calico")
 
@@ -57,7 +58,7 @@ def test_add_check_del_wire_a_pod_as_calico_does(node_and_pod):
     assert node_ns.run("cat", f"/proc/sys/net/ipv4/conf/{cali}/proxy_arp").strip() == "1"
     route = node_ns.ip_json("route", "show", "10.244.0.64/32")[0]
     assert (route["dev"], route["scope"]) == (cali, "link")
-    assert not any(l["ifname"].startswith(("cni0", "br")) for l in node_ns.ip_json("link"))
+    assert not any(link["ifname"].startswith(("cni0", "br")) for link in node_ns.ip_json("link"))
     eth0 = pod_ns.ip_json("-4", "addr", "show", "eth0")[0]
     assert [(a["local"], a["prefixlen"]) for a in eth0["addr_info"]] == [("10.244.0.64", 32)]
     default = [r for r in pod_ns.ip_json("route", "show") if r["dst"] == "default"][0]
@@ -70,7 +71,7 @@ def test_add_check_del_wire_a_pod_as_calico_does(node_and_pod):
 
     assert call(node, pod, "CHECK", config(data_dir))[0] == 0
     assert call(node, pod, "DEL", config(data_dir))[0] == 0
-    assert not any(l["ifname"] == cali for l in node_ns.ip_json("link"))
+    assert not any(link["ifname"] == cali for link in node_ns.ip_json("link"))
     assert not (data_dir / "10.244.0.64").exists()
     assert call(node, pod, "DEL", config(data_dir))[0] == 0, "DEL must be idempotent"
     code, err = call(node, pod, "CHECK", config(data_dir))

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from testbed import netns
+from testbed.host import netns
 
 from .conftest import pod
 

@@ -2,7 +2,7 @@
 import ipaddress
 import json
 
-from testbed import netns
+from testbed.host import netns
 
 
 def link(ns, name):
@@ -59,7 +59,7 @@ def test_pod_interfaces_have_the_mode_mtu_and_cni0_is_the_gateway(make_cluster):
 def test_host_gw_routes_via_peer_node_ips_and_adds_no_device(make_cluster):
     cluster = make_cluster("three-nodes.yaml", "host-gw")
     for node in cluster.nodes.values():
-        assert all(l["ifname"] != "flannel.1" for l in node.ns.ip_json("link", "show"))
+        assert all(link["ifname"] != "flannel.1" for link in node.ns.ip_json("link", "show"))
         routes = [r for r in node.ns.ip_json("route", "show", "dev", "eth0")
                   if r.get("gateway")]
         peers = [p for p in cluster.nodes.values() if p is not node]

@@ -1,17 +1,19 @@
 """Bring-up and teardown through the `testbed` command: nothing of a run may remain after
 `down`, after an exception in the middle of a build, or after `clean` following SIGKILL."""
 import os
+import signal
 import subprocess
 import sys
-import signal
 import time
 
 import pytest
 
-from testbed import netns, runtime
+from testbed.core.cluster import Cluster, load_spec
+from testbed.core.state import RunState, run_dir_for
 from testbed.errors import TestbedError
-from testbed.cluster import Cluster, load_spec
-from testbed.state import RunState, pid_is, run_dir_for
+from testbed.host import netns, processes
+from testbed.host.processes import pid_is
+from testbed.kubelet import runtime
 
 from .conftest import TOPO, Footprint, run_testbed, unique_name
 
@@ -46,7 +48,7 @@ def test_up_exec_get_down_leaves_nothing(require):
         out = run_testbed("exec", "--name", name, target, "--", "sh", "-c",
                           "setsid sleep 600 >/dev/null 2>&1 & echo $!", check=True).stdout
         pid = int(out.split()[-1])
-        strays.append({"pid": pid, "start": runtime.process_start_time(pid),
+        strays.append({"pid": pid, "start": processes.process_start_time(pid),
                        "what": f"sleep started in {target}"})
 
     down = run_testbed("down", "--name", name, check=True)
@@ -236,7 +238,7 @@ def test_clean_by_name_ends_a_live_cluster_through_its_owner(require):
 
 
 def test_a_mode_whose_requirements_are_missing_is_refused_clearly(monkeypatch):
-    from testbed import doctor
+    from testbed.core import doctor
     real = doctor.capabilities
     monkeypatch.setattr(doctor, "capabilities", lambda checks=None: {**real(), "tun": False})
     before = Footprint()

@@ -5,8 +5,9 @@ import subprocess
 
 import pytest
 
-from testbed import netns, services
-from testbed.runtime import sandbox_name
+from testbed.host import netns
+from testbed.kubelet.runtime import sandbox_name
+from testbed.kubeproxy import services
 
 from .conftest import TOPO, Footprint, in_pod, pod, run_testbed, unique_name
 
@@ -285,7 +286,7 @@ def test_cluster_dns_answers_pods_in_every_namespace(make_cluster, tmp_path):
 
     # endpoints and records follow a scale-down
     (tmp_path / "shop.yaml").write_text(DNS.replace("REPLICAS", "1"))
-    from testbed import apply, manifests
+    from testbed.api import apply, manifests
     apply.apply(cluster, manifests.load(str(tmp_path / "shop.yaml")))
     left = [r["ip"] for r in data["pods"].values() if r["namespace"] == "shop"]
     assert len(left) == 1
@@ -293,7 +294,7 @@ def test_cluster_dns_answers_pods_in_every_namespace(make_cluster, tmp_path):
 
 
 def test_ipvs_is_refused_where_the_kernel_lacks_it(tmp_path):
-    from testbed import doctor
+    from testbed.core import doctor
     if doctor.capabilities().get("ipvs"):
         pytest.skip("this kernel has IPVS")
     before = Footprint()

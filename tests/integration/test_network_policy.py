@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from testbed import apply, manifests, netns
+from testbed.api import apply, manifests
+from testbed.host import netns
 
 from .conftest import TOPO, run_testbed
 

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from testbed import controller as controller_mod
-from testbed import netns
-from testbed.cluster import Cluster, load_spec
+from testbed.core.cluster import Cluster, load_spec
 from testbed.errors import TestbedError
+from testbed.host import netns
+from testbed.underlay import controller as controller_mod
 
 from .conftest import TOPO, Footprint, in_pod, run_testbed, transfer, unique_name
 
@@ -77,7 +77,7 @@ def test_a_dead_controller_is_reported_and_pods_still_reach_each_other(make_clus
 
 
 def test_a_controller_that_cannot_start_fails_up_clearly(require, monkeypatch):
-    from testbed.cni import get_mode
+    from testbed.modes import get_mode
     require(*get_mode("openflow").requires)
     before = Footprint()
     original = controller_mod.ControllerProcess.__init__

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from testbed import controller as controller_mod
-from testbed.cluster import Cluster, load_spec
+from testbed.core.cluster import Cluster, load_spec
 from testbed.errors import TestbedError
+from testbed.underlay import controller as controller_mod
 
 from .conftest import TOPO, Footprint, in_pod, pod, run_testbed, transfer, unique_name
 from .test_connectivity import full_matrix

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from testbed import netns
-from testbed.state import RunState, pid_is, run_dir_for
+from testbed.core.state import RunState, run_dir_for
+from testbed.host import netns
+from testbed.host.processes import pid_is
 
 from .conftest import REPO, TOPO, Footprint, in_pod, pod, run_testbed, unique_name
 

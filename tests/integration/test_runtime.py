@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from testbed import netns
-from testbed.runtime import CNIError
-from testbed.spec import PodSpec, ContainerSpec
+from testbed.cni.caller import CNIError
+from testbed.core.spec import ContainerSpec, PodSpec
+from testbed.host import netns
 
 
 def test_plugin_error_is_shown_with_the_plugins_message(make_cluster):

@@ -5,9 +5,8 @@ import subprocess
 import sys
 import time
 
-
-from testbed import netns
-from testbed.state import pid_is
+from testbed.host import netns
+from testbed.host.processes import pid_is
 
 from .conftest import TOPO, Footprint, in_pod, pod, run_testbed, transfer, unique_name
 
@@ -77,7 +76,8 @@ while time.time() < end:
     iihl = (inner[0] & 15) * 4
     tot = struct.unpack('!H', inner[2:4])[0]
     ok_ip = csum(inner[:iihl]) == 0xffff
-    ok_tcp = inner[9] != 6 or csum(inner[12:20] + struct.pack('!HH', 6, tot - iihl) + inner[iihl:tot]) == 0xffff
+    pseudo = inner[12:20] + struct.pack('!HH', 6, tot - iihl)
+    ok_tcp = inner[9] != 6 or csum(pseudo + inner[iihl:tot]) == 0xffff
     print(len(f), tot, len(inner), int(ok_ip), int(ok_tcp), flush=True)
 """
 
@@ -183,7 +183,7 @@ def test_cli_reports_a_dead_forwarder_and_teardown_leaves_nothing(require):
     before, name = Footprint(), unique_name()
     run_testbed("up", "--topo", TOPO / "default.yaml", "--mode", "udp", "--no-cli",
                 "--name", name, check=True)
-    from testbed.state import RunState, run_dir_for
+    from testbed.core.state import RunState, run_dir_for
     state = RunState.load(run_dir_for(name))
     pids = state.owned("pids")
     forwarder = next(p for p in pids if p["what"] == "udp forwarder on node1")

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from bench import iperf3
-from testbed import netns
-from testbed.cluster import Cluster, load_spec
+from testbed.core.cluster import Cluster, load_spec
 from testbed.errors import TestbedError
+from testbed.host import netns
 
 from .conftest import TOPO, unique_name
 

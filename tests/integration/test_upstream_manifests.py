@@ -9,8 +9,9 @@ import json
 
 import pytest
 
-from testbed import apply, manifests, netns
-from testbed.state import RunState, run_dir_for
+from testbed.api import apply, manifests
+from testbed.core.state import RunState, run_dir_for
+from testbed.host import netns
 
 from .conftest import TOPO, Footprint, run_testbed, unique_name
 from .test_connectivity import full_matrix

@@ -5,9 +5,11 @@ import time
 
 import pytest
 
-from testbed import manifests, safe_input, spec
+from testbed import safe_input
+from testbed.api import manifests
+from testbed.api.manifests import ManifestError
+from testbed.core import spec
 from testbed.errors import SpecError, TestbedError
-from testbed.manifests import ManifestError
 
 BOMB = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n"
@@ -159,7 +161,7 @@ def test_a_nul_in_a_topology_command_is_refused(tmp_path):
                                      ("name: " + "x" * 100_000).encode()])
 def test_the_command_answers_hostile_topologies_with_one_line_and_exit_2(tmp_path, capsys,
                                                                          monkeypatch, content):
-    from testbed import cli
+    from testbed.cli import main as cli
     monkeypatch.setattr(cli.os, "geteuid", lambda: 0)  # refused before anything needs root
     path = tmp_path / "hostile.yaml"
     path.write_bytes(content)

@@ -1,1 +1,0 @@
-"""os-ken (Ryu) controller applications: the OpenFlow fabric and the openflow CNI mode."""

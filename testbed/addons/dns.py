@@ -1,0 +1,177 @@
+"""Cluster DNS: the kube-dns add-on, served by NSD (an authoritative DNS server) in a pod.
+
+Records follow Kubernetes' DNS specification for `cluster.local`:
+  <svc>.<ns>.svc                      A      the ClusterIP; for a headless Service the pod IPs
+  _<port>._<proto>.<svc>.<ns>.svc     SRV    one per named port (per endpoint when headless,
+                                             its target <a-b-c-d>.<svc>.<ns>.svc)
+  <svc>.<ns>.svc                      CNAME  an ExternalName Service's externalName
+  <a-b-c-d>.<ns>.pod                  A      every pod, as CoreDNS's `pods insecure` answers
+The server runs in pod kube-dns-* of kube-system behind Service kube-system/kube-dns at
+10.96.0.10 (UDP and TCP 53), so queries travel through kube-proxy's rules like any Service
+traffic. Names outside cluster.local are refused: the emulation has no upstream to forward to.
+
+The zone is rendered from the run's state (render_zone is pure) and NSD reloads it on SIGHUP;
+sync() waits until the new serial answers, so an applied manifest resolves at once.
+"""
+import os
+import shutil
+import signal
+import time
+
+from testbed.api import manifests as mf
+from testbed.core.spec import ContainerSpec, PodSpec
+from testbed.errors import TestbedError
+from testbed.host import netns
+from testbed.host.processes import pid_is
+from testbed.kubeproxy import services
+
+DOMAIN = "cluster.local"
+SERVER_IP = str(services.SERVICE_CIDR[10])
+NAMESPACE, SERVICE, LABELS = "kube-system", "kube-dns", {"k8s-app": "kube-dns"}
+TTL_S = 5  # short, so that a pod that changes is seen again quickly (CoreDNS's default is 5 too)
+RELOAD_TIMEOUT_S = 5.0
+
+
+def resolv_conf(namespace):
+    """A pod's /etc/resolv.conf as the kubelet writes it for dnsPolicy ClusterFirst."""
+    return (f"search {namespace}.svc.{DOMAIN} svc.{DOMAIN} {DOMAIN}\n"
+            f"nameserver {SERVER_IP}\noptions ndots:5\n")
+
+
+def dashed(ip):
+    return ip.replace(".", "-")
+
+
+def render_zone(data, serial):
+    """The cluster.local zone file for a run's state data."""
+    lines = [f"$ORIGIN {DOMAIN}.", f"$TTL {TTL_S}",
+             f"@ IN SOA ns.dns.{DOMAIN}. hostmaster.{DOMAIN}. {serial} 7200 1800 86400 {TTL_S}",
+             f"@ IN NS ns.dns.{DOMAIN}.", f"ns.dns IN A {SERVER_IP}"]
+    for key, record in sorted(data.get("services", {}).items()):
+        namespace, name = key.split("/", 1)
+        owner = f"{name}.{namespace}.svc"
+        if record["type"] == "ExternalName":
+            lines.append(f"{owner} IN CNAME {record['external_name'].rstrip('.')}.")
+            continue
+        headless = record["cluster_ip"] == "None"
+        if headless:
+            ips = sorted({ip for _pod, ip in services.selected_pods(data, key)})
+            lines += [f"{owner} IN A {ip}" for ip in ips]
+            lines += [f"{dashed(ip)}.{owner} IN A {ip}" for ip in ips]
+        else:
+            lines.append(f"{owner} IN A {record['cluster_ip']}")
+        found = services.endpoints(data, key)
+        for port in record["ports"]:
+            if not port["name"]:
+                continue
+            srv = f"_{port['name']}._{port['protocol'].lower()}.{owner}"
+            if not headless:
+                lines.append(f"{srv} IN SRV 0 100 {port['port']} {owner}.{DOMAIN}.")
+                continue
+            eps = found[port["name"]]
+            for _pod, ip, target in eps:
+                lines.append(f"{srv} IN SRV 0 {100 // len(eps)} {target} "
+                             f"{dashed(ip)}.{owner}.{DOMAIN}.")
+    for _name, pod in sorted(data.get("pods", {}).items()):
+        if pod["ip"]:
+            lines.append(f"{dashed(pod['ip'])}.{pod['namespace']}.pod IN A {pod['ip']}")
+    return "\n".join(lines) + "\n"
+
+
+def render_config(directory):
+    """nsd.conf: everything in the run's directory, no privilege drop, no remote control."""
+    return f"""server:
+  ip-address: 0.0.0.0
+  port: 53
+  do-ip6: no
+  username: ""
+  chroot: ""
+  zonesdir: "{directory}"
+  database: ""
+  zonelistfile: "{directory}/zone.list"
+  xfrdfile: "{directory}/xfrd.state"
+  xfrdir: "{directory}"
+  pidfile: "{directory}/nsd.pid"
+  server-count: 1
+  hide-version: yes
+  verbosity: 1
+remote-control:
+  control-enable: no
+zone:
+  name: "{DOMAIN}"
+  zonefile: "{DOMAIN}.zone"
+"""
+
+
+class ClusterDNS:
+    """The DNS add-on of one cluster: started with the first manifest applied."""
+
+    def __init__(self):
+        self.pod = None  # "<namespace>/<name>" of the kube-dns pod once started
+
+    def start(self, cluster):
+        """Start the server pod and its Service, and give every pod its resolv.conf."""
+        if self.pod is not None:
+            return
+        if not shutil.which("nsd"):
+            raise TestbedError("cluster DNS needs NSD (nsd), which this machine lacks: "
+                               "scripts/install.sh installs it (see `testbed doctor`)")
+        directory = cluster.state.subdir("dns")
+        self._write_zone(cluster.state, directory)
+        with open(os.path.join(directory, "nsd.conf"), "w") as f:
+            f.write(render_config(directory))
+        name = f"{SERVICE}-{mf.pod_suffix(cluster.state.name)}"
+        cluster.runtime.resolv_conf = resolv_conf  # pods from now on get one
+        for record in cluster.state.data["pods"].values():
+            cluster.runtime.write_resolv_conf(record)
+        pod = PodSpec(name, NAMESPACE, cluster.least_busy_node(), dict(LABELS), (ContainerSpec(
+            "nsd", ("nsd", "-d", "-c", os.path.join(directory, "nsd.conf"))),))
+        cluster.add_pod(pod)
+        self.pod = pod.key
+        services.add(cluster.state, mf.Service(
+            SERVICE, NAMESPACE, "ClusterIP", dict(LABELS),
+            (mf.ServicePort(53, 53, "dns", 0, "UDP"), mf.ServicePort(53, 53, "dns-tcp", 0, "TCP")),
+            SERVER_IP, source="kube-dns add-on"))
+        cluster.state.data["dns"] = {"pod": pod.key, "server": SERVER_IP, "serial": 1,
+                                     "dir": directory}
+        cluster.state.save()
+        self._wait_for_serial(cluster.state, 1)
+
+    def sync(self, cluster):
+        """Rewrite the zone from the state and have NSD load it."""
+        if self.pod is None:
+            return
+        state = cluster.state
+        facts = state.data["dns"]
+        facts["serial"] += 1
+        self._write_zone(state, facts["dir"])
+        state.save()
+        entry = state.data["pods"][self.pod]["containers"]["nsd"]
+        if not pid_is(entry["pid"], entry["start"]):
+            raise TestbedError(f"cluster DNS: nsd in pod {self.pod} is not running (see "
+                               f"{state.dir}/pods/{self.pod}/nsd.log)")
+        os.kill(entry["pid"], signal.SIGHUP)
+        self._wait_for_serial(state, facts["serial"])
+
+    def _write_zone(self, state, directory):
+        serial = state.data.get("dns", {}).get("serial", 1)
+        path = os.path.join(directory, f"{DOMAIN}.zone")
+        with open(path + ".new", "w") as f:
+            f.write(render_zone(state.data, serial))
+        os.replace(path + ".new", path)
+
+    def _wait_for_serial(self, state, serial):
+        """Until the server answers with this zone serial (it loads a zone in milliseconds)."""
+        deadline = time.monotonic() + RELOAD_TIMEOUT_S
+        while True:
+            sandbox = state.data["pods"][self.pod]["netns"]
+            soa = netns.run(netns.in_pod(sandbox, [
+                "dig", "+short", "+time=1", "+tries=1", "@127.0.0.1", "SOA", DOMAIN]),
+                check=False).split()
+            if len(soa) > 2 and soa[2] == str(serial):
+                return
+            if time.monotonic() > deadline:
+                raise TestbedError(f"cluster DNS: nsd in pod {self.pod} did not serve zone "
+                                   f"serial {serial} within {RELOAD_TIMEOUT_S:.0f} s (see "
+                                   f"{state.dir}/pods/{self.pod}/nsd.log)")
+            time.sleep(0.05)

@@ -1,0 +1,277 @@
+"""Manifests into a running cluster: what `testbed apply -f` and `testbed delete -f` do.
+
+The whole set is checked against the cluster first (namespaces exist or come with it, nodes
+named by nodeName exist, a running pod is changed only in its labels, SCTP Service ports need
+the kernel's SCTP), so a refused set changes nothing. Pods are known by "<namespace>/<name>":
+the same name may be used in several namespaces, as in Kubernetes. Then, as the
+API server, scheduler and kubelets would: Namespaces are recorded, Pods attached to their
+node, and each Deployment gets a ReplicaSet's pods (`<deployment>-<template hash>-<5 chars>`)
+spread over the nodes with the fewest pods. Re-applying a Deployment scales it; a changed
+template replaces its pods. Services get a
+ClusterIP (and node ports) and every node's kube-proxy rules are rewritten after each change.
+"""
+import re
+import time
+import uuid
+
+from testbed.api import manifests as mf
+from testbed.core.spec import ContainerSpec, PodSpec, pod_key
+from testbed.errors import TestbedError
+from testbed.host import netns
+from testbed.kubelet.standins import command_for, listening
+from testbed.kubeproxy import services
+from testbed.policy import semantics as policy
+
+READY_TIMEOUT_S = 10.0
+
+DEFAULT_NAMESPACES = ("default", "kube-system")
+
+
+class Result:
+    def __init__(self, warnings):
+        self.warnings = list(warnings)
+        self.created, self.removed = [], []
+
+    def as_dict(self):
+        return {"warnings": self.warnings, "created": self.created, "removed": self.removed}
+
+
+WARNING = re.compile(r"^(?P<where>\S+:\d+): (?P<what>\w+ [\w./-]+): (?P<rest>.+)$")
+
+
+def condensed(warnings):
+    """Warnings of one field repeated over many objects (upstream's manifests repeat
+    imagePullPolicy in every pod) as one line each, naming where they occur."""
+    groups, out = {}, []
+    for w in warnings:
+        m = WARNING.match(w)
+        if m is None:
+            out.append(w)
+            continue
+        # list indices apart, the same field: containers[0].x and containers[3].x
+        groups.setdefault(re.sub(r"\[\d+\]", "[*]", m["rest"]), []).append(
+            (m["what"], m["where"], m["rest"]))
+    for rest, places in groups.items():
+        if len(places) < 3:
+            out += [f"{where}: {what}: {exact}" for what, where, exact in places]
+            continue
+        shown = ", ".join(f"{what} ({where})" for what, where, _exact in places[:2])
+        out.append(f"{rest}: {len(places)} times: {shown} and {len(places) - 2} more")
+    return out
+
+
+def report(reply, op):
+    """(warning lines, result lines) of an apply or delete reply, worded like kubectl's."""
+    warnings = [f"warning: {w}" for w in condensed(reply.get("warnings", []))]
+    if op == "apply":
+        return warnings, list(reply.get("created", []))
+    return warnings, [f"{item} deleted" for item in reply.get("removed", [])]
+
+
+def _namespaces(state):
+    return state.data.setdefault("namespaces", {n: {"labels": {}} for n in DEFAULT_NAMESPACES})
+
+
+def _deployments(state):
+    return state.data.setdefault("deployments", {})
+
+
+def check(cluster, objects):
+    """Refuse the set before anything is applied; TestbedError names the object."""
+    namespaces = set(_namespaces(cluster.state)) | \
+        {o.name for o in objects if isinstance(o, mf.Namespace)}
+    pods = cluster.state.data["pods"]
+    for obj in objects:
+        ns = getattr(obj, "namespace", None)
+        if ns is not None and ns not in namespaces:
+            raise TestbedError(f"{obj.source}: {obj.kind} {ns}/{obj.name}: namespace {ns!r} "
+                               "does not exist (apply a Namespace first or with it)")
+        if isinstance(obj, (mf.Pod, mf.Deployment)):
+            node = obj.template.node_name
+            if node and node not in cluster.nodes:
+                raise TestbedError(f"{obj.source}: {obj.kind} {ns}/{obj.name}: nodeName "
+                                   f"{node!r} is no node of this cluster "
+                                   f"({', '.join(cluster.nodes)})")
+        if isinstance(obj, mf.Service):
+            _check_service_protocols(cluster, obj)
+        if isinstance(obj, mf.Pod) and pod_key(ns, obj.name) in pods:
+            record = pods[pod_key(ns, obj.name)]
+            if record.get("spec") != _pod_spec_key(obj.template):
+                raise TestbedError(f"{obj.source}: Pod {ns}/{obj.name}: a pod's containers "
+                                   "and nodeName cannot change (only its labels); delete it "
+                                   "first")
+
+
+def _check_service_protocols(cluster, svc):
+    """kube-proxy's rules for an SCTP port need SCTP in the kernel's connection tracking and
+    NAT; without it the API server would take the Service, but no node could serve it."""
+    for i, port in enumerate(svc.ports):
+        if port.protocol == "SCTP" and not cluster.caps.get("nf-sctp", False):
+            raise TestbedError(f"{svc.source}: Service {svc.namespace}/{svc.name}: "
+                               f"spec.ports[{i}].protocol = SCTP: kube-proxy's rules for SCTP "
+                               "need the kernel's SCTP connection tracking (nf_conntrack with "
+                               "SCTP), which this kernel lacks (see `testbed doctor`)")
+
+
+def _pod_spec_key(template):
+    """What of a Pod cannot change once it runs: its containers and its node."""
+    return repr((template.containers, template.node_name))
+
+
+def _outcome(before, after):
+    """kubectl's word for applying an object: created, configured or unchanged."""
+    if before is None:
+        return "created"
+    return "unchanged" if before == after else "configured"
+
+
+def apply(cluster, loaded):
+    check(cluster, loaded.objects)
+    result = Result(loaded.warnings)
+    cluster.dns.start(cluster)  # the kube-dns add-on comes with the first manifest
+    pods = cluster.state.data["pods"]
+    for obj in loaded.objects:
+        if isinstance(obj, mf.Namespace):
+            before = _namespaces(cluster.state).get(obj.name)
+            word = _outcome((before or {}).get("labels"), obj.labels)
+            _namespaces(cluster.state)[obj.name] = {
+                "labels": obj.labels, "created": (before or {}).get("created") or time.time()}
+            result.created.append(f"namespace/{obj.name} {word}")
+        elif isinstance(obj, mf.Pod) and pod_key(obj.namespace, obj.name) in pods:
+            key = pod_key(obj.namespace, obj.name)
+            word = _outcome(pods[key]["labels"], obj.template.labels)
+            cluster.relabel_pod(key, dict(obj.template.labels))
+            result.created.append(f"pod/{obj.name} {word}")
+        elif isinstance(obj, mf.Pod):
+            _create(cluster, obj.name, obj.namespace, obj.template, result, owner=None)
+        elif isinstance(obj, mf.Deployment):
+            _apply_deployment(cluster, obj, result)
+        elif isinstance(obj, mf.Service):
+            key = f"{obj.namespace}/{obj.name}"
+            before = dict(services.table(cluster.state).get(key) or {}) or None
+            after = services.add(cluster.state, obj, cluster.spec.load_balancer_pool)
+            result.created.append(f"service/{obj.name} {_outcome(before, after)}")
+        else:
+            key = f"{obj.namespace}/{obj.name}"
+            record = policy.to_record(obj)
+            before = dict(policy.table(cluster.state).get(key) or {})
+            created = before.pop("created", None)
+            word = _outcome(before or None, record)
+            policy.table(cluster.state)[key] = {**record, "created": created or time.time()}
+            result.created.append(f"networkpolicy.networking.k8s.io/{obj.name} {word}")
+    cluster.state.save()
+    cluster.sync_network()
+    return result
+
+
+def delete(cluster, loaded):
+    for obj in loaded.objects:  # as the API server refuses it
+        if isinstance(obj, mf.Namespace) and obj.name in DEFAULT_NAMESPACES:
+            raise TestbedError(f"{obj.source}: namespace {obj.name!r} may not be deleted")
+    result = Result(loaded.warnings)
+    pods = cluster.state.data["pods"]
+    for obj in loaded.objects:
+        if isinstance(obj, mf.Namespace):
+            for key in [k for k, rec in pods.items() if rec["namespace"] == obj.name]:
+                _remove(cluster, key, result)
+            for key in [k for k in _deployments(cluster.state) if k.startswith(f"{obj.name}/")]:
+                del _deployments(cluster.state)[key]
+            for key in [k for k in services.table(cluster.state) if k.startswith(f"{obj.name}/")]:
+                services.remove(cluster.state, *key.split("/", 1))
+                result.removed.append(f"service/{key.split('/', 1)[1]}")
+            for key in [k for k in policy.table(cluster.state) if k.startswith(f"{obj.name}/")]:
+                del policy.table(cluster.state)[key]
+                result.removed.append(f"networkpolicy.networking.k8s.io/{key.split('/', 1)[1]}")
+            if _namespaces(cluster.state).pop(obj.name, None) is not None:
+                result.removed.append(f"namespace/{obj.name}")
+        elif isinstance(obj, mf.Pod):
+            if pod_key(obj.namespace, obj.name) in pods:
+                _remove(cluster, pod_key(obj.namespace, obj.name), result)
+        elif isinstance(obj, mf.Deployment):
+            record = _deployments(cluster.state).pop(f"{obj.namespace}/{obj.name}", None)
+            for name in (record or {}).get("pods", []):
+                _remove(cluster, pod_key(obj.namespace, name), result)
+            if record is not None:
+                result.removed.append(f"deployment/{obj.name}")
+        elif isinstance(obj, mf.Service):
+            if services.remove(cluster.state, obj.namespace, obj.name):
+                result.removed.append(f"service/{obj.name}")
+        elif policy.table(cluster.state).pop(f"{obj.namespace}/{obj.name}", None) is not None:
+            result.removed.append(f"networkpolicy.networking.k8s.io/{obj.name}")
+    cluster.state.save()
+    cluster.sync_network()
+    return result
+
+
+def _apply_deployment(cluster, deploy, result):
+    key = f"{deploy.namespace}/{deploy.name}"
+    record = _deployments(cluster.state).get(key)
+    rs = deploy.replica_set
+    existed = record is not None
+    if existed and record["replica_set"] != rs:  # a new template: new pods
+        for name in record["pods"]:
+            _remove(cluster, pod_key(deploy.namespace, name), result)
+        record = None
+    if record is None:
+        record = {"replica_set": rs, "selector": deploy.selector, "pods": []}
+        _deployments(cluster.state)[key] = record
+        result.created.append(f"deployment.apps/{deploy.name} "
+                              f"{'configured' if existed else 'created'}")
+    elif record["replicas"] != deploy.replicas:
+        result.created.append(f"deployment.apps/{deploy.name} configured")
+    else:
+        result.created.append(f"deployment.apps/{deploy.name} unchanged")
+    record["replicas"] = deploy.replicas
+    while len(record["pods"]) > deploy.replicas:  # scale down: the newest go first
+        _remove(cluster, pod_key(deploy.namespace, record["pods"].pop()), result)
+    while len(record["pods"]) < deploy.replicas:
+        name = f"{rs}-{mf.pod_suffix(uuid.uuid4().hex)}"
+        record["pods"].append(name)
+        _create(cluster, name, deploy.namespace, deploy.template, result, owner=key)
+
+
+def _create(cluster, name, namespace, template, result, owner):
+    containers = []
+    for c in template.containers:
+        argv, warnings = command_for(c, name)
+        result.warnings += [f"pod {namespace}/{name} container {c.name}: {w}" for w in warnings]
+        containers.append(ContainerSpec(c.name, tuple(argv), tuple(c.env)))
+    pod = PodSpec(name, namespace, template.node_name or cluster.least_busy_node(),
+                  dict(template.labels), tuple(containers))
+    served = [port for c in pod.containers for port in listening(list(c.command), c.env)]
+    if any(proto == "sctp" for proto, _port in served) and not cluster.caps.get("sctp"):
+        result.warnings.append(f"pod {namespace}/{name}: serves SCTP, but this kernel has no "
+                               "SCTP sockets (module sctp): its container exits, as agnhost "
+                               "does on such a node (see `testbed doctor`)")
+        served = [(proto, port) for proto, port in served if proto != "sctp"]
+    record = cluster.add_pod(pod)
+    _wait_until_listening(pod.key, record["netns"], served)
+    record["owner"] = owner
+    record["spec"] = _pod_spec_key(template)
+    # named container ports, for Services' targetPorts and policies' ports that name one
+    record["ports"] = {p.name: p.container_port for c in template.containers for p in c.ports
+                       if p.name}
+    cluster.state.save()
+    result.created.append(f"pod/{name} created")
+
+
+def _wait_until_listening(key, sandbox, ports):
+    """Until the pod's stand-ins listen ([(protocol, port)], TCP or UDP), as a kubelet reports
+    a pod ready before Services send it connections."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while ports:
+        bound = {"tcp": netns.run(netns.in_pod(sandbox, ["ss", "-Hltn"])),
+                 "udp": netns.run(netns.in_pod(sandbox, ["ss", "-Hlun"]))}
+        ports = [(proto, p) for proto, p in ports if f":{p} " not in bound[proto]]
+        if ports and time.monotonic() > deadline:
+            raise TestbedError(f"pod {key}: nothing listens on port(s) "
+                               f"{', '.join(f'{p}/{proto.upper()}' for proto, p in ports)} "
+                               f"after {READY_TIMEOUT_S:.0f} s (see its log in the run "
+                               "directory)")
+        if ports:
+            time.sleep(0.05)
+
+
+def _remove(cluster, key, result):
+    cluster.remove_pod(key)
+    result.removed.append(f"pod/{key.split('/', 1)[1]}")

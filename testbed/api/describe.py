@@ -1,0 +1,175 @@
+"""`testbed describe`: a pod, Service or NetworkPolicy in words, laid out as `kubectl describe`
+lays it out, plus what only the testbed can say: a pod's sandbox, the Services and policies
+that pick it, and whether NetworkPolicy is enforced here.
+"""
+from testbed.api import objects as ko
+from testbed.api.objects import pod_status
+from testbed.api.tables import find_pod
+from testbed.errors import TestbedError
+from testbed.host.processes import pid_is
+from testbed.kubeproxy.services import endpoints as service_endpoints
+from testbed.policy import semantics as pol
+
+DESCRIBED = ("pods", "services", "networkpolicies")  # of kube_objects' resources
+
+
+def _field(name, value, width=14):
+    return f"{name + ':':<{width}}{value}"
+
+
+def _labels(labels):
+    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or "<none>"
+
+
+def describe(data, kind: str, name: str, namespace: str = "default") -> str:
+    resource = ko.ALIASES.get(kind.lower())
+    if resource not in DESCRIBED:
+        raise TestbedError(f"describe takes pod, service (svc) or networkpolicy (netpol), not "
+                           f"{kind!r}")
+    if resource == "pods":
+        return describe_pod(data, *find_pod(data, name, namespace))
+    key = f"{namespace}/{name}"
+    table = data.get("services" if resource == "services" else "policies", {})
+    if key not in table:
+        raise TestbedError(f'{resource} "{name}" not found in namespace {namespace}')
+    return describe_service(data, key) if resource == "services" else \
+        describe_policy(data, key)
+
+
+def describe_pod(data, key, rec):
+    node = data["nodes"].get(rec["node"], {})
+    _ready, status = pod_status(rec)
+    lines = [_field("Name", rec["name"]), _field("Namespace", rec["namespace"]),
+             _field("Node", f"{rec['node']}/{node.get('ip', '?')}"),
+             _field("Labels", _labels(rec.get("labels"))), _field("Status", status),
+             _field("IP", rec["ip"] or "<none>"),
+             _field("Sandbox", f"{rec['netns']} (ip netns exec {rec['netns']} ...)"),
+             "Containers:"]
+    for cname, entry in rec["containers"].items():
+        alive = pid_is(entry["pid"], entry["start"])
+        lines.append(f"  {cname}:")
+        if entry.get("command"):
+            lines.append(f"    {_field('Command', ' '.join(entry['command']), 10)}")
+        state = f"Running (pid {entry['pid']})" if alive else "Terminated"
+        lines.append(f"    {_field('State', state, 10)}")
+    ports = rec.get("ports") or {}
+    if ports:
+        lines.append(_field("Named ports", ", ".join(f"{n}={p}"
+                                                     for n, p in sorted(ports.items()))))
+    picked = [k for k in sorted(data.get("services", {}))
+              if any(pod_key == key for eps in service_endpoints(data, k).values()
+                     for pod_key, _ip, _port in eps)]
+    lines.append(_field("Services", ", ".join(picked) or "<none>"))
+    lines.append("NetworkPolicy:")
+    every = pol.policies(data)
+    for direction in ("Ingress", "Egress"):
+        isolating = pol.isolating(every, rec, direction)
+        text = ("isolated by " + ", ".join(f"{p.namespace}/{p.name}" for p in isolating)) \
+            if isolating else "not isolated (all allowed)"
+        lines.append(f"  {direction + ':':<9}{text}")
+    lines.append(_enforcement(data))
+    return "\n".join(lines)
+
+
+def describe_service(data, key):
+    obj = next(o for o in ko.services(data, key.split("/", 1)[0])
+               if o["metadata"]["name"] == key.split("/", 1)[1])
+    spec = obj["spec"]
+    lines = [_field("Name", obj["metadata"]["name"], 18),
+             _field("Namespace", obj["metadata"]["namespace"], 18),
+             _field("Selector", _labels(spec.get("selector")), 18),
+             _field("Type", spec["type"], 18)]
+    if spec["type"] == "ExternalName":
+        lines.append(_field("External Name", spec["externalName"], 18))
+        return "\n".join(lines)
+    lines.append(_field("IP", spec["clusterIP"], 18))
+    ingress = obj["status"]["loadBalancer"].get("ingress")
+    if ingress:
+        lines.append(_field("LoadBalancer Ingress", ingress[0]["ip"], 22))
+    found = service_endpoints(data, key)
+    for port in spec.get("ports", []):
+        label = port.get("name", "<unset>")
+        lines.append(_field("Port", f"{label}  {port['port']}/{port['protocol']}", 18))
+        lines.append(_field("TargetPort", f"{port['targetPort']}/{port['protocol']}", 18))
+        if port.get("nodePort"):
+            lines.append(_field("NodePort", f"{label}  {port['nodePort']}/{port['protocol']}",
+                                18))
+        eps = found[port.get("name") or str(port["port"])]
+        lines.append(_field("Endpoints", ",".join(f"{ip}:{t}" for _k, ip, t in eps)
+                            or "<none>", 18))
+    lines.append(_field("Session Affinity", spec["sessionAffinity"], 18))
+    return "\n".join(lines)
+
+
+def _peer_lines(peer, indent):
+    pad = " " * indent
+    if "ipBlock" in peer:
+        block = peer["ipBlock"]
+        return [f"{pad}IPBlock:", f"{pad}  CIDR: {block['cidr']}",
+                f"{pad}  Except: {', '.join(block.get('except', []))}"]
+    out = []
+    if "namespaceSelector" in peer:
+        out.append(f"{pad}NamespaceSelector: {_selector(peer['namespaceSelector'])}")
+    if "podSelector" in peer:
+        out.append(f"{pad}PodSelector: {_selector(peer['podSelector'])}")
+    return out
+
+
+def _selector(sel):
+    parts = [f"{k}={v}" for k, v in sorted(sel.get("matchLabels", {}).items())]
+    parts += [f"{e['key']} {e['operator'].lower()} ({','.join(e['values'])})"
+              if e.get("values") else f"{e['key']} {e['operator'].lower()}"
+              for e in sel.get("matchExpressions", [])]
+    return ",".join(parts) or "<none> (Allowing the specific traffic to all pods in this " \
+        "namespace)"
+
+
+def describe_policy(data, key):
+    namespace, name = key.split("/", 1)
+    obj = next(o for o in ko.network_policies(data, namespace) if o["metadata"]["name"] == name)
+    spec = obj["spec"]
+    lines = [_field("Name", name), _field("Namespace", namespace), "Spec:",
+             f"  PodSelector:     {_selector(spec['podSelector'])}"]
+    for direction, rules_key, peers_key, verb in (("Ingress", "ingress", "from", "From"),
+                                                  ("Egress", "egress", "to", "To")):
+        if direction not in spec["policyTypes"]:
+            lines.append(f"  Not affecting {direction.lower()} traffic")
+            continue
+        rules = spec.get(rules_key, [])
+        if not rules:
+            lines.append(f"  Allowing {direction.lower()} traffic:")
+            lines.append("    <none> (Selected pods are isolated for "
+                         f"{direction.lower()} connectivity)")
+            continue
+        lines.append(f"  Allowing {direction.lower()} traffic:")
+        for i, rule in enumerate(rules):
+            if i:
+                lines.append("    ----------")
+            for port in rule.get("ports", []) or [None]:
+                if port is None:
+                    lines.append("    To Port: <any> (traffic allowed to all ports)")
+                else:
+                    number = port.get("port", "<any>")
+                    if port.get("endPort"):
+                        number = f"{number}-{port['endPort']}"
+                    lines.append(f"    To Port: {number}/{port['protocol']}")
+            peers = rule.get(peers_key, [])
+            if not peers:
+                lines.append(f"    {verb}: <any> (traffic not restricted by "
+                             f"{'source' if verb == 'From' else 'destination'})")
+            for peer in peers:
+                lines.append(f"    {verb}:")
+                lines += _peer_lines(peer, 6)
+    lines.append(f"  Policy Types: {', '.join(spec['policyTypes'])}")
+    selected = [k for k, rec in sorted(data["pods"].items())
+                if pol.selects(pol.from_record(data["policies"][key]), rec)]
+    lines.append(_field("Selects pods", ", ".join(selected) or "<none>"))
+    lines.append(_enforcement(data))
+    return "\n".join(lines)
+
+
+def _enforcement(data):
+    facts = data.get("network_policy", {})
+    if facts.get("enforced"):
+        return f"# NetworkPolicy is enforced here: {facts.get('note')}"
+    return f"# NetworkPolicy is not enforced here: {facts.get('note', 'no CNI mode')}"

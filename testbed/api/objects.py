@@ -1,0 +1,261 @@
+"""A run's state as the API server shows it: the objects `kubectl get -o json` prints.
+
+Pods, Nodes, Services, Endpoints, NetworkPolicies and Namespaces are rendered in Kubernetes'
+own shapes (apiVersion, kind, metadata, spec, status), and a listing is a `kind: List`, so that
+scripts written against kubectl's output read the testbed's too. Fields the testbed has no
+value for are left out, as the API server leaves out empty ones. A pod's sandbox (its network
+namespace) is in the annotation SANDBOX_ANNOTATION.
+"""
+import time
+
+from testbed.api.apply import DEFAULT_NAMESPACES
+from testbed.host.processes import pid_is
+from testbed.kubeproxy.services import endpoints as service_endpoints
+from testbed.policy import semantics as pol
+
+SANDBOX_ANNOTATION = "testbed.k8s.io/sandbox"
+RACK_LABEL = "topology.kubernetes.io/zone"  # a rack is the failure domain a zone names
+
+
+def timestamp(seconds) -> str:
+    """RFC 3339 in UTC, as metadata.creationTimestamp is written."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds or 0))
+
+
+def _meta(name, namespace=None, labels=None, created=None, annotations=None):
+    meta = {"name": name}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    if labels:
+        meta["labels"] = dict(labels)
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    if created:
+        meta["creationTimestamp"] = timestamp(created)
+    return meta
+
+
+def pod_status(rec):
+    """(READY, STATUS) as kubectl prints them: containers running of all, and the phase."""
+    running = sum(1 for c in rec["containers"].values() if pid_is(c["pid"], c["start"]))
+    total = len(rec["containers"])
+    if not rec["ip"] or total == 0:
+        status = "ContainerCreating"
+    else:
+        status = "Running" if running == total else "Error"
+    return f"{running}/{total}", status
+
+
+def _in(namespace, wanted):
+    return wanted is None or namespace == wanted
+
+
+def pods(data, namespace=None) -> list:
+    out = []
+    for _key, rec in sorted(data["pods"].items()):
+        if not _in(rec["namespace"], namespace):
+            continue
+        ready, phase = pod_status(rec)
+        running, _total = (int(x) for x in ready.split("/"))
+        containers = [{"name": name} for name in rec["containers"]]
+        status = {"phase": phase if phase != "ContainerCreating" else "Pending",
+                  "hostIP": data["nodes"].get(rec["node"], {}).get("ip", ""),
+                  "containerStatuses": [{"name": c["name"], "ready": running == len(containers),
+                                         "restartCount": 0} for c in containers]}
+        if rec["ip"]:
+            status["podIP"] = rec["ip"]
+            status["podIPs"] = [{"ip": rec["ip"]}]
+        out.append({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": _meta(rec["name"], rec["namespace"], rec.get("labels"),
+                                      rec.get("created"),
+                                      {SANDBOX_ANNOTATION: rec["netns"]}),
+                    "spec": {"nodeName": rec["node"], "containers": containers},
+                    "status": status})
+    return out
+
+
+def nodes(data, namespace=None) -> list:
+    out = []
+    for name, rec in data["nodes"].items():
+        spec = {}
+        if rec.get("lease", "-") != "-":
+            spec = {"podCIDR": rec["lease"], "podCIDRs": [rec["lease"]]}
+        out.append({"apiVersion": "v1", "kind": "Node",
+                    "metadata": _meta(name, labels={"kubernetes.io/hostname": name,
+                                                    RACK_LABEL: rec["rack"]},
+                                      created=data.get("created")),
+                    "spec": spec,
+                    "status": {"addresses": [{"type": "InternalIP", "address": rec["ip"]},
+                                             {"type": "Hostname", "address": name}],
+                               "conditions": [{"type": "Ready", "status": "True"}]}})
+    return out
+
+
+def services(data, namespace=None) -> list:
+    out = []
+    for key, rec in sorted(data.get("services", {}).items()):
+        ns, name = key.split("/", 1)
+        if not _in(ns, namespace):
+            continue
+        spec = {"type": rec["type"], "sessionAffinity": rec["session_affinity"]}
+        if rec["selector"]:
+            spec["selector"] = dict(rec["selector"])
+        if rec["type"] == "ExternalName":
+            spec["externalName"] = rec["external_name"]
+        else:
+            spec["clusterIP"] = rec["cluster_ip"]
+            spec["clusterIPs"] = [rec["cluster_ip"]]
+        ports = []
+        for p in rec["ports"]:
+            port = {"port": p["port"], "protocol": p["protocol"],
+                    "targetPort": p["target_port"]}
+            if p["name"]:
+                port["name"] = p["name"]
+            if p["node_port"]:
+                port["nodePort"] = p["node_port"]
+            ports.append(port)
+        if ports:
+            spec["ports"] = ports
+        status = {"loadBalancer": {}}
+        if rec.get("load_balancer_ip"):
+            status["loadBalancer"] = {"ingress": [{"ip": rec["load_balancer_ip"],
+                                                   "ipMode": "VIP"}]}
+        out.append({"apiVersion": "v1", "kind": "Service",
+                    "metadata": _meta(name, ns, created=rec.get("created")),
+                    "spec": spec, "status": status})
+    return out
+
+
+def endpoints(data, namespace=None) -> list:
+    """Endpoints as the endpoints controller writes them: a subset per distinct set of
+    addresses, with the ports they serve."""
+    out = []
+    for key, rec in sorted(data.get("services", {}).items()):
+        ns, name = key.split("/", 1)
+        if not _in(ns, namespace) or rec["type"] == "ExternalName":
+            continue
+        by_port = service_endpoints(data, key)
+        subsets = {}
+        for port in rec["ports"]:
+            eps = by_port[port["name"] or str(port["port"])]
+            addresses = tuple(sorted((ip, pod_key) for pod_key, ip, _t in eps))
+            if not addresses:
+                continue
+            entry = {"port": eps[0][2], "protocol": port["protocol"]}
+            if port["name"]:
+                entry["name"] = port["name"]
+            subsets.setdefault(addresses, []).append(entry)
+        rendered = []
+        for addresses, ports in subsets.items():
+            rendered.append({"addresses": [
+                {"ip": ip, "nodeName": data["pods"][pod_key]["node"],
+                 "targetRef": {"kind": "Pod", "namespace": ns,
+                               "name": data["pods"][pod_key]["name"]}}
+                for ip, pod_key in addresses], "ports": ports})
+        item = {"apiVersion": "v1", "kind": "Endpoints",
+                "metadata": _meta(name, ns, created=rec.get("created"))}
+        if rendered:
+            item["subsets"] = rendered
+        out.append(item)
+    return out
+
+
+def _selector(sel):
+    if sel is None:
+        return None
+    out = {}
+    if sel.match_labels:
+        out["matchLabels"] = dict(sel.match_labels)
+    if sel.match_expressions:
+        out["matchExpressions"] = [
+            {"key": k, "operator": op, **({"values": list(v)} if v else {})}
+            for k, op, v in sel.match_expressions]
+    return out
+
+
+def _peer(peer):
+    if peer.cidr:
+        block = {"cidr": peer.cidr}
+        if peer.excepts:
+            block["except"] = list(peer.excepts)
+        return {"ipBlock": block}
+    out = {}
+    if peer.pod_selector is not None:
+        out["podSelector"] = _selector(peer.pod_selector)
+    if peer.namespace_selector is not None:
+        out["namespaceSelector"] = _selector(peer.namespace_selector)
+    return out
+
+
+def _port(port):
+    out = {"protocol": port.protocol}
+    if port.port is not None:
+        out["port"] = port.port
+    if port.end_port:
+        out["endPort"] = port.end_port
+    return out
+
+
+def _rules(rules, peers_key):
+    out = []
+    for rule in rules:
+        item = {}
+        if rule.peers:
+            item[peers_key] = [_peer(p) for p in rule.peers]
+        if rule.ports:
+            item["ports"] = [_port(p) for p in rule.ports]
+        out.append(item)
+    return out
+
+
+def network_policies(data, namespace=None) -> list:
+    """NetworkPolicies as stored: defaults filled in (policyTypes, protocol TCP) and every
+    ipBlock CIDR masked, as the testbed applies it."""
+    out = []
+    for key, rec in sorted(data.get("policies", {}).items()):
+        p = pol.from_record(rec)
+        if not _in(p.namespace, namespace):
+            continue
+        spec = {"podSelector": _selector(p.pod_selector), "policyTypes": list(p.policy_types)}
+        if p.ingress:
+            spec["ingress"] = _rules(p.ingress, "from")
+        if p.egress:
+            spec["egress"] = _rules(p.egress, "to")
+        out.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                    "metadata": _meta(p.name, p.namespace, created=rec.get("created")),
+                    "spec": spec})
+    return out
+
+
+def namespaces(data, namespace=None) -> list:
+    """Those applied, the defaults, and any a topology's pods live in."""
+    known = {n: {} for n in DEFAULT_NAMESPACES}
+    known.update({rec["namespace"]: {} for rec in data["pods"].values()})
+    known.update(data.get("namespaces", {}))
+    out = []
+    for name, rec in sorted(known.items()):
+        labels = {**rec.get("labels", {}), pol.NAMESPACE_NAME_LABEL: name}
+        out.append({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": _meta(name, labels=labels,
+                                      created=rec.get("created") or data.get("created")),
+                    "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
+    return out
+
+
+# kubectl's names for each resource (plural, singular, short) -> (lister, namespaced?)
+RESOURCES = {
+    "pods": (pods, True), "nodes": (nodes, False), "services": (services, True),
+    "endpoints": (endpoints, True), "networkpolicies": (network_policies, True),
+    "namespaces": (namespaces, False),
+}
+ALIASES = {"pod": "pods", "po": "pods", "node": "nodes", "no": "nodes", "service": "services",
+           "svc": "services", "ep": "endpoints", "networkpolicy": "networkpolicies",
+           "netpol": "networkpolicies", "namespace": "namespaces", "ns": "namespaces"}
+for _name in RESOURCES:
+    ALIASES[_name] = _name
+
+
+def listing(items: list) -> dict:
+    """kubectl's `-o json` of several objects."""
+    return {"apiVersion": "v1", "kind": "List", "items": items,
+            "metadata": {"resourceVersion": ""}}

@@ -1,0 +1,139 @@
+"""kubectl's tables of a run's objects (for `get` and the interactive CLI), and finding a pod by
+the name a user types.
+
+Columns are kubectl's: `get pods` shows NAME READY STATUS RESTARTS AGE of one namespace, `-A`
+adds NAMESPACE in front, `-o wide` adds IP, NODE and the pod's SANDBOX (its network namespace,
+for `ip netns exec`). Tables are built from the objects of kube_objects, so that the table and
+`-o json` never disagree.
+"""
+import calendar
+import time
+
+from testbed.api.objects import RACK_LABEL, SANDBOX_ANNOTATION, pod_status
+from testbed.errors import TestbedError
+
+
+def human_duration(seconds: float) -> str:
+    """kubectl's AGE: 45s, 3m20s, 25m, 5h10m, 30h, 3d4h, 20d, 2y30d."""
+    s = int(seconds)
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        return f"{minutes}m" + (f"{s % 60}s" if s % 60 else "")
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 8:
+        return f"{hours}h" + (f"{minutes % 60}m" if minutes % 60 else "")
+    if hours < 48:
+        return f"{hours}h"
+    days = hours // 24
+    if hours < 24 * 8:
+        return f"{days}d" + (f"{hours % 24}h" if hours % 24 else "")
+    if days < 365 * 2:
+        return f"{days}d"
+    return f"{days // 365}y" + (f"{days % 365}d" if days % 365 and days < 365 * 8 else "")
+
+
+def _age(obj, now):
+    created = obj["metadata"].get("creationTimestamp")
+    if not created:
+        return "<unknown>"
+    return human_duration(now - calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ")))
+
+
+def _ports(svc):
+    ports = svc["spec"].get("ports", [])
+    return ",".join(f"{p['port']}" + (f":{p['nodePort']}" if p.get("nodePort") else "") +
+                    f"/{p['protocol']}" for p in ports) or "<none>"
+
+
+def _selector_text(sel):
+    parts = [f"{k}={v}" for k, v in sorted((sel or {}).get("matchLabels", {}).items())]
+    parts += [f"{e['key']} {e['operator']} ({','.join(e['values'])})" if e.get("values")
+              else f"{e['key']} {e['operator']}" for e in (sel or {}).get("matchExpressions", [])]
+    return ",".join(parts) or "<none>"
+
+
+def rows(kind: str, objects: list, data, all_namespaces=False, wide=False) -> list:
+    """kubectl's table of `objects` (kube_objects of one resource kind)."""
+    now = time.time()
+    head, body = [], []
+    if kind == "pods":
+        head = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"] + \
+            (["IP", "NODE", "SANDBOX"] if wide else [])
+        for obj in objects:
+            rec = data["pods"][f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"]
+            ready, status = pod_status(rec)
+            row = [obj["metadata"]["name"], ready, status, "0", _age(obj, now)]
+            if wide:
+                row += [obj["status"].get("podIP", "<none>"), obj["spec"]["nodeName"],
+                        obj["metadata"]["annotations"][SANDBOX_ANNOTATION]]
+            body.append(row)
+    elif kind == "nodes":
+        head = ["NAME", "STATUS", "RACK", "INTERNAL-IP", "POD-CIDR", "AGE"] + \
+            (["MODE"] if wide else [])
+        for obj in objects:
+            row = [obj["metadata"]["name"], "Ready",
+                   obj["metadata"]["labels"][RACK_LABEL],
+                   obj["status"]["addresses"][0]["address"],
+                   obj["spec"].get("podCIDR", "<none>"), _age(obj, now)]
+            body.append(row + ([data.get("mode", "-")] if wide else []))
+    elif kind == "services":
+        head = ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"] + \
+            (["SELECTOR"] if wide else [])
+        for obj in objects:
+            spec = obj["spec"]
+            ingress = obj["status"]["loadBalancer"].get("ingress")
+            external = spec.get("externalName") or (ingress[0]["ip"] if ingress else (
+                "<pending>" if spec["type"] == "LoadBalancer" else "<none>"))
+            row = [obj["metadata"]["name"], spec["type"], spec.get("clusterIP", "<none>"),
+                   external, _ports(obj), _age(obj, now)]
+            if wide:
+                row.append(",".join(f"{k}={v}" for k, v in sorted(
+                    spec.get("selector", {}).items())) or "<none>")
+            body.append(row)
+    elif kind == "endpoints":
+        head = ["NAME", "ENDPOINTS", "AGE"]
+        for obj in objects:
+            found = sorted({f"{a['ip']}:{p['port']}" for s in obj.get("subsets", [])
+                            for a in s["addresses"] for p in s["ports"]})
+            body.append([obj["metadata"]["name"], ",".join(found) or "<none>",
+                         _age(obj, now)])
+    elif kind == "networkpolicies":
+        head = ["NAME", "POD-SELECTOR", "AGE"] + (["POLICY-TYPES", "ENFORCED"] if wide else [])
+        enforced = "yes" if data.get("network_policy", {}).get("enforced") else "no"
+        for obj in objects:
+            row = [obj["metadata"]["name"], _selector_text(obj["spec"]["podSelector"]),
+                   _age(obj, now)]
+            body.append(row + ([",".join(obj["spec"]["policyTypes"]), enforced]
+                               if wide else []))
+    elif kind == "namespaces":
+        head = ["NAME", "STATUS", "AGE"]
+        body = [[o["metadata"]["name"], o["status"]["phase"], _age(o, now)] for o in objects]
+    if all_namespaces and kind not in ("nodes", "namespaces"):
+        head = ["NAMESPACE"] + head
+        body = [[o["metadata"]["namespace"]] + row for o, row in zip(objects, body)]
+    return [tuple(head)] + [tuple(r) for r in body]
+
+
+def render_table(rows):
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("   ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip()
+                     for row in rows)
+
+
+def find_pod(data, name: str, namespace: str = "default") -> tuple:
+    """(key, record) of the pod a user names: NAME in `namespace`, or NAMESPACE/NAME.
+    Raises TestbedError naming the pods of that namespace."""
+    if "/" in name:
+        namespace, name = name.split("/", 1)
+    key = f"{namespace}/{name}"
+    if key in data["pods"]:
+        return key, data["pods"][key]
+    elsewhere = sorted(k for k, r in data["pods"].items() if r["name"] == name)
+    hint = f"; there is {', '.join(elsewhere)} (use -n)" if elsewhere else ""
+    raise TestbedError(f'pods "{name}" not found in namespace {namespace}{hint}')

@@ -1,0 +1,126 @@
+"""The interactive CLI of `testbed up`: Mininet's CLI, taught about pods.
+
+`POD CMD` runs CMD in the pod's sandbox, `NODE CMD` in the node; in either, pod and node names
+after the first word become their IP addresses, so `node1-pod1 ping node2-pod2` works. A pod
+is named as in `testbed exec`: NAME for one of the default namespace, NAMESPACE/NAME for any.
+"""
+import os
+import subprocess
+
+from mininet.cli import CLI
+
+from testbed.api import objects as ko
+from testbed.api.tables import find_pod, render_table, rows
+from testbed.errors import TestbedError
+from testbed.host import netns
+from testbed.host.daemons import describe_death
+
+
+class TestbedCLI(CLI):
+    prompt = "testbed> "
+    identchars = CLI.identchars + "-./"  # node1-pod1, shop/web-1
+
+    def __init__(self, cluster, **kwargs):
+        self.cluster = cluster
+        self.reported = set()
+        super().__init__(cluster.underlay.net, **kwargs)
+
+    def _addresses(self):
+        data = self.cluster.state.data
+        names = {key: rec["ip"] for key, rec in data["pods"].items()}
+        names.update({rec["name"]: rec["ip"] for rec in data["pods"].values()
+                      if rec["namespace"] == "default"})
+        names.update({name: rec["ip"] for name, rec in data["nodes"].items()})
+        return names
+
+    def _pod(self, word):
+        """The pod record a word names (NAME of default's, or NAMESPACE/NAME), else None."""
+        try:
+            return find_pod(self.cluster.state.data, word)[1]
+        except TestbedError:
+            return None
+
+    def _substitute(self, words):
+        addresses = self._addresses()
+        return [addresses.get(word, word) for word in words]
+
+    def default(self, line):
+        """Run a shell line in a pod or node; it may use pipes, as Mininet's node commands do."""
+        first, args, line = self.parseline(line)
+        pod = self._pod(first or "")
+        if pod is None and first not in self.mn:
+            print(f"*** unknown command or name: {first} (try `help`, `pods`, `nodes`)")
+            return
+        if not args:
+            print(f"*** give a command to run in {first}: {first} <cmd>")
+            return
+        shell_line = " ".join(self._substitute(args.split(" ")))
+        if pod is not None:
+            argv = netns.in_pod(pod["netns"], ["sh", "-c", shell_line])
+        else:
+            argv = netns.in_node(self.mn[first].pid, ["sh", "-c", shell_line])
+        subprocess.call(argv, stdin=subprocess.DEVNULL)
+
+    def precmd(self, line):
+        """Before each command: say so if a daemon of the mode (a udp forwarder) has died."""
+        for label, info in self.cluster.check_daemons().items():
+            if not info["alive"] and label not in self.reported:
+                self.reported.add(label)
+                print(f"*** {describe_death(label, info, 'daemons restart')}")
+        return line
+
+    def do_daemons(self, line):
+        """List the mode's daemons; `daemons restart NODE` restarts NODE's."""
+        words = line.split()
+        try:
+            if words[:1] == ["restart"] and len(words) == 2:
+                self.cluster.restart_daemon(words[1])
+                self.reported = {label for label in self.reported
+                                 if not label.endswith(f"@{words[1]}")}
+            elif words:
+                print("*** usage: daemons [restart NODE]")
+                return
+        except TestbedError as e:
+            print(f"*** {e}")
+            return
+        rows = [("DAEMON", "NODE", "PID", "STATE")]
+        rows += [(label, d["node"], d["pid"], d["state"])
+                 for label, d in sorted(self.cluster.check_daemons().items())]
+        print(render_table(rows) if len(rows) > 1 else "this mode runs no daemons")
+
+    def do_routes(self, line):
+        """`routes NODE`: the node's routes, and its BGP sessions in bgp mode."""
+        name = line.strip()
+        node = self.cluster.nodes.get(name)
+        if node is None:
+            print(f"*** usage: routes NODE (nodes: {', '.join(self.cluster.nodes)})")
+            return
+        print(node.ns.run("ip", "route").rstrip())
+        if hasattr(self.cluster.mode, "protocols"):
+            print(self.cluster.mode.protocols(node).rstrip())
+
+    def do_apply(self, line, op="apply"):
+        """`apply -f FILE_OR_DIR`: create what Kubernetes manifests describe."""
+        from testbed.api.apply import report
+        from testbed.core.supervisor import apply_request
+        words = line.split()
+        if len(words) != 2 or words[0] not in ("-f", "--filename"):
+            print(f"*** usage: {op} -f FILE_OR_DIR")
+            return
+        reply = apply_request(self.cluster, op, os.path.abspath(words[1]))
+        warnings, done = report(reply, op)
+        print("\n".join(warnings + (done if reply["ok"] else [f"*** {reply['error']}"])))
+
+    def do_delete(self, line):
+        """`delete -f FILE_OR_DIR`: remove what Kubernetes manifests describe."""
+        self.do_apply(line, op="delete")
+
+    def do_pods(self, _line):
+        """List pods of every namespace, with their IP, node and sandbox."""
+        data = self.cluster.state.data
+        print(render_table(rows("pods", ko.pods(data), data, all_namespaces=True, wide=True)))
+
+    def do_nodes(self, _line):
+        """List nodes: name, rack, underlay IP, pod subnet."""
+        data = self.cluster.state.data
+        print(render_table(rows("nodes", ko.nodes(data), data, wide=True)))

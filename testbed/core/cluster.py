@@ -1,0 +1,426 @@
+"""A cluster's lifecycle: underlay, mode datapath, pods — built in that order, torn down in reverse.
+
+Whatever fails (an exception, Ctrl-C, SIGTERM) in the middle of a build, everything made so far
+is torn down before the error propagates.
+"""
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+
+from testbed.addons.dns import ClusterDNS
+from testbed.api import apply, manifests
+from testbed.core import doctor
+from testbed.core import spec as specmod
+from testbed.core.clean import describe, keep_only, still_present
+from testbed.core.state import RunState, run_dir_for
+from testbed.errors import TestbedError
+from testbed.host import netns
+from testbed.host.processes import (
+    end_processes_in_all,
+    pid_is,
+    process_start_time,
+    remove_named_namespaces,
+)
+from testbed.kubelet.runtime import Runtime, sandbox_name
+from testbed.kubeproxy import services
+from testbed.modes import NodeContext, get_mode, mode_names
+from testbed.policy import nftables as policy_nft
+from testbed.underlay.fabric import OvsFabric
+from testbed.underlay.racks import Underlay, pinned_name, shell_namespaces
+
+
+def load_spec(path, name=None, underlay=None, proxy_mode=None):
+    """Read a topology, checking its mode against the registry; `name` renames the cluster,
+    `underlay` (linux or ovs) and `proxy_mode` (kube-proxy's) override the topology's."""
+    spec = specmod.load(path, known_modes=mode_names())
+    if name and not specmod.valid_cluster_name(name):
+        raise specmod.SpecError("--name", None, name, specmod.CLUSTER_NAME_RULE)
+    if underlay and underlay not in specmod.UNDERLAYS:
+        raise specmod.SpecError("--underlay", None, underlay,
+                                f"must be one of {', '.join(specmod.UNDERLAYS)}")
+    if proxy_mode and proxy_mode not in specmod.PROXY_MODES:
+        raise specmod.SpecError("--proxy-mode", None, proxy_mode,
+                                f"must be one of {', '.join(specmod.PROXY_MODES)}")
+    return dataclasses.replace(spec, name=name or spec.name, underlay=underlay or spec.underlay,
+                               proxy_mode=proxy_mode or spec.proxy_mode)
+
+
+class Interrupted(BaseException):
+    """Raised in the main thread on SIGTERM/SIGHUP, so that teardown runs as on Ctrl-C."""
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """While the block runs, SIGINT, SIGTERM and SIGHUP are ignored: they ask for a teardown,
+    and one half done would leave half a cluster. (A handler that does nothing, not SIG_IGN,
+    which the commands started meanwhile would inherit.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, lambda _signum, _frame: None) for s in signums}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def signals_interrupt(*more):
+    """SIGTERM and SIGHUP (and `more` signals) raise Interrupted while the block runs."""
+    def handler(signum, _frame):
+        raise Interrupted(signal.Signals(signum).name)
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP, *more)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+BARE = "bare"  # the underlay alone: nodes and racks, no CNI mode and no pods
+OVS_UNDERLAY_NEEDS = ("ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "os-ken")
+
+
+def check_mode(mode_name, spec, caps):
+    """Refuse a mode this machine cannot run (caps from doctor) or that cannot wire `spec`."""
+    mode = get_mode(mode_name)
+    missing = doctor.missing_for(mode.requires, caps)
+    if missing:
+        raise TestbedError(f"mode {mode_name} needs {', '.join(missing)}, which this "
+                           "machine lacks (see `testbed doctor`)")
+    mode.check(spec)
+    if spec.policy_enforce and mode.policy_hook is None:
+        raise TestbedError(f"{spec.path}: networkPolicy.enforce: mode {mode_name} cannot "
+                           f"enforce NetworkPolicy: {mode.policy_note}")
+
+
+def check_proxy_mode(spec, caps):
+    """kube-proxy's mode needs its packet filter (or IPVS and its tools) on the machine."""
+    missing = doctor.missing_for(services.PROXY_NEEDS[spec.proxy_mode], caps)
+    if missing:
+        named = [services.NEED_NAMES.get(m, m) for m in missing]
+        raise TestbedError(f"{spec.path}: kube-proxy mode {spec.proxy_mode} needs "
+                           f"{', '.join(named)}, which this machine lacks (see `testbed "
+                           "doctor`); kubeProxy: {mode: iptables} or nftables work without")
+
+
+def check_underlay(spec, caps):
+    if spec.underlay == "ovs":
+        missing = doctor.missing_for(OVS_UNDERLAY_NEEDS, caps)
+        if missing:
+            raise TestbedError(f"{spec.path}: underlay ovs needs {', '.join(missing)}, which "
+                               "this machine lacks (see `testbed doctor`)")
+
+
+def _plain(value):
+    """Whether a value is plain JSON (as a mode's facts are, openflow's peers aside)."""
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def check_name_free(name):
+    """Refuse a cluster name in use, saying by whom and what to do."""
+    run_dir = run_dir_for(name)
+    if not os.path.isdir(run_dir):
+        return
+    try:
+        data = RunState.load(run_dir).data
+    except (OSError, ValueError):
+        data = {}
+    owner = data.get("supervisor") or {}
+    if pid_is(owner.get("pid"), owner.get("start")):
+        raise TestbedError(f"cluster {name!r} is already running ({data.get('mode')} mode, owner "
+                           f"pid {owner['pid']}): reach it with `testbed get pods --name {name}`"
+                           f", or take it down with `testbed down --name {name}`")
+    raise TestbedError(f"a cluster named {name!r} was left behind by a run whose owner died: "
+                       f"`testbed clean --name {name}` removes it")
+
+
+class Cluster:
+    def __init__(self, spec, mode_name, state, verbose=False, caps=None):
+        self.spec = spec
+        self.mode = get_mode(mode_name) if mode_name != BARE else None
+        self.state = state
+        self.verbose = verbose
+        self.caps = caps or {}
+        self.underlay = None
+        self.fabric = None   # OvsFabric with `underlay: ovs`
+        self.manifests = []  # manifests.Manifests of the topology, applied after its pods
+        self.proxies = services.PROXIES[spec.proxy_mode]()
+        self.speaker = services.Speaker()  # LoadBalancer addresses on the underlay
+        self.dns = ClusterDNS()  # the kube-dns add-on, started with the first manifest
+        self.policy = None  # policy_nft.Enforcer where NetworkPolicy is enforced
+        if self.mode is not None and (spec.policy_enforce if spec.policy_enforce is not None
+                                      else self.mode.policy_by_default):
+            self.policy = policy_nft.Enforcer(self.mode.policy_hook)
+        self.nodes = {}      # name -> NodeContext
+        self.routers = {}    # name -> netns.Namespace of the rack router(s)
+        self.runtime = Runtime(state)
+        self.pods_up = []    # PodSpecs attached, in order
+        self.timings = {}
+
+    @classmethod
+    def create(cls, spec, mode_name, verbose=False, **facts):
+        """Check everything that can be checked, then make the run directory and state.
+
+        mode_name BARE builds the underlay only (the benchmark's node-to-node baseline)."""
+        delayed = any(rack.delay for rack in spec.racks)
+        probe = mode_name != BARE or delayed or spec.underlay != "linux"
+        caps = doctor.capabilities() if probe else {}
+        check_underlay(spec, caps)
+        if mode_name != BARE:
+            check_mode(mode_name, spec, caps)
+            check_proxy_mode(spec, caps)
+        if delayed and not caps.get("netem"):
+            raise TestbedError(f"{spec.path}: delay needs the kernel's netem qdisc, which this "
+                               "kernel lacks (see `testbed doctor`); delay cannot be emulated here")
+        loaded = [manifests.load(p) for p in spec.manifests] if mode_name != BARE else []
+        check_name_free(spec.name)
+        pods = spec.pods if mode_name != BARE else []
+        names = {sandbox_name(spec.name, p.namespace, p.name) for p in pods}
+        names |= {pinned_name(n, spec.name) for n in spec.namespace_holders}
+        clashing = sorted(names & set(netns.netns_list()))
+        if clashing:
+            raise TestbedError(f"network namespaces {', '.join(clashing)} already exist; this "
+                               "cluster needs those names (`testbed clean` removes those of "
+                               "runs whose owner died)")
+        # the owner: whoever tears it down (a supervisor, an interactive `up`, a benchmark);
+        # `testbed clean` leaves a run alone while its owner lives
+        facts.setdefault("supervisor", {"pid": os.getpid(),
+                                        "start": process_start_time(os.getpid())})
+        facts.update(underlay=spec.underlay, proxy_mode=spec.proxy_mode)
+        try:
+            state = RunState.create(spec.name, mode=mode_name, topology=spec.path, **facts)
+        except FileExistsError:  # made by another `up` since the check
+            check_name_free(spec.name)
+            raise
+        state.own("dirs", state.dir)
+        cluster = cls(spec, mode_name, state, verbose, caps)
+        cluster.manifests = loaded
+        return cluster
+
+    # --- bring-up ------------------------------------------------------------------------
+    def up(self):
+        started = time.monotonic()
+        try:
+            self._build()
+        except BaseException:
+            self.down()
+            raise
+        self.timings["up_s"] = time.monotonic() - started
+        self.state.update(status="ready", timings=self.timings)
+        return self
+
+    def _build(self):
+        spec, mode = self.spec, self.mode
+        leases = mode.plan(spec) if mode else {}
+        self.underlay = Underlay(spec, on_process=self.state.own_pid,
+                                 on_namespace=lambda name: self.state.own("netns", name),
+                                 verbose=self.verbose)
+        self.underlay.build()
+        if spec.underlay == "ovs":
+            self.fabric = OvsFabric(spec, self.underlay, self.state, self.caps)
+            self.fabric.start()
+        for node_spec in spec.nodes:
+            host = self.underlay.host(node_spec.name)
+            node = NodeContext(node_spec.name, node_spec.rack, node_spec.ip,
+                               netns.node_namespace(node_spec.name, host.pid),
+                               self.state.subdir("nodes", node_spec.name),
+                               leases.get(node_spec.name))
+            self.nodes[node.name] = node
+            self.state.data["nodes"][node.name] = {
+                "pid": host.pid, "ip": str(node.ip.ip), "rack": node.rack,
+                "lease": str(node.lease) if node.lease else "-"}
+        if spec.has_router:
+            router = self.underlay.host("router")
+            self.routers["router"] = netns.node_namespace("router", router.pid)
+            self.state.data["routers"] = {"router": {"pid": router.pid}}
+        if spec.external_client:
+            client = self.underlay.host(specmod.EXTERNAL_NAME)
+            self.state.data["hosts"] = {specmod.EXTERNAL_NAME: {
+                "pid": client.pid, "ip": str(spec.external_ip.ip)}}
+        self.state.save()
+        if mode is None:
+            self.state.update(pod_mtu=None)
+            return
+        for node in self.nodes.values():
+            mode.setup_node(spec, node)
+        for node in self.nodes.values():
+            for peer in self.nodes.values():
+                if peer is not node:
+                    mode.add_peer(spec, node, peer)
+        mode.start(self)
+        for node in self.nodes.values():
+            self.state.data["nodes"][node.name].update(mode.describe_node(node))
+            if _plain(node.facts):  # read back by a new owner (adopt.py)
+                self.state.data["nodes"][node.name]["facts"] = node.facts
+        self.state.update(pod_mtu=mode.pod_mtu(spec), network_policy=self.policy_status())
+        for pod in spec.pods:
+            self.add_pod(pod)
+        warnings = []
+        for loaded in self.manifests:
+            warnings += apply.apply(self, loaded).warnings
+        self.state.update(warnings=warnings)
+
+    # --- pods ------------------------------------------------------------------------------
+    def add_pod(self, pod):
+        """Attach a pod (a PodSpec) to its node, as the kubelet would; returns its record."""
+        node = self.nodes[pod.node]
+        self.pods_up.append(pod)
+        record = self.runtime.create_pod(pod, node, self.mode.network_config(self.spec, node))
+        self.mode.pod_added(self, pod, node, record)
+        return record
+
+    def policy_status(self):
+        """Whether NetworkPolicy is enforced here, in words for `get netpol`."""
+        if self.policy is not None:
+            return {"enforced": True,
+                    "note": f"per-pod chains in table {policy_nft.TABLE} of each node"}
+        return {"enforced": False, "note": self.mode.policy_note}
+
+    def sync_network(self):
+        """After pods, Services or policies changed: every node's kube-proxy rules and
+        policy rules, the LoadBalancer addresses, the DNS zone."""
+        self.proxies.sync(self)
+        if self.policy is not None:
+            self.policy.sync(self)
+        self.speaker.sync(self)
+        self.dns.sync(self)
+
+    def least_busy_node(self):
+        """Where the scheduler puts a pod without nodeName: the node with the fewest pods."""
+        load = {name: 0 for name in self.nodes}
+        for rec in self.state.data["pods"].values():
+            load[rec["node"]] += 1
+        return min(self.nodes, key=lambda n: load[n])  # ties: the topology's order
+
+    def relabel_pod(self, key, labels):
+        """New labels for a running pod, by "<namespace>/<name>" (as `kubectl apply` or
+        `label` changes them)."""
+        self.state.data["pods"][key]["labels"] = labels
+        self.pods_up = [dataclasses.replace(p, labels=labels) if p.key == key else p
+                        for p in self.pods_up]
+        self.state.save()
+
+    def remove_pod(self, key):
+        """Detach a pod ("<namespace>/<name>") and remove its sandbox."""
+        pod = next(p for p in self.pods_up if p.key == key)
+        node = self.nodes[pod.node]
+        try:
+            self.mode.pod_removed(self, pod, node)
+        finally:
+            self.pods_up.remove(pod)
+            self.runtime.delete_pod(pod, node)
+
+    # --- the mode's daemons ----------------------------------------------------------------
+    def check_daemons(self):
+        """Status of the mode's and the fabric's daemons; a dead one is recorded in the state
+        for `status`."""
+        status = self.fabric.daemon_status() if self.fabric else {}
+        status.update(self.mode.daemon_status(self) if self.mode else {})
+        if status != self.state.data.get("daemons"):
+            self.state.update(daemons=status)
+        return status
+
+    def restart_daemon(self, node_name):
+        if node_name not in self.nodes:
+            raise TestbedError(f"no node {node_name!r} in cluster {self.spec.name}")
+        self.mode.restart_daemon(self, node_name)
+        return self.check_daemons()
+
+    # --- teardown ------------------------------------------------------------------------
+    def down(self, progress=None):
+        """Tear down everything this cluster made; returns what could not be removed.
+
+        Once begun, teardown finishes: SIGINT, SIGTERM and SIGHUP meanwhile are ignored, and
+        every step's failure (whatever it raises) is recorded while the rest goes on. The state
+        file is brought in line with what still exists, so that its records are
+        dropped only for what is gone and `testbed clean` can finish what is left.
+
+        As when a real node is deleted, pods get no CNI DEL: their containers are ended
+        together and deleting the namespaces removes their devices (their addresses were
+        leased in the run directory, which goes too). progress(text) hears of each phase.
+        """
+        started = time.monotonic()
+        self.teardown_errors = []
+        if not os.path.isdir(self.state.dir):  # torn down already, records and all
+            return []
+        report = progress or (lambda _text: None)
+
+        def attempt(step, *args):
+            try:
+                step(*args)
+            except BaseException as e:  # a signal handler of a library, a bug: go on
+                self.teardown_errors.append(f"{getattr(step, '__qualname__', step)}: "
+                                            f"{type(e).__name__}: {e}")
+
+        with signals_deferred():
+            self.state.update(status="tearing down")
+            held = netns.outside_holders(self.state.owned("netns"))
+            self.teardown_errors += [netns.describe_holders(n, pids) for n, pids in held.items()]
+            with self.state.deferred_saves():
+                records = list(self.state.data["pods"].values())
+                report(f"ending the containers of {len(records)} pods")
+                attempt(self.runtime.end_all_containers, records)
+                self.pods_up = []
+                if self.mode is not None:
+                    report("stopping the mode's daemons")
+                    attempt(self.mode.stop, self)
+                if self.fabric is not None:
+                    attempt(self.fabric.stop)
+                    self.fabric = None
+                if self.underlay is not None:
+                    report("removing nodes and racks")
+                    attempt(self._stop_underlay)
+                report("removing namespaces")
+                attempt(self._remove_named_namespaces, held)
+                left = still_present(self.state, self.state.dir)
+                keep_only(self.state, left)
+        self.timings["down_s"] = time.monotonic() - started
+        return self.teardown_errors + [describe(item) for item in left
+                                       if not (item[0] == "netns" and item[1] in held)]
+
+    def _stop_underlay(self):
+        left = shell_namespaces(self.state.owned("pids"))
+        try:
+            self.underlay.stop()
+        finally:
+            end_processes_in_all(left)  # what else ran in the nodes, routers and racks
+            self.underlay = None
+
+    def _remove_named_namespaces(self, held):
+        """Pods' sandboxes and the pinned namespaces of nodes and racks, with whatever still
+        runs in them; those held open by strangers stay (reported at the start)."""
+        remove_named_namespaces([n for n in self.state.owned("netns") if n not in held])
+        for path in self.state.owned("dirs"):  # pods' /etc/netns/<sandbox>, for resolv.conf
+            if path != self.state.dir:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def remove_run_dir(self):
+        """The run directory goes only when nothing it records is left."""
+        if not still_present(self.state, self.state.dir):
+            shutil.rmtree(self.state.dir, ignore_errors=True)
+
+    def __enter__(self):
+        try:
+            return self.up()
+        except BaseException:
+            self.remove_run_dir()
+            raise
+
+    def __exit__(self, exc_type, *exc):
+        left = self.down()
+        self.remove_run_dir()
+        if left and exc_type is None:
+            raise TestbedError(f"cluster {self.spec.name}: could not remove {'; '.join(left)} "
+                               f"(`testbed clean --name {self.spec.name}` retries)")

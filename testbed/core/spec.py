@@ -1,0 +1,437 @@
+"""Topology YAML -> validated ClusterSpec.
+
+Every problem is raised as one SpecError naming the file, the field and the value, before
+anything is built. Addresses of nodes and routers are fixed here, so that later stages only
+read them.
+"""
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+import yaml
+
+from testbed.errors import SpecError, brief
+from testbed.safe_input import InputError, check_expansion, read_text
+
+IFNAME_MAX = 15  # Linux IFNAMSIZ - 1: node and rack names become interface names
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DEFAULT_POD_CIDR = "10.244.0.0/16"
+DEFAULT_NODE_PREFIX = 24
+DEFAULT_MTU = 1500
+FIRST_NODE_HOST = 11  # nodes get .11, .12, ... of their rack subnet; .1 is the rack's router
+ROUTER_NAME = "router"
+EXTERNAL_NAME = "external"  # a client host on the first rack, outside the cluster
+
+TOP_KEYS = {"name", "podCIDR", "nodePrefix", "mtu", "mode", "bandwidth", "delay", "racks",
+            "nodes", "bgp", "udp", "underlay", "manifests", "externalClient", "kubeProxy",
+            "networkPolicy"}
+UNDERLAYS = ("linux", "ovs")  # what switches each rack: a Linux bridge, or OVS + os-ken
+BGP_KEYS = {"routeReflectors"}
+UDP_KEYS = {"offload"}
+KUBE_PROXY_KEYS = {"mode"}
+NETWORK_POLICY_KEYS = {"enforce"}
+# kube-proxy's --proxy-mode; the first is its default
+PROXY_MODES = ("iptables", "nftables", "ipvs")
+RACK_KEYS = {"name", "subnet", "bandwidth", "delay"}
+NODE_KEYS = {"name", "rack", "pods"}
+POD_KEYS = {"name", "namespace", "labels", "containers"}
+CONTAINER_KEYS = {"name", "command"}
+DEFAULT_COMMAND = ("sleep", "infinity")
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    command: tuple
+    env: tuple = ()  # ((name, value), ...) set for the container's process
+
+
+@dataclass(frozen=True)
+class PodSpec:
+    name: str
+    namespace: str
+    node: str
+    labels: dict = field(default_factory=dict, hash=False, compare=False)
+    containers: tuple = ()
+
+    @property
+    def key(self) -> str:
+        """"<namespace>/<name>": a pod's identity, as Kubernetes scopes names."""
+        return pod_key(self.namespace, self.name)
+
+
+def pod_key(namespace: str, name: str) -> str:
+    return f"{namespace}/{name}"
+
+
+@dataclass(frozen=True)
+class RackSpec:
+    name: str
+    subnet: ipaddress.IPv4Network
+    bandwidth: Optional[float] = None  # Mbit/s of each link into the rack, None = unshaped
+    delay: Optional[float] = None      # ms added by netem at each end of each link into the rack
+
+    @property
+    def router_ip(self):
+        return ipaddress.IPv4Interface(f"{self.subnet[1]}/{self.subnet.prefixlen}")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    rack: str
+    ip: ipaddress.IPv4Interface  # underlay address on eth0
+    pods: tuple = ()
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    name: str
+    path: str
+    pod_cidr: ipaddress.IPv4Network
+    node_prefix: int
+    mtu: int
+    mode: Optional[str]
+    racks: tuple
+    nodes: tuple
+    route_reflectors: tuple = ()  # node names (bgp mode); empty: full mesh
+    udp_offload: bool = True      # udp mode: forwarder moves TSO/GSO/GRO bundles
+    underlay: str = "linux"       # one of UNDERLAYS
+    manifests: tuple = ()         # Kubernetes manifests (absolute paths) applied after pods
+    external_client: bool = False  # a host EXTERNAL_NAME on the first rack, not a node
+    proxy_mode: str = "iptables"  # kube-proxy's mode, one of PROXY_MODES
+    policy_enforce: Optional[bool] = None  # NetworkPolicy enforced? None: as the mode's plugin
+
+    @property
+    def load_balancer_pool(self):
+        """Addresses for LoadBalancer Services (announced on the first rack as MetalLB's L2
+        mode does): the first rack's addresses below the external client's, at most 14,
+        none a node's."""
+        subnet = self.racks[0].subnet
+        taken = {n.ip.ip for n in self.nodes}
+        pool = []
+        for index in range(subnet.num_addresses - 3, 1, -1):
+            if subnet[index] in taken or len(pool) == 14:
+                break
+            pool.append(subnet[index])
+        return tuple(reversed(pool))
+
+    @property
+    def external_ip(self):
+        """The external client's address: the first rack's last usable one."""
+        subnet = self.racks[0].subnet
+        return ipaddress.IPv4Interface(f"{subnet[-2]}/{subnet.prefixlen}")
+
+    @property
+    def pods(self):
+        return [pod for node in self.nodes for pod in node.pods]
+
+    @property
+    def has_router(self):
+        return len(self.racks) > 1
+
+    @property
+    def namespace_holders(self):
+        """Names of the underlay's namespaces: racks, nodes, the router, the external client."""
+        return ([r.name for r in self.racks] + [n.name for n in self.nodes] +
+                ([ROUTER_NAME] if self.has_router else []) +
+                ([EXTERNAL_NAME] if self.external_client else []))
+
+    def node(self, name):
+        return next(n for n in self.nodes if n.name == name)
+
+    def rack(self, name):
+        return next(r for r in self.racks if r.name == name)
+
+
+CLUSTER_NAME_RULE = "cluster name must be 1-32 lower-case letters, digits and '-'"
+
+
+def valid_cluster_name(name):
+    return isinstance(name, str) and bool(DNS_LABEL.match(name)) and len(name) <= 32
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice instead of keeping the last one."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str):
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"keys must be strings, not {brief(key)}", key_node.start_mark)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def load(path, known_modes=None):
+    """Read and validate a topology file; raises SpecError on the first problem."""
+    try:
+        text = read_text(path)
+    except InputError as e:
+        raise SpecError(path, None, None, str(e))
+    return parse(text, path, known_modes)
+
+
+def parse(text, path="<string>", known_modes=None):
+    loader = _UniqueKeyLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            check_expansion(node)
+        doc = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f"line {mark.line + 1}" if mark else "YAML"
+        problem = getattr(e, "problem", None) or str(e)
+        raise SpecError(path, line, None, f"malformed YAML: {problem}")
+    except InputError as e:
+        raise SpecError(path, None, None, str(e))
+    except RecursionError:
+        raise SpecError(path, None, None, "YAML nested too deeply")
+    finally:
+        loader.dispose()
+    return _Validator(path, known_modes).cluster(doc)
+
+
+class _Validator:
+    def __init__(self, path, known_modes):
+        self.path = path
+        self.known_modes = known_modes
+        self.names = {}  # every node and rack name, (namespace, name) of pods -> its field
+        self.pod_names = set()
+
+    def fail(self, fld, value, problem):
+        raise SpecError(self.path, fld, value, problem)
+
+    def mapping(self, doc, fld, keys):
+        if not isinstance(doc, dict):
+            self.fail(fld, doc, "must be a mapping")
+        unknown = sorted(set(map(str, doc)) - keys)
+        if unknown:
+            prefix = f"{fld}." if fld else ""
+            self.fail(prefix + unknown[0], doc[unknown[0]],
+                      f"unknown key (known: {', '.join(sorted(keys))})")
+        return doc
+
+    def name(self, value, fld, max_len, what, key=None):
+        """A checked name; `key` is what must be unique (a pod's: its namespace and name)."""
+        if not isinstance(value, str) or not DNS_LABEL.match(value):
+            self.fail(fld, value, f"{what} name must be lower-case letters, digits and '-'")
+        if len(value) > max_len:
+            self.fail(fld, value, f"{what} name is {len(value)} characters; at most {max_len} "
+                      f"fit{' a Linux interface name' if max_len == IFNAME_MAX else ''}")
+        for taken in (value, key):
+            if taken is not None and taken in self.names:
+                self.fail(fld, value, f"duplicate name (already used by {self.names[taken]})")
+        if key is None and value in self.pod_names:
+            self.fail(fld, value, "duplicate name (already a pod's)")
+        if key is None:
+            self.names[value] = fld
+        else:  # pods: unique in their namespace, and no node's or rack's name
+            self.names[key] = fld
+            self.pod_names.add(value)
+        return value
+
+    def network(self, value, fld):
+        try:
+            return ipaddress.IPv4Network(str(value), strict=True)
+        except ValueError as e:
+            self.fail(fld, value, f"not an IPv4 CIDR with host bits zero ({e})")
+
+    def number(self, value, fld, low, high, kind=int):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind is int:
+            ok = ok and float(value).is_integer()
+        if not ok or not low <= value <= high:
+            self.fail(fld, value, f"must be a number from {low} to {high}")
+        return kind(value)
+
+    def cluster(self, doc):
+        doc = self.mapping(doc if doc is not None else {}, "", TOP_KEYS)
+        name = doc.get("name", "testbed")
+        if not valid_cluster_name(name):
+            self.fail("name", name, CLUSTER_NAME_RULE)
+        pod_cidr = self.network(doc.get("podCIDR", DEFAULT_POD_CIDR), "podCIDR")
+        prefix = self.number(doc.get("nodePrefix", DEFAULT_NODE_PREFIX), "nodePrefix",
+                             pod_cidr.prefixlen, 28)
+        mtu = self.number(doc.get("mtu", DEFAULT_MTU), "mtu", 1280, 9000)
+        mode = doc.get("mode")
+        if mode is not None and self.known_modes is not None and mode not in self.known_modes:
+            self.fail("mode", mode, f"unknown mode (known: {', '.join(sorted(self.known_modes))})")
+        bandwidth = doc.get("bandwidth")
+        if bandwidth is not None:
+            bandwidth = self.number(bandwidth, "bandwidth", 1, 100000, float)
+        delay = doc.get("delay")
+        if delay is not None:
+            delay = self.number(delay, "delay", 0, 10000, float)
+        racks = self.racks(doc.get("racks"), bandwidth, delay, pod_cidr)
+        nodes = self.nodes(doc.get("nodes"), racks)
+        capacity = 2 ** (prefix - pod_cidr.prefixlen)
+        if len(nodes) > capacity:
+            self.fail("podCIDR", str(pod_cidr), f"holds {capacity} /{prefix} node subnets, "
+                      f"too few for {len(nodes)} nodes")
+        if len(racks) > 1:
+            self.name(ROUTER_NAME, "(rack router)", IFNAME_MAX, "router")
+        reflectors = self.bgp(doc.get("bgp"), nodes)
+        udp = self.mapping(doc.get("udp") or {}, "udp", UDP_KEYS)
+        offload = udp.get("offload", True)
+        if not isinstance(offload, bool):
+            self.fail("udp.offload", offload, "must be true or false")
+        underlay = doc.get("underlay", "linux")
+        if underlay not in UNDERLAYS:
+            self.fail("underlay", underlay, f"must be one of {', '.join(UNDERLAYS)}")
+        external = doc.get("externalClient", False)
+        if not isinstance(external, bool):
+            self.fail("externalClient", external, "must be true or false")
+        if external:
+            self.name(EXTERNAL_NAME, "(external client)", IFNAME_MAX, "external client")
+        proxy = self.mapping(doc.get("kubeProxy") or {}, "kubeProxy", KUBE_PROXY_KEYS)
+        proxy_mode = proxy.get("mode", PROXY_MODES[0])
+        if proxy_mode not in PROXY_MODES:
+            self.fail("kubeProxy.mode", proxy_mode, f"must be one of {', '.join(PROXY_MODES)}")
+        netpol = self.mapping(doc.get("networkPolicy") or {}, "networkPolicy",
+                              NETWORK_POLICY_KEYS)
+        enforce = netpol.get("enforce")
+        if enforce is not None and not isinstance(enforce, bool):
+            self.fail("networkPolicy.enforce", enforce, "must be true or false")
+        return ClusterSpec(name, str(self.path), pod_cidr, prefix, mtu, mode,
+                           tuple(racks), tuple(nodes), reflectors, offload, underlay,
+                           self.manifest_paths(doc.get("manifests")), external, proxy_mode,
+                           enforce)
+
+    def manifest_paths(self, docs):
+        """Paths as given, relative to the topology file's directory."""
+        if docs is None:
+            return ()
+        if not isinstance(docs, list) or not all(isinstance(d, str) and d for d in docs):
+            self.fail("manifests", docs, "must be a list of files or directories")
+        base = os.path.dirname(os.path.abspath(str(self.path)))
+        return tuple(os.path.normpath(os.path.join(base, d)) for d in docs)
+
+    def bgp(self, doc, nodes):
+        if doc is None:
+            return ()
+        doc = self.mapping(doc, "bgp", BGP_KEYS)
+        reflectors = doc.get("routeReflectors", [])
+        if not isinstance(reflectors, list):
+            self.fail("bgp.routeReflectors", reflectors, "must be a list of node names")
+        names = [n.name for n in nodes]
+        for i, name in enumerate(reflectors):
+            if name not in names:
+                self.fail(f"bgp.routeReflectors[{i}]", name, "no such node")
+        racks_with_pods = {n.rack for n in nodes}
+        covered = {n.rack for n in nodes if n.name in reflectors}
+        if reflectors and covered != racks_with_pods:
+            missing = sorted(racks_with_pods - covered)
+            self.fail("bgp.routeReflectors", reflectors,
+                      f"every rack needs a route reflector; none in {', '.join(missing)}")
+        return tuple(reflectors)
+
+    def racks(self, docs, bandwidth, delay, pod_cidr):
+        if docs is None:
+            docs = [{"name": "rack1"}]
+        if not isinstance(docs, list) or not docs:
+            self.fail("racks", docs, "must be a non-empty list")
+        racks = []
+        for i, doc in enumerate(docs):
+            fld = f"racks[{i}]"
+            doc = self.mapping(doc, fld, RACK_KEYS)
+            name = self.name(doc.get("name"), f"{fld}.name", IFNAME_MAX, "rack")
+            subnet = self.network(doc.get("subnet", f"192.168.{i + 1}.0/24"), f"{fld}.subnet")
+            if subnet.overlaps(pod_cidr):
+                self.fail(f"{fld}.subnet", str(subnet), f"overlaps podCIDR {pod_cidr}")
+            for other in racks:
+                if subnet.overlaps(other.subnet):
+                    self.fail(f"{fld}.subnet", str(subnet),
+                              f"overlaps rack {other.name}'s subnet {other.subnet}")
+            bw = doc.get("bandwidth", bandwidth)
+            if bw is not None:
+                bw = self.number(bw, f"{fld}.bandwidth", 1, 100000, float)
+            dl = doc.get("delay", delay)
+            if dl is not None:
+                dl = self.number(dl, f"{fld}.delay", 0, 10000, float)
+            racks.append(RackSpec(name, subnet, bw, dl or None))
+        return racks
+
+    def nodes(self, docs, racks):
+        if not isinstance(docs, list) or not docs:
+            self.fail("nodes", docs, "must be a non-empty list of nodes")
+        rack_names = [r.name for r in racks]
+        per_rack = {r.name: 0 for r in racks}
+        nodes = []
+        for i, doc in enumerate(docs):
+            fld = f"nodes[{i}]"
+            doc = self.mapping(doc, fld, NODE_KEYS)
+            name = self.name(doc.get("name"), f"{fld}.name", IFNAME_MAX, "node")
+            rack_name = doc.get("rack", rack_names[0] if len(racks) == 1 else None)
+            if rack_name not in rack_names:
+                self.fail(f"{fld}.rack", rack_name,
+                          f"no such rack (racks: {', '.join(rack_names)})")
+            rack = racks[rack_names.index(rack_name)]
+            host = FIRST_NODE_HOST + per_rack[rack_name]
+            per_rack[rack_name] += 1
+            if host >= rack.subnet.num_addresses - 1:
+                self.fail(f"{fld}.rack", rack_name, f"subnet {rack.subnet} has no address left "
+                          f"for node {name} (nodes start at host .{FIRST_NODE_HOST})")
+            ip = ipaddress.IPv4Interface(f"{rack.subnet[host]}/{rack.subnet.prefixlen}")
+            pods = self.pods(doc.get("pods", 0), f"{fld}.pods", name)
+            nodes.append(NodeSpec(name, rack_name, ip, tuple(pods)))
+        return nodes
+
+    def pods(self, doc, fld, node):
+        if isinstance(doc, int) and not isinstance(doc, bool):
+            if not 0 <= doc <= 250:
+                self.fail(fld, doc, "pod count must be from 0 to 250")
+            doc = [{"name": f"{node}-pod{k + 1}"} for k in range(doc)]
+        if not isinstance(doc, list):
+            self.fail(fld, doc, "must be a pod count or a list of pods")
+        pods = []
+        for i, pdoc in enumerate(doc):
+            pfld = f"{fld}[{i}]"
+            pdoc = self.mapping(pdoc, pfld, POD_KEYS)
+            namespace = pdoc.get("namespace", "default")
+            if not isinstance(namespace, str) or not DNS_LABEL.match(namespace):
+                self.fail(f"{pfld}.namespace", namespace, "must be a DNS label")
+            # pod names are scoped to their namespace, as in Kubernetes; they may not be a
+            # node's or rack's name, which commands take in the same place
+            name = self.name(pdoc.get("name"), f"{pfld}.name", 63, "pod",
+                             key=(namespace, pdoc.get("name")))
+            labels = pdoc.get("labels", {})
+            if not isinstance(labels, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+                self.fail(f"{pfld}.labels", labels, "must map strings to strings")
+            containers = self.containers(pdoc.get("containers"), f"{pfld}.containers")
+            pods.append(PodSpec(name, namespace, node, dict(labels), containers))
+        return pods
+
+    def containers(self, docs, fld):
+        if docs is None:
+            return (ContainerSpec("main", DEFAULT_COMMAND),)
+        if not isinstance(docs, list) or not docs:
+            self.fail(fld, docs, "must be a non-empty list of containers")
+        seen, out = set(), []
+        for i, doc in enumerate(docs):
+            cfld = f"{fld}[{i}]"
+            doc = self.mapping(doc, cfld, CONTAINER_KEYS)
+            name = doc.get("name")
+            if not isinstance(name, str) or not DNS_LABEL.match(name) or name in seen:
+                self.fail(f"{cfld}.name", name, "must be a unique DNS label within the pod")
+            seen.add(name)
+            command = doc.get("command", list(DEFAULT_COMMAND))
+            if isinstance(command, str):
+                command = ["sh", "-c", command]
+            if not isinstance(command, list) or not command or not all(
+                    isinstance(a, str) for a in command):
+                self.fail(f"{cfld}.command", command, "must be a string or a list of strings")
+            if any("\0" in a for a in command):
+                self.fail(f"{cfld}.command", command, "holds a NUL character, which no "
+                          "command line can carry")
+            out.append(ContainerSpec(name, tuple(command)))
+        return tuple(out)

@@ -1,0 +1,202 @@
+"""The process that owns a running cluster (`testbed up --no-cli`).
+
+Mininet's node shells live as long as the process that made them, so a cluster that outlives
+the `up` command needs an owner. The supervisor builds the cluster, reports "ready" (or the
+error) to the `up` command on its stdout, then serves a control socket in the run directory
+until asked to go `down` or sent SIGTERM; either way it tears the cluster down.
+"""
+import argparse
+import json
+import os
+import socket
+import sys
+import traceback
+
+from testbed.core.cluster import Cluster, Interrupted, load_spec, signals_interrupt
+from testbed.errors import TestbedError
+from testbed.host.daemons import describe_death
+from testbed.host.processes import process_start_time
+
+READY = "ready"
+DAEMON_CHECK_S = 0.5  # how often the supervisor looks for dead daemons
+# how long a reply may keep a requester waiting (while the supervisor is seen alive, longer);
+# tests shorten it to show that a live supervisor is waited for
+REQUEST_TIMEOUT_S = float(os.environ.get("TESTBED_REQUEST_TIMEOUT_S", "120"))
+
+
+def request(state, op, timeout=REQUEST_TIMEOUT_S, progress=None, alive=None, **args):
+    """Send one request to a run's supervisor; returns its JSON reply.
+
+    The supervisor may send progress lines ({"progress": text}) before its reply; each is given
+    to progress(text) and restarts the timeout, so a long teardown that is getting on is
+    waited for. alive() (the supervisor still runs) is asked whenever the timeout runs out: a
+    live supervisor is waited for as long as it lives. Raises OSError if it never answers."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout if alive is None else min(timeout, 1.0))
+        sock.connect(state.control_socket)
+        sock.sendall(json.dumps({"op": op, **args}).encode() + b"\n")
+        data = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                if alive is not None and alive():
+                    continue
+                raise
+            if not chunk:
+                break
+            data += chunk
+            while b"\n" in data:
+                line, data = data.split(b"\n", 1)
+                message = json.loads(line)
+                if "progress" not in message:
+                    return message
+                if progress:
+                    progress(message["progress"])
+    return json.loads(data or b"{}")
+
+
+def apply_request(cluster, op, path):
+    """`testbed apply -f` / `delete -f`, carried out by the cluster's owner."""
+    from testbed.api import apply, manifests
+    try:
+        loaded = manifests.load(path)
+        result = (apply.apply if op == "apply" else apply.delete)(cluster, loaded)
+        return {"ok": True, **result.as_dict()}
+    except TestbedError as e:
+        return {"ok": False, "error": str(e)}
+    except Exception as e:  # a bug must not take the running cluster down with it
+        traceback.print_exc()
+        return {"ok": False, "error": f"{type(e).__name__}: {e} (see the supervisor log)"}
+
+
+def _report_deaths(cluster, reported):
+    """Log each daemon death once; check_daemons() records it in the state for `status`."""
+    for label, info in cluster.check_daemons().items():
+        if not info["alive"] and label not in reported:
+            reported.add(label)
+            print(describe_death(label, info, "testbed daemons --restart"), file=sys.stderr,
+                  flush=True)
+
+
+def serve(cluster):
+    """Answer requests until one asks for `down`."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if os.path.exists(cluster.state.control_socket):  # a dead owner's (adopt.py)
+        os.unlink(cluster.state.control_socket)
+    server.bind(cluster.state.control_socket)
+    server.listen(8)
+    server.settimeout(DAEMON_CHECK_S)
+    reported = set()
+    try:
+        while True:
+            _report_deaths(cluster, reported)
+            try:
+                conn, _ = server.accept()
+            except socket.timeout:
+                continue
+            with conn:
+                line = conn.makefile().readline()
+                try:
+                    request = json.loads(line)
+                    op = request.get("op")
+                except (ValueError, AttributeError):
+                    request, op = {}, None
+                if op == "down":
+                    left = cluster.down(progress=lambda text: _send(conn, {"progress": text}))
+                    _send(conn, {"ok": not left, "left": left, "timings": cluster.timings})
+                    return
+                if op == "status":
+                    reply = {"ok": True, "status": cluster.state.data["status"]}
+                elif op == "daemons":
+                    reply = {"ok": True, "daemons": cluster.check_daemons()}
+                elif op in ("apply", "delete"):
+                    reply = apply_request(cluster, op, request.get("path"))
+                elif op == "restart":
+                    try:
+                        reply = {"ok": True, "daemons": cluster.restart_daemon(request.get("node"))}
+                        reported = {label for label in reported
+                                    if not label.endswith(f"@{request.get('node')}")}
+                    except TestbedError as e:
+                        reply = {"ok": False, "error": str(e)}
+                else:
+                    reply = {"ok": False, "error": f"unknown request {op!r}"}
+                conn.sendall(json.dumps(reply).encode() + b"\n")
+    finally:
+        server.close()
+
+
+def _send(conn, message):
+    """A line to the requester; one who stopped listening does not stop the work."""
+    try:
+        conn.sendall(json.dumps(message).encode() + b"\n")
+    except OSError:
+        pass
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="testbed-supervisor")
+    parser.add_argument("--topo")
+    parser.add_argument("--mode")
+    parser.add_argument("--name")
+    parser.add_argument("--adopt", action="store_true",
+                        help="own the running cluster --name, whose owner died (adopt.py)")
+    parser.add_argument("--underlay")
+    parser.add_argument("--proxy-mode")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    report = os.fdopen(os.dup(1), "w")  # to the waiting `up`; fds 1 and 2 go to the log
+    cluster = None
+    with signals_interrupt():
+        try:
+            me = {"pid": os.getpid(), "start": process_start_time(os.getpid())}
+            if args.adopt:
+                from testbed.core.adopt import adopt
+                cluster = adopt(args.name, me, args.verbose)
+                _log_to(cluster)
+            else:
+                spec = load_spec(args.topo, args.name, args.underlay, args.proxy_mode)
+                cluster = Cluster.create(spec, args.mode, verbose=args.verbose, supervisor=me)
+                _log_to(cluster)
+                cluster.up()
+            report.write(READY + "\n")
+            report.close()
+            serve(cluster)
+        except (TestbedError, Interrupted) as e:
+            _report_failure(report, str(e) or type(e).__name__)
+            if cluster is not None:
+                _down_quietly(cluster)
+            return 1
+        except BaseException:
+            _report_failure(report, traceback.format_exc())
+            if cluster is not None:
+                _down_quietly(cluster)
+            raise
+        finally:
+            if cluster is not None:
+                cluster.remove_run_dir()
+    return 0
+
+
+def _log_to(cluster):
+    """From now on this process writes to the run's supervisor.log."""
+    log = os.open(os.path.join(cluster.state.dir, "supervisor.log"),
+                  os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+
+
+def _report_failure(report, message):
+    if not report.closed:
+        report.write(f"error: {message}\n")
+        report.close()
+
+
+def _down_quietly(cluster):
+    for problem in cluster.down():
+        print(f"teardown: {problem}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

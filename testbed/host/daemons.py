@@ -1,0 +1,101 @@
+"""A mode's long-running process (a udp forwarder, a BIRD): started in a namespace, owned by
+its PID in the run's state, watched, stopped."""
+import os
+import subprocess
+import time
+
+from testbed.errors import TestbedError
+from testbed.host.processes import describe_exit, pid_is, process_start_time, terminate
+
+
+class Daemon:
+    def __init__(self, label, argv, output_path):
+        self.label = label            # also what the state file says the PID is
+        self.argv = argv              # already wrapped to run in its namespace
+        self.output_path = output_path
+        self.proc = None
+        self.taken_over = None  # (pid, start) of a daemon another owner started
+
+    @property
+    def pid(self):
+        if self.taken_over:
+            return self.taken_over[0]
+        return self.proc.pid if self.proc else None
+
+    def take_over(self, state):
+        """Own the daemon of this label that the run recorded (a dead owner started it)."""
+        entry = next((e for e in state.owned("pids") if e["what"] == self.label), None)
+        if entry is None:
+            raise TestbedError(f"{self.label}: no record of it in the run's state")
+        self.taken_over = (entry["pid"], entry["start"])
+
+    def start(self, state, ready, timeout):
+        """Start, then wait until ready() is true; a death or a timeout is a TestbedError."""
+        with open(self.output_path, "ab") as out:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=out, start_new_session=True)
+        state.own_pid(self.proc.pid, self.label)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise TestbedError(f"{self.label} {describe_exit(self.proc.returncode)} at "
+                                   f"start: {self._last_output()} (output: {self.output_path})")
+            if ready():
+                return
+            time.sleep(0.02)
+        raise TestbedError(f"{self.label} did not answer within {timeout:.0f} s")
+
+    def _last_output(self):
+        try:
+            lines = open(self.output_path, errors="replace").read().strip().splitlines()
+        except OSError:
+            lines = []
+        return lines[-1] if lines else "no output"
+
+    def stop(self, state):
+        """Stop it if it still runs, reap it and forget its PID; nothing if never started."""
+        if self.taken_over:
+            terminate(*self.taken_over)
+            state.disown_pid(self.taken_over[0])
+            self.taken_over = None
+            return
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            terminate(self.proc.pid, process_start_time(self.proc.pid))
+        self.proc.wait()
+        state.disown_pid(self.proc.pid)
+        self.proc = None
+
+    def status(self, node):
+        if self.taken_over:
+            alive = pid_is(*self.taken_over)
+            return {"node": node, "pid": self.pid, "alive": alive,
+                    "state": "running" if alive else "ended (taken over from a dead owner, "
+                    "its exit status unknown)"}
+        code = self.proc.poll() if self.proc else -1
+        return {"node": node, "pid": self.pid, "alive": self.proc is not None and code is None,
+                "state": describe_exit(code)}
+
+
+def describe_death(label, info, restart_command):
+    """One line on a dead daemon and what its death means for traffic."""
+    if label.startswith("controller@"):
+        effect = "the flows it installed keep forwarding; nothing new is learned or installed"
+    else:
+        effect = (f"traffic through {info['node']} is dropped until "
+                  f"`{restart_command} {info['node']}`")
+    return f"{label} (pid {info['pid']}) {info['state']}: {effect}"
+
+
+def socket_ready(path, probe):
+    """A ready() for daemons with a control socket: it exists and probe() answers."""
+    def ready():
+        if not os.path.exists(path):
+            return False
+        try:
+            probe()
+            return True
+        except (OSError, TestbedError, subprocess.TimeoutExpired):
+            return False
+    return ready

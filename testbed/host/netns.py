@@ -1,0 +1,141 @@
+"""Running commands in the root namespace, in a node (by its shell's PID) or in a pod (by name)."""
+import json
+import os
+import subprocess
+
+from testbed.errors import CommandError
+
+NETNS_DIR = "/run/netns"
+
+
+def run(argv, input=None, env=None, check=True, timeout=60):
+    """Run argv; return stdout. On failure raise CommandError with the command's own words."""
+    argv = [str(a) for a in argv]
+    proc = subprocess.run(argv, input=input, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise CommandError(argv, proc.returncode, proc.stderr or proc.stdout)
+    return proc.stdout
+
+
+def in_node(pid, argv):
+    """argv prefixed to run in the network namespace of a node's shell."""
+    return ["nsenter", "-t", str(pid), "-n", "--"] + [str(a) for a in argv]
+
+
+def in_pod(netns, argv):
+    return ["ip", "netns", "exec", netns] + [str(a) for a in argv]
+
+
+def netns_path(name):
+    return f"{NETNS_DIR}/{name}"
+
+
+def namespace_id(path):
+    """The inode naming a network namespace (of a /run/netns file or /proc/PID/ns/net)."""
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def processes_in_any(ns_ids):
+    """{ns_id: [PIDs]} of the processes in any of the given namespaces: one pass over /proc."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ns_id = os.stat(f"/proc/{entry}/ns/net").st_ino
+            except OSError:  # gone meanwhile
+                continue
+            if ns_id in ns_ids:
+                found.setdefault(ns_id, []).append(int(entry))
+    return found
+
+
+def delete_named(names):
+    """`ip netns del` of many names with one `ip` (-force: one failure stops nothing)."""
+    if names:
+        run(["ip", "-force", "-batch", "-"], input="".join(f"netns del {n}\n" for n in names),
+            check=False)
+
+
+def outside_holders(names):
+    """{name: [pid, ...]} of the named namespaces that a process holds open as a file (say
+    /run/netns/NAME on one of its descriptors): deleting the name would not end such a
+    namespace, which would live on unrecorded. One pass over /proc for all the names."""
+    wanted = {}
+    for name in names:
+        ns_id = namespace_id(netns_path(name))
+        if ns_id is not None:  # a descriptor reads as the file opened, or as the namespace
+            wanted[f"net:[{ns_id}]"] = name
+            wanted[netns_path(name)] = name
+    found = {}
+    if not wanted:
+        return found
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{entry}/fd/{fd}")
+            except OSError:
+                continue
+            if target in wanted:
+                found.setdefault(wanted[target], []).append(int(entry))
+    return found
+
+
+def describe_holders(name, pids):
+    """Words for a namespace held open by processes the testbed did not start."""
+    shown = []
+    for pid in pids[:3]:
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                shown.append(f"{pid} ({f.read().strip()})")
+        except OSError:
+            shown.append(str(pid))
+    return (f"netns {name} is held open by pid {', '.join(shown)}, which the testbed did not "
+            "start: left in place")
+
+
+def netns_list():
+    """Names of the named network namespaces, as `ip netns list` shows them. Read from the
+    directory: `ip netns list` looks up every namespace's id, which with a thousand pods
+    costs more than the bring-up step that asks."""
+    try:
+        return sorted(os.listdir(NETNS_DIR))
+    except FileNotFoundError:
+        return []
+
+
+class Namespace:
+    """A network namespace commands can be run in: a node (by PID) or a pod (by name)."""
+
+    def __init__(self, label, wrap):
+        self.label = label
+        self.wrap = wrap
+
+    def argv(self, *argv):
+        return self.wrap(list(argv))
+
+    def run(self, *argv, **kwargs):
+        return run(self.wrap(list(argv)), **kwargs)
+
+    def ip_json(self, *args):
+        """`ip -j -d ARGS` in this namespace, parsed."""
+        out = self.run("ip", "-j", "-d", *args)
+        return json.loads(out) if out.strip() else []
+
+
+def node_namespace(name, pid):
+    return Namespace(name, lambda argv: in_node(pid, argv))
+
+
+def pod_namespace(name):
+    return Namespace(name, lambda argv: in_pod(name, argv))

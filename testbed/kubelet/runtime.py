@@ -1,0 +1,143 @@
+"""The kubelet/CRI role: pod sandboxes, their containers, and CNI ADD/DEL per the CNI spec.
+
+A sandbox is a named network namespace, `<pod>.<namespace>.<cluster>` (read it as a DNS name:
+`ip netns exec web.shop.c1 ip addr`), so that the same pod name in two namespaces, or in two
+clusters running side by side, never collides; `testbed get pods -o wide` shows it. Plugins
+run inside the node's namespace with the CNI_* environment and the network config on stdin, as
+a container runtime runs them; their error JSON is shown as they wrote it.
+"""
+import os
+import shutil
+import subprocess
+import time
+
+from testbed.cni import caller
+from testbed.errors import TestbedError
+from testbed.host import netns
+from testbed.host.processes import end_processes_in, end_together, terminate
+
+POD_IFNAME = "eth0"
+NETNS_ETC = "/etc/netns"  # `ip netns exec POD` bind-mounts /etc/netns/POD/* over /etc/*
+
+
+def container_id(cluster, pod):
+    return f"{cluster}-{pod.namespace}-{pod.name}"
+
+
+def sandbox_name(cluster: str, namespace: str, pod: str) -> str:
+    """The pod's network namespace: unique per cluster and per Kubernetes namespace ('.' is in
+    no cluster or namespace name, so the three parts never run into each other)."""
+    return f"{pod}.{namespace}.{cluster}"
+
+
+class Runtime:
+    def __init__(self, state, cni_path=caller.CNI_PATH):
+        self.state = state
+        self.cni_path = tuple(cni_path)
+        self.children = {}  # pid -> Popen of containers this process started (to reap them)
+        self.resolv_conf = None  # namespace -> resolv.conf text, once the cluster has DNS
+
+    def invoke(self, command, pod, node, netconf):
+        """Run one CNI command for a pod in its node's namespace; returns the parsed result."""
+        cid = container_id(self.state.name, pod)
+        # what kubelet passes through the CRI runtime; plugins that do not know a key ignore
+        # it because of IgnoreUnknown
+        cni_args = (f"IgnoreUnknown=1;K8S_POD_NAMESPACE={pod.namespace};K8S_POD_NAME={pod.name};"
+                    f"K8S_POD_INFRA_CONTAINER_ID={cid}")
+        return caller.call(command, netconf, container_id=cid,
+                           netns_path=netns.netns_path(self.sandbox(pod)), ifname=POD_IFNAME,
+                           cni_args=cni_args, cni_path=self.cni_path, wrap=node.ns.argv,
+                           what=f" for pod {pod.key} on node {node.name}")
+
+    def sandbox(self, pod):
+        return sandbox_name(self.state.name, pod.namespace, pod.name)
+
+    def create_pod(self, pod, node, netconf):
+        sandbox = self.sandbox(pod)
+        if sandbox in netns.netns_list():
+            raise TestbedError(f"network namespace {sandbox!r} already exists and is not this "
+                               f"run's: pod {pod.key} needs it (`testbed clean` removes those of "
+                               "runs whose owner died)")
+        self.state.own("netns", sandbox)
+        netns.run(["ip", "netns", "add", sandbox])
+        netns.run(["ip", "-n", sandbox, "link", "set", "lo", "up"])
+        record = {"name": pod.name, "node": node.name, "namespace": pod.namespace,
+                  "labels": pod.labels, "netns": sandbox, "ip": None, "containers": {},
+                  "netconf": netconf, "created": time.time()}
+        self.state.data["pods"][pod.key] = record
+        self.state.save()
+        result = self.invoke("ADD", pod, node, netconf)
+        record["ip"] = result["ips"][0]["address"].split("/")[0]
+        record["result"] = result
+        self.state.save()
+        if self.resolv_conf:
+            self.write_resolv_conf(record)
+        log_dir = self.state.subdir("pods", pod.namespace, pod.name)
+        for container in pod.containers:
+            record["containers"][container.name] = self.start_container(pod, container, log_dir)
+        self.state.save()
+        return record
+
+    def write_resolv_conf(self, record):
+        """The pod's resolv.conf, as the kubelet writes it; every command started in the pod
+        (containers, `testbed exec`) sees it in place of the machine's."""
+        directory = os.path.join(NETNS_ETC, record["netns"])
+        if directory not in self.state.owned("dirs"):
+            if os.path.exists(directory):
+                raise TestbedError(f"{directory} exists and is not this run's: pod "
+                                   f"{record['namespace']}/{record['name']} needs it for its "
+                                   "resolv.conf (`testbed clean` removes those of runs whose "
+                                   "owner died)")
+            self.state.own("dirs", directory)
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "resolv.conf"), "w") as f:
+            f.write(self.resolv_conf(record["namespace"]))
+
+    def start_container(self, pod, container, log_dir):
+        env = {**os.environ, **dict(container.env)} if container.env else None
+        with open(os.path.join(log_dir, f"{container.name}.log"), "ab") as log:
+            proc = subprocess.Popen(netns.in_pod(self.sandbox(pod), container.command),
+                                    stdin=subprocess.DEVNULL, stdout=log, env=env,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        self.children[proc.pid] = proc
+        entry = self.state.own_pid(proc.pid, f"pod {pod.key} container {container.name}")
+        return {**entry, "command": list(container.command)}
+
+    def end_all_containers(self, records):
+        """The containers of many pods, ended together (a whole cluster's teardown)."""
+        entries = [e for record in records for e in record["containers"].values()]
+        end_together([(e["pid"], e["start"]) for e in entries])
+        for entry in entries:
+            child = self.children.pop(entry["pid"], None)
+            if child:
+                child.wait()
+            self.state.disown_pid(entry["pid"])
+
+    def delete_pod(self, pod, node):
+        """Stop containers, CNI DEL, remove the sandbox. Raises the first failure at the end."""
+        record = self.state.data["pods"].get(pod.key)
+        errors = []
+        if record:
+            for entry in record["containers"].values():
+                terminate(entry["pid"], entry["start"])
+                child = self.children.pop(entry["pid"], None)
+                if child:
+                    child.wait()
+                self.state.disown_pid(entry["pid"])
+            try:
+                self.invoke("DEL", pod, node, record["netconf"])
+            except TestbedError as e:
+                errors.append(e)
+        sandbox = self.sandbox(pod)
+        if sandbox in self.state.owned("netns"):
+            end_processes_in(netns.namespace_id(netns.netns_path(sandbox)))
+            netns.run(["ip", "netns", "del", sandbox], check=False)
+            self.state.disown("netns", sandbox)
+        directory = os.path.join(NETNS_ETC, sandbox)
+        if directory in self.state.owned("dirs"):
+            shutil.rmtree(directory, ignore_errors=True)
+            self.state.disown("dirs", directory)
+        self.state.data["pods"].pop(pod.key, None)
+        self.state.save()
+        if errors:
+            raise errors[0]

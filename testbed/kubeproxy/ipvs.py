@@ -1,0 +1,126 @@
+"""kube-proxy's IPVS mode: what a node holds for the cluster's Services, and the commands that
+move it from one set of Services to the next. Only where the kernel has IPVS (ip_vs).
+
+As kube-proxy builds it (pkg/proxy/ipvs): every ClusterIP and LoadBalancer address sits on a
+dummy device kube-ipvs0, so the node accepts them as local; an IPVS virtual server per address
+and port (scheduler rr; ClientIP affinity as persistence of 10800 s) NATs to its endpoints
+(masquerading forwarding, `-m`); a NodePort is a virtual server on the node's address. A few
+fixed iptables rules match ipsets instead of one rule per Service: KUBE-CLUSTER-IP to mark
+traffic from outside the pod CIDR for masquerade, KUBE-NODE-PORT-TCP/UDP and
+KUBE-LOAD-BALANCER likewise, KUBE-LOOP-BACK for a pod reaching itself (hairpin).
+
+render() is pure; commands() diffs two renders into ipvsadm-restore, ipset restore and
+`ip -batch` input.
+"""
+from dataclasses import dataclass, field
+
+from testbed.kubeproxy.iptables import AFFINITY_TIMEOUT_S, MASQ_MARK
+
+DEVICE = "kube-ipvs0"
+SCHEDULER = "rr"
+IPSETS = {  # name -> type, as kube-proxy creates them
+    "KUBE-CLUSTER-IP": "hash:ip,port",
+    "KUBE-LOAD-BALANCER": "hash:ip,port",
+    "KUBE-LOOP-BACK": "hash:ip,port,ip",
+    "KUBE-NODE-PORT-TCP": "bitmap:port range 0-65535",
+    "KUBE-NODE-PORT-UDP": "bitmap:port range 0-65535",
+    "KUBE-NODE-PORT-SCTP-HASH": "hash:ip,port",  # SCTP NodePorts are per node address
+}
+SERVICE_FLAGS = {"tcp": "-t", "udp": "-u", "sctp": "--sctp-service"}  # ipvsadm's
+SYSCTLS = [  # kube-proxy's settings for IPVS: conntrack for masquerading, fast reuse of ports
+    "net.ipv4.vs.conntrack=1", "net.ipv4.vs.conn_reuse_mode=0",
+    "net.ipv4.vs.expire_nodest_conn=1", "net.ipv4.vs.expire_quiescent_template=1",
+    # the addresses on kube-ipvs0 must not be answered for on the node's other interfaces
+    "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2",
+]
+
+
+def nat_rules(pod_cidr):
+    """The fixed nat chains (iptables-restore --noflush input)."""
+    match = "-m set --match-set"
+    return "\n".join([
+        "*nat",
+        ":KUBE-SERVICES - [0:0]", ":KUBE-POSTROUTING - [0:0]", ":KUBE-MARK-MASQ - [0:0]",
+        ":KUBE-NODE-PORT - [0:0]", ":KUBE-LOAD-BALANCER - [0:0]",
+        f'-A KUBE-SERVICES ! -s {pod_cidr} -m comment --comment "Kubernetes service cluster ip '
+        f'+ port for masquerade purpose" {match} KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ',
+        f"-A KUBE-SERVICES {match} KUBE-LOAD-BALANCER dst,dst -j KUBE-LOAD-BALANCER",
+        "-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT",
+        f"-A KUBE-SERVICES {match} KUBE-CLUSTER-IP dst,dst -j ACCEPT",
+        f"-A KUBE-SERVICES {match} KUBE-LOAD-BALANCER dst,dst -j ACCEPT",
+        f"-A KUBE-NODE-PORT -p tcp {match} KUBE-NODE-PORT-TCP dst -j KUBE-MARK-MASQ",
+        f"-A KUBE-NODE-PORT -p udp {match} KUBE-NODE-PORT-UDP dst -j KUBE-MARK-MASQ",
+        f"-A KUBE-NODE-PORT -p sctp {match} KUBE-NODE-PORT-SCTP-HASH dst,dst -j KUBE-MARK-MASQ",
+        "-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ",
+        f'-A KUBE-POSTROUTING -m comment --comment "Kubernetes endpoints dst ip:port, source ip '
+        f'for solving hairpin purpose" {match} KUBE-LOOP-BACK dst,dst,src -j MASQUERADE',
+        f"-A KUBE-POSTROUTING -m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN",
+        f"-A KUBE-POSTROUTING -j MARK --xor-mark {MASQ_MARK}",
+        "-A KUBE-POSTROUTING -j MASQUERADE --random-fully",
+        f"-A KUBE-MARK-MASQ -j MARK --or-mark {MASQ_MARK}",
+        "COMMIT", ""])
+
+
+@dataclass
+class IpvsState:
+    """One node's view: virtual servers ((proto, ip, port) -> (persistence s, {(ip, port)})),
+    addresses on kube-ipvs0, and ipset entries (set -> {entry})."""
+    virtual: dict = field(default_factory=dict)
+    addresses: set = field(default_factory=set)
+    sets: dict = field(default_factory=lambda: {name: set() for name in IPSETS})
+
+
+def render(service_ports, node_ip):
+    st = IpvsState()
+    for sp in service_ports:
+        persistence = AFFINITY_TIMEOUT_S if sp.affinity else 0
+        reals = frozenset(sp.endpoints)
+        st.addresses.add(sp.cluster_ip)
+        st.sets["KUBE-CLUSTER-IP"].add(f"{sp.cluster_ip},{sp.protocol}:{sp.port}")
+        st.virtual[(sp.protocol, sp.cluster_ip, sp.port)] = (persistence, reals)
+        for ip in sp.external_ips:
+            st.addresses.add(ip)
+            st.sets["KUBE-LOAD-BALANCER"].add(f"{ip},{sp.protocol}:{sp.port}")
+            st.virtual[(sp.protocol, ip, sp.port)] = (persistence, reals)
+        if sp.node_port and sp.protocol == "sctp":
+            st.sets["KUBE-NODE-PORT-SCTP-HASH"].add(f"{node_ip},sctp:{sp.node_port}")
+        elif sp.node_port:
+            st.sets[f"KUBE-NODE-PORT-{sp.protocol.upper()}"].add(str(sp.node_port))
+        if sp.node_port:
+            st.virtual[(sp.protocol, node_ip, sp.node_port)] = (persistence, reals)
+        for ip, port in sp.endpoints:
+            st.sets["KUBE-LOOP-BACK"].add(f"{ip},{sp.protocol}:{port},{ip}")
+    return st
+
+
+def _service(key):
+    proto, ip, port = key
+    return f"{SERVICE_FLAGS[proto]} {ip}:{port}"
+
+
+def commands(old, new):
+    """(ipvsadm-restore input, ipset restore input, `ip -batch` input) from render `old`
+    (None: a node with nothing yet) to render `new`."""
+    old = old or IpvsState()
+    ipvs = []
+    for key, (persistence, reals) in new.virtual.items():
+        before = old.virtual.get(key)
+        if before is None or before[0] != persistence:
+            if before is not None:
+                ipvs.append(f"-D {_service(key)}")
+            before = (persistence, frozenset())
+            ipvs.append(f"-A {_service(key)} -s {SCHEDULER}" +
+                        (f" -p {persistence}" if persistence else ""))
+        ipvs += [f"-a {_service(key)} -r {ip}:{port} -m -w 1"
+                 for ip, port in sorted(reals - before[1])]
+        ipvs += [f"-d {_service(key)} -r {ip}:{port}" for ip, port in sorted(before[1] - reals)]
+    ipvs += [f"-D {_service(key)}" for key in old.virtual if key not in new.virtual]
+    sets = []
+    if not old.virtual and not any(old.sets.values()):
+        sets += [f"create {name} {kind} -exist" for name, kind in IPSETS.items()]
+    for name in IPSETS:
+        sets += [f"add {name} {entry} -exist" for entry in sorted(new.sets[name] - old.sets[name])]
+        sets += [f"del {name} {entry} -exist" for entry in sorted(old.sets[name] - new.sets[name])]
+    addrs = [f"address add {ip}/32 dev {DEVICE}" for ip in sorted(new.addresses - old.addresses)]
+    addrs += [f"address del {ip}/32 dev {DEVICE}" for ip in sorted(old.addresses - new.addresses)]
+    return "\n".join(ipvs), "\n".join(sets), "\n".join(addrs)

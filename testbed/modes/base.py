@@ -1,0 +1,128 @@
+"""The interface every CNI mode implements, and the registry that finds modes by name.
+
+Shaped like flannel's pkg/backend: the cluster asks a mode to plan leases, set up each node,
+learn and forget peers, give the network config pods attach with, and start/stop its daemons.
+"""
+import importlib
+import os
+import pkgutil
+from dataclasses import dataclass, field
+
+from testbed.errors import TestbedError
+
+UNDERLAY_DEV = "eth0"
+
+
+@dataclass
+class NodeContext:
+    """What a mode may use of one node: its facts and a way to run commands in it."""
+    name: str
+    rack: str
+    ip: object          # IPv4Interface on the underlay device
+    ns: object          # netns.Namespace of the node
+    dir: str            # the node's own directory in the run directory
+    lease: object = None  # IPv4Network of the node's pods, set from the mode's plan
+    facts: dict = field(default_factory=dict)  # mode-specific facts (a VTEP MAC, a PID, ...)
+
+
+class Mode:
+    """Base class of a CNI mode; subclasses register with @register."""
+    name = ""
+    summary = ""
+    requires = ()  # doctor feature names this mode cannot work without
+    encap_overhead = 0  # bytes the datapath adds per packet; pod MTU = underlay MTU - this
+    datapath = ""       # how packets move, recorded with benchmark results
+    # where NetworkPolicy can be enforced: "routed" (pods on routed interfaces, Calico's
+    # Felix), "bridged" (pods on a bridge, as Canal puts Felix on flannel's), or None
+    policy_hook = None
+    policy_by_default = False  # whether the real plugin enforces NetworkPolicy itself
+    policy_note = "this mode's datapath bypasses the node's packet filter"
+    adoptable = False  # a new owner can take the cluster over from the records (adopt.py)
+
+    def describe_datapath(self, spec, caps):
+        """How packets move in this cluster (caps: doctor's), recorded with benchmark results."""
+        return self.datapath
+
+    def check(self, spec):
+        """Refuse a topology the mode cannot wire, before anything is built."""
+
+    def plan(self, spec):
+        """{node name: pod subnet}"""
+        raise NotImplementedError
+
+    def pod_mtu(self, spec):
+        return spec.mtu - self.encap_overhead
+
+    def setup_node(self, spec, node):
+        """Create the node's own datapath objects."""
+
+    def add_peer(self, spec, node, peer):
+        """Make `node` reach the pods of `peer`."""
+
+    def remove_peer(self, spec, node, peer):
+        """Undo add_peer."""
+
+    def network_config(self, spec, node):
+        """The CNI network configuration (a dict) pods on `node` are attached with."""
+        raise NotImplementedError
+
+    def start(self, cluster):
+        """Start the mode's daemons, once every node is set up."""
+
+    def stop(self, cluster):
+        """Stop what start() started."""
+
+    def daemons(self, cluster):
+        """{label: pid} of the mode's own processes, whose CPU a benchmark reports apart."""
+        return {}
+
+    def daemon_status(self, cluster):
+        """{label: {"node", "pid", "alive", "state"}} of the mode's own processes."""
+        return {}
+
+    def restart_daemon(self, cluster, node_name):
+        raise TestbedError(f"mode {self.name} runs no daemon to restart")
+
+    def adopt(self, cluster):
+        """Take over the daemons a dead owner started (their labels are in the records);
+        nothing is started or changed."""
+
+    def describe_node(self, node):
+        """Short facts shown by `testbed get nodes`."""
+        return {}
+
+    def pod_added(self, cluster, pod, node, record):
+        """A pod was attached (record: the runtime's, with the CNI result)."""
+
+    def pod_removed(self, cluster, pod, node):
+        """A pod is about to be detached."""
+
+
+_REGISTRY = {}
+
+
+def register(cls):
+    if cls.name in _REGISTRY:
+        raise RuntimeError(f"CNI mode {cls.name} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _discover():
+    """Import every mode package beside this module, so that adding a mode is adding a folder
+    (each package's __init__ imports the modules that register its modes)."""
+    for info in pkgutil.iter_modules([os.path.dirname(__file__)]):
+        if info.ispkg:
+            importlib.import_module(f"testbed.modes.{info.name}")
+
+
+def mode_names():
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def get_mode(name):
+    _discover()
+    if name not in _REGISTRY:
+        raise TestbedError(f"unknown CNI mode {name!r} (known: {', '.join(sorted(_REGISTRY))})")
+    return _REGISTRY[name]()

@@ -1,0 +1,171 @@
+"""Calico-style BGP routing: cali veths without a bridge, /26 blocks, BIRD on every node.
+
+Pods attach through the testbed's own CNI plugin (testbed/calico_plugin.py). Each node owns
+/26 blocks (another when its pods outgrow one); BIRD announces them as blackhole routes and
+programs what it learns into the kernel, so pod traffic is plainly routed, with no
+encapsulation. Peering: full-mesh iBGP (Calico's default) unless the topology names route
+reflectors. With several racks each rack is its own AS and peers by eBGP with the rack router
+(Calico's AS-per-rack design), so pod routes cross racks — where host-gw cannot go.
+"""
+import os
+import time
+
+from testbed.core import ipam
+from testbed.errors import TestbedError
+from testbed.modes.base import Mode, register
+from testbed.modes.bgp.bird import NODE_AS, ROUTER_AS, BirdDaemon, birdc, node_config, router_config
+
+PLUGIN_TYPE = "testbed-calico"
+NETWORK_NAME = "k8s-pod-network"  # the network name in Calico's CNI config
+LINK_LOCAL_GATEWAY = "169.254.1.1"
+CONVERGENCE_TIMEOUT_S = 60.0
+
+
+@register
+class BgpMode(Mode):
+    name = "bgp"
+    summary = "Calico-style: cali veths, /26 blocks, BIRD (BGP full mesh or route reflectors)"
+    requires = ("veth", "bird", "birdc", f"cni/{PLUGIN_TYPE}")
+    adoptable = True
+    policy_hook, policy_by_default = "routed", True  # Calico enforces NetworkPolicy
+    datapath = "kernel: IP routes from BIRD (BGP), cali veths with proxy ARP, no bridge"
+
+    def __init__(self):
+        self.birds = {}  # node or router name -> BirdDaemon
+
+    def plan(self, spec):
+        try:
+            self.blocks = ipam.calico_blocks(spec)
+        except ValueError as e:
+            raise TestbedError(f"{spec.path}: {e}")
+        return {name: blocks[0] for name, blocks in self.blocks.items()}
+
+    def check(self, spec):
+        self.plan(spec)
+
+    def setup_node(self, spec, node):
+        node.facts["blocks"] = [str(b) for b in self.blocks[node.name]]
+        # Pods' default gateway 169.254.1.1 is answered by proxy ARP, which the kernel does
+        # only for an address it can route elsewhere. A Calico host has a default route for
+        # that; nodes on a single rack have none here, so this host route plays its part.
+        node.ns.run("ip", "route", "replace", f"{LINK_LOCAL_GATEWAY}/32", "dev", "lo")
+
+    def network_config(self, spec, node):
+        return {
+            "cniVersion": "1.0.0",
+            "name": NETWORK_NAME,
+            "type": PLUGIN_TYPE,
+            "mtu": self.pod_mtu(spec),
+            "ipam": {"type": "testbed-calico-blocks", "blocks": node.facts["blocks"],
+                     "dataDir": os.path.join(node.dir, "calico-ipam")},
+        }
+
+    # --- BIRD --------------------------------------------------------------------------------
+    def _node_as(self, spec, node):
+        if not spec.has_router:
+            return NODE_AS
+        return ROUTER_AS + [r.name for r in spec.racks].index(node.rack) + 1
+
+    def _peers(self, spec, node, nodes):
+        """[(name, ip, as, rr_client)] of a node's BGP sessions."""
+        reflectors = [n for n in spec.route_reflectors
+                      if nodes[n].rack == node.rack] if spec.route_reflectors else []
+        same_rack = [p for p in nodes.values() if p is not node and p.rack == node.rack]
+        if not reflectors:
+            wanted = same_rack  # full mesh
+        elif node.name in reflectors:
+            wanted = same_rack  # a reflector talks to everyone in its rack
+        else:
+            wanted = [nodes[r] for r in reflectors]
+        my_as = self._node_as(spec, node)
+        peers = [(f"node_{p.name}".replace("-", "_"), p.ip.ip, my_as,
+                  bool(reflectors) and node.name in reflectors and p.name not in reflectors)
+                 for p in wanted]
+        if spec.has_router:
+            router_ip = spec.rack(node.rack).router_ip.ip
+            peers.append(("rack_router", router_ip, ROUTER_AS, False))
+        return peers
+
+    def start(self, cluster):
+        spec, nodes = cluster.spec, cluster.nodes
+        started = time.monotonic()
+        for node in nodes.values():
+            daemon = BirdDaemon(node.name, node.ns, os.path.join(node.dir, "bird"))
+            daemon.write_config(node_config(
+                node.ip.ip, node.facts["blocks"], self._node_as(spec, node),
+                self._peers(spec, node, nodes), daemon.log,
+                reflector=node.name in spec.route_reflectors))
+            self.birds[node.name] = daemon
+            node.facts["bird_socket"] = daemon.socket
+        if spec.has_router:
+            router_ns = cluster.routers["router"]
+            daemon = BirdDaemon("router", router_ns, cluster.state.subdir("router", "bird"))
+            sessions = [(f"node_{n.name}".replace("-", "_"), spec.rack(n.rack).router_ip.ip,
+                         n.ip.ip, self._node_as(spec, n)) for n in nodes.values()]
+            daemon.write_config(router_config(spec.racks[0].router_ip.ip, sessions, daemon.log))
+            self.birds["router"] = daemon
+        for daemon in self.birds.values():
+            daemon.start(cluster.state)
+        cluster.timings["bgp_converged_s"] = self.wait_converged(cluster, started)
+
+    def adopt(self, cluster):
+        for node in cluster.nodes.values():
+            daemon = BirdDaemon(node.name, node.ns, os.path.join(node.dir, "bird"))
+            daemon.take_over(cluster.state)
+            self.birds[node.name] = daemon
+            node.facts.update(blocks=[str(b) for b in self.blocks[node.name]],
+                              bird_socket=daemon.socket)
+        if "router" in cluster.routers:
+            daemon = BirdDaemon("router", cluster.routers["router"],
+                                cluster.state.subdir("router", "bird"))
+            daemon.take_over(cluster.state)
+            self.birds["router"] = daemon
+
+    def wait_converged(self, cluster, started, timeout=None):
+        timeout = timeout or CONVERGENCE_TIMEOUT_S
+        """Seconds from BIRD's start until every node has a kernel route to every other block."""
+        deadline = time.monotonic() + timeout
+        while True:
+            missing = self.missing_routes(cluster)
+            if not missing:
+                return time.monotonic() - started
+            if time.monotonic() > deadline:
+                raise TestbedError(f"BGP did not converge within {timeout:.0f} s: "
+                                   + "; ".join(missing[:5]))
+            time.sleep(0.1)
+
+    def missing_routes(self, cluster):
+        out = []
+        for node in cluster.nodes.values():
+            have = {r["dst"] for r in node.ns.ip_json("route", "show", "proto", "bird")
+                    if r.get("type", "unicast") == "unicast"}
+            for peer in cluster.nodes.values():
+                for block in peer.facts["blocks"] if peer is not node else []:
+                    if block not in have:
+                        out.append(f"{node.name} lacks {block} of {peer.name}")
+        return out
+
+    def stop(self, cluster):
+        for daemon in self.birds.values():
+            daemon.stop(cluster.state)
+        self.birds = {}
+
+    def daemon_status(self, cluster):
+        return {f"bird@{name}": d.status(name) for name, d in self.birds.items()}
+
+    def daemons(self, cluster):
+        return {f"bird@{name}": d.pid for name, d in self.birds.items() if d.pid}
+
+    def restart_daemon(self, cluster, node_name):
+        daemon = self.birds.get(node_name)
+        if daemon is None:
+            raise TestbedError(f"no BIRD runs for {node_name}")
+        daemon.stop(cluster.state)
+        daemon.start(cluster.state)
+
+    def protocols(self, node):
+        return birdc(node.facts["bird_socket"], "show", "protocols")
+
+    def describe_node(self, node):
+        return {"lease": ",".join(node.facts.get("blocks", [])),
+                "bird_socket": node.facts.get("bird_socket")}

@@ -1,0 +1,34 @@
+"""Flannel's host-gw backend: a plain route per peer lease via the peer node's underlay IP.
+
+No encapsulation, so it only works where every node reaches every other node directly on one
+L2 segment; flannel refuses other peers at run time, we refuse such a topology up front.
+"""
+from testbed.errors import TestbedError
+from testbed.modes.base import UNDERLAY_DEV, register
+from testbed.modes.flannel.base import FlannelMode
+
+
+@register
+class HostGwMode(FlannelMode):
+    name = "host-gw"
+    summary = "flannel host-gw: routes to peer leases via peer node IPs (one L2 segment)"
+    datapath = "kernel: IP routes via peer nodes, Linux bridge cni0"
+
+    def check(self, spec):
+        super().check(spec)
+        if len({node.rack for node in spec.nodes}) > 1:
+            by_rack = {}
+            for node in spec.nodes:
+                by_rack.setdefault(node.rack, []).append(node.name)
+            racks = "; ".join(f"{rack}: {', '.join(names)}" for rack, names in by_rack.items())
+            raise TestbedError(
+                f"{spec.path}: mode host-gw needs every node on one L2 segment, but the nodes "
+                f"are on {len(by_rack)} racks ({racks}); use vxlan (or another encapsulating "
+                f"mode) across racks")
+
+    def add_peer(self, spec, node, peer):
+        node.ns.run("ip", "route", "replace", peer.lease, "via", peer.ip.ip, "dev", UNDERLAY_DEV)
+
+    def remove_peer(self, spec, node, peer):
+        node.ns.run("ip", "route", "del", peer.lease, "via", peer.ip.ip, "dev", UNDERLAY_DEV,
+                    check=False)

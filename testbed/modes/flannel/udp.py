@@ -1,0 +1,151 @@
+"""Flannel's udp backend: TUN device flannel0 and a userspace forwarder per node.
+
+Per node (as flannel-io/flannel backend/udp builds it): TUN `flannel0` with the lease's network
+address as /32, MTU = underlay - 28, and a route for the whole cluster CIDR to flannel0 (the
+node's own lease stays on cni0, a longer prefix). The forwarder (native/, a small C program
+built by the install step, as flannel's own loop is C) carries each packet as one UDP datagram
+to the owning node's port 8285. Its peer table is changed at run time over a control socket.
+
+Flannel's forwarder moves one packet per system call. Ours by default moves bundles across
+the kernel boundary (TSO super-packets from flannel0, UDP GSO out, UDP GRO in, TCP segments
+joined again before flannel0) while the wire stays flannel's: one inner packet per datagram.
+`udp: {offload: false}` in the topology runs flannel's one-packet-at-a-time loop instead.
+"""
+import json
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+from testbed.errors import TestbedError
+from testbed.host.daemons import Daemon, socket_ready
+from testbed.modes.base import register
+from testbed.modes.flannel.base import FlannelMode
+
+TUN_DEV = "flannel0"
+PORT = 8285
+FORWARDER = "flannel-udp-forwarder"
+BUILD_DIR = Path(__file__).resolve().parents[2] / "build"
+READY_TIMEOUT_S = 5.0
+
+
+def forwarder_path():
+    """The forwarder binary: the one the install step built, else one on PATH."""
+    built = BUILD_DIR / FORWARDER
+    if os.access(built, os.X_OK):
+        return str(built)
+    return shutil.which(FORWARDER)
+
+
+def control(sock_path, command, timeout=2.0):
+    """Send one command to a forwarder's control socket; returns its one-line reply."""
+    reply_path = f"{sock_path}.client-{os.getpid()}-{time.monotonic_ns()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.bind(reply_path)  # a path, not an abstract name: the forwarder is in another netns
+        try:
+            s.settimeout(timeout)
+            s.sendto(command.encode(), sock_path)
+            reply = s.recv(4096).decode()
+        finally:
+            os.unlink(reply_path)
+    if reply.startswith("error"):
+        raise TestbedError(f"forwarder {sock_path}: {command!r}: {reply}")
+    return reply
+
+
+@register
+class UdpMode(FlannelMode):
+    name = "udp"
+    summary = "flannel udp: TUN flannel0 and a userspace UDP forwarder on port 8285"
+    requires = FlannelMode.requires + ("tun", FORWARDER)
+    encap_overhead = 28  # outer IPv4 20 + UDP 8: the pod packet travels whole in one datagram
+    datapath = "userspace: TUN flannel0 + C forwarder over UDP 8285, Linux bridge cni0"
+
+    def describe_datapath(self, spec, caps):
+        how = ("TSO/GSO/GRO bundles" if spec.udp_offload
+               else "one packet per system call, as flannel's")
+        return f"{self.datapath}; forwarder moves {how}"
+
+    def __init__(self):
+        self.forwarders = {}  # node name -> Daemon
+
+    def setup_backend(self, spec, node):
+        run = node.ns.run
+        run("ip", "tuntap", "add", "dev", TUN_DEV, "mode", "tun")
+        run("ip", "link", "set", TUN_DEV, "mtu", spec.mtu - self.encap_overhead)
+        run("ip", "addr", "add", f"{node.lease.network_address}/32", "dev", TUN_DEV)
+        run("ip", "link", "set", TUN_DEV, "up")
+        run("ip", "route", "replace", spec.pod_cidr, "dev", TUN_DEV)
+        node.facts["control"] = os.path.join(node.dir, "udp-forwarder.sock")
+        node.facts["peers"] = {}
+
+    # --- peers -----------------------------------------------------------------------------
+    def add_peer(self, spec, node, peer):
+        node.facts["peers"][str(peer.lease)] = str(peer.ip.ip)
+        if node.name in self.forwarders:
+            control(node.facts["control"], f"add {peer.lease} {peer.ip.ip}")
+
+    def remove_peer(self, spec, node, peer):
+        node.facts["peers"].pop(str(peer.lease), None)
+        if node.name in self.forwarders:
+            control(node.facts["control"], f"del {peer.lease}")
+
+    # --- the forwarders --------------------------------------------------------------------
+    def start(self, cluster):
+        for node in cluster.nodes.values():
+            self.start_forwarder(cluster, node)
+
+    def start_forwarder(self, cluster, node):
+        binary = forwarder_path()
+        if not binary:
+            raise TestbedError(f"{FORWARDER} is not built: run scripts/install.sh (it compiles "
+                               "native/flannel-udp-forwarder.c)")
+        sock = node.facts["control"]
+        argv = [binary, "--tun", TUN_DEV, "--listen", node.ip.ip, "--control", sock,
+                "--port", PORT] + ([] if cluster.spec.udp_offload else ["--no-offload"])
+        forwarder = Daemon(self._label(node), node.ns.argv(*argv),
+                           os.path.join(node.dir, "udp-forwarder.log"))
+        self.forwarders[node.name] = forwarder
+        forwarder.start(cluster.state,
+                        socket_ready(sock, lambda: control(sock, "stats", timeout=0.5)),
+                        READY_TIMEOUT_S)
+        node.facts["forwarder_pid"] = forwarder.pid
+        for lease, ip in node.facts["peers"].items():
+            control(sock, f"add {lease} {ip}")
+
+    def adopt(self, cluster):
+        for node in cluster.nodes.values():
+            forwarder = Daemon(self._label(node), [], os.path.join(node.dir,
+                                                                   "udp-forwarder.log"))
+            forwarder.take_over(cluster.state)
+            self.forwarders[node.name] = forwarder
+
+    @staticmethod
+    def _label(node):
+        return f"udp forwarder on {node.name}"
+
+    def stop(self, cluster):
+        for forwarder in self.forwarders.values():
+            forwarder.stop(cluster.state)
+        self.forwarders = {}
+
+    def restart_daemon(self, cluster, node_name):
+        """Start a node's forwarder again (after it died); it re-reads the peer table."""
+        old = self.forwarders.pop(node_name, None)
+        if old is not None:
+            old.stop(cluster.state)
+        self.start_forwarder(cluster, cluster.nodes[node_name])
+
+    def daemon_status(self, cluster):
+        """{label: {"node", "pid", "alive", "state"}} of every forwarder."""
+        return {f"forwarder@{name}": f.status(name) for name, f in self.forwarders.items()}
+
+    def daemons(self, cluster):
+        return {f"forwarder@{name}": f.pid for name, f in self.forwarders.items()}
+
+    def stats(self, node):
+        return json.loads(control(node.facts["control"], "stats"))
+
+    def describe_node(self, node):
+        return {**super().describe_node(node), "forwarder_pid": node.facts.get("forwarder_pid")}

@@ -1,0 +1,234 @@
+"""The openflow mode: an SDN CNI in the style of Antrea, driven by one os-ken controller.
+
+Per node (its own ovsdb-server and ovs-vswitchd in the node's namespace, see ovs.py):
+  br-int   OVS bridge, fail-mode secure, flows only from the controller (controllers/podnet.py)
+  gw0      internal port of br-int with the lease's first address: the node's side of its pods
+  tun0     VXLAN port (UDP 4789) whose remote end each flow chooses (remote_ip=flow)
+  routes   <peer lease> via <peer gw0 address> dev gw0 onlink, for the node's own traffic
+Pods attach with the testbed-ovs CNI plugin (a veth whose host side is a port of br-int,
+addresses from host-local over the node's lease); the testbed then tells the controller.
+
+With the userspace datapath, OVS sends tunnel packets itself and needs the node's underlay
+device on a bridge of its own: eth0 becomes a port of br-phy and the node's address moves to
+br-phy (OVS's documented userspace tunnelling set-up); the kernel datapath needs none of it.
+"""
+import os
+import re
+import subprocess
+import time
+
+from testbed.core import ipam
+from testbed.errors import TestbedError
+from testbed.modes.base import UNDERLAY_DEV, Mode, register
+from testbed.underlay import ovs
+from testbed.underlay.controller import ControllerProcess
+
+PLUGIN_TYPE = "testbed-ovs"
+BRIDGE, GATEWAY, TUNNEL, PHYSICAL = "br-int", "gw0", "tun0", "br-phy"
+VXLAN_PORT = 4789
+FLOWS_TIMEOUT_S = 15.0
+
+
+@register
+class OpenflowMode(Mode):
+    name = "openflow"
+    summary = "SDN CNI: OVS br-int per node, VXLAN tunnels, flows from an os-ken controller"
+    policy_note = "the openflow mode's flows switch pod traffic past the node's packet " \
+        "filter; its NetworkPolicy would be OpenFlow rules (not built)"
+    requires = ("veth", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "os-ken",
+                f"cni/{PLUGIN_TYPE}", "cni/host-local")
+    encap_overhead = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
+    datapath = "OVS br-int per node, VXLAN tunnel port, flows from the os-ken controller"
+
+    def __init__(self):
+        self.controller = None
+        self.switches = {}   # node name -> OvsInstance
+        self.dp_type = None
+
+    def describe_datapath(self, spec, caps):
+        return f"{self.datapath} ({ovs.describe_datapath(ovs.datapath_type(caps))})"
+
+    def check(self, spec):
+        ipam.check_lease_room(spec)
+
+    def plan(self, spec):
+        return ipam.node_leases(spec)
+
+    def setup_node(self, spec, node):
+        node.facts["gateway"] = str(node.lease[1])
+        node.facts["peers"] = {}
+
+    # --- peers -----------------------------------------------------------------------------
+    def add_peer(self, spec, node, peer):
+        node.facts["peers"][peer.name] = peer
+        if self.controller is not None:
+            self._route_to(node, peer)
+
+    def remove_peer(self, spec, node, peer):
+        node.facts["peers"].pop(peer.name, None)
+        if self.controller is not None:
+            node.ns.run("ip", "route", "del", str(peer.lease), check=False)
+            self.controller.request("forget_node", name=peer.name)
+
+    @staticmethod
+    def _route_to(node, peer):
+        node.ns.run("ip", "route", "replace", str(peer.lease), "via", peer.facts["gateway"],
+                    "dev", GATEWAY, "onlink")
+
+    # --- start: controller, then each node's switch ----------------------------------------
+    def start(self, cluster):
+        self.dp_type = ovs.datapath_type(cluster.caps)
+        self.controller = ControllerProcess("openflow controller", ["podnet"],
+                                            cluster.state.subdir("openflow"))
+        self.controller.start(cluster.state)
+        for index, node in enumerate(cluster.nodes.values(), start=1):
+            self._start_switch(cluster, node, index)
+        for node in cluster.nodes.values():
+            for peer in node.facts["peers"].values():
+                self._route_to(node, peer)
+            self.controller.request("node", **self._node_facts(node))
+        for node in cluster.nodes.values():
+            self._wait_for_flow(node, "arp_tpa", node.facts["gateway"])
+        if self.dp_type == "netdev":
+            self._resolve_tunnel_neighbours(cluster)
+        cluster.state.update(openflow={
+            "datapath": self.dp_type, "description": self.describe_datapath(None, cluster.caps),
+            "control_socket": self.controller.control_socket,
+            "bridges": {n: sw.mgmt(BRIDGE) for n, sw in self.switches.items()}})
+
+    def _start_switch(self, cluster, node, index):
+        sw = ovs.OvsInstance(node.name, cluster.state.subdir("openflow", node.name),
+                             lambda argv: node.ns.argv(*argv))
+        self.switches[node.name] = sw
+        sw.start(cluster.state)
+        node.facts["ovsdb"] = f"unix:{sw.db_sock}"
+        node.facts["dpid"] = f"{index:016x}"
+        run = node.ns.run
+        if self.dp_type == "netdev":
+            self._underlay_on_bridge(sw, node)
+        sw.add_bridge(BRIDGE, self.dp_type, [], self.controller.ofp_socket,
+                      settings=[f"other-config:datapath-id={node.facts['dpid']}"])
+        sw.vsctl("add-port", BRIDGE, GATEWAY, "--", "set", "interface", GATEWAY,
+                 "type=internal",
+                 "--", "add-port", BRIDGE, TUNNEL, "--", "set", "interface", TUNNEL,
+                 "type=vxlan", "options:remote_ip=flow", f"options:dst_port={VXLAN_PORT}")
+        self._wait_for_device(node, GATEWAY)
+        run("ip", "link", "set", GATEWAY, "mtu", self.pod_mtu(cluster.spec))
+        if self.dp_type == "netdev":
+            run("ethtool", "-K", GATEWAY, "tx", "off")
+        run("ip", "addr", "add", f"{node.facts['gateway']}/{node.lease.prefixlen}",
+            "dev", GATEWAY)
+        run("ip", "link", "set", GATEWAY, "up")
+        node.facts["gateway_mac"] = node.ns.ip_json("link", "show", GATEWAY)[0]["address"]
+
+    def _underlay_on_bridge(self, sw, node):
+        """eth0 into br-phy, the node's address onto br-phy (userspace tunnelling)."""
+        run = node.ns.run
+        default = [r for r in node.ns.ip_json("route", "show", "default") if "gateway" in r]
+        sw.vsctl("add-br", PHYSICAL, "--", "set", "bridge", PHYSICAL,
+                 f"datapath_type={self.dp_type}", "fail-mode=standalone",
+                 "--", "add-port", PHYSICAL, UNDERLAY_DEV)
+        self._wait_for_device(node, PHYSICAL)
+        for argv in ovs.userspace_port_argvs(UNDERLAY_DEV):
+            run(*argv)
+        run("ethtool", "-K", PHYSICAL, "tx", "off")
+        run("ip", "addr", "del", str(node.ip), "dev", UNDERLAY_DEV)
+        run("ip", "addr", "add", str(node.ip), "dev", PHYSICAL)
+        run("ip", "link", "set", PHYSICAL, "up")
+        for route in default:
+            run("ip", "route", "replace", "default", "via", route["gateway"], "dev", PHYSICAL)
+
+    @staticmethod
+    def _resolve_tunnel_neighbours(cluster):
+        """OVS's userspace tunnels drop the first packet to a tunnel destination whose next
+        hop is not in their neighbour cache yet (and ask ARP for it): a few pings from each
+        node to each peer's gateway, through the tunnel, fill the caches before pods talk."""
+        pings = [subprocess.Popen(node.ns.argv("ping", "-c3", "-i0.1", "-W1",
+                                               peer.facts["gateway"]),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for node in cluster.nodes.values() for peer in node.facts["peers"].values()]
+        for proc in pings:
+            proc.wait()
+
+    @staticmethod
+    def _wait_for_device(node, name, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while not node.ns.run("ip", "-o", "link", "show", name, check=False):
+            if time.monotonic() > deadline:
+                raise TestbedError(f"OVS did not create {name} on {node.name}")
+            time.sleep(0.02)
+
+    def _node_facts(self, node):
+        return {"name": node.name, "dpid": node.facts["dpid"], "ip": str(node.ip.ip),
+                "lease": str(node.lease), "gateway_ip": node.facts["gateway"],
+                "gateway_mac": node.facts["gateway_mac"]}
+
+    def _wait_for_flow(self, node, field, address):
+        """Until the node's bridge holds a flow matching field=address (as ovs-ofctl prints)."""
+        sw = self.switches[node.name]
+        needle = f"{field}={address}"
+        pattern = re.compile(re.escape(needle) + r"[ ,]")
+        deadline = time.monotonic() + FLOWS_TIMEOUT_S
+        while not pattern.search(sw.ofctl("dump-flows", BRIDGE)):
+            if not self.controller.status()["alive"]:
+                raise TestbedError(f"the openflow controller died: see {self.controller.log}")
+            if time.monotonic() > deadline:
+                raise TestbedError(f"{BRIDGE} on {node.name} got no flow for {needle} from the "
+                                   f"controller within {FLOWS_TIMEOUT_S:.0f} s "
+                                   f"(log: {self.controller.log})")
+            time.sleep(0.05)
+
+    # --- pods ------------------------------------------------------------------------------
+    def network_config(self, spec, node):
+        return {
+            "cniVersion": "1.0.0",
+            "name": "k8s-pod-network",
+            "type": PLUGIN_TYPE,
+            "mtu": self.pod_mtu(spec),
+            "bridge": BRIDGE,
+            "ovsdb": node.facts["ovsdb"],
+            "gateway": node.facts["gateway"],
+            "userspaceDatapath": self.dp_type == "netdev",
+            "ipam": {
+                "type": "host-local",
+                "dataDir": os.path.join(node.dir, "cni", "networks"),
+                "ranges": [[{"subnet": str(node.lease), "gateway": node.facts["gateway"]}]],
+            },
+        }
+
+    def pod_added(self, cluster, pod, node, record):
+        host, sandbox = record["result"]["interfaces"][:2]
+        self.controller.request("pod", node=node.name, name=pod.key, ip=record["ip"],
+                                mac=sandbox["mac"], port=host["name"])
+        self._wait_for_flow(node, "nw_dst", record["ip"])
+
+    def pod_removed(self, cluster, pod, node):
+        if self.controller is not None and self.controller.status()["alive"]:
+            self.controller.request("forget_pod", node=node.name, name=pod.key)
+
+    # --- daemons ---------------------------------------------------------------------------
+    def stop(self, cluster):
+        for sw in self.switches.values():
+            sw.stop(cluster.state)
+        self.switches = {}
+        if self.controller is not None:
+            self.controller.stop(cluster.state)
+            self.controller = None
+
+    def daemons(self, cluster):
+        pids = {"controller@openflow": self.controller.pid} if self.controller else {}
+        for sw in self.switches.values():
+            pids.update({d.label: d.pid for d in sw.daemons})
+        return pids
+
+    def daemon_status(self, cluster):
+        status = {"controller@openflow": self.controller.status()} if self.controller else {}
+        for sw in self.switches.values():
+            status.update(sw.status())
+        return status
+
+    def stats(self):
+        return self.controller.stats()
+
+    def describe_node(self, node):
+        return {"lease": str(node.lease), "gateway": node.facts.get("gateway")}

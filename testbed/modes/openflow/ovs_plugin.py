@@ -1,0 +1,113 @@
+"""The openflow mode's CNI plugin (CNI spec 1.0): a pod's veth as a port of the node's br-int.
+
+In the style of Antrea's CNI server: the pod side is eth0 with an address from the node's
+subnet (IPAM delegated, here to host-local) and a default route via the node's gateway (gw0 on
+br-int); the host side becomes an OVS port carrying the pod's identity in external_ids. The
+flows that make the port useful come from the controller, which the testbed tells of the pod.
+
+    {"cniVersion": "1.0.0", "name": "k8s-pod-network", "type": "testbed-ovs", "mtu": 1450,
+     "bridge": "br-int", "ovsdb": "unix:/run/testbed/<cluster>/openflow/<node>.db.sock",
+     "gateway": "10.244.0.1", "userspaceDatapath": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.0.0/24"}]], "dataDir": ...}}
+
+With userspaceDatapath the host side is made that datapath's alone and both ends compute
+their own checksums (see testbed/ovs.py).
+"""
+import hashlib
+import os
+import subprocess
+import sys
+
+from testbed.cni import skeleton as cniplugin
+from testbed.cni.skeleton import (
+    INVALID_CONFIG,
+    IO_FAILURE,
+    UNKNOWN_CONTAINER,
+    PluginError,
+    link_json,
+    sh,
+)
+from testbed.underlay import ovs
+
+
+def host_port_name(namespace, pod):
+    """"of" + the first 11 hex digits of sha1("<namespace>.<pod>"): 13 characters."""
+    return "of" + hashlib.sha1(f"{namespace}.{pod}".encode()).hexdigest()[:11]
+
+
+def load_config(text):
+    conf = cniplugin.load_json_config(text)
+    for key in ("bridge", "ovsdb", "gateway"):
+        if not isinstance(conf.get(key), str) or not conf[key]:
+            raise PluginError(INVALID_CONFIG, f"{key} is missing")
+    if not isinstance(conf.get("ipam"), dict):
+        raise PluginError(INVALID_CONFIG, "ipam is missing")
+    return conf
+
+
+def environment(env, command):
+    ctx = cniplugin.pod_environment(env, command)
+    return {**ctx, "host": host_port_name(ctx["namespace"], ctx["pod"]), "env": dict(env)}
+
+
+def vsctl(conf, *args):
+    return sh("ovs-vsctl", f"--db={conf['ovsdb']}", "--timeout=10", *args)
+
+
+def add(conf, ctx):
+    ipam = cniplugin.delegate_ipam(conf, "ADD", ctx["env"])
+    if not ipam.get("ips"):
+        raise PluginError(IO_FAILURE, "IPAM returned no address")
+    address = ipam["ips"][0]["address"]
+    host, ifname, ns = ctx["host"], ctx["ifname"], ctx["netns"]
+    try:
+        cniplugin.make_veth(ifname, host, conf.get("mtu", 1500), ns)
+        if conf.get("userspaceDatapath"):
+            for argv in ovs.userspace_port_argvs(host):
+                sh(*argv)
+            sh("ethtool", "-K", ifname, "tx", "off", netns=ns)
+        sh("ip", "addr", "add", address, "dev", ifname, netns=ns)
+        sh("ip", "link", "set", ifname, "up", netns=ns)
+        sh("ip", "route", "add", "default", "via", conf["gateway"], "dev", ifname, netns=ns)
+        sh("ip", "link", "set", host, "up")
+        pod_mac = link_json(ifname, ns)["address"]
+        vsctl(conf, "--may-exist", "add-port", conf["bridge"], host, "--", "set", "interface",
+              host, f'external_ids:k8s-pod="{ctx["namespace"]}/{ctx["pod"]}"',
+              f"external_ids:ip={address.split('/')[0]}", f'external_ids:mac="{pod_mac}"')
+    except PluginError:
+        subprocess.run(["ovs-vsctl", f"--db={conf['ovsdb']}", "--if-exists", "del-port",
+                        conf["bridge"], host], capture_output=True)
+        subprocess.run(["nft", "delete", "chain", "netdev", ovs.NFT_TABLE, f"in-{host}"],
+                       capture_output=True)
+        subprocess.run(["ip", "link", "del", host], capture_output=True)
+        cniplugin.delegate_ipam(conf, "DEL", ctx["env"])
+        raise
+    return {"cniVersion": conf["cniVersion"],
+            "interfaces": [{"name": host, "mac": link_json(host)["address"]},
+                           {"name": ifname, "mac": pod_mac, "sandbox": ns}],
+            "ips": [{"address": address, "gateway": conf["gateway"], "interface": 1}],
+            "routes": [{"dst": "0.0.0.0/0", "gw": conf["gateway"]}]}
+
+
+def delete(conf, ctx):
+    """Idempotent, as the spec asks: whatever is already gone is not an error."""
+    subprocess.run(["nft", "delete", "chain", "netdev", ovs.NFT_TABLE, f"in-{ctx['host']}"],
+                   capture_output=True)
+    subprocess.run(["ovs-vsctl", f"--db={conf['ovsdb']}", "--timeout=10", "--if-exists",
+                    "del-port", conf["bridge"], ctx["host"]], capture_output=True)
+    subprocess.run(["ip", "link", "del", ctx["host"]], capture_output=True)
+    cniplugin.delegate_ipam(conf, "DEL", ctx["env"])
+
+
+def check(conf, ctx):
+    ports = vsctl(conf, "list-ports", conf["bridge"]).split()
+    if ctx["host"] not in ports:
+        raise PluginError(UNKNOWN_CONTAINER, f"{ctx['host']} is not a port of {conf['bridge']}")
+
+
+def main(stdin=sys.stdin, stdout=sys.stdout, env=os.environ):
+    return cniplugin.main(load_config, environment, add, delete, check, stdin, stdout, env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""NetworkPolicy enforcement in each node's packet filter, in the shape Calico's Felix gives it.
+
+Per node, one nftables table `calico` holds, for every local pod isolated in a direction, a
+chain on the host side of its interface: cali-tw-<iface> for traffic to the pod (ingress),
+cali-fw-<iface> for traffic from it (egress). They run the pod's policies, one chain each
+(cali-pi-<iface>-<ns>/<policy> inbound, cali-po-... outbound); a rule that admits the packet
+sets the accept bit of the mark and returns, and the endpoint chain drops what no policy
+passed. Established and related packets are accepted first: replies of allowed connections
+flow. Traffic from the node's own addresses to its pods is always allowed.
+
+The table (ip calico) hooks forward (to and from pods) and input (pods to their node). How a
+packet is tied to its pod depends on how pods attach:
+  routed (bgp: cali interfaces, routed by the node): by interface, iifname/oifname;
+  bridged (flannel modes: veths on cni0, where Canal puts Felix): by the pod's address, since
+      bridged packets reach the IP hooks through br_netfilter (bridge-nf-call-iptables, as
+      kubeadm requires) with the bridge as their device. This kernel has no connection
+      tracking in nftables' bridge family, so the bridge's own hooks cannot keep replies open.
+
+render() is pure: state data in, `nft -f` text out (the whole table, replaced atomically).
+"""
+import shutil
+
+from testbed.errors import TestbedError
+from testbed.policy import semantics as pol
+
+TABLE = "ip calico"
+PROTOCOLS = ("TCP", "UDP", "SCTP")  # matched by IP protocol number: no SCTP module needed
+ACCEPT_MARK = "0x10000"
+KEYS = {"routed": ("iifname", "oifname"), "bridged": ("ip saddr", "ip daddr")}  # from, to
+
+
+def host_interface(pod):
+    """The host-side interface of a pod record, from its CNI result."""
+    netconf = pod.get("netconf", {})
+    names = [i["name"] for i in pod.get("result", {}).get("interfaces", [])
+             if "sandbox" not in i and i["name"] != netconf.get("bridge")]
+    return names[0] if names else None
+
+
+def _addresses(ips):
+    return "{ " + ", ".join(sorted(ips)) + " }"
+
+
+def _ports(ports, protocol, target):
+    """nft port matches for the PolicyPorts of one protocol: "" when the rule has no ports
+    (every port), None when none of them exists on the target."""
+    if not ports:
+        return ""
+    ranges = []
+    for p in ports:
+        if p.protocol != protocol:
+            continue
+        found = pol.port_numbers(p, target)
+        if found:
+            ranges.append(str(found[0]) if found[0] == found[1] else f"{found[0]}-{found[1]}")
+    return f"th dport {{ {', '.join(ranges)} }}" if ranges else None
+
+
+def _peer_matches(data, policy, rule, side):
+    """nft address matches ("ip saddr ...") for the rule's peers; [""] for every peer."""
+    if not rule.peers:
+        return [""]
+    out = []
+    for peer in rule.peers:
+        if peer.cidr:
+            match = f"ip {side} {peer.cidr}"
+            if peer.excepts:
+                match += f" ip {side} != {_addresses(peer.excepts)}"
+            out.append(match)
+        else:
+            ips = set(pol.peer_pods(data, policy, peer).values())
+            if ips:
+                out.append(f"ip {side} {_addresses(ips)}")
+    return out
+
+
+def _policy_rules(data, policy, direction, pod):
+    """Rules of one policy for one local pod: each admitting match sets the accept bit."""
+    rules = policy.ingress if direction == "Ingress" else policy.egress
+    side = "saddr" if direction == "Ingress" else "daddr"
+    out = []
+    for rule in rules:
+        for peer in _peer_matches(data, policy, rule, side):
+            for protocol in PROTOCOLS if rule.ports else ("",):
+                if direction == "Ingress":
+                    targets = [pod]
+                else:  # named ports are the destination pods' own
+                    named = any(isinstance(p.port, str) for p in rule.ports)
+                    targets = [None] + (list(data["pods"].values()) if named else [])
+                for target in targets:
+                    ports = _ports(rule.ports, protocol, target)
+                    if ports is None:
+                        continue
+                    if target is not None and direction == "Egress":
+                        peer_part = f"{peer} ip daddr {target['ip']}".strip()
+                    else:
+                        peer_part = peer
+                    proto = f"meta l4proto {protocol.lower()}" if protocol else ""
+                    match = " ".join(x for x in (peer_part, proto, ports) if x)
+                    out.append(f"{match} meta mark set meta mark | {ACCEPT_MARK} return"
+                               .strip())
+    return out
+
+
+def render(data, node_name, hook, node_addresses):
+    """The node's whole `calico` table for policies in the state data."""
+    from_key, to_key = KEYS[hook]
+    all_policies = pol.policies(data)  # parsed once, not per pod and direction
+    chains, to_pods, from_pods = {}, {}, {}
+    for key, pod in sorted(data["pods"].items()):
+        iface = host_interface(pod)
+        if pod["node"] != node_name or not pod["ip"] or iface is None:
+            continue
+        for direction, prefix, verdicts in (("Ingress", "tw", to_pods),
+                                            ("Egress", "fw", from_pods)):
+            isolating = pol.isolating(all_policies, pod, direction)
+            if not isolating:
+                continue
+            chain = f"cali-{prefix}-{iface}"
+            body = []
+            if direction == "Ingress":
+                body.append(f"ip saddr {_addresses(node_addresses)} return")  # own node
+            body.append(f"meta mark set meta mark & {~int(ACCEPT_MARK, 16) & 0xffffffff:#x}")
+            for policy in isolating:
+                sub = f"cali-p{'i' if direction == 'Ingress' else 'o'}-{iface}-" \
+                      f"{policy.namespace}/{policy.name}"
+                chains[sub] = _policy_rules(data, policy, direction, pod)
+                # as Felix: the first policy that passes the packet ends the search
+                body += [f"jump {sub}", f"meta mark & {ACCEPT_MARK} == {ACCEPT_MARK} return"]
+            body.append(f'counter drop comment "{key}: no policy allows this '
+                        f'{direction.lower()}"')
+            chains[chain] = body
+            verdicts[f'"{iface}"' if hook == "routed" else pod["ip"]] = chain
+    base = {"forward": ["ct state established,related accept", "ct state invalid drop"],
+            "input": ["ct state established,related accept"]}
+    if from_pods:
+        base["forward"].append(f"{from_key} vmap {_vmap(from_pods)}")
+        base["input"].append(f"{from_key} vmap {_vmap(from_pods)}")
+    if to_pods:
+        base["forward"].append(f"{to_key} vmap {_vmap(to_pods)}")
+    lines = [f"table {TABLE} {{}}", f"delete table {TABLE}", f"table {TABLE} {{"]
+    for hook_name, rules in base.items():
+        lines.append(f"  chain {hook_name} {{")
+        lines.append(f"    type filter hook {hook_name} priority filter; policy accept;")
+        lines += [f"    {r}" for r in rules]
+        lines.append("  }")
+    for chain, rules in chains.items():
+        lines.append(f"  chain {chain} {{")
+        lines += [f"    {r}" for r in rules]
+        lines.append("  }")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _vmap(verdicts):
+    return "{ " + ", ".join(f"{key} : jump {chain}"
+                            for key, chain in sorted(verdicts.items())) + " }"
+
+
+class Enforcer:
+    """Felix's role on every node: the node's table rewritten after every change."""
+
+    def __init__(self, hook):
+        self.hook = hook  # "routed" or "bridged"
+        self.addresses = {}  # node -> its own addresses (always allowed to its pods)
+        self.active = False
+
+    def sync(self, cluster):
+        data = cluster.state.data
+        if not data.get("policies") and not self.active:
+            return
+        if not shutil.which("nft"):
+            raise TestbedError("NetworkPolicy enforcement needs nft (nftables), which this "
+                               "machine lacks (see `testbed doctor`)")
+        self.active = True
+        for node in cluster.nodes.values():
+            if node.name not in self.addresses:
+                self.addresses[node.name] = [
+                    a["local"] for link in node.ns.ip_json("-4", "addr", "show")
+                    for a in link.get("addr_info", []) if a["local"] != "127.0.0.1"]
+                data["nodes"][node.name]["addresses"] = self.addresses[node.name]
+                cluster.state.save()  # `policy check` reads them: the node's own addresses
+                if self.hook == "bridged":  # bridged packets through the IP hooks
+                    node.ns.run("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
+            node.ns.run("nft", "-f", "-", input=render(data, node.name, self.hook,
+                                                       self.addresses[node.name]))

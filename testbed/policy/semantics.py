@@ -1,0 +1,172 @@
+"""NetworkPolicy semantics, as Kubernetes documents them: which pods a policy isolates, which
+peers and ports its rules admit, and the decision for one connection with its reasons.
+
+- A pod is isolated for ingress (egress) when some policy of its namespace selects it and has
+  that policy type; an isolated pod accepts (sends) only what some rule of those policies
+  allows. Policies are additive: any rule allowing is enough, none can deny.
+- Peers: a podSelector alone means pods of the policy's namespace; a namespaceSelector alone,
+  every pod of the selected namespaces; both in one peer, the selected pods of the selected
+  namespaces; an ipBlock, addresses in its cidr and in none of its excepts.
+- Ports: a rule without ports admits every port; a named port is looked up on the destination
+  pod's containers; endPort makes a range.
+- Traffic from the pod's own node is always allowed, and replies of allowed connections too.
+
+Everything here is pure: state data in, decisions out. Policies are kept in the state as
+records (to_record/from_record).
+"""
+import dataclasses
+import ipaddress
+import json
+
+from testbed.api.manifests import LabelSelector, NetworkPolicy, PolicyPeer, PolicyPort, PolicyRule
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set on every namespace, as Kubernetes does
+
+
+def table(state):
+    return state.data.setdefault("policies", {})
+
+
+def to_record(policy):
+    """A JSON-shaped record (lists, not tuples), as the state file holds it."""
+    record = json.loads(json.dumps(dataclasses.asdict(policy)))
+    record.pop("source", None)
+    return record
+
+
+def _selector(rec):
+    if rec is None:
+        return None
+    return LabelSelector(tuple(tuple(x) for x in rec["match_labels"]),
+                         tuple((k, op, tuple(v)) for k, op, v in rec["match_expressions"]))
+
+
+def from_record(rec):
+    def rules(items):
+        return tuple(PolicyRule(
+            tuple(PolicyPeer(_selector(p["pod_selector"]), _selector(p["namespace_selector"]),
+                             p["cidr"], tuple(p["excepts"])) for p in r["peers"]),
+            tuple(PolicyPort(p["protocol"], p["port"], p["end_port"]) for p in r["ports"]))
+            for r in items)
+    return NetworkPolicy(rec["name"], rec["namespace"], _selector(rec["pod_selector"]),
+                         tuple(rec["policy_types"]), rules(rec["ingress"]), rules(rec["egress"]))
+
+
+def policies(data):
+    return [from_record(rec) for _key, rec in sorted(data.get("policies", {}).items())]
+
+
+def namespace_labels(data, namespace):
+    labels = dict(data.get("namespaces", {}).get(namespace, {}).get("labels", {}))
+    labels[NAMESPACE_NAME_LABEL] = namespace
+    return labels
+
+
+def selects(policy, pod):
+    """Does the policy apply to this pod record?"""
+    return pod["namespace"] == policy.namespace and \
+        policy.pod_selector.matches(pod.get("labels", {}))
+
+
+def isolating(all_policies, pod, direction):
+    """Those of `all_policies` that isolate a pod record in a direction ("Ingress" or
+    "Egress")."""
+    return [p for p in all_policies if direction in p.policy_types and selects(p, pod)]
+
+
+def peer_pods(data, policy, peer):
+    """{pod key: ip} of the pods a selector peer matches (none for an ipBlock)."""
+    if peer.cidr:
+        return {}
+    out = {}
+    for key, pod in data["pods"].items():
+        if not pod["ip"]:
+            continue
+        if peer.namespace_selector is None:
+            in_scope = pod["namespace"] == policy.namespace
+        else:
+            in_scope = peer.namespace_selector.matches(namespace_labels(data, pod["namespace"]))
+        if in_scope and (peer.pod_selector is None or
+                         peer.pod_selector.matches(pod.get("labels", {}))):
+            out[key] = pod["ip"]
+    return out
+
+
+def in_block(peer, ip):
+    address = ipaddress.IPv4Address(ip)
+    return address in ipaddress.IPv4Network(peer.cidr) and \
+        not any(address in ipaddress.IPv4Network(e) for e in peer.excepts)
+
+
+def port_numbers(port, target_pod):
+    """(first, last) port range a PolicyPort admits on the target pod record, or None when a
+    named port is not one of the target's."""
+    if port.port is None:
+        return (1, 65535)
+    if isinstance(port.port, str):
+        number = (target_pod or {}).get("ports", {}).get(port.port)
+        return (number, number) if number else None
+    return (port.port, port.end_port or port.port)
+
+
+def rule_admits(data, policy, rule, peer_ip, port, protocol, target_pod):
+    """Does one rule admit a peer address on this port/protocol of target_pod (the pod
+    receiving the connection: the policy's pod for ingress, the peer for egress)?"""
+    if rule.ports:
+        ranges = [port_numbers(p, target_pod) for p in rule.ports if p.protocol == protocol]
+        if not any(r and r[0] <= port <= r[1] for r in ranges):
+            return False
+    if not rule.peers:
+        return True
+    for peer in rule.peers:
+        if peer.cidr and in_block(peer, peer_ip):
+            return True
+        if not peer.cidr and peer_ip in peer_pods(data, policy, peer).values():
+            return True
+    return False
+
+
+def _pod_by_ip(data, ip):
+    return next(((n, p) for n, p in data["pods"].items() if p["ip"] == ip), (None, None))
+
+
+def explain(data, src_ip, dst_ip, port, protocol="TCP"):
+    """(allowed, [reason lines]) for a new connection src_ip -> dst_ip:port/protocol."""
+    lines = []
+    src_name, src = _pod_by_ip(data, src_ip)
+    dst_name, dst = _pod_by_ip(data, dst_ip)
+    allowed = True
+    if src is not None:
+        ok, why = _direction(data, src_name, src, "Egress", dst_ip, port, protocol, dst)
+        allowed &= ok
+        lines += why
+    else:
+        lines.append(f"egress: {src_ip} is no pod: no egress policy applies")
+    if dst is not None:
+        node_ips = {data["nodes"][dst["node"]]["ip"]} | set(data["nodes"][dst["node"]].get(
+            "addresses", []))
+        if src_ip in node_ips:
+            lines.append(f"ingress: {src_ip} is {dst_name}'s own node: always allowed")
+        else:
+            ok, why = _direction(data, dst_name, dst, "Ingress", src_ip, port, protocol, dst)
+            allowed &= ok
+            lines += why
+    else:
+        lines.append(f"ingress: {dst_ip} is no pod: no ingress policy applies")
+    return allowed, lines
+
+
+def _direction(data, key, pod, direction, peer_ip, port, protocol, target):
+    word = direction.lower()
+    isolated = isolating(policies(data), pod, direction)
+    if not isolated:
+        return True, [f"{word}: no policy selects {key} for {direction}: not isolated, allowed"]
+    names = ", ".join(p.name for p in isolated)
+    for policy in isolated:
+        rules = policy.ingress if direction == "Ingress" else policy.egress
+        for i, rule in enumerate(rules):
+            if rule_admits(data, policy, rule, peer_ip, port, protocol, target):
+                return True, [f"{word}: {key} is isolated by {names}; allowed by "
+                              f"{policy.namespace}/{policy.name} {word}[{i}]"]
+    return False, [f"{word}: {key} is isolated by {names}; no rule allows {peer_ip} on "
+                   f"{protocol} {port}: denied"]

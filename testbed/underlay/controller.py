@@ -1,0 +1,80 @@
+"""The os-ken controller process of a cluster: started with the apps it should run, answering
+requests (counters, cluster updates) on a Unix socket, reached by switches on another (no TCP
+port anywhere)."""
+import json
+import os
+import socket
+import sys
+
+from testbed.errors import TestbedError
+from testbed.host.daemons import Daemon
+
+READY_TIMEOUT_S = 20.0  # os-ken's imports take a few seconds on a busy machine
+
+
+def request(path, op, timeout=5.0, **fields):
+    """One request to a controller's control socket; its reply, or TestbedError."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(json.dumps({"op": op, **fields}).encode() + b"\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    reply = json.loads(data)
+    if isinstance(reply, dict) and "error" in reply:
+        raise TestbedError(f"controller refused {op}: {reply['error']}")
+    return reply
+
+
+def read_stats(path):
+    """A controller's counters: {"pid", "packet_in", "switches": {dpid: {...}}}."""
+    return request(path, "stats")
+
+
+class ControllerProcess:
+    def __init__(self, label, apps, run_dir):
+        self.label = label
+        self.apps = apps
+        self.dir = run_dir
+        self.ofp_socket = os.path.join(run_dir, "openflow.sock")
+        self.control_socket = os.path.join(run_dir, "control.sock")
+        self.log = os.path.join(run_dir, "controller.log")
+        self.daemon = None
+
+    @property
+    def pid(self):
+        return self.daemon.pid if self.daemon else None
+
+    def start(self, state):
+        os.makedirs(self.dir, exist_ok=True)
+        argv = [sys.executable, "-W", "ignore", "-m", "testbed.underlay.osken.launch",
+                "--ofp-socket", self.ofp_socket, "--control-socket", self.control_socket]
+        for app in self.apps:
+            argv += ["--app", app]
+        self.daemon = Daemon(self.label, argv, self.log)
+        try:
+            self.daemon.start(state, self._answers, READY_TIMEOUT_S)
+        except TestbedError as e:
+            raise TestbedError(f"the OpenFlow controller could not start: {e} "
+                               f"(log: {self.log})") from None
+
+    def _answers(self):
+        try:
+            self.stats()
+            return os.path.exists(self.ofp_socket)
+        except (OSError, ValueError):
+            return False
+
+    def stats(self):
+        return read_stats(self.control_socket)
+
+    def request(self, op, **fields):
+        return request(self.control_socket, op, **fields)
+
+    def status(self):
+        return self.daemon.status("-") if self.daemon else {"alive": False, "state": "not started"}
+
+    def stop(self, state):
+        if self.daemon is not None:
+            self.daemon.stop(state)

@@ -1,0 +1,200 @@
+"""The underlay: racks as L2 segments, nodes as Mininet hosts, a router between racks.
+
+Each rack is a namespace of its own (a Mininet switch with inNamespace=True) holding a Linux
+bridge, or with `underlay: ovs` an OVS bridge that the fabric (fabric.py) builds there. So the
+root namespace gets no bridge, no address and no port of the emulation, and the host's
+bridge-netfilter settings cannot touch emulated traffic.
+
+Every namespace a shell holds is also pinned under /run/netns as `<node>.<cluster>` (and
+`<rack>.<cluster>`), as `ip netns` names them: the datapath then outlives the process that
+built it, as a real cluster's nodes outlive their control plane, and `ip netns exec node1.c1 …`
+reaches a node from any shell.
+"""
+from mininet.link import Link, TCIntf, TCLink
+from mininet.log import lg, setLogLevel
+from mininet.net import Mininet
+from mininet.node import Host, Switch
+from mininet.nodelib import LinuxBridge
+
+from testbed.core.spec import EXTERNAL_NAME, ROUTER_NAME
+from testbed.host import netns
+from testbed.host.processes import pid_is
+
+UNDERLAY_DEV = "eth0"
+SHELL_LABEL = "mininet shell of "  # how the state file names the shells holding namespaces
+
+
+def pinned_name(node_name, cluster):
+    """The /run/netns name of a node's, rack's or router's namespace."""
+    return f"{node_name}.{cluster}"
+
+
+def is_underlay_shell(owned_pid):
+    """Is this recorded process a Mininet shell (one per node, rack and router)?"""
+    return owned_pid["what"].startswith(SHELL_LABEL)
+
+
+def shell_namespaces(owned_pids):
+    """The network namespaces of the live Mininet shells among recorded processes: what to
+    look in for leftovers once the shells are gone."""
+    return [netns.namespace_id(f"/proc/{e['pid']}/ns/net") for e in owned_pids
+            if is_underlay_shell(e) and pid_is(e["pid"], e["start"])]
+NAMESPACE_SYSCTLS = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+
+
+class _HarmlessTcWarnings:
+    """tc says htb's quantum is "big" at rates above ~1 Gbit/s; the shaping is still right."""
+
+    def filter(self, record):
+        return "quantum of class" not in record.getMessage()
+
+
+lg.addFilter(_HarmlessTcWarnings())
+
+
+class ShapedIntf(TCIntf):
+    """Mininet's TCIntf, which ignores (with only a log line) rates above 1 Gbit/s; htb shapes
+    veths at 10 Gbit/s and more, and the spec allows up to 100 Gbit/s."""
+    bwParamMax = 100000
+
+
+class ShapedLink(TCLink):
+    def __init__(self, *args, **kwargs):
+        kwargs.update(cls1=ShapedIntf, cls2=ShapedIntf)
+        super().__init__(*args, **kwargs)
+
+
+class RackSwitch(LinuxBridge):
+    """A rack's namespace holding the switch side of every link into the rack: Mininet's
+    LinuxBridge, moved into a namespace of its own. What switches the rack is up to a subclass
+    (a Linux bridge) or to the OVS fabric, which builds its bridge here afterwards."""
+
+    def __init__(self, name, **params):
+        params.setdefault("dpid", "1")  # Mininet insists on one
+        params["inNamespace"] = True
+        LinuxBridge.__init__(self, name, stp=False, **params)
+
+    @classmethod
+    def setup(cls):
+        """LinuxBridge checks for brctl and the root namespace's bridge-netfilter sysctls here;
+        our racks use neither."""
+
+    def connected(self):
+        return True
+
+    def link_ends(self):
+        return [intf for intf in self.intfList() if intf.name != "lo"]
+
+    def start(self, controllers):
+        self.cmd("sysctl -qw", *NAMESPACE_SYSCTLS)
+        for intf in self.link_ends():
+            self.cmd("ip link set", intf.name, "up")
+
+    def stop(self, deleteIntfs=True):
+        Switch.stop(self, deleteIntfs)
+
+
+class RackBridge(RackSwitch):
+    """A rack switched by a Linux bridge, driven with iproute2 (no brctl)."""
+
+    def start(self, controllers):
+        super().start(controllers)
+        self.cmd("ip link add name", self.name, "type bridge")
+        for intf in self.link_ends():
+            self.cmd("ip link set", intf.name, "master", self.name)
+        self.cmd("ip link set", self.name, "up")
+
+    def stop(self, deleteIntfs=True):
+        self.cmd("ip link del", self.name)
+        super().stop(deleteIntfs)
+
+
+class Underlay:
+    """Builds and stops the Mininet network of a ClusterSpec; owns nothing else."""
+
+    def __init__(self, spec, on_process=None, on_namespace=None, verbose=False):
+        self.spec = spec
+        self.on_process = on_process or (lambda pid, what: None)
+        # told a pinned namespace's name before it is made (the run's write-ahead record)
+        self.on_namespace = on_namespace or (lambda name: None)
+        self.net = None
+        setLogLevel("info" if verbose else "warning")
+
+    def build(self):
+        spec = self.spec
+        rack_class = RackSwitch if spec.underlay == "ovs" else RackBridge
+        self.net = Mininet(topo=None, switch=rack_class, controller=None, build=False,
+                           autoSetMacs=False, waitConnected=False)
+        switches = {}
+        for rack in spec.racks:
+            switches[rack.name] = self.net.addSwitch(rack.name, cls=rack_class)
+            self._own(switches[rack.name], f"rack {rack.name}")
+        for node in spec.nodes:
+            host = self.net.addHost(node.name, cls=Host, ip=str(node.ip))
+            self._own(host, f"node {node.name}")
+            rack = spec.rack(node.rack)
+            self._link(host, switches[rack.name], UNDERLAY_DEV, node.name, str(node.ip), rack)
+        if spec.has_router:
+            first = spec.racks[0]
+            router = self.net.addHost(ROUTER_NAME, cls=Host, ip=str(first.router_ip))
+            self._own(router, "rack router")
+            for rack in spec.racks:
+                self._link(router, switches[rack.name], rack.name, ROUTER_NAME,
+                           str(rack.router_ip), rack)
+        if spec.external_client:
+            first = spec.racks[0]
+            client = self.net.addHost(EXTERNAL_NAME, cls=Host, ip=str(spec.external_ip))
+            self._own(client, "external client")
+            self._link(client, switches[first.name], UNDERLAY_DEV, EXTERNAL_NAME,
+                       str(spec.external_ip), first)
+        self.net.build()
+        self.net.start()
+        for host in self.net.hosts:
+            host.cmd("sysctl -qw net.ipv4.ip_forward=1", *NAMESPACE_SYSCTLS)
+            host.cmd("ip link set lo up")
+        if spec.has_router:
+            for node in spec.nodes:
+                gateway = spec.rack(node.rack).router_ip.ip
+                self.host(node.name).cmd("ip route replace default via", gateway)
+            if spec.external_client:
+                self.host(EXTERNAL_NAME).cmd("ip route replace default via",
+                                             spec.racks[0].router_ip.ip)
+        return self
+
+    def _own(self, shell_node, what):
+        """Record a Mininet node's shell, then pin its namespace by name."""
+        self.on_process(shell_node.pid, f"{SHELL_LABEL}{what}")
+        name = pinned_name(shell_node.name, self.spec.name)
+        self.on_namespace(name)
+        netns.run(["ip", "netns", "attach", name, shell_node.pid])
+
+    def _link(self, host, switch, host_intf, switch_intf, ip, rack):
+        params = {"intfName1": host_intf, "intfName2": switch_intf, "params1": {"ip": ip}}
+        shaping = {}
+        if rack.bandwidth:
+            shaping["bw"] = rack.bandwidth  # tc htb at both ends
+        if rack.delay:
+            shaping["delay"] = f"{rack.delay:g}ms"  # tc netem at both ends
+        if shaping:
+            self.net.addLink(host, switch, cls=ShapedLink, **shaping, **params)
+        else:
+            self.net.addLink(host, switch, cls=Link, **params)
+
+    def host(self, name):
+        return self.net.get(name)
+
+    def rack(self, name):
+        """The rack's RackSwitch (its namespace and the switch ends of its links)."""
+        return self.net.get(name)
+
+    @staticmethod
+    def far_end(intf):
+        """The other end of a link: (Mininet node, interface name)."""
+        link = intf.link
+        other = link.intf1 if link.intf2 is intf else link.intf2
+        return other.node, other.name
+
+    def stop(self):
+        if self.net is not None:
+            self.net.stop()
+            self.net = None

@@ -1,0 +1,170 @@
+"""Reading Kubernetes manifests: kinds, fields, warnings and errors with file and line."""
+import pytest
+
+from testbed.api import manifests
+from testbed.api.manifests import ManifestError
+
+WEB = """\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  labels: {team: web}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: 3
+  strategy: {type: RollingUpdate}
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web, tier: front}}
+    spec:
+      containers:
+        - name: agnhost
+          image: registry.k8s.io/e2e-test-images/agnhost:2.47
+          args: [netexec, --http-port=8080]
+          ports: [{containerPort: 8080, name: http}]
+          resources: {limits: {cpu: 100m}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+  sessionAffinity: ClientIP
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+"""
+
+
+def test_a_multi_document_file_gives_every_kind_and_names_what_is_ignored():
+    out = manifests.parse(WEB, "web.yaml")
+    ns, deploy, svc = out.objects
+    assert (ns.name, ns.labels) == ("shop", {"team": "web"})
+    assert (deploy.namespace, deploy.replicas, deploy.selector) == ("shop", 3, {"app": "web"})
+    (c,) = deploy.template.containers
+    assert c.args == ("netexec", "--http-port=8080") and c.ports[0].name == "http"
+    assert (svc.ports[0].target_port, svc.session_affinity, svc.type) == \
+        ("http", "ClientIP", "ClusterIP")
+    assert out.warnings == [
+        "web.yaml:12: Deployment shop/web: spec.strategy: not implemented by the testbed "
+        "(ignored)",
+        "web.yaml:22: Deployment shop/web: spec.template.spec.containers[0].resources: not "
+        "implemented by the testbed (ignored)",
+        "web.yaml:33: kind ConfigMap is not implemented by the testbed (the document is "
+        "ignored)"]
+
+
+def test_malformed_yaml_names_file_and_line():
+    with pytest.raises(ManifestError) as e:
+        manifests.parse("apiVersion: v1\nkind: Pod\nmetadata: {name: [x\n", "bad.yaml")
+    assert e.value.path == "bad.yaml" and e.value.line == 4 and "malformed YAML" in str(e.value)
+
+
+@pytest.mark.parametrize("text, line, words", [
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: Web}\nspec: {containers: []}\n", 3,
+     "metadata.name: 'Web' is not a DNS label"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers: []\n", 5,
+     "spec.containers: must be a non-empty list"),
+    ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: w}\nspec:\n  replicas: three\n"
+     "  selector: {matchLabels: {a: b}}\n  template: {}\n", 5,
+     "spec.replicas: must be an integer from 0 to 1000"),
+    ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  type: Ingress\n", 5,
+     "spec.type: 'Ingress' is not one of ClusterIP, NodePort, LoadBalancer, ExternalName"),
+    ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports:\n"
+     "    - {port: 80, nodePort: 30080}\n", 6, "only NodePort and LoadBalancer"),
+    ("apiVersion: apps/v1\nkind: Pod\nmetadata: {name: p}\nspec: {}\n", 1,
+     "apiVersion: Pod needs v1, not 'apps/v1'"),
+])
+def test_bad_fields_name_file_line_object_and_field(text, line, words):
+    with pytest.raises(ManifestError) as e:
+        manifests.parse(text, "m.yaml")
+    assert e.value.line == line and words in str(e.value), str(e.value)
+    assert str(e.value).startswith(f"m.yaml:{line}: ")
+
+
+def test_a_deployment_selector_must_match_its_template():
+    text = WEB.split("---")[1].replace("{matchLabels: {app: web}}", "{matchLabels: {app: db}}")
+    with pytest.raises(ManifestError, match="spec.selector: must be non-empty and match"):
+        manifests.parse(text, "d.yaml")
+
+
+def test_replica_set_names_hash_the_template_as_kubernetes_spells_it():
+    deploy = manifests.parse(WEB, "web.yaml").objects[1]
+    rs = deploy.replica_set
+    assert rs.startswith("web-") and all(c in manifests.SAFE_ALPHABET for c in rs[4:])
+    assert rs == manifests.parse(WEB, "again.yaml").objects[1].replica_set
+    changed = manifests.parse(WEB.replace("tier: front", "tier: back"), "c.yaml").objects[1]
+    assert changed.replica_set != rs
+    assert len(manifests.pod_suffix("x")) == 5
+
+
+def test_a_directory_is_read_in_name_order(tmp_path):
+    (tmp_path / "b.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n")
+    (tmp_path / "a.yml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n")
+    (tmp_path / "notes.txt").write_text("not a manifest")
+    assert [o.name for o in manifests.load(str(tmp_path)).objects] == ["a", "b"]
+    with pytest.raises(ManifestError, match="no such file"):
+        manifests.load(str(tmp_path / "missing.yaml"))
+
+
+def test_service_addresses_and_node_ports_are_checked():
+    base = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  selector: {a: b}\n"
+    with pytest.raises(ManifestError, match="spec.clusterIP: 'ten' is neither"):
+        manifests.parse(base + "  clusterIP: ten\n  ports: [{port: 80}]\n", "s.yaml")
+    with pytest.raises(ManifestError, match="nodePort: must be an integer from 30000 to 32767"):
+        manifests.parse(base + "  type: NodePort\n  ports: [{port: 80, nodePort: 8080}]\n",
+                        "s.yaml")
+    headless = manifests.parse(base + "  clusterIP: None\n  ports: [{port: 80}]\n", "s.yaml")
+    assert headless.objects[0].cluster_ip == "None"
+
+
+def test_sctp_and_env_are_taken_as_the_api_server_takes_them():
+    text = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: x, labels: {pod: a}}
+spec:
+  containers:
+  - name: cont-80-sctp
+    image: registry.k8s.io/e2e-test-images/agnhost:2.53
+    command: [/agnhost, porter]
+    env:
+    - {name: SERVE_SCTP_PORT_80, value: foo}
+    - {name: FROM_SECRET, valueFrom: {secretKeyRef: {name: s, key: k}}}
+    ports: [{containerPort: 80, name: serve-80-sctp, protocol: SCTP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: s-x-a, namespace: x}
+spec:
+  selector: {pod: a}
+  ports: [{name: service-port-sctp-80, protocol: SCTP, port: 80}]
+"""
+    parsed = manifests.parse(text, "sctp.yaml")
+    pod, svc = parsed.objects
+    container = pod.template.containers[0]
+    assert container.env == (("SERVE_SCTP_PORT_80", "foo"), ("FROM_SECRET", ""))
+    assert container.ports[0].protocol == "SCTP" and svc.ports[0].protocol == "SCTP"
+    assert parsed.warnings == ["sctp.yaml:11: Pod x/a: spec.containers[0].env[1].valueFrom: "
+                               "not implemented by the testbed (ignored)"]
+    with pytest.raises(ManifestError, match="'QUIC': the testbed implements TCP, UDP, SCTP"):
+        manifests.parse(text.replace("protocol: SCTP, port", "protocol: QUIC, port"))
+
+
+def test_a_warning_repeated_over_many_objects_is_one_line():
+    from testbed.api.apply import condensed
+    text = "".join(f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}}}\nspec:\n"
+                   "  terminationGracePeriodSeconds: 0\n  containers: [{name: c, image: x}]\n"
+                   for i in range(4))
+    text += "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+    lines = condensed(manifests.parse(text, "m.yaml").warnings)
+    assert lines == [
+        "m.yaml:31: kind ConfigMap is not implemented by the testbed (the document is ignored)",
+        "spec.terminationGracePeriodSeconds: not implemented by the testbed (ignored): 4 "
+        "times: Pod default/p0 (m.yaml:6), Pod default/p1 (m.yaml:13) and 2 more"]

@@ -1,0 +1,142 @@
+"""A run's state as kubectl shows it: the API's object shapes, kubectl's tables, finding a pod
+by the name a user types, and `describe`."""
+import time
+
+import pytest
+
+from testbed.api import describe, manifests
+from testbed.api import objects as ko
+from testbed.api import tables as inventory
+from testbed.errors import TestbedError
+from testbed.policy import semantics as policy
+
+
+def pod(name, ns, ip, node, labels=None):
+    return f"{ns}/{name}", {
+        "name": name, "namespace": ns, "ip": ip, "node": node, "labels": labels or {},
+        "netns": f"{name}.{ns}.c1", "containers": {}, "ports": {"serve-80-tcp": 80},
+        "created": time.time() - 200}
+
+
+def state():
+    data = {
+        "name": "c1", "mode": "bgp", "created": time.time() - 300,
+        "nodes": {"node1": {"ip": "192.168.1.11", "rack": "rack1", "lease": "10.244.0.0/24"},
+                  "node2": {"ip": "192.168.1.12", "rack": "rack1", "lease": "10.244.1.0/24"}},
+        "pods": dict([pod("a", "x", "10.244.0.5", "node1", {"pod": "a"}),
+                      pod("a", "y", "10.244.1.5", "node2", {"pod": "a"}),
+                      pod("b", "x", "10.244.1.6", "node2", {"pod": "b"})]),
+        "namespaces": {"x": {"labels": {}}, "y": {"labels": {"team": "blue"}}},
+        "services": {"x/s-x-a": {
+            "type": "NodePort", "cluster_ip": "10.96.0.5", "selector": {"pod": "a"},
+            "ports": [{"name": "service-port-tcp-80", "port": 80, "target_port": 80,
+                       "node_port": 30080, "protocol": "TCP"}],
+            "session_affinity": "None", "external_name": "", "load_balancer_ip": ""}},
+        "policies": {},
+        "network_policy": {"enforced": True, "note": "per-pod chains in table ip calico"},
+    }
+    text = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+            "metadata: {name: from-ten, namespace: x}\nspec:\n  podSelector: {matchLabels: "
+            "{pod: a}}\n  ingress:\n  - from: [{ipBlock: {cidr: 10.244.0.1/4}}]\n"
+            "    ports: [{protocol: SCTP, port: 80}]\n")
+    obj = manifests.parse(text).objects[0]
+    data["policies"]["x/from-ten"] = policy.to_record(obj)
+    return data
+
+
+def test_pods_are_listed_per_namespace_in_the_apis_shape():
+    data = state()
+    items = ko.pods(data, "x")
+    assert [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in items] == \
+        [("x", "a"), ("x", "b")]
+    first = items[0]
+    assert (first["apiVersion"], first["kind"]) == ("v1", "Pod")
+    assert first["metadata"]["labels"] == {"pod": "a"}
+    assert first["metadata"]["annotations"] == {ko.SANDBOX_ANNOTATION: "a.x.c1"}
+    assert first["spec"]["nodeName"] == "node1"
+    assert first["status"]["podIP"] == "10.244.0.5" and \
+        first["status"]["hostIP"] == "192.168.1.11"
+    assert len(ko.pods(data)) == 3  # every namespace
+    listing = ko.listing(items)
+    assert (listing["apiVersion"], listing["kind"], len(listing["items"])) == ("v1", "List", 2)
+
+
+def test_services_endpoints_nodes_and_namespaces():
+    data = state()
+    svc = ko.services(data, "x")[0]
+    assert svc["spec"]["ports"] == [{"name": "service-port-tcp-80", "port": 80,
+                                     "targetPort": 80, "nodePort": 30080, "protocol": "TCP"}]
+    assert ko.services(data, "y") == []
+    eps = ko.endpoints(data, "x")[0]
+    assert eps["subsets"] == [{
+        "addresses": [{"ip": "10.244.0.5", "nodeName": "node1",
+                       "targetRef": {"kind": "Pod", "namespace": "x", "name": "a"}}],
+        "ports": [{"port": 80, "protocol": "TCP", "name": "service-port-tcp-80"}]}]
+    node = ko.nodes(data)[0]
+    assert node["spec"]["podCIDR"] == "10.244.0.0/24"
+    assert node["status"]["addresses"][0] == {"type": "InternalIP", "address": "192.168.1.11"}
+    names = {n["metadata"]["name"]: n["metadata"]["labels"] for n in ko.namespaces(data)}
+    assert set(names) == {"default", "kube-system", "x", "y"}
+    assert names["y"] == {"team": "blue", "kubernetes.io/metadata.name": "y"}
+
+
+def test_a_policy_is_shown_as_stored_with_its_cidr_masked():
+    shown = ko.network_policies(state(), "x")[0]
+    assert shown["spec"] == {
+        "podSelector": {"matchLabels": {"pod": "a"}}, "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/4"}}],
+                     "ports": [{"protocol": "SCTP", "port": 80}]}]}
+
+
+def test_tables_have_kubectls_columns():
+    data = state()
+    rows = inventory.rows("pods", ko.pods(data, "x"), data)
+    assert rows[0] == ("NAME", "READY", "STATUS", "RESTARTS", "AGE")
+    assert rows[1][:4] == ("a", "0/0", "ContainerCreating", "0")  # no container in this state
+    assert rows[1][4] == "3m20s"
+    wide = inventory.rows("pods", ko.pods(data), data, all_namespaces=True, wide=True)
+    assert wide[0] == ("NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE",
+                       "SANDBOX")
+    assert [r[0:2] + r[6:] for r in wide[1:]] == [
+        ("x", "a", "10.244.0.5", "node1", "a.x.c1"), ("x", "b", "10.244.1.6", "node2", "b.x.c1"),
+        ("y", "a", "10.244.1.5", "node2", "a.y.c1")]
+    svc = inventory.rows("services", ko.services(data, "x"), data)
+    assert svc[1][:5] == ("s-x-a", "NodePort", "10.96.0.5", "<none>", "80:30080/TCP")
+    netpol = inventory.rows("networkpolicies", ko.network_policies(data, "x"), data, wide=True)
+    assert netpol[1][0:2] == ("from-ten", "pod=a") and netpol[1][3:] == ("Ingress", "yes")
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (5, "5s"), (119, "119s"), (200, "3m20s"), (600, "10m"), (3 * 3600 + 600, "3h10m"),
+    (30 * 3600, "30h"), (3 * 86400 + 4 * 3600, "3d4h"), (20 * 86400, "20d")])
+def test_age_reads_as_kubectl_writes_it(seconds, text):
+    assert inventory.human_duration(seconds) == text
+
+
+def test_a_pod_is_found_by_name_in_its_namespace_or_by_namespace_and_name():
+    data = state()
+    assert inventory.find_pod(data, "a", "y")[0] == "y/a"
+    assert inventory.find_pod(data, "x/b")[0] == "x/b"
+    with pytest.raises(TestbedError, match=r'pods "a" not found in namespace default; there '
+                                           r'is x/a, y/a \(use -n\)'):
+        inventory.find_pod(data, "a")
+
+
+def test_describe_says_what_picks_a_pod_and_what_a_policy_selects():
+    data = state()
+    text = describe.describe(data, "pod", "a", "x")
+    assert "Sandbox:      a.x.c1 (ip netns exec a.x.c1 ...)" in text
+    assert "Services:     x/s-x-a" in text
+    assert "  Ingress: isolated by x/from-ten" in text and "  Egress:  not isolated" in text
+    netpol = describe.describe(data, "netpol", "from-ten", "x")
+    assert "    To Port: 80/SCTP" in netpol and "        CIDR: 0.0.0.0/4" in netpol
+    assert "Selects pods: x/a" in netpol
+    with pytest.raises(TestbedError, match='networkpolicies "nope" not found in namespace x'):
+        describe.describe(data, "netpol", "nope", "x")
+
+
+def test_describe_a_service_lists_its_endpoints_per_port():
+    text = describe.describe(state(), "svc", "s-x-a", "x")
+    assert "Selector:         pod=a" in text and "IP:               10.96.0.5" in text
+    assert "NodePort:         service-port-tcp-80  30080/TCP" in text
+    assert "Endpoints:        10.244.0.5:80" in text

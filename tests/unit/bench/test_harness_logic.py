@@ -1,0 +1,183 @@
+"""Benchmark planning, statistics, path selection and summaries, without root."""
+import io
+import math
+
+import pytest
+
+from bench import stats
+from bench.harness import Options, _check_choice, _estimate, paths_for
+from bench.paths import BY_NAME, NotApplicable, endpoints
+from bench.progress import Progress
+from bench.report import summary_table
+from bench.results import summarize, tidy_rows
+from testbed.errors import TestbedError
+
+
+def test_median_ci_reaches_95_percent_only_with_enough_samples():
+    low, high, cov = stats.median_ci([5, 1, 3])
+    assert (low, high) == (1, 5) and cov == pytest.approx(0.75)
+    xs = list(range(1, 11))
+    low, high, cov = stats.median_ci(xs)
+    assert (low, high) == (2, 9) and cov == pytest.approx(1 - 2 * 11 / 1024)
+    assert cov >= 0.95
+
+
+def test_cv_and_percentile():
+    assert stats.cv([10, 10, 10]) == 0
+    assert stats.cv([9, 11]) == pytest.approx(math.sqrt(2) / 10)
+    assert stats.cv([1]) is None
+    assert stats.percentile([1, 2, 3, 4], 50) == 2.5
+    assert stats.percentile(list(range(101)), 99) == 99
+
+
+def test_bare_measures_node_paths_modes_pod_paths_and_baselines_follow_choices():
+    assert [p.name for p in paths_for("vxlan", None)] == [
+        "pod-same-node", "pod-cross-node", "pod-cross-rack"]
+    assert [p.name for p in paths_for("bare", None)] == ["node-node", "node-cross-rack"]
+    assert [p.name for p in paths_for("bare", ["pod-cross-rack"])] == ["node-cross-rack"]
+
+
+def test_unknown_choices_are_named():
+    with pytest.raises(TestbedError, match="unknown path pod-moon"):
+        _check_choice("path", ["pod-moon"], ["pod-same-node"])
+
+
+STATE = {
+    "nodes": {"n1": {"rack": "r1", "ip": "192.168.1.11", "pid": 11},
+              "n2": {"rack": "r1", "ip": "192.168.1.12", "pid": 12},
+              "n3": {"rack": "r2", "ip": "192.168.2.11", "pid": 13}},
+    "pods": {"default/p1":
+             {"name": "p1", "node": "n1", "ip": "10.244.0.2", "netns": "p1.default.c"},
+             "default/p2":
+             {"name": "p2", "node": "n1", "ip": "10.244.0.3", "netns": "p2.default.c"},
+             "default/p3":
+             {"name": "p3", "node": "n2", "ip": "10.244.1.2", "netns": "p3.default.c"},
+             "default/p4":
+             {"name": "p4", "node": "n3", "ip": "10.244.2.2", "netns": "p4.default.c"}},
+}
+
+
+@pytest.mark.parametrize("path, client, server", [
+    ("pod-same-node", "p1", "p2"), ("pod-cross-node", "p1", "p3"),
+    ("pod-cross-rack", "p1", "p4"), ("node-node", "n1", "n2"), ("node-cross-rack", "n1", "n3"),
+])
+def test_endpoints_realise_each_path(path, client, server):
+    c, s = endpoints(BY_NAME[path], STATE)
+    assert (c.name, s.name) == (client, server)
+
+
+def test_endpoints_explain_why_a_path_is_not_applicable():
+    one_rack = {"nodes": {k: v for k, v in STATE["nodes"].items() if v["rack"] == "r1"},
+                "pods": {k: STATE["pods"][k] for k in ("default/p1", "default/p3")}}
+    with pytest.raises(NotApplicable, match="single rack"):
+        endpoints(BY_NAME["pod-cross-rack"], one_rack)
+    with pytest.raises(NotApplicable, match="no node runs two pods"):
+        endpoints(BY_NAME["pod-same-node"], one_rack)
+
+
+def sample(mode, path, test, ok=True, **metrics):
+    return {"repeat": 1, "mode": mode, "path": path, "test": test, "ok": ok,
+            "error": None if ok else "iperf3: unable to connect to server: Connection refused",
+            "metrics": metrics}
+
+
+def test_summary_medians_ratios_and_failures():
+    samples = [sample("bare", "node-node", "tcp-1", gbps=g) for g in (10, 12, 11)]
+    samples += [sample("vxlan", "pod-cross-node", "tcp-1", gbps=g) for g in (7, 8, 6)]
+    samples += [sample("vxlan", "pod-same-node", "tcp-1", ok=False)]
+    summary = summarize(samples)
+    rows = {(r["mode"], r["path"], r["metric"]): r for r in summary["rows"]}
+    vx = rows[("vxlan", "pod-cross-node", "gbps")]
+    assert (vx["median"], vx["n"], vx["ci_low"], vx["ci_high"]) == (7, 3, 6, 8)
+    assert vx["ratio_to_bare"] == pytest.approx(7 / 11) and vx["bare_path"] == "node-node"
+    assert "ratio_to_bare" not in rows[("bare", "node-node", "gbps")]
+    assert summary["failures"] == [{"mode": "vxlan", "path": "pod-same-node", "test": "tcp-1",
+                                    "count": 1, "errors": [samples[-1]["error"]]}]
+    table = summary_table({**summary, "not_applicable": []}, ["bare", "vxlan"])
+    assert "7.00 (0.64×)" in table and "FAILED 1× vxlan pod-same-node tcp-1" in table
+
+
+def test_tidy_rows_keep_failed_samples_without_a_value():
+    rows = list(tidy_rows("run1", [sample("vxlan", "pod-same-node", "tcp-1", ok=False),
+                                   sample("bare", "node-node", "icmp", rtt_p50_ms=0.05)]))
+    assert rows[0]["value"] == "" and rows[0]["ok"] is False and "refused" in rows[0]["error"]
+    assert (rows[1]["metric"], rows[1]["value"], rows[1]["unit"]) == ("rtt_p50_ms", 0.05, "ms")
+
+
+def test_progress_estimates_time_left_from_the_pace_so_far():
+    out = io.StringIO()
+    p = Progress(100, out)
+    p.started -= 20  # 20 s spent ...
+    p.advance(10)    # ... on 10 estimated seconds: twice as slow as planned
+    assert "about 3m00s left" in p.line("vxlan pod-cross-node tcp-1")
+    p.show("x")
+    assert out.getvalue().startswith("[##----")
+
+
+def test_options_defaults_fit_the_ten_minute_budget():
+    from bench.measures import DEFAULT_TESTS, MEASURES
+    opt = Options()
+    # default.yaml: bare node-node paired with five modes' two pod paths
+    groups = {"node-node": (None, [None] * 10)}
+    measures = [m for m in MEASURES if m.name in DEFAULT_TESTS]
+    assert _estimate(measures, groups, opt) + 6 * 4.0 < 10 * 60  # measured: 9 min 21 s
+
+
+def test_a_disturbed_whole_run_is_flagged_and_not_measured_again(monkeypatch):
+    from bench import cpu, harness
+    calls = []
+
+    def fake_measure(measure, client, server, opt, mtu, daemons):
+        calls.append(1)
+        return {"gbps": 1.0, "steal_s": 1.0}, 5.0  # 1 of 10 CPU seconds stolen
+
+    monkeypatch.setattr(harness, "measure_sample", fake_measure)
+    monkeypatch.setattr(harness.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(cpu.os, "cpu_count", lambda: 2)
+    out = harness._measure_once(None, None, None, None, 1500, {})
+    assert len(calls) == 1  # a later sample would no longer sit between its bare turns
+    assert out["ok"] and out["disturbed"] and out["steal_fraction"] == 0.1
+
+
+def test_a_quiet_whole_run_is_not_flagged(monkeypatch):
+    from bench import cpu, harness
+    monkeypatch.setattr(harness, "measure_sample", lambda *a: ({"gbps": 1.0, "steal_s": 0.1}, 5.0))
+    monkeypatch.setattr(cpu.os, "cpu_count", lambda: 2)
+    out = harness._measure_once(None, None, None, None, 1500, {})
+    assert out["ok"] and not out["disturbed"]  # 1 % stolen: under the 2 % limit
+
+
+def test_a_tool_failure_keeps_the_message(monkeypatch):
+    from bench import harness
+    from bench.tool import ToolError
+
+    def failing(*a):
+        raise ToolError("iperf3: the server is busy running a test. try again later")
+    monkeypatch.setattr(harness, "measure_sample", failing)
+    out = harness._measure_once(None, None, None, None, 1500, {})
+    assert (out["ok"], out["metrics"]) == (False, {})
+    assert "server is busy" in out["error"]
+
+
+def test_a_percentile_of_rounded_values_moves_with_the_distribution():
+    us = 0.001
+    # 17 and 18 µs as ping prints them: the plain median can only be one or the other
+    mostly_17 = [(0.017, us)] * 60 + [(0.018, us)] * 40
+    mostly_18 = [(0.017, us)] * 40 + [(0.018, us)] * 60
+    low, high = stats.rounded_percentile(mostly_17, 50), stats.rounded_percentile(mostly_18, 50)
+    assert 0.0165 < low < 0.0175 < high < 0.0185
+    assert low == pytest.approx(0.0165 + 0.001 * 50 / 60)
+    assert stats.rounded_percentile([(1.25, 0.01), (0.5, us)], 100) == pytest.approx(1.255)
+    assert stats.rounded_percentile([], 50) is None
+
+
+def test_a_damaged_run_directory_is_one_line(tmp_path):
+    from bench.results import load_run
+    from testbed.errors import TestbedError
+    with pytest.raises(TestbedError, match="machine.json: cannot read"):
+        load_run(tmp_path)
+    for name in ("machine.json", "summary.json", "samples.json"):
+        (tmp_path / name).write_text("{}")
+    (tmp_path / "summary.json").write_bytes(b"\x00\x01 not json")
+    with pytest.raises(TestbedError, match="summary.json: not the JSON a benchmark writes"):
+        load_run(tmp_path)

@@ -1,0 +1,208 @@
+"""Topology parsing: good files give the expected plan, every bad input one clear error."""
+import ipaddress
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from testbed.core import spec as specmod
+from testbed.errors import SpecError
+from testbed.modes import mode_names
+
+TOPOLOGIES = Path(__file__).resolve().parents[3] / "topologies"
+
+GOOD = """
+name: t1
+nodes:
+  - name: node1
+    pods: 2
+  - name: node2
+    pods: 1
+"""
+
+
+def parse(text):
+    return specmod.parse(textwrap.dedent(text), "topo.yaml", known_modes=mode_names())
+
+
+def error_of(text):
+    with pytest.raises(SpecError) as info:
+        parse(text)
+    return info.value
+
+
+def test_defaults_and_addresses():
+    spec = parse(GOOD)
+    assert spec.pod_cidr == ipaddress.IPv4Network("10.244.0.0/16")
+    assert spec.node_prefix == 24 and spec.mtu == 1500
+    assert [r.name for r in spec.racks] == ["rack1"]
+    assert [str(n.ip) for n in spec.nodes] == ["192.168.1.11/24", "192.168.1.12/24"]
+    assert [p.name for p in spec.pods] == ["node1-pod1", "node1-pod2", "node2-pod1"]
+    assert spec.pods[0].containers[0].command == ("sleep", "infinity")
+    assert not spec.has_router
+
+
+@pytest.mark.parametrize("path", sorted(TOPOLOGIES.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_topologies_are_valid(path):
+    spec = specmod.load(path, known_modes=mode_names())
+    assert spec.nodes and all(n.rack in {r.name for r in spec.racks} for n in spec.nodes)
+
+
+def test_two_racks_have_a_router_and_separate_subnets():
+    spec = specmod.load(TOPOLOGIES / "two-racks.yaml", known_modes=mode_names())
+    assert spec.has_router
+    assert [str(r.router_ip) for r in spec.racks] == ["192.168.1.1/24", "192.168.2.1/24"]
+    assert str(spec.node("node3").ip) == "192.168.2.11/24"
+
+
+def test_explicit_pods_with_containers_and_labels():
+    spec = parse("""
+        nodes:
+          - name: n1
+            pods:
+              - name: web
+                namespace: shop
+                labels: {app: web}
+                containers:
+                  - {name: server, command: "python3 -m http.server"}
+                  - {name: side, command: [sleep, "5"]}
+    """)
+    pod = spec.pods[0]
+    assert (pod.name, pod.namespace, pod.node, pod.labels) == ("web", "shop", "n1", {"app": "web"})
+    assert pod.containers[0].command == ("sh", "-c", "python3 -m http.server")
+    assert pod.containers[1].command == ("sleep", "5")
+
+
+@pytest.mark.parametrize("text, field, value, words", [
+    ("bogus: 1\nnodes: [{name: a}]", "bogus", 1, "unknown key"),
+    ("nodes: [{name: a, colour: red}]", "nodes[0].colour", "red", "unknown key"),
+    ("podCIDR: 10.244.0.1/16\nnodes: [{name: a}]", "podCIDR", "10.244.0.1/16", "host bits"),
+    ("podCIDR: banana\nnodes: [{name: a}]", "podCIDR", "banana", "not an IPv4 CIDR"),
+    ("racks: [{name: r1, subnet: 10.244.5.0/24}]\nnodes: [{name: a}]",
+     "racks[0].subnet", "10.244.5.0/24", "overlaps podCIDR"),
+    ("racks: [{name: r1, subnet: 10.1.0.0/16}, {name: r2, subnet: 10.1.2.0/24}]\n"
+     "nodes: [{name: a, rack: r1}]", "racks[1].subnet", "10.1.2.0/24", "overlaps rack r1"),
+    ("podCIDR: 10.244.0.0/23\nnodes: [{name: a}, {name: b}, {name: c}]",
+     "podCIDR", "10.244.0.0/23", "too few for 3 nodes"),
+    ("nodes: [{name: a}, {name: a}]", "nodes[1].name", "a", "duplicate name"),
+    ("nodes: [{name: a, pods: [{name: a}]}]", "nodes[0].pods[0].name", "a", "duplicate name"),
+    ("nodes: [{name: node-with-long-name}]", "nodes[0].name", "node-with-long-name",
+     "Linux interface name"),
+    ("racks: [{name: a-very-long-rack-x}]\nnodes: [{name: a}]", "racks[0].name",
+     "a-very-long-rack-x", "Linux interface name"),
+    ("nodes: [{name: Node_1}]", "nodes[0].name", "Node_1", "lower-case"),
+    ("mode: vxlna\nnodes: [{name: a}]", "mode", "vxlna", "unknown mode"),
+    ("mtu: 100\nnodes: [{name: a}]", "mtu", 100, "from 1280 to 9000"),
+    ("nodes: [{name: a, rack: nowhere}]", "nodes[0].rack", "nowhere", "no such rack"),
+    ("nodes: []", "nodes", [], "non-empty list"),
+    ("nodes: [{name: a, pods: -1}]", "nodes[0].pods", -1, "pod count"),
+    ("nodes: [{name: a, pods: [{name: p, labels: {x: 1}}]}]", "nodes[0].pods[0].labels",
+     {"x": 1}, "strings"),
+])
+def test_bad_input_names_file_field_and_value(text, field, value, words):
+    err = error_of(text)
+    assert (err.path, err.field, err.value) == ("topo.yaml", field, value)
+    assert words in str(err)
+    assert str(err).startswith(f"topo.yaml: {field}")
+
+
+def test_malformed_yaml_names_the_line():
+    err = error_of("nodes:\n  - name: a\n    pods: [1, 2\n")
+    assert err.field.startswith("line ") and "malformed YAML" in str(err)
+
+
+def test_a_key_given_twice_is_refused():
+    err = error_of("nodes: [{name: a}]\nnodes: [{name: b}]\n")
+    assert "given twice" in str(err) and err.field == "line 2"
+
+
+def test_unreadable_file_is_a_spec_error(tmp_path):
+    with pytest.raises(SpecError) as info:
+        specmod.load(tmp_path / "missing.yaml")
+    assert "cannot read" in str(info.value)
+
+
+def test_rack_subnet_too_small_for_its_nodes():
+    err = error_of("racks: [{name: r, subnet: 192.168.9.0/28}]\n"
+                   "nodes: [{name: a}, {name: b}, {name: c}, {name: d}, {name: e}]")
+    assert err.field == "nodes[4].rack" and "no address left" in str(err)
+
+
+def test_bandwidth_and_delay_apply_to_racks_unless_a_rack_overrides():
+    spec = parse("bandwidth: 100\ndelay: 2\n"
+                 "racks: [{name: r1}, {name: r2, bandwidth: 10, delay: 0}]\n"
+                 "nodes: [{name: a, rack: r1}, {name: b, rack: r2}]")
+    assert [(r.bandwidth, r.delay) for r in spec.racks] == [(100.0, 2.0), (10.0, None)]
+
+
+def test_route_reflectors_must_be_nodes_and_cover_every_rack():
+    spec = parse("bgp: {routeReflectors: [a]}\nnodes: [{name: a}, {name: b}, {name: c}]")
+    assert spec.route_reflectors == ("a",)
+    err = error_of("bgp: {routeReflectors: [zz]}\nnodes: [{name: a}]")
+    assert err.field == "bgp.routeReflectors[0]" and "no such node" in str(err)
+    err = error_of("racks: [{name: r1}, {name: r2}]\nbgp: {routeReflectors: [a]}\n"
+                   "nodes: [{name: a, rack: r1}, {name: b, rack: r2}]")
+    assert "none in r2" in str(err)
+
+
+def test_udp_offload_is_on_unless_the_topology_turns_it_off():
+    assert parse("nodes: [{name: a}]").udp_offload is True
+    assert parse("udp: {offload: false}\nnodes: [{name: a}]").udp_offload is False
+    err = error_of("udp: {offload: 'no'}\nnodes: [{name: a}]")
+    assert (err.field, err.value) == ("udp.offload", "no") and "true or false" in str(err)
+    err = error_of("udp: {offlaod: false}\nnodes: [{name: a}]")
+    assert err.field == "udp.offlaod" and "unknown key" in str(err)
+
+
+def test_underlay_is_linux_bridges_unless_ovs_is_asked_for():
+    assert parse("nodes: [{name: a}]").underlay == "linux"
+    assert parse("underlay: ovs\nnodes: [{name: a}]").underlay == "ovs"
+    err = error_of("underlay: openflow\nnodes: [{name: a}]")
+    assert (err.field, err.value) == ("underlay", "openflow") and "linux, ovs" in str(err)
+
+
+def test_an_external_client_takes_the_first_racks_last_address_and_its_name():
+    spec = parse("externalClient: true\nracks: [{name: r1, subnet: 10.1.0.0/24}]\n"
+                 "nodes: [{name: a, rack: r1}]")
+    assert spec.external_client and str(spec.external_ip) == "10.1.0.254/24"
+    err = error_of("externalClient: true\nnodes: [{name: external}]")
+    assert "duplicate name" in str(err)
+    assert error_of("externalClient: yes please\nnodes: [{name: a}]").field == "externalClient"
+
+
+def test_kube_proxy_mode_is_iptables_unless_the_topology_chooses():
+    assert parse("nodes: [{name: a}]").proxy_mode == "iptables"
+    assert parse("kubeProxy: {mode: nftables}\nnodes: [{name: a}]").proxy_mode == "nftables"
+    err = error_of("kubeProxy: {mode: userspace}\nnodes: [{name: a}]")
+    assert (err.field, err.value) == ("kubeProxy.mode", "userspace")
+    assert "iptables, nftables, ipvs" in str(err)
+
+
+def test_load_balancer_addresses_sit_below_the_external_client_and_above_the_nodes():
+    spec = parse("racks: [{name: r1, subnet: 10.1.0.0/24}]\nnodes: [{name: a, rack: r1}]")
+    pool = [str(ip) for ip in spec.load_balancer_pool]
+    assert pool == [f"10.1.0.{n}" for n in range(240, 254)]
+    small = parse("racks: [{name: r1, subnet: 10.1.0.0/28}]\n"
+                  "nodes: [{name: a, rack: r1}, {name: b, rack: r1}]")
+    # .11 and .12 are the nodes, .14 the external client's, .15 broadcast
+    assert [str(ip) for ip in small.load_balancer_pool] == ["10.1.0.13"]
+
+
+def test_network_policy_enforcement_is_the_modes_unless_the_topology_says():
+    assert parse("nodes: [{name: a}]").policy_enforce is None
+    assert parse("networkPolicy: {enforce: true}\nnodes: [{name: a}]").policy_enforce is True
+    err = error_of("networkPolicy: {enforce: sometimes}\nnodes: [{name: a}]")
+    assert (err.field, err.value) == ("networkPolicy.enforce", "sometimes")
+
+
+def test_pod_names_are_scoped_to_their_namespace():
+    spec = parse("racks: [{name: r1}]\nnodes:\n  - name: n1\n    rack: r1\n    pods:\n"
+                 "      - {name: a, namespace: x}\n      - {name: a, namespace: y}\n")
+    assert [p.key for p in spec.pods] == ["x/a", "y/a"]
+    with pytest.raises(SpecError, match="duplicate name"):
+        parse("racks: [{name: r1}]\nnodes:\n  - name: n1\n    rack: r1\n    pods:\n"
+              "      - {name: a, namespace: x}\n      - {name: a, namespace: x}\n")
+    with pytest.raises(SpecError, match=r"nodes\[1\].name = 'a': duplicate name \(already a "
+                                        r"pod's\)"):
+        parse("racks: [{name: r1}]\nnodes:\n  - name: n1\n    rack: r1\n    pods: [{name: a}]\n"
+              "  - {name: a, rack: r1}\n")

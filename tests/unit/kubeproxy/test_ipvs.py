@@ -1,0 +1,66 @@
+"""kube-proxy's IPVS mode as the testbed renders it: virtual servers, ipsets, addresses, and
+the commands of a change."""
+import dataclasses
+
+from testbed.kubeproxy import ipvs as ipvs
+from testbed.kubeproxy.iptables import ServicePort
+
+WEB = ServicePort("shop", "web", "http", "tcp", "10.96.0.11", 80, 30080, False,
+                  (("10.244.0.5", 8080), ("10.244.1.5", 8080)), ("192.168.1.240",))
+DNS = ServicePort("kube-system", "kube-dns", "dns", "udp", "10.96.0.10", 53, 0, True,
+                  (("10.244.0.4", 53),))
+
+
+def test_every_address_and_port_is_a_virtual_server_of_its_endpoints():
+    st = ipvs.render([WEB, DNS], "192.168.1.11")
+    reals = frozenset(WEB.endpoints)
+    assert st.virtual[("tcp", "10.96.0.11", 80)] == (0, reals)
+    assert st.virtual[("tcp", "192.168.1.240", 80)] == (0, reals)  # LoadBalancer
+    assert st.virtual[("tcp", "192.168.1.11", 30080)] == (0, reals)  # NodePort on the node
+    assert st.virtual[("udp", "10.96.0.10", 53)] == (10800, frozenset(DNS.endpoints))
+    assert st.addresses == {"10.96.0.11", "192.168.1.240", "10.96.0.10"}
+    assert st.sets["KUBE-CLUSTER-IP"] == {"10.96.0.11,tcp:80", "10.96.0.10,udp:53"}
+    assert st.sets["KUBE-NODE-PORT-TCP"] == {"30080"}
+    assert "10.244.1.5,tcp:8080,10.244.1.5" in st.sets["KUBE-LOOP-BACK"]
+
+
+def test_the_first_commands_create_everything_in_kube_proxys_syntax():
+    virtual, sets, addresses = ipvs.commands(None, ipvs.render([DNS], "192.168.1.11"))
+    assert virtual.splitlines() == ["-A -u 10.96.0.10:53 -s rr -p 10800",
+                                    "-a -u 10.96.0.10:53 -r 10.244.0.4:53 -m -w 1"]
+    assert "create KUBE-CLUSTER-IP hash:ip,port -exist" in sets.splitlines()
+    assert "add KUBE-CLUSTER-IP 10.96.0.10,udp:53 -exist" in sets.splitlines()
+    assert addresses == "address add 10.96.0.10/32 dev kube-ipvs0"
+
+
+def test_a_change_adds_and_removes_only_what_changed():
+    before = ipvs.render([WEB, DNS], "192.168.1.11")
+    scaled = dataclasses.replace(WEB, endpoints=(("10.244.0.5", 8080),))
+    virtual, sets, addresses = ipvs.commands(before, ipvs.render([scaled, DNS], "192.168.1.11"))
+    assert sorted(virtual.splitlines()) == sorted(
+        f"-d -t {vip} -r 10.244.1.5:8080" for vip in
+        ("10.96.0.11:80", "192.168.1.240:80", "192.168.1.11:30080"))
+    assert sets == "del KUBE-LOOP-BACK 10.244.1.5,tcp:8080,10.244.1.5 -exist"
+    assert addresses == ""
+    virtual, _, addresses = ipvs.commands(before, ipvs.render([DNS], "192.168.1.11"))
+    assert "-D -t 10.96.0.11:80" in virtual.splitlines()
+    assert "address del 192.168.1.240/32 dev kube-ipvs0" in addresses.splitlines()
+
+
+def test_the_fixed_rules_match_sets_not_services():
+    rules = ipvs.nat_rules("10.244.0.0/16")
+    assert "-m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ" in rules
+    assert "-A KUBE-SERVICES ! -s 10.244.0.0/16" in rules
+    assert "KUBE-LOOP-BACK dst,dst,src -j MASQUERADE" in rules
+
+
+def test_sctp_services_use_ipvsadms_sctp_flag_and_kube_proxys_hash_set():
+    sctp = ServicePort("x", "s", "p", "sctp", "10.96.0.12", 80, 30081, False,
+                       (("10.244.0.5", 80),))
+    st = ipvs.render([sctp], "192.168.1.11")
+    assert st.sets["KUBE-NODE-PORT-SCTP-HASH"] == {"192.168.1.11,sctp:30081"}
+    virtual, sets, _ = ipvs.commands(None, st)
+    assert "-A --sctp-service 10.96.0.12:80 -s rr" in virtual.splitlines()
+    assert "-a --sctp-service 192.168.1.11:30081 -r 10.244.0.5:80 -m -w 1" in virtual
+    assert "create KUBE-NODE-PORT-SCTP-HASH hash:ip,port -exist" in sets
+    assert "KUBE-NODE-PORT-SCTP-HASH dst,dst -j KUBE-MARK-MASQ" in ipvs.nat_rules("10.244.0.0/16")

@@ -37,18 +37,18 @@ def throughput_ratio(mode, seconds, repeats):
     """Median pod->pod (node1-pod1 -> node2-pod1) and node1->node2 Gbit/s, interleaved."""
     cluster = Cluster.create(load_spec("topologies/default.yaml", "figs"), mode)
     with cluster:
-        data = cluster.state.data
-        dst_pod, dst_node = data["pods"]["default/node2-pod1"], data["nodes"]["node2"]
-        src_pod = data["pods"]["default/node1-pod1"]
-        n1, n2 = data["nodes"]["node1"]["pid"], dst_node["pid"]
+        state = cluster.state
+        dst_pod, dst_node = state.pods["default/node2-pod1"], state.nodes["node2"]
+        src_pod = state.pods["default/node1-pod1"]
+        n1, n2 = state.nodes["node1"].pid, dst_node.pid
         pod_rates, node_rates = [], []
         for _ in range(repeats):
-            pod_rates.append(iperf3.tcp(lambda a: netns.in_pod(dst_pod["netns"], a),
-                                        lambda a: netns.in_pod(src_pod["netns"], a),
-                                        dst_pod["ip"], seconds)["gbps"])
+            pod_rates.append(iperf3.tcp(lambda a: netns.in_pod(dst_pod.netns, a),
+                                        lambda a: netns.in_pod(src_pod.netns, a),
+                                        dst_pod.ip, seconds)["gbps"])
             node_rates.append(iperf3.tcp(lambda a: netns.in_node(n2, a),
                                          lambda a: netns.in_node(n1, a),
-                                         dst_node["ip"], seconds)["gbps"])
+                                         dst_node.ip, seconds)["gbps"])
     return statistics.median(pod_rates), statistics.median(node_rates)
 
 

@@ -173,7 +173,7 @@ def _flows(clusters, chosen, writer):
     bare = clusters[BARE]
     for path in paths_for(BARE, chosen):
         try:
-            client, server = endpoints(path, bare.state.data)
+            client, server = endpoints(path, bare.state)
         except NotApplicable as e:
             writer.skip(BARE, path.name, str(e))
             continue
@@ -183,7 +183,7 @@ def _flows(clusters, chosen, writer):
             continue
         for path in paths_for(mode, chosen):
             try:
-                client, server = endpoints(path, cluster.state.data)
+                client, server = endpoints(path, cluster.state)
                 if path.baseline not in groups:
                     raise NotApplicable(f"the bare underlay has no {path.baseline} path here")
             except NotApplicable as e:
@@ -288,7 +288,7 @@ def _run_test(measure, bare_flow, flows, clusters, opt, progress, turns):
     def one(flow):
         cluster = clusters[BARE if flow.mode == AA_MODE else flow.mode]
         daemons = cluster.mode.daemons(cluster) if cluster.mode else {}
-        mtu = cluster.state.data.get("pod_mtu") or cluster.spec.mtu
+        mtu = cluster.state.pod_mtu or cluster.spec.mtu
         progress.show(f"{label}: {flow.mode} {flow.path}")
         out = _measure_once(measure, flow.client, flow.server, opt, mtu, daemons)
         progress.advance(measure.seconds(opt) + TOOL_START_S)

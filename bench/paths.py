@@ -41,48 +41,48 @@ class Endpoint:
         return netns.in_pod(self.netns, cmd) if self.netns else netns.in_node(self.pid, cmd)
 
 
-def _node_pairs(data, same_rack):
-    names = list(data["nodes"])
+def _node_pairs(state, same_rack):
+    names = list(state.nodes)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            if (data["nodes"][a]["rack"] == data["nodes"][b]["rack"]) == same_rack:
+            if (state.nodes[a].rack == state.nodes[b].rack) == same_rack:
                 yield a, b
 
 
-def _pods_of(data, node):
-    return [key for key, rec in data["pods"].items() if rec["node"] == node]
+def _pods_of(state, node):
+    return [key for key, rec in state.pods.items() if rec.node == node]
 
 
-def _pod(data, key):
-    rec = data["pods"][key]
-    return Endpoint(rec["name"], rec["ip"], netns=rec["netns"])
+def _pod(state, key):
+    rec = state.pods[key]
+    return Endpoint(rec.name, rec.ip, netns=rec.netns)
 
 
-def _node(data, name):
-    rec = data["nodes"][name]
-    return Endpoint(name, rec["ip"], pid=rec["pid"])
+def _node(state, name):
+    rec = state.nodes[name]
+    return Endpoint(name, rec.ip, pid=rec.pid)
 
 
-def _racks(data):
-    return len({rec["rack"] for rec in data["nodes"].values()})
+def _racks(state):
+    return len({rec.rack for rec in state.nodes.values()})
 
 
-def endpoints(path, data):
-    """(client, server) realising `path` in a running cluster's state data."""
+def endpoints(path, state):
+    """(client, server) realising `path` in a running cluster's state."""
     if path.name == "pod-same-node":
-        for node in data["nodes"]:
-            pods = _pods_of(data, node)
+        for node in state.nodes:
+            pods = _pods_of(state, node)
             if len(pods) >= 2:
-                return _pod(data, pods[0]), _pod(data, pods[1])
+                return _pod(state, pods[0]), _pod(state, pods[1])
         raise NotApplicable("no node runs two pods")
     same_rack = path.name in ("pod-cross-node", "node-node")
-    if not same_rack and _racks(data) < 2:
+    if not same_rack and _racks(state) < 2:
         raise NotApplicable("the topology has a single rack")
-    for a, b in _node_pairs(data, same_rack):
+    for a, b in _node_pairs(state, same_rack):
         if path.kind == "node":
-            return _node(data, a), _node(data, b)
-        pods_a, pods_b = _pods_of(data, a), _pods_of(data, b)
+            return _node(state, a), _node(state, b)
+        pods_a, pods_b = _pods_of(state, a), _pods_of(state, b)
         if pods_a and pods_b:
-            return _pod(data, pods_a[0]), _pod(data, pods_b[0])
+            return _pod(state, pods_a[0]), _pod(state, pods_b[0])
     where = "in one rack" if same_rack else "in different racks"
     raise NotApplicable(f"no two nodes {where}" + (" with pods" if path.kind == "pod" else ""))

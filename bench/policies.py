@@ -21,8 +21,7 @@ from pathlib import Path
 
 from bench import iperf3
 from bench.services import BLOCK, PORT, SERVER, connect_latencies, wait_for_server
-from testbed.api import apply
-from testbed.api import manifests as mf
+from testbed.api import apply, kinds
 from testbed.core.cluster import Cluster, load_spec
 from testbed.host import netns
 
@@ -30,20 +29,20 @@ TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "default.yaml
 
 
 def pods():
-    server = mf.Container("server", "busybox", ("python3", "-c", SERVER))
-    shell = mf.Container("shell", "busybox")
-    return [mf.Namespace("bench", {}, "bench"),
-            mf.Pod("pserver", "bench", mf.PodTemplate({"app": "server"}, (server,), "node2")),
-            mf.Pod("pfree", "bench", mf.PodTemplate({"app": "free"}, (server,), "node2")),
-            mf.Pod("pclient", "bench", mf.PodTemplate({"role": "client"}, (shell,), "node1"))]
+    server = kinds.Container("server", "busybox", ("python3", "-c", SERVER))
+    shell = kinds.Container("shell", "busybox")
+    return [kinds.Namespace("bench", {}, "bench"),
+            kinds.Pod("pserver", "bench", kinds.PodTemplate({"app": "server"}, (server,), "node2")),
+            kinds.Pod("pfree", "bench", kinds.PodTemplate({"app": "free"}, (server,), "node2")),
+            kinds.Pod("pclient", "bench", kinds.PodTemplate({"role": "client"}, (shell,), "node1"))]
 
 
 def policy(index, last):
     client = "client" if last else f"client-{index}"
-    return mf.NetworkPolicy(
-        f"p{index:04d}", "bench", mf.LabelSelector((("app", "server"),)), ("Ingress",),
-        (mf.PolicyRule((mf.PolicyPeer(mf.LabelSelector((("role", client),))),),
-                       (mf.PolicyPort("TCP", PORT), mf.PolicyPort("TCP", iperf3.PORT))),))
+    return kinds.NetworkPolicy(
+        f"p{index:04d}", "bench", kinds.LabelSelector((("app", "server"),)), ("Ingress",),
+        (kinds.PolicyRule((kinds.PolicyPeer(kinds.LabelSelector((("role", client),))),),
+                       (kinds.PolicyPort("TCP", PORT), kinds.PolicyPort("TCP", iperf3.PORT))),))
 
 
 def policies(count):
@@ -62,16 +61,16 @@ def run(mode, counts, conns, repeats, seconds):
         topo = Path(tmp) / "policed.yaml"
         topo.write_text(TOPOLOGY.read_text() + "networkPolicy: {enforce: true}\n")
         with Cluster.create(load_spec(str(topo), f"pol-{mode}"), mode) as cluster:
-            apply.apply(cluster, mf.Manifests(pods(), []))
-            pods_now = cluster.state.data["pods"]
-            server_ip, free_ip = pods_now["bench/pserver"]["ip"], pods_now["bench/pfree"]["ip"]
-            server, client = pods_now["bench/pserver"]["netns"], pods_now["bench/pclient"]["netns"]
+            apply.apply(cluster, kinds.Manifests(pods(), []))
+            pods_now = cluster.state.pods
+            server_ip, free_ip = pods_now["bench/pserver"].ip, pods_now["bench/pfree"].ip
+            server, client = pods_now["bench/pserver"].netns, pods_now["bench/pclient"].netns
             wait_for_server(client, server_ip)
             wait_for_server(client, free_ip)
             for count in counts:
-                apply.delete(cluster, mf.Manifests(policies(max(counts)), []))
+                apply.delete(cluster, kinds.Manifests(policies(max(counts)), []))
                 started = time.monotonic()
-                apply.apply(cluster, mf.Manifests(policies(count), []))
+                apply.apply(cluster, kinds.Manifests(policies(count), []))
                 applied = time.monotonic() - started
                 wait_for_server(client, server_ip)
                 latencies, control = [], []
@@ -80,7 +79,7 @@ def run(mode, counts, conns, repeats, seconds):
                     control += connect_latencies(client, free_ip, BLOCK)
                 gbps = throughput(server, client, server_ip, repeats, seconds)
                 started = time.monotonic()
-                apply.apply(cluster, mf.Manifests([policy(count, False)], []))
+                apply.apply(cluster, kinds.Manifests([policy(count, False)], []))
                 one_more = time.monotonic() - started
                 p90 = statistics.quantiles(latencies, n=10)[8]
                 p50, free50 = statistics.median(latencies), statistics.median(control)

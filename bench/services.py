@@ -16,8 +16,7 @@ import statistics
 import sys
 import time
 
-from testbed.api import apply
-from testbed.api import manifests as mf
+from testbed.api import apply, kinds
 from testbed.core.cluster import Cluster, load_spec
 from testbed.host import netns
 from testbed.kubeproxy import services
@@ -38,17 +37,17 @@ BLOCK = 50  # connections per block; direct and Service blocks alternate
 
 
 def backend_manifest():
-    server = mf.Container("server", "busybox", ("python3", "-c", SERVER))
-    template = mf.PodTemplate({"app": "echo"}, (server,), "node2")
-    return [mf.Namespace("bench", {}, "bench"),
-            mf.Pod("echo", "bench", template, "bench")]
+    server = kinds.Container("server", "busybox", ("python3", "-c", SERVER))
+    template = kinds.PodTemplate({"app": "echo"}, (server,), "node2")
+    return [kinds.Namespace("bench", {}, "bench"),
+            kinds.Pod("echo", "bench", template, "bench")]
 
 
 def service(index):
     """Service s<index>; ClusterIPs given, so that making thousands stays quick."""
     ip = services.SERVICE_CIDR[100 + index]
-    return mf.Service(f"s{index:05d}", "bench", "ClusterIP", {"app": "echo"},
-                      (mf.ServicePort(PORT, PORT),), str(ip), source="bench")
+    return kinds.Service(f"s{index:05d}", "bench", "ClusterIP", {"app": "echo"},
+                      (kinds.ServicePort(PORT, PORT),), str(ip), source="bench")
 
 
 def connect_latencies(sandbox, address, count):
@@ -99,9 +98,9 @@ def p(values, q):
 def run(mode, counts, conns, topo):
     spec = load_spec(topo, f"svc-{mode[:3]}", proxy_mode=mode)
     with Cluster.create(spec, "vxlan") as cluster:
-        apply.apply(cluster, mf.Manifests(backend_manifest(), []))
-        pod_ip = cluster.state.data["pods"]["bench/echo"]["ip"]
-        client = cluster.state.data["pods"]["default/node1-pod1"]["netns"]
+        apply.apply(cluster, kinds.Manifests(backend_manifest(), []))
+        pod_ip = cluster.state.pods["bench/echo"].ip
+        client = cluster.state.pods["default/node1-pod1"].netns
         wait_for_server(client, pod_ip)
         made = 0
         for count in counts:

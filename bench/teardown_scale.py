@@ -49,11 +49,11 @@ def main(argv=None):
             testbed("clean", "--name", name)
             return 1
         state = RunState.load(run_dir_for(name))
-        pids = state.owned("pids")
+        pids = list(state.owned.pids)
         made = set(netns.netns_list()) - netns_before
         down, down_s = testbed("down", "--name", name)
     left_netns = (set(netns.netns_list()) - netns_before) & made
-    left_pids = [p for p in pids if pid_is(p["pid"], p["start"])]
+    left_pids = [p for p in pids if pid_is(p.pid, p.start)]
     left_dir = os.path.isdir(run_dir_for(name))
     print(f"{args.nodes} nodes x {args.pods} pods, {args.mode}: {len(made)} named namespaces, "
           f"{len(pids)} recorded processes")

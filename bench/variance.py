@@ -80,10 +80,10 @@ def main(argv=None):
         for mode in (BARE, "host-gw", "vxlan"):
             spec = load_spec(TOPOLOGY, f"var-{mode.replace('-', '')}")
             clusters[mode] = Cluster.create(spec, mode).__enter__()
-        same = {m: endpoints(PATHS["pod-same-node"], clusters[m].state.data)
+        same = {m: endpoints(PATHS["pod-same-node"], clusters[m].state)
                 for m in ("host-gw", "vxlan")}
-        bare = endpoints(PATHS["node-node"], clusters[BARE].state.data)
-        cross = endpoints(PATHS["pod-cross-node"], clusters["vxlan"].state.data)
+        bare = endpoints(PATHS["node-node"], clusters[BARE].state)
+        cross = endpoints(PATHS["pod-cross-node"], clusters["vxlan"].state)
         for pair in (*same.values(), bare, cross):
             tcp1(pair, 1)  # warm-up: neighbours, FDB, slow start of the first run
 

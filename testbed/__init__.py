@@ -6,3 +6,8 @@ underlay (racks and routers), modes (one folder per CNI mode), cni (the plugin s
 runtime's caller), kubelet (sandboxes, containers, stand-ins), api (manifests and Kubernetes
 objects), kubeproxy (Services), policy (NetworkPolicy), addons (cluster DNS) and cli.
 """
+from pathlib import Path
+
+# the checkout: topologies/ and build/ (what scripts/install.sh compiles) live beside testbed/
+REPO = Path(__file__).resolve().parent.parent
+BUILD = REPO / "build"

@@ -16,13 +16,14 @@ sync() waits until the new serial answers, so an applied manifest resolves at on
 import os
 import shutil
 import signal
-import time
 
-from testbed.api import manifests as mf
+from testbed.api import kinds
+from testbed.core.records import DnsRecord
 from testbed.core.spec import ContainerSpec, PodSpec
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import pid_is
+from testbed.host.waiting import wait_until
 from testbed.kubeproxy import services
 
 DOMAIN = "cluster.local"
@@ -42,39 +43,39 @@ def dashed(ip):
     return ip.replace(".", "-")
 
 
-def render_zone(data, serial):
-    """The cluster.local zone file for a run's state data."""
+def render_zone(state, serial):
+    """The cluster.local zone file for a run's state."""
     lines = [f"$ORIGIN {DOMAIN}.", f"$TTL {TTL_S}",
              f"@ IN SOA ns.dns.{DOMAIN}. hostmaster.{DOMAIN}. {serial} 7200 1800 86400 {TTL_S}",
              f"@ IN NS ns.dns.{DOMAIN}.", f"ns.dns IN A {SERVER_IP}"]
-    for key, record in sorted(data.get("services", {}).items()):
+    for key, record in sorted(state.services.items()):
         namespace, name = key.split("/", 1)
         owner = f"{name}.{namespace}.svc"
-        if record["type"] == "ExternalName":
-            lines.append(f"{owner} IN CNAME {record['external_name'].rstrip('.')}.")
+        if record.type == "ExternalName":
+            lines.append(f"{owner} IN CNAME {record.external_name.rstrip('.')}.")
             continue
-        headless = record["cluster_ip"] == "None"
+        headless = record.cluster_ip == "None"
         if headless:
-            ips = sorted({ip for _pod, ip in services.selected_pods(data, key)})
+            ips = sorted({ip for _pod, ip in services.selected_pods(state, key)})
             lines += [f"{owner} IN A {ip}" for ip in ips]
             lines += [f"{dashed(ip)}.{owner} IN A {ip}" for ip in ips]
         else:
-            lines.append(f"{owner} IN A {record['cluster_ip']}")
-        found = services.endpoints(data, key)
-        for port in record["ports"]:
-            if not port["name"]:
+            lines.append(f"{owner} IN A {record.cluster_ip}")
+        found = services.endpoints(state, key)
+        for port in record.ports:
+            if not port.name:
                 continue
-            srv = f"_{port['name']}._{port['protocol'].lower()}.{owner}"
+            srv = f"_{port.name}._{port.protocol.lower()}.{owner}"
             if not headless:
-                lines.append(f"{srv} IN SRV 0 100 {port['port']} {owner}.{DOMAIN}.")
+                lines.append(f"{srv} IN SRV 0 100 {port.port} {owner}.{DOMAIN}.")
                 continue
-            eps = found[port["name"]]
+            eps = found[port.name]
             for _pod, ip, target in eps:
                 lines.append(f"{srv} IN SRV 0 {100 // len(eps)} {target} "
                              f"{dashed(ip)}.{owner}.{DOMAIN}.")
-    for _name, pod in sorted(data.get("pods", {}).items()):
-        if pod["ip"]:
-            lines.append(f"{dashed(pod['ip'])}.{pod['namespace']}.pod IN A {pod['ip']}")
+    for _name, pod in sorted(state.pods.items()):
+        if pod.ip:
+            lines.append(f"{dashed(pod.ip)}.{pod.namespace}.pod IN A {pod.ip}")
     return "\n".join(lines) + "\n"
 
 
@@ -120,20 +121,20 @@ class ClusterDNS:
         self._write_zone(cluster.state, directory)
         with open(os.path.join(directory, "nsd.conf"), "w") as f:
             f.write(render_config(directory))
-        name = f"{SERVICE}-{mf.pod_suffix(cluster.state.name)}"
+        name = f"{SERVICE}-{kinds.pod_suffix(cluster.state.name)}"
         cluster.runtime.resolv_conf = resolv_conf  # pods from now on get one
-        for record in cluster.state.data["pods"].values():
+        for record in cluster.state.pods.values():
             cluster.runtime.write_resolv_conf(record)
         pod = PodSpec(name, NAMESPACE, cluster.least_busy_node(), dict(LABELS), (ContainerSpec(
             "nsd", ("nsd", "-d", "-c", os.path.join(directory, "nsd.conf"))),))
         cluster.add_pod(pod)
         self.pod = pod.key
-        services.add(cluster.state, mf.Service(
+        services.add(cluster.state, kinds.Service(
             SERVICE, NAMESPACE, "ClusterIP", dict(LABELS),
-            (mf.ServicePort(53, 53, "dns", 0, "UDP"), mf.ServicePort(53, 53, "dns-tcp", 0, "TCP")),
+            (kinds.ServicePort(53, 53, "dns", 0, "UDP"),
+             kinds.ServicePort(53, 53, "dns-tcp", 0, "TCP")),
             SERVER_IP, source="kube-dns add-on"))
-        cluster.state.data["dns"] = {"pod": pod.key, "server": SERVER_IP, "serial": 1,
-                                     "dir": directory}
+        cluster.state.dns = DnsRecord(pod.key, SERVER_IP, directory)
         cluster.state.save()
         self._wait_for_serial(cluster.state, 1)
 
@@ -142,36 +143,35 @@ class ClusterDNS:
         if self.pod is None:
             return
         state = cluster.state
-        facts = state.data["dns"]
-        facts["serial"] += 1
-        self._write_zone(state, facts["dir"])
+        facts = state.dns
+        facts.serial += 1
+        self._write_zone(state, facts.dir)
         state.save()
-        entry = state.data["pods"][self.pod]["containers"]["nsd"]
-        if not pid_is(entry["pid"], entry["start"]):
+        entry = state.pods[self.pod].containers["nsd"]
+        if not pid_is(entry.pid, entry.start):
             raise TestbedError(f"cluster DNS: nsd in pod {self.pod} is not running (see "
                                f"{state.dir}/pods/{self.pod}/nsd.log)")
-        os.kill(entry["pid"], signal.SIGHUP)
-        self._wait_for_serial(state, facts["serial"])
+        os.kill(entry.pid, signal.SIGHUP)
+        self._wait_for_serial(state, facts.serial)
 
     def _write_zone(self, state, directory):
-        serial = state.data.get("dns", {}).get("serial", 1)
+        serial = state.dns.serial if state.dns else 1
         path = os.path.join(directory, f"{DOMAIN}.zone")
         with open(path + ".new", "w") as f:
-            f.write(render_zone(state.data, serial))
+            f.write(render_zone(state, serial))
         os.replace(path + ".new", path)
 
     def _wait_for_serial(self, state, serial):
         """Until the server answers with this zone serial (it loads a zone in milliseconds)."""
-        deadline = time.monotonic() + RELOAD_TIMEOUT_S
-        while True:
-            sandbox = state.data["pods"][self.pod]["netns"]
+        sandbox = state.pods[self.pod].netns
+
+        def serving():
             soa = netns.run(netns.in_pod(sandbox, [
                 "dig", "+short", "+time=1", "+tries=1", "@127.0.0.1", "SOA", DOMAIN]),
                 check=False).split()
-            if len(soa) > 2 and soa[2] == str(serial):
-                return
-            if time.monotonic() > deadline:
-                raise TestbedError(f"cluster DNS: nsd in pod {self.pod} did not serve zone "
-                                   f"serial {serial} within {RELOAD_TIMEOUT_S:.0f} s (see "
-                                   f"{state.dir}/pods/{self.pod}/nsd.log)")
-            time.sleep(0.05)
+            return len(soa) > 2 and soa[2] == str(serial)
+
+        if not wait_until(serving, RELOAD_TIMEOUT_S):
+            raise TestbedError(f"cluster DNS: nsd in pod {self.pod} did not serve zone "
+                               f"serial {serial} within {RELOAD_TIMEOUT_S:.0f} s (see "
+                               f"{state.dir}/pods/{self.pod}/nsd.log)")

@@ -10,21 +10,23 @@ spread over the nodes with the fewest pods. Re-applying a Deployment scales it; 
 template replaces its pods. Services get a
 ClusterIP (and node ports) and every node's kube-proxy rules are rewritten after each change.
 """
+import copy
+import dataclasses
 import re
 import time
 import uuid
 
-from testbed.api import manifests as mf
+from testbed.api import kinds
+from testbed.core.records import DeploymentRecord, NamespaceRecord, PolicyRecord
 from testbed.core.spec import ContainerSpec, PodSpec, pod_key
+from testbed.core.state import DEFAULT_NAMESPACES
 from testbed.errors import TestbedError
 from testbed.host import netns
+from testbed.host.waiting import wait_until
 from testbed.kubelet.standins import command_for, listening
 from testbed.kubeproxy import services
-from testbed.policy import semantics as policy
 
 READY_TIMEOUT_S = 10.0
-
-DEFAULT_NAMESPACES = ("default", "kube-system")
 
 
 class Result:
@@ -68,35 +70,27 @@ def report(reply, op):
     return warnings, [f"{item} deleted" for item in reply.get("removed", [])]
 
 
-def _namespaces(state):
-    return state.data.setdefault("namespaces", {n: {"labels": {}} for n in DEFAULT_NAMESPACES})
-
-
-def _deployments(state):
-    return state.data.setdefault("deployments", {})
-
-
 def check(cluster, objects):
     """Refuse the set before anything is applied; TestbedError names the object."""
-    namespaces = set(_namespaces(cluster.state)) | \
-        {o.name for o in objects if isinstance(o, mf.Namespace)}
-    pods = cluster.state.data["pods"]
+    namespaces = set(cluster.state.namespaces) | \
+        {o.name for o in objects if isinstance(o, kinds.Namespace)}
+    pods = cluster.state.pods
     for obj in objects:
         ns = getattr(obj, "namespace", None)
         if ns is not None and ns not in namespaces:
             raise TestbedError(f"{obj.source}: {obj.kind} {ns}/{obj.name}: namespace {ns!r} "
                                "does not exist (apply a Namespace first or with it)")
-        if isinstance(obj, (mf.Pod, mf.Deployment)):
+        if isinstance(obj, (kinds.Pod, kinds.Deployment)):
             node = obj.template.node_name
             if node and node not in cluster.nodes:
                 raise TestbedError(f"{obj.source}: {obj.kind} {ns}/{obj.name}: nodeName "
                                    f"{node!r} is no node of this cluster "
                                    f"({', '.join(cluster.nodes)})")
-        if isinstance(obj, mf.Service):
+        if isinstance(obj, kinds.Service):
             _check_service_protocols(cluster, obj)
-        if isinstance(obj, mf.Pod) and pod_key(ns, obj.name) in pods:
+        if isinstance(obj, kinds.Pod) and pod_key(ns, obj.name) in pods:
             record = pods[pod_key(ns, obj.name)]
-            if record.get("spec") != _pod_spec_key(obj.template):
+            if record.spec != _pod_spec_key(obj.template):
                 raise TestbedError(f"{obj.source}: Pod {ns}/{obj.name}: a pod's containers "
                                    "and nodeName cannot change (only its labels); delete it "
                                    "first")
@@ -129,35 +123,35 @@ def apply(cluster, loaded):
     check(cluster, loaded.objects)
     result = Result(loaded.warnings)
     cluster.dns.start(cluster)  # the kube-dns add-on comes with the first manifest
-    pods = cluster.state.data["pods"]
+    state = cluster.state
+    pods = state.pods
     for obj in loaded.objects:
-        if isinstance(obj, mf.Namespace):
-            before = _namespaces(cluster.state).get(obj.name)
-            word = _outcome((before or {}).get("labels"), obj.labels)
-            _namespaces(cluster.state)[obj.name] = {
-                "labels": obj.labels, "created": (before or {}).get("created") or time.time()}
+        if isinstance(obj, kinds.Namespace):
+            before = state.namespaces.get(obj.name)
+            word = _outcome(before.labels if before else None, obj.labels)
+            state.namespaces[obj.name] = NamespaceRecord(
+                dict(obj.labels), (before.created if before else None) or time.time())
             result.created.append(f"namespace/{obj.name} {word}")
-        elif isinstance(obj, mf.Pod) and pod_key(obj.namespace, obj.name) in pods:
+        elif isinstance(obj, kinds.Pod) and pod_key(obj.namespace, obj.name) in pods:
             key = pod_key(obj.namespace, obj.name)
-            word = _outcome(pods[key]["labels"], obj.template.labels)
+            word = _outcome(pods[key].labels, obj.template.labels)
             cluster.relabel_pod(key, dict(obj.template.labels))
             result.created.append(f"pod/{obj.name} {word}")
-        elif isinstance(obj, mf.Pod):
+        elif isinstance(obj, kinds.Pod):
             _create(cluster, obj.name, obj.namespace, obj.template, result, owner=None)
-        elif isinstance(obj, mf.Deployment):
+        elif isinstance(obj, kinds.Deployment):
             _apply_deployment(cluster, obj, result)
-        elif isinstance(obj, mf.Service):
+        elif isinstance(obj, kinds.Service):
             key = f"{obj.namespace}/{obj.name}"
-            before = dict(services.table(cluster.state).get(key) or {}) or None
-            after = services.add(cluster.state, obj, cluster.spec.load_balancer_pool)
+            before = copy.deepcopy(state.services.get(key))
+            after = services.add(state, obj, cluster.spec.load_balancer_pool)
             result.created.append(f"service/{obj.name} {_outcome(before, after)}")
         else:
             key = f"{obj.namespace}/{obj.name}"
-            record = policy.to_record(obj)
-            before = dict(policy.table(cluster.state).get(key) or {})
-            created = before.pop("created", None)
-            word = _outcome(before or None, record)
-            policy.table(cluster.state)[key] = {**record, "created": created or time.time()}
+            before = state.policies.get(key)
+            word = _outcome(before.policy if before else None, dataclasses.replace(obj, source=""))
+            state.policies[key] = PolicyRecord(dataclasses.replace(obj, source=""),
+                                               (before.created if before else 0) or time.time())
             result.created.append(f"networkpolicy.networking.k8s.io/{obj.name} {word}")
     cluster.state.save()
     cluster.sync_network()
@@ -166,37 +160,39 @@ def apply(cluster, loaded):
 
 def delete(cluster, loaded):
     for obj in loaded.objects:  # as the API server refuses it
-        if isinstance(obj, mf.Namespace) and obj.name in DEFAULT_NAMESPACES:
+        if isinstance(obj, kinds.Namespace) and obj.name in DEFAULT_NAMESPACES:
             raise TestbedError(f"{obj.source}: namespace {obj.name!r} may not be deleted")
     result = Result(loaded.warnings)
-    pods = cluster.state.data["pods"]
+    state = cluster.state
+    pods = state.pods
     for obj in loaded.objects:
-        if isinstance(obj, mf.Namespace):
-            for key in [k for k, rec in pods.items() if rec["namespace"] == obj.name]:
+        if isinstance(obj, kinds.Namespace):
+            in_it = f"{obj.name}/"
+            for key in [k for k, rec in pods.items() if rec.namespace == obj.name]:
                 _remove(cluster, key, result)
-            for key in [k for k in _deployments(cluster.state) if k.startswith(f"{obj.name}/")]:
-                del _deployments(cluster.state)[key]
-            for key in [k for k in services.table(cluster.state) if k.startswith(f"{obj.name}/")]:
-                services.remove(cluster.state, *key.split("/", 1))
+            for key in [k for k in state.deployments if k.startswith(in_it)]:
+                del state.deployments[key]
+            for key in [k for k in state.services if k.startswith(in_it)]:
+                services.remove(state, *key.split("/", 1))
                 result.removed.append(f"service/{key.split('/', 1)[1]}")
-            for key in [k for k in policy.table(cluster.state) if k.startswith(f"{obj.name}/")]:
-                del policy.table(cluster.state)[key]
+            for key in [k for k in state.policies if k.startswith(in_it)]:
+                del state.policies[key]
                 result.removed.append(f"networkpolicy.networking.k8s.io/{key.split('/', 1)[1]}")
-            if _namespaces(cluster.state).pop(obj.name, None) is not None:
+            if state.namespaces.pop(obj.name, None) is not None:
                 result.removed.append(f"namespace/{obj.name}")
-        elif isinstance(obj, mf.Pod):
+        elif isinstance(obj, kinds.Pod):
             if pod_key(obj.namespace, obj.name) in pods:
                 _remove(cluster, pod_key(obj.namespace, obj.name), result)
-        elif isinstance(obj, mf.Deployment):
-            record = _deployments(cluster.state).pop(f"{obj.namespace}/{obj.name}", None)
-            for name in (record or {}).get("pods", []):
+        elif isinstance(obj, kinds.Deployment):
+            record = state.deployments.pop(f"{obj.namespace}/{obj.name}", None)
+            for name in record.pods if record else []:
                 _remove(cluster, pod_key(obj.namespace, name), result)
             if record is not None:
                 result.removed.append(f"deployment/{obj.name}")
-        elif isinstance(obj, mf.Service):
+        elif isinstance(obj, kinds.Service):
             if services.remove(cluster.state, obj.namespace, obj.name):
                 result.removed.append(f"service/{obj.name}")
-        elif policy.table(cluster.state).pop(f"{obj.namespace}/{obj.name}", None) is not None:
+        elif state.policies.pop(f"{obj.namespace}/{obj.name}", None) is not None:
             result.removed.append(f"networkpolicy.networking.k8s.io/{obj.name}")
     cluster.state.save()
     cluster.sync_network()
@@ -205,28 +201,28 @@ def delete(cluster, loaded):
 
 def _apply_deployment(cluster, deploy, result):
     key = f"{deploy.namespace}/{deploy.name}"
-    record = _deployments(cluster.state).get(key)
+    record = cluster.state.deployments.get(key)
     rs = deploy.replica_set
     existed = record is not None
-    if existed and record["replica_set"] != rs:  # a new template: new pods
-        for name in record["pods"]:
+    if existed and record.replica_set != rs:  # a new template: new pods
+        for name in record.pods:
             _remove(cluster, pod_key(deploy.namespace, name), result)
         record = None
     if record is None:
-        record = {"replica_set": rs, "selector": deploy.selector, "pods": []}
-        _deployments(cluster.state)[key] = record
+        record = DeploymentRecord(0, dict(deploy.selector), rs)
+        cluster.state.deployments[key] = record
         result.created.append(f"deployment.apps/{deploy.name} "
                               f"{'configured' if existed else 'created'}")
-    elif record["replicas"] != deploy.replicas:
+    elif record.replicas != deploy.replicas:
         result.created.append(f"deployment.apps/{deploy.name} configured")
     else:
         result.created.append(f"deployment.apps/{deploy.name} unchanged")
-    record["replicas"] = deploy.replicas
-    while len(record["pods"]) > deploy.replicas:  # scale down: the newest go first
-        _remove(cluster, pod_key(deploy.namespace, record["pods"].pop()), result)
-    while len(record["pods"]) < deploy.replicas:
-        name = f"{rs}-{mf.pod_suffix(uuid.uuid4().hex)}"
-        record["pods"].append(name)
+    record.replicas = deploy.replicas
+    while len(record.pods) > deploy.replicas:  # scale down: the newest go first
+        _remove(cluster, pod_key(deploy.namespace, record.pods.pop()), result)
+    while len(record.pods) < deploy.replicas:
+        name = f"{rs}-{kinds.pod_suffix(uuid.uuid4().hex)}"
+        record.pods.append(name)
         _create(cluster, name, deploy.namespace, deploy.template, result, owner=key)
 
 
@@ -245,12 +241,12 @@ def _create(cluster, name, namespace, template, result, owner):
                                "does on such a node (see `testbed doctor`)")
         served = [(proto, port) for proto, port in served if proto != "sctp"]
     record = cluster.add_pod(pod)
-    _wait_until_listening(pod.key, record["netns"], served)
-    record["owner"] = owner
-    record["spec"] = _pod_spec_key(template)
+    _wait_until_listening(pod.key, record.netns, served)
+    record.owner = owner
+    record.spec = _pod_spec_key(template)
     # named container ports, for Services' targetPorts and policies' ports that name one
-    record["ports"] = {p.name: p.container_port for c in template.containers for p in c.ports
-                       if p.name}
+    record.ports = {p.name: p.container_port for c in template.containers for p in c.ports
+                    if p.name}
     cluster.state.save()
     result.created.append(f"pod/{name} created")
 
@@ -258,18 +254,17 @@ def _create(cluster, name, namespace, template, result, owner):
 def _wait_until_listening(key, sandbox, ports):
     """Until the pod's stand-ins listen ([(protocol, port)], TCP or UDP), as a kubelet reports
     a pod ready before Services send it connections."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while ports:
+    def all_bound():
         bound = {"tcp": netns.run(netns.in_pod(sandbox, ["ss", "-Hltn"])),
                  "udp": netns.run(netns.in_pod(sandbox, ["ss", "-Hlun"]))}
-        ports = [(proto, p) for proto, p in ports if f":{p} " not in bound[proto]]
-        if ports and time.monotonic() > deadline:
-            raise TestbedError(f"pod {key}: nothing listens on port(s) "
-                               f"{', '.join(f'{p}/{proto.upper()}' for proto, p in ports)} "
-                               f"after {READY_TIMEOUT_S:.0f} s (see its log in the run "
-                               "directory)")
-        if ports:
-            time.sleep(0.05)
+        ports[:] = [(proto, p) for proto, p in ports if f":{p} " not in bound[proto]]
+        return not ports
+
+    ports = list(ports)
+    if not wait_until(all_bound, READY_TIMEOUT_S):
+        raise TestbedError(f"pod {key}: nothing listens on port(s) "
+                           f"{', '.join(f'{p}/{proto.upper()}' for proto, p in ports)} "
+                           f"after {READY_TIMEOUT_S:.0f} s (see its log in the run directory)")
 
 
 def _remove(cluster, key, result):

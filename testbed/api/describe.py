@@ -21,58 +21,58 @@ def _labels(labels):
     return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or "<none>"
 
 
-def describe(data, kind: str, name: str, namespace: str = "default") -> str:
+def describe(state, kind: str, name: str, namespace: str = "default") -> str:
     resource = ko.ALIASES.get(kind.lower())
     if resource not in DESCRIBED:
         raise TestbedError(f"describe takes pod, service (svc) or networkpolicy (netpol), not "
                            f"{kind!r}")
     if resource == "pods":
-        return describe_pod(data, *find_pod(data, name, namespace))
+        return describe_pod(state, *find_pod(state, name, namespace))
     key = f"{namespace}/{name}"
-    table = data.get("services" if resource == "services" else "policies", {})
+    table = state.services if resource == "services" else state.policies
     if key not in table:
         raise TestbedError(f'{resource} "{name}" not found in namespace {namespace}')
-    return describe_service(data, key) if resource == "services" else \
-        describe_policy(data, key)
+    return describe_service(state, key) if resource == "services" else \
+        describe_policy(state, key)
 
 
-def describe_pod(data, key, rec):
-    node = data["nodes"].get(rec["node"], {})
+def describe_pod(state, key, rec):
+    node = state.nodes.get(rec.node)
     _ready, status = pod_status(rec)
-    lines = [_field("Name", rec["name"]), _field("Namespace", rec["namespace"]),
-             _field("Node", f"{rec['node']}/{node.get('ip', '?')}"),
-             _field("Labels", _labels(rec.get("labels"))), _field("Status", status),
-             _field("IP", rec["ip"] or "<none>"),
-             _field("Sandbox", f"{rec['netns']} (ip netns exec {rec['netns']} ...)"),
+    lines = [_field("Name", rec.name), _field("Namespace", rec.namespace),
+             _field("Node", f"{rec.node}/{node.ip if node else '?'}"),
+             _field("Labels", _labels(rec.labels)), _field("Status", status),
+             _field("IP", rec.ip or "<none>"),
+             _field("Sandbox", f"{rec.netns} (ip netns exec {rec.netns} ...)"),
              "Containers:"]
-    for cname, entry in rec["containers"].items():
-        alive = pid_is(entry["pid"], entry["start"])
+    for cname, entry in rec.containers.items():
+        alive = pid_is(entry.pid, entry.start)
         lines.append(f"  {cname}:")
-        if entry.get("command"):
-            lines.append(f"    {_field('Command', ' '.join(entry['command']), 10)}")
-        state = f"Running (pid {entry['pid']})" if alive else "Terminated"
-        lines.append(f"    {_field('State', state, 10)}")
-    ports = rec.get("ports") or {}
+        if entry.command:
+            lines.append(f"    {_field('Command', ' '.join(entry.command), 10)}")
+        running = f"Running (pid {entry.pid})" if alive else "Terminated"
+        lines.append(f"    {_field('State', running, 10)}")
+    ports = rec.ports
     if ports:
         lines.append(_field("Named ports", ", ".join(f"{n}={p}"
                                                      for n, p in sorted(ports.items()))))
-    picked = [k for k in sorted(data.get("services", {}))
-              if any(pod_key == key for eps in service_endpoints(data, k).values()
+    picked = [k for k in sorted(state.services)
+              if any(pod_key == key for eps in service_endpoints(state, k).values()
                      for pod_key, _ip, _port in eps)]
     lines.append(_field("Services", ", ".join(picked) or "<none>"))
     lines.append("NetworkPolicy:")
-    every = pol.policies(data)
+    every = pol.policies(state)
     for direction in ("Ingress", "Egress"):
         isolating = pol.isolating(every, rec, direction)
         text = ("isolated by " + ", ".join(f"{p.namespace}/{p.name}" for p in isolating)) \
             if isolating else "not isolated (all allowed)"
         lines.append(f"  {direction + ':':<9}{text}")
-    lines.append(_enforcement(data))
+    lines.append(_enforcement(state))
     return "\n".join(lines)
 
 
-def describe_service(data, key):
-    obj = next(o for o in ko.services(data, key.split("/", 1)[0])
+def describe_service(state, key):
+    obj = next(o for o in ko.services(state, key.split("/", 1)[0])
                if o["metadata"]["name"] == key.split("/", 1)[1])
     spec = obj["spec"]
     lines = [_field("Name", obj["metadata"]["name"], 18),
@@ -86,7 +86,7 @@ def describe_service(data, key):
     ingress = obj["status"]["loadBalancer"].get("ingress")
     if ingress:
         lines.append(_field("LoadBalancer Ingress", ingress[0]["ip"], 22))
-    found = service_endpoints(data, key)
+    found = service_endpoints(state, key)
     for port in spec.get("ports", []):
         label = port.get("name", "<unset>")
         lines.append(_field("Port", f"{label}  {port['port']}/{port['protocol']}", 18))
@@ -124,9 +124,9 @@ def _selector(sel):
         "namespace)"
 
 
-def describe_policy(data, key):
+def describe_policy(state, key):
     namespace, name = key.split("/", 1)
-    obj = next(o for o in ko.network_policies(data, namespace) if o["metadata"]["name"] == name)
+    obj = next(o for o in ko.network_policies(state, namespace) if o["metadata"]["name"] == name)
     spec = obj["spec"]
     lines = [_field("Name", name), _field("Namespace", namespace), "Spec:",
              f"  PodSelector:     {_selector(spec['podSelector'])}"]
@@ -161,15 +161,15 @@ def describe_policy(data, key):
                 lines.append(f"    {verb}:")
                 lines += _peer_lines(peer, 6)
     lines.append(f"  Policy Types: {', '.join(spec['policyTypes'])}")
-    selected = [k for k, rec in sorted(data["pods"].items())
-                if pol.selects(pol.from_record(data["policies"][key]), rec)]
+    selected = [k for k, rec in sorted(state.pods.items())
+                if pol.selects(state.policies[key].policy, rec)]
     lines.append(_field("Selects pods", ", ".join(selected) or "<none>"))
-    lines.append(_enforcement(data))
+    lines.append(_enforcement(state))
     return "\n".join(lines)
 
 
-def _enforcement(data):
-    facts = data.get("network_policy", {})
-    if facts.get("enforced"):
-        return f"# NetworkPolicy is enforced here: {facts.get('note')}"
-    return f"# NetworkPolicy is not enforced here: {facts.get('note', 'no CNI mode')}"
+def _enforcement(state):
+    facts = state.network_policy
+    if facts.enforced:
+        return f"# NetworkPolicy is enforced here: {facts.note}"
+    return f"# NetworkPolicy is not enforced here: {facts.note or 'no CNI mode'}"

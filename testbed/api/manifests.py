@@ -5,15 +5,30 @@ Everything is checked before anything is applied: malformed YAML or a field of t
 is one ManifestError naming the file, the line and the field. Kinds and fields the testbed does
 not implement are returned as warnings, one line each, naming them — never dropped silently.
 """
-import hashlib
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, field
 
 import yaml
 
-from testbed.errors import TestbedError, brief
+from testbed.api.kinds import (
+    Container,
+    ContainerPort,
+    Deployment,
+    LabelSelector,
+    ManifestError,
+    Manifests,
+    Namespace,
+    NetworkPolicy,
+    Pod,
+    PodTemplate,
+    PolicyPeer,
+    PolicyPort,
+    PolicyRule,
+    Service,
+    ServicePort,
+)
+from testbed.errors import brief
 from testbed.safe_input import InputError, check_expansion, read_text
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -56,183 +71,6 @@ CONTAINER_KEYS = {"name", "image", "command", "args", "ports", "env"}
 ENV_KEYS = {"name", "value"}
 CONTAINER_PORT_KEYS = {"containerPort", "name", "protocol"}
 SERVICE_PORT_KEYS = {"name", "port", "targetPort", "nodePort", "protocol"}
-
-
-class ManifestError(TestbedError):
-    def __init__(self, path, line, problem):
-        self.path, self.line, self.problem = path, line, problem
-        where = f"{path}:{line}" if line else str(path)
-        super().__init__(f"{where}: {problem}")
-
-
-@dataclass(frozen=True)
-class ContainerPort:
-    container_port: int
-    name: str = ""
-    protocol: str = "TCP"
-
-
-@dataclass(frozen=True)
-class Container:
-    name: str
-    image: str
-    command: tuple = ()
-    args: tuple = ()
-    ports: tuple = ()
-    env: tuple = ()  # ((name, value), ...)
-
-
-@dataclass(frozen=True)
-class PodTemplate:
-    labels: dict = field(hash=False, compare=False)
-    containers: tuple = ()
-    node_name: str = ""
-
-
-@dataclass(frozen=True)
-class Namespace:
-    name: str
-    labels: dict = field(default_factory=dict, hash=False, compare=False)
-    source: str = ""
-    kind = "Namespace"
-
-
-@dataclass(frozen=True)
-class Pod:
-    name: str
-    namespace: str
-    template: PodTemplate
-    source: str = ""
-    kind = "Pod"
-
-
-@dataclass(frozen=True)
-class Deployment:
-    name: str
-    namespace: str
-    replicas: int
-    selector: dict = field(hash=False, compare=False)
-    template: PodTemplate = None
-    source: str = ""
-    kind = "Deployment"
-
-    @property
-    def replica_set(self):
-        """The ReplicaSet's name, as the Deployment controller makes it: the name, a dash, and
-        a hash of the pod template in Kubernetes' vowel-free alphabet."""
-        return f"{self.name}-{template_hash(self.template)}"
-
-
-@dataclass(frozen=True)
-class ServicePort:
-    port: int
-    target_port: object  # an int, or the name of a container port
-    name: str = ""
-    node_port: int = 0
-    protocol: str = "TCP"
-
-
-@dataclass(frozen=True)
-class Service:
-    name: str
-    namespace: str
-    type: str = "ClusterIP"
-    selector: dict = field(default_factory=dict, hash=False, compare=False)
-    ports: tuple = ()
-    cluster_ip: str = ""        # "" = allocate, "None" = headless
-    session_affinity: str = "None"
-    external_name: str = ""
-    source: str = ""
-    kind = "Service"
-
-
-@dataclass(frozen=True)
-class LabelSelector:
-    """A Kubernetes label selector; the empty one selects everything."""
-    match_labels: tuple = ()       # ((key, value), ...)
-    match_expressions: tuple = ()  # ((key, operator, (values...)), ...)
-
-    def matches(self, labels):
-        if any(labels.get(k) != v for k, v in self.match_labels):
-            return False
-        for key, op, values in self.match_expressions:
-            if op == "In" and labels.get(key) not in values:
-                return False
-            if op == "NotIn" and key in labels and labels[key] in values:
-                return False
-            if op == "Exists" and key not in labels:
-                return False
-            if op == "DoesNotExist" and key in labels:
-                return False
-        return True
-
-    def __str__(self):
-        parts = [f"{k}={v}" for k, v in self.match_labels]
-        parts += [f"{k} {op} ({','.join(v)})" if v else f"{k} {op}"
-                  for k, op, v in self.match_expressions]
-        return ",".join(parts) or "<all>"
-
-
-@dataclass(frozen=True)
-class PolicyPeer:
-    """One entry of from/to: pods (by podSelector, in the policy's namespace unless a
-    namespaceSelector is given too), all pods of selected namespaces, or an ipBlock."""
-    pod_selector: LabelSelector = None
-    namespace_selector: LabelSelector = None
-    cidr: str = ""
-    excepts: tuple = ()
-
-
-@dataclass(frozen=True)
-class PolicyPort:
-    protocol: str = "TCP"
-    port: object = None  # None: every port; an int, or the name of a container port
-    end_port: int = 0
-
-
-@dataclass(frozen=True)
-class PolicyRule:
-    peers: tuple = ()  # empty: every peer
-    ports: tuple = ()  # empty: every port
-
-
-@dataclass(frozen=True)
-class NetworkPolicy:
-    name: str
-    namespace: str
-    pod_selector: LabelSelector
-    policy_types: tuple
-    ingress: tuple = ()
-    egress: tuple = ()
-    source: str = ""
-    kind = "NetworkPolicy"
-
-
-SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery rand.SafeEncodeString
-
-
-def safe_encode(text):
-    return "".join(SAFE_ALPHABET[ord(c) % len(SAFE_ALPHABET)] for c in text)
-
-
-def template_hash(template):
-    """FNV-32a of the template, its decimal digits safe-encoded, as pod-template-hash is."""
-    h = 0x811C9DC5
-    for byte in repr((sorted(template.labels.items()), template.containers,
-                      template.node_name)).encode():
-        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return safe_encode(str(h))
-
-
-def pod_suffix(seed):
-    """The five characters a ReplicaSet appends to each pod's name."""
-    return safe_encode(hashlib.sha1(seed.encode()).hexdigest())[:5]
-
-
-@dataclass
-class Manifests:
-    objects: list = field(default_factory=list)
-    warnings: list = field(default_factory=list)
 
 
 def load(path):

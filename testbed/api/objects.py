@@ -8,7 +8,8 @@ namespace) is in the annotation SANDBOX_ANNOTATION.
 """
 import time
 
-from testbed.api.apply import DEFAULT_NAMESPACES
+from testbed.core.records import NamespaceRecord
+from testbed.core.state import DEFAULT_NAMESPACES
 from testbed.host.processes import pid_is
 from testbed.kubeproxy.services import endpoints as service_endpoints
 from testbed.policy import semantics as pol
@@ -37,9 +38,9 @@ def _meta(name, namespace=None, labels=None, created=None, annotations=None):
 
 def pod_status(rec):
     """(READY, STATUS) as kubectl prints them: containers running of all, and the phase."""
-    running = sum(1 for c in rec["containers"].values() if pid_is(c["pid"], c["start"]))
-    total = len(rec["containers"])
-    if not rec["ip"] or total == 0:
+    running = sum(1 for c in rec.containers.values() if pid_is(c.pid, c.start))
+    total = len(rec.containers)
+    if not rec.ip or total == 0:
         status = "ContainerCreating"
     else:
         status = "Running" if running == total else "Error"
@@ -50,110 +51,108 @@ def _in(namespace, wanted):
     return wanted is None or namespace == wanted
 
 
-def pods(data, namespace=None) -> list:
+def pods(state, namespace=None) -> list:
     out = []
-    for _key, rec in sorted(data["pods"].items()):
-        if not _in(rec["namespace"], namespace):
+    for _key, rec in sorted(state.pods.items()):
+        if not _in(rec.namespace, namespace):
             continue
         ready, phase = pod_status(rec)
         running, _total = (int(x) for x in ready.split("/"))
-        containers = [{"name": name} for name in rec["containers"]]
+        containers = [{"name": name} for name in rec.containers]
         status = {"phase": phase if phase != "ContainerCreating" else "Pending",
-                  "hostIP": data["nodes"].get(rec["node"], {}).get("ip", ""),
+                  "hostIP": state.nodes[rec.node].ip if rec.node in state.nodes else "",
                   "containerStatuses": [{"name": c["name"], "ready": running == len(containers),
                                          "restartCount": 0} for c in containers]}
-        if rec["ip"]:
-            status["podIP"] = rec["ip"]
-            status["podIPs"] = [{"ip": rec["ip"]}]
+        if rec.ip:
+            status["podIP"] = rec.ip
+            status["podIPs"] = [{"ip": rec.ip}]
         out.append({"apiVersion": "v1", "kind": "Pod",
-                    "metadata": _meta(rec["name"], rec["namespace"], rec.get("labels"),
-                                      rec.get("created"),
-                                      {SANDBOX_ANNOTATION: rec["netns"]}),
-                    "spec": {"nodeName": rec["node"], "containers": containers},
+                    "metadata": _meta(rec.name, rec.namespace, rec.labels, rec.created,
+                                      {SANDBOX_ANNOTATION: rec.netns}),
+                    "spec": {"nodeName": rec.node, "containers": containers},
                     "status": status})
     return out
 
 
-def nodes(data, namespace=None) -> list:
+def nodes(state, namespace=None) -> list:
     out = []
-    for name, rec in data["nodes"].items():
+    for name, rec in state.nodes.items():
         spec = {}
-        if rec.get("lease", "-") != "-":
-            spec = {"podCIDR": rec["lease"], "podCIDRs": [rec["lease"]]}
+        if rec.lease and rec.lease != "-":
+            spec = {"podCIDR": rec.lease, "podCIDRs": [rec.lease]}
         out.append({"apiVersion": "v1", "kind": "Node",
                     "metadata": _meta(name, labels={"kubernetes.io/hostname": name,
-                                                    RACK_LABEL: rec["rack"]},
-                                      created=data.get("created")),
+                                                    RACK_LABEL: rec.rack},
+                                      created=state.created),
                     "spec": spec,
-                    "status": {"addresses": [{"type": "InternalIP", "address": rec["ip"]},
+                    "status": {"addresses": [{"type": "InternalIP", "address": rec.ip},
                                              {"type": "Hostname", "address": name}],
                                "conditions": [{"type": "Ready", "status": "True"}]}})
     return out
 
 
-def services(data, namespace=None) -> list:
+def services(state, namespace=None) -> list:
     out = []
-    for key, rec in sorted(data.get("services", {}).items()):
+    for key, rec in sorted(state.services.items()):
         ns, name = key.split("/", 1)
         if not _in(ns, namespace):
             continue
-        spec = {"type": rec["type"], "sessionAffinity": rec["session_affinity"]}
-        if rec["selector"]:
-            spec["selector"] = dict(rec["selector"])
-        if rec["type"] == "ExternalName":
-            spec["externalName"] = rec["external_name"]
+        spec = {"type": rec.type, "sessionAffinity": rec.session_affinity}
+        if rec.selector:
+            spec["selector"] = dict(rec.selector)
+        if rec.type == "ExternalName":
+            spec["externalName"] = rec.external_name
         else:
-            spec["clusterIP"] = rec["cluster_ip"]
-            spec["clusterIPs"] = [rec["cluster_ip"]]
+            spec["clusterIP"] = rec.cluster_ip
+            spec["clusterIPs"] = [rec.cluster_ip]
         ports = []
-        for p in rec["ports"]:
-            port = {"port": p["port"], "protocol": p["protocol"],
-                    "targetPort": p["target_port"]}
-            if p["name"]:
-                port["name"] = p["name"]
-            if p["node_port"]:
-                port["nodePort"] = p["node_port"]
+        for p in rec.ports:
+            port = {"port": p.port, "protocol": p.protocol, "targetPort": p.target_port}
+            if p.name:
+                port["name"] = p.name
+            if p.node_port:
+                port["nodePort"] = p.node_port
             ports.append(port)
         if ports:
             spec["ports"] = ports
         status = {"loadBalancer": {}}
-        if rec.get("load_balancer_ip"):
-            status["loadBalancer"] = {"ingress": [{"ip": rec["load_balancer_ip"],
+        if rec.load_balancer_ip:
+            status["loadBalancer"] = {"ingress": [{"ip": rec.load_balancer_ip,
                                                    "ipMode": "VIP"}]}
         out.append({"apiVersion": "v1", "kind": "Service",
-                    "metadata": _meta(name, ns, created=rec.get("created")),
+                    "metadata": _meta(name, ns, created=rec.created),
                     "spec": spec, "status": status})
     return out
 
 
-def endpoints(data, namespace=None) -> list:
+def endpoints(state, namespace=None) -> list:
     """Endpoints as the endpoints controller writes them: a subset per distinct set of
     addresses, with the ports they serve."""
     out = []
-    for key, rec in sorted(data.get("services", {}).items()):
+    for key, rec in sorted(state.services.items()):
         ns, name = key.split("/", 1)
-        if not _in(ns, namespace) or rec["type"] == "ExternalName":
+        if not _in(ns, namespace) or rec.type == "ExternalName":
             continue
-        by_port = service_endpoints(data, key)
+        by_port = service_endpoints(state, key)
         subsets = {}
-        for port in rec["ports"]:
-            eps = by_port[port["name"] or str(port["port"])]
+        for port in rec.ports:
+            eps = by_port[port.name or str(port.port)]
             addresses = tuple(sorted((ip, pod_key) for pod_key, ip, _t in eps))
             if not addresses:
                 continue
-            entry = {"port": eps[0][2], "protocol": port["protocol"]}
-            if port["name"]:
-                entry["name"] = port["name"]
+            entry = {"port": eps[0][2], "protocol": port.protocol}
+            if port.name:
+                entry["name"] = port.name
             subsets.setdefault(addresses, []).append(entry)
         rendered = []
         for addresses, ports in subsets.items():
             rendered.append({"addresses": [
-                {"ip": ip, "nodeName": data["pods"][pod_key]["node"],
+                {"ip": ip, "nodeName": state.pods[pod_key].node,
                  "targetRef": {"kind": "Pod", "namespace": ns,
-                               "name": data["pods"][pod_key]["name"]}}
+                               "name": state.pods[pod_key].name}}
                 for ip, pod_key in addresses], "ports": ports})
         item = {"apiVersion": "v1", "kind": "Endpoints",
-                "metadata": _meta(name, ns, created=rec.get("created"))}
+                "metadata": _meta(name, ns, created=rec.created)}
         if rendered:
             item["subsets"] = rendered
         out.append(item)
@@ -208,12 +207,12 @@ def _rules(rules, peers_key):
     return out
 
 
-def network_policies(data, namespace=None) -> list:
+def network_policies(state, namespace=None) -> list:
     """NetworkPolicies as stored: defaults filled in (policyTypes, protocol TCP) and every
     ipBlock CIDR masked, as the testbed applies it."""
     out = []
-    for key, rec in sorted(data.get("policies", {}).items()):
-        p = pol.from_record(rec)
+    for key, rec in sorted(state.policies.items()):
+        p = rec.policy
         if not _in(p.namespace, namespace):
             continue
         spec = {"podSelector": _selector(p.pod_selector), "policyTypes": list(p.policy_types)}
@@ -222,22 +221,21 @@ def network_policies(data, namespace=None) -> list:
         if p.egress:
             spec["egress"] = _rules(p.egress, "to")
         out.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-                    "metadata": _meta(p.name, p.namespace, created=rec.get("created")),
+                    "metadata": _meta(p.name, p.namespace, created=rec.created),
                     "spec": spec})
     return out
 
 
-def namespaces(data, namespace=None) -> list:
+def namespaces(state, namespace=None) -> list:
     """Those applied, the defaults, and any a topology's pods live in."""
-    known = {n: {} for n in DEFAULT_NAMESPACES}
-    known.update({rec["namespace"]: {} for rec in data["pods"].values()})
-    known.update(data.get("namespaces", {}))
+    known = {n: NamespaceRecord() for n in DEFAULT_NAMESPACES}
+    known.update({rec.namespace: NamespaceRecord() for rec in state.pods.values()})
+    known.update(state.namespaces)
     out = []
     for name, rec in sorted(known.items()):
-        labels = {**rec.get("labels", {}), pol.NAMESPACE_NAME_LABEL: name}
+        labels = {**rec.labels, pol.NAMESPACE_NAME_LABEL: name}
         out.append({"apiVersion": "v1", "kind": "Namespace",
-                    "metadata": _meta(name, labels=labels,
-                                      created=rec.get("created") or data.get("created")),
+                    "metadata": _meta(name, labels=labels, created=rec.created or state.created),
                     "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
     return out
 

@@ -58,7 +58,7 @@ def _selector_text(sel):
     return ",".join(parts) or "<none>"
 
 
-def rows(kind: str, objects: list, data, all_namespaces=False, wide=False) -> list:
+def rows(kind: str, objects: list, state, all_namespaces=False, wide=False) -> list:
     """kubectl's table of `objects` (kube_objects of one resource kind)."""
     now = time.time()
     head, body = [], []
@@ -66,7 +66,7 @@ def rows(kind: str, objects: list, data, all_namespaces=False, wide=False) -> li
         head = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"] + \
             (["IP", "NODE", "SANDBOX"] if wide else [])
         for obj in objects:
-            rec = data["pods"][f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"]
+            rec = state.pods[f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"]
             ready, status = pod_status(rec)
             row = [obj["metadata"]["name"], ready, status, "0", _age(obj, now)]
             if wide:
@@ -81,7 +81,7 @@ def rows(kind: str, objects: list, data, all_namespaces=False, wide=False) -> li
                    obj["metadata"]["labels"][RACK_LABEL],
                    obj["status"]["addresses"][0]["address"],
                    obj["spec"].get("podCIDR", "<none>"), _age(obj, now)]
-            body.append(row + ([data.get("mode", "-")] if wide else []))
+            body.append(row + ([state.mode or "-"] if wide else []))
     elif kind == "services":
         head = ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"] + \
             (["SELECTOR"] if wide else [])
@@ -105,7 +105,7 @@ def rows(kind: str, objects: list, data, all_namespaces=False, wide=False) -> li
                          _age(obj, now)])
     elif kind == "networkpolicies":
         head = ["NAME", "POD-SELECTOR", "AGE"] + (["POLICY-TYPES", "ENFORCED"] if wide else [])
-        enforced = "yes" if data.get("network_policy", {}).get("enforced") else "no"
+        enforced = "yes" if state.network_policy.enforced else "no"
         for obj in objects:
             row = [obj["metadata"]["name"], _selector_text(obj["spec"]["podSelector"]),
                    _age(obj, now)]
@@ -126,14 +126,14 @@ def render_table(rows):
                      for row in rows)
 
 
-def find_pod(data, name: str, namespace: str = "default") -> tuple:
+def find_pod(state, name: str, namespace: str = "default") -> tuple:
     """(key, record) of the pod a user names: NAME in `namespace`, or NAMESPACE/NAME.
     Raises TestbedError naming the pods of that namespace."""
     if "/" in name:
         namespace, name = name.split("/", 1)
     key = f"{namespace}/{name}"
-    if key in data["pods"]:
-        return key, data["pods"][key]
-    elsewhere = sorted(k for k, r in data["pods"].items() if r["name"] == name)
+    if key in state.pods:
+        return key, state.pods[key]
+    elsewhere = sorted(k for k, r in state.pods.items() if r.name == name)
     hint = f"; there is {', '.join(elsewhere)} (use -n)" if elsewhere else ""
     raise TestbedError(f'pods "{name}" not found in namespace {namespace}{hint}')

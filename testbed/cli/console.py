@@ -10,7 +10,9 @@ import subprocess
 from mininet.cli import CLI
 
 from testbed.api import objects as ko
+from testbed.api.apply import report
 from testbed.api.tables import find_pod, render_table, rows
+from testbed.core.supervisor import apply_request
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.daemons import describe_death
@@ -26,17 +28,17 @@ class TestbedCLI(CLI):
         super().__init__(cluster.underlay.net, **kwargs)
 
     def _addresses(self):
-        data = self.cluster.state.data
-        names = {key: rec["ip"] for key, rec in data["pods"].items()}
-        names.update({rec["name"]: rec["ip"] for rec in data["pods"].values()
-                      if rec["namespace"] == "default"})
-        names.update({name: rec["ip"] for name, rec in data["nodes"].items()})
+        state = self.cluster.state
+        names = {key: rec.ip for key, rec in state.pods.items()}
+        names.update({rec.name: rec.ip for rec in state.pods.values()
+                      if rec.namespace == "default"})
+        names.update({name: rec.ip for name, rec in state.nodes.items()})
         return names
 
     def _pod(self, word):
         """The pod record a word names (NAME of default's, or NAMESPACE/NAME), else None."""
         try:
-            return find_pod(self.cluster.state.data, word)[1]
+            return find_pod(self.cluster.state, word)[1]
         except TestbedError:
             return None
 
@@ -56,7 +58,7 @@ class TestbedCLI(CLI):
             return
         shell_line = " ".join(self._substitute(args.split(" ")))
         if pod is not None:
-            argv = netns.in_pod(pod["netns"], ["sh", "-c", shell_line])
+            argv = netns.in_pod(pod.netns, ["sh", "-c", shell_line])
         else:
             argv = netns.in_node(self.mn[first].pid, ["sh", "-c", shell_line])
         subprocess.call(argv, stdin=subprocess.DEVNULL)
@@ -64,7 +66,7 @@ class TestbedCLI(CLI):
     def precmd(self, line):
         """Before each command: say so if a daemon of the mode (a udp forwarder) has died."""
         for label, info in self.cluster.check_daemons().items():
-            if not info["alive"] and label not in self.reported:
+            if not info.alive and label not in self.reported:
                 self.reported.add(label)
                 print(f"*** {describe_death(label, info, 'daemons restart')}")
         return line
@@ -84,25 +86,25 @@ class TestbedCLI(CLI):
             print(f"*** {e}")
             return
         rows = [("DAEMON", "NODE", "PID", "STATE")]
-        rows += [(label, d["node"], d["pid"], d["state"])
+        rows += [(label, d.node, d.pid, d.state)
                  for label, d in sorted(self.cluster.check_daemons().items())]
         print(render_table(rows) if len(rows) > 1 else "this mode runs no daemons")
 
     def do_routes(self, line):
-        """`routes NODE`: the node's routes, and its BGP sessions in bgp mode."""
+        """`routes NODE`: the node's routes, and its routing daemon's sessions (bgp mode)."""
         name = line.strip()
         node = self.cluster.nodes.get(name)
         if node is None:
             print(f"*** usage: routes NODE (nodes: {', '.join(self.cluster.nodes)})")
             return
         print(node.ns.run("ip", "route").rstrip())
-        if hasattr(self.cluster.mode, "protocols"):
-            print(self.cluster.mode.protocols(node).rstrip())
+        sessions = self.cluster.mode.routing_sessions(self.cluster.state, name) \
+            if self.cluster.mode else None
+        if sessions:
+            print(sessions.rstrip())
 
     def do_apply(self, line, op="apply"):
         """`apply -f FILE_OR_DIR`: create what Kubernetes manifests describe."""
-        from testbed.api.apply import report
-        from testbed.core.supervisor import apply_request
         words = line.split()
         if len(words) != 2 or words[0] not in ("-f", "--filename"):
             print(f"*** usage: {op} -f FILE_OR_DIR")
@@ -117,10 +119,10 @@ class TestbedCLI(CLI):
 
     def do_pods(self, _line):
         """List pods of every namespace, with their IP, node and sandbox."""
-        data = self.cluster.state.data
-        print(render_table(rows("pods", ko.pods(data), data, all_namespaces=True, wide=True)))
+        state = self.cluster.state
+        print(render_table(rows("pods", ko.pods(state), state, all_namespaces=True, wide=True)))
 
     def do_nodes(self, _line):
         """List nodes: name, rack, underlay IP, pod subnet."""
-        data = self.cluster.state.data
-        print(render_table(rows("nodes", ko.nodes(data), data, wide=True)))
+        state = self.cluster.state
+        print(render_table(rows("nodes", ko.nodes(state), state, wide=True)))

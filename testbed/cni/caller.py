@@ -4,12 +4,12 @@ the network configuration on stdin, and read its result or its error, as the CNI
 import json
 import os
 import subprocess
-from pathlib import Path
 
+from testbed import BUILD
 from testbed.errors import TestbedError
 
 # the testbed's own plugins (built by scripts/install.sh) first, then the distribution's
-OWN_PLUGINS = str(Path(__file__).resolve().parents[2] / "build" / "cni")
+OWN_PLUGINS = str(BUILD / "cni")
 CNI_PATH = (OWN_PLUGINS, "/usr/lib/cni", "/opt/cni/bin")
 
 

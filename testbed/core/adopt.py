@@ -7,56 +7,55 @@ their pinned names, the mode's daemons are taken over by PID and start time, and
 the policy enforcer's and the DNS add-on's memory of what they applied is read back from the
 state. From then on the cluster is served as if its owner had built it.
 """
+from testbed.addons.dns import resolv_conf
 from testbed.core import doctor
 from testbed.core.cluster import Cluster, load_spec
 from testbed.core.spec import PodSpec
 from testbed.core.state import RunState, run_dir_for
 from testbed.errors import TestbedError
 from testbed.host import netns
-from testbed.host.processes import pid_is
-from testbed.kubeproxy import services
+from testbed.host.processes import Process, pid_is
 from testbed.modes import NodeContext
 from testbed.underlay.racks import pinned_name
 
 
-def adopt(name: str, owner: dict, verbose: bool = False) -> Cluster:
-    """The Cluster of run `name`, its records now owned by `owner` ({pid, start})."""
+def adopt(name: str, owner: Process, verbose: bool = False) -> Cluster:
+    """The Cluster of run `name`, its records now owned by `owner`."""
     run_dir = run_dir_for(name)
     try:
         state = RunState.load(run_dir)
     except (OSError, ValueError):
         raise TestbedError(f"no cluster named {name!r} to adopt (`testbed status` lists them)")
-    data = state.data
-    old = data.get("supervisor") or {}
-    if pid_is(old.get("pid"), old.get("start")):
-        raise TestbedError(f"cluster {name!r} has a live owner (pid {old['pid']}): nothing to "
+    old = state.supervisor
+    if old and pid_is(old.pid, old.start):
+        raise TestbedError(f"cluster {name!r} has a live owner (pid {old.pid}): nothing to "
                            "adopt")
-    if data.get("status") != "ready":
-        raise TestbedError(f"cluster {name!r} is {data.get('status')!r}, not ready: only a "
+    if state.status != "ready":
+        raise TestbedError(f"cluster {name!r} is {state.status!r}, not ready: only a "
                            f"built cluster can be adopted (`testbed clean --name {name}`)")
-    missing = [n for n in data["nodes"] if pinned_name(n, name) not in netns.netns_list()]
+    missing = [n for n in state.nodes if pinned_name(n, name) not in netns.netns_list()]
     if missing:
         raise TestbedError(f"cluster {name!r} has lost the namespaces of {', '.join(missing)}: "
                            f"its datapath is gone (`testbed clean --name {name}`)")
-    spec = load_spec(data["topology"], name, data.get("underlay"), data.get("proxy_mode"))
-    cluster = Cluster(spec, data["mode"], state, verbose, doctor.capabilities())
+    spec = load_spec(state.topology, name, state.underlay, state.proxy_mode)
+    cluster = Cluster(spec, state.mode, state, verbose, doctor.capabilities())
     mode = cluster.mode
     if mode is None or not mode.adoptable:
-        raise TestbedError(f"clusters in {data['mode']} mode cannot be adopted yet: `testbed "
+        raise TestbedError(f"clusters in {state.mode} mode cannot be adopted yet: `testbed "
                            f"down --name {name}` removes it")
     leases = mode.plan(spec)
     for node_spec in spec.nodes:
-        record = data["nodes"][node_spec.name]
+        record = state.nodes[node_spec.name]
         cluster.nodes[node_spec.name] = NodeContext(
             node_spec.name, node_spec.rack, node_spec.ip,
             netns.pod_namespace(pinned_name(node_spec.name, name)),
             state.subdir("nodes", node_spec.name), leases.get(node_spec.name),
-            dict(record.get("facts") or {}))
-    for router in data.get("routers", {}):
+            dict(record.facts))
+    for router in state.routers:
         cluster.routers[router] = netns.pod_namespace(pinned_name(router, name))
     mode.adopt(cluster)
-    cluster.pods_up = [PodSpec(r["name"], r["namespace"], r["node"], dict(r["labels"]))
-                       for r in data["pods"].values()]
+    cluster.pods_up = [PodSpec(r.name, r.namespace, r.node, dict(r.labels))
+                       for r in state.pods.values()]
     _recall_services(cluster)
     state.update(supervisor=owner, adopted=True)
     return cluster
@@ -64,18 +63,16 @@ def adopt(name: str, owner: dict, verbose: bool = False) -> Cluster:
 
 def _recall_services(cluster):
     """What kube-proxy, the speaker, the policy enforcer and the DNS add-on had applied."""
-    data = cluster.state.data
-    if services.table(cluster.state):
+    state = cluster.state
+    if state.services:
         cluster.proxies.recall(cluster)
-        cluster.speaker.announced = {r["load_balancer_ip"]
-                                     for r in services.table(cluster.state).values()
-                                     if r.get("load_balancer_ip")}
-    if cluster.policy is not None and data.get("policies"):
+        cluster.speaker.announced = {r.load_balancer_ip for r in state.services.values()
+                                     if r.load_balancer_ip}
+    if cluster.policy is not None and state.policies:
         cluster.policy.active = True
-        cluster.policy.addresses = {n: rec["addresses"] for n, rec in data["nodes"].items()
-                                    if rec.get("addresses")}
-    if data.get("dns"):
-        from testbed.addons.dns import resolv_conf
-        cluster.dns.pod = data["dns"]["pod"]
+        cluster.policy.addresses = {n: rec.addresses for n, rec in state.nodes.items()
+                                    if rec.addresses}
+    if state.dns:
+        cluster.dns.pod = state.dns.pod
         cluster.runtime.resolv_conf = resolv_conf
 

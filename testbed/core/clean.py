@@ -8,8 +8,8 @@ and is left alone unless named (`--name`) or everything is asked for (`--all`).
 import os
 import shutil
 import signal
-import time
 
+from testbed.core.records import Owned
 from testbed.core.state import RunState, list_runs
 from testbed.host import netns
 from testbed.host.processes import (
@@ -18,23 +18,22 @@ from testbed.host.processes import (
     pid_is,
     remove_named_namespaces,
 )
+from testbed.host.waiting import wait_until
 from testbed.underlay.racks import is_underlay_shell, shell_namespaces
 
 SUPERVISOR_GRACE_S = 30  # a live supervisor gets this long to tear its cluster down itself
 
 
 def _stop_supervisor(state, log):
-    sup = state.data.get("supervisor")
-    if not sup or not pid_is(sup["pid"], sup["start"]):
+    sup = state.supervisor
+    if not sup or not pid_is(sup.pid, sup.start):
         return []
-    log(f"{state.name}: asking supervisor (pid {sup['pid']}) to tear the cluster down")
-    os.kill(sup["pid"], signal.SIGTERM)
-    deadline = time.monotonic() + SUPERVISOR_GRACE_S
-    while time.monotonic() < deadline and pid_is(sup["pid"], sup["start"]):
-        time.sleep(0.1)
-    if pid_is(sup["pid"], sup["start"]):
-        os.kill(sup["pid"], signal.SIGKILL)
-    return [f"cluster {state.name} (torn down by its owner, pid {sup['pid']})"]
+    log(f"{state.name}: asking supervisor (pid {sup.pid}) to tear the cluster down")
+    os.kill(sup.pid, signal.SIGTERM)
+    wait_until(lambda: not pid_is(sup.pid, sup.start), SUPERVISOR_GRACE_S, every=0.1)
+    if pid_is(sup.pid, sup.start):
+        os.kill(sup.pid, signal.SIGKILL)
+    return [f"cluster {state.name} (torn down by its owner, pid {sup.pid})"]
 
 
 def clean_run(run_dir, log=print):
@@ -68,26 +67,26 @@ def clean_run(run_dir, log=print):
 
 def _remove_owned(state, run_dir):
     removed = []
-    alive = [e for e in state.owned("pids") if pid_is(e["pid"], e["start"])]
+    alive = [e for e in state.owned.pids if pid_is(e.pid, e.start)]
     shells = shell_namespaces(alive)
     # containers and daemons first, then the Mininet shells that hold node namespaces
     for group in ([e for e in alive if not is_underlay_shell(e)],
                   [e for e in alive if is_underlay_shell(e)]):
-        end_together([(e["pid"], e["start"]) for e in group])
-        removed += [f"process {e['pid']} ({e['what']})" for e in group]
+        end_together([(e.pid, e.start) for e in group])
+        removed += [f"process {e.pid} ({e.what})" for e in group]
     # what else ran in the nodes, routers and racks
     removed += [f"process {pid} (left in a node)" for pid in end_processes_in_all(shells)]
-    present, held = set(netns.netns_list()), netns.outside_holders(state.owned("netns"))
+    present, held = set(netns.netns_list()), netns.outside_holders(state.owned.netns)
     # held ones stay: still_present() reports them and their records are kept
-    names = [n for n in state.owned("netns") if n in present and n not in held]
+    names = [n for n in state.owned.netns if n in present and n not in held]
     removed += [f"process {pid} (left in a namespace)"
                 for pid in remove_named_namespaces(names)]
     removed += [f"netns {name}" for name in names]
-    for name in state.owned("links"):
+    for name in state.owned.links:
         if os.path.exists(f"/sys/class/net/{name}"):  # root-namespace links only
             netns.run(["ip", "link", "del", name], check=False)
             removed.append(f"link {name}")
-    for path in state.owned("dirs"):
+    for path in state.owned.dirs:
         if path != run_dir and os.path.exists(path):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(f"dir {path}")
@@ -97,22 +96,22 @@ def _remove_owned(state, run_dir):
 def still_present(state, run_dir):
     """[(kind, item)] of what the run recorded and still exists (its own directory aside)."""
     present = set(netns.netns_list())
-    out = [("pids", e) for e in state.owned("pids") if pid_is(e["pid"], e["start"])]
-    out += [("netns", n) for n in state.owned("netns") if n in present]
-    out += [("links", n) for n in state.owned("links") if os.path.exists(f"/sys/class/net/{n}")]
-    out += [("dirs", d) for d in state.owned("dirs") if d != run_dir and os.path.exists(d)]
+    out = [("pids", e) for e in state.owned.pids if pid_is(e.pid, e.start)]
+    out += [("netns", n) for n in state.owned.netns if n in present]
+    out += [("links", n) for n in state.owned.links if os.path.exists(f"/sys/class/net/{n}")]
+    out += [("dirs", d) for d in state.owned.dirs if d != run_dir and os.path.exists(d)]
     return out
 
 
 def keep_only(state, left):
     """Records of what is gone are dropped; those of what is left stay, for the next clean."""
-    owned = {kind: [] for kind in state.data["owned"]}
+    owned = Owned()
     for kind, item in left:
-        owned[kind].append(item)
-    owned["dirs"] = [d for d in state.owned("dirs") if d == state.dir] + owned["dirs"]
-    state.data["owned"] = owned
+        getattr(owned, kind).append(item)
+    owned.dirs = [d for d in state.owned.dirs if d == state.dir] + owned.dirs
+    state.owned = owned
     if left:
-        state.data["status"] = "teardown incomplete"
+        state.status = "teardown incomplete"
     if os.path.isdir(state.dir):
         state.save()
 
@@ -123,17 +122,17 @@ KIND_WORDS = {"netns": "netns", "links": "link", "dirs": "dir"}
 def describe(item):
     kind, what = item
     if kind == "pids":
-        return f"process {what['pid']} ({what['what']})"
+        return f"process {what.pid} ({what.what})"
     return f"{KIND_WORDS[kind]} {what}"
 
 
 def owner_alive(run_dir):
     """(alive, owner) of a run: its recorded owner's PID and start time still match."""
     try:
-        owner = RunState.load(run_dir).data.get("supervisor") or {}
+        owner = RunState.load(run_dir).supervisor
     except (OSError, ValueError):
-        return False, {}
-    return pid_is(owner.get("pid"), owner.get("start")), owner
+        return False, None
+    return owner is not None and pid_is(owner.pid, owner.start), owner
 
 
 def clean_all(log=print, include_live=False):
@@ -145,7 +144,7 @@ def clean_all(log=print, include_live=False):
         if alive and not include_live:
             name = os.path.basename(run_dir)
             spared.append(name)
-            log(f"cluster {name} is live (owner pid {owner['pid']}): left alone "
+            log(f"cluster {name} is live (owner pid {owner.pid}): left alone "
                 f"(`testbed down --name {name}`, or `testbed clean --name {name}`)")
             continue
         gone, still = clean_run(run_dir, log)

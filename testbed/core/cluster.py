@@ -17,17 +17,20 @@ from testbed.api import apply, manifests
 from testbed.core import doctor
 from testbed.core import spec as specmod
 from testbed.core.clean import describe, keep_only, still_present
+from testbed.core.records import HostRecord, NodeRecord, PolicyEnforcement
 from testbed.core.state import RunState, run_dir_for
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import (
+    Process,
     end_processes_in_all,
     pid_is,
     process_start_time,
     remove_named_namespaces,
 )
 from testbed.kubelet.runtime import Runtime, sandbox_name
-from testbed.kubeproxy import services
+from testbed.kubeproxy import proxies
+from testbed.kubeproxy.speaker import Speaker
 from testbed.modes import NodeContext, get_mode, mode_names
 from testbed.policy import nftables as policy_nft
 from testbed.underlay.fabric import OvsFabric
@@ -103,9 +106,9 @@ def check_mode(mode_name, spec, caps):
 
 def check_proxy_mode(spec, caps):
     """kube-proxy's mode needs its packet filter (or IPVS and its tools) on the machine."""
-    missing = doctor.missing_for(services.PROXY_NEEDS[spec.proxy_mode], caps)
+    missing = doctor.missing_for(proxies.PROXY_NEEDS[spec.proxy_mode], caps)
     if missing:
-        named = [services.NEED_NAMES.get(m, m) for m in missing]
+        named = [proxies.NEED_NAMES.get(m, m) for m in missing]
         raise TestbedError(f"{spec.path}: kube-proxy mode {spec.proxy_mode} needs "
                            f"{', '.join(named)}, which this machine lacks (see `testbed "
                            "doctor`); kubeProxy: {mode: iptables} or nftables work without")
@@ -134,13 +137,13 @@ def check_name_free(name):
     if not os.path.isdir(run_dir):
         return
     try:
-        data = RunState.load(run_dir).data
-    except (OSError, ValueError):
-        data = {}
-    owner = data.get("supervisor") or {}
-    if pid_is(owner.get("pid"), owner.get("start")):
-        raise TestbedError(f"cluster {name!r} is already running ({data.get('mode')} mode, owner "
-                           f"pid {owner['pid']}): reach it with `testbed get pods --name {name}`"
+        state = RunState.load(run_dir)
+    except (OSError, ValueError, TypeError):
+        state = None
+    owner = state.supervisor if state else None
+    if owner and pid_is(owner.pid, owner.start):
+        raise TestbedError(f"cluster {name!r} is already running ({state.mode} mode, owner "
+                           f"pid {owner.pid}): reach it with `testbed get pods --name {name}`"
                            f", or take it down with `testbed down --name {name}`")
     raise TestbedError(f"a cluster named {name!r} was left behind by a run whose owner died: "
                        f"`testbed clean --name {name}` removes it")
@@ -155,9 +158,9 @@ class Cluster:
         self.caps = caps or {}
         self.underlay = None
         self.fabric = None   # OvsFabric with `underlay: ovs`
-        self.manifests = []  # manifests.Manifests of the topology, applied after its pods
-        self.proxies = services.PROXIES[spec.proxy_mode]()
-        self.speaker = services.Speaker()  # LoadBalancer addresses on the underlay
+        self.manifests = []  # kinds.Manifests of the topology, applied after its pods
+        self.proxies = proxies.PROXIES[spec.proxy_mode]()
+        self.speaker = Speaker()  # LoadBalancer addresses on the underlay
         self.dns = ClusterDNS()  # the kube-dns add-on, started with the first manifest
         self.policy = None  # policy_nft.Enforcer where NetworkPolicy is enforced
         if self.mode is not None and (spec.policy_enforce if spec.policy_enforce is not None
@@ -196,8 +199,8 @@ class Cluster:
                                "runs whose owner died)")
         # the owner: whoever tears it down (a supervisor, an interactive `up`, a benchmark);
         # `testbed clean` leaves a run alone while its owner lives
-        facts.setdefault("supervisor", {"pid": os.getpid(),
-                                        "start": process_start_time(os.getpid())})
+        facts.setdefault("supervisor", Process(os.getpid(), process_start_time(os.getpid()),
+                                               "owner"))
         facts.update(underlay=spec.underlay, proxy_mode=spec.proxy_mode)
         try:
             state = RunState.create(spec.name, mode=mode_name, topology=spec.path, **facts)
@@ -238,17 +241,16 @@ class Cluster:
                                self.state.subdir("nodes", node_spec.name),
                                leases.get(node_spec.name))
             self.nodes[node.name] = node
-            self.state.data["nodes"][node.name] = {
-                "pid": host.pid, "ip": str(node.ip.ip), "rack": node.rack,
-                "lease": str(node.lease) if node.lease else "-"}
+            self.state.nodes[node.name] = NodeRecord(
+                host.pid, str(node.ip.ip), node.rack, str(node.lease) if node.lease else "-")
         if spec.has_router:
             router = self.underlay.host("router")
             self.routers["router"] = netns.node_namespace("router", router.pid)
-            self.state.data["routers"] = {"router": {"pid": router.pid}}
+            self.state.routers = {"router": HostRecord(router.pid)}
         if spec.external_client:
             client = self.underlay.host(specmod.EXTERNAL_NAME)
-            self.state.data["hosts"] = {specmod.EXTERNAL_NAME: {
-                "pid": client.pid, "ip": str(spec.external_ip.ip)}}
+            self.state.hosts = {specmod.EXTERNAL_NAME: HostRecord(client.pid,
+                                                                  str(spec.external_ip.ip))}
         self.state.save()
         if mode is None:
             self.state.update(pod_mtu=None)
@@ -261,9 +263,11 @@ class Cluster:
                     mode.add_peer(spec, node, peer)
         mode.start(self)
         for node in self.nodes.values():
-            self.state.data["nodes"][node.name].update(mode.describe_node(node))
+            record = self.state.nodes[node.name]
+            record.details = mode.describe_node(node)
+            record.lease = record.details.pop("lease", record.lease)
             if _plain(node.facts):  # read back by a new owner (adopt.py)
-                self.state.data["nodes"][node.name]["facts"] = node.facts
+                record.facts = node.facts
         self.state.update(pod_mtu=mode.pod_mtu(spec), network_policy=self.policy_status())
         for pod in spec.pods:
             self.add_pod(pod)
@@ -284,9 +288,9 @@ class Cluster:
     def policy_status(self):
         """Whether NetworkPolicy is enforced here, in words for `get netpol`."""
         if self.policy is not None:
-            return {"enforced": True,
-                    "note": f"per-pod chains in table {policy_nft.TABLE} of each node"}
-        return {"enforced": False, "note": self.mode.policy_note}
+            return PolicyEnforcement(True, f"per-pod chains in table {policy_nft.TABLE} of each "
+                                     "node")
+        return PolicyEnforcement(False, self.mode.policy_note)
 
     def sync_network(self):
         """After pods, Services or policies changed: every node's kube-proxy rules and
@@ -300,14 +304,14 @@ class Cluster:
     def least_busy_node(self):
         """Where the scheduler puts a pod without nodeName: the node with the fewest pods."""
         load = {name: 0 for name in self.nodes}
-        for rec in self.state.data["pods"].values():
-            load[rec["node"]] += 1
+        for rec in self.state.pods.values():
+            load[rec.node] += 1
         return min(self.nodes, key=lambda n: load[n])  # ties: the topology's order
 
     def relabel_pod(self, key, labels):
         """New labels for a running pod, by "<namespace>/<name>" (as `kubectl apply` or
         `label` changes them)."""
-        self.state.data["pods"][key]["labels"] = labels
+        self.state.pods[key].labels = labels
         self.pods_up = [dataclasses.replace(p, labels=labels) if p.key == key else p
                         for p in self.pods_up]
         self.state.save()
@@ -328,7 +332,7 @@ class Cluster:
         for `status`."""
         status = self.fabric.daemon_status() if self.fabric else {}
         status.update(self.mode.daemon_status(self) if self.mode else {})
-        if status != self.state.data.get("daemons"):
+        if status != self.state.daemons:
             self.state.update(daemons=status)
         return status
 
@@ -366,10 +370,10 @@ class Cluster:
 
         with signals_deferred():
             self.state.update(status="tearing down")
-            held = netns.outside_holders(self.state.owned("netns"))
+            held = netns.outside_holders(self.state.owned.netns)
             self.teardown_errors += [netns.describe_holders(n, pids) for n, pids in held.items()]
             with self.state.deferred_saves():
-                records = list(self.state.data["pods"].values())
+                records = list(self.state.pods.values())
                 report(f"ending the containers of {len(records)} pods")
                 attempt(self.runtime.end_all_containers, records)
                 self.pods_up = []
@@ -391,7 +395,7 @@ class Cluster:
                                        if not (item[0] == "netns" and item[1] in held)]
 
     def _stop_underlay(self):
-        left = shell_namespaces(self.state.owned("pids"))
+        left = shell_namespaces(self.state.owned.pids)
         try:
             self.underlay.stop()
         finally:
@@ -401,8 +405,8 @@ class Cluster:
     def _remove_named_namespaces(self, held):
         """Pods' sandboxes and the pinned namespaces of nodes and racks, with whatever still
         runs in them; those held open by strangers stay (reported at the start)."""
-        remove_named_namespaces([n for n in self.state.owned("netns") if n not in held])
-        for path in self.state.owned("dirs"):  # pods' /etc/netns/<sandbox>, for resolv.conf
+        remove_named_namespaces([n for n in self.state.owned.netns if n not in held])
+        for path in list(self.state.owned.dirs):  # pods' /etc/netns/<sandbox>, for resolv.conf
             if path != self.state.dir:
                 shutil.rmtree(path, ignore_errors=True)
 

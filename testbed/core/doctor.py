@@ -12,6 +12,7 @@ import socket
 import subprocess
 from dataclasses import dataclass
 
+from testbed import BUILD
 from testbed.cni.caller import CNI_PATH
 
 PROBE_NETNS = f"tb-doctor-{os.getpid()}"
@@ -138,7 +139,7 @@ CNI_PLUGINS = [
 
 def _built(name):
     """A program the install step compiled into the repository's build/ directory."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", name)
+    path = str(BUILD / name)
     return path if os.access(path, os.X_OK) else None
 
 

@@ -8,58 +8,111 @@ import json
 import os
 import tempfile
 import time
+from dataclasses import dataclass, field
 
-from testbed.host.processes import process_start_time
+from testbed.core.records import (
+    DaemonRecord,
+    DeploymentRecord,
+    DnsRecord,
+    HostRecord,
+    NamespaceRecord,
+    NodeRecord,
+    Owned,
+    PodRecord,
+    PolicyEnforcement,
+    PolicyRecord,
+    ServiceRecord,
+    decode_fields,
+    encode,
+)
+from testbed.host.processes import Process, process_start_time
 
 RUN_ROOT = os.environ.get("TESTBED_RUN_ROOT", "/run/testbed")
 STATE_FILE = "state.json"
 CONTROL_SOCKET = "control.sock"
 
 
-def run_dir_for(name):
+def run_dir_for(name: str) -> str:
     return os.path.join(RUN_ROOT, name)
 
 
-class RunState:
-    """One cluster's run directory and state file."""
+DEFAULT_NAMESPACES = ("default", "kube-system")
 
-    def __init__(self, run_dir, data):
-        self.dir = run_dir
-        self.data = data
-        self._deferring = False
-        self._dirty = False
+
+@dataclass
+class RunState:
+    """One cluster's run directory and its state file, as typed records.
+
+    Every change is saved at once (write-ahead) unless inside deferred_saves(). Modes keep
+    their own facts in `nodes[...].facts` and `mode_facts`; nothing else of theirs is here.
+    """
+    dir: str                   # the run directory (not saved: it is where the file is)
+    name: str
+    status: str = "building"
+    created: float = 0.0
+    mode: str = ""
+    topology: str = ""
+    underlay: str = "linux"
+    proxy_mode: str = "iptables"
+    pod_mtu: int | None = None
+    adopted: bool = False
+    supervisor: Process | None = None   # the owner: supervisor, interactive up or benchmark
+    nodes: dict[str, NodeRecord] = field(default_factory=dict)
+    routers: dict[str, HostRecord] = field(default_factory=dict)
+    hosts: dict[str, HostRecord] = field(default_factory=dict)
+    pods: dict[str, PodRecord] = field(default_factory=dict)
+    services: dict[str, ServiceRecord] = field(default_factory=dict)
+    deployments: dict[str, DeploymentRecord] = field(default_factory=dict)
+    namespaces: dict[str, NamespaceRecord] = field(
+        default_factory=lambda: {n: NamespaceRecord() for n in DEFAULT_NAMESPACES})
+    policies: dict[str, PolicyRecord] = field(default_factory=dict)
+    daemons: dict[str, DaemonRecord] = field(default_factory=dict)
+    dns: DnsRecord | None = None
+    fabric: dict = field(default_factory=dict)      # the OVS underlay's facts, if any
+    mode_facts: dict = field(default_factory=dict)  # the mode's cluster-wide facts
+    network_policy: PolicyEnforcement = field(default_factory=PolicyEnforcement)
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    owned: Owned = field(default_factory=Owned)
+    _deferring: bool = field(default=False, repr=False, compare=False)
+    _dirty: bool = field(default=False, repr=False, compare=False)
 
     @classmethod
-    def create(cls, name, **facts):
+    def create(cls, name: str, **facts) -> "RunState":
         run_dir = run_dir_for(name)
         os.makedirs(RUN_ROOT, exist_ok=True)
         os.makedirs(run_dir)  # fails if a run of that name exists: caller checks first
-        data = {"name": name, "status": "building", "nodes": {}, "pods": {},
-                "created": time.time(),
-                "owned": {"netns": [], "pids": [], "dirs": [], "links": []}}
-        data.update(facts)
-        state = cls(run_dir, data)
+        state = cls(run_dir, name, created=time.time(), **facts)
         state.save()
         return state
 
     @classmethod
-    def load(cls, run_dir):
-        with open(os.path.join(run_dir, STATE_FILE)) as f:
-            return cls(run_dir, json.load(f))
+    def load(cls, run_dir: str) -> "RunState":
+        path = os.path.join(run_dir, STATE_FILE)
+        with open(path) as f:
+            doc = json.load(f)
+        try:
+            return cls.from_json(doc, run_dir)
+        except (TypeError, KeyError, AttributeError, IndexError) as e:
+            raise ValueError(f"{path}: not a state file this version reads ({e})") from e
+
+    @classmethod
+    def from_json(cls, doc: dict, run_dir: str) -> "RunState":
+        """The state a document (as to_json() wrote it) describes, for run directory run_dir."""
+        return decode_fields(cls, doc, dir=run_dir)
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in encode(self).items() if k != "dir"}
 
     @property
-    def name(self):
-        return self.data["name"]
-
-    @property
-    def path(self):
+    def path(self) -> str:
         return os.path.join(self.dir, STATE_FILE)
 
     @property
-    def control_socket(self):
+    def control_socket(self) -> str:
         return os.path.join(self.dir, CONTROL_SOCKET)
 
-    def subdir(self, *parts):
+    def subdir(self, *parts: str) -> str:
         path = os.path.join(self.dir, *parts)
         os.makedirs(path, exist_ok=True)
         return path
@@ -77,46 +130,46 @@ class RunState:
             if self._dirty and os.path.isdir(self.dir):
                 self.save()
 
-    def save(self):
+    def save(self) -> None:
         if self._deferring:
             self._dirty = True
             return
         self._dirty = False
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".state-")
         with os.fdopen(fd, "w") as f:
-            json.dump(self.data, f, indent=1, sort_keys=True)
+            json.dump(self.to_json(), f, indent=1, sort_keys=True)
         os.replace(tmp, self.path)
 
-    def update(self, **facts):
-        self.data.update(facts)
+    def update(self, **facts) -> None:
+        for key, value in facts.items():
+            if not hasattr(self, key) or key == "dir":
+                raise AttributeError(f"the run state has no field {key!r}")
+            setattr(self, key, value)
         self.save()
 
     # --- owned objects -------------------------------------------------------------------
-    def own(self, kind, item):
-        self.data["owned"][kind].append(item)
+    def own(self, kind: str, item) -> None:
+        getattr(self.owned, kind).append(item)
         self.save()
 
-    def disown(self, kind, item):
-        items = self.data["owned"][kind]
+    def disown(self, kind: str, item) -> None:
+        items = getattr(self.owned, kind)
         if item in items:
             items.remove(item)
             self.save()
 
-    def own_pid(self, pid, what):
-        entry = {"pid": pid, "start": process_start_time(pid), "what": what}
+    def own_pid(self, pid: int, what: str) -> Process:
+        entry = Process(pid, process_start_time(pid), what)
         self.own("pids", entry)
         return entry
 
-    def disown_pid(self, pid):
-        for entry in list(self.data["owned"]["pids"]):
-            if entry["pid"] == pid:
+    def disown_pid(self, pid: int) -> None:
+        for entry in list(self.owned.pids):
+            if entry.pid == pid:
                 self.disown("pids", entry)
 
-    def owned(self, kind):
-        return list(self.data["owned"][kind])
 
-
-def list_runs():
+def list_runs() -> list[str]:
     """Run directories present under RUN_ROOT (live or left by a crashed run)."""
     if not os.path.isdir(RUN_ROOT):
         return []

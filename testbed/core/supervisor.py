@@ -12,10 +12,14 @@ import socket
 import sys
 import traceback
 
+from testbed.api import apply, manifests
+from testbed.core.adopt import adopt
 from testbed.core.cluster import Cluster, Interrupted, load_spec, signals_interrupt
+from testbed.core.records import encode
 from testbed.errors import TestbedError
+from testbed.host import rpc
 from testbed.host.daemons import describe_death
-from testbed.host.processes import process_start_time
+from testbed.host.processes import Process, process_start_time
 
 READY = "ready"
 DAEMON_CHECK_S = 0.5  # how often the supervisor looks for dead daemons
@@ -25,40 +29,14 @@ REQUEST_TIMEOUT_S = float(os.environ.get("TESTBED_REQUEST_TIMEOUT_S", "120"))
 
 
 def request(state, op, timeout=REQUEST_TIMEOUT_S, progress=None, alive=None, **args):
-    """Send one request to a run's supervisor; returns its JSON reply.
-
-    The supervisor may send progress lines ({"progress": text}) before its reply; each is given
-    to progress(text) and restarts the timeout, so a long teardown that is getting on is
-    waited for. alive() (the supervisor still runs) is asked whenever the timeout runs out: a
-    live supervisor is waited for as long as it lives. Raises OSError if it never answers."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout if alive is None else min(timeout, 1.0))
-        sock.connect(state.control_socket)
-        sock.sendall(json.dumps({"op": op, **args}).encode() + b"\n")
-        data = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except socket.timeout:
-                if alive is not None and alive():
-                    continue
-                raise
-            if not chunk:
-                break
-            data += chunk
-            while b"\n" in data:
-                line, data = data.split(b"\n", 1)
-                message = json.loads(line)
-                if "progress" not in message:
-                    return message
-                if progress:
-                    progress(message["progress"])
-    return json.loads(data or b"{}")
+    """Send one request to a run's supervisor; returns its JSON reply (rpc.request: progress
+    lines restart the timeout, and a live supervisor is waited for as long as it lives).
+    Raises OSError if it never answers."""
+    return rpc.request(state.control_socket, {"op": op, **args}, timeout, progress, alive)
 
 
 def apply_request(cluster, op, path):
     """`testbed apply -f` / `delete -f`, carried out by the cluster's owner."""
-    from testbed.api import apply, manifests
     try:
         loaded = manifests.load(path)
         result = (apply.apply if op == "apply" else apply.delete)(cluster, loaded)
@@ -73,7 +51,7 @@ def apply_request(cluster, op, path):
 def _report_deaths(cluster, reported):
     """Log each daemon death once; check_daemons() records it in the state for `status`."""
     for label, info in cluster.check_daemons().items():
-        if not info["alive"] and label not in reported:
+        if not info.alive and label not in reported:
             reported.add(label)
             print(describe_death(label, info, "testbed daemons --restart"), file=sys.stderr,
                   flush=True)
@@ -103,18 +81,21 @@ def serve(cluster):
                 except (ValueError, AttributeError):
                     request, op = {}, None
                 if op == "down":
-                    left = cluster.down(progress=lambda text: _send(conn, {"progress": text}))
-                    _send(conn, {"ok": not left, "left": left, "timings": cluster.timings})
+                    def progress(text, conn=conn):
+                        rpc.send_line(conn, {"progress": text})
+                    left = cluster.down(progress=progress)
+                    rpc.send_line(conn, {"ok": not left, "left": left, "timings": cluster.timings})
                     return
                 if op == "status":
-                    reply = {"ok": True, "status": cluster.state.data["status"]}
+                    reply = {"ok": True, "status": cluster.state.status}
                 elif op == "daemons":
-                    reply = {"ok": True, "daemons": cluster.check_daemons()}
+                    reply = {"ok": True, "daemons": encode(cluster.check_daemons())}
                 elif op in ("apply", "delete"):
                     reply = apply_request(cluster, op, request.get("path"))
                 elif op == "restart":
                     try:
-                        reply = {"ok": True, "daemons": cluster.restart_daemon(request.get("node"))}
+                        restarted = cluster.restart_daemon(request.get("node"))
+                        reply = {"ok": True, "daemons": encode(restarted)}
                         reported = {label for label in reported
                                     if not label.endswith(f"@{request.get('node')}")}
                     except TestbedError as e:
@@ -124,14 +105,6 @@ def serve(cluster):
                 conn.sendall(json.dumps(reply).encode() + b"\n")
     finally:
         server.close()
-
-
-def _send(conn, message):
-    """A line to the requester; one who stopped listening does not stop the work."""
-    try:
-        conn.sendall(json.dumps(message).encode() + b"\n")
-    except OSError:
-        pass
 
 
 def main(argv=None):
@@ -149,9 +122,8 @@ def main(argv=None):
     cluster = None
     with signals_interrupt():
         try:
-            me = {"pid": os.getpid(), "start": process_start_time(os.getpid())}
+            me = Process(os.getpid(), process_start_time(os.getpid()), "supervisor")
             if args.adopt:
-                from testbed.core.adopt import adopt
                 cluster = adopt(args.name, me, args.verbose)
                 _log_to(cluster)
             else:

@@ -2,10 +2,20 @@
 its PID in the run's state, watched, stopped."""
 import os
 import subprocess
-import time
+from dataclasses import dataclass
 
 from testbed.errors import TestbedError
 from testbed.host.processes import describe_exit, pid_is, process_start_time, terminate
+from testbed.host.waiting import wait_until
+
+
+@dataclass
+class DaemonRecord:
+    """A daemon of the mode or the fabric, as last checked."""
+    node: str
+    pid: int | None
+    alive: bool
+    state: str
 
 
 class Daemon:
@@ -24,10 +34,10 @@ class Daemon:
 
     def take_over(self, state):
         """Own the daemon of this label that the run recorded (a dead owner started it)."""
-        entry = next((e for e in state.owned("pids") if e["what"] == self.label), None)
+        entry = next((e for e in state.owned.pids if e.what == self.label), None)
         if entry is None:
             raise TestbedError(f"{self.label}: no record of it in the run's state")
-        self.taken_over = (entry["pid"], entry["start"])
+        self.taken_over = (entry.pid, entry.start)
 
     def start(self, state, ready, timeout):
         """Start, then wait until ready() is true; a death or a timeout is a TestbedError."""
@@ -35,15 +45,13 @@ class Daemon:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=out, start_new_session=True)
         state.own_pid(self.proc.pid, self.label)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def still_running():
             if self.proc.poll() is not None:
                 raise TestbedError(f"{self.label} {describe_exit(self.proc.returncode)} at "
                                    f"start: {self._last_output()} (output: {self.output_path})")
-            if ready():
-                return
-            time.sleep(0.02)
-        raise TestbedError(f"{self.label} did not answer within {timeout:.0f} s")
+
+        if not wait_until(ready, timeout, 0.02, check=still_running):
+            raise TestbedError(f"{self.label} did not answer within {timeout:.0f} s")
 
     def _last_output(self):
         try:
@@ -67,25 +75,23 @@ class Daemon:
         state.disown_pid(self.proc.pid)
         self.proc = None
 
-    def status(self, node):
+    def status(self, node: str) -> DaemonRecord:
         if self.taken_over:
             alive = pid_is(*self.taken_over)
-            return {"node": node, "pid": self.pid, "alive": alive,
-                    "state": "running" if alive else "ended (taken over from a dead owner, "
-                    "its exit status unknown)"}
+            return DaemonRecord(node, self.pid, alive, "running" if alive else
+                                "ended (taken over from a dead owner, its exit status unknown)")
         code = self.proc.poll() if self.proc else -1
-        return {"node": node, "pid": self.pid, "alive": self.proc is not None and code is None,
-                "state": describe_exit(code)}
+        return DaemonRecord(node, self.pid, self.proc is not None and code is None,
+                            describe_exit(code))
 
 
-def describe_death(label, info, restart_command):
+def describe_death(label: str, info: DaemonRecord, restart_command: str) -> str:
     """One line on a dead daemon and what its death means for traffic."""
     if label.startswith("controller@"):
         effect = "the flows it installed keep forwarding; nothing new is learned or installed"
     else:
-        effect = (f"traffic through {info['node']} is dropped until "
-                  f"`{restart_command} {info['node']}`")
-    return f"{label} (pid {info['pid']}) {info['state']}: {effect}"
+        effect = f"traffic through {info.node} is dropped until `{restart_command} {info.node}`"
+    return f"{label} (pid {info.pid}) {info.state}: {effect}"
 
 
 def socket_ready(path, probe):

@@ -5,9 +5,19 @@ unrelated process is never signalled; nothing here finds a process by name.
 """
 import os
 import signal
-import time
+from dataclasses import dataclass
 
 from testbed.host import netns
+from testbed.host.waiting import wait_until
+
+
+@dataclass
+class Process:
+    """A process the run started: its PID with the kernel's start time, so that a reused PID
+    is never taken for it."""
+    pid: int
+    start: int | None
+    what: str = ""
 
 
 def process_start_time(pid):
@@ -44,9 +54,7 @@ def terminate(pid, start, grace=3.0):
         return
     try:
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and pid_is(pid, start):
-            time.sleep(0.02)
+        wait_until(lambda: not pid_is(pid, start), grace, 0.02)
         if pid_is(pid, start):
             os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -87,10 +95,11 @@ def end_together(processes, grace=3.0):
     (one grace period for all of them, not one each)."""
     alive = [(pid, start) for pid, start in processes if pid_is(pid, start)]
     _signal_all(alive, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.02)
-        alive = [(pid, start) for pid, start in alive if pid_is(pid, start)]
+    def all_ended():
+        alive[:] = [(pid, start) for pid, start in alive if pid_is(pid, start)]
+        return not alive
+
+    wait_until(all_ended, grace, 0.02)
     _signal_all(alive, signal.SIGKILL)
 
 

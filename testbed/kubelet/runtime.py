@@ -12,9 +12,10 @@ import subprocess
 import time
 
 from testbed.cni import caller
+from testbed.core.records import ContainerProcess, PodRecord
 from testbed.errors import TestbedError
 from testbed.host import netns
-from testbed.host.processes import end_processes_in, end_together, terminate
+from testbed.host.processes import end_processes_in, end_together, process_start_time, terminate
 
 POD_IFNAME = "eth0"
 NETNS_ETC = "/etc/netns"  # `ip netns exec POD` bind-mounts /etc/netns/POD/* over /etc/*
@@ -61,37 +62,36 @@ class Runtime:
         self.state.own("netns", sandbox)
         netns.run(["ip", "netns", "add", sandbox])
         netns.run(["ip", "-n", sandbox, "link", "set", "lo", "up"])
-        record = {"name": pod.name, "node": node.name, "namespace": pod.namespace,
-                  "labels": pod.labels, "netns": sandbox, "ip": None, "containers": {},
-                  "netconf": netconf, "created": time.time()}
-        self.state.data["pods"][pod.key] = record
+        record = PodRecord(pod.name, pod.namespace, node.name, sandbox, dict(pod.labels),
+                           netconf, created=time.time())
+        self.state.pods[pod.key] = record
         self.state.save()
         result = self.invoke("ADD", pod, node, netconf)
-        record["ip"] = result["ips"][0]["address"].split("/")[0]
-        record["result"] = result
+        record.ip = result["ips"][0]["address"].split("/")[0]
+        record.result = result
         self.state.save()
         if self.resolv_conf:
             self.write_resolv_conf(record)
         log_dir = self.state.subdir("pods", pod.namespace, pod.name)
         for container in pod.containers:
-            record["containers"][container.name] = self.start_container(pod, container, log_dir)
+            record.containers[container.name] = self.start_container(pod, container, log_dir)
         self.state.save()
         return record
 
     def write_resolv_conf(self, record):
         """The pod's resolv.conf, as the kubelet writes it; every command started in the pod
         (containers, `testbed exec`) sees it in place of the machine's."""
-        directory = os.path.join(NETNS_ETC, record["netns"])
-        if directory not in self.state.owned("dirs"):
+        directory = os.path.join(NETNS_ETC, record.netns)
+        if directory not in self.state.owned.dirs:
             if os.path.exists(directory):
                 raise TestbedError(f"{directory} exists and is not this run's: pod "
-                                   f"{record['namespace']}/{record['name']} needs it for its "
+                                   f"{record.key} needs it for its "
                                    "resolv.conf (`testbed clean` removes those of runs whose "
                                    "owner died)")
             self.state.own("dirs", directory)
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, "resolv.conf"), "w") as f:
-            f.write(self.resolv_conf(record["namespace"]))
+            f.write(self.resolv_conf(record.namespace))
 
     def start_container(self, pod, container, log_dir):
         env = {**os.environ, **dict(container.env)} if container.env else None
@@ -100,44 +100,47 @@ class Runtime:
                                     stdin=subprocess.DEVNULL, stdout=log, env=env,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         self.children[proc.pid] = proc
-        entry = self.state.own_pid(proc.pid, f"pod {pod.key} container {container.name}")
-        return {**entry, "command": list(container.command)}
+        entry = ContainerProcess(proc.pid, process_start_time(proc.pid),
+                                 f"pod {pod.key} container {container.name}",
+                                 list(container.command))
+        self.state.own("pids", entry)
+        return entry
 
     def end_all_containers(self, records):
         """The containers of many pods, ended together (a whole cluster's teardown)."""
-        entries = [e for record in records for e in record["containers"].values()]
-        end_together([(e["pid"], e["start"]) for e in entries])
+        entries = [e for record in records for e in record.containers.values()]
+        end_together([(e.pid, e.start) for e in entries])
         for entry in entries:
-            child = self.children.pop(entry["pid"], None)
+            child = self.children.pop(entry.pid, None)
             if child:
                 child.wait()
-            self.state.disown_pid(entry["pid"])
+            self.state.disown_pid(entry.pid)
 
     def delete_pod(self, pod, node):
         """Stop containers, CNI DEL, remove the sandbox. Raises the first failure at the end."""
-        record = self.state.data["pods"].get(pod.key)
+        record = self.state.pods.get(pod.key)
         errors = []
         if record:
-            for entry in record["containers"].values():
-                terminate(entry["pid"], entry["start"])
-                child = self.children.pop(entry["pid"], None)
+            for entry in record.containers.values():
+                terminate(entry.pid, entry.start)
+                child = self.children.pop(entry.pid, None)
                 if child:
                     child.wait()
-                self.state.disown_pid(entry["pid"])
+                self.state.disown_pid(entry.pid)
             try:
-                self.invoke("DEL", pod, node, record["netconf"])
+                self.invoke("DEL", pod, node, record.netconf)
             except TestbedError as e:
                 errors.append(e)
         sandbox = self.sandbox(pod)
-        if sandbox in self.state.owned("netns"):
+        if sandbox in self.state.owned.netns:
             end_processes_in(netns.namespace_id(netns.netns_path(sandbox)))
             netns.run(["ip", "netns", "del", sandbox], check=False)
             self.state.disown("netns", sandbox)
         directory = os.path.join(NETNS_ETC, sandbox)
-        if directory in self.state.owned("dirs"):
+        if directory in self.state.owned.dirs:
             shutil.rmtree(directory, ignore_errors=True)
             self.state.disown("dirs", directory)
-        self.state.data["pods"].pop(pod.key, None)
+        self.state.pods.pop(pod.key, None)
         self.state.save()
         if errors:
             raise errors[0]

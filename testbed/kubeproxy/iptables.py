@@ -15,10 +15,9 @@ every other rule of the node alone.
 """
 import base64
 import hashlib
-from dataclasses import dataclass
 
-MASQ_MARK = "0x4000"
-AFFINITY_TIMEOUT_S = 10800
+from testbed.kubeproxy.types import AFFINITY_TIMEOUT_S, MASQ_MARK
+
 BASE_JUMPS = [  # (table chain, rule) kube-proxy hooks into the built-in chains
     ("PREROUTING", ["-m", "comment", "--comment", "kubernetes service portals",
                     "-j", "KUBE-SERVICES"]),
@@ -27,26 +26,6 @@ BASE_JUMPS = [  # (table chain, rule) kube-proxy hooks into the built-in chains
     ("POSTROUTING", ["-m", "comment", "--comment", "kubernetes postrouting rules",
                      "-j", "KUBE-POSTROUTING"]),
 ]
-
-
-@dataclass(frozen=True)
-class ServicePort:
-    """One port of one Service, with what kube-proxy needs of it."""
-    namespace: str
-    name: str
-    port_name: str
-    protocol: str        # "tcp" or "udp"
-    cluster_ip: str
-    port: int
-    node_port: int       # 0: none
-    affinity: bool       # sessionAffinity: ClientIP
-    endpoints: tuple     # ("10.244.1.5", 8080), ...
-    external_ips: tuple = ()  # a LoadBalancer's ingress addresses
-
-    @property
-    def id(self):
-        """kube-proxy's ServicePortName: namespace/name, then :port-name if it has one."""
-        return f"{self.namespace}/{self.name}" + (f":{self.port_name}" if self.port_name else "")
 
 
 def _hash(text):

@@ -14,7 +14,7 @@ render() is pure; commands() diffs two renders into ipvsadm-restore, ipset resto
 """
 from dataclasses import dataclass, field
 
-from testbed.kubeproxy.iptables import AFFINITY_TIMEOUT_S, MASQ_MARK
+from testbed.kubeproxy.types import AFFINITY_TIMEOUT_S, MASQ_MARK
 
 DEVICE = "kube-ipvs0"
 SCHEDULER = "rr"

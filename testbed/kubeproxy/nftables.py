@@ -18,7 +18,7 @@ import base64
 import hashlib
 from dataclasses import dataclass, field
 
-from testbed.kubeproxy.iptables import AFFINITY_TIMEOUT_S, MASQ_MARK
+from testbed.kubeproxy.types import AFFINITY_TIMEOUT_S, MASQ_MARK
 
 TABLE = "ip kube-proxy"
 BASE_CHAINS = {  # name -> declaration

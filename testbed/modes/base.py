@@ -88,7 +88,22 @@ class Mode:
         nothing is started or changed."""
 
     def describe_node(self, node):
-        """Short facts shown by `testbed get nodes`."""
+        """Short facts of a node for its record (`lease` is shown by `testbed get nodes`)."""
+        return {}
+
+    # --- what a mode may show; the defaults are for a mode with nothing to show -----------
+    def stats(self, node=None) -> dict:
+        """Counters of the mode's userspace datapath (a node's forwarder, the controller)."""
+        return {}
+
+    def routing_sessions(self, state, host: str) -> str | None:
+        """What the mode's routing daemon says of its sessions on a node or router, read
+        through the run's records (`testbed routes`); None when the mode routes without one."""
+        return None
+
+    def flow_bridges(self, state) -> dict:
+        """{node: (bridge's management target, controller's control socket)} of the OVS
+        bridges the mode's flows live in (`testbed flows`)."""
         return {}
 
     def pod_added(self, cluster, pod, node, record):

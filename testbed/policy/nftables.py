@@ -16,7 +16,7 @@ packet is tied to its pod depends on how pods attach:
       kubeadm requires) with the bridge as their device. This kernel has no connection
       tracking in nftables' bridge family, so the bridge's own hooks cannot keep replies open.
 
-render() is pure: state data in, `nft -f` text out (the whole table, replaced atomically).
+render() is pure: the run's state in, `nft -f` text out (the whole table, replaced atomically).
 """
 import shutil
 
@@ -31,9 +31,8 @@ KEYS = {"routed": ("iifname", "oifname"), "bridged": ("ip saddr", "ip daddr")}  
 
 def host_interface(pod):
     """The host-side interface of a pod record, from its CNI result."""
-    netconf = pod.get("netconf", {})
-    names = [i["name"] for i in pod.get("result", {}).get("interfaces", [])
-             if "sandbox" not in i and i["name"] != netconf.get("bridge")]
+    names = [i["name"] for i in pod.result.get("interfaces", [])
+             if "sandbox" not in i and i["name"] != pod.netconf.get("bridge")]
     return names[0] if names else None
 
 
@@ -56,7 +55,7 @@ def _ports(ports, protocol, target):
     return f"th dport {{ {', '.join(ranges)} }}" if ranges else None
 
 
-def _peer_matches(data, policy, rule, side):
+def _peer_matches(state, policy, rule, side):
     """nft address matches ("ip saddr ...") for the rule's peers; [""] for every peer."""
     if not rule.peers:
         return [""]
@@ -68,31 +67,31 @@ def _peer_matches(data, policy, rule, side):
                 match += f" ip {side} != {_addresses(peer.excepts)}"
             out.append(match)
         else:
-            ips = set(pol.peer_pods(data, policy, peer).values())
+            ips = set(pol.peer_pods(state, policy, peer).values())
             if ips:
                 out.append(f"ip {side} {_addresses(ips)}")
     return out
 
 
-def _policy_rules(data, policy, direction, pod):
+def _policy_rules(state, policy, direction, pod):
     """Rules of one policy for one local pod: each admitting match sets the accept bit."""
     rules = policy.ingress if direction == "Ingress" else policy.egress
     side = "saddr" if direction == "Ingress" else "daddr"
     out = []
     for rule in rules:
-        for peer in _peer_matches(data, policy, rule, side):
+        for peer in _peer_matches(state, policy, rule, side):
             for protocol in PROTOCOLS if rule.ports else ("",):
                 if direction == "Ingress":
                     targets = [pod]
                 else:  # named ports are the destination pods' own
                     named = any(isinstance(p.port, str) for p in rule.ports)
-                    targets = [None] + (list(data["pods"].values()) if named else [])
+                    targets = [None] + (list(state.pods.values()) if named else [])
                 for target in targets:
                     ports = _ports(rule.ports, protocol, target)
                     if ports is None:
                         continue
                     if target is not None and direction == "Egress":
-                        peer_part = f"{peer} ip daddr {target['ip']}".strip()
+                        peer_part = f"{peer} ip daddr {target.ip}".strip()
                     else:
                         peer_part = peer
                     proto = f"meta l4proto {protocol.lower()}" if protocol else ""
@@ -102,14 +101,14 @@ def _policy_rules(data, policy, direction, pod):
     return out
 
 
-def render(data, node_name, hook, node_addresses):
-    """The node's whole `calico` table for policies in the state data."""
+def render(state, node_name, hook, node_addresses):
+    """The node's whole `calico` table for the policies of the run's state."""
     from_key, to_key = KEYS[hook]
-    all_policies = pol.policies(data)  # parsed once, not per pod and direction
+    all_policies = pol.policies(state)  # parsed once, not per pod and direction
     chains, to_pods, from_pods = {}, {}, {}
-    for key, pod in sorted(data["pods"].items()):
+    for key, pod in sorted(state.pods.items()):
         iface = host_interface(pod)
-        if pod["node"] != node_name or not pod["ip"] or iface is None:
+        if pod.node != node_name or not pod.ip or iface is None:
             continue
         for direction, prefix, verdicts in (("Ingress", "tw", to_pods),
                                             ("Egress", "fw", from_pods)):
@@ -124,13 +123,13 @@ def render(data, node_name, hook, node_addresses):
             for policy in isolating:
                 sub = f"cali-p{'i' if direction == 'Ingress' else 'o'}-{iface}-" \
                       f"{policy.namespace}/{policy.name}"
-                chains[sub] = _policy_rules(data, policy, direction, pod)
+                chains[sub] = _policy_rules(state, policy, direction, pod)
                 # as Felix: the first policy that passes the packet ends the search
                 body += [f"jump {sub}", f"meta mark & {ACCEPT_MARK} == {ACCEPT_MARK} return"]
             body.append(f'counter drop comment "{key}: no policy allows this '
                         f'{direction.lower()}"')
             chains[chain] = body
-            verdicts[f'"{iface}"' if hook == "routed" else pod["ip"]] = chain
+            verdicts[f'"{iface}"' if hook == "routed" else pod.ip] = chain
     base = {"forward": ["ct state established,related accept", "ct state invalid drop"],
             "input": ["ct state established,related accept"]}
     if from_pods:
@@ -166,8 +165,8 @@ class Enforcer:
         self.active = False
 
     def sync(self, cluster):
-        data = cluster.state.data
-        if not data.get("policies") and not self.active:
+        state = cluster.state
+        if not state.policies and not self.active:
             return
         if not shutil.which("nft"):
             raise TestbedError("NetworkPolicy enforcement needs nft (nftables), which this "
@@ -178,9 +177,9 @@ class Enforcer:
                 self.addresses[node.name] = [
                     a["local"] for link in node.ns.ip_json("-4", "addr", "show")
                     for a in link.get("addr_info", []) if a["local"] != "127.0.0.1"]
-                data["nodes"][node.name]["addresses"] = self.addresses[node.name]
-                cluster.state.save()  # `policy check` reads them: the node's own addresses
+                state.nodes[node.name].addresses = self.addresses[node.name]
+                state.save()  # `policy check` reads them: the node's own addresses
                 if self.hook == "bridged":  # bridged packets through the IP hooks
                     node.ns.run("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
-            node.ns.run("nft", "-f", "-", input=render(data, node.name, self.hook,
+            node.ns.run("nft", "-f", "-", input=render(state, node.name, self.hook,
                                                        self.addresses[node.name]))

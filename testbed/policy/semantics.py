@@ -11,61 +11,27 @@ peers and ports its rules admit, and the decision for one connection with its re
   pod's containers; endPort makes a range.
 - Traffic from the pod's own node is always allowed, and replies of allowed connections too.
 
-Everything here is pure: state data in, decisions out. Policies are kept in the state as
-records (to_record/from_record).
+Everything here is pure: the run's state in, decisions out.
 """
-import dataclasses
 import ipaddress
-import json
-
-from testbed.api.manifests import LabelSelector, NetworkPolicy, PolicyPeer, PolicyPort, PolicyRule
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set on every namespace, as Kubernetes does
 
 
-def table(state):
-    return state.data.setdefault("policies", {})
+def policies(state):
+    return [record.policy for _key, record in sorted(state.policies.items())]
 
 
-def to_record(policy):
-    """A JSON-shaped record (lists, not tuples), as the state file holds it."""
-    record = json.loads(json.dumps(dataclasses.asdict(policy)))
-    record.pop("source", None)
-    return record
-
-
-def _selector(rec):
-    if rec is None:
-        return None
-    return LabelSelector(tuple(tuple(x) for x in rec["match_labels"]),
-                         tuple((k, op, tuple(v)) for k, op, v in rec["match_expressions"]))
-
-
-def from_record(rec):
-    def rules(items):
-        return tuple(PolicyRule(
-            tuple(PolicyPeer(_selector(p["pod_selector"]), _selector(p["namespace_selector"]),
-                             p["cidr"], tuple(p["excepts"])) for p in r["peers"]),
-            tuple(PolicyPort(p["protocol"], p["port"], p["end_port"]) for p in r["ports"]))
-            for r in items)
-    return NetworkPolicy(rec["name"], rec["namespace"], _selector(rec["pod_selector"]),
-                         tuple(rec["policy_types"]), rules(rec["ingress"]), rules(rec["egress"]))
-
-
-def policies(data):
-    return [from_record(rec) for _key, rec in sorted(data.get("policies", {}).items())]
-
-
-def namespace_labels(data, namespace):
-    labels = dict(data.get("namespaces", {}).get(namespace, {}).get("labels", {}))
+def namespace_labels(state, namespace):
+    record = state.namespaces.get(namespace)
+    labels = dict(record.labels if record else {})
     labels[NAMESPACE_NAME_LABEL] = namespace
     return labels
 
 
 def selects(policy, pod):
     """Does the policy apply to this pod record?"""
-    return pod["namespace"] == policy.namespace and \
-        policy.pod_selector.matches(pod.get("labels", {}))
+    return pod.namespace == policy.namespace and policy.pod_selector.matches(pod.labels)
 
 
 def isolating(all_policies, pod, direction):
@@ -74,21 +40,20 @@ def isolating(all_policies, pod, direction):
     return [p for p in all_policies if direction in p.policy_types and selects(p, pod)]
 
 
-def peer_pods(data, policy, peer):
+def peer_pods(state, policy, peer):
     """{pod key: ip} of the pods a selector peer matches (none for an ipBlock)."""
     if peer.cidr:
         return {}
     out = {}
-    for key, pod in data["pods"].items():
-        if not pod["ip"]:
+    for key, pod in state.pods.items():
+        if not pod.ip:
             continue
         if peer.namespace_selector is None:
-            in_scope = pod["namespace"] == policy.namespace
+            in_scope = pod.namespace == policy.namespace
         else:
-            in_scope = peer.namespace_selector.matches(namespace_labels(data, pod["namespace"]))
-        if in_scope and (peer.pod_selector is None or
-                         peer.pod_selector.matches(pod.get("labels", {}))):
-            out[key] = pod["ip"]
+            in_scope = peer.namespace_selector.matches(namespace_labels(state, pod.namespace))
+        if in_scope and (peer.pod_selector is None or peer.pod_selector.matches(pod.labels)):
+            out[key] = pod.ip
     return out
 
 
@@ -104,12 +69,12 @@ def port_numbers(port, target_pod):
     if port.port is None:
         return (1, 65535)
     if isinstance(port.port, str):
-        number = (target_pod or {}).get("ports", {}).get(port.port)
+        number = target_pod.ports.get(port.port) if target_pod else None
         return (number, number) if number else None
     return (port.port, port.end_port or port.port)
 
 
-def rule_admits(data, policy, rule, peer_ip, port, protocol, target_pod):
+def rule_admits(state, policy, rule, peer_ip, port, protocol, target_pod):
     """Does one rule admit a peer address on this port/protocol of target_pod (the pod
     receiving the connection: the policy's pod for ingress, the peer for egress)?"""
     if rule.ports:
@@ -121,34 +86,34 @@ def rule_admits(data, policy, rule, peer_ip, port, protocol, target_pod):
     for peer in rule.peers:
         if peer.cidr and in_block(peer, peer_ip):
             return True
-        if not peer.cidr and peer_ip in peer_pods(data, policy, peer).values():
+        if not peer.cidr and peer_ip in peer_pods(state, policy, peer).values():
             return True
     return False
 
 
-def _pod_by_ip(data, ip):
-    return next(((n, p) for n, p in data["pods"].items() if p["ip"] == ip), (None, None))
+def _pod_by_ip(state, ip):
+    return next(((n, p) for n, p in state.pods.items() if p.ip == ip), (None, None))
 
 
-def explain(data, src_ip, dst_ip, port, protocol="TCP"):
+def explain(state, src_ip, dst_ip, port, protocol="TCP"):
     """(allowed, [reason lines]) for a new connection src_ip -> dst_ip:port/protocol."""
     lines = []
-    src_name, src = _pod_by_ip(data, src_ip)
-    dst_name, dst = _pod_by_ip(data, dst_ip)
+    src_name, src = _pod_by_ip(state, src_ip)
+    dst_name, dst = _pod_by_ip(state, dst_ip)
     allowed = True
     if src is not None:
-        ok, why = _direction(data, src_name, src, "Egress", dst_ip, port, protocol, dst)
+        ok, why = _direction(state, src_name, src, "Egress", dst_ip, port, protocol, dst)
         allowed &= ok
         lines += why
     else:
         lines.append(f"egress: {src_ip} is no pod: no egress policy applies")
     if dst is not None:
-        node_ips = {data["nodes"][dst["node"]]["ip"]} | set(data["nodes"][dst["node"]].get(
-            "addresses", []))
+        node = state.nodes[dst.node]
+        node_ips = {node.ip} | set(node.addresses)
         if src_ip in node_ips:
             lines.append(f"ingress: {src_ip} is {dst_name}'s own node: always allowed")
         else:
-            ok, why = _direction(data, dst_name, dst, "Ingress", src_ip, port, protocol, dst)
+            ok, why = _direction(state, dst_name, dst, "Ingress", src_ip, port, protocol, dst)
             allowed &= ok
             lines += why
     else:
@@ -156,16 +121,16 @@ def explain(data, src_ip, dst_ip, port, protocol="TCP"):
     return allowed, lines
 
 
-def _direction(data, key, pod, direction, peer_ip, port, protocol, target):
+def _direction(state, key, pod, direction, peer_ip, port, protocol, target):
     word = direction.lower()
-    isolated = isolating(policies(data), pod, direction)
+    isolated = isolating(policies(state), pod, direction)
     if not isolated:
         return True, [f"{word}: no policy selects {key} for {direction}: not isolated, allowed"]
     names = ", ".join(p.name for p in isolated)
     for policy in isolated:
         rules = policy.ingress if direction == "Ingress" else policy.egress
         for i, rule in enumerate(rules):
-            if rule_admits(data, policy, rule, peer_ip, port, protocol, target):
+            if rule_admits(state, policy, rule, peer_ip, port, protocol, target):
                 return True, [f"{word}: {key} is isolated by {names}; allowed by "
                               f"{policy.namespace}/{policy.name} {word}[{i}]"]
     return False, [f"{word}: {key} is isolated by {names}; no rule allows {peer_ip} on "

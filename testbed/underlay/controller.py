@@ -1,27 +1,19 @@
 """The os-ken controller process of a cluster: started with the apps it should run, answering
 requests (counters, cluster updates) on a Unix socket, reached by switches on another (no TCP
 port anywhere)."""
-import json
 import os
-import socket
 import sys
 
 from testbed.errors import TestbedError
-from testbed.host.daemons import Daemon
+from testbed.host import rpc
+from testbed.host.daemons import Daemon, DaemonRecord
 
 READY_TIMEOUT_S = 20.0  # os-ken's imports take a few seconds on a busy machine
 
 
 def request(path, op, timeout=5.0, **fields):
     """One request to a controller's control socket; its reply, or TestbedError."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        s.sendall(json.dumps({"op": op, **fields}).encode() + b"\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    reply = json.loads(data)
+    reply = rpc.request(path, {"op": op, **fields}, timeout)
     if isinstance(reply, dict) and "error" in reply:
         raise TestbedError(f"controller refused {op}: {reply['error']}")
     return reply
@@ -73,7 +65,8 @@ class ControllerProcess:
         return request(self.control_socket, op, **fields)
 
     def status(self):
-        return self.daemon.status("-") if self.daemon else {"alive": False, "state": "not started"}
+        return self.daemon.status("-") if self.daemon else DaemonRecord("-", None, False,
+                                                                         "not started")
 
     def stop(self, state):
         if self.daemon is not None:

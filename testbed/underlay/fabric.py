@@ -6,10 +6,10 @@ a Unix socket; its app (controllers/fabric.py) makes each bridge a learning swit
 Bridges are in fail-mode secure: traffic flows only once the controller has installed its
 table-miss flows, and keeps flowing on the installed flows if the controller dies.
 """
-import time
 
 from testbed.errors import TestbedError
 from testbed.host import netns
+from testbed.host.waiting import wait_until
 from testbed.underlay import ovs
 from testbed.underlay.controller import ControllerProcess
 
@@ -64,17 +64,19 @@ class OvsFabric:
 
     def _wait_for_flows(self):
         """Until every bridge is connected and holds the app's table-miss flows."""
-        deadline = time.monotonic() + CONNECT_TIMEOUT_S
         waiting = dict(self.switches)
-        while waiting and time.monotonic() < deadline:
+
+        def all_connected():
             for name, sw in list(waiting.items()):
                 if sw.controller_connected(name) and "CONTROLLER" in sw.ofctl("dump-flows", name):
                     del waiting[name]
-            if waiting:
-                if not self.controller.status()["alive"]:
-                    raise TestbedError(f"the fabric controller died: see {self.controller.log}")
-                time.sleep(0.1)
-        if waiting:
+            return not waiting
+
+        def controller_lives():
+            if not self.controller.status().alive:
+                raise TestbedError(f"the fabric controller died: see {self.controller.log}")
+
+        if not wait_until(all_connected, CONNECT_TIMEOUT_S, 0.1, check=controller_lives):
             raise TestbedError(f"rack bridge(s) {', '.join(sorted(waiting))} got no flows from "
                                f"the fabric controller within {CONNECT_TIMEOUT_S:.0f} s "
                                f"(log: {self.controller.log})")

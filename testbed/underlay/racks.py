@@ -31,14 +31,16 @@ def pinned_name(node_name, cluster):
 
 def is_underlay_shell(owned_pid):
     """Is this recorded process a Mininet shell (one per node, rack and router)?"""
-    return owned_pid["what"].startswith(SHELL_LABEL)
+    return owned_pid.what.startswith(SHELL_LABEL)
 
 
 def shell_namespaces(owned_pids):
     """The network namespaces of the live Mininet shells among recorded processes: what to
     look in for leftovers once the shells are gone."""
-    return [netns.namespace_id(f"/proc/{e['pid']}/ns/net") for e in owned_pids
-            if is_underlay_shell(e) and pid_is(e["pid"], e["start"])]
+    return [netns.namespace_id(f"/proc/{e.pid}/ns/net") for e in owned_pids
+            if is_underlay_shell(e) and pid_is(e.pid, e.start)]
+
+
 NAMESPACE_SYSCTLS = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 
 

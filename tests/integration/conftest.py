@@ -77,12 +77,12 @@ SOURCE = ("import random,socket,sys; c=socket.create_connection((sys.argv[1],500
 def pod(cluster_or_state, name, namespace="default"):
     """A pod's record by name (and Kubernetes namespace): ip, netns (its sandbox), node, ..."""
     state = getattr(cluster_or_state, "state", cluster_or_state)
-    return state.data["pods"][f"{namespace}/{name}"]
+    return state.pods[f"{namespace}/{name}"]
 
 
 def in_pod(cluster_or_state, name, argv, namespace="default"):
     """argv run in a pod's sandbox, the pod named as in Kubernetes."""
-    return netns.in_pod(pod(cluster_or_state, name, namespace)["netns"], argv)
+    return netns.in_pod(pod(cluster_or_state, name, namespace).netns, argv)
 
 
 def transfer(cluster, size, src="node1-pod1", dst="node2-pod1"):
@@ -92,7 +92,7 @@ def transfer(cluster, size, src="node1-pod1", dst="node2-pod1"):
                             stdout=subprocess.PIPE, text=True)
     try:
         assert sink.stdout.readline().strip() == "ready"
-        target = pod(cluster, dst)["ip"]
+        target = pod(cluster, dst).ip
         subprocess.run(in_pod(cluster, src, ["python3", "-c", SOURCE, target, str(size)]),
                        check=True, timeout=60)
         received = sink.communicate(timeout=30)[0].strip()
@@ -130,7 +130,7 @@ class Footprint:
         left += [f"link {n}" for n in self.links - since.links]
         left += [f"run dir {n}" for n in self.runs - since.runs]
         left += [f"{NETNS_ETC}/{n}" for n in self.netns_etc - since.netns_etc]
-        left += [f"process {p['pid']} ({p['what']})" for p in pids if pid_is(p["pid"], p["start"])]
+        left += [f"process {p.pid} ({p.what})" for p in pids if pid_is(p.pid, p.start)]
         return left
 
 
@@ -141,5 +141,5 @@ def footprint():
 
 def pod_ips(state):
     """{pod name: ip} of the default namespace's pods."""
-    return {rec["name"]: rec["ip"] for rec in state.data["pods"].values()
-            if rec["namespace"] == "default"}
+    return {rec.name: rec.ip for rec in state.pods.values()
+            if rec.namespace == "default"}

@@ -11,14 +11,14 @@ from .conftest import TOPO, Footprint, in_pod, pod, run_testbed, unique_name
 
 
 def sessions(cluster, node):
-    out = cluster.mode.protocols(cluster.nodes[node])
+    out = cluster.mode.routing_sessions(cluster.state, node)
     return {line.split()[0]: line.split()[-1] for line in out.splitlines()
             if " BGP " in line}
 
 
 def test_kernel_objects_are_calicos(make_cluster):
     cluster = make_cluster("default.yaml", "bgp")
-    pods = cluster.state.data["pods"]
+    pods = cluster.state.pods
     for node in cluster.nodes.values():
         links = node.ns.ip_json("link", "show")
         assert not any(link["ifname"] in ("cni0", "flannel.1") for link in links)
@@ -26,17 +26,17 @@ def test_kernel_objects_are_calicos(make_cluster):
         blackholes = [r["dst"] for r in routes if r.get("type") == "blackhole"]
         assert blackholes == node.facts["blocks"]
         for rec in pods.values():
-            if rec["node"] != node.name:
+            if rec.node != node.name:
                 continue
-            cali = calico_plugin.host_veth_name(rec["namespace"], rec["name"])
+            cali = calico_plugin.host_veth_name(rec.namespace, rec.name)
             dev = node.ns.ip_json("link", "show", cali)[0]
             assert dev["address"] == "ee:ee:ee:ee:ee:ee" and len(cali) == 15
             assert node.ns.run("cat", f"/proc/sys/net/ipv4/conf/{cali}/proxy_arp").strip() == "1"
-            host_route = [r for r in routes if r["dst"] == rec["ip"]][0]
+            host_route = [r for r in routes if r["dst"] == rec.ip][0]
             assert (host_route["dev"], host_route["scope"]) == (cali, "link")
-            sandbox = netns.pod_namespace(rec["netns"])
+            sandbox = netns.pod_namespace(rec.netns)
             addr = sandbox.ip_json("-4", "addr", "show", "eth0")[0]["addr_info"]
-            assert [(a["local"], a["prefixlen"]) for a in addr] == [(rec["ip"], 32)]
+            assert [(a["local"], a["prefixlen"]) for a in addr] == [(rec.ip, 32)]
             default = [r for r in sandbox.ip_json("route", "show") if r["dst"] == "default"][0]
             assert default["gateway"] == "169.254.1.1"
         others = [p for p in cluster.nodes.values() if p is not node]
@@ -60,9 +60,9 @@ def test_a_dead_bird_withdraws_its_routes_and_a_restart_restores_them(make_clust
     block2 = cluster.nodes["node2"].facts["blocks"][0]
     os.kill(cluster.mode.daemons(cluster)["bird@node2"], signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and cluster.check_daemons()["bird@node2"]["alive"]:
+    while time.monotonic() < deadline and cluster.check_daemons()["bird@node2"].alive:
         time.sleep(0.05)
-    assert cluster.check_daemons()["bird@node2"]["state"] == "killed by signal 9"
+    assert cluster.check_daemons()["bird@node2"].state == "killed by signal 9"
     deadline = time.monotonic() + 20  # hold time 9 s
     while time.monotonic() < deadline and any(
             r["dst"] == block2 for r in node1.ns.ip_json("route", "show", "proto", "bird")):
@@ -71,7 +71,7 @@ def test_a_dead_bird_withdraws_its_routes_and_a_restart_restores_them(make_clust
     cluster.restart_daemon("node2")
     started = time.monotonic()
     cluster.mode.wait_converged(cluster, started, timeout=30)
-    target = pod(cluster, "node2-pod1")["ip"]
+    target = pod(cluster, "node2-pod1").ip
     assert subprocess.run(in_pod(cluster, "node1-pod1", ["ping", "-c1", "-W2", target]),
                           capture_output=True).returncode == 0
 
@@ -83,8 +83,8 @@ def test_routes_command_and_teardown_leave_no_bird(require):
                      "--name", name, check=True)
     assert "BGP converged" in up.stdout
     from testbed.core.state import RunState, run_dir_for
-    pids = RunState.load(run_dir_for(name)).owned("pids")
-    assert sum(p["what"].startswith("bird of") for p in pids) == 5  # 4 nodes + the router
+    pids = RunState.load(run_dir_for(name)).owned.pids
+    assert sum(p.what.startswith("bird of") for p in pids) == 5  # 4 nodes + the router
     try:
         routes = run_testbed("routes", "node3", "--name", name, check=True).stdout
         assert "blackhole 10.244.0.128/26 proto bird" in routes

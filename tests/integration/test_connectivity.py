@@ -36,21 +36,21 @@ def start_listeners(sandboxes):
 
 def full_matrix(state):
     """Every pod to every other pod (ping and TCP) and to every node (ping): the failures."""
-    pods = state.data["pods"]
-    listeners = start_listeners([rec["netns"] for rec in pods.values()])
+    pods = state.pods
+    listeners = start_listeners([rec.netns for rec in pods.values()])
     try:
         failures = []
         for src, src_rec in pods.items():
             for dst, rec in pods.items():
                 if src == dst:
                     continue
-                if not ping(src_rec["netns"], rec["ip"]):
-                    failures.append(f"ping {src} -> {dst} ({rec['ip']})")
-                if not tcp_connects(src_rec["netns"], rec["ip"]):
-                    failures.append(f"tcp {src} -> {dst} ({rec['ip']}:{TCP_PORT})")
-            for node, rec in state.data["nodes"].items():
-                if not ping(src_rec["netns"], rec["ip"]):
-                    failures.append(f"ping {src} -> node {node} ({rec['ip']})")
+                if not ping(src_rec.netns, rec.ip):
+                    failures.append(f"ping {src} -> {dst} ({rec.ip})")
+                if not tcp_connects(src_rec.netns, rec.ip):
+                    failures.append(f"tcp {src} -> {dst} ({rec.ip}:{TCP_PORT})")
+            for node, rec in state.nodes.items():
+                if not ping(src_rec.netns, rec.ip):
+                    failures.append(f"ping {src} -> node {node} ({rec.ip})")
         return failures
     finally:
         for proc in listeners:
@@ -72,29 +72,29 @@ def full_matrix(state):
 ])
 def test_every_pod_reaches_every_pod_and_node(make_cluster, topo, mode):
     cluster = make_cluster(topo, mode)
-    assert len(cluster.state.data["pods"]) >= 4
+    assert len(cluster.state.pods) >= 4
     assert full_matrix(cluster.state) == []
 
 
 def test_nodes_reach_remote_pods(make_cluster):
     cluster = make_cluster("two-racks.yaml", "vxlan")
     node1 = cluster.nodes["node1"]
-    remote = pod(cluster, "node4-pod1")["ip"]
+    remote = pod(cluster, "node4-pod1").ip
     node1.ns.run("ping", "-c1", "-W2", remote)  # raises CommandError if unreachable
 
 
 def test_containers_of_a_pod_share_localhost(make_cluster):
     cluster = make_cluster("three-nodes.yaml", "vxlan")
     web = pod(cluster, "web")
-    assert set(web["containers"]) == {"server", "sidecar"}
-    inodes = {netns.run(["stat", "-L", "-c", "%i", f"/proc/{c['pid']}/ns/net"]).strip()
-              for c in web["containers"].values()}
+    assert set(web.containers) == {"server", "sidecar"}
+    inodes = {netns.run(["stat", "-L", "-c", "%i", f"/proc/{c.pid}/ns/net"]).strip()
+              for c in web.containers.values()}
     assert len(inodes) == 1, "containers of one pod must share one network namespace"
-    assert inodes == {netns.run(["stat", "-L", "-c", "%i", netns.netns_path(web["netns"])])
+    assert inodes == {netns.run(["stat", "-L", "-c", "%i", netns.netns_path(web.netns)])
                       .strip()}
     # the server container listens on 127.0.0.1 only: reachable from inside the pod alone
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not tcp_connects(web["netns"], "127.0.0.1", 8080):
+    while time.monotonic() < deadline and not tcp_connects(web.netns, "127.0.0.1", 8080):
         time.sleep(0.1)
-    assert tcp_connects(web["netns"], "127.0.0.1", 8080)
-    assert not tcp_connects(pod(cluster, "node1-pod1")["netns"], web["ip"], 8080)
+    assert tcp_connects(web.netns, "127.0.0.1", 8080)
+    assert not tcp_connects(pod(cluster, "node1-pod1").netns, web.ip, 8080)

@@ -40,11 +40,11 @@ def test_vxlan_device_routes_neighbours_and_fdb(make_cluster):
 def test_pod_interfaces_have_the_mode_mtu_and_cni0_is_the_gateway(make_cluster):
     for mode, mtu in (("vxlan", 1450), ("host-gw", 1500)):
         cluster = make_cluster("default.yaml", mode)
-        for name, rec in cluster.state.data["pods"].items():
-            pod = netns.pod_namespace(rec["netns"])
+        for name, rec in cluster.state.pods.items():
+            pod = netns.pod_namespace(rec.netns)
             assert link(pod, "eth0")["mtu"] == mtu, (mode, name)
-            node = cluster.nodes[rec["node"]]
-            assert ipaddress.ip_address(rec["ip"]) in node.lease
+            node = cluster.nodes[rec.node]
+            assert ipaddress.ip_address(rec.ip) in node.lease
             default = [r for r in pod.ip_json("route", "show") if r["dst"] == "default"]
             assert default[0]["gateway"] == str(node.lease[1])
         for node in cluster.nodes.values():
@@ -70,9 +70,9 @@ def test_host_gw_routes_via_peer_node_ips_and_adds_no_device(make_cluster):
 def test_sandboxes_are_listed_by_ip_netns(make_cluster):
     cluster = make_cluster("default.yaml", "vxlan")
     name = cluster.spec.name
-    sandboxes = {rec["netns"] for rec in cluster.state.data["pods"].values()}
+    sandboxes = {rec.netns for rec in cluster.state.pods.values()}
     assert sandboxes == {f"node{n}-pod{p}.default.{name}" for n in (1, 2) for p in (1, 2)}
     assert sandboxes <= set(netns.netns_list())
     out = netns.run(["ip", "netns", "exec", f"node1-pod1.default.{name}", "ip", "-4", "-o",
                      "addr", "show", "eth0"])
-    assert cluster.state.data["pods"]["default/node1-pod1"]["ip"] in out
+    assert cluster.state.pods["default/node1-pod1"].ip in out

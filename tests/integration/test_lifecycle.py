@@ -19,7 +19,7 @@ from .conftest import TOPO, Footprint, run_testbed, unique_name
 
 
 def owned_processes(name):
-    return RunState.load(run_dir_for(name)).owned("pids")
+    return RunState.load(run_dir_for(name)).owned.pids
 
 
 def test_up_exec_get_down_leaves_nothing(require):
@@ -98,11 +98,11 @@ def test_clean_after_sigkill_of_the_owner_leaves_nothing(require, mode, extra, n
     run_testbed("up", "--topo", TOPO / "two-racks.yaml", "--mode", mode, *extra, "--no-cli",
                 "--name", name, check=True)
     state = RunState.load(run_dir_for(name))
-    pids = state.owned("pids")
-    supervisor = state.data["supervisor"]
-    os.kill(supervisor["pid"], signal.SIGKILL)
+    pids = state.owned.pids
+    supervisor = state.supervisor
+    os.kill(supervisor.pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and pid_is(supervisor["pid"], supervisor["start"]):
+    while time.monotonic() < deadline and pid_is(supervisor.pid, supervisor.start):
         time.sleep(0.05)
     assert "owner died" in run_testbed("status").stdout
     assert Footprint().leftovers(before, pids), "a killed run should leave something to clean"
@@ -189,7 +189,7 @@ def test_down_and_sigterm_end_an_interactive_cluster(require):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if RunState.load(run_dir_for(name)).data["status"] == "ready":
+                if RunState.load(run_dir_for(name)).status == "ready":
                     break
             except (OSError, ValueError):
                 pass
@@ -216,7 +216,7 @@ def test_ctrl_c_during_a_build_tears_down_what_was_built(require, tmp_path):
     pids, deadline = [], time.monotonic() + 60
     while time.monotonic() < deadline and len(pids) < 20:  # some pods are being attached
         try:
-            pids = RunState.load(run_dir_for(name)).owned("pids")
+            pids = RunState.load(run_dir_for(name)).owned.pids
         except (OSError, ValueError):
             pass
         time.sleep(0.02)

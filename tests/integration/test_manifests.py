@@ -7,7 +7,7 @@ import pytest
 
 from testbed.host import netns
 from testbed.kubelet.runtime import sandbox_name
-from testbed.kubeproxy import services
+from testbed.kubeproxy import proxies
 
 from .conftest import TOPO, Footprint, in_pod, pod, run_testbed, unique_name
 
@@ -73,7 +73,7 @@ def shop_pods(name):
 
 @pytest.mark.parametrize("proxy_mode", ["iptables", "nftables", "ipvs"])
 def test_apply_scale_and_delete_a_deployment(require, tmp_path, proxy_mode):
-    require("vxlan", "bridge", "veth", *services.PROXY_NEEDS[proxy_mode])
+    require("vxlan", "bridge", "veth", *proxies.PROXY_NEEDS[proxy_mode])
     before, name = Footprint(), unique_name()
     manifest = tmp_path / "shop.yaml"
     run_testbed("up", "--topo", TOPO / "default.yaml", "--mode", "vxlan", "--no-cli",
@@ -93,7 +93,7 @@ def test_apply_scale_and_delete_a_deployment(require, tmp_path, proxy_mode):
         assert all(p.rsplit("-", 1)[0] == rs for p in pods)  # one ReplicaSet
         client = sandbox_name(name, "default", "node1-pod1")
         for pod, rec in pods.items():  # netexec answers with its pod's name, across nodes
-            assert curl(client, f"http://{rec['ip']}:8080/hostname") == pod
+            assert curl(client, f"http://{rec.ip}:8080/hostname") == pod
         # through the ClusterIP: kube-proxy's statistic rules spread new connections
         svc = cluster_ips(name)
         answers = [curl(client, f"http://{svc['web']}/hostname") for _ in range(60)]
@@ -154,9 +154,9 @@ def test_a_topology_can_name_manifests(make_cluster, tmp_path):
     topo = tmp_path / "with-manifests.yaml"
     topo.write_text((TOPO / "default.yaml").read_text() + "manifests: [shop.yaml]\n")
     cluster = make_cluster(topo, "host-gw")
-    shop = {p: r for p, r in cluster.state.data["pods"].items() if r["namespace"] == "shop"}
-    assert len(shop) == 2 and {r["node"] for r in shop.values()} == {"node1", "node2"}
-    assert any("ConfigMap" in w for w in cluster.state.data["warnings"])
+    shop = {p: r for p, r in cluster.state.pods.items() if r.namespace == "shop"}
+    assert len(shop) == 2 and {r.node for r in shop.values()} == {"node1", "node2"}
+    assert any("ConfigMap" in w for w in cluster.state.warnings)
 
 
 NODE_PORT = """\
@@ -186,19 +186,19 @@ def test_a_node_port_answers_the_external_client(make_cluster, tmp_path):
     topo.write_text((TOPO / "two-racks.yaml").read_text() +
                     "externalClient: true\nmanifests: [shop.yaml]\n")
     cluster = make_cluster(topo, "vxlan")
-    client = cluster.state.data["hosts"]["external"]
-    assert client["ip"] == "192.168.1.254"  # on the first rack, outside the cluster
-    shop = {r["name"] for r in cluster.state.data["pods"].values() if r["namespace"] == "shop"}
+    client = cluster.state.hosts["external"]
+    assert client.ip == "192.168.1.254"  # on the first rack, outside the cluster
+    shop = {r.name for r in cluster.state.pods.values() if r.namespace == "shop"}
 
     def ask(address):
-        return netns.run(netns.in_node(client["pid"], [
+        return netns.run(netns.in_node(client.pid, [
             "curl", "-s", "--max-time", "3", f"http://{address}/hostname"]))
 
     # every node answers on the node port, on either rack
-    answers = {ask(f"{node['ip']}:30080") for node in cluster.state.data["nodes"].values()}
+    answers = {ask(f"{node.ip}:30080") for node in cluster.state.nodes.values()}
     assert answers and answers <= shop
     # a LoadBalancer's address is announced on the first rack and reaches every endpoint
-    lb_ip = cluster.state.data["services"]["shop/web-lb"]["load_balancer_ip"]
+    lb_ip = cluster.state.services["shop/web-lb"].load_balancer_ip
     assert lb_ip == "192.168.1.240"
     assert {ask(lb_ip) for _ in range(20)} == shop
 
@@ -253,9 +253,9 @@ def test_cluster_dns_answers_pods_in_every_namespace(make_cluster, tmp_path):
     topo.write_text((TOPO / "default.yaml").read_text() + "kubeProxy: {mode: nftables}\n"
                     "manifests: [shop.yaml]\n")
     cluster = make_cluster(topo, "vxlan")
-    data = cluster.state.data
-    shop = {r["name"]: r["ip"] for r in data["pods"].values() if r["namespace"] == "shop"}
-    web_ip = data["services"]["shop/web"]["cluster_ip"]
+    data = cluster.state
+    shop = {r.name: r.ip for r in data.pods.values() if r.namespace == "shop"}
+    web_ip = data.services["shop/web"].cluster_ip
     client = next(f"shop/{p}" for p in shop)
 
     def run(name, *argv):
@@ -288,7 +288,7 @@ def test_cluster_dns_answers_pods_in_every_namespace(make_cluster, tmp_path):
     (tmp_path / "shop.yaml").write_text(DNS.replace("REPLICAS", "1"))
     from testbed.api import apply, manifests
     apply.apply(cluster, manifests.load(str(tmp_path / "shop.yaml")))
-    left = [r["ip"] for r in data["pods"].values() if r["namespace"] == "shop"]
+    left = [r.ip for r in data.pods.values() if r.namespace == "shop"]
     assert len(left) == 1
     assert run("node2-pod1", "dig", "+short", "peers.shop.svc.cluster.local").split() == left
 
@@ -311,15 +311,15 @@ def test_services_and_dns_work_in_every_mode(make_cluster, tmp_path, mode):
     topo = tmp_path / "services.yaml"
     topo.write_text((TOPO / "default.yaml").read_text() + "manifests: [shop.yaml]\n")
     cluster = make_cluster(topo, mode)
-    data = cluster.state.data
-    shop = {r["name"]: r for r in data["pods"].values() if r["namespace"] == "shop"}
-    assert {r["node"] for r in shop.values()} == {"node1", "node2"}
+    data = cluster.state
+    shop = {r.name: r for r in data.pods.values() if r.namespace == "shop"}
+    assert {r.node for r in shop.values()} == {"node1", "node2"}
     for client in ("node1-pod1", "node2-pod1"):  # one endpoint on the client's node, one not
-        answers = {curl(pod(cluster, client)["netns"], "http://web.shop/hostname")
+        answers = {curl(pod(cluster, client).netns, "http://web.shop/hostname")
                    for _ in range(16)}
         assert answers == set(shop), (client, answers)
     # a node's own connection to a ClusterIP goes through kube-proxy's OUTPUT rules
-    web_ip = data["services"]["shop/web"]["cluster_ip"]
-    answer = netns.run(netns.in_node(data["nodes"]["node1"]["pid"], [
+    web_ip = data.services["shop/web"].cluster_ip
+    answer = netns.run(netns.in_node(data.nodes["node1"].pid, [
         "curl", "-s", "--max-time", "3", f"http://{web_ip}/hostname"]), check=False)
     assert answer in shop

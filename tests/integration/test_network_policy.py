@@ -90,16 +90,16 @@ def client(name, namespace, labels, node):
 
 def by_name(data, name):
     """The record of the pod of that name (the names here are unique across namespaces)."""
-    return next(rec for rec in data["pods"].values() if rec["name"] == name)
+    return next(rec for rec in data.pods.values() if rec.name == name)
 
 
 def probe(cluster, src, dst, port, proto="tcp"):
-    data = cluster.state.data
-    ip = by_name(data, dst)["ip"]
-    if src in data["nodes"]:
-        argv = netns.in_node(data["nodes"][src]["pid"], ["python3", "-c", PROBE, ip, port, proto])
+    data = cluster.state
+    ip = by_name(data, dst).ip
+    if src in data.nodes:
+        argv = netns.in_node(data.nodes[src].pid, ["python3", "-c", PROBE, ip, port, proto])
     else:
-        argv = netns.in_pod(by_name(data, src)["netns"], ["python3", "-c", PROBE, ip, port,
+        argv = netns.in_pod(by_name(data, src).netns, ["python3", "-c", PROBE, ip, port,
                                                           proto])
     return netns.run(argv).strip() == "ok"
 
@@ -121,7 +121,7 @@ def policed(request, make_cluster, tmp_path):
 
 
 def node2_subnet(cluster):
-    return cluster.state.data["nodes"]["node2"]["lease"]
+    return cluster.state.nodes["node2"].lease
 
 
 def test_the_documentation_example_admits_exactly_what_it_says(policed, tmp_path):

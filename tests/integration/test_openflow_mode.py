@@ -24,8 +24,8 @@ def test_each_node_has_br_int_with_gateway_tunnel_and_pod_ports(make_cluster):
     for node in cluster.nodes.values():
         sw = cluster.mode.switches[node.name]
         ports = set(sw.vsctl("list-ports", "br-int").split())
-        pods = [p for p, rec in cluster.state.data["pods"].items() if rec["node"] == node.name]
-        hosts = {cluster.state.data["pods"][p]["result"]["interfaces"][0]["name"] for p in pods}
+        pods = [p for p, rec in cluster.state.pods.items() if rec.node == node.name]
+        hosts = {cluster.state.pods[p].result["interfaces"][0]["name"] for p in pods}
         assert ports == {"gw0", "tun0"} | hosts
         assert sw.vsctl("get", "bridge", "br-int", "fail_mode").strip() == "secure"
         assert sw.vsctl("get", "interface", "tun0", "type").strip() == "vxlan"
@@ -43,15 +43,15 @@ def test_each_node_has_br_int_with_gateway_tunnel_and_pod_ports(make_cluster):
 
 def test_flows_answer_arp_and_steady_state_never_asks_the_controller(make_cluster):
     cluster = make_cluster("default.yaml", "openflow")
-    pods = cluster.state.data["pods"]
-    assert ping(cluster, "node1-pod1", pods["default/node2-pod1"]["ip"], count=3)
-    assert ping(cluster, "node1-pod1", pods["default/node1-pod2"]["ip"], count=3)
+    pods = cluster.state.pods
+    assert ping(cluster, "node1-pod1", pods["default/node2-pod1"].ip, count=3)
+    assert ping(cluster, "node1-pod1", pods["default/node1-pod2"].ip, count=3)
     before = cluster.mode.stats()["packet_in"]
-    assert ping(cluster, "node1-pod1", pods["default/node2-pod2"]["ip"], count=40)
+    assert ping(cluster, "node1-pod1", pods["default/node2-pod2"].ip, count=40)
     assert cluster.mode.stats()["packet_in"] == before == 0
     # node1-pod1 learned its neighbours' MACs from flows, not from the pods themselves
     neigh = netns.run(in_pod(cluster, "node1-pod1", ["ip", "neigh", "show"]))
-    assert f"{pods['default/node1-pod2']['ip']} dev eth0 lladdr" in neigh
+    assert f"{pods['default/node1-pod2'].ip} dev eth0 lladdr" in neigh
     flows = run_testbed("flows", "node1", "--name", cluster.spec.name, check=True).stdout
     assert f"arp_tpa={cluster.nodes['node1'].lease[1]}" in flows
     assert "tun_dst=192.168.1.12" in flows or "set_field:192.168.1.12->tun_dst" in flows
@@ -65,14 +65,14 @@ def test_tcp_crosses_the_tunnel_intact(make_cluster):
 
 def test_a_dead_controller_is_reported_and_pods_still_reach_each_other(make_cluster):
     cluster = make_cluster("default.yaml", "openflow")
-    pods = cluster.state.data["pods"]
+    pods = cluster.state.pods
     os.kill(cluster.mode.controller.pid, signal.SIGKILL)
     time.sleep(0.2)
     status = cluster.check_daemons()["controller@openflow"]
-    assert (status["alive"], status["state"]) == (False, "killed by signal 9")
+    assert (status.alive, status.state) == (False, "killed by signal 9")
     for src, dst in (("node1-pod1", "node2-pod1"), ("node2-pod2", "node1-pod2"),
                      ("node1-pod1", "node1-pod2")):
-        assert ping(cluster, src, pods[f"default/{dst}"]["ip"], count=3), \
+        assert ping(cluster, src, pods[f"default/{dst}"].ip, count=3), \
             f"{src} -> {dst} after the controller died"
 
 

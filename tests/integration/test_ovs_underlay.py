@@ -34,7 +34,7 @@ def ping(cluster, name, ip, count=1):
 ])
 def test_modes_work_on_an_ovs_underlay(ovs_cluster, caps, topo, mode):
     cluster = ovs_cluster(topo, mode)
-    fabric = cluster.state.data["fabric"]
+    fabric = cluster.state.fabric
     assert fabric["datapath"] == ("system" if caps.get("openvswitch") else "netdev")
     assert sorted(fabric["racks"]) == sorted(r.name for r in cluster.spec.racks)
     for rack in cluster.spec.racks:  # the rack really is an OVS bridge, fail-secure
@@ -51,7 +51,7 @@ def test_tcp_moves_through_the_datapath_intact(ovs_cluster):
 
 def test_steady_state_traffic_never_reaches_the_controller(ovs_cluster):
     cluster = ovs_cluster("default.yaml", "vxlan")
-    target = pod(cluster, "node2-pod1")["ip"]
+    target = pod(cluster, "node2-pod1").ip
     assert ping(cluster, "node1-pod1", target, count=3)  # learning happens here
     before = cluster.fabric.controller.stats()
     assert before["packet_in"] > 0
@@ -66,12 +66,12 @@ def test_steady_state_traffic_never_reaches_the_controller(ovs_cluster):
 
 def test_a_dead_controller_is_reported_and_the_flows_keep_forwarding(ovs_cluster):
     cluster = ovs_cluster("default.yaml", "vxlan")
-    target = pod(cluster, "node2-pod1")["ip"]
+    target = pod(cluster, "node2-pod1").ip
     assert ping(cluster, "node1-pod1", target, count=2)
     os.kill(cluster.fabric.controller.pid, signal.SIGKILL)
     time.sleep(0.2)
     status = cluster.check_daemons()["controller@fabric"]
-    assert (status["alive"], status["state"]) == (False, "killed by signal 9")
+    assert (status.alive, status.state) == (False, "killed by signal 9")
     assert ping(cluster, "node1-pod1", target, count=20)
     flows = run_testbed("flows", "rack1", "--name", cluster.spec.name, check=True).stdout
     assert "not answering" in flows and "priority=10" in flows

@@ -31,7 +31,7 @@ def wait_for(predicate, timeout=60.0, what="the condition"):
 
 def status_of(name):
     try:
-        return state_of(name).data["status"]
+        return state_of(name).status
     except (OSError, ValueError, KeyError):
         return None
 
@@ -55,15 +55,15 @@ def pings(state, src, dst_ip):
 
 
 def full_matrix(state):
-    names = [rec["name"] for rec in state.data["pods"].values()]
-    return all(pings(state, a, pod(state, b)["ip"]) for a in names for b in names if a != b)
+    names = [rec.name for rec in state.pods.values()]
+    return all(pings(state, a, pod(state, b).ip) for a in names for b in names if a != b)
 
 
 def kill_owner(state):
     """SIGKILL a run's owner, as a crash would, and wait for its death."""
-    owner = state.data["supervisor"]
-    os.kill(owner["pid"], signal.SIGKILL)
-    wait_for(lambda: not pid_is(owner["pid"], owner["start"]), what="the owner's death")
+    owner = state.supervisor
+    os.kill(owner.pid, signal.SIGKILL)
+    wait_for(lambda: not pid_is(owner.pid, owner.start), what="the owner's death")
     return owner
 
 
@@ -71,11 +71,11 @@ def orphan(name, *extra):
     """A cluster brought up with `up --no-cli`, whose owner was then killed: (state, pids)."""
     state = up(name, "default.yaml", *extra)
     kill_owner(state)
-    return state, state.owned("pids")
+    return state, state.owned.pids
 
 
 def all_pids(name):
-    return state_of(name).owned("pids")
+    return state_of(name).owned.pids
 
 
 def test_down_waits_for_a_supervisor_slower_than_the_request_deadline(require, tmp_path):
@@ -95,14 +95,14 @@ def test_sigterm_twice_in_the_middle_of_teardown_then_clean_leaves_nothing(requi
     require("vxlan", "bridge", "veth")
     before, name = Footprint(), unique_name()
     state = up(name, grid(tmp_path, 4, 6))
-    pids, owner = all_pids(name), state.data["supervisor"]
+    pids, owner = all_pids(name), state.supervisor
     down = subprocess.Popen([sys.executable, "-m", "testbed.cli", "down", "--name", name],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     wait_for(lambda: status_of(name) == "tearing down", what="the teardown to begin")
-    os.kill(owner["pid"], signal.SIGTERM)
+    os.kill(owner.pid, signal.SIGTERM)
     time.sleep(0.05)
-    if pid_is(owner["pid"], owner["start"]):
-        os.kill(owner["pid"], signal.SIGTERM)
+    if pid_is(owner.pid, owner.start):
+        os.kill(owner.pid, signal.SIGTERM)
     _out, err = down.communicate(timeout=120)
     assert down.returncode == 0, err
     run_testbed("clean", check=True)
@@ -129,15 +129,15 @@ def test_sigkill_at_random_points_then_clean_leaves_nothing(require, tmp_path, p
                                      name], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, cwd=REPO)
             wait_for(lambda: status_of(name) == "tearing down", what="the teardown")
-        owner = state_of(name).data["supervisor"]
+        owner = state_of(name).supervisor
         seen += all_pids(name)
         time.sleep(delay)
         try:
             seen += all_pids(name)
         except OSError:
             pass  # already finished
-        if pid_is(owner["pid"], owner["start"]):
-            os.kill(owner["pid"], signal.SIGKILL)
+        if pid_is(owner.pid, owner.start):
+            os.kill(owner.pid, signal.SIGKILL)
         proc.wait(timeout=120)
         run_testbed("clean", check=True)
         assert Footprint().leftovers(before, seen) == [], f"SIGKILL {delay:.2f} s into {phase}"
@@ -155,7 +155,7 @@ def test_clean_spares_a_live_cluster_and_removes_a_dead_one(require):
         clean.stdout
     assert not os.path.exists(run_dir_for(dead))
     assert all(f".{dead}" not in n for n in netns.netns_list())
-    assert not any(pid_is(p["pid"], p["start"]) for p in dead_pids)
+    assert not any(pid_is(p.pid, p.start) for p in dead_pids)
     assert status_of(live) == "ready" and full_matrix(live_state)
     assert run_testbed("down", "--name", live).returncode == 0
     assert Footprint().leftovers(before, dead_pids) == []
@@ -215,7 +215,7 @@ def test_up_with_the_name_of_a_running_cluster_names_it(require):
         again = run_testbed("up", "--topo", TOPO / "default.yaml", "--no-cli", "--name", name)
         assert again.returncode == 2
         assert f"cluster {name!r} is already running" in again.stderr
-        assert f"owner pid {state.data['supervisor']['pid']}" in again.stderr
+        assert f"owner pid {state.supervisor.pid}" in again.stderr
         assert "Traceback" not in again.stderr and len(again.stderr.splitlines()) == 1
         assert status_of(name) == "ready"
     finally:
@@ -226,8 +226,8 @@ def test_down_fails_loudly_when_a_namespace_it_owns_is_held_by_a_stranger(requir
     require("vxlan", "bridge", "veth")
     before, name = Footprint(), unique_name()
     state = up(name)
-    pids = state.owned("pids")
-    sandbox = pod(state, "node1-pod1")["netns"]
+    pids = state.owned.pids
+    sandbox = pod(state, "node1-pod1").netns
     # a process the testbed did not start, outside the pod, holding its namespace open
     stranger = subprocess.Popen(["sleep", "600"], stdin=open(netns.netns_path(sandbox)))
     try:
@@ -235,7 +235,7 @@ def test_down_fails_loudly_when_a_namespace_it_owns_is_held_by_a_stranger(requir
         assert down.returncode == 1
         assert f"netns {sandbox} is held open by pid {stranger.pid} (sleep)" in down.stderr
         assert sandbox in netns.netns_list()  # left, and still recorded
-        assert sandbox in state_of(name).owned("netns")
+        assert sandbox in state_of(name).owned.netns
     finally:
         stranger.kill()
         stranger.wait()
@@ -268,12 +268,12 @@ def test_a_new_owner_adopts_a_cluster_whose_owner_died(require, tmp_path, mode, 
     require("bridge", "veth", "iptables", *needs)
     before, name = Footprint(), unique_name()
     state, pids = orphan(name, "--mode", mode)
-    owner = state.data["supervisor"]
+    owner = state.supervisor
     adopted = run_testbed("up", "--adopt", name)
     assert adopted.returncode == 0, adopted.stderr
     assert f"cluster {name} adopted" in adopted.stdout
-    new_owner = state_of(name).data["supervisor"]
-    assert new_owner["pid"] != owner["pid"] and pid_is(new_owner["pid"], new_owner["start"])
+    new_owner = state_of(name).supervisor
+    assert new_owner.pid != owner.pid and pid_is(new_owner.pid, new_owner.start)
     assert status_of(name) == "ready" and "owner died" not in run_testbed("status").stdout
     daemons = run_testbed("daemons", "--name", name)
     assert daemons.returncode == 0 and "running" in daemons.stdout, daemons.stderr
@@ -282,12 +282,12 @@ def test_a_new_owner_adopts_a_cluster_whose_owner_died(require, tmp_path, mode, 
     (tmp_path / "web.yaml").write_text(WEB)
     applied = run_testbed("apply", "-f", tmp_path / "web.yaml", "--name", name)
     assert applied.returncode == 0, applied.stderr
-    data = state_of(name).data
-    ip = data["services"]["default/web"]["cluster_ip"]
+    data = state_of(name)
+    ip = data.services["default/web"].cluster_ip
     probe = run_testbed("exec", "--name", name, "node1-pod1", "--", "/agnhost", "connect",
                         f"{ip}:80", "--timeout=3s")
     assert probe.returncode == 0, probe.stdout + probe.stderr
-    pids += state_of(name).owned("pids")
+    pids += state_of(name).owned.pids
     down = run_testbed("down", "--name", name)
     assert down.returncode == 0, down.stderr
     assert Footprint().leftovers(before, pids) == []

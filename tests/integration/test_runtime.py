@@ -30,11 +30,11 @@ def test_del_releases_the_address_and_the_sandbox(make_cluster):
     node = cluster.nodes["node1"]
     data_dir = cluster.mode.network_config(cluster.spec, node)["ipam"]["dataDir"]
     pod = next(p for p in cluster.spec.pods if p.name == "node1-pod2")
-    record = cluster.state.data["pods"][pod.key]
-    ip = record["ip"]
+    record = cluster.state.pods[pod.key]
+    ip = record.ip
     assert ip in os.listdir(f"{data_dir}/cbr0")
-    assert record["netns"] in netns.netns_list()
+    assert record.netns in netns.netns_list()
     cluster.runtime.delete_pod(pod, node)
     cluster.pods_up.remove(pod)
-    assert record["netns"] not in netns.netns_list()
+    assert record.netns not in netns.netns_list()
     assert ip not in os.listdir(f"{data_dir}/cbr0"), "host-local must forget the address on DEL"

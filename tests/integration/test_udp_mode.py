@@ -30,8 +30,8 @@ def test_flannel0_and_the_forwarder_as_flannel_makes_them(make_cluster):
         listening = node.ns.run("ss", "-Hlun", "sport = :8285")
         assert f"{node.ip.ip}:8285" in listening
         assert cluster.mode.stats(node)["peers"] == len(cluster.nodes) - 1
-    for rec in cluster.state.data["pods"].values():
-        assert netns.pod_namespace(rec["netns"]).ip_json("link", "show", "eth0")[0]["mtu"] == 1472
+    for rec in cluster.state.pods.values():
+        assert netns.pod_namespace(rec.netns).ip_json("link", "show", "eth0")[0]["mtu"] == 1472
 
 
 def offloads(node, dev):
@@ -119,7 +119,7 @@ def test_without_offload_the_forwarder_moves_one_packet_at_a_time(make_cluster, 
 
 def test_ttl_is_decremented_by_the_forwarder(make_cluster):
     cluster = make_cluster("default.yaml", "udp")
-    ok, out = ping_once(cluster, "node1-pod1", pod(cluster, "node2-pod1")["ip"])
+    ok, out = ping_once(cluster, "node1-pod1", pod(cluster, "node2-pod1").ip)
     # node1 routes (-1), the forwarder (-1), node2 routes (-1); the echo reply alike
     assert ok and "ttl=61" in out
 
@@ -146,22 +146,22 @@ def test_garbage_datagrams_are_dropped_counted_and_forwarding_goes_on(make_clust
     stats = cluster.mode.stats(node1)
     assert (stats["too_short"], stats["not_ipv4"], stats["bad_length"]) == (1, 1, 1)
     assert stats["unknown_peer"] == 1
-    assert cluster.check_daemons()["forwarder@node1"]["alive"]
-    assert ping_once(cluster, "node2-pod1", pod(cluster, "node1-pod1")["ip"])[0]
+    assert cluster.check_daemons()["forwarder@node1"].alive
+    assert ping_once(cluster, "node2-pod1", pod(cluster, "node1-pod1").ip)[0]
 
 
 def test_a_killed_forwarder_is_reported_and_a_restart_restores_traffic(make_cluster):
     cluster = make_cluster("default.yaml", "udp")
-    target = pod(cluster, "node2-pod1")["ip"]
+    target = pod(cluster, "node2-pod1").ip
     pid = cluster.mode.daemons(cluster)["forwarder@node2"]
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.2)
     status = cluster.check_daemons()["forwarder@node2"]
-    assert (status["alive"], status["state"]) == (False, "killed by signal 9")
-    assert cluster.state.data["daemons"]["forwarder@node2"]["state"] == "killed by signal 9"
+    assert (status.alive, status.state) == (False, "killed by signal 9")
+    assert cluster.state.daemons["forwarder@node2"].state == "killed by signal 9"
     assert not ping_once(cluster, "node1-pod1", target)[0]
     cluster.restart_daemon("node2")
-    assert cluster.check_daemons()["forwarder@node2"]["alive"]
+    assert cluster.check_daemons()["forwarder@node2"].alive
     assert ping_once(cluster, "node1-pod1", target)[0]
 
 
@@ -169,7 +169,7 @@ def test_the_peer_table_follows_nodes_without_a_restart(make_cluster):
     cluster = make_cluster("three-nodes.yaml", "udp")
     node1, node3 = cluster.nodes["node1"], cluster.nodes["node3"]
     pid = cluster.mode.daemons(cluster)["forwarder@node1"]
-    target = pod(cluster, "web")["ip"]  # on node3
+    target = pod(cluster, "web").ip  # on node3
     cluster.mode.remove_peer(cluster.spec, node1, node3)
     ok, out = ping_once(cluster, "node1-pod1", target)
     assert not ok and "Destination Net Unreachable" in out
@@ -185,10 +185,10 @@ def test_cli_reports_a_dead_forwarder_and_teardown_leaves_nothing(require):
                 "--name", name, check=True)
     from testbed.core.state import RunState, run_dir_for
     state = RunState.load(run_dir_for(name))
-    pids = state.owned("pids")
-    forwarder = next(p for p in pids if p["what"] == "udp forwarder on node1")
+    pids = state.owned.pids
+    forwarder = next(p for p in pids if p.what == "udp forwarder on node1")
     try:
-        os.kill(forwarder["pid"], signal.SIGKILL)
+        os.kill(forwarder.pid, signal.SIGKILL)
         time.sleep(1.0)  # the supervisor looks twice a second
         status = run_testbed("status").stdout
         assert "DEAD: forwarder@node1 killed by signal 9" in status
@@ -196,18 +196,18 @@ def test_cli_reports_a_dead_forwarder_and_teardown_leaves_nothing(require):
         assert daemons.returncode == 1 and "killed by signal 9" in daemons.stdout
         restarted = run_testbed("daemons", "--name", name, "--restart", "node1", check=True)
         assert "killed" not in restarted.stdout
-        pids = RunState.load(run_dir_for(name)).owned("pids")
+        pids = RunState.load(run_dir_for(name)).owned.pids
     finally:
         run_testbed("down", "--name", name, check=True)
     assert Footprint().leftovers(before, pids) == []
-    assert not any(pid_is(p["pid"], p["start"]) for p in pids)
+    assert not any(pid_is(p.pid, p.start) for p in pids)
 
 
 def test_interactive_cli_warns_of_a_dead_forwarder_and_restarts_it(require):
     require("tun", "flannel-udp-forwarder")
     before, name = Footprint(), unique_name()
     pid_of = (f"python3 -c \"import json; print(json.load(open('/run/testbed/{name}/state.json'))"
-              f"['nodes']['node2']['forwarder_pid'])\"")
+              f"['nodes']['node2']['details']['forwarder_pid'])\"")
     script = (f"node1 kill -9 $({pid_of}); sleep 0.5\n"  # let the kernel finish it off
               "pods\n"
               "daemons restart node2\n"

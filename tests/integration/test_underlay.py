@@ -38,9 +38,9 @@ def test_bandwidth_caps_underlay_links(tmp_path, require):
     topo.write_text((TOPO / "default.yaml").read_text() + "bandwidth: 50\n")
     cluster = Cluster.create(load_spec(topo, unique_name()), "vxlan")
     with cluster:
-        n1, n2 = (cluster.state.data["nodes"][n] for n in ("node1", "node2"))
-        gbps = iperf3.tcp(lambda a: netns.in_node(n2["pid"], a),
-                          lambda a: netns.in_node(n1["pid"], a), n2["ip"], seconds=2)["gbps"]
+        n1, n2 = (cluster.state.nodes[n] for n in ("node1", "node2"))
+        gbps = iperf3.tcp(lambda a: netns.in_node(n2.pid, a),
+                          lambda a: netns.in_node(n1.pid, a), n2.ip, seconds=2)["gbps"]
     assert 0.030 < gbps < 0.055, f"{gbps * 1000:.1f} Mbit/s through a 50 Mbit/s cap"
 
 

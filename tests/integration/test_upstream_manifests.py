@@ -111,17 +111,17 @@ def test_upstream_netpol_model_applies_unchanged_and_every_pod_answers(make_clus
     result = apply.apply(cluster, manifests.load(str(manifest)))
     assert not any("agnhost" in w for w in result.warnings), result.warnings
     assert any("terminationGracePeriodSeconds: not implemented" in w for w in result.warnings)
-    data = cluster.state.data
-    model_pods = {k: r for k, r in data["pods"].items() if r["namespace"] in ("x", "y", "z")}
+    data = cluster.state
+    model_pods = {k: r for k, r in data.pods.items() if r.namespace in ("x", "y", "z")}
     assert sorted(model_pods) == [f"{ns}/{p}" for ns in "xyz" for p in "abc"]
     # same names in three namespaces: three sandboxes and three addresses each
-    assert len({r["netns"] for r in model_pods.values()}) == 9
-    assert len({r["ip"] for r in model_pods.values()}) == 9
-    targets = [(r["ip"], port, proto) for r in model_pods.values()
+    assert len({r.netns for r in model_pods.values()}) == 9
+    assert len({r.ip for r in model_pods.values()}) == 9
+    targets = [(r.ip, port, proto) for r in model_pods.values()
                for port in (80, 81) for proto in ("TCP", "UDP")]
-    expected = [r["name"] for r in model_pods.values() for _ in range(4)]
+    expected = [r.name for r in model_pods.values() for _ in range(4)]
     for key, rec in model_pods.items():
-        assert ask_all(rec["netns"], targets) == expected, f"from {key}"
+        assert ask_all(rec.netns, targets) == expected, f"from {key}"
 
     # upstream's own probe, exactly as its prober runs it in a pod: through the Service's name
     for port, proto in ((80, "tcp"), (81, "udp")):
@@ -130,17 +130,17 @@ def test_upstream_netpol_model_applies_unchanged_and_every_pod_answers(make_clus
                             f"--protocol={proto}")
         assert probe.returncode == 0, probe.stderr
     refused = run_testbed("exec", "-n", "x", "a", "--name", name, "--", "/agnhost", "connect",
-                          f"{model_pods['y/b']['ip']}:82", "--timeout=1s", "--protocol=tcp")
+                          f"{model_pods['y/b'].ip}:82", "--timeout=1s", "--protocol=tcp")
     assert refused.returncode == 1 and refused.stderr.strip() == "REFUSED"
 
     # a pod name in two namespaces: two addresses, two DNS records of each kind
     dig = ["dig", "+short"]
     for ns in ("x", "y"):
-        ip = model_pods[f"{ns}/a"]["ip"]
+        ip = model_pods[f"{ns}/a"].ip
         pod_record = f"{ip.replace('.', '-')}.{ns}.pod.cluster.local"
-        client = model_pods["z/c"]["netns"]
+        client = model_pods["z/c"].netns
         assert netns.run(netns.in_pod(client, dig + [pod_record])).strip() == ip
-        svc_ip = data["services"][f"{ns}/s-{ns}-a"]["cluster_ip"]
+        svc_ip = data.services[f"{ns}/s-{ns}-a"].cluster_ip
         assert netns.run(netns.in_pod(client, dig + [f"s-{ns}-a.{ns}.svc.cluster.local"])) \
             .strip() == svc_ip
 
@@ -159,7 +159,7 @@ def test_upstream_netpol_model_applies_unchanged_and_every_pod_answers(make_clus
                                 "labels": {"pod": "a"}}
     assert item["spec"]["nodeName"] in cluster.nodes
     assert (item["status"]["podIP"], item["status"]["phase"]) == \
-        (model_pods["x/a"]["ip"], "Running")
+        (model_pods["x/a"].ip, "Running")
     logs = run_testbed("logs", "-n", "z", "b", "-c", "cont-81-udp", "--name", name, check=True)
     assert "Serving on port 81." in logs.stdout
 
@@ -190,13 +190,13 @@ def test_a_policy_allowing_only_sctp_still_isolates_the_pod(make_cluster, tmp_pa
     apply.apply(cluster, manifests.load(str(tmp_path / "servers.yaml")))
     (tmp_path / "policy.yaml").write_text(SCTP_ONLY)
     apply.apply(cluster, manifests.load(str(tmp_path / "policy.yaml")))
-    pods = cluster.state.data["pods"]
-    targets = [(pods[k]["ip"], 81, "TCP") for k in ("x/a", "x/b", "y/a", "y/b")]
+    pods = cluster.state.pods
+    targets = [(pods[k].ip, 81, "TCP") for k in ("x/a", "x/b", "y/a", "y/b")]
     for client in ("x/b", "y/a", "y/b"):
-        answers = ask_all(pods[client]["netns"], targets)
+        answers = ask_all(pods[client].netns, targets)
         assert answers[0].startswith("error"), f"{client} reached x/a over TCP: {answers}"
         assert answers[1:] == ["b", "a", "b"], (client, answers)
-    node = cluster.nodes[pods["x/a"]["node"]]
+    node = cluster.nodes[pods["x/a"].node]
     ruleset = node.ns.run("nft", "list", "table", "ip", "calico")
     assert "sctp dport 80" in ruleset  # the SCTP rule itself is enforced, by protocol number
     check = run_testbed("policy", "check", "-n", "y", "a", "x/a", "81", "--name",
@@ -221,14 +221,14 @@ def test_two_clusters_of_one_topology_run_side_by_side(require):
             assert full_matrix(state) == [], name
             wide = run_testbed("get", "pods", "-o", "wide", "--name", name, check=True).stdout
             assert f"node1-pod1.default.{name}" in wide
-        sandboxes = {name: {r["netns"] for r in s.data["pods"].values()}
+        sandboxes = {name: {r.netns for r in s.pods.values()}
                      for name, s in states.items()}
         run_testbed("down", "--name", first, check=True)
         left = set(netns.netns_list())
         assert not sandboxes[first] & left and sandboxes[second] <= left
         assert full_matrix(states[second]) == []
         ping = run_testbed("exec", "--name", second, "node1-pod1", "--", "ping", "-c1", "-W2",
-                           states[second].data["pods"]["default/node2-pod2"]["ip"])
+                           states[second].pods["default/node2-pod2"].ip)
         assert ping.returncode == 0
     finally:
         for name in (first, second):
@@ -243,5 +243,5 @@ def test_daemons_of_two_clusters_never_meet(make_cluster, mode):
     blue, green = make_cluster("default.yaml", mode), make_cluster("default.yaml", mode)
     for cluster in (blue, green):
         assert full_matrix(cluster.state) == [], cluster.spec.name
-    assert {r["ip"] for r in blue.state.data["pods"].values()} == \
-        {r["ip"] for r in green.state.data["pods"].values()}  # same addresses, apart
+    assert {r.ip for r in blue.state.pods.values()} == \
+        {r.ip for r in green.state.pods.values()}  # same addresses, apart

@@ -7,7 +7,7 @@ import pytest
 
 from testbed import safe_input
 from testbed.api import manifests
-from testbed.api.manifests import ManifestError
+from testbed.api.kinds import ManifestError
 from testbed.core import spec
 from testbed.errors import SpecError, TestbedError
 

@@ -12,6 +12,7 @@ import time
 
 from testbed.core import ipam
 from testbed.errors import TestbedError
+from testbed.host.waiting import wait_until
 from testbed.modes.base import Mode, register
 from testbed.modes.bgp.bird import NODE_AS, ROUTER_AS, BirdDaemon, birdc, node_config, router_config
 
@@ -122,17 +123,18 @@ class BgpMode(Mode):
             self.birds["router"] = daemon
 
     def wait_converged(self, cluster, started, timeout=None):
-        timeout = timeout or CONVERGENCE_TIMEOUT_S
         """Seconds from BIRD's start until every node has a kernel route to every other block."""
-        deadline = time.monotonic() + timeout
-        while True:
-            missing = self.missing_routes(cluster)
-            if not missing:
-                return time.monotonic() - started
-            if time.monotonic() > deadline:
-                raise TestbedError(f"BGP did not converge within {timeout:.0f} s: "
-                                   + "; ".join(missing[:5]))
-            time.sleep(0.1)
+        timeout = timeout or CONVERGENCE_TIMEOUT_S
+        missing = []
+
+        def converged():
+            missing[:] = self.missing_routes(cluster)
+            return not missing
+
+        if not wait_until(converged, timeout, 0.1):
+            raise TestbedError(f"BGP did not converge within {timeout:.0f} s: "
+                               + "; ".join(missing[:5]))
+        return time.monotonic() - started
 
     def missing_routes(self, cluster):
         out = []
@@ -163,8 +165,18 @@ class BgpMode(Mode):
         daemon.stop(cluster.state)
         daemon.start(cluster.state)
 
-    def protocols(self, node):
-        return birdc(node.facts["bird_socket"], "show", "protocols")
+    def routing_sessions(self, state, host):
+        """BIRD's protocols (`birdc show protocols`) of a node or of the rack router."""
+        node = state.nodes.get(host)
+        if node is not None:
+            socket_path = node.details.get("bird_socket")
+        elif host in state.routers:
+            socket_path = os.path.join(state.dir, "router", "bird", "bird.ctl")
+        else:
+            return None
+        if not socket_path or not os.path.exists(socket_path):
+            return None
+        return birdc(socket_path, "show", "protocols")
 
     def describe_node(self, node):
         return {"lease": ",".join(node.facts.get("blocks", [])),

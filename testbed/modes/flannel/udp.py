@@ -14,11 +14,10 @@ joined again before flannel0) while the wire stays flannel's: one inner packet p
 import json
 import os
 import shutil
-import socket
-import time
-from pathlib import Path
 
+from testbed import BUILD
 from testbed.errors import TestbedError
+from testbed.host import rpc
 from testbed.host.daemons import Daemon, socket_ready
 from testbed.modes.base import register
 from testbed.modes.flannel.base import FlannelMode
@@ -26,7 +25,7 @@ from testbed.modes.flannel.base import FlannelMode
 TUN_DEV = "flannel0"
 PORT = 8285
 FORWARDER = "flannel-udp-forwarder"
-BUILD_DIR = Path(__file__).resolve().parents[2] / "build"
+BUILD_DIR = BUILD
 READY_TIMEOUT_S = 5.0
 
 
@@ -40,15 +39,7 @@ def forwarder_path():
 
 def control(sock_path, command, timeout=2.0):
     """Send one command to a forwarder's control socket; returns its one-line reply."""
-    reply_path = f"{sock_path}.client-{os.getpid()}-{time.monotonic_ns()}"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-        s.bind(reply_path)  # a path, not an abstract name: the forwarder is in another netns
-        try:
-            s.settimeout(timeout)
-            s.sendto(command.encode(), sock_path)
-            reply = s.recv(4096).decode()
-        finally:
-            os.unlink(reply_path)
+    reply = rpc.datagram(sock_path, command, timeout)
     if reply.startswith("error"):
         raise TestbedError(f"forwarder {sock_path}: {command!r}: {reply}")
     return reply

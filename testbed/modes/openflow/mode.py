@@ -15,10 +15,10 @@ br-phy (OVS's documented userspace tunnelling set-up); the kernel datapath needs
 import os
 import re
 import subprocess
-import time
 
 from testbed.core import ipam
 from testbed.errors import TestbedError
+from testbed.host.waiting import wait_until
 from testbed.modes.base import UNDERLAY_DEV, Mode, register
 from testbed.underlay import ovs
 from testbed.underlay.controller import ControllerProcess
@@ -91,7 +91,7 @@ class OpenflowMode(Mode):
             self._wait_for_flow(node, "arp_tpa", node.facts["gateway"])
         if self.dp_type == "netdev":
             self._resolve_tunnel_neighbours(cluster)
-        cluster.state.update(openflow={
+        cluster.state.update(mode_facts={
             "datapath": self.dp_type, "description": self.describe_datapath(None, cluster.caps),
             "control_socket": self.controller.control_socket,
             "bridges": {n: sw.mgmt(BRIDGE) for n, sw in self.switches.items()}})
@@ -152,11 +152,9 @@ class OpenflowMode(Mode):
 
     @staticmethod
     def _wait_for_device(node, name, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while not node.ns.run("ip", "-o", "link", "show", name, check=False):
-            if time.monotonic() > deadline:
-                raise TestbedError(f"OVS did not create {name} on {node.name}")
-            time.sleep(0.02)
+        if not wait_until(lambda: node.ns.run("ip", "-o", "link", "show", name, check=False),
+                          timeout, 0.02):
+            raise TestbedError(f"OVS did not create {name} on {node.name}")
 
     def _node_facts(self, node):
         return {"name": node.name, "dpid": node.facts["dpid"], "ip": str(node.ip.ip),
@@ -168,15 +166,15 @@ class OpenflowMode(Mode):
         sw = self.switches[node.name]
         needle = f"{field}={address}"
         pattern = re.compile(re.escape(needle) + r"[ ,]")
-        deadline = time.monotonic() + FLOWS_TIMEOUT_S
-        while not pattern.search(sw.ofctl("dump-flows", BRIDGE)):
-            if not self.controller.status()["alive"]:
+        def controller_lives():
+            if not self.controller.status().alive:
                 raise TestbedError(f"the openflow controller died: see {self.controller.log}")
-            if time.monotonic() > deadline:
-                raise TestbedError(f"{BRIDGE} on {node.name} got no flow for {needle} from the "
-                                   f"controller within {FLOWS_TIMEOUT_S:.0f} s "
-                                   f"(log: {self.controller.log})")
-            time.sleep(0.05)
+
+        if not wait_until(lambda: pattern.search(sw.ofctl("dump-flows", BRIDGE)),
+                          FLOWS_TIMEOUT_S, check=controller_lives):
+            raise TestbedError(f"{BRIDGE} on {node.name} got no flow for {needle} from the "
+                               f"controller within {FLOWS_TIMEOUT_S:.0f} s "
+                               f"(log: {self.controller.log})")
 
     # --- pods ------------------------------------------------------------------------------
     def network_config(self, spec, node):
@@ -227,8 +225,14 @@ class OpenflowMode(Mode):
             status.update(sw.status())
         return status
 
-    def stats(self):
+    def stats(self, node=None):
+        """The controller's counters (one controller serves every node)."""
         return self.controller.stats()
+
+    def flow_bridges(self, state):
+        facts = state.mode_facts
+        return {node: (mgmt, facts["control_socket"])
+                for node, mgmt in facts.get("bridges", {}).items()}
 
     def describe_node(self, node):
         return {"lease": str(node.lease), "gateway": node.facts.get("gateway")}

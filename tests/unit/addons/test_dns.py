@@ -1,7 +1,9 @@
 """The cluster.local zone the testbed's DNS server loads, from a run's state."""
 from testbed.addons import dns
 
-STATE = {
+from ..states import state_from
+
+STATE = state_from({
     "pods": {
         "web-1": {"namespace": "shop", "ip": "10.244.0.5", "labels": {"app": "web"},
                   "ports": {"http": 8080}},
@@ -19,7 +21,7 @@ STATE = {
         "default/db": {"type": "ExternalName", "cluster_ip": "", "selector": {}, "ports": [],
                        "external_name": "db.example.org"},
     },
-}
+})
 
 
 def records(zone):

@@ -1,8 +1,8 @@
 """Reading Kubernetes manifests: kinds, fields, warnings and errors with file and line."""
 import pytest
 
-from testbed.api import manifests
-from testbed.api.manifests import ManifestError
+from testbed.api import kinds, manifests
+from testbed.api.kinds import ManifestError
 
 WEB = """\
 apiVersion: v1
@@ -97,11 +97,11 @@ def test_a_deployment_selector_must_match_its_template():
 def test_replica_set_names_hash_the_template_as_kubernetes_spells_it():
     deploy = manifests.parse(WEB, "web.yaml").objects[1]
     rs = deploy.replica_set
-    assert rs.startswith("web-") and all(c in manifests.SAFE_ALPHABET for c in rs[4:])
+    assert rs.startswith("web-") and all(c in kinds.SAFE_ALPHABET for c in rs[4:])
     assert rs == manifests.parse(WEB, "again.yaml").objects[1].replica_set
     changed = manifests.parse(WEB.replace("tier: front", "tier: back"), "c.yaml").objects[1]
     assert changed.replica_set != rs
-    assert len(manifests.pod_suffix("x")) == 5
+    assert len(kinds.pod_suffix("x")) == 5
 
 
 def test_a_directory_is_read_in_name_order(tmp_path):

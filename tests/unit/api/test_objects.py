@@ -8,7 +8,8 @@ from testbed.api import describe, manifests
 from testbed.api import objects as ko
 from testbed.api import tables as inventory
 from testbed.errors import TestbedError
-from testbed.policy import semantics as policy
+
+from ..states import state_from
 
 
 def pod(name, ns, ip, node, labels=None):
@@ -19,7 +20,7 @@ def pod(name, ns, ip, node, labels=None):
 
 
 def state():
-    data = {
+    doc = {
         "name": "c1", "mode": "bgp", "created": time.time() - 300,
         "nodes": {"node1": {"ip": "192.168.1.11", "rack": "rack1", "lease": "10.244.0.0/24"},
                   "node2": {"ip": "192.168.1.12", "rack": "rack1", "lease": "10.244.1.0/24"}},
@@ -32,16 +33,13 @@ def state():
             "ports": [{"name": "service-port-tcp-80", "port": 80, "target_port": 80,
                        "node_port": 30080, "protocol": "TCP"}],
             "session_affinity": "None", "external_name": "", "load_balancer_ip": ""}},
-        "policies": {},
         "network_policy": {"enforced": True, "note": "per-pod chains in table ip calico"},
     }
     text = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
             "metadata: {name: from-ten, namespace: x}\nspec:\n  podSelector: {matchLabels: "
             "{pod: a}}\n  ingress:\n  - from: [{ipBlock: {cidr: 10.244.0.1/4}}]\n"
             "    ports: [{protocol: SCTP, port: 80}]\n")
-    obj = manifests.parse(text).objects[0]
-    data["policies"]["x/from-ten"] = policy.to_record(obj)
-    return data
+    return state_from(doc, manifests.parse(text).objects)
 
 
 def test_pods_are_listed_per_namespace_in_the_apis_shape():

@@ -12,6 +12,8 @@ from bench.report import summary_table
 from bench.results import summarize, tidy_rows
 from testbed.errors import TestbedError
 
+from ..states import state_from
+
 
 def test_median_ci_reaches_95_percent_only_with_enough_samples():
     low, high, cov = stats.median_ci([5, 1, 3])
@@ -42,7 +44,7 @@ def test_unknown_choices_are_named():
         _check_choice("path", ["pod-moon"], ["pod-same-node"])
 
 
-STATE = {
+DOC = {
     "nodes": {"n1": {"rack": "r1", "ip": "192.168.1.11", "pid": 11},
               "n2": {"rack": "r1", "ip": "192.168.1.12", "pid": 12},
               "n3": {"rack": "r2", "ip": "192.168.2.11", "pid": 13}},
@@ -62,13 +64,14 @@ STATE = {
     ("pod-cross-rack", "p1", "p4"), ("node-node", "n1", "n2"), ("node-cross-rack", "n1", "n3"),
 ])
 def test_endpoints_realise_each_path(path, client, server):
-    c, s = endpoints(BY_NAME[path], STATE)
+    c, s = endpoints(BY_NAME[path], state_from(DOC))
     assert (c.name, s.name) == (client, server)
 
 
 def test_endpoints_explain_why_a_path_is_not_applicable():
-    one_rack = {"nodes": {k: v for k, v in STATE["nodes"].items() if v["rack"] == "r1"},
-                "pods": {k: STATE["pods"][k] for k in ("default/p1", "default/p3")}}
+    one_rack = state_from({
+        "nodes": {k: v for k, v in DOC["nodes"].items() if v["rack"] == "r1"},
+        "pods": {k: DOC["pods"][k] for k in ("default/p1", "default/p3")}})
     with pytest.raises(NotApplicable, match="single rack"):
         endpoints(BY_NAME["pod-cross-rack"], one_rack)
     with pytest.raises(NotApplicable, match="no node runs two pods"):

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from testbed.api.manifests import Container, ContainerPort
+from testbed.api.kinds import Container, ContainerPort
 from testbed.kubelet.standins import command_for, flags, listening
 
 UPSTREAM_TCP = ("/agnhost", "serve-hostname", "--tcp", "--http=false", "--port", "80")

@@ -1,6 +1,6 @@
 """kube-proxy's iptables rules as the testbed renders them: names, probabilities, NAT."""
 from testbed.kubeproxy import iptables as kubeproxy
-from testbed.kubeproxy.iptables import ServicePort
+from testbed.kubeproxy.types import ServicePort
 
 WEB = ServicePort("shop", "web", "http", "tcp", "10.96.0.11", 80, 0, False,
                   (("10.244.0.5", 8080), ("10.244.1.5", 8080), ("10.244.1.6", 8080)))

@@ -3,7 +3,7 @@ the commands of a change."""
 import dataclasses
 
 from testbed.kubeproxy import ipvs as ipvs
-from testbed.kubeproxy.iptables import ServicePort
+from testbed.kubeproxy.types import ServicePort
 
 WEB = ServicePort("shop", "web", "http", "tcp", "10.96.0.11", 80, 30080, False,
                   (("10.244.0.5", 8080), ("10.244.1.5", 8080)), ("192.168.1.240",))

@@ -4,9 +4,11 @@ from pathlib import Path
 import pytest
 
 from testbed.api import manifests
-from testbed.api.manifests import ManifestError
+from testbed.api.kinds import ManifestError, policy_from_record, policy_to_record
 from testbed.policy import nftables as policy_nft
 from testbed.policy import semantics as policy
+
+from ..states import state_from
 
 # Kubernetes' documented example: node2's pod subnet excepted, egress to the sink's subnet
 DOCS_EXAMPLE = (Path(__file__).parents[1] / "data" / "network-policy-docs-example.yaml") \
@@ -22,7 +24,7 @@ def pod(name, ns, ip, node, labels=None, ports=None, iface=None):
 
 
 def cluster(*docs):
-    data = {
+    doc = {
         "nodes": {"node1": {"ip": "192.168.1.11"}, "node2": {"ip": "192.168.1.12"}},
         "namespaces": {"default": {"labels": {}}, "other": {"labels": {"project": "myproject"}},
                        "third": {"labels": {}}},
@@ -35,17 +37,13 @@ def cluster(*docs):
             pod("stranger", "third", "10.244.1.10", "node2", {"role": "frontend"}),
             pod("sink", "default", "10.244.2.4", "node1", ports={"api": 5978}),
         ]),
-        "policies": {},
     }
-    for doc in docs:
-        for obj in manifests.parse(doc).objects:
-            data["policies"][f"{obj.namespace}/{obj.name}"] = policy.to_record(obj)
-    return data
+    return state_from(doc, [obj for text in docs for obj in manifests.parse(text).objects])
 
 
-def allowed(data, src, dst, port, proto="TCP"):
-    ips = {rec["name"]: rec["ip"] for rec in data["pods"].values()}
-    return policy.explain(data, ips.get(src, src), ips.get(dst, dst), port, proto)[0]
+def allowed(state, src, dst, port, proto="TCP"):
+    ips = {rec.name: rec.ip for rec in state.pods.values()}
+    return policy.explain(state, ips.get(src, src), ips.get(dst, dst), port, proto)[0]
 
 
 def test_the_documentation_example_admits_exactly_what_it_says():
@@ -68,8 +66,8 @@ def test_defaults_deny_all_and_allow_all():
     deny_ingress = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
                     "metadata: {name: default-deny-ingress}\nspec: {podSelector: {}}\n")
     data = cluster(deny_ingress)
-    rec = data["policies"]["default/default-deny-ingress"]
-    assert rec["policy_types"] == ["Ingress"]  # no policyTypes, no egress rules: Ingress
+    rec = data.policies["default/default-deny-ingress"].policy
+    assert rec.policy_types == ("Ingress",)  # no policyTypes, no egress rules: Ingress
     assert not allowed(data, "plain", "frontend", 80)
     assert allowed(data, "frontend", "mine", 80)  # other namespace: not isolated
     allow_all = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
@@ -127,7 +125,7 @@ def test_bad_policies_name_file_line_and_field(text, words):
 
 def test_records_round_trip():
     obj = manifests.parse(DOCS_EXAMPLE).objects[0]
-    assert policy.from_record(policy.to_record(obj)) == obj.__class__(
+    assert policy_from_record(policy_to_record(obj)) == obj.__class__(
         **{**obj.__dict__, "source": ""})
 
 

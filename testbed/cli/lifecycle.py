@@ -1,0 +1,270 @@
+"""Verbs of a cluster's life: up (and --adopt), down, status, clean, doctor."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from testbed import REPO
+from testbed.api.apply import condensed
+from testbed.api.tables import render_table
+from testbed.cli.common import DEFAULT_TOPOLOGY, StatusLine, find_run
+from testbed.cli.console import TestbedCLI
+from testbed.core import doctor
+from testbed.core.clean import clean_all, clean_run, describe
+from testbed.core.cluster import (
+    Cluster,
+    Interrupted,
+    check_name_free,
+    load_spec,
+    signals_deferred,
+    signals_interrupt,
+)
+from testbed.core.spec import PROXY_MODES
+from testbed.core.state import RunState, list_runs, run_dir_for
+from testbed.core.supervisor import request
+from testbed.errors import TestbedError
+from testbed.host import netns
+from testbed.host.processes import pid_is, process_start_time
+from testbed.modes import get_mode, mode_names
+
+DEFAULT_MODE = "vxlan"
+
+
+def _mode_for(spec, args):
+    return args.mode or spec.mode or DEFAULT_MODE
+
+
+def _summary(state, seconds):
+    text = (f"cluster {state.name} is up in {seconds:.1f} s: mode {state.mode}, "
+            f"{len(state.nodes)} nodes, {len(state.pods)} pods, pod MTU {state.pod_mtu}")
+    text += "".join(f"\nwarning: {w}" for w in condensed(state.warnings))
+    if state.fabric:
+        text += f"\nunderlay: {state.fabric['description']}"
+    if state.mode_facts.get("description"):
+        text += f"\n{state.mode}: {state.mode_facts['description']}"
+        if state.mode_facts.get("bridges"):
+            text += "; `testbed flows NODE` shows a node's flows"
+    converged = state.timings.get("bgp_converged_s")
+    if converged is not None:
+        text += f"\nBGP converged {converged:.2f} s after BIRD started (every node routes " \
+                "every other node's blocks)"
+    return text
+
+
+def cmd_up(args):
+    if args.adopt:
+        return _adopt(args.adopt)
+    spec = load_spec(args.topo, args.name, args.underlay, args.proxy_mode)
+    mode = _mode_for(spec, args)
+    get_mode(mode).check(spec)  # refuse before anything is built or spawned
+    if args.no_cli:
+        return _up_background(args, spec, mode)
+    started = time.monotonic()
+    me = {"pid": os.getpid(), "start": process_start_time(os.getpid())}
+    cluster = Cluster.create(spec, mode, verbose=args.verbose, supervisor=me)
+    with signals_interrupt():
+        try:
+            cluster.up()
+            print(_summary(cluster.state, time.monotonic() - started))
+            print("commands: pods, nodes, POD CMD, NODE CMD (names become IPs), exit")
+            TestbedCLI(cluster)
+        finally:
+            try:
+                cluster.down()
+            finally:
+                cluster.remove_run_dir()
+    return 0
+
+
+def _up_background(args, spec, mode):
+    started = time.monotonic()
+    check_name_free(spec.name)  # before a supervisor is spawned for nothing
+    _run_supervisor(["--topo", os.path.abspath(args.topo), "--mode", mode, "--name",
+                     spec.name, "--underlay", spec.underlay, "--proxy-mode", spec.proxy_mode] +
+                    (["--verbose"] if args.verbose else []), spec.name)
+    state = RunState.load(run_dir_for(spec.name))
+    print(_summary(state, time.monotonic() - started))
+    print(f"next: testbed get pods | testbed exec POD -- CMD | testbed down --name {spec.name}")
+    return 0
+
+
+def _adopt(name):
+    """A new supervisor for a cluster whose owner died (adopt.py)."""
+    _run_supervisor(["--adopt", "--name", name], name, abort_removes=False)
+    state = RunState.load(run_dir_for(name))
+    print(f"cluster {name} adopted: supervisor pid {state.supervisor.pid} owns it "
+          f"now ({len(state.pods)} pods, {state.mode} mode)")
+    return 0
+
+
+def _run_supervisor(extra, name, abort_removes=True):
+    """Start a supervisor and wait for its "ready" (or its error, raised)."""
+    argv = [sys.executable, "-m", "testbed.core.supervisor", *extra]
+    # SIGINT too: started in the background by a script, this process inherits SIGINT ignored
+    with signals_interrupt(signal.SIGINT):
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+                                cwd=str(REPO))
+        try:
+            report = proc.stdout.read()  # the supervisor closes its end when ready or failed
+        except (KeyboardInterrupt, Interrupted):
+            _abort_bring_up(proc, name if abort_removes else None)
+            raise
+    if not report.startswith("ready"):
+        proc.wait()
+        message = report.removeprefix("error: ").strip() or f"supervisor exited {proc.returncode}"
+        raise TestbedError(message)
+
+
+def _abort_bring_up(proc, name):
+    """Stop a supervisor still building (it tears down what it built) and make sure of it;
+    name None: only the supervisor (an adoption that is stopped leaves the cluster)."""
+    with signals_deferred():
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+        run_dir = run_dir_for(name) if name else None
+        if run_dir and os.path.isdir(run_dir):
+            _removed, left = clean_run(run_dir, log=lambda _msg: None)
+            for item in left:
+                print(f"testbed: could not remove {describe(item)}", file=sys.stderr)
+
+
+def cmd_down(args):
+    state = find_run(args.name)
+    owner = state.supervisor
+    started = time.monotonic()
+
+    def alive():
+        return owner is not None and pid_is(owner.pid, owner.start)
+    if alive():
+        if os.path.exists(state.control_socket):
+            _down_by_supervisor(state, alive)
+        else:  # an interactive `up` or a benchmark: its own signal handling tears down
+            os.kill(owner.pid, signal.SIGTERM)
+        while alive():  # the owner exits once its teardown is over, however long it takes
+            time.sleep(0.05)
+    removed, left = clean_run(state.dir, log=lambda _msg: None)
+    cleaned = [r for r in removed if not r.startswith("dir ")]
+    if cleaned:
+        print(f"removed {len(cleaned)} leftovers the owner did not remove")
+    if left:
+        for item in left:
+            print(f"testbed: could not remove {describe(item)}", file=sys.stderr)
+        print(f"testbed: cluster {state.name} is down but {len(left)} objects are left; their "
+              f"records are kept (`testbed clean --name {state.name}` retries)", file=sys.stderr)
+        return 1
+    print(f"cluster {state.name} is down ({time.monotonic() - started:.1f} s)")
+    return 0
+
+
+def _down_by_supervisor(state, alive):
+    """Ask the supervisor to tear down, showing its progress; never signal it meanwhile."""
+    shown = StatusLine(sys.stderr)
+    try:
+        reply = request(state, "down", progress=shown.line, alive=alive)
+    except (OSError, ValueError):  # it died, or closed the connection: clean_run takes over
+        return
+    finally:
+        shown.done()
+    for problem in reply.get("left", []):
+        print(f"teardown: {problem}", file=sys.stderr)
+
+
+def _orphan_status(state):
+    """What a run whose owner died still has: its datapath keeps forwarding until removed."""
+    pinned = set(netns.netns_list()) & set(state.owned.netns)
+    if not pinned:
+        return "owner died, nothing left running (testbed clean)"
+    return (f"owner died; datapath still up ({len(pinned)} namespaces): testbed down --name "
+            f"{state.name}")
+
+
+def cmd_status(_args):
+    runs = list_runs()
+    if not runs:
+        print("no cluster is running")
+        return 0
+    rows = [("NAME", "MODE", "STATUS", "OWNER PID", "TOPOLOGY")]
+    for run_dir in runs:
+        try:
+            state = RunState.load(run_dir)
+        except (OSError, ValueError):
+            rows.append((os.path.basename(run_dir), "-", "unreadable (testbed clean)", "-", "-"))
+            continue
+        owner = state.supervisor
+        alive = owner is not None and pid_is(owner.pid, owner.start)
+        status = state.status if alive else _orphan_status(state)
+        dead = [f"{label} {d.state}" for label, d in state.daemons.items() if not d.alive]
+        if alive and dead:
+            status += "; DEAD: " + ", ".join(dead)
+        rows.append((state.name, state.mode, status, owner.pid if owner else "-",
+                     state.topology))
+    print(render_table(rows))
+    return 0
+
+
+def cmd_doctor(_args):
+    checks = doctor.run_checks()
+    print(doctor.render(checks))
+    caps = doctor.capabilities(checks)
+    print("Modes")
+    for name in mode_names():
+        missing = doctor.missing_for(get_mode(name).requires, caps)
+        verdict = "available" if not missing else f"unavailable: missing {', '.join(missing)}"
+        print(f"  {name:<10} {verdict}")
+    return 1 if any(c.essential and not c.ok for c in checks) else 0
+
+
+def cmd_clean(args):
+    if args.name:
+        run_dir = run_dir_for(args.name)
+        if not os.path.isdir(run_dir):
+            raise TestbedError(f"no cluster named {args.name!r} is running or left behind")
+        _removed, left = clean_run(run_dir)
+    else:
+        if args.all:
+            print("testbed clean --all: tearing down every cluster on this machine, live ones "
+                  "included", file=sys.stderr)
+        _removed, left, _spared = clean_all(include_live=args.all)
+    if left:
+        print(f"testbed: {len(left)} objects could not be removed (listed above); their "
+              "records are kept for the next `testbed clean`", file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(sub) -> None:
+    """up, down, status, doctor, clean"""
+    up = sub.add_parser("up", help="bring a cluster up (interactive CLI unless --no-cli)")
+    up.add_argument("--topo", default=str(DEFAULT_TOPOLOGY), help="topology YAML file")
+    up.add_argument("--mode", help=f"CNI mode (default: the topology's, else {DEFAULT_MODE})")
+    up.add_argument("--name", help="cluster name (default: the topology's)")
+    up.add_argument("--underlay", choices=["linux", "ovs"],
+                    help="what switches the racks (default: the topology's, else linux)")
+    up.add_argument("--proxy-mode", choices=PROXY_MODES,
+                    help="kube-proxy's mode (default: the topology's kubeProxy.mode, else "
+                    "iptables)")
+    up.add_argument("--no-cli", action="store_true",
+                    help="leave the cluster running in the background and return")
+    up.add_argument("-v", "--verbose", action="store_true", help="show Mininet's progress")
+    up.add_argument("--adopt", metavar="NAME",
+                    help="own cluster NAME, whose owner died while its datapath kept running: "
+                    "a new supervisor takes it over from its records")
+    up.set_defaults(func=cmd_up)
+
+    down = sub.add_parser("down", help="tear a running cluster down")
+    down.add_argument("--name")
+    down.set_defaults(func=cmd_down)
+
+    sub.add_parser("status", help="list running clusters").set_defaults(func=cmd_status,
+                                                                       root=False)
+    sub.add_parser("doctor", help="what this machine offers").set_defaults(func=cmd_doctor)
+    clean = sub.add_parser("clean", help="remove what runs whose owner died left behind "
+                           "(live clusters are left alone)")
+    which = clean.add_mutually_exclusive_group()
+    which.add_argument("--name", help="this cluster only, even if it is live")
+    which.add_argument("--all", action="store_true",
+                       help="every cluster on the machine, live ones included")
+    clean.set_defaults(func=cmd_clean)
+

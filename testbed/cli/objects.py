@@ -1,0 +1,136 @@
+"""Verbs on Kubernetes objects, as kubectl has them: apply, delete, get, describe, logs."""
+import json
+import os
+import sys
+
+import yaml
+
+from testbed.api import manifests
+from testbed.api import objects as ko
+from testbed.api.apply import report
+from testbed.api.describe import describe
+from testbed.api.tables import find_pod, render_table, rows
+from testbed.cli.common import find_run, namespace_option
+from testbed.core.supervisor import request
+from testbed.errors import TestbedError
+from testbed.host.processes import pid_is
+
+
+def cmd_apply(args):
+    """Manifests into (or, with delete, out of) the running cluster, through its owner."""
+    state = find_run(args.name)
+    path = os.path.abspath(args.filename)
+    manifests.load(path)  # a bad file is refused here, before the cluster is asked
+    owner = state.supervisor
+    if not os.path.exists(state.control_socket) or not (owner and pid_is(owner.pid,
+                                                                          owner.start)):
+        raise TestbedError(f"cluster {state.name} is run by an interactive `testbed up`: use "
+                           f"`{args.command} -f {args.filename}` at its prompt")
+    reply = request(state, args.command, path=path)
+    warnings, done = report(reply, args.command)
+    for line in warnings:
+        print(line, file=sys.stderr)
+    if not reply.get("ok"):
+        raise TestbedError(reply.get("error"))
+    print("\n".join(done))
+    return 0
+
+
+def cmd_get(args):
+    """kubectl get: one namespace (-n, default `default`) or all (-A); a table, or the
+    objects as kubectl's JSON or YAML."""
+    state = find_run(args.name)
+    kind = ko.ALIASES.get(args.what.lower())
+    if kind is None:
+        raise TestbedError(f'the server doesn\'t have a resource type "{args.what}" (known: '
+                           f"{', '.join(ko.RESOURCES)})")
+    lister, namespaced = ko.RESOURCES[kind]
+    namespace = None if args.all_namespaces or not namespaced else args.namespace
+    items = lister(state, namespace)
+    if args.object:
+        items = [o for o in items if o["metadata"]["name"] == args.object]
+        if not items:
+            where = f" in namespace {namespace}" if namespace else ""
+            raise TestbedError(f'{kind} "{args.object}" not found{where}')
+    if args.output in ("json", "yaml"):
+        doc = items[0] if args.object else ko.listing(items)
+        if args.output == "json":
+            print(json.dumps(doc, indent=4))
+        else:
+            print(yaml.safe_dump(doc, sort_keys=True, default_flow_style=False).rstrip())
+        return 0
+    if not items:
+        where = f" in {namespace} namespace" if namespace else ""
+        print(f"No resources found{where}.", file=sys.stderr)
+        return 0
+    print(render_table(rows(kind, items, state, args.all_namespaces and namespaced,
+                            args.output == "wide")))
+    enforcement = state.network_policy
+    if kind == "networkpolicies" and not enforcement.enforced:
+        print(f"# not enforced in this cluster: {enforcement.note or 'no CNI mode'}")
+    return 0
+
+
+def cmd_describe(args):
+    state = find_run(args.name)
+    print(describe(state, args.kind, args.object, args.namespace))
+    return 0
+
+
+def cmd_logs(args):
+    """A container's output, as `kubectl logs` shows it."""
+    state = find_run(args.name)
+    key, pod = find_pod(state, args.pod, args.namespace)
+    containers = list(pod.containers)
+    container = args.container
+    if container is None:
+        if len(containers) != 1:
+            raise TestbedError(f"a container name must be specified for pod {pod.name}, "
+                               f"choose one of: [{' '.join(containers)}] (-c)")
+        container = containers[0]
+    if container not in containers:
+        raise TestbedError(f"container {container} is not valid for pod {pod.name} "
+                           f"(containers: {', '.join(containers)})")
+    path = os.path.join(state.dir, "pods", key, f"{container}.log")
+    with open(path, errors="replace") as f:
+        sys.stdout.write(f.read())
+    return 0
+
+
+def register(sub) -> None:
+    """apply, delete, get, describe, logs"""
+    for verb, what in (("apply", "create what Kubernetes manifests describe"),
+                       ("delete", "remove what Kubernetes manifests describe")):
+        p = sub.add_parser(verb, help=f"{what} (Namespace, Pod, Deployment, Service)")
+        p.add_argument("-f", "--filename", required=True, help="a YAML file or a directory")
+        p.add_argument("--name", help="cluster name, if several run")
+        p.set_defaults(func=cmd_apply)
+
+    get = sub.add_parser("get", help="list objects as kubectl does: pods, nodes, svc, "
+                         "endpoints, netpol, namespaces")
+    get.add_argument("what", metavar="RESOURCE",
+                     help="pods, nodes, services (svc), endpoints (ep), networkpolicies "
+                     "(netpol) or namespaces (ns)")
+    get.add_argument("object", nargs="?", metavar="NAME", help="just this object")
+    get.add_argument("--name", help="cluster name, if several run")
+    namespace_option(get)
+    get.add_argument("-A", "--all-namespaces", action="store_true",
+                     help="every namespace (adds a NAMESPACE column)")
+    get.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"],
+                     default="table")
+    get.set_defaults(func=cmd_get)
+
+    desc = sub.add_parser("describe", help="an object in words: describe pod|svc|netpol NAME")
+    desc.add_argument("kind", metavar="RESOURCE", help="pod, service (svc) or "
+                      "networkpolicy (netpol)")
+    desc.add_argument("object", metavar="NAME")
+    namespace_option(desc)
+    desc.add_argument("--name", help="cluster name, if several run")
+    desc.set_defaults(func=cmd_describe)
+
+    logs = sub.add_parser("logs", help="a container's output: logs [-n NS] POD [-c NAME]")
+    logs.add_argument("pod")
+    logs.add_argument("-c", "--container")
+    namespace_option(logs)
+    logs.add_argument("--name", help="cluster name, if several run")
+    logs.set_defaults(func=cmd_logs)

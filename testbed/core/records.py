@@ -1,0 +1,170 @@
+"""What a run's state file holds, as typed records: the processes and objects the testbed owns,
+and the nodes, pods, Services, Deployments, namespaces, policies and daemons of the cluster.
+
+Records are plain dataclasses; `encode` turns one into JSON-shaped data and `decode` reads it
+back by the field types, so the state file stays a readable JSON document and a field added
+later is simply absent (its default) in an older file. Keys a newer file has and this code
+does not know are ignored.
+"""
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+
+from testbed.api.kinds import NetworkPolicy, policy_from_record, policy_to_record
+from testbed.host.daemons import DaemonRecord  # noqa: F401  (a field type of RunState)
+from testbed.host.processes import Process
+
+
+@dataclass
+class ContainerProcess(Process):
+    command: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PodRecord:
+    name: str
+    namespace: str
+    node: str
+    netns: str                 # the sandbox: a named network namespace
+    labels: dict[str, str] = field(default_factory=dict)
+    netconf: dict = field(default_factory=dict)    # the CNI network config it was added with
+    result: dict = field(default_factory=dict)     # the CNI ADD result
+    ip: str | None = None
+    containers: dict[str, ContainerProcess] = field(default_factory=dict)
+    created: float = 0.0
+    owner: str | None = None   # "namespace/name" of the Deployment that made it
+    ports: dict[str, int] = field(default_factory=dict)  # named container ports
+    spec: str | None = None    # the pod's containers as applied, to tell a changed template
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass
+class NodeRecord:
+    pid: int                   # the node's Mininet shell
+    ip: str                    # on the underlay
+    rack: str
+    lease: str | None = None   # the node's pod subnet(s), as `get nodes` shows them
+    details: dict = field(default_factory=dict)  # the mode's short facts (a VTEP MAC, ...)
+    facts: dict = field(default_factory=dict)    # everything the mode knows of the node
+    # its own addresses, which NetworkPolicy always lets reach its pods (set by enforcement)
+    addresses: list[str] = field(default_factory=list)
+
+
+@dataclass
+class HostRecord:
+    """A router or the external host."""
+    pid: int
+    ip: str | None = None
+
+
+@dataclass
+class ServicePortRecord:
+    port: int
+    target_port: int | str     # a number, or the name of a container port
+    name: str = ""
+    node_port: int = 0
+    protocol: str = "TCP"
+
+
+@dataclass
+class ServiceRecord:
+    type: str = "ClusterIP"
+    cluster_ip: str = ""       # "None": headless; "": none (ExternalName)
+    selector: dict[str, str] = field(default_factory=dict)
+    ports: list[ServicePortRecord] = field(default_factory=list)
+    session_affinity: str = "None"
+    external_name: str = ""
+    load_balancer_ip: str = ""
+    created: float = 0.0
+
+
+@dataclass
+class DeploymentRecord:
+    replicas: int
+    selector: dict[str, str] = field(default_factory=dict)
+    replica_set: str = ""
+    pods: list[str] = field(default_factory=list)
+
+
+@dataclass
+class NamespaceRecord:
+    labels: dict[str, str] = field(default_factory=dict)
+    created: float | None = None
+
+
+@dataclass
+class PolicyRecord:
+    policy: NetworkPolicy
+    created: float = 0.0
+
+
+@dataclass
+class DnsRecord:
+    pod: str                   # "namespace/name" of the kube-dns pod
+    server: str                # the Service address pods' resolv.conf names
+    dir: str                   # NSD's configuration and zone
+    serial: int = 1
+
+
+@dataclass
+class PolicyEnforcement:
+    enforced: bool = False
+    note: str = ""
+
+
+@dataclass
+class Owned:
+    """Everything the run made that outlives a process: recorded before it is made."""
+    netns: list[str] = field(default_factory=list)
+    pids: list[Process] = field(default_factory=list)
+    dirs: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+
+
+# --- JSON encoding by field types ---------------------------------------------------------
+CODECS = {NetworkPolicy: (policy_to_record, policy_from_record)}
+
+
+def encode(value):
+    """JSON-shaped data (dicts, lists, scalars) of a record."""
+    if type(value) in CODECS:
+        return CODECS[type(value)][0](value)
+    if dataclasses.is_dataclass(value):
+        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if not f.name.startswith("_")}
+    if isinstance(value, dict):
+        return {k: encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode(v) for v in value]
+    return value
+
+
+def decode(kind, value):
+    """A value of type `kind` from JSON-shaped data (what encode() wrote)."""
+    if value is None:
+        return None
+    if kind in CODECS:
+        return CODECS[kind][1](value)
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        # X | None, or a choice of scalars (int | str): the JSON value already has its type
+        non_none = [a for a in args if a is not type(None)]
+        return decode(non_none[0], value) if len(non_none) == 1 else value
+    if dataclasses.is_dataclass(kind):
+        return decode_fields(kind, value)
+    if origin is dict:
+        return {k: decode(args[1], v) for k, v in value.items()}
+    if origin is list:
+        return [decode(args[0], v) for v in value]
+    return value
+
+
+def decode_fields(kind, value: dict, **extra):
+    """An instance of dataclass `kind` from a JSON object (unknown keys ignored)."""
+    hints = typing.get_type_hints(kind)
+    known = {f.name for f in dataclasses.fields(kind) if f.init}
+    return kind(**{k: decode(hints[k], v) for k, v in value.items() if k in known}, **extra)

@@ -1,0 +1,136 @@
+"""kube-proxy's appliers, one per mode: each renders the Services' rules once per change (with
+that mode's renderer: iptables.py, nftables.py, ipvs.py) and brings every node up to date."""
+from testbed.kubeproxy import iptables as kubeproxy
+from testbed.kubeproxy import ipvs as kubeproxy_ipvs
+from testbed.kubeproxy import nftables as kubeproxy_nft
+from testbed.kubeproxy.services import SERVICE_CIDR, service_ports
+
+
+def underlay_device(node):
+    """The node's interface holding its underlay address (eth0, or br-phy in the openflow
+    mode)."""
+    return next(link["ifname"] for link in node.ns.ip_json("-4", "addr", "show")
+                if any(a["local"] == str(node.ip.ip) for a in link.get("addr_info", [])))
+
+
+class _Proxies:
+    """kube-proxy on every node: renders once per change, applies to each node."""
+
+    def __init__(self):
+        self.hooked = set()  # nodes set up for Service traffic
+        self.last = {}  # node -> what it holds now (as the subclass renders it)
+
+    def done(self, rendered):
+        """After every node has `rendered`."""
+
+    def recall(self, cluster):
+        """Take up what a dead owner's kube-proxy applied, as the state says it did: every
+        node is set up and holds the rules rendered from the state (adopt.py)."""
+        rendered = self.render(service_ports(cluster.state), str(cluster.spec.pod_cidr))
+        for node in cluster.nodes.values():
+            self.hooked.add(node.name)
+            self.last[node.name] = self.held(node, rendered)
+        self.done(rendered)
+
+    def held(self, node, rendered):
+        """What a node holds once `rendered` is applied (as `last` keeps it)."""
+        return rendered
+
+    def sync(self, cluster):
+        if not cluster.state.services and not self.last:
+            return
+        rendered = self.render(service_ports(cluster.state), str(cluster.spec.pod_cidr))
+        for node in cluster.nodes.values():
+            self.apply(node, rendered)
+            if node.name not in self.hooked:
+                # a node's own connections to a ClusterIP need a route before kube-proxy's
+                # OUTPUT rules rewrite them; real nodes have their default route, a node of a
+                # one-rack topology has none: the service range goes where one would point
+                if not node.ns.run("ip", "-4", "route", "show", "default").strip():
+                    node.ns.run("ip", "route", "replace", str(SERVICE_CIDR), "dev",
+                                underlay_device(node))
+                # as kubeadm requires: bridged pod-to-pod replies of a DNATed connection must
+                # pass conntrack, or a client on the same bridge sees the pod's address answer
+                node.ns.run("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1",
+                            check=False)
+                self.hooked.add(node.name)
+        self.done(rendered)
+
+
+class IptablesProxies(_Proxies):
+    """kube-proxy's iptables mode: iptables-restore --noflush of the nat chains it owns."""
+
+    def __init__(self):
+        super().__init__()
+        self.chains = []  # service chains of the last sync, to delete those that go away
+
+    def render(self, ports, pod_cidr):
+        return kubeproxy.render(ports, pod_cidr, stale=self.chains)
+
+    def held(self, node, rendered):
+        return rendered[1]
+
+    def apply(self, node, rendered):
+        node.ns.run("iptables-restore", "--noflush", input=rendered[0])
+        if node.name not in self.hooked:
+            _hook_nat(node)
+        self.last[node.name] = rendered[1]
+
+    def done(self, rendered):
+        self.chains = kubeproxy.service_chains(rendered[1])
+
+
+class NftablesProxies(_Proxies):
+    """kube-proxy's nftables mode: one nft transaction per node of what changed."""
+
+    def render(self, ports, pod_cidr):
+        return kubeproxy_nft.render(ports, pod_cidr)
+
+    def apply(self, node, rendered):
+        text = kubeproxy_nft.transaction(self.last.get(node.name), rendered)
+        if text:
+            node.ns.run("nft", "-f", "-", input=text)
+        self.last[node.name] = rendered
+
+
+class IpvsProxies(_Proxies):
+    """kube-proxy's IPVS mode: virtual servers, ipsets and kube-ipvs0 addresses by diff."""
+
+    def render(self, ports, pod_cidr):
+        return ports, pod_cidr  # rendered per node: NodePorts are on each node's address
+
+    def held(self, node, rendered):
+        return kubeproxy_ipvs.render(rendered[0], str(node.ip.ip))
+
+    def apply(self, node, rendered):
+        ports, pod_cidr = rendered
+        new = kubeproxy_ipvs.render(ports, str(node.ip.ip))
+        first = node.name not in self.last
+        ipvs, sets, addresses = kubeproxy_ipvs.commands(self.last.get(node.name), new)
+        if first:
+            node.ns.run("ip", "link", "add", kubeproxy_ipvs.DEVICE, "type", "dummy")
+            for setting in kubeproxy_ipvs.SYSCTLS:
+                node.ns.run("sysctl", "-qw", setting)
+        if sets:  # before the rules that match them
+            node.ns.run("ipset", "restore", input=sets + "\n")
+        if first:
+            node.ns.run("iptables-restore", "--noflush", input=kubeproxy_ipvs.nat_rules(pod_cidr))
+            _hook_nat(node)
+        if addresses:
+            node.ns.run("ip", "-batch", "-", input=addresses + "\n")
+        if ipvs:
+            node.ns.run("ipvsadm", "-R", input=ipvs + "\n")
+        self.last[node.name] = new
+
+
+def _hook_nat(node):
+    """kube-proxy's jumps from the built-in nat chains to its own."""
+    for chain, rule in kubeproxy.BASE_JUMPS:
+        node.ns.run("iptables", "-t", "nat", "-I", chain, "1", *rule)
+
+
+PROXIES = {"iptables": IptablesProxies, "nftables": NftablesProxies, "ipvs": IpvsProxies}
+PROXY_NEEDS = {"iptables": ("iptables",), "nftables": ("nftables",),
+               "ipvs": ("ipvs", "ipvsadm", "ipset", "iptables")}
+NEED_NAMES = {"ipvs": "the kernel's IPVS (ip_vs)", "nftables": "the kernel's nftables",
+              "iptables": "iptables with the kernel's nat table"}

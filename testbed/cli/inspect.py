@@ -44,10 +44,10 @@ def cmd_routes(args):
                            f"(nodes: {', '.join(state.nodes)})")
     print(f"# ip route ({args.node})")
     print(netns.run(in_host(state, args.node, record, ["ip", "route"])).rstrip())
-    sessions = get_mode(state.mode).routing_sessions(state, args.node) \
-        if state.mode in mode_names() else None
+    mode = get_mode(state.mode) if state.mode in mode_names() else None
+    sessions = mode.routing_sessions(state, args.node) if mode else None
     if sessions:
-        print("\n# routing sessions")
+        print(f"\n# {mode.routing_daemon}")
         print(sessions.rstrip())
     return 0
 
@@ -154,7 +154,7 @@ def register(sub) -> None:
     flows.add_argument("--name")
     flows.set_defaults(func=cmd_flows)
 
-    daemons = sub.add_parser("daemons", help="the mode's daemons (udp forwarders): state, "
+    daemons = sub.add_parser("daemons", help="the daemons of the mode and the fabric: state, "
                              "restart")
     daemons.add_argument("--name")
     daemons.add_argument("--restart", metavar="NODE", help="restart the daemon of NODE")

@@ -38,6 +38,7 @@ class Mode:
     policy_by_default = False  # whether the real plugin enforces NetworkPolicy itself
     policy_note = "this mode's datapath bypasses the node's packet filter"
     adoptable = False  # a new owner can take the cluster over from the records (adopt.py)
+    routing_daemon = ""  # what routing_sessions() shows, for its heading
 
     def describe_datapath(self, spec, caps):
         """How packets move in this cluster (caps: doctor's), recorded with benchmark results."""

@@ -165,6 +165,8 @@ class BgpMode(Mode):
         daemon.stop(cluster.state)
         daemon.start(cluster.state)
 
+    routing_daemon = "BIRD's BGP sessions (birdc show protocols)"
+
     def routing_sessions(self, state, host):
         """BIRD's protocols (`birdc show protocols`) of a node or of the rack router."""
         node = state.nodes.get(host)

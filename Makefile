@@ -4,16 +4,20 @@ PY := $(VENV)/bin/python
 TESTBED := $(VENV)/bin/testbed
 RUN ?=
 
-.PHONY: install test unit integration bench plot doctor clean validate-vagrant
+.PHONY: install test unit lint integration bench plot doctor clean validate-vagrant
 
 install:
 	bash scripts/install.sh
 
-test: install validate-vagrant
+test: install validate-vagrant lint
 	$(PY) -m pytest -q tests
 
-unit: install
+unit: install lint
 	$(PY) -m pytest -q tests/unit
+
+# pyflakes, pycodestyle and import order (configured in pyproject.toml)
+lint: install
+	$(VENV)/bin/ruff check .
 
 integration: install
 	$(PY) -m pytest -q tests/integration

@@ -47,7 +47,7 @@ protocol bgp {name} {{
   neighbor {peer_ip} as {peer_as};
   direct;  # every peer is on the same L2 segment: next hops resolve on the link
   hold time {HOLD_TIME_S}; keepalive time {KEEPALIVE_S}; connect retry time 2;
-  start delay time 0;  # BIRD waits 5 s by default before its first connect
+  connect delay time 0;  # BIRD waits 5 s by default before its first connect
   {extra}ipv4 {{ import all; export {export};{next_hop} gateway direct; }};
 }}
 """

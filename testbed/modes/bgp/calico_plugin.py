@@ -12,10 +12,13 @@ ADD makes a veth without a bridge: host side `cali` + 11 hex characters of a has
 pod's namespace and name, MAC ee:ee:ee:ee:ee:ee, proxy_arp on; pod side a /32 from the node's
 blocks and a default route via 169.254.1.1 (answered by proxy ARP); on the host a /32 route to
 the cali device. Errors are JSON {cniVersion, code, msg, details} on stdout with exit 1.
+
+Addresses come from the IPAM plugin the configuration names (`testbed-calico-blocks`,
+ipam_plugin.py), run with the same environment and configuration, as Calico's plugin delegates
+to calico-ipam.
 """
-import fcntl
 import hashlib
-import ipaddress
+import json
 import os
 import subprocess
 import sys
@@ -24,9 +27,8 @@ from testbed.cni import skeleton as cniplugin
 from testbed.cni.skeleton import (
     INVALID_CONFIG,
     IO_FAILURE,
-    TRY_AGAIN,
-    UNKNOWN_CONTAINER,
     PluginError,
+    delegate_ipam,
     link_json,
     sh,
 )
@@ -42,72 +44,22 @@ def host_veth_name(namespace, pod):
 
 def load_config(text):
     conf = cniplugin.load_json_config(text)
-    ipam = conf.get("ipam")
-    if not isinstance(ipam, dict) or not ipam.get("dataDir"):
-        raise PluginError(INVALID_CONFIG, "ipam.dataDir is missing")
-    blocks = ipam.get("blocks")
-    if not isinstance(blocks, list) or not blocks:
-        raise PluginError(INVALID_CONFIG, "ipam.blocks must be a non-empty list of CIDRs")
-    try:
-        conf["_blocks"] = [ipaddress.IPv4Network(b) for b in blocks]
-    except ValueError as e:
-        raise PluginError(INVALID_CONFIG, f"ipam.blocks: {e}")
+    if not isinstance(conf.get("ipam"), dict) or not conf["ipam"].get("type"):
+        raise PluginError(INVALID_CONFIG, "ipam.type is missing: the IPAM plugin to delegate "
+                          "addresses to")
     return conf
 
 
 def environment(env, command):
     ctx = cniplugin.pod_environment(env, command)
-    return {**ctx, "host_veth": host_veth_name(ctx["namespace"], ctx["pod"])}
-
-
-# --- IPAM: one file per address in the node's data directory, as host-local keeps them ------
-class BlockAllocator:
-    def __init__(self, data_dir, blocks):
-        self.dir = data_dir
-        self.blocks = blocks
-
-    def _locked(self):
-        os.makedirs(self.dir, exist_ok=True)
-        lock = open(os.path.join(self.dir, "lock"), "w")
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return lock
-
-    def owner(self, ip):
-        try:
-            with open(os.path.join(self.dir, str(ip))) as f:
-                return f.read().strip()
-        except OSError:
-            return None
-
-    def allocate(self, container_id):
-        with self._locked():
-            for block in self.blocks:
-                for ip in block:  # every address of a block: pods get /32s
-                    if self.owner(ip) in (None, container_id):
-                        with open(os.path.join(self.dir, str(ip)), "w") as f:
-                            f.write(container_id)
-                        return ip
-        raise PluginError(TRY_AGAIN, "no free address in this node's blocks",
-                          ", ".join(map(str, self.blocks)))
-
-    def find(self, container_id):
-        for name in os.listdir(self.dir) if os.path.isdir(self.dir) else []:
-            if name != "lock" and self.owner(name) == container_id:
-                return ipaddress.IPv4Address(name)
-        return None
-
-    def release(self, container_id):
-        with self._locked():
-            ip = self.find(container_id)
-            if ip is not None:
-                os.unlink(os.path.join(self.dir, str(ip)))
-            return ip
+    # the environment as given, for the IPAM plugin (delegated to with the same one)
+    return {**ctx, "host_veth": host_veth_name(ctx["namespace"], ctx["pod"]), "env": dict(env)}
 
 
 # --- the datapath -----------------------------------------------------------------------
 def add(conf, env):
-    alloc = BlockAllocator(conf["ipam"]["dataDir"], conf["_blocks"])
-    ip = alloc.allocate(env["id"])
+    allocated = delegate_ipam(conf, "ADD", env["env"])
+    ip = allocated["ips"][0]["address"].split("/")[0]
     host, ifname, ns = env["host_veth"], env["ifname"], env["netns"]
     mtu = conf.get("mtu", 1500)
     try:
@@ -124,7 +76,7 @@ def add(conf, env):
         sh("ip", "route", "add", "default", "via", GATEWAY, "dev", ifname, netns=ns)
         sh("ip", "route", "replace", f"{ip}/32", "dev", host, "scope", "link")
     except PluginError:
-        alloc.release(env["id"])
+        delegate_ipam(conf, "DEL", env["env"])
         subprocess.run(["ip", "link", "del", host], capture_output=True)
         raise
     pod_mac = link_json(ifname, ns)["address"]
@@ -136,24 +88,26 @@ def add(conf, env):
 
 
 def delete(conf, env):
-    """Idempotent, as the spec asks: whatever is already gone is not an error."""
+    """Idempotent, as the spec asks: whatever is already gone is not an error. The /32 route
+    goes with the cali device it points at."""
     subprocess.run(["ip", "link", "del", env["host_veth"]], capture_output=True)
-    ip = BlockAllocator(conf["ipam"]["dataDir"], conf["_blocks"]).release(env["id"])
-    if ip is not None:
-        subprocess.run(["ip", "route", "del", f"{ip}/32"], capture_output=True)
+    delegate_ipam(conf, "DEL", env["env"])
 
 
 def check(conf, env):
-    ip = BlockAllocator(conf["ipam"]["dataDir"], conf["_blocks"]).find(env["id"])
+    delegate_ipam(conf, "CHECK", env["env"])  # the address is still this container's
+    found = sh("ip", "-4", "-j", "addr", "show", "dev", env["ifname"], netns=env["netns"])
+    ip = next((a["local"] for link in json.loads(found or "[]")
+               for a in link.get("addr_info", [])), None)
     if ip is None:
-        raise PluginError(UNKNOWN_CONTAINER, f"no address is allocated to {env['id']}")
+        raise PluginError(IO_FAILURE, f"{env['ifname']} in the pod has no address")
     host = link_json(env["host_veth"])
     if host is None or host["address"] != HOST_MAC:
         raise PluginError(IO_FAILURE, f"host interface {env['host_veth']} is missing or has "
                           f"another MAC than {HOST_MAC}")
-    addrs = sh("ip", "-4", "-o", "addr", "show", "dev", env["ifname"], netns=env["netns"])
-    if f"{ip}/32" not in addrs:
-        raise PluginError(IO_FAILURE, f"{env['ifname']} in the pod lacks {ip}/32")
+    routes = sh("ip", "-4", "route", "show", f"{ip}/32")
+    if f"dev {env['host_veth']}" not in routes:
+        raise PluginError(IO_FAILURE, f"the node has no route to {ip}/32 via {env['host_veth']}")
 
 
 def main(stdin=sys.stdin, stdout=sys.stdout, env=os.environ):

@@ -1,0 +1,107 @@
+"""The bgp mode's IPAM plugin, `testbed-calico-blocks` (CNI spec 1.0): ADD, DEL, CHECK, VERSION.
+
+As calico-ipam does for Calico's plugin, it hands out /32s from the address blocks the node
+holds (the mode gives each node its blocks, which BIRD announces); the CNI plugin delegates to
+it with its own environment and configuration:
+
+    "ipam": {"type": "testbed-calico-blocks", "blocks": ["10.244.0.0/26"],
+             "dataDir": "/run/testbed/<cluster>/nodes/<node>/calico-ipam"}
+
+Each address taken is a file in dataDir named after it and holding the container ID, as
+host-local keeps them; a lock file serialises concurrent ADDs on one node. ADD for a container
+that has an address returns that address again. It runs as an executable
+(build/cni/testbed-calico-blocks, made by scripts/install.sh).
+"""
+import fcntl
+import ipaddress
+import os
+import sys
+
+from testbed.cni import skeleton
+from testbed.cni.skeleton import INVALID_CONFIG, TRY_AGAIN, UNKNOWN_CONTAINER, PluginError
+
+
+def load_config(text):
+    conf = skeleton.load_json_config(text)
+    ipam = conf.get("ipam")
+    if not isinstance(ipam, dict) or not ipam.get("dataDir"):
+        raise PluginError(INVALID_CONFIG, "ipam.dataDir is missing")
+    blocks = ipam.get("blocks")
+    if not isinstance(blocks, list) or not blocks:
+        raise PluginError(INVALID_CONFIG, "ipam.blocks must be a non-empty list of CIDRs")
+    try:
+        conf["_blocks"] = [ipaddress.IPv4Network(b) for b in blocks]
+    except ValueError as e:
+        raise PluginError(INVALID_CONFIG, f"ipam.blocks: {e}")
+    return conf
+
+
+class BlockAllocator:
+    def __init__(self, data_dir, blocks):
+        self.dir = data_dir
+        self.blocks = blocks
+
+    def _locked(self):
+        os.makedirs(self.dir, exist_ok=True)
+        lock = open(os.path.join(self.dir, "lock"), "w")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return lock
+
+    def owner(self, ip):
+        try:
+            with open(os.path.join(self.dir, str(ip))) as f:
+                return f.read().strip()
+        except OSError:
+            return None
+
+    def allocate(self, container_id):
+        with self._locked():
+            for block in self.blocks:
+                for ip in block:  # every address of a block: pods get /32s
+                    if self.owner(ip) in (None, container_id):
+                        with open(os.path.join(self.dir, str(ip)), "w") as f:
+                            f.write(container_id)
+                        return ip
+        raise PluginError(TRY_AGAIN, "no free address in this node's blocks",
+                          ", ".join(map(str, self.blocks)))
+
+    def find(self, container_id):
+        for name in os.listdir(self.dir) if os.path.isdir(self.dir) else []:
+            if name != "lock" and self.owner(name) == container_id:
+                return ipaddress.IPv4Address(name)
+        return None
+
+    def release(self, container_id):
+        with self._locked():
+            ip = self.find(container_id)
+            if ip is not None:
+                os.unlink(os.path.join(self.dir, str(ip)))
+            return ip
+
+
+def _allocator(conf):
+    return BlockAllocator(conf["ipam"]["dataDir"], conf["_blocks"])
+
+
+def add(conf, env):
+    ip = _allocator(conf).allocate(env["id"])
+    return {"cniVersion": conf["cniVersion"], "ips": [{"address": f"{ip}/32"}]}
+
+
+def delete(conf, env):
+    """Idempotent: a container without an address is not an error."""
+    _allocator(conf).release(env["id"])
+
+
+def check(conf, env):
+    if _allocator(conf).find(env["id"]) is None:
+        raise PluginError(UNKNOWN_CONTAINER, f"no address is allocated to {env['id']}")
+
+
+def main(stdin=sys.stdin, stdout=sys.stdout, env=os.environ):
+    return skeleton.main(load_config, skeleton.pod_environment, add, delete, check, stdin,
+                         stdout, env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

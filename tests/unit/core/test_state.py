@@ -1,0 +1,81 @@
+"""The run's state file: typed records written ahead of every change, read back as they were."""
+import json
+
+import pytest
+
+from testbed.core import state as statemod
+from testbed.core.records import ContainerProcess, PodRecord, ServicePortRecord, ServiceRecord
+from testbed.core.state import RunState
+from testbed.host.processes import Process
+
+
+@pytest.fixture
+def run_root(tmp_path, monkeypatch):
+    monkeypatch.setattr(statemod, "RUN_ROOT", str(tmp_path))
+    return tmp_path
+
+
+def on_disk(state):
+    with open(state.path) as f:
+        return json.load(f)
+
+
+def test_records_survive_a_save_and_a_load_with_their_types(run_root):
+    state = RunState.create("c1", mode="vxlan", topology="/t.yaml")
+    state.pods["shop/web"] = PodRecord(
+        "web", "shop", "node1", "web.shop.c1", {"app": "web"}, ip="10.244.0.5",
+        containers={"main": ContainerProcess(42, 7, "pod shop/web container main", ["sleep"])},
+        ports={"http": 8080})
+    state.services["shop/web"] = ServiceRecord(
+        "NodePort", "10.96.0.2", {"app": "web"},
+        [ServicePortRecord(80, "http", "http", 30080), ServicePortRecord(81, 8081)])
+    state.save()
+    back = RunState.load(str(run_root / "c1"))
+    assert back == state  # every field, nested records included
+    assert isinstance(back.pods["shop/web"].containers["main"], ContainerProcess)
+    assert back.services["shop/web"].ports[0].target_port == "http"  # a name stays a name
+    assert back.services["shop/web"].ports[1].target_port == 8081
+    assert on_disk(back)["pods"]["shop/web"]["containers"]["main"]["pid"] == 42  # plain JSON
+    assert "dir" not in on_disk(back)  # where the file is, not what it says
+
+
+def test_ownership_is_written_before_it_is_needed(run_root):
+    state = RunState.create("c1")
+    state.own("netns", "node1.c1")
+    assert on_disk(state)["owned"]["netns"] == ["node1.c1"]  # at once: write-ahead
+    entry = state.own_pid(1, "init, for the test")
+    assert on_disk(state)["owned"]["pids"] == [{"pid": 1, "start": entry.start,
+                                               "what": "init, for the test"}]
+    state.disown_pid(1)
+    assert on_disk(state)["owned"]["pids"] == []
+
+
+def test_deferred_saves_write_once_at_the_end(run_root):
+    state = RunState.create("c1")
+    state.own("netns", "a.c1")
+    state.own("netns", "b.c1")
+    with state.deferred_saves():
+        state.disown("netns", "a.c1")
+        state.disown("netns", "b.c1")
+        assert on_disk(state)["owned"]["netns"] == ["a.c1", "b.c1"]  # not yet
+    assert on_disk(state)["owned"]["netns"] == []
+
+
+def test_update_refuses_a_field_the_state_does_not_have(run_root):
+    state = RunState.create("c1")
+    state.update(status="ready", pod_mtu=1450)
+    assert (on_disk(state)["status"], on_disk(state)["pod_mtu"]) == ("ready", 1450)
+    with pytest.raises(AttributeError, match="no field 'stauts'"):
+        state.update(stauts="ready")
+
+
+def test_a_newer_files_unknown_keys_are_ignored_and_a_broken_file_is_named(run_root):
+    state = RunState.create("c1", supervisor=Process(1, 2, "owner"))
+    doc = on_disk(state)
+    doc["a_field_from_the_future"] = {"x": 1}
+    open(state.path, "w").write(json.dumps(doc))
+    assert RunState.load(state.dir).supervisor == Process(1, 2, "owner")
+    doc["nodes"] = {"node1": {"ip": "192.168.1.11"}}  # no pid, no rack
+    open(state.path, "w").write(json.dumps(doc))
+    with pytest.raises(ValueError, match=r"c1/state.json: not a state file this version reads"):
+        RunState.load(state.dir)

@@ -7,7 +7,8 @@ import sys
 import tempfile
 import time
 
-from testbed.core.cluster import Cluster, load_spec
+from testbed.core.cluster import Cluster
+from testbed.core.preflight import load_spec
 
 
 def topology(path, nodes, reflectors):

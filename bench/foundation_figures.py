@@ -9,7 +9,8 @@ import tempfile
 import time
 
 from testbed.core import doctor
-from testbed.core.cluster import Cluster, load_spec
+from testbed.core.cluster import Cluster
+from testbed.core.preflight import load_spec
 from testbed.host import netns
 
 from . import iperf3

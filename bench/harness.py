@@ -19,15 +19,10 @@ from pathlib import Path
 from typing import Optional
 
 from testbed.core import doctor
-from testbed.core.cluster import (
-    BARE,
-    Cluster,
-    Interrupted,
-    check_mode,
-    load_spec,
-    signals_interrupt,
-)
+from testbed.core.cluster import Cluster
+from testbed.core.preflight import BARE, check_mode, load_spec
 from testbed.errors import TestbedError
+from testbed.host.signals import Interrupted, signals_interrupt
 from testbed.modes import get_mode, mode_names
 from testbed.underlay import fabric, ovs
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from bench import iperf3
 from bench.services import BLOCK, PORT, SERVER, connect_latencies, wait_for_server
 from testbed.api import apply, kinds
-from testbed.core.cluster import Cluster, load_spec
+from testbed.core.cluster import Cluster
+from testbed.core.preflight import load_spec
 from testbed.host import netns
 
 TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "default.yaml"

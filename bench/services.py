@@ -17,7 +17,8 @@ import sys
 import time
 
 from testbed.api import apply, kinds
-from testbed.core.cluster import Cluster, load_spec
+from testbed.core.cluster import Cluster
+from testbed.core.preflight import load_spec
 from testbed.host import netns
 from testbed.kubeproxy import services
 

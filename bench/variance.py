@@ -26,7 +26,8 @@ import time
 from bench import iperf3, sockperf
 from bench.paths import BY_NAME as PATHS
 from bench.paths import endpoints
-from testbed.core.cluster import BARE, Cluster, load_spec
+from testbed.core.cluster import Cluster
+from testbed.core.preflight import BARE, load_spec
 
 TOPOLOGY = "topologies/default.yaml"
 CALIBRATION_LOOPS = 300_000

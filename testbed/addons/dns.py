@@ -19,7 +19,7 @@ import signal
 
 from testbed.api import kinds
 from testbed.core.records import DnsRecord
-from testbed.core.spec import ContainerSpec, PodSpec
+from testbed.core.topology import ContainerSpec, PodSpec
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import pid_is

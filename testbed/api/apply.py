@@ -18,8 +18,8 @@ import uuid
 
 from testbed.api import kinds
 from testbed.core.records import DeploymentRecord, NamespaceRecord, PolicyRecord
-from testbed.core.spec import ContainerSpec, PodSpec, pod_key
 from testbed.core.state import DEFAULT_NAMESPACES
+from testbed.core.topology import ContainerSpec, PodSpec, pod_key
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.waiting import wait_until

@@ -12,20 +12,15 @@ from testbed.cli.common import DEFAULT_TOPOLOGY, StatusLine, find_run
 from testbed.cli.console import TestbedCLI
 from testbed.core import doctor
 from testbed.core.clean import clean_all, clean_run, describe
-from testbed.core.cluster import (
-    Cluster,
-    Interrupted,
-    check_name_free,
-    load_spec,
-    signals_deferred,
-    signals_interrupt,
-)
+from testbed.core.cluster import Cluster
+from testbed.core.preflight import check_name_free, load_spec
 from testbed.core.spec import PROXY_MODES
 from testbed.core.state import RunState, list_runs, run_dir_for
 from testbed.core.supervisor import request
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import pid_is, process_start_time
+from testbed.host.signals import Interrupted, signals_deferred, signals_interrupt
 from testbed.modes import get_mode, mode_names
 
 DEFAULT_MODE = "vxlan"

@@ -7,8 +7,8 @@ import sys
 from importlib.metadata import entry_points
 
 from testbed.cli import inspect, lifecycle, objects
-from testbed.core.cluster import Interrupted
 from testbed.errors import TestbedError
+from testbed.host.signals import Interrupted
 
 VERB_GROUP = "testbed.verbs"
 

@@ -9,9 +9,10 @@ state. From then on the cluster is served as if its owner had built it.
 """
 from testbed.addons.dns import resolv_conf
 from testbed.core import doctor
-from testbed.core.cluster import Cluster, load_spec
-from testbed.core.spec import PodSpec
+from testbed.core.cluster import Cluster
+from testbed.core.preflight import load_spec
 from testbed.core.state import RunState, run_dir_for
+from testbed.core.topology import PodSpec
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import Process, pid_is

@@ -3,123 +3,42 @@
 Whatever fails (an exception, Ctrl-C, SIGTERM) in the middle of a build, everything made so far
 is torn down before the error propagates.
 """
-import contextlib
 import dataclasses
 import json
 import os
 import shutil
-import signal
-import threading
 import time
 
 from testbed.addons.dns import ClusterDNS
 from testbed.api import apply, manifests
 from testbed.core import doctor
-from testbed.core import spec as specmod
 from testbed.core.clean import describe, keep_only, still_present
+from testbed.core.preflight import (
+    BARE,
+    check_mode,
+    check_name_free,
+    check_proxy_mode,
+    check_underlay,
+)
 from testbed.core.records import HostRecord, NodeRecord, PolicyEnforcement
-from testbed.core.state import RunState, run_dir_for
+from testbed.core.state import RunState
+from testbed.core.topology import EXTERNAL_NAME
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import (
     Process,
     end_processes_in_all,
-    pid_is,
     process_start_time,
     remove_named_namespaces,
 )
+from testbed.host.signals import signals_deferred
 from testbed.kubelet.runtime import Runtime, sandbox_name
 from testbed.kubeproxy import proxies
 from testbed.kubeproxy.speaker import Speaker
-from testbed.modes import NodeContext, get_mode, mode_names
+from testbed.modes import NodeContext, get_mode
 from testbed.policy import nftables as policy_nft
 from testbed.underlay.fabric import OvsFabric
 from testbed.underlay.racks import Underlay, pinned_name, shell_namespaces
-
-
-def load_spec(path, name=None, underlay=None, proxy_mode=None):
-    """Read a topology, checking its mode against the registry; `name` renames the cluster,
-    `underlay` (linux or ovs) and `proxy_mode` (kube-proxy's) override the topology's."""
-    spec = specmod.load(path, known_modes=mode_names())
-    if name and not specmod.valid_cluster_name(name):
-        raise specmod.SpecError("--name", None, name, specmod.CLUSTER_NAME_RULE)
-    if underlay and underlay not in specmod.UNDERLAYS:
-        raise specmod.SpecError("--underlay", None, underlay,
-                                f"must be one of {', '.join(specmod.UNDERLAYS)}")
-    if proxy_mode and proxy_mode not in specmod.PROXY_MODES:
-        raise specmod.SpecError("--proxy-mode", None, proxy_mode,
-                                f"must be one of {', '.join(specmod.PROXY_MODES)}")
-    return dataclasses.replace(spec, name=name or spec.name, underlay=underlay or spec.underlay,
-                               proxy_mode=proxy_mode or spec.proxy_mode)
-
-
-class Interrupted(BaseException):
-    """Raised in the main thread on SIGTERM/SIGHUP, so that teardown runs as on Ctrl-C."""
-
-
-@contextlib.contextmanager
-def signals_deferred():
-    """While the block runs, SIGINT, SIGTERM and SIGHUP are ignored: they ask for a teardown,
-    and one half done would leave half a cluster. (A handler that does nothing, not SIG_IGN,
-    which the commands started meanwhile would inherit.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {s: signal.signal(s, lambda _signum, _frame: None) for s in signums}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-@contextlib.contextmanager
-def signals_interrupt(*more):
-    """SIGTERM and SIGHUP (and `more` signals) raise Interrupted while the block runs."""
-    def handler(signum, _frame):
-        raise Interrupted(signal.Signals(signum).name)
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP, *more)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-BARE = "bare"  # the underlay alone: nodes and racks, no CNI mode and no pods
-OVS_UNDERLAY_NEEDS = ("ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "os-ken")
-
-
-def check_mode(mode_name, spec, caps):
-    """Refuse a mode this machine cannot run (caps from doctor) or that cannot wire `spec`."""
-    mode = get_mode(mode_name)
-    missing = doctor.missing_for(mode.requires, caps)
-    if missing:
-        raise TestbedError(f"mode {mode_name} needs {', '.join(missing)}, which this "
-                           "machine lacks (see `testbed doctor`)")
-    mode.check(spec)
-    if spec.policy_enforce and mode.policy_hook is None:
-        raise TestbedError(f"{spec.path}: networkPolicy.enforce: mode {mode_name} cannot "
-                           f"enforce NetworkPolicy: {mode.policy_note}")
-
-
-def check_proxy_mode(spec, caps):
-    """kube-proxy's mode needs its packet filter (or IPVS and its tools) on the machine."""
-    missing = doctor.missing_for(proxies.PROXY_NEEDS[spec.proxy_mode], caps)
-    if missing:
-        named = [proxies.NEED_NAMES.get(m, m) for m in missing]
-        raise TestbedError(f"{spec.path}: kube-proxy mode {spec.proxy_mode} needs "
-                           f"{', '.join(named)}, which this machine lacks (see `testbed "
-                           "doctor`); kubeProxy: {mode: iptables} or nftables work without")
-
-
-def check_underlay(spec, caps):
-    if spec.underlay == "ovs":
-        missing = doctor.missing_for(OVS_UNDERLAY_NEEDS, caps)
-        if missing:
-            raise TestbedError(f"{spec.path}: underlay ovs needs {', '.join(missing)}, which "
-                               "this machine lacks (see `testbed doctor`)")
 
 
 def _plain(value):
@@ -129,24 +48,6 @@ def _plain(value):
         return True
     except (TypeError, ValueError):
         return False
-
-
-def check_name_free(name):
-    """Refuse a cluster name in use, saying by whom and what to do."""
-    run_dir = run_dir_for(name)
-    if not os.path.isdir(run_dir):
-        return
-    try:
-        state = RunState.load(run_dir)
-    except (OSError, ValueError, TypeError):
-        state = None
-    owner = state.supervisor if state else None
-    if owner and pid_is(owner.pid, owner.start):
-        raise TestbedError(f"cluster {name!r} is already running ({state.mode} mode, owner "
-                           f"pid {owner.pid}): reach it with `testbed get pods --name {name}`"
-                           f", or take it down with `testbed down --name {name}`")
-    raise TestbedError(f"a cluster named {name!r} was left behind by a run whose owner died: "
-                       f"`testbed clean --name {name}` removes it")
 
 
 class Cluster:
@@ -248,8 +149,8 @@ class Cluster:
             self.routers["router"] = netns.node_namespace("router", router.pid)
             self.state.routers = {"router": HostRecord(router.pid)}
         if spec.external_client:
-            client = self.underlay.host(specmod.EXTERNAL_NAME)
-            self.state.hosts = {specmod.EXTERNAL_NAME: HostRecord(client.pid,
+            client = self.underlay.host(EXTERNAL_NAME)
+            self.state.hosts = {EXTERNAL_NAME: HostRecord(client.pid,
                                                                   str(spec.external_ip.ip))}
         self.state.save()
         if mode is None:

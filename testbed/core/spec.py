@@ -7,11 +7,18 @@ read them.
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, field
-from typing import Optional
 
 import yaml
 
+from testbed.core.topology import (
+    EXTERNAL_NAME,
+    ROUTER_NAME,
+    ClusterSpec,
+    ContainerSpec,
+    NodeSpec,
+    PodSpec,
+    RackSpec,
+)
 from testbed.errors import SpecError, brief
 from testbed.safe_input import InputError, check_expansion, read_text
 
@@ -21,8 +28,6 @@ DEFAULT_POD_CIDR = "10.244.0.0/16"
 DEFAULT_NODE_PREFIX = 24
 DEFAULT_MTU = 1500
 FIRST_NODE_HOST = 11  # nodes get .11, .12, ... of their rack subnet; .1 is the rack's router
-ROUTER_NAME = "router"
-EXTERNAL_NAME = "external"  # a client host on the first rack, outside the cluster
 
 TOP_KEYS = {"name", "podCIDR", "nodePrefix", "mtu", "mode", "bandwidth", "delay", "racks",
             "nodes", "bgp", "udp", "underlay", "manifests", "externalClient", "kubeProxy",
@@ -39,111 +44,6 @@ NODE_KEYS = {"name", "rack", "pods"}
 POD_KEYS = {"name", "namespace", "labels", "containers"}
 CONTAINER_KEYS = {"name", "command"}
 DEFAULT_COMMAND = ("sleep", "infinity")
-
-
-@dataclass(frozen=True)
-class ContainerSpec:
-    name: str
-    command: tuple
-    env: tuple = ()  # ((name, value), ...) set for the container's process
-
-
-@dataclass(frozen=True)
-class PodSpec:
-    name: str
-    namespace: str
-    node: str
-    labels: dict = field(default_factory=dict, hash=False, compare=False)
-    containers: tuple = ()
-
-    @property
-    def key(self) -> str:
-        """"<namespace>/<name>": a pod's identity, as Kubernetes scopes names."""
-        return pod_key(self.namespace, self.name)
-
-
-def pod_key(namespace: str, name: str) -> str:
-    return f"{namespace}/{name}"
-
-
-@dataclass(frozen=True)
-class RackSpec:
-    name: str
-    subnet: ipaddress.IPv4Network
-    bandwidth: Optional[float] = None  # Mbit/s of each link into the rack, None = unshaped
-    delay: Optional[float] = None      # ms added by netem at each end of each link into the rack
-
-    @property
-    def router_ip(self):
-        return ipaddress.IPv4Interface(f"{self.subnet[1]}/{self.subnet.prefixlen}")
-
-
-@dataclass(frozen=True)
-class NodeSpec:
-    name: str
-    rack: str
-    ip: ipaddress.IPv4Interface  # underlay address on eth0
-    pods: tuple = ()
-
-
-@dataclass(frozen=True)
-class ClusterSpec:
-    name: str
-    path: str
-    pod_cidr: ipaddress.IPv4Network
-    node_prefix: int
-    mtu: int
-    mode: Optional[str]
-    racks: tuple
-    nodes: tuple
-    route_reflectors: tuple = ()  # node names (bgp mode); empty: full mesh
-    udp_offload: bool = True      # udp mode: forwarder moves TSO/GSO/GRO bundles
-    underlay: str = "linux"       # one of UNDERLAYS
-    manifests: tuple = ()         # Kubernetes manifests (absolute paths) applied after pods
-    external_client: bool = False  # a host EXTERNAL_NAME on the first rack, not a node
-    proxy_mode: str = "iptables"  # kube-proxy's mode, one of PROXY_MODES
-    policy_enforce: Optional[bool] = None  # NetworkPolicy enforced? None: as the mode's plugin
-
-    @property
-    def load_balancer_pool(self):
-        """Addresses for LoadBalancer Services (announced on the first rack as MetalLB's L2
-        mode does): the first rack's addresses below the external client's, at most 14,
-        none a node's."""
-        subnet = self.racks[0].subnet
-        taken = {n.ip.ip for n in self.nodes}
-        pool = []
-        for index in range(subnet.num_addresses - 3, 1, -1):
-            if subnet[index] in taken or len(pool) == 14:
-                break
-            pool.append(subnet[index])
-        return tuple(reversed(pool))
-
-    @property
-    def external_ip(self):
-        """The external client's address: the first rack's last usable one."""
-        subnet = self.racks[0].subnet
-        return ipaddress.IPv4Interface(f"{subnet[-2]}/{subnet.prefixlen}")
-
-    @property
-    def pods(self):
-        return [pod for node in self.nodes for pod in node.pods]
-
-    @property
-    def has_router(self):
-        return len(self.racks) > 1
-
-    @property
-    def namespace_holders(self):
-        """Names of the underlay's namespaces: racks, nodes, the router, the external client."""
-        return ([r.name for r in self.racks] + [n.name for n in self.nodes] +
-                ([ROUTER_NAME] if self.has_router else []) +
-                ([EXTERNAL_NAME] if self.external_client else []))
-
-    def node(self, name):
-        return next(n for n in self.nodes if n.name == name)
-
-    def rack(self, name):
-        return next(r for r in self.racks if r.name == name)
 
 
 CLUSTER_NAME_RULE = "cluster name must be 1-32 lower-case letters, digits and '-'"

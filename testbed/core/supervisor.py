@@ -14,12 +14,14 @@ import traceback
 
 from testbed.api import apply, manifests
 from testbed.core.adopt import adopt
-from testbed.core.cluster import Cluster, Interrupted, load_spec, signals_interrupt
+from testbed.core.cluster import Cluster
+from testbed.core.preflight import load_spec
 from testbed.core.records import encode
 from testbed.errors import TestbedError
 from testbed.host import rpc
 from testbed.host.daemons import describe_death
 from testbed.host.processes import Process, process_start_time
+from testbed.host.signals import Interrupted, signals_interrupt
 
 READY = "ready"
 DAEMON_CHECK_S = 0.5  # how often the supervisor looks for dead daemons

@@ -16,7 +16,7 @@ from mininet.net import Mininet
 from mininet.node import Host, Switch
 from mininet.nodelib import LinuxBridge
 
-from testbed.core.spec import EXTERNAL_NAME, ROUTER_NAME
+from testbed.core.topology import EXTERNAL_NAME, ROUTER_NAME
 from testbed.host import netns
 from testbed.host.processes import pid_is
 

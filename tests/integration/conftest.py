@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from testbed.core import doctor
-from testbed.core.cluster import Cluster, load_spec
+from testbed.core.cluster import Cluster
+from testbed.core.preflight import load_spec
 from testbed.core.state import RUN_ROOT
 from testbed.host import netns
 from testbed.host.processes import pid_is

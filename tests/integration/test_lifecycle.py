@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from testbed.core.cluster import Cluster, load_spec
+from testbed.core.cluster import Cluster
+from testbed.core.preflight import load_spec
 from testbed.core.state import RunState, run_dir_for
 from testbed.errors import TestbedError
 from testbed.host import netns, processes

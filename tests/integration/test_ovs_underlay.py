@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from testbed.core.cluster import Cluster, load_spec
+from testbed.core.cluster import Cluster
+from testbed.core.preflight import load_spec
 from testbed.errors import TestbedError
 from testbed.underlay import controller as controller_mod
 

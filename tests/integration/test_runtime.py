@@ -5,7 +5,7 @@ import os
 import pytest
 
 from testbed.cni.caller import CNIError
-from testbed.core.spec import ContainerSpec, PodSpec
+from testbed.core.topology import ContainerSpec, PodSpec
 from testbed.host import netns
 
 

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from bench import iperf3
-from testbed.core.cluster import Cluster, load_spec
+from testbed.core.cluster import Cluster
+from testbed.core.preflight import load_spec
 from testbed.errors import TestbedError
 from testbed.host import netns
 

@@ -1,5 +1,5 @@
 """The kubelet role's naming, without root."""
-from testbed.core.spec import PodSpec
+from testbed.core.topology import PodSpec
 from testbed.kubelet import runtime
 
 

@@ -127,7 +127,7 @@ def test_udp_mode_builds_flannel0_and_queues_peers_until_its_forwarder_runs(tmp_
 def test_network_policy_is_refused_where_the_datapath_bypasses_the_packet_filter():
     import dataclasses
 
-    from testbed.core.cluster import check_mode
+    from testbed.core.preflight import check_mode
     spec = dataclasses.replace(specmod.load(TOPOLOGIES / "default.yaml"), policy_enforce=True)
     caps = {name: True for name in get_mode("openflow").requires}
     with pytest.raises(TestbedError) as info:

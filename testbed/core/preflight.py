@@ -1,0 +1,82 @@
+"""Before anything is built: the topology loaded with the command line's overrides, and every
+refusal a cluster can meet decided up front (a mode, kube-proxy mode or underlay this machine
+cannot run, a cluster name in use), so that a refused `up` leaves nothing behind."""
+import dataclasses
+import os
+
+from testbed.core import doctor
+from testbed.core import spec as specmod
+from testbed.core.state import RunState, run_dir_for
+from testbed.errors import TestbedError
+from testbed.host.processes import pid_is
+from testbed.kubeproxy import proxies
+from testbed.modes import get_mode, mode_names
+
+
+def load_spec(path, name=None, underlay=None, proxy_mode=None):
+    """Read a topology, checking its mode against the registry; `name` renames the cluster,
+    `underlay` (linux or ovs) and `proxy_mode` (kube-proxy's) override the topology's."""
+    spec = specmod.load(path, known_modes=mode_names())
+    if name and not specmod.valid_cluster_name(name):
+        raise specmod.SpecError("--name", None, name, specmod.CLUSTER_NAME_RULE)
+    if underlay and underlay not in specmod.UNDERLAYS:
+        raise specmod.SpecError("--underlay", None, underlay,
+                                f"must be one of {', '.join(specmod.UNDERLAYS)}")
+    if proxy_mode and proxy_mode not in specmod.PROXY_MODES:
+        raise specmod.SpecError("--proxy-mode", None, proxy_mode,
+                                f"must be one of {', '.join(specmod.PROXY_MODES)}")
+    return dataclasses.replace(spec, name=name or spec.name, underlay=underlay or spec.underlay,
+                               proxy_mode=proxy_mode or spec.proxy_mode)
+
+
+BARE = "bare"  # the underlay alone: nodes and racks, no CNI mode and no pods
+OVS_UNDERLAY_NEEDS = ("ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "os-ken")
+
+
+def check_mode(mode_name, spec, caps):
+    """Refuse a mode this machine cannot run (caps from doctor) or that cannot wire `spec`."""
+    mode = get_mode(mode_name)
+    missing = doctor.missing_for(mode.requires, caps)
+    if missing:
+        raise TestbedError(f"mode {mode_name} needs {', '.join(missing)}, which this "
+                           "machine lacks (see `testbed doctor`)")
+    mode.check(spec)
+    if spec.policy_enforce and mode.policy_hook is None:
+        raise TestbedError(f"{spec.path}: networkPolicy.enforce: mode {mode_name} cannot "
+                           f"enforce NetworkPolicy: {mode.policy_note}")
+
+
+def check_proxy_mode(spec, caps):
+    """kube-proxy's mode needs its packet filter (or IPVS and its tools) on the machine."""
+    missing = doctor.missing_for(proxies.PROXY_NEEDS[spec.proxy_mode], caps)
+    if missing:
+        named = [proxies.NEED_NAMES.get(m, m) for m in missing]
+        raise TestbedError(f"{spec.path}: kube-proxy mode {spec.proxy_mode} needs "
+                           f"{', '.join(named)}, which this machine lacks (see `testbed "
+                           "doctor`); kubeProxy: {mode: iptables} or nftables work without")
+
+
+def check_underlay(spec, caps):
+    if spec.underlay == "ovs":
+        missing = doctor.missing_for(OVS_UNDERLAY_NEEDS, caps)
+        if missing:
+            raise TestbedError(f"{spec.path}: underlay ovs needs {', '.join(missing)}, which "
+                               "this machine lacks (see `testbed doctor`)")
+
+
+def check_name_free(name):
+    """Refuse a cluster name in use, saying by whom and what to do."""
+    run_dir = run_dir_for(name)
+    if not os.path.isdir(run_dir):
+        return
+    try:
+        state = RunState.load(run_dir)
+    except (OSError, ValueError, TypeError):
+        state = None
+    owner = state.supervisor if state else None
+    if owner and pid_is(owner.pid, owner.start):
+        raise TestbedError(f"cluster {name!r} is already running ({state.mode} mode, owner "
+                           f"pid {owner.pid}): reach it with `testbed get pods --name {name}`"
+                           f", or take it down with `testbed down --name {name}`")
+    raise TestbedError(f"a cluster named {name!r} was left behind by a run whose owner died: "
+                       f"`testbed clean --name {name}` removes it")

@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from testbed import REPO
 from testbed.api import apply, manifests
 from testbed.core.state import RunState, run_dir_for
 from testbed.host import netns
@@ -105,8 +106,8 @@ def ask_all(sandbox, targets):
 def test_upstream_netpol_model_applies_unchanged_and_every_pod_answers(make_cluster, tmp_path):
     cluster = make_cluster("default.yaml", "vxlan")
     name = cluster.spec.name
-    manifest = tmp_path / "model.yaml"
-    manifest.write_text(model(("x", "y", "z"), ("a", "b", "c")))
+    manifest = REPO / "docs" / "examples" / "netpol-model.yaml"  # as the docs show it
+    assert manifest.read_text().endswith(model(("x", "y", "z"), ("a", "b", "c")))
     # as `testbed apply -f` has the cluster's owner do it (this test process owns it)
     result = apply.apply(cluster, manifests.load(str(manifest)))
     assert not any("agnhost" in w for w in result.warnings), result.warnings

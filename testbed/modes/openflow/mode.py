@@ -195,13 +195,13 @@ class OpenflowMode(Mode):
         }
 
     def pod_added(self, cluster, pod, node, record):
-        host, sandbox = record["result"]["interfaces"][:2]
-        self.controller.request("pod", node=node.name, name=pod.key, ip=record["ip"],
+        host, sandbox = record.result["interfaces"][:2]
+        self.controller.request("pod", node=node.name, name=pod.key, ip=record.ip,
                                 mac=sandbox["mac"], port=host["name"])
-        self._wait_for_flow(node, "nw_dst", record["ip"])
+        self._wait_for_flow(node, "nw_dst", record.ip)
 
     def pod_removed(self, cluster, pod, node):
-        if self.controller is not None and self.controller.status()["alive"]:
+        if self.controller is not None and self.controller.status().alive:
             self.controller.request("forget_pod", node=node.name, name=pod.key)
 
     # --- daemons ---------------------------------------------------------------------------

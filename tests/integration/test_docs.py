@@ -1,0 +1,70 @@
+"""The commands the pages show, run for real: the README's tour and the NetworkPolicy page's
+example, in order, each as a user would type it (with a cluster name of the test's own)."""
+import re
+import shlex
+
+from .conftest import REPO, Footprint, run_testbed, unique_name
+
+
+def block_after(page, heading, prompt=""):
+    """The command lines of the first sh/console block after `heading` (console: the lines
+    after the `# ` prompt), each as argv after `testbed`, with what it printed on the page."""
+    text = (REPO / page).read_text().split(heading, 1)[1]
+    block = re.search(r"^```(?:sh|console)\n(.*?)^```", text, re.M | re.S).group(1)
+    out, current = [], None
+    for line in block.splitlines():
+        if line.startswith(prompt + "testbed "):
+            current = [shlex.split(line[len(prompt):].split("  #")[0])[1:], []]
+            out.append(current)
+        elif current is not None:
+            current[1].append(line)
+    return out
+
+
+def test_the_readmes_tour_runs_as_shown(require):
+    require("vxlan", "bridge", "veth", "nsd")
+    before, name = Footprint(), unique_name()
+    commands = block_after("README.md", "## A five-minute tour")
+    assert [argv[0] for argv, _ in commands][:3] == ["doctor", "up", "get"]
+    outputs = {}
+    try:
+        for shown_argv, _shown in commands:
+            argv = [name if word == "tour" else word for word in shown_argv]
+            proc = run_testbed(*argv, timeout=180)
+            assert proc.returncode == 0, f"testbed {' '.join(argv)}: {proc.stderr}"
+            outputs[" ".join(shown_argv)] = proc.stdout
+    finally:
+        run_testbed("down", "--name", name)
+    def output(start):
+        return next(out for line, out in outputs.items() if line.startswith(start))
+    assert "1 received" in output("exec node1-pod1 -- ping")
+    assert "vxlan id 1" in output("exec node1 -- ip -d link show flannel.1")
+    assert output("exec node1-pod1 -- curl").startswith("web-")  # a pod of the Deployment
+    cluster_ip = re.search(r"^web\s+ClusterIP\s+(10\.96\.\S+)", output("get svc -n shop"),
+                           re.M).group(1)
+    assert output("exec node1-pod1 -- dig").strip() == cluster_ip
+    assert Footprint().leftovers(before) == []
+
+
+def test_the_network_policy_example_decides_as_the_page_shows(require):
+    require("bird", "birdc", "veth", "nft")
+    before, name = Footprint(), unique_name()
+    commands = block_after("docs/network-policy.md", "The example of Kubernetes' documentation",
+                           prompt="# ")
+    try:
+        for argv, shown in commands:
+            argv = [name if word == "netpol" else word for word in argv]
+            proc = run_testbed(*argv, timeout=180)
+            verdict = [line for line in shown if line in ("ALLOWED", "DENIED")]
+            if verdict:  # policy check: exit 0 allowed, 1 denied, and the page's verdict
+                assert proc.stdout.splitlines()[-1] == verdict[0], proc.stdout
+                assert proc.returncode == (0 if verdict[0] == "ALLOWED" else 1)
+                assert proc.stdout.splitlines()[2] == shown[2], "the deciding line"
+            else:
+                assert proc.returncode == 0, f"testbed {' '.join(argv)}: {proc.stderr}"
+                for line in shown:
+                    if line.endswith(" created"):
+                        assert line in proc.stdout
+    finally:
+        run_testbed("down", "--name", name)
+    assert Footprint().leftovers(before) == []

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from testbed.cni import skeleton
 from testbed.cni.caller import OWN_PLUGINS
 from testbed.host import netns
 from testbed.modes.bgp import calico_plugin
@@ -75,7 +76,7 @@ def test_add_check_del_wire_a_pod_as_calico_does(node_and_pod):
     assert not (data_dir / "10.244.0.64").exists()
     assert call(node, pod, "DEL", config(data_dir))[0] == 0, "DEL must be idempotent"
     code, err = call(node, pod, "CHECK", config(data_dir))
-    assert code == 1 and err["code"] == calico_plugin.UNKNOWN_CONTAINER
+    assert code == 1 and err["code"] == skeleton.UNKNOWN_CONTAINER
 
 
 def test_bad_config_by_hand_returns_a_spec_error_and_nonzero_exit(node_and_pod):

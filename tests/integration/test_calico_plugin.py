@@ -84,6 +84,11 @@ def test_bad_config_by_hand_returns_a_spec_error_and_nonzero_exit(node_and_pod):
     code, err = call(node, pod, "ADD", '{"cniVersion": "1.0.0", "ipam": {}}')
     assert code == 1
     assert set(err) == {"cniVersion", "code", "msg", "details"}
-    assert err["code"] == calico_plugin.INVALID_CONFIG and "ipam.dataDir" in err["msg"]
+    assert err["code"] == skeleton.INVALID_CONFIG and "ipam.type is missing" in err["msg"]
+    # the IPAM plugin it delegates to refuses its part of the configuration the same way
+    code, err = call(node, pod, "ADD", {**config(data_dir), "ipam": {
+        "type": "testbed-calico-blocks", "blocks": ["10.244.0.64/26"]}})
+    assert (code, err["code"]) == (1, skeleton.INVALID_CONFIG)
+    assert err["msg"] == "IPAM testbed-calico-blocks: ipam.dataDir is missing"
     assert netns.run(["ip", "-n", pod, "-o", "link"]).count(":") >= 1  # nothing was wired
     assert "eth0" not in netns.run(["ip", "-n", pod, "-o", "link"])

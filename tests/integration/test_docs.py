@@ -47,7 +47,7 @@ def test_the_readmes_tour_runs_as_shown(require):
 
 
 def test_the_network_policy_example_decides_as_the_page_shows(require):
-    require("bird", "birdc", "veth", "nft")
+    require("bird", "birdc", "veth", "nftables")
     before, name = Footprint(), unique_name()
     commands = block_after("docs/network-policy.md", "The example of Kubernetes' documentation",
                            prompt="# ")

@@ -49,8 +49,8 @@ def test_up_exec_get_down_leaves_nothing(require):
         out = run_testbed("exec", "--name", name, target, "--", "sh", "-c",
                           "setsid sleep 600 >/dev/null 2>&1 & echo $!", check=True).stdout
         pid = int(out.split()[-1])
-        strays.append({"pid": pid, "start": processes.process_start_time(pid),
-                       "what": f"sleep started in {target}"})
+        strays.append(processes.Process(pid, processes.process_start_time(pid),
+                                        f"sleep started in {target}"))
 
     down = run_testbed("down", "--name", name, check=True)
     assert f"cluster {name} is down" in down.stdout

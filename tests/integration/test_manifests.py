@@ -93,7 +93,7 @@ def test_apply_scale_and_delete_a_deployment(require, tmp_path, proxy_mode):
         assert all(p.rsplit("-", 1)[0] == rs for p in pods)  # one ReplicaSet
         client = sandbox_name(name, "default", "node1-pod1")
         for pod, rec in pods.items():  # netexec answers with its pod's name, across nodes
-            assert curl(client, f"http://{rec.ip}:8080/hostname") == pod
+            assert curl(client, f"http://{rec['ip']}:8080/hostname") == pod
         # through the ClusterIP: kube-proxy's statistic rules spread new connections
         svc = cluster_ips(name)
         answers = [curl(client, f"http://{svc['web']}/hostname") for _ in range(60)]

@@ -21,6 +21,11 @@ def block_after(page, heading, prompt=""):
     return out
 
 
+def renamed(argv, name):
+    """argv with the cluster name after --name replaced by the test's own."""
+    return [name if i and argv[i - 1] == "--name" else word for i, word in enumerate(argv)]
+
+
 def test_the_readmes_tour_runs_as_shown(require):
     require("vxlan", "bridge", "veth", "nsd")
     before, name = Footprint(), unique_name()
@@ -29,7 +34,7 @@ def test_the_readmes_tour_runs_as_shown(require):
     outputs = {}
     try:
         for shown_argv, _shown in commands:
-            argv = [name if word == "tour" else word for word in shown_argv]
+            argv = renamed(shown_argv, name)
             proc = run_testbed(*argv, timeout=180)
             assert proc.returncode == 0, f"testbed {' '.join(argv)}: {proc.stderr}"
             outputs[" ".join(shown_argv)] = proc.stdout
@@ -53,7 +58,7 @@ def test_the_network_policy_example_decides_as_the_page_shows(require):
                            prompt="# ")
     try:
         for argv, shown in commands:
-            argv = [name if word == "netpol" else word for word in argv]
+            argv = renamed(argv, name)
             proc = run_testbed(*argv, timeout=180)
             verdict = [line for line in shown if line in ("ALLOWED", "DENIED")]
             if verdict:  # policy check: exit 0 allowed, 1 denied, and the page's verdict

@@ -70,6 +70,8 @@ def test_the_network_policy_example_decides_as_the_page_shows(require):
                 for line in shown:
                     if line.endswith(" created"):
                         assert line in proc.stdout
+                if argv[0] == "exec":  # what a pod printed, exactly as shown
+                    assert proc.stdout.splitlines() == shown
     finally:
         run_testbed("down", "--name", name)
     assert Footprint().leftovers(before) == []

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from collections import defaultdict
 
+import mininet.net
+
 from testbed.errors import TestbedError
 
 from . import stats
@@ -57,7 +59,6 @@ def _cni_plugin_version(path="/usr/lib/cni/bridge"):
 
 
 def machine_facts(repo, datapaths, options):
-    import mininet.net
     commit = _first_line(["git", "-C", str(repo), "rev-parse", "HEAD"])
     dirty = _first_line(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"])
     return {

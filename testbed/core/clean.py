@@ -8,11 +8,13 @@ and is left alone unless named (`--name`) or everything is asked for (`--all`).
 import os
 import shutil
 import signal
+from collections.abc import Callable
 
 from testbed.core.records import Owned
 from testbed.core.state import RunState, list_runs
 from testbed.host import netns
 from testbed.host.processes import (
+    Process,
     end_processes_in_all,
     end_together,
     pid_is,
@@ -36,7 +38,7 @@ def _stop_supervisor(state, log):
     return [f"cluster {state.name} (torn down by its owner, pid {sup.pid})"]
 
 
-def clean_run(run_dir, log=print):
+def clean_run(run_dir: str, log: Callable[[str], None] = print) -> tuple[list, list]:
     """Remove one run's leftovers; returns (removed, left): what it removed, and what it
     could not (whose records it keeps in the state file, so that a later clean goes on)."""
     removed = []
@@ -93,7 +95,7 @@ def _remove_owned(state, run_dir):
     return removed
 
 
-def still_present(state, run_dir):
+def still_present(state: RunState, run_dir: str) -> list[tuple[str, object]]:
     """[(kind, item)] of what the run recorded and still exists (its own directory aside)."""
     present = set(netns.netns_list())
     out = [("pids", e) for e in state.owned.pids if pid_is(e.pid, e.start)]
@@ -103,7 +105,7 @@ def still_present(state, run_dir):
     return out
 
 
-def keep_only(state, left):
+def keep_only(state: RunState, left: list[tuple[str, object]]) -> None:
     """Records of what is gone are dropped; those of what is left stay, for the next clean."""
     owned = Owned()
     for kind, item in left:
@@ -119,14 +121,14 @@ def keep_only(state, left):
 KIND_WORDS = {"netns": "netns", "links": "link", "dirs": "dir"}
 
 
-def describe(item):
+def describe(item: tuple[str, object]) -> str:
     kind, what = item
     if kind == "pids":
         return f"process {what.pid} ({what.what})"
     return f"{KIND_WORDS[kind]} {what}"
 
 
-def owner_alive(run_dir):
+def owner_alive(run_dir: str) -> tuple[bool, Process | None]:
     """(alive, owner) of a run: its recorded owner's PID and start time still match."""
     try:
         owner = RunState.load(run_dir).supervisor
@@ -135,7 +137,8 @@ def owner_alive(run_dir):
     return owner is not None and pid_is(owner.pid, owner.start), owner
 
 
-def clean_all(log=print, include_live=False):
+def clean_all(log: Callable[[str], None] = print,
+              include_live: bool = False) -> tuple[list, list, list[str]]:
     """Clean every run whose owner died (every run with include_live); returns
     (removed, left: what could not be removed, spared: names of live runs left alone)."""
     removed, left, spared = [], [], []

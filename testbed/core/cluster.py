@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 
 from testbed.addons.dns import ClusterDNS
 from testbed.api import apply, manifests
@@ -20,11 +21,12 @@ from testbed.core.preflight import (
     check_proxy_mode,
     check_underlay,
 )
-from testbed.core.records import HostRecord, NodeRecord, PolicyEnforcement
+from testbed.core.records import HostRecord, NodeRecord, PodRecord, PolicyEnforcement
 from testbed.core.state import RunState
-from testbed.core.topology import EXTERNAL_NAME
+from testbed.core.topology import EXTERNAL_NAME, ClusterSpec, PodSpec
 from testbed.errors import TestbedError
 from testbed.host import netns
+from testbed.host.daemons import DaemonRecord
 from testbed.host.processes import (
     Process,
     end_processes_in_all,
@@ -74,7 +76,8 @@ class Cluster:
         self.timings = {}
 
     @classmethod
-    def create(cls, spec, mode_name, verbose=False, **facts):
+    def create(cls, spec: ClusterSpec, mode_name: str, verbose: bool = False,
+               **facts) -> "Cluster":
         """Check everything that can be checked, then make the run directory and state.
 
         mode_name BARE builds the underlay only (the benchmark's node-to-node baseline)."""
@@ -114,7 +117,7 @@ class Cluster:
         return cluster
 
     # --- bring-up ------------------------------------------------------------------------
-    def up(self):
+    def up(self) -> "Cluster":
         started = time.monotonic()
         try:
             self._build()
@@ -178,7 +181,7 @@ class Cluster:
         self.state.update(warnings=warnings)
 
     # --- pods ------------------------------------------------------------------------------
-    def add_pod(self, pod):
+    def add_pod(self, pod: PodSpec) -> PodRecord:
         """Attach a pod (a PodSpec) to its node, as the kubelet would; returns its record."""
         node = self.nodes[pod.node]
         self.pods_up.append(pod)
@@ -186,14 +189,14 @@ class Cluster:
         self.mode.pod_added(self, pod, node, record)
         return record
 
-    def policy_status(self):
+    def policy_status(self) -> PolicyEnforcement:
         """Whether NetworkPolicy is enforced here, in words for `get netpol`."""
         if self.policy is not None:
             return PolicyEnforcement(True, f"per-pod chains in table {policy_nft.TABLE} of each "
                                      "node")
         return PolicyEnforcement(False, self.mode.policy_note)
 
-    def sync_network(self):
+    def sync_network(self) -> None:
         """After pods, Services or policies changed: every node's kube-proxy rules and
         policy rules, the LoadBalancer addresses, the DNS zone."""
         self.proxies.sync(self)
@@ -202,14 +205,14 @@ class Cluster:
         self.speaker.sync(self)
         self.dns.sync(self)
 
-    def least_busy_node(self):
+    def least_busy_node(self) -> str:
         """Where the scheduler puts a pod without nodeName: the node with the fewest pods."""
         load = {name: 0 for name in self.nodes}
         for rec in self.state.pods.values():
             load[rec.node] += 1
         return min(self.nodes, key=lambda n: load[n])  # ties: the topology's order
 
-    def relabel_pod(self, key, labels):
+    def relabel_pod(self, key: str, labels: dict[str, str]) -> None:
         """New labels for a running pod, by "<namespace>/<name>" (as `kubectl apply` or
         `label` changes them)."""
         self.state.pods[key].labels = labels
@@ -217,7 +220,7 @@ class Cluster:
                         for p in self.pods_up]
         self.state.save()
 
-    def remove_pod(self, key):
+    def remove_pod(self, key: str) -> None:
         """Detach a pod ("<namespace>/<name>") and remove its sandbox."""
         pod = next(p for p in self.pods_up if p.key == key)
         node = self.nodes[pod.node]
@@ -228,7 +231,7 @@ class Cluster:
             self.runtime.delete_pod(pod, node)
 
     # --- the mode's daemons ----------------------------------------------------------------
-    def check_daemons(self):
+    def check_daemons(self) -> dict[str, DaemonRecord]:
         """Status of the mode's and the fabric's daemons; a dead one is recorded in the state
         for `status`."""
         status = self.fabric.daemon_status() if self.fabric else {}
@@ -237,14 +240,14 @@ class Cluster:
             self.state.update(daemons=status)
         return status
 
-    def restart_daemon(self, node_name):
+    def restart_daemon(self, node_name: str) -> dict[str, DaemonRecord]:
         if node_name not in self.nodes:
             raise TestbedError(f"no node {node_name!r} in cluster {self.spec.name}")
         self.mode.restart_daemon(self, node_name)
         return self.check_daemons()
 
     # --- teardown ------------------------------------------------------------------------
-    def down(self, progress=None):
+    def down(self, progress: Callable[[str], None] | None = None) -> list[str]:
         """Tear down everything this cluster made; returns what could not be removed.
 
         Once begun, teardown finishes: SIGINT, SIGTERM and SIGHUP meanwhile are ignored, and
@@ -311,7 +314,7 @@ class Cluster:
             if path != self.state.dir:
                 shutil.rmtree(path, ignore_errors=True)
 
-    def remove_run_dir(self):
+    def remove_run_dir(self) -> None:
         """The run directory goes only when nothing it records is left."""
         if not still_present(self.state, self.state.dir):
             shutil.rmtree(self.state.dir, ignore_errors=True)

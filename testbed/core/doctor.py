@@ -152,7 +152,7 @@ def _sctp_sockets():
         return False
 
 
-def run_checks():
+def run_checks() -> list[Check]:
     probed = _probe_links()
     config = _kernel_config()
     probed["openvswitch"] = _config_has(config, "OPENVSWITCH", "openvswitch")
@@ -178,16 +178,16 @@ def run_checks():
     return checks
 
 
-def capabilities(checks=None):
+def capabilities(checks: list[Check] | None = None) -> dict[str, bool]:
     """{feature or binary name: present?} for modes and tests to consult."""
     return {c.name: c.ok for c in (checks or run_checks())}
 
 
-def missing_for(required, caps):
+def missing_for(required: tuple | list, caps: dict[str, bool]) -> list[str]:
     return [name for name in required if not caps.get(name, False)]
 
 
-def render(checks):
+def render(checks: list[Check]) -> str:
     lines = []
     for kind, title in (("kernel", "Kernel features"), ("binary", "Programs")):
         lines.append(title)

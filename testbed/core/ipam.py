@@ -4,18 +4,20 @@ Flannel with the Kubernetes subnet manager (kube-flannel's default) takes each n
 node.spec.podCIDR, which kube-controller-manager hands out in order from the start of the
 cluster CIDR: node 1 gets 10.244.0.0/24, node 2 10.244.1.0/24, and so on. We do the same.
 """
+import ipaddress
 import os
 
+from testbed.core.topology import ClusterSpec
 from testbed.errors import TestbedError
 
 
-def node_leases(spec):
+def node_leases(spec: ClusterSpec) -> dict[str, ipaddress.IPv4Network]:
     """{node name: IPv4Network} — one /nodePrefix subnet per node, in the order of the file."""
     subnets = spec.pod_cidr.subnets(new_prefix=spec.node_prefix)
     return {node.name: next(subnets) for node in spec.nodes}
 
 
-def check_lease_room(spec):
+def check_lease_room(spec: ClusterSpec) -> None:
     """Refuse more pods on a node than its lease holds: a lease loses its network, broadcast
     and gateway addresses to pods."""
     room = 2 ** (32 - spec.node_prefix) - 3
@@ -31,7 +33,8 @@ CALICO_BLOCK_PREFIX = 26   # Calico's default IPAM block size
 CALICO_BLOCK_SIZE = 2 ** (32 - CALICO_BLOCK_PREFIX)
 
 
-def calico_blocks(spec, prefix=CALICO_BLOCK_PREFIX):
+def calico_blocks(spec: ClusterSpec,
+                  prefix: int = CALICO_BLOCK_PREFIX) -> dict[str, list[ipaddress.IPv4Network]]:
     """{node name: [IPv4Network, ...]} — Calico-style affine blocks, handed out in order.
 
     Every address of a block goes to pods (each pod gets a /32; there is no gateway or
@@ -51,7 +54,7 @@ def calico_blocks(spec, prefix=CALICO_BLOCK_PREFIX):
     return out
 
 
-def render_subnet_env(network, lease, mtu, ipmasq=False):
+def render_subnet_env(network, lease, mtu: int, ipmasq: bool = False) -> str:
     """flannel's /run/flannel/subnet.env. FLANNEL_SUBNET is the lease's first host address."""
     return (f"FLANNEL_NETWORK={network}\n"
             f"FLANNEL_SUBNET={lease[1]}/{lease.prefixlen}\n"
@@ -59,7 +62,7 @@ def render_subnet_env(network, lease, mtu, ipmasq=False):
             f"FLANNEL_IPMASQ={'true' if ipmasq else 'false'}\n")
 
 
-def parse_subnet_env(text):
+def parse_subnet_env(text: str) -> dict[str, str]:
     """The inverse of render_subnet_env, as flannel's CNI plugin reads the file."""
     out = {}
     for line in text.splitlines():
@@ -70,7 +73,7 @@ def parse_subnet_env(text):
     return out
 
 
-def write_subnet_env(directory, network, lease, mtu):
+def write_subnet_env(directory: str, network, lease, mtu: int) -> str:
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "subnet.env")
     with open(path, "w") as f:

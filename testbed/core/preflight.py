@@ -7,13 +7,15 @@ import os
 from testbed.core import doctor
 from testbed.core import spec as specmod
 from testbed.core.state import RunState, run_dir_for
+from testbed.core.topology import ClusterSpec
 from testbed.errors import TestbedError
 from testbed.host.processes import pid_is
 from testbed.kubeproxy import proxies
 from testbed.modes import get_mode, mode_names
 
 
-def load_spec(path, name=None, underlay=None, proxy_mode=None):
+def load_spec(path: str, name: str | None = None, underlay: str | None = None,
+              proxy_mode: str | None = None) -> ClusterSpec:
     """Read a topology, checking its mode against the registry; `name` renames the cluster,
     `underlay` (linux or ovs) and `proxy_mode` (kube-proxy's) override the topology's."""
     spec = specmod.load(path, known_modes=mode_names())
@@ -33,7 +35,7 @@ BARE = "bare"  # the underlay alone: nodes and racks, no CNI mode and no pods
 OVS_UNDERLAY_NEEDS = ("ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "os-ken")
 
 
-def check_mode(mode_name, spec, caps):
+def check_mode(mode_name: str, spec: ClusterSpec, caps: dict[str, bool]) -> None:
     """Refuse a mode this machine cannot run (caps from doctor) or that cannot wire `spec`."""
     mode = get_mode(mode_name)
     missing = doctor.missing_for(mode.requires, caps)
@@ -46,7 +48,7 @@ def check_mode(mode_name, spec, caps):
                            f"enforce NetworkPolicy: {mode.policy_note}")
 
 
-def check_proxy_mode(spec, caps):
+def check_proxy_mode(spec: ClusterSpec, caps: dict[str, bool]) -> None:
     """kube-proxy's mode needs its packet filter (or IPVS and its tools) on the machine."""
     missing = doctor.missing_for(proxies.PROXY_NEEDS[spec.proxy_mode], caps)
     if missing:
@@ -56,7 +58,7 @@ def check_proxy_mode(spec, caps):
                            "doctor`); kubeProxy: {mode: iptables} or nftables work without")
 
 
-def check_underlay(spec, caps):
+def check_underlay(spec: ClusterSpec, caps: dict[str, bool]) -> None:
     if spec.underlay == "ovs":
         missing = doctor.missing_for(OVS_UNDERLAY_NEEDS, caps)
         if missing:
@@ -64,7 +66,7 @@ def check_underlay(spec, caps):
                                "this machine lacks (see `testbed doctor`)")
 
 
-def check_name_free(name):
+def check_name_free(name: str) -> None:
     """Refuse a cluster name in use, saying by whom and what to do."""
     run_dir = run_dir_for(name)
     if not os.path.isdir(run_dir):

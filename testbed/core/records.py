@@ -129,7 +129,7 @@ class Owned:
 CODECS = {NetworkPolicy: (policy_to_record, policy_from_record)}
 
 
-def encode(value):
+def encode(value: object) -> object:
     """JSON-shaped data (dicts, lists, scalars) of a record."""
     if type(value) in CODECS:
         return CODECS[type(value)][0](value)
@@ -143,7 +143,7 @@ def encode(value):
     return value
 
 
-def decode(kind, value):
+def decode(kind: object, value: object) -> object:
     """A value of type `kind` from JSON-shaped data (what encode() wrote)."""
     if value is None:
         return None
@@ -163,7 +163,7 @@ def decode(kind, value):
     return value
 
 
-def decode_fields(kind, value: dict, **extra):
+def decode_fields(kind: type, value: dict, **extra) -> object:
     """An instance of dataclass `kind` from a JSON object (unknown keys ignored)."""
     hints = typing.get_type_hints(kind)
     known = {f.name for f in dataclasses.fields(kind) if f.init}

@@ -49,7 +49,7 @@ DEFAULT_COMMAND = ("sleep", "infinity")
 CLUSTER_NAME_RULE = "cluster name must be 1-32 lower-case letters, digits and '-'"
 
 
-def valid_cluster_name(name):
+def valid_cluster_name(name: object) -> bool:
     return isinstance(name, str) and bool(DNS_LABEL.match(name)) and len(name) <= 32
 
 
@@ -70,7 +70,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def load(path, known_modes=None):
+def load(path: str, known_modes: list[str] | None = None) -> ClusterSpec:
     """Read and validate a topology file; raises SpecError on the first problem."""
     try:
         text = read_text(path)
@@ -79,7 +79,8 @@ def load(path, known_modes=None):
     return parse(text, path, known_modes)
 
 
-def parse(text, path="<string>", known_modes=None):
+def parse(text: str, path: str = "<string>",
+          known_modes: list[str] | None = None) -> ClusterSpec:
     loader = _UniqueKeyLoader(text)
     try:
         node = loader.get_single_node()

@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from testbed.core.records import (
@@ -118,7 +119,7 @@ class RunState:
         return path
 
     @contextlib.contextmanager
-    def deferred_saves(self):
+    def deferred_saves(self) -> Iterator[None]:
         """Save once at the end of the block instead of at every change. Only for removals:
         a record dropped late lists an object already gone, which `clean` skips; a record
         written late could miss an object that exists."""
@@ -148,11 +149,11 @@ class RunState:
         self.save()
 
     # --- owned objects -------------------------------------------------------------------
-    def own(self, kind: str, item) -> None:
+    def own(self, kind: str, item: object) -> None:
         getattr(self.owned, kind).append(item)
         self.save()
 
-    def disown(self, kind: str, item) -> None:
+    def disown(self, kind: str, item: object) -> None:
         items = getattr(self.owned, kind)
         if item in items:
             items.remove(item)

@@ -11,12 +11,14 @@ import os
 import socket
 import sys
 import traceback
+from collections.abc import Callable
 
 from testbed.api import apply, manifests
 from testbed.core.adopt import adopt
 from testbed.core.cluster import Cluster
 from testbed.core.preflight import load_spec
 from testbed.core.records import encode
+from testbed.core.state import RunState
 from testbed.errors import TestbedError
 from testbed.host import rpc
 from testbed.host.daemons import describe_death
@@ -30,14 +32,16 @@ DAEMON_CHECK_S = 0.5  # how often the supervisor looks for dead daemons
 REQUEST_TIMEOUT_S = float(os.environ.get("TESTBED_REQUEST_TIMEOUT_S", "120"))
 
 
-def request(state, op, timeout=REQUEST_TIMEOUT_S, progress=None, alive=None, **args):
+def request(state: RunState, op: str, timeout: float = REQUEST_TIMEOUT_S,
+            progress: Callable[[str], None] | None = None,
+            alive: Callable[[], bool] | None = None, **args) -> dict:
     """Send one request to a run's supervisor; returns its JSON reply (rpc.request: progress
     lines restart the timeout, and a live supervisor is waited for as long as it lives).
     Raises OSError if it never answers."""
     return rpc.request(state.control_socket, {"op": op, **args}, timeout, progress, alive)
 
 
-def apply_request(cluster, op, path):
+def apply_request(cluster: Cluster, op: str, path: str) -> dict:
     """`testbed apply -f` / `delete -f`, carried out by the cluster's owner."""
     try:
         loaded = manifests.load(path)
@@ -59,7 +63,7 @@ def _report_deaths(cluster, reported):
                   flush=True)
 
 
-def serve(cluster):
+def serve(cluster: Cluster) -> None:
     """Answer requests until one asks for `down`."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     if os.path.exists(cluster.state.control_socket):  # a dead owner's (adopt.py)
@@ -109,7 +113,7 @@ def serve(cluster):
         server.close()
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="testbed-supervisor")
     parser.add_argument("--topo")
     parser.add_argument("--mode")

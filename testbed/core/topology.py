@@ -43,7 +43,7 @@ class RackSpec:
     delay: Optional[float] = None      # ms added by netem at each end of each link into the rack
 
     @property
-    def router_ip(self):
+    def router_ip(self) -> ipaddress.IPv4Interface:
         return ipaddress.IPv4Interface(f"{self.subnet[1]}/{self.subnet.prefixlen}")
 
 
@@ -74,7 +74,7 @@ class ClusterSpec:
     policy_enforce: Optional[bool] = None  # NetworkPolicy enforced? None: as the mode's plugin
 
     @property
-    def load_balancer_pool(self):
+    def load_balancer_pool(self) -> tuple[ipaddress.IPv4Address, ...]:
         """Addresses for LoadBalancer Services (announced on the first rack as MetalLB's L2
         mode does): the first rack's addresses below the external client's, at most 14,
         none a node's."""
@@ -88,28 +88,28 @@ class ClusterSpec:
         return tuple(reversed(pool))
 
     @property
-    def external_ip(self):
+    def external_ip(self) -> ipaddress.IPv4Interface:
         """The external client's address: the first rack's last usable one."""
         subnet = self.racks[0].subnet
         return ipaddress.IPv4Interface(f"{subnet[-2]}/{subnet.prefixlen}")
 
     @property
-    def pods(self):
+    def pods(self) -> list[PodSpec]:
         return [pod for node in self.nodes for pod in node.pods]
 
     @property
-    def has_router(self):
+    def has_router(self) -> bool:
         return len(self.racks) > 1
 
     @property
-    def namespace_holders(self):
+    def namespace_holders(self) -> list[str]:
         """Names of the underlay's namespaces: racks, nodes, the router, the external client."""
         return ([r.name for r in self.racks] + [n.name for n in self.nodes] +
                 ([ROUTER_NAME] if self.has_router else []) +
                 ([EXTERNAL_NAME] if self.external_client else []))
 
-    def node(self, name):
+    def node(self, name: str) -> NodeSpec:
         return next(n for n in self.nodes if n.name == name)
 
-    def rack(self, name):
+    def rack(self, name: str) -> RackSpec:
         return next(r for r in self.racks if r.name == name)

@@ -3,12 +3,22 @@
 Shaped like flannel's pkg/backend: the cluster asks a mode to plan leases, set up each node,
 learn and forget peers, give the network config pods attach with, and start/stop its daemons.
 """
+from __future__ import annotations
+
 import importlib
 import os
 import pkgutil
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from testbed.core.records import PodRecord
+from testbed.core.topology import ClusterSpec, PodSpec
 from testbed.errors import TestbedError
+from testbed.host.daemons import DaemonRecord
+
+if TYPE_CHECKING:  # for annotations only: the cluster and its state import the modes
+    from testbed.core.cluster import Cluster
+    from testbed.core.state import RunState
 
 UNDERLAY_DEV = "eth0"
 
@@ -40,84 +50,85 @@ class Mode:
     adoptable = False  # a new owner can take the cluster over from the records (adopt.py)
     routing_daemon = ""  # what routing_sessions() shows, for its heading
 
-    def describe_datapath(self, spec, caps):
+    def describe_datapath(self, spec: ClusterSpec, caps: dict) -> str:
         """How packets move in this cluster (caps: doctor's), recorded with benchmark results."""
         return self.datapath
 
-    def check(self, spec):
+    def check(self, spec: ClusterSpec) -> None:
         """Refuse a topology the mode cannot wire, before anything is built."""
 
-    def plan(self, spec):
+    def plan(self, spec: ClusterSpec) -> dict:
         """{node name: pod subnet}"""
         raise NotImplementedError
 
-    def pod_mtu(self, spec):
+    def pod_mtu(self, spec: ClusterSpec) -> int:
         return spec.mtu - self.encap_overhead
 
-    def setup_node(self, spec, node):
+    def setup_node(self, spec: ClusterSpec, node: NodeContext) -> None:
         """Create the node's own datapath objects."""
 
-    def add_peer(self, spec, node, peer):
+    def add_peer(self, spec: ClusterSpec, node: NodeContext, peer: NodeContext) -> None:
         """Make `node` reach the pods of `peer`."""
 
-    def remove_peer(self, spec, node, peer):
+    def remove_peer(self, spec: ClusterSpec, node: NodeContext, peer: NodeContext) -> None:
         """Undo add_peer."""
 
-    def network_config(self, spec, node):
+    def network_config(self, spec: ClusterSpec, node: NodeContext) -> dict:
         """The CNI network configuration (a dict) pods on `node` are attached with."""
         raise NotImplementedError
 
-    def start(self, cluster):
+    def start(self, cluster: Cluster) -> None:
         """Start the mode's daemons, once every node is set up."""
 
-    def stop(self, cluster):
+    def stop(self, cluster: Cluster) -> None:
         """Stop what start() started."""
 
-    def daemons(self, cluster):
+    def daemons(self, cluster: Cluster) -> dict[str, int]:
         """{label: pid} of the mode's own processes, whose CPU a benchmark reports apart."""
         return {}
 
-    def daemon_status(self, cluster):
+    def daemon_status(self, cluster: Cluster) -> dict[str, DaemonRecord]:
         """{label: {"node", "pid", "alive", "state"}} of the mode's own processes."""
         return {}
 
-    def restart_daemon(self, cluster, node_name):
+    def restart_daemon(self, cluster: Cluster, node_name: str) -> None:
         raise TestbedError(f"mode {self.name} runs no daemon to restart")
 
-    def adopt(self, cluster):
+    def adopt(self, cluster: Cluster) -> None:
         """Take over the daemons a dead owner started (their labels are in the records);
         nothing is started or changed."""
 
-    def describe_node(self, node):
+    def describe_node(self, node: NodeContext) -> dict:
         """Short facts of a node for its record (`lease` is shown by `testbed get nodes`)."""
         return {}
 
     # --- what a mode may show; the defaults are for a mode with nothing to show -----------
-    def stats(self, node=None) -> dict:
+    def stats(self, node: NodeContext | None = None) -> dict:
         """Counters of the mode's userspace datapath (a node's forwarder, the controller)."""
         return {}
 
-    def routing_sessions(self, state, host: str) -> str | None:
+    def routing_sessions(self, state: RunState, host: str) -> str | None:
         """What the mode's routing daemon says of its sessions on a node or router, read
         through the run's records (`testbed routes`); None when the mode routes without one."""
         return None
 
-    def flow_bridges(self, state) -> dict:
+    def flow_bridges(self, state: RunState) -> dict[str, tuple[str, str]]:
         """{node: (bridge's management target, controller's control socket)} of the OVS
         bridges the mode's flows live in (`testbed flows`)."""
         return {}
 
-    def pod_added(self, cluster, pod, node, record):
+    def pod_added(self, cluster: Cluster, pod: PodSpec, node: NodeContext,
+                  record: PodRecord) -> None:
         """A pod was attached (record: the runtime's, with the CNI result)."""
 
-    def pod_removed(self, cluster, pod, node):
+    def pod_removed(self, cluster: Cluster, pod: PodSpec, node: NodeContext) -> None:
         """A pod is about to be detached."""
 
 
 _REGISTRY = {}
 
 
-def register(cls):
+def register(cls: type[Mode]) -> type[Mode]:
     if cls.name in _REGISTRY:
         raise RuntimeError(f"CNI mode {cls.name} registered twice")
     _REGISTRY[cls.name] = cls
@@ -132,12 +143,12 @@ def _discover():
             importlib.import_module(f"testbed.modes.{info.name}")
 
 
-def mode_names():
+def mode_names() -> list[str]:
     _discover()
     return sorted(_REGISTRY)
 
 
-def get_mode(name):
+def get_mode(name: str) -> Mode:
     _discover()
     if name not in _REGISTRY:
         raise TestbedError(f"unknown CNI mode {name!r} (known: {', '.join(sorted(_REGISTRY))})")

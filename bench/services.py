@@ -19,7 +19,9 @@ import time
 from testbed.api import apply, kinds
 from testbed.core.cluster import Cluster
 from testbed.core.preflight import load_spec
+from testbed.errors import CommandError
 from testbed.host import netns
+from testbed.host.waiting import wait_until
 from testbed.kubeproxy import services
 
 PORT = 7000
@@ -58,14 +60,14 @@ def connect_latencies(sandbox, address, count):
 
 
 def wait_for_server(sandbox, address):
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    def answers():
         try:
             connect_latencies(sandbox, address, 1)
-            return
-        except Exception:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing answers on {address}:{PORT}")
+            return True
+        except (CommandError, ValueError):  # refused, or nothing printed yet
+            return False
+    if not wait_until(answers, 10, 0.1):
+        raise RuntimeError(f"nothing answers on {address}:{PORT}")
 
 
 def measure(client, pod_ip, last_ip, conns):

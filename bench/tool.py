@@ -1,6 +1,7 @@
 """Running a measuring tool as a server in one namespace and a client in another."""
 import subprocess
-import time
+
+from testbed.host.waiting import wait_until
 
 
 class ToolError(Exception):
@@ -9,14 +10,10 @@ class ToolError(Exception):
 
 def wait_listening(server_argv, port, timeout=5.0):
     """Wait until something listens on `port` (TCP or UDP) in the server's namespace."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = subprocess.run(server_argv(["ss", "-Hlnut", f"sport = :{port}"]),
-                             capture_output=True, text=True).stdout
-        if out.strip():
-            return True
-        time.sleep(0.02)
-    return False
+    def listening():
+        return subprocess.run(server_argv(["ss", "-Hlnut", f"sport = :{port}"]),
+                              capture_output=True, text=True).stdout.strip() != ""
+    return wait_until(listening, timeout, 0.02)
 
 
 def client_server(server_argv, server_cmd, client_argv, client_cmd, port, timeout):

@@ -21,6 +21,7 @@ from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import pid_is, process_start_time
 from testbed.host.signals import Interrupted, signals_deferred, signals_interrupt
+from testbed.host.waiting import wait_until
 from testbed.modes import get_mode, mode_names
 
 DEFAULT_MODE = "vxlan"
@@ -137,8 +138,8 @@ def cmd_down(args):
             _down_by_supervisor(state, alive)
         else:  # an interactive `up` or a benchmark: its own signal handling tears down
             os.kill(owner.pid, signal.SIGTERM)
-        while alive():  # the owner exits once its teardown is over, however long it takes
-            time.sleep(0.05)
+        # the owner exits once its teardown is over, however long it takes
+        wait_until(lambda: not alive(), float("inf"))
     removed, left = clean_run(state.dir, log=lambda _msg: None)
     cleaned = [r for r in removed if not r.startswith("dir ")]
     if cleaned:

@@ -282,7 +282,7 @@ def _run_test(measure, bare_flow, flows, clusters, opt, progress, turns):
 
     def one(flow):
         cluster = clusters[BARE if flow.mode == AA_MODE else flow.mode]
-        daemons = cluster.mode.daemons(cluster) if cluster.mode else {}
+        daemons = cluster.mode.daemons(cluster.context) if cluster.mode else {}
         mtu = cluster.state.pod_mtu or cluster.spec.mtu
         progress.show(f"{label}: {flow.mode} {flow.path}")
         out = _measure_once(measure, flow.client, flow.server, opt, mtu, daemons)

@@ -54,7 +54,7 @@ def adopt(name: str, owner: Process, verbose: bool = False) -> Cluster:
             dict(record.facts))
     for router in state.routers:
         cluster.routers[router] = netns.pod_namespace(pinned_name(router, name))
-    mode.adopt(cluster)
+    mode.adopt(cluster.context)
     cluster.pods_up = [PodSpec(r.name, r.namespace, r.node, dict(r.labels))
                        for r in state.pods.values()]
     _recall_services(cluster)

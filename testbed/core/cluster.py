@@ -37,7 +37,7 @@ from testbed.host.signals import signals_deferred
 from testbed.kubelet.runtime import Runtime, sandbox_name
 from testbed.kubeproxy import proxies
 from testbed.kubeproxy.speaker import Speaker
-from testbed.modes import NodeContext, get_mode
+from testbed.modes import ClusterContext, NodeContext, get_mode
 from testbed.policy import nftables as policy_nft
 from testbed.underlay.fabric import OvsFabric
 from testbed.underlay.racks import Underlay, pinned_name, shell_namespaces
@@ -74,6 +74,9 @@ class Cluster:
         self.runtime = Runtime(state)
         self.pods_up = []    # PodSpecs attached, in order
         self.timings = {}
+        # what the mode sees of this cluster (modes/base.py); it shares the dicts above
+        self.context = ClusterContext(spec, state, self.nodes, self.routers, self.caps,
+                                      self.timings)
 
     @classmethod
     def create(cls, spec: ClusterSpec, mode_name: str, verbose: bool = False,
@@ -165,7 +168,7 @@ class Cluster:
             for peer in self.nodes.values():
                 if peer is not node:
                     mode.add_peer(spec, node, peer)
-        mode.start(self)
+        mode.start(self.context)
         for node in self.nodes.values():
             record = self.state.nodes[node.name]
             record.details = mode.describe_node(node)
@@ -186,7 +189,7 @@ class Cluster:
         node = self.nodes[pod.node]
         self.pods_up.append(pod)
         record = self.runtime.create_pod(pod, node, self.mode.network_config(self.spec, node))
-        self.mode.pod_added(self, pod, node, record)
+        self.mode.pod_added(self.context, pod, node, record)
         return record
 
     def policy_status(self) -> PolicyEnforcement:
@@ -225,7 +228,7 @@ class Cluster:
         pod = next(p for p in self.pods_up if p.key == key)
         node = self.nodes[pod.node]
         try:
-            self.mode.pod_removed(self, pod, node)
+            self.mode.pod_removed(self.context, pod, node)
         finally:
             self.pods_up.remove(pod)
             self.runtime.delete_pod(pod, node)
@@ -235,7 +238,7 @@ class Cluster:
         """Status of the mode's and the fabric's daemons; a dead one is recorded in the state
         for `status`."""
         status = self.fabric.daemon_status() if self.fabric else {}
-        status.update(self.mode.daemon_status(self) if self.mode else {})
+        status.update(self.mode.daemon_status(self.context) if self.mode else {})
         if status != self.state.daemons:
             self.state.update(daemons=status)
         return status
@@ -243,7 +246,7 @@ class Cluster:
     def restart_daemon(self, node_name: str) -> dict[str, DaemonRecord]:
         if node_name not in self.nodes:
             raise TestbedError(f"no node {node_name!r} in cluster {self.spec.name}")
-        self.mode.restart_daemon(self, node_name)
+        self.mode.restart_daemon(self.context, node_name)
         return self.check_daemons()
 
     # --- teardown ------------------------------------------------------------------------
@@ -283,7 +286,7 @@ class Cluster:
                 self.pods_up = []
                 if self.mode is not None:
                     report("stopping the mode's daemons")
-                    attempt(self.mode.stop, self)
+                    attempt(self.mode.stop, self.context)
                 if self.fabric is not None:
                     attempt(self.fabric.stop)
                     self.fabric = None

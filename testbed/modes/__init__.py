@@ -3,4 +3,11 @@ configs and its doctor requirements. A mode registers itself by name (base.regis
 finds it with get_mode(). Adding a mode is adding a folder: every package here is imported
 when the registry is first read.
 """
-from testbed.modes.base import Mode, NodeContext, get_mode, mode_names, register  # noqa: F401
+from testbed.modes.base import (  # noqa: F401
+    ClusterContext,
+    Mode,
+    NodeContext,
+    get_mode,
+    mode_names,
+    register,
+)

@@ -16,8 +16,7 @@ from testbed.core.topology import ClusterSpec, PodSpec
 from testbed.errors import TestbedError
 from testbed.host.daemons import DaemonRecord
 
-if TYPE_CHECKING:  # for annotations only: the cluster and its state import the modes
-    from testbed.core.cluster import Cluster
+if TYPE_CHECKING:  # for annotations only: the state imports what the modes import
     from testbed.core.state import RunState
 
 UNDERLAY_DEV = "eth0"
@@ -33,6 +32,21 @@ class NodeContext:
     dir: str            # the node's own directory in the run directory
     lease: object = None  # IPv4Network of the node's pods, set from the mode's plan
     facts: dict = field(default_factory=dict)  # mode-specific facts (a VTEP MAC, a PID, ...)
+
+
+@dataclass
+class ClusterContext:
+    """What a mode may use of the cluster it runs in, and nothing else: the topology, the run's
+    state (where a mode keeps its facts: `nodes[...].facts`, `mode_facts`, and its processes
+    through `own_pid`), the nodes and routers by name, what this machine offers (doctor's
+    capabilities) and the cluster's timings (a mode adds its own, e.g. BGP convergence).
+    The dictionaries are the cluster's own: they fill as the cluster is built."""
+    spec: ClusterSpec
+    state: RunState
+    nodes: dict[str, NodeContext] = field(default_factory=dict)
+    routers: dict = field(default_factory=dict)   # name -> netns.Namespace of a rack router
+    caps: dict[str, bool] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 class Mode:
@@ -77,24 +91,24 @@ class Mode:
         """The CNI network configuration (a dict) pods on `node` are attached with."""
         raise NotImplementedError
 
-    def start(self, cluster: Cluster) -> None:
+    def start(self, cluster: ClusterContext) -> None:
         """Start the mode's daemons, once every node is set up."""
 
-    def stop(self, cluster: Cluster) -> None:
+    def stop(self, cluster: ClusterContext) -> None:
         """Stop what start() started."""
 
-    def daemons(self, cluster: Cluster) -> dict[str, int]:
+    def daemons(self, cluster: ClusterContext) -> dict[str, int]:
         """{label: pid} of the mode's own processes, whose CPU a benchmark reports apart."""
         return {}
 
-    def daemon_status(self, cluster: Cluster) -> dict[str, DaemonRecord]:
+    def daemon_status(self, cluster: ClusterContext) -> dict[str, DaemonRecord]:
         """{label: {"node", "pid", "alive", "state"}} of the mode's own processes."""
         return {}
 
-    def restart_daemon(self, cluster: Cluster, node_name: str) -> None:
+    def restart_daemon(self, cluster: ClusterContext, node_name: str) -> None:
         raise TestbedError(f"mode {self.name} runs no daemon to restart")
 
-    def adopt(self, cluster: Cluster) -> None:
+    def adopt(self, cluster: ClusterContext) -> None:
         """Take over the daemons a dead owner started (their labels are in the records);
         nothing is started or changed."""
 
@@ -117,11 +131,11 @@ class Mode:
         bridges the mode's flows live in (`testbed flows`)."""
         return {}
 
-    def pod_added(self, cluster: Cluster, pod: PodSpec, node: NodeContext,
+    def pod_added(self, cluster: ClusterContext, pod: PodSpec, node: NodeContext,
                   record: PodRecord) -> None:
         """A pod was attached (record: the runtime's, with the CNI result)."""
 
-    def pod_removed(self, cluster: Cluster, pod: PodSpec, node: NodeContext) -> None:
+    def pod_removed(self, cluster: ClusterContext, pod: PodSpec, node: NodeContext) -> None:
         """A pod is about to be detached."""
 
 

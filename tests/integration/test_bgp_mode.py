@@ -51,14 +51,14 @@ def test_route_reflectors_carry_all_routes_without_a_mesh(make_cluster):
     assert set(sessions(cluster, "node3")) == {"node_node1", "node_node2"}  # clients: RRs only
     assert len(sessions(cluster, "node1")) == 4  # a reflector: everyone in its rack
     assert all(state == "Established" for state in sessions(cluster, "node3").values())
-    assert cluster.mode.missing_routes(cluster) == []
+    assert cluster.mode.missing_routes(cluster.context) == []
 
 
 def test_a_dead_bird_withdraws_its_routes_and_a_restart_restores_them(make_cluster):
     cluster = make_cluster("default.yaml", "bgp")
     node1 = cluster.nodes["node1"]
     block2 = cluster.nodes["node2"].facts["blocks"][0]
-    os.kill(cluster.mode.daemons(cluster)["bird@node2"], signal.SIGKILL)
+    os.kill(cluster.mode.daemons(cluster.context)["bird@node2"], signal.SIGKILL)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and cluster.check_daemons()["bird@node2"].alive:
         time.sleep(0.05)
@@ -70,7 +70,7 @@ def test_a_dead_bird_withdraws_its_routes_and_a_restart_restores_them(make_clust
     assert not any(r["dst"] == block2 for r in node1.ns.ip_json("route", "show", "proto", "bird"))
     cluster.restart_daemon("node2")
     started = time.monotonic()
-    cluster.mode.wait_converged(cluster, started, timeout=30)
+    cluster.mode.wait_converged(cluster.context, started, timeout=30)
     target = pod(cluster, "node2-pod1").ip
     assert subprocess.run(in_pod(cluster, "node1-pod1", ["ping", "-c1", "-W2", target]),
                           capture_output=True).returncode == 0

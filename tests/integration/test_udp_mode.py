@@ -153,7 +153,7 @@ def test_garbage_datagrams_are_dropped_counted_and_forwarding_goes_on(make_clust
 def test_a_killed_forwarder_is_reported_and_a_restart_restores_traffic(make_cluster):
     cluster = make_cluster("default.yaml", "udp")
     target = pod(cluster, "node2-pod1").ip
-    pid = cluster.mode.daemons(cluster)["forwarder@node2"]
+    pid = cluster.mode.daemons(cluster.context)["forwarder@node2"]
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.2)
     status = cluster.check_daemons()["forwarder@node2"]
@@ -168,14 +168,14 @@ def test_a_killed_forwarder_is_reported_and_a_restart_restores_traffic(make_clus
 def test_the_peer_table_follows_nodes_without_a_restart(make_cluster):
     cluster = make_cluster("three-nodes.yaml", "udp")
     node1, node3 = cluster.nodes["node1"], cluster.nodes["node3"]
-    pid = cluster.mode.daemons(cluster)["forwarder@node1"]
+    pid = cluster.mode.daemons(cluster.context)["forwarder@node1"]
     target = pod(cluster, "web").ip  # on node3
     cluster.mode.remove_peer(cluster.spec, node1, node3)
     ok, out = ping_once(cluster, "node1-pod1", target)
     assert not ok and "Destination Net Unreachable" in out
     cluster.mode.add_peer(cluster.spec, node1, node3)
     assert ping_once(cluster, "node1-pod1", target)[0]
-    assert cluster.mode.daemons(cluster)["forwarder@node1"] == pid
+    assert cluster.mode.daemons(cluster.context)["forwarder@node1"] == pid
 
 
 def test_cli_reports_a_dead_forwarder_and_teardown_leaves_nothing(require):

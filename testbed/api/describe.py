@@ -10,7 +10,7 @@ from testbed.host.processes import pid_is
 from testbed.kubeproxy.services import endpoints as service_endpoints
 from testbed.policy import semantics as pol
 
-DESCRIBED = ("pods", "services", "networkpolicies")  # of kube_objects' resources
+DESCRIBED = ("pods", "services", "networkpolicies")  # of objects.py's resources
 
 
 def _field(name, value, width=14):

@@ -3,7 +3,7 @@ the name a user types.
 
 Columns are kubectl's: `get pods` shows NAME READY STATUS RESTARTS AGE of one namespace, `-A`
 adds NAMESPACE in front, `-o wide` adds IP, NODE and the pod's SANDBOX (its network namespace,
-for `ip netns exec`). Tables are built from the objects of kube_objects, so that the table and
+for `ip netns exec`). Tables are built from the objects of objects.py, so that the table and
 `-o json` never disagree.
 """
 import calendar
@@ -59,7 +59,7 @@ def _selector_text(sel):
 
 
 def rows(kind: str, objects: list, state, all_namespaces=False, wide=False) -> list:
-    """kubectl's table of `objects` (kube_objects of one resource kind)."""
+    """kubectl's table of `objects` (objects.py's of one resource kind)."""
     now = time.time()
     head, body = [], []
     if kind == "pods":

@@ -23,7 +23,7 @@ import os
 import subprocess
 import sys
 
-from testbed.cni import skeleton as cniplugin
+from testbed.cni import skeleton
 from testbed.cni.skeleton import (
     INVALID_CONFIG,
     IO_FAILURE,
@@ -43,7 +43,7 @@ def host_veth_name(namespace, pod):
 
 
 def load_config(text):
-    conf = cniplugin.load_json_config(text)
+    conf = skeleton.load_json_config(text)
     if not isinstance(conf.get("ipam"), dict) or not conf["ipam"].get("type"):
         raise PluginError(INVALID_CONFIG, "ipam.type is missing: the IPAM plugin to delegate "
                           "addresses to")
@@ -51,7 +51,7 @@ def load_config(text):
 
 
 def environment(env, command):
-    ctx = cniplugin.pod_environment(env, command)
+    ctx = skeleton.pod_environment(env, command)
     # the environment as given, for the IPAM plugin (delegated to with the same one)
     return {**ctx, "host_veth": host_veth_name(ctx["namespace"], ctx["pod"]), "env": dict(env)}
 
@@ -63,7 +63,7 @@ def add(conf, env):
     host, ifname, ns = env["host_veth"], env["ifname"], env["netns"]
     mtu = conf.get("mtu", 1500)
     try:
-        cniplugin.make_veth(ifname, host, mtu, ns)
+        skeleton.make_veth(ifname, host, mtu, ns)
         sh("ip", "link", "set", host, "address", HOST_MAC)
         for key, value in (("conf/{}/proxy_arp", "1"), ("neigh/{}/proxy_delay", "0"),
                            ("conf/{}/forwarding", "1")):
@@ -111,7 +111,7 @@ def check(conf, env):
 
 
 def main(stdin=sys.stdin, stdout=sys.stdout, env=os.environ):
-    return cniplugin.main(load_config, environment, add, delete, check, stdin, stdout, env)
+    return skeleton.main(load_config, environment, add, delete, check, stdin, stdout, env)
 
 
 if __name__ == "__main__":

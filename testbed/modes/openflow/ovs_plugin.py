@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 
-from testbed.cni import skeleton as cniplugin
+from testbed.cni import skeleton
 from testbed.cni.skeleton import (
     INVALID_CONFIG,
     IO_FAILURE,
@@ -36,7 +36,7 @@ def host_port_name(namespace, pod):
 
 
 def load_config(text):
-    conf = cniplugin.load_json_config(text)
+    conf = skeleton.load_json_config(text)
     for key in ("bridge", "ovsdb", "gateway"):
         if not isinstance(conf.get(key), str) or not conf[key]:
             raise PluginError(INVALID_CONFIG, f"{key} is missing")
@@ -46,7 +46,7 @@ def load_config(text):
 
 
 def environment(env, command):
-    ctx = cniplugin.pod_environment(env, command)
+    ctx = skeleton.pod_environment(env, command)
     return {**ctx, "host": host_port_name(ctx["namespace"], ctx["pod"]), "env": dict(env)}
 
 
@@ -55,13 +55,13 @@ def vsctl(conf, *args):
 
 
 def add(conf, ctx):
-    ipam = cniplugin.delegate_ipam(conf, "ADD", ctx["env"])
+    ipam = skeleton.delegate_ipam(conf, "ADD", ctx["env"])
     if not ipam.get("ips"):
         raise PluginError(IO_FAILURE, "IPAM returned no address")
     address = ipam["ips"][0]["address"]
     host, ifname, ns = ctx["host"], ctx["ifname"], ctx["netns"]
     try:
-        cniplugin.make_veth(ifname, host, conf.get("mtu", 1500), ns)
+        skeleton.make_veth(ifname, host, conf.get("mtu", 1500), ns)
         if conf.get("userspaceDatapath"):
             for argv in ovs.userspace_port_argvs(host):
                 sh(*argv)
@@ -80,7 +80,7 @@ def add(conf, ctx):
         subprocess.run(["nft", "delete", "chain", "netdev", ovs.NFT_TABLE, f"in-{host}"],
                        capture_output=True)
         subprocess.run(["ip", "link", "del", host], capture_output=True)
-        cniplugin.delegate_ipam(conf, "DEL", ctx["env"])
+        skeleton.delegate_ipam(conf, "DEL", ctx["env"])
         raise
     return {"cniVersion": conf["cniVersion"],
             "interfaces": [{"name": host, "mac": link_json(host)["address"]},
@@ -96,7 +96,7 @@ def delete(conf, ctx):
     subprocess.run(["ovs-vsctl", f"--db={conf['ovsdb']}", "--timeout=10", "--if-exists",
                     "del-port", conf["bridge"], ctx["host"]], capture_output=True)
     subprocess.run(["ip", "link", "del", ctx["host"]], capture_output=True)
-    cniplugin.delegate_ipam(conf, "DEL", ctx["env"])
+    skeleton.delegate_ipam(conf, "DEL", ctx["env"])
 
 
 def check(conf, ctx):
@@ -106,7 +106,7 @@ def check(conf, ctx):
 
 
 def main(stdin=sys.stdin, stdout=sys.stdout, env=os.environ):
-    return cniplugin.main(load_config, environment, add, delete, check, stdin, stdout, env)
+    return skeleton.main(load_config, environment, add, delete, check, stdin, stdout, env)
 
 
 if __name__ == "__main__":

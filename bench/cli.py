@@ -1,57 +1,8 @@
 """The benchmark's verbs, added to the `testbed` command through the `testbed.verbs` entry
-point (setup.py), so that the core never imports the benchmark."""
-import json
-import os
-
-from bench import harness, report
-from bench.plot import plot_compare, plot_run
+point (setup.py), so that the core never imports the benchmark. Only the verbs' arguments are
+here; their work is in bench/commands.py, which the command loads when one of them runs (it
+brings matplotlib, which the other verbs need not wait for)."""
 from testbed.cli.common import DEFAULT_TOPOLOGY, ranged
-from testbed.errors import TestbedError
-from testbed.modes import mode_names
-
-
-def _csv(text):
-    return [x.strip() for x in text.split(",") if x.strip()] if text else None
-
-
-def cmd_bench(args):
-    opt = harness.Options(
-        topo=args.topo, modes=_csv(args.modes), paths=_csv(args.paths), tests=_csv(args.tests),
-        repeats=args.repeats, slices=args.slices, slice_ms=args.slice_ms,
-        duration=args.duration,
-        streams=args.streams, udp_rate=args.udp_rate, mtu=args.mtu,
-        bandwidth=args.bandwidth, delay=args.delay, out=args.out, warmup=not args.no_warmup,
-        label=args.label or "", underlay=args.underlay)
-    run_dir, summary, skipped = harness.run(opt)
-    for mode, reason in skipped.items():
-        print(f"mode {mode} left out: {reason}")
-    modes = [m for m in ["bare"] + (opt.modes or mode_names()) if m not in skipped]
-    print(report.summary_table(summary, list(dict.fromkeys(modes))))
-    print(report.comparison_tables(summary))
-    print(report.steal_line(summary))
-    print(report.retry_line(json.load(open(os.path.join(run_dir, "samples.json")))))
-    if not args.no_plot:
-        plot_run(str(run_dir))
-    print(f"results: {run_dir}")
-    return 130 if summary["status"] == "interrupted" else 0
-
-
-def cmd_plot(args):
-    runs = args.runs or [str(harness.newest_run(args.out))]
-    for run in runs:
-        if not os.path.isfile(os.path.join(run, "summary.json")):
-            raise TestbedError(f"{run}: not a benchmark run directory (no summary.json)")
-    if len(runs) == 1:
-        files = plot_run(runs[0])
-    elif len(runs) == 2:
-        out = os.path.join(os.path.dirname(os.path.normpath(runs[1])), "compare-" +
-                           "-vs-".join(os.path.basename(os.path.normpath(r)) for r in runs))
-        files = plot_compare(runs[0], runs[1], out)
-    else:
-        raise TestbedError("plot takes one run directory, or two to compare")
-    for f in files:
-        print(f)
-    return 0
 
 
 def register(sub) -> None:
@@ -86,9 +37,9 @@ def register(sub) -> None:
     bench.add_argument("--label", help="appended to the run directory's name")
     bench.add_argument("--no-warmup", action="store_true")
     bench.add_argument("--no-plot", action="store_true")
-    bench.set_defaults(func=cmd_bench)
+    bench.set_defaults(func="bench.commands:cmd_bench")
 
     plot = sub.add_parser("plot", help="plot a run (or compare two): PNG and SVG")
     plot.add_argument("runs", nargs="*", help="run directories (default: the newest)")
     plot.add_argument("--out", default="results", help="where to look for the newest run")
-    plot.set_defaults(func=cmd_plot, root=False)  # reads result files only
+    plot.set_defaults(func="bench.commands:cmd_plot", root=False)  # reads result files only

@@ -2,6 +2,7 @@
 inspect) and from the verbs other packages register under the `testbed.verbs` entry point
 (the benchmark's bench and plot), and the error handling every verb shares."""
 import argparse
+import importlib
 import os
 import sys
 from importlib.metadata import entry_points
@@ -25,6 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _verb(func):
+    """A verb's function; a "module:function" string names one loaded only when it runs."""
+    if isinstance(func, str):
+        module, name = func.split(":")
+        return getattr(importlib.import_module(module), name)
+    return func
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     after = None
@@ -38,7 +47,7 @@ def main(argv=None) -> int:
         print("testbed: run as root (network namespaces need it)", file=sys.stderr)
         return 1
     try:
-        return args.func(args)
+        return _verb(args.func)(args)
     except TestbedError as e:
         print(f"testbed: {e}", file=sys.stderr)
         return 2

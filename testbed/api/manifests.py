@@ -7,7 +7,6 @@ not implement are returned as warnings, one line each, naming them — never dro
 """
 import ipaddress
 import os
-import re
 
 import yaml
 
@@ -15,42 +14,19 @@ from testbed.api.kinds import (
     Container,
     ContainerPort,
     Deployment,
-    LabelSelector,
     ManifestError,
     Manifests,
     Namespace,
-    NetworkPolicy,
     Pod,
     PodTemplate,
-    PolicyPeer,
-    PolicyPort,
-    PolicyRule,
     Service,
     ServicePort,
 )
+from testbed.api.policy_manifests import PolicyReader
 from testbed.errors import brief
 from testbed.safe_input import InputError, check_expansion, read_text
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-# the API server's rules (k8s.io/apimachinery/pkg/util/validation)
-IANA_SVC_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-
-
-def label_key_problem(key):
-    """Why `key` is no label key (an optional DNS subdomain prefix and '/', then a name of at
-    most 63 characters), or None."""
-    prefix, _, name = key.rpartition("/")
-    if "/" in key and (not prefix or len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
-        return f"{brief(key)}: the prefix before '/' must be a DNS subdomain"
-    if not name or len(name) > 63 or not QUALIFIED_NAME.match(name):
-        return (f"{brief(key)} is not a label key (at most 63 letters, digits, '-', '_' and '.', "
-                "starting and ending with a letter or digit, after an optional prefix/)")
-    return None
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
-PROTOCOLS = ("TCP", "UDP", "SCTP")
 META_KEYS = {"name", "namespace", "labels", "annotations"}
 IGNORED_META = {"annotations"}  # kept by Kubernetes for tools; nothing for the network to do
 KINDS = {  # kind -> (apiVersion, keys of spec the testbed implements)
@@ -62,15 +38,11 @@ KINDS = {  # kind -> (apiVersion, keys of spec the testbed implements)
     "NetworkPolicy": ("networking.k8s.io/v1", {"podSelector", "policyTypes", "ingress",
                                                "egress"}),
 }
-SELECTOR_KEYS = {"matchLabels", "matchExpressions"}
-SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
-PEER_KEYS = {"podSelector", "namespaceSelector", "ipBlock"}
-POLICY_PORT_KEYS = {"protocol", "port", "endPort"}
-POLICY_TYPES = ("Ingress", "Egress")
 CONTAINER_KEYS = {"name", "image", "command", "args", "ports", "env"}
 ENV_KEYS = {"name", "value"}
 CONTAINER_PORT_KEYS = {"containerPort", "name", "protocol"}
 SERVICE_PORT_KEYS = {"name", "port", "targetPort", "nodePort", "protocol"}
+
 
 
 def load(path):
@@ -121,95 +93,9 @@ def parse(text, path="<string>"):
     return out
 
 
-class _Document:
-    """One YAML document, read with the line of every node at hand for errors."""
+class _Document(PolicyReader):
+    """One YAML document, read into the kinds the testbed implements."""
 
-    def __init__(self, path, warnings):
-        self.path = path
-        self.warnings = warnings
-        self.what = "document"
-
-    # --- composed-node helpers -------------------------------------------------------------
-    def fail(self, node, fld, problem):
-        line = node.start_mark.line + 1 if node is not None else None
-        raise ManifestError(self.path, line, f"{self.what}: {fld}: {problem}")
-
-    def warn(self, node, fld, problem):
-        self.warnings.append(f"{self.path}:{node.start_mark.line + 1}: {self.what}: {fld}: "
-                             f"{problem}")
-
-    def mapping(self, node, fld, known):
-        if not isinstance(node, yaml.MappingNode):
-            self.fail(node, fld, "must be a mapping")
-        out = {}
-        for key, value in node.value:
-            if not isinstance(key, yaml.ScalarNode):
-                self.fail(key, fld, "keys must be strings")
-            name = key.value
-            if name in out:
-                self.fail(key, f"{fld}.{name}" if fld else name, "given twice")
-            out[name] = value
-            if name not in known:
-                self.warn(key, f"{fld}.{name}" if fld else name,
-                          "not implemented by the testbed (ignored)")
-        return out
-
-    def string(self, node, fld, allow_empty=False):
-        if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:str" or \
-                (not node.value and not allow_empty):
-            self.fail(node, fld, "must be a string")
-        if "\0" in node.value:  # no argv, environment or name can carry one
-            self.fail(node, fld, f"{brief(node.value)} holds a NUL character")
-        return node.value
-
-    def integer(self, node, fld, low, high):
-        value = yaml.safe_load(node.value) if isinstance(node, yaml.ScalarNode) and \
-            node.tag == "tag:yaml.org,2002:int" else None
-        if not isinstance(value, int) or not low <= value <= high:
-            self.fail(node, fld, f"must be an integer from {low} to {high}")
-        return value
-
-    def name(self, node, fld):
-        value = self.string(node, fld)
-        if not DNS_LABEL.match(value) or len(value) > 63:
-            self.fail(node, fld, f"{brief(value)} is not a DNS label (lower-case letters, digits, "
-                      "'-', at most 63)")
-        return value
-
-    def port_name(self, node, fld):
-        """A named port as the API server takes it (IANA_SVC_NAME)."""
-        value = self.string(node, fld)
-        if not IANA_SVC_NAME.match(value) or len(value) > 15 or "--" in value or \
-                not re.search("[a-z]", value):
-            self.fail(node, fld, f"{brief(value)} is not a port name (at most 15 lower-case "
-                      "letters, digits and '-', at least one letter, no '-' at either end "
-                      "or twice in a row)")
-        return value
-
-    def labels(self, node, fld):
-        if node is None:
-            return {}
-        raw = self.mapping(node, fld, known=_Everything())
-        out = {}
-        for key, value_node in raw.items():
-            problem = label_key_problem(key)
-            if problem:
-                self.fail(node, f"{fld}.{key}", problem)
-            value = self.string(value_node, f"{fld}.{key}", allow_empty=True)
-            if len(value) > 63 or not LABEL_VALUE.match(value):
-                self.fail(value_node, f"{fld}.{key}", f"{brief(value)} is not a label value "
-                          "(at most 63 letters, digits, '-', '_' and '.', starting and ending "
-                          "with a letter or digit)")
-            out[key] = value
-        return out
-
-    def strings(self, node, fld):
-        if not isinstance(node, yaml.SequenceNode):
-            self.fail(node, fld, "must be a list of strings")
-        return tuple(self.string(item, f"{fld}[{i}]", allow_empty=True)
-                     for i, item in enumerate(node.value))
-
-    # --- kinds -------------------------------------------------------------------------------
     def read(self, node, objects):
         top = self.mapping(node, "", known={"apiVersion", "kind", "metadata", "spec"})
         kind_node = top.get("kind")
@@ -304,14 +190,6 @@ class _Document:
             out.append((self.string(e["name"], f"{fld}[{i}].name"), value))
         return tuple(out)
 
-    def protocol(self, node, fld):
-        if node is None:
-            return "TCP"
-        value = self.string(node, fld)
-        if value not in PROTOCOLS:
-            self.fail(node, fld, f"{brief(value)}: the testbed implements {', '.join(PROTOCOLS)}")
-        return value
-
     def deployment(self, name, namespace, spec, spec_node, source):
         replicas = self.integer(spec["replicas"], "spec.replicas", 0, 1000) \
             if "replicas" in spec else 1
@@ -388,124 +266,3 @@ class _Document:
             self.fail(spec_node, "spec.ports", "missing")
         return Service(name, namespace, stype, selector, tuple(ports), cluster_ip, affinity,
                        external, source)
-
-
-    def selector(self, node, fld):
-        sel = self.mapping(node, fld, SELECTOR_KEYS)
-        labels = self.labels(sel.get("matchLabels"), f"{fld}.matchLabels")
-        expressions = []
-        if "matchExpressions" in sel:
-            seq = sel["matchExpressions"]
-            if not isinstance(seq, yaml.SequenceNode):
-                self.fail(seq, f"{fld}.matchExpressions", "must be a list")
-            for i, enode in enumerate(seq.value):
-                efld = f"{fld}.matchExpressions[{i}]"
-                e = self.mapping(enode, efld, {"key", "operator", "values"})
-                for key in ("key", "operator"):
-                    if key not in e:
-                        self.fail(enode, f"{efld}.{key}", "missing")
-                op = self.string(e["operator"], f"{efld}.operator")
-                if op not in SELECTOR_OPERATORS:
-                    self.fail(e["operator"], f"{efld}.operator",
-                              f"{brief(op)} is not one of {', '.join(SELECTOR_OPERATORS)}")
-                values = self.strings(e["values"], f"{efld}.values") if "values" in e else ()
-                if (op in ("In", "NotIn")) != bool(values):
-                    self.fail(enode, f"{efld}.values", "In and NotIn need values; Exists and "
-                              "DoesNotExist take none")
-                expressions.append((self.string(e["key"], f"{efld}.key"), op, values))
-        return LabelSelector(tuple(sorted(labels.items())), tuple(expressions))
-
-    def sequence(self, node, fld):
-        if not isinstance(node, yaml.SequenceNode):
-            self.fail(node, fld, "must be a list")
-        return node.value
-
-    def network_policy(self, name, namespace, spec, spec_node, source):
-        if "podSelector" not in spec:
-            self.fail(spec_node, "spec.podSelector", "missing (an empty {} selects every pod "
-                      "of the namespace)")
-        pod_selector = self.selector(spec["podSelector"], "spec.podSelector")
-        if "policyTypes" in spec:
-            types = self.strings(spec["policyTypes"], "spec.policyTypes")
-            for i, t in enumerate(types):
-                if t not in POLICY_TYPES:
-                    self.fail(spec["policyTypes"].value[i], f"spec.policyTypes[{i}]",
-                              f"{brief(t)} is not Ingress or Egress")
-        else:  # Kubernetes' default: Ingress, and Egress when there are egress rules
-            types = ("Ingress",) + (("Egress",) if "egress" in spec else ())
-        rules = {}
-        for direction, peers_key in (("ingress", "from"), ("egress", "to")):
-            out = []
-            for i, rnode in enumerate(self.sequence(spec[direction], f"spec.{direction}")
-                                      if direction in spec else []):
-                rfld = f"spec.{direction}[{i}]"
-                r = self.mapping(rnode, rfld, {peers_key, "ports"})
-                peers = tuple(self.peer(pnode, f"{rfld}.{peers_key}[{j}]") for j, pnode in
-                              enumerate(self.sequence(r[peers_key], f"{rfld}.{peers_key}")
-                                        if peers_key in r else []))
-                ports = tuple(self.policy_port(pnode, f"{rfld}.ports[{j}]") for j, pnode in
-                              enumerate(self.sequence(r["ports"], f"{rfld}.ports")
-                                        if "ports" in r else []))
-                out.append(PolicyRule(peers, ports))
-            rules[direction] = tuple(out)
-        return NetworkPolicy(name, namespace, pod_selector, tuple(types), rules["ingress"],
-                             rules["egress"], source)
-
-    def peer(self, node, fld):
-        p = self.mapping(node, fld, PEER_KEYS)
-        if not p:
-            self.fail(node, fld, "needs podSelector, namespaceSelector or ipBlock")
-        if "ipBlock" in p:
-            if len(p) > 1:
-                self.fail(node, fld, "ipBlock cannot be combined with a selector")
-            block = self.mapping(p["ipBlock"], f"{fld}.ipBlock", {"cidr", "except"})
-            if "cidr" not in block:
-                self.fail(p["ipBlock"], f"{fld}.ipBlock.cidr", "missing")
-            cidr = self.cidr(block["cidr"], f"{fld}.ipBlock.cidr")
-            excepts = tuple(self.cidr(e, f"{fld}.ipBlock.except[{i}]") for i, e in
-                            enumerate(self.sequence(block["except"], f"{fld}.ipBlock.except")
-                                      if "except" in block else []))
-            for i, e in enumerate(excepts):
-                if not ipaddress.IPv4Network(e).subnet_of(ipaddress.IPv4Network(cidr)):
-                    self.fail(block["except"].value[i], f"{fld}.ipBlock.except[{i}]",
-                              f"{e} is not inside cidr {cidr}")
-            return PolicyPeer(cidr=cidr, excepts=excepts)
-        return PolicyPeer(
-            self.selector(p["podSelector"], f"{fld}.podSelector") if "podSelector" in p else None,
-            self.selector(p["namespaceSelector"], f"{fld}.namespaceSelector")
-            if "namespaceSelector" in p else None)
-
-    def cidr(self, node, fld):
-        """An IPv4 CIDR; host bits are accepted, as the API server accepts them, and mean the
-        masked network (named in a warning)."""
-        value = self.string(node, fld)
-        try:
-            network = ipaddress.IPv4Network(value, strict=False)
-        except ValueError:
-            self.fail(node, fld, f"{brief(value)} is not an IPv4 CIDR")
-        if str(network) != value:
-            self.warn(node, fld, f"{brief(value)} has host bits set: it means {network}")
-        return str(network)
-
-    def policy_port(self, node, fld):
-        p = self.mapping(node, fld, POLICY_PORT_KEYS)
-        protocol = self.protocol(p.get("protocol"), f"{fld}.protocol")
-        port = None
-        if "port" in p:
-            pnode = p["port"]
-            port = self.port_name(pnode, f"{fld}.port") if pnode.tag == "tag:yaml.org,2002:str" \
-                else self.integer(pnode, f"{fld}.port", 1, 65535)
-        end_port = 0
-        if "endPort" in p:
-            end_port = self.integer(p["endPort"], f"{fld}.endPort", 1, 65535)
-            if not isinstance(port, int) or end_port < port:
-                self.fail(p["endPort"], f"{fld}.endPort", "needs a numeric port no greater "
-                          "than it")
-        return PolicyPort(protocol, port, end_port)
-
-
-class _Everything:
-    """A key set holding every key: label maps take any key."""
-
-    def __contains__(self, _key):
-        return True

@@ -19,7 +19,7 @@ from testbed.core.state import RunState, list_runs, run_dir_for
 from testbed.core.supervisor import request
 from testbed.errors import TestbedError
 from testbed.host import netns
-from testbed.host.processes import pid_is, process_start_time
+from testbed.host.processes import Process, pid_is, process_start_time
 from testbed.host.signals import Interrupted, signals_deferred, signals_interrupt
 from testbed.host.waiting import wait_until
 from testbed.modes import get_mode, mode_names
@@ -57,7 +57,7 @@ def cmd_up(args):
     if args.no_cli:
         return _up_background(args, spec, mode)
     started = time.monotonic()
-    me = {"pid": os.getpid(), "start": process_start_time(os.getpid())}
+    me = Process(os.getpid(), process_start_time(os.getpid()), "interactive up")
     cluster = Cluster.create(spec, mode, verbose=args.verbose, supervisor=me)
     with signals_interrupt():
         try:

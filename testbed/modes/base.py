@@ -3,21 +3,16 @@
 Shaped like flannel's pkg/backend: the cluster asks a mode to plan leases, set up each node,
 learn and forget peers, give the network config pods attach with, and start/stop its daemons.
 """
-from __future__ import annotations
-
 import importlib
 import os
 import pkgutil
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from testbed.core.records import PodRecord
+from testbed.core.state import RunState
 from testbed.core.topology import ClusterSpec, PodSpec
 from testbed.errors import TestbedError
 from testbed.host.daemons import DaemonRecord
-
-if TYPE_CHECKING:  # for annotations only: the state imports what the modes import
-    from testbed.core.state import RunState
 
 UNDERLAY_DEV = "eth0"
 

@@ -163,6 +163,19 @@ def decode(kind: object, value: object) -> object:
     return value
 
 
+def check_record_fields(obj: object, names) -> None:
+    """TypeError when a field of `obj` that holds a record (a dataclass, or None) was given
+    something else, say a plain dict: caught where it is set, not when it is read back."""
+    hints = typing.get_type_hints(type(obj))
+    for name in names:
+        wanted = [t for t in typing.get_args(hints[name]) or (hints[name],)
+                  if dataclasses.is_dataclass(t)]
+        value = getattr(obj, name)
+        if wanted and value is not None and not isinstance(value, tuple(wanted)):
+            raise TypeError(f"{type(obj).__name__}.{name} must be a {wanted[0].__name__}, "
+                            f"not {type(value).__name__}")
+
+
 def decode_fields(kind: type, value: dict, **extra) -> object:
     """An instance of dataclass `kind` from a JSON object (unknown keys ignored)."""
     hints = typing.get_type_hints(kind)

@@ -23,6 +23,7 @@ from testbed.core.records import (
     PolicyEnforcement,
     PolicyRecord,
     ServiceRecord,
+    check_record_fields,
     decode_fields,
     encode,
 )
@@ -80,10 +81,10 @@ class RunState:
 
     @classmethod
     def create(cls, name: str, **facts) -> "RunState":
-        run_dir = run_dir_for(name)
+        state = cls(run_dir_for(name), name, created=time.time(), **facts)
+        check_record_fields(state, facts)  # before anything exists
         os.makedirs(RUN_ROOT, exist_ok=True)
-        os.makedirs(run_dir)  # fails if a run of that name exists: caller checks first
-        state = cls(run_dir, name, created=time.time(), **facts)
+        os.makedirs(state.dir)  # fails if a run of that name exists: caller checks first
         state.save()
         return state
 
@@ -146,6 +147,7 @@ class RunState:
             if not hasattr(self, key) or key == "dir":
                 raise AttributeError(f"the run state has no field {key!r}")
             setattr(self, key, value)
+        check_record_fields(self, facts)
         self.save()
 
     # --- owned objects -------------------------------------------------------------------

@@ -67,6 +67,11 @@ def test_update_refuses_a_field_the_state_does_not_have(run_root):
     assert (on_disk(state)["status"], on_disk(state)["pod_mtu"]) == ("ready", 1450)
     with pytest.raises(AttributeError, match="no field 'stauts'"):
         state.update(stauts="ready")
+    with pytest.raises(TypeError, match="RunState.supervisor must be a Process, not dict"):
+        state.update(supervisor={"pid": 1, "start": 2})  # a record, not its JSON
+    with pytest.raises(TypeError, match="network_policy must be a PolicyEnforcement"):
+        RunState.create("c2", network_policy={"enforced": True})
+    assert not (run_root / "c2").exists()  # refused before its directory was made
 
 
 def test_a_newer_files_unknown_keys_are_ignored_and_a_broken_file_is_named(run_root):

@@ -101,7 +101,7 @@ class RunState:
     @classmethod
     def from_json(cls, doc: dict, run_dir: str) -> "RunState":
         """The state a document (as to_json() wrote it) describes, for run directory run_dir."""
-        return decode_fields(cls, doc, dir=run_dir)
+        return decode_fields(cls, _upgraded(doc), dir=run_dir)
 
     def to_json(self) -> dict:
         return {k: v for k, v in encode(self).items() if k != "dir"}
@@ -170,6 +170,21 @@ class RunState:
         for entry in list(self.owned.pids):
             if entry.pid == pid:
                 self.disown("pids", entry)
+
+
+def _upgraded(doc: dict) -> dict:
+    """A state document as this version writes it, from one an earlier version wrote (a run
+    left behind across an upgrade must still be cleaned): policies were stored bare, with
+    their creation time inside, and the openflow mode's facts had a key of their own."""
+    policies = doc.get("policies") or {}
+    if any("policy" not in record for record in policies.values()):
+        doc = {**doc, "policies": {
+            key: record if "policy" in record else
+            {"policy": record, "created": record.get("created", 0.0)}
+            for key, record in policies.items()}}
+    if "openflow" in doc and "mode_facts" not in doc:
+        doc = {**doc, "mode_facts": doc["openflow"]}
+    return doc
 
 
 def list_runs() -> list[str]:

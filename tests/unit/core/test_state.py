@@ -84,3 +84,22 @@ def test_a_newer_files_unknown_keys_are_ignored_and_a_broken_file_is_named(run_r
     open(state.path, "w").write(json.dumps(doc))
     with pytest.raises(ValueError, match=r"c1/state.json: not a state file this version reads"):
         RunState.load(state.dir)
+
+
+def test_a_state_file_an_earlier_version_wrote_is_read(run_root):
+    """A run left behind across an upgrade: its records are read, so clean can remove it."""
+    doc = json.loads(open(RunState.create("old").path).read())
+    doc["policies"] = {"default/deny": {
+        "name": "deny", "namespace": "default", "policy_types": ["Ingress"],
+        "pod_selector": {"match_labels": [], "match_expressions": []},
+        "ingress": [], "egress": [], "created": 5.0}}
+    del doc["mode_facts"], doc["adopted"]  # keys an earlier version did not write
+    doc["openflow"] = {"control_socket": "/run/testbed/old/openflow/control.sock"}
+    doc["nodes"] = {"node1": {"pid": 10, "ip": "192.168.1.11", "rack": "rack1",
+                              "lease": "10.244.0.0/24", "vtep_mac": "aa:bb:cc:dd:ee:ff"}}
+    open(str(run_root / "old" / "state.json"), "w").write(json.dumps(doc))
+    state = RunState.load(str(run_root / "old"))
+    assert state.policies["default/deny"].policy.name == "deny"
+    assert state.policies["default/deny"].created == 5.0
+    assert state.mode_facts["control_socket"].endswith("control.sock")
+    assert state.nodes["node1"].lease == "10.244.0.0/24"

@@ -36,7 +36,7 @@ def cmd_exec(args):
 
 
 def cmd_routes(args):
-    """A node's routes, and its BGP sessions where the mode runs BIRD."""
+    """A node's routes, and what its routing daemon says of its sessions (bgp: BIRD)."""
     state = find_run(args.name)
     record = state.nodes.get(args.node) or state.routers.get(args.node)
     if record is None:

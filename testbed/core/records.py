@@ -168,8 +168,11 @@ def check_record_fields(obj: object, names) -> None:
     something else, say a plain dict: caught where it is set, not when it is read back."""
     hints = typing.get_type_hints(type(obj))
     for name in names:
-        wanted = [t for t in typing.get_args(hints[name]) or (hints[name],)
-                  if dataclasses.is_dataclass(t)]
+        hint = hints[name]
+        # a record, or a record or None; containers of records are not looked into
+        choices = typing.get_args(hint) if typing.get_origin(hint) in (
+            typing.Union, types.UnionType) else (hint,)
+        wanted = [t for t in choices if dataclasses.is_dataclass(t)]
         value = getattr(obj, name)
         if wanted and value is not None and not isinstance(value, tuple(wanted)):
             raise TypeError(f"{type(obj).__name__}.{name} must be a {wanted[0].__name__}, "

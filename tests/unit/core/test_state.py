@@ -6,6 +6,7 @@ import pytest
 from testbed.core import state as statemod
 from testbed.core.records import ContainerProcess, PodRecord, ServicePortRecord, ServiceRecord
 from testbed.core.state import RunState
+from testbed.host.daemons import DaemonRecord
 from testbed.host.processes import Process
 
 
@@ -67,6 +68,9 @@ def test_update_refuses_a_field_the_state_does_not_have(run_root):
     assert (on_disk(state)["status"], on_disk(state)["pod_mtu"]) == ("ready", 1450)
     with pytest.raises(AttributeError, match="no field 'stauts'"):
         state.update(stauts="ready")
+    state.update(daemons={"bird@node1": DaemonRecord("node1", 7, False, "killed by signal 9")},
+                 supervisor=Process(1, 2, "owner"), timings={"up_s": 1.5})
+    assert on_disk(state)["daemons"]["bird@node1"]["state"] == "killed by signal 9"
     with pytest.raises(TypeError, match="RunState.supervisor must be a Process, not dict"):
         state.update(supervisor={"pid": 1, "start": 2})  # a record, not its JSON
     with pytest.raises(TypeError, match="network_policy must be a PolicyEnforcement"):

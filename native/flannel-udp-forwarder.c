@@ -4,21 +4,32 @@
  * Pods' packets to other nodes are routed into the TUN device flannel0. This program reads
  * each IP packet from flannel0, finds the node that owns the destination's subnet, and sends
  * the whole packet as one UDP datagram to that node's port 8285; datagrams arriving on 8285
- * are written back into flannel0. TTL is decremented on the way out, as a router would; a
- * destination in no known subnet gets an ICMP net-unreachable, as flannel's proxy sends.
- *
- * Datagrams that are too short, not IPv4, inconsistent, or from an unknown peer are dropped
- * and counted. The peer table changes at run time through a control socket (no restart):
+ * are written back into flannel0. As flannel's proxy (backend/udp/proxy_amd64.c) does:
+ * - the TTL is decremented on both paths, TUN to UDP and UDP to TUN, and a packet whose TTL
+ *   reaches 0 is discarded;
+ * - a destination in no known subnet gets an ICMP net-unreachable written into flannel0, from
+ *   flannel0's own address (--tun-addr) with TTL 8, except for an ICMP packet (RFC 792: no ICMP
+ *   about ICMP) and for a fragment other than the first; the node's kernel, reading a packet
+ *   from flannel0 whose source is one of its own addresses, drops it as a martian, as on a
+ *   flannel node;
+ * - without offloads (--no-offload, the udp mode's default), one read and one sendto per
+ *   packet out, one recv and one write per packet in, in one loop that polls, then moves
+ *   packets in both directions until neither has any, with the kernel's default socket
+ *   buffers.
+ * What this program adds for robustness changes nothing for valid traffic: datagrams that are
+ * too short, not IPv4, of inconsistent length or from an unknown peer are dropped and counted
+ * (flannel's would write them into flannel0). The peer table changes at run time through a
+ * control socket (no restart):
  *   "add <subnet>/<len> <node-ip>"   "del <subnet>/<len>"   "stats"   (reply: one line)
  *
- * Offloads (on unless --no-offload): the wire format stays flannel's, one inner packet of at
+ * Offloads (the udp-gso mode): the wire format stays flannel's, one inner packet of at
  * most flannel0's MTU per datagram, but the packets cross the kernel boundary in bundles, as
  * a virtio NIC's do. flannel0 hands over TCP super-packets (TSO, with a virtio-net header);
  * the forwarder cuts them into MTU-sized TCP segments with their own checksums and sends the
  * segments with one system call (UDP GSO). The receiver takes bundles of datagrams (UDP GRO),
  * joins consecutive segments of one TCP flow back into one super-packet as the kernel's GRO
- * would, and writes that into flannel0. Flannel's forwarder moves one packet per system call;
- * without offloads, so does this one (with sendmmsg/recvmmsg batches).
+ * would, and writes that into flannel0, with sendmmsg/recvmmsg batches and 8 MB socket
+ * buffers: what a modern userspace tunnel (wireguard-go, Tailscale) does over a wire format.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -61,12 +72,13 @@ static int nroutes;
 
 static int tun_fd, udp_fd, ctl_fd;
 static uint16_t peer_port = 8285;
+static uint32_t tun_addr;   /* flannel0's own address: the source of our ICMP messages */
 static int offload = 1;     /* TUN I/O carries virtio-net headers; UDP GSO/GRO on */
 
 static struct {
     unsigned long tx_packets, rx_packets, tx_bytes, rx_bytes, tx_bundles, rx_bundles;
-    unsigned long no_route, ttl_expired, too_short, not_ipv4, bad_length, unknown_peer,
-                  bad_offload, send_errors, tun_write_errors;
+    unsigned long no_route, icmp_sent, ttl_expired, too_short, not_ipv4, bad_length,
+                  unknown_peer, bad_offload, send_errors, tun_write_errors;
 } st;
 
 #define COUNT(field) (st.field++)
@@ -149,11 +161,13 @@ static int tun_write_plain(const uint8_t *pkt, size_t len) {
     return n >= 0;
 }
 
-/* ICMP destination unreachable / net unreachable back into the TUN, to the sender. As in
- * flannel's proxy, it comes from the unreachable destination itself: a source address of the
- * node's own would be dropped as martian when the kernel reads it from flannel0. */
+/* ICMP destination unreachable / net unreachable back into the TUN, to the sender, as
+ * flannel's proxy writes it: from flannel0's own address, TTL 8, quoting the offender's IP
+ * header and 8 bytes of its payload; never about an ICMP packet (RFC 792) nor about a fragment
+ * other than the first. */
 static void send_net_unreachable(const uint8_t *pkt) {
     const struct iphdr *off = (const struct iphdr *)pkt;
+    if (off->protocol == IPPROTO_ICMP || (off->frag_off & htons(0x1fff))) return;
     size_t quoted = off->ihl * 4 + 8;
     uint8_t buf[sizeof(struct iphdr) + sizeof(struct icmphdr) + 60 + 8];
     struct iphdr *ip = (struct iphdr *)buf;
@@ -161,14 +175,14 @@ static void send_net_unreachable(const uint8_t *pkt) {
     if (quoted > ntohs(off->tot_len)) quoted = ntohs(off->tot_len);
     memset(buf, 0, sizeof(buf));
     size_t len = sizeof(*ip) + sizeof(*icmp) + quoted;
-    ip->version = 4; ip->ihl = 5; ip->ttl = 64; ip->protocol = IPPROTO_ICMP;
+    ip->version = 4; ip->ihl = 5; ip->ttl = 8; ip->protocol = IPPROTO_ICMP;
     ip->tot_len = htons(len);
-    ip->saddr = off->daddr; ip->daddr = off->saddr;
+    ip->saddr = tun_addr; ip->daddr = off->saddr;
     icmp->type = ICMP_DEST_UNREACH; icmp->code = ICMP_NET_UNREACH;
     memcpy(icmp + 1, pkt, quoted);
     icmp->checksum = checksum(icmp, sizeof(*icmp) + quoted);
     ip->check = checksum(ip, sizeof(*ip));
-    tun_write_plain(buf, len);
+    if (tun_write_plain(buf, len)) COUNT(icmp_sent);
 }
 
 /* Decrement TTL with an incremental header checksum update (RFC 1624); 0 if it expired. */
@@ -462,11 +476,67 @@ static int udp_to_tun(void) {
             size_t this_len = len - off < seg ? len - off : seg;
             if (malformed(bufs[i] + off, this_len)) continue;
             ADD(rx_bytes, this_len);
+            if (!decrement_ttl((struct iphdr *)(bufs[i] + off))) { COUNT(ttl_expired); continue; }
             forward_in(&joined, bufs[i] + off, this_len);
         }
     }
     write_joined(&joined);   /* a run may span bundles; the buffers are reused by the next call */
     return n;
+}
+
+/* --- flannel's loop: one packet per system call ------------------------------------------- */
+static void serve_control(void);
+
+/* One packet from flannel0 to its peer: read, route, TTL, sendto. Returns 1 if one was read. */
+static int tun_to_udp_one(uint8_t *buf, size_t size) {
+    ssize_t len = read(tun_fd, buf, size);
+    if (len < 0) {
+        if (errno != EAGAIN && errno != EINTR) die("read tun");
+        return 0;
+    }
+    struct iphdr *ip = (struct iphdr *)buf;
+    struct sockaddr_in dst;
+    if (malformed(buf, len)) return 1;
+    if (!lookup(ip->daddr, &dst)) { COUNT(no_route); send_net_unreachable(buf); return 1; }
+    if (!decrement_ttl(ip)) { COUNT(ttl_expired); return 1; }
+    if (sendto(udp_fd, buf, len, 0, (struct sockaddr *)&dst, sizeof(dst)) != len)
+        COUNT(send_errors);
+    else { ADD(tx_packets, 1); ADD(tx_bytes, len); }
+    return 1;
+}
+
+/* One datagram from a peer into flannel0: recv, TTL, write. Returns 1 if one was received. */
+static int udp_to_tun_one(uint8_t *buf, size_t size) {
+    struct sockaddr_in src;
+    socklen_t srclen = sizeof(src);
+    ssize_t len = recvfrom(udp_fd, buf, size, MSG_DONTWAIT, (struct sockaddr *)&src, &srclen);
+    if (len < 0) {
+        if (errno != EAGAIN && errno != EINTR) die("recv udp");
+        return 0;
+    }
+    if (!known_peer(src.sin_addr.s_addr)) { COUNT(unknown_peer); return 1; }
+    if (malformed(buf, len)) return 1;
+    ADD(rx_bytes, len);
+    if (!decrement_ttl((struct iphdr *)buf)) { COUNT(ttl_expired); return 1; }
+    if (tun_write_plain(buf, len)) ADD(rx_packets, 1);
+    return 1;
+}
+
+/* flannel's run_proxy: sleep in poll(); on traffic, move packets both ways, one at a time,
+ * until neither direction has any; the control socket is read when poll() says so. */
+static void run_flannel_loop(void) {
+    static uint8_t buf[MAX_PKT];
+    struct pollfd fds[3] = { { tun_fd, POLLIN, 0 }, { udp_fd, POLLIN, 0 }, { ctl_fd, POLLIN, 0 } };
+    for (;;) {
+        if (poll(fds, 3, -1) < 0) {
+            if (errno == EINTR) continue;
+            die("poll");
+        }
+        if (fds[2].revents & POLLIN) serve_control();
+        if ((fds[0].revents | fds[1].revents) & POLLIN)
+            while (tun_to_udp_one(buf, sizeof(buf)) + udp_to_tun_one(buf, sizeof(buf)))
+                ;
+    }
 }
 
 /* --- control socket ------------------------------------------------------------------------- */
@@ -508,11 +578,12 @@ static void control(const char *cmd, char *reply, size_t size) {
         snprintf(reply, size,
                  "{\"offload\": %s, \"tx_packets\": %lu, \"rx_packets\": %lu, \"tx_bytes\": %lu, "
                  "\"rx_bytes\": %lu, \"tx_bundles\": %lu, \"rx_bundles\": %lu, \"no_route\": %lu, "
+                 "\"icmp_sent\": %lu, "
                  "\"ttl_expired\": %lu, \"too_short\": %lu, \"not_ipv4\": %lu, \"bad_length\": %lu, "
                  "\"unknown_peer\": %lu, \"bad_offload\": %lu, \"send_errors\": %lu, "
                  "\"tun_write_errors\": %lu, \"peers\": %d}",
                  offload ? "true" : "false", st.tx_packets, st.rx_packets, st.tx_bytes,
-                 st.rx_bytes, st.tx_bundles, st.rx_bundles, st.no_route, st.ttl_expired,
+                 st.rx_bytes, st.tx_bundles, st.rx_bundles, st.no_route, st.icmp_sent, st.ttl_expired,
                  st.too_short, st.not_ipv4, st.bad_length, st.unknown_peer, st.bad_offload,
                  st.send_errors, st.tun_write_errors, nroutes);
     } else {
@@ -536,8 +607,8 @@ static void serve_control(void) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: flannel-udp-forwarder --tun NAME --listen IP --control PATH "
-                    "[--port 8285] [--no-offload]\n");
+    fprintf(stderr, "usage: flannel-udp-forwarder --tun NAME --tun-addr IP --listen IP "
+                    "--control PATH [--port 8285] [--no-offload]\n");
     exit(2);
 }
 
@@ -557,27 +628,32 @@ static void open_tun(const char *name) {
 
 static void open_udp(const char *listen_ip) {
     if ((udp_fd = socket(AF_INET, SOCK_DGRAM, 0)) < 0) die("socket udp");
-    int size = 8 << 20, on = 1;
-    setsockopt(udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
-    setsockopt(udp_fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size));
-    if (offload && setsockopt(udp_fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) < 0) die("UDP_GRO");
+    if (offload) {   /* flannel keeps the kernel's default buffers; the bundles need room */
+        int size = 8 << 20, on = 1;
+        setsockopt(udp_fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
+        setsockopt(udp_fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size));
+        if (setsockopt(udp_fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) < 0) die("UDP_GRO");
+    }
     struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(peer_port) };
     if (!inet_aton(listen_ip, &sin.sin_addr)) usage();
     if (bind(udp_fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) die("bind udp");
 }
 
 int main(int argc, char **argv) {
-    const char *tun = NULL, *listen_ip = NULL, *ctl_path = NULL;
+    const char *tun = NULL, *listen_ip = NULL, *ctl_path = NULL, *tun_ip = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--no-offload")) { offload = 0; continue; }
         if (i + 1 >= argc) usage();
         if (!strcmp(argv[i], "--tun")) tun = argv[++i];
         else if (!strcmp(argv[i], "--listen")) listen_ip = argv[++i];
+        else if (!strcmp(argv[i], "--tun-addr")) tun_ip = argv[++i];
         else if (!strcmp(argv[i], "--control")) ctl_path = argv[++i];
         else if (!strcmp(argv[i], "--port")) peer_port = (uint16_t)atoi(argv[++i]);
         else usage();
     }
-    if (!tun || !listen_ip || !ctl_path) usage();
+    struct in_addr a;
+    if (!tun || !listen_ip || !ctl_path || !tun_ip || !inet_aton(tun_ip, &a)) usage();
+    tun_addr = a.s_addr;
     signal(SIGPIPE, SIG_IGN);
     open_tun(tun);
     open_udp(listen_ip);
@@ -588,8 +664,9 @@ int main(int argc, char **argv) {
     unlink(ctl_path);
     if (bind(ctl_fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) die("bind control");
 
-    fprintf(stderr, "forwarding %s <-> %s:%u, offloads %s\n", tun, listen_ip, peer_port,
-            offload ? "on" : "off");
+    fprintf(stderr, "forwarding %s <-> %s:%u, %s\n", tun, listen_ip, peer_port,
+            offload ? "offloads on (bundles)" : "flannel's loop (one packet per system call)");
+    if (!offload) run_flannel_loop();
     /* One thread, as flannel's proxy: while traffic flows it finds the other direction's
      * packets (a TCP flow's ACKs) waiting without being woken for them; it sleeps in poll()
      * only when nothing is queued. The control socket is looked at between rounds. */

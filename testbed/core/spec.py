@@ -182,7 +182,7 @@ class _Validator:
             self.name(ROUTER_NAME, "(rack router)", IFNAME_MAX, "router")
         reflectors = self.bgp(doc.get("bgp"), nodes)
         udp = self.mapping(doc.get("udp") or {}, "udp", UDP_KEYS)
-        offload = udp.get("offload", True)
+        offload = udp.get("offload", False)
         if not isinstance(offload, bool):
             self.fail("udp.offload", offload, "must be true or false")
         underlay = doc.get("underlay", "linux")

@@ -66,7 +66,7 @@ class ClusterSpec:
     racks: tuple
     nodes: tuple
     route_reflectors: tuple = ()  # node names (bgp mode); empty: full mesh
-    udp_offload: bool = True      # udp mode: forwarder moves TSO/GSO/GRO bundles
+    udp_offload: bool = False     # udp mode: forwarder moves TSO/GSO/GRO bundles (udp-gso)
     underlay: str = "linux"       # one of UNDERLAYS
     manifests: tuple = ()         # Kubernetes manifests (absolute paths) applied after pods
     external_client: bool = False  # a host EXTERNAL_NAME on the first rack, not a node

@@ -5,8 +5,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from testbed.host import netns
 from testbed.host.processes import pid_is
+from testbed.kubelet.standins import stand_in
 
 from .conftest import TOPO, Footprint, in_pod, pod, run_testbed, transfer, unique_name
 
@@ -40,8 +43,8 @@ def offloads(node, dev):
             (line.split(":", 1) for line in text.splitlines()[1:] if ":" in line)}
 
 
-def test_tcp_crosses_in_bundles_and_arrives_intact(make_cluster):
-    cluster = make_cluster("default.yaml", "udp")
+def test_udp_gso_crosses_in_bundles_and_arrives_intact(make_cluster):
+    cluster = make_cluster("default.yaml", "udp-gso")
     node1, node2 = cluster.nodes["node1"], cluster.nodes["node2"]
     assert offloads(node1, "flannel0")["tcp-segmentation-offload"] == "on"
     assert transfer(cluster, 48 << 20)
@@ -82,8 +85,9 @@ while time.time() < end:
 """
 
 
-def test_on_the_wire_each_datagram_carries_one_whole_packet_as_flannels_does(make_cluster):
-    cluster = make_cluster("default.yaml", "udp")
+@pytest.mark.parametrize("mode", ["udp", "udp-gso"])
+def test_on_the_wire_each_datagram_carries_one_whole_packet_as_flannels_does(make_cluster, mode):
+    cluster = make_cluster("default.yaml", mode)
     node1, node2 = cluster.nodes["node1"], cluster.nodes["node2"]
     # A NIC would cut the UDP bundles into datagrams; veth passes them whole unless told not to.
     node1.ns.run("ethtool", "-K", "eth0", "tx-udp-segmentation", "off")
@@ -104,32 +108,64 @@ def test_on_the_wire_each_datagram_carries_one_whole_packet_as_flannels_does(mak
     assert all(ok_ip and ok_tcp for *_, ok_ip, ok_tcp in datagrams)
 
 
-def test_without_offload_the_forwarder_moves_one_packet_at_a_time(make_cluster, tmp_path):
-    topo = tmp_path / "plain.yaml"
-    topo.write_text((TOPO / "default.yaml").read_text() + "udp:\n  offload: false\n")
-    cluster = make_cluster(topo, "udp")
+def test_udp_moves_one_packet_at_a_time_as_flannels_loop(make_cluster):
+    cluster = make_cluster("default.yaml", "udp")
     node1, node2 = cluster.nodes["node1"], cluster.nodes["node2"]
     assert offloads(node1, "flannel0")["tcp-segmentation-offload"] == "off"
     assert transfer(cluster, 8 << 20)
     sent, received = cluster.mode.stats(node1), cluster.mode.stats(node2)
     assert not sent["offload"] and sent["tx_bundles"] == received["rx_bundles"] == 0
-    assert sent["tx_packets"] > 5000 and received["rx_packets"] >= sent["tx_packets"] - 10
+    # flannel keeps the kernel's default socket buffers: under load the receiving socket
+    # overflows, as flannel's does, and TCP sends those segments again; every datagram is
+    # either forwarded or counted by the kernel as dropped for want of buffer
+    assert sent["tx_packets"] > 5000
+    dropped = udp_counters(node2)["RcvbufErrors"]
+    assert received["rx_packets"] + dropped >= sent["tx_packets"] - 10
     assert "one packet per system call" in cluster.mode.describe_datapath(cluster.spec, {})
 
 
-def test_ttl_is_decremented_by_the_forwarder(make_cluster):
+def udp_counters(node):
+    """The node's UDP counters (/proc/net/snmp), by name."""
+    lines = [line.split() for line in node.ns.run("cat", "/proc/net/snmp").splitlines()
+             if line.startswith("Udp:")]
+    return dict(zip(lines[0][1:], map(int, lines[1][1:])))
+
+
+def test_ttl_is_decremented_by_both_forwarders_as_flannels_are(make_cluster):
     cluster = make_cluster("default.yaml", "udp")
     ok, out = ping_once(cluster, "node1-pod1", pod(cluster, "node2-pod1").ip)
-    # node1 routes (-1), the forwarder (-1), node2 routes (-1); the echo reply alike
-    assert ok and "ttl=61" in out
+    # node2 routes the reply (-1), its forwarder sends it (-1), node1's receives it (-1),
+    # node1 routes it to the pod (-1): 64 - 4
+    assert ok and "ttl=60" in out
 
 
-def test_unknown_destination_gets_net_unreachable(make_cluster):
+def test_unknown_destination_icmp_as_flannel_sends_it(make_cluster):
+    """In the cluster CIDR but in no lease: for TCP the forwarder writes an ICMP net-unreachable
+    into flannel0 from flannel0's own address with TTL 8, which the node's kernel drops as a
+    martian (its source is the node's own), so the connection times out; for a ping (ICMP) the
+    forwarder sends no ICMP at all (RFC 792)."""
     cluster = make_cluster("default.yaml", "udp")
-    # in the cluster CIDR, in no lease
-    ok, out = ping_once(cluster, "node1-pod1", "10.244.200.7")
-    assert not ok and "Destination Net Unreachable" in out
-    assert cluster.mode.stats(cluster.nodes["node1"])["no_route"] >= 1
+    node1 = cluster.nodes["node1"]
+    capture = subprocess.Popen(node1.ns.argv("timeout", "8", "tcpdump", "-l", "-n", "-v",
+                                             "-i", "flannel0", "icmp"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)  # tcpdump listening
+        ok, out = ping_once(cluster, "node1-pod1", "10.244.200.7")
+        assert not ok and "Unreachable" not in out
+        assert cluster.mode.stats(node1)["icmp_sent"] == 0
+        connect = subprocess.run(in_pod(cluster, "node1-pod1", stand_in("node1-pod1") + [
+            "connect", "10.244.200.7:80", "--timeout=2s"]), capture_output=True, text=True)
+        assert connect.returncode == 1 and "TIMEOUT" in connect.stdout + connect.stderr
+        assert cluster.mode.stats(node1)["icmp_sent"] >= 1
+        assert cluster.mode.stats(node1)["no_route"] >= 2  # the ping and the SYN
+    finally:
+        captured = capture.communicate(timeout=15)[0]
+    flannel0 = str(node1.lease.network_address)
+    pod_ip = pod(cluster, "node1-pod1").ip
+    assert "ttl 8," in captured and f"{flannel0} > {pod_ip}: ICMP net 10.244.200.7 " \
+        "unreachable" in captured, captured
+    assert "echo request" not in captured.split("unreachable")[-1]
 
 
 def test_garbage_datagrams_are_dropped_counted_and_forwarding_goes_on(make_cluster):
@@ -171,8 +207,9 @@ def test_the_peer_table_follows_nodes_without_a_restart(make_cluster):
     pid = cluster.mode.daemons(cluster.context)["forwarder@node1"]
     target = pod(cluster, "web").ip  # on node3
     cluster.mode.remove_peer(cluster.spec, node1, node3)
-    ok, out = ping_once(cluster, "node1-pod1", target)
-    assert not ok and "Destination Net Unreachable" in out
+    unrouted = cluster.mode.stats(node1)["no_route"]
+    assert not ping_once(cluster, "node1-pod1", target)[0]
+    assert cluster.mode.stats(node1)["no_route"] == unrouted + 1  # no lease: not forwarded
     cluster.mode.add_peer(cluster.spec, node1, node3)
     assert ping_once(cluster, "node1-pod1", target)[0]
     assert cluster.mode.daemons(cluster.context)["forwarder@node1"] == pid

@@ -6,10 +6,13 @@ node's own lease stays on cni0, a longer prefix). The forwarder (native/, a smal
 built by the install step, as flannel's own loop is C) carries each packet as one UDP datagram
 to the owning node's port 8285. Its peer table is changed at run time over a control socket.
 
-Flannel's forwarder moves one packet per system call. Ours by default moves bundles across
-the kernel boundary (TSO super-packets from flannel0, UDP GSO out, UDP GRO in, TCP segments
-joined again before flannel0) while the wire stays flannel's: one inner packet per datagram.
-`udp: {offload: false}` in the topology runs flannel's one-packet-at-a-time loop instead.
+The `udp` mode runs the forwarder as flannel's proxy runs: one packet per system call, the TTL
+decremented both ways, ICMP net-unreachable from flannel0's own address, the kernel's default
+socket buffers (see native/flannel-udp-forwarder.c). The `udp-gso` mode is the same wire with
+a modern userspace tunnel's loop (as wireguard-go's or Tailscale's): packets cross the kernel
+boundary in bundles (TSO super-packets from flannel0, UDP GSO out, UDP GRO in, TCP segments
+joined again before flannel0), one inner packet per datagram still. `udp: {offload: true}` in
+a topology makes `udp` run that loop too.
 """
 import json
 import os
@@ -53,8 +56,14 @@ class UdpMode(FlannelMode):
     encap_overhead = 28  # outer IPv4 20 + UDP 8: the pod packet travels whole in one datagram
     datapath = "userspace: TUN flannel0 + C forwarder over UDP 8285, Linux bridge cni0"
 
+    offload = None  # the loop: None as the topology says (udp.offload), else fixed
+
+    def bundles(self, spec) -> bool:
+        """Whether the forwarders move bundles (udp-gso) or one packet per call (flannel's)."""
+        return spec.udp_offload if self.offload is None else self.offload
+
     def describe_datapath(self, spec, caps):
-        how = ("TSO/GSO/GRO bundles" if spec.udp_offload
+        how = ("TSO/GSO/GRO bundles" if self.bundles(spec)
                else "one packet per system call, as flannel's")
         return f"{self.datapath}; forwarder moves {how}"
 
@@ -93,8 +102,9 @@ class UdpMode(FlannelMode):
             raise TestbedError(f"{FORWARDER} is not built: run scripts/install.sh (it compiles "
                                "native/flannel-udp-forwarder.c)")
         sock = node.facts["control"]
-        argv = [binary, "--tun", TUN_DEV, "--listen", node.ip.ip, "--control", sock,
-                "--port", PORT] + ([] if cluster.spec.udp_offload else ["--no-offload"])
+        argv = [binary, "--tun", TUN_DEV, "--tun-addr", node.lease.network_address,
+                "--listen", node.ip.ip, "--control", sock, "--port", PORT]
+        argv += [] if self.bundles(cluster.spec) else ["--no-offload"]
         forwarder = Daemon(self._label(node), node.ns.argv(*argv),
                            os.path.join(node.dir, "udp-forwarder.log"))
         self.forwarders[node.name] = forwarder
@@ -140,3 +150,13 @@ class UdpMode(FlannelMode):
 
     def describe_node(self, node):
         return {**super().describe_node(node), "forwarder_pid": node.facts.get("forwarder_pid")}
+
+
+@register
+class UdpGsoMode(UdpMode):
+    """flannel's udp wire format with a modern userspace tunnel's loop: what a forwarder that
+    moves bundles (TSO, UDP GSO and GRO) reaches over the same datagrams."""
+    name = "udp-gso"
+    summary = ("flannel udp's wire with bundles: TSO from flannel0, UDP GSO/GRO, one packet per "
+               "datagram")
+    offload = True

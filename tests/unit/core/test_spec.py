@@ -145,9 +145,9 @@ def test_route_reflectors_must_be_nodes_and_cover_every_rack():
     assert "none in r2" in str(err)
 
 
-def test_udp_offload_is_on_unless_the_topology_turns_it_off():
-    assert parse("nodes: [{name: a}]").udp_offload is True
-    assert parse("udp: {offload: false}\nnodes: [{name: a}]").udp_offload is False
+def test_udp_offload_is_off_unless_the_topology_turns_it_on():
+    assert parse("nodes: [{name: a}]").udp_offload is False  # flannel's own loop
+    assert parse("udp: {offload: true}\nnodes: [{name: a}]").udp_offload is True
     err = error_of("udp: {offload: 'no'}\nnodes: [{name: a}]")
     assert (err.field, err.value) == ("udp.offload", "no") and "true or false" in str(err)
     err = error_of("udp: {offlaod: false}\nnodes: [{name: a}]")

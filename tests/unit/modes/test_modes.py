@@ -135,3 +135,14 @@ def test_network_policy_is_refused_where_the_datapath_bypasses_the_packet_filter
     assert "networkPolicy.enforce: mode openflow cannot enforce NetworkPolicy" in str(info.value)
     check_mode("vxlan", spec, {name: True for name in get_mode("vxlan").requires})
     assert get_mode("bgp").policy_by_default and not get_mode("vxlan").policy_by_default
+
+
+def test_udp_runs_flannels_loop_and_udp_gso_the_bundles():
+    plain, bundled = get_mode("udp"), get_mode("udp-gso")
+    default = specmod.load(TOPOLOGIES / "default.yaml")
+    assert not plain.bundles(default) and bundled.bundles(default)
+    assert "one packet per system call" in plain.describe_datapath(default, {})
+    assert "TSO/GSO/GRO bundles" in bundled.describe_datapath(default, {})
+    asked = specmod.parse("udp: {offload: true}\nnodes: [{name: a}]", "t.yaml")
+    assert plain.bundles(asked)  # a topology may ask `udp` for the bundles too
+    assert bundled.pod_mtu(default) == plain.pod_mtu(default) == 1472  # one wire

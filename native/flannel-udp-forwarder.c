@@ -15,7 +15,8 @@
  * - without offloads (--no-offload, the udp mode's default), one read and one sendto per
  *   packet out, one recv and one write per packet in, in one loop that polls, then moves
  *   packets in both directions until neither has any, with the kernel's default socket
- *   buffers.
+ *   buffers and a non-blocking UDP socket (flanneld's, from Go, is): a datagram the socket
+ *   has no room for is dropped (counted as a send error), not waited for.
  * What this program adds for robustness changes nothing for valid traffic: datagrams that are
  * too short, not IPv4, of inconsistent length or from an unknown peer are dropped and counted
  * (flannel's would write them into flannel0). The peer table changes at run time through a
@@ -666,7 +667,10 @@ int main(int argc, char **argv) {
 
     fprintf(stderr, "forwarding %s <-> %s:%u, %s\n", tun, listen_ip, peer_port,
             offload ? "offloads on (bundles)" : "flannel's loop (one packet per system call)");
-    if (!offload) run_flannel_loop();
+    if (!offload) {
+        fcntl(udp_fd, F_SETFL, fcntl(udp_fd, F_GETFL) | O_NONBLOCK);
+        run_flannel_loop();
+    }
     /* One thread, as flannel's proxy: while traffic flows it finds the other direction's
      * packets (a TCP flow's ACKs) waiting without being woken for them; it sleeps in poll()
      * only when nothing is queued. The control socket is looked at between rounds. */

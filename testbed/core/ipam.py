@@ -73,9 +73,9 @@ def parse_subnet_env(text: str) -> dict[str, str]:
     return out
 
 
-def write_subnet_env(directory: str, network, lease, mtu: int) -> str:
+def write_subnet_env(directory: str, network, lease, mtu: int, ipmasq: bool = False) -> str:
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "subnet.env")
     with open(path, "w") as f:
-        f.write(render_subnet_env(network, lease, mtu))
+        f.write(render_subnet_env(network, lease, mtu, ipmasq))
     return path

@@ -30,11 +30,12 @@ DEFAULT_MTU = 1500
 FIRST_NODE_HOST = 11  # nodes get .11, .12, ... of their rack subnet; .1 is the rack's router
 
 TOP_KEYS = {"name", "podCIDR", "nodePrefix", "mtu", "mode", "bandwidth", "delay", "racks",
-            "nodes", "bgp", "udp", "underlay", "manifests", "externalClient", "kubeProxy",
-            "networkPolicy"}
+            "nodes", "bgp", "udp", "flannel", "underlay", "manifests", "externalClient",
+            "kubeProxy", "networkPolicy"}
 UNDERLAYS = ("linux", "ovs")  # what switches each rack: a Linux bridge, or OVS + os-ken
 BGP_KEYS = {"routeReflectors"}
 UDP_KEYS = {"offload"}
+FLANNEL_KEYS = {"ipMasq"}
 KUBE_PROXY_KEYS = {"mode"}
 NETWORK_POLICY_KEYS = {"enforce"}
 # kube-proxy's --proxy-mode; the first is its default
@@ -185,6 +186,10 @@ class _Validator:
         offload = udp.get("offload", False)
         if not isinstance(offload, bool):
             self.fail("udp.offload", offload, "must be true or false")
+        flannel = self.mapping(doc.get("flannel") or {}, "flannel", FLANNEL_KEYS)
+        ip_masq = flannel.get("ipMasq", True)  # kube-flannel runs flanneld with --ip-masq
+        if not isinstance(ip_masq, bool):
+            self.fail("flannel.ipMasq", ip_masq, "must be true or false")
         underlay = doc.get("underlay", "linux")
         if underlay not in UNDERLAYS:
             self.fail("underlay", underlay, f"must be one of {', '.join(UNDERLAYS)}")
@@ -205,7 +210,7 @@ class _Validator:
         return ClusterSpec(name, str(self.path), pod_cidr, prefix, mtu, mode,
                            tuple(racks), tuple(nodes), reflectors, offload, underlay,
                            self.manifest_paths(doc.get("manifests")), external, proxy_mode,
-                           enforce)
+                           enforce, ip_masq)
 
     def manifest_paths(self, docs):
         """Paths as given, relative to the topology file's directory."""

@@ -72,6 +72,7 @@ class ClusterSpec:
     external_client: bool = False  # a host EXTERNAL_NAME on the first rack, not a node
     proxy_mode: str = "iptables"  # kube-proxy's mode, one of PROXY_MODES
     policy_enforce: Optional[bool] = None  # NetworkPolicy enforced? None: as the mode's plugin
+    flannel_ip_masq: bool = True  # flannel modes: flanneld's --ip-masq rules on every node
 
     @property
     def load_balancer_pool(self) -> tuple[ipaddress.IPv4Address, ...]:

@@ -1,8 +1,11 @@
 """The kernel objects of each mode equal flannel's, name for name."""
 import ipaddress
 import json
+import subprocess
 
 from testbed.host import netns
+
+from .conftest import TOPO
 
 
 def link(ns, name):
@@ -76,3 +79,44 @@ def test_sandboxes_are_listed_by_ip_netns(make_cluster):
     out = netns.run(["ip", "netns", "exec", f"node1-pod1.default.{name}", "ip", "-4", "-o",
                      "addr", "show", "eth0"])
     assert cluster.state.pods["default/node1-pod1"].ip in out
+
+
+# Accepts one TCP connection on port 7777 and prints the address it came from.
+PEER = ("import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); "
+        "s.bind(('0.0.0.0',7777)); s.listen(1); print('ready',flush=True); c,a=s.accept(); "
+        "print(a[0],flush=True)")
+CONNECT = "import socket,sys; socket.create_connection((sys.argv[1],7777),timeout=5).close()"
+
+
+def seen_from(server_argv, client_argv, address):
+    """The source address a TCP connection from the client arrives with at the server."""
+    server = subprocess.Popen(server_argv(["python3", "-c", PEER]), stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        netns.run(client_argv(["python3", "-c", CONNECT, address]))
+        return server.communicate(timeout=10)[0].strip()
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_flanneld_s_masquerade_pods_leave_as_their_node_and_meet_as_themselves(make_cluster,
+                                                                               tmp_path):
+    topo = tmp_path / "external.yaml"
+    topo.write_text((TOPO / "default.yaml").read_text() + "externalClient: true\n")
+    cluster = make_cluster(topo, "vxlan")
+    state, node1 = cluster.state, cluster.nodes["node1"]
+    saved = node1.ns.run("iptables-save")
+    assert '-A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG' in saved
+    assert '-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD' in saved
+    assert "-A FLANNEL-POSTRTG -s 10.244.0.0/16 ! -d 224.0.0.0/4 -m comment --comment " \
+        '"flanneld masq" -j MASQUERADE --random-fully' in saved
+    pod1, pod2 = state.pods["default/node1-pod1"], state.pods["default/node2-pod1"]
+    external = state.hosts["external"]
+    in_pod = lambda rec: lambda argv: netns.in_pod(rec.netns, argv)  # noqa: E731
+    # to the external host (outside the pod network): masqueraded to the node's address
+    assert seen_from(lambda argv: netns.in_node(external.pid, argv), in_pod(pod1),
+                     external.ip) == str(node1.ip.ip)
+    # pod to pod across nodes: the pod's own address
+    assert seen_from(in_pod(pod2), in_pod(pod1), pod2.ip) == pod1.ip

@@ -1,7 +1,14 @@
-"""What every flannel backend shares: leases, subnet.env, and pods on cni0.
+"""What every flannel backend shares: leases, subnet.env, the rules flanneld writes, and pods
+on cni0.
 
 Not a mode itself. Flannel's CNI plugin reads subnet.env and delegates to the reference
-`bridge` plugin (bridge cni0, gateway .1) with `host-local` IPAM over the node's lease.
+`bridge` plugin (bridge cni0, gateway .1) with `host-local` IPAM over the node's lease. With
+`--ip-masq` (kube-flannel's default; `flannel: {ipMasq: false}` in a topology turns it off)
+flanneld writes the nat chain FLANNEL-POSTRTG (pod traffic within the pod network untouched,
+pods leaving it and outside sources entering it masqueraded, kube-proxy's marked traffic
+left to kube-proxy) and the filter chain FLANNEL-FWD (forwarding to and from the pod
+network accepted), as flannel's pkg/trafficmngr/iptables writes them. Inside the node's
+namespace, towards the emulated underlay: nothing leaves the emulation.
 """
 import os
 
@@ -12,8 +19,37 @@ CNI_BRIDGE = "cni0"
 NETWORK_NAME = "cbr0"  # the network name in kube-flannel's cni-conf.json
 
 
+KUBE_PROXY_MARK = "0x4000/0x4000"  # traffic kube-proxy masquerades itself
+
+
+def flannel_rules(cluster_cidr: str, lease: str) -> str:
+    """flanneld's masquerade and forward rules for one node, as iptables-restore input."""
+    masq = '-m comment --comment "flanneld masq"'
+    fwd = '-m comment --comment "flanneld forward"'
+    return "\n".join([
+        "*nat",
+        ":FLANNEL-POSTRTG - [0:0]",
+        f"-A POSTROUTING {masq} -j FLANNEL-POSTRTG",
+        f"-A FLANNEL-POSTRTG -m mark --mark {KUBE_PROXY_MARK} {masq} -j RETURN",
+        f"-A FLANNEL-POSTRTG -s {lease} -d {cluster_cidr} {masq} -j RETURN",
+        f"-A FLANNEL-POSTRTG -s {cluster_cidr} -d {lease} {masq} -j RETURN",
+        f"-A FLANNEL-POSTRTG ! -s {cluster_cidr} -d {lease} {masq} -j RETURN",
+        f"-A FLANNEL-POSTRTG -s {cluster_cidr} ! -d 224.0.0.0/4 {masq} -j MASQUERADE "
+        "--random-fully",
+        f"-A FLANNEL-POSTRTG ! -s {cluster_cidr} -d {cluster_cidr} {masq} -j MASQUERADE "
+        "--random-fully",
+        "COMMIT",
+        "*filter",
+        ":FLANNEL-FWD - [0:0]",
+        f"-A FORWARD {fwd} -j FLANNEL-FWD",
+        f"-A FLANNEL-FWD -s {cluster_cidr} {fwd} -j ACCEPT",
+        f"-A FLANNEL-FWD -d {cluster_cidr} {fwd} -j ACCEPT",
+        "COMMIT",
+    ]) + "\n"
+
+
 class FlannelMode(Mode):
-    requires = ("bridge", "veth")
+    requires = ("bridge", "veth", "iptables")
     adoptable = True
     policy_hook = "bridged"  # flannel enforces nothing; Canal adds Felix on the pods' veths
     policy_note = "flannel enforces no NetworkPolicy (topology networkPolicy: {enforce: true} " \
@@ -28,8 +64,11 @@ class FlannelMode(Mode):
     def setup_node(self, spec, node):
         env_dir = os.path.join(node.dir, "run", "flannel")
         node.facts["subnet_env"] = ipam.write_subnet_env(
-            env_dir, spec.pod_cidr, node.lease, self.pod_mtu(spec))
+            env_dir, spec.pod_cidr, node.lease, self.pod_mtu(spec), spec.flannel_ip_masq)
         self.setup_backend(spec, node)
+        if spec.flannel_ip_masq:
+            node.ns.run("iptables-restore", "--noflush",
+                        input=flannel_rules(str(spec.pod_cidr), str(node.lease)))
 
     def setup_backend(self, spec, node):
         """The backend's own devices on the node."""

@@ -7,6 +7,7 @@ import pytest
 from testbed.core import spec as specmod
 from testbed.errors import TestbedError
 from testbed.modes import NodeContext, get_mode, mode_names
+from testbed.modes.flannel.base import flannel_rules
 
 TOPOLOGIES = Path(__file__).resolve().parents[3] / "topologies"
 
@@ -16,9 +17,13 @@ class RecordingNamespace:
 
     def __init__(self, mac):
         self.commands, self.mac = [], mac
+        self.restored = []  # what iptables-restore was given
 
-    def run(self, *argv, check=True):
-        self.commands.append(" ".join(str(a) for a in argv))
+    def run(self, *argv, check=True, input=None):
+        if argv[0] == "iptables-restore":
+            self.restored.append(input)
+        else:
+            self.commands.append(" ".join(str(a) for a in argv))
         return ""
 
     def ip_json(self, *args):
@@ -146,3 +151,28 @@ def test_udp_runs_flannels_loop_and_udp_gso_the_bundles():
     asked = specmod.parse("udp: {offload: true}\nnodes: [{name: a}]", "t.yaml")
     assert plain.bundles(asked)  # a topology may ask `udp` for the bundles too
     assert bundled.pod_mtu(default) == plain.pod_mtu(default) == 1472  # one wire
+
+
+def test_flannel_writes_flanneld_s_masquerade_and_forward_rules_unless_told_not_to(tmp_path):
+    spec = specmod.load(TOPOLOGIES / "default.yaml")
+    mode = get_mode("vxlan")
+    a, _b = nodes_for(spec, mode, tmp_path)
+    mode.setup_node(spec, a)
+    (rules,) = a.ns.restored
+    assert rules == flannel_rules("10.244.0.0/16", "10.244.0.0/24")
+    lines = rules.splitlines()
+    masq = '-m comment --comment "flanneld masq"'
+    assert lines[lines.index("*nat") + 2:lines.index("*nat") + 5] == [
+        f"-A POSTROUTING {masq} -j FLANNEL-POSTRTG",
+        f"-A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000 {masq} -j RETURN",
+        f"-A FLANNEL-POSTRTG -s 10.244.0.0/24 -d 10.244.0.0/16 {masq} -j RETURN"]
+    assert f"-A FLANNEL-POSTRTG -s 10.244.0.0/16 ! -d 224.0.0.0/4 {masq} -j MASQUERADE " \
+        "--random-fully" in lines
+    assert '-A FLANNEL-FWD -d 10.244.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT' \
+        in lines
+    assert "FLANNEL_IPMASQ=true" in open(a.facts["subnet_env"]).read()
+    off = specmod.parse((TOPOLOGIES / "default.yaml").read_text() + "flannel: {ipMasq: false}\n",
+                        "t.yaml")
+    c, _d = nodes_for(off, mode, tmp_path / "off")
+    mode.setup_node(off, c)
+    assert c.ns.restored == [] and "FLANNEL_IPMASQ=false" in open(c.facts["subnet_env"]).read()

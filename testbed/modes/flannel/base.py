@@ -83,7 +83,8 @@ class FlannelMode(Mode):
             "isGateway": True,
             "isDefaultGateway": True,
             "hairpinMode": True,
-            "ipMasq": False,  # never masquerade: emulated traffic must not leave the emulation
+            # as flannel's CNI plugin sets it: the bridge masquerades only when flanneld does not
+            "ipMasq": env.get("FLANNEL_IPMASQ") != "true",
             "mtu": int(env["FLANNEL_MTU"]),
             "ipam": {
                 "type": "host-local",

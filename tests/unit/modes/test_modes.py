@@ -176,3 +176,5 @@ def test_flannel_writes_flanneld_s_masquerade_and_forward_rules_unless_told_not_
     c, _d = nodes_for(off, mode, tmp_path / "off")
     mode.setup_node(off, c)
     assert c.ns.restored == [] and "FLANNEL_IPMASQ=false" in open(c.facts["subnet_env"]).read()
+    # then, as flannel's CNI plugin does, the bridge plugin masquerades instead
+    assert mode.network_config(off, c)["ipMasq"] and not mode.network_config(spec, a)["ipMasq"]

@@ -120,3 +120,11 @@ def test_flanneld_s_masquerade_pods_leave_as_their_node_and_meet_as_themselves(m
                      external.ip) == str(node1.ip.ip)
     # pod to pod across nodes: the pod's own address
     assert seen_from(in_pod(pod2), in_pod(pod1), pod2.ip) == pod1.ip
+
+
+def test_a_ping_across_vxlan_nodes_comes_back_with_ttl_62(make_cluster):
+    """Two routed hops (each node forwards once); the udp mode's forwarders add two more."""
+    cluster = make_cluster("default.yaml", "vxlan")
+    src, dst = cluster.state.pods["default/node1-pod1"], cluster.state.pods["default/node2-pod1"]
+    out = netns.run(netns.in_pod(src.netns, ["ping", "-c1", "-W2", dst.ip]))
+    assert "ttl=62" in out

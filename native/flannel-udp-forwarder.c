@@ -195,6 +195,26 @@ static int decrement_ttl(struct iphdr *ip) {
     return 1;
 }
 
+/* The checks every packet from flannel0 passes, as flannel's tun_to_udp makes them: a
+ * well-formed packet, a peer owning its destination (else ICMP net-unreachable), TTL left.
+ * Returns 1 with *dst set when the packet is to be sent. */
+static int route_out(uint8_t *pkt, ssize_t len, struct sockaddr_in *dst) {
+    struct iphdr *ip = (struct iphdr *)pkt;
+    if (malformed(pkt, len)) return 0;
+    if (!lookup(ip->daddr, dst)) { COUNT(no_route); send_net_unreachable(pkt); return 0; }
+    if (!decrement_ttl(ip)) { COUNT(ttl_expired); return 0; }
+    return 1;
+}
+
+/* The checks every packet from a peer passes before flannel0, as flannel's udp_to_tun makes
+ * them: a well-formed packet, TTL left. Returns 1 when it is to be written. */
+static int accept_in(uint8_t *pkt, ssize_t len) {
+    if (malformed(pkt, len)) return 0;
+    ADD(rx_bytes, len);
+    if (!decrement_ttl((struct iphdr *)pkt)) { COUNT(ttl_expired); return 0; }
+    return 1;
+}
+
 /* --- sending: TUN -> UDP -------------------------------------------------------------------- */
 /* A packet whose transport checksum the kernel left to us (virtio NEEDS_CSUM): the field holds
  * the pseudo-header sum; summing from csum_start to the end completes it. */
@@ -302,11 +322,8 @@ static void flush(struct send_batch *b) {
 /* Queues one packet read from the TUN (after its virtio-net header, if any). */
 static void forward_out(struct send_batch *b, uint8_t *pkt, size_t len,
                         const struct virtio_net_hdr *vh, struct cut *cut) {
-    struct iphdr *ip = (struct iphdr *)pkt;
     struct sockaddr_in dst;
-    if (malformed(pkt, len)) return;
-    if (!lookup(ip->daddr, &dst)) { COUNT(no_route); send_net_unreachable(pkt); return; }
-    if (!decrement_ttl(ip)) { COUNT(ttl_expired); return; }
+    if (!route_out(pkt, len, &dst)) return;
     uint8_t gso = vh ? vh->gso_type & ~VIRTIO_NET_HDR_GSO_ECN : VIRTIO_NET_HDR_GSO_NONE;
     if (gso == VIRTIO_NET_HDR_GSO_NONE) {
         if (vh && (vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !complete_checksum(pkt, len, vh)) {
@@ -475,10 +492,7 @@ static int udp_to_tun(void) {
             }
         for (size_t off = 0; off < len; off += seg) {
             size_t this_len = len - off < seg ? len - off : seg;
-            if (malformed(bufs[i] + off, this_len)) continue;
-            ADD(rx_bytes, this_len);
-            if (!decrement_ttl((struct iphdr *)(bufs[i] + off))) { COUNT(ttl_expired); continue; }
-            forward_in(&joined, bufs[i] + off, this_len);
+            if (accept_in(bufs[i] + off, this_len)) forward_in(&joined, bufs[i] + off, this_len);
         }
     }
     write_joined(&joined);   /* a run may span bundles; the buffers are reused by the next call */
@@ -495,11 +509,8 @@ static int tun_to_udp_one(uint8_t *buf, size_t size) {
         if (errno != EAGAIN && errno != EINTR) die("read tun");
         return 0;
     }
-    struct iphdr *ip = (struct iphdr *)buf;
     struct sockaddr_in dst;
-    if (malformed(buf, len)) return 1;
-    if (!lookup(ip->daddr, &dst)) { COUNT(no_route); send_net_unreachable(buf); return 1; }
-    if (!decrement_ttl(ip)) { COUNT(ttl_expired); return 1; }
+    if (!route_out(buf, len, &dst)) return 1;
     if (sendto(udp_fd, buf, len, 0, (struct sockaddr *)&dst, sizeof(dst)) != len)
         COUNT(send_errors);
     else { ADD(tx_packets, 1); ADD(tx_bytes, len); }
@@ -516,9 +527,7 @@ static int udp_to_tun_one(uint8_t *buf, size_t size) {
         return 0;
     }
     if (!known_peer(src.sin_addr.s_addr)) { COUNT(unknown_peer); return 1; }
-    if (malformed(buf, len)) return 1;
-    ADD(rx_bytes, len);
-    if (!decrement_ttl((struct iphdr *)buf)) { COUNT(ttl_expired); return 1; }
+    if (!accept_in(buf, len)) return 1;
     if (tun_write_plain(buf, len)) ADD(rx_packets, 1);
     return 1;
 }

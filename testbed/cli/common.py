@@ -9,6 +9,7 @@ from testbed.api.tables import find_pod
 from testbed.core.state import RunState, list_runs, run_dir_for
 from testbed.errors import TestbedError
 from testbed.host import netns
+from testbed.modes import get_mode, mode_names
 from testbed.underlay.racks import pinned_name
 
 DEFAULT_TOPOLOGY = REPO / "topologies" / "default.yaml"
@@ -98,3 +99,8 @@ def ranged(kind, low, high):
         return value
     parse.__name__ = kind.__name__  # what argparse names in its own messages
     return parse
+
+
+def mode_of(state):
+    """The Mode a run was built with, or None (the bare underlay, or a mode no longer known)."""
+    return get_mode(state.mode) if state.mode in mode_names() else None

@@ -2,7 +2,15 @@
 import subprocess
 
 from testbed.api.tables import find_pod, render_table
-from testbed.cli.common import address, find_run, hosts, in_host, namespace_option, ranged
+from testbed.cli.common import (
+    address,
+    find_run,
+    hosts,
+    in_host,
+    mode_of,
+    namespace_option,
+    ranged,
+)
 from testbed.core.records import decode
 from testbed.core.supervisor import request
 from testbed.errors import TestbedError
@@ -10,7 +18,6 @@ from testbed.host import netns
 from testbed.host.daemons import DaemonRecord
 from testbed.host.processes import pid_is
 from testbed.kubelet.standins import AGNHOST_PATHS, stand_in
-from testbed.modes import get_mode, mode_names
 from testbed.policy.semantics import explain
 from testbed.underlay.controller import read_stats
 
@@ -44,7 +51,7 @@ def cmd_routes(args):
                            f"(nodes: {', '.join(state.nodes)})")
     print(f"# ip route ({args.node})")
     print(netns.run(in_host(state, args.node, record, ["ip", "route"])).rstrip())
-    mode = get_mode(state.mode) if state.mode in mode_names() else None
+    mode = mode_of(state)
     sessions = mode.routing_sessions(state, args.node) if mode else None
     if sessions:
         print(f"\n# {mode.routing_daemon}")
@@ -59,9 +66,10 @@ def cmd_flows(args):
     fabric = state.fabric
     bridges = {rack: ("fabric", facts["mgmt"], fabric["control_socket"])
                for rack, facts in fabric.get("racks", {}).items()}
-    if state.mode in mode_names():
+    mode = mode_of(state)
+    if mode is not None:
         bridges.update({node: (state.mode, mgmt, control) for node, (mgmt, control)
-                        in get_mode(state.mode).flow_bridges(state).items()})
+                        in mode.flow_bridges(state).items()})
     if args.target not in bridges:
         raise TestbedError(f"no OVS bridge for {args.target!r} in cluster {state.name} (racks "
                            "with underlay ovs, nodes in the openflow mode: "

@@ -58,9 +58,10 @@ def _selector_text(sel):
     return ",".join(parts) or "<none>"
 
 
-def rows(kind: str, objects: list, state, all_namespaces=False, wide=False) -> list:
-    """kubectl's table of `objects` (objects.py's of one resource kind)."""
-    now = time.time()
+def rows(kind: str, objects: list, state, all_namespaces=False, wide=False,
+         now: float | None = None) -> list:
+    """kubectl's table of `objects` (objects.py's of one resource kind), ages as of `now`."""
+    now = time.time() if now is None else now
     head, body = [], []
     if kind == "pods":
         head = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"] + \

@@ -88,7 +88,7 @@ def test_a_policy_is_shown_as_stored_with_its_cidr_masked():
 
 def test_tables_have_kubectls_columns():
     data = state()
-    rows = inventory.rows("pods", ko.pods(data, "x"), data)
+    rows = inventory.rows("pods", ko.pods(data, "x"), data, now=data.pods["x/a"].created + 200)
     assert rows[0] == ("NAME", "READY", "STATUS", "RESTARTS", "AGE")
     assert rows[1][:4] == ("a", "0/0", "ContainerCreating", "0")  # no container in this state
     assert rows[1][4] == "3m20s"

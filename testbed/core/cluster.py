@@ -21,12 +21,14 @@ from testbed.core.preflight import (
     check_proxy_mode,
     check_underlay,
 )
+from testbed.core.progress import BuildProgress
 from testbed.core.records import HostRecord, NodeRecord, PodRecord, PolicyEnforcement
 from testbed.core.state import RunState
 from testbed.core.topology import EXTERNAL_NAME, ClusterSpec, PodSpec
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.daemons import DaemonRecord
+from testbed.host.parallel import for_each
 from testbed.host.processes import (
     Process,
     end_processes_in_all,
@@ -74,6 +76,7 @@ class Cluster:
         self.runtime = Runtime(state)
         self.pods_up = []    # PodSpecs attached, in order
         self.timings = {}
+        self.build_progress = BuildProgress(self.timings)  # up() gives it a reporter
         # what the mode sees of this cluster (modes/base.py); it shares the dicts above
         self.context = ClusterContext(spec, state, self.nodes, self.routers, self.caps,
                                       self.timings)
@@ -120,10 +123,14 @@ class Cluster:
         return cluster
 
     # --- bring-up ------------------------------------------------------------------------
-    def up(self) -> "Cluster":
+    def up(self, progress: Callable[[str], None] | None = None) -> "Cluster":
+        """Build the cluster; progress(text) hears of each phase and of nodes and pods done."""
         started = time.monotonic()
+        self.build_progress = BuildProgress(self.timings, progress)
         try:
-            self._build()
+            # one snapshot at the end: ownership is journaled as it happens (state.py)
+            with self.state.deferred_saves():
+                self._build()
         except BaseException:
             self.down()
             raise
@@ -132,15 +139,51 @@ class Cluster:
         return self
 
     def _build(self):
-        spec, mode = self.spec, self.mode
+        spec, mode, phases = self.spec, self.mode, self.build_progress
         leases = mode.plan(spec) if mode else {}
-        self.underlay = Underlay(spec, on_process=self.state.own_pid,
-                                 on_namespace=lambda name: self.state.own("netns", name),
-                                 verbose=self.verbose)
-        self.underlay.build()
-        if spec.underlay == "ovs":
-            self.fabric = OvsFabric(spec, self.underlay, self.state, self.caps)
-            self.fabric.start()
+        with phases.phase("underlay"):
+            self.underlay = Underlay(spec, on_process=self.state.own_pid,
+                                     on_namespace=lambda name: self.state.own("netns", name),
+                                     verbose=self.verbose)
+            self.underlay.build()
+        with phases.phase("nodes", len(self.underlay.net.hosts)):
+            self.underlay.configure_hosts(on_done=phases.step)
+            if spec.underlay == "ovs":
+                self.fabric = OvsFabric(spec, self.underlay, self.state, self.caps)
+                self.fabric.start()
+            self._record_hosts(leases)
+        if mode is None:
+            self.state.update(pod_mtu=None)
+            return
+        nodes = list(self.nodes.values())
+        with phases.phase("mode_setup", len(nodes)):
+            for_each(nodes, lambda node: (mode.setup_node(spec, node), phases.step()))
+        with phases.phase("peers", len(nodes)):
+            for_each(nodes, lambda node: (
+                mode.add_peers(spec, node, [peer for peer in nodes if peer is not node]),
+                phases.step()))
+        with phases.phase("daemons"):
+            mode.start(self.context)  # a mode that waits for its routing adds "convergence_s"
+        self.timings["daemons_s"] -= self.timings.get("convergence_s", 0.0)
+        for node in nodes:
+            record = self.state.nodes[node.name]
+            record.details = mode.describe_node(node)
+            record.lease = record.details.pop("lease", record.lease)
+            if _plain(node.facts):  # read back by a new owner (adopt.py)
+                record.facts = node.facts
+        self.state.update(pod_mtu=mode.pod_mtu(spec), network_policy=self.policy_status())
+        with phases.phase("pods", len(spec.pods)):
+            self._add_pods(spec.pods, on_done=phases.step)
+        warnings = []
+        with phases.phase("manifests", len(self.manifests)):
+            for loaded in self.manifests:
+                warnings += apply.apply(self, loaded).warnings
+                phases.step()
+        self.state.update(warnings=warnings)
+
+    def _record_hosts(self, leases):
+        """The nodes' contexts and the records of nodes, router and external host."""
+        spec = self.spec
         for node_spec in spec.nodes:
             host = self.underlay.host(node_spec.name)
             node = NodeContext(node_spec.name, node_spec.rack, node_spec.ip,
@@ -156,32 +199,27 @@ class Cluster:
             self.state.routers = {"router": HostRecord(router.pid)}
         if spec.external_client:
             client = self.underlay.host(EXTERNAL_NAME)
-            self.state.hosts = {EXTERNAL_NAME: HostRecord(client.pid,
-                                                                  str(spec.external_ip.ip))}
+            self.state.hosts = {EXTERNAL_NAME: HostRecord(client.pid, str(spec.external_ip.ip))}
         self.state.save()
-        if mode is None:
-            self.state.update(pod_mtu=None)
-            return
-        for node in self.nodes.values():
-            mode.setup_node(spec, node)
-        for node in self.nodes.values():
-            for peer in self.nodes.values():
-                if peer is not node:
-                    mode.add_peer(spec, node, peer)
-        mode.start(self.context)
-        for node in self.nodes.values():
-            record = self.state.nodes[node.name]
-            record.details = mode.describe_node(node)
-            record.lease = record.details.pop("lease", record.lease)
-            if _plain(node.facts):  # read back by a new owner (adopt.py)
-                record.facts = node.facts
-        self.state.update(pod_mtu=mode.pod_mtu(spec), network_policy=self.policy_status())
-        for pod in spec.pods:
-            self.add_pod(pod)
-        warnings = []
-        for loaded in self.manifests:
-            warnings += apply.apply(self, loaded).warnings
-        self.state.update(warnings=warnings)
+
+    def _add_pods(self, pods, on_done=lambda: None):
+        """Attach pods: each node's in order, different nodes' side by side (as kubelets on
+        different nodes do). Records stay in the topology's order."""
+        by_node = {}
+        for pod in pods:
+            by_node.setdefault(pod.node, []).append(pod)
+
+        def attach(node_pods):
+            for pod in node_pods:
+                self.add_pod(pod)
+                on_done()
+        try:
+            for_each(by_node.values(), attach)
+        finally:
+            order = {pod.key: i for i, pod in enumerate(pods)}
+            self.pods_up.sort(key=lambda pod: order.get(pod.key, -1))
+            self.state.pods = dict(sorted(self.state.pods.items(),
+                                          key=lambda item: order.get(item[0], -1)))
 
     # --- pods ------------------------------------------------------------------------------
     def add_pod(self, pod: PodSpec) -> PodRecord:

@@ -1,13 +1,18 @@
 """The run's state file: what a cluster is, and every object the testbed made for it.
 
 Objects are recorded *before* they are created (write-ahead), so that even a run killed with
-SIGKILL in the middle of a build leaves a complete list for `testbed clean`.
+SIGKILL in the middle of a build leaves a complete list for `testbed clean`. Each such record
+is one line appended to the run's journal (owned.journal) at once; the state file is the
+snapshot the journal's lines apply to, rewritten (and the journal emptied) when saved. So a
+thousand pods cost a thousand short appends, not a thousand rewrites of a growing file.
 """
 import contextlib
 import json
 import os
 import tempfile
+import threading
 import time
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -24,6 +29,7 @@ from testbed.core.records import (
     PolicyRecord,
     ServiceRecord,
     check_record_fields,
+    decode,
     decode_fields,
     encode,
 )
@@ -31,6 +37,7 @@ from testbed.host.processes import Process, process_start_time
 
 RUN_ROOT = os.environ.get("TESTBED_RUN_ROOT", "/run/testbed")
 STATE_FILE = "state.json"
+JOURNAL_FILE = "owned.journal"  # ownership changed since state.json was written, a line each
 CONTROL_SOCKET = "control.sock"
 
 
@@ -45,8 +52,10 @@ DEFAULT_NAMESPACES = ("default", "kube-system")
 class RunState:
     """One cluster's run directory and its state file, as typed records.
 
-    Every change is saved at once (write-ahead) unless inside deferred_saves(). Modes keep
-    their own facts in `nodes[...].facts` and `mode_facts`; nothing else of theirs is here.
+    Ownership (`own`, `disown`) is journaled at once, always (write-ahead); every other change
+    is saved at once unless inside deferred_saves(). Modes keep their own facts in
+    `nodes[...].facts` and `mode_facts`; nothing else of theirs is here. Safe to change from
+    several threads (a build attaches pods on different nodes at once).
     """
     dir: str                   # the run directory (not saved: it is where the file is)
     name: str
@@ -78,6 +87,7 @@ class RunState:
     owned: Owned = field(default_factory=Owned)
     _deferring: bool = field(default=False, repr=False, compare=False)
     _dirty: bool = field(default=False, repr=False, compare=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @classmethod
     def create(cls, name: str, **facts) -> "RunState":
@@ -94,9 +104,11 @@ class RunState:
         with open(path) as f:
             doc = json.load(f)
         try:
-            return cls.from_json(doc, run_dir)
+            state = cls.from_json(doc, run_dir)
         except (TypeError, KeyError, AttributeError, IndexError) as e:
             raise ValueError(f"{path}: not a state file this version reads ({e})") from e
+        state._replay_journal()
+        return state
 
     @classmethod
     def from_json(cls, doc: dict, run_dir: str) -> "RunState":
@@ -111,6 +123,10 @@ class RunState:
         return os.path.join(self.dir, STATE_FILE)
 
     @property
+    def journal_path(self) -> str:
+        return os.path.join(self.dir, JOURNAL_FILE)
+
+    @property
     def control_socket(self) -> str:
         return os.path.join(self.dir, CONTROL_SOCKET)
 
@@ -121,26 +137,32 @@ class RunState:
 
     @contextlib.contextmanager
     def deferred_saves(self) -> Iterator[None]:
-        """Save once at the end of the block instead of at every change. Only for removals:
-        a record dropped late lists an object already gone, which `clean` skips; a record
-        written late could miss an object that exists."""
-        self._deferring = True
+        """Save once at the end of the block instead of at every change (ownership is still
+        journaled at once, so `clean` misses nothing meanwhile)."""
+        with self._lock:
+            self._deferring = True
         try:
             yield
         finally:
-            self._deferring = False
-            if self._dirty and os.path.isdir(self.dir):
-                self.save()
+            with self._lock:
+                self._deferring = False
+                if self._dirty and os.path.isdir(self.dir):
+                    self.save()
 
     def save(self) -> None:
-        if self._deferring:
-            self._dirty = True
-            return
-        self._dirty = False
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".state-")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.to_json(), f, indent=1, sort_keys=True)
-        os.replace(tmp, self.path)
+        with self._lock:
+            if self._deferring:
+                self._dirty = True
+                return
+            self._dirty = False
+            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".state-")
+            with os.fdopen(fd, "w") as f:
+                json.dump(self.to_json(), f, indent=1, sort_keys=True)
+            os.replace(tmp, self.path)
+            # what the journal said is in the snapshot now; a crash before this line leaves
+            # lines that replay to the same lists (_replay_journal)
+            with contextlib.suppress(FileNotFoundError):
+                os.truncate(self.journal_path, 0)
 
     def update(self, **facts) -> None:
         for key, value in facts.items():
@@ -152,14 +174,50 @@ class RunState:
 
     # --- owned objects -------------------------------------------------------------------
     def own(self, kind: str, item: object) -> None:
-        getattr(self.owned, kind).append(item)
-        self.save()
+        with self._lock:
+            getattr(self.owned, kind).append(item)
+            self._journal("own", kind, item)
+            self.save()
 
     def disown(self, kind: str, item: object) -> None:
-        items = getattr(self.owned, kind)
-        if item in items:
-            items.remove(item)
-            self.save()
+        with self._lock:
+            items = getattr(self.owned, kind)
+            if item in items:
+                items.remove(item)
+                self._journal("disown", kind, item)
+                self.save()
+
+    def _journal(self, change: str, kind: str, item: object) -> None:
+        line = json.dumps({change: kind, "item": encode(item)}) + "\n"
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())  # one write: a reader sees the line whole or not at all
+        finally:
+            os.close(fd)
+
+    def _replay_journal(self) -> None:
+        """Apply the journal's lines, in order, to the lists read from the snapshot. Replaying
+        lines the snapshot already holds changes nothing: an item is owned once."""
+        try:
+            with open(self.journal_path) as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return
+        kinds = typing.get_type_hints(Owned)
+        for line in lines:
+            try:
+                change = json.loads(line)
+            except ValueError:  # the last line of a writer killed mid-write
+                continue
+            kind = change.get("own") or change.get("disown")
+            if kind not in kinds:
+                continue
+            items = getattr(self.owned, kind)
+            item = decode(typing.get_args(kinds[kind])[0], change["item"])
+            if "own" in change and item not in items:
+                items.append(item)
+            elif "disown" in change and item in items:
+                items.remove(item)
 
     def own_pid(self, pid: int, what: str) -> Process:
         entry = Process(pid, process_start_time(pid), what)

@@ -127,6 +127,12 @@ class Namespace:
     def run(self, *argv, **kwargs):
         return run(self.wrap(list(argv)), **kwargs)
 
+    def batch(self, tool: str, lines: list[str]) -> None:
+        """Many commands of `ip` or `bridge` (one per line, without the tool's name) in one
+        process: `TOOL -batch -`. Stops at the first failing line, naming it."""
+        if lines:
+            self.run(tool, "-batch", "-", input="".join(f"{line}\n" for line in lines))
+
     def ip_json(self, *args):
         """`ip -j -d ARGS` in this namespace, parsed."""
         out = self.run("ip", "-j", "-d", *args)

@@ -79,6 +79,12 @@ class Mode:
     def add_peer(self, spec: ClusterSpec, node: NodeContext, peer: NodeContext) -> None:
         """Make `node` reach the pods of `peer`."""
 
+    def add_peers(self, spec: ClusterSpec, node: NodeContext, peers: list[NodeContext]) -> None:
+        """add_peer for each peer; a mode whose peers are kernel objects writes them in one
+        batch (one process per node, not one per object)."""
+        for peer in peers:
+            self.add_peer(spec, node, peer)
+
     def remove_peer(self, spec: ClusterSpec, node: NodeContext, peer: NodeContext) -> None:
         """Undo add_peer."""
 

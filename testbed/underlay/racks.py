@@ -151,17 +151,23 @@ class Underlay:
                        str(spec.external_ip), first)
         self.net.build()
         self.net.start()
-        for host in self.net.hosts:
-            host.cmd("sysctl -qw net.ipv4.ip_forward=1", *NAMESPACE_SYSCTLS)
-            host.cmd("ip link set lo up")
-        if spec.has_router:
-            for node in spec.nodes:
-                gateway = spec.rack(node.rack).router_ip.ip
-                self.host(node.name).cmd("ip route replace default via", gateway)
-            if spec.external_client:
-                self.host(EXTERNAL_NAME).cmd("ip route replace default via",
-                                             spec.racks[0].router_ip.ip)
         return self
+
+    def configure_hosts(self, on_done=lambda: None):
+        """Forwarding on, IPv6 off, loopback up and (across racks) the default route via the
+        rack's router, in every host; on_done() after each."""
+        spec = self.spec
+        gateways = {node.name: spec.rack(node.rack).router_ip.ip for node in spec.nodes}
+        if spec.external_client:
+            gateways[EXTERNAL_NAME] = spec.racks[0].router_ip.ip
+        for host in self.net.hosts:
+            # one round trip through the host's shell, not one per command
+            commands = [f"sysctl -qw net.ipv4.ip_forward=1 {' '.join(NAMESPACE_SYSCTLS)}",
+                        "ip link set lo up"]
+            if spec.has_router and host.name in gateways:
+                commands.append(f"ip route replace default via {gateways[host.name]}")
+            host.cmd("; ".join(commands))
+            on_done()
 
     def _own(self, shell_node, what):
         """Record a Mininet node's shell, then pin its namespace by name."""

@@ -12,6 +12,7 @@ import time
 
 from testbed.core import ipam
 from testbed.errors import TestbedError
+from testbed.host.parallel import for_each
 from testbed.host.waiting import wait_until
 from testbed.modes.base import Mode, register
 from testbed.modes.bgp.bird import NODE_AS, ROUTER_AS, BirdDaemon, birdc, node_config, router_config
@@ -105,9 +106,10 @@ class BgpMode(Mode):
                          n.ip.ip, self._node_as(spec, n)) for n in nodes.values()]
             daemon.write_config(router_config(spec.racks[0].router_ip.ip, sessions, daemon.log))
             self.birds["router"] = daemon
-        for daemon in self.birds.values():
-            daemon.start(cluster.state)
+        for_each(self.birds.values(), lambda daemon: daemon.start(cluster.state))
+        waiting = time.monotonic()
         cluster.timings["bgp_converged_s"] = self.wait_converged(cluster, started)
+        cluster.timings["convergence_s"] = time.monotonic() - waiting
 
     def adopt(self, cluster):
         for node in cluster.nodes.values():

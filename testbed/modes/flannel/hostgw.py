@@ -27,7 +27,11 @@ class HostGwMode(FlannelMode):
                 f"mode) across racks")
 
     def add_peer(self, spec, node, peer):
-        node.ns.run("ip", "route", "replace", peer.lease, "via", peer.ip.ip, "dev", UNDERLAY_DEV)
+        self.add_peers(spec, node, [peer])
+
+    def add_peers(self, spec, node, peers):
+        node.ns.batch("ip", [f"route replace {peer.lease} via {peer.ip.ip} dev {UNDERLAY_DEV}"
+                             for peer in peers])
 
     def remove_peer(self, spec, node, peer):
         node.ns.run("ip", "route", "del", peer.lease, "via", peer.ip.ip, "dev", UNDERLAY_DEV,

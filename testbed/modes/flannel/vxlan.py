@@ -30,12 +30,17 @@ class VxlanMode(FlannelMode):
         node.facts["vtep_mac"] = node.ns.ip_json("link", "show", VXLAN_DEV)[0]["address"]
 
     def add_peer(self, spec, node, peer):
-        run, vtep = node.ns.run, peer.lease.network_address
-        run("ip", "route", "replace", peer.lease, "via", vtep, "dev", VXLAN_DEV, "onlink")
-        run("ip", "neigh", "replace", vtep, "lladdr", peer.facts["vtep_mac"], "dev", VXLAN_DEV,
-            "nud", "permanent")
-        run("bridge", "fdb", "replace", peer.facts["vtep_mac"], "dev", VXLAN_DEV,
-            "dst", peer.ip.ip, "self", "permanent")
+        self.add_peers(spec, node, [peer])
+
+    def add_peers(self, spec, node, peers):
+        routes, fdb = [], []
+        for peer in peers:
+            vtep, mac = peer.lease.network_address, peer.facts["vtep_mac"]
+            routes += [f"route replace {peer.lease} via {vtep} dev {VXLAN_DEV} onlink",
+                       f"neigh replace {vtep} lladdr {mac} dev {VXLAN_DEV} nud permanent"]
+            fdb.append(f"fdb replace {mac} dev {VXLAN_DEV} dst {peer.ip.ip} self permanent")
+        node.ns.batch("ip", routes)
+        node.ns.batch("bridge", fdb)
 
     def remove_peer(self, spec, node, peer):
         run, vtep = node.ns.run, peer.lease.network_address

@@ -62,6 +62,32 @@ def test_deferred_saves_write_once_at_the_end(run_root):
     assert on_disk(state)["owned"]["netns"] == []
 
 
+def test_ownership_is_journaled_at_once_even_while_saves_wait(run_root):
+    state = RunState.create("c1")
+    with state.deferred_saves():
+        state.own("netns", "a.c1")
+        state.own_pid(1, "init, for the test")
+        state.own("netns", "b.c1")
+        state.disown("netns", "a.c1")
+        assert on_disk(state)["owned"]["netns"] == []  # the snapshot waits...
+        seen = RunState.load(state.dir)  # ...a reader (`clean`) sees the journal's lines
+        assert seen.owned.netns == ["b.c1"] and [p.pid for p in seen.owned.pids] == [1]
+    assert on_disk(state)["owned"]["netns"] == ["b.c1"]
+    assert open(state.journal_path).read() == ""  # in the snapshot now
+
+
+def test_a_journal_replayed_over_a_snapshot_that_holds_it_changes_nothing(run_root):
+    state = RunState.create("c1")
+    state.own("netns", "a.c1")
+    # a writer killed after writing the snapshot, before emptying the journal, and one killed
+    # in the middle of a line
+    with open(state.journal_path, "a") as f:
+        f.write('{"own": "netns", "item": "a.c1"}\n{"own": "netns", "item": "b.c1"}\n'
+                '{"disown": "netns", "item": "b.c1"}\n{"own": "netns", "item": "c.c1"}\n'
+                '{"own": "netns", "it')
+    assert RunState.load(state.dir).owned.netns == ["a.c1", "c.c1"]
+
+
 def test_update_refuses_a_field_the_state_does_not_have(run_root):
     state = RunState.create("c1")
     state.update(status="ready", pod_mtu=1450)

@@ -6,6 +6,7 @@ import pytest
 
 from testbed.core import spec as specmod
 from testbed.errors import TestbedError
+from testbed.host.netns import Namespace
 from testbed.modes import NodeContext, get_mode, mode_names
 from testbed.modes.flannel.base import flannel_rules
 
@@ -22,9 +23,13 @@ class RecordingNamespace:
     def run(self, *argv, check=True, input=None):
         if argv[0] == "iptables-restore":
             self.restored.append(input)
+        elif argv[1:] == ("-batch", "-"):  # one command per line
+            self.commands += [f"{argv[0]} {line}" for line in input.splitlines()]
         else:
             self.commands.append(" ".join(str(a) for a in argv))
         return ""
+
+    batch = Namespace.batch
 
     def ip_json(self, *args):
         return [{"address": self.mac}]

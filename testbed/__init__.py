@@ -6,8 +6,15 @@ underlay (racks and routers), modes (one folder per CNI mode), cni (the plugin s
 runtime's caller), kubelet (sandboxes, containers, stand-ins), api (manifests and Kubernetes
 objects), kubeproxy (Services), policy (NetworkPolicy), addons (cluster DNS) and cli.
 """
-from pathlib import Path
+import os
 
-# the checkout: topologies/ and build/ (what scripts/install.sh compiles) live beside testbed/
-REPO = Path(__file__).resolve().parent.parent
-BUILD = REPO / "build"
+
+def __getattr__(name):
+    """REPO, the checkout (topologies/ and build/ live beside testbed/), and BUILD, what
+    scripts/install.sh compiles: as pathlib Paths, made when first asked for, so that a CNI
+    plugin run once per pod does not load pathlib for nothing."""
+    if name in ("REPO", "BUILD"):
+        from pathlib import Path
+        repo = Path(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        return repo if name == "REPO" else repo / "build"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -61,15 +61,21 @@ def pod_environment(env, command):
             "pod": args.get("K8S_POD_NAME", env["CNI_CONTAINERID"])}
 
 
-def sh(*argv, netns=None):
+def sh(*argv, netns=None, input=None):
     """Run a command here (the node) or, with netns=PATH, in the pod's namespace."""
     argv = [str(a) for a in argv]
     if netns:
         argv = ["nsenter", f"--net={netns}", "--"] + argv
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    proc = subprocess.run(argv, capture_output=True, text=True, input=input)
     if proc.returncode != 0:
         raise PluginError(IO_FAILURE, f"{' '.join(argv)} failed", proc.stderr.strip())
     return proc.stdout
+
+
+def ip_batch(lines, netns=None):
+    """Several `ip` commands (one per line, without "ip") in one process, in order: a plugin
+    run per pod pays for each process it starts. The first failing line stops the rest."""
+    sh("ip", "-batch", "-", netns=netns, input="".join(f"{line}\n" for line in lines))
 
 
 def link_json(name, netns=None):

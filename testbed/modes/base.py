@@ -151,11 +151,13 @@ def register(cls: type[Mode]) -> type[Mode]:
 
 
 def _discover():
-    """Import every mode package beside this module, so that adding a mode is adding a folder
-    (each package's __init__ imports the modules that register its modes)."""
+    """Import every mode package beside this module and the modules it names as registering
+    modes, so that adding a mode is adding a folder."""
     for info in pkgutil.iter_modules([os.path.dirname(__file__)]):
         if info.ispkg:
-            importlib.import_module(f"testbed.modes.{info.name}")
+            package = importlib.import_module(f"testbed.modes.{info.name}")
+            for module in getattr(package, "REGISTERING", ()):
+                importlib.import_module(f"testbed.modes.{info.name}.{module}")
 
 
 def mode_names() -> list[str]:

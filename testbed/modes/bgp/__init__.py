@@ -2,4 +2,4 @@
 blocks per node handed out by an IPAM plugin, and BIRD 2 daemons announcing each node's blocks
 over BGP, in full mesh or through route reflectors.
 """
-from testbed.modes.bgp import mode  # noqa: F401  (registers the modes)
+REGISTERING = ("mode",)  # the modules that register its modes (base._discover)

@@ -29,6 +29,7 @@ from testbed.cni.skeleton import (
     IO_FAILURE,
     PluginError,
     delegate_ipam,
+    ip_batch,
     link_json,
     sh,
 )
@@ -64,17 +65,15 @@ def add(conf, env):
     mtu = conf.get("mtu", 1500)
     try:
         skeleton.make_veth(ifname, host, mtu, ns)
-        sh("ip", "link", "set", host, "address", HOST_MAC)
         for key, value in (("conf/{}/proxy_arp", "1"), ("neigh/{}/proxy_delay", "0"),
                            ("conf/{}/forwarding", "1")):
             with open(f"/proc/sys/net/ipv4/{key.format(host)}", "w") as f:
                 f.write(value)
-        sh("ip", "link", "set", host, "up")
-        sh("ip", "addr", "add", f"{ip}/32", "dev", ifname, netns=ns)
-        sh("ip", "link", "set", ifname, "up", netns=ns)
-        sh("ip", "route", "add", GATEWAY, "dev", ifname, "scope", "link", netns=ns)
-        sh("ip", "route", "add", "default", "via", GATEWAY, "dev", ifname, netns=ns)
-        sh("ip", "route", "replace", f"{ip}/32", "dev", host, "scope", "link")
+        ip_batch([f"addr add {ip}/32 dev {ifname}", f"link set {ifname} up",
+                  f"route add {GATEWAY} dev {ifname} scope link",
+                  f"route add default via {GATEWAY} dev {ifname}"], netns=ns)
+        ip_batch([f"link set {host} address {HOST_MAC} up",
+                  f"route replace {ip}/32 dev {host} scope link"])
     except PluginError:
         delegate_ipam(conf, "DEL", env["env"])
         subprocess.run(["ip", "link", "del", host], capture_output=True)

@@ -3,4 +3,4 @@ VXLAN device with a neighbour and FDB entry per peer), host-gw (a route per peer
 and udp (flannel0, a TUN device served by a userspace forwarder). Every node runs the bridge
 and host-local CNI plugins, as flannel's CNI plugin delegates to them.
 """
-from testbed.modes.flannel import hostgw, udp, vxlan  # noqa: F401  (registers the modes)
+REGISTERING = ("hostgw", "udp", "vxlan")  # the modules that register its modes (base._discover)

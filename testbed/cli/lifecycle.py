@@ -16,7 +16,7 @@ from testbed.core.cluster import Cluster
 from testbed.core.preflight import check_name_free, load_spec
 from testbed.core.spec import PROXY_MODES
 from testbed.core.state import RunState, list_runs, run_dir_for
-from testbed.core.supervisor import request
+from testbed.core.supervisor import PROGRESS, request
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import Process, pid_is, process_start_time
@@ -61,7 +61,11 @@ def cmd_up(args):
     cluster = Cluster.create(spec, mode, verbose=args.verbose, supervisor=me)
     with signals_interrupt():
         try:
-            cluster.up()
+            status = _bring_up_status()
+            try:
+                cluster.up(progress=status.line)
+            finally:
+                status.done()
             print(_summary(cluster.state, time.monotonic() - started))
             print("commands: pods, nodes, POD CMD, NODE CMD (names become IPs), exit")
             TestbedCLI(cluster)
@@ -103,7 +107,7 @@ def _run_supervisor(extra, name, abort_removes=True):
                                 stderr=subprocess.DEVNULL, text=True, start_new_session=True,
                                 cwd=str(REPO))
         try:
-            report = proc.stdout.read()  # the supervisor closes its end when ready or failed
+            report = _read_report(proc.stdout)
         except (KeyboardInterrupt, Interrupted):
             _abort_bring_up(proc, name if abort_removes else None)
             raise
@@ -111,6 +115,28 @@ def _run_supervisor(extra, name, abort_removes=True):
         proc.wait()
         message = report.removeprefix("error: ").strip() or f"supervisor exited {proc.returncode}"
         raise TestbedError(message)
+
+
+def _read_report(stream):
+    """The supervisor's report: progress lines (on a terminal, one line rewritten in place)
+    until "ready" or "error: ..."; it closes its end then."""
+    status = _bring_up_status()
+    try:
+        for line in stream:
+            if line.startswith(PROGRESS):
+                status.line(line[len(PROGRESS):].rstrip("\n"))
+            else:
+                return line + stream.read()
+        return ""
+    finally:
+        status.done()
+
+
+def _bring_up_status():
+    """Where a bring-up's progress goes: a line on the terminal, nowhere in a script's log."""
+    if sys.stderr.isatty():
+        return StatusLine(sys.stderr)
+    return StatusLine(open(os.devnull, "w"))
 
 
 def _abort_bring_up(proc, name):

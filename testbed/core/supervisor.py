@@ -26,6 +26,7 @@ from testbed.host.processes import Process, process_start_time
 from testbed.host.signals import Interrupted, signals_interrupt
 
 READY = "ready"
+PROGRESS = "progress: "  # a line of news before "ready" or "error: ..."
 DAEMON_CHECK_S = 0.5  # how often the supervisor looks for dead daemons
 # how long a reply may keep a requester waiting (while the supervisor is seen alive, longer);
 # tests shorten it to show that a live supervisor is waited for
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                 spec = load_spec(args.topo, args.name, args.underlay, args.proxy_mode)
                 cluster = Cluster.create(spec, args.mode, verbose=args.verbose, supervisor=me)
                 _log_to(cluster)
-                cluster.up()
+                cluster.up(progress=lambda text: _report_progress(report, text))
             report.write(READY + "\n")
             report.close()
             serve(cluster)
@@ -163,6 +164,12 @@ def _log_to(cluster):
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)
+
+
+def _report_progress(report, text):
+    """News of the bring-up for the waiting `up`, which shows it as a progress line."""
+    report.write(f"{PROGRESS}{text}\n")
+    report.flush()
 
 
 def _report_failure(report, message):

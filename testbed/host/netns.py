@@ -1,4 +1,5 @@
 """Running commands in the root namespace, in a node (by its shell's PID) or in a pod (by name)."""
+import ipaddress
 import json
 import os
 import subprocess
@@ -114,12 +115,33 @@ def netns_list():
         return []
 
 
+def routed_networks(pid: int) -> set[str]:
+    """The IPv4 networks ("10.244.1.0/24") the main routing table of PID's network namespace
+    sends somewhere (blackhole and unreachable routes left out), read from /proc/PID/net/route
+    without starting a process: cheap enough to poll hundreds of nodes."""
+    out = set()
+    with open(f"/proc/{pid}/net/route") as f:
+        next(f)  # the heading
+        for line in f:
+            fields = line.split()
+            if int(fields[3], 16) & RTF_REJECT:
+                continue
+            dst = ipaddress.IPv4Address(int(fields[1], 16).to_bytes(4, "little"))
+            mask = ipaddress.IPv4Address(int(fields[7], 16).to_bytes(4, "little"))
+            out.add(str(ipaddress.IPv4Network(f"{dst}/{mask}")))
+    return out
+
+
+RTF_REJECT = 0x0200  # the flag /proc/net/route shows for blackhole, unreachable, prohibit
+
+
 class Namespace:
     """A network namespace commands can be run in: a node (by PID) or a pod (by name)."""
 
-    def __init__(self, label, wrap):
+    def __init__(self, label, wrap, pid=None):
         self.label = label
         self.wrap = wrap
+        self.pid = pid  # of a process inside it (a node's shell), where there is one
 
     def argv(self, *argv):
         return self.wrap(list(argv))
@@ -133,6 +155,15 @@ class Namespace:
         if lines:
             self.run(tool, "-batch", "-", input="".join(f"{line}\n" for line in lines))
 
+    def routed_networks(self) -> set[str]:
+        """routed_networks() of this namespace: from /proc when a process in it is known,
+        else from `ip route` (a pinned namespace of an adopted cluster)."""
+        if self.pid is not None:
+            return routed_networks(self.pid)
+        return {r["dst"] if "/" in r["dst"] else f"{r['dst']}/32"
+                for r in self.ip_json("-4", "route", "show")
+                if r.get("type", "unicast") == "unicast" and r["dst"] != "default"}
+
     def ip_json(self, *args):
         """`ip -j -d ARGS` in this namespace, parsed."""
         out = self.run("ip", "-j", "-d", *args)
@@ -140,7 +171,7 @@ class Namespace:
 
 
 def node_namespace(name, pid):
-    return Namespace(name, lambda argv: in_node(pid, argv))
+    return Namespace(name, lambda argv: in_node(pid, argv), pid)
 
 
 def pod_namespace(name):

@@ -139,10 +139,10 @@ class BgpMode(Mode):
         return time.monotonic() - started
 
     def missing_routes(self, cluster):
+        """What the kernels lack of a converged cluster: "<node> lacks <block> of <peer>"."""
         out = []
         for node in cluster.nodes.values():
-            have = {r["dst"] for r in node.ns.ip_json("route", "show", "proto", "bird")
-                    if r.get("type", "unicast") == "unicast"}
+            have = node.ns.routed_networks()
             for peer in cluster.nodes.values():
                 for block in peer.facts["blocks"] if peer is not node else []:
                     if block not in have:

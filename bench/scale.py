@@ -1,0 +1,194 @@
+"""Clusters at scale: bring-up, convergence, a sample of cross-node pings, memory and teardown.
+
+Each cluster is brought up as users do it (`testbed up --no-cli`, its supervisor owning it),
+then checked and taken down with `testbed down`. Printed per cluster: the time of every phase
+of the bring-up (underlay, nodes, mode setup, peers, daemons, convergence, pods, manifests),
+the whole bring-up and teardown, the pings answered out of a sample of random pod pairs on
+different nodes, the memory the cluster took (MemAvailable before and after, so the kernel's
+namespaces and devices count) and what teardown left. Prints the figures; asserts nothing.
+Needs root.
+
+    python -m bench.scale                         # the default plan, about 10 minutes
+    python -m bench.scale --modes vxlan --sizes 100 --pods 10
+    python -m bench.scale --modes bgp --sizes 500 --pods 1 --reflectors 2
+"""
+import argparse
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from testbed.core.progress import PHASES
+from testbed.core.state import RunState, run_dir_for
+from testbed.host import netns
+from testbed.host.parallel import for_each
+from testbed.host.processes import pid_is
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PING_PAIRS = 50
+# (mode, nodes, pods per node, route reflectors): the issue's plan
+DEFAULT_PLAN = [(mode, nodes, 10, 0) for mode in ("vxlan", "host-gw", "bgp")
+                for nodes in (10, 50, 100)] + [("vxlan", 100, 0, 0), ("bgp", 100, 1, 0),
+                                                ("bgp", 100, 1, 2), ("bgp", 500, 1, 2)]
+
+
+@dataclass
+class Result:
+    mode: str
+    nodes: int
+    pods: int
+    reflectors: int
+    up_s: float = 0.0
+    down_s: float = 0.0
+    phases: dict = field(default_factory=dict)
+    pings: tuple = (0, 0)          # (answered, sent)
+    memory_mb: float = 0.0
+    left: list = field(default_factory=list)
+    error: str = ""
+
+
+def topology(path: str, nodes: int, pods: int, reflectors: int) -> str:
+    """One rack of `nodes` nodes with `pods` pods each. flannel's default podCIDR holds 256
+    /24 leases: a larger cluster gets a /12."""
+    pod_cidr = "10.244.0.0/16" if nodes <= 256 else "10.240.0.0/12"
+    with open(path, "w") as f:
+        f.write(f"podCIDR: {pod_cidr}\nracks: [{{name: rack1, subnet: 192.168.0.0/20}}]\n")
+        if reflectors:
+            names = ", ".join(f"n{i}" for i in range(1, reflectors + 1))
+            f.write(f"bgp: {{routeReflectors: [{names}]}}\n")
+        f.write("nodes:\n" + "".join(f"  - {{name: n{i}, pods: {pods}}}\n"
+                                      for i in range(1, nodes + 1)))
+    return path
+
+
+def testbed(*args: str) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "testbed.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    return proc, time.monotonic() - started
+
+
+def mem_available_mb() -> float:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def ping_sample(state: RunState, pairs: int, seed: int = 1) -> tuple[int, int]:
+    """(answered, sent): one ping each between `pairs` random pods on different nodes."""
+    pods = [p for p in state.pods.values() if p.ip]
+    rng = random.Random(seed)
+    chosen = []
+    while len(chosen) < pairs and len({p.node for p in pods}) > 1:
+        a, b = rng.sample(pods, 2)
+        if a.node != b.node:
+            chosen.append((a, b))
+    answered = []
+
+    def ping(pair):
+        a, b = pair
+        proc = subprocess.run(netns.in_pod(a.netns, ["ping", "-c", "1", "-W", "2", b.ip]),
+                              capture_output=True)
+        if proc.returncode == 0:
+            answered.append(pair)
+    for_each(chosen, ping)
+    return len(answered), len(chosen)
+
+
+def measure(mode: str, nodes: int, pods: int, reflectors: int, tmp: str) -> Result:
+    result = Result(mode, nodes, pods, reflectors)
+    name = f"scale{os.getpid()}"
+    topo = topology(os.path.join(tmp, f"{mode}-{nodes}-{pods}.yaml"), nodes, pods, reflectors)
+    netns_before = set(netns.netns_list())
+    free_before = mem_available_mb()
+    up, result.up_s = testbed("up", "--topo", topo, "--mode", mode, "--no-cli", "--name", name)
+    if up.returncode != 0:
+        result.error = up.stderr.strip().splitlines()[-1] if up.stderr.strip() else "up failed"
+        testbed("clean", "--name", name)
+        return result
+    result.memory_mb = free_before - mem_available_mb()
+    state = RunState.load(run_dir_for(name))
+    result.phases = dict(state.timings)
+    result.pings = ping_sample(state, PING_PAIRS)
+    pids = list(state.owned.pids)
+    made = set(netns.netns_list()) - netns_before
+    down, result.down_s = testbed("down", "--name", name)
+    result.left = sorted((set(netns.netns_list()) & made)) + \
+        [f"pid {p.pid}" for p in pids if pid_is(p.pid, p.start)]
+    if os.path.isdir(run_dir_for(name)):
+        result.left.append(f"run directory {run_dir_for(name)}")
+    if down.returncode != 0:
+        result.error = down.stderr.strip()
+    return result
+
+
+HEADER = ("mode      nodes  pods  peering     " +
+          " ".join(f"{p[:8]:>8}" for p in PHASES) +
+          "    up s  down s  pings    MB   left")
+
+
+def row(r: Result) -> str:
+    peering = "" if r.mode != "bgp" else ("mesh" if not r.reflectors else f"{r.reflectors} RR")
+    head = f"{r.mode:<9} {r.nodes:5d} {r.nodes * r.pods:5d}  {peering:<10} "
+    if r.error:
+        return head + f" error: {r.error}"
+    phases = " ".join(f"{r.phases.get(f'{p}_s', 0.0):8.2f}" for p in PHASES)
+    pings = f"{r.pings[0]}/{r.pings[1]}"
+    return (head + phases + f"  {r.up_s:6.1f}  {r.down_s:6.1f}  {pings:>5} {r.memory_mb:5.0f}"
+            f"   {len(r.left)}")
+
+
+def per_unit_memory(results: list[Result]) -> str:
+    """Memory per node and per pod, from a cluster with pods and one of the same size
+    without (same mode)."""
+    lines = []
+    for bare in (r for r in results if r.pods == 0 and not r.error):
+        full = [r for r in results if r.mode == bare.mode and r.nodes == bare.nodes
+                and r.pods and not r.error]
+        for r in full:
+            per_pod = (r.memory_mb - bare.memory_mb) / (r.nodes * r.pods)
+            lines.append(f"{r.mode}: {bare.memory_mb / bare.nodes:.1f} MB per node, "
+                         f"{per_pod:.2f} MB per pod ({r.nodes} nodes, {r.pods} pods each)")
+    return "\n".join(lines)
+
+
+def parse_plan(args) -> list[tuple[str, int, int, int]]:
+    if not (args.modes or args.sizes):
+        return DEFAULT_PLAN
+    modes = (args.modes or "vxlan,host-gw,bgp").split(",")
+    sizes = [int(n) for n in (args.sizes or "10,50,100").split(",")]
+    return [(m, n, args.pods, args.reflectors if m == "bgp" else 0)
+            for m in modes for n in sizes]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--modes", help="comma-separated (default plan when neither "
+                        "--modes nor --sizes is given)")
+    parser.add_argument("--sizes", help="node counts, comma-separated")
+    parser.add_argument("--pods", type=int, default=10, help="pods per node")
+    parser.add_argument("--reflectors", type=int, default=0,
+                        help="bgp: this many route reflectors (0: full mesh)")
+    args = parser.parse_args(argv)
+    print("seconds per phase of the bring-up; pings answered / sent between random pods on "
+          "different nodes; MB: memory the cluster took; left: objects teardown left")
+    print(HEADER, flush=True)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="testbed-scale-") as tmp:
+        for mode, nodes, pods, reflectors in parse_plan(args):
+            results.append(measure(mode, nodes, pods, reflectors, tmp))
+            print(row(results[-1]), flush=True)
+    memory = per_unit_memory(results)
+    if memory:
+        print(memory)
+    bad = [r for r in results if r.error or r.left or r.pings[0] != r.pings[1]]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,9 +9,11 @@ through its Service (hairpin), are marked in KUBE-MARK-MASQ and masqueraded in
 KUBE-POSTROUTING; NodePorts go through KUBE-NODEPORTS and KUBE-EXT-<hash>, masqueraded too.
 sessionAffinity ClientIP uses the recent match, with kube-proxy's 10800 s timeout.
 
-render() is pure (services and endpoints in, iptables-restore text out); sync() applies it to
-every node with iptables-restore --noflush, which replaces the chains it declares and leaves
-every other rule of the node alone.
+ruleset() is pure (services and endpoints in, {chain: rules} out); restore_input() turns it into
+iptables-restore input. Applied with --noflush, that replaces the chains it declares and
+leaves every other chain alone, which kube-proxy's partial sync (1.27+, MinimizeIPTablesRestore)
+builds on: the top-level chains are written whole on every sync, a Service's own chains only
+when they changed, chains that went away are deleted; a node's first sync is full.
 """
 import base64
 import hashlib
@@ -49,65 +51,74 @@ def _comment(text):
     return f'-m comment --comment "{text}"'
 
 
-def render(service_ports, pod_cidr, stale=()):
-    """The iptables-restore input (nat table) for these service ports; chains named in
-    `stale` (those of an earlier render that are gone now) are deleted."""
-    chains = ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ"]
-    rules = [
-        f"-A KUBE-POSTROUTING -m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN",
-        f"-A KUBE-POSTROUTING -j MARK --xor-mark {MASQ_MARK}",
-        f"-A KUBE-POSTROUTING {_comment('kubernetes service traffic requiring SNAT')} "
-        "-j MASQUERADE --random-fully",
-        f"-A KUBE-MARK-MASQ -j MARK --or-mark {MASQ_MARK}",
-    ]
+TOP_CHAINS = ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ")
+
+
+def ruleset(service_ports, pod_cidr) -> dict[str, list[str]]:
+    """{chain: its rules ("-A CHAIN ...")} of the nat table for these service ports, the
+    top-level chains first."""
+    chains = {c: [] for c in TOP_CHAINS}
+
+    def add(chain, rule):
+        chains.setdefault(chain, []).append(f"-A {chain} {rule}")
+    add("KUBE-POSTROUTING", f"-m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN")
+    add("KUBE-POSTROUTING", f"-j MARK --xor-mark {MASQ_MARK}")
+    add("KUBE-POSTROUTING", f"{_comment('kubernetes service traffic requiring SNAT')} "
+        "-j MASQUERADE --random-fully")
+    add("KUBE-MARK-MASQ", f"-j MARK --or-mark {MASQ_MARK}")
     for sp in sorted(service_ports, key=lambda s: (s.id, s.protocol)):
         if not sp.endpoints:
             continue  # kube-proxy rejects these in the filter table; here nothing answers
         proto = f"-p {sp.protocol} -m {sp.protocol}"
         to_service = f"-d {sp.cluster_ip}/32 {proto} --dport {sp.port}"
         svc = svc_chain(sp)
-        chains.append(svc)
-        rules.append(f"-A KUBE-SERVICES {to_service} {_comment(sp.id + ' cluster IP')} "
-                     f"-j {svc}")
-        rules.append(f"-A {svc} ! -s {pod_cidr} {to_service} "
-                     f"{_comment(sp.id + ' cluster IP')} -j KUBE-MARK-MASQ")
+        chains[svc] = []
+        add("KUBE-SERVICES", f"{to_service} {_comment(sp.id + ' cluster IP')} -j {svc}")
+        add(svc, f"! -s {pod_cidr} {to_service} {_comment(sp.id + ' cluster IP')} "
+            "-j KUBE-MARK-MASQ")
         if sp.node_port or sp.external_ips:
             ext = ext_chain(sp)
-            chains.append(ext)
+            chains[ext] = []
             for ip in sp.external_ips:
-                rules.append(f"-A KUBE-SERVICES -d {ip}/32 {proto} --dport {sp.port} "
-                             f"{_comment(sp.id + ' loadbalancer IP')} -j {ext}")
+                add("KUBE-SERVICES", f"-d {ip}/32 {proto} --dport {sp.port} "
+                    f"{_comment(sp.id + ' loadbalancer IP')} -j {ext}")
             if sp.node_port:
-                rules.append(f"-A KUBE-NODEPORTS {proto} --dport {sp.node_port} "
-                             f"{_comment(sp.id)} -j {ext}")
+                add("KUBE-NODEPORTS", f"{proto} --dport {sp.node_port} {_comment(sp.id)} "
+                    f"-j {ext}")
             masq_why = _comment(f"masquerade traffic for {sp.id} external destinations")
-            rules.append(f"-A {ext} {masq_why} -j KUBE-MARK-MASQ")
-            rules.append(f"-A {ext} -j {svc}")
+            add(ext, f"{masq_why} -j KUBE-MARK-MASQ")
+            add(ext, f"-j {svc}")
         seps = [(ep, sep_chain(sp, ep)) for ep in sp.endpoints]
         if sp.affinity:
             for (ip, port), sep in seps:
-                rules.append(f"-A {svc} {_comment(f'{sp.id} -> {ip}:{port}')} -m recent "
-                             f"--name {sep} --mask 255.255.255.255 --rsource --rcheck "
-                             f"--seconds {AFFINITY_TIMEOUT_S} --reap -j {sep}")
+                add(svc, f"{_comment(f'{sp.id} -> {ip}:{port}')} -m recent --name {sep} "
+                    f"--mask 255.255.255.255 --rsource --rcheck --seconds {AFFINITY_TIMEOUT_S} "
+                    f"--reap -j {sep}")
         for i, ((ip, port), sep) in enumerate(seps):
             left = len(seps) - i
             pick = "" if left == 1 else \
                 f" -m statistic --mode random --probability {1 / left:0.10f}"
-            rules.append(f"-A {svc} {_comment(f'{sp.id} -> {ip}:{port}')}{pick} -j {sep}")
-            chains.append(sep)
-            rules.append(f"-A {sep} -s {ip}/32 {_comment(sp.id)} -j KUBE-MARK-MASQ")
+            add(svc, f"{_comment(f'{sp.id} -> {ip}:{port}')}{pick} -j {sep}")
+            chains[sep] = []
+            add(sep, f"-s {ip}/32 {_comment(sp.id)} -j KUBE-MARK-MASQ")
             remember = (f" -m recent --name {sep} --mask 255.255.255.255 --rsource --set"
                         if sp.affinity else "")
-            rules.append(f"-A {sep} {proto} {_comment(sp.id)}{remember} -j DNAT "
-                         f"--to-destination {ip}:{port}")
+            add(sep, f"{proto} {_comment(sp.id)}{remember} -j DNAT --to-destination {ip}:{port}")
     last = _comment("kubernetes service nodeports; NOTE: this must be the last rule in this chain")
-    rules.append(f"-A KUBE-SERVICES {last} -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS")
-    gone = [c for c in stale if c not in chains]
-    lines = ["*nat"] + [f":{c} - [0:0]" for c in chains + gone] + rules + \
-        [f"-X {c}" for c in gone] + ["COMMIT", ""]
-    return "\n".join(lines), chains
+    add("KUBE-SERVICES", f"{last} -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS")
+    return chains
 
 
-def service_chains(chains):
-    """The per-service chains of a render (the ones that can go stale)."""
-    return [c for c in chains if c.startswith(("KUBE-SVC-", "KUBE-SEP-", "KUBE-EXT-"))]
+def restore_input(chains: dict[str, list[str]], held: dict[str, list[str]] | None = None,
+                  partial: bool = False) -> str:
+    """iptables-restore input that brings a node holding `held` (None: not known) to `chains`.
+    Chains `held` has and `chains` lacks are deleted. partial: as kube-proxy's partial sync,
+    a Service's chains are written only when they differ from what is held."""
+    held = held or {}
+    written = [c for c in chains if not partial or c in TOP_CHAINS or held.get(c) != chains[c]]
+    gone = [c for c in held if c not in chains]
+    lines = ["*nat"] + [f":{c} - [0:0]" for c in written + gone]
+    for chain in written:
+        lines += chains[chain]
+    lines += [f"-X {c}" for c in gone] + ["COMMIT", ""]
+    return "\n".join(lines)

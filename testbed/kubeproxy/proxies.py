@@ -1,5 +1,6 @@
 """kube-proxy's appliers, one per mode: each renders the Services' rules once per change (with
 that mode's renderer: iptables.py, nftables.py, ipvs.py) and brings every node up to date."""
+from testbed.errors import CommandError
 from testbed.kubeproxy import iptables as kubeproxy
 from testbed.kubeproxy import ipvs as kubeproxy_ipvs
 from testbed.kubeproxy import nftables as kubeproxy_nft
@@ -58,26 +59,26 @@ class _Proxies:
 
 
 class IptablesProxies(_Proxies):
-    """kube-proxy's iptables mode: iptables-restore --noflush of the nat chains it owns."""
-
-    def __init__(self):
-        super().__init__()
-        self.chains = []  # service chains of the last sync, to delete those that go away
+    """kube-proxy's iptables mode: iptables-restore --noflush of the nat chains it owns; after
+    a node's first sync, partially (the top-level chains and what changed), falling back to a
+    full restore if a partial one fails, as kube-proxy does."""
 
     def render(self, ports, pod_cidr):
-        return kubeproxy.render(ports, pod_cidr, stale=self.chains)
-
-    def held(self, node, rendered):
-        return rendered[1]
+        return kubeproxy.ruleset(ports, pod_cidr)
 
     def apply(self, node, rendered):
-        node.ns.run("iptables-restore", "--noflush", input=rendered[0])
+        held = self.last.get(node.name)
+        try:
+            node.ns.run("iptables-restore", "--noflush",
+                        input=kubeproxy.restore_input(rendered, held, partial=held is not None))
+        except CommandError:
+            if held is None:
+                raise
+            node.ns.run("iptables-restore", "--noflush",
+                        input=kubeproxy.restore_input(rendered, held))
         if node.name not in self.hooked:
             _hook_nat(node)
-        self.last[node.name] = rendered[1]
-
-    def done(self, rendered):
-        self.chains = kubeproxy.service_chains(rendered[1])
+        self.last[node.name] = rendered
 
 
 class NftablesProxies(_Proxies):

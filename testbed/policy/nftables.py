@@ -16,11 +16,16 @@ packet is tied to its pod depends on how pods attach:
       kubeadm requires) with the bridge as their device. This kernel has no connection
       tracking in nftables' bridge family, so the bridge's own hooks cannot keep replies open.
 
-render() is pure: the run's state in, `nft -f` text out (the whole table, replaced atomically).
+chains() is pure: the run's state in, the node's chains out. A node's first sync replaces the
+whole table (render()); after that, as Felix updates only what a change touches, one nft
+transaction adds the new chains, edits the changed ones rule by rule and deletes those gone
+(edits.py).
 """
 import shutil
+from dataclasses import dataclass
 
-from testbed.errors import TestbedError
+from testbed.errors import CommandError, TestbedError
+from testbed.policy import edits
 from testbed.policy import semantics as pol
 
 TABLE = "ip calico"
@@ -101,11 +106,16 @@ def _policy_rules(state, policy, direction, pod):
     return out
 
 
-def render(state, node_name, hook, node_addresses):
-    """The node's whole `calico` table for the policies of the run's state."""
+BASE_CHAINS = {"forward": "type filter hook forward priority filter; policy accept;",
+               "input": "type filter hook input priority filter; policy accept;"}
+
+
+def chains(state, node_name, hook, node_addresses) -> dict[str, list[str]]:
+    """{chain: rules} of the node's `calico` table for the policies of the run's state, the
+    base chains (forward, input) first."""
     from_key, to_key = KEYS[hook]
     all_policies = pol.policies(state)  # parsed once, not per pod and direction
-    chains, to_pods, from_pods = {}, {}, {}
+    out, to_pods, from_pods = {}, {}, {}
     for key, pod in sorted(state.pods.items()):
         iface = host_interface(pod)
         if pod.node != node_name or not pod.ip or iface is None:
@@ -123,12 +133,12 @@ def render(state, node_name, hook, node_addresses):
             for policy in isolating:
                 sub = f"cali-p{'i' if direction == 'Ingress' else 'o'}-{iface}-" \
                       f"{policy.namespace}/{policy.name}"
-                chains[sub] = _policy_rules(state, policy, direction, pod)
+                out[sub] = _policy_rules(state, policy, direction, pod)
                 # as Felix: the first policy that passes the packet ends the search
                 body += [f"jump {sub}", f"meta mark & {ACCEPT_MARK} == {ACCEPT_MARK} return"]
             body.append(f'counter drop comment "{key}: no policy allows this '
                         f'{direction.lower()}"')
-            chains[chain] = body
+            out[chain] = body
             verdicts[f'"{iface}"' if hook == "routed" else pod.ip] = chain
     base = {"forward": ["ct state established,related accept", "ct state invalid drop"],
             "input": ["ct state established,related accept"]}
@@ -137,18 +147,7 @@ def render(state, node_name, hook, node_addresses):
         base["input"].append(f"{from_key} vmap {_vmap(from_pods)}")
     if to_pods:
         base["forward"].append(f"{to_key} vmap {_vmap(to_pods)}")
-    lines = [f"table {TABLE} {{}}", f"delete table {TABLE}", f"table {TABLE} {{"]
-    for hook_name, rules in base.items():
-        lines.append(f"  chain {hook_name} {{")
-        lines.append(f"    type filter hook {hook_name} priority filter; policy accept;")
-        lines += [f"    {r}" for r in rules]
-        lines.append("  }")
-    for chain, rules in chains.items():
-        lines.append(f"  chain {chain} {{")
-        lines += [f"    {r}" for r in rules]
-        lines.append("  }")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    return {**base, **out}
 
 
 def _vmap(verdicts):
@@ -156,12 +155,37 @@ def _vmap(verdicts):
                             for key, chain in sorted(verdicts.items())) + " }"
 
 
+def render(state, node_name, hook, node_addresses):
+    """The node's whole `calico` table, replacing whatever it held."""
+    return full_table(chains(state, node_name, hook, node_addresses))
+
+
+def full_table(table: dict[str, list[str]]) -> str:
+    lines = [f"table {TABLE} {{}}", f"delete table {TABLE}", f"table {TABLE} {{"]
+    for chain, rules in table.items():
+        lines.append(f"  chain {chain} {{")
+        if chain in BASE_CHAINS:
+            lines.append(f"    {BASE_CHAINS[chain]}")
+        lines += [f"    {r}" for r in rules]
+        lines.append("  }")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class HeldTable:
+    """What a node's table holds: its chains' rules and the kernel's handles of them."""
+    chains: dict[str, list[str]]
+    handles: dict[str, list[int]]
+
+
 class Enforcer:
-    """Felix's role on every node: the node's table rewritten after every change."""
+    """Felix's role on every node: after a change, what it touched of the node's table."""
 
     def __init__(self, hook):
         self.hook = hook  # "routed" or "bridged"
         self.addresses = {}  # node -> its own addresses (always allowed to its pods)
+        self.held = {}  # node -> HeldTable
         self.active = False
 
     def sync(self, cluster):
@@ -181,5 +205,25 @@ class Enforcer:
                 state.save()  # `policy check` reads them: the node's own addresses
                 if self.hook == "bridged":  # bridged packets through the IP hooks
                     node.ns.run("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
-            node.ns.run("nft", "-f", "-", input=render(state, node.name, self.hook,
-                                                       self.addresses[node.name]))
+            self.sync_node(node, chains(state, node.name, self.hook, self.addresses[node.name]))
+
+    def sync_node(self, node, table):
+        """Bring one node's table to `table`: whole the first time (or when an edit fails, as
+        Felix resyncs), by rule-level edits after that."""
+        held = self.held.pop(node.name, None)
+        if held is not None:
+            change = edits.edit(TABLE, held.chains, held.handles, table)
+            if not change.text:
+                self.held[node.name] = HeldTable(table, held.handles)
+                return
+            try:
+                echo = node.ns.run("nft", "--echo", "--handle", "-f", "-", input=change.text)
+                handles = {c: held.handles[c] for c in table if c in held.handles}
+                handles.update(change.handles_after(echo))
+                self.held[node.name] = HeldTable(table, handles)
+                return
+            except (CommandError, StopIteration):  # refused, or an echo we cannot read
+                pass
+        node.ns.run("nft", "-f", "-", input=full_table(table))
+        listing = node.ns.run("nft", "--handle", "list", "table", *TABLE.split())
+        self.held[node.name] = HeldTable(table, edits.listed_handles(listing))

@@ -206,3 +206,4 @@ def test_an_ip_block_with_host_bits_means_the_masked_network():
         "'10.244.0.1/4' has host bits set: it means 0.0.0.0/4",
         "p.yaml:8: NetworkPolicy default/p: spec.ingress[0].from[0].ipBlock.except[0]: "
         "'10.244.1.7/24' has host bits set: it means 10.244.1.0/24"]
+

@@ -3,8 +3,9 @@ checks of the configuration and environment every command needs, running command
 node or the pod, and the dispatch of ADD, DEL, CHECK and VERSION."""
 import json
 import os
-import subprocess
 import sys
+
+from testbed.cni import spawn
 
 CNI_VERSION = "1.0.0"
 SUPPORTED = ["0.4.0", "1.0.0"]
@@ -66,7 +67,7 @@ def sh(*argv, netns=None, input=None):
     argv = [str(a) for a in argv]
     if netns:
         argv = ["nsenter", f"--net={netns}", "--"] + argv
-    proc = subprocess.run(argv, capture_output=True, text=True, input=input)
+    proc = spawn.run(argv, input)
     if proc.returncode != 0:
         raise PluginError(IO_FAILURE, f"{' '.join(argv)} failed", proc.stderr.strip())
     return proc.stdout
@@ -79,8 +80,8 @@ def ip_batch(lines, netns=None):
 
 
 def link_json(name, netns=None):
-    out = subprocess.run((["nsenter", f"--net={netns}", "--"] if netns else []) +
-                         ["ip", "-j", "link", "show", name], capture_output=True, text=True)
+    out = spawn.run((["nsenter", f"--net={netns}", "--"] if netns else []) +
+                    ["ip", "-j", "link", "show", name])
     return json.loads(out.stdout)[0] if out.returncode == 0 and out.stdout.strip() else None
 
 
@@ -102,8 +103,7 @@ def delegate_ipam(conf, command, env):
                  if d and name and os.access(os.path.join(d, name), os.X_OK)), None)
     if path is None:
         raise PluginError(INVALID_CONFIG, f"IPAM plugin {name!r} not found on CNI_PATH")
-    proc = subprocess.run([path], input=json.dumps(conf), capture_output=True, text=True,
-                          env={**env, "CNI_COMMAND": command})
+    proc = spawn.run([path], json.dumps(conf), env={**env, "CNI_COMMAND": command})
     if proc.returncode != 0:
         try:
             err = json.loads(proc.stdout)

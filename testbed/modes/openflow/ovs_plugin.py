@@ -15,10 +15,9 @@ their own checksums (see testbed/ovs.py).
 """
 import hashlib
 import os
-import subprocess
 import sys
 
-from testbed.cni import skeleton
+from testbed.cni import skeleton, spawn
 from testbed.cni.skeleton import (
     INVALID_CONFIG,
     IO_FAILURE,
@@ -75,11 +74,10 @@ def add(conf, ctx):
               host, f'external_ids:k8s-pod="{ctx["namespace"]}/{ctx["pod"]}"',
               f"external_ids:ip={address.split('/')[0]}", f'external_ids:mac="{pod_mac}"')
     except PluginError:
-        subprocess.run(["ovs-vsctl", f"--db={conf['ovsdb']}", "--if-exists", "del-port",
-                        conf["bridge"], host], capture_output=True)
-        subprocess.run(["nft", "delete", "chain", "netdev", ovs.NFT_TABLE, f"in-{host}"],
-                       capture_output=True)
-        subprocess.run(["ip", "link", "del", host], capture_output=True)
+        spawn.run(["ovs-vsctl", f"--db={conf['ovsdb']}", "--if-exists", "del-port",
+                   conf["bridge"], host])
+        spawn.run(["nft", "delete", "chain", "netdev", ovs.NFT_TABLE, f"in-{host}"])
+        spawn.run(["ip", "link", "del", host])
         skeleton.delegate_ipam(conf, "DEL", ctx["env"])
         raise
     return {"cniVersion": conf["cniVersion"],
@@ -91,11 +89,10 @@ def add(conf, ctx):
 
 def delete(conf, ctx):
     """Idempotent, as the spec asks: whatever is already gone is not an error."""
-    subprocess.run(["nft", "delete", "chain", "netdev", ovs.NFT_TABLE, f"in-{ctx['host']}"],
-                   capture_output=True)
-    subprocess.run(["ovs-vsctl", f"--db={conf['ovsdb']}", "--timeout=10", "--if-exists",
-                    "del-port", conf["bridge"], ctx["host"]], capture_output=True)
-    subprocess.run(["ip", "link", "del", ctx["host"]], capture_output=True)
+    spawn.run(["nft", "delete", "chain", "netdev", ovs.NFT_TABLE, f"in-{ctx['host']}"])
+    spawn.run(["ovs-vsctl", f"--db={conf['ovsdb']}", "--timeout=10", "--if-exists",
+               "del-port", conf["bridge"], ctx["host"]])
+    spawn.run(["ip", "link", "del", ctx["host"]])
     skeleton.delegate_ipam(conf, "DEL", ctx["env"])
 
 

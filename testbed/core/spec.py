@@ -33,7 +33,8 @@ TOP_KEYS = {"name", "podCIDR", "nodePrefix", "mtu", "mode", "bandwidth", "delay"
             "nodes", "bgp", "udp", "flannel", "underlay", "manifests", "externalClient",
             "kubeProxy", "networkPolicy"}
 UNDERLAYS = ("linux", "ovs")  # what switches each rack: a Linux bridge, or OVS + os-ken
-BGP_KEYS = {"routeReflectors"}
+BGP_KEYS = {"routeReflectors", "holdTime"}
+DEFAULT_HOLD_TIME = 9  # s; Calico keeps BIRD's 240, the testbed shows failures sooner
 UDP_KEYS = {"offload"}
 FLANNEL_KEYS = {"ipMasq"}
 KUBE_PROXY_KEYS = {"mode"}
@@ -181,7 +182,7 @@ class _Validator:
                       f"too few for {len(nodes)} nodes")
         if len(racks) > 1:
             self.name(ROUTER_NAME, "(rack router)", IFNAME_MAX, "router")
-        reflectors = self.bgp(doc.get("bgp"), nodes)
+        reflectors, hold = self.bgp(doc.get("bgp"), nodes)
         udp = self.mapping(doc.get("udp") or {}, "udp", UDP_KEYS)
         offload = udp.get("offload", False)
         if not isinstance(offload, bool):
@@ -210,7 +211,7 @@ class _Validator:
         return ClusterSpec(name, str(self.path), pod_cidr, prefix, mtu, mode,
                            tuple(racks), tuple(nodes), reflectors, offload, underlay,
                            self.manifest_paths(doc.get("manifests")), external, proxy_mode,
-                           enforce, ip_masq)
+                           enforce, ip_masq, hold)
 
     def manifest_paths(self, docs):
         """Paths as given, relative to the topology file's directory."""
@@ -222,9 +223,14 @@ class _Validator:
         return tuple(os.path.normpath(os.path.join(base, d)) for d in docs)
 
     def bgp(self, doc, nodes):
+        """(route reflectors, hold time) of the bgp section."""
         if doc is None:
-            return ()
+            return (), DEFAULT_HOLD_TIME
         doc = self.mapping(doc, "bgp", BGP_KEYS)
+        hold = doc.get("holdTime", DEFAULT_HOLD_TIME)
+        if isinstance(hold, bool) or not isinstance(hold, int) or not 3 <= hold <= 65535:
+            self.fail("bgp.holdTime", hold, "must be whole seconds from 3 to 65535 (BGP's "
+                      "range; keepalives go every third of it)")
         reflectors = doc.get("routeReflectors", [])
         if not isinstance(reflectors, list):
             self.fail("bgp.routeReflectors", reflectors, "must be a list of node names")
@@ -238,7 +244,7 @@ class _Validator:
             missing = sorted(racks_with_pods - covered)
             self.fail("bgp.routeReflectors", reflectors,
                       f"every rack needs a route reflector; none in {', '.join(missing)}")
-        return tuple(reflectors)
+        return tuple(reflectors), hold
 
     def racks(self, docs, bandwidth, delay, pod_cidr):
         if docs is None:

@@ -73,6 +73,7 @@ class ClusterSpec:
     proxy_mode: str = "iptables"  # kube-proxy's mode, one of PROXY_MODES
     policy_enforce: Optional[bool] = None  # NetworkPolicy enforced? None: as the mode's plugin
     flannel_ip_masq: bool = True  # flannel modes: flanneld's --ip-masq rules on every node
+    bgp_hold_time: int = 9        # bgp mode: BGP hold time, s (keepalives every third of it)
 
     @property
     def load_balancer_pool(self) -> tuple[ipaddress.IPv4Address, ...]:

@@ -1,9 +1,11 @@
 """BIRD 2: configuration for Calico-style nodes and rack routers, and the daemons themselves.
 
 Each node's BIRD announces the node's /26 blocks (a static blackhole each, as Calico's BIRD
-config does) to its BGP peers and programs the routes it learns into the kernel. Timers are
-shorter than BIRD's defaults so that an emulated failure shows within seconds; they are in
-the config for anyone to read.
+config does) to its BGP peers and programs the routes it learns into the kernel. The hold
+time is shorter than BIRD's default (240 s, which Calico keeps) so that an emulated failure
+shows within seconds; keepalives go every third of it, as BIRD's default rule has it. A
+topology may set it (`bgp: {holdTime: 240}` is Calico's); it is in the config for anyone to
+read.
 """
 import os
 import subprocess
@@ -11,8 +13,7 @@ import subprocess
 from testbed.errors import TestbedError
 from testbed.host.daemons import Daemon, socket_ready
 
-HOLD_TIME_S = 9
-KEEPALIVE_S = 3
+HOLD_TIME_S = 9  # the testbed's default; keepalive: a third of the hold time
 READY_TIMEOUT_S = 10.0
 NODE_AS = 64512       # Calico's default AS number
 ROUTER_AS = 65000     # the rack router; rack r's nodes get ROUTER_AS + r
@@ -37,7 +38,7 @@ protocol kernel {{
 """
 
 
-def _session(name, local_ip, local_as, peer_ip, peer_as, export, extra=""):
+def _session(name, local_ip, local_as, peer_ip, peer_as, export, extra="", hold=HOLD_TIME_S):
     # iBGP keeps the originating node as next hop, so that reflected routes point at the node
     # that owns the block, not at the reflector; eBGP (to the rack router) uses its own.
     next_hop = "" if local_as == peer_as else " next hop self;"
@@ -46,14 +47,15 @@ protocol bgp {name} {{
   local {local_ip} as {local_as};
   neighbor {peer_ip} as {peer_as};
   direct;  # every peer is on the same L2 segment: next hops resolve on the link
-  hold time {HOLD_TIME_S}; keepalive time {KEEPALIVE_S}; connect retry time 2;
+  hold time {hold}; keepalive time {hold // 3}; connect retry time 2;
   connect delay time 0;  # BIRD waits 5 s by default before its first connect
   {extra}ipv4 {{ import all; export {export};{next_hop} gateway direct; }};
 }}
 """
 
 
-def node_config(node_ip, blocks, local_as, peers, log_path, reflector=False):
+def node_config(node_ip, blocks, local_as, peers, log_path, reflector=False,
+                hold=HOLD_TIME_S):
     """peers: [(name, ip, as, rr_client)]. A reflector passes on what it learned over iBGP;
     every other node announces only its own blocks."""
     statics = "".join(f"  route {b} blackhole;\n" for b in blocks)
@@ -74,15 +76,15 @@ filter own_blocks {{
         export = "where source ~ [RTS_STATIC, RTS_BGP]" if reflector and ibgp \
             else "filter own_blocks"
         extra = "rr client; " if rr_client else ""
-        text += _session(name, node_ip, local_as, ip, peer_as, export, extra)
+        text += _session(name, node_ip, local_as, ip, peer_as, export, extra, hold)
     return text
 
 
-def router_config(router_id, sessions, log_path):
+def router_config(router_id, sessions, log_path, hold=HOLD_TIME_S):
     """sessions: [(name, local_ip, peer_ip, peer_as)] — eBGP to every node of every rack."""
     text = _header(router_id, log_path)
     for name, local_ip, peer_ip, peer_as in sessions:
-        text += _session(name, local_ip, ROUTER_AS, peer_ip, peer_as, "all")
+        text += _session(name, local_ip, ROUTER_AS, peer_ip, peer_as, "all", hold=hold)
     return text
 
 

@@ -96,7 +96,7 @@ class BgpMode(Mode):
             daemon.write_config(node_config(
                 node.ip.ip, node.facts["blocks"], self._node_as(spec, node),
                 self._peers(spec, node, nodes), daemon.log,
-                reflector=node.name in spec.route_reflectors))
+                reflector=node.name in spec.route_reflectors, hold=spec.bgp_hold_time))
             self.birds[node.name] = daemon
             node.facts["bird_socket"] = daemon.socket
         if spec.has_router:
@@ -104,7 +104,8 @@ class BgpMode(Mode):
             daemon = BirdDaemon("router", router_ns, cluster.state.subdir("router", "bird"))
             sessions = [(f"node_{n.name}".replace("-", "_"), spec.rack(n.rack).router_ip.ip,
                          n.ip.ip, self._node_as(spec, n)) for n in nodes.values()]
-            daemon.write_config(router_config(spec.racks[0].router_ip.ip, sessions, daemon.log))
+            daemon.write_config(router_config(spec.racks[0].router_ip.ip, sessions, daemon.log,
+                                              hold=spec.bgp_hold_time))
             self.birds["router"] = daemon
         for_each(self.birds.values(), lambda daemon: daemon.start(cluster.state))
         waiting = time.monotonic()

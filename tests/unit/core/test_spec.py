@@ -145,6 +145,14 @@ def test_route_reflectors_must_be_nodes_and_cover_every_rack():
     assert "none in r2" in str(err)
 
 
+def test_the_bgp_hold_time_is_short_unless_the_topology_says_otherwise():
+    assert parse("nodes: [{name: a}]").bgp_hold_time == 9
+    assert parse("bgp: {holdTime: 240}\nnodes: [{name: a}]").bgp_hold_time == 240  # Calico's
+    for bad in ("2", "true", "9.5", "70000"):
+        err = error_of(f"bgp: {{holdTime: {bad}}}\nnodes: [{{name: a}}]")
+        assert err.field == "bgp.holdTime" and "from 3 to 65535" in str(err)
+
+
 def test_udp_offload_is_off_unless_the_topology_turns_it_on():
     assert parse("nodes: [{name: a}]").udp_offload is False  # flannel's own loop
     assert parse("udp: {offload: true}\nnodes: [{name: a}]").udp_offload is True

@@ -38,7 +38,12 @@ def test_a_node_announces_its_blocks_as_blackholes_and_only_them(tmp_path):
     assert "neighbor 192.168.1.1 as 65000;" in session(text, "rack_router")
     assert "next hop self" in session(text, "rack_router")
     assert "rr client" not in text  # no reflector here
+    assert "hold time 9; keepalive time 3;" in session(text, "node_node2")  # the testbed's
     assert parses(tmp_path, text) == (True, "")
+    calicos = node_config("192.168.1.11", ["10.244.0.0/26"], NODE_AS, plain, "/x/bird.log",
+                          hold=240)
+    assert "hold time 240; keepalive time 80;" in session(calicos, "node_node2")
+    assert parses(tmp_path, calicos) == (True, "")
 
 
 def test_a_reflector_passes_on_what_it_learned_to_its_ibgp_peers(tmp_path):

@@ -8,9 +8,7 @@ from testbed import REPO
 from testbed.api.tables import find_pod
 from testbed.core.state import RunState, list_runs, run_dir_for
 from testbed.errors import TestbedError
-from testbed.host import netns
 from testbed.modes import get_mode, mode_names
-from testbed.underlay.racks import pinned_name
 
 DEFAULT_TOPOLOGY = REPO / "topologies" / "default.yaml"
 
@@ -54,15 +52,6 @@ class StatusLine:
 def hosts(state):
     """Nodes, routers and the external host of a run, by name."""
     return {**state.nodes, **state.routers, **state.hosts}
-
-
-def in_host(state, name, record, command):
-    """argv running `command` in a node's or host's namespace: by its pinned name, which
-    outlives the shell that made it (an owner that died), else by the shell's PID."""
-    pinned = pinned_name(name, state.name)
-    if pinned in state.owned.netns and pinned in netns.netns_list():
-        return netns.in_pod(pinned, command)
-    return netns.in_node(record.pid, command)
 
 
 def address(state, target, namespace="default"):

@@ -6,7 +6,6 @@ from testbed.cli.common import (
     address,
     find_run,
     hosts,
-    in_host,
     mode_of,
     namespace_option,
     ranged,
@@ -20,6 +19,7 @@ from testbed.host.processes import pid_is
 from testbed.kubelet.standins import AGNHOST_PATHS, stand_in
 from testbed.policy.semantics import explain
 from testbed.underlay.controller import read_stats
+from testbed.underlay.racks import in_host
 
 
 def cmd_exec(args):

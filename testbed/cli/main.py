@@ -7,7 +7,7 @@ import os
 import sys
 from importlib.metadata import entry_points
 
-from testbed.cli import inspect, lifecycle, objects
+from testbed.cli import inspect, lifecycle, objects, trace
 from testbed.errors import TestbedError
 from testbed.host.signals import Interrupted
 
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="testbed", description="An emulated Kubernetes pod network on one machine.")
     parser.set_defaults(root=True)  # verbs that only read files say root=False
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (lifecycle, objects, inspect):
+    for group in (lifecycle, objects, inspect, trace):
         group.register(sub)
     for verbs in sorted(entry_points(group=VERB_GROUP), key=lambda e: e.name):
         verbs.load()(sub)

@@ -132,6 +132,13 @@ class Mode:
         bridges the mode's flows live in (`testbed flows`)."""
         return {}
 
+    def datapath_trace(self, state: RunState, node: str, in_port: str,
+                       flow: dict) -> list[str]:
+        """How the mode's own datapath on a node handles a packet that entered it on
+        `in_port` (flow: protocol, src, dst, sport, dport, ttl), one line per step
+        (`testbed trace`); empty when the kernel's tables tell it all."""
+        return []
+
     def pod_added(self, cluster: ClusterContext, pod: PodSpec, node: NodeContext,
                   record: PodRecord) -> None:
         """A pod was attached (record: the runtime's, with the CNI result)."""

@@ -41,6 +41,33 @@ def userspace_port_argvs(device):
             ["nft", "add", "chain", "netdev", NFT_TABLE, f"in-{device}", chain]]
 
 
+def vswitchd_control(run_dir: str, name: str) -> str:
+    """The unixctl socket of an instance's ovs-vswitchd (for ovs-appctl -t)."""
+    return os.path.join(run_dir, f"{name}.ovs-vswitchd.ctl")
+
+
+def trace_summary(output: str) -> list[str]:
+    """The steps of `ovs-appctl ofproto/trace`: each table a packet matched (and its
+    actions), the tunnel it was sent into, and the datapath's final actions."""
+    lines, bridge, final = [], "", ""
+    for raw in output.splitlines():
+        line = raw.strip()
+        if line.startswith('bridge("'):
+            bridge = line.split('"')[1]
+        elif line[:1].isdigit() and ". " in line and bridge:
+            table, match = line.split(". ", 1)
+            lines.append(f"{bridge} table {table}: {match}")
+        elif lines and bridge and line and not line.startswith(("->", "thaw", "Resuming",
+                                                                 "---", "===")):
+            if not line.startswith(("Flow:", "Final flow:", "Megaflow:", "Datapath", "recirc")):
+                lines[-1] += ("; " if " -> " in lines[-1] else " -> ") + line
+        if line.startswith("-> tunneling to") or line.startswith("-> output to"):
+            lines.append(f"  {line[3:]}")
+        elif line.startswith("Datapath actions:"):
+            final = line
+    return lines + ([final] if final else [])
+
+
 def describe_datapath(dp_type):
     return {"system": "kernel datapath", "netdev": "userspace datapath"}[dp_type]
 
@@ -73,7 +100,7 @@ class OvsInstance:
         ovsdb.start(state, self._answers(["ovs-vsctl", f"--db=unix:{self.db_sock}",
                                           "--timeout=1", "show"]), READY_TIMEOUT_S)
         self.vsctl("--no-wait", "init")
-        ctl = self._file("ovs-vswitchd.ctl")
+        ctl = vswitchd_control(self.dir, self.name)
         vswitchd = Daemon(f"ovs-vswitchd@{self.name}",
                           self._in_ns("ovs-vswitchd", f"unix:{self.db_sock}", f"--unixctl={ctl}",
                                       f"--log-file={self._file('ovs-vswitchd.log')}"),

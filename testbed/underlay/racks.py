@@ -29,6 +29,15 @@ def pinned_name(node_name, cluster):
     return f"{node_name}.{cluster}"
 
 
+def in_host(state, name, record, command):
+    """argv running `command` in a node's or host's namespace: by its pinned name, which
+    outlives the shell that made it (an owner that died), else by the shell's PID."""
+    pinned = pinned_name(name, state.name)
+    if pinned in state.owned.netns and pinned in netns.netns_list():
+        return netns.in_pod(pinned, command)
+    return netns.in_node(record.pid, command)
+
+
 def is_underlay_shell(owned_pid):
     """Is this recorded process a Mininet shell (one per node, rack and router)?"""
     return owned_pid.what.startswith(SHELL_LABEL)

@@ -234,5 +234,27 @@ class OpenflowMode(Mode):
         return {node: (mgmt, facts["control_socket"])
                 for node, mgmt in facts.get("bridges", {}).items()}
 
+    def datapath_trace(self, state, node, in_port, flow):
+        """ofproto/trace of br-int on that node: the controller's tables the packet matches."""
+        mgmt = state.mode_facts.get("bridges", {}).get(node)
+        if mgmt is None:
+            return []
+        control = ovs.vswitchd_control(os.path.dirname(mgmt.removeprefix("unix:")), node)
+        fields = [f"in_port={in_port}"]
+        if flow.get("outer_src"):  # it came through the tunnel: br-int saw it on tun0
+            fields = [f"in_port={TUNNEL}", f"tun_src={flow['outer_src']}",
+                      f"tun_dst={flow['outer_dst']}", f"tun_id={flow.get('vni', 0)}"]
+        fields += [flow["protocol"].lower(), f"nw_src={flow['src']}", f"nw_dst={flow['dst']}",
+                   f"nw_ttl={flow['ttl']}"]
+        if flow["protocol"] in ("TCP", "UDP"):
+            fields += [f"tp_src={flow['sport']}", f"tp_dst={flow['dport']}"]
+        try:
+            out = subprocess.run(["ovs-appctl", "-t", control, "ofproto/trace", BRIDGE,
+                                  ",".join(fields)], capture_output=True, text=True,
+                                 timeout=5).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return []
+        return ovs.trace_summary(out)
+
     def describe_node(self, node):
         return {"lease": str(node.lease), "gateway": node.facts.get("gateway")}

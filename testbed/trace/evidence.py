@@ -1,0 +1,197 @@
+"""What the kernel says about a probe's path beside the captures: interface names, the route a
+namespace chose, the VXLAN forwarding entry used, the kube-proxy chain that DNATed, and the
+NetworkPolicy drop counters that rose."""
+from testbed.errors import CommandError
+from testbed.host import netns
+
+POLICY_TABLE = ("ip", "calico")
+
+
+def _run(place, argv) -> str:
+    return netns.run(place.wrap(argv), timeout=10)
+
+
+def name_interfaces(sightings, by_label) -> None:
+    """Each sighting's interface name, from its namespace's own index -> name table."""
+    names = {}
+    for label in {s.where for s in sightings}:
+        table = {}
+        for line in _run(by_label[label], ["ip", "-o", "link", "show"]).splitlines():
+            index, name = line.split(":", 2)[:2]
+            table[int(index)] = name.strip().split("@")[0]
+        names[label] = table
+    for s in sightings:
+        s.interface = names[s.where].get(s.ifindex, f"if{s.ifindex}")
+
+
+def route(place, dst: str) -> str:
+    """The most specific route a namespace holds for `dst` (its protocol shows who wrote it:
+    `proto bird` for BIRD's)."""
+    best, length = "", -1
+    for line in _run(place, ["ip", "route", "show", "match", dst]).splitlines():
+        prefix = line.split()[0]
+        bits = 0 if prefix == "default" else int(prefix.split("/")[1]) if "/" in prefix else 32
+        if bits > length:
+            best, length = line.strip(), bits
+    return best or f"no route to {dst}"
+
+
+def route_text(place, dst: str) -> str:
+    """What `ip route get` decides for `dst` there (an error names why it cannot go on)."""
+    try:
+        return "ip route get: " + _run(place, ["ip", "route", "get", dst]).splitlines()[0]
+    except CommandError as err:
+        return f"ip route get {dst}: {err.output.strip()}"
+
+
+def fdb_entry(place, mac: str) -> str | None:
+    """The VXLAN forwarding entry (MAC -> remote node) a namespace holds for `mac`."""
+    for line in _run(place, ["bridge", "fdb", "show"]).splitlines():
+        if line.startswith(mac) and " dst " in line:
+            return line.strip()
+    return None
+
+
+def dnat_chain(place, endpoint: str) -> str:
+    """The kube-proxy chain that DNATs to `endpoint` (ip:port) in a node, and the Service
+    chain that chose it: iptables' KUBE-SEP/KUBE-SVC, or nftables' endpoint-... chain."""
+    try:
+        saved = _run(place, ["iptables-save", "-t", "nat"])
+    except CommandError:
+        saved = ""
+    sep = next((line.split()[1] for line in saved.splitlines()
+                if line.startswith("-A KUBE-SEP-") and f"--to-destination {endpoint}" in line),
+               None)
+    if sep:
+        svc = next((line.split()[1] for line in saved.splitlines()
+                    if line.startswith("-A KUBE-SVC-") and line.endswith(f"-j {sep}")), None)
+        return f"iptables {svc + ' -> ' if svc else ''}{sep}"
+    try:
+        listing = _run(place, ["nft", "list", "table", "ip", "kube-proxy"])
+    except CommandError:
+        return "no kube-proxy rule found for it"
+    chain = None
+    for line in listing.splitlines():
+        words = line.split()
+        if words[:1] == ["chain"]:
+            chain = words[1]
+        elif f"dnat to {endpoint}" in line and chain:
+            return f"nftables chain {chain}"
+    return "no kube-proxy rule found for it"
+
+
+def neighbour(place, route_line: str) -> str | None:
+    """The neighbour entry a route's gateway resolves to (`via GW dev DEV`), or None."""
+    words = route_line.split()
+    if "via" not in words or "dev" not in words:
+        return None
+    gateway, device = words[words.index("via") + 1], words[words.index("dev") + 1]
+    found = _run(place, ["ip", "neigh", "show", gateway, "dev", device]).strip()
+    return found.splitlines()[0] if found else f"{gateway} dev {device}: no neighbour entry yet"
+
+
+def annotate(hops, by_label, original_dst: str) -> None:
+    """Notes on the hops where a namespace decided something: its route and neighbour, the
+    tunnel it wrapped the packet in, its DNAT."""
+    for before, hop in zip([None] + hops[:-1], hops):
+        place = by_label[hop.where]
+        same_place = before is not None and before.where == hop.where
+        if hop.outer is not None and hop.direction == "out":
+            o = hop.outer.flow
+            wrapped_here = not (same_place and before.outer is not None)
+            if hop.tunnel.get("kind") == "vxlan":
+                hop.notes.append(f"VXLAN VNI {hop.tunnel['vni']}: {o.src}:{o.sport} > "
+                                 f"{o.dst}:{o.dport}")
+                entry = fdb_entry(place, hop.tunnel["inner_dst_mac"]) if wrapped_here else None
+                if entry:  # a kernel VXLAN device's (OVS's tunnel port keeps no fdb)
+                    hop.notes.append("fdb: " + entry)
+            else:
+                hop.notes.append(f"flannel udp datagram: {o.src}:{o.sport} > {o.dst}:{o.dport}")
+        elif hop.direction == "out" and place.kind != "rack" and \
+                not (same_place and before.direction == "out"):
+            chosen = route(place, hop.packet.flow.dst)
+            hop.notes.append("route: " + chosen)
+            neigh = neighbour(place, chosen)
+            if neigh:
+                hop.notes.append("neighbour: " + neigh)
+        dst = hop.packet.flow.dst
+        if dst != original_dst and (before is None or before.packet.flow.dst == original_dst):
+            endpoint = f"{dst}:{hop.packet.flow.dport}"
+            hop.notes.insert(0, f"DNAT {original_dst}:"
+                             f"{before.packet.flow.dport if before else '?'} -> {endpoint} by "
+                             f"kube-proxy: {dnat_chain(place, endpoint)}")
+        if before is not None and hop.packet.flow.src != before.packet.flow.src:
+            hop.notes.append(f"SNAT {before.packet.flow.src}:{before.packet.flow.sport} -> "
+                             f"{hop.packet.flow.src}:{hop.packet.flow.sport} (masquerade)")
+
+
+def annotate_reply(hops) -> None:
+    """Where conntrack undid a NAT on the way back."""
+    for before, hop in zip(hops, hops[1:]):
+        was, now = before.packet.flow, hop.packet.flow
+        if (was.src, was.sport) != (now.src, now.sport) or (was.dst, was.dport) != \
+                (now.dst, now.dport):
+            hop.notes.append(f"reverse NAT by conntrack: {was.src}:{was.sport} > "
+                             f"{was.dst}:{was.dport} became {now.src}:{now.sport} > "
+                             f"{now.dst}:{now.dport}")
+
+
+def conntrack(place, protocol: str, sport: int) -> dict | None:
+    """The namespace's conntrack entry of the probe (tcp or udp, by its source port):
+    {"state", "original", "reply", "unreplied"}; the reply tuple names where a NAT sent the
+    connection."""
+    try:
+        table = _run(place, ["cat", "/proc/net/nf_conntrack"])
+    except CommandError:
+        return None
+    for line in table.splitlines():
+        entry = parse_conntrack(line)
+        if entry and entry["protocol"] == protocol.lower() and \
+                entry["original"].get("sport") == str(sport):
+            return entry
+    return None
+
+
+def parse_conntrack(line: str) -> dict | None:
+    """One line of /proc/net/nf_conntrack: protocol, TCP state, both tuples, unreplied."""
+    words = line.split()
+    if len(words) < 6 or words[0] != "ipv4":
+        return None
+    pairs = [w.split("=", 1) for w in words if w.split("=")[0] in ("src", "dst", "sport",
+                                                                    "dport")]
+    if len(pairs) < 8:
+        return None
+    state = words[5] if words[2] == "tcp" else ""
+    return {"protocol": words[2], "state": state, "original": dict(pairs[:4]),
+            "reply": dict(pairs[4:8]), "unreplied": "[UNREPLIED]" in words}
+
+
+def policy_drops(places) -> dict:
+    """{(label, chain): (dropped packets, policies the chain runs, its comment)} of every
+    NetworkPolicy endpoint chain's drop rule in the given namespaces."""
+    out = {}
+    for place in places:
+        try:
+            listing = _run(place, ["nft", "list", "table", *POLICY_TABLE])
+        except (CommandError, OSError):
+            continue  # no policy table there
+        chain, policies = None, []
+        for line in (raw.strip() for raw in listing.splitlines()):
+            if line.startswith("chain "):
+                chain, policies = line.split()[1], []
+            elif line.startswith("jump cali-p") and chain:
+                iface = chain.split("-", 2)[2]
+                policies.append(line.split()[1].split(f"-{iface}-", 1)[-1])
+            elif " drop" in line and "counter packets" in line and chain:
+                count = int(line.split("counter packets ")[1].split()[0])
+                comment = line.split('comment "', 1)[1].rstrip('"') if 'comment "' in line \
+                    else ""
+                out[(place.label, chain)] = (count, policies, comment)
+    return out
+
+
+def rises(before: dict, after: dict) -> list[tuple[str, str, list[str], str]]:
+    """(label, chain, policies, comment) of the drop rules whose counters rose."""
+    return [(label, chain, policies, comment)
+            for (label, chain), (count, policies, comment) in sorted(after.items())
+            if count > before.get((label, chain), (0,))[0]]

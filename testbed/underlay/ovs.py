@@ -8,6 +8,7 @@ The kernel datapath is used where the openvswitch module exists; elsewhere bridg
 userspace datapath (datapath_type=netdev), which reads and writes ports through packet sockets.
 """
 import os
+import re
 import subprocess
 
 from testbed.errors import CommandError
@@ -46,9 +47,16 @@ def vswitchd_control(run_dir: str, name: str) -> str:
     return os.path.join(run_dir, f"{name}.ovs-vswitchd.ctl")
 
 
-def trace_summary(output: str) -> list[str]:
+def port_names(mgmt: str) -> dict[str, str]:
+    """{OpenFlow port number: port name} of a bridge."""
+    out = run(["ovs-ofctl", "-O", "OpenFlow13", "dump-ports-desc", mgmt], timeout=5)
+    return dict(re.findall(r"^ (\d+)\(([^)]+)\):", out, re.MULTILINE))
+
+
+def trace_summary(output: str, ports: dict[str, str] | None = None) -> list[str]:
     """The steps of `ovs-appctl ofproto/trace`: each table a packet matched (and its
-    actions), the tunnel it was sent into, and the datapath's final actions."""
+    actions), the tunnel it was sent into, and the datapath's final actions; port numbers
+    of in_port= and output: named from `ports`."""
     lines, bridge, final = [], "", ""
     for raw in output.splitlines():
         line = raw.strip()
@@ -65,7 +73,12 @@ def trace_summary(output: str) -> list[str]:
             lines.append(f"  {line[3:]}")
         elif line.startswith("Datapath actions:"):
             final = line
-    return lines + ([final] if final else [])
+    lines += [final] if final else []
+    if ports:
+        def named(m):
+            return m[1] + ports.get(m[2], m[2])
+        lines = [re.sub(r"(in_port=|output:)(\d+)", named, line) for line in lines]
+    return lines
 
 
 def describe_datapath(dp_type):

@@ -17,7 +17,7 @@ import re
 import subprocess
 
 from testbed.core import ipam
-from testbed.errors import TestbedError
+from testbed.errors import CommandError, TestbedError
 from testbed.host.waiting import wait_until
 from testbed.modes.base import UNDERLAY_DEV, Mode, register
 from testbed.underlay import ovs
@@ -254,7 +254,11 @@ class OpenflowMode(Mode):
                                  timeout=5).stdout
         except (OSError, subprocess.TimeoutExpired):
             return []
-        return ovs.trace_summary(out)
+        try:
+            ports = ovs.port_names(mgmt)
+        except (CommandError, subprocess.TimeoutExpired):
+            ports = {}
+        return ovs.trace_summary(out, ports)
 
     def describe_node(self, node):
         return {"lease": str(node.lease), "gateway": node.facts.get("gateway")}

@@ -40,7 +40,12 @@ def main(argv=None) -> int:
     if argv[:1] == ["exec"] and "--" in argv:  # the command, after --, is not ours to parse
         cut = argv.index("--")
         argv, after = argv[:cut], argv[cut + 1:]
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "filter") and not any(e.startswith("-") for e in extra):
+        args.filter += extra  # capture's filter words may follow its options
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if after is not None:
         args.argv = after
     if os.geteuid() != 0 and args.root:

@@ -36,12 +36,27 @@ def route(place, dst: str) -> str:
     return best or f"no route to {dst}"
 
 
+NEIGHBOUR_STATES = {"INCOMPLETE": "ARP asked, nobody has answered",
+                    "FAILED": "ARP asked, nobody answered"}
+
+
 def route_text(place, dst: str) -> str:
-    """What `ip route get` decides for `dst` there (an error names why it cannot go on)."""
+    """What `ip route get` decides for `dst` there (an error names why it cannot go on), and
+    the state of the neighbour it needs when that neighbour never answered."""
     try:
-        return "ip route get: " + _run(place, ["ip", "route", "get", dst]).splitlines()[0]
+        decided = _run(place, ["ip", "route", "get", dst]).splitlines()[0].strip()
     except CommandError as err:
         return f"ip route get {dst}: {err.output.strip()}"
+    text = f"ip route get: {decided}"
+    words = decided.split()
+    if "dev" in words:
+        next_hop = words[words.index("via") + 1] if "via" in words else dst
+        device = words[words.index("dev") + 1]
+        entry = _run(place, ["ip", "neigh", "show", next_hop, "dev", device]).strip()
+        state = entry.split()[-1] if entry else ""
+        if state in NEIGHBOUR_STATES:
+            text += f"; neighbour {next_hop} on {device}: {state} ({NEIGHBOUR_STATES[state]})"
+    return text
 
 
 def fdb_entry(place, mac: str) -> str | None:

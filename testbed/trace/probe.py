@@ -35,10 +35,13 @@ try:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("", sport))
         s.settimeout(timeout)
-        s.sendto(b"testbed trace\n", (dst, port))
+        s.connect((dst, port))  # connected: an ICMP error comes back as the socket's error
+        s.send(b"testbed trace\n")
         try:
             s.recv(2048)
             out["result"] = "answered"
+        except ConnectionRefusedError:
+            out["result"] = "refused"
         except (socket.timeout, TimeoutError):
             out["result"] = "no answer"
         except OSError as e:

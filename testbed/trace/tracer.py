@@ -283,7 +283,7 @@ def _verdict(result, last_in, drops, by_label):
             port = hop.packet.flow.dport if hop else result.port
             text += f"; nothing listens on {result.protocol} {port} there: it answered ICMP " \
                     "port unreachable"
-        if result.probe.get("result") == "refused":
+        if result.probe.get("result") == "refused" and result.protocol == "TCP":
             port = hop.packet.flow.dport if hop else result.port
             text += f"; nothing listens on {result.protocol} {port} there: it answered with a " \
                     "reset (connection refused)"

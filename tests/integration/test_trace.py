@@ -2,6 +2,7 @@
 kernel objects carry it, the endpoint kube-proxy chose, the NetworkPolicy that dropped it, the
 router between racks; capture's pcap; bad input refused with nothing left behind."""
 import glob
+import ipaddress
 import json
 import os
 import signal
@@ -221,6 +222,11 @@ def test_bad_input_is_one_line_and_leaves_nothing_behind(make_cluster):
     assert svc.returncode == 2 and "capture runs in a pod's or node's namespace" in svc.stderr
     same = run_testbed("trace", "node1-pod1", "node1-pod1", "--name", name)
     assert same.returncode == 0 and "loopback (lo)" in same.stdout
+    nobody = str(ipaddress.ip_network(cluster.state.nodes["node2"].lease)[200])
+    code, lost = trace(cluster, "node1-pod1", nobody, "--port", "8080")
+    assert code == 1 and lost["hops"][-1]["where"] == "node2"
+    assert f"ip route get: {nobody} dev cni0" in lost["verdict"]
+    assert f"neighbour {nobody} on cni0: INCOMPLETE (ARP asked" in lost["verdict"]
     # Ctrl-C while the probe waits for an answer that never comes (nothing at that address)
     proc = subprocess.Popen([sys.executable, "-m", "testbed.cli", "trace", "node1-pod1",
                              "10.244.9.9", "--name", name], cwd=REPO, stdout=subprocess.PIPE,

@@ -111,6 +111,10 @@ def test_the_probe_tells_refused_answered_and_silent_apart():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
         server.bind(("127.0.0.1", 0))  # bound, never answering
         assert run_probe("udp", server.getsockname()[1]) == "no answer"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as gone:
+        gone.bind(("127.0.0.1", 0))
+        closed = gone.getsockname()[1]
+    assert run_probe("udp", closed) == "refused"  # the port unreachable, seen by the socket
     if os.geteuid() == 0:  # a raw ICMP socket needs root
         assert run_probe("icmp", 0) == "answered"
     assert probe.result("noise\n") == {"result": "the probe printed nothing", "seconds": 0.0}

@@ -52,7 +52,7 @@ def cases(state):
     """(label, trace arguments) of the measured traces."""
     server = next(rec for rec in state.pods.values()
                   if rec.labels.get("app") == "web" and rec.node == "node2")
-    nobody = ipaddress.ip_network(state.nodes["node2"].lease)[200]  # no pod has it
+    nobody = ipaddress.ip_network(state.nodes["node2"].lease)[-2]  # no pod has it
     return [("pod -> pod, TCP", ["node1-pod1", server.ip, "--port", "8080"]),
             ("pod -> pod, ICMP", ["node1-pod1", "node2-pod1", "--protocol", "icmp"]),
             ("pod -> ClusterIP", ["node1-pod1", "svc/web"]),

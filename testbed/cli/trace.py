@@ -6,6 +6,7 @@ import sys
 
 from testbed.cli.common import find_run, namespace_option, ranged
 from testbed.errors import TestbedError
+from testbed.host.signals import Interrupted, signals_interrupt
 from testbed.trace import render, tracer
 from testbed.trace.capture import tcpdump_argv
 
@@ -15,7 +16,8 @@ def cmd_trace(args):
     state = find_run(args.name)
     source = tracer.resolve(state, args.source, args.namespace)
     destination = tracer.resolve(state, args.destination, args.namespace)
-    result = tracer.trace(state, source, destination, args.protocol, args.port)
+    with signals_interrupt(signal.SIGINT):  # also when started with SIGINT ignored (a `&` job)
+        result = tracer.trace(state, source, destination, args.protocol, args.port)
     print(render.as_json(result) if args.output == "json" else render.text(result))
     return 0 if result.delivered else 1
 
@@ -33,14 +35,19 @@ def cmd_capture(args):
     argv = tcpdump_argv(place.wrap, args.write, interface or "any", args.filter, args.count)
     proc = subprocess.Popen(argv)
     try:
-        return proc.wait()
-    except KeyboardInterrupt:  # the terminal sent tcpdump the same SIGINT: let it flush
-        proc.send_signal(signal.SIGINT)
+        with signals_interrupt(signal.SIGINT):
+            return proc.wait()
+    except (KeyboardInterrupt, Interrupted) as stop:
+        # tcpdump may have had the terminal's SIGINT already; SIGTERM (which a `&` job does
+        # not ignore) ends it as cleanly, its buffers flushed
+        proc.send_signal(signal.SIGTERM)
         try:
-            return proc.wait(timeout=5)
+            proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if isinstance(stop, Interrupted) and str(stop) != "SIGINT":
+            raise
         print(f"testbed: capture in {place.label} ended", file=sys.stderr)
         return 0
 

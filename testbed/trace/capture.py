@@ -1,5 +1,6 @@
 """tcpdump in many namespaces at once, each writing a pcap file, started before a probe and
-ended (by PID, SIGINT so that it flushes) right after it."""
+ended (by PID, SIGTERM: it flushes as on Ctrl-C, and a shell's `&` job ignores SIGINT) right
+after it."""
 import os
 import select
 import signal
@@ -61,7 +62,7 @@ class Captures:
     def stop(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(signal.SIGTERM)
         for proc in self.procs.values():
             try:
                 proc.wait(timeout=3)

@@ -5,6 +5,8 @@ from testbed.errors import CommandError
 from testbed.host import netns
 
 POLICY_TABLE = ("ip", "calico")
+ROUTE_TYPES = ("unicast", "blackhole", "unreachable", "prohibit", "local", "broadcast",
+               "throw", "multicast", "anycast", "nat")
 
 
 def _run(place, argv) -> str:
@@ -29,7 +31,8 @@ def route(place, dst: str) -> str:
     `proto bird` for BIRD's)."""
     best, length = "", -1
     for line in _run(place, ["ip", "route", "show", "match", dst]).splitlines():
-        prefix = line.split()[0]
+        words = line.split()
+        prefix = words[1] if words[0] in ROUTE_TYPES and len(words) > 1 else words[0]
         bits = 0 if prefix == "default" else int(prefix.split("/")[1]) if "/" in prefix else 32
         if bits > length:
             best, length = line.strip(), bits

@@ -30,8 +30,9 @@ def text(trace: Trace) -> str:
              + (f" {trace.port}" if trace.protocol != "ICMP" else "")
              + f", mode {trace.mode}"]
     if trace.probe:
+        again = f" (sent {trace.retransmissions + 1} times)" if trace.retransmissions else ""
         lines.append(f"probe: {trace.probe.get('result')} after "
-                     f"{trace.probe.get('seconds', 0) * 1000:.1f} ms")
+                     f"{trace.probe.get('seconds', 0) * 1000:.1f} ms{again}")
     width = max([len(h.where) for h in trace.hops + trace.reply] + [4])
     if trace.hops:
         lines += ["", f"  {'#':>2}  {'WHERE':<{width}}  DIR INTERFACE       PACKET"]

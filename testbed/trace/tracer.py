@@ -62,6 +62,7 @@ class Trace:
     probe: dict = field(default_factory=dict)
     hops: list[Hop] = field(default_factory=list)
     reply: list[Hop] = field(default_factory=list)
+    retransmissions: int = 0   # TCP sent the SYN again while the probe waited
     conntrack: dict = field(default_factory=dict)  # node -> its entry of the probe
     policy: list[str] = field(default_factory=list)  # how NetworkPolicy reads the connection
     delivered: bool = False
@@ -178,6 +179,7 @@ def trace(state: RunState, source: Target, destination: Target, protocol: str,
         seen = [s for place in listen for s in pcap.sightings(files[place.label], place.label)]
     by_label = {p.label: p for p in listen}
     forward, reply = _ours(seen, protocol.upper(), sport)
+    forward, result.retransmissions = _first_transmission(forward)
     evidence.name_interfaces(forward + reply, by_label)
     result.hops = _hops(forward)
     result.reply = _hops(reply)
@@ -257,6 +259,18 @@ def _ours(seen, protocol, sport):
     return forward, reply
 
 
+def _first_transmission(forward):
+    """The sightings of the probe's first transmission, and how many times it was sent
+    again (a SYN nobody answered within a second): each retransmission leaves the source
+    on the same interface again."""
+    if not forward:
+        return forward, 0
+    first = forward[0]
+    again = [i for i, s in enumerate(forward) if i and s.where == first.where and
+             s.ifindex == first.ifindex and s.direction == first.direction]
+    return (forward[:again[0]] if again else forward), len(again)
+
+
 def _opening(packet, forward):
     """Is this a packet of the probe's first exchange (any UDP; TCP's SYN, SYN-ACK or RST)?"""
     if packet.flow.protocol != "TCP":
@@ -296,6 +310,8 @@ def _verdict(result, last_in, drops, by_label):
     last = result.hops[-1]
     text = f"dropped at hop {last.number}: last seen in {last.where} ({last.direction} " \
            f"{last.interface})"
+    if result.retransmissions:
+        text += f" (sent {result.retransmissions + 1} times: the first shown)"
     for where, chain, policies, comment in drops:
         named = ", ".join(policies) or "none"
         text += f"; NetworkPolicy drop in {where}: chain {chain} counted it ({comment}; " \

@@ -86,9 +86,12 @@ def test_the_dnat_chain_is_named_in_iptables_and_nftables(tmp_path):
 
 def test_the_most_specific_route_wins_and_its_neighbour_is_asked(tmp_path):
     routes = ("default via 192.168.1.1 dev eth0\n10.244.0.0/16 via 10.244.0.1 dev eth0\n"
+              "blackhole 10.244.1.0/26 proto bird\n"
               "10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink\n")
     place = place_printing(tmp_path, routes)
-    chosen = evidence.route(place, "10.244.1.2")
+    assert evidence.route(place, "10.244.1.2") == "blackhole 10.244.1.0/26 proto bird"
+    without = routes.replace("blackhole 10.244.1.0/26 proto bird\n", "")
+    chosen = evidence.route(place_printing(tmp_path, without, "node2"), "10.244.1.2")
     assert chosen == "10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink"
     assert evidence.neighbour(place_printing(tmp_path, "10.244.1.0 lladdr f2:63 PERMANENT\n"),
                               chosen) == "10.244.1.0 lladdr f2:63 PERMANENT"

@@ -118,3 +118,11 @@ def test_the_probe_tells_refused_answered_and_silent_apart():
     if os.geteuid() == 0:  # a raw ICMP socket needs root
         assert run_probe("icmp", 0) == "answered"
     assert probe.result("noise\n") == {"result": "the probe printed nothing", "seconds": 0.0}
+
+
+def test_a_retransmitted_syn_is_shown_once_and_counted():
+    out = ("TCP", "10.244.0.2", 40000, "10.244.1.5", 80)
+    seen = [sighting(t, where, out, "SYN") for t, where in
+            ((1, "pod"), (2, "node1"), (3, "node2"), (4, "pod"), (5, "node1"), (6, "node2"))]
+    first, again = tracer._first_transmission(seen)
+    assert [s.time for s in first] == [1, 2, 3] and again == 1

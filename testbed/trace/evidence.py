@@ -119,12 +119,13 @@ def annotate(hops, by_label, original_dst: str) -> None:
             wrapped_here = not (same_place and before.outer is not None)
             if hop.tunnel.get("kind") == "vxlan":
                 hop.notes.append(f"VXLAN VNI {hop.tunnel['vni']}: {o.src}:{o.sport} > "
-                                 f"{o.dst}:{o.dport}")
+                                 f"{o.dst}:{o.dport} ttl {hop.outer.ttl}")
                 entry = fdb_entry(place, hop.tunnel["inner_dst_mac"]) if wrapped_here else None
                 if entry:  # a kernel VXLAN device's (OVS's tunnel port keeps no fdb)
                     hop.notes.append("fdb: " + entry)
             else:
-                hop.notes.append(f"flannel udp datagram: {o.src}:{o.sport} > {o.dst}:{o.dport}")
+                hop.notes.append(f"flannel udp datagram: {o.src}:{o.sport} > {o.dst}:{o.dport} "
+                                 f"ttl {hop.outer.ttl}")
         elif hop.direction == "out" and place.kind != "rack" and \
                 not (same_place and before.direction == "out"):
             chosen = route(place, hop.packet.flow.dst)

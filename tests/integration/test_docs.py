@@ -48,6 +48,9 @@ def test_the_readmes_tour_runs_as_shown(require):
     cluster_ip = re.search(r"^web\s+ClusterIP\s+(10\.96\.\S+)", output("get svc -n shop"),
                            re.M).group(1)
     assert output("exec node1-pod1 -- dig").strip() == cluster_ip
+    traced = output("trace node1-pod1 node4-pod2")
+    assert "  router  " in traced and "flannel.1" in traced
+    assert traced.splitlines()[-1].startswith("DELIVERED: delivered to node4-pod2")
     assert Footprint().leftovers(before) == []
 
 

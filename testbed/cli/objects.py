@@ -2,6 +2,8 @@
 import json
 import os
 import sys
+import time
+from dataclasses import asdict
 
 import yaml
 
@@ -9,11 +11,14 @@ from testbed.api import manifests
 from testbed.api import objects as ko
 from testbed.api.apply import report
 from testbed.api.describe import describe
-from testbed.api.tables import find_pod, render_table, rows
+from testbed.api.tables import find_pod, human_duration, render_table, rows
 from testbed.cli.common import find_run, namespace_option
 from testbed.core.supervisor import request
 from testbed.errors import TestbedError
+from testbed.host import netns
 from testbed.host.processes import pid_is
+from testbed.policy import drops
+from testbed.underlay.racks import in_host
 
 
 def cmd_apply(args):
@@ -40,6 +45,8 @@ def cmd_get(args):
     """kubectl get: one namespace (-n, default `default`) or all (-A); a table, or the
     objects as kubectl's JSON or YAML."""
     state = find_run(args.name)
+    if args.what.lower() == "drops":
+        return _print_drops(state, args)
     kind = ko.ALIASES.get(args.what.lower())
     if kind is None:
         raise TestbedError(f'the server doesn\'t have a resource type "{args.what}" (known: '
@@ -71,9 +78,49 @@ def cmd_get(args):
     return 0
 
 
+def read_drops(state) -> list[drops.Drop]:
+    def run(node, argv):
+        return netns.run(in_host(state, node, state.nodes[node], argv), timeout=10)
+    return drops.read(state, run)
+
+
+def drop_rows(found: list[drops.Drop]) -> list[tuple]:
+    now = time.time()
+    rows = [("POD", "DIRECTION", "PEER", "PROTOCOL", "PORT", "PACKETS", "LAST", "POLICIES")]
+    rows += [(d.pod, d.direction.lower(), d.peer, d.protocol, d.port or "-", d.packets,
+              f"{human_duration(now - d.last)} ago", ",".join(d.policies) or "<none now>")
+             for d in found]
+    return rows
+
+
+def _print_drops(state, args):
+    """The connections NetworkPolicy denied, per pod and peer, newest first (every
+    namespace; -n NAMESPACE or NAME narrows them to its pods or that pod)."""
+    if not state.network_policy.enforced:
+        raise TestbedError(f"nothing enforces NetworkPolicy in cluster {state.name}, so "
+                           f"nothing is denied: {state.network_policy.note}")
+    found = read_drops(state)
+    if args.namespace != "default" or args.object:
+        found = [d for d in found if d.pod.split("/")[0] == args.namespace and
+                 (not args.object or d.pod.split("/", 1)[1] == args.object)]
+    if args.output == "json":
+        print(json.dumps([asdict(d) for d in found], indent=4))
+    elif not found:
+        print("No NetworkPolicy drops remembered (the last hour's).", file=sys.stderr)
+    else:
+        print(render_table(drop_rows(found)))
+    return 0
+
+
 def cmd_describe(args):
     state = find_run(args.name)
     print(describe(state, args.kind, args.object, args.namespace))
+    if ko.ALIASES.get(args.kind.lower()) == "networkpolicies" and state.network_policy.enforced:
+        key = f"{args.namespace}/{args.object}"
+        denied = [d for d in read_drops(state) if key in d.policies]
+        print("Denied (the last hour's, as `testbed get drops`):")
+        print("\n".join(f"  {line}" for line in render_table(drop_rows(denied)).splitlines())
+              if denied else "  <none>")
     return 0
 
 

@@ -57,6 +57,10 @@ def edit(table_name: str, held: Chains, handles: Handles, table: Chains) -> Edit
             if old_end < len(old) else f"add rule {table_name} {chain}"
         lines += [f"{where} {rule}" for rule in now[start:new_end]]
         result.handles[chain] = kept[:start] + [None] * (new_end - start) + kept[old_end:]
+    # a chain still jumped to cannot go (EBUSY): the endpoint chains before their policies'
+    jumped = {word for c in gone for rule in held[c] for word in rule.split()[1:]
+              if f"jump {word}" in rule}
+    gone = [c for c in gone if c not in jumped] + [c for c in gone if c in jumped]
     lines += deletions + [f"delete chain {table_name} {c}" for c in gone]
     result.text = "\n".join(lines) + "\n" if lines else ""
     return result

@@ -22,6 +22,7 @@ transaction adds the new chains, edits the changed ones rule by rule and deletes
 (edits.py).
 """
 import shutil
+import sys
 from dataclasses import dataclass
 
 from testbed.errors import CommandError, TestbedError
@@ -108,6 +109,26 @@ def _policy_rules(state, policy, direction, pod):
 
 BASE_CHAINS = {"forward": "type filter hook forward priority filter; policy accept;",
                "input": "type filter hook input priority filter; policy accept;"}
+# Calico's NFLOG groups for denied packets: 1 inbound (to a pod), 2 outbound (from one)
+NFLOG_GROUPS = {"Ingress": 1, "Egress": 2}
+DROPS_KEY = "ip saddr . ip daddr . meta l4proto . th dport"
+DROPS_TIMEOUT_S = 3600  # an element's timeout, refreshed by each drop: it dates the last one
+DROP_SETS = {"Ingress": "drops-ingress", "Egress": "drops-egress"}
+
+
+def drop_rule(chain: str, direction: str, pod_key: str) -> str:
+    """An endpoint chain's last rule: what no policy passed is remembered per connection (a
+    set element with a counter, its timeout refreshed), sent to nflog with the chain's name
+    as prefix (`tcpdump -i nflog:1` in the node shows it; the host's kernel log never does),
+    counted and dropped."""
+    return (f"update @{DROP_SETS[direction]} {{ {DROPS_KEY} timeout {DROPS_TIMEOUT_S}s }} "
+            f'log prefix "{chain}" group {NFLOG_GROUPS[direction]} counter drop '
+            f'comment "{pod_key}: no policy allows this {direction.lower()}"')
+
+
+def _drop_sets() -> list[str]:
+    return [f"  set {name} {{ typeof {DROPS_KEY}; size 65535; flags dynamic,timeout; "
+            f"timeout {DROPS_TIMEOUT_S}s; counter; }}" for name in DROP_SETS.values()]
 
 
 def chains(state, node_name, hook, node_addresses) -> dict[str, list[str]]:
@@ -136,8 +157,7 @@ def chains(state, node_name, hook, node_addresses) -> dict[str, list[str]]:
                 out[sub] = _policy_rules(state, policy, direction, pod)
                 # as Felix: the first policy that passes the packet ends the search
                 body += [f"jump {sub}", f"meta mark & {ACCEPT_MARK} == {ACCEPT_MARK} return"]
-            body.append(f'counter drop comment "{key}: no policy allows this '
-                        f'{direction.lower()}"')
+            body.append(drop_rule(chain, direction, key))
             out[chain] = body
             verdicts[f'"{iface}"' if hook == "routed" else pod.ip] = chain
     base = {"forward": ["ct state established,related accept", "ct state invalid drop"],
@@ -161,7 +181,8 @@ def render(state, node_name, hook, node_addresses):
 
 
 def full_table(table: dict[str, list[str]]) -> str:
-    lines = [f"table {TABLE} {{}}", f"delete table {TABLE}", f"table {TABLE} {{"]
+    lines = [f"table {TABLE} {{}}", f"delete table {TABLE}", f"table {TABLE} {{",
+             *_drop_sets()]
     for chain, rules in table.items():
         lines.append(f"  chain {chain} {{")
         if chain in BASE_CHAINS:
@@ -222,8 +243,10 @@ class Enforcer:
                 handles.update(change.handles_after(echo))
                 self.held[node.name] = HeldTable(table, handles)
                 return
-            except (CommandError, StopIteration):  # refused, or an echo we cannot read
-                pass
+            except (CommandError, StopIteration) as err:  # refused, or an unreadable echo
+                print(f"policy: {node.name}: an edit of table {TABLE} was not applied "
+                      f"({str(err).strip()[-300:] or 'its echo unread'}); the table is "
+                      "written whole", file=sys.stderr)
         node.ns.run("nft", "-f", "-", input=full_table(table))
         listing = node.ns.run("nft", "--handle", "list", "table", *TABLE.split())
         self.held[node.name] = HeldTable(table, edits.listed_handles(listing))

@@ -5,6 +5,7 @@ import glob
 import ipaddress
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import time
 
 import pytest
 
+from testbed.host import netns
 from testbed.kubeproxy import proxies
 
 from .conftest import REPO, TOPO, run_testbed
@@ -147,9 +149,37 @@ def test_a_denied_connection_ends_dropped_naming_the_policy(make_cluster, tmp_pa
         data["verdict"]
     assert any("isolated by only-frontends" in line for line in data["policy"])
     assert time.monotonic() - started < 30
-    # the same trace to a port nobody isolates... there is none: the pod is isolated on all
     code, allowed = trace(cluster, "node1-pod1", "node2-pod1", "--port", "8080")
-    assert code == 0 and allowed["delivered"]
+    assert code == 0 and allowed["delivered"]  # a pod no policy isolates
+    # every drop is remembered per connection: get drops and describe netpol name it
+    name = cluster.spec.name
+    drops = json.loads(run_testbed("get", "drops", "-o", "json", "--name", name,
+                                   check=True).stdout)
+    denied = web[data["hops"][-1]["packet"]["flow"]["dst"]]
+    ours = [d for d in drops if d["pod"] == denied and d["peer"] == "default/node1-pod1"]
+    assert len(ours) == 1 and ours[0]["port"] == 8080 and ours[0]["protocol"] == "TCP"
+    assert ours[0]["packets"] >= 1 and ours[0]["policies"] == ["shop/only-frontends"]
+    assert time.time() - 60 < ours[0]["last"] <= time.time() + 1
+    described = run_testbed("describe", "netpol", "only-frontends", "-n", "shop", "--name",
+                            name, check=True).stdout
+    assert "Denied (the last hour's" in described and "default/node1-pod1" in described
+    # and sent to nflog group 1 (inbound), with the endpoint chain's name as its prefix
+    node = cluster.state.pods[denied].node
+    listing = run_testbed("exec", node, "--name", name, "--", "nft", "list", "table", "ip",
+                          "calico", check=True).stdout
+    assert re.search(r'log prefix "cali-tw-cali\w+" group 1 counter packets', listing)
+    nflog = subprocess.Popen(netns.in_node(cluster.state.nodes[node].pid, [
+        "tcpdump", "-i", "nflog:1", "-c", "1", "-n"]), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)  # listening
+        trace(cluster, "node1-pod1", denied, "--port", "8080")
+        out, _ = nflog.communicate(timeout=10)
+    finally:
+        if nflog.poll() is None:
+            nflog.kill()
+            nflog.wait()
+    assert f"> {cluster.state.pods[denied].ip}.8080" in out
 
 
 @pytest.mark.parametrize("mode", ["vxlan", "bgp"])

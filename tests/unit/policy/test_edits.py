@@ -53,6 +53,19 @@ def test_a_removed_policy_loses_its_rules_by_handle_and_its_chain_last():
     assert edits.edit(TABLE, HELD, HANDLES, HELD).text == ""  # nothing changed
 
 
+def test_a_pod_no_longer_isolated_loses_its_endpoint_chain_before_the_policys():
+    table = {"forward": ["ct state established,related accept"]}
+    change = edits.edit(TABLE, HELD, HANDLES, table)
+    assert change.text.splitlines() == [
+        "delete rule ip calico forward handle 5",
+        "delete chain ip calico cali-tw-cali5",             # it jumps to the next one
+        "delete chain ip calico cali-pi-cali5-default/a",
+    ]
+    reordered = {"cali-pi-cali5-default/a": HELD["cali-pi-cali5-default/a"],
+                 **{c: r for c, r in HELD.items() if c != "cali-pi-cali5-default/a"}}
+    assert edits.edit(TABLE, reordered, HANDLES, table).text == change.text
+
+
 def test_a_changed_rule_is_replaced_where_it_stood():
     table = {**HELD, "forward": [HELD["forward"][0], 'iifname vmap { "cali5" : jump y }']}
     change = edits.edit(TABLE, HELD, HANDLES, table)

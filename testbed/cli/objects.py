@@ -154,10 +154,10 @@ def register(sub) -> None:
         p.set_defaults(func=cmd_apply)
 
     get = sub.add_parser("get", help="list objects as kubectl does: pods, nodes, svc, "
-                         "endpoints, netpol, namespaces")
+                         "endpoints, netpol, namespaces; and drops (what NetworkPolicy denied)")
     get.add_argument("what", metavar="RESOURCE",
                      help="pods, nodes, services (svc), endpoints (ep), networkpolicies "
-                     "(netpol) or namespaces (ns)")
+                     "(netpol), namespaces (ns), or drops")
     get.add_argument("object", nargs="?", metavar="NAME", help="just this object")
     get.add_argument("--name", help="cluster name, if several run")
     namespace_option(get)

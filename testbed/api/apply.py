@@ -145,7 +145,11 @@ def apply(cluster, loaded):
             key = f"{obj.namespace}/{obj.name}"
             before = copy.deepcopy(state.services.get(key))
             after = services.add(state, obj, cluster.spec.load_balancer_pool)
-            result.created.append(f"service/{obj.name} {_outcome(before, after)}")
+            word = _outcome(before, after)
+            result.created.append(f"service/{obj.name} {word}")
+            if word != "unchanged":
+                state.event("Normal", word.capitalize(), f"service/{key}",
+                            f"ClusterIP {after.cluster_ip or '<none>'}, {obj.type}")
         else:
             key = f"{obj.namespace}/{obj.name}"
             before = state.policies.get(key)
@@ -153,6 +157,10 @@ def apply(cluster, loaded):
             state.policies[key] = PolicyRecord(dataclasses.replace(obj, source=""),
                                                (before.created if before else 0) or time.time())
             result.created.append(f"networkpolicy.networking.k8s.io/{obj.name} {word}")
+            if word != "unchanged":
+                state.event("Normal", "PolicyApplied", f"networkpolicy/{key}", f"{word}; " + (
+                    "enforced in every node's table ip calico" if cluster.policy is not None
+                    else f"not enforced: {cluster.policy_status().note}"))
     cluster.state.save()
     cluster.sync_network()
     return result
@@ -192,8 +200,11 @@ def delete(cluster, loaded):
         elif isinstance(obj, kinds.Service):
             if services.remove(cluster.state, obj.namespace, obj.name):
                 result.removed.append(f"service/{obj.name}")
+                state.event("Normal", "Deleted", f"service/{obj.namespace}/{obj.name}", "")
         elif state.policies.pop(f"{obj.namespace}/{obj.name}", None) is not None:
             result.removed.append(f"networkpolicy.networking.k8s.io/{obj.name}")
+            state.event("Normal", "PolicyRemoved", f"networkpolicy/{obj.namespace}/{obj.name}",
+                        "its rules leave every node's table")
     cluster.state.save()
     cluster.sync_network()
     return result

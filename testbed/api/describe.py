@@ -2,15 +2,24 @@
 lays it out, plus what only the testbed can say: a pod's sandbox, the Services and policies
 that pick it, and whether NetworkPolicy is enforced here.
 """
+import time
+
 from testbed.api import objects as ko
 from testbed.api.objects import pod_status
-from testbed.api.tables import find_pod
+from testbed.api.tables import find_pod, human_duration, render_table
 from testbed.errors import TestbedError
 from testbed.host.processes import pid_is
+from testbed.kubeproxy import iptables as kp_iptables
+from testbed.kubeproxy import nftables as kp_nftables
 from testbed.kubeproxy.services import endpoints as service_endpoints
+from testbed.kubeproxy.services import service_ports
 from testbed.policy import semantics as pol
 
-DESCRIBED = ("pods", "services", "networkpolicies")  # of objects.py's resources
+DESCRIBED = ("pods", "nodes", "services", "networkpolicies")  # of objects.py's resources
+# who reports an event, as kubectl's FROM column names it
+SOURCES = {"Scheduled": "default-scheduler", "Started": "kubelet", "Killing": "kubelet",
+           "PolicyApplied": "policy", "PolicyRemoved": "policy", "DaemonDied": "supervisor",
+           "Restarted": "supervisor"}
 
 
 def _field(name, value, width=14):
@@ -24,10 +33,14 @@ def _labels(labels):
 def describe(state, kind: str, name: str, namespace: str = "default") -> str:
     resource = ko.ALIASES.get(kind.lower())
     if resource not in DESCRIBED:
-        raise TestbedError(f"describe takes pod, service (svc) or networkpolicy (netpol), not "
-                           f"{kind!r}")
+        raise TestbedError(f"describe takes pod, node, service (svc) or networkpolicy "
+                           f"(netpol), not {kind!r}")
     if resource == "pods":
         return describe_pod(state, *find_pod(state, name, namespace))
+    if resource == "nodes":
+        if name not in state.nodes:
+            raise TestbedError(f'nodes "{name}" not found (nodes: {", ".join(state.nodes)})')
+        return describe_node(state, name)
     key = f"{namespace}/{name}"
     table = state.services if resource == "services" else state.policies
     if key not in table:
@@ -68,7 +81,37 @@ def describe_pod(state, key, rec):
             if isolating else "not isolated (all allowed)"
         lines.append(f"  {direction + ':':<9}{text}")
     lines.append(_enforcement(state))
-    return "\n".join(lines)
+    return "\n".join(lines + events(state, f"pod/{key}"))
+
+
+def describe_node(state, name):
+    rec = state.nodes[name]
+    lines = [_field("Name", name),
+             _field("Labels", _labels({"kubernetes.io/hostname": name, ko.RACK_LABEL: rec.rack})),
+             "Addresses:", f"  InternalIP:  {rec.ip}", f"  Hostname:    {name}",
+             _field("PodCIDR", rec.lease or "<none>"), _field("Mode", state.mode or "<none>")]
+    lines += [f"  {key}: {value}" for key, value in sorted(rec.details.items())]
+    pods = [(p.namespace, p.name, p.ip) for p in state.pods.values() if p.node == name]
+    lines.append(f"Non-terminated Pods:  ({len(pods)} in total)")
+    lines += [f"  {ns:<14}{pod:<32}{ip}" for ns, pod, ip in sorted(pods)]
+    daemons = {label: d for label, d in state.daemons.items() if d.node == name}
+    lines.append("Daemons:" + ("" if daemons else "      <none>"))
+    lines += [f"  {label:<28}{d.state} (pid {d.pid})" for label, d in sorted(daemons.items())]
+    return "\n".join(lines + events(state, f"node/{name}", *(
+        f"daemon/{label}" for label in daemons)))
+
+
+def events(state, *objects: str) -> list[str]:
+    """kubectl describe's Events table of these objects, oldest first."""
+    found = [e for e in state.events if e.object in objects]
+    if not found:
+        return ["Events:       <none>"]
+    now = time.time()
+    rows = [("Type", "Reason", "Age", "From", "Message"), ("----", "------", "----", "----",
+                                                           "-------")]
+    rows += [(e.type, e.reason, human_duration(now - e.time), SOURCES.get(e.reason, "testbed"),
+              e.message) for e in found]
+    return ["Events:"] + [f"  {line}" for line in render_table(rows).splitlines()]
 
 
 def describe_service(state, key):
@@ -98,7 +141,28 @@ def describe_service(state, key):
         lines.append(_field("Endpoints", ",".join(f"{ip}:{t}" for _k, ip, t in eps)
                             or "<none>", 18))
     lines.append(_field("Session Affinity", spec["sessionAffinity"], 18))
-    return "\n".join(lines)
+    return "\n".join(lines + proxy_chains(state, key) + events(state, f"service/{key}"))
+
+
+def proxy_chains(state, key) -> list[str]:
+    """The chains kube-proxy's mode writes for the Service on every node, per port: the
+    service chain and one per endpoint (names as kube-proxy hashes them)."""
+    namespace, name = key.split("/", 1)
+    lines = []
+    for sp in service_ports(state):
+        if (sp.namespace, sp.name) != (namespace, name):
+            continue
+        if state.proxy_mode == "iptables":
+            chains = [kp_iptables.svc_chain(sp)] + [
+                f"{kp_iptables.sep_chain(sp, ep)} ({ep[0]}:{ep[1]})" for ep in sp.endpoints]
+        elif state.proxy_mode == "nftables":
+            chains = [kp_nftables.service_chain(sp)] + [
+                f"endpoint-{kp_nftables.endpoint_base(sp, ep)}" for ep in sp.endpoints]
+        else:
+            chains = [f"IPVS virtual server {sp.cluster_ip}:{sp.port}/{sp.protocol}"]
+        lines.append(f"kube-proxy ({state.proxy_mode}), port {sp.port_name or sp.port}:")
+        lines += [f"  {chain}" for chain in chains]
+    return lines
 
 
 def _peer_lines(peer, indent):
@@ -165,7 +229,7 @@ def describe_policy(state, key):
                 if pol.selects(state.policies[key].policy, rec)]
     lines.append(_field("Selects pods", ", ".join(selected) or "<none>"))
     lines.append(_enforcement(state))
-    return "\n".join(lines)
+    return "\n".join(lines + events(state, f"networkpolicy/{key}"))
 
 
 def _enforcement(state):

@@ -13,6 +13,7 @@ from testbed.api.apply import report
 from testbed.api.describe import describe
 from testbed.api.tables import find_pod, human_duration, render_table, rows
 from testbed.cli.common import find_run, namespace_option
+from testbed.core import logs
 from testbed.core.supervisor import request
 from testbed.errors import TestbedError
 from testbed.host import netns
@@ -47,6 +48,8 @@ def cmd_get(args):
     state = find_run(args.name)
     if args.what.lower() == "drops":
         return _print_drops(state, args)
+    if args.what.lower() in ("events", "ev"):
+        return _print_events(state, args)
     kind = ko.ALIASES.get(args.what.lower())
     if kind is None:
         raise TestbedError(f'the server doesn\'t have a resource type "{args.what}" (known: '
@@ -112,9 +115,41 @@ def _print_drops(state, args):
     return 0
 
 
+def _print_events(state, args):
+    """kubectl get events: LAST SEEN, TYPE, REASON, OBJECT, MESSAGE, oldest first; of one
+    namespace's objects (and the cluster's own: nodes, daemons) or, with -A, all."""
+    def namespace(obj):
+        kind, _, rest = obj.partition("/")
+        return rest.split("/")[0] if kind in ("pod", "service", "networkpolicy") else None
+    found = [e for e in state.events if args.all_namespaces or
+             namespace(e.object) in (None, args.namespace)]
+    if args.output == "json":
+        print(json.dumps([asdict(e) for e in found], indent=4))
+        return 0
+    if not found:
+        print(f"No events found in {args.namespace} namespace.", file=sys.stderr)
+        return 0
+    now = time.time()
+    rows = [("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE")]
+    rows += [(human_duration(now - e.time), e.type, e.reason, e.object, e.message)
+             for e in found]
+    print(render_table(rows))
+    return 0
+
+
 def cmd_describe(args):
     state = find_run(args.name)
     print(describe(state, args.kind, args.object, args.namespace))
+    kind = ko.ALIASES.get(args.kind.lower())
+    if kind in ("pods", "nodes"):  # what the kernel holds there now
+        if kind == "pods":
+            wrap = netns.in_pod(find_pod(state, args.object, args.namespace)[1].netns, [])
+        else:
+            wrap = in_host(state, args.object, state.nodes[args.object], [])
+        for title, argv in (("Interfaces", ["ip", "-br", "addr", "show"]),
+                            ("Routes", ["ip", "route", "show"])):
+            print(f"{title}:")
+            print("\n".join(f"  {line}" for line in netns.run(wrap + argv).splitlines()))
     if ko.ALIASES.get(args.kind.lower()) == "networkpolicies" and state.network_policy.enforced:
         key = f"{args.namespace}/{args.object}"
         denied = [d for d in read_drops(state) if key in d.policies]
@@ -125,9 +160,29 @@ def cmd_describe(args):
 
 
 def cmd_logs(args):
-    """A container's output, as `kubectl logs` shows it."""
+    """A container's output, as `kubectl logs` shows it, or any other log of the run by name;
+    with no name, what has logs."""
     state = find_run(args.name)
-    key, pod = find_pod(state, args.pod, args.namespace)
+    if args.pod is None:
+        return _list_logs(state)
+    path = _log_path(state, args)
+    if args.previous:
+        raise TestbedError(f'previous terminated container "{args.container or "?"}" in pod '
+                           f'"{args.pod}" not found (this runtime does not restart containers)'
+                           if path in logs.container_logs(state).values() else
+                           f"{args.pod}: --previous is for a container's restarts")
+    return follow(path) if args.follow else _print_file(path)
+
+
+def _log_path(state, args) -> str:
+    try:
+        key, pod = find_pod(state, args.pod, args.namespace)
+    except TestbedError as not_a_pod:
+        others = logs.other_logs(state)
+        if args.pod in others:
+            return others[args.pod]
+        raise TestbedError(f"{not_a_pod}; no log of cluster {state.name} is named "
+                           f"{args.pod!r} either (`testbed logs` lists them)")
     containers = list(pod.containers)
     container = args.container
     if container is None:
@@ -138,9 +193,56 @@ def cmd_logs(args):
     if container not in containers:
         raise TestbedError(f"container {container} is not valid for pod {pod.name} "
                            f"(containers: {', '.join(containers)})")
-    path = os.path.join(state.dir, "pods", key, f"{container}.log")
-    with open(path, errors="replace") as f:
-        sys.stdout.write(f.read())
+    args.container = container
+    return logs.container_logs(state)[(key, container)]
+
+
+def _print_file(path: str) -> int:
+    try:
+        with open(path, errors="replace") as f:
+            sys.stdout.write(f.read())
+    except FileNotFoundError:
+        pass  # nothing written yet
+    return 0
+
+
+def follow(path: str, poll_s: float = 0.2) -> int:
+    """What the file holds, then what is appended, until Ctrl-C or the file goes (the
+    cluster came down)."""
+    position = 0
+    try:
+        while True:
+            try:
+                with open(path, errors="replace") as f:
+                    f.seek(position)
+                    chunk = f.read()
+                    position = f.tell()
+            except FileNotFoundError:
+                if position:
+                    return 0
+                chunk = ""
+            if chunk:
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _list_logs(state) -> int:
+    rows = [("NAME", "CONTAINER", "BYTES", "LAST WRITTEN")]
+    now = time.time()
+
+    def facts(path):
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            return 0, "-"
+        return stat.st_size, f"{human_duration(now - stat.st_mtime)} ago"
+    rows += [(key, container, *facts(path))
+             for (key, container), path in logs.container_logs(state).items()]
+    rows += [(name, "", *facts(path)) for name, path in logs.other_logs(state).items()]
+    print(render_table(rows))
     return 0
 
 
@@ -154,10 +256,11 @@ def register(sub) -> None:
         p.set_defaults(func=cmd_apply)
 
     get = sub.add_parser("get", help="list objects as kubectl does: pods, nodes, svc, "
-                         "endpoints, netpol, namespaces; and drops (what NetworkPolicy denied)")
+                         "endpoints, netpol, namespaces, events; and drops (what NetworkPolicy "
+                         "denied)")
     get.add_argument("what", metavar="RESOURCE",
                      help="pods, nodes, services (svc), endpoints (ep), networkpolicies "
-                     "(netpol), namespaces (ns), or drops")
+                     "(netpol), namespaces (ns), events (ev), or drops")
     get.add_argument("object", nargs="?", metavar="NAME", help="just this object")
     get.add_argument("--name", help="cluster name, if several run")
     namespace_option(get)
@@ -167,17 +270,23 @@ def register(sub) -> None:
                      default="table")
     get.set_defaults(func=cmd_get)
 
-    desc = sub.add_parser("describe", help="an object in words: describe pod|svc|netpol NAME")
-    desc.add_argument("kind", metavar="RESOURCE", help="pod, service (svc) or "
+    desc = sub.add_parser("describe", help="an object in words: describe "
+                          "pod|node|svc|netpol NAME")
+    desc.add_argument("kind", metavar="RESOURCE", help="pod, node, service (svc) or "
                       "networkpolicy (netpol)")
     desc.add_argument("object", metavar="NAME")
     namespace_option(desc)
     desc.add_argument("--name", help="cluster name, if several run")
     desc.set_defaults(func=cmd_describe)
 
-    logs = sub.add_parser("logs", help="a container's output: logs [-n NS] POD [-c NAME]")
-    logs.add_argument("pod")
-    logs.add_argument("-c", "--container")
-    namespace_option(logs)
-    logs.add_argument("--name", help="cluster name, if several run")
-    logs.set_defaults(func=cmd_logs)
+    log = sub.add_parser("logs", help="a container's output (logs [-n NS] POD [-c NAME]), a "
+                         "daemon's or kube-proxy's log (logs bird@node1); no name: what has "
+                         "logs")
+    log.add_argument("pod", nargs="?", metavar="NAME", help="a pod, or a log's name")
+    log.add_argument("-c", "--container")
+    log.add_argument("-f", "--follow", action="store_true", help="keep printing what is added")
+    log.add_argument("-p", "--previous", action="store_true",
+                     help="the output of the container's previous run")
+    namespace_option(log)
+    log.add_argument("--name", help="cluster name, if several run")
+    log.set_defaults(func=cmd_logs)

@@ -228,6 +228,11 @@ class Cluster:
         self.pods_up.append(pod)
         record = self.runtime.create_pod(pod, node, self.mode.network_config(self.spec, node))
         self.mode.pod_added(self.context, pod, node, record)
+        self.state.event("Normal", "Scheduled", f"pod/{pod.key}",
+                         f"Successfully assigned {pod.key} to {pod.node}")
+        self.state.event("Normal", "Started", f"pod/{pod.key}",
+                         f"Started {', '.join(record.containers)}; sandbox {record.netns}, IP "
+                         f"{record.ip or '<none>'}")
         return record
 
     def policy_status(self) -> PolicyEnforcement:
@@ -265,6 +270,8 @@ class Cluster:
         """Detach a pod ("<namespace>/<name>") and remove its sandbox."""
         pod = next(p for p in self.pods_up if p.key == key)
         node = self.nodes[pod.node]
+        self.state.event("Normal", "Killing", f"pod/{key}", "Stopping the pod's containers "
+                         "and removing its sandbox")
         try:
             self.mode.pod_removed(self.context, pod, node)
         finally:
@@ -278,6 +285,14 @@ class Cluster:
         status = self.fabric.daemon_status() if self.fabric else {}
         status.update(self.mode.daemon_status(self.context) if self.mode else {})
         if status != self.state.daemons:
+            for label, now in status.items():
+                before = self.state.daemons.get(label)
+                if not now.alive and (before is None or before.alive):
+                    self.state.event("Warning", "DaemonDied", f"daemon/{label}",
+                                     f"{label} on {now.node} {now.state}")
+                elif now.alive and before is not None and not before.alive:
+                    self.state.event("Normal", "Restarted", f"daemon/{label}",
+                                     f"{label} on {now.node} runs again (pid {now.pid})")
             self.state.update(daemons=status)
         return status
 

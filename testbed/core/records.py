@@ -111,6 +111,16 @@ class DnsRecord:
 
 
 @dataclass
+class EventRecord:
+    """Something that happened to an object, as kubectl's events say it."""
+    time: float
+    type: str      # Normal or Warning
+    reason: str    # Scheduled, Started, Killing, PolicyApplied, DaemonDied, ...
+    object: str    # kind/name: pod/<ns>/<name>, service/<ns>/<name>, daemon/<label>, ...
+    message: str
+
+
+@dataclass
 class PolicyEnforcement:
     enforced: bool = False
     note: str = ""

@@ -20,6 +20,7 @@ from testbed.core.records import (
     DaemonRecord,
     DeploymentRecord,
     DnsRecord,
+    EventRecord,
     HostRecord,
     NamespaceRecord,
     NodeRecord,
@@ -39,6 +40,7 @@ RUN_ROOT = os.environ.get("TESTBED_RUN_ROOT", "/run/testbed")
 STATE_FILE = "state.json"
 JOURNAL_FILE = "owned.journal"  # ownership changed since state.json was written, a line each
 CONTROL_SOCKET = "control.sock"
+MAX_EVENTS = 1000  # as an API server keeps events for a while, not forever
 
 
 def run_dir_for(name: str) -> str:
@@ -83,6 +85,7 @@ class RunState:
     mode_facts: dict = field(default_factory=dict)  # the mode's cluster-wide facts
     network_policy: PolicyEnforcement = field(default_factory=PolicyEnforcement)
     warnings: list[str] = field(default_factory=list)
+    events: list[EventRecord] = field(default_factory=list)  # the last MAX_EVENTS, oldest first
     timings: dict[str, float] = field(default_factory=dict)
     owned: Owned = field(default_factory=Owned)
     _deferring: bool = field(default=False, repr=False, compare=False)
@@ -163,6 +166,12 @@ class RunState:
             # lines that replay to the same lists (_replay_journal)
             with contextlib.suppress(FileNotFoundError):
                 os.truncate(self.journal_path, 0)
+
+    def event(self, type_: str, reason: str, obj: str, message: str) -> None:
+        """Record an event (saved with the state's next save, as the change it tells of)."""
+        with self._lock:
+            self.events.append(EventRecord(time.time(), type_, reason, obj, message))
+            del self.events[:-MAX_EVENTS]
 
     def update(self, **facts) -> None:
         for key, value in facts.items():

@@ -1,5 +1,8 @@
 """kube-proxy's appliers, one per mode: each renders the Services' rules once per change (with
 that mode's renderer: iptables.py, nftables.py, ipvs.py) and brings every node up to date."""
+import os
+import time
+
 from testbed.errors import CommandError
 from testbed.kubeproxy import iptables as kubeproxy
 from testbed.kubeproxy import ipvs as kubeproxy_ipvs
@@ -14,8 +17,29 @@ def underlay_device(node):
                 if any(a["local"] == str(node.ip.ip) for a in link.get("addr_info", [])))
 
 
+LOG_FILE = "kube-proxy.log"  # in the node's directory: `testbed logs kube-proxy@NODE`
+
+
+class SyncLog:
+    """A node's kube-proxy log, in kube-proxy's own words and klog's format: each sync, what
+    it reloaded and how long it took."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def line(self, message: str, **fields) -> None:
+        now = time.time()
+        stamp = time.strftime("%m%d %H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1e6):06d}"
+        values = " ".join(f'{k}="{v}"' if isinstance(v, str) else f"{k}={str(v).lower()}"
+                          if isinstance(v, bool) else f"{k}={v}" for k, v in fields.items())
+        with open(self.path, "a") as f:
+            f.write(f'I{stamp} {os.getpid():>7} proxier.go] "{message}" {values}\n')
+
+
 class _Proxies:
     """kube-proxy on every node: renders once per change, applies to each node."""
+
+    tables = "iptables"  # what kube-proxy's log says it syncs
 
     def __init__(self):
         self.hooked = set()  # nodes set up for Service traffic
@@ -40,9 +64,20 @@ class _Proxies:
     def sync(self, cluster):
         if not cluster.state.services and not self.last:
             return
-        rendered = self.render(service_ports(cluster.state), str(cluster.spec.pod_cidr))
+        ports = service_ports(cluster.state)
+        rendered = self.render(ports, str(cluster.spec.pod_cidr))
         for node in cluster.nodes.values():
+            partial = node.name in self.last
+            log = SyncLog(os.path.join(node.dir, LOG_FILE))
+            log.line("Syncing " + self.tables + " rules", ipFamily="IPv4")
+            log.line(f"Reloading service {self.tables} data",
+                     numServices=len({(p.namespace, p.name) for p in ports}),
+                     numServicePorts=len(ports),
+                     numEndpoints=sum(len(p.endpoints) for p in ports))
+            started = time.perf_counter()
             self.apply(node, rendered)
+            log.line("SyncProxyRules complete", ipFamily="IPv4", partial=partial,
+                     elapsed=f"{(time.perf_counter() - started) * 1000:.3f}ms")
             if node.name not in self.hooked:
                 # a node's own connections to a ClusterIP need a route before kube-proxy's
                 # OUTPUT rules rewrite them; real nodes have their default route, a node of a
@@ -84,6 +119,8 @@ class IptablesProxies(_Proxies):
 class NftablesProxies(_Proxies):
     """kube-proxy's nftables mode: one nft transaction per node of what changed."""
 
+    tables = "nftables"
+
     def render(self, ports, pod_cidr):
         return kubeproxy_nft.render(ports, pod_cidr)
 
@@ -96,6 +133,8 @@ class NftablesProxies(_Proxies):
 
 class IpvsProxies(_Proxies):
     """kube-proxy's IPVS mode: virtual servers, ipsets and kube-ipvs0 addresses by diff."""
+
+    tables = "ipvs"
 
     def render(self, ports, pod_cidr):
         return ports, pod_cidr  # rendered per node: NodePorts are on each node's address

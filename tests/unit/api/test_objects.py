@@ -8,6 +8,7 @@ from testbed.api import describe, manifests
 from testbed.api import objects as ko
 from testbed.api import tables as inventory
 from testbed.errors import TestbedError
+from testbed.host.daemons import DaemonRecord
 
 from ..states import state_from
 
@@ -138,3 +139,32 @@ def test_describe_a_service_lists_its_endpoints_per_port():
     assert "Selector:         pod=a" in text and "IP:               10.96.0.5" in text
     assert "NodePort:         service-port-tcp-80  30080/TCP" in text
     assert "Endpoints:        10.244.0.5:80" in text
+
+
+def test_describe_a_node_names_its_pods_daemons_and_events():
+    data = state()
+    data.daemons = {"bird@node1": DaemonRecord("node1", 42, False, "killed by SIGKILL"),
+                    "bird@node2": DaemonRecord("node2", 43, True, "running")}
+    data.event("Warning", "DaemonDied", "daemon/bird@node1", "bird@node1 on node1 killed")
+    data.event("Normal", "Started", "pod/x/a", "Started main")
+    text = describe.describe(data, "node", "node1")
+    assert "  InternalIP:  192.168.1.11" in text and "PodCIDR:      10.244.0.0/24" in text
+    assert "Non-terminated Pods:  (1 in total)" in text and "10.244.0.5" in text
+    assert "bird@node1" in text and "bird@node2" not in text
+    events = text.split("Events:", 1)[1]
+    assert "Warning   DaemonDied   0s     supervisor   bird@node1 on node1 killed" in events
+    assert "Started main" not in events  # another object's
+    assert "Started main" in describe.describe(data, "pod", "a", "x")
+    with pytest.raises(TestbedError, match='nodes "node9" not found'):
+        describe.describe(data, "node", "node9")
+
+
+def test_describe_a_service_names_kube_proxys_chains():
+    data = state()
+    text = describe.describe(data, "svc", "s-x-a", "x")
+    assert "kube-proxy (iptables), port service-port-tcp-80:" in text
+    chains = [line.strip() for line in text.splitlines() if line.startswith("  KUBE-")]
+    assert chains[0].startswith("KUBE-SVC-") and chains[1].startswith("KUBE-SEP-") and \
+        chains[1].endswith("(10.244.0.5:80)")
+    data.proxy_mode = "nftables"
+    assert "  service-" in describe.describe(data, "svc", "s-x-a", "x")

@@ -1,8 +1,8 @@
 """What has logs in a run, by name: every container's output (pods/<ns>/<pod>/<c>.log) and
 every other log the run writes — the mode's daemons (BIRD, udp forwarders, OVS, the OpenFlow
 controller), kube-proxy's syncs, the DNS server, the supervisor — named `<what>@<where>`
-(`bird@node1`, `kube-proxy@node2`, `ovs-vswitchd@node1`, `nsd@kube-dns-…`) from where the
-file lies in the run directory."""
+(`bird@node1`, `kube-proxy@node2`, `ovs-vswitchd@node1`, `controller@openflow`) from where
+the file lies in the run directory."""
 import os
 
 from testbed.core.state import RunState
@@ -33,9 +33,11 @@ def other_logs(state: RunState) -> dict[str, str]:
 
 def log_name(relative: str, places: set[str]) -> str:
     """`<what>@<where>` of a log file: `where` the deepest folder naming a node, router, host
-    or pod; `what` the file's name without its suffix (`.out` kept) or its place's prefix."""
+    or pod, else the folder it is in (a rack's, `openflow`); `what` the file's name without
+    its suffix (`.out` kept) or its place's prefix. A log at the top is its name alone."""
     parts = relative.split(os.sep)
-    where = next((p for p in reversed(parts[:-1]) if p in places), None)
+    where = next((p for p in reversed(parts[:-1]) if p in places),
+                 parts[-2] if len(parts) > 1 else None)
     stem, suffix = os.path.splitext(parts[-1])
     if where and stem.startswith(f"{where}."):
         stem = stem[len(where) + 1:]

@@ -9,6 +9,7 @@ from tests.unit.states import state_from
 FILES = ["supervisor.log", "nodes/node1/kube-proxy.log", "nodes/node1/bird/bird.log",
          "nodes/node1/bird/bird.out", "nodes/node2/udp-forwarder.log",
          "openflow/node1/node1.ovs-vswitchd.log", "openflow/controller.log",
+         "fabric/controller.log", "fabric/rack1/rack1.ovs-vswitchd.log",
          "pods/default/node1-pod1/main.log", "pods/kube-system/kube-dns-1/nsd.log",
          "pods/kube-system/kube-dns-1/zone.out", "state.json"]
 
@@ -31,8 +32,9 @@ def run(tmp_path) -> RunState:
 def test_each_log_is_named_by_what_and_where(tmp_path):
     state = run(tmp_path)
     assert list(logs.other_logs(state)) == sorted([
-        "bird.out@node1", "bird@node1", "controller", "kube-proxy@node1", "ovs-vswitchd@node1",
-        "supervisor", "udp-forwarder@node2", "zone.out@kube-dns-1"])
+        "bird.out@node1", "bird@node1", "controller@fabric", "controller@openflow",
+        "kube-proxy@node1", "ovs-vswitchd@node1", "ovs-vswitchd@rack1", "supervisor",
+        "udp-forwarder@node2", "zone.out@kube-dns-1"])
     assert logs.other_logs(state)["kube-proxy@node1"] == str(
         tmp_path / "nodes" / "node1" / "kube-proxy.log")
 

@@ -36,10 +36,12 @@ def test_logs_events_and_describe_of_a_running_cluster(make_cluster, tmp_path):
     synced = run_testbed("logs", "kube-proxy@node1", "--name", name, check=True).stdout
     last = synced.splitlines()[-3:]
     assert '"Syncing iptables rules"' in last[0]
-    assert '"Reloading service iptables data" numServices=2 numServicePorts=2 ' \
-           'numEndpoints=4' in last[1]  # shop's web and sticky, each two endpoints
+    # shop's web and sticky (two endpoints each), kube-dns (53/udp, 53/tcp: one each)
+    assert '"Reloading service iptables data" numServices=3 numServicePorts=4 ' \
+           'numEndpoints=6' in last[1]
     assert '"SyncProxyRules complete"' in last[2] and 'elapsed="' in last[2]
-    assert "BGP" in run_testbed("logs", "bird@node1", "--name", name, check=True).stdout
+    assert "<INFO> Started" in run_testbed("logs", "bird@node1", "--name", name,
+                                           check=True).stdout  # BIRD's own log
     previous = run_testbed("logs", "node1-pod1", "--previous", "--name", name)
     assert previous.returncode == 2 and 'previous terminated container "main" in pod ' \
         '"node1-pod1" not found' in previous.stderr
@@ -56,12 +58,12 @@ def test_logs_events_and_describe_of_a_running_cluster(make_cluster, tmp_path):
         apply.apply(cluster, manifests.load(str(tmp_path / "web2.yaml")))
         deadline = time.monotonic() + 10
         seen = ""
-        while "numServices=3" not in seen and time.monotonic() < deadline:
+        while "numServices=4" not in seen and time.monotonic() < deadline:
             seen += follow.stdout.readline()
     finally:
         follow.send_signal(signal.SIGINT)
         follow.wait(timeout=10)
-    assert "numServices=3" in seen and follow.returncode == 0
+    assert "numServices=4" in seen and follow.returncode == 0
 
     # events: the pods' start, the Service applied, a daemon's death and restart
     bird = cluster.mode.daemons(cluster.context)["bird@node2"]

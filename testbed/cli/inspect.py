@@ -10,8 +10,8 @@ from testbed.cli.common import (
     namespace_option,
     ranged,
 )
+from testbed.core.control import request
 from testbed.core.records import decode
-from testbed.core.supervisor import request
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.daemons import DaemonRecord
@@ -19,7 +19,7 @@ from testbed.host.processes import pid_is
 from testbed.kubelet.standins import AGNHOST_PATHS, stand_in
 from testbed.policy.semantics import explain
 from testbed.underlay.controller import read_stats
-from testbed.underlay.racks import in_host
+from testbed.underlay.names import in_host
 
 
 def cmd_exec(args):

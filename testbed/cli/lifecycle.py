@@ -9,14 +9,12 @@ from testbed import REPO
 from testbed.api.apply import condensed
 from testbed.api.tables import render_table
 from testbed.cli.common import DEFAULT_TOPOLOGY, StatusLine, find_run
-from testbed.cli.console import TestbedCLI
 from testbed.core import doctor
 from testbed.core.clean import clean_all, clean_run, describe
-from testbed.core.cluster import Cluster
+from testbed.core.control import PROGRESS, request
 from testbed.core.preflight import check_name_free, load_spec
 from testbed.core.spec import PROXY_MODES
 from testbed.core.state import RunState, list_runs, run_dir_for
-from testbed.core.supervisor import PROGRESS, request
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import Process, pid_is, process_start_time
@@ -58,6 +56,9 @@ def cmd_up(args):
         return _up_background(args, spec, mode)
     started = time.monotonic()
     me = Process(os.getpid(), process_start_time(os.getpid()), "interactive up")
+    # Mininet comes with these two: only the verbs that build a cluster load it
+    from testbed.cli.console import TestbedCLI
+    from testbed.core.cluster import Cluster
     cluster = Cluster.create(spec, mode, verbose=args.verbose, supervisor=me)
     with signals_interrupt():
         try:

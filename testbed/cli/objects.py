@@ -14,12 +14,12 @@ from testbed.api.describe import describe
 from testbed.api.tables import find_pod, human_duration, render_table, rows
 from testbed.cli.common import find_run, namespace_option
 from testbed.core import logs
-from testbed.core.supervisor import request
+from testbed.core.control import request
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import pid_is
 from testbed.policy import drops
-from testbed.underlay.racks import in_host
+from testbed.underlay.names import in_host
 
 
 def cmd_apply(args):

@@ -17,7 +17,7 @@ from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import Process, pid_is
 from testbed.modes import NodeContext
-from testbed.underlay.racks import pinned_name
+from testbed.underlay.names import pinned_name
 
 
 def adopt(name: str, owner: Process, verbose: bool = False) -> Cluster:

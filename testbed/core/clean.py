@@ -21,7 +21,7 @@ from testbed.host.processes import (
     remove_named_namespaces,
 )
 from testbed.host.waiting import wait_until
-from testbed.underlay.racks import is_underlay_shell, shell_namespaces
+from testbed.underlay.names import is_underlay_shell, shell_namespaces
 
 SUPERVISOR_GRACE_S = 30  # a live supervisor gets this long to tear its cluster down itself
 

@@ -42,7 +42,8 @@ from testbed.kubeproxy.speaker import Speaker
 from testbed.modes import ClusterContext, NodeContext, get_mode
 from testbed.policy import nftables as policy_nft
 from testbed.underlay.fabric import OvsFabric
-from testbed.underlay.racks import Underlay, pinned_name, shell_namespaces
+from testbed.underlay.names import pinned_name, shell_namespaces
+from testbed.underlay.racks import Underlay
 
 
 def _plain(value):

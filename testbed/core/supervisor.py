@@ -11,35 +11,20 @@ import os
 import socket
 import sys
 import traceback
-from collections.abc import Callable
 
 from testbed.api import apply, manifests
 from testbed.core.adopt import adopt
 from testbed.core.cluster import Cluster
+from testbed.core.control import PROGRESS, READY
 from testbed.core.preflight import load_spec
 from testbed.core.records import encode
-from testbed.core.state import RunState
 from testbed.errors import TestbedError
 from testbed.host import rpc
 from testbed.host.daemons import describe_death
 from testbed.host.processes import Process, process_start_time
 from testbed.host.signals import Interrupted, signals_interrupt
 
-READY = "ready"
-PROGRESS = "progress: "  # a line of news before "ready" or "error: ..."
 DAEMON_CHECK_S = 0.5  # how often the supervisor looks for dead daemons
-# how long a reply may keep a requester waiting (while the supervisor is seen alive, longer);
-# tests shorten it to show that a live supervisor is waited for
-REQUEST_TIMEOUT_S = float(os.environ.get("TESTBED_REQUEST_TIMEOUT_S", "120"))
-
-
-def request(state: RunState, op: str, timeout: float = REQUEST_TIMEOUT_S,
-            progress: Callable[[str], None] | None = None,
-            alive: Callable[[], bool] | None = None, **args) -> dict:
-    """Send one request to a run's supervisor; returns its JSON reply (rpc.request: progress
-    lines restart the timeout, and a live supervisor is waited for as long as it lives).
-    Raises OSError if it never answers."""
-    return rpc.request(state.control_socket, {"op": op, **args}, timeout, progress, alive)
 
 
 def apply_request(cluster: Cluster, op: str, path: str) -> dict:

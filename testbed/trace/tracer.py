@@ -17,7 +17,7 @@ from testbed.modes import get_mode, mode_names
 from testbed.policy.semantics import explain
 from testbed.trace import evidence, pcap, probe
 from testbed.trace.capture import SNAPLEN, Captures, tcpdump_argv
-from testbed.underlay.racks import in_host
+from testbed.underlay.names import in_host
 
 SETTLE_S = 0.05  # after the probe: the last sightings reach their tcpdump's file
 

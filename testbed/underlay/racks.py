@@ -18,36 +18,9 @@ from mininet.nodelib import LinuxBridge
 
 from testbed.core.topology import EXTERNAL_NAME, ROUTER_NAME
 from testbed.host import netns
-from testbed.host.processes import pid_is
+from testbed.underlay.names import SHELL_LABEL, pinned_name
 
 UNDERLAY_DEV = "eth0"
-SHELL_LABEL = "mininet shell of "  # how the state file names the shells holding namespaces
-
-
-def pinned_name(node_name, cluster):
-    """The /run/netns name of a node's, rack's or router's namespace."""
-    return f"{node_name}.{cluster}"
-
-
-def in_host(state, name, record, command):
-    """argv running `command` in a node's or host's namespace: by its pinned name, which
-    outlives the shell that made it (an owner that died), else by the shell's PID."""
-    pinned = pinned_name(name, state.name)
-    if pinned in state.owned.netns and pinned in netns.netns_list():
-        return netns.in_pod(pinned, command)
-    return netns.in_node(record.pid, command)
-
-
-def is_underlay_shell(owned_pid):
-    """Is this recorded process a Mininet shell (one per node, rack and router)?"""
-    return owned_pid.what.startswith(SHELL_LABEL)
-
-
-def shell_namespaces(owned_pids):
-    """The network namespaces of the live Mininet shells among recorded processes: what to
-    look in for leftovers once the shells are gone."""
-    return [netns.namespace_id(f"/proc/{e.pid}/ns/net") for e in owned_pids
-            if is_underlay_shell(e) and pid_is(e.pid, e.start)]
 
 
 NAMESPACE_SYSCTLS = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")

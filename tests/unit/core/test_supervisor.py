@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from testbed.core import supervisor
+from testbed.core import control, supervisor
 from testbed.core.records import decode
 from testbed.core.state import RunState
 from testbed.errors import TestbedError
@@ -59,7 +59,7 @@ def served(tmp_path):
 def ask(cluster, op, **args):
     for _ in range(100):  # until the server has bound its socket
         try:
-            return supervisor.request(cluster.state, op, timeout=5, **args)
+            return control.request(cluster.state, op, timeout=5, **args)
         except (FileNotFoundError, ConnectionRefusedError):
             threading.Event().wait(0.02)
     raise AssertionError("the supervisor never listened")
@@ -78,7 +78,7 @@ def test_requests_are_answered_and_down_ends_the_service(served, capsys):
     missing = ask(cluster, "apply", path="/nonexistent/shop.yaml")
     assert not missing["ok"] and "/nonexistent/shop.yaml" in missing["error"]
     seen = []
-    reply = supervisor.request(cluster.state, "down", timeout=5, progress=seen.append)
+    reply = control.request(cluster.state, "down", timeout=5, progress=seen.append)
     assert seen == ["ending the containers of 4 pods", "removing namespaces"]
     assert reply == {"ok": False, "left": ["netns x.c1 is held open by pid 99"],
                      "timings": {"down_s": 0.5}}

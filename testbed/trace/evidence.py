@@ -108,7 +108,7 @@ def neighbour(place, route_line: str) -> str | None:
     return found.splitlines()[0] if found else f"{gateway} dev {device}: no neighbour entry yet"
 
 
-def annotate(hops, by_label, original_dst: str) -> None:
+def annotate(hops, by_label, original_dst: str, original_port: int) -> None:
     """Notes on the hops where a namespace decided something: its route and neighbour, the
     tunnel it wrapped the packet in, its DNAT."""
     for before, hop in zip([None] + hops[:-1], hops):
@@ -137,8 +137,8 @@ def annotate(hops, by_label, original_dst: str) -> None:
         if dst != original_dst and (before is None or before.packet.flow.dst == original_dst):
             endpoint = f"{dst}:{hop.packet.flow.dport}"
             hop.notes.insert(0, f"DNAT {original_dst}:"
-                             f"{before.packet.flow.dport if before else '?'} -> {endpoint} by "
-                             f"kube-proxy: {dnat_chain(place, endpoint)}")
+                             f"{before.packet.flow.dport if before else original_port} -> "
+                             f"{endpoint} by kube-proxy: {dnat_chain(place, endpoint)}")
         if before is not None and hop.packet.flow.src != before.packet.flow.src:
             hop.notes.append(f"SNAT {before.packet.flow.src}:{before.packet.flow.sport} -> "
                              f"{hop.packet.flow.src}:{hop.packet.flow.sport} (masquerade)")
@@ -155,20 +155,48 @@ def annotate_reply(hops) -> None:
                              f"{now.dst}:{now.dport}")
 
 
-def conntrack(place, protocol: str, sport: int) -> dict | None:
-    """The namespace's conntrack entry of the probe (tcp or udp, by its source port):
-    {"state", "original", "reply", "unreplied"}; the reply tuple names where a NAT sent the
-    connection."""
+def conntrack_entries(place, protocol: str) -> list[dict]:
+    """The namespace's conntrack entries of one protocol (tcp or udp), parsed."""
     try:
         table = _run(place, ["cat", "/proc/net/nf_conntrack"])
     except CommandError:
-        return None
-    for line in table.splitlines():
-        entry = parse_conntrack(line)
-        if entry and entry["protocol"] == protocol.lower() and \
-                entry["original"].get("sport") == str(sport):
-            return entry
-    return None
+        return []
+    return [e for e in map(parse_conntrack, table.splitlines())
+            if e and e["protocol"] == protocol.lower()]
+
+
+def tuple_of(half: dict) -> tuple[str, int, str, int]:
+    """(src, sport, dst, dport) of one direction of a conntrack entry."""
+    return half["src"], int(half["sport"]), half["dst"], int(half["dport"])
+
+
+def probe_tuples(entries: dict[str, list[dict]], sport: int, dst: str, dport: int) -> \
+        tuple[set, dict]:
+    """Every (src, sport, dst, dport) the probe was seen under, NAT by NAT: its own, then
+    what each namespace's conntrack turned it into (a reply tuple read backwards: the
+    packet as it left, to a DNATed endpoint, from a SNATed address and port, as flannel's
+    masquerade with --random-fully picks a new one), followed from namespace to namespace;
+    and {namespace: its entry of the probe}."""
+    known, found = set(), {}
+    for label, listed in entries.items():
+        for e in listed:
+            src, esport, edst, edport = tuple_of(e["original"])
+            if esport == sport and (edst, edport) == (dst, dport):
+                known.add((src, esport, edst, edport))
+    grown = True
+    while grown:
+        grown = False
+        for label, listed in entries.items():
+            for e in listed:
+                if tuple_of(e["original"]) not in known:
+                    continue
+                found.setdefault(label, e)
+                r = tuple_of(e["reply"])
+                after = (r[2], r[3], r[0], r[1])
+                if after not in known:
+                    known.add(after)
+                    grown = True
+    return known, found
 
 
 def parse_conntrack(line: str) -> dict | None:

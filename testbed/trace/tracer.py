@@ -178,19 +178,19 @@ def trace(state: RunState, source: Target, destination: Target, protocol: str,
         drops = evidence.rises(drops_before, evidence.policy_drops(policed))
         seen = [s for place in listen for s in pcap.sightings(files[place.label], place.label)]
     by_label = {p.label: p for p in listen}
-    forward, reply = _ours(seen, protocol.upper(), sport)
+    tuples = set()
+    if protocol != "icmp":  # where a NAT took the probe: conntrack's entries, node by node
+        entries = {label: evidence.conntrack_entries(by_label[label], protocol)
+                   for label in state.nodes}
+        tuples, result.conntrack = evidence.probe_tuples(entries, sport, destination.ip, port)
+    forward, reply = _ours(seen, protocol.upper(), sport, tuples)
     forward, result.retransmissions = _first_transmission(forward)
     evidence.name_interfaces(forward + reply, by_label)
     result.hops = _hops(forward)
     result.reply = _hops(reply)
-    evidence.annotate(result.hops, by_label, destination.ip)
+    evidence.annotate(result.hops, by_label, destination.ip, port)
     evidence.annotate_reply(result.reply)
     _datapath_notes(state, result.hops)
-    if protocol != "icmp":
-        for label in dict.fromkeys(h.where for h in result.hops if h.where in state.nodes):
-            entry = evidence.conntrack(by_label[label], protocol, sport)
-            if entry:
-                result.conntrack[label] = entry
     if state.network_policy.enforced and result.hops and protocol != "icmp":
         src, (dst, dport) = result.hops[0].packet.flow.src, _endpoint(result)
         result.policy = explain(state, src, dst, dport, protocol.upper())[1]
@@ -229,8 +229,10 @@ def _datapath_notes(state: RunState, hops: list[Hop]) -> None:
 
 def _endpoint(result: Trace) -> tuple[str, int]:
     """Where the probe was headed last: its last hop's destination, or where conntrack says a
-    NAT sent it (a packet dropped before it left the node that translated it)."""
+    NAT sent it (a packet dropped before it left the namespace that translated it)."""
     last = result.hops[-1].packet.flow
+    if (last.dst, last.dport) != (result.destination.ip, result.port):
+        return last.dst, last.dport
     for entry in result.conntrack.values():
         reply = entry["reply"]
         if (reply["src"], int(reply["sport"])) != (last.dst, last.dport):
@@ -238,23 +240,28 @@ def _endpoint(result: Trace) -> tuple[str, int]:
     return last.dst, last.dport
 
 
-def _ours(seen, protocol, sport):
-    """The probe's sightings and its answer's, each in time order. Of a TCP connection only
-    its opening: the SYN, and the SYN-ACK or reset that answered it."""
+def _ours(seen, protocol, sport, tuples=frozenset()):
+    """The probe's sightings and its answer's, each in time order: by the probe's source port,
+    or under a tuple a NAT gave it (`tuples`, from conntrack). Of a TCP connection only its
+    opening: the SYN, and the SYN-ACK or reset that answered it."""
     forward, reply = [], []
     for s in sorted(seen, key=lambda s: s.time):
         flow = s.packet.flow
+        as_tuple = (flow.src, flow.sport, flow.dst, flow.dport)
+        backwards = (flow.dst, flow.dport, flow.src, flow.sport)
         if s.packet.quoted is not None:
             quoted = s.packet.quoted.flow
-            if quoted.protocol == protocol and quoted.sport == sport:
+            if quoted.protocol == protocol and (quoted.sport == sport or (
+                    quoted.src, quoted.sport, quoted.dst, quoted.dport) in tuples):
                 reply.append(s)
         elif flow.protocol != protocol:
             continue
         elif protocol == "ICMP" and flow.sport == sport:
             (forward if s.packet.icmp_type == 8 else reply).append(s)
-        elif flow.sport == sport and _opening(s.packet, forward=True):
+        elif (flow.sport == sport or as_tuple in tuples) and _opening(s.packet, forward=True):
             forward.append(s)
-        elif flow.dport == sport and _opening(s.packet, forward=False):
+        elif (flow.dport == sport or backwards in tuples) and \
+                _opening(s.packet, forward=False):
             reply.append(s)
     return forward, reply
 
@@ -290,8 +297,9 @@ def _verdict(result, last_in, drops, by_label):
     if result.delivered:
         hop = last_in[0] if last_in else None
         text = f"delivered to {hop.where} (hop {hop.number})" if hop else "answered"
-        if result.destination.service and hop and hop.packet.flow.dst != result.destination.ip:
-            text += f", the endpoint {hop.packet.flow.dst}:{hop.packet.flow.dport}"
+        final = result.hops[-1].packet.flow if result.hops else None
+        if final and final.dst != result.destination.ip:  # a ClusterIP, NodePort, LB: DNATed
+            text += f", the endpoint {final.dst}:{final.dport}"
         answer = result.reply[0].packet if result.reply else None
         if answer is not None and answer.info == "port unreachable":
             port = hop.packet.flow.dport if hop else result.port

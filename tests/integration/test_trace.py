@@ -96,12 +96,25 @@ def test_a_trace_across_nodes_names_the_modes_own_hops(make_cluster, mode, check
     check(data, cluster.state)
 
 
+NODE_PORT = 30080
+NODE_PORT_SERVICE = f"""\
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web-np, namespace: shop}}
+spec:
+  type: NodePort
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 8080, nodePort: {NODE_PORT}}}]
+"""
+
+
 @pytest.mark.parametrize("proxy_mode, chain", [("iptables", "iptables KUBE-SVC-"),
                                                ("nftables", "nftables chain endpoint-")])
 def test_a_trace_to_a_cluster_ip_names_the_endpoint_kube_proxy_chose(
         make_cluster, require, tmp_path, proxy_mode, chain):
     require(*proxies.PROXY_NEEDS[proxy_mode])
-    (tmp_path / "shop.yaml").write_text(SHOP.replace("REPLICAS", "2"))
+    (tmp_path / "shop.yaml").write_text(SHOP.replace("REPLICAS", "2") + NODE_PORT_SERVICE)
     topo = tmp_path / "t.yaml"
     topo.write_text((TOPO / "default.yaml").read_text() +
                     f"kubeProxy: {{mode: {proxy_mode}}}\nmanifests: [shop.yaml]\n")
@@ -118,6 +131,18 @@ def test_a_trace_to_a_cluster_ip_names_the_endpoint_kube_proxy_chose(
     assert data["reply"][-1]["packet"]["flow"]["src"] == \
         cluster.state.services["shop/web"].cluster_ip
     assert data["conntrack"]["node1"]["reply"]["src"] == endpoint["dst"]
+    # a NodePort of the other node: flannel masquerades the pod (--random-fully: a new source
+    # port), node2 DNATs to an endpoint and masquerades again; the trace follows both NATs
+    node2 = cluster.state.nodes["node2"].ip
+    code, data = trace(cluster, "node1-pod1", node2, "--port", str(NODE_PORT))
+    assert code == 0 and data["delivered"], data["verdict"]
+    final = data["hops"][-1]["packet"]["flow"]
+    assert final["dst"] in web and final["dport"] == 8080
+    assert f"the endpoint {final['dst']}:8080" in data["verdict"]
+    notes_seen = notes(data["hops"])
+    assert any(n.startswith("SNAT 10.244.") for n in notes_seen)
+    assert any(n.startswith(f"DNAT {node2}:{NODE_PORT} -> ") for n in notes_seen)
+    assert data["reply"][-1]["where"] == "node1-pod1"
 
 
 DENY = """\

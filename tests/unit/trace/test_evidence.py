@@ -56,14 +56,17 @@ def place_printing(tmp_path, text, label="node1"):
     return Place(label, lambda argv: ["cat", str(path)], "node")
 
 
-def test_conntrack_finds_the_probe_by_its_source_port(tmp_path):
+def test_conntrack_entries_are_read_per_protocol(tmp_path):
     place = place_printing(tmp_path, CONNTRACK)
-    entry = evidence.conntrack(place, "tcp", 34124)
-    assert entry["state"] == "SYN_SENT" and entry["unreplied"]
-    assert entry["original"]["dst"] == "10.96.0.2"
-    assert (entry["reply"]["src"], entry["reply"]["sport"]) == ("10.244.0.66", "8080")
-    assert evidence.conntrack(place, "udp", 34124)["reply"]["sport"] == "9"
-    assert evidence.conntrack(place, "tcp", 1) is None
+    tcp = evidence.conntrack_entries(place, "tcp")
+    assert [e["state"] for e in tcp] == ["ESTABLISHED", "SYN_SENT"] and tcp[1]["unreplied"]
+    assert tcp[1]["original"]["dst"] == "10.96.0.2"
+    assert (tcp[1]["reply"]["src"], tcp[1]["reply"]["sport"]) == ("10.244.0.66", "8080")
+    (udp,) = evidence.conntrack_entries(place, "udp")
+    assert udp["state"] == "" and udp["reply"]["sport"] == "9"
+    known, found = evidence.probe_tuples({"node1": tcp}, 34124, "10.96.0.2", 80)
+    assert ("10.244.0.0", 34124, "10.244.0.66", 8080) in known  # the DNATed packet
+    assert found["node1"] is tcp[1]
 
 
 def test_a_drop_counter_that_rose_names_the_chain_and_the_policies(tmp_path):
@@ -126,3 +129,28 @@ def test_ofproto_trace_is_summed_up_table_by_table_with_port_names():
         lines[1].endswith("output:tun0")
     assert "  tunneling to 192.168.1.12 via br-phy" in lines
     assert lines[-1] == "Datapath actions: tnl_push(vxlan(vni=0x0)),out_port(2)"
+
+
+def entry(line):
+    return evidence.parse_conntrack("ipv4     2 tcp      6 117 TIME_WAIT " + line + " [ASSURED] "
+                                    "mark=0 zone=0 use=2")
+
+
+def test_the_probe_is_followed_through_each_nat_conntrack_made():
+    # node1 masquerades the pod to a new port (--random-fully); node2 DNATs the NodePort
+    # to a pod on node1 and masquerades it again; node1 then sees that second leg
+    node1 = [entry("src=10.244.0.2 dst=192.168.1.12 sport=38358 dport=30000 src=192.168.1.12 "
+                   "dst=192.168.1.11 sport=30000 dport=1163"),
+             entry("src=10.244.1.0 dst=10.244.0.5 sport=9894 dport=8080 src=10.244.0.5 "
+                   "dst=10.244.1.0 sport=8080 dport=9894"),
+             entry("src=10.244.0.3 dst=192.168.1.12 sport=5000 dport=30000 src=192.168.1.12 "
+                   "dst=192.168.1.11 sport=30000 dport=7")]  # another connection
+    node2 = [entry("src=192.168.1.11 dst=192.168.1.12 sport=1163 dport=30000 src=10.244.0.5 "
+                   "dst=10.244.1.0 sport=8080 dport=9894")]
+    known, found = evidence.probe_tuples({"node1": node1, "node2": node2}, 38358,
+                                         "192.168.1.12", 30000)
+    assert known == {("10.244.0.2", 38358, "192.168.1.12", 30000),
+                     ("192.168.1.11", 1163, "192.168.1.12", 30000),
+                     ("10.244.1.0", 9894, "10.244.0.5", 8080)}
+    assert found["node2"]["reply"]["src"] == "10.244.0.5"
+    assert found["node1"]["original"]["sport"] == "38358"

@@ -24,38 +24,17 @@ TOPOLOGY = REPO / "topologies" / "default.yaml"
 MODES = ("vxlan", "host-gw", "udp", "bgp", "openflow")
 TARGET_S = 2.0
 
-WEB = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-        - name: agnhost
-          image: registry.k8s.io/e2e-test-images/agnhost:2.47
-          args: [netexec, --http-port=8080]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
-"""
+SHOP = REPO / "docs" / "examples" / "shop.yaml"  # two agnhost pods behind Services
 
 
 def cases(state):
     """(label, trace arguments) of the measured traces."""
     server = next(rec for rec in state.pods.values()
-                  if rec.labels.get("app") == "web" and rec.node == "node2")
+                  if rec.labels.get("app") == "web" and rec.node == "node2")  # of shop's two
     nobody = ipaddress.ip_network(state.nodes["node2"].lease)[-2]  # no pod has it
     return [("pod -> pod, TCP", ["node1-pod1", server.ip, "--port", "8080"]),
             ("pod -> pod, ICMP", ["node1-pod1", "node2-pod1", "--protocol", "icmp"]),
-            ("pod -> ClusterIP", ["node1-pod1", "svc/web"]),
+            ("pod -> ClusterIP", ["node1-pod1", "shop/svc/web"]),
             ("UDP, port unreachable", ["node1-pod1", "node2-pod1", "--protocol", "udp",
                                        "--port", "7"]),
             ("no answer (1 s timeout)", ["node1-pod1", str(nobody), "--port", "8080"])]
@@ -78,8 +57,7 @@ def measure(mode, repeats):
     rows = []
     with tempfile.TemporaryDirectory(prefix="testbed-bench-trace-") as tmp:
         topo = Path(tmp) / "trace.yaml"
-        (Path(tmp) / "web.yaml").write_text(WEB)
-        topo.write_text(TOPOLOGY.read_text() + "manifests: [web.yaml]\n")
+        topo.write_text(TOPOLOGY.read_text() + f"manifests: [{SHOP}]\n")
         with Cluster.create(load_spec(str(topo), f"trace-{mode}"), mode) as cluster:
             for label, args in cases(cluster.state):
                 runs = [timed_trace(cluster, args) for _ in range(repeats)]

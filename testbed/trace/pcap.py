@@ -26,9 +26,6 @@ class Flow:
     dst: str
     dport: int
 
-    def reply(self) -> "Flow":
-        return Flow(self.protocol, self.dst, self.dport, self.src, self.sport)
-
 
 @dataclass
 class Packet:

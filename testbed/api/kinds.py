@@ -95,6 +95,12 @@ class Service:
     session_affinity: str = "None"
     external_name: str = ""
     source: str = ""
+    external_traffic_policy: str = ""   # "" (not externally accessible), Cluster, Local
+    internal_traffic_policy: str = "Cluster"
+    external_ips: tuple = ()
+    source_ranges: tuple = ()           # loadBalancerSourceRanges, as CIDRs
+    health_check_node_port: int = 0     # 0: allocate one if LoadBalancer with policy Local
+    affinity_timeout: int = 10800       # sessionAffinityConfig.clientIP.timeoutSeconds
     kind = "Service"
 
 

@@ -34,7 +34,9 @@ KINDS = {  # kind -> (apiVersion, keys of spec the testbed implements)
     "Pod": ("v1", {"containers", "nodeName"}),
     "Deployment": ("apps/v1", {"replicas", "selector", "template"}),
     "Service": ("v1", {"type", "selector", "ports", "clusterIP", "sessionAffinity",
-                       "externalName"}),
+                       "externalName", "externalTrafficPolicy", "internalTrafficPolicy",
+                       "externalIPs", "loadBalancerSourceRanges", "healthCheckNodePort",
+                       "sessionAffinityConfig"}),
     "NetworkPolicy": ("networking.k8s.io/v1", {"podSelector", "policyTypes", "ingress",
                                                "egress"}),
 }
@@ -265,4 +267,73 @@ class _Document(PolicyReader):
         if stype != "ExternalName" and not ports:
             self.fail(spec_node, "spec.ports", "missing")
         return Service(name, namespace, stype, selector, tuple(ports), cluster_ip, affinity,
-                       external, source)
+                       external, source, **self.service_traffic(spec, stype, affinity))
+
+    def service_traffic(self, spec, stype, affinity):
+        """The fields of a Service that say where traffic may come from and go to, checked
+        as the API server checks them."""
+        external_ips = ()
+        if "externalIPs" in spec:
+            fld = "spec.externalIPs"
+            external_ips = tuple(self.address(item, f"{fld}[{i}]") for i, item in
+                                 enumerate(self.sequence(spec["externalIPs"], fld)))
+            if stype == "ExternalName" and external_ips:
+                self.fail(spec["externalIPs"], fld, "an ExternalName service has none")
+        accessible = stype in ("NodePort", "LoadBalancer") or bool(external_ips)
+        out = {"external_ips": external_ips,
+               "external_traffic_policy": "Cluster" if accessible else ""}
+        for key, fld in (("externalTrafficPolicy", "external_traffic_policy"),
+                         ("internalTrafficPolicy", "internal_traffic_policy")):
+            if key in spec:
+                value = self.string(spec[key], f"spec.{key}")
+                if value not in ("Cluster", "Local"):
+                    self.fail(spec[key], f"spec.{key}", f"{brief(value)} is not Cluster or Local")
+                out[fld] = value
+        if "externalTrafficPolicy" in spec and not accessible:
+            self.fail(spec["externalTrafficPolicy"], "spec.externalTrafficPolicy",
+                      "may only be set for externally-accessible services (NodePort, "
+                      "LoadBalancer, or with externalIPs)")
+        if "loadBalancerSourceRanges" in spec:
+            fld = "spec.loadBalancerSourceRanges"
+            node = spec["loadBalancerSourceRanges"]
+            if stype != "LoadBalancer":
+                self.fail(node, fld, f"only a LoadBalancer service has them, not {stype}")
+            out["source_ranges"] = tuple(self.source_range(item, f"{fld}[{i}]")
+                                         for i, item in enumerate(self.sequence(node, fld)))
+        if "healthCheckNodePort" in spec:
+            node = spec["healthCheckNodePort"]
+            if stype != "LoadBalancer" or out["external_traffic_policy"] != "Local":
+                self.fail(node, "spec.healthCheckNodePort", "may only be set when type is "
+                          "LoadBalancer and externalTrafficPolicy is Local")
+            out["health_check_node_port"] = self.integer(node, "spec.healthCheckNodePort",
+                                                         30000, 32767)
+        if "sessionAffinityConfig" in spec:
+            fld = "spec.sessionAffinityConfig"
+            config = self.mapping(spec["sessionAffinityConfig"], fld, {"clientIP"})
+            client = self.mapping(config["clientIP"], f"{fld}.clientIP", {"timeoutSeconds"}) \
+                if "clientIP" in config else {}
+            if "timeoutSeconds" in client:
+                if affinity != "ClientIP":
+                    self.fail(client["timeoutSeconds"], f"{fld}.clientIP.timeoutSeconds",
+                              "needs sessionAffinity: ClientIP")
+                out["affinity_timeout"] = self.integer(
+                    client["timeoutSeconds"], f"{fld}.clientIP.timeoutSeconds", 1, 86400)
+        return out
+
+    def address(self, node, fld):
+        value = self.string(node, fld)
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            self.fail(node, fld, f"{brief(value)} is not an IPv4 address")
+        return value
+
+    def source_range(self, node, fld):
+        """A CIDR as the API server takes a source range: surrounding spaces are ignored (as
+        kube-proxy ignores them), host bits are not."""
+        value = self.string(node, fld).strip()
+        try:
+            network = ipaddress.IPv4Network(value)
+        except ValueError:
+            self.fail(node, fld, f"{brief(value)} is not an IPv4 CIDR without host bits")
+        return str(network)

@@ -80,6 +80,12 @@ class ServiceRecord:
     external_name: str = ""
     load_balancer_ip: str = ""
     created: float = 0.0
+    external_traffic_policy: str = ""   # "": not externally accessible
+    internal_traffic_policy: str = "Cluster"
+    external_ips: list[str] = field(default_factory=list)
+    source_ranges: list[str] = field(default_factory=list)
+    health_check_node_port: int = 0
+    affinity_timeout: int = 10800
 
 
 @dataclass

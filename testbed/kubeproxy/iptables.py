@@ -1,4 +1,4 @@
-"""kube-proxy's iptables mode: the nat table a node gets for the cluster's Services.
+"""kube-proxy's iptables mode: the nat and filter tables a node gets for the cluster's Services.
 
 The chain structure and names are kube-proxy's own (pkg/proxy/iptables): KUBE-SERVICES matches
 each ClusterIP and port and jumps to KUBE-SVC-<hash>, which picks an endpoint with the
@@ -6,28 +6,61 @@ statistic match (probability 1/n, then 1/(n-1), ... so each is equally likely) a
 KUBE-SEP-<hash>, which DNATs to it. Chain hashes are base32(sha256(...))[:16] as kube-proxy
 computes them. Traffic to a ClusterIP from outside the pod CIDR, and a pod reaching itself
 through its Service (hairpin), are marked in KUBE-MARK-MASQ and masqueraded in
-KUBE-POSTROUTING; NodePorts go through KUBE-NODEPORTS and KUBE-EXT-<hash>, masqueraded too.
-sessionAffinity ClientIP uses the recent match, with kube-proxy's 10800 s timeout.
+KUBE-POSTROUTING. NodePorts (also on 127.0.0.1, as kube-proxy's localhost NodePorts), external
+IPs and load-balancer addresses go through KUBE-EXT-<hash>; a traffic policy Local picks from
+the node's own endpoints in KUBE-SVL-<hash> (externalTrafficPolicy Local keeps the client's
+address); loadBalancerSourceRanges are KUBE-FW-<hash>. sessionAffinity ClientIP uses the
+recent match with the Service's timeout (kube-proxy's default 10800 s).
 
-ruleset() is pure (services and endpoints in, {chain: rules} out); restore_input() turns it into
-iptables-restore input. Applied with --noflush, that replaces the chains it declares and
+The filter table says no where the nat table has nothing: KUBE-SERVICES REJECTs a ClusterIP
+with no endpoints (the client is refused at once), KUBE-EXTERNAL-SERVICES REJECTs or DROPs
+external traffic with no (local) endpoint, KUBE-PROXY-FIREWALL drops what a source range kept
+out, KUBE-NODEPORTS accepts health-check node ports, KUBE-FORWARD lets Service traffic be
+forwarded, KUBE-FIREWALL blocks martian traffic to 127.0.0.0/8.
+
+ruleset() is pure (services and endpoints in, the node's tables out); restore_input() turns
+it into iptables-restore input. Applied with --noflush, that replaces the chains it declares and
 leaves every other chain alone, which kube-proxy's partial sync (1.27+, MinimizeIPTablesRestore)
-builds on: the top-level chains are written whole on every sync, a Service's own chains only
-when they changed, chains that went away are deleted; a node's first sync is full.
+builds on: the filter table and the top-level nat chains are written whole on every sync, a
+Service's own chains only when they changed, chains that went away are deleted; a node's first
+sync is full. One deviation: kube-proxy counts dropped invalid and accepted localhost packets
+with `-m nfacct` where the kernel has it; these rules carry no nfacct match.
 """
 import base64
 import hashlib
+import ipaddress
+from dataclasses import dataclass, field
 
-from testbed.kubeproxy.types import AFFINITY_TIMEOUT_S, MASQ_MARK
+from testbed.kubeproxy.types import MASQ_MARK, filter_comment, plan
 
-BASE_JUMPS = [  # (table chain, rule) kube-proxy hooks into the built-in chains
-    ("PREROUTING", ["-m", "comment", "--comment", "kubernetes service portals",
-                    "-j", "KUBE-SERVICES"]),
-    ("OUTPUT", ["-m", "comment", "--comment", "kubernetes service portals",
-                "-j", "KUBE-SERVICES"]),
-    ("POSTROUTING", ["-m", "comment", "--comment", "kubernetes postrouting rules",
-                     "-j", "KUBE-POSTROUTING"]),
+NEW = "-m conntrack --ctstate NEW"
+BASE_JUMPS = [  # (table, built-in chain, rule): kube-proxy's hooks into the built-in chains
+    ("nat", "PREROUTING", '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES'),
+    ("nat", "OUTPUT", '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES'),
+    ("nat", "POSTROUTING",
+     '-m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING'),
+    ("filter", "INPUT",
+     f'{NEW} -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL'),
+    ("filter", "INPUT",
+     '-m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS'),
+    ("filter", "INPUT", f'{NEW} -m comment --comment "kubernetes externally-visible service '
+     'portals" -j KUBE-EXTERNAL-SERVICES'),
+    ("filter", "INPUT", "-j KUBE-FIREWALL"),
+    ("filter", "FORWARD",
+     f'{NEW} -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL'),
+    ("filter", "FORWARD", '-m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD'),
+    ("filter", "FORWARD",
+     f'{NEW} -m comment --comment "kubernetes service portals" -j KUBE-SERVICES'),
+    ("filter", "FORWARD", f'{NEW} -m comment --comment "kubernetes externally-visible service '
+     'portals" -j KUBE-EXTERNAL-SERVICES'),
+    ("filter", "OUTPUT",
+     f'{NEW} -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL'),
+    ("filter", "OUTPUT",
+     f'{NEW} -m comment --comment "kubernetes service portals" -j KUBE-SERVICES'),
+    ("filter", "OUTPUT", "-j KUBE-FIREWALL"),
 ]
+CANARY = "KUBE-PROXY-CANARY"  # an empty chain per table: kube-proxy resyncs when it vanishes
+CANARY_TABLES = ("mangle", "nat", "filter")
 
 
 def _hash(text):
@@ -38,13 +71,20 @@ def svc_chain(sp):
     return "KUBE-SVC-" + _hash(sp.id + sp.protocol)
 
 
+def svl_chain(sp):
+    return "KUBE-SVL-" + _hash(sp.id + sp.protocol)
+
+
 def ext_chain(sp):
     return "KUBE-EXT-" + _hash(sp.id + sp.protocol)
 
 
+def fw_chain(sp):
+    return "KUBE-FW-" + _hash(sp.id + sp.protocol)
+
+
 def sep_chain(sp, endpoint):
-    ip, port = endpoint
-    return "KUBE-SEP-" + _hash(sp.id + sp.protocol + f"{ip}:{port}")
+    return "KUBE-SEP-" + _hash(sp.id + sp.protocol + f"{endpoint[0]}:{endpoint[1]}")
 
 
 def _comment(text):
@@ -52,72 +92,169 @@ def _comment(text):
 
 
 TOP_CHAINS = ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ")
+FILTER_CHAINS = ("KUBE-NODEPORTS", "KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FIREWALL",
+                 "KUBE-FORWARD", "KUBE-PROXY-FIREWALL")
 
 
-def ruleset(service_ports, pod_cidr) -> dict[str, list[str]]:
-    """{chain: its rules ("-A CHAIN ...")} of the nat table for these service ports, the
-    top-level chains first."""
-    chains = {c: [] for c in TOP_CHAINS}
+@dataclass
+class Tables:
+    """A node's rules: {chain: its rules ("-A CHAIN ...")} of the filter and the nat table."""
+    filter: dict = field(default_factory=lambda: {c: [] for c in FILTER_CHAINS})
+    nat: dict = field(default_factory=lambda: {c: [] for c in TOP_CHAINS})
 
-    def add(chain, rule):
-        chains.setdefault(chain, []).append(f"-A {chain} {rule}")
-    add("KUBE-POSTROUTING", f"-m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN")
-    add("KUBE-POSTROUTING", f"-j MARK --xor-mark {MASQ_MARK}")
-    add("KUBE-POSTROUTING", f"{_comment('kubernetes service traffic requiring SNAT')} "
-        "-j MASQUERADE --random-fully")
-    add("KUBE-MARK-MASQ", f"-j MARK --or-mark {MASQ_MARK}")
+    def add(self, table, chain, rule):
+        getattr(self, table).setdefault(chain, []).append(f"-A {chain} {rule}")
+
+
+def ruleset(service_ports, pod_cidr, node="", node_ip="") -> Tables:
+    """The filter and nat rules of node `node` (underlay address `node_ip`) for these
+    service ports, the top-level chains first."""
+    t = Tables()
+    t.add("nat", "KUBE-POSTROUTING", f"-m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN")
+    t.add("nat", "KUBE-POSTROUTING", f"-j MARK --xor-mark {MASQ_MARK}")
+    t.add("nat", "KUBE-POSTROUTING", f"{_comment('kubernetes service traffic requiring SNAT')} "
+          "-j MASQUERADE --random-fully")
+    t.add("nat", "KUBE-MARK-MASQ", f"-j MARK --or-mark {MASQ_MARK}")
     for sp in sorted(service_ports, key=lambda s: (s.id, s.protocol)):
-        if not sp.endpoints:
-            continue  # kube-proxy rejects these in the filter table; here nothing answers
-        proto = f"-p {sp.protocol} -m {sp.protocol}"
-        to_service = f"-d {sp.cluster_ip}/32 {proto} --dport {sp.port}"
-        svc = svc_chain(sp)
-        chains[svc] = []
-        add("KUBE-SERVICES", f"{to_service} {_comment(sp.id + ' cluster IP')} -j {svc}")
-        add(svc, f"! -s {pod_cidr} {to_service} {_comment(sp.id + ' cluster IP')} "
-            "-j KUBE-MARK-MASQ")
-        if sp.node_port or sp.external_ips:
-            ext = ext_chain(sp)
-            chains[ext] = []
-            for ip in sp.external_ips:
-                add("KUBE-SERVICES", f"-d {ip}/32 {proto} --dport {sp.port} "
-                    f"{_comment(sp.id + ' loadbalancer IP')} -j {ext}")
-            if sp.node_port:
-                add("KUBE-NODEPORTS", f"{proto} --dport {sp.node_port} {_comment(sp.id)} "
-                    f"-j {ext}")
-            masq_why = _comment(f"masquerade traffic for {sp.id} external destinations")
-            add(ext, f"{masq_why} -j KUBE-MARK-MASQ")
-            add(ext, f"-j {svc}")
-        seps = [(ep, sep_chain(sp, ep)) for ep in sp.endpoints]
-        if sp.affinity:
-            for (ip, port), sep in seps:
-                add(svc, f"{_comment(f'{sp.id} -> {ip}:{port}')} -m recent --name {sep} "
-                    f"--mask 255.255.255.255 --rsource --rcheck --seconds {AFFINITY_TIMEOUT_S} "
-                    f"--reap -j {sep}")
-        for i, ((ip, port), sep) in enumerate(seps):
-            left = len(seps) - i
-            pick = "" if left == 1 else \
-                f" -m statistic --mode random --probability {1 / left:0.10f}"
-            add(svc, f"{_comment(f'{sp.id} -> {ip}:{port}')}{pick} -j {sep}")
-            chains[sep] = []
-            add(sep, f"-s {ip}/32 {_comment(sp.id)} -j KUBE-MARK-MASQ")
-            remember = (f" -m recent --name {sep} --mask 255.255.255.255 --rsource --set"
-                        if sp.affinity else "")
-            add(sep, f"{proto} {_comment(sp.id)}{remember} -j DNAT --to-destination {ip}:{port}")
+        _service(t, sp, plan(sp, node), pod_cidr, node_ip)
     last = _comment("kubernetes service nodeports; NOTE: this must be the last rule in this chain")
-    add("KUBE-SERVICES", f"{last} -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS")
-    return chains
+    t.add("nat", "KUBE-SERVICES", f"{last} -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS")
+    t.add("filter", "KUBE-FIREWALL", f'{_comment("block incoming localnet connections")} '
+          "-d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT "
+          "-j DROP")
+    t.add("filter", "KUBE-FORWARD", "-m conntrack --ctstate INVALID -j DROP")
+    t.add("filter", "KUBE-FORWARD", f'{_comment("kubernetes forwarding rules")} '
+          f"-m mark --mark {MASQ_MARK}/{MASQ_MARK} -j ACCEPT")
+    t.add("filter", "KUBE-FORWARD", f'{_comment("kubernetes forwarding conntrack rule")} '
+          "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
+    return t
 
 
-def restore_input(chains: dict[str, list[str]], held: dict[str, list[str]] | None = None,
-                  partial: bool = False) -> str:
-    """iptables-restore input that brings a node holding `held` (None: not known) to `chains`.
-    Chains `held` has and `chains` lacks are deleted. partial: as kube-proxy's partial sync,
-    a Service's chains are written only when they differ from what is held."""
-    held = held or {}
-    written = [c for c in chains if not partial or c in TOP_CHAINS or held.get(c) != chains[c]]
-    gone = [c for c in held if c not in chains]
-    lines = ["*nat"] + [f":{c} - [0:0]" for c in written + gone]
+def _service(t, sp, p, pod_cidr, node_ip):
+    """One service port's rules, in the order kube-proxy's syncProxyRules writes them."""
+    proto = f"-p {sp.protocol} -m {sp.protocol}"
+    svc, svl, ext, fw = svc_chain(sp), svl_chain(sp), ext_chain(sp), fw_chain(sp)
+    internal = svl if sp.internal_local else svc
+    external_policy = svl if sp.external_local else svc
+    external = ext if sp.externally_accessible else external_policy
+    uses_fw = p.has_endpoints and bool(sp.load_balancer_ips) and bool(sp.source_ranges)
+    to_lb = fw if uses_fw else external
+    cluster_ip = f"-d {sp.cluster_ip}/32 {proto} --dport {sp.port}"
+    if p.has_internal:
+        t.add("nat", "KUBE-SERVICES", f"{cluster_ip} {_comment(sp.id + ' cluster IP')} "
+              f"-j {internal}")
+    else:
+        t.add("filter", "KUBE-SERVICES", f"{cluster_ip} "
+              f"{_comment(filter_comment(sp, p.internal_filter))} -j {p.internal_filter}")
+    for ip in sp.external_ips:
+        to = f"-d {ip}/32 {proto} --dport {sp.port}"
+        if p.has_endpoints:
+            t.add("nat", "KUBE-SERVICES", f"{to} {_comment(sp.id + ' external IP')} "
+                  f"-j {external}")
+        if not p.has_external:
+            t.add("filter", "KUBE-EXTERNAL-SERVICES", f"{to} "
+                  f"{_comment(filter_comment(sp, p.external_filter))} -j {p.external_filter}")
+    for ip in sp.load_balancer_ips:
+        to = f"-d {ip}/32 {proto} --dport {sp.port}"
+        if p.has_endpoints:
+            t.add("nat", "KUBE-SERVICES", f"{to} {_comment(sp.id + ' loadbalancer IP')} "
+                  f"-j {to_lb}")
+        if uses_fw:
+            t.add("filter", "KUBE-PROXY-FIREWALL", f"{to} "
+                  f"{_comment(f'{sp.id} traffic not accepted by {fw}')} -j DROP")
+    if not p.has_external:
+        for ip in sp.load_balancer_ips:
+            t.add("filter", "KUBE-EXTERNAL-SERVICES", f"-d {ip}/32 {proto} --dport {sp.port} "
+                  f"{_comment(filter_comment(sp, p.external_filter))} -j {p.external_filter}")
+    if sp.node_port:
+        if p.has_endpoints:
+            t.add("nat", "KUBE-NODEPORTS", f"-d 127.0.0.0/8 {proto} --dport {sp.node_port} "
+                  f"{_comment(sp.id)} -j {external}")
+            t.add("nat", "KUBE-NODEPORTS", f"{proto} --dport {sp.node_port} {_comment(sp.id)} "
+                  f"-j {external}")
+        if not p.has_external:
+            t.add("filter", "KUBE-EXTERNAL-SERVICES",
+                  f"{_comment(filter_comment(sp, p.external_filter))} -m addrtype "
+                  f"--dst-type LOCAL {proto} --dport {sp.node_port} -j {p.external_filter}")
+    if sp.health_check_node_port:
+        t.add("filter", "KUBE-NODEPORTS", f"-p tcp {_comment(sp.id + ' health check node port')}"
+              f" -m tcp --dport {sp.health_check_node_port} -j ACCEPT")
+    if p.has_internal:
+        t.add("nat", internal, f"! -s {pod_cidr} {cluster_ip} "
+              f"{_comment(sp.id + ' cluster IP')} -j KUBE-MARK-MASQ")
+    if sp.externally_accessible and p.has_endpoints:
+        t.nat.setdefault(ext, [])
+        if not sp.external_local:
+            masq_why = _comment(f"masquerade traffic for {sp.id} external destinations")
+            t.add("nat", ext, f"{masq_why} -j KUBE-MARK-MASQ")
+        else:
+            cluster = svc if p.cluster else svl  # both policies Local: no cluster chain
+            t.add("nat", ext, f"-s {pod_cidr} "
+                  f"{_comment(f'pod traffic for {sp.id} external destinations')} -j {cluster}")
+            local = "-m addrtype --src-type LOCAL"
+            t.add("nat", ext, _comment(f"masquerade LOCAL traffic for {sp.id} external "
+                                       f"destinations") + f" {local} -j KUBE-MARK-MASQ")
+            t.add("nat", ext, _comment(f"route LOCAL traffic for {sp.id} external "
+                                       f"destinations") + f" {local} -j {cluster}")
+        if p.has_external:
+            t.add("nat", ext, f"-j {external_policy}")
+    if uses_fw:
+        t.nat[fw] = []
+        allowed = [r.strip() for r in sp.source_ranges]
+        if node_ip and any(_contains(r, node_ip) for r in allowed):
+            allowed += [f"{ip}/32" for ip in sp.load_balancer_ips]  # the node, via its LB IP
+        for cidr in allowed:
+            t.add("nat", fw, f"-s {cidr} {_comment(sp.id + ' loadbalancer IP')} -j {external}")
+        t.add("nat", fw, _comment(f"other traffic to {sp.id} will be dropped by "
+                                  "KUBE-PROXY-FIREWALL"))
+    if p.cluster:
+        _endpoint_rules(t, sp, svc, p.cluster)
+    if p.local:
+        _endpoint_rules(t, sp, svl, p.local)
+    for ep in p.cluster + tuple(e for e in p.local if e not in p.cluster):
+        sep = sep_chain(sp, ep)
+        t.nat[sep] = []
+        t.add("nat", sep, f"-s {ep.ip}/32 {_comment(sp.id)} -j KUBE-MARK-MASQ")
+        remember = (f" -m recent --name {sep} --mask 255.255.255.255 --rsource --set"
+                    if sp.affinity else "")
+        t.add("nat", sep, f"{proto} {_comment(sp.id)}{remember} -j DNAT --to-destination {ep}")
+
+
+def _endpoint_rules(t, sp, chain, endpoints):
+    """A policy chain's picks: affinity first, then one endpoint at random."""
+    t.nat.setdefault(chain, [])
+    seps = [(ep, sep_chain(sp, ep)) for ep in endpoints]
+    if sp.affinity:
+        for ep, sep in seps:
+            t.add("nat", chain, f"{_comment(f'{sp.id} -> {ep}')} -m recent --name {sep} "
+                  f"--mask 255.255.255.255 --rsource --rcheck --seconds {sp.affinity_timeout} "
+                  f"--reap -j {sep}")
+    for i, (ep, sep) in enumerate(seps):
+        left = len(seps) - i
+        pick = "" if left == 1 else f" -m statistic --mode random --probability {1 / left:0.10f}"
+        t.add("nat", chain, f"{_comment(f'{sp.id} -> {ep}')}{pick} -j {sep}")
+
+
+def _contains(cidr, ip):
+    try:
+        return ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(cidr, strict=False)
+    except ValueError:
+        return False
+
+
+def restore_input(tables: Tables, held: Tables | None = None, partial: bool = False) -> str:
+    """iptables-restore input that brings a node holding `held` (None: not known) to `tables`:
+    the filter table whole, then the nat table. nat chains `held` has and `tables` lacks are
+    deleted. partial: as kube-proxy's partial sync, a Service's nat chains are written only
+    when they differ from what is held."""
+    lines = ["*filter"] + [f":{c} - [0:0]" for c in tables.filter]
+    for rules in tables.filter.values():
+        lines += rules
+    lines.append("COMMIT")
+    chains, old = tables.nat, held.nat if held else {}
+    written = [c for c in chains if not partial or c in TOP_CHAINS or old.get(c) != chains[c]]
+    gone = [c for c in old if c not in chains]
+    lines += ["*nat"] + [f":{c} - [0:0]" for c in written + gone]
     for chain in written:
         lines += chains[chain]
     lines += [f"-X {c}" for c in gone] + ["COMMIT", ""]

@@ -1,26 +1,29 @@
 """kube-proxy's IPVS mode: what a node holds for the cluster's Services, and the commands that
 move it from one set of Services to the next. Only where the kernel has IPVS (ip_vs).
 
-As kube-proxy builds it (pkg/proxy/ipvs): every ClusterIP and LoadBalancer address sits on a
-dummy device kube-ipvs0, so the node accepts them as local; an IPVS virtual server per address
-and port (scheduler rr; ClientIP affinity as persistence of 10800 s) NATs to its endpoints
-(masquerading forwarding, `-m`); a NodePort is a virtual server on the node's address. A few
-fixed iptables rules match ipsets instead of one rule per Service: KUBE-CLUSTER-IP to mark
-traffic from outside the pod CIDR for masquerade, KUBE-NODE-PORT-TCP/UDP and
-KUBE-LOAD-BALANCER likewise, KUBE-LOOP-BACK for a pod reaching itself (hairpin).
+As kube-proxy builds it (pkg/proxy/ipvs): every ClusterIP, external IP and LoadBalancer
+address sits on a dummy device kube-ipvs0, so the node accepts them as local; an IPVS virtual
+server per address and port (scheduler rr; ClientIP affinity as persistence of its timeout,
+10800 s by default) NATs to its endpoints (masquerading forwarding, `-m`), only the node's own
+ones where a traffic policy is Local; a NodePort is a virtual server on the node's address. A
+few fixed iptables rules match ipsets instead of one rule per Service: KUBE-CLUSTER-IP to mark
+traffic from outside the pod CIDR for masquerade, KUBE-NODE-PORT-TCP/UDP, KUBE-EXTERNAL-IP and
+KUBE-LOAD-BALANCER likewise, KUBE-LOOP-BACK for a pod reaching itself (hairpin). The filter
+rules of the iptables mode (REJECT without endpoints, source ranges) are not written here.
 
 render() is pure; commands() diffs two renders into ipvsadm-restore, ipset restore and
 `ip -batch` input.
 """
 from dataclasses import dataclass, field
 
-from testbed.kubeproxy.types import AFFINITY_TIMEOUT_S, MASQ_MARK
+from testbed.kubeproxy.types import MASQ_MARK
 
 DEVICE = "kube-ipvs0"
 SCHEDULER = "rr"
 IPSETS = {  # name -> type, as kube-proxy creates them
     "KUBE-CLUSTER-IP": "hash:ip,port",
     "KUBE-LOAD-BALANCER": "hash:ip,port",
+    "KUBE-EXTERNAL-IP": "hash:ip,port",
     "KUBE-LOOP-BACK": "hash:ip,port,ip",
     "KUBE-NODE-PORT-TCP": "bitmap:port range 0-65535",
     "KUBE-NODE-PORT-UDP": "bitmap:port range 0-65535",
@@ -45,6 +48,8 @@ def nat_rules(pod_cidr):
         f'-A KUBE-SERVICES ! -s {pod_cidr} -m comment --comment "Kubernetes service cluster ip '
         f'+ port for masquerade purpose" {match} KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ',
         f"-A KUBE-SERVICES {match} KUBE-LOAD-BALANCER dst,dst -j KUBE-LOAD-BALANCER",
+        f'-A KUBE-SERVICES -m comment --comment "Kubernetes service external ip + port for '
+        f'masquerade and filter purpose" {match} KUBE-EXTERNAL-IP dst,dst -j KUBE-MARK-MASQ',
         "-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT",
         f"-A KUBE-SERVICES {match} KUBE-CLUSTER-IP dst,dst -j ACCEPT",
         f"-A KUBE-SERVICES {match} KUBE-LOAD-BALANCER dst,dst -j ACCEPT",
@@ -70,26 +75,35 @@ class IpvsState:
     sets: dict = field(default_factory=lambda: {name: set() for name in IPSETS})
 
 
-def render(service_ports, node_ip):
+def render(service_ports, node_ip, node=""):
+    """Node `node`'s view; a traffic policy Local leaves only its own endpoints as real
+    servers of the internal (ClusterIP) or external (NodePort, LB, external IP) servers."""
     st = IpvsState()
     for sp in service_ports:
-        persistence = AFFINITY_TIMEOUT_S if sp.affinity else 0
-        reals = frozenset(sp.endpoints)
+        persistence = sp.affinity_timeout if sp.affinity else 0
+        every = frozenset((ep.ip, ep.port) for ep in sp.endpoints)
+        local = frozenset((ep.ip, ep.port) for ep in sp.local_endpoints(node))
+        internal = local if sp.internal_local else every
+        external = local if sp.external_local else every
         st.addresses.add(sp.cluster_ip)
         st.sets["KUBE-CLUSTER-IP"].add(f"{sp.cluster_ip},{sp.protocol}:{sp.port}")
-        st.virtual[(sp.protocol, sp.cluster_ip, sp.port)] = (persistence, reals)
-        for ip in sp.external_ips:
+        st.virtual[(sp.protocol, sp.cluster_ip, sp.port)] = (persistence, internal)
+        for ip in sp.load_balancer_ips:
             st.addresses.add(ip)
             st.sets["KUBE-LOAD-BALANCER"].add(f"{ip},{sp.protocol}:{sp.port}")
-            st.virtual[(sp.protocol, ip, sp.port)] = (persistence, reals)
+            st.virtual[(sp.protocol, ip, sp.port)] = (persistence, external)
+        for ip in sp.external_ips:
+            st.addresses.add(ip)
+            st.sets["KUBE-EXTERNAL-IP"].add(f"{ip},{sp.protocol}:{sp.port}")
+            st.virtual[(sp.protocol, ip, sp.port)] = (persistence, external)
         if sp.node_port and sp.protocol == "sctp":
             st.sets["KUBE-NODE-PORT-SCTP-HASH"].add(f"{node_ip},sctp:{sp.node_port}")
         elif sp.node_port:
             st.sets[f"KUBE-NODE-PORT-{sp.protocol.upper()}"].add(str(sp.node_port))
         if sp.node_port:
-            st.virtual[(sp.protocol, node_ip, sp.node_port)] = (persistence, reals)
-        for ip, port in sp.endpoints:
-            st.sets["KUBE-LOOP-BACK"].add(f"{ip},{sp.protocol}:{port},{ip}")
+            st.virtual[(sp.protocol, node_ip, sp.node_port)] = (persistence, external)
+        for ep in sp.endpoints:
+            st.sets["KUBE-LOOP-BACK"].add(f"{ep.ip},{sp.protocol}:{ep.port},{ep.ip}")
     return st
 
 

@@ -3,47 +3,86 @@ a node from one set of Services to the next.
 
 Names and structure are kube-proxy's own (pkg/proxy/nftables): base chains nat-prerouting and
 nat-output jump to `services`, which looks the destination up in the verdict map service-ips
-(address . protocol . port) and, for the node's own addresses, service-nodeports; a hit goes
-to service-<HASH>-<ns>/<svc>/<proto>/<port>, which picks an endpoint with `numgen random mod
-n vmap` and goes to endpoint-<HASH>-...__<ip>/<port>, which DNATs. external-<HASH>-... marks
-NodePort and LoadBalancer traffic for masquerade; nat-postrouting masquerades marked packets.
-ClientIP affinity keeps the client's address in a timeout set per endpoint.
+(address . protocol . port) and, for the addresses in the set nodeport-ips, service-nodeports;
+a hit goes to service-<HASH>-<ns>/<svc>/<proto>/<port>, which picks an endpoint with `numgen
+random mod n vmap` and goes to endpoint-<HASH>-...__<ip>/<port>, which DNATs. A traffic
+policy Local picks from the node's own endpoints in local-<HASH>-...; external-<HASH>-...
+takes NodePort, external-IP and LoadBalancer traffic (masquerading it, or with
+externalTrafficPolicy Local keeping the client's address); nat-postrouting masquerades marked
+packets. ClientIP affinity keeps the client's address in a timeout set per endpoint.
+
+The filter side says no where nothing else would: filter-input/forward/output look the
+destination up in no-endpoint-services and no-endpoint-nodeports (reject-chain for a Service
+with no endpoints, drop where a policy Local finds none on the node), cluster-ips-check rejects
+a ClusterIP's unserved ports and drops unallocated ClusterIPs, and firewall-check (before DNAT)
+sends load-balancer addresses with loadBalancerSourceRanges to their firewall-<HASH>-... chain.
 
 Unlike the iptables mode, one packet's lookup costs the same with 5 or 5,000 Services (a map,
-not a rule list), and a change is a transaction of the chains and map elements that changed
+not a rule list), and a change is a transaction of the chains and elements that changed
 (kube-proxy's partial sync), not a rewrite of the table. render() is pure; transaction() diffs
 two renders into `nft -f` input.
 """
 import base64
 import hashlib
+import ipaddress
 from dataclasses import dataclass, field
 
-from testbed.kubeproxy.types import AFFINITY_TIMEOUT_S, MASQ_MARK
+from testbed.kubeproxy.services import SERVICE_CIDR
+from testbed.kubeproxy.types import MASQ_MARK, plan
 
 TABLE = "ip kube-proxy"
-BASE_CHAINS = {  # name -> declaration
-    "nat-prerouting": "{ type nat hook prerouting priority dstnat ; }",
-    "nat-output": "{ type nat hook output priority -100 ; }",  # dstnat; this nft takes
-    # that keyword for prerouting only
-    "nat-postrouting": "{ type nat hook postrouting priority srcnat ; }",
+CHAINS = {  # kube-proxy's fixed chains, name -> declaration (base chains hook in)
+    "cluster-ips-check": "",
+    "filter-prerouting-pre-dnat": "{ type filter hook prerouting priority -110 ; }",
+    "filter-output-pre-dnat": "{ type filter hook output priority -110 ; }",
+    "filter-forward": "{ type filter hook forward priority 0 ; }",
+    "filter-input": "{ type filter hook input priority 0 ; }",
+    "filter-output": "{ type filter hook output priority 0 ; }",
+    "firewall-check": "",
+    "mark-for-masquerade": "",
+    "masquerading": "",
+    "nat-output": "{ type nat hook output priority -100 ; }",
+    "nat-postrouting": "{ type nat hook postrouting priority 100 ; }",
+    "nat-prerouting": "{ type nat hook prerouting priority -100 ; }",
+    "nodeport-endpoints-check": "",
+    "reject-chain": '{ comment "helper for @no-endpoint-services / @no-endpoint-nodeports" ; }',
+    "services": "",
+    "service-endpoints-check": "",
 }
+SETS = {
+    "cluster-ips": '{ type ipv4_addr ; comment "Active ClusterIPs" ; }',
+    "nodeport-ips": '{ type ipv4_addr ; comment "IPs that accept NodePort traffic" ; }',
+}
+ADDRESS_PORT = "type ipv4_addr . inet_proto . inet_service : verdict"
 MAPS = {
-    "service-ips": "{ type ipv4_addr . inet_proto . inet_service : verdict ; "
-                   "comment \"ClusterIP, ExternalIP and LoadBalancer IP traffic\" ; }",
-    "service-nodeports": "{ type inet_proto . inet_service : verdict ; "
-                         "comment \"NodePort traffic\" ; }",
+    "firewall-ips": f'{{ {ADDRESS_PORT} ; comment "destinations that are subject to '
+                    'LoadBalancerSourceRanges" ; }',
+    "no-endpoint-nodeports": '{ type inet_proto . inet_service : verdict ; comment "vmap to '
+                             'drop or reject packets to service nodeports with no endpoints" ; }',
+    "no-endpoint-services": f'{{ {ADDRESS_PORT} ; comment "vmap to drop or reject packets to '
+                            'services with no endpoints" ; }',
+    "service-ips": f'{{ {ADDRESS_PORT} ; comment "ClusterIP, ExternalIP and LoadBalancer IP '
+                   'traffic" ; }',
+    "service-nodeports": '{ type inet_proto . inet_service : verdict ; '
+                         'comment "NodePort traffic" ; }',
 }
-AFFINITY_SET = (f"{{ type ipv4_addr ; flags dynamic,timeout ; "
-                f"timeout {AFFINITY_TIMEOUT_S}s ; }}")
+
+
+def _affinity_set(timeout):
+    return f"{{ type ipv4_addr ; flags dynamic,timeout ; timeout {timeout}s ; }}"
 
 
 @dataclass
 class Ruleset:
-    """One render: chains (name -> rules), map elements (map -> {key: verdict}) and
-    affinity sets."""
+    """One node's render: chains (name -> rules), map elements (map -> {key: (comment,
+    verdict)}), elements of the two address sets, and affinity sets (name -> timeout)."""
     chains: dict = field(default_factory=dict)
     elements: dict = field(default_factory=lambda: {m: {} for m in MAPS})
-    sets: set = field(default_factory=set)
+    set_elements: dict = field(default_factory=lambda: {s: set() for s in SETS})
+    sets: dict = field(default_factory=dict)
+
+    def element(self, mapname, key, verdict, comment=""):
+        self.elements[mapname][key] = (comment, verdict)
 
 
 def _base(name):
@@ -61,85 +100,191 @@ def service_chain(sp):
     return "service-" + _base(port_name(sp))
 
 
+def local_chain(sp):
+    return "local-" + _base(port_name(sp))
+
+
 def external_chain(sp):
     return "external-" + _base(port_name(sp))
 
 
+def firewall_chain(sp):
+    return "firewall-" + _base(port_name(sp))
+
+
 def endpoint_base(sp, endpoint):
-    ip, port = endpoint
-    return _base(f"{port_name(sp)}__{ip}/{port}")
+    return _base(f"{port_name(sp)}__{endpoint[0]}/{endpoint[1]}")
 
 
-def render(service_ports, pod_cidr):
-    rs = Ruleset()
-    rs.chains.update({
-        "nat-prerouting": ["jump services"],
+def _fixed_chains(pod_cidr, service_cidr):
+    new = "ct state new jump"
+    return {
+        "cluster-ips-check": [
+            'ip daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"',
+            f'ip daddr {{ {service_cidr} }} drop comment "Drop traffic to unallocated '
+            'ClusterIPs"'],
+        "filter-prerouting-pre-dnat": [f"{new} firewall-check"],
+        "filter-output-pre-dnat": [f"{new} firewall-check"],
+        "filter-forward": [f"{new} service-endpoints-check", f"{new} cluster-ips-check"],
+        "filter-input": [f"{new} nodeport-endpoints-check", f"{new} service-endpoints-check"],
+        "filter-output": [f"{new} service-endpoints-check", f"{new} cluster-ips-check"],
+        "firewall-check": ["ip daddr . meta l4proto . th dport vmap @firewall-ips"],
+        "mark-for-masquerade": [f"mark set mark or {MASQ_MARK}"],
+        "masquerading": [f"mark and {MASQ_MARK} == 0 return", f"mark set mark xor {MASQ_MARK}",
+                         "masquerade fully-random"],
         "nat-output": ["jump services"],
         "nat-postrouting": ["jump masquerading"],
+        "nat-prerouting": ["jump services"],
+        "nodeport-endpoints-check": [
+            "ip daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports"],
+        "reject-chain": ["reject"],
         "services": ["ip daddr . meta l4proto . th dport vmap @service-ips",
-                     "fib daddr type local ip daddr != 127.0.0.0/8 "
-                     "meta l4proto . th dport vmap @service-nodeports"],
-        "masquerading": [f"meta mark & {MASQ_MARK} == 0 return",
-                         f"meta mark set meta mark ^ {MASQ_MARK}",
-                         "masquerade fully-random"],
-        "mark-for-masquerade": [f"meta mark set meta mark | {MASQ_MARK}"],
-    })
+                     "ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports"],
+        "service-endpoints-check": [
+            "ip daddr . meta l4proto . th dport vmap @no-endpoint-services"],
+    }
+
+
+def render(service_ports, pod_cidr, node="", node_ip="", service_cidr=str(SERVICE_CIDR)):
+    """The table of node `node` (underlay address `node_ip`, where NodePorts answer)."""
+    rs = Ruleset()
+    rs.chains.update(_fixed_chains(pod_cidr, service_cidr))
+    if node_ip:
+        rs.set_elements["nodeport-ips"].add(node_ip)
     for sp in sorted(service_ports, key=lambda s: (s.id, s.protocol)):
-        if not sp.endpoints:
-            continue  # kube-proxy rejects these in its filter chains; here nothing answers
-        svc = service_chain(sp)
-        key = f"{sp.protocol} . {sp.port}"
-        rs.elements["service-ips"][f"{sp.cluster_ip} . {key}"] = f"goto {svc}"
-        rules = [f"ip daddr {sp.cluster_ip} {sp.protocol} dport {sp.port} "
-                 f"ip saddr != {pod_cidr} jump mark-for-masquerade"]
-        if sp.node_port or sp.external_ips:
-            ext = external_chain(sp)
-            rs.chains[ext] = ["jump mark-for-masquerade", f"goto {svc}"]
-            if sp.node_port:
-                rs.elements["service-nodeports"][f"{sp.protocol} . {sp.node_port}"] = \
-                    f"goto {ext}"
-            for ip in sp.external_ips:
-                rs.elements["service-ips"][f"{ip} . {key}"] = f"goto {ext}"
-        endpoints = [(ep, endpoint_base(sp, ep)) for ep in sp.endpoints]
-        for (ip, port), base in endpoints:
-            chain = f"endpoint-{base}"
-            rs.chains[chain] = [f"ip saddr {ip} jump mark-for-masquerade",
-                                f"meta l4proto {sp.protocol} dnat to {ip}:{port}"]
-            if sp.affinity:
-                rs.sets.add(f"affinity-{base}")
-                rs.chains[chain].insert(1, f"update @affinity-{base} {{ ip saddr }}")
-                rules.append(f"ip saddr @affinity-{base} goto {chain}")
-        picks = ", ".join(f"{i} : goto endpoint-{base}" for i, (_, base) in enumerate(endpoints))
-        rules.append(f"numgen random mod {len(endpoints)} vmap {{ {picks} }}")
-        rs.chains[svc] = rules
+        _service(rs, sp, plan(sp, node), pod_cidr, node_ip)
     return rs
+
+
+def _verdict(word):
+    return "goto reject-chain" if word == "REJECT" else "drop"
+
+
+def _service(rs, sp, p, pod_cidr, node_ip):
+    """One service port's chains and map elements, as kube-proxy's syncProxyRules writes
+    them."""
+    svc, local, ext, fw = service_chain(sp), local_chain(sp), external_chain(sp), \
+        firewall_chain(sp)
+    internal = local if sp.internal_local else svc
+    external_policy = local if sp.external_local else svc
+    external = ext if sp.externally_accessible else external_policy
+    uses_fw = p.has_endpoints and bool(sp.load_balancer_ips) and bool(sp.source_ranges)
+    key = f"{sp.protocol} . {sp.port}"
+    rs.set_elements["cluster-ips"].add(sp.cluster_ip)
+    if p.has_internal:
+        rs.element("service-ips", f"{sp.cluster_ip} . {key}", f"goto {internal}")
+    else:
+        rs.element("no-endpoint-services", f"{sp.cluster_ip} . {key}",
+                   _verdict(p.internal_filter), sp.id)
+    for ip in sp.external_ips + sp.load_balancer_ips:
+        if p.has_endpoints:
+            rs.element("service-ips", f"{ip} . {key}", f"goto {external}")
+        if not p.has_external:
+            rs.element("no-endpoint-services", f"{ip} . {key}", _verdict(p.external_filter),
+                       sp.id)
+    if uses_fw:
+        for ip in sp.load_balancer_ips:
+            rs.element("firewall-ips", f"{ip} . {key}", f"goto {fw}")
+    if sp.node_port:
+        if p.has_endpoints:
+            rs.element("service-nodeports", f"{sp.protocol} . {sp.node_port}", f"goto {external}")
+        if not p.has_external:
+            rs.element("no-endpoint-nodeports", f"{sp.protocol} . {sp.node_port}",
+                       _verdict(p.external_filter), sp.id)
+    if p.has_internal:
+        rs.chains.setdefault(internal, []).append(
+            f"ip daddr {sp.cluster_ip} ip saddr != {pod_cidr} jump mark-for-masquerade")
+    if sp.externally_accessible and p.has_endpoints:
+        if not sp.external_local:
+            rules = ["jump mark-for-masquerade"]
+        else:
+            cluster = svc if p.cluster else local  # both policies Local: no cluster chain
+            rules = [f'ip saddr {pod_cidr} goto {cluster} comment "short-circuit pod traffic"',
+                     'fib saddr type local jump mark-for-masquerade comment "masquerade local '
+                     'traffic"',
+                     f'fib saddr type local goto {cluster} comment "short-circuit local traffic"']
+        if p.has_external:
+            rules.append(f"goto {external_policy}")
+        rs.chains[ext] = rules
+    if uses_fw:
+        sources = [r.strip() for r in sp.source_ranges]
+        if node_ip and any(_contains(r, node_ip) for r in sources):
+            sources += list(sp.load_balancer_ips)  # the node, reaching its own LB address
+        rs.chains[fw] = [f"ip saddr != {{ {' , '.join(sources)} }} drop"]
+    if p.cluster:
+        _endpoint_picks(rs, sp, svc, p.cluster)
+    if p.local:
+        _endpoint_picks(rs, sp, local, p.local)
+    for ep in p.cluster + tuple(e for e in p.local if e not in p.cluster):
+        base = endpoint_base(sp, ep)
+        rules = [f"ip saddr {ep.ip} jump mark-for-masquerade",
+                 f"meta l4proto {sp.protocol} dnat to {ep}"]
+        if sp.affinity:
+            rs.sets[f"affinity-{base}"] = sp.affinity_timeout
+            rules.insert(1, f"update @affinity-{base} {{ ip saddr }}")
+        rs.chains[f"endpoint-{base}"] = rules
+
+
+def _endpoint_picks(rs, sp, chain, endpoints):
+    """A policy chain: affinity first, then one endpoint at random."""
+    rules = rs.chains.setdefault(chain, [])
+    bases = [endpoint_base(sp, ep) for ep in endpoints]
+    if sp.affinity:
+        rules += [f"ip saddr @affinity-{base} goto endpoint-{base}" for base in bases]
+    picks = " , ".join(f"{i} : goto endpoint-{base}" for i, base in enumerate(bases))
+    rules.append(f"numgen random mod {len(bases)} vmap {{ {picks} }}")
+
+
+def _contains(cidr, ip):
+    try:
+        return ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(cidr, strict=False)
+    except ValueError:
+        return False
+
+
+def _element(mapname, key, value):
+    comment, verdict = value
+    said = f' comment "{comment}"' if comment else ""
+    return f"add element {TABLE} {mapname} {{ {key}{said} : {verdict} }}"
 
 
 def transaction(old, new):
     """`nft -f` input moving a node from render `old` (None: nothing yet) to render `new`:
-    new objects, rewritten chains, changed map elements, then what went away."""
-    old = old or Ruleset(chains={}, elements={m: {} for m in MAPS}, sets=set())
+    new objects, rewritten chains, changed elements, then what went away."""
     lines = []
-    if not old.chains:
+    if old is None:
+        old = Ruleset()
         lines.append(f'add table {TABLE} {{ comment "rules for kube-proxy" ; }}')
+        lines += [f"add set {TABLE} {name} {decl}" for name, decl in SETS.items()]
         lines += [f"add map {TABLE} {name} {decl}" for name, decl in MAPS.items()]
     for name in new.chains:
         if name not in old.chains:
-            lines.append(f"add chain {TABLE} {name} {BASE_CHAINS.get(name, '')}".rstrip())
-    lines += [f"add set {TABLE} {name} {AFFINITY_SET}" for name in sorted(new.sets - old.sets)]
+            lines.append(f"add chain {TABLE} {name} {CHAINS.get(name, '')}".rstrip())
+    # a set's timeout cannot change in place: the chains using it let go, it is made anew
+    remade = {name for name in new.sets if name in old.sets and old.sets[name] != new.sets[name]}
+    users = [c for c, rules in old.chains.items() if any(f"@{n} " in r or r.endswith(f"@{n}")
+                                                         for r in rules for n in remade)]
+    lines += [f"flush chain {TABLE} {name}" for name in users]
+    lines += [f"delete set {TABLE} {name}" for name in sorted(remade)]
+    lines += [f"add set {TABLE} {name} {_affinity_set(timeout)}"
+              for name, timeout in sorted(new.sets.items())
+              if name not in old.sets or name in remade]
     for name, rules in new.chains.items():
-        if old.chains.get(name) != rules:
-            if name in old.chains:
+        if old.chains.get(name) != rules or name in users:
+            if name in old.chains and name not in users:
                 lines.append(f"flush chain {TABLE} {name}")
             lines += [f"add rule {TABLE} {name} {rule}" for rule in rules]
+    for name in SETS:
+        before, after = old.set_elements[name], new.set_elements[name]
+        lines += [f"delete element {TABLE} {name} {{ {e} }}" for e in sorted(before - after)]
+        lines += [f"add element {TABLE} {name} {{ {e} }}" for e in sorted(after - before)]
     for m in MAPS:
         before, after = old.elements[m], new.elements[m]
-        gone = [k for k, v in before.items() if after.get(k) != v]
-        lines += [f"delete element {TABLE} {m} {{ {k} }}" for k in gone]
-        lines += [f"add element {TABLE} {m} {{ {k} : {v} }}" for k, v in after.items()
-                  if before.get(k) != v]
+        lines += [f"delete element {TABLE} {m} {{ {k} }}" for k, v in before.items()
+                  if after.get(k) != v]
+        lines += [_element(m, k, v) for k, v in after.items() if before.get(k) != v]
     stale = [name for name in old.chains if name not in new.chains]
     lines += [f"flush chain {TABLE} {name}" for name in stale]
-    lines += [f"delete set {TABLE} {name}" for name in sorted(old.sets - new.sets)]
+    lines += [f"delete set {TABLE} {name}" for name in sorted(set(old.sets) - set(new.sets))]
     lines += [f"delete chain {TABLE} {name}" for name in stale]
     return "\n".join(lines) + "\n" if lines else ""

@@ -1,6 +1,7 @@
-"""kube-proxy's appliers, one per mode: each renders the Services' rules once per change (with
-that mode's renderer: iptables.py, nftables.py, ipvs.py) and brings every node up to date."""
+"""kube-proxy's appliers, one per mode: after each change, each renders every node's rules (with
+that mode's renderer: iptables.py, nftables.py, ipvs.py) and brings the node up to date."""
 import os
+import shlex
 import time
 
 from testbed.errors import CommandError
@@ -37,7 +38,8 @@ class SyncLog:
 
 
 class _Proxies:
-    """kube-proxy on every node: renders once per change, applies to each node."""
+    """kube-proxy on every node: renders each node's rules (traffic policies Local and
+    NodePorts make them differ from node to node) and applies them."""
 
     tables = "iptables"  # what kube-proxy's log says it syncs
 
@@ -45,28 +47,20 @@ class _Proxies:
         self.hooked = set()  # nodes set up for Service traffic
         self.last = {}  # node -> what it holds now (as the subclass renders it)
 
-    def done(self, rendered):
-        """After every node has `rendered`."""
-
     def recall(self, cluster):
         """Take up what a dead owner's kube-proxy applied, as the state says it did: every
         node is set up and holds the rules rendered from the state (adopt.py)."""
-        rendered = self.render(service_ports(cluster.state), str(cluster.spec.pod_cidr))
+        ports = service_ports(cluster.state)
         for node in cluster.nodes.values():
             self.hooked.add(node.name)
-            self.last[node.name] = self.held(node, rendered)
-        self.done(rendered)
-
-    def held(self, node, rendered):
-        """What a node holds once `rendered` is applied (as `last` keeps it)."""
-        return rendered
+            self.last[node.name] = self.render(ports, str(cluster.spec.pod_cidr), node)
 
     def sync(self, cluster):
         if not cluster.state.services and not self.last:
             return
         ports = service_ports(cluster.state)
-        rendered = self.render(ports, str(cluster.spec.pod_cidr))
         for node in cluster.nodes.values():
+            rendered = self.render(ports, str(cluster.spec.pod_cidr), node)
             partial = node.name in self.last
             log = SyncLog(os.path.join(node.dir, LOG_FILE))
             log.line("Syncing " + self.tables + " rules", ipFamily="IPv4")
@@ -75,6 +69,8 @@ class _Proxies:
                      numServicePorts=len(ports),
                      numEndpoints=sum(len(p.endpoints) for p in ports))
             started = time.perf_counter()
+            if node.name not in self.hooked:
+                self.prepare(node)
             self.apply(node, rendered)
             log.line("SyncProxyRules complete", ipFamily="IPv4", partial=partial,
                      elapsed=f"{(time.perf_counter() - started) * 1000:.3f}ms")
@@ -90,29 +86,38 @@ class _Proxies:
                 node.ns.run("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1",
                             check=False)
                 self.hooked.add(node.name)
-        self.done(rendered)
+
+    def prepare(self, node):
+        """Before a node's first sync."""
 
 
 class IptablesProxies(_Proxies):
-    """kube-proxy's iptables mode: iptables-restore --noflush of the nat chains it owns; after
-    a node's first sync, partially (the top-level chains and what changed), falling back to a
-    full restore if a partial one fails, as kube-proxy does."""
+    """kube-proxy's iptables mode: iptables-restore --noflush of the filter and nat chains it
+    owns; after a node's first sync, partially (the filter table, the top-level nat chains and
+    what changed), falling back to a full restore if a partial one fails, as kube-proxy does."""
 
-    def render(self, ports, pod_cidr):
-        return kubeproxy.ruleset(ports, pod_cidr)
+    def render(self, ports, pod_cidr, node):
+        return kubeproxy.ruleset(ports, pod_cidr, node.name, str(node.ip.ip))
+
+    def prepare(self, node):
+        # localhost NodePorts: 127.0.0.1:<nodePort> is DNATed to a pod, which the kernel
+        # routes only with route_localnet (kube-proxy sets it; KUBE-FIREWALL drops martians)
+        node.ns.run("sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1")
+        for table in kubeproxy.CANARY_TABLES:
+            node.ns.run("iptables", "-w", "-t", table, "-N", kubeproxy.CANARY)
 
     def apply(self, node, rendered):
         held = self.last.get(node.name)
         try:
-            node.ns.run("iptables-restore", "--noflush",
+            node.ns.run("iptables-restore", "-w", "--noflush",
                         input=kubeproxy.restore_input(rendered, held, partial=held is not None))
         except CommandError:
             if held is None:
                 raise
-            node.ns.run("iptables-restore", "--noflush",
+            node.ns.run("iptables-restore", "-w", "--noflush",
                         input=kubeproxy.restore_input(rendered, held))
         if node.name not in self.hooked:
-            _hook_nat(node)
+            _hook(node, kubeproxy.BASE_JUMPS)
         self.last[node.name] = rendered
 
 
@@ -121,8 +126,8 @@ class NftablesProxies(_Proxies):
 
     tables = "nftables"
 
-    def render(self, ports, pod_cidr):
-        return kubeproxy_nft.render(ports, pod_cidr)
+    def render(self, ports, pod_cidr, node):
+        return kubeproxy_nft.render(ports, pod_cidr, node.name, str(node.ip.ip))
 
     def apply(self, node, rendered):
         text = kubeproxy_nft.transaction(self.last.get(node.name), rendered)
@@ -136,17 +141,14 @@ class IpvsProxies(_Proxies):
 
     tables = "ipvs"
 
-    def render(self, ports, pod_cidr):
-        return ports, pod_cidr  # rendered per node: NodePorts are on each node's address
-
-    def held(self, node, rendered):
-        return kubeproxy_ipvs.render(rendered[0], str(node.ip.ip))
+    def render(self, ports, pod_cidr, node):
+        return kubeproxy_ipvs.render(ports, str(node.ip.ip), node.name), pod_cidr
 
     def apply(self, node, rendered):
-        ports, pod_cidr = rendered
-        new = kubeproxy_ipvs.render(ports, str(node.ip.ip))
+        new, pod_cidr = rendered
         first = node.name not in self.last
-        ipvs, sets, addresses = kubeproxy_ipvs.commands(self.last.get(node.name), new)
+        ipvs, sets, addresses = kubeproxy_ipvs.commands(
+            self.last[node.name][0] if not first else None, new)
         if first:
             node.ns.run("ip", "link", "add", kubeproxy_ipvs.DEVICE, "type", "dummy")
             for setting in kubeproxy_ipvs.SYSCTLS:
@@ -155,18 +157,18 @@ class IpvsProxies(_Proxies):
             node.ns.run("ipset", "restore", input=sets + "\n")
         if first:
             node.ns.run("iptables-restore", "--noflush", input=kubeproxy_ipvs.nat_rules(pod_cidr))
-            _hook_nat(node)
+            _hook(node, [j for j in kubeproxy.BASE_JUMPS if j[0] == "nat"])
         if addresses:
             node.ns.run("ip", "-batch", "-", input=addresses + "\n")
         if ipvs:
             node.ns.run("ipvsadm", "-R", input=ipvs + "\n")
-        self.last[node.name] = new
+        self.last[node.name] = rendered
 
 
-def _hook_nat(node):
-    """kube-proxy's jumps from the built-in nat chains to its own."""
-    for chain, rule in kubeproxy.BASE_JUMPS:
-        node.ns.run("iptables", "-t", "nat", "-I", chain, "1", *rule)
+def _hook(node, jumps):
+    """kube-proxy's jumps from the built-in chains to its own, first in each chain."""
+    for table, chain, rule in reversed(jumps):
+        node.ns.run("iptables", "-w", "-t", table, "-I", chain, "1", *shlex.split(rule))
 
 
 PROXIES = {"iptables": IptablesProxies, "nftables": NftablesProxies, "ipvs": IpvsProxies}

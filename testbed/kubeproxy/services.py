@@ -5,7 +5,8 @@ A Service gets a ClusterIP from the service CIDR (10.96.0.0/12, .1 and .10 kept 
 server and cluster DNS, as kubeadm does) and, for NodePort and LoadBalancer, a node port from
 30000-32767. Its endpoints are the pods of its namespace whose labels include its selector,
 each port's targetPort resolved by number or by the name of a container port. A LoadBalancer
-also gets an address from the first rack, which the Speaker announces.
+also gets an address from the first rack, which the Speaker announces, and with
+externalTrafficPolicy Local a healthCheckNodePort from the same range as node ports.
 
 After every change of pods or Services, the cluster's kube-proxy (proxies.py: one applier per
 mode, as the topology's kubeProxy.mode says) recomputes the endpoints and brings every node's
@@ -16,7 +17,7 @@ import time
 
 from testbed.core.records import ServicePortRecord, ServiceRecord
 from testbed.errors import TestbedError
-from testbed.kubeproxy.types import ServicePort
+from testbed.kubeproxy.types import Endpoint, ServicePort
 
 SERVICE_CIDR = ipaddress.IPv4Network("10.96.0.0/12")
 RESERVED = {SERVICE_CIDR[1], SERVICE_CIDR[10]}  # kubernetes API, kube-dns
@@ -42,7 +43,8 @@ def add(state, svc, load_balancer_pool=()):
                                f"taken or outside the service CIDR {SERVICE_CIDR}")
     ports = []
     exposed = svc.type in ("NodePort", "LoadBalancer")
-    used = {p.node_port for k, r in services.items() if k != key for p in r.ports} \
+    used = {p.node_port for k, r in services.items() if k != key for p in r.ports} | \
+        {r.health_check_node_port for k, r in services.items() if k != key} \
         if exposed else set()
     for p in svc.ports:
         node_port = p.node_port
@@ -60,9 +62,19 @@ def add(state, svc, load_balancer_pool=()):
         taken = {r.load_balancer_ip for k, r in services.items() if k != key}
         lb_ip = old.load_balancer_ip or next(
             (str(ip) for ip in load_balancer_pool if str(ip) not in taken), "")
+    health = 0
+    if svc.type == "LoadBalancer" and svc.external_traffic_policy == "Local":
+        # the API server allocates it from the node-port range, as a node port
+        health = svc.health_check_node_port or old.health_check_node_port or \
+            next(n for n in NODE_PORTS if n not in used)
+        if health in used:
+            raise TestbedError(f"{svc.source}: Service {key}: healthCheckNodePort {health} is "
+                               "taken")
     record = ServiceRecord(svc.type, cluster_ip, dict(svc.selector), ports,
                            svc.session_affinity, svc.external_name, lb_ip,
-                           old.created or time.time())
+                           old.created or time.time(), svc.external_traffic_policy,
+                           svc.internal_traffic_policy, list(svc.external_ips),
+                           list(svc.source_ranges), health, svc.affinity_timeout)
     services[key] = record
     return record
 
@@ -107,7 +119,7 @@ def endpoints(state, key):
     return out
 
 
-def service_ports(state):
+def service_ports(state) -> list[ServicePort]:
     """The kube-proxy view of every Service with a ClusterIP."""
     out = []
     for key, record in sorted(state.services.items()):
@@ -120,6 +132,10 @@ def service_ports(state):
             out.append(ServicePort(
                 namespace, name, port.name, port.protocol.lower(), record.cluster_ip,
                 port.port, port.node_port, record.session_affinity == "ClientIP",
-                tuple((ip, target) for _pod, ip, target in found),
-                (record.load_balancer_ip,) if record.load_balancer_ip else ()))
+                tuple(Endpoint(ip, target, state.pods[pod].node) for pod, ip, target in found),
+                (record.load_balancer_ip,) if record.load_balancer_ip else (),
+                tuple(record.external_ips), tuple(record.source_ranges),
+                record.external_traffic_policy == "Local",
+                record.internal_traffic_policy == "Local",
+                record.health_check_node_port, record.affinity_timeout))
     return out

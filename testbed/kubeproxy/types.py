@@ -2,9 +2,21 @@
 Service with its endpoints, as kube-proxy's ServicePortName and endpoints cache give it), and
 the constants the modes agree on."""
 from dataclasses import dataclass
+from typing import NamedTuple
 
 MASQ_MARK = "0x4000"
 AFFINITY_TIMEOUT_S = 10800
+
+
+class Endpoint(NamedTuple):
+    """One ready endpoint of a port: the pod's address, the target port, and its node (the
+    EndpointSlice's nodeName, which traffic policies Local go by)."""
+    ip: str
+    port: int
+    node: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.ip}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -18,10 +30,67 @@ class ServicePort:
     port: int
     node_port: int       # 0: none
     affinity: bool       # sessionAffinity: ClientIP
-    endpoints: tuple     # ("10.244.1.5", 8080), ...
-    external_ips: tuple = ()  # a LoadBalancer's ingress addresses
+    endpoints: tuple     # Endpoints (plain (ip, port) pairs are taken too), in kube-proxy's
+    # order: sorted as "ip:port" strings
+    load_balancer_ips: tuple = ()  # status.loadBalancer.ingress
+    external_ips: tuple = ()       # spec.externalIPs
+    source_ranges: tuple = ()      # spec.loadBalancerSourceRanges
+    external_local: bool = False   # externalTrafficPolicy: Local
+    internal_local: bool = False   # internalTrafficPolicy: Local
+    health_check_node_port: int = 0
+    affinity_timeout: int = AFFINITY_TIMEOUT_S
+
+    def __post_init__(self):
+        eps = sorted((Endpoint(*ep) for ep in self.endpoints), key=str)
+        object.__setattr__(self, "endpoints", tuple(eps))
 
     @property
-    def id(self):
+    def id(self) -> str:
         """kube-proxy's ServicePortName: namespace/name, then :port-name if it has one."""
         return f"{self.namespace}/{self.name}" + (f":{self.port_name}" if self.port_name else "")
+
+    @property
+    def externally_accessible(self) -> bool:
+        """A NodePort, an external IP or a load-balancer address reaches it from outside."""
+        return bool(self.node_port or self.external_ips or self.load_balancer_ips)
+
+    def local_endpoints(self, node: str) -> tuple:
+        return tuple(ep for ep in self.endpoints if ep.node == node)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How kube-proxy on one node handles one ServicePort (its CategorizeEndpoints and the
+    has*Endpoints flags of syncProxyRules): which endpoints the cluster-wide and node-local
+    policy chains pick from, and whether internal and external traffic has anywhere to go."""
+    cluster: tuple       # endpoints of the cluster policy chain ((): no such chain)
+    local: tuple         # endpoints of the local policy chain ((): no such chain)
+    has_endpoints: bool
+    has_internal: bool
+    has_external: bool
+
+    @property
+    def internal_filter(self) -> str:
+        """What the filter side does to internal traffic with nowhere to go."""
+        return "" if self.has_internal else "REJECT" if not self.has_endpoints else "DROP"
+
+    @property
+    def external_filter(self) -> str:
+        return "" if self.has_external else "REJECT" if not self.has_endpoints else "DROP"
+
+
+def plan(sp: ServicePort, node: str) -> Plan:
+    """kube-proxy's view of `sp` from `node`."""
+    local = sp.local_endpoints(node)
+    uses_cluster = not sp.internal_local or (sp.externally_accessible and not sp.external_local)
+    uses_local = sp.internal_local or (sp.external_local and sp.externally_accessible)
+    has = bool(sp.endpoints)
+    return Plan(sp.endpoints if uses_cluster else (), local if uses_local else (), has,
+                has and (bool(local) or not sp.internal_local),
+                has and (bool(local) or not sp.external_local))
+
+
+def filter_comment(sp: ServicePort, verdict: str) -> str:
+    """kube-proxy's comment on a REJECT or DROP of traffic that has no endpoint to go to."""
+    return f"{sp.id} has no endpoints" if verdict == "REJECT" else \
+        f"{sp.id} has no local endpoints"

@@ -72,7 +72,8 @@ def fdb_entry(place, mac: str) -> str | None:
 
 def dnat_chain(place, endpoint: str) -> str:
     """The kube-proxy chain that DNATs to `endpoint` (ip:port) in a node, and the Service
-    chain that chose it: iptables' KUBE-SEP/KUBE-SVC, or nftables' endpoint-... chain."""
+    chain that chose it: iptables' KUBE-SEP/KUBE-SVC (KUBE-SVL for a policy Local), or
+    nftables' endpoint-... chain."""
     try:
         saved = _run(place, ["iptables-save", "-t", "nat"])
     except CommandError:
@@ -82,7 +83,8 @@ def dnat_chain(place, endpoint: str) -> str:
                None)
     if sep:
         svc = next((line.split()[1] for line in saved.splitlines()
-                    if line.startswith("-A KUBE-SVC-") and line.endswith(f"-j {sep}")), None)
+                    if line.startswith(("-A KUBE-SVC-", "-A KUBE-SVL-")) and
+                    line.endswith(f"-j {sep}")), None)
         return f"iptables {svc + ' -> ' if svc else ''}{sep}"
     try:
         listing = _run(place, ["nft", "list", "table", "ip", "kube-proxy"])

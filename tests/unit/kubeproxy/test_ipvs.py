@@ -13,11 +13,11 @@ DNS = ServicePort("kube-system", "kube-dns", "dns", "udp", "10.96.0.10", 53, 0, 
 
 def test_every_address_and_port_is_a_virtual_server_of_its_endpoints():
     st = ipvs.render([WEB, DNS], "192.168.1.11")
-    reals = frozenset(WEB.endpoints)
+    reals = frozenset((ep.ip, ep.port) for ep in WEB.endpoints)
     assert st.virtual[("tcp", "10.96.0.11", 80)] == (0, reals)
     assert st.virtual[("tcp", "192.168.1.240", 80)] == (0, reals)  # LoadBalancer
     assert st.virtual[("tcp", "192.168.1.11", 30080)] == (0, reals)  # NodePort on the node
-    assert st.virtual[("udp", "10.96.0.10", 53)] == (10800, frozenset(DNS.endpoints))
+    assert st.virtual[("udp", "10.96.0.10", 53)] == (10800, frozenset({("10.244.0.4", 53)}))
     assert st.addresses == {"10.96.0.11", "192.168.1.240", "10.96.0.10"}
     assert st.sets["KUBE-CLUSTER-IP"] == {"10.96.0.11,tcp:80", "10.96.0.10,udp:53"}
     assert st.sets["KUBE-NODE-PORT-TCP"] == {"30080"}

@@ -126,6 +126,8 @@ def describe_service(state, key):
         lines.append(_field("External Name", spec["externalName"], 18))
         return "\n".join(lines)
     lines.append(_field("IP", spec["clusterIP"], 18))
+    if spec.get("externalIPs"):
+        lines.append(_field("External IPs", ",".join(spec["externalIPs"]), 18))
     ingress = obj["status"]["loadBalancer"].get("ingress")
     if ingress:
         lines.append(_field("LoadBalancer Ingress", ingress[0]["ip"], 22))
@@ -141,6 +143,13 @@ def describe_service(state, key):
         lines.append(_field("Endpoints", ",".join(f"{ip}:{t}" for _k, ip, t in eps)
                             or "<none>", 18))
     lines.append(_field("Session Affinity", spec["sessionAffinity"], 18))
+    for name, value in (("External Traffic Policy", spec.get("externalTrafficPolicy")),
+                        ("Internal Traffic Policy", spec.get("internalTrafficPolicy")),
+                        ("HealthCheck NodePort", spec.get("healthCheckNodePort")),
+                        ("LoadBalancer Source Ranges",
+                         ",".join(spec.get("loadBalancerSourceRanges", [])))):
+        if value:
+            lines.append(_field(name, value, 26))
     return "\n".join(lines + proxy_chains(state, key) + events(state, f"service/{key}"))
 
 
@@ -152,12 +161,21 @@ def proxy_chains(state, key) -> list[str]:
     for sp in service_ports(state):
         if (sp.namespace, sp.name) != (namespace, name):
             continue
+        external = sp.externally_accessible
+        firewall = bool(sp.load_balancer_ips and sp.source_ranges)
+        local = sp.internal_local or (sp.external_local and external)
         if state.proxy_mode == "iptables":
             chains = [kp_iptables.svc_chain(sp)] + [
-                f"{kp_iptables.sep_chain(sp, ep)} ({ep[0]}:{ep[1]})" for ep in sp.endpoints]
+                f"{kp_iptables.sep_chain(sp, ep)} ({ep})" for ep in sp.endpoints]
+            chains += [kp_iptables.svl_chain(sp) + " (this node's endpoints)"] if local else []
+            chains += [kp_iptables.ext_chain(sp)] if external else []
+            chains += [kp_iptables.fw_chain(sp)] if firewall else []
         elif state.proxy_mode == "nftables":
             chains = [kp_nftables.service_chain(sp)] + [
                 f"endpoint-{kp_nftables.endpoint_base(sp, ep)}" for ep in sp.endpoints]
+            chains += [kp_nftables.local_chain(sp) + " (this node's endpoints)"] if local else []
+            chains += [kp_nftables.external_chain(sp)] if external else []
+            chains += [kp_nftables.firewall_chain(sp)] if firewall else []
         else:
             chains = [f"IPVS virtual server {sp.cluster_ip}:{sp.port}/{sp.protocol}"]
         lines.append(f"kube-proxy ({state.proxy_mode}), port {sp.port_name or sp.port}:")

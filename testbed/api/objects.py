@@ -105,6 +105,18 @@ def services(state, namespace=None) -> list:
         else:
             spec["clusterIP"] = rec.cluster_ip
             spec["clusterIPs"] = [rec.cluster_ip]
+            spec["internalTrafficPolicy"] = rec.internal_traffic_policy
+        if rec.external_traffic_policy:
+            spec["externalTrafficPolicy"] = rec.external_traffic_policy
+        if rec.external_ips:
+            spec["externalIPs"] = list(rec.external_ips)
+        if rec.source_ranges:
+            spec["loadBalancerSourceRanges"] = list(rec.source_ranges)
+        if rec.health_check_node_port:
+            spec["healthCheckNodePort"] = rec.health_check_node_port
+        if rec.session_affinity == "ClientIP":
+            spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds":
+                                                          rec.affinity_timeout}}
         ports = []
         for p in rec.ports:
             port = {"port": p.port, "protocol": p.protocol, "targetPort": p.target_port}

@@ -88,9 +88,11 @@ def rows(kind: str, objects: list, state, all_namespaces=False, wide=False,
             (["SELECTOR"] if wide else [])
         for obj in objects:
             spec = obj["spec"]
-            ingress = obj["status"]["loadBalancer"].get("ingress")
-            external = spec.get("externalName") or (ingress[0]["ip"] if ingress else (
-                "<pending>" if spec["type"] == "LoadBalancer" else "<none>"))
+            # as kubectl: load-balancer addresses, then spec.externalIPs
+            ingress = obj["status"]["loadBalancer"].get("ingress", [])
+            addresses = [i["ip"] for i in ingress] + spec.get("externalIPs", [])
+            external = spec.get("externalName") or ",".join(addresses) or (
+                "<pending>" if spec["type"] == "LoadBalancer" else "<none>")
             row = [obj["metadata"]["name"], spec["type"], spec.get("clusterIP", "<none>"),
                    external, _ports(obj), _age(obj, now)]
             if wide:

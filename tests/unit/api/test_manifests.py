@@ -124,6 +124,57 @@ def test_service_addresses_and_node_ports_are_checked():
     assert headless.objects[0].cluster_ip == "None"
 
 
+SERVICE = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  selector: {a: b}\n" \
+    "  ports: [{port: 80}]\n"
+
+
+def test_traffic_fields_of_a_service_are_read_with_the_api_servers_defaults():
+    plain = manifests.parse(SERVICE, "s.yaml").objects[0]
+    assert (plain.external_traffic_policy, plain.internal_traffic_policy) == ("", "Cluster")
+    lb = manifests.parse(SERVICE + """\
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  internalTrafficPolicy: Local
+  externalIPs: [192.168.99.22]
+  loadBalancerSourceRanges: [" 203.0.113.0/25", 192.168.1.0/24]
+  healthCheckNodePort: 30100
+  sessionAffinity: ClientIP
+  sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}
+""", "s.yaml")
+    svc = lb.objects[0]
+    assert not lb.warnings
+    assert (svc.external_traffic_policy, svc.internal_traffic_policy) == ("Local", "Local")
+    assert svc.external_ips == ("192.168.99.22",)
+    assert svc.source_ranges == ("203.0.113.0/25", "192.168.1.0/24")  # spaces trimmed
+    assert (svc.health_check_node_port, svc.affinity_timeout) == (30100, 60)
+    # a ClusterIP with external IPs is externally accessible: its policy defaults to Cluster
+    ext = manifests.parse(SERVICE + "  externalIPs: [192.168.99.33]\n", "s.yaml").objects[0]
+    assert ext.external_traffic_policy == "Cluster"
+
+
+@pytest.mark.parametrize("extra, words", [
+    ("  externalTrafficPolicy: Local\n", "spec.externalTrafficPolicy: may only be set for "
+     "externally-accessible services"),
+    ("  type: NodePort\n  externalTrafficPolicy: Global\n",
+     "spec.externalTrafficPolicy: 'Global' is not Cluster or Local"),
+    ("  loadBalancerSourceRanges: [10.0.0.0/8]\n",
+     "spec.loadBalancerSourceRanges: only a LoadBalancer service has them, not ClusterIP"),
+    ("  type: LoadBalancer\n  loadBalancerSourceRanges: [10.0.0.1/8]\n",
+     "spec.loadBalancerSourceRanges[0]: '10.0.0.1/8' is not an IPv4 CIDR without host bits"),
+    ("  externalIPs: [example.org]\n", "spec.externalIPs[0]: 'example.org' is not an IPv4"),
+    ("  type: LoadBalancer\n  healthCheckNodePort: 30100\n", "spec.healthCheckNodePort: may "
+     "only be set when type is LoadBalancer and externalTrafficPolicy is Local"),
+    ("  sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}\n",
+     "timeoutSeconds: needs sessionAffinity: ClientIP"),
+    ("  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 0}}\n",
+     "timeoutSeconds: must be an integer from 1 to 86400"),
+])
+def test_bad_traffic_fields_name_the_field(extra, words):
+    with pytest.raises(ManifestError) as e:
+        manifests.parse(SERVICE + extra, "s.yaml")
+    assert words in str(e.value) and str(e.value).startswith("s.yaml:"), str(e.value)
+
+
 def test_sctp_and_env_are_taken_as_the_api_server_takes_them():
     text = """\
 apiVersion: v1

@@ -141,6 +141,26 @@ def test_describe_a_service_lists_its_endpoints_per_port():
     assert "Endpoints:        10.244.0.5:80" in text
 
 
+def test_a_service_shows_its_traffic_fields_as_kubectl_does():
+    data = state()
+    rec = data.services["x/s-x-a"]
+    rec.type, rec.load_balancer_ip, rec.external_ips = "LoadBalancer", "192.168.1.240", \
+        ["192.168.99.22"]
+    rec.external_traffic_policy, rec.health_check_node_port = "Local", 30100
+    rec.source_ranges = ["203.0.113.0/25"]
+    text = describe.describe(data, "svc", "s-x-a", "x")
+    for line in ("External IPs:     192.168.99.22", "External Traffic Policy:  Local",
+                 "Internal Traffic Policy:  Cluster", "HealthCheck NodePort:     30100",
+                 "LoadBalancer Source Ranges:203.0.113.0/25"):
+        assert line in text, line
+    assert any(line.strip().startswith("KUBE-FW-") for line in text.splitlines())
+    assert "(this node's endpoints)" in text  # policy Local: KUBE-SVL
+    rows = inventory.rows("services", ko.services(data), data)
+    assert rows[1][3] == "192.168.1.240,192.168.99.22"  # load balancer, then external IPs
+    spec = ko.services(data)[0]["spec"]
+    assert spec["externalTrafficPolicy"] == "Local" and spec["healthCheckNodePort"] == 30100
+
+
 def test_describe_a_node_names_its_pods_daemons_and_events():
     data = state()
     data.daemons = {"bird@node1": DaemonRecord("node1", 42, False, "killed by SIGKILL"),
@@ -166,5 +186,6 @@ def test_describe_a_service_names_kube_proxys_chains():
     chains = [line.strip() for line in text.splitlines() if line.startswith("  KUBE-")]
     assert chains[0].startswith("KUBE-SVC-") and chains[1].startswith("KUBE-SEP-") and \
         chains[1].endswith("(10.244.0.5:80)")
+    assert chains[2].startswith("KUBE-EXT-") and len(chains) == 3  # a NodePort's way in
     data.proxy_mode = "nftables"
     assert "  service-" in describe.describe(data, "svc", "s-x-a", "x")

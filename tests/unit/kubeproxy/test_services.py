@@ -1,8 +1,12 @@
 """Services as the API server records them: addresses, node ports, load-balancer addresses."""
 import ipaddress
 
+import pytest
+
 from testbed.api.kinds import Service, ServicePort
+from testbed.core.records import PodRecord
 from testbed.core.state import RunState
+from testbed.errors import TestbedError
 from testbed.kubeproxy import services
 
 
@@ -40,3 +44,34 @@ def test_cluster_ips_skip_the_reserved_ones_and_external_names_get_none():
     for n in range(3, 11):
         services.add(state, Service(f"s{n}", "shop", ports=(ServicePort(80, 80),)))
     assert state.services["shop/s10"].cluster_ip == "10.96.0.11"  # .10: cluster DNS
+
+
+def test_a_local_load_balancer_gets_a_health_check_port_apart_from_node_ports():
+    state = FakeState()
+    local = Service("a", "shop", "LoadBalancer", {"app": "a"}, (ServicePort(80, 8080),),
+                    external_traffic_policy="Local")
+    rec = services.add(state, local, POOL)
+    assert rec.ports[0].node_port == 30000 and rec.health_check_node_port == 30001
+    assert services.add(state, local, POOL).health_check_node_port == 30001  # kept
+    second = services.add(state, lb("b"), POOL)
+    assert second.ports[0].node_port == 30002 and second.health_check_node_port == 0
+    taken = Service("c", "shop", "LoadBalancer", {"app": "c"}, (ServicePort(80, 8080),),
+                    external_traffic_policy="Local", health_check_node_port=30002)
+    with pytest.raises(TestbedError, match="healthCheckNodePort 30002 is taken"):
+        services.add(state, taken, POOL)
+
+
+def test_kube_proxy_sees_endpoints_with_their_nodes_in_its_order():
+    state = FakeState()
+    services.add(state, Service("web", "shop", selector={"app": "web"},
+                                ports=(ServicePort(80, 8080),), internal_traffic_policy="Local"))
+    for name, ip, node in (("p1", "10.244.1.5", "node2"), ("p2", "10.244.1.10", "node2"),
+                           ("p3", "10.244.0.9", "node1")):
+        state.pods[f"shop/{name}"] = PodRecord(name, "shop", node, f"ns-{name}",
+                                               labels={"app": "web"}, ip=ip)
+    (sp,) = services.service_ports(state)
+    # sorted as kube-proxy sorts them: by the "ip:port" string
+    assert [str(ep) for ep in sp.endpoints] == ["10.244.0.9:8080", "10.244.1.10:8080",
+                                                "10.244.1.5:8080"]
+    assert [ep.node for ep in sp.endpoints] == ["node1", "node2", "node2"]
+    assert sp.internal_local and not sp.external_local

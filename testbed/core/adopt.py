@@ -65,10 +65,10 @@ def adopt(name: str, owner: Process, verbose: bool = False) -> Cluster:
 def _recall_services(cluster):
     """What kube-proxy, the speaker, the policy enforcer and the DNS add-on had applied."""
     state = cluster.state
+    cluster.proxies.adopt_agents(cluster)
     if state.services:
         cluster.proxies.recall(cluster)
-        cluster.speaker.announced = {r.load_balancer_ip for r in state.services.values()
-                                     if r.load_balancer_ip}
+        cluster.speaker.announced = cluster.speaker.wanted(cluster)
     if cluster.policy is not None and state.policies:
         cluster.policy.active = True
         cluster.policy.addresses = {n: rec.addresses for n, rec in state.nodes.items()

@@ -285,6 +285,7 @@ class Cluster:
         for `status`."""
         status = self.fabric.daemon_status() if self.fabric else {}
         status.update(self.mode.daemon_status(self.context) if self.mode else {})
+        status.update(self.proxies.daemon_status())
         if status != self.state.daemons:
             for label, now in status.items():
                 before = self.state.daemons.get(label)
@@ -300,7 +301,9 @@ class Cluster:
     def restart_daemon(self, node_name: str) -> dict[str, DaemonRecord]:
         if node_name not in self.nodes:
             raise TestbedError(f"no node {node_name!r} in cluster {self.spec.name}")
-        self.mode.restart_daemon(self.context, node_name)
+        agent_restarted = self.proxies.restart_agent(self, node_name)
+        if not agent_restarted or self.mode.daemon_status(self.context):
+            self.mode.restart_daemon(self.context, node_name)
         return self.check_daemons()
 
     # --- teardown ------------------------------------------------------------------------
@@ -338,6 +341,7 @@ class Cluster:
                 report(f"ending the containers of {len(records)} pods")
                 attempt(self.runtime.end_all_containers, records)
                 self.pods_up = []
+                attempt(self.proxies.stop, self.state)
                 if self.mode is not None:
                     report("stopping the mode's daemons")
                     attempt(self.mode.stop, self.context)

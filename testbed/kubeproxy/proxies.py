@@ -2,9 +2,12 @@
 that mode's renderer: iptables.py, nftables.py, ipvs.py) and brings the node up to date."""
 import os
 import shlex
+import sys
 import time
 
-from testbed.errors import CommandError
+from testbed.errors import CommandError, TestbedError
+from testbed.host import rpc
+from testbed.host.daemons import Daemon, socket_ready
 from testbed.kubeproxy import iptables as kubeproxy
 from testbed.kubeproxy import ipvs as kubeproxy_ipvs
 from testbed.kubeproxy import nftables as kubeproxy_nft
@@ -37,15 +40,78 @@ class SyncLog:
             f.write(f'I{stamp} {os.getpid():>7} proxier.go] "{message}" {values}\n')
 
 
+AGENT_SOCKET = "kube-proxy.sock"  # in the node's directory
+AGENT_READY_S = 10.0
+
+
 class _Proxies:
     """kube-proxy on every node: renders each node's rules (traffic policies Local and
-    NodePorts make them differ from node to node) and applies them."""
+    NodePorts make them differ from node to node) and applies them; its listeners (agent.py:
+    /healthz, health-check node ports) run as the daemon kube-proxy@NODE."""
 
     tables = "iptables"  # what kube-proxy's log says it syncs
 
     def __init__(self):
         self.hooked = set()  # nodes set up for Service traffic
         self.last = {}  # node -> what it holds now (as the subclass renders it)
+        self.agents = {}  # node -> its kube-proxy@NODE Daemon
+        self.configs = {}  # node -> what its agent was last told
+
+    # --- the agents ----------------------------------------------------------------------
+    def start_agent(self, cluster, node):
+        sock = os.path.join(node.dir, AGENT_SOCKET)
+        argv = node.ns.argv(sys.executable, "-m", "testbed.kubeproxy.agent", sock, node.name)
+        agent = Daemon(f"kube-proxy@{node.name}", argv, os.path.join(node.dir, LOG_FILE))
+        self.agents[node.name] = agent
+        self.configs.pop(node.name, None)
+        agent.start(cluster.state, socket_ready(sock, lambda: rpc.request(
+            sock, {"stats": True}, timeout=0.5)), AGENT_READY_S)
+
+    def configure_agent(self, node, ports):
+        """Tell a node's agent the health-check node ports and their local endpoints."""
+        checks = {}
+        for sp in ports:
+            if sp.health_check_node_port:  # one per Service, counted over its first port
+                checks.setdefault(str(sp.health_check_node_port), {
+                    "namespace": sp.namespace, "name": sp.name,
+                    "localEndpoints": len(sp.local_endpoints(node.name))})
+        config = {"health_checks": checks}
+        if node.name in self.agents and self.configs.get(node.name) != config:
+            reply = rpc.request(os.path.join(node.dir, AGENT_SOCKET), {"config": config})
+            if "error" in reply:
+                raise TestbedError(f"kube-proxy@{node.name}: {reply['error']}")
+            self.configs[node.name] = config
+
+    def adopt_agents(self, cluster):
+        """Own the agents a dead owner started (as its state records them)."""
+        for node in cluster.nodes.values():
+            label = f"kube-proxy@{node.name}"
+            if any(e.what == label for e in cluster.state.owned.pids):
+                agent = Daemon(label, [], os.path.join(node.dir, LOG_FILE))
+                agent.take_over(cluster.state)
+                self.agents[node.name] = agent
+
+    def restart_agent(self, cluster, node_name) -> bool:
+        """Start a node's agent again if it died, and tell it everything anew; False if it
+        runs (or never did)."""
+        old = self.agents.get(node_name)
+        if old is None or old.status(node_name).alive:
+            return False
+        old.stop(cluster.state)
+        node = cluster.nodes[node_name]
+        self.start_agent(cluster, node)
+        self.configure_agent(node, service_ports(cluster.state))
+        return True
+
+    def daemon_status(self) -> dict:
+        return {label_node: agent.status(label_node.split("@", 1)[1])
+                for label_node, agent in ((f"kube-proxy@{n}", a)
+                                          for n, a in self.agents.items())}
+
+    def stop(self, state):
+        for agent in self.agents.values():
+            agent.stop(state)
+        self.agents = {}
 
     def recall(self, cluster):
         """Take up what a dead owner's kube-proxy applied, as the state says it did: every
@@ -71,7 +137,10 @@ class _Proxies:
             started = time.perf_counter()
             if node.name not in self.hooked:
                 self.prepare(node)
+                if node.name not in self.agents:
+                    self.start_agent(cluster, node)
             self.apply(node, rendered)
+            self.configure_agent(node, ports)
             log.line("SyncProxyRules complete", ipFamily="IPv4", partial=partial,
                      elapsed=f"{(time.perf_counter() - started) * 1000:.3f}ms")
             if node.name not in self.hooked:

@@ -2,6 +2,7 @@
 a Service with no endpoints refuses at once, loadBalancerSourceRanges keep other clients out,
 externalTrafficPolicy Local keeps the client's address and serves only from nodes with an
 endpoint, internalTrafficPolicy Local keeps in-cluster traffic on the client's node."""
+import json
 import subprocess
 import time
 
@@ -51,6 +52,11 @@ MANIFEST = "apiVersion: v1\nkind: Namespace\nmetadata: {name: traffic}\n" + PODS
   ports: [{port: 80, targetPort: 8080, nodePort: 30091}]
 """) + service("node-local", """\
   internalTrafficPolicy: Local
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+""") + service("lb-local", """\
+  type: LoadBalancer
+  externalTrafficPolicy: Local
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080}]
 """) + service("lb-open", """\
@@ -111,6 +117,21 @@ def test_services_refuse_drop_and_keep_traffic_local_as_kube_proxy_does(
     node_local = f"http://{services['traffic/node-local'].cluster_ip}/hostname"
     assert {curl(from_pod("client1"), node_local)[1] for _ in range(8)} == {"web1"}
     assert curl(from_pod("client2"), node_local, wait=1)[0] == 28
+
+    # a LoadBalancer with policy Local: announced from a node with an endpoint (node1, on the
+    # client's rack), the client's address kept; its health-check port says which nodes have
+    # endpoints, as a cloud load balancer would ask; kube-proxy's /healthz answers everywhere
+    local_lb = services["traffic/lb-local"]
+    code, out, _ = curl(external, f"http://{local_lb.load_balancer_ip}/clientip")
+    assert code == 0 and out.split(":")[0] == client.ip, out
+    health = local_lb.health_check_node_port
+    code, out, _ = curl(external, f"http://{node1}:{health}/")
+    assert json.loads(out)["localEndpoints"] == 1 and '"name": "lb-local"' in out
+    status_only = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"]
+    assert netns.run(external(status_only + [f"http://{node2}:{health}/"]),
+                     check=False) == "503"  # no endpoint on node2
+    code, out, _ = curl(external, f"http://{node2}:10256/healthz")
+    assert code == 0 and json.loads(out)["nodeEligible"] is True
 
     # loadBalancerSourceRanges: the external client (192.168.1.254) is inside one, not the
     # other

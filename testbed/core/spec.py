@@ -40,7 +40,7 @@ FLANNEL_KEYS = {"ipMasq"}
 KUBE_PROXY_KEYS = {"mode"}
 NETWORK_POLICY_KEYS = {"enforce"}
 # kube-proxy's --proxy-mode; the first is its default
-PROXY_MODES = ("iptables", "nftables", "ipvs")
+PROXY_MODES = ("iptables", "nftables", "ipvs", "userspace")
 RACK_KEYS = {"name", "subnet", "bandwidth", "delay"}
 NODE_KEYS = {"name", "rack", "pods"}
 POD_KEYS = {"name", "namespace", "labels", "containers"}

@@ -9,10 +9,14 @@ kube-proxy serves besides its rules.
   (kube-proxy's pkg/proxy/healthcheck: JSON {"service": {...}, "localEndpoints": n,
   "serviceProxyHealthy": true} and header X-Load-Balancing-Endpoint-Weight).
 
+- in kube-proxy's userspace mode, the proxy itself (proxier.py): one listener per Service
+  port on the node's address, each connection sent to an endpoint round-robin.
+
 The owner sends the whole configuration over a Unix control socket (JSON lines, as
 host/rpc.py speaks): {"config": {...}} opens and closes listeners to match and answers
-{"ok": true} or {"error": "..."}; {"stats": true} answers what it serves. Only the standard
-library is imported: the process starts in tens of milliseconds.
+{"ok": true, "ports": {service port: proxy port}} or {"error": "..."}; {"stats": true}
+answers what it serves. Only the standard library is imported: the process starts in tens of
+milliseconds.
 
     python3 -m testbed.kubeproxy.agent CONTROL_SOCKET NODE_NAME
 """
@@ -23,6 +27,8 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from testbed.kubeproxy.proxier import Portal
 
 HEALTHZ_PORT = 10256
 
@@ -51,6 +57,7 @@ class Agent:
         self.lock = threading.Lock()
         self.servers = {}   # port -> ThreadingHTTPServer
         self.services = {}  # health-check port -> {"namespace", "name", "localEndpoints"}
+        self.portals = {}   # service port ("ns/svc:port/tcp") -> Portal (userspace mode)
         self.updated = time.time()
 
     # --- listeners ---------------------------------------------------------------------
@@ -95,7 +102,9 @@ class Agent:
         return HealthCheck
 
     # --- configuration -------------------------------------------------------------------
-    def configure(self, config: dict) -> None:
+    def configure(self, config: dict) -> dict:
+        """Listeners to match `config`; returns the proxy port of every portal."""
+        self.configure_portals(config.get("listen", "0.0.0.0"), config.get("portals", {}))
         wanted = {int(p): s for p, s in config.get("health_checks", {}).items()}
         with self.lock:
             self.services = wanted
@@ -105,10 +114,20 @@ class Agent:
         for port in wanted:
             if port not in self.servers:
                 self.open(port, self.health_check_handler(port))
+        return {name: portal.port for name, portal in self.portals.items()}
+
+    def configure_portals(self, address, wanted):
+        for name in [n for n in self.portals if n not in wanted]:
+            self.portals.pop(name).close()
+        for name, spec in wanted.items():
+            if name not in self.portals:
+                self.portals[name] = Portal(name, spec["protocol"], address)
+            self.portals[name].update([tuple(ep) for ep in spec["endpoints"]], spec["affinity"])
 
     def stats(self) -> dict:
         return {"node": self.node, "listening": sorted(self.servers),
-                "health_checks": {str(p): s for p, s in self.services.items()}}
+                "health_checks": {str(p): s for p, s in self.services.items()},
+                "portals": {n: portal.stats() for n, portal in self.portals.items()}}
 
 
 def serve(control: str, node: str) -> None:
@@ -120,8 +139,7 @@ def serve(control: str, node: str) -> None:
             try:
                 request = json.loads(self.rfile.readline())
                 if "config" in request:
-                    agent.configure(request["config"])
-                    reply = {"ok": True}
+                    reply = {"ok": True, "ports": agent.configure(request["config"])}
                 else:
                     reply = agent.stats()
             except (ValueError, OSError) as e:
@@ -131,8 +149,9 @@ def serve(control: str, node: str) -> None:
     if os.path.exists(control):
         os.unlink(control)
     server = socketserver.UnixStreamServer(control, Control)
-    print(f"kube-proxy agent on {node}: healthz on :{HEALTHZ_PORT}, control {control}",
-          flush=True)
+    stamp = time.strftime("%m%d %H:%M:%S", time.localtime()) + f".{int(time.time() % 1 * 1e6):06d}"
+    print(f'I{stamp} {os.getpid():>7} server.go] "Serving" node="{node}" '
+          f'healthz="0.0.0.0:{HEALTHZ_PORT}" control="{control}"', flush=True)
     server.serve_forever()
 
 

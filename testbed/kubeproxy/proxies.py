@@ -11,6 +11,7 @@ from testbed.host.daemons import Daemon, socket_ready
 from testbed.kubeproxy import iptables as kubeproxy
 from testbed.kubeproxy import ipvs as kubeproxy_ipvs
 from testbed.kubeproxy import nftables as kubeproxy_nft
+from testbed.kubeproxy import userspace as kubeproxy_userspace
 from testbed.kubeproxy.services import SERVICE_CIDR, service_ports
 
 
@@ -56,6 +57,7 @@ class _Proxies:
         self.last = {}  # node -> what it holds now (as the subclass renders it)
         self.agents = {}  # node -> its kube-proxy@NODE Daemon
         self.configs = {}  # node -> what its agent was last told
+        self.proxy_ports = {}  # node -> {service port: proxy port} (userspace mode)
 
     # --- the agents ----------------------------------------------------------------------
     def start_agent(self, cluster, node):
@@ -67,20 +69,26 @@ class _Proxies:
         agent.start(cluster.state, socket_ready(sock, lambda: rpc.request(
             sock, {"stats": True}, timeout=0.5)), AGENT_READY_S)
 
+    def agent_config(self, node, ports) -> dict:
+        """What a mode adds to the agent's configuration."""
+        return {}
+
     def configure_agent(self, node, ports):
-        """Tell a node's agent the health-check node ports and their local endpoints."""
+        """Tell a node's agent the health-check node ports and their local endpoints (and
+        what else the mode has it serve)."""
         checks = {}
         for sp in ports:
             if sp.health_check_node_port:  # one per Service, counted over its first port
                 checks.setdefault(str(sp.health_check_node_port), {
                     "namespace": sp.namespace, "name": sp.name,
                     "localEndpoints": len(sp.local_endpoints(node.name))})
-        config = {"health_checks": checks}
+        config = {"health_checks": checks, **self.agent_config(node, ports)}
         if node.name in self.agents and self.configs.get(node.name) != config:
             reply = rpc.request(os.path.join(node.dir, AGENT_SOCKET), {"config": config})
             if "error" in reply:
                 raise TestbedError(f"kube-proxy@{node.name}: {reply['error']}")
             self.configs[node.name] = config
+            self.proxy_ports[node.name] = reply.get("ports", {})
 
     def adopt_agents(self, cluster):
         """Own the agents a dead owner started (as its state records them)."""
@@ -128,6 +136,8 @@ class _Proxies:
         for node in cluster.nodes.values():
             rendered = self.render(ports, str(cluster.spec.pod_cidr), node)
             partial = node.name in self.last
+            if node.name not in self.agents:
+                self.start_agent(cluster, node)
             log = SyncLog(os.path.join(node.dir, LOG_FILE))
             log.line("Syncing " + self.tables + " rules", ipFamily="IPv4")
             log.line(f"Reloading service {self.tables} data",
@@ -137,10 +147,8 @@ class _Proxies:
             started = time.perf_counter()
             if node.name not in self.hooked:
                 self.prepare(node)
-                if node.name not in self.agents:
-                    self.start_agent(cluster, node)
-            self.apply(node, rendered)
             self.configure_agent(node, ports)
+            self.apply(node, rendered)
             log.line("SyncProxyRules complete", ipFamily="IPv4", partial=partial,
                      elapsed=f"{(time.perf_counter() - started) * 1000:.3f}ms")
             if node.name not in self.hooked:
@@ -234,14 +242,48 @@ class IpvsProxies(_Proxies):
         self.last[node.name] = rendered
 
 
+class UserspaceProxies(_Proxies):
+    """kube-proxy's userspace mode: the node's kube-proxy@NODE proxies every Service port
+    itself (proxier.py); iptables rules send the Service's addresses and NodePorts to its
+    proxy ports (userspace.py)."""
+
+    tables = "userspace"
+
+    def render(self, ports, pod_cidr, node):
+        return [sp for sp in ports if sp.protocol in ("tcp", "udp")]  # as the old proxier
+
+    def agent_config(self, node, ports):
+        return {"listen": str(node.ip.ip),
+                "portals": {kubeproxy_userspace.key(sp): kubeproxy_userspace.portal(sp)
+                            for sp in ports if sp.protocol in ("tcp", "udp")}}
+
+    def apply(self, node, ports):
+        text = kubeproxy_userspace.render(ports, str(node.ip.ip),
+                                          self.proxy_ports.get(node.name, {}))
+        node.ns.run("iptables-restore", "-w", "--noflush", input=text)
+        if node.name not in self.hooked:
+            for table, chain, where, rule in kubeproxy_userspace.HOOKS:
+                position = ["-I", chain, "1"] if where == "first" else ["-A", chain]
+                node.ns.run("iptables", "-w", "-t", table, *position, *shlex.split(rule))
+        self.last[node.name] = ports
+
+    def recall(self, cluster):
+        super().recall(cluster)
+        for node in cluster.nodes.values():  # the ports its proxy listens on, as it says
+            stats = rpc.request(os.path.join(node.dir, AGENT_SOCKET), {"stats": True})
+            self.proxy_ports[node.name] = {name: p["port"] for name, p in
+                                           stats.get("portals", {}).items()}
+
+
 def _hook(node, jumps):
     """kube-proxy's jumps from the built-in chains to its own, first in each chain."""
     for table, chain, rule in reversed(jumps):
         node.ns.run("iptables", "-w", "-t", table, "-I", chain, "1", *shlex.split(rule))
 
 
-PROXIES = {"iptables": IptablesProxies, "nftables": NftablesProxies, "ipvs": IpvsProxies}
-PROXY_NEEDS = {"iptables": ("iptables",), "nftables": ("nftables",),
+PROXIES = {"iptables": IptablesProxies, "nftables": NftablesProxies, "ipvs": IpvsProxies,
+           "userspace": UserspaceProxies}
+PROXY_NEEDS = {"iptables": ("iptables",), "nftables": ("nftables",), "userspace": ("iptables",),
                "ipvs": ("ipvs", "ipvsadm", "ipset", "iptables")}
 NEED_NAMES = {"ipvs": "the kernel's IPVS (ip_vs)", "nftables": "the kernel's nftables",
               "iptables": "iptables with the kernel's nat table"}

@@ -10,66 +10,9 @@ import pytest
 
 from testbed.host import netns
 
-from .conftest import TOPO, in_pod
+from .conftest import REPO, TOPO, in_pod, pod
 
-PODS = "".join(f"""\
----
-apiVersion: v1
-kind: Pod
-metadata: {{name: {name}, namespace: traffic, labels: {{app: {app}}}}}
-spec:
-  nodeName: {node}
-  containers:
-    - name: agnhost
-      image: registry.k8s.io/e2e-test-images/agnhost:2.47
-      args: [netexec, --http-port=8080]
-""" for name, app, node in (("web1", "web", "node1"), ("web3", "web", "node3"),
-                            ("client1", "client", "node1"), ("client2", "client", "node2")))
-
-
-def service(name, spec):
-    return f"""\
----
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: traffic}}
-spec:
-{spec}"""
-
-
-MANIFEST = "apiVersion: v1\nkind: Namespace\nmetadata: {name: traffic}\n" + PODS + \
-    service("nobody", """\
-  selector: {app: nobody}
-  ports: [{port: 80, targetPort: 8080}]
-""") + service("nobody-np", """\
-  type: NodePort
-  selector: {app: nobody}
-  ports: [{port: 80, targetPort: 8080, nodePort: 30090}]
-""") + service("local-np", """\
-  type: NodePort
-  externalTrafficPolicy: Local
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080, nodePort: 30091}]
-""") + service("node-local", """\
-  internalTrafficPolicy: Local
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
-""") + service("lb-local", """\
-  type: LoadBalancer
-  externalTrafficPolicy: Local
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
-""") + service("lb-open", """\
-  type: LoadBalancer
-  loadBalancerSourceRanges: [192.168.1.0/24]
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
-""") + service("lb-closed", """\
-  type: LoadBalancer
-  loadBalancerSourceRanges: [10.0.0.0/8]
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
-""")
+EXAMPLE = REPO / "docs" / "examples" / "traffic.yaml"  # the page's example, applied as is
 
 
 def curl(argv_prefix, url, wait=2):
@@ -83,10 +26,9 @@ def curl(argv_prefix, url, wait=2):
 @pytest.mark.parametrize("mode,proxy", [("vxlan", "iptables"), ("bgp", "nftables")])
 def test_services_refuse_drop_and_keep_traffic_local_as_kube_proxy_does(
         make_cluster, tmp_path, mode, proxy):
-    (tmp_path / "traffic.yaml").write_text(MANIFEST)
     topo = tmp_path / "topo.yaml"
     topo.write_text((TOPO / "two-racks.yaml").read_text() + "externalClient: true\n"
-                    f"kubeProxy: {{mode: {proxy}}}\nmanifests: [traffic.yaml]\n")
+                    f"kubeProxy: {{mode: {proxy}}}\nmanifests: [{EXAMPLE}]\n")
     cluster = make_cluster(topo, mode)
     services = cluster.state.services
     client = cluster.state.hosts["external"]
@@ -141,3 +83,73 @@ def test_services_refuse_drop_and_keep_traffic_local_as_kube_proxy_does(
     code, _, _ = curl(external, f"http://{services['traffic/lb-closed'].load_balancer_ip}/",
                       wait=1)
     assert code == 28
+
+
+SPREAD = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: spread}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: spread}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - name: agnhost
+          image: registry.k8s.io/e2e-test-images/agnhost:2.47
+          args: [netexec, --http-port=8080]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: spread}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: sticky, namespace: spread}
+spec:
+  selector: {app: web}
+  sessionAffinity: ClientIP
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+@pytest.mark.parametrize("mode", ["vxlan", "bgp"])
+def test_the_userspace_proxy_spreads_connections_and_keeps_affinity(make_cluster, tmp_path,
+                                                                    mode):
+    (tmp_path / "spread.yaml").write_text(SPREAD)
+    topo = tmp_path / "topo.yaml"
+    topo.write_text((TOPO / "default.yaml").read_text() + "kubeProxy: {mode: userspace}\n"
+                    "manifests: [spread.yaml]\n")
+    cluster = make_cluster(topo, mode)
+    services = cluster.state.services
+    web = sorted(p.name for p in cluster.state.pods.values() if p.namespace == "spread")
+    client = lambda argv: in_pod(cluster, "node1-pod1", argv)  # noqa: E731
+    url = f"http://{services['spread/web'].cluster_ip}/hostname"
+    # kube-proxy's own round-robin: nine connections, three to each endpoint in turn
+    seen = [curl(client, url)[1] for _ in range(9)]
+    assert sorted(seen) == sorted(web * 3), seen
+    assert seen[:3] == seen[3:6] == seen[6:]
+    # the endpoint sees the proxy (on the node), not the pod
+    node1 = cluster.state.nodes["node1"]
+    code, out, _ = curl(client, url.replace("hostname", "clientip"))
+    assert code == 0 and out.split(":")[0] != pod(cluster, "node1-pod1").ip, out
+    sticky = f"http://{services['spread/sticky'].cluster_ip}/hostname"
+    assert len({curl(client, sticky)[1] for _ in range(6)}) == 1
+    # the node's own connections and a NodePort go through the proxy too
+    node_port = services["spread/web"].ports[0].node_port
+    code, out, _ = curl(lambda argv: netns.in_node(node1.pid, argv),
+                        f"http://{node1.ip}:{node_port}/hostname")
+    assert code == 0 and out in web
+    # the rules are the old proxier's, pointing at the proxy's ports
+    saved = netns.run(netns.in_node(node1.pid, ["iptables-save", "-t", "nat"]))
+    assert f"-j DNAT --to-destination {node1.ip}:" in saved and \
+        "-A KUBE-PORTALS-CONTAINER -d " in saved and "KUBE-SVC-" not in saved

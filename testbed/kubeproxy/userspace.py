@@ -1,0 +1,79 @@
+"""kube-proxy's userspace mode (removed from kube-proxy in 1.26, still what the guides teach
+first): kube-proxy itself is the proxy. For every Service port it listens on a port of its
+own (the proxy port, chosen by the kernel), and iptables rules send the Service's traffic
+there; it accepts the connection, picks an endpoint round-robin (or the client's, with
+sessionAffinity ClientIP) and copies bytes both ways over a second connection of its own,
+so the endpoint sees the node's address as the client.
+
+The rules are the old proxier's (pkg/proxy/userspace): nat chains KUBE-PORTALS-CONTAINER
+(from PREROUTING: traffic from pods and other hosts) and KUBE-PORTALS-HOST (from OUTPUT: the
+node's own) match a ClusterIP, external IP or load-balancer address and port;
+KUBE-NODEPORT-CONTAINER and KUBE-NODEPORT-HOST match a NodePort on any local address; the
+filter chain KUBE-NODEPORT-NON-LOCAL accepts new connections to the proxy ports. The proxy
+here listens on the node's address (kube-proxy's --bind-address), so every rule DNATs to
+<node IP>:<proxy port>; with the default 0.0.0.0 kube-proxy used REDIRECT for container
+traffic, which needs an address on the interface a packet came in by (Calico's cali*
+interfaces have none).
+
+render() is pure: service ports, the node's address and the proxy ports in, the chains
+out (iptables-restore --noflush input, every chain whole).
+"""
+from testbed.kubeproxy.types import ServicePort
+
+NAT_CHAINS = ("KUBE-PORTALS-CONTAINER", "KUBE-PORTALS-HOST", "KUBE-NODEPORT-CONTAINER",
+              "KUBE-NODEPORT-HOST")
+FILTER_CHAINS = ("KUBE-NODEPORT-NON-LOCAL",)
+PORTALS_FIRST = '-m comment --comment "handle ClusterIPs; NOTE: this must be before the ' \
+    'NodePort rules"'
+NODEPORTS_LAST = '-m addrtype --dst-type LOCAL -m comment --comment "handle service ' \
+    'NodePorts; NOTE: this must be the last rule in the chain"'
+# (table, chain, position, rule): "first" rules are inserted at the top, "last" appended
+HOOKS = [
+    ("nat", "PREROUTING", "first", f"{PORTALS_FIRST} -j KUBE-PORTALS-CONTAINER"),
+    ("nat", "OUTPUT", "first", f"{PORTALS_FIRST} -j KUBE-PORTALS-HOST"),
+    ("nat", "PREROUTING", "last", f"{NODEPORTS_LAST} -j KUBE-NODEPORT-CONTAINER"),
+    ("nat", "OUTPUT", "last", f"{NODEPORTS_LAST} -j KUBE-NODEPORT-HOST"),
+    ("filter", "INPUT", "first", '-m comment --comment "Ensure that non-local NodePort traffic '
+     'can flow" -j KUBE-NODEPORT-NON-LOCAL'),
+]
+
+
+def key(sp: ServicePort) -> str:
+    """What the proxy and the rules call a service port: kube-proxy's ServicePortName and
+    protocol."""
+    return f"{sp.id}/{sp.protocol}"
+
+
+def portal(sp: ServicePort) -> dict:
+    """What the proxy of a node needs to serve one service port."""
+    return {"protocol": sp.protocol, "endpoints": [[ep.ip, ep.port] for ep in sp.endpoints],
+            "affinity": sp.affinity_timeout if sp.affinity else 0}
+
+
+def render(service_ports, node_ip: str, proxy_ports: dict) -> str:
+    """iptables-restore input (both tables, every chain whole) sending each service port that
+    has a proxy port to <node_ip>:<proxy port>."""
+    nat = {c: [] for c in NAT_CHAINS}
+    filt = {c: [] for c in FILTER_CHAINS}
+    for sp in sorted(service_ports, key=lambda s: (s.id, s.protocol)):
+        proxy_port = proxy_ports.get(key(sp))
+        if proxy_port is None:
+            continue
+        match = f'-p {sp.protocol} -m comment --comment "{sp.id}" -m {sp.protocol}'
+        to_proxy = f"-j DNAT --to-destination {node_ip}:{proxy_port}"
+        for ip in (sp.cluster_ip, *sp.external_ips, *sp.load_balancer_ips):
+            for chain in ("KUBE-PORTALS-CONTAINER", "KUBE-PORTALS-HOST"):
+                nat[chain].append(f"-A {chain} -d {ip}/32 {match} --dport {sp.port} {to_proxy}")
+        if sp.node_port:
+            for chain in ("KUBE-NODEPORT-CONTAINER", "KUBE-NODEPORT-HOST"):
+                nat[chain].append(f"-A {chain} {match} --dport {sp.node_port} {to_proxy}")
+            filt["KUBE-NODEPORT-NON-LOCAL"].append(
+                f"-A KUBE-NODEPORT-NON-LOCAL {match} --dport {proxy_port} -m state --state NEW "
+                "-j ACCEPT")
+    lines = []
+    for table, chains in (("filter", filt), ("nat", nat)):
+        lines += [f"*{table}"] + [f":{c} - [0:0]" for c in chains]
+        for rules in chains.values():
+            lines += rules
+        lines.append("COMMIT")
+    return "\n".join(lines) + "\n"

@@ -6,11 +6,16 @@ Records follow Kubernetes' DNS specification for `cluster.local`:
                                              its target <a-b-c-d>.<svc>.<ns>.svc)
   <svc>.<ns>.svc                      CNAME  an ExternalName Service's externalName
   <a-b-c-d>.<ns>.pod                  A      every pod, as CoreDNS's `pods insecure` answers
+  dns-version                         TXT    the specification's schema version, "1.1.0"
+and in zone in-addr.arpa:
+  <d>.<c>.<b>.<a>.in-addr.arpa        PTR    a ClusterIP's <svc>.<ns>.svc.cluster.local, a
+                                             headless endpoint's <a-b-c-d>.<svc>.<ns>.svc...
 The server runs in pod kube-dns-* of kube-system behind Service kube-system/kube-dns at
 10.96.0.10 (UDP and TCP 53), so queries travel through kube-proxy's rules like any Service
-traffic. Names outside cluster.local are refused: the emulation has no upstream to forward to.
+traffic. Names outside cluster.local are refused, and reverse names of addresses nobody in the
+cluster holds are NXDOMAIN: the emulation has no upstream to forward to.
 
-The zone is rendered from the run's state (render_zone is pure) and NSD reloads it on SIGHUP;
+The zones are rendered from the run's state (render_zone is pure) and NSD reloads it on SIGHUP;
 sync() waits until the new serial answers, so an applied manifest resolves at once.
 """
 import os
@@ -27,6 +32,8 @@ from testbed.host.waiting import wait_until
 from testbed.kubeproxy import services
 
 DOMAIN = "cluster.local"
+REVERSE = "in-addr.arpa"
+SCHEMA_VERSION = "1.1.0"  # of kubernetes/dns docs/specification.md, which these records follow
 SERVER_IP = str(services.SERVICE_CIDR[10])
 NAMESPACE, SERVICE, LABELS = "kube-system", "kube-dns", {"k8s-app": "kube-dns"}
 TTL_S = 5  # short, so that a pod that changes is seen again quickly (CoreDNS's default is 5 too)
@@ -43,11 +50,37 @@ def dashed(ip):
     return ip.replace(".", "-")
 
 
+def _head(origin, serial):
+    return [f"$ORIGIN {origin}.", f"$TTL {TTL_S}",
+            f"@ IN SOA ns.dns.{DOMAIN}. hostmaster.{DOMAIN}. {serial} 7200 1800 86400 {TTL_S}",
+            f"@ IN NS ns.dns.{DOMAIN}."]
+
+
+def reverse_name(ip):
+    """An address's name in in-addr.arpa, relative to that zone: 10.96.0.10 -> 10.0.96.10."""
+    return ".".join(reversed(ip.split(".")))
+
+
+def render_reverse_zone(state, serial):
+    """The in-addr.arpa zone: PTR records of ClusterIPs and of headless Services' endpoints."""
+    lines = _head(REVERSE, serial)
+    for key, record in sorted(state.services.items()):
+        namespace, name = key.split("/", 1)
+        owner = f"{name}.{namespace}.svc.{DOMAIN}."
+        if record.type == "ExternalName":
+            continue
+        if record.cluster_ip == "None":
+            ips = sorted({ip for _pod, ip in services.selected_pods(state, key)})
+            lines += [f"{reverse_name(ip)} IN PTR {dashed(ip)}.{owner}" for ip in ips]
+        else:
+            lines.append(f"{reverse_name(record.cluster_ip)} IN PTR {owner}")
+    return "\n".join(lines) + "\n"
+
+
 def render_zone(state, serial):
     """The cluster.local zone file for a run's state."""
-    lines = [f"$ORIGIN {DOMAIN}.", f"$TTL {TTL_S}",
-             f"@ IN SOA ns.dns.{DOMAIN}. hostmaster.{DOMAIN}. {serial} 7200 1800 86400 {TTL_S}",
-             f"@ IN NS ns.dns.{DOMAIN}.", f"ns.dns IN A {SERVER_IP}"]
+    lines = _head(DOMAIN, serial) + [f"ns.dns IN A {SERVER_IP}",
+                                     f'dns-version IN TXT "{SCHEMA_VERSION}"']
     for key, record in sorted(state.services.items()):
         namespace, name = key.split("/", 1)
         owner = f"{name}.{namespace}.svc"
@@ -101,6 +134,9 @@ remote-control:
 zone:
   name: "{DOMAIN}"
   zonefile: "{DOMAIN}.zone"
+zone:
+  name: "{REVERSE}"
+  zonefile: "{REVERSE}.zone"
 """
 
 
@@ -156,10 +192,11 @@ class ClusterDNS:
 
     def _write_zone(self, state, directory):
         serial = state.dns.serial if state.dns else 1
-        path = os.path.join(directory, f"{DOMAIN}.zone")
-        with open(path + ".new", "w") as f:
-            f.write(render_zone(state, serial))
-        os.replace(path + ".new", path)
+        for origin, render in ((REVERSE, render_reverse_zone), (DOMAIN, render_zone)):
+            path = os.path.join(directory, f"{origin}.zone")
+            with open(path + ".new", "w") as f:
+                f.write(render(state, serial))
+            os.replace(path + ".new", path)
 
     def _wait_for_serial(self, state, serial):
         """Until the server answers with this zone serial (it loads a zone in milliseconds)."""

@@ -176,6 +176,9 @@ def proxy_chains(state, key) -> list[str]:
             chains += [kp_nftables.local_chain(sp) + " (this node's endpoints)"] if local else []
             chains += [kp_nftables.external_chain(sp)] if external else []
             chains += [kp_nftables.firewall_chain(sp)] if firewall else []
+        elif state.proxy_mode == "userspace":
+            chains = ["KUBE-PORTALS-CONTAINER, KUBE-PORTALS-HOST -> the proxy port of "
+                      "kube-proxy@<node> on each node (`testbed exec NODE -- iptables-save`)"]
         else:
             chains = [f"IPVS virtual server {sp.cluster_ip}:{sp.port}/{sp.protocol}"]
         lines.append(f"kube-proxy ({state.proxy_mode}), port {sp.port_name or sp.port}:")

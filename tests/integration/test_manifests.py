@@ -283,6 +283,13 @@ def test_cluster_dns_answers_pods_in_every_namespace(make_cluster, tmp_path):
     dashed = client_ip.replace(".", "-")
     assert run("node1-pod1", "dig", "+short", f"{dashed}.shop.pod.cluster.local").strip() == \
         client_ip
+    # reverse lookups and the schema version, as the DNS specification requires
+    assert run(client, "dig", "+short", "-x", web_ip).strip() == "web.shop.svc.cluster.local."
+    assert run(client, "dig", "+short", "-x", "10.96.0.10").strip() == \
+        "kube-dns.kube-system.svc.cluster.local."
+    assert run(client, "dig", "+short", "-x", client_ip).strip() == \
+        f"{dashed}.peers.shop.svc.cluster.local."  # an endpoint of headless peers
+    assert run(client, "dig", "+short", "TXT", "dns-version.cluster.local").strip() == '"1.1.0"'
 
     # endpoints and records follow a scale-down
     (tmp_path / "shop.yaml").write_text(DNS.replace("REPLICAS", "1"))

@@ -43,6 +43,18 @@ def test_services_resolve_as_kubernetes_dns_specifies():
     assert ("10-244-1-6.default.pod", "IN", "A", "10.244.1.6") in got
 
 
+def test_reverse_names_and_the_schema_version_answer_as_the_specification_says():
+    got = records(dns.render_reverse_zone(STATE, 7))
+    assert dns.reverse_name("10.96.0.11") == "11.0.96.10"
+    assert ("11.0.96.10", "IN", "PTR", "web.shop.svc.cluster.local.") in got
+    # a headless Service's endpoints: their own names under the Service
+    assert ("5.1.244.10", "IN", "PTR", "10-244-1-5.web-hl.shop.svc.cluster.local.") in got
+    assert not any(r[0] == "6.1.244.10" for r in got)  # selected by no Service of its namespace
+    assert sum(1 for r in got if "PTR" in r) == 3
+    assert ("dns-version", "IN", "TXT", '"1.1.0"') in records(dns.render_zone(STATE, 7))
+    assert 'name: "in-addr.arpa"' in dns.render_config("/d")
+
+
 def test_the_zone_carries_its_serial_and_the_server_address():
     zone = dns.render_zone(STATE, 42)
     soa = next(line for line in zone.splitlines() if " SOA " in line).split()

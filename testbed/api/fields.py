@@ -97,7 +97,7 @@ class FieldReader:
     def labels(self, node, fld):
         if node is None:
             return {}
-        raw = self.mapping(node, fld, known=_Everything())
+        raw = self.mapping(node, fld, known=EVERY_KEY)
         out = {}
         for key, value_node in raw.items():
             problem = label_key_problem(key)
@@ -132,7 +132,10 @@ class FieldReader:
 
 
 class _Everything:
-    """A key set holding every key: label maps take any key."""
+    """A key set holding every key: label and annotation maps take any key."""
 
     def __contains__(self, _key):
         return True
+
+
+EVERY_KEY = _Everything()

@@ -101,6 +101,7 @@ class Service:
     source_ranges: tuple = ()           # loadBalancerSourceRanges, as CIDRs
     health_check_node_port: int = 0     # 0: allocate one if LoadBalancer with policy Local
     affinity_timeout: int = 10800       # sessionAffinityConfig.clientIP.timeoutSeconds
+    topology_mode: str = ""             # annotation service.kubernetes.io/topology-mode
     kind = "Service"
 
 

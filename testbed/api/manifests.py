@@ -5,11 +5,13 @@ Everything is checked before anything is applied: malformed YAML or a field of t
 is one ManifestError naming the file, the line and the field. Kinds and fields the testbed does
 not implement are returned as warnings, one line each, naming them — never dropped silently.
 """
+import dataclasses
 import ipaddress
 import os
 
 import yaml
 
+from testbed.api.fields import EVERY_KEY
 from testbed.api.kinds import (
     Container,
     ContainerPort,
@@ -28,7 +30,10 @@ from testbed.safe_input import InputError, check_expansion, read_text
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 META_KEYS = {"name", "namespace", "labels", "annotations"}
-IGNORED_META = {"annotations"}  # kept by Kubernetes for tools; nothing for the network to do
+IGNORED_META = {"annotations"}  # kept by Kubernetes for tools; nothing for the network to do,
+# but for these, which kube-proxy reads
+TOPOLOGY_ANNOTATIONS = ("service.kubernetes.io/topology-mode",
+                        "service.kubernetes.io/topology-aware-hints")  # the first wins
 KINDS = {  # kind -> (apiVersion, keys of spec the testbed implements)
     "Namespace": ("v1", set()),
     "Pod": ("v1", {"containers", "nodeName"}),
@@ -142,7 +147,12 @@ class _Document(PolicyReader):
         elif kind == "Deployment":
             objects.append(self.deployment(name, namespace, spec, spec_node, source))
         elif kind == "Service":
-            objects.append(self.service(name, namespace, spec, spec_node, source))
+            svc = self.service(name, namespace, spec, spec_node, source)
+            notes = self.mapping(meta["annotations"], "metadata.annotations", EVERY_KEY) \
+                if "annotations" in meta else {}
+            mode = next((self.string(notes[k], f"metadata.annotations.{k}", allow_empty=True)
+                         for k in TOPOLOGY_ANNOTATIONS if k in notes), "")
+            objects.append(dataclasses.replace(svc, topology_mode=mode) if mode else svc)
         else:
             objects.append(self.network_policy(name, namespace, spec, spec_node, source))
 

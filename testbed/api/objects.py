@@ -11,6 +11,7 @@ import time
 from testbed.core.records import NamespaceRecord
 from testbed.core.state import DEFAULT_NAMESPACES
 from testbed.host.processes import pid_is
+from testbed.kubeproxy import endpointslices
 from testbed.kubeproxy.services import endpoints as service_endpoints
 from testbed.policy import semantics as pol
 
@@ -82,7 +83,7 @@ def nodes(state, namespace=None) -> list:
             spec = {"podCIDR": rec.lease, "podCIDRs": [rec.lease]}
         out.append({"apiVersion": "v1", "kind": "Node",
                     "metadata": _meta(name, labels={"kubernetes.io/hostname": name,
-                                                    RACK_LABEL: rec.rack},
+                                                    RACK_LABEL: rec.topology_zone},
                                       created=state.created),
                     "spec": spec,
                     "status": {"addresses": [{"type": "InternalIP", "address": rec.ip},
@@ -252,14 +253,31 @@ def namespaces(state, namespace=None) -> list:
     return out
 
 
+def endpoint_slices(state, namespace=None) -> list:
+    """EndpointSlices as the EndpointSlice controller writes them, topology hints included
+    (kubeproxy/endpointslices.py)."""
+    out = []
+    for key, rec in sorted(state.services.items()):
+        ns = key.split("/", 1)[0]
+        if not _in(ns, namespace) or rec.type == "ExternalName":
+            continue
+        for obj in endpointslices.slices(state, key, service_endpoints(state, key)):
+            obj["metadata"] = _meta(obj["metadata"]["name"], ns, obj["metadata"]["labels"],
+                                    rec.created)
+            out.append(obj)
+    return out
+
+
 # kubectl's names for each resource (plural, singular, short) -> (lister, namespaced?)
 RESOURCES = {
     "pods": (pods, True), "nodes": (nodes, False), "services": (services, True),
-    "endpoints": (endpoints, True), "networkpolicies": (network_policies, True),
+    "endpoints": (endpoints, True), "endpointslices": (endpoint_slices, True),
+    "networkpolicies": (network_policies, True),
     "namespaces": (namespaces, False),
 }
 ALIASES = {"pod": "pods", "po": "pods", "node": "nodes", "no": "nodes", "service": "services",
-           "svc": "services", "ep": "endpoints", "networkpolicy": "networkpolicies",
+           "svc": "services", "ep": "endpoints", "endpointslice": "endpointslices",
+           "networkpolicy": "networkpolicies",
            "netpol": "networkpolicies", "namespace": "namespaces", "ns": "namespaces"}
 for _name in RESOURCES:
     ALIASES[_name] = _name

@@ -76,13 +76,13 @@ def rows(kind: str, objects: list, state, all_namespaces=False, wide=False,
             body.append(row)
     elif kind == "nodes":
         head = ["NAME", "STATUS", "RACK", "INTERNAL-IP", "POD-CIDR", "AGE"] + \
-            (["MODE"] if wide else [])
+            (["MODE", "ZONE"] if wide else [])
         for obj in objects:
-            row = [obj["metadata"]["name"], "Ready",
-                   obj["metadata"]["labels"][RACK_LABEL],
+            row = [obj["metadata"]["name"], "Ready", state.nodes[obj["metadata"]["name"]].rack,
                    obj["status"]["addresses"][0]["address"],
                    obj["spec"].get("podCIDR", "<none>"), _age(obj, now)]
-            body.append(row + ([state.mode or "-"] if wide else []))
+            body.append(row + ([state.mode or "-", obj["metadata"]["labels"][RACK_LABEL]]
+                               if wide else []))
     elif kind == "services":
         head = ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"] + \
             (["SELECTOR"] if wide else [])
@@ -106,6 +106,15 @@ def rows(kind: str, objects: list, state, all_namespaces=False, wide=False,
                             for a in s["addresses"] for p in s["ports"]})
             body.append([obj["metadata"]["name"], ",".join(found) or "<none>",
                          _age(obj, now)])
+    elif kind == "endpointslices":
+        head = ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
+        for obj in objects:
+            addresses = [a for ep in obj["endpoints"] for a in ep["addresses"]]
+            shown = ",".join(addresses[:3]) + (f" + {len(addresses) - 3} more..."
+                                               if len(addresses) > 3 else "")
+            body.append([obj["metadata"]["name"], obj["addressType"],
+                         ",".join(str(p["port"]) for p in obj["ports"]) or "<unset>",
+                         shown or "<unset>", _age(obj, now)])
     elif kind == "networkpolicies":
         head = ["NAME", "POD-SELECTOR", "AGE"] + (["POLICY-TYPES", "ENFORCED"] if wide else [])
         enforced = "yes" if state.network_policy.enforced else "no"

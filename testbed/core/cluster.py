@@ -192,8 +192,10 @@ class Cluster:
                                self.state.subdir("nodes", node_spec.name),
                                leases.get(node_spec.name))
             self.nodes[node.name] = node
+            zone = next((r.zone for r in spec.racks if r.name == node.rack), "")
             self.state.nodes[node.name] = NodeRecord(
-                host.pid, str(node.ip.ip), node.rack, str(node.lease) if node.lease else "-")
+                host.pid, str(node.ip.ip), node.rack, str(node.lease) if node.lease else "-",
+                zone=zone)
         if spec.has_router:
             router = self.underlay.host("router")
             self.routers["router"] = netns.node_namespace("router", router.pid)

@@ -52,6 +52,11 @@ class NodeRecord:
     facts: dict = field(default_factory=dict)    # everything the mode knows of the node
     # its own addresses, which NetworkPolicy always lets reach its pods (set by enforcement)
     addresses: list[str] = field(default_factory=list)
+    zone: str = ""             # topology.kubernetes.io/zone ("": the rack's name)
+
+    @property
+    def topology_zone(self) -> str:
+        return self.zone or self.rack
 
 
 @dataclass
@@ -86,6 +91,7 @@ class ServiceRecord:
     source_ranges: list[str] = field(default_factory=list)
     health_check_node_port: int = 0
     affinity_timeout: int = 10800
+    topology_mode: str = ""    # annotation service.kubernetes.io/topology-mode ("Auto": on)
 
 
 @dataclass

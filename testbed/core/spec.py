@@ -41,7 +41,7 @@ KUBE_PROXY_KEYS = {"mode"}
 NETWORK_POLICY_KEYS = {"enforce"}
 # kube-proxy's --proxy-mode; the first is its default
 PROXY_MODES = ("iptables", "nftables", "ipvs", "userspace")
-RACK_KEYS = {"name", "subnet", "bandwidth", "delay"}
+RACK_KEYS = {"name", "subnet", "bandwidth", "delay", "zone"}
 NODE_KEYS = {"name", "rack", "pods"}
 POD_KEYS = {"name", "namespace", "labels", "containers"}
 CONTAINER_KEYS = {"name", "command"}
@@ -269,7 +269,12 @@ class _Validator:
             dl = doc.get("delay", delay)
             if dl is not None:
                 dl = self.number(dl, f"{fld}.delay", 0, 10000, float)
-            racks.append(RackSpec(name, subnet, bw, dl or None))
+            zone = doc.get("zone", name)  # the label topology.kubernetes.io/zone of its nodes
+            if not isinstance(zone, str) or not re.match(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*"
+                                                         r"[A-Za-z0-9])?$", zone) or len(zone) > 63:
+                self.fail(f"{fld}.zone", zone, "must be a label value (letters, digits, '-', "
+                          "'_', '.', at most 63)")
+            racks.append(RackSpec(name, subnet, bw, dl or None, zone))
         return racks
 
     def nodes(self, docs, racks):

@@ -41,6 +41,7 @@ class RackSpec:
     subnet: ipaddress.IPv4Network
     bandwidth: Optional[float] = None  # Mbit/s of each link into the rack, None = unshaped
     delay: Optional[float] = None      # ms added by netem at each end of each link into the rack
+    zone: str = ""                     # its nodes' topology.kubernetes.io/zone ("": its name)
 
     @property
     def router_ip(self) -> ipaddress.IPv4Interface:

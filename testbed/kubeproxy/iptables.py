@@ -106,7 +106,7 @@ class Tables:
         getattr(self, table).setdefault(chain, []).append(f"-A {chain} {rule}")
 
 
-def ruleset(service_ports, pod_cidr, node="", node_ip="") -> Tables:
+def ruleset(service_ports, pod_cidr, node="", node_ip="", zone="") -> Tables:
     """The filter and nat rules of node `node` (underlay address `node_ip`) for these
     service ports, the top-level chains first."""
     t = Tables()
@@ -116,7 +116,7 @@ def ruleset(service_ports, pod_cidr, node="", node_ip="") -> Tables:
           "-j MASQUERADE --random-fully")
     t.add("nat", "KUBE-MARK-MASQ", f"-j MARK --or-mark {MASQ_MARK}")
     for sp in sorted(service_ports, key=lambda s: (s.id, s.protocol)):
-        _service(t, sp, plan(sp, node), pod_cidr, node_ip)
+        _service(t, sp, plan(sp, node, zone), pod_cidr, node_ip)
     last = _comment("kubernetes service nodeports; NOTE: this must be the last rule in this chain")
     t.add("nat", "KUBE-SERVICES", f"{last} -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS")
     t.add("filter", "KUBE-FIREWALL", f'{_comment("block incoming localnet connections")} '

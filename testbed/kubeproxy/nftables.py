@@ -145,14 +145,15 @@ def _fixed_chains(pod_cidr, service_cidr):
     }
 
 
-def render(service_ports, pod_cidr, node="", node_ip="", service_cidr=str(SERVICE_CIDR)):
+def render(service_ports, pod_cidr, node="", node_ip="", service_cidr=str(SERVICE_CIDR),
+           zone=""):
     """The table of node `node` (underlay address `node_ip`, where NodePorts answer)."""
     rs = Ruleset()
     rs.chains.update(_fixed_chains(pod_cidr, service_cidr))
     if node_ip:
         rs.set_elements["nodeport-ips"].add(node_ip)
     for sp in sorted(service_ports, key=lambda s: (s.id, s.protocol)):
-        _service(rs, sp, plan(sp, node), pod_cidr, node_ip)
+        _service(rs, sp, plan(sp, node, zone), pod_cidr, node_ip)
     return rs
 
 

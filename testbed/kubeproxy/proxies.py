@@ -58,6 +58,7 @@ class _Proxies:
         self.agents = {}  # node -> its kube-proxy@NODE Daemon
         self.configs = {}  # node -> what its agent was last told
         self.proxy_ports = {}  # node -> {service port: proxy port} (userspace mode)
+        self.zones = {}  # node -> its topology.kubernetes.io/zone
 
     # --- the agents ----------------------------------------------------------------------
     def start_agent(self, cluster, node):
@@ -125,6 +126,7 @@ class _Proxies:
         """Take up what a dead owner's kube-proxy applied, as the state says it did: every
         node is set up and holds the rules rendered from the state (adopt.py)."""
         ports = service_ports(cluster.state)
+        self.zones = {n: r.topology_zone for n, r in cluster.state.nodes.items()}
         for node in cluster.nodes.values():
             self.hooked.add(node.name)
             self.last[node.name] = self.render(ports, str(cluster.spec.pod_cidr), node)
@@ -133,6 +135,7 @@ class _Proxies:
         if not cluster.state.services and not self.last:
             return
         ports = service_ports(cluster.state)
+        self.zones = {n: r.topology_zone for n, r in cluster.state.nodes.items()}
         for node in cluster.nodes.values():
             rendered = self.render(ports, str(cluster.spec.pod_cidr), node)
             partial = node.name in self.last
@@ -174,7 +177,8 @@ class IptablesProxies(_Proxies):
     what changed), falling back to a full restore if a partial one fails, as kube-proxy does."""
 
     def render(self, ports, pod_cidr, node):
-        return kubeproxy.ruleset(ports, pod_cidr, node.name, str(node.ip.ip))
+        return kubeproxy.ruleset(ports, pod_cidr, node.name, str(node.ip.ip),
+                                 self.zones.get(node.name, ""))
 
     def prepare(self, node):
         # localhost NodePorts: 127.0.0.1:<nodePort> is DNATed to a pod, which the kernel
@@ -204,7 +208,8 @@ class NftablesProxies(_Proxies):
     tables = "nftables"
 
     def render(self, ports, pod_cidr, node):
-        return kubeproxy_nft.render(ports, pod_cidr, node.name, str(node.ip.ip))
+        return kubeproxy_nft.render(ports, pod_cidr, node.name, str(node.ip.ip),
+                                    zone=self.zones.get(node.name, ""))
 
     def apply(self, node, rendered):
         text = kubeproxy_nft.transaction(self.last.get(node.name), rendered)

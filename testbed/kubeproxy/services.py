@@ -17,6 +17,7 @@ import time
 
 from testbed.core.records import ServicePortRecord, ServiceRecord
 from testbed.errors import TestbedError
+from testbed.kubeproxy import endpointslices
 from testbed.kubeproxy.types import Endpoint, ServicePort
 
 SERVICE_CIDR = ipaddress.IPv4Network("10.96.0.0/12")
@@ -74,7 +75,8 @@ def add(state, svc, load_balancer_pool=()):
                            svc.session_affinity, svc.external_name, lb_ip,
                            old.created or time.time(), svc.external_traffic_policy,
                            svc.internal_traffic_policy, list(svc.external_ips),
-                           list(svc.source_ranges), health, svc.affinity_timeout)
+                           list(svc.source_ranges), health, svc.affinity_timeout,
+                           svc.topology_mode)
     services[key] = record
     return record
 
@@ -127,15 +129,18 @@ def service_ports(state) -> list[ServicePort]:
             continue
         namespace, name = key.split("/", 1)
         eps = endpoints(state, key)
+        hints = endpointslices.hinted(state, key, eps) if record.topology_mode else {}
         for port in record.ports:
             found = eps[port.name or str(port.port)]
             out.append(ServicePort(
                 namespace, name, port.name, port.protocol.lower(), record.cluster_ip,
                 port.port, port.node_port, record.session_affinity == "ClientIP",
-                tuple(Endpoint(ip, target, state.pods[pod].node) for pod, ip, target in found),
+                tuple(Endpoint(ip, target, state.pods[pod].node, hints.get(ip, ""))
+                      for pod, ip, target in found),
                 (record.load_balancer_ip,) if record.load_balancer_ip else (),
                 tuple(record.external_ips), tuple(record.source_ranges),
                 record.external_traffic_policy == "Local",
                 record.internal_traffic_policy == "Local",
-                record.health_check_node_port, record.affinity_timeout))
+                record.health_check_node_port, record.affinity_timeout,
+                record.topology_mode in endpointslices.AUTO))
     return out

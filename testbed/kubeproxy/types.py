@@ -9,11 +9,13 @@ AFFINITY_TIMEOUT_S = 10800
 
 
 class Endpoint(NamedTuple):
-    """One ready endpoint of a port: the pod's address, the target port, and its node (the
-    EndpointSlice's nodeName, which traffic policies Local go by)."""
+    """One ready endpoint of a port: the pod's address, the target port, its node (the
+    EndpointSlice's nodeName, which traffic policies Local go by), and the zone the
+    EndpointSlice controller hinted it for (hints.forZones; "" none)."""
     ip: str
     port: int
     node: str = ""
+    hint: str = ""
 
     def __str__(self) -> str:
         return f"{self.ip}:{self.port}"
@@ -39,6 +41,7 @@ class ServicePort:
     internal_local: bool = False   # internalTrafficPolicy: Local
     health_check_node_port: int = 0
     affinity_timeout: int = AFFINITY_TIMEOUT_S
+    topology_auto: bool = False    # annotation service.kubernetes.io/topology-mode: Auto
 
     def __post_init__(self):
         eps = sorted((Endpoint(*ep) for ep in self.endpoints), key=str)
@@ -79,13 +82,24 @@ class Plan:
         return "" if self.has_external else "REJECT" if not self.has_endpoints else "DROP"
 
 
-def plan(sp: ServicePort, node: str) -> Plan:
-    """kube-proxy's view of `sp` from `node`."""
+def topology_endpoints(sp: ServicePort, zone: str) -> tuple:
+    """The endpoints kube-proxy in `zone` picks from for cluster-wide traffic: with
+    topology-aware routing on and every endpoint hinted, those hinted for its zone (all of them
+    when none is: kube-proxy's canUseTopology falls back)."""
+    if not sp.topology_auto or not sp.endpoints or not all(ep.hint for ep in sp.endpoints):
+        return sp.endpoints
+    mine = tuple(ep for ep in sp.endpoints if ep.hint == zone)
+    return mine or sp.endpoints
+
+
+def plan(sp: ServicePort, node: str, zone: str = "") -> Plan:
+    """kube-proxy's view of `sp` from `node` (in topology zone `zone`)."""
     local = sp.local_endpoints(node)
     uses_cluster = not sp.internal_local or (sp.externally_accessible and not sp.external_local)
     uses_local = sp.internal_local or (sp.external_local and sp.externally_accessible)
     has = bool(sp.endpoints)
-    return Plan(sp.endpoints if uses_cluster else (), local if uses_local else (), has,
+    cluster = topology_endpoints(sp, zone) if uses_cluster else ()
+    return Plan(cluster, local if uses_local else (), has,
                 has and (bool(local) or not sp.internal_local),
                 has and (bool(local) or not sp.external_local))
 

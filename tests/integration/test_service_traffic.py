@@ -10,7 +10,7 @@ import pytest
 
 from testbed.host import netns
 
-from .conftest import REPO, TOPO, in_pod, pod
+from .conftest import REPO, TOPO, in_pod, pod, run_testbed
 
 EXAMPLE = REPO / "docs" / "examples" / "traffic.yaml"  # the page's example, applied as is
 
@@ -153,3 +153,59 @@ def test_the_userspace_proxy_spreads_connections_and_keeps_affinity(make_cluster
     saved = netns.run(netns.in_node(node1.pid, ["iptables-save", "-t", "nat"]))
     assert f"-j DNAT --to-destination {node1.ip}:" in saved and \
         "-A KUBE-PORTALS-CONTAINER -d " in saved and "KUBE-SVC-" not in saved
+
+
+ZONED = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: zoned}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: zoned}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - name: agnhost
+          image: registry.k8s.io/e2e-test-images/agnhost:2.47
+          args: [netexec, --http-port=8080]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: zoned
+  annotations: {service.kubernetes.io/topology-mode: Auto}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+@pytest.mark.parametrize("mode,proxy", [("vxlan", "iptables"), ("bgp", "nftables")])
+def test_topology_aware_routing_keeps_traffic_in_the_clients_rack(make_cluster, tmp_path,
+                                                                   mode, proxy):
+    (tmp_path / "zoned.yaml").write_text(ZONED)
+    topo = tmp_path / "topo.yaml"
+    topo.write_text((TOPO / "two-racks.yaml").read_text() +
+                    f"kubeProxy: {{mode: {proxy}}}\nmanifests: [zoned.yaml]\n")
+    cluster = make_cluster(topo, mode)
+    state = cluster.state
+    web = {p.name: state.nodes[p.node].rack for p in state.pods.values()
+           if p.namespace == "zoned"}
+    assert sorted(web.values()) == ["rack1", "rack1", "rack2", "rack2"]  # one per node
+    url = f"http://{state.services['zoned/web'].cluster_ip}/hostname"
+    for client, rack in (("node1-pod1", "rack1"), ("node4-pod2", "rack2")):
+        answered = {curl(lambda argv, c=client: in_pod(cluster, c, argv), url)[1]
+                    for _ in range(12)}
+        assert answered and {web[name] for name in answered} == {rack}, answered
+    # the hints are in the EndpointSlice, as kubectl shows it
+    out = run_testbed("get", "endpointslices", "-n", "zoned", "-o", "json", "--name",
+                      cluster.spec.name, check=True).stdout
+    (slice_,) = json.loads(out)["items"]
+    assert sorted(ep["hints"]["forZones"][0]["name"] for ep in slice_["endpoints"]) == \
+        ["rack1", "rack1", "rack2", "rack2"]

@@ -181,9 +181,18 @@ def test_an_external_client_takes_the_first_racks_last_address_and_its_name():
 def test_kube_proxy_mode_is_iptables_unless_the_topology_chooses():
     assert parse("nodes: [{name: a}]").proxy_mode == "iptables"
     assert parse("kubeProxy: {mode: nftables}\nnodes: [{name: a}]").proxy_mode == "nftables"
-    err = error_of("kubeProxy: {mode: userspace}\nnodes: [{name: a}]")
-    assert (err.field, err.value) == ("kubeProxy.mode", "userspace")
-    assert "iptables, nftables, ipvs" in str(err)
+    assert parse("kubeProxy: {mode: userspace}\nnodes: [{name: a}]").proxy_mode == "userspace"
+    err = error_of("kubeProxy: {mode: kernelspace}\nnodes: [{name: a}]")
+    assert (err.field, err.value) == ("kubeProxy.mode", "kernelspace")
+    assert "iptables, nftables, ipvs, userspace" in str(err)
+
+
+def test_a_racks_zone_is_its_name_unless_the_topology_says():
+    spec = parse("racks: [{name: r1}, {name: r2, zone: eu-west-1b}]\n"
+                 "nodes: [{name: a, rack: r1}, {name: b, rack: r2}]")
+    assert [r.zone for r in spec.racks] == ["r1", "eu-west-1b"]
+    err = error_of("racks: [{name: r1, zone: 'not a zone'}]\nnodes: [{name: a}]")
+    assert err.field == "racks[0].zone" and "label value" in str(err)
 
 
 def test_load_balancer_addresses_sit_below_the_external_client_and_above_the_nodes():

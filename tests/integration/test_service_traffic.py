@@ -155,44 +155,15 @@ def test_the_userspace_proxy_spreads_connections_and_keeps_affinity(make_cluster
         "-A KUBE-PORTALS-CONTAINER -d " in saved and "KUBE-SVC-" not in saved
 
 
-ZONED = """\
-apiVersion: v1
-kind: Namespace
-metadata: {name: zoned}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: zoned}
-spec:
-  replicas: 4
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-        - name: agnhost
-          image: registry.k8s.io/e2e-test-images/agnhost:2.47
-          args: [netexec, --http-port=8080]
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-  namespace: zoned
-  annotations: {service.kubernetes.io/topology-mode: Auto}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
-"""
+ZONED = REPO / "docs" / "examples" / "zoned.yaml"  # the page's example
 
 
 @pytest.mark.parametrize("mode,proxy", [("vxlan", "iptables"), ("bgp", "nftables")])
 def test_topology_aware_routing_keeps_traffic_in_the_clients_rack(make_cluster, tmp_path,
                                                                    mode, proxy):
-    (tmp_path / "zoned.yaml").write_text(ZONED)
     topo = tmp_path / "topo.yaml"
     topo.write_text((TOPO / "two-racks.yaml").read_text() +
-                    f"kubeProxy: {{mode: {proxy}}}\nmanifests: [zoned.yaml]\n")
+                    f"kubeProxy: {{mode: {proxy}}}\nmanifests: [{ZONED}]\n")
     cluster = make_cluster(topo, mode)
     state = cluster.state
     web = {p.name: state.nodes[p.node].rack for p in state.pods.values()

@@ -79,5 +79,5 @@ def test_the_examples_are_what_the_pages_say():
     warnings = condensed(manifests.load("docs/examples/netpol-model.yaml").warnings)
     page = (REPO / "docs" / "manifests-and-services.md").read_text()
     assert all(f"warning: {w}" in page for w in warnings[:2])
-    for example in ("shop.yaml", "network-policy-demo.yaml", "traffic.yaml"):
+    for example in ("shop.yaml", "network-policy-demo.yaml", "traffic.yaml", "zoned.yaml"):
         assert manifests.load(f"docs/examples/{example}").warnings == []

@@ -29,12 +29,14 @@ from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import pid_is
 from testbed.host.waiting import wait_until
+from testbed.kubelet import dns as kubelet_dns
 from testbed.kubeproxy import services
 
 DOMAIN = "cluster.local"
 REVERSE = "in-addr.arpa"
 SCHEMA_VERSION = "1.1.0"  # of kubernetes/dns docs/specification.md, which these records follow
 SERVER_IP = str(services.SERVICE_CIDR[10])
+API_SERVER_IP = str(services.SERVICE_CIDR[1])
 NAMESPACE, SERVICE, LABELS = "kube-system", "kube-dns", {"k8s-app": "kube-dns"}
 TTL_S = 5  # short, so that a pod that changes is seen again quickly (CoreDNS's default is 5 too)
 RELOAD_TIMEOUT_S = 5.0
@@ -42,8 +44,27 @@ RELOAD_TIMEOUT_S = 5.0
 
 def resolv_conf(namespace):
     """A pod's /etc/resolv.conf as the kubelet writes it for dnsPolicy ClusterFirst."""
-    return (f"search {namespace}.svc.{DOMAIN} svc.{DOMAIN} {DOMAIN}\n"
-            f"nameserver {SERVER_IP}\noptions ndots:5\n")
+    return kubelet_dns.pod_resolv_conf({}, namespace, SERVER_IP, DOMAIN, "")
+
+
+NODE_RESOLV_CONF = "resolv.conf"  # in a node's directory: the kubelet's --resolv-conf
+
+
+def kubelet_resolv_conf(cluster):
+    """What the kubelets write for a pod (runtime.resolv_conf): its dnsPolicy and dnsConfig
+    on its node's resolv.conf, which is written to the node's directory."""
+    gateways = {rack.name: str(rack.router_ip.ip) for rack in cluster.spec.racks}
+    node_conf = {}
+    for name, node in cluster.state.nodes.items():
+        node_conf[name] = kubelet_dns.node_resolv_conf(gateways[node.rack])
+        with open(os.path.join(cluster.state.subdir("nodes", name), NODE_RESOLV_CONF),
+                  "w") as f:
+            f.write(node_conf[name])
+
+    def resolv(record):
+        return kubelet_dns.pod_resolv_conf(record.dns, record.namespace, SERVER_IP, DOMAIN,
+                                           node_conf.get(record.node, ""))
+    return resolv
 
 
 def dashed(ip):
@@ -54,6 +75,19 @@ def _head(origin, serial):
     return [f"$ORIGIN {origin}.", f"$TTL {TTL_S}",
             f"@ IN SOA ns.dns.{DOMAIN}. hostmaster.{DOMAIN}. {serial} 7200 1800 86400 {TTL_S}",
             f"@ IN NS ns.dns.{DOMAIN}."]
+
+
+def endpoint_names(state, key):
+    """{address: name} of a headless Service's endpoints: the pod's hostname where its
+    subdomain is the Service's name (as the endpoints controller sets an endpoint's hostname),
+    else the dashed address."""
+    name = key.split("/", 1)[1]
+    out = {}
+    for pod_key, ip in services.selected_pods(state, key):
+        dns = state.pods[pod_key].dns
+        own = dns.get("hostname") if dns.get("subdomain") == name else ""
+        out[ip] = own or dashed(ip)
+    return out
 
 
 def reverse_name(ip):
@@ -70,8 +104,8 @@ def render_reverse_zone(state, serial):
         if record.type == "ExternalName":
             continue
         if record.cluster_ip == "None":
-            ips = sorted({ip for _pod, ip in services.selected_pods(state, key)})
-            lines += [f"{reverse_name(ip)} IN PTR {dashed(ip)}.{owner}" for ip in ips]
+            names = endpoint_names(state, key)
+            lines += [f"{reverse_name(ip)} IN PTR {names[ip]}.{owner}" for ip in sorted(names)]
         else:
             lines.append(f"{reverse_name(record.cluster_ip)} IN PTR {owner}")
     return "\n".join(lines) + "\n"
@@ -88,10 +122,11 @@ def render_zone(state, serial):
             lines.append(f"{owner} IN CNAME {record.external_name.rstrip('.')}.")
             continue
         headless = record.cluster_ip == "None"
+        names = endpoint_names(state, key) if headless else {}
         if headless:
             ips = sorted({ip for _pod, ip in services.selected_pods(state, key)})
             lines += [f"{owner} IN A {ip}" for ip in ips]
-            lines += [f"{dashed(ip)}.{owner} IN A {ip}" for ip in ips]
+            lines += [f"{names[ip]}.{owner} IN A {ip}" for ip in ips]
         else:
             lines.append(f"{owner} IN A {record.cluster_ip}")
         found = services.endpoints(state, key)
@@ -105,7 +140,7 @@ def render_zone(state, serial):
             eps = found[port.name]
             for _pod, ip, target in eps:
                 lines.append(f"{srv} IN SRV 0 {100 // len(eps)} {target} "
-                             f"{dashed(ip)}.{owner}.{DOMAIN}.")
+                             f"{names[ip]}.{owner}.{DOMAIN}.")
     for _name, pod in sorted(state.pods.items()):
         if pod.ip:
             lines.append(f"{dashed(pod.ip)}.{pod.namespace}.pod IN A {pod.ip}")
@@ -158,7 +193,7 @@ class ClusterDNS:
         with open(os.path.join(directory, "nsd.conf"), "w") as f:
             f.write(render_config(directory))
         name = f"{SERVICE}-{kinds.pod_suffix(cluster.state.name)}"
-        cluster.runtime.resolv_conf = resolv_conf  # pods from now on get one
+        cluster.runtime.resolv_conf = kubelet_resolv_conf(cluster)  # pods from now on get one
         for record in cluster.state.pods.values():
             cluster.runtime.write_resolv_conf(record)
         pod = PodSpec(name, NAMESPACE, cluster.least_busy_node(), dict(LABELS), (ContainerSpec(
@@ -170,6 +205,12 @@ class ClusterDNS:
             (kinds.ServicePort(53, 53, "dns", 0, "UDP"),
              kinds.ServicePort(53, 53, "dns-tcp", 0, "TCP")),
             SERVER_IP, source="kube-dns add-on"))
+        # every cluster has the API server's Service; here no API server serves behind it, so
+        # it has no endpoints: it resolves, and a connection is refused at once
+        services.add(cluster.state, kinds.Service(
+            "kubernetes", "default", "ClusterIP", {},
+            (kinds.ServicePort(443, 6443, "https", 0, "TCP"),), API_SERVER_IP,
+            source="the API server's Service"))
         cluster.state.dns = DnsRecord(pod.key, SERVER_IP, directory)
         cluster.state.save()
         self._wait_for_serial(cluster.state, 1)

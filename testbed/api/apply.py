@@ -23,6 +23,7 @@ from testbed.core.topology import ContainerSpec, PodSpec, pod_key
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.waiting import wait_until
+from testbed.kubelet.service_env import service_env
 from testbed.kubelet.standins import command_for, listening
 from testbed.kubeproxy import services
 
@@ -91,9 +92,9 @@ def check(cluster, objects):
         if isinstance(obj, kinds.Pod) and pod_key(ns, obj.name) in pods:
             record = pods[pod_key(ns, obj.name)]
             if record.spec != _pod_spec_key(obj.template):
-                raise TestbedError(f"{obj.source}: Pod {ns}/{obj.name}: a pod's containers "
-                                   "and nodeName cannot change (only its labels); delete it "
-                                   "first")
+                raise TestbedError(f"{obj.source}: Pod {ns}/{obj.name}: a pod's containers, "
+                                   "nodeName and DNS settings cannot change (only its labels); "
+                                   "delete it first")
 
 
 def _check_service_protocols(cluster, svc):
@@ -108,8 +109,10 @@ def _check_service_protocols(cluster, svc):
 
 
 def _pod_spec_key(template):
-    """What of a Pod cannot change once it runs: its containers and its node."""
-    return repr((template.containers, template.node_name))
+    """What of a Pod cannot change once it runs: its containers, its node, its DNS setup."""
+    if template.dns == kinds.PodDNS():  # as recorded before pods had DNS settings
+        return repr((template.containers, template.node_name))
+    return repr((template.containers, template.node_name, template.dns))
 
 
 def _outcome(before, after):
@@ -239,12 +242,15 @@ def _apply_deployment(cluster, deploy, result):
 
 def _create(cluster, name, namespace, template, result, owner):
     containers = []
+    links = service_env(cluster.state.services, namespace, template.dns.service_links)
     for c in template.containers:
         argv, warnings = command_for(c, name)
         result.warnings += [f"pod {namespace}/{name} container {c.name}: {w}" for w in warnings]
-        containers.append(ContainerSpec(c.name, tuple(argv), tuple(c.env)))
+        env = dict(links)
+        env.update(c.env)  # the container's own env wins
+        containers.append(ContainerSpec(c.name, tuple(argv), tuple(env.items())))
     pod = PodSpec(name, namespace, template.node_name or cluster.least_busy_node(),
-                  dict(template.labels), tuple(containers))
+                  dict(template.labels), tuple(containers), template.dns.record())
     served = [port for c in pod.containers for port in listening(list(c.command), c.env)]
     if any(proto == "sctp" for proto, _port in served) and not cluster.caps.get("sctp"):
         result.warnings.append(f"pod {namespace}/{name}: serves SCTP, but this kernel has no "

@@ -35,10 +35,30 @@ class Container:
 
 
 @dataclass(frozen=True)
+class PodDNS:
+    """What of a pod's spec names it and sets up its name resolution."""
+    policy: str = "ClusterFirst"      # dnsPolicy
+    nameservers: tuple = ()           # dnsConfig
+    searches: tuple = ()
+    options: tuple = ()               # ((name, value or None), ...)
+    hostname: str = ""
+    subdomain: str = ""
+    service_links: bool = True        # enableServiceLinks
+
+    def record(self) -> dict:
+        """As the pod's record keeps it (PodRecord.dns)."""
+        return {"policy": self.policy, "nameservers": list(self.nameservers),
+                "searches": list(self.searches), "options": [list(o) for o in self.options],
+                "hostname": self.hostname, "subdomain": self.subdomain,
+                "service_links": self.service_links}
+
+
+@dataclass(frozen=True)
 class PodTemplate:
     labels: dict = field(hash=False, compare=False)
     containers: tuple = ()
     node_name: str = ""
+    dns: PodDNS = PodDNS()
 
 
 @dataclass(frozen=True)
@@ -203,8 +223,10 @@ def safe_encode(text):
 def template_hash(template):
     """FNV-32a of the template, its decimal digits safe-encoded, as pod-template-hash is."""
     h = 0x811C9DC5
-    for byte in repr((sorted(template.labels.items()), template.containers,
-                      template.node_name)).encode():
+    what = (sorted(template.labels.items()), template.containers, template.node_name)
+    if template.dns != PodDNS():  # so that templates without these hash as before
+        what += (template.dns,)
+    for byte in repr(what).encode():
         h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
     return safe_encode(str(h))
 

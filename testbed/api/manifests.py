@@ -11,7 +11,7 @@ import os
 
 import yaml
 
-from testbed.api.fields import EVERY_KEY
+from testbed.api.fields import DNS_SUBDOMAIN, EVERY_KEY
 from testbed.api.kinds import (
     Container,
     ContainerPort,
@@ -20,6 +20,7 @@ from testbed.api.kinds import (
     Manifests,
     Namespace,
     Pod,
+    PodDNS,
     PodTemplate,
     Service,
     ServicePort,
@@ -29,6 +30,7 @@ from testbed.errors import brief
 from testbed.safe_input import InputError, check_expansion, read_text
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
+DNS_POLICIES = ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None")
 META_KEYS = {"name", "namespace", "labels", "annotations"}
 IGNORED_META = {"annotations"}  # kept by Kubernetes for tools; nothing for the network to do,
 # but for these, which kube-proxy reads
@@ -36,7 +38,8 @@ TOPOLOGY_ANNOTATIONS = ("service.kubernetes.io/topology-mode",
                         "service.kubernetes.io/topology-aware-hints")  # the first wins
 KINDS = {  # kind -> (apiVersion, keys of spec the testbed implements)
     "Namespace": ("v1", set()),
-    "Pod": ("v1", {"containers", "nodeName"}),
+    "Pod": ("v1", {"containers", "nodeName", "dnsPolicy", "dnsConfig", "hostname", "subdomain",
+                   "enableServiceLinks"}),
     "Deployment": ("apps/v1", {"replicas", "selector", "template"}),
     "Service": ("v1", {"type", "selector", "ports", "clusterIP", "sessionAffinity",
                        "externalName", "externalTrafficPolicy", "internalTrafficPolicy",
@@ -189,7 +192,62 @@ class _Document(PolicyReader):
                 self.strings(c["args"], f"{cfld}.args") if "args" in c else (),
                 tuple(ports), self.env(c["env"], f"{cfld}.env") if "env" in c else ()))
         node_name = self.name(spec["nodeName"], f"{fld}.nodeName") if "nodeName" in spec else ""
-        return PodTemplate(labels, tuple(containers), node_name)
+        return PodTemplate(labels, tuple(containers), node_name, self.pod_dns(spec, fld, node))
+
+    def pod_dns(self, spec, fld, node):
+        """dnsPolicy, dnsConfig, hostname, subdomain and enableServiceLinks, checked as the
+        API server checks them."""
+        policy = self.string(spec["dnsPolicy"], f"{fld}.dnsPolicy") \
+            if "dnsPolicy" in spec else "ClusterFirst"
+        if policy not in DNS_POLICIES:
+            self.fail(spec["dnsPolicy"], f"{fld}.dnsPolicy",
+                      f"{brief(policy)} is not one of {', '.join(DNS_POLICIES)}")
+        servers, searches, options = (), (), ()
+        if "dnsConfig" in spec:
+            cfld = f"{fld}.dnsConfig"
+            config = self.mapping(spec["dnsConfig"], cfld, {"nameservers", "searches", "options"})
+            if "nameservers" in config:
+                servers = tuple(self.address(n, f"{cfld}.nameservers[{i}]") for i, n in
+                                enumerate(self.sequence(config["nameservers"],
+                                                        f"{cfld}.nameservers")))
+                if len(servers) > 3:
+                    self.fail(config["nameservers"], f"{cfld}.nameservers",
+                              "must not have more than 3 nameservers")
+            if "searches" in config:
+                searches = tuple(self.search_domain(n, f"{cfld}.searches[{i}]") for i, n in
+                                 enumerate(self.sequence(config["searches"], f"{cfld}.searches")))
+                if len(searches) > 32:
+                    self.fail(config["searches"], f"{cfld}.searches",
+                              "must not have more than 32 search paths")
+            if "options" in config:
+                options = tuple(self.dns_option(n, f"{cfld}.options[{i}]") for i, n in
+                                enumerate(self.sequence(config["options"], f"{cfld}.options")))
+        if policy == "None" and not servers:
+            self.fail(spec.get("dnsConfig", node), f"{fld}.dnsConfig.nameservers",
+                      "must have at least one nameserver when dnsPolicy is None")
+        names = [self.name(spec[k], f"{fld}.{k}") if k in spec else ""
+                 for k in ("hostname", "subdomain")]
+        links = True
+        if "enableServiceLinks" in spec:
+            value = spec["enableServiceLinks"]
+            if value.tag != "tag:yaml.org,2002:bool":
+                self.fail(value, f"{fld}.enableServiceLinks", "must be true or false")
+            links = value.value.lower() == "true"
+        return PodDNS(policy, servers, searches, options, names[0], names[1], links)
+
+    def search_domain(self, node, fld):
+        value = self.string(node, fld).rstrip(".")
+        if len(value) > 253 or not DNS_SUBDOMAIN.match(value):
+            self.fail(node, fld, f"{brief(value)} is not a DNS subdomain")
+        return value
+
+    def dns_option(self, node, fld):
+        option = self.mapping(node, fld, {"name", "value"})
+        if "name" not in option:
+            self.fail(node, f"{fld}.name", "missing")
+        return (self.string(option["name"], f"{fld}.name"),
+                self.string(option["value"], f"{fld}.value", allow_empty=True)
+                if "value" in option else None)
 
     def env(self, node, fld):
         out = []

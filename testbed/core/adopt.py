@@ -7,7 +7,7 @@ their pinned names, the mode's daemons are taken over by PID and start time, and
 the policy enforcer's and the DNS add-on's memory of what they applied is read back from the
 state. From then on the cluster is served as if its owner had built it.
 """
-from testbed.addons.dns import resolv_conf
+from testbed.addons.dns import kubelet_resolv_conf
 from testbed.core import doctor
 from testbed.core.cluster import Cluster
 from testbed.core.preflight import load_spec
@@ -75,5 +75,5 @@ def _recall_services(cluster):
                                     if rec.addresses}
     if state.dns:
         cluster.dns.pod = state.dns.pod
-        cluster.runtime.resolv_conf = resolv_conf
+        cluster.runtime.resolv_conf = kubelet_resolv_conf(cluster)
 

@@ -36,6 +36,7 @@ class PodRecord:
     owner: str | None = None   # "namespace/name" of the Deployment that made it
     ports: dict[str, int] = field(default_factory=dict)  # named container ports
     spec: str | None = None    # the pod's containers as applied, to tell a changed template
+    dns: dict = field(default_factory=dict)  # dnsPolicy, dnsConfig, hostname, subdomain
 
     @property
     def key(self) -> str:

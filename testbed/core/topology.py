@@ -24,6 +24,7 @@ class PodSpec:
     node: str
     labels: dict = field(default_factory=dict, hash=False, compare=False)
     containers: tuple = ()
+    dns: dict = field(default_factory=dict, hash=False, compare=False)  # kinds.PodDNS.record()
 
     @property
     def key(self) -> str:

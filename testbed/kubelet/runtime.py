@@ -36,7 +36,7 @@ class Runtime:
         self.state = state
         self.cni_path = tuple(cni_path)
         self.children = {}  # pid -> Popen of containers this process started (to reap them)
-        self.resolv_conf = None  # namespace -> resolv.conf text, once the cluster has DNS
+        self.resolv_conf = None  # pod record -> resolv.conf text, once the cluster has DNS
 
     def invoke(self, command, pod, node, netconf):
         """Run one CNI command for a pod in its node's namespace; returns the parsed result."""
@@ -63,7 +63,7 @@ class Runtime:
         netns.run(["ip", "netns", "add", sandbox])
         netns.run(["ip", "-n", sandbox, "link", "set", "lo", "up"])
         record = PodRecord(pod.name, pod.namespace, node.name, sandbox, dict(pod.labels),
-                           netconf, created=time.time())
+                           netconf, created=time.time(), dns=dict(pod.dns))
         self.state.pods[pod.key] = record
         self.state.save()
         result = self.invoke("ADD", pod, node, netconf)
@@ -91,7 +91,7 @@ class Runtime:
             self.state.own("dirs", directory)
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, "resolv.conf"), "w") as f:
-            f.write(self.resolv_conf(record.namespace))
+            f.write(self.resolv_conf(record))
 
     def start_container(self, pod, container, log_dir):
         env = {**os.environ, **dict(container.env)} if container.env else None

@@ -36,8 +36,9 @@ def test_logs_events_and_describe_of_a_running_cluster(make_cluster, tmp_path):
     synced = run_testbed("logs", "kube-proxy@node1", "--name", name, check=True).stdout
     last = synced.splitlines()[-3:]
     assert '"Syncing iptables rules"' in last[0]
-    # shop's web and sticky (two endpoints each), kube-dns (53/udp, 53/tcp: one each)
-    assert '"Reloading service iptables data" numServices=3 numServicePorts=4 ' \
+    # shop's web and sticky (two endpoints each), kube-dns (53/udp, 53/tcp: one each), the
+    # API server's kubernetes (443, none)
+    assert '"Reloading service iptables data" numServices=4 numServicePorts=5 ' \
            'numEndpoints=6' in last[1]
     assert '"SyncProxyRules complete"' in last[2] and 'elapsed="' in last[2]
     assert "<INFO> Started" in run_testbed("logs", "bird@node1", "--name", name,
@@ -58,12 +59,12 @@ def test_logs_events_and_describe_of_a_running_cluster(make_cluster, tmp_path):
         apply.apply(cluster, manifests.load(str(tmp_path / "web2.yaml")))
         deadline = time.monotonic() + 10
         seen = ""
-        while "numServices=4" not in seen and time.monotonic() < deadline:
+        while "numServices=5" not in seen and time.monotonic() < deadline:
             seen += follow.stdout.readline()
     finally:
         follow.send_signal(signal.SIGINT)
         follow.wait(timeout=10)
-    assert "numServices=4" in seen and follow.returncode == 0
+    assert "numServices=5" in seen and follow.returncode == 0
 
     # events: the pods' start, the Service applied, a daemon's death and restart
     bird = cluster.mode.daemons(cluster.context)["bird@node2"]

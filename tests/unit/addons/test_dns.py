@@ -55,6 +55,26 @@ def test_reverse_names_and_the_schema_version_answer_as_the_specification_says()
     assert 'name: "in-addr.arpa"' in dns.render_config("/d")
 
 
+def test_a_pod_with_hostname_and_subdomain_is_named_by_them_under_its_headless_service():
+    state = state_from({
+        "pods": {"busy-1": {"namespace": "shop", "ip": "10.244.0.7", "labels": {"app": "b"},
+                            "dns": {"hostname": "busy-1", "subdomain": "busy"}},
+                 "busy-2": {"namespace": "shop", "ip": "10.244.0.8", "labels": {"app": "b"},
+                            "dns": {"hostname": "busy-2", "subdomain": "elsewhere"}}},
+        "services": {"shop/busy": {"type": "ClusterIP", "cluster_ip": "None",
+                                   "selector": {"app": "b"}, "external_name": "",
+                                   "ports": [{"name": "foo", "port": 1234, "target_port": 1234,
+                                              "protocol": "TCP", "node_port": 0}]}},
+    })
+    got = records(dns.render_zone(state, 1))
+    assert ("busy-1.busy.shop.svc", "IN", "A", "10.244.0.7") in got
+    assert ("10-244-0-8.busy.shop.svc", "IN", "A", "10.244.0.8") in got  # another subdomain
+    assert ("_foo._tcp.busy.shop.svc", "IN", "SRV", "0", "50", "1234",
+            "busy-1.busy.shop.svc.cluster.local.") in got
+    assert ("7.0.244.10", "IN", "PTR", "busy-1.busy.shop.svc.cluster.local.") in \
+        records(dns.render_reverse_zone(state, 1))
+
+
 def test_the_zone_carries_its_serial_and_the_server_address():
     zone = dns.render_zone(STATE, 42)
     soa = next(line for line in zone.splitlines() if " SOA " in line).split()

@@ -175,6 +175,49 @@ def test_bad_traffic_fields_name_the_field(extra, words):
     assert words in str(e.value) and str(e.value).startswith("s.yaml:"), str(e.value)
 
 
+POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, " \
+    "image: busybox}]\n"
+
+
+def test_a_pods_dns_fields_are_read_as_the_api_server_takes_them():
+    plain = manifests.parse(POD, "p.yaml").objects[0].template
+    assert plain.dns == kinds.PodDNS() and "dns" not in repr(kinds.template_hash(plain))
+    pod = manifests.parse(POD + """\
+  dnsPolicy: "None"
+  dnsConfig:
+    nameservers: [1.2.3.4]
+    searches: [ns1.svc.cluster-domain.example, my.dns.search.suffix]
+    options: [{name: ndots, value: "2"}, {name: edns0}]
+  hostname: busy-1
+  subdomain: busy
+  enableServiceLinks: false
+""", "p.yaml")
+    assert not pod.warnings
+    dns = pod.objects[0].template.dns
+    assert (dns.policy, dns.nameservers, dns.hostname, dns.subdomain, dns.service_links) == (
+        "None", ("1.2.3.4",), "busy-1", "busy", False)
+    assert dns.options == (("ndots", "2"), ("edns0", None))
+    assert dns.record()["searches"] == ["ns1.svc.cluster-domain.example", "my.dns.search.suffix"]
+
+
+@pytest.mark.parametrize("extra, words", [
+    ("  dnsPolicy: Cluster\n", "spec.dnsPolicy: 'Cluster' is not one of ClusterFirst"),
+    ("  dnsPolicy: None\n", "spec.dnsConfig.nameservers: must have at least one nameserver "
+     "when dnsPolicy is None"),
+    ("  dnsConfig: {nameservers: [1.1.1.1, 2.2.2.2, 3.3.3.3, 4.4.4.4]}\n",
+     "must not have more than 3 nameservers"),
+    ("  dnsConfig: {nameservers: [dns.example]}\n",
+     "spec.dnsConfig.nameservers[0]: 'dns.example' is not an IPv4 address"),
+    ("  dnsConfig: {options: [{value: '2'}]}\n", "spec.dnsConfig.options[0].name: missing"),
+    ("  hostname: Busy_1\n", "spec.hostname: 'Busy_1' is not a DNS label"),
+    ("  enableServiceLinks: 'no'\n", "spec.enableServiceLinks: must be true or false"),
+])
+def test_bad_dns_fields_name_the_field(extra, words):
+    with pytest.raises(ManifestError) as e:
+        manifests.parse(POD + extra, "p.yaml")
+    assert words in str(e.value), str(e.value)
+
+
 def test_sctp_and_env_are_taken_as_the_api_server_takes_them():
     text = """\
 apiVersion: v1

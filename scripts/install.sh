@@ -14,6 +14,8 @@ PACKAGES=(
   bird2                        # the Calico-style bgp mode
   openvswitch-switch           # OVS rack switches and the openflow mode
   nsd                          # the cluster DNS server (kube-dns add-on)
+  nginx openssl                # the ingress controller (as ingress-nginx runs it), TLS
+  wrk                          # HTTP load for the Ingress benchmark
   ipvsadm ipset                # kube-proxy's IPVS mode, where the kernel has IPVS
   python3 python3-venv python3-pip
   gcc libc6-dev                # builds native/: the udp forwarder, the latency probe
@@ -41,10 +43,13 @@ fi
 # its own daemons per cluster, so the distribution's instances stay as they are. NSD is the
 # exception: its service would answer DNS on every address of the machine, so when this script
 # is what installed it, the service is switched off again.
-if [[ " ${missing[*]:-} " == *" nsd "* ]] && command -v systemctl >/dev/null && \
-   [ -d /run/systemd/system ]; then
-  systemctl disable --now nsd.service >/dev/null 2>&1 || true
-fi
+# nginx likewise (it would serve port 80 of the machine).
+for service in nsd nginx; do
+  if [[ " ${missing[*]:-} " == *" $service "* ]] && command -v systemctl >/dev/null && \
+     [ -d /run/systemd/system ]; then
+    systemctl disable --now "$service.service" >/dev/null 2>&1 || true
+  fi
+done
 
 # native/: the flannel udp mode's forwarder (C, as flannel's own forwarding loop is) and the
 # benchmark's request/response probe; each rebuilt only when its source changes.

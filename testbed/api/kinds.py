@@ -126,6 +126,35 @@ class Service:
 
 
 @dataclass(frozen=True)
+class Ingress:
+    """networking.k8s.io/v1 Ingress; `spec` in the API's shape (ingress_manifests.py)."""
+    name: str
+    namespace: str
+    spec: dict = field(hash=False, compare=False)
+    source: str = ""
+    kind = "Ingress"
+
+
+@dataclass(frozen=True)
+class IngressClass:
+    name: str
+    controller: str = ""
+    default: bool = False  # annotation ingressclass.kubernetes.io/is-default-class: "true"
+    source: str = ""
+    kind = "IngressClass"
+
+
+@dataclass(frozen=True)
+class Secret:
+    name: str
+    namespace: str
+    type: str = "Opaque"
+    data: dict = field(default_factory=dict, hash=False, compare=False)  # key -> base64
+    source: str = ""
+    kind = "Secret"
+
+
+@dataclass(frozen=True)
 class LabelSelector:
     """A Kubernetes label selector; the empty one selects everything."""
     match_labels: tuple = ()       # ((key, value), ...)

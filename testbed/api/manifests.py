@@ -12,6 +12,7 @@ import os
 import yaml
 
 from testbed.api.fields import DNS_SUBDOMAIN, EVERY_KEY
+from testbed.api.ingress_manifests import INGRESS_KEYS, SECRET_KEYS, IngressReader
 from testbed.api.kinds import (
     Container,
     ContainerPort,
@@ -47,6 +48,9 @@ KINDS = {  # kind -> (apiVersion, keys of spec the testbed implements)
                        "sessionAffinityConfig"}),
     "NetworkPolicy": ("networking.k8s.io/v1", {"podSelector", "policyTypes", "ingress",
                                                "egress"}),
+    "Ingress": ("networking.k8s.io/v1", INGRESS_KEYS),
+    "IngressClass": ("networking.k8s.io/v1", {"controller"}),
+    "Secret": ("v1", set()),  # its fields are at the top: type, data, stringData
 }
 CONTAINER_KEYS = {"name", "image", "command", "args", "ports", "env"}
 ENV_KEYS = {"name", "value"}
@@ -103,11 +107,19 @@ def parse(text, path="<string>"):
     return out
 
 
-class _Document(PolicyReader):
+class _Kinded:
+    """Top-level keys are checked once the kind is known (top_level_keys)."""
+
+    def __contains__(self, _key):
+        return True
+
+
+class _Document(IngressReader, PolicyReader):
     """One YAML document, read into the kinds the testbed implements."""
 
     def read(self, node, objects):
-        top = self.mapping(node, "", known={"apiVersion", "kind", "metadata", "spec"})
+        top = self.mapping(node, "", known=_Kinded())
+        self.top_level_keys(node, top)
         kind_node = top.get("kind")
         if kind_node is None:
             self.fail(node, "kind", "missing")
@@ -130,9 +142,10 @@ class _Document(PolicyReader):
         if kind == "Service" and not name[0].isalpha():  # an RFC 1035 label, as the API
             self.fail(meta["name"], "metadata.name",  # server requires of Services
                       f"{brief(name)}: a Service's name must start with a letter")
+        cluster_scoped = kind in ("Namespace", "IngressClass")
         namespace = self.name(meta["namespace"], "metadata.namespace") \
-            if "namespace" in meta and kind != "Namespace" else "default"
-        self.what = f"{kind} {name}" if kind == "Namespace" else f"{kind} {namespace}/{name}"
+            if "namespace" in meta and not cluster_scoped else "default"
+        self.what = f"{kind} {name}" if cluster_scoped else f"{kind} {namespace}/{name}"
         labels = self.labels(meta.get("labels"), "metadata.labels")
         spec_node = top.get("spec")
         source = f"{self.path}:{node.start_mark.line + 1}"
@@ -140,6 +153,9 @@ class _Document(PolicyReader):
             if spec_node is not None:
                 self.mapping(spec_node, "spec", spec_keys)
             objects.append(Namespace(name, labels, source))
+            return
+        if kind == "Secret":
+            objects.append(self.secret(name, namespace, top, source))
             return
         if spec_node is None:
             self.fail(node, "spec", "missing")
@@ -149,6 +165,13 @@ class _Document(PolicyReader):
                                source))
         elif kind == "Deployment":
             objects.append(self.deployment(name, namespace, spec, spec_node, source))
+        elif kind == "Ingress":
+            objects.append(self.ingress(name, namespace, spec, source))
+        elif kind == "IngressClass":
+            notes = self.mapping(meta["annotations"], "metadata.annotations", EVERY_KEY) \
+                if "annotations" in meta else {}
+            objects.append(self.ingress_class(name, spec, {
+                k: v.value for k, v in notes.items() if isinstance(v, yaml.ScalarNode)}, source))
         elif kind == "Service":
             svc = self.service(name, namespace, spec, spec_node, source)
             notes = self.mapping(meta["annotations"], "metadata.annotations", EVERY_KEY) \
@@ -158,6 +181,17 @@ class _Document(PolicyReader):
             objects.append(dataclasses.replace(svc, topology_mode=mode) if mode else svc)
         else:
             objects.append(self.network_policy(name, namespace, spec, spec_node, source))
+
+    def top_level_keys(self, node, top):
+        """Warn of top-level keys the document's kind does not have (a Secret's are type,
+        data, stringData; every other kind's, spec)."""
+        kind = top["kind"].value if "kind" in top and \
+            isinstance(top["kind"], yaml.ScalarNode) else ""
+        known = {"apiVersion", "kind", "metadata"} | (SECRET_KEYS if kind == "Secret"
+                                                      else {"spec"})
+        for key_node, _value in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value not in known:
+                self.warn(key_node, key_node.value, "not implemented by the testbed (ignored)")
 
     def pod_template(self, spec, labels, fld, node):
         if "containers" not in spec:

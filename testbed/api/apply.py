@@ -153,6 +153,8 @@ def apply(cluster, loaded):
             if word != "unchanged":
                 state.event("Normal", word.capitalize(), f"service/{key}",
                             f"ClusterIP {after.cluster_ip or '<none>'}, {obj.type}")
+        elif isinstance(obj, (kinds.Ingress, kinds.IngressClass, kinds.Secret)):
+            _apply_ingress_object(state, obj, result)
         else:
             key = f"{obj.namespace}/{obj.name}"
             before = state.policies.get(key)
@@ -164,9 +166,37 @@ def apply(cluster, loaded):
                 state.event("Normal", "PolicyApplied", f"networkpolicy/{key}", f"{word}; " + (
                     "enforced in every node's table ip calico" if cluster.policy is not None
                     else f"not enforced: {cluster.policy_status().note}"))
+    if state.ingresses:
+        cluster.ingress.start(cluster)  # the controller comes with the first Ingress
     cluster.state.save()
     cluster.sync_network()
+    if any(isinstance(o, (kinds.Ingress, kinds.Secret)) for o in loaded.objects):
+        result.warnings += cluster.ingress.warnings
     return result
+
+
+def _apply_ingress_object(state, obj, result):
+    """Record an Ingress, an IngressClass or a Secret (nginx follows in sync_network)."""
+    if isinstance(obj, kinds.IngressClass):
+        value = {"controller": obj.controller, "default": obj.default}
+        word = _outcome(state.ingress_classes.get(obj.name), value)
+        state.ingress_classes[obj.name] = value
+        result.created.append(f"ingressclass.networking.k8s.io/{obj.name} {word}")
+        return
+    key = f"{obj.namespace}/{obj.name}"
+    if isinstance(obj, kinds.Secret):
+        value = {"type": obj.type, "data": dict(obj.data)}
+        word = _outcome(state.secrets.get(key), value)
+        state.secrets[key] = value
+        result.created.append(f"secret/{obj.name} {word}")
+        return
+    before = state.ingresses.get(key)
+    word = _outcome(before["spec"] if before else None, obj.spec)
+    state.ingresses[key] = {"spec": obj.spec,
+                            "created": (before["created"] if before else 0) or time.time()}
+    result.created.append(f"ingress.networking.k8s.io/{obj.name} {word}")
+    if word != "unchanged":
+        state.event("Normal", "Sync", f"ingress/{key}", "Scheduled for sync")
 
 
 def delete(cluster, loaded):
@@ -189,6 +219,12 @@ def delete(cluster, loaded):
             for key in [k for k in state.policies if k.startswith(in_it)]:
                 del state.policies[key]
                 result.removed.append(f"networkpolicy.networking.k8s.io/{key.split('/', 1)[1]}")
+            for key in [k for k in state.ingresses if k.startswith(in_it)]:
+                del state.ingresses[key]
+                result.removed.append(f"ingress.networking.k8s.io/{key.split('/', 1)[1]}")
+            for key in [k for k in state.secrets if k.startswith(in_it)]:
+                del state.secrets[key]
+                result.removed.append(f"secret/{key.split('/', 1)[1]}")
             if state.namespaces.pop(obj.name, None) is not None:
                 result.removed.append(f"namespace/{obj.name}")
         elif isinstance(obj, kinds.Pod):
@@ -204,6 +240,15 @@ def delete(cluster, loaded):
             if services.remove(cluster.state, obj.namespace, obj.name):
                 result.removed.append(f"service/{obj.name}")
                 state.event("Normal", "Deleted", f"service/{obj.namespace}/{obj.name}", "")
+        elif isinstance(obj, kinds.Ingress):
+            if state.ingresses.pop(f"{obj.namespace}/{obj.name}", None) is not None:
+                result.removed.append(f"ingress.networking.k8s.io/{obj.name}")
+        elif isinstance(obj, kinds.Secret):
+            if state.secrets.pop(f"{obj.namespace}/{obj.name}", None) is not None:
+                result.removed.append(f"secret/{obj.name}")
+        elif isinstance(obj, kinds.IngressClass):
+            if state.ingress_classes.pop(obj.name, None) is not None:
+                result.removed.append(f"ingressclass.networking.k8s.io/{obj.name}")
         elif state.policies.pop(f"{obj.namespace}/{obj.name}", None) is not None:
             result.removed.append(f"networkpolicy.networking.k8s.io/{obj.name}")
             state.event("Normal", "PolicyRemoved", f"networkpolicy/{obj.namespace}/{obj.name}",

@@ -47,9 +47,9 @@ class IngressReader(FieldReader):
                 http = self.mapping(rule_map["http"], f"{fld}.http", {"paths"})
                 if "paths" not in http:
                     self.fail(rule_map["http"], f"{fld}.http.paths", "missing")
-                rule["http"] = {"paths": [self.path(p, f"{fld}.http.paths[{j}]") for j, p in
-                                          enumerate(self.sequence(http["paths"],
-                                                                  f"{fld}.http.paths"))]}
+                paths = self.sequence(http["paths"], f"{fld}.http.paths")
+                rule["http"] = {"paths": [self.ingress_path(p, f"{fld}.http.paths[{j}]")
+                                          for j, p in enumerate(paths)]}
             rules.append(rule)
         if rules:
             out["rules"] = rules
@@ -57,7 +57,7 @@ class IngressReader(FieldReader):
             self.fail(None, "spec", "either `defaultBackend` or `rules` must be specified")
         return Ingress(name, namespace, out, source)
 
-    def path(self, node, fld):
+    def ingress_path(self, node, fld):
         p = self.mapping(node, fld, {"path", "pathType", "backend"})
         for key in ("pathType", "backend"):
             if key not in p:

@@ -268,16 +268,56 @@ def endpoint_slices(state, namespace=None) -> list:
     return out
 
 
+def ingresses(state, namespace=None) -> list:
+    """Ingresses with the controller's address in their status, as ingress-nginx writes it."""
+    controller = state.services.get("ingress-nginx/ingress-nginx-controller")
+    address = controller.load_balancer_ip if controller else ""
+    out = []
+    for key, rec in sorted(state.ingresses.items()):
+        ns, name = key.split("/", 1)
+        if not _in(ns, namespace):
+            continue
+        status = {"loadBalancer": {"ingress": [{"ip": address}]} if address else {}}
+        out.append({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                    "metadata": _meta(name, ns, created=rec["created"]),
+                    "spec": rec["spec"], "status": status})
+    return out
+
+
+def ingress_classes(state, namespace=None) -> list:
+    out = []
+    for name, rec in sorted(state.ingress_classes.items()):
+        notes = {"ingressclass.kubernetes.io/is-default-class": "true"} if rec["default"] \
+            else None
+        out.append({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+                    "metadata": _meta(name, created=state.created, annotations=notes),
+                    "spec": {"controller": rec["controller"]}})
+    return out
+
+
+def secrets(state, namespace=None) -> list:
+    out = []
+    for key, rec in sorted(state.secrets.items()):
+        ns, name = key.split("/", 1)
+        if _in(ns, namespace):
+            out.append({"apiVersion": "v1", "kind": "Secret", "type": rec["type"],
+                        "metadata": _meta(name, ns, created=state.created),
+                        "data": dict(rec["data"])})
+    return out
+
+
 # kubectl's names for each resource (plural, singular, short) -> (lister, namespaced?)
 RESOURCES = {
     "pods": (pods, True), "nodes": (nodes, False), "services": (services, True),
     "endpoints": (endpoints, True), "endpointslices": (endpoint_slices, True),
-    "networkpolicies": (network_policies, True),
+    "networkpolicies": (network_policies, True), "ingresses": (ingresses, True),
+    "ingressclasses": (ingress_classes, False), "secrets": (secrets, True),
     "namespaces": (namespaces, False),
 }
 ALIASES = {"pod": "pods", "po": "pods", "node": "nodes", "no": "nodes", "service": "services",
            "svc": "services", "ep": "endpoints", "endpointslice": "endpointslices",
-           "networkpolicy": "networkpolicies",
+           "networkpolicy": "networkpolicies", "ingress": "ingresses", "ing": "ingresses",
+           "ingressclass": "ingressclasses", "secret": "secrets",
            "netpol": "networkpolicies", "namespace": "namespaces", "ns": "namespaces"}
 for _name in RESOURCES:
     ALIASES[_name] = _name

@@ -115,6 +115,23 @@ def rows(kind: str, objects: list, state, all_namespaces=False, wide=False,
             body.append([obj["metadata"]["name"], obj["addressType"],
                          ",".join(str(p["port"]) for p in obj["ports"]) or "<unset>",
                          shown or "<unset>", _age(obj, now)])
+    elif kind == "ingresses":
+        head = ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"]
+        for obj in objects:
+            spec = obj["spec"]
+            hosts = [r["host"] for r in spec.get("rules", []) if "host" in r]
+            address = ",".join(i["ip"] for i in obj["status"]["loadBalancer"].get("ingress", []))
+            body.append([obj["metadata"]["name"], spec.get("ingressClassName", "<none>"),
+                         ",".join(hosts) or "*", address,
+                         "80, 443" if spec.get("tls") else "80", _age(obj, now)])
+    elif kind == "ingressclasses":
+        head = ["NAME", "CONTROLLER", "PARAMETERS", "AGE"]
+        body = [[o["metadata"]["name"], o["spec"]["controller"], "<none>", _age(o, now)]
+                for o in objects]
+    elif kind == "secrets":
+        head = ["NAME", "TYPE", "DATA", "AGE"]
+        body = [[o["metadata"]["name"], o["type"], str(len(o["data"])), _age(o, now)]
+                for o in objects]
     elif kind == "networkpolicies":
         head = ["NAME", "POD-SELECTOR", "AGE"] + (["POLICY-TYPES", "ENFORCED"] if wide else [])
         enforced = "yes" if state.network_policy.enforced else "no"

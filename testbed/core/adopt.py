@@ -73,6 +73,8 @@ def _recall_services(cluster):
         cluster.policy.active = True
         cluster.policy.addresses = {n: rec.addresses for n, rec in state.nodes.items()
                                     if rec.addresses}
+    if state.ingress:
+        cluster.ingress.recall(state)
     if state.dns:
         cluster.dns.pod = state.dns.pod
         cluster.runtime.resolv_conf = kubelet_resolv_conf(cluster)

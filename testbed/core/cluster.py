@@ -36,6 +36,7 @@ from testbed.host.processes import (
     remove_named_namespaces,
 )
 from testbed.host.signals import signals_deferred
+from testbed.ingress.controller import IngressController
 from testbed.kubelet.runtime import Runtime, sandbox_name
 from testbed.kubeproxy import proxies
 from testbed.kubeproxy.speaker import Speaker
@@ -68,6 +69,7 @@ class Cluster:
         self.proxies = proxies.PROXIES[spec.proxy_mode]()
         self.speaker = Speaker()  # LoadBalancer addresses on the underlay
         self.dns = ClusterDNS()  # the kube-dns add-on, started with the first manifest
+        self.ingress = IngressController()  # started with the first Ingress
         self.policy = None  # policy_nft.Enforcer where NetworkPolicy is enforced
         if self.mode is not None and (spec.policy_enforce if spec.policy_enforce is not None
                                       else self.mode.policy_by_default):
@@ -253,6 +255,7 @@ class Cluster:
             self.policy.sync(self)
         self.speaker.sync(self)
         self.dns.sync(self)
+        self.ingress.sync(self)
 
     def least_busy_node(self) -> str:
         """Where the scheduler puts a pod without nodeName: the node with the fewest pods."""

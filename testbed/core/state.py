@@ -79,6 +79,10 @@ class RunState:
     namespaces: dict[str, NamespaceRecord] = field(
         default_factory=lambda: {n: NamespaceRecord() for n in DEFAULT_NAMESPACES})
     policies: dict[str, PolicyRecord] = field(default_factory=dict)
+    ingresses: dict[str, dict] = field(default_factory=dict)  # {"spec": ..., "created": ...}
+    ingress_classes: dict[str, dict] = field(default_factory=dict)  # controller, default
+    secrets: dict[str, dict] = field(default_factory=dict)  # {"type": ..., "data": ...}
+    ingress: dict = field(default_factory=dict)  # the controller: its pod and directory
     daemons: dict[str, DaemonRecord] = field(default_factory=dict)
     dns: DnsRecord | None = None
     fabric: dict = field(default_factory=dict)      # the OVS underlay's facts, if any

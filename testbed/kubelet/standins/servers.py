@@ -41,6 +41,7 @@ def fatal(message):
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 4096  # Go listens with the kernel's somaxconn, not socketserver's 5
 
 
 def http_server(bind, port, routes, close=False):
@@ -48,6 +49,10 @@ def http_server(bind, port, routes, close=False):
     (status, body, headers) or None for 404."""
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # TCP_NODELAY, as Go sets on every connection: headers and body go out in two
+        # writes, and on a kept-alive connection Nagle would hold the body for the
+        # client's delayed ACK (40 ms)
+        disable_nagle_algorithm = True
 
         def answer(self):
             url = urllib.parse.urlparse(self.path)

@@ -15,7 +15,7 @@ from testbed.kubeproxy.services import endpoints as service_endpoints
 from testbed.kubeproxy.services import service_ports
 from testbed.policy import semantics as pol
 
-DESCRIBED = ("pods", "nodes", "services", "networkpolicies")  # of objects.py's resources
+DESCRIBED = ("pods", "nodes", "services", "networkpolicies", "ingresses")  # of objects.py's
 # who reports an event, as kubectl's FROM column names it
 SOURCES = {"Scheduled": "default-scheduler", "Started": "kubelet", "Killing": "kubelet",
            "PolicyApplied": "policy", "PolicyRemoved": "policy", "DaemonDied": "supervisor",
@@ -33,8 +33,8 @@ def _labels(labels):
 def describe(state, kind: str, name: str, namespace: str = "default") -> str:
     resource = ko.ALIASES.get(kind.lower())
     if resource not in DESCRIBED:
-        raise TestbedError(f"describe takes pod, node, service (svc) or networkpolicy "
-                           f"(netpol), not {kind!r}")
+        raise TestbedError(f"describe takes pod, node, service (svc), networkpolicy "
+                           f"(netpol) or ingress (ing), not {kind!r}")
     if resource == "pods":
         return describe_pod(state, *find_pod(state, name, namespace))
     if resource == "nodes":
@@ -42,6 +42,10 @@ def describe(state, kind: str, name: str, namespace: str = "default") -> str:
             raise TestbedError(f'nodes "{name}" not found (nodes: {", ".join(state.nodes)})')
         return describe_node(state, name)
     key = f"{namespace}/{name}"
+    if resource == "ingresses":
+        if key not in state.ingresses:
+            raise TestbedError(f'ingresses "{name}" not found in namespace {namespace}')
+        return describe_ingress(state, key)
     table = state.services if resource == "services" else state.policies
     if key not in table:
         raise TestbedError(f'{resource} "{name}" not found in namespace {namespace}')
@@ -151,6 +155,44 @@ def describe_service(state, key):
         if value:
             lines.append(_field(name, value, 26))
     return "\n".join(lines + proxy_chains(state, key) + events(state, f"service/{key}"))
+
+
+def describe_ingress(state, key):
+    """kubectl describe ingress: class, TLS, and each rule's paths with their backends'
+    endpoints (what nginx sends the path to)."""
+    namespace, name = key.split("/", 1)
+    obj = next(o for o in ko.ingresses(state, namespace) if o["metadata"]["name"] == name)
+    spec = obj["spec"]
+
+    def backend(b):
+        svc = b["service"]
+        port = svc["port"].get("number", svc["port"].get("name"))
+        skey = f"{namespace}/{svc['name']}"
+        if skey not in state.services:
+            return f"{svc['name']}:{port} (<error: services \"{svc['name']}\" not found>)"
+        record = state.services[skey]
+        found = service_endpoints(state, skey)
+        chosen = next((p for p in record.ports if p.port == port or p.name == port), None)
+        eps = found[chosen.name or str(chosen.port)] if chosen else []
+        return f"{svc['name']}:{port} ({','.join(f'{ip}:{t}' for _k, ip, t in eps) or '<none>'})"
+
+    address = ",".join(i["ip"] for i in obj["status"]["loadBalancer"].get("ingress", []))
+    lines = [_field("Name", name, 18), _field("Labels", "<none>", 18),
+             _field("Namespace", namespace, 18), _field("Address", address, 18),
+             _field("Ingress Class", spec.get("ingressClassName", "<none>"), 18),
+             _field("Default backend", backend(spec["defaultBackend"])
+                    if "defaultBackend" in spec else "<default>", 18)]
+    if spec.get("tls"):
+        lines.append("TLS:")
+        lines += [f"  {t.get('secretName', 'SNI')} terminates {','.join(t['hosts'])}"
+                  for t in spec["tls"]]
+    rows = [("Host", "Path", "Backends"), ("----", "----", "--------")]
+    for rule in spec.get("rules", []):
+        rows.append((rule.get("host", "*"), "", ""))
+        rows += [("", p["path"], backend(p["backend"]))
+                 for p in rule.get("http", {}).get("paths", [])]
+    lines += ["Rules:"] + [f"  {line}" for line in render_table(rows).splitlines()]
+    return "\n".join(lines + events(state, f"ingress/{key}"))
 
 
 def proxy_chains(state, key) -> list[str]:

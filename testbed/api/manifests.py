@@ -166,6 +166,12 @@ class _Document(IngressReader, PolicyReader):
         elif kind == "Deployment":
             objects.append(self.deployment(name, namespace, spec, spec_node, source))
         elif kind == "Ingress":
+            notes = self.mapping(meta["annotations"], "metadata.annotations", EVERY_KEY) \
+                if "annotations" in meta else {}
+            for key, value in notes.items():  # ingress-nginx's own: what they would change
+                if key.startswith("nginx.ingress.kubernetes.io/"):
+                    self.warn(value, f"metadata.annotations.{key}",
+                              "not implemented by the testbed's ingress controller (ignored)")
             objects.append(self.ingress(name, namespace, spec, source))
         elif kind == "IngressClass":
             notes = self.mapping(meta["annotations"], "metadata.annotations", EVERY_KEY) \

@@ -256,11 +256,12 @@ def register(sub) -> None:
         p.set_defaults(func=cmd_apply)
 
     get = sub.add_parser("get", help="list objects as kubectl does: pods, nodes, svc, "
-                         "endpoints, netpol, namespaces, events; and drops (what NetworkPolicy "
-                         "denied)")
+                         "endpoints, endpointslices, netpol, ingress, namespaces, events; and "
+                         "drops (what NetworkPolicy denied)")
     get.add_argument("what", metavar="RESOURCE",
-                     help="pods, nodes, services (svc), endpoints (ep), networkpolicies "
-                     "(netpol), namespaces (ns), events (ev), or drops")
+                     help="pods, nodes, services (svc), endpoints (ep), endpointslices, "
+                     "networkpolicies (netpol), ingresses (ing), ingressclasses, secrets, "
+                     "namespaces (ns), events (ev), or drops")
     get.add_argument("object", nargs="?", metavar="NAME", help="just this object")
     get.add_argument("--name", help="cluster name, if several run")
     namespace_option(get)
@@ -271,9 +272,9 @@ def register(sub) -> None:
     get.set_defaults(func=cmd_get)
 
     desc = sub.add_parser("describe", help="an object in words: describe "
-                          "pod|node|svc|netpol NAME")
-    desc.add_argument("kind", metavar="RESOURCE", help="pod, node, service (svc) or "
-                      "networkpolicy (netpol)")
+                          "pod|node|svc|netpol|ingress NAME")
+    desc.add_argument("kind", metavar="RESOURCE", help="pod, node, service (svc), "
+                      "networkpolicy (netpol) or ingress (ing)")
     desc.add_argument("object", metavar="NAME")
     namespace_option(desc)
     desc.add_argument("--name", help="cluster name, if several run")

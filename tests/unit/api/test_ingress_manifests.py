@@ -71,3 +71,13 @@ def test_an_ingress_class_is_cluster_wide_and_can_be_the_default():
             "spec: {controller: k8s.io/ingress-nginx}\n")
     (cls,) = manifests.parse(text, "c.yaml").objects
     assert (cls.name, cls.controller, cls.default) == ("nginx", "k8s.io/ingress-nginx", True)
+
+
+def test_ingress_nginx_annotations_are_named_as_ignored():
+    text = ingress().replace("metadata: {name: shop, namespace: shop}",
+                             "metadata:\n  name: shop\n  namespace: shop\n  annotations:\n"
+                             "    nginx.ingress.kubernetes.io/rewrite-target: /\n"
+                             "    kubernetes.io/description: a shop")
+    loaded = manifests.parse(text, "i.yaml")
+    assert len(loaded.warnings) == 1 and "metadata.annotations.nginx.ingress.kubernetes.io/" \
+        "rewrite-target: not implemented by the testbed's ingress controller" in loaded.warnings[0]

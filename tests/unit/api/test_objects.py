@@ -189,3 +189,22 @@ def test_describe_a_service_names_kube_proxys_chains():
     assert chains[2].startswith("KUBE-EXT-") and len(chains) == 3  # a NodePort's way in
     data.proxy_mode = "nftables"
     assert "  service-" in describe.describe(data, "svc", "s-x-a", "x")
+
+
+def test_an_ingress_is_listed_and_described_with_its_backends_endpoints():
+    data = state()
+    data.ingresses["x/shop"] = {"created": time.time() - 30, "spec": {
+        "ingressClassName": "nginx",
+        "tls": [{"hosts": ["www.example.com"], "secretName": "www-tls"}],
+        "rules": [{"host": "www.example.com", "http": {"paths": [
+            {"path": "/a", "pathType": "Prefix",
+             "backend": {"service": {"name": "s-x-a", "port": {"number": 80}}}},
+            {"path": "/gone", "pathType": "Prefix",
+             "backend": {"service": {"name": "gone", "port": {"number": 80}}}}]}}]}}
+    rows = inventory.rows("ingresses", ko.ingresses(data), data)
+    assert rows[0] == ("NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE")
+    assert rows[1][:5] == ("shop", "nginx", "www.example.com", "", "80, 443")
+    text = describe.describe(data, "ing", "shop", "x")
+    assert "  www-tls terminates www.example.com" in text
+    assert "/a      s-x-a:80 (10.244.0.5:80)" in text
+    assert 'gone:80 (<error: services "gone" not found>)' in text

@@ -122,8 +122,10 @@ class IngressController:
         os.replace(candidate, self.conf)
         self.rendered = text
         os.kill(entry.pid, signal.SIGHUP)
-        # reloaded once a worker of the new configuration runs
-        wait_until(lambda: bool(_children(entry.pid) - before), READY_TIMEOUT_S)
+        # reloaded once a worker of the new configuration runs and every old one has stopped
+        # taking connections (it finishes the ones it has: "worker process is shutting down")
+        wait_until(lambda: bool(_children(entry.pid) - before) and
+                   all(_retired(pid) for pid in before), READY_TIMEOUT_S)
 
     # --- rendering -----------------------------------------------------------------------
     def _render(self, cluster):
@@ -195,6 +197,15 @@ def _backend(state, namespace, backend):
     found = services.endpoints(state, key)[port.name or str(port.port)]
     return nginx.Backend(f"{namespace}-{svc['name']}-{port.port}",
                          sorted(f"{ip}:{target}" for _pod, ip, target in found))
+
+
+def _retired(pid):
+    """Whether an nginx worker is gone or shutting down (its process title says so)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"shutting down" in f.read()
+    except OSError:
+        return True
 
 
 def _children(pid):

@@ -28,10 +28,9 @@ with `-m nfacct` where the kernel has it; these rules carry no nfacct match.
 """
 import base64
 import hashlib
-import ipaddress
 from dataclasses import dataclass, field
 
-from testbed.kubeproxy.types import MASQ_MARK, filter_comment, plan
+from testbed.kubeproxy.types import MASQ_MARK, filter_comment, firewall_sources, plan
 
 NEW = "-m conntrack --ctstate NEW"
 BASE_JUMPS = [  # (table, built-in chain, rule): kube-proxy's hooks into the built-in chains
@@ -91,6 +90,12 @@ def _comment(text):
     return f'-m comment --comment "{text}"'
 
 
+FORWARD_RULES = (  # KUBE-FORWARD, which the IPVS mode writes too
+    "-m conntrack --ctstate INVALID -j DROP",
+    f'{_comment("kubernetes forwarding rules")} -m mark --mark {MASQ_MARK}/{MASQ_MARK} -j ACCEPT',
+    f'{_comment("kubernetes forwarding conntrack rule")} '
+    "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+)
 TOP_CHAINS = ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ")
 FILTER_CHAINS = ("KUBE-NODEPORTS", "KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FIREWALL",
                  "KUBE-FORWARD", "KUBE-PROXY-FIREWALL")
@@ -122,11 +127,8 @@ def ruleset(service_ports, pod_cidr, node="", node_ip="", zone="") -> Tables:
     t.add("filter", "KUBE-FIREWALL", f'{_comment("block incoming localnet connections")} '
           "-d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT "
           "-j DROP")
-    t.add("filter", "KUBE-FORWARD", "-m conntrack --ctstate INVALID -j DROP")
-    t.add("filter", "KUBE-FORWARD", f'{_comment("kubernetes forwarding rules")} '
-          f"-m mark --mark {MASQ_MARK}/{MASQ_MARK} -j ACCEPT")
-    t.add("filter", "KUBE-FORWARD", f'{_comment("kubernetes forwarding conntrack rule")} '
-          "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
+    for rule in FORWARD_RULES:
+        t.add("filter", "KUBE-FORWARD", rule)
     return t
 
 
@@ -200,10 +202,8 @@ def _service(t, sp, p, pod_cidr, node_ip):
             t.add("nat", ext, f"-j {external_policy}")
     if uses_fw:
         t.nat[fw] = []
-        allowed = [r.strip() for r in sp.source_ranges]
-        if node_ip and any(_contains(r, node_ip) for r in allowed):
-            allowed += [f"{ip}/32" for ip in sp.load_balancer_ips]  # the node, via its LB IP
-        for cidr in allowed:
+        for cidr in firewall_sources(sp, node_ip):
+            cidr = cidr if "/" in cidr else f"{cidr}/32"
             t.add("nat", fw, f"-s {cidr} {_comment(sp.id + ' loadbalancer IP')} -j {external}")
         t.add("nat", fw, _comment(f"other traffic to {sp.id} will be dropped by "
                                   "KUBE-PROXY-FIREWALL"))
@@ -211,7 +211,7 @@ def _service(t, sp, p, pod_cidr, node_ip):
         _endpoint_rules(t, sp, svc, p.cluster)
     if p.local:
         _endpoint_rules(t, sp, svl, p.local)
-    for ep in p.cluster + tuple(e for e in p.local if e not in p.cluster):
+    for ep in p.endpoints:
         sep = sep_chain(sp, ep)
         t.nat[sep] = []
         t.add("nat", sep, f"-s {ep.ip}/32 {_comment(sp.id)} -j KUBE-MARK-MASQ")
@@ -233,13 +233,6 @@ def _endpoint_rules(t, sp, chain, endpoints):
         left = len(seps) - i
         pick = "" if left == 1 else f" -m statistic --mode random --probability {1 / left:0.10f}"
         t.add("nat", chain, f"{_comment(f'{sp.id} -> {ep}')}{pick} -j {sep}")
-
-
-def _contains(cidr, ip):
-    try:
-        return ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(cidr, strict=False)
-    except ValueError:
-        return False
 
 
 def restore_input(tables: Tables, held: Tables | None = None, partial: bool = False) -> str:

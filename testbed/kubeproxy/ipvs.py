@@ -8,14 +8,16 @@ server per address and port (scheduler rr; ClientIP affinity as persistence of i
 ones where a traffic policy is Local; a NodePort is a virtual server on the node's address. A
 few fixed iptables rules match ipsets instead of one rule per Service: KUBE-CLUSTER-IP to mark
 traffic from outside the pod CIDR for masquerade, KUBE-NODE-PORT-TCP/UDP, KUBE-EXTERNAL-IP and
-KUBE-LOAD-BALANCER likewise, KUBE-LOOP-BACK for a pod reaching itself (hairpin). The filter
-rules of the iptables mode (REJECT without endpoints, source ranges) are not written here.
+KUBE-LOAD-BALANCER likewise, KUBE-LOOP-BACK for a pod reaching itself (hairpin), and in the
+filter table KUBE-FORWARD as the iptables mode has it. The other filter rules of the iptables
+mode (REJECT without endpoints, source ranges) are not written here.
 
 render() is pure; commands() diffs two renders into ipvsadm-restore, ipset restore and
 `ip -batch` input.
 """
 from dataclasses import dataclass, field
 
+from testbed.kubeproxy.iptables import FORWARD_RULES
 from testbed.kubeproxy.types import MASQ_MARK
 
 DEVICE = "kube-ipvs0"
@@ -39,9 +41,12 @@ SYSCTLS = [  # kube-proxy's settings for IPVS: conntrack for masquerading, fast 
 
 
 def nat_rules(pod_cidr):
-    """The fixed nat chains (iptables-restore --noflush input)."""
+    """The fixed filter and nat chains (iptables-restore --noflush input): KUBE-FORWARD as
+    in the iptables mode, then the nat chains matching kube-proxy's ipsets."""
     match = "-m set --match-set"
     return "\n".join([
+        "*filter", ":KUBE-FORWARD - [0:0]",
+        *[f"-A KUBE-FORWARD {rule}" for rule in FORWARD_RULES], "COMMIT",
         "*nat",
         ":KUBE-SERVICES - [0:0]", ":KUBE-POSTROUTING - [0:0]", ":KUBE-MARK-MASQ - [0:0]",
         ":KUBE-NODE-PORT - [0:0]", ":KUBE-LOAD-BALANCER - [0:0]",

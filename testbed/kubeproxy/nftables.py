@@ -24,11 +24,10 @@ two renders into `nft -f` input.
 """
 import base64
 import hashlib
-import ipaddress
 from dataclasses import dataclass, field
 
 from testbed.kubeproxy.services import SERVICE_CIDR
-from testbed.kubeproxy.types import MASQ_MARK, plan
+from testbed.kubeproxy.types import MASQ_MARK, firewall_sources, plan
 
 TABLE = "ip kube-proxy"
 CHAINS = {  # kube-proxy's fixed chains, name -> declaration (base chains hook in)
@@ -208,15 +207,13 @@ def _service(rs, sp, p, pod_cidr, node_ip):
             rules.append(f"goto {external_policy}")
         rs.chains[ext] = rules
     if uses_fw:
-        sources = [r.strip() for r in sp.source_ranges]
-        if node_ip and any(_contains(r, node_ip) for r in sources):
-            sources += list(sp.load_balancer_ips)  # the node, reaching its own LB address
+        sources = firewall_sources(sp, node_ip)
         rs.chains[fw] = [f"ip saddr != {{ {' , '.join(sources)} }} drop"]
     if p.cluster:
         _endpoint_picks(rs, sp, svc, p.cluster)
     if p.local:
         _endpoint_picks(rs, sp, local, p.local)
-    for ep in p.cluster + tuple(e for e in p.local if e not in p.cluster):
+    for ep in p.endpoints:
         base = endpoint_base(sp, ep)
         rules = [f"ip saddr {ep.ip} jump mark-for-masquerade",
                  f"meta l4proto {sp.protocol} dnat to {ep}"]
@@ -234,13 +231,6 @@ def _endpoint_picks(rs, sp, chain, endpoints):
         rules += [f"ip saddr @affinity-{base} goto endpoint-{base}" for base in bases]
     picks = " , ".join(f"{i} : goto endpoint-{base}" for i, base in enumerate(bases))
     rules.append(f"numgen random mod {len(bases)} vmap {{ {picks} }}")
-
-
-def _contains(cidr, ip):
-    try:
-        return ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(cidr, strict=False)
-    except ValueError:
-        return False
 
 
 def _element(mapname, key, value):

@@ -1,6 +1,7 @@
 """What every kube-proxy mode shares: the ServicePort it renders rules from (one port of one
 Service with its endpoints, as kube-proxy's ServicePortName and endpoints cache give it), and
 the constants the modes agree on."""
+import ipaddress
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -73,6 +74,11 @@ class Plan:
     has_external: bool
 
     @property
+    def endpoints(self) -> tuple:
+        """Every endpoint this node DNATs to (each gets one endpoint chain)."""
+        return self.cluster + tuple(e for e in self.local if e not in self.cluster)
+
+    @property
     def internal_filter(self) -> str:
         """What the filter side does to internal traffic with nowhere to go."""
         return "" if self.has_internal else "REJECT" if not self.has_endpoints else "DROP"
@@ -102,6 +108,17 @@ def plan(sp: ServicePort, node: str, zone: str = "") -> Plan:
     return Plan(cluster, local if uses_local else (), has,
                 has and (bool(local) or not sp.internal_local),
                 has and (bool(local) or not sp.external_local))
+
+
+def firewall_sources(sp: ServicePort, node_ip: str) -> list[str]:
+    """The sources loadBalancerSourceRanges let in: the ranges (spaces trimmed, as kube-proxy
+    trims them) and, when a range holds the node's own address, the load-balancer addresses
+    (a node reaching its own LB address comes from that address)."""
+    sources = [r.strip() for r in sp.source_ranges]
+    node = ipaddress.IPv4Address(node_ip) if node_ip else None
+    if node and any(node in ipaddress.IPv4Network(r, strict=False) for r in sources):
+        sources += list(sp.load_balancer_ips)
+    return sources
 
 
 def filter_comment(sp: ServicePort, verdict: str) -> str:

@@ -64,3 +64,11 @@ def test_sctp_services_use_ipvsadms_sctp_flag_and_kube_proxys_hash_set():
     assert "-a --sctp-service 192.168.1.11:30081 -r 10.244.0.5:80 -m -w 1" in virtual
     assert "create KUBE-NODE-PORT-SCTP-HASH hash:ip,port -exist" in sets
     assert "KUBE-NODE-PORT-SCTP-HASH dst,dst -j KUBE-MARK-MASQ" in ipvs.nat_rules("10.244.0.0/16")
+
+
+def test_the_fixed_rules_forward_service_traffic_as_the_iptables_mode_does():
+    text = ipvs.nat_rules("10.244.0.0/16")
+    lines = text.splitlines()
+    assert lines[:2] == ["*filter", ":KUBE-FORWARD - [0:0]"]
+    assert "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP" in lines
+    assert lines.index("*nat") > lines.index("COMMIT")

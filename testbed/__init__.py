@@ -4,7 +4,8 @@ on one machine, in the shape of the CNI plugins they mirror.
 One package per concern: core (a cluster's lifecycle), host (namespaces, processes, daemons),
 underlay (racks and routers), modes (one folder per CNI mode), cni (the plugin skeleton and the
 runtime's caller), kubelet (sandboxes, containers, stand-ins), api (manifests and Kubernetes
-objects), kubeproxy (Services), policy (NetworkPolicy), addons (cluster DNS) and cli.
+objects), kubeproxy (Services), ingress (the Ingress controller), policy (NetworkPolicy),
+addons (cluster DNS) and cli.
 """
 import os
 

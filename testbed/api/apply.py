@@ -23,6 +23,7 @@ from testbed.core.topology import ContainerSpec, PodSpec, pod_key
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.waiting import wait_until
+from testbed.ingress.controller import missing_tools
 from testbed.kubelet.service_env import service_env
 from testbed.kubelet.standins import command_for, listening
 from testbed.kubeproxy import services
@@ -89,6 +90,9 @@ def check(cluster, objects):
                                    f"({', '.join(cluster.nodes)})")
         if isinstance(obj, kinds.Service):
             _check_service_protocols(cluster, obj)
+        if isinstance(obj, kinds.Ingress) and cluster.ingress.pod is None and \
+                missing_tools():
+            raise TestbedError(f"{obj.source}: Ingress {ns}/{obj.name}: {missing_tools()}")
         if isinstance(obj, kinds.Pod) and pod_key(ns, obj.name) in pods:
             record = pods[pod_key(ns, obj.name)]
             if record.spec != _pod_spec_key(obj.template):

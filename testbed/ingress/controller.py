@@ -38,6 +38,14 @@ FAKE_SUBJECT = "/O=Acme Co/CN=Kubernetes Ingress Controller Fake Certificate"
 READY_TIMEOUT_S = 10.0
 
 
+def missing_tools() -> str:
+    """Why the controller cannot run here ("" when it can)."""
+    if shutil.which("nginx") and shutil.which("openssl"):
+        return ""
+    return ("the ingress controller needs nginx and openssl, which this machine lacks: "
+            "scripts/install.sh installs them")
+
+
 def served_class(state, spec: dict) -> bool:
     """Whether this controller serves an Ingress: its class is ours, or it names none and
     ours is the default."""
@@ -63,9 +71,9 @@ class IngressController:
     def start(self, cluster):
         if self.pod is not None:
             return
-        if not shutil.which("nginx") or not shutil.which("openssl"):
-            raise TestbedError("the ingress controller needs nginx and openssl, which this "
-                               "machine lacks: scripts/install.sh installs them")
+        missing = missing_tools()
+        if missing:
+            raise TestbedError(missing)
         state = cluster.state
         self.directory = state.subdir("ingress-nginx")
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
@@ -101,6 +109,9 @@ class IngressController:
 
     def sync(self, cluster):
         if self.pod is None:
+            return
+        if self.pod not in cluster.state.pods:  # namespace ingress-nginx was deleted
+            self.pod, self.rendered, cluster.state.ingress = None, None, {}
             return
         text = self._render(cluster)
         if text == self.rendered:

@@ -97,8 +97,8 @@ def check(cluster, objects):
             record = pods[pod_key(ns, obj.name)]
             if record.spec != _pod_spec_key(obj.template):
                 raise TestbedError(f"{obj.source}: Pod {ns}/{obj.name}: a pod's containers, "
-                                   "nodeName and DNS settings cannot change (only its labels); "
-                                   "delete it first")
+                                   "nodeName, hostNetwork and DNS settings cannot change (only "
+                                   "its labels); delete it first")
 
 
 def _check_service_protocols(cluster, svc):
@@ -114,9 +114,9 @@ def _check_service_protocols(cluster, svc):
 
 def _pod_spec_key(template):
     """What of a Pod cannot change once it runs: its containers, its node, its DNS setup."""
-    if template.dns == kinds.PodDNS():  # as recorded before pods had DNS settings
+    if template.dns == kinds.PodDNS() and not template.host_network:  # as recorded before
         return repr((template.containers, template.node_name))
-    return repr((template.containers, template.node_name, template.dns))
+    return repr((template.containers, template.node_name, template.dns, template.host_network))
 
 
 def _outcome(before, after):
@@ -299,7 +299,9 @@ def _create(cluster, name, namespace, template, result, owner):
         env.update(c.env)  # the container's own env wins
         containers.append(ContainerSpec(c.name, tuple(argv), tuple(env.items())))
     pod = PodSpec(name, namespace, template.node_name or cluster.least_busy_node(),
-                  dict(template.labels), tuple(containers), template.dns.record())
+                  dict(template.labels), tuple(containers),
+                  {**template.dns.record(), "host_network": template.host_network},
+                  template.host_network)
     served = [port for c in pod.containers for port in listening(list(c.command), c.env)]
     if any(proto == "sctp" for proto, _port in served) and not cluster.caps.get("sctp"):
         result.warnings.append(f"pod {namespace}/{name}: serves SCTP, but this kernel has no "

@@ -59,6 +59,7 @@ class PodTemplate:
     containers: tuple = ()
     node_name: str = ""
     dns: PodDNS = PodDNS()
+    host_network: bool = False  # the pod runs in its node's network namespace
 
 
 @dataclass(frozen=True)
@@ -255,6 +256,8 @@ def template_hash(template):
     what = (sorted(template.labels.items()), template.containers, template.node_name)
     if template.dns != PodDNS():  # so that templates without these hash as before
         what += (template.dns,)
+    if template.host_network:
+        what += ("hostNetwork",)
     for byte in repr(what).encode():
         h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
     return safe_encode(str(h))

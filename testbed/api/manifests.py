@@ -40,7 +40,7 @@ TOPOLOGY_ANNOTATIONS = ("service.kubernetes.io/topology-mode",
 KINDS = {  # kind -> (apiVersion, keys of spec the testbed implements)
     "Namespace": ("v1", set()),
     "Pod": ("v1", {"containers", "nodeName", "dnsPolicy", "dnsConfig", "hostname", "subdomain",
-                   "enableServiceLinks"}),
+                   "enableServiceLinks", "hostNetwork"}),
     "Deployment": ("apps/v1", {"replicas", "selector", "template"}),
     "Service": ("v1", {"type", "selector", "ports", "clusterIP", "sessionAffinity",
                        "externalName", "externalTrafficPolicy", "internalTrafficPolicy",
@@ -232,7 +232,9 @@ class _Document(IngressReader, PolicyReader):
                 self.strings(c["args"], f"{cfld}.args") if "args" in c else (),
                 tuple(ports), self.env(c["env"], f"{cfld}.env") if "env" in c else ()))
         node_name = self.name(spec["nodeName"], f"{fld}.nodeName") if "nodeName" in spec else ""
-        return PodTemplate(labels, tuple(containers), node_name, self.pod_dns(spec, fld, node))
+        return PodTemplate(labels, tuple(containers), node_name, self.pod_dns(spec, fld, node),
+                           self.boolean(spec["hostNetwork"], f"{fld}.hostNetwork")
+                           if "hostNetwork" in spec else False)
 
     def pod_dns(self, spec, fld, node):
         """dnsPolicy, dnsConfig, hostname, subdomain and enableServiceLinks, checked as the
@@ -267,13 +269,14 @@ class _Document(IngressReader, PolicyReader):
                       "must have at least one nameserver when dnsPolicy is None")
         names = [self.name(spec[k], f"{fld}.{k}") if k in spec else ""
                  for k in ("hostname", "subdomain")]
-        links = True
-        if "enableServiceLinks" in spec:
-            value = spec["enableServiceLinks"]
-            if value.tag != "tag:yaml.org,2002:bool":
-                self.fail(value, f"{fld}.enableServiceLinks", "must be true or false")
-            links = value.value.lower() == "true"
+        links = self.boolean(spec["enableServiceLinks"], f"{fld}.enableServiceLinks") \
+            if "enableServiceLinks" in spec else True
         return PodDNS(policy, servers, searches, options, names[0], names[1], links)
+
+    def boolean(self, node, fld):
+        if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:bool":
+            self.fail(node, fld, "must be true or false")
+        return node.value.lower() == "true"
 
     def search_domain(self, node, fld):
         value = self.string(node, fld).rstrip(".")

@@ -55,8 +55,8 @@ def adopt(name: str, owner: Process, verbose: bool = False) -> Cluster:
     for router in state.routers:
         cluster.routers[router] = netns.pod_namespace(pinned_name(router, name))
     mode.adopt(cluster.context)
-    cluster.pods_up = [PodSpec(r.name, r.namespace, r.node, dict(r.labels))
-                       for r in state.pods.values()]
+    cluster.pods_up = [PodSpec(r.name, r.namespace, r.node, dict(r.labels), dns=dict(r.dns),
+                               host_network=r.host_network) for r in state.pods.values()]
     _recall_services(cluster)
     state.update(supervisor=owner, adopted=True)
     return cluster

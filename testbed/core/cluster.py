@@ -232,7 +232,8 @@ class Cluster:
         node = self.nodes[pod.node]
         self.pods_up.append(pod)
         record = self.runtime.create_pod(pod, node, self.mode.network_config(self.spec, node))
-        self.mode.pod_added(self.context, pod, node, record)
+        if not pod.host_network:  # a hostNetwork pod is the node's business, not the CNI's
+            self.mode.pod_added(self.context, pod, node, record)
         self.state.event("Normal", "Scheduled", f"pod/{pod.key}",
                          f"Successfully assigned {pod.key} to {pod.node}")
         self.state.event("Normal", "Started", f"pod/{pod.key}",
@@ -279,7 +280,8 @@ class Cluster:
         self.state.event("Normal", "Killing", f"pod/{key}", "Stopping the pod's containers "
                          "and removing its sandbox")
         try:
-            self.mode.pod_removed(self.context, pod, node)
+            if not pod.host_network:
+                self.mode.pod_removed(self.context, pod, node)
         finally:
             self.pods_up.remove(pod)
             self.runtime.delete_pod(pod, node)

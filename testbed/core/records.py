@@ -37,6 +37,7 @@ class PodRecord:
     ports: dict[str, int] = field(default_factory=dict)  # named container ports
     spec: str | None = None    # the pod's containers as applied, to tell a changed template
     dns: dict = field(default_factory=dict)  # dnsPolicy, dnsConfig, hostname, subdomain
+    host_network: bool = False  # its "sandbox" names its node's own network namespace
 
     @property
     def key(self) -> str:

@@ -25,6 +25,7 @@ class PodSpec:
     labels: dict = field(default_factory=dict, hash=False, compare=False)
     containers: tuple = ()
     dns: dict = field(default_factory=dict, hash=False, compare=False)  # kinds.PodDNS.record()
+    host_network: bool = False  # in its node's network namespace: no sandbox, no CNI
 
     @property
     def key(self) -> str:

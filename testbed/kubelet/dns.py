@@ -6,8 +6,8 @@ dnsPolicy and dnsConfig:
 - Default: the node's resolv.conf (the emulated node's: its rack's gateway, never this
   machine's);
 - None: nothing but what dnsConfig gives;
-- ClusterFirstWithHostNet: as ClusterFirst (the testbed runs no hostNetwork pods, and for any
-  other pod the kubelet treats the two alike);
+- ClusterFirstWithHostNet: as ClusterFirst; the two differ for hostNetwork pods, which get
+  ClusterFirst's only with ClusterFirstWithHostNet and the node's (Default) with ClusterFirst;
 then dnsConfig is merged in as the kubelet merges it: its nameservers and searches appended
 (duplicates dropped), its options replacing those of the same name. At most 3 nameservers and
 32 search domains are written, as the kubelet keeps.
@@ -46,6 +46,8 @@ def pod_resolv_conf(dns: dict, namespace: str, cluster_dns: str, domain: str,
     """The resolv.conf of a pod with these dnsPolicy/dnsConfig settings (the pod record's
     `dns`: policy, nameservers, searches, options as [name, value or None])."""
     policy = dns.get("policy") or "ClusterFirst"
+    if policy == "ClusterFirst" and dns.get("host_network"):
+        policy = "Default"  # the kubelet's rule: a hostNetwork pod must ask for cluster DNS
     host_servers, host_searches, host_options = parse_resolv_conf(node_conf)
     if policy in ("ClusterFirst", "ClusterFirstWithHostNet"):
         servers = [cluster_dns]

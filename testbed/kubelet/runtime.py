@@ -60,6 +60,8 @@ class Runtime:
                                f"run's: pod {pod.key} needs it (`testbed clean` removes those of "
                                "runs whose owner died)")
         self.state.own("netns", sandbox)
+        if pod.host_network:
+            return self._create_host_network_pod(pod, node, sandbox)
         netns.run(["ip", "netns", "add", sandbox])
         netns.run(["ip", "-n", sandbox, "link", "set", "lo", "up"])
         record = PodRecord(pod.name, pod.namespace, node.name, sandbox, dict(pod.labels),
@@ -69,6 +71,25 @@ class Runtime:
         result = self.invoke("ADD", pod, node, netconf)
         record.ip = result["ips"][0]["address"].split("/")[0]
         record.result = result
+        self.state.save()
+        if self.resolv_conf:
+            self.write_resolv_conf(record)
+        log_dir = self.state.subdir("pods", pod.namespace, pod.name)
+        for container in pod.containers:
+            record.containers[container.name] = self.start_container(pod, container, log_dir)
+        self.state.save()
+        return record
+
+    def _create_host_network_pod(self, pod, node, sandbox):
+        """A hostNetwork pod: no namespace and no CNI call; its containers run in the node's
+        network namespace, which gets the pod's sandbox name too (`ip netns attach`), so that
+        `ip netns exec <sandbox>` — its containers, `testbed exec` — reads the pod's own
+        /etc/netns/<sandbox>/resolv.conf, as the kubelet gives each pod its own."""
+        netns.run(["ip", "netns", "attach", sandbox, str(node.ns.pid)])
+        record = PodRecord(pod.name, pod.namespace, node.name, sandbox, dict(pod.labels),
+                           created=time.time(), dns=dict(pod.dns), ip=str(node.ip.ip),
+                           host_network=True)
+        self.state.pods[pod.key] = record
         self.state.save()
         if self.resolv_conf:
             self.write_resolv_conf(record)
@@ -128,12 +149,14 @@ class Runtime:
                     child.wait()
                 self.state.disown_pid(entry.pid)
             try:
-                self.invoke("DEL", pod, node, record.netconf)
+                if not record.host_network:
+                    self.invoke("DEL", pod, node, record.netconf)
             except TestbedError as e:
                 errors.append(e)
         sandbox = self.sandbox(pod)
         if sandbox in self.state.owned.netns:
-            end_processes_in(netns.namespace_id(netns.netns_path(sandbox)))
+            if not (record and record.host_network):  # the node's own: only the name goes
+                end_processes_in(netns.namespace_id(netns.netns_path(sandbox)))
             netns.run(["ip", "netns", "del", sandbox], check=False)
             self.state.disown("netns", sandbox)
         directory = os.path.join(NETNS_ETC, sandbox)

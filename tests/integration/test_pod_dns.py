@@ -57,6 +57,13 @@ PODS = pod("dns-example", """\
   enableServiceLinks: false
 """) + pod("with-host-net", """\
   dnsPolicy: ClusterFirstWithHostNet
+""") + pod("host-net-cluster", """\
+  hostNetwork: true
+  dnsPolicy: ClusterFirstWithHostNet
+  nodeName: node1
+""") + pod("host-net-plain", """\
+  hostNetwork: true
+  nodeName: node1
 """)
 
 
@@ -85,6 +92,15 @@ def test_dns_policies_hostnames_and_service_links(make_cluster, tmp_path, mode):
                      "nameserver 10.96.0.10\noptions ndots:5\n")
     assert resolv("busybox1") == cluster_first
     assert resolv("with-host-net") == cluster_first  # no hostNetwork: as ClusterFirst
+    # hostNetwork pods share node1's network namespace, each with its own resolv.conf: cluster
+    # DNS only when asked for with ClusterFirstWithHostNet, else the node's
+    node1 = state.nodes["node1"]
+    assert state.pods["dns/host-net-cluster"].ip == node1.ip
+    assert f"inet {node1.ip}/" in run("host-net-cluster", "ip", "-4", "addr", "show")
+    assert resolv("host-net-cluster") == cluster_first
+    assert resolv("host-net-plain") == "nameserver 192.168.1.1\n"
+    assert run("host-net-cluster", "getent", "hosts", "web-front").split()[0] == \
+        state.services["dns/web-front"].cluster_ip
     # Default: the emulated node's resolv.conf (its rack's gateway), not this machine's
     node = state.pods["dns/host-dns"].node
     assert resolv("host-dns") == "nameserver 192.168.1.1\n"
@@ -118,3 +134,13 @@ def test_dns_policies_hostnames_and_service_links(make_cluster, tmp_path, mode):
     proc = run("busybox1", "sh", "-c", "curl -sk --max-time 3 https://kubernetes.default/; "
                "echo $?")
     assert proc.strip() == "7"
+
+    # deleting a hostNetwork pod ends its containers and its name, not its node
+    from testbed.api import apply, manifests
+    (tmp_path / "gone.yaml").write_text(pod("host-net-plain", "  hostNetwork: true\n"
+                                             "  nodeName: node1\n"))
+    apply.delete(cluster, manifests.load(str(tmp_path / "gone.yaml")))
+    assert "dns/host-net-plain" not in state.pods
+    assert run("host-net-cluster", "ip", "-4", "addr", "show").count(node1.ip) == 1
+    assert "busybox-1" in run("host-net-cluster", "dig", "+short", "-x", ip)
+    assert all(d.alive for d in cluster.check_daemons().values())  # BIRD, kube-proxy@…

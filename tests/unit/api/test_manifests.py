@@ -198,6 +198,8 @@ def test_a_pods_dns_fields_are_read_as_the_api_server_takes_them():
         "None", ("1.2.3.4",), "busy-1", "busy", False)
     assert dns.options == (("ndots", "2"), ("edns0", None))
     assert dns.record()["searches"] == ["ns1.svc.cluster-domain.example", "my.dns.search.suffix"]
+    host = manifests.parse(POD + "  hostNetwork: true\n", "p.yaml").objects[0].template
+    assert host.host_network and kinds.template_hash(host) != kinds.template_hash(plain)
 
 
 @pytest.mark.parametrize("extra, words", [
@@ -211,6 +213,7 @@ def test_a_pods_dns_fields_are_read_as_the_api_server_takes_them():
     ("  dnsConfig: {options: [{value: '2'}]}\n", "spec.dnsConfig.options[0].name: missing"),
     ("  hostname: Busy_1\n", "spec.hostname: 'Busy_1' is not a DNS label"),
     ("  enableServiceLinks: 'no'\n", "spec.enableServiceLinks: must be true or false"),
+    ("  hostNetwork: 1\n", "spec.hostNetwork: must be true or false"),
 ])
 def test_bad_dns_fields_name_the_field(extra, words):
     with pytest.raises(ManifestError) as e:

@@ -17,6 +17,11 @@ def test_cluster_first_appends_the_nodes_search_domains():
     assert conf({"policy": "ClusterFirstWithHostNet"}) == conf({})
 
 
+def test_a_host_network_pod_gets_cluster_dns_only_when_it_asks():
+    assert conf({"host_network": True}) == NODE
+    assert conf({"host_network": True, "policy": "ClusterFirstWithHostNet"}) == conf({})
+
+
 def test_default_is_the_nodes_and_none_only_dns_config():
     assert conf({"policy": "Default"}) == NODE
     assert conf({"policy": "None", "nameservers": ["1.2.3.4"], "searches": ["ns1.svc"],

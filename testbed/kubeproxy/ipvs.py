@@ -8,9 +8,12 @@ server per address and port (scheduler rr; ClientIP affinity as persistence of i
 ones where a traffic policy is Local; a NodePort is a virtual server on the node's address. A
 few fixed iptables rules match ipsets instead of one rule per Service: KUBE-CLUSTER-IP to mark
 traffic from outside the pod CIDR for masquerade, KUBE-NODE-PORT-TCP/UDP, KUBE-EXTERNAL-IP and
-KUBE-LOAD-BALANCER likewise, KUBE-LOOP-BACK for a pod reaching itself (hairpin), and in the
-filter table KUBE-FORWARD as the iptables mode has it. The other filter rules of the iptables
-mode (REJECT without endpoints, source ranges) are not written here.
+KUBE-LOAD-BALANCER likewise, KUBE-LOOP-BACK for a pod reaching itself (hairpin); in the
+filter table KUBE-FORWARD, health-check node ports, loadBalancerSourceRanges
+(KUBE-LOAD-BALANCER-FW, KUBE-LOAD-BALANCER-SOURCE-CIDR) and KUBE-IPVS-FILTER (a new connection
+to a kube-ipvs0 address on a port no Service has is refused), as kube-proxy's IPVS mode writes
+them (without the ipsets' comments on the rules). As in kube-proxy's IPVS mode, a Service
+without endpoints is not refused (its virtual server has no real server).
 
 render() is pure; commands() diffs two renders into ipvsadm-restore, ipset restore and
 `ip -batch` input.
@@ -18,7 +21,7 @@ render() is pure; commands() diffs two renders into ipvsadm-restore, ipset resto
 from dataclasses import dataclass, field
 
 from testbed.kubeproxy.iptables import FORWARD_RULES
-from testbed.kubeproxy.types import MASQ_MARK
+from testbed.kubeproxy.types import MASQ_MARK, firewall_sources
 
 DEVICE = "kube-ipvs0"
 SCHEDULER = "rr"
@@ -30,7 +33,21 @@ IPSETS = {  # name -> type, as kube-proxy creates them
     "KUBE-NODE-PORT-TCP": "bitmap:port range 0-65535",
     "KUBE-NODE-PORT-UDP": "bitmap:port range 0-65535",
     "KUBE-NODE-PORT-SCTP-HASH": "hash:ip,port",  # SCTP NodePorts are per node address
+    "KUBE-LOAD-BALANCER-FW": "hash:ip,port",  # load-balancer ports with source ranges
+    "KUBE-LOAD-BALANCER-SOURCE-CIDR": "hash:ip,port,net",  # ... and the ranges let in
+    "KUBE-HEALTH-CHECK-NODE-PORT": "bitmap:port range 0-65535",
+    "KUBE-IPVS-IPS": "hash:ip",  # every address on kube-ipvs0
 }
+FILTER_CHAINS = ("KUBE-FORWARD", "KUBE-NODE-PORT", "KUBE-PROXY-FIREWALL",
+                 "KUBE-SOURCE-RANGES-FIREWALL", "KUBE-IPVS-FILTER", "KUBE-IPVS-OUT-FILTER")
+FILTER_JUMPS = [  # (built-in chain, rule), kube-proxy's iptablesJumpChain for the filter table
+    ("FORWARD", '-m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD'),
+    ("INPUT", '-m comment --comment "kubernetes health check rules" -j KUBE-NODE-PORT'),
+    ("INPUT", '-m comment --comment "kube-proxy firewall rules" -j KUBE-PROXY-FIREWALL'),
+    ("FORWARD", '-m comment --comment "kube-proxy firewall rules" -j KUBE-PROXY-FIREWALL'),
+    ("INPUT", '-m comment --comment "kubernetes ipvs access filter" -j KUBE-IPVS-FILTER'),
+    ("OUTPUT", '-m comment --comment "kubernetes ipvs access filter" -j KUBE-IPVS-OUT-FILTER'),
+]
 SERVICE_FLAGS = {"tcp": "-t", "udp": "-u", "sctp": "--sctp-service"}  # ipvsadm's
 SYSCTLS = [  # kube-proxy's settings for IPVS: conntrack for masquerading, fast reuse of ports
     "net.ipv4.vs.conntrack=1", "net.ipv4.vs.conn_reuse_mode=0",
@@ -41,12 +58,25 @@ SYSCTLS = [  # kube-proxy's settings for IPVS: conntrack for masquerading, fast 
 
 
 def nat_rules(pod_cidr):
-    """The fixed filter and nat chains (iptables-restore --noflush input): KUBE-FORWARD as
-    in the iptables mode, then the nat chains matching kube-proxy's ipsets."""
+    """The fixed filter and nat chains (iptables-restore --noflush input), matching kube-proxy's
+    ipsets: KUBE-FORWARD, health-check node ports accepted, load-balancer source ranges
+    (KUBE-PROXY-FIREWALL, KUBE-SOURCE-RANGES-FIREWALL), and KUBE-IPVS-FILTER, which refuses a
+    new connection to an address on kube-ipvs0 but no Service's port of it."""
     match = "-m set --match-set"
+    ret = [f"-A KUBE-IPVS-FILTER {match} {name} dst,dst -j RETURN"
+           for name in ("KUBE-LOAD-BALANCER", "KUBE-CLUSTER-IP", "KUBE-EXTERNAL-IP")]
     return "\n".join([
-        "*filter", ":KUBE-FORWARD - [0:0]",
-        *[f"-A KUBE-FORWARD {rule}" for rule in FORWARD_RULES], "COMMIT",
+        "*filter", *[f":{chain} - [0:0]" for chain in FILTER_CHAINS],
+        *[f"-A KUBE-FORWARD {rule}" for rule in FORWARD_RULES[1:]],  # no INVALID drop here
+        f"-A KUBE-NODE-PORT {match} KUBE-HEALTH-CHECK-NODE-PORT dst -j ACCEPT",
+        f"-A KUBE-PROXY-FIREWALL {match} KUBE-LOAD-BALANCER-FW dst,dst "
+        "-j KUBE-SOURCE-RANGES-FIREWALL",
+        f"-A KUBE-SOURCE-RANGES-FIREWALL {match} KUBE-LOAD-BALANCER-SOURCE-CIDR dst,dst,src "
+        "-j RETURN",
+        "-A KUBE-SOURCE-RANGES-FIREWALL -j DROP",
+        *ret, f"-A KUBE-IPVS-FILTER {match} KUBE-HEALTH-CHECK-NODE-PORT dst -j RETURN",
+        f"-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW {match} KUBE-IPVS-IPS dst -j REJECT",
+        "COMMIT",
         "*nat",
         ":KUBE-SERVICES - [0:0]", ":KUBE-POSTROUTING - [0:0]", ":KUBE-MARK-MASQ - [0:0]",
         ":KUBE-NODE-PORT - [0:0]", ":KUBE-LOAD-BALANCER - [0:0]",
@@ -82,12 +112,13 @@ class IpvsState:
 
 def render(service_ports, node_ip, node=""):
     """Node `node`'s view; a traffic policy Local leaves only its own endpoints as real
-    servers of the internal (ClusterIP) or external (NodePort, LB, external IP) servers."""
+    servers of the internal (ClusterIP) or external (NodePort, LB, external IP) servers — all
+    of them where it has none, as kube-proxy's IPVS mode lets local pods through."""
     st = IpvsState()
     for sp in service_ports:
         persistence = sp.affinity_timeout if sp.affinity else 0
         every = frozenset((ep.ip, ep.port) for ep in sp.endpoints)
-        local = frozenset((ep.ip, ep.port) for ep in sp.local_endpoints(node))
+        local = frozenset((ep.ip, ep.port) for ep in sp.local_endpoints(node)) or every
         internal = local if sp.internal_local else every
         external = local if sp.external_local else every
         st.addresses.add(sp.cluster_ip)
@@ -95,8 +126,13 @@ def render(service_ports, node_ip, node=""):
         st.virtual[(sp.protocol, sp.cluster_ip, sp.port)] = (persistence, internal)
         for ip in sp.load_balancer_ips:
             st.addresses.add(ip)
-            st.sets["KUBE-LOAD-BALANCER"].add(f"{ip},{sp.protocol}:{sp.port}")
+            entry = f"{ip},{sp.protocol}:{sp.port}"
+            st.sets["KUBE-LOAD-BALANCER"].add(entry)
             st.virtual[(sp.protocol, ip, sp.port)] = (persistence, external)
+            if sp.source_ranges:
+                st.sets["KUBE-LOAD-BALANCER-FW"].add(entry)
+                st.sets["KUBE-LOAD-BALANCER-SOURCE-CIDR"] |= {f"{entry},{cidr}" for cidr in
+                                                              firewall_sources(sp, node_ip)}
         for ip in sp.external_ips:
             st.addresses.add(ip)
             st.sets["KUBE-EXTERNAL-IP"].add(f"{ip},{sp.protocol}:{sp.port}")
@@ -107,8 +143,11 @@ def render(service_ports, node_ip, node=""):
             st.sets[f"KUBE-NODE-PORT-{sp.protocol.upper()}"].add(str(sp.node_port))
         if sp.node_port:
             st.virtual[(sp.protocol, node_ip, sp.node_port)] = (persistence, external)
+        if sp.health_check_node_port:
+            st.sets["KUBE-HEALTH-CHECK-NODE-PORT"].add(str(sp.health_check_node_port))
         for ep in sp.endpoints:
             st.sets["KUBE-LOOP-BACK"].add(f"{ep.ip},{sp.protocol}:{ep.port},{ep.ip}")
+    st.sets["KUBE-IPVS-IPS"] = set(st.addresses)
     return st
 
 

@@ -239,8 +239,8 @@ class IpvsProxies(_Proxies):
             node.ns.run("ipset", "restore", input=sets + "\n")
         if first:
             node.ns.run("iptables-restore", "--noflush", input=kubeproxy_ipvs.nat_rules(pod_cidr))
-            _hook(node, [j for j in kubeproxy.BASE_JUMPS
-                         if j[0] == "nat" or j[2].endswith("-j KUBE-FORWARD")])
+            _hook(node, [j for j in kubeproxy.BASE_JUMPS if j[0] == "nat"] +
+                  [("filter", chain, rule) for chain, rule in kubeproxy_ipvs.FILTER_JUMPS])
         if addresses:
             node.ns.run("ip", "-batch", "-", input=addresses + "\n")
         if ipvs:

@@ -3,7 +3,7 @@ the commands of a change."""
 import dataclasses
 
 from testbed.kubeproxy import ipvs as ipvs
-from testbed.kubeproxy.types import ServicePort
+from testbed.kubeproxy.types import Endpoint, ServicePort
 
 WEB = ServicePort("shop", "web", "http", "tcp", "10.96.0.11", 80, 30080, False,
                   (("10.244.0.5", 8080), ("10.244.1.5", 8080)), ("192.168.1.240",))
@@ -66,9 +66,31 @@ def test_sctp_services_use_ipvsadms_sctp_flag_and_kube_proxys_hash_set():
     assert "KUBE-NODE-PORT-SCTP-HASH dst,dst -j KUBE-MARK-MASQ" in ipvs.nat_rules("10.244.0.0/16")
 
 
-def test_the_fixed_rules_forward_service_traffic_as_the_iptables_mode_does():
-    text = ipvs.nat_rules("10.244.0.0/16")
-    lines = text.splitlines()
-    assert lines[:2] == ["*filter", ":KUBE-FORWARD - [0:0]"]
-    assert "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP" in lines
-    assert lines.index("*nat") > lines.index("COMMIT")
+def test_the_fixed_filter_rules_are_kube_proxys():
+    lines = ipvs.nat_rules("10.244.0.0/16").splitlines()
+    assert lines[0] == "*filter" and lines.index("*nat") > lines.index("COMMIT")
+    assert {line[1:].split()[0] for line in lines[:8] if line.startswith(":")} == \
+        set(ipvs.FILTER_CHAINS)
+    assert lines[-2:] == ["-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000", "COMMIT"]
+    assert "-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set KUBE-IPVS-IPS " \
+        "dst -j REJECT" in lines
+    assert "-A KUBE-SOURCE-RANGES-FIREWALL -j DROP" in lines
+    assert not any("INVALID" in line for line in lines)  # the IPVS mode has no such rule
+    assert ("INPUT", '-m comment --comment "kubernetes ipvs access filter" -j '
+            "KUBE-IPVS-FILTER") in ipvs.FILTER_JUMPS
+
+
+def test_source_ranges_health_checks_and_local_policies_fill_kube_proxys_sets():
+    lb = dataclasses.replace(WEB, source_ranges=("203.0.113.0/25",), health_check_node_port=30100,
+                             external_local=True, endpoints=(
+                                 Endpoint("10.244.0.5", 8080, "node1"),
+                                 Endpoint("10.244.1.5", 8080, "node2")))
+    st = ipvs.render([lb], "192.168.1.11", "node1")
+    assert st.sets["KUBE-LOAD-BALANCER-FW"] == {"192.168.1.240,tcp:80"}
+    assert st.sets["KUBE-LOAD-BALANCER-SOURCE-CIDR"] == {"192.168.1.240,tcp:80,203.0.113.0/25"}
+    assert st.sets["KUBE-HEALTH-CHECK-NODE-PORT"] == {"30100"}
+    assert st.sets["KUBE-IPVS-IPS"] == {"10.96.0.11", "192.168.1.240"}
+    assert st.virtual[("tcp", "192.168.1.240", 80)][1] == {("10.244.0.5", 8080)}  # node1's
+    assert len(st.virtual[("tcp", "10.96.0.11", 80)][1]) == 2  # internal: Cluster
+    elsewhere = ipvs.render([lb], "192.168.1.13", "node3")  # none local: all, as kube-proxy
+    assert len(elsewhere.virtual[("tcp", "192.168.1.240", 80)][1]) == 2

@@ -192,6 +192,31 @@ class IngressController:
         return paths, ""
 
 
+def routes(state, key: str) -> list[str]:
+    """How nginx routes an Ingress's rules now: each path, its nginx locations, and the
+    endpoints of the upstream it proxies to (`testbed trace ... ing/NAME`)."""
+    spec = state.ingresses[key]["spec"]
+    if not served_class(state, spec):
+        return [f"Ingress {key} names class {spec.get('ingressClassName')!r}, which this "
+                f"controller ({CONTROLLER}) does not serve"]
+    ingresses = [(k, rec["spec"], rec["created"]) for k, rec in state.ingresses.items()
+                 if served_class(state, rec["spec"])]
+    p = nginx.plan(ingresses, lambda ns, b: _backend(state, ns, b), lambda ns, n: (None, ""))
+    out = []
+    for host, server in sorted(p.servers.items()):
+        for (modifier, path), (backend, owner) in sorted(server.locations.items(),
+                                                         key=lambda item: item[0][1]):
+            if owner != key:
+                continue
+            where = f"{'*' if host == '_' else host} location {modifier + ' ' if modifier else ''}"
+            target = backend.problem or (f"upstream {backend.upstream}: "
+                                         f"{', '.join(backend.endpoints) or 'no endpoints (503)'}")
+            out.append(f"{where}{path} -> {target}")
+    out += [f"not served: {w}" for w in p.warnings if w.startswith(f"Ingress {key}:")]
+    return out + ["nginx answers the connection itself and opens one of its own to an endpoint "
+                  "of the upstream: that second connection is not this probe's"]
+
+
 def _backend(state, namespace, backend):
     """A backend's upstream and endpoints, from the Service and its endpoints now."""
     svc = backend["service"]

@@ -51,6 +51,9 @@ def text(trace: Trace) -> str:
     if trace.policy:
         lines += ["", "  NetworkPolicy, as the policies read (testbed policy check):"]
         lines += [f"    {line}" for line in trace.policy]
+    if trace.ingress:
+        lines += ["", f"  Ingress {trace.destination.ingress}, as nginx routes it now:"]
+        lines += [f"    {line}" for line in trace.ingress]
     lines += ["", ("DELIVERED: " if trace.delivered else "DROPPED: ") + trace.verdict]
     return "\n".join(lines)
 

@@ -12,6 +12,7 @@ from testbed.api.tables import find_pod
 from testbed.core.state import RunState
 from testbed.errors import TestbedError
 from testbed.host import netns
+from testbed.ingress import controller as ingress_controller
 from testbed.kubeproxy.services import selected_pods
 from testbed.modes import get_mode, mode_names
 from testbed.policy.semantics import explain
@@ -38,6 +39,7 @@ class Target:
     ip: str
     places: list[Place] = field(default_factory=list)
     service: str | None = None
+    ingress: str | None = None  # "ns/name" of the Ingress traced to
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Trace:
     retransmissions: int = 0   # TCP sent the SYN again while the probe waited
     conntrack: dict = field(default_factory=dict)  # node -> its entry of the probe
     policy: list[str] = field(default_factory=list)  # how NetworkPolicy reads the connection
+    ingress: list[str] = field(default_factory=list)  # how nginx routes the Ingress
     delivered: bool = False
     verdict: str = ""
     seconds: float = 0.0
@@ -72,7 +75,11 @@ class Trace:
 
 def resolve(state: RunState, name: str, namespace: str = "default") -> Target:
     """A pod (NAME or NAMESPACE/NAME), node, router or host, a Service (svc/NAME or
-    NAMESPACE/svc/NAME) or its ClusterIP, or an IPv4 address."""
+    NAMESPACE/svc/NAME) or its ClusterIP, an Ingress (ing/NAME or NAMESPACE/ing/NAME: its
+    controller's address), or an IPv4 address."""
+    if name.startswith("ing/") or "/ing/" in name:
+        ns, _, ing = name.rpartition("ing/")
+        return _ingress(state, f"{ns.rstrip('/') or namespace}/{ing}")
     if name.startswith("svc/") or "/svc/" in name:
         ns, _, svc = name.rpartition("svc/")
         return _service(state, f"{ns.rstrip('/') or namespace}/{svc}")
@@ -114,6 +121,19 @@ def _service(state, key, ip=None):
     places = [_pod_place(pod_key, state.pods[pod_key]) for pod_key, _ in
               selected_pods(state, key)]
     return Target(f"svc/{key}", ip or svc.cluster_ip, places, service=key)
+
+
+def _ingress(state, key):
+    if key not in state.ingresses:
+        raise TestbedError(f'ingresses "{key.split("/", 1)[1]}" not found in namespace '
+                           f'{key.split("/", 1)[0]}')
+    controller = f"{ingress_controller.NAMESPACE}/{ingress_controller.NAME}"
+    if controller not in state.services:
+        raise TestbedError(f"Ingress {key}: no ingress controller runs in cluster {state.name}")
+    svc = state.services[controller]
+    target = _service(state, controller, svc.load_balancer_ip or svc.cluster_ip)
+    target.name, target.ingress = f"ing/{key}", key
+    return target
 
 
 def _pod_place(key, pod):
@@ -194,6 +214,8 @@ def trace(state: RunState, source: Target, destination: Target, protocol: str,
     if state.network_policy.enforced and result.hops and protocol != "icmp":
         src, (dst, dport) = result.hops[0].packet.flow.src, _endpoint(result)
         result.policy = explain(state, src, dst, dport, protocol.upper())[1]
+    if destination.ingress:
+        result.ingress = ingress_controller.routes(state, destination.ingress)
     arrived = {p.label for p in destination.places}
     last_in = [h for h in result.hops if h.direction == "in" and h.where in arrived]
     result.delivered = bool(last_in) or (not arrived and bool(result.reply))

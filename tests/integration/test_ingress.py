@@ -87,6 +87,16 @@ def test_the_guides_ingress_over_https(make_cluster, tmp_path, mode):
                       check=True).stdout.splitlines()[1].split()
     assert row[:3] == ["shop", "nginx", "www.example.com"] and row[3] == address
     assert " ".join(row[4:6]) == "80, 443"
+    # trace to the Ingress: the probe's path to the controller, then how nginx routes it
+    traced = run_testbed("trace", "external", "shop/ing/shop", "--port", "443", "--name",
+                         cluster.spec.name)
+    assert traced.returncode == 0, traced.stdout + traced.stderr
+    assert "Ingress shop/shop, as nginx routes it now:" in traced.stdout
+    book_eps = sorted(f"{p.ip}:80" for p in state.pods.values() if p.name.startswith("book-"))
+    assert f"www.example.com location = /book -> upstream shop-book-80: " \
+        f"{', '.join(book_eps)}" in traced.stdout
+    assert "DELIVERED: delivered to" in traced.stdout and "ingress-nginx-controller" in \
+        traced.stdout
 
     # a reload (book scaled to 3: new endpoints) does not drop a connection under way
     flag = tmp_path / "finish"

@@ -21,7 +21,7 @@ render() is pure; commands() diffs two renders into ipvsadm-restore, ipset resto
 from dataclasses import dataclass, field
 
 from testbed.kubeproxy.iptables import FORWARD_RULES
-from testbed.kubeproxy.types import MASQ_MARK, firewall_sources
+from testbed.kubeproxy.types import MASQ_MARK, firewall_sources, topology_endpoints
 
 DEVICE = "kube-ipvs0"
 SCHEDULER = "rr"
@@ -110,14 +110,15 @@ class IpvsState:
     sets: dict = field(default_factory=lambda: {name: set() for name in IPSETS})
 
 
-def render(service_ports, node_ip, node=""):
-    """Node `node`'s view; a traffic policy Local leaves only its own endpoints as real
-    servers of the internal (ClusterIP) or external (NodePort, LB, external IP) servers — all
-    of them where it has none, as kube-proxy's IPVS mode lets local pods through."""
+def render(service_ports, node_ip, node="", zone=""):
+    """Node `node`'s view (in topology zone `zone`); a traffic policy Local leaves only its
+    own endpoints as real servers of the internal (ClusterIP) or external (NodePort, LB,
+    external IP) servers — all of them where it has none, as kube-proxy's IPVS mode lets
+    local pods through; topology hints narrow the rest to the zone's."""
     st = IpvsState()
     for sp in service_ports:
         persistence = sp.affinity_timeout if sp.affinity else 0
-        every = frozenset((ep.ip, ep.port) for ep in sp.endpoints)
+        every = frozenset((ep.ip, ep.port) for ep in topology_endpoints(sp, zone))
         local = frozenset((ep.ip, ep.port) for ep in sp.local_endpoints(node)) or every
         internal = local if sp.internal_local else every
         external = local if sp.external_local else every

@@ -224,7 +224,8 @@ class IpvsProxies(_Proxies):
     tables = "ipvs"
 
     def render(self, ports, pod_cidr, node):
-        return kubeproxy_ipvs.render(ports, str(node.ip.ip), node.name), pod_cidr
+        return kubeproxy_ipvs.render(ports, str(node.ip.ip), node.name,
+                                     self.zones.get(node.name, "")), pod_cidr
 
     def apply(self, node, rendered):
         new, pod_cidr = rendered
@@ -259,9 +260,12 @@ class UserspaceProxies(_Proxies):
         return [sp for sp in ports if sp.protocol in ("tcp", "udp")]  # as the old proxier
 
     def agent_config(self, node, ports):
-        return {"listen": str(node.ip.ip),
-                "portals": {kubeproxy_userspace.key(sp): kubeproxy_userspace.portal(sp)
-                            for sp in ports if sp.protocol in ("tcp", "udp")}}
+        zone = self.zones.get(node.name, "")
+        portals = {}
+        for sp in ports:
+            if sp.protocol in ("tcp", "udp"):
+                portals.update(kubeproxy_userspace.portals(sp, node.name, zone))
+        return {"listen": str(node.ip.ip), "portals": portals}
 
     def apply(self, node, ports):
         text = kubeproxy_userspace.render(ports, str(node.ip.ip),

@@ -18,7 +18,7 @@ interfaces have none).
 render() is pure: service ports, the node's address and the proxy ports in, the chains
 out (iptables-restore --noflush input, every chain whole).
 """
-from testbed.kubeproxy.types import ServicePort
+from testbed.kubeproxy.types import ServicePort, plan
 
 NAT_CHAINS = ("KUBE-PORTALS-CONTAINER", "KUBE-PORTALS-HOST", "KUBE-NODEPORT-CONTAINER",
               "KUBE-NODEPORT-HOST")
@@ -38,16 +38,29 @@ HOOKS = [
 ]
 
 
+EXTERNAL = "#external"  # a port's second portal: NodePort and LB traffic under a policy Local
+
+
 def key(sp: ServicePort) -> str:
     """What the proxy and the rules call a service port: kube-proxy's ServicePortName and
     protocol."""
     return f"{sp.id}/{sp.protocol}"
 
 
-def portal(sp: ServicePort) -> dict:
-    """What the proxy of a node needs to serve one service port."""
-    return {"protocol": sp.protocol, "endpoints": [[ep.ip, ep.port] for ep in sp.endpoints],
-            "affinity": sp.affinity_timeout if sp.affinity else 0}
+def portals(sp: ServicePort, node: str = "", zone: str = "") -> dict:
+    """{name: what the proxy of `node` needs to serve it} for one service port: one portal,
+    and a second for external traffic when externalTrafficPolicy is Local. Traffic policies
+    and topology hints choose the endpoints as in the other modes; the client's address is
+    lost all the same (the proxy connects from the node)."""
+    p = plan(sp, node, zone)
+
+    def spec(endpoints):
+        return {"protocol": sp.protocol, "endpoints": [[ep.ip, ep.port] for ep in endpoints],
+                "affinity": sp.affinity_timeout if sp.affinity else 0}
+    out = {key(sp): spec(p.local if sp.internal_local else p.cluster)}
+    if sp.externally_accessible and sp.external_local:
+        out[key(sp) + EXTERNAL] = spec(p.local)
+    return out
 
 
 def render(service_ports, node_ip: str, proxy_ports: dict) -> str:
@@ -59,17 +72,20 @@ def render(service_ports, node_ip: str, proxy_ports: dict) -> str:
         proxy_port = proxy_ports.get(key(sp))
         if proxy_port is None:
             continue
+        external_port = proxy_ports.get(key(sp) + EXTERNAL, proxy_port)
         match = f'-p {sp.protocol} -m comment --comment "{sp.id}" -m {sp.protocol}'
-        to_proxy = f"-j DNAT --to-destination {node_ip}:{proxy_port}"
-        for ip in (sp.cluster_ip, *sp.external_ips, *sp.load_balancer_ips):
+        for ip, port in ((sp.cluster_ip, proxy_port),
+                         *((ip, external_port) for ip in sp.external_ips + sp.load_balancer_ips)):
             for chain in ("KUBE-PORTALS-CONTAINER", "KUBE-PORTALS-HOST"):
-                nat[chain].append(f"-A {chain} -d {ip}/32 {match} --dport {sp.port} {to_proxy}")
+                nat[chain].append(f"-A {chain} -d {ip}/32 {match} --dport {sp.port} "
+                                  f"-j DNAT --to-destination {node_ip}:{port}")
         if sp.node_port:
             for chain in ("KUBE-NODEPORT-CONTAINER", "KUBE-NODEPORT-HOST"):
-                nat[chain].append(f"-A {chain} {match} --dport {sp.node_port} {to_proxy}")
+                nat[chain].append(f"-A {chain} {match} --dport {sp.node_port} "
+                                  f"-j DNAT --to-destination {node_ip}:{external_port}")
             filt["KUBE-NODEPORT-NON-LOCAL"].append(
-                f"-A KUBE-NODEPORT-NON-LOCAL {match} --dport {proxy_port} -m state --state NEW "
-                "-j ACCEPT")
+                f"-A KUBE-NODEPORT-NON-LOCAL {match} --dport {external_port} -m state --state "
+                "NEW -j ACCEPT")
     lines = []
     for table, chains in (("filter", filt), ("nat", nat)):
         lines += [f"*{table}"] + [f":{c} - [0:0]" for c in chains]

@@ -94,3 +94,11 @@ def test_source_ranges_health_checks_and_local_policies_fill_kube_proxys_sets():
     assert len(st.virtual[("tcp", "10.96.0.11", 80)][1]) == 2  # internal: Cluster
     elsewhere = ipvs.render([lb], "192.168.1.13", "node3")  # none local: all, as kube-proxy
     assert len(elsewhere.virtual[("tcp", "192.168.1.240", 80)][1]) == 2
+
+
+def test_topology_hints_keep_the_real_servers_in_the_zone():
+    sp = dataclasses.replace(WEB, topology_auto=True, endpoints=(
+        Endpoint("10.244.0.5", 8080, "node1", "rack1"),
+        Endpoint("10.244.1.5", 8080, "node3", "rack2")))
+    st = ipvs.render([sp], "192.168.2.11", "node3", "rack2")
+    assert st.virtual[("tcp", "10.96.0.11", 80)][1] == {("10.244.1.5", 8080)}

@@ -1,7 +1,9 @@
 """kube-proxy's userspace mode: the portal rules, and the proxy's choice of endpoint."""
+import dataclasses
+
 from testbed.kubeproxy import userspace
 from testbed.kubeproxy.proxier import Balancer
-from testbed.kubeproxy.types import ServicePort
+from testbed.kubeproxy.types import Endpoint, ServicePort
 
 WEB = ServicePort("shop", "web", "http", "tcp", "10.96.0.11", 80, 30080, False,
                   (("10.244.0.5", 8080), ("10.244.1.5", 8080)), ("192.168.1.240",))
@@ -35,8 +37,23 @@ def test_the_hooks_put_portals_first_and_node_ports_last():
              for table, chain, pos, rule in userspace.HOOKS}
     assert where[("nat", "PREROUTING", "KUBE-PORTALS-CONTAINER")] == "first"
     assert where[("nat", "OUTPUT", "KUBE-NODEPORT-HOST")] == "last"
-    assert userspace.portal(WEB) == {"protocol": "tcp", "affinity": 0, "endpoints": [
-        ["10.244.0.5", 8080], ["10.244.1.5", 8080]]}
+    assert userspace.portals(WEB) == {"shop/web:http/tcp": {
+        "protocol": "tcp", "affinity": 0, "endpoints": [["10.244.0.5", 8080],
+                                                        ["10.244.1.5", 8080]]}}
+
+
+def test_traffic_policies_choose_a_portals_endpoints_and_external_traffic_gets_its_own():
+    local = dataclasses.replace(WEB, external_local=True, internal_local=True, endpoints=(
+        Endpoint("10.244.0.5", 8080, "node1"), Endpoint("10.244.1.5", 8080, "node2")))
+    portals = userspace.portals(local, "node1")
+    assert portals == {name: {"protocol": "tcp", "affinity": 0,
+                              "endpoints": [["10.244.0.5", 8080]]}
+                       for name in ("shop/web:http/tcp", "shop/web:http/tcp#external")}
+    text = userspace.render([local], "192.168.1.11", {"shop/web:http/tcp": 40001,
+                                                      "shop/web:http/tcp#external": 40002})
+    assert "-d 10.96.0.11/32" in text and "192.168.1.11:40001" in text
+    assert all(line.endswith("192.168.1.11:40002") or "NON-LOCAL" in line
+               for line in text.splitlines() if "--dport 30080" in line or "192.168.1.240" in line)
 
 
 def test_the_proxy_goes_round_robin_and_keeps_a_clients_endpoint_with_affinity():

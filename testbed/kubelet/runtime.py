@@ -61,35 +61,25 @@ class Runtime:
                                "runs whose owner died)")
         self.state.own("netns", sandbox)
         if pod.host_network:
-            return self._create_host_network_pod(pod, node, sandbox)
-        netns.run(["ip", "netns", "add", sandbox])
-        netns.run(["ip", "-n", sandbox, "link", "set", "lo", "up"])
+            # no namespace of its own and no CNI call: the node's network namespace gets the
+            # pod's sandbox name too (`ip netns attach`), so that `ip netns exec <sandbox>` —
+            # its containers, `testbed exec` — reads the pod's own
+            # /etc/netns/<sandbox>/resolv.conf, as the kubelet gives each pod its own
+            netns.run(["ip", "netns", "attach", sandbox, str(node.ns.pid)])
+        else:
+            netns.run(["ip", "netns", "add", sandbox])
+            netns.run(["ip", "-n", sandbox, "link", "set", "lo", "up"])
         record = PodRecord(pod.name, pod.namespace, node.name, sandbox, dict(pod.labels),
-                           netconf, created=time.time(), dns=dict(pod.dns))
+                           netconf if not pod.host_network else {}, created=time.time(),
+                           dns=dict(pod.dns), host_network=pod.host_network)
         self.state.pods[pod.key] = record
         self.state.save()
-        result = self.invoke("ADD", pod, node, netconf)
-        record.ip = result["ips"][0]["address"].split("/")[0]
-        record.result = result
-        self.state.save()
-        if self.resolv_conf:
-            self.write_resolv_conf(record)
-        log_dir = self.state.subdir("pods", pod.namespace, pod.name)
-        for container in pod.containers:
-            record.containers[container.name] = self.start_container(pod, container, log_dir)
-        self.state.save()
-        return record
-
-    def _create_host_network_pod(self, pod, node, sandbox):
-        """A hostNetwork pod: no namespace and no CNI call; its containers run in the node's
-        network namespace, which gets the pod's sandbox name too (`ip netns attach`), so that
-        `ip netns exec <sandbox>` — its containers, `testbed exec` — reads the pod's own
-        /etc/netns/<sandbox>/resolv.conf, as the kubelet gives each pod its own."""
-        netns.run(["ip", "netns", "attach", sandbox, str(node.ns.pid)])
-        record = PodRecord(pod.name, pod.namespace, node.name, sandbox, dict(pod.labels),
-                           created=time.time(), dns=dict(pod.dns), ip=str(node.ip.ip),
-                           host_network=True)
-        self.state.pods[pod.key] = record
+        if pod.host_network:
+            record.ip = str(node.ip.ip)
+        else:
+            result = self.invoke("ADD", pod, node, netconf)
+            record.ip = result["ips"][0]["address"].split("/")[0]
+            record.result = result
         self.state.save()
         if self.resolv_conf:
             self.write_resolv_conf(record)

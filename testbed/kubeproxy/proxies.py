@@ -113,9 +113,7 @@ class _Proxies:
         return True
 
     def daemon_status(self) -> dict:
-        return {label_node: agent.status(label_node.split("@", 1)[1])
-                for label_node, agent in ((f"kube-proxy@{n}", a)
-                                          for n, a in self.agents.items())}
+        return {f"kube-proxy@{name}": agent.status(name) for name, agent in self.agents.items()}
 
     def stop(self, state):
         for agent in self.agents.values():

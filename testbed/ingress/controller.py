@@ -182,13 +182,11 @@ class IngressController:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(base64.b64decode(secret["data"][field]))
-        try:
+        try:  # what nginx would refuse to load, found before it is asked to
             ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(*paths)
-        except (ssl.SSLError, OSError) as e:
+        except ssl.SSLError as e:
             return None, (f"TLS Secret {namespace}/{name}: tls.crt and tls.key are not a "
-                          f"certificate and its key ({e.reason or e})"
-                          if isinstance(e, ssl.SSLError) else f"TLS Secret {namespace}/{name}:"
-                          f" {e}")
+                          f"certificate and its key ({e.reason or e})")
         return paths, ""
 
 

@@ -107,18 +107,11 @@ def parse(text, path="<string>"):
     return out
 
 
-class _Kinded:
-    """Top-level keys are checked once the kind is known (top_level_keys)."""
-
-    def __contains__(self, _key):
-        return True
-
-
 class _Document(IngressReader, PolicyReader):
     """One YAML document, read into the kinds the testbed implements."""
 
     def read(self, node, objects):
-        top = self.mapping(node, "", known=_Kinded())
+        top = self.mapping(node, "", known=EVERY_KEY)  # checked once the kind is known
         self.top_level_keys(node, top)
         kind_node = top.get("kind")
         if kind_node is None:
@@ -147,6 +140,9 @@ class _Document(IngressReader, PolicyReader):
             if "namespace" in meta and not cluster_scoped else "default"
         self.what = f"{kind} {name}" if cluster_scoped else f"{kind} {namespace}/{name}"
         labels = self.labels(meta.get("labels"), "metadata.labels")
+        # read for the kinds whose annotations mean something here
+        notes = self.mapping(meta["annotations"], "metadata.annotations", EVERY_KEY) \
+            if "annotations" in meta and kind in ("Service", "Ingress", "IngressClass") else {}
         spec_node = top.get("spec")
         source = f"{self.path}:{node.start_mark.line + 1}"
         if kind == "Namespace":
@@ -166,22 +162,16 @@ class _Document(IngressReader, PolicyReader):
         elif kind == "Deployment":
             objects.append(self.deployment(name, namespace, spec, spec_node, source))
         elif kind == "Ingress":
-            notes = self.mapping(meta["annotations"], "metadata.annotations", EVERY_KEY) \
-                if "annotations" in meta else {}
             for key, value in notes.items():  # ingress-nginx's own: what they would change
                 if key.startswith("nginx.ingress.kubernetes.io/"):
                     self.warn(value, f"metadata.annotations.{key}",
                               "not implemented by the testbed's ingress controller (ignored)")
             objects.append(self.ingress(name, namespace, spec, source))
         elif kind == "IngressClass":
-            notes = self.mapping(meta["annotations"], "metadata.annotations", EVERY_KEY) \
-                if "annotations" in meta else {}
             objects.append(self.ingress_class(name, spec, {
                 k: v.value for k, v in notes.items() if isinstance(v, yaml.ScalarNode)}, source))
         elif kind == "Service":
             svc = self.service(name, namespace, spec, spec_node, source)
-            notes = self.mapping(meta["annotations"], "metadata.annotations", EVERY_KEY) \
-                if "annotations" in meta else {}
             mode = next((self.string(notes[k], f"metadata.annotations.{k}", allow_empty=True)
                          for k in TOPOLOGY_ANNOTATIONS if k in notes), "")
             objects.append(dataclasses.replace(svc, topology_mode=mode) if mode else svc)

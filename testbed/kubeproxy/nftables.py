@@ -115,7 +115,7 @@ def endpoint_base(sp, endpoint):
     return _base(f"{port_name(sp)}__{endpoint[0]}/{endpoint[1]}")
 
 
-def _fixed_chains(pod_cidr, service_cidr):
+def _fixed_chains(service_cidr):
     new = "ct state new jump"
     return {
         "cluster-ips-check": [
@@ -148,7 +148,7 @@ def render(service_ports, pod_cidr, node="", node_ip="", service_cidr=str(SERVIC
            zone=""):
     """The table of node `node` (underlay address `node_ip`, where NodePorts answer)."""
     rs = Ruleset()
-    rs.chains.update(_fixed_chains(pod_cidr, service_cidr))
+    rs.chains.update(_fixed_chains(service_cidr))
     if node_ip:
         rs.set_elements["nodeport-ips"].add(node_ip)
     for sp in sorted(service_ports, key=lambda s: (s.id, s.protocol)):

@@ -141,11 +141,7 @@ class IngressController:
     # --- rendering -----------------------------------------------------------------------
     def _render(self, cluster):
         state = cluster.state
-        ingresses = [(key, rec["spec"], rec["created"])
-                     for key, rec in sorted(state.ingresses.items())
-                     if served_class(state, rec["spec"])]
-        p = nginx.plan(ingresses, lambda ns, b: _backend(state, ns, b),
-                       lambda ns, name: self._certificate(state, ns, name))
+        p = _plan(state, lambda ns, name: self._certificate(state, ns, name))
         self.warnings = p.warnings
         return nginx.render(p, self.directory, self._fake_paths())
 
@@ -197,9 +193,7 @@ def routes(state, key: str) -> list[str]:
     if not served_class(state, spec):
         return [f"Ingress {key} names class {spec.get('ingressClassName')!r}, which this "
                 f"controller ({CONTROLLER}) does not serve"]
-    ingresses = [(k, rec["spec"], rec["created"]) for k, rec in state.ingresses.items()
-                 if served_class(state, rec["spec"])]
-    p = nginx.plan(ingresses, lambda ns, b: _backend(state, ns, b), lambda ns, n: (None, ""))
+    p = _plan(state, lambda ns, name: (None, ""))  # routes only: no certificate written
     out = []
     for host, server in sorted(p.servers.items()):
         for (modifier, path), (backend, owner) in sorted(server.locations.items(),
@@ -213,6 +207,13 @@ def routes(state, key: str) -> list[str]:
     out += [f"not served: {w}" for w in p.warnings if w.startswith(f"Ingress {key}:")]
     return out + ["nginx answers the connection itself and opens one of its own to an endpoint "
                   "of the upstream: that second connection is not this probe's"]
+
+
+def _plan(state, certificate) -> nginx.Plan:
+    """nginx's plan for the Ingresses this controller serves."""
+    ingresses = [(key, rec["spec"], rec["created"]) for key, rec in
+                 sorted(state.ingresses.items()) if served_class(state, rec["spec"])]
+    return nginx.plan(ingresses, lambda ns, b: _backend(state, ns, b), certificate)
 
 
 def _backend(state, namespace, backend):

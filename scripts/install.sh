@@ -19,6 +19,7 @@ PACKAGES=(
   ipvsadm ipset                # kube-proxy's IPVS mode, where the kernel has IPVS
   python3 python3-venv python3-pip
   gcc libc6-dev                # builds native/: the udp forwarder, the latency probe
+  clang llvm libbpf-dev bpftool  # the ebpf mode: its programs, compiled and loaded
   vagrant                      # only to validate the Vagrantfile (`vagrant validate`)
 )
 
@@ -60,12 +61,20 @@ for program in flannel-udp-forwarder rr-probe; do
   fi
 done
 
+# native/bpf/: the ebpf mode's tc programs, compiled once for the BPF target; every node of
+# an ebpf cluster loads its own copy (with its own maps) from this object.
+mkdir -p build/bpf
+if [ ! -e build/bpf/datapath.o ] || [ native/bpf/datapath.c -nt build/bpf/datapath.o ]; then
+  clang -O2 -g -Wall -Werror -target bpf -I"/usr/include/$(uname -m)-linux-gnu" \
+    -c native/bpf/datapath.c -o build/bpf/datapath.o
+fi
+
 # The testbed's own CNI plugins are Python modules; CNI runtimes need executables on CNI_PATH.
 # They need only the standard library and the checkout: -S skips site-packages (a third of a
 # plugin's start-up, paid twice per pod).
 mkdir -p build/cni
 for plugin in testbed-calico:modes.bgp.calico_plugin testbed-calico-blocks:modes.bgp.ipam_plugin \
-              testbed-ovs:modes.openflow.ovs_plugin; do
+              testbed-ovs:modes.openflow.ovs_plugin testbed-cilium:modes.ebpf.cilium_plugin; do
   launcher="#!/bin/sh
 PYTHONPATH=\"$PWD\" exec \"$PWD/.venv/bin/python\" -S -m testbed.${plugin#*:} \"\$@\""
   if [ "$(cat "build/cni/${plugin%%:*}" 2>/dev/null)" != "$launcher" ]; then

@@ -83,6 +83,8 @@ class Cluster:
         # what the mode sees of this cluster (modes/base.py); it shares the dicts above
         self.context = ClusterContext(spec, state, self.nodes, self.routers, self.caps,
                                       self.timings)
+        if self.mode is not None and self.mode.replaces_kube_proxy:
+            self.proxies = self.mode.service_proxy(self.context)
 
     @classmethod
     def create(cls, spec: ClusterSpec, mode_name: str, verbose: bool = False,
@@ -96,7 +98,8 @@ class Cluster:
         check_underlay(spec, caps)
         if mode_name != BARE:
             check_mode(mode_name, spec, caps)
-            check_proxy_mode(spec, caps)
+            if not get_mode(mode_name).replaces_kube_proxy:
+                check_proxy_mode(spec, caps)
         if delayed and not caps.get("netem"):
             raise TestbedError(f"{spec.path}: delay needs the kernel's netem qdisc, which this "
                                "kernel lacks (see `testbed doctor`); delay cannot be emulated here")
@@ -160,6 +163,7 @@ class Cluster:
             return
         nodes = list(self.nodes.values())
         with phases.phase("mode_setup", len(nodes)):
+            mode.prepare(self.context)
             for_each(nodes, lambda node: (mode.setup_node(spec, node), phases.step()))
         with phases.phase("peers", len(nodes)):
             for_each(nodes, lambda node: (

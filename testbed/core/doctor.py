@@ -6,6 +6,7 @@ IPVS, which are read from the kernel config and /proc.
 """
 import gzip
 import importlib.util
+import json
 import os
 import shutil
 import socket
@@ -85,6 +86,29 @@ def _probe_links():
     return found
 
 
+# the BPF helpers the ebpf mode's tc programs call (bpftool feature probe, program type
+# sched_cls), with what each one does for it
+BPF_HELPERS = [
+    ("bpf_redirect_peer", "delivery into a pod's namespace without the host stack"),
+    ("bpf_redirect_neigh", "native routing out of eth0 with the neighbour resolved"),
+    ("bpf_fib_lookup", "native routing by the kernel's FIB"),
+    ("bpf_skb_set_tunnel_key", "tunnel routing (the peer node and the identity in the VNI)"),
+    ("bpf_skb_get_tunnel_key", "tunnel routing (the source identity of what arrives)"),
+    ("bpf_skb_change_type", "delivery of decapsulated packets"),
+]
+
+
+def _bpf_helpers():
+    """{helper: available to tc programs?}; all False where bpftool or BPF is missing."""
+    try:
+        out = subprocess.run(["bpftool", "-j", "feature", "probe", "kernel"],
+                             capture_output=True, text=True, timeout=20).stdout
+        found = set(json.loads(out)["helpers"]["sched_cls_available_helpers"])
+    except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
+        found = set()
+    return {name: name in found for name, _ in BPF_HELPERS}
+
+
 KERNEL = [
     # name, what it prevents when missing, essential
     ("veth", "everything: nodes, pods and links are veth pairs", True),
@@ -101,7 +125,7 @@ KERNEL = [
     ("nf-sctp", "SCTP Service ports (kube-proxy's rules need SCTP in conntrack and NAT)", False),
     ("sctp", "SCTP sockets in pods (agnhost porter SERVE_SCTP_PORT_n, connect "
      "--protocol=sctp); SCTP in NetworkPolicy is enforced without it", False),
-]
+] + [(name, f"the ebpf mode: {does}", False) for name, does in BPF_HELPERS]
 
 BINARIES = [
     ("mnexec", "Mininet nodes: no cluster can start", True),
@@ -121,6 +145,10 @@ BINARIES = [
     ("sockperf", "latency benchmarks with sockperf", False),
     ("ping", "reachability checks and ICMP RTT", False),
     ("flannel-udp-forwarder", "the flannel udp mode (built by scripts/install.sh)", False),
+    ("bpftool", "the ebpf mode (loads its programs, writes its maps) and `testbed bpf`", False),
+]
+BUILT_FILES = [
+    ("bpf/datapath.o", "the ebpf mode's programs (compiled by scripts/install.sh with clang)"),
 ]
 
 PYTHON_MODULES = [
@@ -134,6 +162,8 @@ CNI_PLUGINS = [
     ("loopback", "nothing yet (lo is brought up directly)", False),
     ("testbed-calico", "pods of the bgp mode (the testbed's plugin, made by install.sh)", False),
     ("testbed-ovs", "pods of the openflow mode (the testbed's plugin, made by install.sh)", False),
+    ("testbed-cilium", "pods of the ebpf mode (the testbed's plugin, made by install.sh)",
+     False),
 ]
 
 
@@ -158,6 +188,7 @@ def run_checks() -> list[Check]:
     probed["openvswitch"] = _config_has(config, "OPENVSWITCH", "openvswitch")
     probed["ipvs"] = os.path.exists("/proc/net/ip_vs") or _config_has(config, "IP_VS", "ip_vs")
     probed["sctp"] = _sctp_sockets()
+    probed.update(_bpf_helpers())
     checks = []
     for name, prevents, essential in KERNEL:
         ok = probed.get(name, False)
@@ -166,6 +197,10 @@ def run_checks() -> list[Check]:
     for name, prevents, essential in BINARIES:
         path = _built(name) or shutil.which(name)
         checks.append(Check(name, "binary", bool(path), path or "not found", prevents, essential))
+    for name, prevents in BUILT_FILES:
+        path = str(BUILD / name)
+        found = os.path.isfile(path)
+        checks.append(Check(name, "binary", found, path if found else "not built", prevents))
     for name, module, prevents, essential in PYTHON_MODULES:
         found = importlib.util.find_spec(module)
         checks.append(Check(name, "binary", found is not None,

@@ -31,12 +31,14 @@ FIRST_NODE_HOST = 11  # nodes get .11, .12, ... of their rack subnet; .1 is the 
 
 TOP_KEYS = {"name", "podCIDR", "nodePrefix", "mtu", "mode", "bandwidth", "delay", "racks",
             "nodes", "bgp", "udp", "flannel", "underlay", "manifests", "externalClient",
-            "kubeProxy", "networkPolicy"}
+            "kubeProxy", "networkPolicy", "ebpf"}
 UNDERLAYS = ("linux", "ovs")  # what switches each rack: a Linux bridge, or OVS + os-ken
 BGP_KEYS = {"routeReflectors", "holdTime"}
 DEFAULT_HOLD_TIME = 9  # s; Calico keeps BIRD's 240, the testbed shows failures sooner
 UDP_KEYS = {"offload"}
 FLANNEL_KEYS = {"ipMasq"}
+EBPF_KEYS = {"routing"}
+EBPF_ROUTING = ("native", "tunnel")  # Cilium's routingMode; the first is the testbed's default
 KUBE_PROXY_KEYS = {"mode"}
 NETWORK_POLICY_KEYS = {"enforce"}
 # kube-proxy's --proxy-mode; the first is its default
@@ -191,6 +193,10 @@ class _Validator:
         ip_masq = flannel.get("ipMasq", True)  # kube-flannel runs flanneld with --ip-masq
         if not isinstance(ip_masq, bool):
             self.fail("flannel.ipMasq", ip_masq, "must be true or false")
+        ebpf = self.mapping(doc.get("ebpf") or {}, "ebpf", EBPF_KEYS)
+        ebpf_routing = ebpf.get("routing", EBPF_ROUTING[0])
+        if ebpf_routing not in EBPF_ROUTING:
+            self.fail("ebpf.routing", ebpf_routing, f"must be one of {', '.join(EBPF_ROUTING)}")
         underlay = doc.get("underlay", "linux")
         if underlay not in UNDERLAYS:
             self.fail("underlay", underlay, f"must be one of {', '.join(UNDERLAYS)}")
@@ -211,7 +217,7 @@ class _Validator:
         return ClusterSpec(name, str(self.path), pod_cidr, prefix, mtu, mode,
                            tuple(racks), tuple(nodes), reflectors, offload, underlay,
                            self.manifest_paths(doc.get("manifests")), external, proxy_mode,
-                           enforce, ip_masq, hold)
+                           enforce, ip_masq, hold, ebpf_routing)
 
     def manifest_paths(self, docs):
         """Paths as given, relative to the topology file's directory."""

@@ -77,6 +77,7 @@ class ClusterSpec:
     policy_enforce: Optional[bool] = None  # NetworkPolicy enforced? None: as the mode's plugin
     flannel_ip_masq: bool = True  # flannel modes: flanneld's --ip-masq rules on every node
     bgp_hold_time: int = 9        # bgp mode: BGP hold time, s (keepalives every third of it)
+    ebpf_routing: str = "native"  # ebpf mode: "native" (FIB, one L2 segment) or "tunnel"
 
     @property
     def load_balancer_pool(self) -> tuple[ipaddress.IPv4Address, ...]:

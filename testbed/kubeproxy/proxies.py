@@ -153,20 +153,23 @@ class _Proxies:
             log.line("SyncProxyRules complete", ipFamily="IPv4", partial=partial,
                      elapsed=f"{(time.perf_counter() - started) * 1000:.3f}ms")
             if node.name not in self.hooked:
-                # a node's own connections to a ClusterIP need a route before kube-proxy's
-                # OUTPUT rules rewrite them; real nodes have their default route, a node of a
-                # one-rack topology has none: the service range goes where one would point
-                if not node.ns.run("ip", "-4", "route", "show", "default").strip():
-                    node.ns.run("ip", "route", "replace", str(SERVICE_CIDR), "dev",
-                                underlay_device(node))
-                # as kubeadm requires: bridged pod-to-pod replies of a DNATed connection must
-                # pass conntrack, or a client on the same bridge sees the pod's address answer
-                node.ns.run("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1",
-                            check=False)
+                self.route_services(node)
                 self.hooked.add(node.name)
 
     def prepare(self, node):
         """Before a node's first sync."""
+
+    def route_services(self, node):
+        """After a node's first sync: what its own connections to a ClusterIP need."""
+        # they need a route before kube-proxy's OUTPUT rules rewrite them; real nodes have
+        # their default route, a node of a one-rack topology has none: the service range
+        # goes where one would point
+        if not node.ns.run("ip", "-4", "route", "show", "default").strip():
+            node.ns.run("ip", "route", "replace", str(SERVICE_CIDR), "dev",
+                        underlay_device(node))
+        # as kubeadm requires: bridged pod-to-pod replies of a DNATed connection must
+        # pass conntrack, or a client on the same bridge sees the pod's address answer
+        node.ns.run("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1", check=False)
 
 
 class IptablesProxies(_Proxies):

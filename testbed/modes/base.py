@@ -57,6 +57,7 @@ class Mode:
     policy_by_default = False  # whether the real plugin enforces NetworkPolicy itself
     policy_note = "this mode's datapath bypasses the node's packet filter"
     adoptable = False  # a new owner can take the cluster over from the records (adopt.py)
+    replaces_kube_proxy = False  # Services are the datapath's own (service_proxy())
     routing_daemon = ""  # what routing_sessions() shows, for its heading
 
     def describe_datapath(self, spec: ClusterSpec, caps: dict) -> str:
@@ -73,6 +74,9 @@ class Mode:
     def pod_mtu(self, spec: ClusterSpec) -> int:
         return spec.mtu - self.encap_overhead
 
+    def prepare(self, cluster: ClusterContext) -> None:
+        """Before any node is set up: what the nodes share outside their namespaces."""
+
     def setup_node(self, spec: ClusterSpec, node: NodeContext) -> None:
         """Create the node's own datapath objects."""
 
@@ -87,6 +91,11 @@ class Mode:
 
     def remove_peer(self, spec: ClusterSpec, node: NodeContext, peer: NodeContext) -> None:
         """Undo add_peer."""
+
+    def service_proxy(self, cluster: ClusterContext) -> object | None:
+        """What replaces kube-proxy (an applier shaped as kubeproxy.proxies'), for a mode
+        that replaces_kube_proxy."""
+        return None
 
     def network_config(self, spec: ClusterSpec, node: NodeContext) -> dict:
         """The CNI network configuration (a dict) pods on `node` are attached with."""

@@ -1,0 +1,654 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The ebpf mode's datapath: tc programs wired as Cilium wires its own.
+ *
+ *   cil_from_container  tc ingress of each pod's host-side veth (lxc...)
+ *   cil_from_netdev     tc ingress of the node's underlay device (eth0)
+ *   cil_from_overlay    tc ingress of cilium_vxlan (tunnel routing)
+ *   cil_from_host       tc egress of cilium_host (the node's own traffic to pods and Services)
+ *
+ * Every program does the same three steps: reverse NAT of a Service's reply (from the CT map),
+ * Service load balancing (services/backends maps, replacing kube-proxy), then the forwarding
+ * decision: a local endpoint gets the packet straight into its namespace (bpf_redirect_peer),
+ * a remote pod goes out of eth0 by the kernel's FIB (bpf_fib_lookup + bpf_redirect_neigh) or
+ * into cilium_vxlan with a tunnel key (remote node, VNI = source identity), anything else goes
+ * to the node's own stack. The maps are filled by the testbed as Cilium's agent fills its own;
+ * the program is compiled once and every node loads its own copy with its own maps.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/pkt_cls.h>
+#include <linux/socket.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+
+#define ARP_REQUEST 1
+#define ARP_REPLY 2
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+#define IP_CSUM_OFF (ETH_HLEN + offsetof(struct iphdr, check))
+#define IP_TTL_OFF (ETH_HLEN + offsetof(struct iphdr, ttl))
+#define IP_SRC_OFF (ETH_HLEN + offsetof(struct iphdr, saddr))
+#define IP_DST_OFF (ETH_HLEN + offsetof(struct iphdr, daddr))
+
+/* Cilium's reserved identities */
+#define ID_HOST 1
+#define ID_WORLD 2
+
+/* the address a pod that reaches itself through a Service is seen from (Cilium's
+ * IPV4_LOOPBACK): a packet with the pod's own address as source would be a martian */
+#define LB_LOOPBACK bpf_htonl(0xa9fe2a01) /* 169.254.42.1 */
+
+/* --- maps, named as Cilium names its own ------------------------------------------------- */
+struct node_config {
+	__u32 node_ip;        /* the underlay address, network order */
+	__u32 router_ip;      /* cilium_host's address */
+	__u32 netdev_ifindex; /* eth0 */
+	__u32 host_ifindex;   /* cilium_host */
+	__u32 tunnel_ifindex; /* cilium_vxlan; 0 with native routing */
+	__u32 flags;
+};
+#define CFG_TUNNEL 1
+
+struct endpoint_info {
+	__u32 ifindex;  /* the host side (lxc...) */
+	__u32 identity; /* the pod's security identity */
+	__u8 pod_mac[6];
+	__u8 lxc_mac[6];
+};
+
+struct ipcache_key {
+	__u32 prefixlen;
+	__u32 ip;
+};
+
+struct ipcache_info {
+	__u32 identity;
+	__u32 tunnel_endpoint; /* the node the prefix lives on; 0: this node */
+};
+
+struct lb4_key {
+	__u32 address;
+	__u16 dport;        /* network order */
+	__u16 backend_slot; /* 0: the service itself, 1..count: its backends */
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct lb4_service {
+	__u32 backend_id; /* slot > 0 */
+	__u16 count;      /* slot 0: how many backends */
+	__u16 rev_nat_index;
+	__u8 flags;
+	__u8 pad[3];
+};
+#define SVC_EXTERNAL 1 /* NodePort, LoadBalancer or external IP: SNAT to a remote backend */
+#define SVC_AFFINITY 2 /* sessionAffinity ClientIP: the backend follows the client address */
+
+struct lb4_backend {
+	__u32 address;
+	__u16 port; /* network order */
+	__u8 proto;
+	__u8 pad;
+};
+
+struct lb4_reverse_nat {
+	__u32 address;
+	__u16 port;
+	__u16 pad;
+};
+
+struct ct_key {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 dir; /* CT_SERVICE: a client's flow to a Service; CT_REPLY: its backend's answers */
+	__u16 pad;
+};
+#define CT_SERVICE 0
+#define CT_REPLY 1
+
+struct ct_entry {
+	__u32 backend_id; /* CT_SERVICE */
+	__u32 client;     /* CT_REPLY with CT_SNAT: the client's own address */
+	__u16 rev_nat_index;
+	__u8 flags;
+	__u8 pad;
+};
+#define CT_SNAT 1     /* the request's source was rewritten (external client, loopback) */
+#define CT_EXTERNAL 2 /* the reply leaves by the FIB, not through the node's stack */
+
+struct metrics_value {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* programs and reasons: the key of cilium_metrics is program * METRIC_REASONS + reason */
+enum { PROG_CONTAINER, PROG_NETDEV, PROG_OVERLAY, PROG_HOST, PROGRAMS };
+enum {
+	R_TO_ENDPOINT,  /* redirected into a local pod (redirect_peer) */
+	R_TO_OVERLAY,   /* tunnelled to another node (cilium_vxlan + tunnel key) */
+	R_TO_NETDEV,    /* routed out of eth0 (fib_lookup + redirect / redirect_neigh) */
+	R_TO_STACK,     /* handed to the node's own stack */
+	R_LB,           /* a Service's address translated to a backend */
+	R_REV_NAT,      /* a backend's reply translated back to the Service's address */
+	R_ARP,          /* an ARP request of a pod answered */
+	R_FROM_OVERLAY, /* decapsulated from cilium_vxlan */
+	R_DROP_NO_BACKEND,
+	R_DROP_FIB,
+	R_DROP_INVALID,
+	R_DROP_NAT,
+	METRIC_REASONS = 16,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct node_config);
+} cilium_node_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct endpoint_info);
+} cilium_lxc SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct ipcache_key);
+	__type(value, struct ipcache_info);
+} cilium_ipcache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct lb4_key);
+	__type(value, struct lb4_service);
+} cilium_lb4_services_v2 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct lb4_backend);
+} cilium_lb4_backends_v3 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u16);
+	__type(value, struct lb4_reverse_nat);
+} cilium_lb4_reverse_nat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ct_key);
+	__type(value, struct ct_entry);
+} cilium_ct4_global SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PROGRAMS * METRIC_REASONS);
+	__type(key, __u32);
+	__type(value, struct metrics_value);
+} cilium_metrics SEC(".maps");
+
+/* --- packets ------------------------------------------------------------------------------ */
+struct tuple {
+	__u32 saddr, daddr;
+	__u16 sport, dport; /* network order; 0 without ports */
+	__u8 proto, ttl;
+	__u16 l4;           /* offset of the transport header */
+};
+
+static __always_inline void count(struct __sk_buff *skb, int prog, int reason)
+{
+	__u32 key = prog * METRIC_REASONS + reason;
+	struct metrics_value *m = bpf_map_lookup_elem(&cilium_metrics, &key);
+
+	if (m) {
+		m->packets += 1;
+		m->bytes += skb->len;
+	}
+}
+
+static __always_inline struct node_config *config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&cilium_node_config, &zero);
+}
+
+/* 0: an IPv4 packet, its tuple filled; -1 anything else */
+static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
+{
+	struct iphdr ip;
+
+	if (skb->protocol != bpf_htons(ETH_P_IP))
+		return -1;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0 || ip.version != 4 || ip.ihl < 5)
+		return -1;
+	t->saddr = ip.saddr;
+	t->daddr = ip.daddr;
+	t->proto = ip.protocol;
+	t->ttl = ip.ttl;
+	t->l4 = ETH_HLEN + ip.ihl * 4;
+	t->sport = t->dport = 0;
+	if ((t->proto == IPPROTO_TCP || t->proto == IPPROTO_UDP) &&
+	    !(ip.frag_off & bpf_htons(IP_OFFSET))) {
+		__u16 ports[2];
+
+		if (bpf_skb_load_bytes(skb, t->l4, ports, sizeof(ports)) < 0)
+			return -1;
+		t->sport = ports[0];
+		t->dport = ports[1];
+	}
+	return 0;
+}
+
+static __always_inline int l4_csum_off(struct tuple *t)
+{
+	if (t->proto == IPPROTO_TCP)
+		return t->l4 + 16;
+	if (t->proto == IPPROTO_UDP)
+		return t->l4 + 6;
+	return -1;
+}
+
+static __always_inline int l4_csum_flags(struct tuple *t)
+{
+	return t->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+}
+
+/* rewrite the source (dst = 0) or destination (dst = 1) address, fixing both checksums */
+static __always_inline int set_addr(struct __sk_buff *skb, struct tuple *t, int dst, __u32 addr)
+{
+	__u32 old = dst ? t->daddr : t->saddr;
+	int csum = l4_csum_off(t);
+
+	if (old == addr)
+		return 0;
+	if (csum >= 0 && bpf_l4_csum_replace(skb, csum, old, addr,
+					     BPF_F_PSEUDO_HDR | l4_csum_flags(t) | 4) < 0)
+		return -1;
+	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, old, addr, 4) < 0)
+		return -1;
+	if (bpf_skb_store_bytes(skb, dst ? IP_DST_OFF : IP_SRC_OFF, &addr, 4, 0) < 0)
+		return -1;
+	if (dst)
+		t->daddr = addr;
+	else
+		t->saddr = addr;
+	return 0;
+}
+
+static __always_inline int set_port(struct __sk_buff *skb, struct tuple *t, int dst, __u16 port)
+{
+	__u16 old = dst ? t->dport : t->sport;
+	int csum = l4_csum_off(t);
+
+	if (old == port || csum < 0)
+		return 0;
+	if (bpf_l4_csum_replace(skb, csum, old, port, l4_csum_flags(t) | 2) < 0)
+		return -1;
+	if (bpf_skb_store_bytes(skb, t->l4 + (dst ? 2 : 0), &port, 2, 0) < 0)
+		return -1;
+	if (dst)
+		t->dport = port;
+	else
+		t->sport = port;
+	return 0;
+}
+
+/* a routed hop: TTL minus one, as Cilium's ipv4_l3 does (traceroute sees the node) */
+static __always_inline int dec_ttl(struct __sk_buff *skb, struct tuple *t)
+{
+	__u8 ttl = t->ttl - 1;
+
+	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, bpf_htons(t->ttl << 8), bpf_htons(ttl << 8), 2) < 0)
+		return -1;
+	if (bpf_skb_store_bytes(skb, IP_TTL_OFF, &ttl, 1, 0) < 0)
+		return -1;
+	t->ttl = ttl;
+	return 0;
+}
+
+static __always_inline __u32 mix(__u32 h, __u32 v)
+{
+	h ^= v;
+	h *= 0x9e3779b1;
+	return h ^ (h >> 16);
+}
+
+/* --- Services (kube-proxy replacement) --------------------------------------------------- */
+/* A backend's answer on its way back to the client: restore the Service's address (and the
+ * client's, where the request was SNATed). Returns the CT entry's flags, or -1 for none. */
+static __always_inline int rev_nat(struct __sk_buff *skb, struct tuple *t, int prog)
+{
+	struct ct_key key = {.saddr = t->saddr, .daddr = t->daddr, .sport = t->sport,
+			     .dport = t->dport, .proto = t->proto, .dir = CT_REPLY};
+	struct ct_entry *ct;
+	struct lb4_reverse_nat *rn;
+	__u16 index;
+	__u32 client;
+	__u8 flags;
+
+	if (!t->sport)
+		return -1;
+	ct = bpf_map_lookup_elem(&cilium_ct4_global, &key);
+	if (!ct)
+		return -1;
+	index = ct->rev_nat_index;
+	client = ct->client;
+	flags = ct->flags;
+	rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &index);
+	if (!rn)
+		return -1;
+	if (set_addr(skb, t, 0, rn->address) < 0 || set_port(skb, t, 0, rn->port) < 0)
+		return -1;
+	if ((flags & CT_SNAT) && set_addr(skb, t, 1, client) < 0)
+		return -1;
+	count(skb, prog, R_REV_NAT);
+	return flags;
+}
+
+/* A packet to a Service's address and port: DNAT to one of its backends, chosen once per flow
+ * (the CT map remembers it). 0: not a Service; 1: translated; -1: drop (no backend). */
+static __always_inline int lb(struct __sk_buff *skb, struct tuple *t, struct node_config *cfg,
+			      int prog)
+{
+	struct lb4_key key = {.address = t->daddr, .dport = t->dport, .proto = t->proto};
+	struct ct_key fwd = {.saddr = t->saddr, .daddr = t->daddr, .sport = t->sport,
+			     .dport = t->dport, .proto = t->proto, .dir = CT_SERVICE};
+	struct ct_key rev = {.proto = t->proto, .dir = CT_REPLY};
+	struct ct_entry entry = {}, *ct;
+	struct lb4_service *svc;
+	struct lb4_backend *be = 0;
+	__u32 backend_id = 0, client = t->saddr, source = t->saddr;
+	__u16 count_, rev_nat_index;
+	__u8 flags;
+
+	if (!t->dport)
+		return 0;
+	svc = bpf_map_lookup_elem(&cilium_lb4_services_v2, &key);
+	if (!svc)
+		return 0;
+	count_ = svc->count;
+	rev_nat_index = svc->rev_nat_index;
+	flags = svc->flags;
+	if (!count_) {
+		count(skb, prog, R_DROP_NO_BACKEND);
+		return -1;
+	}
+	ct = bpf_map_lookup_elem(&cilium_ct4_global, &fwd);
+	if (ct) {
+		backend_id = ct->backend_id;
+		be = bpf_map_lookup_elem(&cilium_lb4_backends_v3, &backend_id);
+	}
+	if (!be) { /* a new flow, or its backend went away: pick one */
+		__u32 hash = mix(0, t->saddr);
+
+		if (!(flags & SVC_AFFINITY))
+			hash = mix(mix(mix(hash, t->daddr), ((__u32)t->sport << 16) | t->dport), t->proto);
+		key.backend_slot = hash % count_ + 1;
+		svc = bpf_map_lookup_elem(&cilium_lb4_services_v2, &key);
+		if (!svc) {
+			count(skb, prog, R_DROP_NO_BACKEND);
+			return -1;
+		}
+		backend_id = svc->backend_id;
+		be = bpf_map_lookup_elem(&cilium_lb4_backends_v3, &backend_id);
+		if (!be) {
+			count(skb, prog, R_DROP_NO_BACKEND);
+			return -1;
+		}
+		entry.backend_id = backend_id;
+		entry.rev_nat_index = rev_nat_index;
+		bpf_map_update_elem(&cilium_ct4_global, &fwd, &entry, BPF_ANY);
+	}
+	if (be->address == t->saddr) {
+		source = LB_LOOPBACK; /* the pod reaches itself */
+	} else if ((flags & SVC_EXTERNAL) && cfg) {
+		/* an external client to a backend elsewhere: the reply must come back here */
+		if (!bpf_map_lookup_elem(&cilium_lxc, &be->address))
+			source = cfg->node_ip;
+	}
+	rev.saddr = be->address;
+	rev.daddr = source;
+	rev.sport = be->port;
+	rev.dport = t->sport;
+	entry.backend_id = 0;
+	entry.client = client;
+	entry.rev_nat_index = rev_nat_index;
+	entry.flags = (source != client ? CT_SNAT : 0) | ((flags & SVC_EXTERNAL) ? CT_EXTERNAL : 0);
+	bpf_map_update_elem(&cilium_ct4_global, &rev, &entry, BPF_ANY);
+	if (set_addr(skb, t, 1, be->address) < 0 || set_port(skb, t, 1, be->port) < 0 ||
+	    set_addr(skb, t, 0, source) < 0) {
+		count(skb, prog, R_DROP_NAT);
+		return -1;
+	}
+	count(skb, prog, R_LB);
+	return 1;
+}
+
+/* --- forwarding --------------------------------------------------------------------------- */
+static __always_inline int set_macs(struct __sk_buff *skb, __u8 *dst, __u8 *src)
+{
+	if (bpf_skb_store_bytes(skb, 0, dst, ETH_ALEN, 0) < 0 ||
+	    bpf_skb_store_bytes(skb, ETH_ALEN, src, ETH_ALEN, 0) < 0)
+		return -1;
+	return 0;
+}
+
+/* Into a pod of this node: from an ingress hook straight into its namespace (redirect_peer,
+ * the host stack never sees it); from cilium_host's egress through its veth. */
+static __always_inline int to_endpoint(struct __sk_buff *skb, struct tuple *t,
+				       struct endpoint_info *ep, int prog, int routed)
+{
+	__u8 pod_mac[ETH_ALEN], lxc_mac[ETH_ALEN];
+	__u32 ifindex = ep->ifindex;
+
+	__builtin_memcpy(pod_mac, ep->pod_mac, ETH_ALEN);
+	__builtin_memcpy(lxc_mac, ep->lxc_mac, ETH_ALEN);
+	if (routed && dec_ttl(skb, t) < 0)
+		goto drop;
+	if (set_macs(skb, pod_mac, lxc_mac) < 0)
+		goto drop;
+	count(skb, prog, R_TO_ENDPOINT);
+	if (prog == PROG_HOST)
+		return bpf_redirect(ifindex, 0);
+	bpf_skb_change_type(skb, PACKET_HOST);
+	return bpf_redirect_peer(ifindex, 0);
+drop:
+	count(skb, prog, R_DROP_INVALID);
+	return TC_ACT_SHOT;
+}
+
+/* Out of the node by the kernel's FIB: the neighbour's MAC when known, else redirect_neigh
+ * resolves it. TC_ACT_OK (the stack) where the FIB does not forward. */
+static __always_inline int fib_redirect(struct __sk_buff *skb, struct tuple *t, int prog)
+{
+	struct bpf_fib_lookup fib = {};
+	struct bpf_redir_neigh nh = {};
+	int rc;
+
+	fib.family = AF_INET;
+	fib.l4_protocol = t->proto;
+	fib.tot_len = skb->len - ETH_HLEN;
+	fib.ipv4_src = t->saddr;
+	fib.ipv4_dst = t->daddr;
+	fib.ifindex = prog == PROG_HOST ? skb->ifindex : skb->ingress_ifindex;
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		if (set_macs(skb, fib.dmac, fib.smac) < 0)
+			goto drop;
+		count(skb, prog, R_TO_NETDEV);
+		return bpf_redirect(fib.ifindex, 0);
+	}
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		nh.nh_family = AF_INET;
+		nh.ipv4_nh = fib.ipv4_dst;
+		count(skb, prog, R_TO_NETDEV);
+		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
+	}
+	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED) {
+		count(skb, prog, R_TO_STACK);
+		return TC_ACT_OK;
+	}
+drop:
+	count(skb, prog, R_DROP_FIB);
+	return TC_ACT_SHOT;
+}
+
+static __always_inline int to_overlay(struct __sk_buff *skb, struct tuple *t,
+				      struct node_config *cfg, __u32 endpoint, int prog)
+{
+	struct bpf_tunnel_key key = {};
+	struct endpoint_info *src = bpf_map_lookup_elem(&cilium_lxc, &t->saddr);
+
+	key.remote_ipv4 = bpf_ntohl(endpoint);
+	/* the VNI carries the source's security identity, as Cilium's does */
+	key.tunnel_id = src ? src->identity :
+		(t->saddr == cfg->router_ip || t->saddr == cfg->node_ip) ? ID_HOST : ID_WORLD;
+	key.tunnel_ttl = 64;
+	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0) {
+		count(skb, prog, R_DROP_INVALID);
+		return TC_ACT_SHOT;
+	}
+	count(skb, prog, R_TO_OVERLAY);
+	return bpf_redirect(cfg->tunnel_ifindex, 0);
+}
+
+/* The forwarding decision every program ends with. `routed`: the packet crossed a router
+ * hop here (a pod's or the underlay's packet, not the node's own). */
+static __always_inline int forward(struct __sk_buff *skb, struct tuple *t, struct node_config *cfg,
+				   int prog, int routed, int external)
+{
+	struct endpoint_info *ep = bpf_map_lookup_elem(&cilium_lxc, &t->daddr);
+	struct ipcache_key key = {.prefixlen = 32, .ip = t->daddr};
+	struct ipcache_info *info;
+
+	if (routed && t->ttl <= 1) { /* the stack sends ICMP time exceeded */
+		count(skb, prog, R_TO_STACK);
+		return TC_ACT_OK;
+	}
+	if (ep)
+		return to_endpoint(skb, t, ep, prog, routed);
+	info = bpf_map_lookup_elem(&cilium_ipcache, &key);
+	if (info && info->tunnel_endpoint && info->tunnel_endpoint != cfg->node_ip) {
+		if (cfg->flags & CFG_TUNNEL)
+			return to_overlay(skb, t, cfg, info->tunnel_endpoint, prog);
+		if (prog != PROG_NETDEV)
+			return fib_redirect(skb, t, prog);
+	}
+	if (external) /* a translated reply to an outside client, from a node address */
+		return fib_redirect(skb, t, prog);
+	count(skb, prog, R_TO_STACK);
+	return TC_ACT_OK;
+}
+
+static __always_inline int handle_ipv4(struct __sk_buff *skb, int prog, int routed)
+{
+	struct node_config *cfg = config();
+	struct tuple t;
+	int flags, rc;
+
+	if (!cfg)
+		return TC_ACT_OK;
+	if (parse(skb, &t) < 0)
+		return TC_ACT_OK;
+	flags = rev_nat(skb, &t, prog);
+	if (flags < 0) {
+		rc = lb(skb, &t, cfg, prog);
+		if (rc < 0)
+			return TC_ACT_SHOT;
+	}
+	return forward(skb, &t, cfg, prog, routed, flags > 0 && (flags & CT_EXTERNAL));
+}
+
+/* A pod's ARP request for its gateway (or anything but itself): answered with the lxc MAC,
+ * as Cilium's ARP responder does, so the pod's frames come to this program. */
+static __always_inline int arp_respond(struct __sk_buff *skb)
+{
+	struct {
+		__be16 hw, proto;
+		__u8 hlen, plen;
+		__be16 op;
+		__u8 sha[ETH_ALEN];
+		__be32 sip;
+		__u8 tha[ETH_ALEN];
+		__be32 tip;
+	} __attribute__((packed)) arp;
+	__u8 lxc_mac[ETH_ALEN];
+	__be32 tip;
+
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &arp, sizeof(arp)) < 0 ||
+	    arp.op != bpf_htons(ARP_REQUEST) || arp.plen != 4 || arp.sip == arp.tip)
+		return TC_ACT_OK;
+	/* the lxc device's MAC, as the endpoint map holds it for the asking pod */
+	{
+		struct endpoint_info *ep = bpf_map_lookup_elem(&cilium_lxc, &arp.sip);
+
+		if (!ep)
+			return TC_ACT_OK;
+		__builtin_memcpy(lxc_mac, ep->lxc_mac, ETH_ALEN);
+	}
+	tip = arp.tip;
+	arp.op = bpf_htons(ARP_REPLY);
+	__builtin_memcpy(arp.tha, arp.sha, ETH_ALEN);
+	arp.tip = arp.sip;
+	__builtin_memcpy(arp.sha, lxc_mac, ETH_ALEN);
+	arp.sip = tip;
+	if (bpf_skb_store_bytes(skb, ETH_HLEN, &arp, sizeof(arp), 0) < 0 ||
+	    set_macs(skb, arp.tha, lxc_mac) < 0)
+		return TC_ACT_SHOT;
+	count(skb, PROG_CONTAINER, R_ARP);
+	return bpf_redirect(skb->ifindex, 0); /* back out of the lxc device, into the pod */
+}
+
+SEC("tc")
+int cil_from_container(struct __sk_buff *skb)
+{
+	if (skb->protocol == bpf_htons(ETH_P_ARP))
+		return arp_respond(skb);
+	return handle_ipv4(skb, PROG_CONTAINER, 1);
+}
+
+SEC("tc")
+int cil_from_netdev(struct __sk_buff *skb)
+{
+	return handle_ipv4(skb, PROG_NETDEV, 1);
+}
+
+SEC("tc")
+int cil_from_overlay(struct __sk_buff *skb)
+{
+	struct bpf_tunnel_key key = {};
+
+	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) == 0)
+		count(skb, PROG_OVERLAY, R_FROM_OVERLAY);
+	/* the inner frame was addressed to no MAC of this node */
+	bpf_skb_change_type(skb, PACKET_HOST);
+	return handle_ipv4(skb, PROG_OVERLAY, 1);
+}
+
+SEC("tc")
+int cil_from_host(struct __sk_buff *skb)
+{
+	return handle_ipv4(skb, PROG_HOST, 0);
+}
+
+char _license[] SEC("license") = "GPL";

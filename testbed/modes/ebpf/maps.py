@@ -1,0 +1,198 @@
+"""The ebpf datapath's maps as Python sees them: the byte layout of every key and value (the
+structs of native/bpf/datapath.c), the `bpftool batch` lines that write them, and the decoding
+of `bpftool -j map dump` for `testbed bpf`.
+
+Addresses and ports are in network order in the maps, as in the packet; everything else is
+in the machine's order (little-endian on every machine the testbed runs on).
+"""
+import ipaddress
+import json
+import socket
+import struct
+from dataclasses import dataclass
+
+from testbed.host import netns
+
+# the map names (pinned under <pin dir>/maps/), as Cilium names its own
+NODE_CONFIG = "cilium_node_config"
+ENDPOINTS = "cilium_lxc"
+IPCACHE = "cilium_ipcache"
+SERVICES = "cilium_lb4_services_v2"
+BACKENDS = "cilium_lb4_backends_v3"
+REVERSE_NAT = "cilium_lb4_reverse_nat"
+CONNTRACK = "cilium_ct4_global"
+METRICS = "cilium_metrics"
+
+PROGRAMS = ("cil_from_container", "cil_from_netdev", "cil_from_overlay", "cil_from_host")
+# the reasons of cilium_metrics, in the C enum's order; the key is program * 16 + reason
+REASONS = ("to-endpoint", "to-overlay", "to-netdev", "to-stack", "lb", "rev-nat", "arp-reply",
+           "from-overlay", "drop: no service backend", "drop: FIB lookup failed",
+           "drop: invalid packet", "drop: NAT failed")
+METRIC_REASONS = 16
+
+CFG_TUNNEL = 1
+SVC_EXTERNAL, SVC_AFFINITY = 1, 2
+CT_SERVICE, CT_REPLY = 0, 1
+PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "sctp": 132}
+PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
+
+# reserved identities, as Cilium numbers them; label sets get theirs from FIRST_IDENTITY on
+ID_HOST, ID_WORLD, ID_REMOTE_NODE = 1, 2, 6
+FIRST_IDENTITY = 256
+
+
+def ip_bytes(ip: str) -> bytes:
+    return socket.inet_aton(str(ip))
+
+
+def ip_str(raw: bytes) -> str:
+    return socket.inet_ntoa(raw)
+
+
+def port_bytes(port: int) -> bytes:
+    return struct.pack("!H", port)
+
+
+def mac_bytes(mac: str) -> bytes:
+    return bytes(int(x, 16) for x in mac.split(":"))
+
+
+def mac_str(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+# --- keys and values ----------------------------------------------------------------------
+def node_config(node_ip: str, router_ip: str, netdev: int, host: int, tunnel: int) -> bytes:
+    flags = CFG_TUNNEL if tunnel else 0
+    return ip_bytes(node_ip) + ip_bytes(router_ip) + struct.pack("<IIII", netdev, host, tunnel,
+                                                                 flags)
+
+
+def endpoint_key(ip: str) -> bytes:
+    return ip_bytes(ip)
+
+
+def endpoint_value(ifindex: int, identity: int, pod_mac: str, lxc_mac: str) -> bytes:
+    return struct.pack("<II", ifindex, identity) + mac_bytes(pod_mac) + mac_bytes(lxc_mac)
+
+
+def ipcache_key(prefix: str) -> bytes:
+    net = ipaddress.IPv4Network(prefix)
+    return struct.pack("<I", net.prefixlen) + net.network_address.packed
+
+
+def ipcache_value(identity: int, tunnel_endpoint: str | None) -> bytes:
+    return struct.pack("<I", identity) + (ip_bytes(tunnel_endpoint) if tunnel_endpoint
+                                          else bytes(4))
+
+
+def service_key(address: str, port: int, protocol: str, slot: int = 0) -> bytes:
+    return ip_bytes(address) + port_bytes(port) + struct.pack("<HB3x", slot, PROTOCOLS[protocol])
+
+
+def service_value(backend_id: int = 0, count: int = 0, rev_nat: int = 0, flags: int = 0) -> bytes:
+    return struct.pack("<IHHB3x", backend_id, count, rev_nat, flags)
+
+
+def backend_key(backend_id: int) -> bytes:
+    return struct.pack("<I", backend_id)
+
+
+def backend_value(ip: str, port: int, protocol: str) -> bytes:
+    return ip_bytes(ip) + port_bytes(port) + struct.pack("<Bx", PROTOCOLS[protocol])
+
+
+def rev_nat_key(index: int) -> bytes:
+    return struct.pack("<H", index)
+
+
+def rev_nat_value(address: str, port: int) -> bytes:
+    return ip_bytes(address) + port_bytes(port) + bytes(2)
+
+
+# --- writing: bpftool batch ---------------------------------------------------------------
+def _hex(raw: bytes) -> str:
+    return " ".join(f"{b:02x}" for b in raw)
+
+
+@dataclass(frozen=True)
+class MapWrite:
+    """One update (value) or delete (value None) of one map entry."""
+    map: str
+    key: bytes
+    value: bytes | None = None
+
+    def line(self, maps_dir: str) -> str:
+        path = f"{maps_dir}/{self.map}"
+        if self.value is None:
+            return f"map delete pinned {path} key hex {_hex(self.key)}"
+        return f"map update pinned {path} key hex {_hex(self.key)} value hex {_hex(self.value)}"
+
+
+def write(maps_dir: str, writes: list[MapWrite]) -> None:
+    """Apply map writes in order, in one bpftool process. Deletes of entries already gone are
+    not errors (they are run apart, after the updates)."""
+    updates = [w.line(maps_dir) for w in writes if w.value is not None]
+    deletes = [w.line(maps_dir) for w in writes if w.value is None]
+    if updates:
+        netns.run(["bpftool", "batch", "file", "-"], input="\n".join(updates) + "\n")
+    for line in deletes:  # one by one: batch stops at the first missing key
+        netns.run(["bpftool", *line.split()], check=False)
+
+
+# --- reading: bpftool map dump --------------------------------------------------------------
+def _raw(values: list) -> bytes:
+    return bytes(int(v, 16) for v in values)
+
+
+def dump(maps_dir: str, name: str) -> list[tuple[bytes, object]]:
+    """[(key, value)] of a pinned map; a per-CPU map's value is a list, one per CPU."""
+    out = netns.run(["bpftool", "-j", "map", "dump", "pinned", f"{maps_dir}/{name}"])
+    entries = json.loads(out or "[]")
+    pairs = []
+    for e in entries:
+        key = _raw(e["key"])
+        if "values" in e:
+            pairs.append((key, [_raw(v["value"]) for v in e["values"]]))
+        else:
+            pairs.append((key, _raw(e["value"])))
+    return pairs
+
+
+def decode_endpoint(key: bytes, value: bytes) -> dict:
+    ifindex, identity = struct.unpack_from("<II", value)
+    return {"ip": ip_str(key), "ifindex": ifindex, "identity": identity,
+            "pod_mac": mac_str(value[8:14]), "lxc_mac": mac_str(value[14:20])}
+
+
+def decode_ipcache(key: bytes, value: bytes) -> dict:
+    (prefixlen,) = struct.unpack_from("<I", key)
+    (identity,) = struct.unpack_from("<I", value)
+    tunnel = value[4:8]
+    return {"prefix": f"{ip_str(key[4:8])}/{prefixlen}", "identity": identity,
+            "tunnel_endpoint": ip_str(tunnel) if any(tunnel) else ""}
+
+
+def decode_service(key: bytes, value: bytes) -> dict:
+    slot, proto = struct.unpack_from("<HB", key, 6)
+    backend_id, count, rev_nat, flags = struct.unpack_from("<IHHB", value)
+    return {"address": ip_str(key[:4]), "port": struct.unpack("!H", key[4:6])[0],
+            "protocol": PROTOCOL_NAMES.get(proto, str(proto)), "slot": slot,
+            "backend_id": backend_id, "count": count, "rev_nat": rev_nat, "flags": flags}
+
+
+def decode_backend(key: bytes, value: bytes) -> dict:
+    (backend_id,) = struct.unpack("<I", key)
+    return {"id": backend_id, "ip": ip_str(value[:4]),
+            "port": struct.unpack("!H", value[4:6])[0],
+            "protocol": PROTOCOL_NAMES.get(value[6], str(value[6]))}
+
+
+def decode_metrics(key: bytes, per_cpu: list[bytes]) -> dict:
+    (index,) = struct.unpack("<I", key)
+    program, reason = divmod(index, METRIC_REASONS)
+    packets = sum(struct.unpack_from("<Q", v)[0] for v in per_cpu)
+    octets = sum(struct.unpack_from("<Q", v, 8)[0] for v in per_cpu)
+    return {"program": PROGRAMS[program] if program < len(PROGRAMS) else str(program),
+            "reason": REASONS[reason] if reason < len(REASONS) else str(reason),
+            "packets": packets, "bytes": octets}

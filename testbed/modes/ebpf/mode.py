@@ -1,0 +1,231 @@
+"""An eBPF datapath in Cilium's shape: lxc veths with tc programs, no bridge, maps the testbed
+fills as Cilium's agent does, and Services in BPF instead of kube-proxy.
+
+Per node: the programs of build/bpf/datapath.o loaded once, with their maps, pinned under
+/sys/fs/bpf/testbed/<cluster>/<node>/; the veth pair cilium_host/cilium_net (cilium_host holds
+the router address, the first of the node's pod CIDR, that pods route through);
+cil_from_netdev on eth0's ingress, cil_from_host on cilium_host's egress and, with tunnel
+routing, cilium_vxlan (a collect-metadata VXLAN device, port 8472) with cil_from_overlay on its
+ingress. Per pod: cil_from_container on its lxc device's ingress, an endpoint entry on its node
+and an ipcache entry (its identity, its node) on every node. Per peer: an ipcache entry for
+its pod CIDR and, with native routing, the route Cilium's autoDirectNodeRoutes writes.
+"""
+import os
+import shutil
+
+from testbed import BUILD
+from testbed.core import ipam
+from testbed.errors import TestbedError
+from testbed.host import netns
+from testbed.host.parallel import for_each
+from testbed.kubeproxy.services import SERVICE_CIDR
+from testbed.modes.base import UNDERLAY_DEV, Mode, register
+from testbed.modes.ebpf import maps
+from testbed.modes.ebpf.maps import MapWrite
+from testbed.modes.ebpf.services import BpfServices
+
+PLUGIN_TYPE = "testbed-cilium"
+NETWORK_NAME = "cilium"  # the network name in Cilium's CNI configuration
+OBJECT = BUILD / "bpf" / "datapath.o"
+BPFFS = "/sys/fs/bpf"
+PIN_ROOT = f"{BPFFS}/testbed"
+HOST_DEV, NET_DEV, VXLAN_DEV = "cilium_host", "cilium_net", "cilium_vxlan"
+VXLAN_PORT = 8472  # Cilium's default tunnel port
+VXLAN_OVERHEAD = 50
+MASQ_CHAIN = "CILIUM_POST_nat"
+
+
+def pin_dir(cluster: str, node: str) -> str:
+    return f"{PIN_ROOT}/{cluster}/{node}"
+
+
+def router_ip(lease) -> str:
+    """cilium_host's address: the first of the node's pod CIDR."""
+    return str(lease[1])
+
+
+def _ensure_bpffs():
+    """Pins need a BPF filesystem at /sys/fs/bpf; mount one where the machine has none (as
+    Cilium's agent does)."""
+    with open("/proc/mounts") as f:
+        if any(line.split()[1:3] == [BPFFS, "bpf"] for line in f):
+            return
+    netns.run(["mount", "-t", "bpf", "bpf", BPFFS])
+
+
+def _ifindexes(node) -> dict[str, int]:
+    return {link["ifname"]: link["ifindex"] for link in node.ns.ip_json("link", "show")}
+
+
+def _tc_attach(node, dev: str, direction: str, program: str):
+    node.ns.run("tc", "qdisc", "replace", "dev", dev, "clsact")
+    node.ns.run("tc", "filter", "replace", "dev", dev, direction, "prio", "1", "handle", "1",
+                "bpf", "direct-action", "object-pinned",
+                f"{pin_dir(node.facts['cluster'], node.name)}/progs/{program}")
+
+
+@register
+class EbpfMode(Mode):
+    name = "ebpf"
+    summary = "Cilium's shape: lxc veths with tc eBPF programs, BPF maps, kube-proxy replaced"
+    requires = ("veth", "vxlan", "iptables", "bpftool", "bpf/datapath.o", f"cni/{PLUGIN_TYPE}",
+                "bpf_redirect_peer", "bpf_redirect_neigh", "bpf_fib_lookup",
+                "bpf_skb_set_tunnel_key", "bpf_skb_get_tunnel_key", "bpf_skb_change_type")
+    policy_note = "the ebpf mode does not enforce NetworkPolicy yet (Cilium would, with " \
+        "identities in a policy map per endpoint)"
+    replaces_kube_proxy = True
+
+    def __init__(self):
+        self.identities = {}  # (namespace, labels) -> numeric security identity
+        self.pod_identity = {}  # pod key -> (node, ip, identity)
+
+    def describe_datapath(self, spec, caps):
+        if spec.ebpf_routing == "tunnel":
+            how = "cilium_vxlan with a tunnel key per peer (VNI: the source identity)"
+        else:
+            how = "bpf_fib_lookup + bpf_redirect_neigh out of eth0"
+        return ("eBPF (tc): lxc veths, bpf_redirect_peer into pods, " + how +
+                "; Services in BPF maps (no kube-proxy)")
+
+    def check(self, spec):
+        ipam.check_lease_room(spec)
+        racks = {node.rack for node in spec.nodes}
+        if spec.ebpf_routing == "native" and len(racks) > 1:
+            raise TestbedError(
+                f"{spec.path}: ebpf.routing: native needs every node on one L2 segment (the "
+                f"nodes are on {len(racks)} racks); set `ebpf: {{routing: tunnel}}` across racks")
+
+    def plan(self, spec):
+        return ipam.node_leases(spec)
+
+    def pod_mtu(self, spec):
+        return spec.mtu - (VXLAN_OVERHEAD if spec.ebpf_routing == "tunnel" else 0)
+
+    def service_proxy(self, cluster):
+        return BpfServices(lambda node: f"{pin_dir(cluster.spec.name, node)}/maps")
+
+    # --- nodes -------------------------------------------------------------------------------
+    def prepare(self, cluster):
+        _ensure_bpffs()
+        root = f"{PIN_ROOT}/{cluster.spec.name}"
+        cluster.state.own("dirs", root)
+        os.makedirs(root, exist_ok=True)
+
+    def setup_node(self, spec, node):
+        node.facts.update(cluster=spec.name, routing=spec.ebpf_routing,
+                          router=router_ip(node.lease))
+        pins = pin_dir(spec.name, node.name)
+        os.makedirs(pins, exist_ok=True)
+        netns.run(["bpftool", "prog", "loadall", str(OBJECT), f"{pins}/progs",
+                   "pinmaps", f"{pins}/maps"])
+        router = node.facts["router"]
+        tunnel = spec.ebpf_routing == "tunnel"
+        lines = [f"link add {HOST_DEV} type veth peer name {NET_DEV}",
+                 f"link set {HOST_DEV} arp off up", f"link set {NET_DEV} arp off up",
+                 f"addr add {router}/32 dev {HOST_DEV}",
+                 # the node's own traffic to its pods and to Services: into cil_from_host
+                 f"route replace {node.lease} dev {HOST_DEV} src {router}",
+                 f"route replace {SERVICE_CIDR} dev {HOST_DEV} src {router}"]
+        if tunnel:
+            lines += [f"link add {VXLAN_DEV} type vxlan external dstport {VXLAN_PORT}",
+                      f"link set {VXLAN_DEV} up"]
+        node.ns.batch("ip", lines)
+        for setting in ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
+                        "net.ipv4.conf.default.rp_filter=0",
+                        f"net.ipv4.conf.{HOST_DEV}.rp_filter=0"):
+            node.ns.run("sysctl", "-qw", setting)
+        index = _ifindexes(node)
+        maps.write(f"{pins}/maps", [
+            MapWrite(maps.NODE_CONFIG, bytes(4), maps.node_config(
+                str(node.ip.ip), router, index[UNDERLAY_DEV], index[HOST_DEV],
+                index[VXLAN_DEV] if tunnel else 0)),
+            MapWrite(maps.IPCACHE, maps.ipcache_key(f"{router}/32"),
+                     maps.ipcache_value(maps.ID_HOST, None))])
+        _tc_attach(node, UNDERLAY_DEV, "ingress", "cil_from_netdev")
+        _tc_attach(node, HOST_DEV, "egress", "cil_from_host")
+        if tunnel:
+            _tc_attach(node, VXLAN_DEV, "ingress", "cil_from_overlay")
+        # pods leaving the cluster are masqueraded, as Cilium's iptables masquerading does
+        # (no Service rule: those are BPF)
+        comment = '-m comment --comment "cilium masquerade non-cluster"'
+        node.ns.run("iptables-restore", "--noflush", input="\n".join([
+            "*nat", f":{MASQ_CHAIN} - [0:0]", f"-A POSTROUTING -j {MASQ_CHAIN}",
+            f"-A {MASQ_CHAIN} -s {node.lease} ! -d {spec.pod_cidr} ! -o cilium_+ {comment} "
+            "-j MASQUERADE", "COMMIT"]) + "\n")
+
+    def add_peers(self, spec, node, peers):
+        writes = [MapWrite(maps.IPCACHE, maps.ipcache_key(str(peer.lease)),
+                           maps.ipcache_value(maps.ID_WORLD, str(peer.ip.ip))) for peer in peers]
+        maps.write(f"{pin_dir(spec.name, node.name)}/maps", writes)
+        if spec.ebpf_routing == "native":  # autoDirectNodeRoutes
+            node.ns.batch("ip", [f"route replace {peer.lease} via {peer.ip.ip} dev "
+                                 f"{UNDERLAY_DEV}" for peer in peers])
+        else:  # the node's own traffic to remote pods: into cil_from_host, then the tunnel
+            node.ns.batch("ip", [f"route replace {peer.lease} dev {HOST_DEV} src "
+                                 f"{node.facts['router']} mtu {self.pod_mtu(spec)}"
+                                 for peer in peers])
+
+    def add_peer(self, spec, node, peer):
+        self.add_peers(spec, node, [peer])
+
+    def remove_peer(self, spec, node, peer):
+        maps.write(f"{pin_dir(spec.name, node.name)}/maps",
+                   [MapWrite(maps.IPCACHE, maps.ipcache_key(str(peer.lease)))])
+        node.ns.run("ip", "route", "del", str(peer.lease), check=False)
+
+    def network_config(self, spec, node):
+        first = node.lease[2]
+        return {
+            "cniVersion": "1.0.0",
+            "name": NETWORK_NAME,
+            "type": PLUGIN_TYPE,
+            "mtu": self.pod_mtu(spec),
+            "router": node.facts["router"],
+            "ipam": {"type": "host-local",
+                     "dataDir": os.path.join(node.dir, "cni", "networks"),
+                     "ranges": [[{"subnet": str(node.lease), "rangeStart": str(first)}]]},
+        }
+
+    # --- pods ----------------------------------------------------------------------------------
+    def identity(self, namespace: str, labels: dict) -> int:
+        """A numeric security identity per label set (namespace included), as Cilium's
+        allocator gives them: the same labels, the same number, on every node."""
+        key = (namespace, tuple(sorted(labels.items())))
+        if key not in self.identities:
+            self.identities[key] = maps.FIRST_IDENTITY + len(self.identities)
+        return self.identities[key]
+
+    def pod_added(self, cluster, pod, node, record):
+        host, sandbox = record.result["interfaces"][:2]
+        ident = self.identity(pod.namespace, record.labels)
+        _tc_attach(node, host["name"], "ingress", "cil_from_container")
+        ifindex = _ifindexes(node)[host["name"]]
+        maps.write(f"{pin_dir(cluster.spec.name, node.name)}/maps", [MapWrite(
+            maps.ENDPOINTS, maps.endpoint_key(record.ip),
+            maps.endpoint_value(ifindex, ident, sandbox["mac"], host["mac"]))])
+        entry = MapWrite(maps.IPCACHE, maps.ipcache_key(f"{record.ip}/32"),
+                         maps.ipcache_value(ident, str(node.ip.ip)))
+        for_each(cluster.nodes.values(), lambda n: maps.write(
+            f"{pin_dir(cluster.spec.name, n.name)}/maps", [entry]))
+        self.pod_identity[pod.key] = (node.name, record.ip, ident)
+
+    def pod_removed(self, cluster, pod, node):
+        known = self.pod_identity.pop(pod.key, None)
+        if known is None:
+            return
+        _node, ip, _ident = known
+        maps.write(f"{pin_dir(cluster.spec.name, node.name)}/maps",
+                   [MapWrite(maps.ENDPOINTS, maps.endpoint_key(ip))])
+        entry = MapWrite(maps.IPCACHE, maps.ipcache_key(f"{ip}/32"))
+        for_each(cluster.nodes.values(), lambda n: maps.write(
+            f"{pin_dir(cluster.spec.name, n.name)}/maps", [entry]))
+
+    # --- teardown and what it shows ------------------------------------------------------------
+    def stop(self, cluster):
+        """The pins go; the programs go with their devices when the nodes do."""
+        root = f"{PIN_ROOT}/{cluster.spec.name}"
+        shutil.rmtree(root, ignore_errors=True)
+
+    def describe_node(self, node):
+        return {"lease": str(node.lease), "routing": node.facts.get("routing"),
+                "bpf_pins": pin_dir(node.facts.get("cluster", ""), node.name)}

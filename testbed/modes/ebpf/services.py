@@ -1,0 +1,143 @@
+"""Services in BPF maps: the ebpf mode's kube-proxy replacement.
+
+As Cilium's agent with kubeProxyReplacement does, each node's service, backend and
+reverse-NAT maps follow the Services and endpoints: every frontend (the ClusterIP, and for
+external traffic the node's address with the NodePort, load-balancer addresses and external
+IPs) gets a master entry (slot 0: how many backends, its reverse-NAT index, its flags) and one
+entry per backend slot; the programs pick a slot per flow and remember it in the CT map.
+Which endpoints a node's frontends pick from follows the traffic policies and topology hints
+as kube-proxy's do (types.plan). No iptables or nftables rule is written.
+
+Backend IDs and reverse-NAT indexes stay what they were as long as the backend or frontend
+exists: a flow's CT entry names its backend by ID.
+"""
+from dataclasses import dataclass, field
+
+from testbed.kubeproxy.proxies import _Proxies
+from testbed.kubeproxy.types import ServicePort, plan
+from testbed.modes.ebpf import maps
+from testbed.modes.ebpf.maps import MapWrite
+
+
+@dataclass
+class Allocator:
+    """Stable small numbers for keys: an ID, once given, stays until the key is released."""
+    first: int = 1
+    given: dict = field(default_factory=dict)
+
+    def get(self, key) -> int:
+        if key not in self.given:
+            used = set(self.given.values())
+            self.given[key] = next(n for n in range(self.first, self.first + len(used) + 1)
+                                   if n not in used)
+        return self.given[key]
+
+    def keep_only(self, keys) -> None:
+        self.given = {k: v for k, v in self.given.items() if k in keys}
+
+
+@dataclass(frozen=True)
+class Frontend:
+    address: str
+    port: int
+    protocol: str
+    external: bool  # NodePort, LoadBalancer or external IP
+    affinity: bool
+    backends: tuple  # Endpoints
+
+    @property
+    def key(self) -> tuple:
+        return (self.address, self.port, self.protocol)
+
+
+def frontends(ports: list[ServicePort], node: str, node_ip: str, zone: str = "") -> list[Frontend]:
+    """Every address:port a node's programs translate, with the endpoints it picks from."""
+    out = []
+    for sp in ports:
+        if sp.protocol not in maps.PROTOCOLS:
+            continue
+        p = plan(sp, node, zone)
+        internal = p.local if sp.internal_local else p.cluster
+        external = p.local if sp.external_local else p.cluster
+        out.append(Frontend(sp.cluster_ip, sp.port, sp.protocol, False, sp.affinity,
+                            internal if p.has_internal else ()))
+        outside = [(node_ip, sp.node_port)] if sp.node_port else []
+        outside += [(ip, sp.port) for ip in (*sp.load_balancer_ips, *sp.external_ips)]
+        for address, port in outside:
+            out.append(Frontend(address, port, sp.protocol, True, sp.affinity,
+                                external if p.has_external else ()))
+    return out
+
+
+def render(fronts: list[Frontend], backend_ids: Allocator, rev_nat: Allocator) -> dict:
+    """{map name: {key bytes: value bytes}} of a node's service maps. The allocators keep
+    only what is still used."""
+    services, backends, reverse = {}, {}, {}
+    used_backends, used_fronts = set(), set()
+    for fe in fronts:
+        index = rev_nat.get(fe.key)
+        used_fronts.add(fe.key)
+        reverse[maps.rev_nat_key(index)] = maps.rev_nat_value(fe.address, fe.port)
+        flags = (maps.SVC_EXTERNAL if fe.external else 0) | \
+            (maps.SVC_AFFINITY if fe.affinity else 0)
+        services[maps.service_key(fe.address, fe.port, fe.protocol)] = maps.service_value(
+            count=len(fe.backends), rev_nat=index, flags=flags)
+        for slot, ep in enumerate(fe.backends, start=1):
+            backend = (ep.ip, ep.port, fe.protocol)
+            used_backends.add(backend)
+            backend_id = backend_ids.get(backend)
+            backends[maps.backend_key(backend_id)] = maps.backend_value(*backend)
+            services[maps.service_key(fe.address, fe.port, fe.protocol, slot)] = \
+                maps.service_value(backend_id=backend_id, rev_nat=index, flags=flags)
+    backend_ids.keep_only(used_backends)
+    rev_nat.keep_only(used_fronts)
+    return {maps.BACKENDS: backends, maps.REVERSE_NAT: reverse, maps.SERVICES: services}
+
+
+def _is_master(key: bytes) -> bool:
+    return key[6:8] == b"\0\0"
+
+
+def changes(old: dict | None, new: dict) -> list[MapWrite]:
+    """The writes that take a node's maps from `old` to `new`, in an order that never shows a
+    frontend more backends than its slots hold: backends and reverse-NAT first, then backend
+    slots, then the masters; removals last, masters before their slots."""
+    old = old or {}
+    updates, removals = [], []
+    for name in (maps.BACKENDS, maps.REVERSE_NAT):
+        updates += [MapWrite(name, k, v) for k, v in new[name].items()
+                    if old.get(name, {}).get(k) != v]
+    services, held = new[maps.SERVICES], old.get(maps.SERVICES, {})
+    for masters in (False, True):
+        updates += [MapWrite(maps.SERVICES, k, v) for k, v in services.items()
+                    if _is_master(k) == masters and held.get(k) != v]
+    for masters in (True, False):
+        removals += [MapWrite(maps.SERVICES, k) for k in held
+                     if k not in services and _is_master(k) == masters]
+    for name in (maps.BACKENDS, maps.REVERSE_NAT):
+        removals += [MapWrite(name, k) for k in old.get(name, {}) if k not in new[name]]
+    return updates + removals
+
+
+class BpfServices(_Proxies):
+    """The kube-proxy replacement: writes each node's service maps, no packet-filter rule.
+    Health-check node ports are still served by the node's listener daemon (agent.py)."""
+
+    tables = "BPF service maps"
+
+    def __init__(self, maps_dir):
+        super().__init__()
+        self.maps_dir = maps_dir  # node name -> the directory its maps are pinned in
+        self.backend_ids, self.rev_nat = {}, {}  # node -> Allocator
+
+    def render(self, ports, pod_cidr, node):
+        fronts = frontends(ports, node.name, str(node.ip.ip), self.zones.get(node.name, ""))
+        return render(fronts, self.backend_ids.setdefault(node.name, Allocator()),
+                      self.rev_nat.setdefault(node.name, Allocator()))
+
+    def apply(self, node, rendered):
+        maps.write(self.maps_dir(node.name), changes(self.last.get(node.name), rendered))
+        self.last[node.name] = rendered
+
+    def route_services(self, node):
+        """The mode routes the service range to cilium_host, whose program translates."""

@@ -487,7 +487,7 @@ static __always_inline int fib_redirect(struct __sk_buff *skb, struct tuple *t, 
 
 	fib.family = AF_INET;
 	fib.l4_protocol = t->proto;
-	fib.tot_len = skb->len - ETH_HLEN;
+	/* tot_len 0: the kernel checks the MTU as forwarding does, GSO packets included */
 	fib.ipv4_src = t->saddr;
 	fib.ipv4_dst = t->daddr;
 	fib.ifindex = prog == PROG_HOST ? skb->ifindex : skb->ingress_ifindex;
@@ -549,10 +549,13 @@ static __always_inline int forward(struct __sk_buff *skb, struct tuple *t, struc
 		return to_endpoint(skb, t, ep, prog, routed);
 	info = bpf_map_lookup_elem(&cilium_ipcache, &key);
 	if (info && info->tunnel_endpoint && info->tunnel_endpoint != cfg->node_ip) {
+		if (routed && dec_ttl(skb, t) < 0) {
+			count(skb, prog, R_DROP_INVALID);
+			return TC_ACT_SHOT;
+		}
 		if (cfg->flags & CFG_TUNNEL)
 			return to_overlay(skb, t, cfg, info->tunnel_endpoint, prog);
-		if (prog != PROG_NETDEV)
-			return fib_redirect(skb, t, prog);
+		return fib_redirect(skb, t, prog);
 	}
 	if (external) /* a translated reply to an outside client, from a node address */
 		return fib_redirect(skb, t, prog);

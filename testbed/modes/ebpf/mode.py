@@ -154,8 +154,14 @@ class EbpfMode(Mode):
             "-j MASQUERADE", "COMMIT"]) + "\n")
 
     def add_peers(self, spec, node, peers):
-        writes = [MapWrite(maps.IPCACHE, maps.ipcache_key(str(peer.lease)),
-                           maps.ipcache_value(maps.ID_WORLD, str(peer.ip.ip))) for peer in peers]
+        # a peer's pod CIDR, and the peer itself (remote-node): both reached through it,
+        # neither through this node's stack (whose masquerade would hide the pods)
+        writes = []
+        for peer in peers:
+            writes += [MapWrite(maps.IPCACHE, maps.ipcache_key(str(peer.lease)),
+                                maps.ipcache_value(maps.ID_WORLD, str(peer.ip.ip))),
+                       MapWrite(maps.IPCACHE, maps.ipcache_key(f"{peer.ip.ip}/32"),
+                                maps.ipcache_value(maps.ID_REMOTE_NODE, str(peer.ip.ip)))]
         maps.write(f"{pin_dir(spec.name, node.name)}/maps", writes)
         if spec.ebpf_routing == "native":  # autoDirectNodeRoutes
             node.ns.batch("ip", [f"route replace {peer.lease} via {peer.ip.ip} dev "
@@ -170,7 +176,8 @@ class EbpfMode(Mode):
 
     def remove_peer(self, spec, node, peer):
         maps.write(f"{pin_dir(spec.name, node.name)}/maps",
-                   [MapWrite(maps.IPCACHE, maps.ipcache_key(str(peer.lease)))])
+                   [MapWrite(maps.IPCACHE, maps.ipcache_key(prefix))
+                    for prefix in (str(peer.lease), f"{peer.ip.ip}/32")])
         node.ns.run("ip", "route", "del", str(peer.lease), check=False)
 
     def network_config(self, spec, node):

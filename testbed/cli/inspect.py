@@ -1,4 +1,4 @@
-"""Verbs that look inside a running cluster: exec, routes, flows, daemons, policy check."""
+"""Verbs that look inside a running cluster: exec, routes, flows, bpf, daemons, policy check."""
 import subprocess
 
 from testbed.api.tables import find_pod, render_table
@@ -84,6 +84,21 @@ def cmd_flows(args):
     return 0
 
 
+def cmd_bpf(args):
+    """A node's eBPF datapath: programs, endpoint, ipcache and service maps, counters."""
+    state = find_run(args.name)
+    if args.node not in state.nodes:
+        raise TestbedError(f"no node {args.node!r} in cluster {state.name} "
+                           f"(nodes: {', '.join(state.nodes)})")
+    mode = mode_of(state)
+    tables = mode.datapath_tables(state, args.node) if mode else None
+    if tables is None:
+        raise TestbedError(f"cluster {state.name} runs mode {state.mode}, which has no BPF "
+                           "datapath (the ebpf mode has)")
+    print(tables)
+    return 0
+
+
 def cmd_daemons(args):
     """The daemons of a running cluster (the mode's and the fabric's); restart a dead one."""
     state = find_run(args.name)
@@ -143,7 +158,7 @@ def cmd_policy(args):
 
 
 def register(sub) -> None:
-    """exec, routes, flows, daemons, policy check"""
+    """exec, routes, flows, bpf, daemons, policy check"""
     ex = sub.add_parser("exec", help="run a command in a pod or node: exec [-n NS] NAME -- CMD")
     ex.add_argument("--name", help="cluster name, if several run")
     namespace_option(ex)
@@ -161,6 +176,12 @@ def register(sub) -> None:
     flows.add_argument("target", help="a rack (underlay: ovs) or a node (openflow mode)")
     flows.add_argument("--name")
     flows.set_defaults(func=cmd_flows)
+
+    bpf = sub.add_parser("bpf", help="a node's eBPF datapath (ebpf mode): programs, maps, "
+                         "counters")
+    bpf.add_argument("node")
+    bpf.add_argument("--name")
+    bpf.set_defaults(func=cmd_bpf)
 
     daemons = sub.add_parser("daemons", help="the daemons of the mode and the fabric: state, "
                              "restart")

@@ -141,6 +141,11 @@ class Mode:
         bridges the mode's flows live in (`testbed flows`)."""
         return {}
 
+    def datapath_tables(self, state: RunState, node: str) -> str | None:
+        """The mode's own datapath tables of a node in readable form (`testbed bpf`); None
+        for a mode whose datapath has none of its own."""
+        return None
+
     def datapath_trace(self, state: RunState, node: str, in_port: str,
                        flow: dict) -> list[str]:
         """How the mode's own datapath on a node handles a packet that entered it on

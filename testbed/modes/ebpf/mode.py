@@ -20,7 +20,7 @@ from testbed.host import netns
 from testbed.host.parallel import for_each
 from testbed.kubeproxy.services import SERVICE_CIDR
 from testbed.modes.base import UNDERLAY_DEV, Mode, register
-from testbed.modes.ebpf import maps
+from testbed.modes.ebpf import maps, report
 from testbed.modes.ebpf.maps import MapWrite
 from testbed.modes.ebpf.services import BpfServices
 
@@ -232,6 +232,12 @@ class EbpfMode(Mode):
         """The pins go; the programs go with their devices when the nodes do."""
         root = f"{PIN_ROOT}/{cluster.spec.name}"
         shutil.rmtree(root, ignore_errors=True)
+
+    def datapath_tables(self, state, node):
+        facts = state.nodes[node].facts
+        return report.report(state, node, f"{pin_dir(state.name, node)}/maps",
+                             report.attached_programs(state, node,
+                                                      facts.get("routing") == "tunnel"))
 
     def describe_node(self, node):
         return {"lease": str(node.lease), "routing": node.facts.get("routing"),

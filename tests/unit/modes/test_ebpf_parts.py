@@ -1,0 +1,162 @@
+"""The ebpf mode without root: map layouts, the service maps it renders (kube-proxy's overall
+set of Services), the order of map writes, its CNI plugin and its refusals."""
+import hashlib
+import io
+import json
+import struct
+
+import pytest
+
+from testbed.cni import skeleton
+from testbed.core.spec import parse as load_topology_text
+from testbed.errors import TestbedError
+from testbed.kubeproxy.types import Endpoint
+from testbed.modes import get_mode
+from testbed.modes.ebpf import cilium_plugin, maps, services
+from testbed.modes.ebpf.maps import MapWrite
+
+from ..kubeproxy.overall import NODE, NODE_IP, SERVICES
+
+
+def fronts_by_address():
+    return {(f.address, f.port): f for f in services.frontends(SERVICES, NODE, NODE_IP)}
+
+
+def test_layouts_match_the_c_structs_and_decode_back():
+    key = maps.service_key("10.96.0.10", 53, "udp", slot=2)
+    assert len(key) == 12 and key[4:6] == b"\x00\x35"  # the port in network order
+    assert len(maps.service_value(7, 3, 4, 1)) == 12
+    assert maps.decode_service(key, maps.service_value(7, 0, 4, 1)) == {
+        "address": "10.96.0.10", "port": 53, "protocol": "udp", "slot": 2, "backend_id": 7,
+        "count": 0, "rev_nat": 4, "flags": 1}
+    assert maps.decode_backend(maps.backend_key(9), maps.backend_value("10.244.1.5", 8080,
+                                                                       "tcp")) == {
+        "id": 9, "ip": "10.244.1.5", "port": 8080, "protocol": "tcp"}
+    assert maps.decode_ipcache(maps.ipcache_key("10.244.1.0/24"),
+                               maps.ipcache_value(6, "192.168.1.12")) == {
+        "prefix": "10.244.1.0/24", "identity": 6, "tunnel_endpoint": "192.168.1.12"}
+    ep = maps.endpoint_value(7, 256, "aa:bb:cc:dd:ee:01", "aa:bb:cc:dd:ee:02")
+    assert len(ep) == 20
+    assert maps.decode_endpoint(maps.endpoint_key("10.244.0.2"), ep)["lxc_mac"] == \
+        "aa:bb:cc:dd:ee:02"
+    assert len(maps.node_config("192.168.1.11", "10.244.0.1", 2, 3, 4)) == 24
+    # cilium_metrics: per-CPU counters summed, the key naming program and reason
+    per_cpu = [struct.pack("<QQ", 2, 200), struct.pack("<QQ", 3, 300)]
+    assert maps.decode_metrics(struct.pack("<I", 1 * 16 + 8), per_cpu) == {
+        "program": "cil_from_netdev", "reason": "drop: no service backend", "packets": 5,
+        "bytes": 500}
+
+
+def test_frontends_follow_kube_proxys_view_of_traffic_policies():
+    fronts = fronts_by_address()
+    # a ClusterIP picks from every endpoint
+    assert [str(e) for e in fronts[("172.30.0.41", 80)].backends] == ["10.180.0.1:80"]
+    # externalTrafficPolicy Local, its only endpoint elsewhere: external frontends drop,
+    # the ClusterIP still reaches it
+    assert fronts[(NODE_IP, 3001)].backends == ()
+    assert fronts[("1.2.3.4", 80)].backends == () and fronts[("1.2.3.4", 80)].external
+    assert fronts[("192.168.99.22", 80)].backends == ()
+    assert [str(e) for e in fronts[("172.30.0.42", 80)].backends] == ["10.180.0.2:80"]
+    # NodePort and external IP: external, from every endpoint
+    assert fronts[(NODE_IP, 3003)].external
+    assert len(fronts[("192.168.99.33", 80)].backends) == 2
+    # ClientIP affinity is carried as a flag
+    assert fronts[("5.6.7.8", 80)].affinity and not fronts[("172.30.0.41", 80)].affinity
+    # no endpoints: a master with no slots (the program drops and counts it)
+    assert fronts[("172.30.0.46", 80)].backends == ()
+
+
+def test_rendered_maps_share_backends_and_keep_ids_across_syncs():
+    ids, rev = services.Allocator(), services.Allocator()
+    first = services.render(services.frontends(SERVICES, NODE, NODE_IP), ids, rev)
+    # 10.180.0.3:80 backs two Services: one backend entry
+    addresses = [maps.decode_backend(k, v)["ip"] for k, v in first[maps.BACKENDS].items()]
+    assert sorted(addresses) == sorted(set(addresses))
+    ns3 = ids.given[("10.180.0.3", 80, "tcp")]
+    master = first[maps.SERVICES][maps.service_key(NODE_IP, 3003, "tcp")]
+    assert maps.decode_service(maps.service_key(NODE_IP, 3003, "tcp"), master)["count"] == 1
+    slot = first[maps.SERVICES][maps.service_key(NODE_IP, 3003, "tcp", 1)]
+    assert maps.decode_service(maps.service_key(NODE_IP, 3003, "tcp", 1), slot)[
+        "backend_id"] == ns3
+    # without ns1, the other backends keep their IDs (a flow's CT entry names its backend)
+    second = services.render(services.frontends(SERVICES[1:], NODE, NODE_IP), ids, rev)
+    assert ids.given[("10.180.0.3", 80, "tcp")] == ns3
+    assert ("10.180.0.1", 80, "tcp") not in ids.given
+    writes = services.changes(first, second)
+    removed = {w.key for w in writes if w.value is None}
+    assert maps.service_key("172.30.0.41", 80, "tcp") in removed
+    assert maps.service_key("172.30.0.41", 80, "tcp", 1) in removed
+    assert services.changes(second, second) == []
+
+
+def test_writes_never_show_a_frontend_more_backends_than_its_slots():
+    ids, rev = services.Allocator(), services.Allocator()
+    one = services.render([services.Frontend("10.96.0.5", 80, "tcp", False, False,
+                                             (Endpoint("10.244.0.2", 80),))], ids, rev)
+    three = services.render([services.Frontend("10.96.0.5", 80, "tcp", False, False,
+                                               tuple(Endpoint(f"10.244.{n}.2", 80)
+                                                     for n in range(3)))], ids, rev)
+    master = maps.service_key("10.96.0.5", 80, "tcp")
+    growing = [w.key for w in services.changes(one, three) if w.map == maps.SERVICES]
+    assert growing.index(master) == len(growing) - 1  # slots first, then the count
+    shrinking = services.changes(three, one)
+    keys = [w.key for w in shrinking if w.map == maps.SERVICES]
+    assert keys[0] == master and all(w.value is None for w in shrinking[1:]
+                                     if w.map == maps.SERVICES)
+
+
+def test_map_writes_are_bpftool_batch_lines():
+    write = MapWrite(maps.REVERSE_NAT, maps.rev_nat_key(3), maps.rev_nat_value("10.96.0.2", 80))
+    assert write.line("/sys/fs/bpf/testbed/c/node1/maps") == (
+        "map update pinned /sys/fs/bpf/testbed/c/node1/maps/cilium_lb4_reverse_nat "
+        "key hex 03 00 value hex 0a 60 00 02 00 50 00 00")
+    assert MapWrite(maps.ENDPOINTS, maps.endpoint_key("10.244.0.2")).line("/m") == \
+        "map delete pinned /m/cilium_lxc key hex 0a f4 00 02"
+
+
+def test_the_plugin_names_host_veths_as_cilium_does():
+    name = cilium_plugin.host_veth_name("0123456789abcdef")
+    assert name == "lxc" + hashlib.sha256(b"0123456789abcdef").hexdigest()[:12]
+    assert len(name) == 15
+
+
+def test_the_plugin_refuses_a_configuration_without_router():
+    conf = {"cniVersion": "1.0.0", "name": "cilium", "type": "testbed-cilium",
+            "ipam": {"type": "host-local"}}
+    out = io.StringIO()
+    code = cilium_plugin.main(io.StringIO(json.dumps(conf)), out,
+                              {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "x",
+                               "CNI_IFNAME": "eth0", "CNI_NETNS": "/nonexistent"})
+    err = json.loads(out.getvalue())
+    assert code == 1 and err["code"] == skeleton.INVALID_CONFIG and "router" in err["msg"]
+
+
+TWO_RACKS = """
+racks: [{name: rack1, subnet: 192.168.1.0/24}, {name: rack2, subnet: 192.168.2.0/24}]
+nodes: [{name: node1, rack: rack1}, {name: node2, rack: rack2}]
+"""
+
+
+def test_native_routing_across_racks_is_refused_and_tunnel_is_taken():
+    mode = get_mode("ebpf")
+    spec = load_topology_text(TWO_RACKS)
+    with pytest.raises(TestbedError, match=r"ebpf: \{routing: tunnel\}"):
+        mode.check(spec)
+    tunnel = load_topology_text(TWO_RACKS + "ebpf: {routing: tunnel}\n")
+    mode.check(tunnel)
+    assert mode.pod_mtu(tunnel) == tunnel.mtu - 50 and mode.pod_mtu(spec) == spec.mtu
+    assert "cilium_vxlan" in mode.describe_datapath(tunnel, {})
+
+
+def test_a_bad_routing_value_names_the_field():
+    with pytest.raises(TestbedError, match=r"ebpf.routing.*vxlan.*native, tunnel"):
+        load_topology_text(TWO_RACKS + "ebpf: {routing: vxlan}\n")
+
+
+def test_identities_follow_label_sets_not_pods():
+    mode = get_mode("ebpf")
+    web = mode.identity("shop", {"app": "web"})
+    assert web >= maps.FIRST_IDENTITY
+    assert mode.identity("shop", {"app": "web"}) == web
+    assert mode.identity("other", {"app": "web"}) != web
+    assert mode.identity("shop", {"app": "db"}) not in (web,)

@@ -17,6 +17,7 @@ from testbed.core.state import RUN_ROOT
 from testbed.host import netns
 from testbed.host.processes import pid_is
 from testbed.kubelet.runtime import NETNS_ETC
+from testbed.modes.ebpf.mode import PIN_ROOT
 
 REPO = Path(__file__).resolve().parents[2]
 TOPO = REPO / "topologies"
@@ -124,6 +125,7 @@ class Footprint:
         self.links = root_links()
         self.runs = set(os.listdir(RUN_ROOT)) if os.path.isdir(RUN_ROOT) else set()
         self.netns_etc = set(os.listdir(NETNS_ETC)) if os.path.isdir(NETNS_ETC) else set()
+        self.bpf_pins = set(os.listdir(PIN_ROOT)) if os.path.isdir(PIN_ROOT) else set()
 
     def leftovers(self, since, pids=()):
         left = []
@@ -131,6 +133,7 @@ class Footprint:
         left += [f"link {n}" for n in self.links - since.links]
         left += [f"run dir {n}" for n in self.runs - since.runs]
         left += [f"{NETNS_ETC}/{n}" for n in self.netns_etc - since.netns_etc]
+        left += [f"{PIN_ROOT}/{n}" for n in self.bpf_pins - since.bpf_pins]
         left += [f"process {p.pid} ({p.what})" for p in pids if pid_is(p.pid, p.start)]
         return left
 

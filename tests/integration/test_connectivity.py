@@ -69,6 +69,7 @@ def full_matrix(state):
     ("route-reflectors.yaml", "bgp"),
     ("default.yaml", "openflow"),
     ("two-racks.yaml", "openflow"),
+    ("default.yaml", "ebpf"),  # native routing; tunnel routing: test_ebpf_mode.py
 ])
 def test_every_pod_reaches_every_pod_and_node(make_cluster, topo, mode):
     cluster = make_cluster(topo, mode)

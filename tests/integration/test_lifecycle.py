@@ -88,15 +88,18 @@ def _recording(own_pid, seen):
     return record
 
 
-@pytest.mark.parametrize("mode, extra, needs", [
-    ("vxlan", [], ("vxlan", "bridge", "veth")),
+@pytest.mark.parametrize("mode, topo, extra, needs", [
+    ("vxlan", "two-racks.yaml", [], ("vxlan", "bridge", "veth")),
     # OVS daemons of the fabric and of every node, two controllers, nft tables
-    ("openflow", ["--underlay", "ovs"], ("ovs-vswitchd", "os-ken", "cni/testbed-ovs")),
+    ("openflow", "two-racks.yaml", ["--underlay", "ovs"],
+     ("ovs-vswitchd", "os-ken", "cni/testbed-ovs")),
+    # pinned programs and maps outside every namespace
+    ("ebpf", "default.yaml", [], ("bpftool", "bpf/datapath.o", "cni/testbed-cilium")),
 ])
-def test_clean_after_sigkill_of_the_owner_leaves_nothing(require, mode, extra, needs):
+def test_clean_after_sigkill_of_the_owner_leaves_nothing(require, mode, topo, extra, needs):
     require(*needs)
     before, name = Footprint(), unique_name()
-    run_testbed("up", "--topo", TOPO / "two-racks.yaml", "--mode", mode, *extra, "--no-cli",
+    run_testbed("up", "--topo", TOPO / topo, "--mode", mode, *extra, "--no-cli",
                 "--name", name, check=True)
     state = RunState.load(run_dir_for(name))
     pids = state.owned.pids

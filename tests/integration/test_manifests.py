@@ -179,13 +179,14 @@ spec:
 """
 
 
-def test_a_node_port_answers_the_external_client(make_cluster, tmp_path):
+@pytest.mark.parametrize("mode", ["vxlan", "ebpf"])  # ebpf: kube-proxy replaced by BPF
+def test_a_node_port_answers_the_external_client(make_cluster, tmp_path, mode):
     namespace_and_deployment = "---".join(SHOP.replace("REPLICAS", "2").split("---")[:2])
     (tmp_path / "shop.yaml").write_text(namespace_and_deployment + NODE_PORT)
     topo = tmp_path / "external.yaml"
-    topo.write_text((TOPO / "two-racks.yaml").read_text() +
+    topo.write_text((TOPO / "two-racks.yaml").read_text() + "ebpf: {routing: tunnel}\n"
                     "externalClient: true\nmanifests: [shop.yaml]\n")
-    cluster = make_cluster(topo, "vxlan")
+    cluster = make_cluster(topo, mode)
     client = cluster.state.hosts["external"]
     assert client.ip == "192.168.1.254"  # on the first rack, outside the cluster
     shop = {r.name for r in cluster.state.pods.values() if r.namespace == "shop"}
@@ -312,7 +313,7 @@ def test_ipvs_is_refused_where_the_kernel_lacks_it(tmp_path):
     assert Footprint().leftovers(before) == []
 
 
-@pytest.mark.parametrize("mode", ["vxlan", "host-gw", "udp", "bgp", "openflow"])
+@pytest.mark.parametrize("mode", ["vxlan", "host-gw", "udp", "bgp", "openflow", "ebpf"])
 def test_services_and_dns_work_in_every_mode(make_cluster, tmp_path, mode):
     (tmp_path / "shop.yaml").write_text(DNS.replace("REPLICAS", "2"))
     topo = tmp_path / "services.yaml"

@@ -218,6 +218,13 @@ def proxy_chains(state, key) -> list[str]:
             chains += [kp_nftables.local_chain(sp) + " (this node's endpoints)"] if local else []
             chains += [kp_nftables.external_chain(sp)] if external else []
             chains += [kp_nftables.firewall_chain(sp)] if firewall else []
+        elif state.proxy_mode == "bpf":
+            lines.append(f"BPF service maps (kube-proxy replaced), port "
+                         f"{sp.port_name or sp.port}:")
+            lines.append(f"  frontend {sp.cluster_ip}:{sp.port}/{sp.protocol} in "
+                         "cilium_lb4_services_v2 of every node, one slot per backend "
+                         "(`testbed bpf NODE`)")
+            continue
         elif state.proxy_mode == "userspace":
             chains = ["KUBE-PORTALS-CONTAINER, KUBE-PORTALS-HOST -> the proxy port of "
                       "kube-proxy@<node> on each node (`testbed exec NODE -- iptables-save`)"]

@@ -9,7 +9,7 @@ state. From then on the cluster is served as if its owner had built it.
 """
 from testbed.addons.dns import kubelet_resolv_conf
 from testbed.core import doctor
-from testbed.core.cluster import Cluster
+from testbed.core.cluster import REPLACED_PROXY, Cluster
 from testbed.core.preflight import load_spec
 from testbed.core.state import RunState, run_dir_for
 from testbed.core.topology import PodSpec
@@ -38,7 +38,8 @@ def adopt(name: str, owner: Process, verbose: bool = False) -> Cluster:
     if missing:
         raise TestbedError(f"cluster {name!r} has lost the namespaces of {', '.join(missing)}: "
                            f"its datapath is gone (`testbed clean --name {name}`)")
-    spec = load_spec(state.topology, name, state.underlay, state.proxy_mode)
+    proxy_mode = None if state.proxy_mode == REPLACED_PROXY else state.proxy_mode
+    spec = load_spec(state.topology, name, state.underlay, proxy_mode)
     cluster = Cluster(spec, state.mode, state, verbose, doctor.capabilities())
     mode = cluster.mode
     if mode is None or not mode.adoptable:

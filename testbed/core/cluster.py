@@ -46,6 +46,8 @@ from testbed.underlay.fabric import OvsFabric
 from testbed.underlay.names import pinned_name, shell_namespaces
 from testbed.underlay.racks import Underlay
 
+REPLACED_PROXY = "bpf"  # the proxy mode a run records when its CNI mode replaces kube-proxy
+
 
 def _plain(value):
     """Whether a value is plain JSON (as a mode's facts are, openflow's peers aside)."""
@@ -96,9 +98,13 @@ class Cluster:
         probe = mode_name != BARE or delayed or spec.underlay != "linux"
         caps = doctor.capabilities() if probe else {}
         check_underlay(spec, caps)
+        # a mode that replaces kube-proxy records what it runs instead ("bpf")
+        proxy_mode = spec.proxy_mode
         if mode_name != BARE:
             check_mode(mode_name, spec, caps)
-            if not get_mode(mode_name).replaces_kube_proxy:
+            if get_mode(mode_name).replaces_kube_proxy:
+                proxy_mode = REPLACED_PROXY
+            else:
                 check_proxy_mode(spec, caps)
         if delayed and not caps.get("netem"):
             raise TestbedError(f"{spec.path}: delay needs the kernel's netem qdisc, which this "
@@ -117,7 +123,7 @@ class Cluster:
         # `testbed clean` leaves a run alone while its owner lives
         facts.setdefault("supervisor", Process(os.getpid(), process_start_time(os.getpid()),
                                                "owner"))
-        facts.update(underlay=spec.underlay, proxy_mode=spec.proxy_mode)
+        facts.update(underlay=spec.underlay, proxy_mode=proxy_mode)
         try:
             state = RunState.create(spec.name, mode=mode_name, topology=spec.path, **facts)
         except FileExistsError:  # made by another `up` since the check

@@ -101,8 +101,8 @@ def test_tunnel_routing_reaches_every_pod_across_racks_with_the_identity_in_the_
     assert tc_programs(node, "cilium_vxlan", "ingress") == ["cil_from_overlay"[:15]]
     assert full_matrix(cluster.state) == []
     # a packet of node1-pod1 to a pod of the other rack carries node1-pod1's identity
-    capture = subprocess.Popen(node.ns.argv("tcpdump", "-l", "-nn", "-T", "vxlan", "-c", "1", "-i", "eth0",
-                                            "udp", "port", "8472"),
+    capture = subprocess.Popen(node.ns.argv("tcpdump", "-l", "-nn", "-T", "vxlan", "-c", "1",
+                                            "-i", "eth0", "udp", "port", "8472"),
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     time.sleep(0.5)
     subprocess.run(in_pod(cluster, "node1-pod1", ["ping", "-c1", "-W2",

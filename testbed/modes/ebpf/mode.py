@@ -20,7 +20,7 @@ from testbed.host import netns
 from testbed.host.parallel import for_each
 from testbed.kubeproxy.services import SERVICE_CIDR
 from testbed.modes.base import UNDERLAY_DEV, Mode, register
-from testbed.modes.ebpf import maps, report
+from testbed.modes.ebpf import explain, maps, report
 from testbed.modes.ebpf.maps import MapWrite
 from testbed.modes.ebpf.services import BpfServices
 
@@ -238,6 +238,11 @@ class EbpfMode(Mode):
         return report.report(state, node, f"{pin_dir(state.name, node)}/maps",
                              report.attached_programs(state, node,
                                                       facts.get("routing") == "tunnel"))
+
+    def datapath_trace(self, state, node, in_port, flow):
+        facts = state.nodes[node].facts
+        return explain.explain(state, node, f"{pin_dir(state.name, node)}/maps", in_port, flow,
+                               facts.get("routing") == "tunnel")
 
     def describe_node(self, node):
         return {"lease": str(node.lease), "routing": node.facts.get("routing"),

@@ -1,0 +1,69 @@
+"""What the ebpf datapath does with a packet that entered a node, read from that node's maps as
+its programs read them (`testbed trace`): the program that ran, the Service it translated, and
+where it sent the packet — into a pod, out of eth0 by the FIB, into the tunnel, or to the
+node's stack."""
+import ipaddress
+
+from testbed.core.state import RunState
+from testbed.modes.ebpf import maps
+
+PROGRAM_AT = {"eth0": "cil_from_netdev", "cilium_vxlan": "cil_from_overlay",
+              "cilium_host": "cil_from_host"}
+
+
+def _program(in_port: str) -> str | None:
+    if in_port.startswith("lxc"):
+        return "cil_from_container"
+    return PROGRAM_AT.get(in_port)
+
+
+def _longest_prefix(entries: list[dict], ip: str) -> dict | None:
+    address = ipaddress.IPv4Address(ip)
+    matching = [e for e in entries if address in ipaddress.IPv4Network(e["prefix"])]
+    return max(matching, key=lambda e: int(e["prefix"].split("/")[1]), default=None)
+
+
+def explain(state: RunState, node: str, maps_dir: str, in_port: str, flow: dict,
+            tunnel: bool) -> list[str]:
+    """One line per decision, as the programs would take them."""
+    program = _program(in_port)
+    if program is None or flow.get("protocol") not in ("TCP", "UDP", "ICMP"):
+        return []
+    steps = [f"{program} on {in_port} (tc {'egress' if program == 'cil_from_host' else 'ingress'})"]
+    dst, dport = flow["dst"], flow.get("dport") or 0
+    protocol = flow["protocol"].lower()
+    if protocol in ("tcp", "udp") and dport:
+        front = (dst, dport, protocol)
+        masters = {(s["address"], s["port"], s["protocol"]): s for s in
+                   (maps.decode_service(k, v) for k, v in maps.dump(maps_dir, maps.SERVICES))
+                   if s["slot"] == 0}
+        svc = masters.get(front)
+        if svc is not None:
+            if not svc["count"]:
+                return steps + [f"service {dst}:{dport}/{protocol} has no backend here: "
+                                "dropped (counted as 'no service backend')"]
+            steps.append(f"service {dst}:{dport}/{protocol} in {maps.SERVICES}: DNAT to one of "
+                         f"{svc['count']} backends, chosen per flow and kept in "
+                         f"{maps.CONNTRACK}")
+            return steps  # the backend is known from the next sighting
+    endpoints = {e["ip"]: e for e in (maps.decode_endpoint(k, v)
+                                      for k, v in maps.dump(maps_dir, maps.ENDPOINTS))}
+    ep = endpoints.get(dst)
+    if ep is not None:
+        pod = next((p.key for p in state.pods.values() if p.ip == dst and p.node == node), "?")
+        how = "bpf_redirect to its lxc" if program == "cil_from_host" else \
+            "bpf_redirect_peer into its namespace (no host stack)"
+        return steps + [f"endpoint {dst} ({pod}, identity {ep['identity']}) in "
+                        f"{maps.ENDPOINTS}: {how}"]
+    entry = _longest_prefix([maps.decode_ipcache(k, v)
+                             for k, v in maps.dump(maps_dir, maps.IPCACHE)], dst)
+    own = state.nodes[node].ip
+    if entry and entry["tunnel_endpoint"] and entry["tunnel_endpoint"] != own:
+        where = f"ipcache {entry['prefix']} in {maps.IPCACHE}: on {entry['tunnel_endpoint']}"
+        if tunnel:
+            source = endpoints.get(flow["src"])
+            vni = source["identity"] if source else "the source's identity"
+            return steps + [f"{where}: bpf_skb_set_tunnel_key (remote {entry['tunnel_endpoint']}"
+                            f", VNI {vni}), redirected into cilium_vxlan"]
+        return steps + [f"{where}: bpf_fib_lookup, redirected out of eth0 (no host stack)"]
+    return steps + ["not a local endpoint nor a peer's: handed to the node's stack"]

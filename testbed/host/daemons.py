@@ -89,7 +89,7 @@ def describe_death(label: str, info: DaemonRecord, restart_command: str) -> str:
     """One line on a dead daemon and what its death means for traffic."""
     if label.startswith("controller@"):
         effect = "the flows it installed keep forwarding; nothing new is learned or installed"
-    elif label.startswith("kube-proxy@"):
+    elif label.startswith(("kube-proxy@", "cilium-agent@")):
         effect = (f"its rules keep forwarding; health checks and /healthz on {info.node} go "
                   f"unanswered until `{restart_command} {info.node}`")
     else:

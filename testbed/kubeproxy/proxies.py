@@ -22,7 +22,6 @@ def underlay_device(node):
                 if any(a["local"] == str(node.ip.ip) for a in link.get("addr_info", [])))
 
 
-LOG_FILE = "kube-proxy.log"  # in the node's directory: `testbed logs kube-proxy@NODE`
 
 
 class SyncLog:
@@ -51,6 +50,7 @@ class _Proxies:
     /healthz, health-check node ports) run as the daemon kube-proxy@NODE."""
 
     tables = "iptables"  # what kube-proxy's log says it syncs
+    agent_name = "kube-proxy"  # its daemon is <agent_name>@NODE, its log <agent_name>.log
 
     def __init__(self):
         self.hooked = set()  # nodes set up for Service traffic
@@ -64,11 +64,15 @@ class _Proxies:
     def start_agent(self, cluster, node):
         sock = os.path.join(node.dir, AGENT_SOCKET)
         argv = node.ns.argv(sys.executable, "-m", "testbed.kubeproxy.agent", sock, node.name)
-        agent = Daemon(f"kube-proxy@{node.name}", argv, os.path.join(node.dir, LOG_FILE))
+        agent = Daemon(f"{self.agent_name}@{node.name}", argv, self.log_path(node))
         self.agents[node.name] = agent
         self.configs.pop(node.name, None)
         agent.start(cluster.state, socket_ready(sock, lambda: rpc.request(
             sock, {"stats": True}, timeout=0.5)), AGENT_READY_S)
+
+    def log_path(self, node) -> str:
+        """The agent's log, with the syncs (`testbed logs <agent_name>@NODE`)."""
+        return os.path.join(node.dir, f"{self.agent_name}.log")
 
     def agent_config(self, node, ports) -> dict:
         """What a mode adds to the agent's configuration."""
@@ -87,16 +91,16 @@ class _Proxies:
         if node.name in self.agents and self.configs.get(node.name) != config:
             reply = rpc.request(os.path.join(node.dir, AGENT_SOCKET), {"config": config})
             if "error" in reply:
-                raise TestbedError(f"kube-proxy@{node.name}: {reply['error']}")
+                raise TestbedError(f"{self.agent_name}@{node.name}: {reply['error']}")
             self.configs[node.name] = config
             self.proxy_ports[node.name] = reply.get("ports", {})
 
     def adopt_agents(self, cluster):
         """Own the agents a dead owner started (as its state records them)."""
         for node in cluster.nodes.values():
-            label = f"kube-proxy@{node.name}"
+            label = f"{self.agent_name}@{node.name}"
             if any(e.what == label for e in cluster.state.owned.pids):
-                agent = Daemon(label, [], os.path.join(node.dir, LOG_FILE))
+                agent = Daemon(label, [], self.log_path(node))
                 agent.take_over(cluster.state)
                 self.agents[node.name] = agent
 
@@ -113,7 +117,8 @@ class _Proxies:
         return True
 
     def daemon_status(self) -> dict:
-        return {f"kube-proxy@{name}": agent.status(name) for name, agent in self.agents.items()}
+        return {f"{self.agent_name}@{name}": agent.status(name)
+                for name, agent in self.agents.items()}
 
     def stop(self, state):
         for agent in self.agents.values():
@@ -139,7 +144,7 @@ class _Proxies:
             partial = node.name in self.last
             if node.name not in self.agents:
                 self.start_agent(cluster, node)
-            log = SyncLog(os.path.join(node.dir, LOG_FILE))
+            log = SyncLog(self.log_path(node))
             log.line("Syncing " + self.tables + " rules", ipFamily="IPv4")
             log.line(f"Reloading service {self.tables} data",
                      numServices=len({(p.namespace, p.name) for p in ports}),

@@ -37,12 +37,6 @@ spec:
 """
 
 
-def tunnel_topology(tmp_path, extra=""):
-    topo = tmp_path / "two-racks-tunnel.yaml"
-    topo.write_text((TOPO / "two-racks.yaml").read_text() + "ebpf: {routing: tunnel}\n" + extra)
-    return topo
-
-
 def links(node, kind=None):
     return {link["ifname"]: link for link in node.ns.ip_json("link", "show")
             if kind is None or link.get("linkinfo", {}).get("info_kind") == kind}
@@ -92,8 +86,8 @@ def test_native_routing_builds_cilium_s_objects_and_no_bridge(make_cluster, tmp_
 
 
 def test_tunnel_routing_reaches_every_pod_across_racks_with_the_identity_in_the_vni(
-        make_cluster, tmp_path):
-    cluster = make_cluster(tunnel_topology(tmp_path), "ebpf")
+        make_cluster):
+    cluster = make_cluster("two-racks.yaml", "ebpf")  # which says ebpf: {routing: tunnel}
     assert cluster.state.pod_mtu == 1450
     node = cluster.nodes["node1"]
     vxlan = links(node, "vxlan")["cilium_vxlan"]["linkinfo"]["info_data"]

@@ -184,7 +184,7 @@ def test_a_node_port_answers_the_external_client(make_cluster, tmp_path, mode):
     namespace_and_deployment = "---".join(SHOP.replace("REPLICAS", "2").split("---")[:2])
     (tmp_path / "shop.yaml").write_text(namespace_and_deployment + NODE_PORT)
     topo = tmp_path / "external.yaml"
-    topo.write_text((TOPO / "two-racks.yaml").read_text() + "ebpf: {routing: tunnel}\n"
+    topo.write_text((TOPO / "two-racks.yaml").read_text() +
                     "externalClient: true\nmanifests: [shop.yaml]\n")
     cluster = make_cluster(topo, mode)
     client = cluster.state.hosts["external"]

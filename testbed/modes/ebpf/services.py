@@ -121,9 +121,11 @@ def changes(old: dict | None, new: dict) -> list[MapWrite]:
 
 class BpfServices(_Proxies):
     """The kube-proxy replacement: writes each node's service maps, no packet-filter rule.
-    Health-check node ports are still served by the node's listener daemon (agent.py)."""
+    Health-check node ports are served by the node's cilium-agent@NODE (kube-proxy's
+    listeners, agent.py), as Cilium's agent serves them."""
 
-    tables = "BPF service maps"
+    tables = "bpf"
+    agent_name = "cilium-agent"
 
     def __init__(self, maps_dir):
         super().__init__()

@@ -13,6 +13,7 @@ from testbed.kubeproxy import iptables as kp_iptables
 from testbed.kubeproxy import nftables as kp_nftables
 from testbed.kubeproxy.services import endpoints as service_endpoints
 from testbed.kubeproxy.services import service_ports
+from testbed.kubeproxy.types import REPLACED_PROXY
 from testbed.policy import semantics as pol
 
 DESCRIBED = ("pods", "nodes", "services", "networkpolicies", "ingresses")  # of objects.py's
@@ -218,7 +219,7 @@ def proxy_chains(state, key) -> list[str]:
             chains += [kp_nftables.local_chain(sp) + " (this node's endpoints)"] if local else []
             chains += [kp_nftables.external_chain(sp)] if external else []
             chains += [kp_nftables.firewall_chain(sp)] if firewall else []
-        elif state.proxy_mode == "bpf":
+        elif state.proxy_mode == REPLACED_PROXY:
             lines.append(f"BPF service maps (kube-proxy replaced), port "
                          f"{sp.port_name or sp.port}:")
             lines.append(f"  frontend {sp.cluster_ip}:{sp.port}/{sp.protocol} in "

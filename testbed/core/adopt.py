@@ -9,13 +9,14 @@ state. From then on the cluster is served as if its owner had built it.
 """
 from testbed.addons.dns import kubelet_resolv_conf
 from testbed.core import doctor
-from testbed.core.cluster import REPLACED_PROXY, Cluster
+from testbed.core.cluster import Cluster
 from testbed.core.preflight import load_spec
 from testbed.core.state import RunState, run_dir_for
 from testbed.core.topology import PodSpec
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import Process, pid_is
+from testbed.kubeproxy.types import REPLACED_PROXY
 from testbed.modes import NodeContext
 from testbed.underlay.names import pinned_name
 

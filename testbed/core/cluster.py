@@ -40,13 +40,12 @@ from testbed.ingress.controller import IngressController
 from testbed.kubelet.runtime import Runtime, sandbox_name
 from testbed.kubeproxy import proxies
 from testbed.kubeproxy.speaker import Speaker
+from testbed.kubeproxy.types import REPLACED_PROXY
 from testbed.modes import ClusterContext, NodeContext, get_mode
 from testbed.policy import nftables as policy_nft
 from testbed.underlay.fabric import OvsFabric
 from testbed.underlay.names import pinned_name, shell_namespaces
 from testbed.underlay.racks import Underlay
-
-REPLACED_PROXY = "bpf"  # the proxy mode a run records when its CNI mode replaces kube-proxy
 
 
 def _plain(value):

@@ -110,9 +110,10 @@ def neighbour(place, route_line: str) -> str | None:
     return found.splitlines()[0] if found else f"{gateway} dev {device}: no neighbour entry yet"
 
 
-def annotate(hops, by_label, original_dst: str, original_port: int) -> None:
+def annotate(hops, by_label, original_dst: str, original_port: int, nat_by: str = "") -> None:
     """Notes on the hops where a namespace decided something: its route and neighbour, the
-    tunnel it wrapped the packet in, its DNAT."""
+    tunnel it wrapped the packet in, its DNAT (by kube-proxy's rules, or by `nat_by` where
+    something else translates Services)."""
     for before, hop in zip([None] + hops[:-1], hops):
         place = by_label[hop.where]
         same_place = before is not None and before.where == hop.where
@@ -138,21 +139,23 @@ def annotate(hops, by_label, original_dst: str, original_port: int) -> None:
         dst = hop.packet.flow.dst
         if dst != original_dst and (before is None or before.packet.flow.dst == original_dst):
             endpoint = f"{dst}:{hop.packet.flow.dport}"
+            by = nat_by or f"kube-proxy: {dnat_chain(place, endpoint)}"
             hop.notes.insert(0, f"DNAT {original_dst}:"
                              f"{before.packet.flow.dport if before else original_port} -> "
-                             f"{endpoint} by kube-proxy: {dnat_chain(place, endpoint)}")
+                             f"{endpoint} by {by}")
         if before is not None and hop.packet.flow.src != before.packet.flow.src:
             hop.notes.append(f"SNAT {before.packet.flow.src}:{before.packet.flow.sport} -> "
-                             f"{hop.packet.flow.src}:{hop.packet.flow.sport} (masquerade)")
+                             f"{hop.packet.flow.src}:{hop.packet.flow.sport} "
+                             f"({'by ' + nat_by if nat_by else 'masquerade'})")
 
 
-def annotate_reply(hops) -> None:
-    """Where conntrack undid a NAT on the way back."""
+def annotate_reply(hops, undone_by: str = "conntrack") -> None:
+    """Where conntrack (or `undone_by`) undid a NAT on the way back."""
     for before, hop in zip(hops, hops[1:]):
         was, now = before.packet.flow, hop.packet.flow
         if (was.src, was.sport) != (now.src, now.sport) or (was.dst, was.dport) != \
                 (now.dst, now.dport):
-            hop.notes.append(f"reverse NAT by conntrack: {was.src}:{was.sport} > "
+            hop.notes.append(f"reverse NAT by {undone_by}: {was.src}:{was.sport} > "
                              f"{was.dst}:{was.dport} became {now.src}:{now.sport} > "
                              f"{now.dst}:{now.dport}")
 

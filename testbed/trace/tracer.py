@@ -14,6 +14,7 @@ from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.ingress import controller as ingress_controller
 from testbed.kubeproxy.services import selected_pods
+from testbed.kubeproxy.types import REPLACED_PROXY
 from testbed.modes import get_mode, mode_names
 from testbed.policy.semantics import explain
 from testbed.trace import evidence, pcap, probe
@@ -208,8 +209,13 @@ def trace(state: RunState, source: Target, destination: Target, protocol: str,
     evidence.name_interfaces(forward + reply, by_label)
     result.hops = _hops(forward)
     result.reply = _hops(reply)
-    evidence.annotate(result.hops, by_label, destination.ip, port)
-    evidence.annotate_reply(result.reply)
+    if state.proxy_mode == REPLACED_PROXY:  # Services are the datapath's BPF maps
+        evidence.annotate(result.hops, by_label, destination.ip, port,
+                          nat_by="the datapath's BPF service maps")
+        evidence.annotate_reply(result.reply, "the datapath's BPF CT map")
+    else:
+        evidence.annotate(result.hops, by_label, destination.ip, port)
+        evidence.annotate_reply(result.reply)
     _datapath_notes(state, result.hops)
     if state.network_policy.enforced and result.hops and protocol != "icmp":
         src, (dst, dport) = result.hops[0].packet.flow.src, _endpoint(result)

@@ -130,6 +130,11 @@ def test_testbed_bpf_shows_the_maps_and_counts_what_the_programs_did(make_cluste
                 if line.startswith("cil_from_container ")}
     assert counters[("cil_from_container", "lb")] >= 4
     assert counters[("cil_from_container", "to-endpoint")] > 0
+    # trace tells what the programs decided, from the maps
+    trace = run_testbed("trace", "node1-pod1", "svc/web", "--name", name, check=True).stdout
+    assert "cil_from_container on lxc" in trace
+    assert "by the datapath's BPF service maps" in trace and "DELIVERED" in trace
+    assert "bpf_redirect_peer into its namespace" in trace
     refused = run_testbed("bpf", "node9", "--name", name)
     assert refused.returncode != 0 and "no node 'node9'" in refused.stderr
 

@@ -28,6 +28,8 @@
 #define AF_INET 2
 #endif
 
+#define ICMP_DEST_UNREACH 3
+#define ICMP_PORT_UNREACH 3
 #define ARP_REQUEST 1
 #define ARP_REPLY 2
 #define IP_MF 0x2000
@@ -90,6 +92,16 @@ struct lb4_service {
 };
 #define SVC_EXTERNAL 1 /* NodePort, LoadBalancer or external IP: SNAT to a remote backend */
 #define SVC_AFFINITY 2 /* sessionAffinity ClientIP: the backend follows the client address */
+#define SVC_SOURCE_RANGE 4 /* loadBalancerSourceRanges: only sources in cilium_lb4_source_range */
+#define SVC_REJECT 8 /* no backend at all: answer ICMP port unreachable (kube-proxy's REJECT,
+		      * Cilium's service-no-backend-response=reject); without it, drop */
+
+struct lb4_src_range_key {
+	__u32 prefixlen; /* 32 (the index and pad) + the range's prefix length */
+	__u16 rev_nat_index;
+	__u16 pad;
+	__u32 address;
+};
 
 struct lb4_backend {
 	__u32 address;
@@ -146,6 +158,8 @@ enum {
 	R_DROP_FIB,
 	R_DROP_INVALID,
 	R_DROP_NAT,
+	R_REJECT_NO_BACKEND, /* answered with ICMP port unreachable */
+	R_DROP_SOURCE_RANGE, /* not in the Service's loadBalancerSourceRanges */
 	METRIC_REASONS = 16,
 };
 
@@ -191,6 +205,14 @@ struct {
 	__type(key, __u16);
 	__type(value, struct lb4_reverse_nat);
 } cilium_lb4_reverse_nat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lb4_src_range_key);
+	__type(value, __u8);
+} cilium_lb4_source_range SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -389,7 +411,18 @@ static __always_inline int lb(struct __sk_buff *skb, struct tuple *t, struct nod
 	count_ = svc->count;
 	rev_nat_index = svc->rev_nat_index;
 	flags = svc->flags;
+	if (flags & SVC_SOURCE_RANGE) {
+		struct lb4_src_range_key range = {.prefixlen = 64, .rev_nat_index = rev_nat_index,
+						  .address = t->saddr};
+
+		if (!bpf_map_lookup_elem(&cilium_lb4_source_range, &range)) {
+			count(skb, prog, R_DROP_SOURCE_RANGE);
+			return -1;
+		}
+	}
 	if (!count_) {
+		if (flags & SVC_REJECT)
+			return -2;
 		count(skb, prog, R_DROP_NO_BACKEND);
 		return -1;
 	}
@@ -563,6 +596,59 @@ static __always_inline int forward(struct __sk_buff *skb, struct tuple *t, struc
 	return TC_ACT_OK;
 }
 
+static __always_inline __u16 csum_fold(__u32 csum)
+{
+	csum = (csum & 0xffff) + (csum >> 16);
+	csum = (csum & 0xffff) + (csum >> 16);
+	return ~csum;
+}
+
+/* A Service without any backend: the packet becomes an ICMP port unreachable from the
+ * Service's address, sent back where it came from (what kube-proxy's REJECT answers). */
+static __always_inline int reject(struct __sk_buff *skb, struct tuple *t, int prog)
+{
+	struct {
+		struct iphdr ip;
+		struct {
+			__u8 type, code;
+			__u16 checksum;
+			__u32 unused;
+		} icmp;
+		__u8 quoted[28]; /* the packet's IP header and first 8 bytes, as ICMP quotes them */
+	} __attribute__((packed, aligned(4))) out = {};
+	__u8 macs[2 * ETH_ALEN], swapped[2 * ETH_ALEN];
+
+	if (t->l4 != ETH_HLEN + sizeof(struct iphdr) ||
+	    bpf_skb_load_bytes(skb, ETH_HLEN, out.quoted, sizeof(out.quoted)) < 0 ||
+	    bpf_skb_load_bytes(skb, 0, macs, sizeof(macs)) < 0 ||
+	    bpf_skb_change_tail(skb, ETH_HLEN + sizeof(out), 0) < 0)
+		goto drop;
+	__builtin_memcpy(swapped, macs + ETH_ALEN, ETH_ALEN);
+	__builtin_memcpy(swapped + ETH_ALEN, macs, ETH_ALEN);
+	out.ip.version = 4;
+	out.ip.ihl = 5;
+	out.ip.ttl = 64;
+	out.ip.protocol = IPPROTO_ICMP;
+	out.ip.tot_len = bpf_htons(sizeof(out));
+	out.ip.saddr = t->daddr;
+	out.ip.daddr = t->saddr;
+	out.ip.check = csum_fold(bpf_csum_diff(0, 0, (__be32 *)&out.ip, sizeof(out.ip), 0));
+	out.icmp.type = ICMP_DEST_UNREACH;
+	out.icmp.code = ICMP_PORT_UNREACH;
+	out.icmp.checksum = csum_fold(bpf_csum_diff(0, 0, (__be32 *)&out.icmp,
+						    sizeof(out.icmp) + sizeof(out.quoted), 0));
+	if (bpf_skb_store_bytes(skb, 0, swapped, sizeof(swapped), 0) < 0 ||
+	    bpf_skb_store_bytes(skb, ETH_HLEN, &out, sizeof(out), 0) < 0)
+		goto drop;
+	count(skb, prog, R_REJECT_NO_BACKEND);
+	/* back the way it came: out of the device it entered (into the pod, onto the wire), or
+	 * from cilium_host's egress into the node's own stack */
+	return bpf_redirect(skb->ifindex, prog == PROG_HOST ? BPF_F_INGRESS : 0);
+drop:
+	count(skb, prog, R_DROP_NO_BACKEND);
+	return TC_ACT_SHOT;
+}
+
 static __always_inline int handle_ipv4(struct __sk_buff *skb, int prog, int routed)
 {
 	struct node_config *cfg = config();
@@ -576,6 +662,8 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, int prog, int rout
 	flags = rev_nat(skb, &t, prog);
 	if (flags < 0) {
 		rc = lb(skb, &t, cfg, prog);
+		if (rc == -2)
+			return reject(skb, &t, prog);
 		if (rc < 0)
 			return TC_ACT_SHOT;
 	}

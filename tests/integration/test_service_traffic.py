@@ -23,7 +23,9 @@ def curl(argv_prefix, url, wait=2):
     return proc.returncode, proc.stdout, time.monotonic() - started
 
 
-@pytest.mark.parametrize("mode,proxy", [("vxlan", "iptables"), ("bgp", "nftables")])
+# ebpf: kube-proxy replaced by the mode's BPF service maps (the kubeProxy key is not read)
+@pytest.mark.parametrize("mode,proxy", [("vxlan", "iptables"), ("bgp", "nftables"),
+                                        ("ebpf", "iptables")])
 def test_services_refuse_drop_and_keep_traffic_local_as_kube_proxy_does(
         make_cluster, tmp_path, mode, proxy):
     topo = tmp_path / "topo.yaml"

@@ -20,6 +20,7 @@ IPCACHE = "cilium_ipcache"
 SERVICES = "cilium_lb4_services_v2"
 BACKENDS = "cilium_lb4_backends_v3"
 REVERSE_NAT = "cilium_lb4_reverse_nat"
+SOURCE_RANGES = "cilium_lb4_source_range"
 CONNTRACK = "cilium_ct4_global"
 METRICS = "cilium_metrics"
 
@@ -27,11 +28,14 @@ PROGRAMS = ("cil_from_container", "cil_from_netdev", "cil_from_overlay", "cil_fr
 # the reasons of cilium_metrics, in the C enum's order; the key is program * 16 + reason
 REASONS = ("to-endpoint", "to-overlay", "to-netdev", "to-stack", "lb", "rev-nat", "arp-reply",
            "from-overlay", "drop: no service backend", "drop: FIB lookup failed",
-           "drop: invalid packet", "drop: NAT failed")
+           "drop: invalid packet", "drop: NAT failed", "reject: no service backend",
+           "drop: not in loadBalancerSourceRanges")
 METRIC_REASONS = 16
 
 CFG_TUNNEL = 1
-SVC_EXTERNAL, SVC_AFFINITY = 1, 2
+SVC_EXTERNAL, SVC_AFFINITY, SVC_SOURCE_RANGE, SVC_REJECT = 1, 2, 4, 8
+SVC_FLAG_NAMES = ((SVC_EXTERNAL, "external"), (SVC_AFFINITY, "affinity"),
+                  (SVC_SOURCE_RANGE, "source-ranges"), (SVC_REJECT, "reject-if-empty"))
 CT_SERVICE, CT_REPLY = 0, 1
 PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "sctp": 132}
 PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
@@ -92,6 +96,12 @@ def service_key(address: str, port: int, protocol: str, slot: int = 0) -> bytes:
 
 def service_value(backend_id: int = 0, count: int = 0, rev_nat: int = 0, flags: int = 0) -> bytes:
     return struct.pack("<IHHB3x", backend_id, count, rev_nat, flags)
+
+
+def source_range_key(rev_nat: int, cidr: str) -> bytes:
+    """LPM key: the frontend's reverse-NAT index (always matched whole) and the range."""
+    net = ipaddress.IPv4Network(cidr, strict=False)
+    return struct.pack("<IHH", 32 + net.prefixlen, rev_nat, 0) + net.network_address.packed
 
 
 def backend_key(backend_id: int) -> bytes:

@@ -82,10 +82,10 @@ def report(state: RunState, node: str, maps_dir: str, programs: list[tuple[str, 
     for front, svc in sorted(masters.items()):
         chosen = [backends.get(slots[front].get(s)) for s in range(1, svc["count"] + 1)]
         listed = ", ".join(f"{b['ip']}:{b['port']}" if b else "?" for b in chosen)
-        flags = [f for bit, f in ((maps.SVC_EXTERNAL, "external"),
-                                  (maps.SVC_AFFINITY, "affinity")) if svc["flags"] & bit]
+        flags = [f for bit, f in maps.SVC_FLAG_NAMES if svc["flags"] & bit]
+        empty = "(none: refused)" if svc["flags"] & maps.SVC_REJECT else "(none: dropped)"
         rows.append([f"{front[0]}:{front[1]}/{front[2]}", names.get(front, "?"),
-                     svc["rev_nat"], ",".join(flags) or "-", listed or "(none: dropped)"])
+                     svc["rev_nat"], ",".join(flags) or "-", listed or empty])
     out += [f"\n# services ({maps.SERVICES}, {maps.BACKENDS}): what replaces kube-proxy",
             render_table(["FRONTEND", "SERVICE", "REV-NAT", "FLAGS", "BACKENDS"], rows)]
 

@@ -14,7 +14,7 @@ exists: a flow's CT entry names its backend by ID.
 from dataclasses import dataclass, field
 
 from testbed.kubeproxy.proxies import _Proxies
-from testbed.kubeproxy.types import ServicePort, plan
+from testbed.kubeproxy.types import ServicePort, firewall_sources, plan
 from testbed.modes.ebpf import maps
 from testbed.modes.ebpf.maps import MapWrite
 
@@ -44,6 +44,8 @@ class Frontend:
     external: bool  # NodePort, LoadBalancer or external IP
     affinity: bool
     backends: tuple  # Endpoints
+    reject: bool = False  # no endpoint at all: refused (ICMP), else (policy Local) dropped
+    source_ranges: tuple = ()  # loadBalancerSourceRanges of a load-balancer address
 
     @property
     def key(self) -> tuple:
@@ -59,27 +61,34 @@ def frontends(ports: list[ServicePort], node: str, node_ip: str, zone: str = "")
         p = plan(sp, node, zone)
         internal = p.local if sp.internal_local else p.cluster
         external = p.local if sp.external_local else p.cluster
+        reject = not p.has_endpoints  # kube-proxy REJECTs these, DROPs the policy-Local ones
         out.append(Frontend(sp.cluster_ip, sp.port, sp.protocol, False, sp.affinity,
-                            internal if p.has_internal else ()))
-        outside = [(node_ip, sp.node_port)] if sp.node_port else []
-        outside += [(ip, sp.port) for ip in (*sp.load_balancer_ips, *sp.external_ips)]
-        for address, port in outside:
+                            internal if p.has_internal else (), reject))
+        outside = [(node_ip, sp.node_port, ())] if sp.node_port else []
+        ranges = tuple(firewall_sources(sp, node_ip)) if sp.source_ranges else ()
+        outside += [(ip, sp.port, ranges) for ip in sp.load_balancer_ips]
+        outside += [(ip, sp.port, ()) for ip in sp.external_ips]
+        for address, port, allowed in outside:
             out.append(Frontend(address, port, sp.protocol, True, sp.affinity,
-                                external if p.has_external else ()))
+                                external if p.has_external else (), reject, allowed))
     return out
 
 
 def render(fronts: list[Frontend], backend_ids: Allocator, rev_nat: Allocator) -> dict:
     """{map name: {key bytes: value bytes}} of a node's service maps. The allocators keep
     only what is still used."""
-    services, backends, reverse = {}, {}, {}
+    services, backends, reverse, ranges = {}, {}, {}, {}
     used_backends, used_fronts = set(), set()
     for fe in fronts:
         index = rev_nat.get(fe.key)
         used_fronts.add(fe.key)
         reverse[maps.rev_nat_key(index)] = maps.rev_nat_value(fe.address, fe.port)
-        flags = (maps.SVC_EXTERNAL if fe.external else 0) | \
-            (maps.SVC_AFFINITY if fe.affinity else 0)
+        flags = sum(bit for bit, on in ((maps.SVC_EXTERNAL, fe.external),
+                                        (maps.SVC_AFFINITY, fe.affinity),
+                                        (maps.SVC_SOURCE_RANGE, bool(fe.source_ranges)),
+                                        (maps.SVC_REJECT, fe.reject)) if on)
+        for cidr in fe.source_ranges:
+            ranges[maps.source_range_key(index, cidr)] = b"\x01"
         services[maps.service_key(fe.address, fe.port, fe.protocol)] = maps.service_value(
             count=len(fe.backends), rev_nat=index, flags=flags)
         for slot, ep in enumerate(fe.backends, start=1):
@@ -91,7 +100,8 @@ def render(fronts: list[Frontend], backend_ids: Allocator, rev_nat: Allocator) -
                 maps.service_value(backend_id=backend_id, rev_nat=index, flags=flags)
     backend_ids.keep_only(used_backends)
     rev_nat.keep_only(used_fronts)
-    return {maps.BACKENDS: backends, maps.REVERSE_NAT: reverse, maps.SERVICES: services}
+    return {maps.BACKENDS: backends, maps.REVERSE_NAT: reverse, maps.SOURCE_RANGES: ranges,
+            maps.SERVICES: services}
 
 
 def _is_master(key: bytes) -> bool:
@@ -102,9 +112,10 @@ def changes(old: dict | None, new: dict) -> list[MapWrite]:
     """The writes that take a node's maps from `old` to `new`, in an order that never shows a
     frontend more backends than its slots hold: backends and reverse-NAT first, then backend
     slots, then the masters; removals last, masters before their slots."""
+    lookups = (maps.BACKENDS, maps.REVERSE_NAT, maps.SOURCE_RANGES)
     old = old or {}
     updates, removals = [], []
-    for name in (maps.BACKENDS, maps.REVERSE_NAT):
+    for name in lookups:
         updates += [MapWrite(name, k, v) for k, v in new[name].items()
                     if old.get(name, {}).get(k) != v]
     services, held = new[maps.SERVICES], old.get(maps.SERVICES, {})
@@ -114,7 +125,7 @@ def changes(old: dict | None, new: dict) -> list[MapWrite]:
     for masters in (True, False):
         removals += [MapWrite(maps.SERVICES, k) for k in held
                      if k not in services and _is_master(k) == masters]
-    for name in (maps.BACKENDS, maps.REVERSE_NAT):
+    for name in lookups:
         removals += [MapWrite(name, k) for k in old.get(name, {}) if k not in new[name]]
     return updates + removals
 

@@ -62,8 +62,13 @@ def test_frontends_follow_kube_proxys_view_of_traffic_policies():
     assert len(fronts[("192.168.99.33", 80)].backends) == 2
     # ClientIP affinity is carried as a flag
     assert fronts[("5.6.7.8", 80)].affinity and not fronts[("172.30.0.41", 80)].affinity
-    # no endpoints: a master with no slots (the program drops and counts it)
-    assert fronts[("172.30.0.46", 80)].backends == ()
+    # no endpoints at all: refused (ICMP, as kube-proxy's REJECT); none here under policy
+    # Local: dropped (kube-proxy's DROP)
+    assert fronts[("172.30.0.46", 80)].backends == () and fronts[("172.30.0.46", 80)].reject
+    assert not fronts[(NODE_IP, 3001)].reject
+    # loadBalancerSourceRanges hold for the load-balancer address only
+    assert fronts[("5.6.7.8", 80)].source_ranges == ("203.0.113.0/25",)
+    assert fronts[(NODE_IP, 3002)].source_ranges == ()
 
 
 def test_rendered_maps_share_backends_and_keep_ids_across_syncs():
@@ -87,6 +92,14 @@ def test_rendered_maps_share_backends_and_keep_ids_across_syncs():
     assert maps.service_key("172.30.0.41", 80, "tcp") in removed
     assert maps.service_key("172.30.0.41", 80, "tcp", 1) in removed
     assert services.changes(second, second) == []
+    # the source range is keyed by its frontend's reverse-NAT index, matched whole
+    index = rev.given[("5.6.7.8", 80, "tcp")]
+    key = maps.source_range_key(index, "203.0.113.0/25")
+    assert key in second[maps.SOURCE_RANGES]
+    assert struct.unpack_from("<IH", key) == (32 + 25, index)
+    master = maps.decode_service(maps.service_key("5.6.7.8", 80, "tcp"),
+                                 second[maps.SERVICES][maps.service_key("5.6.7.8", 80, "tcp")])
+    assert master["flags"] == maps.SVC_EXTERNAL | maps.SVC_AFFINITY | maps.SVC_SOURCE_RANGE
 
 
 def test_writes_never_show_a_frontend_more_backends_than_its_slots():

@@ -160,7 +160,8 @@ def test_the_userspace_proxy_spreads_connections_and_keeps_affinity(make_cluster
 ZONED = REPO / "docs" / "examples" / "zoned.yaml"  # the page's example
 
 
-@pytest.mark.parametrize("mode,proxy", [("vxlan", "iptables"), ("bgp", "nftables")])
+@pytest.mark.parametrize("mode,proxy", [("vxlan", "iptables"), ("bgp", "nftables"),
+                                        ("ebpf", "iptables")])
 def test_topology_aware_routing_keeps_traffic_in_the_clients_rack(make_cluster, tmp_path,
                                                                    mode, proxy):
     topo = tmp_path / "topo.yaml"

@@ -173,3 +173,20 @@ def test_identities_follow_label_sets_not_pods():
     assert mode.identity("shop", {"app": "web"}) == web
     assert mode.identity("other", {"app": "web"}) != web
     assert mode.identity("shop", {"app": "db"}) not in (web,)
+
+
+def test_network_policy_enforcement_is_refused_with_the_reason():
+    import dataclasses
+    from pathlib import Path
+
+    from testbed.core import spec as specmod
+    from testbed.core.preflight import check_mode
+    topologies = Path(__file__).resolve().parents[3] / "topologies"
+    spec = dataclasses.replace(specmod.load(topologies / "default.yaml"), policy_enforce=True)
+    caps = {name: True for name in get_mode("ebpf").requires}
+    with pytest.raises(TestbedError, match="mode ebpf cannot enforce NetworkPolicy: the ebpf "
+                                           "mode does not enforce NetworkPolicy yet"):
+        check_mode("ebpf", spec, caps)
+    missing = {**caps, "bpf_redirect_peer": False}
+    with pytest.raises(TestbedError, match="mode ebpf needs bpf_redirect_peer"):
+        check_mode("ebpf", dataclasses.replace(spec, policy_enforce=None), missing)

@@ -142,8 +142,15 @@ class MapWrite:
 def write(maps_dir: str, writes: list[MapWrite]) -> None:
     """Apply map writes in order, in one bpftool process. Deletes of entries already gone are
     not errors (they are run apart, after the updates)."""
-    updates = [w.line(maps_dir) for w in writes if w.value is not None]
-    deletes = [w.line(maps_dir) for w in writes if w.value is None]
+    write_many({maps_dir: writes})
+
+
+def write_many(writes_by_dir: dict[str, list[MapWrite]]) -> None:
+    """write() to the maps of several nodes, still in one bpftool process."""
+    updates = [w.line(d) for d, writes in writes_by_dir.items() for w in writes
+               if w.value is not None]
+    deletes = [w.line(d) for d, writes in writes_by_dir.items() for w in writes
+               if w.value is None]
     if updates:
         netns.run(["bpftool", "batch", "file", "-"], input="\n".join(updates) + "\n")
     for line in deletes:  # one by one: batch stops at the first missing key

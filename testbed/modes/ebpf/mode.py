@@ -12,12 +12,12 @@ its pod CIDR and, with native routing, the route Cilium's autoDirectNodeRoutes w
 """
 import os
 import shutil
+import threading
 
 from testbed import BUILD
 from testbed.core import ipam
 from testbed.errors import TestbedError
 from testbed.host import netns
-from testbed.host.parallel import for_each
 from testbed.kubeproxy.services import SERVICE_CIDR
 from testbed.modes.base import UNDERLAY_DEV, Mode, register
 from testbed.modes.ebpf import explain, maps, report
@@ -58,10 +58,11 @@ def _ifindexes(node) -> dict[str, int]:
 
 
 def _tc_attach(node, dev: str, direction: str, program: str):
-    node.ns.run("tc", "qdisc", "replace", "dev", dev, "clsact")
-    node.ns.run("tc", "filter", "replace", "dev", dev, direction, "prio", "1", "handle", "1",
-                "bpf", "direct-action", "object-pinned",
-                f"{pin_dir(node.facts['cluster'], node.name)}/progs/{program}")
+    """A pinned program at a device's tc hook (a clsact qdisc, one filter), in one tc."""
+    node.ns.batch("tc", [f"qdisc replace dev {dev} clsact",
+                         f"filter replace dev {dev} {direction} prio 1 handle 1 bpf "
+                         f"direct-action object-pinned "
+                         f"{pin_dir(node.facts['cluster'], node.name)}/progs/{program}"])
 
 
 @register
@@ -78,6 +79,9 @@ class EbpfMode(Mode):
     def __init__(self):
         self.identities = {}  # (namespace, labels) -> numeric security identity
         self.pod_identity = {}  # pod key -> (node, ip, identity)
+        self._ipcache_pending = []  # MapWrites every node's ipcache still has to take
+        self._ipcache_flushing = False
+        self._lock = threading.Lock()
 
     def describe_datapath(self, spec, caps):
         if spec.ebpf_routing == "tunnel":
@@ -206,15 +210,13 @@ class EbpfMode(Mode):
         host, sandbox = record.result["interfaces"][:2]
         ident = self.identity(pod.namespace, record.labels)
         _tc_attach(node, host["name"], "ingress", "cil_from_container")
-        ifindex = _ifindexes(node)[host["name"]]
+        ifindex = node.ns.ip_json("link", "show", "dev", host["name"])[0]["ifindex"]
         maps.write(f"{pin_dir(cluster.spec.name, node.name)}/maps", [MapWrite(
             maps.ENDPOINTS, maps.endpoint_key(record.ip),
             maps.endpoint_value(ifindex, ident, sandbox["mac"], host["mac"]))])
-        entry = MapWrite(maps.IPCACHE, maps.ipcache_key(f"{record.ip}/32"),
-                         maps.ipcache_value(ident, str(node.ip.ip)))
-        for_each(cluster.nodes.values(), lambda n: maps.write(
-            f"{pin_dir(cluster.spec.name, n.name)}/maps", [entry]))
         self.pod_identity[pod.key] = (node.name, record.ip, ident)
+        self._propagate(cluster, MapWrite(maps.IPCACHE, maps.ipcache_key(f"{record.ip}/32"),
+                                          maps.ipcache_value(ident, str(node.ip.ip))))
 
     def pod_removed(self, cluster, pod, node):
         known = self.pod_identity.pop(pod.key, None)
@@ -223,9 +225,33 @@ class EbpfMode(Mode):
         _node, ip, _ident = known
         maps.write(f"{pin_dir(cluster.spec.name, node.name)}/maps",
                    [MapWrite(maps.ENDPOINTS, maps.endpoint_key(ip))])
-        entry = MapWrite(maps.IPCACHE, maps.ipcache_key(f"{ip}/32"))
-        for_each(cluster.nodes.values(), lambda n: maps.write(
-            f"{pin_dir(cluster.spec.name, n.name)}/maps", [entry]))
+        self._propagate(cluster, MapWrite(maps.IPCACHE, maps.ipcache_key(f"{ip}/32")))
+
+    def _propagate(self, cluster, write: MapWrite) -> None:
+        """A pod's ipcache entry to every node, as Cilium's agents learn each other's
+        endpoints. Pods come up side by side: whoever finds no write under way writes
+        everything queued so far (one bpftool per node) until the queue is empty, so that
+        each entry is everywhere when the last pod_added returns. Routing never waits for
+        these: a peer's pod CIDR entry already leads to the right node."""
+        with self._lock:
+            self._ipcache_pending.append(write)
+            if self._ipcache_flushing:
+                return
+            self._ipcache_flushing = True
+        try:
+            while True:
+                with self._lock:
+                    batch, self._ipcache_pending = self._ipcache_pending, []
+                    if not batch:  # done: in the same breath as a new write would look
+                        self._ipcache_flushing = False
+                        return
+                latest = list({w.key: w for w in batch}.values())  # the last word per key
+                maps.write_many({f"{pin_dir(cluster.spec.name, n)}/maps": latest
+                                 for n in cluster.nodes})
+        except BaseException:
+            with self._lock:
+                self._ipcache_flushing = False
+            raise
 
     # --- teardown and what it shows ------------------------------------------------------------
     def stop(self, cluster):

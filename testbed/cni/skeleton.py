@@ -94,6 +94,13 @@ def make_veth(ifname, host, mtu, netns):
        "mtu", mtu, "netns", os.getpid(), netns=netns)
 
 
+def require_ipam_type(conf):
+    """A plugin that delegates addresses needs to know to whom."""
+    if not isinstance(conf.get("ipam"), dict) or not conf["ipam"].get("type"):
+        raise PluginError(INVALID_CONFIG, "ipam.type is missing: the IPAM plugin to delegate "
+                          "addresses to")
+
+
 def delegate_ipam(conf, command, env):
     """Run the IPAM plugin the configuration names (found on CNI_PATH), as CNI plugins
     delegate: same environment, same configuration; its result (ADD) or {}."""

@@ -11,31 +11,9 @@ from testbed.modes.ebpf.mode import pin_dir
 
 from .conftest import TOPO, in_pod, pod, run_testbed
 from .test_connectivity import full_matrix
-from .test_manifests import curl
+from .test_manifests import DNS, curl
 
-SERVICE = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-        - name: agnhost
-          image: registry.k8s.io/e2e-test-images/agnhost:2.47
-          args: [netexec, --http-port=8080]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
-"""
-
+SHOP = DNS.replace("REPLICAS", "2")  # Deployment shop/web, Services web (ClusterIP) and others
 
 def links(node, kind=None):
     return {link["ifname"]: link for link in node.ns.ip_json("link", "show")
@@ -50,9 +28,9 @@ def tc_programs(node, dev, direction):
 
 
 def test_native_routing_builds_cilium_s_objects_and_no_bridge(make_cluster, tmp_path):
-    (tmp_path / "web.yaml").write_text(SERVICE)
+    (tmp_path / "shop.yaml").write_text(SHOP)
     topo = tmp_path / "services.yaml"
-    topo.write_text((TOPO / "default.yaml").read_text() + "manifests: [web.yaml]\n")
+    topo.write_text((TOPO / "default.yaml").read_text() + "manifests: [shop.yaml]\n")
     cluster = make_cluster(topo, "ebpf")
     node = cluster.nodes["node1"]
     veths = links(node, "veth")
@@ -73,9 +51,9 @@ def test_native_routing_builds_cilium_s_objects_and_no_bridge(make_cluster, tmp_
     # autoDirectNodeRoutes: the peer's pod CIDR via the peer
     assert "10.244.1.0/24 via 192.168.1.12 dev eth0" in node.ns.run("ip", "route")
     # kube-proxy replaced: Services answer, and no packet-filter rule of kube-proxy exists
-    answers = {curl(pod(cluster, "node1-pod1").netns, "http://web.default/hostname")
+    answers = {curl(pod(cluster, "node1-pod1").netns, "http://web.shop/hostname")
                for _ in range(12)}
-    assert answers == {r.name for r in cluster.state.pods.values() if r.owner == "default/web"}
+    assert answers == {r.name for r in cluster.state.pods.values() if r.owner == "shop/web"}
     assert "KUBE-" not in node.ns.run("iptables-save")
     assert "kube-proxy" not in node.ns.run("nft", "list", "tables")
     # the programs and maps are pinned while the cluster is up
@@ -109,20 +87,20 @@ def test_tunnel_routing_reaches_every_pod_across_racks_with_the_identity_in_the_
 
 
 def test_testbed_bpf_shows_the_maps_and_counts_what_the_programs_did(make_cluster, tmp_path):
-    (tmp_path / "web.yaml").write_text(SERVICE)
+    (tmp_path / "shop.yaml").write_text(SHOP)
     topo = tmp_path / "services.yaml"
-    topo.write_text((TOPO / "default.yaml").read_text() + "manifests: [web.yaml]\n")
+    topo.write_text((TOPO / "default.yaml").read_text() + "manifests: [shop.yaml]\n")
     cluster = make_cluster(topo, "ebpf")
     client = pod(cluster, "node1-pod1")
     for _ in range(4):
-        curl(client.netns, "http://web.default/hostname")
+        curl(client.netns, "http://web.shop/hostname")
     name = cluster.spec.name
     out = run_testbed("bpf", "node1", "--name", name, check=True).stdout
-    web = cluster.state.services["default/web"].cluster_ip
+    web = cluster.state.services["shop/web"].cluster_ip
     backends = sorted(f"{r.ip}:8080" for r in cluster.state.pods.values()
-                      if r.owner == "default/web")
+                      if r.owner == "shop/web")
     row = next(line for line in out.splitlines() if line.startswith(f"{web}:80/tcp"))
-    assert "default/web (ClusterIP)" in row and all(b in row for b in backends)
+    assert "shop/web:http (ClusterIP)" in row and all(b in row for b in backends)
     assert f"{client.ip}   default/node1-pod1" in out
     assert "pod CIDR of node2" in out
     counted = out.split("# counters")[1].splitlines()
@@ -131,7 +109,7 @@ def test_testbed_bpf_shows_the_maps_and_counts_what_the_programs_did(make_cluste
     assert counters[("cil_from_container", "lb")] >= 4
     assert counters[("cil_from_container", "to-endpoint")] > 0
     # trace tells what the programs decided, from the maps
-    trace = run_testbed("trace", "node1-pod1", "svc/web", "--name", name, check=True).stdout
+    trace = run_testbed("trace", "node1-pod1", "shop/svc/web", "--name", name, check=True).stdout
     assert "cil_from_container on lxc" in trace
     assert "by the datapath's BPF service maps" in trace and "DELIVERED" in trace
     assert "bpf_redirect_peer into its namespace" in trace

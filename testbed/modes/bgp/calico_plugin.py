@@ -28,7 +28,6 @@ try:  # CPython's own SHA-1, built in: hashlib would load OpenSSL (4 ms) for one
 except ImportError:
     from hashlib import sha1
 from testbed.cni.skeleton import (
-    INVALID_CONFIG,
     IO_FAILURE,
     PluginError,
     delegate_ipam,
@@ -48,9 +47,7 @@ def host_veth_name(namespace, pod):
 
 def load_config(text):
     conf = skeleton.load_json_config(text)
-    if not isinstance(conf.get("ipam"), dict) or not conf["ipam"].get("type"):
-        raise PluginError(INVALID_CONFIG, "ipam.type is missing: the IPAM plugin to delegate "
-                          "addresses to")
+    skeleton.require_ipam_type(conf)
     return conf
 
 

@@ -47,9 +47,7 @@ def load_config(text):
     if not isinstance(conf.get("router"), str) or not conf["router"]:
         raise PluginError(INVALID_CONFIG, "router is missing: the node's router address "
                           "(cilium_host) pods route through")
-    if not isinstance(conf.get("ipam"), dict) or not conf["ipam"].get("type"):
-        raise PluginError(INVALID_CONFIG, "ipam.type is missing: the IPAM plugin to delegate "
-                          "addresses to")
+    skeleton.require_ipam_type(conf)
     return conf
 
 

@@ -666,6 +666,14 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, int prog, int rout
 			return reject(skb, &t, prog);
 		if (rc < 0)
 			return TC_ACT_SHOT;
+		if (rc == 0 && t.dport) {
+			/* a flow straight to an address: a reply entry of an earlier Service flow
+			 * that used the same ports must not translate its answers */
+			struct ct_key stale = {.saddr = t.daddr, .daddr = t.saddr, .sport = t.dport,
+					       .dport = t.sport, .proto = t.proto, .dir = CT_REPLY};
+
+			bpf_map_delete_elem(&cilium_ct4_global, &stale);
+		}
 	}
 	return forward(skb, &t, cfg, prog, routed, flags > 0 && (flags & CT_EXTERNAL));
 }

@@ -67,7 +67,6 @@ class Cluster:
         self.underlay = None
         self.fabric = None   # OvsFabric with `underlay: ovs`
         self.manifests = []  # kinds.Manifests of the topology, applied after its pods
-        self.proxies = proxies.PROXIES[spec.proxy_mode]()
         self.speaker = Speaker()  # LoadBalancer addresses on the underlay
         self.dns = ClusterDNS()  # the kube-dns add-on, started with the first manifest
         self.ingress = IngressController()  # started with the first Ingress
@@ -84,8 +83,10 @@ class Cluster:
         # what the mode sees of this cluster (modes/base.py); it shares the dicts above
         self.context = ClusterContext(spec, state, self.nodes, self.routers, self.caps,
                                       self.timings)
-        if self.mode is not None and self.mode.replaces_kube_proxy:
-            self.proxies = self.mode.service_proxy(self.context)
+        # kube-proxy in the topology's mode, or what the CNI mode runs instead
+        self.proxies = self.mode.service_proxy(self.context) \
+            if self.mode is not None and self.mode.replaces_kube_proxy \
+            else proxies.PROXIES[spec.proxy_mode]()
 
     @classmethod
     def create(cls, spec: ClusterSpec, mode_name: str, verbose: bool = False,

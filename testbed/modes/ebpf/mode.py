@@ -134,10 +134,9 @@ class EbpfMode(Mode):
             lines += [f"link add {VXLAN_DEV} type vxlan external dstport {VXLAN_PORT}",
                       f"link set {VXLAN_DEV} up"]
         node.ns.batch("ip", lines)
-        for setting in ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
-                        "net.ipv4.conf.default.rp_filter=0",
-                        f"net.ipv4.conf.{HOST_DEV}.rp_filter=0"):
-            node.ns.run("sysctl", "-qw", setting)
+        # replies come back by whatever path the programs chose: no reverse-path filter
+        node.ns.run("sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
+                    "net.ipv4.conf.default.rp_filter=0", f"net.ipv4.conf.{HOST_DEV}.rp_filter=0")
         index = _ifindexes(node)
         maps.write(f"{pins}/maps", [
             MapWrite(maps.NODE_CONFIG, bytes(4), maps.node_config(

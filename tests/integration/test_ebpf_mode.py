@@ -4,7 +4,6 @@ kube-proxy rules, tunnel routing across racks with the identity in the VNI, the 
 import json
 import os
 import subprocess
-import time
 
 from testbed.host import netns
 from testbed.modes.ebpf.mode import pin_dir
@@ -54,6 +53,10 @@ def test_native_routing_builds_cilium_s_objects_and_no_bridge(make_cluster, tmp_
     answers = {curl(pod(cluster, "node1-pod1").netns, "http://web.shop/hostname")
                for _ in range(12)}
     assert answers == {r.name for r in cluster.state.pods.values() if r.owner == "shop/web"}
+    # a pod that reaches itself through its Service is seen from Cilium's 169.254.42.1
+    web = next(r for r in cluster.state.pods.values() if r.owner == "shop/web")
+    seen = {curl(web.netns, "http://web.shop/clientip").split(":")[0] for _ in range(20)}
+    assert seen == {web.ip, "169.254.42.1"}, seen
     assert "KUBE-" not in node.ns.run("iptables-save")
     assert "kube-proxy" not in node.ns.run("nft", "list", "tables")
     # the programs and maps are pinned while the cluster is up
@@ -73,10 +76,12 @@ def test_tunnel_routing_reaches_every_pod_across_racks_with_the_identity_in_the_
     assert tc_programs(node, "cilium_vxlan", "ingress") == ["cil_from_overlay"[:15]]
     assert full_matrix(cluster.state) == []
     # a packet of node1-pod1 to a pod of the other rack carries node1-pod1's identity
-    capture = subprocess.Popen(node.ns.argv("tcpdump", "-l", "-nn", "-T", "vxlan", "-c", "1",
-                                            "-i", "eth0", "udp", "port", "8472"),
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    time.sleep(0.5)
+    capture = subprocess.Popen(node.ns.argv(
+        "tcpdump", "-l", "-nn", "-T", "vxlan", "-c", "1", "-i", "eth0", "udp", "port", "8472",
+        "and", "src", "host", str(node.ip.ip)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the capture runs once tcpdump says so (its second line; the first says -v is off)
+    assert "listening on" in capture.stderr.readline() + capture.stderr.readline()
     subprocess.run(in_pod(cluster, "node1-pod1", ["ping", "-c1", "-W2",
                                                   pod(cluster, "node4-pod1").ip]))
     line = capture.communicate(timeout=10)[0]

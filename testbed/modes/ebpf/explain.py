@@ -23,6 +23,18 @@ def _longest_prefix(entries: list[dict], ip: str) -> dict | None:
     return max(matching, key=lambda e: int(e["prefix"].split("/")[1]), default=None)
 
 
+def _chosen_backend(maps_dir: str, flow: dict, protocol: str) -> dict | None:
+    """The backend the programs chose for this flow, as its CT_SERVICE entry names it."""
+    key = maps.ct_key(flow["src"], flow["dst"], flow["sport"], flow["dport"], protocol,
+                      maps.CT_SERVICE)
+    value = maps.lookup(maps_dir, maps.CONNTRACK, key)
+    if value is None:
+        return None
+    backend_id = maps.ct_backend(value)
+    raw = maps.lookup(maps_dir, maps.BACKENDS, maps.backend_key(backend_id))
+    return maps.decode_backend(maps.backend_key(backend_id), raw) if raw else None
+
+
 def explain(state: RunState, node: str, maps_dir: str, in_port: str, flow: dict,
             tunnel: bool) -> list[str]:
     """One line per decision, as the programs would take them."""
@@ -42,10 +54,14 @@ def explain(state: RunState, node: str, maps_dir: str, in_port: str, flow: dict,
             if not svc["count"]:
                 return steps + [f"service {dst}:{dport}/{protocol} has no backend here: "
                                 "dropped (counted as 'no service backend')"]
-            steps.append(f"service {dst}:{dport}/{protocol} in {maps.SERVICES}: DNAT to one of "
-                         f"{svc['count']} backends, chosen per flow and kept in "
-                         f"{maps.CONNTRACK}")
-            return steps  # the backend is known from the next sighting
+            chosen = _chosen_backend(maps_dir, flow, protocol)
+            if chosen is None:  # not in the CT map (yet, or any more)
+                return steps + [f"service {dst}:{dport}/{protocol} in {maps.SERVICES}: DNAT to "
+                                f"one of {svc['count']} backends, chosen per flow"]
+            steps.append(f"service {dst}:{dport}/{protocol} in {maps.SERVICES}: DNAT to "
+                         f"{chosen['ip']}:{chosen['port']}, one of {svc['count']} backends, "
+                         f"the flow's choice in {maps.CONNTRACK}")
+            dst = chosen["ip"]
     endpoints = {e["ip"]: e for e in (maps.decode_endpoint(k, v)
                                       for k, v in maps.dump(maps_dir, maps.ENDPOINTS))}
     ep = endpoints.get(dst)

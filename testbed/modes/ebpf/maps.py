@@ -120,6 +120,17 @@ def rev_nat_value(address: str, port: int) -> bytes:
     return ip_bytes(address) + port_bytes(port) + bytes(2)
 
 
+def ct_key(saddr: str, daddr: str, sport: int, dport: int, protocol: str,
+           direction: int) -> bytes:
+    return ip_bytes(saddr) + ip_bytes(daddr) + port_bytes(sport) + port_bytes(dport) + \
+        struct.pack("<BBxx", PROTOCOLS[protocol], direction)
+
+
+def ct_backend(value: bytes) -> int:
+    """The backend ID of a CT_SERVICE entry."""
+    return struct.unpack_from("<I", value)[0]
+
+
 # --- writing: bpftool batch ---------------------------------------------------------------
 def _hex(raw: bytes) -> str:
     return " ".join(f"{b:02x}" for b in raw)
@@ -174,6 +185,16 @@ def dump(maps_dir: str, name: str) -> list[tuple[bytes, object]]:
         else:
             pairs.append((key, _raw(e["value"])))
     return pairs
+
+
+def lookup(maps_dir: str, name: str, key: bytes) -> bytes | None:
+    """One entry's value, or None where the map has no such key."""
+    out = netns.run(["bpftool", "-j", "map", "lookup", "pinned", f"{maps_dir}/{name}", "key",
+                     "hex", *_hex(key).split()], check=False)
+    try:
+        return _raw(json.loads(out)["value"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def decode_endpoint(key: bytes, value: bytes) -> dict:

@@ -16,7 +16,7 @@ import threading
 
 from testbed import BUILD
 from testbed.core import ipam
-from testbed.errors import TestbedError
+from testbed.errors import CommandError, TestbedError
 from testbed.host import netns
 from testbed.kubeproxy.services import SERVICE_CIDR
 from testbed.modes.base import UNDERLAY_DEV, Mode, register
@@ -259,15 +259,20 @@ class EbpfMode(Mode):
         shutil.rmtree(root, ignore_errors=True)
 
     def datapath_tables(self, state, node):
-        facts = state.nodes[node].facts
-        return report.report(state, node, f"{pin_dir(state.name, node)}/maps",
-                             report.attached_programs(state, node,
-                                                      facts.get("routing") == "tunnel"))
+        facts, maps_dir = state.nodes[node].facts, f"{pin_dir(state.name, node)}/maps"
+        if not os.path.isdir(maps_dir):
+            raise TestbedError(f"{node} has no BPF maps pinned at {maps_dir}: cluster "
+                               f"{state.name} is {state.status}")
+        return report.report(state, node, maps_dir, report.attached_programs(
+            state, node, facts.get("routing") == "tunnel"))
 
     def datapath_trace(self, state, node, in_port, flow):
-        facts = state.nodes[node].facts
-        return explain.explain(state, node, f"{pin_dir(state.name, node)}/maps", in_port, flow,
-                               facts.get("routing") == "tunnel")
+        facts, maps_dir = state.nodes[node].facts, f"{pin_dir(state.name, node)}/maps"
+        try:
+            return explain.explain(state, node, maps_dir, in_port, flow,
+                                   facts.get("routing") == "tunnel")
+        except CommandError:  # the maps went with the cluster meanwhile
+            return []
 
     def describe_node(self, node):
         return {"lease": str(node.lease), "routing": node.facts.get("routing"),

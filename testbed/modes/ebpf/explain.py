@@ -52,8 +52,10 @@ def explain(state: RunState, node: str, maps_dir: str, in_port: str, flow: dict,
         svc = masters.get(front)
         if svc is not None:
             if not svc["count"]:
-                return steps + [f"service {dst}:{dport}/{protocol} has no backend here: "
-                                "dropped (counted as 'no service backend')"]
+                done = "refused with ICMP port unreachable (it has no endpoint)" \
+                    if svc["flags"] & maps.SVC_REJECT else \
+                    "dropped (none of its endpoints is here, under a traffic policy Local)"
+                return steps + [f"service {dst}:{dport}/{protocol} has no backend here: {done}"]
             chosen = _chosen_backend(maps_dir, flow, protocol)
             if chosen is None:  # not in the CT map (yet, or any more)
                 return steps + [f"service {dst}:{dport}/{protocol} in {maps.SERVICES}: DNAT to "

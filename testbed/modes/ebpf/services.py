@@ -11,6 +11,7 @@ as kube-proxy's do (types.plan). No iptables or nftables rule is written.
 Backend IDs and reverse-NAT indexes stay what they were as long as the backend or frontend
 exists: a flow's CT entry names its backend by ID.
 """
+import heapq
 from dataclasses import dataclass, field
 
 from testbed.kubeproxy.proxies import _Proxies
@@ -21,19 +22,21 @@ from testbed.modes.ebpf.maps import MapWrite
 
 @dataclass
 class Allocator:
-    """Stable small numbers for keys: an ID, once given, stays until the key is released."""
+    """Stable small numbers for keys: an ID, once given, stays until the key is released;
+    released IDs are given again, smallest first."""
     first: int = 1
     given: dict = field(default_factory=dict)
+    released: list = field(default_factory=list)  # a heap
 
     def get(self, key) -> int:
         if key not in self.given:
-            used = set(self.given.values())
-            self.given[key] = next(n for n in range(self.first, self.first + len(used) + 1)
-                                   if n not in used)
+            self.given[key] = heapq.heappop(self.released) if self.released else \
+                self.first + len(self.given)
         return self.given[key]
 
     def keep_only(self, keys) -> None:
-        self.given = {k: v for k, v in self.given.items() if k in keys}
+        for key in [k for k in self.given if k not in keys]:
+            heapq.heappush(self.released, self.given.pop(key))
 
 
 @dataclass(frozen=True)

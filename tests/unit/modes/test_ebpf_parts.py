@@ -190,3 +190,11 @@ def test_network_policy_enforcement_is_refused_with_the_reason():
     missing = {**caps, "bpf_redirect_peer": False}
     with pytest.raises(TestbedError, match="mode ebpf needs bpf_redirect_peer"):
         check_mode("ebpf", dataclasses.replace(spec, policy_enforce=None), missing)
+
+
+def test_released_ids_are_given_again_smallest_first():
+    ids = services.Allocator()
+    assert [ids.get(k) for k in "abcd"] == [1, 2, 3, 4]
+    ids.keep_only({"a", "d"})
+    assert [ids.get(k) for k in "xyz"] == [2, 3, 5]
+    assert ids.get("a") == 1  # a kept key keeps its ID

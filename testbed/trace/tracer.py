@@ -209,13 +209,11 @@ def trace(state: RunState, source: Target, destination: Target, protocol: str,
     evidence.name_interfaces(forward + reply, by_label)
     result.hops = _hops(forward)
     result.reply = _hops(reply)
-    if state.proxy_mode == REPLACED_PROXY:  # Services are the datapath's BPF maps
-        evidence.annotate(result.hops, by_label, destination.ip, port,
-                          nat_by="the datapath's BPF service maps")
-        evidence.annotate_reply(result.reply, "the datapath's BPF CT map")
-    else:
-        evidence.annotate(result.hops, by_label, destination.ip, port)
-        evidence.annotate_reply(result.reply)
+    in_bpf = state.proxy_mode == REPLACED_PROXY  # Services are the datapath's BPF maps
+    evidence.annotate(result.hops, by_label, destination.ip, port,
+                      nat_by="the datapath's BPF service maps" if in_bpf else "")
+    evidence.annotate_reply(result.reply,
+                            "the datapath's BPF CT map" if in_bpf else "conntrack")
     _datapath_notes(state, result.hops)
     if state.network_policy.enforced and result.hops and protocol != "icmp":
         src, (dst, dport) = result.hops[0].packet.flow.src, _endpoint(result)

@@ -35,8 +35,18 @@ VXLAN_OVERHEAD = 50
 MASQ_CHAIN = "CILIUM_POST_nat"
 
 
+def cluster_pins(cluster: str) -> str:
+    """Everything a cluster pins (recorded in its state, removed with it)."""
+    return f"{PIN_ROOT}/{cluster}"
+
+
 def pin_dir(cluster: str, node: str) -> str:
-    return f"{PIN_ROOT}/{cluster}/{node}"
+    return f"{cluster_pins(cluster)}/{node}"
+
+
+def maps_dir(cluster: str, node: str) -> str:
+    """Where a node's maps are pinned."""
+    return f"{pin_dir(cluster, node)}/maps"
 
 
 def router_ip(lease) -> str:
@@ -78,7 +88,7 @@ class EbpfMode(Mode):
 
     def __init__(self):
         self.identities = {}  # (namespace, labels) -> numeric security identity
-        self.pod_identity = {}  # pod key -> (node, ip, identity)
+        self.pod_ips = {}  # pod key -> its address, for the entries to take back
         self._ipcache_pending = []  # MapWrites every node's ipcache still has to take
         self._ipcache_flushing = False
         self._lock = threading.Lock()
@@ -106,12 +116,12 @@ class EbpfMode(Mode):
         return spec.mtu - (VXLAN_OVERHEAD if spec.ebpf_routing == "tunnel" else 0)
 
     def service_proxy(self, cluster):
-        return BpfServices(lambda node: f"{pin_dir(cluster.spec.name, node)}/maps")
+        return BpfServices(lambda node: maps_dir(cluster.spec.name, node))
 
     # --- nodes -------------------------------------------------------------------------------
     def prepare(self, cluster):
         _ensure_bpffs()
-        root = f"{PIN_ROOT}/{cluster.spec.name}"
+        root = cluster_pins(cluster.spec.name)
         cluster.state.own("dirs", root)
         os.makedirs(root, exist_ok=True)
 
@@ -121,7 +131,7 @@ class EbpfMode(Mode):
         pins = pin_dir(spec.name, node.name)
         os.makedirs(pins, exist_ok=True)
         netns.run(["bpftool", "prog", "loadall", str(OBJECT), f"{pins}/progs",
-                   "pinmaps", f"{pins}/maps"])
+                   "pinmaps", maps_dir(spec.name, node.name)])
         router = node.facts["router"]
         tunnel = spec.ebpf_routing == "tunnel"
         lines = [f"link add {HOST_DEV} type veth peer name {NET_DEV}",
@@ -138,7 +148,7 @@ class EbpfMode(Mode):
         node.ns.run("sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
                     "net.ipv4.conf.default.rp_filter=0", f"net.ipv4.conf.{HOST_DEV}.rp_filter=0")
         index = _ifindexes(node)
-        maps.write(f"{pins}/maps", [
+        maps.write(maps_dir(spec.name, node.name), [
             MapWrite(maps.NODE_CONFIG, bytes(4), maps.node_config(
                 str(node.ip.ip), router, index[UNDERLAY_DEV], index[HOST_DEV],
                 index[VXLAN_DEV] if tunnel else 0)),
@@ -165,7 +175,7 @@ class EbpfMode(Mode):
                                 maps.ipcache_value(maps.ID_WORLD, str(peer.ip.ip))),
                        MapWrite(maps.IPCACHE, maps.ipcache_key(f"{peer.ip.ip}/32"),
                                 maps.ipcache_value(maps.ID_REMOTE_NODE, str(peer.ip.ip)))]
-        maps.write(f"{pin_dir(spec.name, node.name)}/maps", writes)
+        maps.write(maps_dir(spec.name, node.name), writes)
         if spec.ebpf_routing == "native":  # autoDirectNodeRoutes
             node.ns.batch("ip", [f"route replace {peer.lease} via {peer.ip.ip} dev "
                                  f"{UNDERLAY_DEV}" for peer in peers])
@@ -178,7 +188,7 @@ class EbpfMode(Mode):
         self.add_peers(spec, node, [peer])
 
     def remove_peer(self, spec, node, peer):
-        maps.write(f"{pin_dir(spec.name, node.name)}/maps",
+        maps.write(maps_dir(spec.name, node.name),
                    [MapWrite(maps.IPCACHE, maps.ipcache_key(prefix))
                     for prefix in (str(peer.lease), f"{peer.ip.ip}/32")])
         node.ns.run("ip", "route", "del", str(peer.lease), check=False)
@@ -210,19 +220,18 @@ class EbpfMode(Mode):
         ident = self.identity(pod.namespace, record.labels)
         _tc_attach(node, host["name"], "ingress", "cil_from_container")
         ifindex = node.ns.ip_json("link", "show", "dev", host["name"])[0]["ifindex"]
-        maps.write(f"{pin_dir(cluster.spec.name, node.name)}/maps", [MapWrite(
+        maps.write(maps_dir(cluster.spec.name, node.name), [MapWrite(
             maps.ENDPOINTS, maps.endpoint_key(record.ip),
             maps.endpoint_value(ifindex, ident, sandbox["mac"], host["mac"]))])
-        self.pod_identity[pod.key] = (node.name, record.ip, ident)
+        self.pod_ips[pod.key] = record.ip
         self._propagate(cluster, MapWrite(maps.IPCACHE, maps.ipcache_key(f"{record.ip}/32"),
                                           maps.ipcache_value(ident, str(node.ip.ip))))
 
     def pod_removed(self, cluster, pod, node):
-        known = self.pod_identity.pop(pod.key, None)
-        if known is None:
+        ip = self.pod_ips.pop(pod.key, None)
+        if ip is None:
             return
-        _node, ip, _ident = known
-        maps.write(f"{pin_dir(cluster.spec.name, node.name)}/maps",
+        maps.write(maps_dir(cluster.spec.name, node.name),
                    [MapWrite(maps.ENDPOINTS, maps.endpoint_key(ip))])
         self._propagate(cluster, MapWrite(maps.IPCACHE, maps.ipcache_key(f"{ip}/32")))
 
@@ -245,7 +254,7 @@ class EbpfMode(Mode):
                         self._ipcache_flushing = False
                         return
                 latest = list({w.key: w for w in batch}.values())  # the last word per key
-                maps.write_many({f"{pin_dir(cluster.spec.name, n)}/maps": latest
+                maps.write_many({maps_dir(cluster.spec.name, n): latest
                                  for n in cluster.nodes})
         except BaseException:
             with self._lock:
@@ -255,21 +264,20 @@ class EbpfMode(Mode):
     # --- teardown and what it shows ------------------------------------------------------------
     def stop(self, cluster):
         """The pins go; the programs go with their devices when the nodes do."""
-        root = f"{PIN_ROOT}/{cluster.spec.name}"
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(cluster_pins(cluster.spec.name), ignore_errors=True)
 
     def datapath_tables(self, state, node):
-        facts, maps_dir = state.nodes[node].facts, f"{pin_dir(state.name, node)}/maps"
-        if not os.path.isdir(maps_dir):
-            raise TestbedError(f"{node} has no BPF maps pinned at {maps_dir}: cluster "
+        facts, pinned = state.nodes[node].facts, maps_dir(state.name, node)
+        if not os.path.isdir(pinned):
+            raise TestbedError(f"{node} has no BPF maps pinned at {pinned}: cluster "
                                f"{state.name} is {state.status}")
-        return report.report(state, node, maps_dir, report.attached_programs(
+        return report.report(state, node, pinned, report.attached_programs(
             state, node, facts.get("routing") == "tunnel"))
 
     def datapath_trace(self, state, node, in_port, flow):
-        facts, maps_dir = state.nodes[node].facts, f"{pin_dir(state.name, node)}/maps"
+        facts, pinned = state.nodes[node].facts, maps_dir(state.name, node)
         try:
-            return explain.explain(state, node, maps_dir, in_port, flow,
+            return explain.explain(state, node, pinned, in_port, flow,
                                    facts.get("routing") == "tunnel")
         except CommandError:  # the maps went with the cluster meanwhile
             return []

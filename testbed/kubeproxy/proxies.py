@@ -22,8 +22,6 @@ def underlay_device(node):
                 if any(a["local"] == str(node.ip.ip) for a in link.get("addr_info", [])))
 
 
-
-
 class SyncLog:
     """A node's kube-proxy log, in kube-proxy's own words and klog's format: each sync, what
     it reloaded and how long it took."""

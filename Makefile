@@ -4,7 +4,8 @@ PY := $(VENV)/bin/python
 TESTBED := $(VENV)/bin/testbed
 RUN ?=
 
-.PHONY: install test unit lint integration bench plot doctor clean validate-vagrant
+.PHONY: install test unit lint integration bench bench-full readme-results plot doctor clean \
+	validate-vagrant
 
 install:
 	bash scripts/install.sh
@@ -22,10 +23,19 @@ lint: install
 integration: install
 	$(PY) -m pytest -q tests/integration
 
-# every mode this machine supports plus the bare underlay, default topology; writes
+# every mode this machine supports plus the bare underlay and the controls, default topology:
+# one TCP stream and request/response (the headline), within ten minutes; writes
 # results/<run>/ with machine facts, samples, CSV, summary and plots
 bench: install
 	$(TESTBED) bench
+
+# the same with every test: several streams, UDP throughput and loss, ICMP too
+bench-full: install
+	$(TESTBED) bench --full
+
+# the README's results table and picture from one run: make readme-results RUN=results/<run>
+readme-results: install
+	$(PY) -m bench.readme $(RUN)
 
 # re-plot a run (default: the newest), or compare two: make plot RUN="results/A results/B"
 plot: install

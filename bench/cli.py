@@ -13,12 +13,18 @@ def register(sub) -> None:
     bench.add_argument("--paths", help="comma list of pod-same-node, pod-cross-node, "
                        "pod-cross-rack, node-node, node-cross-rack (default: all)")
     bench.add_argument("--tests", help="comma list of tcp-1, tcp-n, udp, tcp-rr, udp-rr, icmp, "
-                       "or all (default: all but udp-rr)")
+                       "or all (default: tcp-1,tcp-rr; --full: all but udp-rr)")
+    bench.add_argument("--full", action="store_true",
+                       help="every test but udp-rr (make bench-full), not only the headline")
     bench.add_argument("--repeats", type=ranged(int, 1, 1000), default=3,
                        help="cycles of whole UDP throughput runs, each mode's run "
                        "between two of the bare underlay")
-    bench.add_argument("--slices", type=ranged(int, 2, 100000), default=60,
-                       help="cycles of time-sliced turns (every test but udp; tcp-n a third)")
+    bench.add_argument("--sessions", type=ranged(int, 2, 1000), default=6,
+                       help="sessions of fresh tool processes per time-sliced test: the "
+                       "intervals are taken over them")
+    bench.add_argument("--slices", type=ranged(int, 2, 100000), default=42,
+                       help="cycles of time-sliced turns, over all sessions (every test but "
+                       "udp; tcp-n a third)")
     bench.add_argument("--slice-ms", type=ranged(int, 10, 60000), default=100,
                        help="one time-sliced turn")
     bench.add_argument("--duration", type=ranged(int, 1, 3600), default=1,
@@ -36,6 +42,8 @@ def register(sub) -> None:
     bench.add_argument("--out", default="results", help="where run directories go")
     bench.add_argument("--label", help="appended to the run directory's name")
     bench.add_argument("--no-warmup", action="store_true")
+    bench.add_argument("--no-controls", action="store_true",
+                       help="without vxlan built twice and flannel's modes at one pod MTU")
     bench.add_argument("--no-plot", action="store_true")
     bench.set_defaults(func="bench.commands:cmd_bench")
 

@@ -13,9 +13,13 @@ def _csv(text):
 
 
 def cmd_bench(args):
+    if args.full and args.tests:
+        raise TestbedError("--full and --tests: choose one (--full is every test but udp-rr)")
     opt = harness.Options(
-        topo=args.topo, modes=_csv(args.modes), paths=_csv(args.paths), tests=_csv(args.tests),
-        repeats=args.repeats, slices=args.slices, slice_ms=args.slice_ms,
+        topo=args.topo, modes=_csv(args.modes), paths=_csv(args.paths),
+        tests=["full"] if args.full else _csv(args.tests), controls=not args.no_controls,
+        repeats=args.repeats, sessions=args.sessions, slices=args.slices,
+        slice_ms=args.slice_ms,
         duration=args.duration,
         streams=args.streams, udp_rate=args.udp_rate, mtu=args.mtu,
         bandwidth=args.bandwidth, delay=args.delay, out=args.out, warmup=not args.no_warmup,
@@ -24,6 +28,7 @@ def cmd_bench(args):
     for mode, reason in skipped.items():
         print(f"mode {mode} left out: {reason}")
     modes = [m for m in ["bare"] + (opt.modes or mode_names()) if m not in skipped]
+    modes += [harness.AA_MODE] + sorted({r["mode"] for r in summary["rows"]} - set(modes))
     print(report.summary_table(summary, list(dict.fromkeys(modes))))
     print(report.comparison_tables(summary))
     print(report.steal_line(summary))

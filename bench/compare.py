@@ -1,18 +1,29 @@
 """Paired comparisons of a run: every mode against bare, every pair of modes on one path, each
-with a 95 % confidence interval, the run's noise floor, and a verdict.
+with a 95 % confidence interval, the noise floor of each path, and a verdict.
 
 Each sample of a mode carries the value of the bare underlay measured next to it (the mean of
 the bare slices just before and after it; see slicing.py), so a comparison is made of paired
-ratios: r_i = mode_i / bare_i. The ratio reported is their geometric mean, with a Student-t
-interval on log r (the machine's speed moves the two alike and cancels in r). Two modes on the
-same path are compared through their ratios to bare: log(A/B) = mean log r_A - mean log r_B,
-its interval from both variances (Welch).
+ratios: r_i = mode_i / bare_i, reported as their geometric mean.
 
-The noise floor is what identical datapaths show: a path measured a second time as if it
-were a mode (its interval against the bare turns), or two modes with one datapath (compared
-with each other); the widest distance of such an interval from 1 is the floor. A comparison is
-`same` when its interval contains 1 or lies within 1 ± floor; otherwise `higher` or `lower`
-(the mode's value above or below the other's — for latency, higher is slower).
+The unit of replication is the session, not the turn. A session is one set of fresh tool
+processes measured in turns for a while; the turns of one session share what was fixed when it
+started and what the machine was like meanwhile, and on this kind of machine that moves a
+request/response ratio by ±5 % from one session to the next while its turns agree to ±0.1-2 %
+(docs/benchmarks.md, *Why the ratios moved between runs*). So each session gives one value,
+the mean of its turns' log ratios, and the interval is a Student-t interval over the sessions'
+values: it covers what varies between sessions, not only what varies between turns. Two modes
+on one path are compared session by session (each session measured both): log(A/B)_k =
+mean log r_A,k - mean log r_B,k, with a t interval over sessions. Samples without a session
+(runs made before sessions existed) are taken as one session each turn: the old per-turn
+interval, Welch for pairs.
+
+The noise floor of a path is what identical datapaths show on it: the bare path measured a
+second time as if it were a mode (`bare-again`, node to node), and one mode built twice in two
+clusters (`vxlan` and `vxlan-again`, pod paths). The widest distance of such an interval from 1
+is the floor of that path. A comparison is `same` when its interval contains 1 or lies within
+1 ± its path's floor; otherwise `higher` or `lower` (the first mode's value above or below the
+other's — for latency, higher is slower). An A/A comparison itself is judged without a floor:
+it reads `same` only if its interval holds 1.
 """
 import math
 import statistics
@@ -35,30 +46,44 @@ def t95(df):
 
 
 def log_ratios(samples):
-    """{(mode, path, test, metric): [log(value / paired bare)]} of every successful paired
-    sample, read once for all the comparisons of a run."""
-    out = defaultdict(list)
-    for s in samples:
+    """{(mode, path, test, metric): {session: [log(value / paired bare)]}} of every successful
+    paired sample. A sample without a session is a session of its own."""
+    out = defaultdict(lambda: defaultdict(list))
+    for i, s in enumerate(samples):
         if not s["ok"] or not s.get("baseline"):
             continue
+        session = s.get("session", ("turn", i))
         for metric in COMPARED.get(s["test"], ()):
             value, base = s["metrics"].get(metric), s["baseline"].get(metric)
             if value and base and value > 0 and base > 0:
-                out[(s["mode"], s["path"], s["test"], metric)].append(math.log(value / base))
-    return dict(out)
+                out[(s["mode"], s["path"], s["test"], metric)][session].append(
+                    math.log(value / base))
+    return {k: dict(v) for k, v in out.items()}
 
 
-def interval(logs):
-    """(ratio, low, high) of a list of log ratios; None with fewer than two."""
-    if len(logs) < 2:
+def session_means(by_session):
+    """{session: mean log ratio} of one flow."""
+    return {k: statistics.fmean(v) for k, v in by_session.items() if v}
+
+
+def t_interval(values):
+    """(ratio, low, high) of a list of log values; None with fewer than two."""
+    if len(values) < 2:
         return None
-    mean, sd = statistics.fmean(logs), statistics.stdev(logs)
-    half = t95(len(logs) - 1) * sd / math.sqrt(len(logs))
+    mean, sd = statistics.fmean(values), statistics.stdev(values)
+    half = t95(len(values) - 1) * sd / math.sqrt(len(values))
     return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
 
 
-def difference(logs_a, logs_b):
-    """(ratio A/B, low, high) from two lists of log ratios to the same baseline (Welch)."""
+def interval(by_session):
+    """(ratio, low, high) of one flow's log ratios, over its sessions' means; a list of log
+    ratios (one session each) is taken as it is."""
+    if not isinstance(by_session, dict):
+        return t_interval(list(by_session))
+    return t_interval(list(session_means(by_session).values()))
+
+
+def _welch(logs_a, logs_b):
     if len(logs_a) < 2 or len(logs_b) < 2:
         return None
     va, vb = statistics.variance(logs_a) / len(logs_a), statistics.variance(logs_b) / len(logs_b)
@@ -70,52 +95,90 @@ def difference(logs_a, logs_b):
     return math.exp(diff), math.exp(diff - half), math.exp(diff + half)
 
 
+def difference(a, b):
+    """(ratio A/B, low, high) of two flows' log ratios to the same baseline ({session: [logs]}):
+    session by session where both have sessions in common, else Welch over turns."""
+    means_a, means_b = session_means(a), session_means(b)
+    common = sorted(set(means_a) & set(means_b), key=str)
+    if len(common) >= 2 and not any(isinstance(k, tuple) for k in common):
+        return t_interval([means_a[k] - means_b[k] for k in common])
+    return _welch([x for v in a.values() for x in v], [x for v in b.values() for x in v])
+
+
 def verdict(low, high, floor):
     if low <= 1.0 <= high or (floor is not None and 1 - floor <= low and high <= 1 + floor):
         return "same"
     return "higher" if low > 1.0 else "lower"
 
 
-def _entry(path, test, metric, a, b, found):
+def _entry(path, test, metric, a, b, found, sessions):
     ratio, low, high = found
     return {"path": path, "test": test, "metric": metric, "mode_a": a, "mode_b": b,
-            "ratio": ratio, "ci_low": low, "ci_high": high}
+            "ratio": ratio, "ci_low": low, "ci_high": high, "sessions": sessions}
+
+
+def _aa_pairs(aa_groups, bare):
+    """{(path, {mode_a, mode_b})} of the A/A comparisons themselves."""
+    out = set()
+    for path, modes in aa_groups:
+        if len(modes) == 1:
+            out.add((path, frozenset((modes[0], bare))))
+        for a, b in combinations(modes, 2):
+            out.add((path, frozenset((a, b))))
+    return out
 
 
 def noise_floor(logs, aa_groups):
-    """{(test, metric): floor} from the A/A controls: [(path, [modes])], one mode being a path
-    measured twice (the copy against the bare turns), several being modes with one datapath."""
-    floors = defaultdict(float)
+    """{(path, test, metric): floor} from the A/A controls: [(path, [modes])], one mode being a
+    path measured twice (the copy against the bare turns), several being one mode built in
+    several clusters (compared with each other)."""
+    floors = {}
     for path, modes in aa_groups:
         for test, metrics in COMPARED.items():
             for metric in metrics:
                 def of(mode):
-                    return logs.get((mode, path, test, metric), [])
+                    return logs.get((mode, path, test, metric), {})
                 found = [interval(of(modes[0]))] if len(modes) == 1 else \
                     [difference(of(a), of(b)) for a, b in combinations(sorted(modes), 2)]
                 for _ratio, low, high in filter(None, found):
-                    floors[(test, metric)] = max(floors[(test, metric)], 1 - low, high - 1)
-    return dict(floors)
+                    key = (path, test, metric)
+                    floors[key] = max(floors.get(key, 0.0), 1 - low, high - 1)
+    return floors
+
+
+def floor_for(floors, path, test, metric):
+    """A path's own floor; a path without an A/A control takes the widest of its test's."""
+    if (path, test, metric) in floors:
+        return floors[(path, test, metric)]
+    others = [f for (_p, t, m), f in floors.items() if (t, m) == (test, metric)]
+    return max(others) if others else None
 
 
 def comparisons(samples, baselines, aa_groups, bare="bare"):
     """(comparisons, noise floor). baselines: {pod path: the bare path it is paired with}."""
     logs = log_ratios(samples)
-    floor = noise_floor(logs, aa_groups)
+    floors = noise_floor(logs, aa_groups)
+    aa = _aa_pairs(aa_groups, bare)
     out = []
     for (mode, path, test, metric), values in sorted(logs.items()):
         found = interval(values)
         if found:
-            out.append(_entry(path, test, metric, mode, bare, found))
+            out.append(_entry(path, test, metric, mode, bare, found, len(values)))
     by_path = defaultdict(set)
     for mode, path, test, metric in logs:
         by_path[(path, test, metric)].add(mode)
     for (path, test, metric), modes in sorted(by_path.items()):
         for a, b in combinations(sorted(modes), 2):
-            found = difference(logs[(a, path, test, metric)], logs[(b, path, test, metric)])
+            la, lb = logs[(a, path, test, metric)], logs[(b, path, test, metric)]
+            found = difference(la, lb)
             if found:
-                out.append(_entry(path, test, metric, a, b, found))
+                out.append(_entry(path, test, metric, a, b, found,
+                                  len(set(la) & set(lb)) or min(len(la), len(lb))))
     for c in out:
         c["bare_path"] = baselines.get(c["path"], "") if c["mode_b"] == bare else ""
-        c["verdict"] = verdict(c["ci_low"], c["ci_high"], floor.get((c["test"], c["metric"])))
-    return out, [{"test": t, "metric": m, "floor": f} for (t, m), f in sorted(floor.items())]
+        c["aa_control"] = (c["path"], frozenset((c["mode_a"], c["mode_b"]))) in aa
+        floor = None if c["aa_control"] else floor_for(floors, c["path"], c["test"],
+                                                      c["metric"])
+        c["verdict"] = verdict(c["ci_low"], c["ci_high"], floor)
+    return out, [{"path": p, "test": t, "metric": m, "floor": f}
+                 for (p, t, m), f in sorted(floors.items())]

@@ -2,20 +2,27 @@
 
     python -m bench.consistency RUN_DIR RUN_DIR [RUN_DIR ...]
 
-For each run: the A/A control (the flannel modes pod to pod on one node: verdicts against each
-other, and how far apart their medians are), the width of every cross-node ratio to bare, and
-the physics' order for request/response across nodes (vxlan >= host-gw >= bare). Across runs:
-any pair of modes called `higher` in one run and `lower` in another.
+For every mode and path, each run's one-stream and request/response ratio to bare with its
+interval, how far the runs spread (max/min), how wide the intervals are, and their coverage:
+the share of ordered pairs of runs (A, B) in which A's ratio lies inside B's interval. Then the
+controls in every run: the pod paths' A/A (vxlan against vxlan-again: `same` and within ±5 %),
+the node path's (bare-again), flannel's modes at one pod MTU on one node (`same`), and how long
+each run took. Last, any pair of modes called `higher` in one run and `lower` in another.
+Prints Markdown tables, as docs/benchmarks.md shows them.
 """
 import argparse
 import json
 import os
+import statistics
 import sys
 from collections import defaultdict
+from itertools import combinations, permutations
 
-AA_MODES = ("host-gw", "vxlan", "udp")
-AA_METRICS = (("tcp-1", "gbps"), ("tcp-rr", "p50_us"), ("icmp", "rtt_p50_ms"))
-PRECISION = (("tcp-1", "gbps"), ("tcp-rr", "p50_us"))
+from bench.controls import AGAIN_OF, BARE_AGAIN, again_name, equal_mtu_names
+
+HEADLINE = (("tcp-1", "gbps", "TCP 1 stream"), ("tcp-rr", "p50_us", "TCP RR p50"))
+AA_WITHIN = 0.05   # a pod A/A ratio further than this from 1 fails the check
+TIME_BUDGET_S = 600
 
 
 def load(run_dir):
@@ -23,58 +30,101 @@ def load(run_dir):
         return json.load(f)
 
 
-def _median(summary, mode, path, test, metric, key="median"):
-    return next((r.get(key) for r in summary["rows"] if (r["mode"], r["path"], r["test"],
-                                                         r["metric"]) == (mode, path, test,
-                                                                          metric)), None)
+def to_bare(summary, test, metric):
+    """{(mode, path): (ratio, low, high)} of a run's comparisons with bare."""
+    return {(c["mode_a"], c["path"]): (c["ratio"], c["ci_low"], c["ci_high"])
+            for c in summary.get("comparisons", [])
+            if c["mode_b"] == "bare" and (c["test"], c["metric"]) == (test, metric)}
 
 
-def _spread(values):
-    """'a, b, c (max/min +x %)' of the values that are there."""
-    values = [v for v in values if v]
-    if not values:
-        return "none"
-    return (f"{', '.join(f'{v:.3g}' for v in values)} "
-            f"(max/min {(max(values) / min(values) - 1) * 100:+.1f} %)")
+def between(summary, path, test, metric, a, b):
+    """A run's comparison of modes a and b on a path, oriented a/b; None if not measured."""
+    for c in summary.get("comparisons", []):
+        if (c["path"], c["test"], c["metric"]) != (path, test, metric):
+            continue
+        if (c["mode_a"], c["mode_b"]) == (a, b):
+            return c
+        if (c["mode_a"], c["mode_b"]) == (b, a):
+            return {**c, "mode_a": a, "mode_b": b, "ratio": 1 / c["ratio"],
+                    "ci_low": 1 / c["ci_high"], "ci_high": 1 / c["ci_low"],
+                    "verdict": {"higher": "lower", "lower": "higher"}.get(c["verdict"],
+                                                                         c["verdict"])}
+    return None
 
 
-def report(name, summary):
-    lines = [f"== {name}"]
-    comps = summary.get("comparisons", [])
-    for test, metric in AA_METRICS:
-        verdicts = [f"{c['mode_a']}/{c['mode_b']} {c['ratio']:.3f} {c['verdict']}"
-                    for c in comps if c["path"] == "pod-same-node" and
-                    (c["test"], c["metric"]) == (test, metric) and
-                    {c["mode_a"], c["mode_b"]} <= set(AA_MODES)]
-        raw, paired = ([_median(summary, mode, "pod-same-node", test, metric, key)
-                        for mode in AA_MODES] for key in ("median", "paired_median"))
-        lines.append(f"A/A {test} {metric}: medians {_spread(raw)}; paired medians "
-                     f"{_spread(paired)}; {'; '.join(verdicts)}")
-    for test, metric in PRECISION:
-        for c in comps:
-            if c["mode_b"] == "bare" and c["path"] == "pod-cross-node" and \
-                    (c["test"], c["metric"]) == (test, metric):
-                half = max(c["ratio"] - c["ci_low"], c["ci_high"] - c["ratio"]) / c["ratio"]
-                lines.append(f"precision {test} {metric} {c['mode_a']}/bare: {c['ratio']:.3f} "
-                             f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}] ±{half * 100:.1f} % "
-                             f"{c['verdict']}")
-    order = {c["mode_a"]: c for c in comps if c["mode_b"] == "bare" and
-             c["path"] == "pod-cross-node" and (c["test"], c["metric"]) == ("tcp-rr", "p50_us")}
-    pair = next((c for c in comps if {c["mode_a"], c["mode_b"]} == {"host-gw", "vxlan"} and
-                 c["path"] == "pod-cross-node" and
-                 (c["test"], c["metric"]) == ("tcp-rr", "p50_us")), None)
-    if "host-gw" in order and "vxlan" in order:
-        wrong = [f"{m} below bare ({order[m]['verdict']})" for m in ("host-gw", "vxlan")
-                 if order[m]["ratio"] < 1 and order[m]["verdict"] != "same"]
-        if pair and pair["verdict"] != "same" and \
-                (pair["mode_a"] == "vxlan") == (pair["verdict"] == "lower"):
-            wrong.append(f"vxlan below host-gw ({pair['verdict']})")
-        lines.append("physics tcp-rr cross-node vxlan >= host-gw >= bare: " +
-                     ("contradicted: " + "; ".join(wrong) if wrong else "respected"))
-    floor = ", ".join(f"{f['test']} {f['metric']} ±{f['floor'] * 100:.1f} %"
-                      for f in summary.get("noise_floor", []))
-    lines.append(f"noise floor: {floor or 'none'}")
-    return lines
+def coverage(found):
+    """(pairs covered, pairs) over ordered pairs of runs: A's ratio inside B's interval."""
+    pairs = list(permutations(found, 2))
+    covered = sum(1 for (ra, _la, _ha), (_rb, lb, hb) in pairs if lb <= ra <= hb)
+    return covered, len(pairs)
+
+
+def half_width(ratio, low, high):
+    return max(high / ratio - 1, 1 - low / ratio)
+
+
+def _cell(r):
+    return f"{r[0]:.3f} [{r[1]:.3f}–{r[2]:.3f}]"
+
+
+def ratio_table(summaries, test, metric, title):
+    """Markdown rows of every mode and path's ratio to bare in each run; (lines, covered,
+    pairs)."""
+    per_run = [to_bare(s, test, metric) for s in summaries]
+    keys = sorted(set().union(*per_run), key=lambda k: (k[1], k[0]))
+    head = ["mode", "path"] + [f"run {i + 1}" for i in range(len(summaries))] + [
+        "spread (max/min)", "median ± of intervals", "coverage"]
+    lines = [f"{title}, ratio to bare [95 % interval]:", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    total_covered = total_pairs = 0
+    for key in keys:
+        found = [run.get(key) for run in per_run]
+        present = [f for f in found if f]
+        if len(present) < 2:
+            continue
+        covered, pairs = coverage(present)
+        total_covered, total_pairs = total_covered + covered, total_pairs + pairs
+        ratios = [f[0] for f in present]
+        spread = max(ratios) / min(ratios) - 1
+        widths = statistics.median(half_width(*f) for f in present)
+        lines.append("| " + " | ".join(
+            [key[0], key[1]] + [_cell(f) if f else "–" for f in found] +
+            [f"{spread * 100:.1f} %", f"±{widths * 100:.1f} %",
+             f"{covered}/{pairs}"]) + " |")
+    share = total_covered / total_pairs if total_pairs else 0.0
+    lines += ["", f"coverage: {total_covered} of {total_pairs} ordered pairs of runs "
+              f"({share * 100:.0f} %) have one run's ratio inside the other's interval"]
+    return lines, total_covered, total_pairs
+
+
+def controls_table(summaries):
+    """Markdown rows of the controls in each run, and the list of checks that failed."""
+    head = ["control", "path", "test"] + [f"run {i + 1}" for i in range(len(summaries))]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    failed = []
+    again = again_name(AGAIN_OF)
+    checks = [(p, AGAIN_OF, again, True) for p in ("pod-same-node", "pod-cross-node")]
+    checks.append(("node-node", BARE_AGAIN, "bare", False))
+    mtu_modes = sorted(set().union(*(equal_mtu_names(
+        {c["mode_a"] for c in s.get("comparisons", [])}) for s in summaries)))
+    checks += [("pod-same-node", a, b, False) for a, b in combinations(mtu_modes, 2)]
+    for path, a, b, within in checks:
+        for test, metric, _title in HEADLINE:
+            cells = []
+            for i, s in enumerate(summaries):
+                c = between(s, path, test, metric, a, b)
+                if not c:
+                    cells.append("–")
+                    continue
+                ok = c["verdict"] == "same" and (not within or
+                                                 abs(c["ratio"] - 1) <= AA_WITHIN)
+                if not ok:
+                    failed.append(f"run {i + 1}: {a}/{b} {path} {test} {c['ratio']:.3f} "
+                                  f"{c['verdict']}")
+                cells.append(f"{_cell((c['ratio'], c['ci_low'], c['ci_high']))} "
+                             f"{c['verdict']}{'' if ok else ' ✗'}")
+            lines.append("| " + " | ".join([f"{a} / {b}", path, test] + cells) + " |")
+    return lines, failed
 
 
 def flips(summaries):
@@ -93,12 +143,27 @@ def main(argv=None):
     parser.add_argument("runs", nargs="+")
     args = parser.parse_args(argv)
     summaries = [load(r) for r in args.runs]
-    for run, summary in zip(args.runs, summaries):
-        print("\n".join(report(os.path.basename(os.path.normpath(run)), summary)))
+    for i, run in enumerate(args.runs):
+        s = summaries[i]
+        took = f"{s['elapsed_s']:.0f} s" if "elapsed_s" in s else "time not recorded"
+        print(f"run {i + 1}: {os.path.basename(os.path.normpath(run))} ({took})")
+    print()
+    for test, metric, title in HEADLINE:
+        lines, _covered, _pairs = ratio_table(summaries, test, metric, title)
+        print("\n".join(lines) + "\n")
+    lines, failed = controls_table(summaries)
+    print("Controls (A/B [95 % interval] verdict; ✗: not `same`, or an A/A beyond ±5 %):\n")
+    print("\n".join(lines) + "\n")
+    print("controls: " + ("every check held" if not failed else
+                          f"{len(failed)} failed: " + "; ".join(failed)))
+    slow = [f"run {i + 1} {s['elapsed_s']:.0f} s" for i, s in enumerate(summaries)
+            if s.get("elapsed_s", 0) > TIME_BUDGET_S]
+    print("time: " + ("every run within " if not slow else "over ") +
+          f"{TIME_BUDGET_S} s" + (": " + ", ".join(slow) if slow else ""))
     found = flips(summaries)
-    print(f"== across {len(summaries)} runs: " + ("no pair is higher in one run and lower in "
-                                                   "another" if not found else
-                                                   f"{len(found)} flips: {found}"))
+    print(f"across {len(summaries)} runs: " + ("no pair is higher in one run and lower in "
+                                               "another" if not found else
+                                               f"{len(found)} flips: {found}"))
     return 0
 
 

@@ -6,9 +6,20 @@ import signal
 import struct
 
 TICK = os.sysconf("SC_CLK_TCK")
-# client on core 0, server on core 1 where there are two cores (iperf3 -A, taskset)
+# whole tool runs: client on core 0, server on core 1 where there are two cores (iperf3 -A)
 PINNED_CPUS = (0, 1) if (os.cpu_count() or 1) >= 2 else None
 STEAL_LIMIT = 0.02  # share of CPU time the hypervisor took that flags a sample as disturbed
+
+
+def session_cpus(session):
+    """(client CPU, server CPU) of a time-sliced session: always on two different CPUs (the
+    placement a pod pair on two nodes has, and the one that keeps the two ends from taking
+    turns on one CPU), the two swapped from one session to the next so that a difference
+    between the vCPUs is spread over every flow alike; None on a single CPU."""
+    if not PINNED_CPUS:
+        return None
+    client, server = PINNED_CPUS
+    return (client, server) if session % 2 else (server, client)
 
 
 def _cpu_line():

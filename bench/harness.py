@@ -1,12 +1,14 @@
 """The benchmark: every mode the machine supports plus the bare underlay, side by side.
 
-Every mode's cluster is up at once (their names are the run's own), so that samples can be
-paired in time: each mode's turn on a path is measured between two turns of the bare underlay
-(slicing.py): TCP throughput, request/response and ICMP in turns of a tenth of a second
-with the clients idle between them, UDP throughput in whole tool runs. compare.py turns the
-pairs into ratios with intervals and verdicts. A failing tool marks its sample failed with
-the tool's message and the run goes on; Ctrl-C keeps the samples so far and tears every
-cluster down.
+Every mode's cluster is up at once (their names are the run's own), and the controls' beside
+them (controls.py), so that samples can be paired in time: each mode's turn on a path is
+measured between two turns of the bare underlay (slicing.py): TCP throughput,
+request/response and ICMP in turns of a tenth of a second with the clients idle between them,
+UDP throughput in whole tool runs. The time-sliced tests take turns in several sessions, each
+with fresh tool processes, the tests' sessions interleaved over the run; compare.py turns the
+pairs into ratios with intervals over sessions, and verdicts. A failing tool marks its sample
+failed with the tool's message and the run goes on; Ctrl-C keeps the samples so far and tears
+every cluster down.
 """
 import contextlib
 import dataclasses
@@ -26,10 +28,10 @@ from testbed.host.signals import Interrupted, signals_interrupt
 from testbed.modes import get_mode, mode_names
 from testbed.underlay import fabric, ovs
 
-from .compare import COMPARED, interval, log_ratios
-from .cpu import CpuMeter, disturbed, idle_polling
+from . import controls
+from .cpu import PINNED_CPUS, CpuMeter, disturbed, idle_polling, session_cpus
 from .measures import BY_NAME as MEASURES
-from .measures import DEFAULT_TESTS
+from .measures import FULL_TESTS, HEADLINE_TESTS
 from .measures import MEASURES as ALL_MEASURES
 from .paths import BY_NAME as PATHS
 from .paths import PATHS as ALL_PATHS
@@ -40,18 +42,20 @@ from .slicing import Flow, paired, run_sequential, run_sliced
 from .tool import ToolError
 
 REPO = Path(__file__).resolve().parent.parent
-CLUSTER_OVERHEAD_S = 2.0  # estimated bring-up + teardown + warm-up per cluster, for progress
-AA_MODE = "bare-again"  # the bare path measured as if it were a mode: the A/A control
-AA_TESTS = ("tcp-1", "tcp-rr", "icmp")  # the tests the noise floor is taken for
+CLUSTER_OVERHEAD_S = 4.0  # estimated bring-up + teardown + warm-up per cluster, for progress
+AA_MODE = controls.BARE_AGAIN  # the bare path measured as if it were a mode: the A/A control
 TOOL_START_S = 0.3  # starting a tool's server and client in their namespaces, per sample
-MAX_CYCLES_FACTOR = 3  # a flow short of its test's precision gets up to this many times the cycles
+SESSION_START_S = 1.5  # starting a time-sliced session's tools, every flow's at once
+TURN_OVERHEAD_S = 0.01  # signalling and reading counters around a time-sliced turn
 
 
 DESIGN = ("paired: every mode's turn between two turns of the bare underlay, all clusters up "
           "at once; TCP throughput, request/response and ICMP time-sliced (iperf3 and ping "
-          "stopped, rr-probe idle outside their turns; idle vCPUs held polling), UDP throughput in "
-          "whole runs; ratios are geometric means of paired ratios with "
-          "Student-t 95 % intervals; noise floor from the bare path measured twice")
+          "stopped, rr-probe idle outside their turns; idle vCPUs held polling) in sessions of "
+          "fresh tool processes, client and server on two CPUs swapped from session to "
+          "session, the tests' sessions interleaved; UDP throughput in whole runs; ratios are "
+          "geometric means of paired ratios with Student-t 95 % intervals over sessions; noise "
+          "floor per path from the bare path measured twice and vxlan built twice")
 
 
 @dataclass
@@ -59,10 +63,12 @@ class Options:
     topo: str = str(REPO / "topologies" / "default.yaml")
     modes: Optional[list] = None   # None: every registered mode the machine supports
     paths: Optional[list] = None   # None: every path
-    tests: Optional[list] = None   # None: DEFAULT_TESTS; ["all"]: every test
+    tests: Optional[list] = None   # None: HEADLINE_TESTS; ["full"]: FULL_TESTS; ["all"]: all
     repeats: int = 3               # cycles of whole tool runs (udp)
-    slices: int = 60               # cycles of time-sliced turns (all but udp; tcp-n a third)
+    sessions: int = 6              # sessions of fresh tool processes per time-sliced test
+    slices: int = 42               # cycles of time-sliced turns in all sessions (tcp-n a third)
     slice_ms: int = 100            # one time-sliced turn
+    controls: bool = True          # vxlan built twice, flannel's modes at one pod MTU
     duration: int = 1              # seconds per UDP sample
     streams: int = 4               # parallel streams of tcp-n
     udp_rate: str = "1G"           # offered UDP rate (iperf3 -b)
@@ -162,8 +168,35 @@ def _bring_up(stack, spec, modes, progress):
     return clusters
 
 
-def _flows(clusters, chosen, writer):
-    """{bare path: (bare Flow, [mode Flows paired with it])} of every applicable path."""
+def _pod_mtu(cluster):
+    return cluster.state.pod_mtu or cluster.spec.mtu
+
+
+def _bring_up_controls(stack, spec, clusters, progress, writer):
+    """{control name: (Control, cluster)} of the controls this run's modes call for; one whose
+    cluster does not give the MTU it is built for is left out, said why."""
+    planned = controls.plan(list(clusters), {m: _pod_mtu(c) for m, c in clusters.items()})
+    progress.extend(len(planned) * CLUSTER_OVERHEAD_S)
+    out = {}
+    for control in planned:
+        progress.show(f"{control.name}: bringing the control's cluster up")
+        own = clusters[control.mode]
+        mtu = controls.underlay_mtu_for(control, _pod_mtu(own), spec.mtu)
+        cluster = stack.enter_context(Cluster.create(
+            dataclasses.replace(spec, name=cluster_name(control.name), mtu=mtu), control.mode))
+        progress.advance(CLUSTER_OVERHEAD_S)
+        if control.pod_mtu and _pod_mtu(cluster) != control.pod_mtu:
+            for path in control.paths:
+                writer.skip(control.name, path, f"an underlay MTU of {mtu} gave pods "
+                            f"{_pod_mtu(cluster)}, not {control.pod_mtu}")
+            continue
+        out[control.name] = (control, cluster)
+    return out
+
+
+def _flows(clusters, chosen, writer, built_controls=None):
+    """{bare path: (bare Flow, [mode Flows paired with it])} of every applicable path; the
+    controls' flows are added to the tests they are measured in (_flows_of)."""
     groups = {}
     bare = clusters[BARE]
     for path in paths_for(BARE, chosen):
@@ -173,56 +206,76 @@ def _flows(clusters, chosen, writer):
             writer.skip(BARE, path.name, str(e))
             continue
         groups[path.name] = (Flow(BARE, path.name, client, server), [])
-    for mode, cluster in clusters.items():
-        if mode == BARE:
-            continue
-        for path in paths_for(mode, chosen):
+    labelled = [(mode, cluster, None) for mode, cluster in clusters.items() if mode != BARE]
+    labelled += [(name, cluster, control.paths)
+                 for name, (control, cluster) in (built_controls or {}).items()]
+    for label, cluster, only in labelled:
+        for path in paths_for(label if only is None else "control", chosen):
+            if only is not None and path.name not in only:
+                continue
             try:
                 client, server = endpoints(path, cluster.state)
                 if path.baseline not in groups:
                     raise NotApplicable(f"the bare underlay has no {path.baseline} path here")
             except NotApplicable as e:
-                writer.skip(mode, path.name, str(e))
+                writer.skip(label, path.name, str(e))
                 continue
-            groups[path.baseline][1].append(Flow(mode, path.name, client, server))
+            groups[path.baseline][1].append(Flow(label, path.name, client, server))
     return groups
 
 
-# the run's A/A control: each bare path measured twice (AA_MODE against bare). Flannel's
-# modes cross one datapath pod to pod on one node, but never at one pod MTU (1500, 1472,
-# 1450), and on this kernel the MTU alone moves same-node TCP by about 9 %: no A/A pair.
-AA_GROUPS = [(p.name, [AA_MODE]) for p in ALL_PATHS if p.kind == "node"]
+def _flows_of(measure, bare_flow, flows, control_names):
+    """The flows a test measures beside the bare one: the modes', and in the tests controls
+    are measured in, the controls' and the bare path again; elsewhere no control's."""
+    if measure.name in controls.TESTS:
+        return flows + [dataclasses.replace(bare_flow, mode=AA_MODE)]
+    return [f for f in flows if f.mode not in control_names]
 
 
-def _estimate(measures, groups, opt):
+def _estimate(measures, groups, opt, control_names=()):
     total = 0.0
     for measure in measures:
-        for _bare, flows in groups.values():
-            turns = 2 * len(flows) + 1
+        for bare_flow, flows in groups.values():
+            turns = 2 * len(_flows_of(measure, bare_flow, flows, control_names)) + 1
             if measure.sliced:
-                total += _cycles(measure, opt) * turns * (opt.slice_ms / 1000 + 0.01)
+                per_session = _cycles(measure, opt)
+                total += opt.sessions * (SESSION_START_S + per_session * turns *
+                                         (opt.slice_ms / 1000 + TURN_OVERHEAD_S))
             else:
                 total += _cycles(measure, opt) * turns * (measure.seconds(opt) + TOOL_START_S)
     return total
 
 
 def _cycles(measure, opt):
-    return max(2, round((opt.slices if measure.sliced else opt.repeats) * measure.share))
+    """Cycles of a whole-run test; of one session of a time-sliced test."""
+    if measure.sliced:
+        return max(1, round(opt.slices * measure.share / opt.sessions))
+    return max(2, round(opt.repeats * measure.share))
+
+
+def tests_chosen(opt):
+    if opt.tests == ["all"]:
+        return list(MEASURES)
+    if opt.tests == ["full"]:
+        return list(FULL_TESTS)
+    _check_choice("test", opt.tests, list(MEASURES))
+    return list(opt.tests or HEADLINE_TESTS)
 
 
 def run(opt, progress_stream=None):
     """Run the benchmark; returns (run_dir, summary, skipped modes)."""
     _check_choice("path", opt.paths, list(PATHS))
-    if opt.tests == ["all"]:
-        opt.tests = list(MEASURES)
-    _check_choice("test", opt.tests, list(MEASURES))
+    opt.tests = tests_chosen(opt)
+    if opt.sessions < 2:
+        raise TestbedError(f"--sessions {opt.sessions}: at least 2 (the interval is taken "
+                           "over sessions)")
     spec = prepare_spec(opt)
     caps = doctor.capabilities()
     if opt.delay and not caps.get("netem"):
         raise TestbedError("--delay needs the kernel's netem qdisc, which this kernel lacks "
                            "(see `testbed doctor`): delay cannot be emulated on this machine")
     modes, skipped = choose_modes(opt, spec, caps)
-    measures = [m for m in ALL_MEASURES if m.name in (opt.tests or DEFAULT_TESTS)]
+    measures = [m for m in ALL_MEASURES if m.name in opt.tests]
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = Path(opt.out) / f"{stamp}-{spec.name}{'-' + opt.label if opt.label else ''}"
     writer = RunWriter(run_dir)
@@ -233,81 +286,99 @@ def run(opt, progress_stream=None):
     datapaths.update({m: get_mode(m).describe_datapath(spec, caps) for m in modes if m != BARE})
     options = {k: v for k, v in dataclasses.asdict(opt).items() if k != "extra"}
     progress = Progress(len(modes) * CLUSTER_OVERHEAD_S, progress_stream)
-    status, groups = "complete", {}
+    status, groups, built = "complete", {}, {}
+    started = time.monotonic()
     try:
         with signals_interrupt(), contextlib.ExitStack() as stack:
             polling = stack.enter_context(idle_polling())
-            writer.write_json("machine.json", {**machine_facts(REPO, datapaths, options),
-                                               "topology": spec.path, "modes": modes,
-                                               "skipped_modes": skipped, "design": DESIGN,
-                                               "idle_cpus_poll": polling})
+            facts = {**machine_facts(REPO, datapaths, options), "topology": spec.path,
+                     "modes": modes, "skipped_modes": skipped, "design": DESIGN,
+                     "idle_cpus_poll": polling, "placement": PLACEMENT}
+            writer.write_json("machine.json", facts)
             clusters = _bring_up(stack, spec, modes, progress)
-            groups = _flows(clusters, opt.paths, writer)
-            progress.extend(_estimate(measures, groups, opt))
+            if opt.controls:
+                built = _bring_up_controls(stack, spec, clusters, progress, writer)
+                facts["controls"] = {name: {"mode": c.mode, "paths": list(c.paths),
+                                            "pod_mtu": _pod_mtu(cluster)}
+                                     for name, (c, cluster) in built.items()}
+                writer.write_json("machine.json", facts)
+            groups = _flows(clusters, opt.paths, writer, built)
+            progress.extend(_estimate(measures, groups, opt, built))
             if opt.warmup:
                 progress.show("warm-up: every path")
                 for bare_flow, flows in groups.values():
                     for flow in [bare_flow] + flows:
                         _warm_up(flow.client, flow.server)
-            for measure in measures:
+            sliced = [m for m in measures if m.sliced]
+            for session in range(1, opt.sessions + 1):
+                for measure in sliced:
+                    for bare_flow, flows in groups.values():
+                        _run_session(measure, session, bare_flow,
+                                     _flows_of(measure, bare_flow, flows, built), opt,
+                                     progress, writer)
+            for measure in (m for m in measures if not m.sliced):
                 for bare_flow, flows in groups.values():
-                    if measure.name in AA_TESTS:  # the bare path again: an exact A/A pair
-                        flows = flows + [dataclasses.replace(bare_flow, mode=AA_MODE)]
                     turns = []
                     try:
-                        _run_test(measure, bare_flow, flows, clusters, opt, progress, turns)
-                    finally:  # an interrupted session keeps the turns it measured
+                        _run_whole(measure, bare_flow, _flows_of(measure, bare_flow, flows,
+                                                                 built), clusters, opt,
+                                   progress, turns)
+                    finally:  # an interrupted test keeps the turns it measured
                         for sample in paired(turns, bare_flow):
                             writer.add({**sample, "test": measure.name})
     except (KeyboardInterrupt, Interrupted):
         status = "interrupted"
     finally:
         progress.close()
-        summary = writer.finish(status, AA_GROUPS,
-                                {p.name: p.baseline for p in ALL_PATHS if p.baseline})
+        measured = {(s["mode"], s["path"]) for s in writer.samples}
+        summary = writer.finish(
+            status, controls.aa_groups([(p.name, p.kind) for p in ALL_PATHS], measured),
+            {p.name: p.baseline for p in ALL_PATHS if p.baseline},
+            elapsed_s=round(time.monotonic() - started, 1))
     return run_dir, summary, skipped
 
 
-def _run_test(measure, bare_flow, flows, clusters, opt, progress, turns):
+PLACEMENT = ("time-sliced tests: every flow's client and server pinned to two different CPUs "
+             "(taskset), client on CPU 0 and server on CPU 1 in odd sessions, swapped in even "
+             "ones; whole tool runs: client on CPU 0, server on CPU 1 (iperf3 -A); each sample "
+             "records where its processes last ran (`placement`)") if PINNED_CPUS else \
+    "one CPU: client and server share it"
+
+
+def _run_session(measure, session, bare_flow, flows, opt, progress, writer):
+    """One session of a time-sliced test: fresh tool processes for every flow, placed as the
+    session's number says, taking turns for the session's cycles."""
+    cycles = _cycles(measure, opt)
     label = f"{measure.name}, {bare_flow.path} and the pod paths paired with it"
-    if measure.sliced:
-        progress.show(f"{label}: {_cycles(measure, opt)} cycles of {opt.slice_ms} ms turns")
-        cycles = _cycles(measure, opt)
-        until = (_settled(measure, bare_flow, cycles * MAX_CYCLES_FACTOR),
-                 cycles * MAX_CYCLES_FACTOR) if measure.precise_to else None
-        run_sliced(lambda all_flows: measure.session(all_flows, opt), flows, bare_flow,
-                   cycles, opt.slice_ms / 1000, turns,
-                   lambda s: progress.advance(s * 2 + 0.01), until)
-        return
+    progress.show(f"{label}: session {session} of {opt.sessions}, {cycles} cycles of "
+                  f"{opt.slice_ms} ms turns")
+    cpus = session_cpus(session)
+    turns = []
+
+    def opened(all_flows):
+        session_tools = measure.session(all_flows, opt, cpus)
+        progress.advance(SESSION_START_S)
+        return session_tools
+    try:
+        run_sliced(opened, flows, bare_flow, cycles, opt.slice_ms / 1000, turns,
+                   lambda s: progress.advance(s + TURN_OVERHEAD_S),
+                   first=(session - 1) * cycles + 1)
+    finally:  # an interrupted session keeps the turns it measured
+        for sample in paired(turns, bare_flow, session):
+            writer.add({**sample, "test": measure.name})
+
+
+def _run_whole(measure, bare_flow, flows, clusters, opt, progress, turns):
+    label = f"{measure.name}, {bare_flow.path} and the pod paths paired with it"
 
     def one(flow):
         cluster = clusters[BARE if flow.mode == AA_MODE else flow.mode]
         daemons = cluster.mode.daemons(cluster.context) if cluster.mode else {}
-        mtu = cluster.state.pod_mtu or cluster.spec.mtu
         progress.show(f"{label}: {flow.mode} {flow.path}")
-        out = _measure_once(measure, flow.client, flow.server, opt, mtu, daemons)
+        out = _measure_once(measure, flow.client, flow.server, opt, _pod_mtu(cluster), daemons)
         progress.advance(measure.seconds(opt) + TOOL_START_S)
         return out
     run_sequential(flows, bare_flow, _cycles(measure, opt), one, turns)
-
-
-def _settled(measure, bare_flow, max_cycles):
-    """settled(flow, turns): no more turns for this flow, because its ratio to bare (the
-    test's first metric) is known to within ± measure.precise_to, or because at the rate its
-    interval narrows (1/sqrt(turns)) the target is out of reach within max_cycles."""
-    metric = COMPARED[measure.name][0]
-
-    def settled(flow, turns):
-        samples = [{**s, "test": measure.name} for s in paired(turns, bare_flow)
-                   if (s["mode"], s["path"]) == (flow.mode, flow.path)]
-        logs = log_ratios(samples).get((flow.mode, flow.path, measure.name, metric), [])
-        found = interval(logs)
-        if not found:
-            return True  # failing turns: more of them would not help
-        width = max(found[2] / found[0], found[0] / found[1]) - 1
-        needed = len(logs) * (width / measure.precise_to) ** 2
-        return width <= measure.precise_to or needed > max_cycles
-    return settled
 
 
 def steal_fraction(metrics, seconds):

@@ -17,12 +17,10 @@ class Measure:
     moves_bytes: bool    # CPU cost is reported per GB moved only for these
     run: Optional[Callable]  # whole runs: (client, server, options, mtu) -> metrics dict
     seconds: Callable    # (options) -> expected duration of a whole run, for the progress
-    # time-sliced tests (slicing.py): (flows, options) -> the tool's session
+    # time-sliced tests (slicing.py): (flows, options, (client CPU, server CPU)) -> the tool's
+    # session
     session: Optional[Callable] = None
     share: float = 1.0     # of the run's cycles (--slices if sliced, else --repeats)
-    # sliced: a flow whose ratio to bare is not yet known to within ± this goes on with
-    # extra cycles (up to harness.MAX_CYCLES_FACTOR times the planned ones)
-    precise_to: Optional[float] = None
 
     @property
     def sliced(self):
@@ -39,22 +37,24 @@ def _udp(client, server, opt, mtu):
 
 MEASURES = (
     Measure("tcp-1", "TCP throughput, 1 stream (iperf3)", True, None, None,
-            session=lambda flows, o: SlicedIperf(flows, 1, PINNED_CPUS), precise_to=0.05),
+            session=lambda flows, o, cpus: SlicedIperf(flows, 1, cpus)),
     Measure("tcp-n", "TCP throughput, N streams (iperf3 -P)", True, None, None,
-            session=lambda flows, o: SlicedIperf(flows, o.streams, PINNED_CPUS), share=1 / 3),
+            session=lambda flows, o, cpus: SlicedIperf(flows, o.streams, cpus), share=1 / 3),
     Measure("udp", "UDP throughput and loss at an offered rate (iperf3 -u)", True, _udp,
             lambda o: o.duration + 1, share=2 / 3),
     Measure("tcp-rr", "TCP request/response latency (rr-probe)", False, None, None,
-            session=lambda flows, o: SlicedRR(flows, "tcp"), precise_to=0.05),
+            session=lambda flows, o, cpus: SlicedRR(flows, "tcp", cpus)),
     Measure("udp-rr", "UDP request/response latency (rr-probe)", False, None, None,
-            session=lambda flows, o: SlicedRR(flows, "udp")),
+            session=lambda flows, o, cpus: SlicedRR(flows, "udp", cpus)),
     Measure("icmp", "ICMP round-trip time (ping)", False, None, None,
-            session=lambda flows, o: ping.SlicedPing(flows), share=2 / 3),
+            session=lambda flows, o, cpus: ping.SlicedPing(flows, cpus), share=2 / 3),
 )
 BY_NAME = {m.name: m for m in MEASURES}
-# what a run measures unless told otherwise; udp-rr adds little beside tcp-rr and icmp, and
-# leaving it out keeps the default run of every mode within ten minutes
-DEFAULT_TESTS = ("tcp-1", "tcp-n", "udp", "tcp-rr", "icmp")
+# what a run measures unless told otherwise (`make bench`): the headline, one stream and
+# request/response, which keeps a run of every mode with its controls within ten minutes
+HEADLINE_TESTS = ("tcp-1", "tcp-rr")
+# `--full` (`make bench-full`): the rest too, but udp-rr, which adds little beside tcp-rr and icmp
+FULL_TESTS = ("tcp-1", "tcp-n", "udp", "tcp-rr", "icmp")
 
 UNITS = {
     "gbps": "Gbit/s", "bytes": "B", "retransmits": "segments", "loss_pct": "%",

@@ -5,7 +5,8 @@ import signal
 import subprocess
 import time
 
-from .cpu import PINNED_CPUS, TurnMeter, end_stopped
+from .cpu import TurnMeter, end_stopped
+from .slicing import last_cpu
 from .stats import rounded_percentile
 from .tool import ToolError
 
@@ -43,16 +44,18 @@ class SlicedPing:
     not from when it reads the reply.
     """
 
-    def __init__(self, flows):
+    def __init__(self, flows, cpus=None):
         self.flows = flows
+        self.cpus = cpus  # (client CPU, server CPU): ping runs on the client's
         self.pings = {}
 
     def __enter__(self):
         try:
             for flow in self.flows:
+                pin = ["taskset", "-c", str(self.cpus[0])] if self.cpus else []
                 proc = subprocess.Popen(
-                    flow.client.argv(["taskset", "-c", str((PINNED_CPUS or (0,))[0]), "ping", "-n",
-                                      "-i", str(SLICED_INTERVAL_S), "-W", "1", flow.server.ip]),
+                    flow.client.argv([*pin, "ping", "-n", "-i", str(SLICED_INTERVAL_S), "-W",
+                                      "1", flow.server.ip]),
                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
                 os.set_blocking(proc.stdout.fileno(), False)
                 self.pings[flow] = proc
@@ -78,7 +81,9 @@ class SlicedPing:
             return {"ok": False, "error": str(e), "metrics": {}}
         metrics.pop("loss_pct")  # a turn cannot tell a lost echo from one still in flight
         metrics["replies"] = len(RTT.findall(text))
-        return meter.turn(metrics, seconds)
+        out = meter.turn(metrics, seconds)
+        out["placement"] = [last_cpu(proc.pid), None]
+        return out
 
     def __exit__(self, *exc):
         end_stopped(self.pings.values())

@@ -41,7 +41,8 @@ def _modes(run):
 def _subtitle(run):
     m = run["machine"]
     opts = m.get("options", {})
-    how = (f"paired turns of {opts.get('slice_ms')} ms, {opts.get('slices')} cycles "
+    sessions = f" in {opts['sessions']} sessions" if opts.get("sessions") else ""
+    how = (f"paired turns of {opts.get('slice_ms')} ms, {opts.get('slices')} cycles{sessions} "
            f"(UDP: {opts.get('repeats')} of whole runs)" if opts.get("slices") else
            f"median of {opts.get('repeats')} repeats, {opts.get('duration')} s each")
     return (f"{os.path.basename(m.get('topology', '?'))} · {m.get('cpu_model') or 'CPU ?'}, "
@@ -136,6 +137,15 @@ def _cpu_panel(ax, run, test, title):
                    hatch="///", edgecolor="black", label="mode's own daemons")
 
 
+def path_floor(floors, path, test, metric):
+    """The noise floor a path's comparisons were judged with: its own, else its test's widest
+    (runs made before floors were kept per path have one per test)."""
+    own = [f["floor"] for f in floors if (f["test"], f["metric"]) == (test, metric) and
+           f.get("path", path) == path]
+    found = own or [f["floor"] for f in floors if (f["test"], f["metric"]) == (test, metric)]
+    return max(found) if found else None
+
+
 def _ratio_panel(ax, run, test, metric, title):
     rows, modes = _rows(run), [m for m in _modes(run) if m != BARE]
     colours = _colours(_modes(run))
@@ -146,11 +156,13 @@ def _ratio_panel(ax, run, test, metric, title):
 
     paths = [p for p in PATHS if p.kind == "pod" and any(ratio(m, p.name) for m in modes)]
     xs, width = _positions(paths, modes, lambda m, p: ratio(m, p) is not None)
-    floor = next((f["floor"] for f in run["summary"].get("noise_floor", [])
-                  if (f["test"], f["metric"]) == (test, metric)), None)
-    if floor is not None:
-        ax.axhspan(max(0.0, 1 - floor), 1 + floor, color=BARE_COLOUR, alpha=0.2,
-                   label="noise floor (A/A)")
+    floors = run["summary"].get("noise_floor", [])
+    for j, path in enumerate(paths):
+        floor = path_floor(floors, path.name, test, metric)
+        if floor is not None:
+            ax.fill_between([j - 0.45, j + 0.45], max(0.0, 1 - floor), 1 + floor,
+                            color=BARE_COLOUR, alpha=0.2,
+                            label="noise floor (A/A)" if j == 0 else None)
     for mode in modes:
         bars = [(x, rows[(m, p, test, metric)]) for (m, p), x in xs.items() if m == mode]
         if bars:

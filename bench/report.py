@@ -63,7 +63,7 @@ def comparison_tables(summary, key_metrics=(("tcp-1", "gbps"), ("tcp-rr", "p50_u
     found = summary.get("comparisons", [])
     if not found:
         return ""
-    floor = {(f["test"], f["metric"]): f["floor"] for f in summary.get("noise_floor", [])}
+    floors = summary.get("noise_floor", [])
     rows = [("MODE", "PATH", "TEST", "METRIC", "vs bare [95 % CI]", "VERDICT")]
     for c in found:
         if c["mode_b"] == "bare":
@@ -77,11 +77,15 @@ def comparison_tables(summary, key_metrics=(("tcp-1", "gbps"), ("tcp-rr", "p50_u
     lines = ["paired comparisons:", render_table(rows)]
     if len(pairs) > 1:
         lines += ["", render_table(pairs)]
-    lines.append("noise floor (identical datapaths measured as if different): " + (", ".join(
-        f"{t} {m} ±{f * 100:.1f}%" for (t, m), f in sorted(floor.items())) or
-        "none measured (the A/A control, the bare path measured twice, was not in this run)"))
-    lines.append("verdict: same = the interval holds 1 or lies within the noise floor; "
-                 "higher/lower = the first mode's value is above/below the other's")
+    lines.append("noise floor (identical datapaths measured as if different: the bare path "
+                 "twice, vxlan built twice): " + (", ".join(
+                     f"{f.get('path', 'all paths')} {f['test']} {f['metric']} "
+                     f"±{f['floor'] * 100:.1f}%" for f in floors) or
+                     "none measured (no A/A control was in this run)"))
+    lines.append("verdict: same = the interval holds 1 or lies within its path's noise floor "
+                 "(an A/A comparison: holds 1); higher/lower = the first mode's value is "
+                 "above/below the other's; intervals are taken over sessions of fresh tool "
+                 "processes")
     return "\n".join(lines)
 
 

@@ -26,7 +26,8 @@ from .paths import BY_NAME as PATHS
 
 BARE = "bare"
 RATIO_METRICS = ("gbps", "p50_us", "p99_us", "rtt_p50_ms", "cpu_s_per_gb")
-CSV_FIELDS = ("run", "repeat", "mode", "path", "test", "metric", "value", "unit", "ok", "error")
+CSV_FIELDS = ("run", "session", "repeat", "mode", "path", "test", "metric", "value", "unit",
+              "ok", "error")
 
 
 def _first_line(argv, env=None):
@@ -103,9 +104,9 @@ class RunWriter:
         if entry not in self.not_applicable:
             self.not_applicable.append(entry)
 
-    def finish(self, status, aa_groups=(), baselines=None):
+    def finish(self, status, aa_groups=(), baselines=None, elapsed_s=None):
         """Write samples, CSV and summary; aa_groups and baselines as compare.comparisons
-        takes them."""
+        takes them; elapsed_s, the run's time from its start to its end of measuring."""
         run = os.path.basename(self.dir)
         self.write_json("samples.json", self.samples)
         with open(os.path.join(self.dir, "results.csv"), "w", newline="") as f:
@@ -116,13 +117,17 @@ class RunWriter:
         summary = summarize(self.samples, aa_groups, baselines or {})
         summary["not_applicable"] = self.not_applicable
         summary["status"] = status
+        summary["run"] = run
+        if elapsed_s is not None:
+            summary["elapsed_s"] = elapsed_s
         self.write_json("summary.json", summary)
         return summary
 
 
 def tidy_rows(run, samples):
     for s in samples:
-        base = {"run": run, "repeat": s["repeat"], "mode": s["mode"], "path": s["path"],
+        base = {"run": run, "session": s.get("session", ""), "repeat": s["repeat"],
+                "mode": s["mode"], "path": s["path"],
                 "test": s["test"], "ok": s["ok"], "error": s.get("error") or ""}
         if not s["ok"]:
             yield {**base, "metric": "", "value": "", "unit": ""}

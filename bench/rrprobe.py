@@ -5,7 +5,7 @@ with the bare underlay a tenth of a second apart, and sockperf stopped mid-run l
 pause out of both its timer and its log, so its statistics cannot be cut into turns. The probe
 keeps one connection per flow and measures only when told, one turn at a time.
 
-Client and server are pinned to the two CPUs as iperf3 is (client 0, server 1), and the run
+Client and server are pinned as the session's placement says (cpus), as iperf3 is, and the run
 holds the idle CPUs polling (cpu.idle_polling): otherwise the hypervisor's wake-ups of a halted
 vCPU would be most of every round trip.
 Latencies are reported as half the round trip, as sockperf reports them (results of either
@@ -15,9 +15,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from .cpu import PINNED_CPUS, TurnMeter
+from .cpu import TurnMeter
 from .slicing import FlowSession
-from .tool import ToolError, wait_listening
+from .tool import ToolError
 
 PROBE = Path(__file__).resolve().parent.parent / "build" / "rr-probe"
 PORT = 11211           # the first flow's; each flow of a session takes the next
@@ -50,29 +50,29 @@ class SlicedRR(FlowSession):
     """One probe client per flow, each with its own server, measured one turn at a time."""
     first_port = PORT
 
-    def __init__(self, flows, protocol):
-        super().__init__(flows)
+    def __init__(self, flows, protocol, cpus=None):
+        super().__init__(flows, cpus)
         self.protocol = protocol
 
     def prepare(self):
         self.probe = probe_path()
 
-    def _start(self, flow, port):
-        probe = self.probe
-        client_cpu, server_cpu = PINNED_CPUS or (0, 0)
+    def _serve(self, flow, port):
         self.servers[flow] = subprocess.Popen(
-            flow.server.argv(["taskset", "-c", str(server_cpu), probe, "server", self.protocol,
-                              str(port), str(MSG_SIZE)]),
+            flow.server.argv(self.pinned([self.probe, "server", self.protocol, str(port),
+                                          str(MSG_SIZE)], 1)),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        if not wait_listening(flow.server.argv, port):
-            raise ToolError(f"rr-probe server did not start in {flow.server.name}")
+
+    def _connect(self, flow, port):
         # own session: a Ctrl-C reaches the harness, which ends the probes itself
         self.clients[flow] = subprocess.Popen(
-            flow.client.argv(["taskset", "-c", str(client_cpu), probe, "client", self.protocol,
-                              flow.server.ip, str(port), str(MSG_SIZE)]),
+            flow.client.argv(self.pinned([self.probe, "client", self.protocol, flow.server.ip,
+                                          str(port), str(MSG_SIZE)], 0)),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             bufsize=1, start_new_session=True)
-        self._ask(flow, WARM_UP_S)
+
+    def _started(self):
+        self._each(lambda flow, _port: self._ask(flow, WARM_UP_S), list(self.clients))
 
     def _ask(self, flow, seconds):
         client = self.clients[flow]
@@ -87,17 +87,9 @@ class SlicedRR(FlowSession):
             raise ToolError(err.splitlines()[-1] if err else "rr-probe client ended")
         return parse_turn(line)
 
-    def turn(self, flow, seconds):
-        """One turn of `flow`: its latency percentiles over `seconds`."""
-        if flow in self.failed:
-            return {"ok": False, "error": self.failed[flow], "metrics": {}}
+    def _measure(self, flow, seconds):
         meter = TurnMeter()
-        try:
-            metrics = self._ask(flow, seconds)
-        except ToolError as e:
-            self.failed[flow] = str(e)
-            return {"ok": False, "error": str(e), "metrics": {}}
-        return meter.turn(metrics, seconds)
+        return meter.turn(self._ask(flow, seconds), seconds)
 
     def __exit__(self, *exc):
         for client in self.clients.values():

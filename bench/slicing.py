@@ -16,6 +16,11 @@ what the server's interface received during it (/proc/<server pid>/net/dev). The
 keeps its congestion window while stopped (tcp_slow_start_after_idle=0 in their namespaces).
 Request/response latency is time-sliced too, by a probe that measures only when told
 (rrprobe.py). Other tests run the tool afresh in each turn (sequential turns of a second).
+
+A session's tools live only for that session: the harness runs several sessions per test,
+each with fresh processes and connections and its own placement, because what a session fixes
+when it starts, and the machine's state while it runs, are shared by all its turns and move
+from one session to the next (compare.py takes the session as its unit of replication).
 """
 import os
 import signal
@@ -52,14 +57,17 @@ def schedule(flows, cycles, first=1):
     return out
 
 
-def paired(turns, bare_flow):
+def paired(turns, bare_flow, session=None):
     """Samples of a schedule's measured turns [(cycle, flow, metrics)]: every mode turn with
-    the mean of the bare turns around it as `baseline`."""
+    the mean of the bare turns around it as `baseline`; `session` numbers the tool session
+    they were measured in (compare.py takes sessions as its unit of replication)."""
     samples = []
     for i, (cycle, flow, metrics) in enumerate(turns):
         mode_flow = flow or bare_flow
         sample = {"repeat": cycle, "mode": mode_flow.mode, "path": mode_flow.path,
                   "client": mode_flow.client.name, "server": mode_flow.server.name, **metrics}
+        if session is not None:
+            sample["session"] = session
         if flow is not None and sample["ok"]:
             around = [turns[j][2] for j in (i - 1, i + 1)
                       if 0 <= j < len(turns) and turns[j][1] is None and turns[j][2]["ok"]]
@@ -70,6 +78,15 @@ def paired(turns, bare_flow):
                                                                   (int, float))}
         samples.append(sample)
     return samples
+
+
+def last_cpu(pid):
+    """The CPU a process last ran on (/proc/<pid>/stat field 39), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[36])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _rx_bytes(pid, dev="eth0"):
@@ -84,31 +101,67 @@ def _rx_bytes(pid, dev="eth0"):
 class FlowSession:
     """A tool's session: a server and a client per flow, started together, used in turns.
 
-    A flow whose tool cannot start has its turns recorded as failed with the tool's message;
-    the others go on. Subclasses start one flow (_start) and measure a turn (turn)."""
+    `cpus` is the session's placement: (client CPU, server CPU) for every flow, or None to
+    leave it to the scheduler. All servers start first, then all clients, so that starting a
+    session costs about one tool's start whatever the number of flows. A flow whose tool
+    cannot start has its turns recorded as failed with the tool's message; the others go on.
+    Subclasses start a server (_serve) and a client (_connect), finish starting (_started) and
+    measure a turn (_measure)."""
     first_port = 0  # the first flow's; each flow takes the next (two flows may share a
     #                 server's namespace: the A/A pair)
 
-    def __init__(self, flows):
+    def __init__(self, flows, cpus=None):
         self.flows = flows
+        self.cpus = cpus
         self.servers, self.clients = {}, {}
         self.failed = {}  # flow -> the tool's message
 
     def prepare(self):
         """What must hold before any flow starts (raises ToolError)."""
 
+    def pinned(self, argv, side):
+        """argv run on this session's CPU for `side` (0 client, 1 server)."""
+        return ["taskset", "-c", str(self.cpus[side]), *argv] if self.cpus else list(argv)
+
+    def _each(self, step, flows):
+        for flow in flows:
+            if flow not in self.failed:
+                try:
+                    step(flow, self.first_port + self.flows.index(flow))
+                except ToolError as e:
+                    self.failed[flow] = str(e)
+
+    def _listening(self, flow, port):
+        if not wait_listening(flow.server.argv, port):
+            raise ToolError(f"{type(self).__name__}: the server did not start in "
+                            f"{flow.server.name}")
+
     def __enter__(self):
         try:
             self.prepare()
-            for index, flow in enumerate(self.flows):
-                try:
-                    self._start(flow, self.first_port + index)
-                except ToolError as e:
-                    self.failed[flow] = str(e)
+            self._each(self._serve, self.flows)
+            self._each(self._listening, self.flows)
+            self._each(self._connect, self.flows)
+            self._started()
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
+
+    def _started(self):
+        """After every client was started."""
+
+    def turn(self, flow, seconds):
+        """One turn of `flow`: its metrics over `seconds`, and where its processes ran."""
+        if flow in self.failed:
+            return {"ok": False, "error": self.failed[flow], "metrics": {}}
+        try:
+            out = self._measure(flow, seconds)
+        except ToolError as e:
+            self.failed[flow] = str(e)
+            return {"ok": False, "error": str(e), "metrics": {}}
+        out["placement"] = [last_cpu(self.clients[flow].pid), last_cpu(self.servers[flow].pid)]
+        return out
 
 
 class SlicedIperf(FlowSession):
@@ -116,35 +169,32 @@ class SlicedIperf(FlowSession):
     first_port = iperf3.PORT
 
     def __init__(self, flows, streams, cpus):
-        super().__init__(flows)
-        self.streams, self.cpus = streams, cpus
+        super().__init__(flows, cpus)
+        self.streams = streams
 
-    def _start(self, flow, port):
-        pin_client, pin_server = (["-A", str(self.cpus[0])], ["-A", str(self.cpus[1])]) \
-            if self.cpus else ([], [])
+    def _serve(self, flow, port):
         subprocess.run(flow.client.argv(["sysctl", "-qw", "net.ipv4.tcp_slow_start_after_idle=0"]),
                        capture_output=True)
-        server = subprocess.Popen(flow.server.argv(
-            ["iperf3", "-s", "-1", "-p", str(port), *pin_server]),
+        self.servers[flow] = subprocess.Popen(flow.server.argv(self.pinned(
+            ["iperf3", "-s", "-1", "-p", str(port)], 1)),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        self.servers[flow] = server
-        if not wait_listening(flow.server.argv, port):
-            raise ToolError(f"iperf3 server did not start in {flow.server.name}")
-        client = subprocess.Popen(flow.client.argv(
+
+    def _connect(self, flow, port):
+        self.clients[flow] = subprocess.Popen(flow.client.argv(self.pinned(
             ["iperf3", "-c", flow.server.ip, "-p", str(port), "-t", "86400",
-             "-P", str(self.streams), *pin_client]),
+             "-P", str(self.streams)], 0)),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             start_new_session=True)
-        self.clients[flow] = client
-        time.sleep(START_S)
-        if client.poll() is not None:
-            raise ToolError(f"iperf3: {client.stderr.read().strip()[:200]}")
-        os.kill(client.pid, signal.SIGSTOP)
 
-    def turn(self, flow, seconds):
-        """One turn of `flow`: metrics of what it moved in `seconds`."""
-        if flow in self.failed:
-            return {"ok": False, "error": self.failed[flow], "metrics": {}}
+    def _started(self):
+        time.sleep(START_S)  # every client's connection and slow start, at once
+        for flow, client in self.clients.items():
+            if client.poll() is not None:
+                self.failed.setdefault(flow, f"iperf3: {client.stderr.read().strip()[:200]}")
+            else:
+                os.kill(client.pid, signal.SIGSTOP)
+
+    def _measure(self, flow, seconds):
         client, server = self.clients[flow], self.servers[flow]
         meter, rx0 = TurnMeter(), _rx_bytes(server.pid)
         os.kill(client.pid, signal.SIGCONT)
@@ -155,8 +205,7 @@ class SlicedIperf(FlowSession):
         time.sleep(SETTLE_S)
         moved = _rx_bytes(server.pid) - rx0
         if client.poll() is not None or moved <= 0:
-            return {"ok": False, "error": "iperf3 client ended or moved nothing in its turn",
-                    "metrics": {}}
+            raise ToolError("iperf3 client ended or moved nothing in its turn")
         out = meter.turn({"gbps": moved * 8 / elapsed / 1e9, "bytes": moved}, elapsed)
         out["metrics"]["cpu_s_per_gb"] = out["metrics"]["cpu_s"] / (moved / 1e9)
         return out
@@ -166,27 +215,16 @@ class SlicedIperf(FlowSession):
 
 
 def run_sliced(open_session, flows, bare_flow, cycles, slice_s, turns, progress=None,
-               until=None):
-    """A time-sliced session of the mode flows and the bare flow; `open_session(flows)` gives
-    the tool's session (SlicedIperf, rrprobe.SlicedRR, ping.SlicedPing). Turns are appended to
-    `turns` as measured, so that an interrupted session keeps them.
-
-    until: (precise(flow, turns) -> bool, max_cycles): after `cycles`, the flows not yet
-    precise enough go on alone, a cycle at a time, up to max_cycles in all (as netperf's -I
-    iterates until its confidence interval is narrow enough)."""
+               first=1):
+    """One time-sliced session of the mode flows and the bare flow; `open_session(flows)`
+    gives the tool's session (SlicedIperf, rrprobe.SlicedRR, ping.SlicedPing), with fresh
+    processes. Turns are appended to `turns` as measured, so that an interrupted session keeps
+    them; cycles are numbered from `first`."""
     with open_session([bare_flow] + list(flows)) as session:
-        def play(chosen, count, first):
-            for cycle, flow in schedule(chosen, count, first):
-                turns.append((cycle, flow, session.turn(flow or bare_flow, slice_s)))
-                if progress:
-                    progress(slice_s)
-        play(list(flows), cycles, 1)
-        precise, max_cycles = until or (None, cycles)
-        for cycle in range(cycles + 1, max_cycles + 1):
-            wanting = [flow for flow in flows if not precise(flow, turns)]
-            if not wanting:
-                break
-            play(wanting, 1, cycle)
+        for cycle, flow in schedule(list(flows), cycles, first):
+            turns.append((cycle, flow, session.turn(flow or bare_flow, slice_s)))
+            if progress:
+                progress(slice_s)
 
 
 def run_sequential(flows, bare_flow, cycles, measure, turns, progress=None):

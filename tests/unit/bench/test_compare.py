@@ -2,6 +2,7 @@
 turns around it, ratios with intervals, the A/A noise floor."""
 import math
 import random
+import statistics
 
 from bench import compare
 from bench.paths import Endpoint
@@ -87,68 +88,91 @@ def test_the_bare_path_measured_twice_gives_the_floor():
     assert c["verdict"] == "same"
 
 
-def test_extra_cycles_are_numbered_on_and_still_end_on_a_bare_turn():
+def test_a_later_session_numbers_its_cycles_on_and_still_ends_on_a_bare_turn():
     turns = schedule([A], 1, first=61)
     assert turns == [(61, None), (61, A), (61, None)]
 
 
-class FakeSession:
-    """Turns of a steady bare path, a steady mode A and a noisy mode B."""
-
-    def __init__(self, flows):
-        self.rng = random.Random(5)
-        self.count = {}
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        pass
-
-    def turn(self, flow, seconds):
-        self.count[flow] = self.count.get(flow, 0) + 1
-        spread = {BARE: 0.01, A: 0.01, B: 0.4}[flow]
-        return {"ok": True, "error": None,
-                "metrics": {"gbps": 10 * math.exp(self.rng.gauss(0, spread))}}
+def session_samples(mode, offsets, turns=10, ratio=2.0, noise=0.002, path="pod-cross-node",
+                    test="tcp-rr", seed=1):
+    """Samples of `mode` in sessions whose ratio to bare is `ratio` times a session's own
+    offset: turns agree closely inside a session, sessions do not."""
+    rng = random.Random(seed)
+    metric = "p50_us" if test == "tcp-rr" else "gbps"
+    out = []
+    for session, offset in enumerate(offsets, 1):
+        for _ in range(turns):
+            base = rng.uniform(10, 14)
+            value = base * ratio * offset * math.exp(rng.gauss(0, noise))
+            out.append({"ok": True, "mode": mode, "path": path, "test": test,
+                        "session": session, "metrics": {metric: value},
+                        "baseline": {metric: base}})
+    return out
 
 
-def test_only_the_flows_short_of_the_precision_go_on_and_never_past_the_cap():
-    from bench import harness
-    from bench.measures import BY_NAME
-    from bench.slicing import run_sliced
-    made, turns = [], []
-
-    def open_session(flows):
-        made.append(FakeSession(flows))
-        return made[0]
-    settled = harness._settled(BY_NAME["tcp-1"], BARE, 60)
-    run_sliced(open_session, [A, B], BARE, 10, 0.0, turns, until=(settled, 60))
-    counts = made[0].count
-    assert counts[A] == 10  # ± 1 % after ten pairs: no more turns
-    # ± 40 % a turn: ± 5 % would take about 250 turns, more than the cap: none are added
-    assert counts[B] == 10 and settled(B, turns)
+OFFSETS = [0.95, 1.04, 1.01, 0.97, 1.05, 0.98]
 
 
-def test_a_flow_that_can_reach_the_precision_goes_on_until_it_does():
-    from bench import harness
-    from bench.measures import BY_NAME
-    from bench.slicing import run_sliced
-    made, turns = [], []
+def test_the_interval_is_taken_over_sessions_and_covers_what_moves_between_them():
+    samples = session_samples("vxlan", OFFSETS)
+    logs = compare.log_ratios(samples)[("vxlan", "pod-cross-node", "tcp-rr", "p50_us")]
+    assert sorted(logs) == [1, 2, 3, 4, 5, 6] and all(len(v) == 10 for v in logs.values())
+    ratio, low, high = compare.interval(logs)
+    mean = 2.0 * math.exp(statistics.fmean(math.log(o) for o in OFFSETS))
+    assert low < mean < high and high / low > 1.04
+    # taken over turns as if each were independent, the interval is narrow enough to hold
+    # none but one of the sessions: what a session fixes is shared by all its turns
+    flat = [x for v in logs.values() for x in v]
+    _r, flat_low, flat_high = compare.interval(flat)
+    assert flat_high / flat_low < 1.02
+    assert sum(flat_low < 2.0 * o < flat_high for o in OFFSETS) <= 1
 
-    class Noisier(FakeSession):
-        def turn(self, flow, seconds):
-            out = super().turn(flow, seconds)
-            if flow is A:  # ± 12 % a turn: ± 5 % takes about 25 turns
-                out["metrics"]["gbps"] = 10 * math.exp(self.rng.gauss(0, 0.12))
-            return out
 
-    def open_session(flows):
-        made.append(Noisier(flows))
-        return made[0]
-    settled = harness._settled(BY_NAME["tcp-1"], BARE, 60)
-    run_sliced(open_session, [A], BARE, 10, 0.0, turns, until=(settled, 60))
-    assert 10 < made[0].count[A] < 60 and settled(A, turns)
-    assert turns[-1][1] is None  # the last A turn has its bare turn after it
+def test_modes_measured_in_the_same_sessions_are_compared_session_by_session():
+    # vxlan built twice: both clusters move with the session, together
+    samples = session_samples("vxlan", OFFSETS) + session_samples("vxlan-again", OFFSETS,
+                                                                  seed=2)
+    found, floor = compare.comparisons(samples, {}, [
+        ("pod-cross-node", ["vxlan", "vxlan-again"])])
+    pair = next(c for c in found if c["mode_b"] == "vxlan-again")
+    assert pair["sessions"] == 6 and 0.99 < pair["ci_low"] <= pair["ci_high"] < 1.01
+    assert pair["aa_control"] and pair["verdict"] == "same"
+    (f,) = floor
+    assert (f["path"], f["test"], f["metric"]) == ("pod-cross-node", "tcp-rr", "p50_us")
+    assert f["floor"] < 0.01  # the pair's interval, far tighter than either against bare
+
+
+def test_samples_without_sessions_are_one_session_a_turn():
+    samples = [{k: v for k, v in s.items() if k != "session"}
+               for s in session_samples("vxlan", [1.0] * 3)]
+    logs = compare.log_ratios(samples)[("vxlan", "pod-cross-node", "tcp-rr", "p50_us")]
+    assert len(logs) == 30 and all(len(v) == 1 for v in logs.values())
+    ratio, low, high = compare.interval(logs)
+    assert 1.99 < low < ratio < high < 2.01
+
+
+def test_each_path_has_its_own_floor_and_an_aa_pair_is_judged_without_it():
+    rng = random.Random(9)
+    # node path A/A: ± 8 % a session; pod path A/A: a real 6 % difference, tight
+    node = session_samples("bare-again", [math.exp(rng.gauss(0, 0.08)) for _ in range(6)],
+                           ratio=1.0, path="node-node")
+    pod = (session_samples("vxlan", OFFSETS, path="pod-same-node") +
+           session_samples("vxlan-again", [o * 1.06 for o in OFFSETS], path="pod-same-node",
+                           seed=3) +
+           session_samples("host-gw", [o * 1.04 for o in OFFSETS], path="pod-same-node",
+                           seed=4))
+    found, floor = compare.comparisons(node + pod, {"pod-same-node": "node-node"}, [
+        ("node-node", ["bare-again"]), ("pod-same-node", ["vxlan", "vxlan-again"])])
+    floors = {f["path"]: f["floor"] for f in floor}
+    assert floors["pod-same-node"] < floors["node-node"]
+    aa = next(c for c in found if {c["mode_a"], c["mode_b"]} == {"vxlan", "vxlan-again"})
+    assert aa["aa_control"] and aa["verdict"] == "lower"  # its own floor does not excuse it
+    # host-gw 4 % above vxlan: within the pod path's floor (the A/A's 6 %), so `same`
+    hg = next(c for c in found if (c["mode_a"], c["mode_b"]) == ("host-gw", "vxlan"))
+    assert hg["ci_low"] > 1.0 and hg["verdict"] == "same" and not hg["aa_control"]
+    # a path without an A/A control of its own takes the widest floor of its test
+    assert compare.floor_for({("a", "tcp-rr", "p50_us"): 0.02, ("b", "tcp-rr", "p50_us"): 0.07},
+                             "c", "tcp-rr", "p50_us") == 0.07
 
 
 def test_a_paired_median_is_the_bare_median_times_the_paired_ratio():

@@ -118,12 +118,49 @@ def test_progress_estimates_time_left_from_the_pace_so_far():
 
 
 def test_options_defaults_fit_the_ten_minute_budget():
-    from bench.measures import DEFAULT_TESTS, MEASURES
+    from bench.harness import CLUSTER_OVERHEAD_S
+    from bench.measures import HEADLINE_TESTS, MEASURES
+    from bench.paths import Endpoint
+    from bench.slicing import Flow
     opt = Options()
-    # default.yaml: bare node-node paired with five modes' two pod paths
-    groups = {"node-node": (None, [None] * 10)}
-    measures = [m for m in MEASURES if m.name in DEFAULT_TESTS]
-    assert _estimate(measures, groups, opt) + 6 * 4.0 < 10 * 60  # measured: 9 min 21 s
+    node = Endpoint("n", "192.168.1.11")
+    bare = Flow("bare", "node-node", node, node)
+    # default.yaml: bare node-node paired with seven modes' two pod paths, vxlan-again's two
+    # and the two equal-MTU controls' one each
+    modes = [Flow(f"m{i}", p, node, node) for i in range(7)
+             for p in ("pod-same-node", "pod-cross-node")]
+    built = {"vxlan-again": None, "host-gw-mtu1450": None, "udp-mtu1450": None}
+    modes += [Flow(name, "pod-same-node", node, node) for name in built]
+    modes.append(Flow("vxlan-again", "pod-cross-node", node, node))
+    measures = [m for m in MEASURES if m.name in HEADLINE_TESTS]
+    planned = _estimate(measures, {"node-node": (bare, modes)}, opt, built)
+    assert planned + 11 * CLUSTER_OVERHEAD_S < 10 * 60
+
+
+def test_tests_default_to_the_headline_and_full_adds_the_rest():
+    from bench.harness import tests_chosen
+    assert tests_chosen(Options()) == ["tcp-1", "tcp-rr"]
+    assert tests_chosen(Options(tests=["full"])) == ["tcp-1", "tcp-n", "udp", "tcp-rr", "icmp"]
+    assert "udp-rr" in tests_chosen(Options(tests=["all"]))
+    with pytest.raises(TestbedError, match="unknown test tcp-9"):
+        tests_chosen(Options(tests=["tcp-9"]))
+
+
+def test_sessions_swap_client_and_server_between_the_two_cpus(monkeypatch):
+    from bench import cpu
+    monkeypatch.setattr(cpu, "PINNED_CPUS", (0, 1))
+    placements = [cpu.session_cpus(k) for k in range(1, 5)]
+    assert placements == [(0, 1), (1, 0), (0, 1), (1, 0)]
+    monkeypatch.setattr(cpu, "PINNED_CPUS", None)
+    assert cpu.session_cpus(1) is None
+
+
+def test_a_session_cycle_count_splits_the_slices():
+    from bench.harness import _cycles
+    from bench.measures import BY_NAME as M
+    opt = Options(sessions=6, slices=42)
+    assert _cycles(M["tcp-1"], opt) == 7 and _cycles(M["tcp-n"], opt) == 2
+    assert _cycles(M["tcp-1"], Options(sessions=100, slices=42)) == 1  # never none
 
 
 def test_a_disturbed_whole_run_is_flagged_and_not_measured_again(monkeypatch):

@@ -1,0 +1,123 @@
+"""The README's results: its table and picture made anew from one benchmark run.
+
+    python -m bench.readme RUN_DIR [--readme README.md] [--into docs/results]
+
+Copies the run's files (machine facts, samples, summary, plots) to docs/results/<run>/ so that
+anyone can re-plot it, and rewrites the part of the README between the two markers below with
+that run's ratios to bare, its controls, its id and the CPU it ran on. Every figure comes from
+that one run.
+"""
+import argparse
+import os
+import shutil
+import sys
+
+from bench.consistency import between
+from bench.controls import AGAIN_OF, BARE_AGAIN, again_name, equal_mtu_names
+from bench.results import load_run
+from testbed.errors import TestbedError
+
+BEGIN = "<!-- bench-results: made by `python -m bench.readme RUN`; edits here are lost -->"
+END = "<!-- /bench-results -->"
+KEPT = ("machine.json", "summary.json", "samples.json", "ratio.png", "ratio.svg",
+        "throughput.png", "throughput.svg", "latency.png", "latency.svg", "cpu.png", "cpu.svg")
+COLUMNS = (("pod-same-node", "tcp-1", "gbps"), ("pod-same-node", "tcp-rr", "p50_us"),
+           ("pod-cross-node", "tcp-1", "gbps"), ("pod-cross-node", "tcp-rr", "p50_us"))
+
+
+def _ratio(c):
+    if not c:
+        return "–"
+    mark = "" if c["verdict"] == "same" else f" {c['verdict']}"
+    return f"{c['ratio']:.2f}× [{c['ci_low']:.2f}–{c['ci_high']:.2f}]{mark}"
+
+
+def _to_bare(summary, mode, path, test, metric):
+    return next((c for c in summary.get("comparisons", []) if c["mode_b"] == "bare" and
+                 (c["mode_a"], c["path"], c["test"], c["metric"]) == (mode, path, test, metric)),
+                None)
+
+
+def results_section(run, picture):
+    """The Markdown between the markers, from a loaded run (bench.results.load_run)."""
+    machine, summary = run["machine"], run["summary"]
+    modes = [m for m in machine.get("modes", []) if m != "bare"]
+    took = f", measured in {summary['elapsed_s'] / 60:.1f} min" if "elapsed_s" in summary \
+        else ""
+    opts = machine.get("options", {})
+    lines = [
+        BEGIN,
+        f"Run `{run['name']}` of `make bench`: {machine.get('cpu_model') or 'CPU unknown'}, "
+        f"{machine.get('cores')} vCPUs, kernel {machine.get('kernel')}, commit "
+        f"`{(machine.get('commit') or '?')[:7]}`{took}. Ratios to the bare underlay (node to "
+        f"node) in the same run, with 95 % intervals over {opts.get('sessions', '?')} sessions "
+        "of fresh tool processes; a verdict is written where it is not `same`. Ratios of this "
+        "kind depend on the CPU: see [benchmarks](docs/benchmarks.md) for other machines.",
+        "",
+        f"![ratio to bare]({picture})",
+        "",
+        "| mode | same node: TCP 1 stream | same node: TCP RR p50 | across nodes: TCP 1 stream "
+        "| across nodes: TCP RR p50 |",
+        "|---|---|---|---|---|",
+    ]
+    for mode in modes:
+        cells = [_ratio(_to_bare(summary, mode, *col)) for col in COLUMNS]
+        if any(c != "–" for c in cells):
+            lines.append(f"| {mode} | " + " | ".join(cells) + " |")
+    again = again_name(AGAIN_OF)
+    lines += ["", "Controls, each of which must read `same` (A/B, same run):", "",
+              "| control | path | TCP 1 stream | TCP RR p50 |", "|---|---|---|---|"]
+    checks = [(f"{AGAIN_OF} / {again} (one mode built twice)", p, AGAIN_OF, again)
+              for p in ("pod-same-node", "pod-cross-node")]
+    checks.append((f"{BARE_AGAIN} / bare (the bare path twice)", "node-node", BARE_AGAIN,
+                   "bare"))
+    named = {c["mode_a"] for c in summary.get("comparisons", [])}
+    mtu = equal_mtu_names(named)
+    checks += [(f"{m} / {mtu[0]} (one pod MTU)", "pod-same-node", m, mtu[0]) for m in mtu[1:]]
+    for title, path, a, b in checks:
+        cells = [_ratio(between(summary, path, test, metric, a, b))
+                 for test, metric in (("tcp-1", "gbps"), ("tcp-rr", "p50_us"))]
+        if any(c != "–" for c in cells):
+            lines.append(f"| {title} | {path} | " + " | ".join(cells) + " |")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def replace_section(text, section, readme="README.md"):
+    if BEGIN not in text or END not in text:
+        raise TestbedError(f"{readme}: no results markers ({BEGIN!r} ... {END!r}) to replace")
+    head, rest = text.split(BEGIN, 1)
+    return head + section + rest.split(END, 1)[1]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run")
+    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--into", default=os.path.join("docs", "results"))
+    args = parser.parse_args(argv)
+    try:
+        run = load_run(args.run)
+        kept = os.path.join(args.into, run["name"])
+        if os.path.abspath(kept) != os.path.abspath(args.run):
+            os.makedirs(kept, exist_ok=True)
+            for name in KEPT:
+                if os.path.exists(os.path.join(args.run, name)):
+                    shutil.copy2(os.path.join(args.run, name), kept)
+        picture = os.path.relpath(os.path.join(kept, "ratio.png"),
+                                  os.path.dirname(os.path.abspath(args.readme)) or ".")
+        with open(args.readme) as f:
+            text = f.read()
+        text = replace_section(text, results_section(run, picture), args.readme)
+        with open(args.readme, "w") as f:
+            f.write(text)
+    except TestbedError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{args.readme}: results of {run['name']} (files in {kept})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,12 +19,12 @@ def register(sub) -> None:
     bench.add_argument("--repeats", type=ranged(int, 1, 1000), default=3,
                        help="cycles of whole UDP throughput runs, each mode's run "
                        "between two of the bare underlay")
-    bench.add_argument("--sessions", type=ranged(int, 2, 1000), default=6,
+    bench.add_argument("--sessions", type=ranged(int, 2, 1000), default=8,
                        help="sessions of fresh tool processes per time-sliced test: the "
                        "intervals are taken over them")
-    bench.add_argument("--slices", type=ranged(int, 2, 100000), default=42,
-                       help="cycles of time-sliced turns, over all sessions (every test but "
-                       "udp; tcp-n a third)")
+    bench.add_argument("--slices", type=ranged(int, 2, 100000), default=80,
+                       help="cycles of time-sliced turns of tcp-1, over all sessions (tcp-rr, "
+                       "udp-rr and icmp 0.4 of them, tcp-n a third)")
     bench.add_argument("--slice-ms", type=ranged(int, 10, 60000), default=100,
                        help="one time-sliced turn")
     bench.add_argument("--duration", type=ranged(int, 1, 3600), default=1,

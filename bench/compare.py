@@ -22,8 +22,13 @@ second time as if it were a mode (`bare-again`, node to node), and one mode buil
 clusters (`vxlan` and `vxlan-again`, pod paths). The widest distance of such an interval from 1
 is the floor of that path. A comparison is `same` when its interval contains 1 or lies within
 1 ± its path's floor; otherwise `higher` or `lower` (the first mode's value above or below the
-other's — for latency, higher is slower). An A/A comparison itself is judged without a floor:
-it reads `same` only if its interval holds 1.
+other's — for latency, higher is slower). An A/A comparison is never judged with its own
+floor (it would read `same` whatever it showed), but with the widest floor the run's other
+A/A controls set for that test.
+
+Beside each confidence interval a comparison carries the interval in which the next run's
+ratio should fall (`next_low`, `next_high`): √2 wider, since both runs' ratios vary. That is the
+interval to hold another run's figure against.
 """
 import math
 import statistics
@@ -68,19 +73,36 @@ def session_means(by_session):
 
 def t_interval(values):
     """(ratio, low, high) of a list of log values; None with fewer than two."""
+    found = t_intervals(values)
+    return found[:3] if found else None
+
+
+def t_intervals(values):
+    """(ratio, low, high, next low, next high) of a list of log values, None with fewer than
+    two: the 95 % confidence interval of their mean, and the interval in which the mean of as
+    many values measured again falls with 95 % (a prediction interval: √2 wider, since both
+    means vary): where the next run's ratio should land."""
     if len(values) < 2:
         return None
     mean, sd = statistics.fmean(values), statistics.stdev(values)
     half = t95(len(values) - 1) * sd / math.sqrt(len(values))
-    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+    again = half * math.sqrt(2)
+    return (math.exp(mean), math.exp(mean - half), math.exp(mean + half),
+            math.exp(mean - again), math.exp(mean + again))
 
 
 def interval(by_session):
     """(ratio, low, high) of one flow's log ratios, over its sessions' means; a list of log
     ratios (one session each) is taken as it is."""
+    found = intervals(by_session)
+    return found[:3] if found else None
+
+
+def intervals(by_session):
+    """t_intervals of one flow's log ratios over its sessions' means."""
     if not isinstance(by_session, dict):
-        return t_interval(list(by_session))
-    return t_interval(list(session_means(by_session).values()))
+        return t_intervals(list(by_session))
+    return t_intervals(list(session_means(by_session).values()))
 
 
 def _welch(logs_a, logs_b):
@@ -98,11 +120,18 @@ def _welch(logs_a, logs_b):
 def difference(a, b):
     """(ratio A/B, low, high) of two flows' log ratios to the same baseline ({session: [logs]}):
     session by session where both have sessions in common, else Welch over turns."""
+    found = differences(a, b)
+    return found[:3] if found else None
+
+
+def differences(a, b):
+    """difference() with the next run's interval after it (None for Welch's, over turns)."""
     means_a, means_b = session_means(a), session_means(b)
     common = sorted(set(means_a) & set(means_b), key=str)
     if len(common) >= 2 and not any(isinstance(k, tuple) for k in common):
-        return t_interval([means_a[k] - means_b[k] for k in common])
-    return _welch([x for v in a.values() for x in v], [x for v in b.values() for x in v])
+        return t_intervals([means_a[k] - means_b[k] for k in common])
+    found = _welch([x for v in a.values() for x in v], [x for v in b.values() for x in v])
+    return found + (None, None) if found else None
 
 
 def verdict(low, high, floor):
@@ -112,9 +141,12 @@ def verdict(low, high, floor):
 
 
 def _entry(path, test, metric, a, b, found, sessions):
-    ratio, low, high = found
-    return {"path": path, "test": test, "metric": metric, "mode_a": a, "mode_b": b,
-            "ratio": ratio, "ci_low": low, "ci_high": high, "sessions": sessions}
+    ratio, low, high, next_low, next_high = found
+    out = {"path": path, "test": test, "metric": metric, "mode_a": a, "mode_b": b,
+           "ratio": ratio, "ci_low": low, "ci_high": high, "sessions": sessions}
+    if next_low is not None:
+        out.update(next_low=next_low, next_high=next_high)
+    return out
 
 
 def _aa_pairs(aa_groups, bare):
@@ -146,11 +178,15 @@ def noise_floor(logs, aa_groups):
     return floors
 
 
-def floor_for(floors, path, test, metric):
-    """A path's own floor; a path without an A/A control takes the widest of its test's."""
-    if (path, test, metric) in floors:
+def floor_for(floors, path, test, metric, aa_control=False):
+    """The floor a comparison on `path` is judged with: the path's own; for a path without an
+    A/A control, the widest of its test's. An A/A comparison is judged with the widest floor
+    of the other paths' controls, never with its own (which would call it `same` whatever it
+    showed); with no other control, it must hold 1."""
+    if (path, test, metric) in floors and not aa_control:
         return floors[(path, test, metric)]
-    others = [f for (_p, t, m), f in floors.items() if (t, m) == (test, metric)]
+    others = [f for (p, t, m), f in floors.items() if (t, m) == (test, metric) and
+              not (aa_control and p == path)]
     return max(others) if others else None
 
 
@@ -161,7 +197,7 @@ def comparisons(samples, baselines, aa_groups, bare="bare"):
     aa = _aa_pairs(aa_groups, bare)
     out = []
     for (mode, path, test, metric), values in sorted(logs.items()):
-        found = interval(values)
+        found = intervals(values)
         if found:
             out.append(_entry(path, test, metric, mode, bare, found, len(values)))
     by_path = defaultdict(set)
@@ -170,15 +206,14 @@ def comparisons(samples, baselines, aa_groups, bare="bare"):
     for (path, test, metric), modes in sorted(by_path.items()):
         for a, b in combinations(sorted(modes), 2):
             la, lb = logs[(a, path, test, metric)], logs[(b, path, test, metric)]
-            found = difference(la, lb)
+            found = differences(la, lb)
             if found:
                 out.append(_entry(path, test, metric, a, b, found,
                                   len(set(la) & set(lb)) or min(len(la), len(lb))))
     for c in out:
         c["bare_path"] = baselines.get(c["path"], "") if c["mode_b"] == bare else ""
         c["aa_control"] = (c["path"], frozenset((c["mode_a"], c["mode_b"]))) in aa
-        floor = None if c["aa_control"] else floor_for(floors, c["path"], c["test"],
-                                                      c["metric"])
+        floor = floor_for(floors, c["path"], c["test"], c["metric"], c["aa_control"])
         c["verdict"] = verdict(c["ci_low"], c["ci_high"], floor)
     return out, [{"path": p, "test": t, "metric": m, "floor": f}
                  for (p, t, m), f in sorted(floors.items())]

@@ -30,11 +30,13 @@ def load(run_dir):
         return json.load(f)
 
 
-def to_bare(summary, test, metric):
-    """{(mode, path): (ratio, low, high)} of a run's comparisons with bare."""
-    return {(c["mode_a"], c["path"]): (c["ratio"], c["ci_low"], c["ci_high"])
+def to_bare(summary, test, metric, key=("ci_low", "ci_high")):
+    """{(mode, path): (ratio, low, high)} of a run's comparisons with bare; key names the
+    interval: the confidence interval, or ("next_low", "next_high"), the next run's."""
+    return {(c["mode_a"], c["path"]): (c["ratio"], c[key[0]], c[key[1]])
             for c in summary.get("comparisons", [])
-            if c["mode_b"] == "bare" and (c["test"], c["metric"]) == (test, metric)}
+            if c["mode_b"] == "bare" and (c["test"], c["metric"]) == (test, metric)
+            and key[0] in c}
 
 
 def between(summary, path, test, metric, a, b):
@@ -69,32 +71,41 @@ def _cell(r):
 
 def ratio_table(summaries, test, metric, title):
     """Markdown rows of every mode and path's ratio to bare in each run; (lines, covered,
-    pairs)."""
+    pairs) of the coverage by the next run's intervals."""
     per_run = [to_bare(s, test, metric) for s in summaries]
+    per_run_next = [to_bare(s, test, metric, ("next_low", "next_high")) for s in summaries]
     keys = sorted(set().union(*per_run), key=lambda k: (k[1], k[0]))
     head = ["mode", "path"] + [f"run {i + 1}" for i in range(len(summaries))] + [
-        "spread (max/min)", "median ± of intervals", "coverage"]
-    lines = [f"{title}, ratio to bare [95 % interval]:", "",
+        "spread (max/min)", "median ± of intervals", "in the other's interval",
+        "in the other's next-run interval"]
+    lines = [f"{title}, ratio to bare [95 % confidence interval]:", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    total_covered = total_pairs = 0
+    totals = {"ci": [0, 0], "next": [0, 0]}
     for key in keys:
         found = [run.get(key) for run in per_run]
         present = [f for f in found if f]
         if len(present) < 2:
             continue
-        covered, pairs = coverage(present)
-        total_covered, total_pairs = total_covered + covered, total_pairs + pairs
+        cells = []
+        for name, runs in (("ci", per_run), ("next", per_run_next)):
+            covered, pairs = coverage([run[key] for run in runs if key in run])
+            totals[name][0] += covered
+            totals[name][1] += pairs
+            cells.append(f"{covered}/{pairs}")
         ratios = [f[0] for f in present]
         spread = max(ratios) / min(ratios) - 1
         widths = statistics.median(half_width(*f) for f in present)
         lines.append("| " + " | ".join(
             [key[0], key[1]] + [_cell(f) if f else "–" for f in found] +
-            [f"{spread * 100:.1f} %", f"±{widths * 100:.1f} %",
-             f"{covered}/{pairs}"]) + " |")
-    share = total_covered / total_pairs if total_pairs else 0.0
-    lines += ["", f"coverage: {total_covered} of {total_pairs} ordered pairs of runs "
-              f"({share * 100:.0f} %) have one run's ratio inside the other's interval"]
-    return lines, total_covered, total_pairs
+            [f"{spread * 100:.1f} %", f"±{widths * 100:.1f} %"] + cells) + " |")
+    lines.append("")
+    for name, what in (("ci", "confidence interval"),
+                       ("next", "next-run interval (the one to hold another run against)")):
+        covered, pairs = totals[name]
+        share = covered / pairs if pairs else 0.0
+        lines.append(f"coverage by the {what}: {covered} of {pairs} ordered pairs of runs "
+                     f"({share * 100:.0f} %) have one run's ratio inside the other's interval")
+    return lines, totals["next"][0], totals["next"][1]
 
 
 def controls_table(summaries):

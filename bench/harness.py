@@ -65,8 +65,9 @@ class Options:
     paths: Optional[list] = None   # None: every path
     tests: Optional[list] = None   # None: HEADLINE_TESTS; ["full"]: FULL_TESTS; ["all"]: all
     repeats: int = 3               # cycles of whole tool runs (udp)
-    sessions: int = 6              # sessions of fresh tool processes per time-sliced test
-    slices: int = 42               # cycles of time-sliced turns in all sessions (tcp-n a third)
+    sessions: int = 8              # sessions of fresh tool processes per time-sliced test
+    slices: int = 80               # cycles of time-sliced turns in all sessions (tcp-1; the
+    #                                other tests their share: tcp-rr and icmp 0.4, tcp-n a third)
     slice_ms: int = 100            # one time-sliced turn
     controls: bool = True          # vxlan built twice, flannel's modes at one pod MTU
     duration: int = 1              # seconds per UDP sample

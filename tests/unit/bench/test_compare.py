@@ -151,28 +151,47 @@ def test_samples_without_sessions_are_one_session_a_turn():
     assert 1.99 < low < ratio < high < 2.01
 
 
-def test_each_path_has_its_own_floor_and_an_aa_pair_is_judged_without_it():
+def test_each_path_has_its_own_floor_and_an_aa_pair_is_judged_with_the_others():
     rng = random.Random(9)
-    # node path A/A: ± 8 % a session; pod path A/A: a real 6 % difference, tight
-    node = session_samples("bare-again", [math.exp(rng.gauss(0, 0.08)) for _ in range(6)],
+    # node path A/A: ± 1 % a session; pod path A/A: a 6 % difference, tight
+    node = session_samples("bare-again", [math.exp(rng.gauss(0, 0.01)) for _ in range(6)],
                            ratio=1.0, path="node-node")
     pod = (session_samples("vxlan", OFFSETS, path="pod-same-node") +
            session_samples("vxlan-again", [o * 1.06 for o in OFFSETS], path="pod-same-node",
                            seed=3) +
            session_samples("host-gw", [o * 1.04 for o in OFFSETS], path="pod-same-node",
                            seed=4))
-    found, floor = compare.comparisons(node + pod, {"pod-same-node": "node-node"}, [
-        ("node-node", ["bare-again"]), ("pod-same-node", ["vxlan", "vxlan-again"])])
+    aa_groups = [("node-node", ["bare-again"]), ("pod-same-node", ["vxlan", "vxlan-again"])]
+    found, floor = compare.comparisons(node + pod, {"pod-same-node": "node-node"}, aa_groups)
     floors = {f["path"]: f["floor"] for f in floor}
-    assert floors["pod-same-node"] < floors["node-node"]
+    assert floors["node-node"] < 0.03 < 0.05 < floors["pod-same-node"]
     aa = next(c for c in found if {c["mode_a"], c["mode_b"]} == {"vxlan", "vxlan-again"})
-    assert aa["aa_control"] and aa["verdict"] == "lower"  # its own floor does not excuse it
+    # its own floor would excuse it; the node path's, set by the other control, does not
+    assert aa["aa_control"] and aa["verdict"] == "lower"
     # host-gw 4 % above vxlan: within the pod path's floor (the A/A's 6 %), so `same`
     hg = next(c for c in found if (c["mode_a"], c["mode_b"]) == ("host-gw", "vxlan"))
     assert hg["ci_low"] > 1.0 and hg["verdict"] == "same" and not hg["aa_control"]
+    # with a node path A/A as wide as that difference, the pod A/A reads `same`
+    wide = session_samples("bare-again", [1.08, 0.93, 1.05, 0.95, 1.07, 0.94], ratio=1.0,
+                           path="node-node")
+    found, _floor = compare.comparisons(wide + pod, {}, aa_groups)
+    aa = next(c for c in found if {c["mode_a"], c["mode_b"]} == {"vxlan", "vxlan-again"})
+    assert aa["verdict"] == "same"
     # a path without an A/A control of its own takes the widest floor of its test
-    assert compare.floor_for({("a", "tcp-rr", "p50_us"): 0.02, ("b", "tcp-rr", "p50_us"): 0.07},
-                             "c", "tcp-rr", "p50_us") == 0.07
+    floors = {("a", "tcp-rr", "p50_us"): 0.02, ("b", "tcp-rr", "p50_us"): 0.07}
+    assert compare.floor_for(floors, "c", "tcp-rr", "p50_us") == 0.07
+    assert compare.floor_for(floors, "b", "tcp-rr", "p50_us", aa_control=True) == 0.02
+    assert compare.floor_for(floors, "b", "tcp-1", "gbps", aa_control=True) is None
+
+
+def test_the_next_runs_interval_is_wider_than_the_confidence_interval():
+    samples = session_samples("vxlan", OFFSETS)
+    found, _floor = compare.comparisons(samples, {}, [])
+    (c,) = found
+    ci = math.log(c["ci_high"] / c["ratio"])
+    again = math.log(c["next_high"] / c["ratio"])
+    assert abs(again / ci - math.sqrt(2)) < 1e-9
+    assert c["next_low"] < c["ci_low"] < c["ratio"] < c["ci_high"] < c["next_high"]
 
 
 def test_a_paired_median_is_the_bare_median_times_the_paired_ratio():

@@ -40,7 +40,8 @@ def test_aa_groups_follow_what_was_measured():
 def comparison(a, b, ratio, low, high, verdict="same", path="pod-cross-node", test="tcp-rr",
                metric="p50_us"):
     return {"mode_a": a, "mode_b": b, "path": path, "test": test, "metric": metric,
-            "ratio": ratio, "ci_low": low, "ci_high": high, "verdict": verdict}
+            "ratio": ratio, "ci_low": low, "ci_high": high, "verdict": verdict,
+            "next_low": ratio * (low / ratio) ** 2, "next_high": ratio * (high / ratio) ** 2}
 
 
 def test_coverage_counts_ordered_pairs_of_runs():
@@ -59,8 +60,9 @@ def test_the_ratio_table_and_controls_of_several_runs():
     row = next(line for line in lines if line.startswith("| vxlan | pod-cross-node"))
     # 1.90 [1.843-1.957], 1.95 [1.891-2.009], 2.00 [1.940-2.060]: the first and the third
     # each lie outside the other's interval
-    assert "1.900 [1.843–1.957]" in row and "5.3 %" in row and "4/6" in row
-    assert (covered, pairs) == (4, 6)
+    assert "1.900 [1.843–1.957]" in row and "5.3 %" in row and "| 4/6 |" in row
+    # the next run's intervals, wider (about ±6 %), hold 1.90 and 2.00 in each other
+    assert row.endswith("| 6/6 |") and (covered, pairs) == (6, 6)
     table, failed = consistency.controls_table(runs)
     assert any("vxlan / vxlan-again | pod-cross-node | tcp-rr" in line for line in table)
     assert failed == ["run 3: vxlan/vxlan-again pod-cross-node tcp-rr 0.930 lower"]

@@ -158,8 +158,9 @@ def test_sessions_swap_client_and_server_between_the_two_cpus(monkeypatch):
 def test_a_session_cycle_count_splits_the_slices():
     from bench.harness import _cycles
     from bench.measures import BY_NAME as M
-    opt = Options(sessions=6, slices=42)
-    assert _cycles(M["tcp-1"], opt) == 7 and _cycles(M["tcp-n"], opt) == 2
+    opt = Options()
+    assert (opt.sessions, opt.slices) == (8, 80)
+    assert [_cycles(M[t], opt) for t in ("tcp-1", "tcp-rr", "icmp", "tcp-n")] == [10, 4, 4, 3]
     assert _cycles(M["tcp-1"], Options(sessions=100, slices=42)) == 1  # never none
 
 

@@ -34,6 +34,8 @@ from .tool import ToolError, wait_listening
 
 SETTLE_S = 0.002  # after a stop, for the last in-flight bytes to arrive
 START_S = 0.3     # a client's connection and slow start, before it is first stopped
+QUIET_S = 0.002   # a stopped flow is drained once its server received nothing for this long
+DRAIN_MAX_S = 2.0  # ... or after this long, whatever is still queued
 
 
 @dataclass(frozen=True)
@@ -208,10 +210,30 @@ class SlicedIperf(FlowSession):
             raise ToolError("iperf3 client ended or moved nothing in its turn")
         out = meter.turn({"gbps": moved * 8 / elapsed / 1e9, "bytes": moved}, elapsed)
         out["metrics"]["cpu_s_per_gb"] = out["metrics"]["cpu_s"] / (moved / 1e9)
+        out["metrics"]["drain_s"] = drain(lambda: _rx_bytes(server.pid))
         return out
 
     def __exit__(self, *exc):
         end_stopped(list(self.clients.values()) + list(self.servers.values()))
+
+
+def drain(received, quiet_s=QUIET_S, limit_s=DRAIN_MAX_S, clock=time.monotonic,
+          sleep=time.sleep):
+    """Wait until a stopped flow has delivered what it had queued: `received()` (its server's
+    byte count) unchanged for quiet_s; the seconds it took.
+
+    A stopped client's kernel still sends what its socket holds, and a slow datapath (a
+    forwarder in user space, OVS's userspace datapath) still moves its queues, for up to a
+    tenth of a second; the next turn, bare's, would share the CPUs with that and read low,
+    and the flow after it in the schedule — always the same one — would read high."""
+    started = last_change = clock()
+    last = received()
+    while clock() - last_change < quiet_s and clock() - started < limit_s:
+        sleep(quiet_s / 2)
+        now = received()
+        if now != last:
+            last, last_change = now, clock()
+    return clock() - started
 
 
 def run_sliced(open_session, flows, bare_flow, cycles, slice_s, turns, progress=None,

@@ -17,7 +17,9 @@ from testbed.modes import mode_names
 from .conftest import REPO, TOPO, Footprint, run_testbed
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SMOKE = ["--repeats", "1", "--slices", "4", "--duration", "1", "--tests", "all"]
+SMOKE = ["--repeats", "1", "--sessions", "2", "--slices", "4", "--duration", "1", "--tests",
+         "all"]
+CONTROLS = {"vxlan-again", "host-gw-mtu1450", "udp-mtu1450"}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,7 @@ def test_smoke_run_writes_every_field(smoke_run):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "complete"
     ratios = [r for r in summary["rows"] if r.get("ratio_to_bare")]
-    assert {r["mode"] for r in ratios} == set(mode_names()) | {"bare-again"}
+    assert {r["mode"] for r in ratios} == set(mode_names()) | {"bare-again"} | CONTROLS
     assert {"mode": "vxlan", "path": "pod-cross-rack",
             "reason": "the topology has a single rack"} in summary["not_applicable"]
     assert "ratio to the bare underlay" in proc.stdout and "vxlan" in proc.stdout
@@ -79,14 +81,35 @@ def test_smoke_run_writes_every_field(smoke_run):
     assert all(c["ci_low"] <= c["ratio"] <= c["ci_high"] and
                c["verdict"] in ("same", "higher", "lower") for c in found)
     assert {c["mode_a"] for c in found if c["mode_b"] == "bare"} == \
-        set(mode_names()) | {"bare-again"}  # the A/A control against bare too
+        set(mode_names()) | {"bare-again"} | CONTROLS  # the A/A controls against bare too
     assert any(c["mode_b"] != "bare" for c in found)
-    # the three flannel modes' same-node path is one datapath: the run's A/A noise floor
-    assert {(f["test"], f["metric"]) for f in summary["noise_floor"]} >= {
-        ("tcp-1", "gbps"), ("tcp-rr", "p50_us"), ("icmp", "rtt_p50_ms")}
+    assert all(c["sessions"] == 2 and c["next_low"] < c["ci_low"] for c in found
+               if c["mode_b"] == "bare")  # intervals over the two sessions
+    # a noise floor per path: the bare path twice, vxlan built twice on both pod paths
+    assert {(f["path"], f["test"], f["metric"]) for f in summary["noise_floor"]} >= {
+        (p, t, m) for p in ("node-node", "pod-same-node", "pod-cross-node")
+        for t, m in (("tcp-1", "gbps"), ("tcp-rr", "p50_us"), ("icmp", "rtt_p50_ms"))}
+    aa = [c for c in found if {c["mode_a"], c["mode_b"]} == {"vxlan", "vxlan-again"}]
+    assert {c["path"] for c in aa} == {"pod-same-node", "pod-cross-node"}
+    assert all(c["aa_control"] for c in aa)
     assert "paired comparisons:" in proc.stdout and "noise floor" in proc.stdout
     pairs = [s for s in samples if s["mode"] == "vxlan" and s["test"] == "tcp-1"]
     assert all(s["baseline"]["gbps"] > 0 for s in pairs)  # each turn beside bare turns
+    # sessions of fresh processes, each placed on two CPUs, swapped from one to the next
+    sliced = [s for s in samples if s["test"] != "udp"]
+    assert {s["session"] for s in sliced} == {1, 2}
+    assert {tuple(s["placement"]) for s in sliced if s["test"] == "tcp-1" and
+            s["session"] == 1} == {(0, 1)}
+    assert {tuple(s["placement"]) for s in sliced if s["test"] == "tcp-1" and
+            s["session"] == 2} == {(1, 0)}
+    # the controls: in tcp-1, tcp-rr and icmp only; the equal-MTU ones on one node, at
+    # vxlan's pod MTU
+    assert machine["controls"]["host-gw-mtu1450"] == {
+        "mode": "host-gw", "paths": ["pod-same-node"], "pod_mtu": 1450}
+    assert machine["controls"]["udp-mtu1450"]["pod_mtu"] == 1450
+    assert {t for m, p, t in seen if m in CONTROLS} == {"tcp-1", "tcp-rr", "icmp"}
+    assert {p for m, p, t in seen if m == "udp-mtu1450"} == {"pod-same-node"}
+    assert {p for m, p, t in seen if m == "vxlan-again"} == {"pod-same-node", "pod-cross-node"}
 
 
 def test_smoke_run_plots_are_real_images_and_cleanup_is_complete(smoke_run):
@@ -120,13 +143,13 @@ def test_a_failing_tool_marks_its_sample_and_the_run_goes_on(tmp_path, monkeypat
 
     monkeypatch.setattr(harness, "endpoints", endpoints_with_a_firewall)
     opt = harness.Options(topo=str(TOPO / "default.yaml"), modes=["vxlan"],
-                          tests=["tcp-1", "icmp"], repeats=1, slices=3, duration=1,
-                          out=str(tmp_path), warmup=False)
+                          tests=["tcp-1", "icmp"], repeats=1, sessions=3, slices=3,
+                          duration=1, out=str(tmp_path), warmup=False, controls=False)
     run_dir, summary, _ = harness.run(opt, progress_stream=open(os.devnull, "w"))
     samples = json.loads((run_dir / "samples.json").read_text())
     failed = [s for s in samples if not s["ok"]]
     assert {(s["path"], s["test"]) for s in failed} == {("pod-cross-node", "tcp-1")}
-    assert len(failed) == 3  # each of its turns, one per cycle
+    assert len(failed) == 3  # each of its turns, one cycle in each of three sessions
     assert "Connection refused" in failed[0]["error"] and failed[0]["metrics"] == {}
     ok = {(s["path"], s["test"]) for s in samples if s["ok"]}
     assert ("pod-cross-node", "icmp") in ok and ("pod-same-node", "tcp-1") in ok

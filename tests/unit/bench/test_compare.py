@@ -209,3 +209,23 @@ def test_a_paired_median_is_the_bare_median_times_the_paired_ratio():
     bare = next(r for r in rows if (r["mode"], r["metric"]) == ("bare", "gbps"))
     assert row["paired_median"] == bare["median"] * row["ratio_to_bare"]
     assert 0.65 < row["ratio_to_bare"] < 0.75  # each pair against the mean of two bare turns
+
+
+def test_a_stopped_flow_is_waited_for_until_its_queues_are_drained():
+    from bench.slicing import drain
+    now = [0.0]
+    # a slow datapath still delivering for 50 ms after the stop, then nothing
+    counts = lambda: int(min(now[0], 0.05) * 1e6)  # noqa: E731
+
+    def sleep(s):
+        now[0] += s
+    took = drain(counts, quiet_s=0.002, limit_s=2.0, clock=lambda: now[0], sleep=sleep)
+    assert 0.05 <= took < 0.055
+    # one still delivering at the limit is left to it
+    now[0] = 0.0
+    took = drain(lambda: int(now[0] * 1e6), quiet_s=0.002, limit_s=0.1,
+                 clock=lambda: now[0], sleep=sleep)
+    assert 0.1 <= took < 0.102
+    # an idle one costs the quiet time only
+    now[0] = 0.0
+    assert drain(lambda: 7, quiet_s=0.002, clock=lambda: now[0], sleep=sleep) == 0.002

@@ -12,7 +12,8 @@ baseline; compare.py turns those pairs into ratios with confidence intervals.
 
 Throughput (tcp-1, tcp-n) is time-sliced: every flow's iperf3 client runs for the whole
 session, stopped (SIGSTOP) except during its turn of `slice_s` seconds, and a turn's rate is
-what the server's interface received during it (/proc/<server pid>/net/dev). The clients' TCP
+what the server's interface received during it (/proc/<server pid>/net/dev); the next turn
+starts once the stopped flow has delivered what it had queued (drain()). The clients' TCP
 keeps its congestion window while stopped (tcp_slow_start_after_idle=0 in their namespaces).
 Request/response latency is time-sliced too, by a probe that measures only when told
 (rrprobe.py). Other tests run the tool afresh in each turn (sequential turns of a second).

@@ -42,8 +42,10 @@ def _subtitle(run):
     m = run["machine"]
     opts = m.get("options", {})
     sessions = f" in {opts['sessions']} sessions" if opts.get("sessions") else ""
-    how = (f"paired turns of {opts.get('slice_ms')} ms, {opts.get('slices')} cycles{sessions} "
-           f"(UDP: {opts.get('repeats')} of whole runs)" if opts.get("slices") else
+    udp = f" (UDP: {opts.get('repeats')} of whole runs)" if "udp" in (opts.get("tests") or
+                                                                      ["udp"]) else ""
+    how = (f"paired turns of {opts.get('slice_ms')} ms, {opts.get('slices')} cycles{sessions}"
+           f"{udp}" if opts.get("slices") else
            f"median of {opts.get('repeats')} repeats, {opts.get('duration')} s each")
     return (f"{os.path.basename(m.get('topology', '?'))} · {m.get('cpu_model') or 'CPU ?'}, "
             f"{m.get('cores')} cores · kernel {m.get('kernel')}\n{how} · run {run['name']}")

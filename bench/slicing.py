@@ -161,7 +161,8 @@ class FlowSession:
         try:
             out = self._measure(flow, seconds)
         except ToolError as e:
-            self.failed[flow] = str(e)
+            if self.clients[flow].poll() is not None:  # gone: its later turns fail alike
+                self.failed[flow] = str(e)
             return {"ok": False, "error": str(e), "metrics": {}}
         out["placement"] = [last_cpu(self.clients[flow].pid), last_cpu(self.servers[flow].pid)]
         return out

@@ -229,3 +229,27 @@ def test_a_stopped_flow_is_waited_for_until_its_queues_are_drained():
     # an idle one costs the quiet time only
     now[0] = 0.0
     assert drain(lambda: 7, quiet_s=0.002, clock=lambda: now[0], sleep=sleep) == 0.002
+
+
+def test_a_failed_turn_fails_only_that_turn_unless_the_tool_is_gone():
+    from bench.slicing import FlowSession
+    from bench.tool import ToolError
+
+    class Proc:
+        def __init__(self, pid, alive):
+            self.pid, self.alive = pid, alive
+
+        def poll(self):
+            return None if self.alive else 1
+
+    class Flaky(FlowSession):
+        def _measure(self, flow, seconds):
+            raise ToolError("moved nothing in its turn")
+
+    session = Flaky([A, B])
+    session.clients = {A: Proc(1, alive=True), B: Proc(2, alive=False)}
+    session.servers = {A: Proc(3, alive=True), B: Proc(4, alive=True)}
+    assert session.turn(A, 0.1)["error"] == "moved nothing in its turn"
+    assert A not in session.failed  # its next turn is measured again
+    session.turn(B, 0.1)
+    assert session.failed[B] == "moved nothing in its turn"  # its client has ended

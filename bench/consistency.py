@@ -16,9 +16,9 @@ import os
 import statistics
 import sys
 from collections import defaultdict
-from itertools import combinations, permutations
+from itertools import permutations
 
-from bench.controls import AGAIN_OF, BARE_AGAIN, again_name, equal_mtu_names
+from bench.controls import checks
 
 HEADLINE = (("tcp-1", "gbps", "TCP 1 stream"), ("tcp-rr", "p50_us", "TCP RR p50"))
 AA_WITHIN = 0.05   # a pod A/A ratio further than this from 1 fails the check
@@ -113,13 +113,9 @@ def controls_table(summaries):
     head = ["control", "path", "test"] + [f"run {i + 1}" for i in range(len(summaries))]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     failed = []
-    again = again_name(AGAIN_OF)
-    checks = [(p, AGAIN_OF, again, True) for p in ("pod-same-node", "pod-cross-node")]
-    checks.append(("node-node", BARE_AGAIN, "bare", False))
-    mtu_modes = sorted(set().union(*(equal_mtu_names(
-        {c["mode_a"] for c in s.get("comparisons", [])}) for s in summaries)))
-    checks += [("pod-same-node", a, b, False) for a, b in combinations(mtu_modes, 2)]
-    for path, a, b, within in checks:
+    named = set().union(*({c["mode_a"] for c in s.get("comparisons", [])} for s in summaries))
+    for check in checks(named):
+        path, a, b, within = check.path, check.a, check.b, check.within
         for test, metric, _title in HEADLINE:
             cells = []
             for i, s in enumerate(summaries):

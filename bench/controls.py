@@ -11,6 +11,7 @@ takes the floor of each path from them).
                    cross one datapath (two veths and cni0), so at one MTU they must read `same`
 """
 from dataclasses import dataclass
+from itertools import combinations
 
 BARE_AGAIN = "bare-again"
 AGAIN_OF = "vxlan"                 # the mode built twice
@@ -70,3 +71,28 @@ def equal_mtu_names(names) -> list:
     """The equal-MTU controls among a run's mode names, with the mode whose MTU they took."""
     found = [n for n in names if any(n.startswith(f"{m}-mtu") for m in EQUAL_MTU_MODES)]
     return [EQUAL_MTU_OF] + found if found else []
+
+
+@dataclass(frozen=True)
+class Check:
+    """A comparison of a run that must read `same`: a/b on `path`."""
+    kind: str      # "again" (one mode built twice), "bare" (the bare path twice), "mtu"
+    path: str
+    a: str
+    b: str
+    title: str
+    within: bool   # an A/A of the pod paths: its ratio must also be within ±5 % of 1
+
+
+def checks(names) -> list:
+    """The control checks of a run whose comparisons name the modes `names`: vxlan against
+    vxlan-again on both pod paths, bare-again against bare, and every pair of the equal-MTU
+    controls with the mode whose MTU they took (in name order)."""
+    again = again_name(AGAIN_OF)
+    out = [Check("again", path, AGAIN_OF, again, f"{AGAIN_OF} / {again} (one mode built twice)",
+                 True) for path in AGAIN_PATHS]
+    out.append(Check("bare", "node-node", BARE_AGAIN, "bare",
+                     f"{BARE_AGAIN} / bare (the bare path twice)", False))
+    out += [Check("mtu", EQUAL_MTU_PATHS[0], a, b, f"{a} / {b} (one pod MTU)", False)
+            for a, b in combinations(sorted(equal_mtu_names(names)), 2)]
+    return out

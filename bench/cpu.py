@@ -75,14 +75,31 @@ def machine_busy_seconds():
     return (user + nice + system + irq + softirq + steal) / TICK
 
 
-def process_seconds(pid):
-    """utime + stime of one process, or None once it is gone."""
+def _stat_fields(pid):
+    """The fields of /proc/<pid>/stat after the command name (field 3 on), or None once the
+    process is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+            return f.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def process_seconds(pid):
+    """utime + stime of one process, or None once it is gone."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / TICK if fields else None
+
+
+def last_cpu(pid):
+    """The CPU a process last ran on (field 39 of /proc/<pid>/stat), or None once it is gone."""
+    fields = _stat_fields(pid)
+    return int(fields[36]) if fields else None
+
+
+def pinned(cpu, argv):
+    """argv run on `cpu` (taskset), or as it is when cpu is None."""
+    return ["taskset", "-c", str(cpu), *argv] if cpu is not None else list(argv)
 
 
 class CpuMeter:

@@ -5,8 +5,7 @@ import signal
 import subprocess
 import time
 
-from .cpu import TurnMeter, end_stopped
-from .slicing import last_cpu
+from .cpu import TurnMeter, end_stopped, last_cpu, pinned
 from .stats import rounded_percentile
 from .tool import ToolError
 
@@ -51,11 +50,11 @@ class SlicedPing:
 
     def __enter__(self):
         try:
+            client_cpu = self.cpus[0] if self.cpus else None
             for flow in self.flows:
-                pin = ["taskset", "-c", str(self.cpus[0])] if self.cpus else []
                 proc = subprocess.Popen(
-                    flow.client.argv([*pin, "ping", "-n", "-i", str(SLICED_INTERVAL_S), "-W",
-                                      "1", flow.server.ip]),
+                    flow.client.argv(pinned(client_cpu, [
+                        "ping", "-n", "-i", str(SLICED_INTERVAL_S), "-W", "1", flow.server.ip])),
                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
                 os.set_blocking(proc.stdout.fileno(), False)
                 self.pings[flow] = proc

@@ -13,7 +13,7 @@ import shutil
 import sys
 
 from bench.consistency import between
-from bench.controls import AGAIN_OF, BARE_AGAIN, again_name, equal_mtu_names
+from bench.controls import EQUAL_MTU_OF, checks
 from bench.results import load_run
 from testbed.errors import TestbedError
 
@@ -30,12 +30,6 @@ def _ratio(c):
         return "–"
     mark = "" if c["verdict"] == "same" else f" {c['verdict']}"
     return f"{c['ratio']:.2f}× [{c['ci_low']:.2f}–{c['ci_high']:.2f}]{mark}"
-
-
-def _to_bare(summary, mode, path, test, metric):
-    return next((c for c in summary.get("comparisons", []) if c["mode_b"] == "bare" and
-                 (c["mode_a"], c["path"], c["test"], c["metric"]) == (mode, path, test, metric)),
-                None)
 
 
 def results_section(run, picture):
@@ -61,24 +55,19 @@ def results_section(run, picture):
         "|---|---|---|---|---|",
     ]
     for mode in modes:
-        cells = [_ratio(_to_bare(summary, mode, *col)) for col in COLUMNS]
+        cells = [_ratio(between(summary, path, test, metric, mode, "bare"))
+                 for path, test, metric in COLUMNS]
         if any(c != "–" for c in cells):
             lines.append(f"| {mode} | " + " | ".join(cells) + " |")
-    again = again_name(AGAIN_OF)
     lines += ["", "Controls, each of which must read `same` (A/B, same run):", "",
               "| control | path | TCP 1 stream | TCP RR p50 |", "|---|---|---|---|"]
-    checks = [(f"{AGAIN_OF} / {again} (one mode built twice)", p, AGAIN_OF, again)
-              for p in ("pod-same-node", "pod-cross-node")]
-    checks.append((f"{BARE_AGAIN} / bare (the bare path twice)", "node-node", BARE_AGAIN,
-                   "bare"))
     named = {c["mode_a"] for c in summary.get("comparisons", [])}
-    mtu = equal_mtu_names(named)
-    checks += [(f"{m} / {mtu[0]} (one pod MTU)", "pod-same-node", m, mtu[0]) for m in mtu[1:]]
-    for title, path, a, b in checks:
-        cells = [_ratio(between(summary, path, test, metric, a, b))
+    shown = [c for c in checks(named) if c.kind != "mtu" or c.b == EQUAL_MTU_OF]
+    for check in shown:
+        cells = [_ratio(between(summary, check.path, test, metric, check.a, check.b))
                  for test, metric in (("tcp-1", "gbps"), ("tcp-rr", "p50_us"))]
         if any(c != "–" for c in cells):
-            lines.append(f"| {title} | {path} | " + " | ".join(cells) + " |")
+            lines.append(f"| {check.title} | {check.path} | " + " | ".join(cells) + " |")
     lines.append(END)
     return "\n".join(lines)
 

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 
 from . import iperf3
-from .cpu import TurnMeter, end_stopped
+from .cpu import TurnMeter, end_stopped, last_cpu, pinned
 from .tool import ToolError, wait_listening
 
 SETTLE_S = 0.002  # after a stop, for the last in-flight bytes to arrive
@@ -83,15 +83,6 @@ def paired(turns, bare_flow, session=None):
     return samples
 
 
-def last_cpu(pid):
-    """The CPU a process last ran on (/proc/<pid>/stat field 39), or None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[36])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def _rx_bytes(pid, dev="eth0"):
     with open(f"/proc/{pid}/net/dev") as f:
         for line in f:
@@ -124,7 +115,7 @@ class FlowSession:
 
     def pinned(self, argv, side):
         """argv run on this session's CPU for `side` (0 client, 1 server)."""
-        return ["taskset", "-c", str(self.cpus[side]), *argv] if self.cpus else list(argv)
+        return pinned(self.cpus[side] if self.cpus else None, argv)
 
     def _each(self, step, flows):
         for flow in flows:

@@ -22,6 +22,50 @@ def session_cpus(session):
     return (client, server) if session % 2 else (server, client)
 
 
+DAEMON_PATTERNS = 4  # all on CPU 0, all on CPU 1, nodes split one way, split the other way
+
+
+def daemon_cpus(labels, session):
+    """{daemon label: CPU} for a mode's daemons in a time-sliced session, or {} on one CPU.
+
+    Where a datapath daemon runs (flannel udp's forwarders, ovs-vswitchd) relative to the
+    client, the server and the other node's daemon moves a round trip through it by 20-40 %
+    (docs/benchmarks.md); left to the scheduler, the mix of placements a run happens to get
+    moves its ratios from one run to the next. So every run takes the same mix: sessions
+    1-2 put every daemon on CPU 0, 3-4 on CPU 1, 5-6 each node's daemons on the CPU of the
+    node's position (first node 0, second 1, ...), 7-8 the other way; with the client and
+    server swapped from one session to the next (session_cpus), eight sessions take each
+    combination once. Labels are `<daemon>@<node>`; a daemon of no node (an OpenFlow
+    controller) goes with the first node."""
+    if not PINNED_CPUS:
+        return {}
+    pattern = (session - 1) // 2 % DAEMON_PATTERNS
+    nodes = sorted({label.partition("@")[2] for label in labels})
+    out = {}
+    for label in labels:
+        node = label.partition("@")[2]
+        position = nodes.index(node) if node in nodes else 0
+        out[label] = PINNED_CPUS[{0: 0, 1: 1, 2: position % 2, 3: (position + 1) % 2}[pattern]]
+    return out
+
+
+def place(pids, cpus):
+    """Pin every thread of each process {label: pid} to the CPU `cpus` gives its label, or let
+    it run anywhere when cpus is None; a process already gone is left alone."""
+    anywhere = set(range(os.cpu_count() or 1))
+    for label, pid in pids.items():
+        allowed = anywhere if cpus is None else {cpus[label]}
+        try:
+            threads = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in threads:
+            try:
+                os.sched_setaffinity(int(tid), allowed)
+            except (ProcessLookupError, FileNotFoundError):
+                pass
+
+
 def _cpu_line():
     with open("/proc/stat") as f:
         return [int(x) for x in f.readline().split()[1:]]

@@ -29,7 +29,7 @@ from testbed.modes import get_mode, mode_names
 from testbed.underlay import fabric, ovs
 
 from . import controls
-from .cpu import PINNED_CPUS, CpuMeter, disturbed, idle_polling, session_cpus
+from .cpu import PINNED_CPUS, CpuMeter, daemon_cpus, disturbed, idle_polling, place, session_cpus
 from .measures import BY_NAME as MEASURES
 from .measures import FULL_TESTS, HEADLINE_TESTS
 from .measures import MEASURES as ALL_MEASURES
@@ -53,7 +53,8 @@ DESIGN = ("paired: every mode's turn between two turns of the bare underlay, all
           "at once; TCP throughput, request/response and ICMP time-sliced (iperf3 and ping "
           "stopped, rr-probe idle outside their turns; idle vCPUs held polling) in sessions of "
           "fresh tool processes, client and server on two CPUs swapped from session to "
-          "session, the tests' sessions interleaved; UDP throughput in whole runs; ratios are "
+          "session and the modes' daemons in a cycle of four placements, the tests' "
+          "sessions interleaved; UDP throughput in whole runs; ratios are "
           "geometric means of paired ratios with Student-t 95 % intervals over sessions; noise "
           "floor per path from the bare path measured twice and vxlan built twice")
 
@@ -312,11 +313,14 @@ def run(opt, progress_stream=None):
                         _warm_up(flow.client, flow.server)
             sliced = [m for m in measures if m.sliced]
             for session in range(1, opt.sessions + 1):
+                placed = _place_daemons(clusters, built, session)
                 for measure in sliced:
                     for bare_flow, flows in groups.values():
                         _run_session(measure, session, bare_flow,
                                      _flows_of(measure, bare_flow, flows, built), opt,
-                                     progress, writer)
+                                     progress, writer, placed)
+            if sliced:  # whole tool runs leave the daemons to the scheduler
+                _place_daemons(clusters, built, None)
             for measure in (m for m in measures if not m.sliced):
                 for bare_flow, flows in groups.values():
                     turns = []
@@ -341,14 +345,33 @@ def run(opt, progress_stream=None):
 
 PLACEMENT = ("time-sliced tests: every flow's client and server pinned to two different CPUs "
              "(taskset), client on CPU 0 and server on CPU 1 in odd sessions, swapped in even "
-             "ones; whole tool runs: client on CPU 0, server on CPU 1 (iperf3 -A); each sample "
-             "records where its processes last ran (`placement`)") if PINNED_CPUS else \
+             "ones; the modes' daemons (forwarders, ovs-vswitchd, BIRD) pinned too, in a "
+             "cycle of four placements over sessions: all on CPU 0 (sessions 1-2), all on "
+             "CPU 1 (3-4), the first node's on CPU 0 and the second's on CPU 1 (5-6), the "
+             "other way (7-8), recorded per sample (`daemon_cpus`); whole tool runs: client "
+             "on CPU 0, server on CPU 1 (iperf3 -A), daemons left to the scheduler; each "
+             "sample records where its processes last ran (`placement`)") if PINNED_CPUS else \
     "one CPU: client and server share it"
 
 
-def _run_session(measure, session, bare_flow, flows, opt, progress, writer):
+def _place_daemons(clusters, built, session):
+    """Pin every cluster's daemons as the session's number says (cpu.daemon_cpus), or let them
+    run anywhere when session is None; {flow's mode: {daemon label: CPU}} of those pinned."""
+    labelled = [*clusters.items(), *((name, cluster) for name, (_c, cluster) in built.items())]
+    placed = {}
+    for label, cluster in labelled:
+        pids = cluster.mode.daemons(cluster.context) if cluster.mode else {}
+        cpus = daemon_cpus(list(pids), session) if session is not None and pids else None
+        place(pids, cpus)
+        if cpus:
+            placed[label] = cpus
+    return placed
+
+
+def _run_session(measure, session, bare_flow, flows, opt, progress, writer, placed=None):
     """One session of a time-sliced test: fresh tool processes for every flow, placed as the
-    session's number says, taking turns for the session's cycles."""
+    session's number says, taking turns for the session's cycles; each sample of a mode
+    whose daemons were pinned records where (`daemon_cpus`)."""
     cycles = _cycles(measure, opt)
     label = f"{measure.name}, {bare_flow.path} and the pod paths paired with it"
     progress.show(f"{label}: session {session} of {opt.sessions}, {cycles} cycles of "
@@ -366,6 +389,8 @@ def _run_session(measure, session, bare_flow, flows, opt, progress, writer):
                    first=(session - 1) * cycles + 1)
     finally:  # an interrupted session keeps the turns it measured
         for sample in paired(turns, bare_flow, session):
+            if sample["mode"] in (placed or {}):
+                sample["daemon_cpus"] = placed[sample["mode"]]
             writer.add({**sample, "test": measure.name})
 
 

@@ -102,6 +102,12 @@ def test_smoke_run_writes_every_field(smoke_run):
             s["session"] == 1} == {(0, 1)}
     assert {tuple(s["placement"]) for s in sliced if s["test"] == "tcp-1" and
             s["session"] == 2} == {(1, 0)}
+    # the modes' daemons pinned in the session's placement, recorded per sample; the
+    # sessions 1-2 of the cycle put them all on CPU 0
+    forwarders = [s for s in sliced if s["mode"] == "udp"]
+    assert forwarders and all(s["daemon_cpus"] == {"forwarder@node1": 0, "forwarder@node2": 0}
+                              for s in forwarders)
+    assert not any("daemon_cpus" in s for s in samples if s["mode"] in ("bare", "vxlan"))
     # the controls: in tcp-1, tcp-rr and icmp only; the equal-MTU ones on one node, at
     # vxlan's pod MTU
     assert machine["controls"]["host-gw-mtu1450"] == {

@@ -222,3 +222,59 @@ def test_a_damaged_run_directory_is_one_line(tmp_path):
     (tmp_path / "summary.json").write_bytes(b"\x00\x01 not json")
     with pytest.raises(TestbedError, match="summary.json: not the JSON a benchmark writes"):
         load_run(tmp_path)
+
+
+def test_daemon_placements_cycle_over_eight_sessions_with_the_client_swaps(monkeypatch):
+    from bench import cpu
+    monkeypatch.setattr(cpu, "PINNED_CPUS", (0, 1))
+    labels = ["forwarder@node1", "forwarder@node2"]
+    seen = set()
+    for session in range(1, 9):
+        placed = cpu.daemon_cpus(labels, session)
+        seen.add((cpu.session_cpus(session), placed["forwarder@node1"],
+                  placed["forwarder@node2"]))
+    # every client/server placement meets every daemon placement once
+    assert len(seen) == 8
+    assert cpu.daemon_cpus(labels, 1) == {"forwarder@node1": 0, "forwarder@node2": 0}
+    assert cpu.daemon_cpus(labels, 3) == {"forwarder@node1": 1, "forwarder@node2": 1}
+    assert cpu.daemon_cpus(labels, 5) == {"forwarder@node1": 0, "forwarder@node2": 1}
+    assert cpu.daemon_cpus(labels, 7) == {"forwarder@node1": 1, "forwarder@node2": 0}
+    assert cpu.daemon_cpus(labels, 9) == cpu.daemon_cpus(labels, 1)
+    monkeypatch.setattr(cpu, "PINNED_CPUS", None)
+    assert cpu.daemon_cpus(labels, 1) == {}
+
+
+def test_a_daemon_of_no_node_goes_with_the_first_node_and_a_nodes_daemons_together(
+        monkeypatch):
+    from bench import cpu
+    monkeypatch.setattr(cpu, "PINNED_CPUS", (0, 1))
+    labels = ["controller@openflow", "ovs-vswitchd@node1", "ovsdb-server@node1",
+              "ovs-vswitchd@node2", "ovsdb-server@node2"]
+    placed = cpu.daemon_cpus(labels, 7)
+    assert placed["ovs-vswitchd@node1"] == placed["ovsdb-server@node1"] == 1
+    assert placed["ovs-vswitchd@node2"] == placed["ovsdb-server@node2"] == 0
+
+
+@pytest.mark.skipif((__import__("os").cpu_count() or 1) < 2, reason="needs two CPUs")
+def test_place_pins_every_thread_and_releases_them():
+    import os
+    import subprocess
+    import sys
+
+    from bench import cpu
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import threading, time\n"
+                              "threading.Thread(target=time.sleep, args=(30,)).start()\n"
+                              "time.sleep(30)"])
+    try:
+        while len(os.listdir(f"/proc/{child.pid}/task")) < 2:  # both threads started
+            pass
+        cpu.place({"x@node1": child.pid}, {"x@node1": 0})
+        tids = [int(t) for t in os.listdir(f"/proc/{child.pid}/task")]
+        assert all(os.sched_getaffinity(t) == {0} for t in tids)
+        cpu.place({"x@node1": child.pid}, None)
+        assert all(os.sched_getaffinity(t) == set(range(os.cpu_count())) for t in tids)
+        cpu.place({"gone@node1": 2 ** 22 + 1}, {"gone@node1": 0})  # no such process: no error
+    finally:
+        child.kill()
+        child.wait()

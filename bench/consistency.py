@@ -7,18 +7,23 @@ interval, how far the runs spread (max/min), how wide the intervals are, and the
 the share of ordered pairs of runs (A, B) in which A's ratio lies inside B's interval. Then the
 controls in every run: the pod paths' A/A (vxlan against vxlan-again: `same` and within ±5 %),
 the node path's (bare-again), flannel's modes at one pod MTU on one node (`same`), and how long
-each run took. Last, any pair of modes called `higher` in one run and `lower` in another.
+each run took. Last, any pair of modes called `higher` in one run and `lower` in another;
+and, from the runs' samples, the ratios of the modes whose daemons were pinned, by where the
+daemons and the client ran (the placements every run takes in turn, harness.py).
 Prints Markdown tables, as docs/benchmarks.md shows them.
 """
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
 from collections import defaultdict
 from itertools import permutations
 
+from bench.compare import log_ratios, session_means
 from bench.controls import checks
+from bench.results import load_run
 
 HEADLINE = (("tcp-1", "gbps", "TCP 1 stream"), ("tcp-rr", "p50_us", "TCP RR p50"))
 AA_WITHIN = 0.05   # a pod A/A ratio further than this from 1 fails the check
@@ -144,6 +149,36 @@ def flips(summaries):
     return [k for k, v in sorted(seen.items()) if v == {"higher", "lower"}]
 
 
+def placement_of(sample):
+    """A sample's placement as text: the client's CPU, then each daemon's (label order)."""
+    daemons = " ".join(f"{label.partition('@')[2] or label}:{cpu}"
+                       for label, cpu in sorted(sample["daemon_cpus"].items()))
+    return f"client {sample['placement'][0]}, daemons {daemons}"
+
+
+def placement_table(samples_by_run, test="tcp-rr", metric="p50_us"):
+    """Markdown rows: for each mode and path whose daemons were pinned, its ratio to bare over
+    every run's sessions of one placement (geometric mean, SD between sessions, sessions)."""
+    found = defaultdict(list)  # (mode, path, placement) -> [session mean log ratio]
+    for run, samples in enumerate(samples_by_run):
+        placed = [s for s in samples if s.get("test") == test and s.get("daemon_cpus")
+                  and s.get("placement")]
+        where = {(s["mode"], s["path"], s["session"]): placement_of(s) for s in placed}
+        for (mode, path, t, m), by_session in log_ratios(placed).items():
+            if (t, m) != (test, metric):
+                continue
+            for session, value in session_means(by_session).items():
+                found[(mode, path, where[(mode, path, session)])].append(value)
+    lines = ["| mode | path | placement | ratio to bare | SD between sessions | sessions |",
+             "|---|---|---|---|---|---|"]
+    for (mode, path, placement), values in sorted(found.items()):
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        lines.append(f"| {mode} | {path} | {placement} | "
+                     f"{math.exp(statistics.fmean(values)):.3f} | {sd * 100:.1f} % | "
+                     f"{len(values)} |")
+    return lines if found else []
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -171,6 +206,10 @@ def main(argv=None):
     print(f"across {len(summaries)} runs: " + ("no pair is higher in one run and lower in "
                                                "another" if not found else
                                                f"{len(found)} flips: {found}"))
+    lines = placement_table([load_run(r)["samples"] for r in args.runs])
+    if lines:
+        print("\nTCP RR p50 ratio to bare by placement, over every run's sessions:\n")
+        print("\n".join(lines))
     return 0
 
 

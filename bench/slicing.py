@@ -159,6 +159,33 @@ class FlowSession:
         return out
 
 
+ESTABLISHED = "01"  # the st column of /proc/net/tcp
+
+
+def unacked_bytes(table, port):
+    """Bytes the established TCP connections to remote `port` still hold unacknowledged
+    (tx_queue of /proc/<pid>/net/tcp or tcp6: `table`'s text). Connections of earlier
+    sessions' tools, closing or gone, are not counted."""
+    total = 0
+    for line in table.splitlines()[1:]:
+        fields = line.split()
+        if (len(fields) > 4 and fields[3] == ESTABLISHED
+                and int(fields[2].rsplit(":", 1)[1], 16) == port):
+            total += int(fields[4].split(":")[0], 16)
+    return total
+
+
+def _client_unacked(pid, port):
+    total = 0
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as f:
+                total += unacked_bytes(f.read(), port)
+        except OSError:
+            pass
+    return total
+
+
 class SlicedIperf(FlowSession):
     """Long-running iperf3 clients, one per flow, let run one at a time."""
     first_port = iperf3.PORT
@@ -203,25 +230,29 @@ class SlicedIperf(FlowSession):
             raise ToolError("iperf3 client ended or moved nothing in its turn")
         out = meter.turn({"gbps": moved * 8 / elapsed / 1e9, "bytes": moved}, elapsed)
         out["metrics"]["cpu_s_per_gb"] = out["metrics"]["cpu_s"] / (moved / 1e9)
-        out["metrics"]["drain_s"] = drain(lambda: _rx_bytes(server.pid))
+        port = self.first_port + self.flows.index(flow)
+        out["metrics"]["drain_s"] = drain(lambda: _rx_bytes(server.pid),
+                                          lambda: _client_unacked(client.pid, port))
         return out
 
     def __exit__(self, *exc):
         end_stopped(list(self.clients.values()) + list(self.servers.values()))
 
 
-def drain(received, quiet_s=QUIET_S, limit_s=DRAIN_MAX_S, clock=time.monotonic,
-          sleep=time.sleep):
+def drain(received, unacked=lambda: 0, quiet_s=QUIET_S, limit_s=DRAIN_MAX_S,
+          clock=time.monotonic, sleep=time.sleep):
     """Wait until a stopped flow has delivered what it had queued: `received()` (its server's
-    byte count) unchanged for quiet_s; the seconds it took.
+    byte count) unchanged for quiet_s and nothing `unacked()` in the client's sockets; the
+    seconds it took, at most limit_s.
 
     A stopped client's kernel still sends what its socket holds, and a slow datapath (a
     forwarder in user space, OVS's userspace datapath) still moves its queues, for up to a
     tenth of a second; the next turn, bare's, would share the CPUs with that and read low,
-    and the flow after it in the schedule — always the same one — would read high."""
+    and the flow after it in the schedule — always the same one — would read high. A quiet
+    server alone is no proof: a sender waiting out a retransmission timeout is quiet too."""
     started = last_change = clock()
     last = received()
-    while clock() - last_change < quiet_s and clock() - started < limit_s:
+    while (clock() - last_change < quiet_s or unacked() > 0) and clock() - started < limit_s:
         sleep(quiet_s / 2)
         now = received()
         if now != last:

@@ -229,6 +229,26 @@ def test_a_stopped_flow_is_waited_for_until_its_queues_are_drained():
     # an idle one costs the quiet time only
     now[0] = 0.0
     assert drain(lambda: 7, quiet_s=0.002, clock=lambda: now[0], sleep=sleep) == 0.002
+    # a sender quiet while it waits out a retransmission timeout: drained once acknowledged
+    now[0] = 0.0
+    unacked = lambda: 0 if now[0] >= 0.2 else 65536  # noqa: E731
+    took = drain(lambda: 7, unacked, quiet_s=0.002, clock=lambda: now[0], sleep=sleep)
+    assert 0.2 <= took < 0.202
+
+
+def test_unacked_bytes_count_the_flows_established_connections_only():
+    from bench.slicing import unacked_bytes
+    table = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt
+   0: 0100F40A:A1B2 0200F40A:1451 01 00010000:00000000 01:00000014 00000000
+   1: 0100F40A:A1B4 0200F40A:1451 01 00000200:00000000 00:00000000 00000000
+   2: 0100F40A:A1B6 0200F40A:1451 04 00004000:00000000 01:00000014 00000000
+   3: 0100F40A:A1B8 0200F40A:1452 01 00008000:00000000 01:00000014 00000000
+"""
+    # port 0x1451 = 5201: two established connections (65536 + 512); the one in FIN_WAIT1
+    # (st 04), left by an earlier session's tool, and the other port's are not counted
+    assert unacked_bytes(table, 5201) == 65536 + 512
+    assert unacked_bytes(table, 5202) == 0x8000
+    assert unacked_bytes(table, 5203) == 0
 
 
 def test_a_failed_turn_fails_only_that_turn_unless_the_tool_is_gone():

@@ -73,3 +73,27 @@ def test_a_comparison_is_read_either_way_round():
     c = consistency.between(run, "pod-cross-node", "tcp-rr", "p50_us", "vxlan", "udp-mtu1450")
     assert (c["ratio"], c["verdict"]) == (0.8, "lower")
     assert abs(c["ci_low"] - 1 / 1.3) < 1e-12 and abs(c["ci_high"] - 1 / 1.2) < 1e-12
+
+
+def test_ratios_by_placement_pool_every_runs_sessions_of_one_placement():
+    def turn(session, mode, value, client, daemons):
+        sample = {"ok": True, "test": "tcp-rr", "path": "pod-cross-node", "mode": mode,
+                  "session": session, "placement": [client, 1 - client],
+                  "metrics": {"p50_us": value}, "baseline": {"p50_us": 10.0}}
+        if daemons is not None:
+            sample["daemon_cpus"] = {"forwarder@node1": daemons[0],
+                                     "forwarder@node2": daemons[1]}
+        return sample
+    run1 = [turn(1, "udp", 40.0, 0, (0, 0)), turn(1, "udp", 40.0, 0, (0, 0)),
+            turn(2, "udp", 35.0, 1, (0, 1)), turn(1, "vxlan", 20.0, 0, None)]
+    run2 = [turn(1, "udp", 44.1, 0, (0, 0)), turn(2, "udp", 35.0, 1, (0, 1))]
+    lines = consistency.placement_table([run1, run2])
+    rows = lines[2:]
+    assert len(rows) == 2  # vxlan pinned nothing: not listed
+    same = next(r for r in rows if "daemons node1:0 node2:0" in r)
+    # sessions 4.0 and 4.41: geometric mean 4.2, two sessions
+    assert same.startswith("| udp | pod-cross-node | client 0, daemons node1:0 node2:0 | 4.200")
+    assert same.endswith("| 2 |")
+    split = next(r for r in rows if "node1:0 node2:1" in r)
+    assert "| 3.500 | 0.0 % | 2 |" in split and "client 1" in split
+    assert consistency.placement_table([[turn(1, "vxlan", 20.0, 0, None)]]) == []

@@ -150,10 +150,18 @@ def flips(summaries):
 
 
 def placement_of(sample):
-    """A sample's placement as text: the client's CPU, then each daemon's (label order)."""
-    daemons = " ".join(f"{label.partition('@')[2] or label}:{cpu}"
-                       for label, cpu in sorted(sample["daemon_cpus"].items()))
-    return f"client {sample['placement'][0]}, daemons {daemons}"
+    """Where a sample's daemons ran relative to its two ends: for each node on its path (the
+    client's and the server's), whether that node's daemons shared the client's CPU or the
+    server's."""
+    client = sample["placement"][0]
+    ends = (sample.get("client", ""), sample.get("server", ""))
+    by_node = {}
+    for label, cpu in sorted(sample["daemon_cpus"].items()):
+        node = label.partition("@")[2]
+        if any(end == node or end.startswith(node + "-") for end in ends):
+            by_node.setdefault(node, cpu)
+    return "; ".join(f"{node}: {'client' if cpu == client else 'server'}'s CPU"
+                     for node, cpu in sorted(by_node.items())) or "no daemon on the path"
 
 
 def placement_table(samples_by_run, test="tcp-rr", metric="p50_us"):

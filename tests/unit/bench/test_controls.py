@@ -79,21 +79,24 @@ def test_ratios_by_placement_pool_every_runs_sessions_of_one_placement():
     def turn(session, mode, value, client, daemons):
         sample = {"ok": True, "test": "tcp-rr", "path": "pod-cross-node", "mode": mode,
                   "session": session, "placement": [client, 1 - client],
+                  "client": "node1-pod1", "server": "node2-pod1",
                   "metrics": {"p50_us": value}, "baseline": {"p50_us": 10.0}}
         if daemons is not None:
             sample["daemon_cpus"] = {"forwarder@node1": daemons[0],
-                                     "forwarder@node2": daemons[1]}
+                                     "forwarder@node2": daemons[1],
+                                     "forwarder@node3": 0}  # on no path of this sample
         return sample
+    # both daemons with the client: CPU 0 with the client on 0, CPU 1 with it on 1
     run1 = [turn(1, "udp", 40.0, 0, (0, 0)), turn(1, "udp", 40.0, 0, (0, 0)),
             turn(2, "udp", 35.0, 1, (0, 1)), turn(1, "vxlan", 20.0, 0, None)]
-    run2 = [turn(1, "udp", 44.1, 0, (0, 0)), turn(2, "udp", 35.0, 1, (0, 1))]
+    run2 = [turn(1, "udp", 44.1, 1, (1, 1)), turn(2, "udp", 35.0, 0, (1, 0))]
     lines = consistency.placement_table([run1, run2])
     rows = lines[2:]
     assert len(rows) == 2  # vxlan pinned nothing: not listed
-    same = next(r for r in rows if "daemons node1:0 node2:0" in r)
+    together = next(r for r in rows if "node1: client's CPU; node2: client's CPU" in r)
     # sessions 4.0 and 4.41: geometric mean 4.2, two sessions
-    assert same.startswith("| udp | pod-cross-node | client 0, daemons node1:0 node2:0 | 4.200")
-    assert same.endswith("| 2 |")
-    split = next(r for r in rows if "node1:0 node2:1" in r)
-    assert "| 3.500 | 0.0 % | 2 |" in split and "client 1" in split
+    assert together.startswith("| udp | pod-cross-node | node1: client's CPU; node2: client's")
+    assert together.endswith("| 4.200 | 6.9 % | 2 |")
+    apart = next(r for r in rows if "node1: server's CPU; node2: client's CPU" in r)
+    assert apart.endswith("| 3.500 | 0.0 % | 2 |") and "node3" not in apart
     assert consistency.placement_table([[turn(1, "vxlan", 20.0, 0, None)]]) == []

@@ -27,8 +27,13 @@ floor (it would read `same` whatever it showed), but with the widest floor the r
 A/A controls set for that test.
 
 Beside each confidence interval a comparison carries the interval in which the next run's
-ratio should fall (`next_low`, `next_high`): √2 wider, since both runs' ratios vary. That is the
-interval to hold another run's figure against.
+ratio should fall (`next_low`, `next_high`), the interval to hold another run's figure against.
+Both runs' ratios vary, so it is √2 wider; and a run's ratio also varies by what its sessions
+share and one run cannot see: the clusters it built, the machine's state over its ten minutes.
+That between-run component (BETWEEN_RUN_SD, per test) was measured on the reference machine by
+`python -m bench.consistency` over runs of every mode (the SD of the runs' ratios beyond what
+their sessions' spread explains) and is added to each run's own: the next-run interval's half
+width is t · √(2 · (se² + between²)) in log terms, for a pair of modes 2 · between².
 """
 import math
 import statistics
@@ -37,6 +42,10 @@ from itertools import combinations
 
 T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26,
        10: 2.23, 12: 2.18, 15: 2.13, 20: 2.09, 30: 2.04, 60: 2.00}
+# SD (log ratio) of a run's ratio to bare beyond its sessions' spread, by test, as
+# bench.consistency estimates it over ten runs on the reference machine (docs/benchmarks.md,
+# *Intervals that hold on the next run*): none found for one stream's rate
+BETWEEN_RUN_SD = {"tcp-1": 0.0, "tcp-rr": 0.0055}
 COMPARED = {"tcp-1": ("gbps",), "tcp-n": ("gbps",), "udp": ("gbps",),
             "tcp-rr": ("p50_us", "p99_us"), "udp-rr": ("p50_us", "p99_us"),
             "icmp": ("rtt_p50_ms",)}
@@ -77,16 +86,18 @@ def t_interval(values):
     return found[:3] if found else None
 
 
-def t_intervals(values):
+def t_intervals(values, between_sd=0.0):
     """(ratio, low, high, next low, next high) of a list of log values, None with fewer than
     two: the 95 % confidence interval of their mean, and the interval in which the mean of as
-    many values measured again falls with 95 % (a prediction interval: √2 wider, since both
-    means vary): where the next run's ratio should land."""
+    many values measured again falls with 95 % (a prediction interval: both means vary, each
+    by its standard error and by between_sd, what varies from run to run only): where the
+    next run's ratio should land."""
     if len(values) < 2:
         return None
     mean, sd = statistics.fmean(values), statistics.stdev(values)
-    half = t95(len(values) - 1) * sd / math.sqrt(len(values))
-    again = half * math.sqrt(2)
+    t, se = t95(len(values) - 1), sd / math.sqrt(len(values))
+    half = t * se
+    again = t * math.sqrt(2 * (se ** 2 + between_sd ** 2))
     return (math.exp(mean), math.exp(mean - half), math.exp(mean + half),
             math.exp(mean - again), math.exp(mean + again))
 
@@ -98,11 +109,11 @@ def interval(by_session):
     return found[:3] if found else None
 
 
-def intervals(by_session):
+def intervals(by_session, between_sd=0.0):
     """t_intervals of one flow's log ratios over its sessions' means."""
     if not isinstance(by_session, dict):
-        return t_intervals(list(by_session))
-    return t_intervals(list(session_means(by_session).values()))
+        return t_intervals(list(by_session), between_sd)
+    return t_intervals(list(session_means(by_session).values()), between_sd)
 
 
 def _welch(logs_a, logs_b):
@@ -124,12 +135,14 @@ def difference(a, b):
     return found[:3] if found else None
 
 
-def differences(a, b):
-    """difference() with the next run's interval after it (None for Welch's, over turns)."""
+def differences(a, b, between_sd=0.0):
+    """difference() with the next run's interval after it (None for Welch's, over turns);
+    between_sd is each flow's between-run component."""
     means_a, means_b = session_means(a), session_means(b)
     common = sorted(set(means_a) & set(means_b), key=str)
     if len(common) >= 2 and not any(isinstance(k, tuple) for k in common):
-        return t_intervals([means_a[k] - means_b[k] for k in common])
+        return t_intervals([means_a[k] - means_b[k] for k in common],
+                           math.sqrt(2) * between_sd)
     found = _welch([x for v in a.values() for x in v], [x for v in b.values() for x in v])
     return found + (None, None) if found else None
 
@@ -197,7 +210,7 @@ def comparisons(samples, baselines, aa_groups, bare="bare"):
     aa = _aa_pairs(aa_groups, bare)
     out = []
     for (mode, path, test, metric), values in sorted(logs.items()):
-        found = intervals(values)
+        found = intervals(values, BETWEEN_RUN_SD.get(test, 0.0))
         if found:
             out.append(_entry(path, test, metric, mode, bare, found, len(values)))
     by_path = defaultdict(set)
@@ -206,7 +219,7 @@ def comparisons(samples, baselines, aa_groups, bare="bare"):
     for (path, test, metric), modes in sorted(by_path.items()):
         for a, b in combinations(sorted(modes), 2):
             la, lb = logs[(a, path, test, metric)], logs[(b, path, test, metric)]
-            found = differences(la, lb)
+            found = differences(la, lb, BETWEEN_RUN_SD.get(test, 0.0))
             if found:
                 out.append(_entry(path, test, metric, a, b, found,
                                   len(set(la) & set(lb)) or min(len(la), len(lb))))

@@ -1,4 +1,4 @@
-"""Do several benchmark runs tell the same story? Read from their summary.json files alone.
+"""Do several benchmark runs tell the same story? Read from their summary.json and samples.
 
     python -m bench.consistency RUN_DIR RUN_DIR [RUN_DIR ...]
 
@@ -8,8 +8,10 @@ the share of ordered pairs of runs (A, B) in which A's ratio lies inside B's int
 controls in every run: the pod paths' A/A (vxlan against vxlan-again: `same` and within ±5 %),
 the node path's (bare-again), flannel's modes at one pod MTU on one node (`same`), and how long
 each run took. Last, any pair of modes called `higher` in one run and `lower` in another;
-and, from the runs' samples, the ratios of the modes whose daemons were pinned, by where the
-daemons and the client ran (the placements every run takes in turn, harness.py).
+and, from the runs' samples, how much a run's ratio varies beyond its sessions' spread (the
+between-run component compare.py adds to the next-run interval), and the ratios of the modes
+whose daemons were pinned, by where the daemons and the client ran (the placements every run
+takes in turn, harness.py).
 Prints Markdown tables, as docs/benchmarks.md shows them.
 """
 import argparse
@@ -21,7 +23,7 @@ import sys
 from collections import defaultdict
 from itertools import permutations
 
-from bench.compare import log_ratios, session_means
+from bench.compare import BETWEEN_RUN_SD, log_ratios, session_means
 from bench.controls import checks
 from bench.results import load_run
 
@@ -187,6 +189,32 @@ def placement_table(samples_by_run, test="tcp-rr", metric="p50_us"):
     return lines if found else []
 
 
+def between_run_sd(samples_by_run, test, metric):
+    """(SD, flows) of what a run's ratio to bare varies by beyond its sessions' spread, pooled
+    over the flows measured in every run: per flow, the variance of its runs' means less the
+    mean squared standard error of one run's mean (a one-way analysis of variance), averaged
+    over flows, floored at 0. Flows whose daemons were pinned are left out: their sessions
+    take four placements on purpose, which widens each run's own interval instead."""
+    per_flow = defaultdict(list)  # (mode, path) -> [[session means] of each run]
+    pinned = set()
+    for samples in samples_by_run:
+        pinned |= {(s["mode"], s["path"]) for s in samples if s.get("daemon_cpus")}
+        for (mode, path, t, m), by_session in log_ratios(samples).items():
+            if (t, m) == (test, metric):
+                per_flow[(mode, path)].append(list(session_means(by_session).values()))
+    excess = []
+    for flow, runs in per_flow.items():
+        runs = [r for r in runs if len(r) >= 2]
+        if flow in pinned or len(runs) < 2 or len(runs) < len(samples_by_run):
+            continue
+        means = [statistics.fmean(r) for r in runs]
+        squared_se = statistics.fmean(statistics.variance(r) / len(r) for r in runs)
+        excess.append(statistics.variance(means) - squared_se)
+    if not excess:
+        return None, 0
+    return math.sqrt(max(0.0, statistics.fmean(excess))), len(excess)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -214,7 +242,14 @@ def main(argv=None):
     print(f"across {len(summaries)} runs: " + ("no pair is higher in one run and lower in "
                                                "another" if not found else
                                                f"{len(found)} flips: {found}"))
-    lines = placement_table([load_run(r)["samples"] for r in args.runs])
+    samples_by_run = [load_run(r)["samples"] for r in args.runs]
+    for test, metric, title in HEADLINE:
+        sd, flows = between_run_sd(samples_by_run, test, metric)
+        if sd is not None:
+            print(f"between runs, {title}: a run's ratio varies by SD {sd * 100:.2f} % beyond "
+                  f"its sessions' spread (pooled over {flows} flows without pinned daemons; "
+                  f"bench/compare.py adds {BETWEEN_RUN_SD.get(test, 0) * 100:.2f} %)")
+    lines = placement_table(samples_by_run)
     if lines:
         print("\nTCP RR p50 ratio to bare by placement, over every run's sessions:\n")
         print("\n".join(lines))

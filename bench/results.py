@@ -197,3 +197,39 @@ def load_run(run_dir):
     return {"dir": str(run_dir), "name": os.path.basename(os.path.normpath(run_dir)),
             "machine": read("machine.json"), "summary": read("summary.json"),
             "samples": read("samples.json")}
+
+
+def resummarize(run_dir):
+    """Write a run's summary.json again from its samples with the analysis as it is now (the
+    intervals of compare.py), keeping what the run recorded of itself; the summary it wrote."""
+    from . import controls
+    from .paths import PATHS as ALL_PATHS
+    run = load_run(run_dir)
+    samples = run["samples"]
+    measured = {(s["mode"], s["path"]) for s in samples}
+    summary = summarize(samples,
+                        controls.aa_groups([(p.name, p.kind) for p in ALL_PATHS], measured),
+                        {p.name: p.baseline for p in ALL_PATHS if p.baseline})
+    for kept in ("not_applicable", "status", "run", "elapsed_s"):
+        if kept in run["summary"]:
+            summary[kept] = run["summary"][kept]
+    summary["resummarized"] = True
+    with open(os.path.join(run_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1, sort_keys=True)
+    return summary
+
+
+def main(argv=None):
+    """python -m bench.results RUN_DIR [...]: summarize runs again from their samples."""
+    for run_dir in (argv if argv is not None else sys.argv[1:]):
+        try:
+            resummarize(run_dir)
+        except TestbedError as e:
+            print(f"bench.results: {e}", file=sys.stderr)
+            return 1
+        print(f"{run_dir}: summary.json written again from samples.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

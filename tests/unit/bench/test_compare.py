@@ -185,13 +185,36 @@ def test_each_path_has_its_own_floor_and_an_aa_pair_is_judged_with_the_others():
 
 
 def test_the_next_runs_interval_is_wider_than_the_confidence_interval():
-    samples = session_samples("vxlan", OFFSETS)
+    samples = session_samples("vxlan", OFFSETS, test="tcp-1")
     found, _floor = compare.comparisons(samples, {}, [])
     (c,) = found
     ci = math.log(c["ci_high"] / c["ratio"])
     again = math.log(c["next_high"] / c["ratio"])
+    assert compare.BETWEEN_RUN_SD["tcp-1"] == 0.0  # none measured: both runs' errors alone
     assert abs(again / ci - math.sqrt(2)) < 1e-9
     assert c["next_low"] < c["ci_low"] < c["ratio"] < c["ci_high"] < c["next_high"]
+
+
+def test_the_next_runs_interval_adds_what_varies_between_runs_only():
+    t = compare.t95(len(OFFSETS) - 1)
+    logs = [math.log(o) for o in OFFSETS]
+    se = statistics.stdev(logs) / math.sqrt(len(logs))
+    ratio, low, high, next_low, next_high = compare.t_intervals(logs, between_sd=0.01)
+    assert abs(math.log(high / ratio) - t * se) < 1e-12  # the confidence interval: unchanged
+    assert abs(math.log(next_high / ratio) - t * math.sqrt(2 * (se ** 2 + 0.01 ** 2))) < 1e-12
+    assert abs(math.log(ratio / next_low) - math.log(next_high / ratio)) < 1e-12
+    # identical sessions: no spread of their own, yet the next run may land 0.01 away
+    _r, lo, hi, nlo, nhi = compare.t_intervals([0.2, 0.2, 0.2], between_sd=0.01)
+    assert lo == hi and nhi / nlo > math.exp(2 * t * 0.01 * math.sqrt(2)) - 1e-9
+    # a pair of modes: each varies between runs, so their difference by √2 as much
+    found, _floor = compare.comparisons(session_samples("vxlan", OFFSETS) +
+                                        session_samples("host-gw", OFFSETS, seed=2), {}, [])
+    pair = next(c for c in found if c["mode_b"] == "vxlan")
+    half = math.log(pair["ci_high"] / pair["ratio"])
+    again = math.log(pair["next_high"] / pair["ratio"])
+    t_pair = compare.t95(pair["sessions"] - 1)
+    between = compare.BETWEEN_RUN_SD["tcp-rr"]
+    assert abs(again - math.sqrt(2 * half ** 2 + 4 * (t_pair * between) ** 2)) < 1e-9
 
 
 def test_a_paired_median_is_the_bare_median_times_the_paired_ratio():
@@ -273,3 +296,22 @@ def test_a_failed_turn_fails_only_that_turn_unless_the_tool_is_gone():
     assert A not in session.failed  # its next turn is measured again
     session.turn(B, 0.1)
     assert session.failed[B] == "moved nothing in its turn"  # its client has ended
+
+
+def test_a_run_is_summarized_again_from_its_samples(tmp_path):
+    import json
+
+    from bench import results
+    samples = session_samples("vxlan", OFFSETS)
+    for name, doc in (("machine.json", {}), ("samples.json", samples),
+                      ("summary.json", {"elapsed_s": 512.5, "status": "complete",
+                                        "run": "r1", "comparisons": []})):
+        (tmp_path / name).write_text(json.dumps(doc))
+    results.main([str(tmp_path)])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    (c,) = summary["comparisons"]
+    assert (c["mode_a"], c["mode_b"], c["sessions"]) == ("vxlan", "bare", 6)
+    assert c["next_low"] < c["ci_low"] < c["ci_high"] < c["next_high"]
+    assert (summary["elapsed_s"], summary["status"], summary["run"]) == (512.5, "complete", "r1")
+    assert summary["resummarized"] is True
+    assert results.main([str(tmp_path / "nowhere")]) == 1

@@ -1,5 +1,7 @@
 """The run's controls (vxlan built twice, flannel's modes at one pod MTU) and the reading of
 several runs side by side (bench.consistency), without root."""
+import math
+
 from bench import consistency, controls
 
 
@@ -100,3 +102,28 @@ def test_ratios_by_placement_pool_every_runs_sessions_of_one_placement():
     apart = next(r for r in rows if "node1: server's CPU; node2: client's CPU" in r)
     assert apart.endswith("| 3.500 | 0.0 % | 2 |") and "node3" not in apart
     assert consistency.placement_table([[turn(1, "vxlan", 20.0, 0, None)]]) == []
+
+
+def test_the_between_run_component_is_what_runs_vary_by_beyond_their_sessions():
+    def run(shift, pinned_shift=0.0):
+        samples = []
+        for session, offset in enumerate((-0.01, 0.01), 1):
+            for mode, extra, daemons in (("vxlan", shift, None),
+                                         ("udp", pinned_shift, {"forwarder@node1": 0})):
+                value = 20.0 * math.exp(offset + extra)
+                sample = {"ok": True, "test": "tcp-rr", "path": "pod-cross-node",
+                          "mode": mode, "session": session, "metrics": {"p50_us": value},
+                          "baseline": {"p50_us": 10.0}}
+                if daemons:
+                    sample["daemon_cpus"] = daemons
+                samples.append(sample)
+        return samples
+    # sessions ±0.01 around each run's mean: squared standard error of a run's mean 1e-4;
+    # the runs' means 0, +0.03, -0.03 vary by 9e-4: 8e-4 beyond the sessions, SD 0.0283
+    runs = [run(0.0, 0.5), run(0.03, -0.5), run(-0.03)]
+    sd, flows = consistency.between_run_sd(runs, "tcp-rr", "p50_us")
+    assert flows == 1  # udp's daemons were pinned: its placements are its own spread
+    assert abs(sd - math.sqrt(8e-4)) < 1e-9
+    # runs that agree better than their sessions say: no component, not a negative one
+    assert consistency.between_run_sd([run(0.0), run(0.001)], "tcp-rr", "p50_us") == (0.0, 1)
+    assert consistency.between_run_sd([run(0.0)], "tcp-1", "gbps") == (None, 0)

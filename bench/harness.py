@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import datetime
 import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -291,7 +292,8 @@ def run(opt, progress_stream=None):
     status, groups, built = "complete", {}, {}
     started = time.monotonic()
     try:
-        with signals_interrupt(), contextlib.ExitStack() as stack:
+        # SIGINT too: started in the background by a script, the run inherits SIGINT ignored
+        with signals_interrupt(signal.SIGINT), contextlib.ExitStack() as stack:
             polling = stack.enter_context(idle_polling())
             facts = {**machine_facts(REPO, datapaths, options), "topology": spec.path,
                      "modes": modes, "skipped_modes": skipped, "design": DESIGN,

@@ -1,6 +1,7 @@
 """Verbs on Kubernetes objects, as kubectl has them: apply, delete, get, describe, logs."""
 import json
 import os
+import signal
 import sys
 import time
 from dataclasses import asdict
@@ -18,6 +19,7 @@ from testbed.core.control import request
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import pid_is
+from testbed.host.signals import Interrupted, signals_interrupt
 from testbed.policy import drops
 from testbed.underlay.names import in_host
 
@@ -207,25 +209,27 @@ def _print_file(path: str) -> int:
 
 
 def follow(path: str, poll_s: float = 0.2) -> int:
-    """What the file holds, then what is appended, until Ctrl-C or the file goes (the
-    cluster came down)."""
+    """What the file holds, then what is appended, until Ctrl-C (or SIGTERM) or the file goes
+    (the cluster came down). SIGINT too when started in the background by a script, which
+    inherits it ignored."""
     position = 0
     try:
-        while True:
-            try:
-                with open(path, errors="replace") as f:
-                    f.seek(position)
-                    chunk = f.read()
-                    position = f.tell()
-            except FileNotFoundError:
-                if position:
-                    return 0
-                chunk = ""
-            if chunk:
-                sys.stdout.write(chunk)
-                sys.stdout.flush()
-            time.sleep(poll_s)
-    except KeyboardInterrupt:
+        with signals_interrupt(signal.SIGINT):
+            while True:
+                try:
+                    with open(path, errors="replace") as f:
+                        f.seek(position)
+                        chunk = f.read()
+                        position = f.tell()
+                except FileNotFoundError:
+                    if position:
+                        return 0
+                    chunk = ""
+                if chunk:
+                    sys.stdout.write(chunk)
+                    sys.stdout.flush()
+                time.sleep(poll_s)
+    except (KeyboardInterrupt, Interrupted):
         return 0
 
 

@@ -37,6 +37,12 @@ def _summary(state, seconds):
         text += f"\nunderlay: {state.fabric['description']}"
     if state.mode_facts.get("description"):
         text += f"\n{state.mode}: {state.mode_facts['description']}"
+    if state.control_plane:
+        text += (f"\nAPI server {state.control_plane['server']} (etcd "
+                 f"{state.control_plane['etcd']}): export KUBECONFIG="
+                 f"{state.control_plane['kubeconfig']}, then kubectl get nodes; or "
+                 f"`testbed kubeconfig --name {state.name} > FILE` (context "
+                 f"{state.control_plane['context']})")
         if state.mode_facts.get("bridges"):
             text += "; `testbed flows NODE` shows a node's flows"
     converged = state.timings.get("bgp_converged_s")
@@ -59,7 +65,8 @@ def cmd_up(args):
     # Mininet comes with these two: only the verbs that build a cluster load it
     from testbed.cli.console import TestbedCLI
     from testbed.core.cluster import Cluster
-    cluster = Cluster.create(spec, mode, verbose=args.verbose, supervisor=me)
+    cluster = Cluster.create(spec, mode, verbose=args.verbose, control_plane=True,
+                             supervisor=me)
     with signals_interrupt():
         try:
             status = _bring_up_status()
@@ -257,6 +264,16 @@ def cmd_clean(args):
     return 0
 
 
+def cmd_kubeconfig(args):
+    state = find_run(args.name)
+    if not state.control_plane:
+        raise TestbedError(f"cluster {state.name} runs no API server (clusters the benchmark "
+                           "builds have none)")
+    with open(state.control_plane["kubeconfig"]) as f:
+        sys.stdout.write(f.read())
+    return 0
+
+
 def register(sub) -> None:
     """up, down, status, doctor, clean"""
     up = sub.add_parser("up", help="bring a cluster up (interactive CLI unless --no-cli)")
@@ -290,4 +307,9 @@ def register(sub) -> None:
     which.add_argument("--all", action="store_true",
                        help="every cluster on the machine, live ones included")
     clean.set_defaults(func=cmd_clean)
+
+    config = sub.add_parser("kubeconfig", help="print the kubeconfig that reaches a cluster's "
+                            "API server (as `kind get kubeconfig` does)")
+    config.add_argument("--name")
+    config.set_defaults(func=cmd_kubeconfig)
 

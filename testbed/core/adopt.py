@@ -8,6 +8,7 @@ the policy enforcer's and the DNS add-on's memory of what they applied is read b
 state. From then on the cluster is served as if its owner had built it.
 """
 from testbed.addons.dns import kubelet_resolv_conf
+from testbed.apiserver.controlplane import ControlPlane
 from testbed.core import doctor
 from testbed.core.cluster import Cluster
 from testbed.core.preflight import load_spec
@@ -57,6 +58,8 @@ def adopt(name: str, owner: Process, verbose: bool = False) -> Cluster:
     for router in state.routers:
         cluster.routers[router] = netns.pod_namespace(pinned_name(router, name))
     mode.adopt(cluster.context)
+    if state.control_plane:
+        cluster.control_plane = ControlPlane.recall(name, state.control_plane, state)
     cluster.pods_up = [PodSpec(r.name, r.namespace, r.node, dict(r.labels), dns=dict(r.dns),
                                host_network=r.host_network) for r in state.pods.values()]
     _recall_services(cluster)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from testbed.addons.dns import ClusterDNS
 from testbed.api import apply, manifests
+from testbed.apiserver.controlplane import ControlPlane
 from testbed.core import doctor
 from testbed.core.clean import describe, keep_only, still_present
 from testbed.core.preflight import (
@@ -77,6 +78,8 @@ class Cluster:
         self.nodes = {}      # name -> NodeContext
         self.routers = {}    # name -> netns.Namespace of the rack router(s)
         self.runtime = Runtime(state)
+        self.control_plane = None  # ControlPlane: etcd and the API server, when wanted
+        self.wants_control_plane = False
         self.pods_up = []    # PodSpecs attached, in order
         self.timings = {}
         self.build_progress = BuildProgress(self.timings)  # up() gives it a reporter
@@ -90,10 +93,12 @@ class Cluster:
 
     @classmethod
     def create(cls, spec: ClusterSpec, mode_name: str, verbose: bool = False,
-               **facts) -> "Cluster":
+               control_plane: bool = False, **facts) -> "Cluster":
         """Check everything that can be checked, then make the run directory and state.
 
-        mode_name BARE builds the underlay only (the benchmark's node-to-node baseline)."""
+        mode_name BARE builds the underlay only (the benchmark's node-to-node baseline);
+        control_plane: an API server on an etcd of the cluster's own (`testbed up` asks for
+        it; the benchmark and most tests do without)."""
         delayed = any(rack.delay for rack in spec.racks)
         probe = mode_name != BARE or delayed or spec.underlay != "linux"
         caps = doctor.capabilities() if probe else {}
@@ -132,6 +137,7 @@ class Cluster:
         state.own("dirs", state.dir)
         cluster = cls(spec, mode_name, state, verbose, caps)
         cluster.manifests = loaded
+        cluster.wants_control_plane = control_plane
         return cluster
 
     # --- bring-up ------------------------------------------------------------------------
@@ -153,6 +159,11 @@ class Cluster:
     def _build(self):
         spec, mode, phases = self.spec, self.mode, self.build_progress
         leases = mode.plan(spec) if mode else {}
+        if self.wants_control_plane:
+            with phases.phase("control_plane"):
+                self.control_plane = ControlPlane(spec.name, self.state.subdir("control-plane"))
+                self.control_plane.start(self.state)
+                self.state.update(control_plane=self.control_plane.record())
         with phases.phase("underlay"):
             self.underlay = Underlay(spec, on_process=self.state.own_pid,
                                      on_namespace=lambda name: self.state.own("netns", name),
@@ -301,6 +312,7 @@ class Cluster:
         """Status of the mode's and the fabric's daemons; a dead one is recorded in the state
         for `status`."""
         status = self.fabric.daemon_status() if self.fabric else {}
+        status.update(self.control_plane.status() if self.control_plane else {})
         status.update(self.mode.daemon_status(self.context) if self.mode else {})
         status.update(self.proxies.daemon_status())
         if status != self.state.daemons:
@@ -365,6 +377,10 @@ class Cluster:
                 if self.fabric is not None:
                     attempt(self.fabric.stop)
                     self.fabric = None
+                if self.control_plane is not None:
+                    report("stopping the API server and etcd")
+                    attempt(self.control_plane.stop, self.state)
+                    self.control_plane = None
                 if self.underlay is not None:
                     report("removing nodes and racks")
                     attempt(self._stop_underlay)

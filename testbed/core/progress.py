@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable, Iterator
 
 # in the order a build goes through them; each is timed as timings["<phase>_s"]
-PHASES = ("underlay", "nodes", "mode_setup", "peers", "daemons", "convergence", "pods",
-          "manifests")
+PHASES = ("control_plane", "underlay", "nodes", "mode_setup", "peers", "daemons", "convergence",
+          "pods", "manifests")
 REPORT_EVERY_S = 0.25  # news at most this often: a thousand pods need not print a thousand lines
 
 

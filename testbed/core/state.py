@@ -87,6 +87,7 @@ class RunState:
     dns: DnsRecord | None = None
     fabric: dict = field(default_factory=dict)      # the OVS underlay's facts, if any
     mode_facts: dict = field(default_factory=dict)  # the mode's cluster-wide facts
+    control_plane: dict = field(default_factory=dict)  # the API server's: server, kubeconfig
     network_policy: PolicyEnforcement = field(default_factory=PolicyEnforcement)
     warnings: list[str] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)  # the last MAX_EVENTS, oldest first

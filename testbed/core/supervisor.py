@@ -49,6 +49,24 @@ def _report_deaths(cluster, reported):
                   flush=True)
 
 
+def _revive_control_plane(cluster):
+    """An API server or etcd that died is started again at once, on its port and data: the
+    cluster's objects are in etcd's files, so nothing is lost (kubelet's static pods are
+    restarted the same way)."""
+    plane = cluster.control_plane
+    if plane is None:
+        return
+    try:
+        restarted = plane.revive(cluster.state)
+    except TestbedError as e:
+        print(f"control plane: {e}", file=sys.stderr, flush=True)
+        return
+    for label in restarted:
+        cluster.state.event("Warning", "Restarted", f"daemon/{label}",
+                            f"{label} had died; started again on its port and data")
+        print(f"{label} had died; started again", file=sys.stderr, flush=True)
+
+
 def serve(cluster: Cluster) -> None:
     """Answer requests until one asks for `down`."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -60,6 +78,7 @@ def serve(cluster: Cluster) -> None:
     reported = set()
     try:
         while True:
+            _revive_control_plane(cluster)
             _report_deaths(cluster, reported)
             try:
                 conn, _ = server.accept()
@@ -120,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
                 _log_to(cluster)
             else:
                 spec = load_spec(args.topo, args.name, args.underlay, args.proxy_mode)
-                cluster = Cluster.create(spec, args.mode, verbose=args.verbose, supervisor=me)
+                cluster = Cluster.create(spec, args.mode, verbose=args.verbose,
+                                         control_plane=True, supervisor=me)
                 _log_to(cluster)
                 cluster.up(progress=lambda text: _report_progress(report, text))
             report.write(READY + "\n")

@@ -1,0 +1,393 @@
+"""The REST verbs on resources, as kube-apiserver serves them: get, list (label and field
+selectors, limit and continue, Tables), watch, create, update, patch, delete and
+deletecollection, each on etcd (etcd.py) and answering errors with Status objects."""
+import asyncio
+import base64
+import json
+
+import yaml
+from aiohttp import web
+
+from . import objects, patch, selectors
+from .etcd import Compacted, Conflict, Entry, Store
+from .resources import RESOURCES, Resource, find
+from .status import ApiError, already_exists, conflict, not_found
+from .tables import table
+
+MAX_LIMIT = 500  # a page larger than this is cut to it (kube-apiserver: any size, in pages)
+PATCH_TYPES = ("application/merge-patch+json", "application/json-patch+json",
+               "application/strategic-merge-patch+json", "application/apply-patch+yaml")
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def wants_table(request) -> bool:
+    return "as=Table" in request.headers.get("Accept", "")
+
+
+def parse_body(text: str, content_type: str):
+    """The request body as a document; 400 for what is not JSON (or YAML where sent as YAML)."""
+    if not text.strip():
+        raise ApiError(400, "the body of the request was empty")
+    try:
+        if "yaml" in content_type:
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except (ValueError, yaml.YAMLError) as e:
+        raise ApiError(400, f"couldn't get version/kind; json parse error: {e}") from None
+
+
+def _api_version(resource):
+    return resource.group_version
+
+
+def present(resource: Resource, entry: Entry) -> dict:
+    """A stored object as the API returns it: kind, apiVersion and its resourceVersion."""
+    obj = dict(entry.value)
+    obj["apiVersion"], obj["kind"] = _api_version(resource), resource.kind
+    obj["metadata"] = {**obj.get("metadata", {}), "resourceVersion": str(entry.mod_revision)}
+    return {"apiVersion": obj.pop("apiVersion"), "kind": obj.pop("kind"), **obj}
+
+
+def _continue_token(revision, key):
+    raw = json.dumps({"rv": revision, "start": key}).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _read_continue(token):
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return int(doc["rv"]), str(doc["start"])
+    except (ValueError, KeyError, TypeError):
+        raise ApiError(400, "continue key is not valid: incorrect encoded start "
+                       "resourceVersion (version meta.k8s.io/v1)") from None
+
+
+class Rest:
+    """The resource verbs over one etcd store."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    # --- routing -------------------------------------------------------------------------
+    async def dispatch(self, request: web.Request, group: str, version: str,
+                       parts: list[str]) -> web.StreamResponse:
+        """/api/v1/<parts> or /apis/<group>/<version>/<parts>."""
+        namespace = None
+        if len(parts) >= 3 and parts[0] == "namespaces" and find(group, version, parts[2]) \
+                and find(group, version, parts[2]).namespaced:
+            namespace, parts = parts[1], parts[2:]
+        resource = find(group, version, parts[0]) if parts else None
+        if resource is None or len(parts) > 3:
+            raise ApiError(404, "the server could not find the requested resource")
+        name = parts[1] if len(parts) > 1 else None
+        sub = parts[2] if len(parts) > 2 else ""
+        if sub and sub not in resource.subresources:
+            raise ApiError(404, "the server could not find the requested resource")
+        if resource.namespaced and name is not None and namespace is None:
+            raise ApiError(404, "the server could not find the requested resource")
+        method = request.method
+        if name is None:
+            if method == "GET":
+                if request.query.get("watch") in ("1", "true"):
+                    return await self.watch(request, resource, namespace)
+                return await self.list(request, resource, namespace)
+            if method == "POST":
+                return await self.create(request, resource, namespace)
+            if method == "DELETE":
+                return await self.delete_collection(request, resource, namespace)
+        else:
+            if sub in ("", "status"):
+                if method == "GET":
+                    return self._json(present(resource, await self._get(resource, namespace,
+                                                                         name)))
+                if method == "PUT":
+                    return await self.update(request, resource, namespace, name, sub)
+                if method == "PATCH":
+                    return await self.patch(request, resource, namespace, name, sub)
+                if method == "DELETE" and not sub:
+                    return await self.delete(request, resource, namespace, name)
+            else:
+                raise ApiError(404, f"the server does not serve {resource.name}/{sub} yet")
+        raise ApiError(405, "the server does not allow this method on the requested "
+                       "resource", "MethodNotAllowed")
+
+    @staticmethod
+    def _json(doc, status=200):
+        return web.Response(status=status, text=json.dumps(doc),
+                            content_type="application/json")
+
+    # --- reading -------------------------------------------------------------------------
+    async def _get(self, resource, namespace, name) -> Entry:
+        entry = await self.store.get(resource.key(namespace, name))
+        if entry is None:
+            raise not_found(resource.name, name, resource.group)
+        return entry
+
+    def _selectors(self, request, resource):
+        try:
+            labels = selectors.parse_labels(request.query.get("labelSelector", ""))
+            fields = selectors.parse_fields(request.query.get("fieldSelector", ""),
+                                            resource.name)
+        except selectors.SelectorError as e:
+            raise ApiError(400, str(e)) from None
+        return lambda obj: labels(obj.get("metadata", {}).get("labels")) and fields(obj)
+
+    async def list(self, request, resource, namespace):
+        chosen = self._selectors(request, resource)
+        try:
+            limit = int(request.query.get("limit") or 0)
+        except ValueError:
+            raise ApiError(400, f"limit: invalid value {request.query['limit']!r}") from None
+        if limit < 0:
+            raise ApiError(400, f"limit: must be 0 or more, not {limit}")
+        limit = min(limit, MAX_LIMIT) if limit else 0
+        prefix = resource.prefix(namespace)
+        start, revision = None, 0
+        if request.query.get("continue"):
+            revision, start = _read_continue(request.query["continue"])
+        items, more, next_key = [], False, None
+        while True:  # pages of etcd until `limit` objects pass the selectors
+            entries, revision, more = await self.store.list(
+                prefix, (limit - len(items)) if limit else 0, start, revision)
+            for entry in entries:
+                obj = present(resource, entry)
+                if chosen(obj):
+                    items.append(obj)
+            if entries:
+                next_key = entries[-1].key + "\x00"
+            if not more or not limit or len(items) >= limit:
+                break
+            start = next_key
+        meta = {"resourceVersion": str(revision)}
+        if more and limit:
+            meta["continue"] = _continue_token(revision, next_key)
+        if wants_table(request):
+            return self._json(table(resource.name, items, meta))
+        for item in items:
+            item.pop("apiVersion"), item.pop("kind")
+        return self._json({"kind": f"{resource.kind}List", "apiVersion":
+                           _api_version(resource), "metadata": meta, "items": items})
+
+    async def watch(self, request, resource, namespace):
+        chosen = self._selectors(request, resource)
+        as_table = wants_table(request)
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        timeout = request.query.get("timeoutSeconds")
+
+        async def send(kind, obj):
+            if as_table:
+                obj = table(resource.name, [obj])
+            await response.write((json.dumps({"type": kind, "object": obj}) + "\n").encode())
+
+        async def stream():
+            since = request.query.get("resourceVersion", "")
+            if since in ("", "0"):
+                entries, revision, _ = await self.store.list(resource.prefix(namespace))
+                for entry in entries:
+                    obj = present(resource, entry)
+                    if chosen(obj):
+                        await send("ADDED", obj)
+                start = revision + 1
+            else:
+                try:
+                    start = int(since) + 1
+                except ValueError:
+                    raise ApiError(400, f"resourceVersion: invalid value {since!r}") from None
+            try:
+                async for kind, entry, prev in self.store.watch(resource.prefix(namespace),
+                                                                start):
+                    obj = present(resource, entry)
+                    before = present(resource, prev) if prev else None
+                    if kind == "DELETE":
+                        if chosen(obj):
+                            await send("DELETED", obj)
+                        continue
+                    now_in = chosen(obj)
+                    was_in = before is not None and chosen(before)
+                    if now_in:
+                        await send("MODIFIED" if was_in else "ADDED", obj)
+                    elif was_in:  # changed out of the selection: gone from the watcher's view
+                        await send("DELETED", obj)
+            except Compacted:
+                await send("ERROR", ApiError(410, "too old resource version",
+                                             "Expired").body())
+        try:
+            if timeout:
+                await asyncio.wait_for(stream(), float(timeout))
+            else:
+                await stream()
+        except asyncio.TimeoutError:
+            pass
+        except ApiError as e:
+            await send("ERROR", e.body())
+        except (ConnectionResetError, asyncio.CancelledError):
+            return response
+        await response.write_eof()
+        return response
+
+    # --- writing -------------------------------------------------------------------------
+    async def _namespace_must_exist(self, namespace):
+        if await self.store.get(f"/registry/namespaces/{namespace}") is None:
+            raise not_found("namespaces", namespace)
+
+    async def _body(self, request):
+        text = await request.text()
+        return parse_body(text, request.content_type or "")
+
+    def _check_kind(self, resource, obj):
+        if not isinstance(obj, dict):
+            raise ApiError(400, "the object provided is unrecognized (must be of type "
+                           f"{resource.kind})")
+        kind, version = obj.get("kind"), obj.get("apiVersion")
+        if kind and kind != resource.kind:
+            raise ApiError(400, f"the object provided is unrecognized (must be of type "
+                           f"{resource.kind}): couldn't get version/kind; json parse error: "
+                           f"{kind} is not {resource.kind}")
+        if version and version != resource.group_version:
+            raise ApiError(400, f"the API version in the data ({version}) does not match the "
+                           f"expected API version ({resource.group_version})")
+
+    def _check_namespace(self, resource, obj, namespace):
+        given = (obj.get("metadata") or {}).get("namespace") if isinstance(
+            obj.get("metadata"), dict) else None
+        if resource.namespaced and given and given != namespace:
+            raise ApiError(400, "the namespace of the provided object does not match the "
+                           "namespace sent on the request")
+
+    async def create(self, request, resource, namespace):
+        obj = await self._body(request)
+        self._check_kind(resource, obj)
+        self._check_namespace(resource, obj, namespace)
+        if resource.namespaced:
+            await self._namespace_must_exist(namespace)
+        obj = objects.prepare_create(resource, obj, namespace)
+        name = obj["metadata"]["name"]
+        if request.query.get("dryRun") == "All":
+            return self._json({**obj}, 201)
+        key = resource.key(namespace, name)
+        try:
+            revision = await self.store.create(key, obj)
+        except Conflict:
+            raise already_exists(resource.name, name, resource.group) from None
+        return self._json(present(resource, Entry(key, obj, revision, revision)), 201)
+
+    async def _write(self, resource, namespace, name, entry, new, sub):
+        out = objects.prepare_update(resource, entry.value, new, sub)
+        try:
+            revision = await self.store.update(entry.key, out, entry.mod_revision)
+        except Conflict:
+            raise conflict(resource.name, name, resource.group) from None
+        return self._json(present(resource, Entry(entry.key, out, revision,
+                                                  entry.create_revision)))
+
+    async def update(self, request, resource, namespace, name, sub):
+        new = await self._body(request)
+        self._check_kind(resource, new)
+        self._check_namespace(resource, new, namespace)
+        meta = new.get("metadata") if isinstance(new.get("metadata"), dict) else {}
+        if meta.get("name") and meta["name"] != name:
+            raise ApiError(400, "the name of the object "
+                           f"({meta['name']}) does not match the name on the URL ({name})")
+        entry = await self.store.get(resource.key(namespace, name))
+        if entry is None:
+            raise not_found(resource.name, name, resource.group)
+        wanted = meta.get("resourceVersion")
+        if wanted and str(wanted) != str(entry.mod_revision):
+            raise conflict(resource.name, name, resource.group)
+        return await self._write(resource, namespace, name, entry, new, sub)
+
+    async def patch(self, request, resource, namespace, name, sub):
+        kind = request.content_type
+        if kind not in PATCH_TYPES:
+            raise ApiError(415, f"the body of the request was in an unknown format - accepted "
+                           f"media types include: {', '.join(PATCH_TYPES)}")
+        body = await self._body(request)
+        for attempt in range(5):  # a patch is applied to the latest version, retried on races
+            entry = await self.store.get(resource.key(namespace, name))
+            if entry is None:
+                raise not_found(resource.name, name, resource.group)
+            current = present(resource, entry)
+            try:
+                if kind == "application/json-patch+json":
+                    new = patch.json_patch(current, body)
+                elif kind == "application/merge-patch+json":
+                    new = patch.merge_patch(current, body)
+                else:
+                    if not isinstance(body, dict):
+                        raise patch.PatchError("a strategic merge patch is an object")
+                    new = patch.strategic_merge(current, body)
+            except patch.PatchError as e:
+                raise ApiError(422 if kind == "application/json-patch+json" else 400,
+                               str(e)) from None
+            if not isinstance(new, dict):
+                raise ApiError(400, "the patch does not give an object")
+            self._check_kind(resource, new)
+            meta = new.get("metadata") or {}
+            wanted = meta.get("resourceVersion")
+            if wanted and str(wanted) != str(entry.mod_revision):
+                raise conflict(resource.name, name, resource.group)
+            if meta.get("name") != name or (resource.namespaced and
+                                           meta.get("namespace") != namespace):
+                raise ApiError(400, "metadata.name and metadata.namespace cannot be changed "
+                               "by a patch")
+            try:
+                return await self._write(resource, namespace, name, entry, new, sub)
+            except ApiError as e:
+                if e.code != 409 or wanted or attempt == 4:
+                    raise
+
+    async def _delete_entry(self, resource, entry):
+        try:
+            revision = await self.store.delete(entry.key, entry.mod_revision)
+        except Conflict:
+            name = entry.value.get("metadata", {}).get("name", "")
+            raise conflict(resource.name, name, resource.group) from None
+        return revision
+
+    async def delete(self, request, resource, namespace, name):
+        entry = await self._get(resource, namespace, name)
+        if request.query.get("dryRun") == "All":
+            return self._json(present(resource, entry))
+        revision = await self._delete_entry(resource, entry)
+        if resource.name == "namespaces":
+            await self._empty_namespace(name)
+        shown = present(resource, entry)
+        shown["metadata"]["resourceVersion"] = str(revision)
+        return self._json(shown)
+
+    async def _empty_namespace(self, namespace):
+        """What the namespace controller does once a namespace is deleted: every object in it
+        goes."""
+        for other in RESOURCES:
+            if not other.namespaced:
+                continue
+            entries, _, _ = await self.store.list(other.prefix(namespace))
+            for entry in entries:
+                try:
+                    await self.store.delete(entry.key, entry.mod_revision)
+                except Conflict:
+                    pass
+
+    async def delete_collection(self, request, resource, namespace):
+        chosen = self._selectors(request, resource)
+        entries, _, _ = await self.store.list(resource.prefix(namespace))
+        deleted = []
+        for entry in entries:
+            obj = present(resource, entry)
+            if chosen(obj):
+                await self._delete_entry(resource, entry)
+                deleted.append(obj)
+        return self._json({"kind": f"{resource.kind}List", "apiVersion": _api_version(resource),
+                           "metadata": {}, "items": deleted})
+
+    async def ensure_system_namespaces(self):
+        """The namespaces kube-apiserver's system namespaces controller keeps."""
+        resource = find("", "v1", "namespaces")
+        for name in SYSTEM_NAMESPACES:
+            obj = objects.prepare_create(resource, {"metadata": {"name": name}}, None)
+            try:
+                await self.store.create(resource.key(None, name), obj)
+            except Conflict:
+                pass

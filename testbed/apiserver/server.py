@@ -1,0 +1,176 @@
+"""The API server process: HTTPS with the cluster's CA, client certificates verified and
+mapped to users as kube-apiserver maps them, anonymous requests refused (401), discovery, and
+the resources on etcd (rest.py). Every error is a Status object; a request the server cannot
+serve never answers with a traceback.
+
+    python -m testbed.apiserver.server CONFIG.json
+
+CONFIG: {"etcd": "http://127.0.0.1:PORT", "pki": DIR, "host": "127.0.0.1", "port": PORT}.
+"""
+import asyncio
+import json
+import logging
+import signal
+import ssl
+import sys
+
+import aiohttp
+from aiohttp import web
+
+from . import discovery, openapi
+from .etcd import Store
+from .pki import Pki, user_of
+from .rest import Rest
+from .status import ApiError
+
+MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's limit on a request body
+SERVER_HEADER = "testbed-apiserver"
+
+
+def tls_context(pki: Pki) -> ssl.SSLContext:
+    """Serving certificate, and client certificates asked for and verified against the
+    cluster's CA but not required: a request without one is answered 401, as kube-apiserver
+    answers it with anonymous authentication off."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki.server_cert, pki.server_key)
+    context.load_verify_locations(pki.ca_cert)
+    context.verify_mode = ssl.CERT_OPTIONAL
+    return context
+
+
+def _user(request):
+    transport = request.transport
+    cert = transport.get_extra_info("peercert") if transport else None
+    return user_of(cert)
+
+
+@web.middleware
+async def errors(request, handler):
+    """Every failure as a Status: ours, aiohttp's (413 for a body over 3 MiB, 404 for an
+    unknown path) and any bug (500, logged, the server going on)."""
+    try:
+        return await handler(request)
+    except ApiError as e:
+        return e.response()
+    except web.HTTPRequestEntityTooLarge:
+        return ApiError(413, "Request entity too large: limit is 3145728").response()
+    except web.HTTPException as e:
+        if e.status == 404:
+            return ApiError(404, "the server could not find the requested resource").response()
+        if e.status == 405:
+            return ApiError(405, "the server does not allow this method on the requested "
+                            "resource").response()
+        return ApiError(e.status, e.reason or "request failed").response()
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception as e:  # a bug: a Status, never a traceback to the client
+        logging.exception("internal error on %s %s", request.method, request.path)
+        return ApiError(500, f"Internal error occurred: {type(e).__name__}: {e}").response()
+
+
+@web.middleware
+async def authenticate(request, handler):
+    user = _user(request)
+    if user is None:
+        raise ApiError(401, "Unauthorized")
+    request["user"] = user
+    return await handler(request)
+
+
+def make_app(store: Store, server_address: str) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[errors, authenticate])
+    rest = Rest(store)
+
+    def doc(body):
+        return web.Response(text=json.dumps(body), content_type="application/json")
+
+    async def version(_request):
+        return doc(discovery.VERSION)
+
+    async def health(_request):
+        return web.Response(text="ok")
+
+    async def api(_request):
+        return doc(discovery.api_versions(server_address))
+
+    async def apis(_request):
+        return doc(discovery.api_group_list())
+
+    async def core(request):
+        parts = [p for p in request.match_info["tail"].split("/") if p]
+        if not parts:
+            if request.method != "GET":
+                raise ApiError(405, "the server does not allow this method on the requested "
+                               "resource")
+            return doc(discovery.resource_list("", "v1"))
+        return await rest.dispatch(request, "", "v1", parts)
+
+    async def named(request):
+        group = request.match_info["group"]
+        parts = [p for p in request.match_info["tail"].split("/") if p]
+        if not parts:
+            found = discovery.api_group(group)
+        elif len(parts) == 1:
+            found = discovery.resource_list(group, parts[0])
+        else:
+            return await rest.dispatch(request, group, parts[0], parts[1:])
+        if found is None:
+            raise ApiError(404, "the server could not find the requested resource")
+        return doc(found)
+
+    async def openapi_root(_request):
+        return doc(openapi.root())
+
+    async def openapi_document(request):
+        found = openapi.by_path(request.match_info["path"].strip("/"))
+        if found is None:
+            raise ApiError(404, "the server could not find the requested resource")
+        return doc(found)
+
+    app.router.add_get("/openapi/v3", openapi_root)
+    app.router.add_get("/openapi/v3/{path:.+}", openapi_document)
+    app.router.add_get("/version", version)
+    for path in ("/healthz", "/livez", "/readyz"):
+        app.router.add_get(path, health)
+    app.router.add_get("/api", api)
+    app.router.add_get("/apis", apis)
+    app.router.add_route("*", "/api/v1{tail:(/.*)?}", core)
+    app.router.add_route("*", "/apis/{group}{tail:(/.*)?}", named)
+    app["rest"] = rest
+    return app
+
+
+async def serve(config: dict) -> None:
+    pki = Pki(config["pki"])
+    host, port = config.get("host", "127.0.0.1"), int(config["port"])
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        store = Store(session, config["etcd"])
+        app = make_app(store, f"{host}:{port}")
+        await app["rest"].ensure_system_namespaces()
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, ssl_context=tls_context(pki))
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"serving https://{host}:{port}", flush=True)
+        await stop.wait()
+        await runner.cleanup()
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m testbed.apiserver.server CONFIG.json", file=sys.stderr)
+        return 2
+    with open(argv[0]) as f:
+        config = json.load(f)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    asyncio.run(serve(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""meta.k8s.io/v1 Tables, as kube-apiserver prints them for `kubectl get`: its column
+definitions per resource (priority 1 columns are the ones `-o wide` adds), one row per object,
+cells already rendered."""
+import calendar
+import time
+
+from testbed.api.tables import human_duration
+
+NAME = {"name": "Name", "type": "string", "format": "name", "priority": 0,
+        "description": "Name must be unique within a namespace."}
+AGE = {"name": "Age", "type": "string", "format": "", "priority": 0,
+       "description": "CreationTimestamp is a timestamp representing the server time when this "
+                      "object was created."}
+
+
+def _column(name, priority=0, type_="string"):
+    return {"name": name, "type": type_, "format": "", "priority": priority, "description": ""}
+
+
+def age(obj: dict, now: float) -> str:
+    created = obj.get("metadata", {}).get("creationTimestamp")
+    if not created:
+        return "<unknown>"
+    return human_duration(now - calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ")))
+
+
+def _pod_row(pod, now):
+    spec, status = pod.get("spec", {}), pod.get("status", {})
+    containers = spec.get("containers", [])
+    statuses = status.get("containerStatuses", [])
+    ready = sum(1 for c in statuses if c.get("ready"))
+    restarts = sum(int(c.get("restartCount", 0)) for c in statuses)
+    reason = status.get("reason") or status.get("phase") or "Pending"
+    for c in statuses:
+        waiting = (c.get("state") or {}).get("waiting")
+        if waiting and waiting.get("reason"):
+            reason = waiting["reason"]
+    if pod["metadata"].get("deletionTimestamp"):
+        reason = "Terminating"
+    gates = spec.get("readinessGates") or []
+    return [pod["metadata"]["name"], f"{ready}/{len(containers)}", reason, str(restarts),
+            age(pod, now), status.get("podIP") or "<none>", spec.get("nodeName") or "<none>",
+            status.get("nominatedNodeName") or "<none>",
+            f"{len(gates)}/{len(gates)}" if gates else "<none>"]
+
+
+def _node_row(node, now):
+    conditions = {c["type"]: c["status"] for c in node.get("status", {}).get("conditions", [])}
+    ready = {"True": "Ready", "False": "NotReady"}.get(conditions.get("Ready"), "Unknown")
+    if node.get("spec", {}).get("unschedulable"):
+        ready += ",SchedulingDisabled"
+    labels = node["metadata"].get("labels", {})
+    roles = sorted(k.split("/", 1)[1] for k in labels
+                   if k.startswith("node-role.kubernetes.io/")) or ["<none>"]
+    addresses = {a["type"]: a["address"] for a in node.get("status", {}).get("addresses", [])}
+    info = node.get("status", {}).get("nodeInfo", {})
+    return [node["metadata"]["name"], ready, ",".join(roles), age(node, now),
+            info.get("kubeletVersion", ""), addresses.get("InternalIP", "<none>"),
+            addresses.get("ExternalIP", "<none>"), info.get("osImage", "<unknown>"),
+            info.get("kernelVersion", "<unknown>"), info.get("containerRuntimeVersion", "")]
+
+
+def _service_row(svc, now):
+    spec = svc.get("spec", {})
+    ports = ",".join(f"{p['port']}" + (f":{p['nodePort']}" if p.get("nodePort") else "") +
+                     f"/{p.get('protocol', 'TCP')}" for p in spec.get("ports", [])) or "<none>"
+    ingress = svc.get("status", {}).get("loadBalancer", {}).get("ingress", [])
+    external = spec.get("externalName") or ",".join(
+        [i.get("ip") or i.get("hostname", "") for i in ingress] + spec.get("externalIPs", [])
+    ) or ("<pending>" if spec.get("type") == "LoadBalancer" else "<none>")
+    selector = ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items()))
+    return [svc["metadata"]["name"], spec.get("type", "ClusterIP"),
+            spec.get("clusterIP") or "<none>", external, ports, age(svc, now),
+            selector or "<none>"]
+
+
+def _namespace_row(ns, now):
+    return [ns["metadata"]["name"], ns.get("status", {}).get("phase", "Active"), age(ns, now)]
+
+
+def _configmap_row(cm, now):
+    return [cm["metadata"]["name"], len(cm.get("data") or {}) + len(cm.get("binaryData") or {}),
+            age(cm, now)]
+
+
+TABLES = {
+    "pods": ([NAME, _column("Ready"), _column("Status"), _column("Restarts", 0, "string"), AGE,
+              _column("IP", 1), _column("Node", 1), _column("Nominated Node", 1),
+              _column("Readiness Gates", 1)], _pod_row),
+    "nodes": ([NAME, _column("Status"), _column("Roles"), AGE, _column("Version"),
+               _column("Internal-IP", 1), _column("External-IP", 1), _column("OS-Image", 1),
+               _column("Kernel-Version", 1), _column("Container-Runtime", 1)], _node_row),
+    "services": ([NAME, _column("Type"), _column("Cluster-IP"), _column("External-IP"),
+                  _column("Port(s)"), AGE, _column("Selector", 1)], _service_row),
+    "namespaces": ([NAME, _column("Status"), AGE], _namespace_row),
+    "configmaps": ([NAME, _column("Data", 0, "integer"), AGE], _configmap_row),
+}
+
+
+def _partial(obj):
+    """The PartialObjectMetadata a row carries (kubectl reads names and namespaces from it)."""
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+            "metadata": obj.get("metadata", {})}
+
+
+def table(resource: str, objects: list[dict], list_meta: dict | None = None,
+          now: float | None = None) -> dict:
+    """The Table of `objects` of one resource, with kube-apiserver's columns for it (Name and
+    Age, "Created At" in the API's words, for resources without their own)."""
+    now = time.time() if now is None else now
+    columns, row_of = TABLES.get(resource, ([NAME, {**AGE, "name": "Created At",
+                                                   "type": "date"}], None))
+    rows = []
+    for obj in objects:
+        cells = row_of(obj, now) if row_of else [
+            obj["metadata"]["name"], obj["metadata"].get("creationTimestamp")]
+        rows.append({"cells": cells, "object": _partial(obj)})
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta or {},
+            "columnDefinitions": columns, "rows": rows}

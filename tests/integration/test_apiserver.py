@@ -125,7 +125,7 @@ def test_objects_sit_in_etcd_under_kube_apiservers_keys(plane):
     code, made = request(plane, "POST", "/api/v1/namespaces/store/pods", json.dumps({
         "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}))
     assert code == 201
-    etcdctl = os.path.join(os.path.dirname(etcd_binary()), "etcdctl")
+    etcdctl = etcd_binary("etcdctl")
     keys = subprocess.run([etcdctl, "--endpoints", plane.etcd_endpoint, "get", "--prefix",
                            "--keys-only", "/registry/"], capture_output=True, text=True,
                           check=True).stdout.split()

@@ -190,8 +190,13 @@ def defaults(resource: Resource, obj: dict) -> dict:
         spec.setdefault("revisionHistoryLimit", 10)
         if resource.name == "deployments":
             spec.setdefault("progressDeadlineSeconds", 600)
-            spec.setdefault("strategy", {"type": "RollingUpdate", "rollingUpdate": {
-                "maxUnavailable": "25%", "maxSurge": "25%"}})
+            strategy = spec.setdefault("strategy", {})
+            if not strategy.get("type"):  # as SetDefaults_Deployment: an empty type too
+                strategy["type"] = "RollingUpdate"
+            if strategy["type"] == "RollingUpdate":
+                rolling = strategy.setdefault("rollingUpdate", {})
+                rolling.setdefault("maxUnavailable", "25%")
+                rolling.setdefault("maxSurge", "25%")
         template = spec.setdefault("template", {})
         template.setdefault("metadata", {}).setdefault("creationTimestamp", None)
         _default_pod_spec(template.setdefault("spec", {}))

@@ -8,7 +8,7 @@ import json
 import yaml
 from aiohttp import web
 
-from . import objects, patch, selectors
+from . import objects, patch, protobuf, selectors
 from .etcd import Compacted, Conflict, Entry, Store
 from .resources import RESOURCES, Resource, find
 from .status import ApiError, already_exists, conflict, not_found
@@ -17,6 +17,7 @@ from .tables import table
 MAX_LIMIT = 500  # a page larger than this is cut to it (kube-apiserver: any size, in pages)
 PATCH_TYPES = ("application/merge-patch+json", "application/json-patch+json",
                "application/strategic-merge-patch+json", "application/apply-patch+yaml")
+BODY_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -233,8 +234,15 @@ class Rest:
             raise not_found("namespaces", namespace)
 
     async def _body(self, request):
+        kind = request.content_type or ""
+        if kind == protobuf.CONTENT_TYPE:  # what client-go's typed clients send
+            return protobuf.decode(await request.read())
+        if kind not in BODY_TYPES and kind not in PATCH_TYPES:
+            raise ApiError(415, "the body of the request was in an unknown format - accepted "
+                           f"media types include: {', '.join(BODY_TYPES)}",
+                           "UnsupportedMediaType")
         text = await request.text()
-        return parse_body(text, request.content_type or "")
+        return parse_body(text, kind)
 
     def _check_kind(self, resource, obj):
         if not isinstance(obj, dict):

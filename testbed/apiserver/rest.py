@@ -107,6 +107,8 @@ class Rest:
                     return await self.patch(request, resource, namespace, name, sub)
                 if method == "DELETE" and not sub:
                     return await self.delete(request, resource, namespace, name)
+            elif sub == "binding" and method == "POST":
+                return await self.bind(request, resource, namespace, name)
             else:
                 raise ApiError(404, f"the server does not serve {resource.name}/{sub} yet")
         raise ApiError(405, "the server does not allow this method on the requested "
@@ -345,6 +347,30 @@ class Rest:
             except ApiError as e:
                 if e.code != 409 or wanted or attempt == 4:
                     raise
+
+    async def bind(self, request, resource, namespace, name):
+        """pods/binding, as the scheduler binds a pod: spec.nodeName set once."""
+        binding = await self._body(request)
+        target = binding.get("target") if isinstance(binding, dict) else None
+        node = target.get("name") if isinstance(target, dict) else None
+        if not node or not isinstance(node, str):
+            raise ApiError(422, f'Binding.core "{name}" is invalid: target.name: Required '
+                           "value", details={"name": name, "kind": "Binding", "causes": [
+                               {"reason": "FieldValueRequired", "field": "target.name",
+                                "message": "Required value"}]})
+        entry = await self._get(resource, namespace, name)
+        pod = entry.value
+        bound = pod.get("spec", {}).get("nodeName")
+        if bound:
+            raise ApiError(409, f"pod {name} is already assigned to node \"{bound}\"",
+                           "Conflict")
+        pod = {**pod, "spec": {**pod.get("spec", {}), "nodeName": node}}
+        try:
+            await self.store.update(entry.key, pod, entry.mod_revision)
+        except Conflict:
+            raise conflict(resource.name, name, resource.group) from None
+        return self._json({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                           "status": "Success", "code": 201}, 201)
 
     async def _delete_entry(self, resource, entry):
         try:

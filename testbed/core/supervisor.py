@@ -13,6 +13,7 @@ import sys
 import traceback
 
 from testbed.api import apply, manifests
+from testbed.controllers import Controllers
 from testbed.core.adopt import adopt
 from testbed.core.cluster import Cluster
 from testbed.core.control import PROGRESS, READY
@@ -67,6 +68,30 @@ def _revive_control_plane(cluster):
         print(f"{label} had died; started again", file=sys.stderr, flush=True)
 
 
+class _Following:
+    """The controllers of a cluster with an API server, run between requests; a failure is
+    logged once (until it changes) and never takes the owner down."""
+
+    def __init__(self, cluster):
+        self.controllers = Controllers(cluster) if cluster.control_plane else None
+        self.last_error = None
+
+    def sync(self, cluster) -> None:
+        if self.controllers is None:
+            return
+        try:
+            self.controllers.sync(cluster)
+            self.last_error = None
+        except TestbedError as e:
+            if str(e) != self.last_error:
+                print(f"controllers: {e}", file=sys.stderr, flush=True)
+            self.last_error = str(e)
+        except Exception as e:  # a bug must not take the running cluster down with it
+            if repr(e) != self.last_error:
+                traceback.print_exc()
+            self.last_error = repr(e)
+
+
 def serve(cluster: Cluster) -> None:
     """Answer requests until one asks for `down`."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -76,9 +101,11 @@ def serve(cluster: Cluster) -> None:
     server.listen(8)
     server.settimeout(DAEMON_CHECK_S)
     reported = set()
+    following = _Following(cluster)
     try:
         while True:
             _revive_control_plane(cluster)
+            following.sync(cluster)
             _report_deaths(cluster, reported)
             try:
                 conn, _ = server.accept()

@@ -1,0 +1,22 @@
+"""The cluster following its API server, as Kubernetes' node agents and controllers follow
+kube-apiserver: Nodes registered with their status, Pods created through the API given a
+sandbox on their node and their status written back, the cluster's own pods shown in the API."""
+
+from testbed.apiserver.controlplane import admin_context
+
+from .client import ApiClient
+from .nodes import NodeRegistrar
+from .pods import PodController
+
+
+class Controllers:
+    """Every controller of one cluster, run by its owner between requests (sync())."""
+
+    def __init__(self, cluster):
+        plane = cluster.control_plane
+        self.client = ApiClient(plane.server, admin_context(plane.pki))
+        self.each = [NodeRegistrar(self.client), PodController(self.client)]
+
+    def sync(self, cluster) -> None:
+        for controller in self.each:
+            controller.sync(cluster)

@@ -1,0 +1,197 @@
+"""Pods between the API and the nodes, as the scheduler and the kubelet carry them:
+
+- a Pod created through the API (kubectl run, kubectl apply -f) without a node is bound to
+  the node with the fewest pods (the `binding` subresource, as the scheduler binds), then
+  given its sandbox on that node through the same path `testbed apply -f` takes (the CNI
+  ADD, the stand-in processes, every node's rules), and its status written back: phase,
+  podIP(s), hostIP, startTime, conditions and containerStatuses;
+- its labels changed through the API (kubectl label) are the pod's labels on the node, so
+  Services and NetworkPolicies follow them;
+- deleted through the API, its sandbox is removed;
+- the cluster's own pods (the topology's, and those `testbed apply -f` made) are written into
+  the API with their status, so kubectl lists every pod the nodes run.
+
+A Pod the cluster cannot run (a nodeName that is no node, a namespace it does not know) stays
+Pending with the reason in its PodScheduled condition. Pods a Deployment made are the
+Deployment's business: deleted through the API, they are written back (no ReplicaSet
+controller replaces them yet).
+"""
+import datetime
+
+import yaml
+
+from testbed.api import apply, manifests
+from testbed.errors import TestbedError
+
+POD_FIELDS = ("metadata", "spec")
+
+
+def rfc3339(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
+def key_of(pod: dict) -> str:
+    meta = pod["metadata"]
+    return f"{meta.get('namespace', 'default')}/{meta['name']}"
+
+
+def pod_status(record, host_ip: str) -> dict:
+    """The status the kubelet reports of a running pod."""
+    started = rfc3339(record.created or 0)
+    ips = [record.ip] if record.ip else []
+    ready = [{"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": started}
+             for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
+                       "PodScheduled")]
+    return {"phase": "Running", "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
+            "podIP": ips[0] if ips else host_ip,
+            "podIPs": [{"ip": ip} for ip in (ips or [host_ip])],
+            "startTime": started, "conditions": ready, "qosClass": "BestEffort",
+            "containerStatuses": [
+                {"name": name, "ready": True, "started": True, "restartCount": 0,
+                 "image": "", "imageID": "", "containerID": f"testbed://{proc.pid}",
+                 "state": {"running": {"startedAt": started}}}
+                for name, proc in sorted(record.containers.items())]}
+
+
+def pending_status(reason: str, message: str) -> dict:
+    return {"phase": "Pending", "qosClass": "BestEffort", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": reason, "message": message,
+         "lastProbeTime": None, "lastTransitionTime": rfc3339(0)}]}
+
+
+def manifest_of(pods: list[dict], namespaces: list[dict]) -> str:
+    """API objects as the manifest text `testbed apply` reads (what the cluster implements of
+    them; the server's own fields are left out)."""
+    docs = [{"apiVersion": "v1", "kind": "Namespace",
+             "metadata": {"name": ns["metadata"]["name"],
+                          "labels": ns["metadata"].get("labels", {})}} for ns in namespaces]
+    for pod in pods:
+        meta = pod["metadata"]
+        docs.append({"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": meta["name"], "namespace": meta.get("namespace", "default"),
+            "labels": meta.get("labels", {})}, "spec": pod.get("spec", {})})
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def mirror_of(record) -> dict:
+    """A pod the cluster runs, as a Pod object: its node, labels and containers."""
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": record.name, "namespace": record.namespace, "labels": dict(record.labels),
+        "annotations": {"testbed.io/created-by": "deployment " + record.owner
+                        if record.owner else "testbed"}},
+        "spec": {"nodeName": record.node, **({"hostNetwork": True} if record.host_network
+                                             else {}),
+                 "containers": [{"name": name, "image": "testbed/stand-in"}
+                                for name in sorted(record.containers)]}}
+
+
+class PodController:
+    def __init__(self, client):
+        self.client = client
+        self.known = set()     # pods in both the API and the cluster once
+        self.refused = {}      # key -> the resourceVersion the cluster could not run
+        self.reported = {}     # key -> the status last written
+
+    def sync(self, cluster) -> None:
+        listed = self.client.get("/api/v1/pods")
+        api = {key_of(p): p for p in listed["items"]}
+        state = cluster.state
+        self._realise(cluster, api)
+        for key in [k for k in state.pods if k not in api]:
+            record = state.pods[key]
+            if key in self.known and not record.owner:
+                self._remove(cluster, key)
+            else:
+                self._mirror(record)
+        for key, record in list(state.pods.items()):
+            pod = api.get(key) or self.client.get(
+                f"/api/v1/namespaces/{record.namespace}/pods/{record.name}")
+            if pod is None:
+                continue
+            self.known.add(key)
+            self._report(pod, pod_status(record, cluster.state.nodes[record.node].ip))
+
+    def _realise(self, cluster, api) -> None:
+        """Bind and start the API's pods the cluster does not run yet, and carry label changes
+        to those it runs."""
+        state = cluster.state
+        wanted = []
+        for key, pod in api.items():
+            record = state.pods.get(key)
+            version = pod["metadata"]["resourceVersion"]
+            if record is not None:
+                if not record.owner and (pod["metadata"].get("labels") or {}) != record.labels:
+                    wanted.append(pod)
+                continue
+            if key in self.known or self.refused.get(key) == version:
+                continue  # removed by us already, or refused as it is
+            if not pod.get("spec", {}).get("nodeName"):
+                pod = self._bind(pod, cluster.least_busy_node())
+            wanted.append(pod)
+        if not wanted:
+            return
+        namespaces = {p["metadata"].get("namespace", "default") for p in wanted} - \
+            set(state.namespaces)
+        listed = self.client.get("/api/v1/namespaces")["items"]
+        found = [ns for ns in listed if ns["metadata"]["name"] in namespaces]
+        try:
+            self._apply(cluster, wanted, found)
+        except TestbedError:  # one at a time, so that one refused pod keeps no other out
+            for pod in wanted:
+                try:
+                    self._apply(cluster, [pod], found)
+                except TestbedError as e:
+                    self._refuse(pod, str(e))
+
+    def _apply(self, cluster, pods, namespaces) -> None:
+        loaded = manifests.parse(manifest_of(pods, namespaces), "the API server's pods")
+        apply.apply(cluster, loaded)
+        for pod in pods:
+            self.known.add(key_of(pod))
+
+    def _bind(self, pod: dict, node: str) -> dict:
+        meta = pod["metadata"]
+        self.client.write("POST", f"/api/v1/namespaces/{meta.get('namespace', 'default')}"
+                          f"/pods/{meta['name']}/binding", {
+                              "apiVersion": "v1", "kind": "Binding",
+                              "metadata": {"name": meta["name"]},
+                              "target": {"apiVersion": "v1", "kind": "Node", "name": node}},
+                          ok=(200, 201))
+        return {**pod, "spec": {**pod.get("spec", {}), "nodeName": node}}
+
+    def _refuse(self, pod: dict, message: str) -> None:
+        version = self._report(pod, pending_status("FailedCreate", message.split(": ", 1)[-1]))
+        self.refused[key_of(pod)] = version or pod["metadata"]["resourceVersion"]
+
+    def _remove(self, cluster, key: str) -> None:
+        namespace, name = key.split("/", 1)
+        doc = yaml.safe_dump({"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": name, "namespace": namespace}, "spec": {"containers": [
+                {"name": "x", "image": "x"}]}})
+        apply.delete(cluster, manifests.parse(doc, "the API server's deletion"))
+        self.known.discard(key)
+        self.reported.pop(key, None)
+
+    def _mirror(self, record) -> None:
+        path = f"/api/v1/namespaces/{record.namespace}/pods"
+        code, _doc = self.client.request("POST", path, mirror_of(record))
+        if code not in (201, 409):
+            raise TestbedError(f"POST {path}: {code}")
+
+    def _report(self, pod: dict, status: dict) -> str | None:
+        """Write a pod's status (a merge patch of /status, as the kubelet patches it) unless
+        it was written already; the pod's resourceVersion after it."""
+        key = key_of(pod)
+        if self.reported.get(key) == status and pod.get("status", {}).get("phase") == \
+                status["phase"]:
+            return None
+        meta = pod["metadata"]
+        code, doc = self.client.request(
+            "PATCH", f"/api/v1/namespaces/{meta.get('namespace', 'default')}/pods/"
+                     f"{meta['name']}/status", {"status": status},
+            "application/merge-patch+json")
+        if code != 200:
+            return None
+        self.reported[key] = status
+        return doc["metadata"]["resourceVersion"]

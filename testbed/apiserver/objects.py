@@ -107,6 +107,26 @@ def _check_containers(spec, prefix, causes):
                                f"{number}: must be between 1 and 65535, inclusive"))
 
 
+def _keep_allocated(old: dict, new: dict) -> None:
+    """What an update leaves empty of a Service's allocations keeps the old values, as the
+    registry's patchAllocatedValues does: the ClusterIP(s), and each port's nodePort while the
+    Service still has node ports."""
+    if not new.get("clusterIP") and old.get("clusterIP"):
+        new["clusterIP"] = old["clusterIP"]
+        if old.get("clusterIPs"):
+            new["clusterIPs"] = old["clusterIPs"]
+    if new.get("type") in ("NodePort", "LoadBalancer"):
+        before = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                  for p in old.get("ports") or [] if isinstance(p, dict)}
+        for port in new.get("ports") or []:
+            if isinstance(port, dict) and not port.get("nodePort"):
+                kept = before.get((port.get("port"), port.get("protocol", "TCP")))
+                if kept:
+                    port["nodePort"] = kept
+        if not new.get("healthCheckNodePort") and old.get("healthCheckNodePort"):
+            new["healthCheckNodePort"] = old["healthCheckNodePort"]
+
+
 def _check_service(spec, causes):
     ports = spec.get("ports") or []
     if spec.get("type", "ClusterIP") != "ExternalName" and not ports and \
@@ -261,6 +281,7 @@ def prepare_update(resource: Resource, old: dict, new: dict, subresource: str = 
     if resource.name == "pods":
         _check_pod_update(old, out)
     if resource.name == "services":
+        _keep_allocated(old.get("spec") or {}, out.setdefault("spec", {}))
         _check_immutable(resource, old, out, ("spec", "clusterIP"))
     if resource.name in ("deployments", "replicasets"):
         _check_immutable(resource, old, out, ("spec", "selector"))

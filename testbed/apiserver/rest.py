@@ -4,11 +4,12 @@ deletecollection, each on etcd (etcd.py) and answering errors with Status object
 import asyncio
 import base64
 import json
+import random
 
 import yaml
 from aiohttp import web
 
-from . import objects, patch, protobuf, selectors
+from . import allocation, objects, patch, protobuf, selectors
 from .etcd import Compacted, Conflict, Entry, Store
 from .resources import RESOURCES, Resource, find
 from .status import ApiError, already_exists, conflict, not_found
@@ -68,6 +69,7 @@ class Rest:
 
     def __init__(self, store: Store):
         self.store = store
+        self.rng = random.Random()
 
     # --- routing -------------------------------------------------------------------------
     async def dispatch(self, request: web.Request, group: str, version: str,
@@ -274,6 +276,8 @@ class Rest:
             await self._namespace_must_exist(namespace)
         obj = objects.prepare_create(resource, obj, namespace)
         name = obj["metadata"]["name"]
+        if resource.name == "services":
+            await self._allocate(name, obj.setdefault("spec", {}))
         if request.query.get("dryRun") == "All":
             return self._json({**obj}, 201)
         key = resource.key(namespace, name)
@@ -282,6 +286,13 @@ class Rest:
         except Conflict:
             raise already_exists(resource.name, name, resource.group) from None
         return self._json(present(resource, Entry(key, obj, revision, revision)), 201)
+
+    async def _allocate(self, name, spec):
+        """A new Service's ClusterIP and node ports, as kube-apiserver's allocators give them."""
+        entries, _, _ = await self.store.list("/registry/services/specs/")
+        ips, ports = allocation.in_use([e.value for e in entries])
+        allocation.allocate_cluster_ip(name, spec, ips, self.rng)
+        allocation.allocate_node_ports(name, spec, ports, self.rng)
 
     async def _write(self, resource, namespace, name, entry, new, sub):
         out = objects.prepare_update(resource, entry.value, new, sub)

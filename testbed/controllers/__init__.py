@@ -1,12 +1,14 @@
 """The cluster following its API server, as Kubernetes' node agents and controllers follow
 kube-apiserver: Nodes registered with their status, Pods created through the API given a
-sandbox on their node and their status written back, the cluster's own pods shown in the API."""
+sandbox on their node and their status written back, Services given their rules with the
+addresses the API server allocated; the cluster's own pods and Services shown in the API."""
 
 from testbed.apiserver.controlplane import admin_context
 
 from .client import ApiClient
 from .nodes import NodeRegistrar
 from .pods import PodController
+from .services import ServiceController
 
 
 class Controllers:
@@ -15,7 +17,8 @@ class Controllers:
     def __init__(self, cluster):
         plane = cluster.control_plane
         self.client = ApiClient(plane.server, admin_context(plane.pki))
-        self.each = [NodeRegistrar(self.client), PodController(self.client)]
+        self.each = [NodeRegistrar(self.client), ServiceController(self.client),
+                     PodController(self.client)]
 
     def sync(self, cluster) -> None:
         for controller in self.each:

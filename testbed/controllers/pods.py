@@ -18,12 +18,9 @@ controller replaces them yet).
 """
 import datetime
 
-import yaml
-
-from testbed.api import apply, manifests
 from testbed.errors import TestbedError
 
-POD_FIELDS = ("metadata", "spec")
+from .realise import apply_objects, delete_object
 
 
 def rfc3339(epoch: float) -> str:
@@ -60,18 +57,10 @@ def pending_status(reason: str, message: str) -> dict:
          "lastProbeTime": None, "lastTransitionTime": rfc3339(0)}]}
 
 
-def manifest_of(pods: list[dict], namespaces: list[dict]) -> str:
-    """API objects as the manifest text `testbed apply` reads (what the cluster implements of
-    them; the server's own fields are left out)."""
-    docs = [{"apiVersion": "v1", "kind": "Namespace",
-             "metadata": {"name": ns["metadata"]["name"],
-                          "labels": ns["metadata"].get("labels", {})}} for ns in namespaces]
-    for pod in pods:
-        meta = pod["metadata"]
-        docs.append({"apiVersion": "v1", "kind": "Pod", "metadata": {
-            "name": meta["name"], "namespace": meta.get("namespace", "default"),
-            "labels": meta.get("labels", {})}, "spec": pod.get("spec", {})})
-    return yaml.safe_dump_all(docs, sort_keys=False)
+def made_by_testbed(pod: dict) -> bool:
+    """A pod the cluster made itself (the topology's, `testbed apply -f`'s) and wrote into
+    the API."""
+    return "testbed.io/created-by" in (pod["metadata"].get("annotations") or {})
 
 
 def mirror_of(record) -> dict:
@@ -124,6 +113,11 @@ class PodController:
                 if not record.owner and (pod["metadata"].get("labels") or {}) != record.labels:
                     wanted.append(pod)
                 continue
+            if key in self.known and made_by_testbed(pod):  # gone by `testbed delete -f`
+                meta = pod["metadata"]
+                self.client.request("DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/"
+                                              f"{meta['name']}")
+                continue
             if key in self.known or self.refused.get(key) == version:
                 continue  # removed by us already, or refused as it is
             if not pod.get("spec", {}).get("nodeName"):
@@ -131,22 +125,17 @@ class PodController:
             wanted.append(pod)
         if not wanted:
             return
-        namespaces = {p["metadata"].get("namespace", "default") for p in wanted} - \
-            set(state.namespaces)
-        listed = self.client.get("/api/v1/namespaces")["items"]
-        found = [ns for ns in listed if ns["metadata"]["name"] in namespaces]
         try:
-            self._apply(cluster, wanted, found)
+            self._apply(cluster, wanted)
         except TestbedError:  # one at a time, so that one refused pod keeps no other out
             for pod in wanted:
                 try:
-                    self._apply(cluster, [pod], found)
+                    self._apply(cluster, [pod])
                 except TestbedError as e:
                     self._refuse(pod, str(e))
 
-    def _apply(self, cluster, pods, namespaces) -> None:
-        loaded = manifests.parse(manifest_of(pods, namespaces), "the API server's pods")
-        apply.apply(cluster, loaded)
+    def _apply(self, cluster, pods) -> None:
+        apply_objects(self.client, cluster, "v1", "Pod", pods)
         for pod in pods:
             self.known.add(key_of(pod))
 
@@ -166,10 +155,8 @@ class PodController:
 
     def _remove(self, cluster, key: str) -> None:
         namespace, name = key.split("/", 1)
-        doc = yaml.safe_dump({"apiVersion": "v1", "kind": "Pod", "metadata": {
-            "name": name, "namespace": namespace}, "spec": {"containers": [
-                {"name": "x", "image": "x"}]}})
-        apply.delete(cluster, manifests.parse(doc, "the API server's deletion"))
+        delete_object(cluster, "v1", "Pod", namespace, name,
+                      {"containers": [{"name": "gone", "image": "gone"}]})
         self.known.discard(key)
         self.reported.pop(key, None)
 

@@ -1,0 +1,43 @@
+"""API objects carried into the cluster through the path `testbed apply -f` takes (the
+manifest reader, then apply.py), with the namespaces they need."""
+import yaml
+
+from testbed.api import apply, manifests
+
+SOURCE = "the API server's objects"
+
+
+def as_manifest(obj: dict, api_version: str, kind: str) -> dict:
+    """What the cluster implements of an API object (a list's item carries no apiVersion and
+    kind: they are given): the server's own fields left out."""
+    meta = obj["metadata"]
+    out = {"apiVersion": api_version, "kind": kind, "metadata": {
+        "name": meta["name"], "labels": meta.get("labels") or {}}}
+    if "namespace" in meta:
+        out["metadata"]["namespace"] = meta["namespace"]
+    if meta.get("annotations"):
+        out["metadata"]["annotations"] = meta["annotations"]
+    if "spec" in obj:
+        out["spec"] = obj["spec"]
+    return out
+
+
+def apply_objects(client, cluster, api_version: str, kind: str, objects: list[dict]) -> None:
+    """Apply API objects of one kind to the cluster (TestbedError if the cluster refuses
+    them); the namespaces they are in come first where the cluster does not know them yet."""
+    missing = {o["metadata"].get("namespace") for o in objects} - set(cluster.state.namespaces)
+    missing.discard(None)
+    namespaces = [ns for ns in client.get("/api/v1/namespaces")["items"]
+                  if ns["metadata"]["name"] in missing] if missing else []
+    docs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": ns["metadata"]["name"], "labels": ns["metadata"].get("labels") or {}}}
+        for ns in namespaces] + [as_manifest(o, api_version, kind) for o in objects]
+    apply.apply(cluster, manifests.parse(yaml.safe_dump_all(docs, sort_keys=False), SOURCE))
+
+
+def delete_object(cluster, api_version: str, kind: str, namespace: str, name: str,
+                  spec: dict) -> None:
+    """Remove one object from the cluster as `testbed delete -f` would."""
+    doc = {"apiVersion": api_version, "kind": kind,
+           "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+    apply.delete(cluster, manifests.parse(yaml.safe_dump(doc), SOURCE))

@@ -1,0 +1,115 @@
+"""Services between the API and the nodes' kube-proxy rules:
+
+- a Service created or changed through the API (kubectl expose, kubectl apply -f) is carried
+  into the cluster with the ClusterIP and node ports the API server allocated, so every
+  node's rules, its endpoints and its DNS name follow; a LoadBalancer's address is written
+  back into its status;
+- deleted through the API, its rules go;
+- the cluster's own Services (kube-dns, and those `testbed apply -f` made) are written into
+  the API with their addresses and ports.
+"""
+import json
+
+from testbed.errors import TestbedError
+
+from .realise import apply_objects, delete_object
+
+
+def key_of(svc: dict) -> str:
+    return f"{svc['metadata'].get('namespace', 'default')}/{svc['metadata']['name']}"
+
+
+def fingerprint(svc: dict) -> str:
+    """What the cluster implements of a Service: its labels, annotations and spec."""
+    meta = svc["metadata"]
+    return json.dumps([meta.get("labels"), meta.get("annotations"), svc.get("spec")],
+                      sort_keys=True)
+
+
+def mirror_of(namespace: str, name: str, record) -> dict:
+    """A Service the cluster runs, as a Service object."""
+    ports = []
+    for p in record.ports:
+        port = {"port": p.port, "targetPort": p.target_port, "protocol": p.protocol}
+        if p.name:
+            port["name"] = p.name
+        if p.node_port:
+            port["nodePort"] = p.node_port
+        ports.append(port)
+    spec = {"type": record.type, "selector": dict(record.selector), "ports": ports,
+            "sessionAffinity": record.session_affinity}
+    if record.cluster_ip:
+        spec["clusterIP"] = record.cluster_ip
+    if record.external_name:
+        spec["externalName"] = record.external_name
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {
+        "name": name, "namespace": namespace,
+        "annotations": {"testbed.io/created-by": "testbed"}}, "spec": spec}
+
+
+class ServiceController:
+    def __init__(self, client):
+        self.client = client
+        self.applied = {}  # key -> fingerprint carried into the cluster
+        self.refused = {}  # key -> the fingerprint the cluster refused
+        self.reported = {}  # key -> load-balancer address written
+
+    def sync(self, cluster) -> None:
+        api = {key_of(s): s for s in self.client.get("/api/v1/services")["items"]}
+        services = cluster.state.services
+        wanted = [s for k, s in api.items()
+                  if self.applied.get(k) != fingerprint(s) and k not in self._mirrored(api)
+                  and self.refused.get(k) != fingerprint(s)]
+        if wanted:
+            try:
+                apply_objects(self.client, cluster, "v1", "Service", wanted)
+                self.applied.update({key_of(s): fingerprint(s) for s in wanted})
+            except TestbedError:
+                for svc in wanted:
+                    try:
+                        apply_objects(self.client, cluster, "v1", "Service", [svc])
+                        self.applied[key_of(svc)] = fingerprint(svc)
+                    except TestbedError as e:
+                        self.refused[key_of(svc)] = fingerprint(svc)
+                        print(f"service {key_of(svc)}: {e}", flush=True)
+        for key in [k for k in services if k not in api]:
+            namespace, name = key.split("/", 1)
+            if key in self.applied:
+                delete_object(cluster, "v1", "Service", namespace, name, {"ports": [
+                    {"port": 1}]})
+                self.applied.pop(key, None)
+            else:
+                self._mirror(namespace, name, services[key])
+        for key in self._mirrored(api) - set(services):  # gone by `testbed delete -f`
+            namespace, name = key.split("/", 1)
+            self.client.request("DELETE", f"/api/v1/namespaces/{namespace}/services/{name}")
+        for key, svc in api.items():
+            record = services.get(key)
+            if record is not None and record.load_balancer_ip:
+                self._report(svc, record.load_balancer_ip)
+
+    def _mirrored(self, api) -> set:
+        """Services the cluster made itself and wrote into the API: already in the cluster."""
+        return {k for k, s in api.items()
+                if (s["metadata"].get("annotations") or {}).get("testbed.io/created-by") ==
+                "testbed" and k not in self.applied}
+
+    def _mirror(self, namespace: str, name: str, record) -> None:
+        path = f"/api/v1/namespaces/{namespace}/services"
+        code, doc = self.client.request("POST", path, mirror_of(namespace, name, record))
+        if code not in (201, 409):
+            raise TestbedError(f"POST {path}: {code} {doc.get('message', '')}")
+
+    def _report(self, svc: dict, address: str) -> None:
+        key = key_of(svc)
+        ingress = [{"ip": address, "ipMode": "VIP"}]
+        if self.reported.get(key) == address and \
+                (svc.get("status") or {}).get("loadBalancer", {}).get("ingress") == ingress:
+            return
+        meta = svc["metadata"]
+        code, _doc = self.client.request(
+            "PATCH", f"/api/v1/namespaces/{meta.get('namespace', 'default')}/services/"
+                     f"{meta['name']}/status", {"status": {"loadBalancer": {
+                         "ingress": ingress}}}, "application/merge-patch+json")
+        if code == 200:
+            self.reported[key] = address

@@ -101,14 +101,19 @@ class Rest:
         else:
             if sub in ("", "status"):
                 if method == "GET":
-                    return self._json(present(resource, await self._get(resource, namespace,
-                                                                         name)))
+                    found = present(resource, await self._get(resource, namespace, name))
+                    if wants_table(request) and not sub:  # kubectl get KIND NAME
+                        return self._json(table(resource.name, [found], {
+                            "resourceVersion": found["metadata"]["resourceVersion"]}))
+                    return self._json(found)
                 if method == "PUT":
                     return await self.update(request, resource, namespace, name, sub)
                 if method == "PATCH":
                     return await self.patch(request, resource, namespace, name, sub)
                 if method == "DELETE" and not sub:
                     return await self.delete(request, resource, namespace, name)
+            elif sub == "scale" and method in ("GET", "PUT", "PATCH"):
+                return await self.scale(request, resource, namespace, name)
             elif sub == "binding" and method == "POST":
                 return await self.bind(request, resource, namespace, name)
             else:
@@ -188,12 +193,18 @@ class Rest:
 
         async def stream():
             since = request.query.get("resourceVersion", "")
-            if since in ("", "0"):
+            initial = request.query.get("sendInitialEvents") == "true"
+            if since in ("", "0") or initial:
                 entries, revision, _ = await self.store.list(resource.prefix(namespace))
                 for entry in entries:
                     obj = present(resource, entry)
                     if chosen(obj):
                         await send("ADDED", obj)
+                if initial:  # a streaming list (WatchList): its end marked by a bookmark
+                    await response.write((json.dumps({"type": "BOOKMARK", "object": {
+                        "kind": resource.kind, "apiVersion": resource.group_version,
+                        "metadata": {"resourceVersion": str(revision), "annotations": {
+                            "k8s.io/initial-events-end": "true"}}}}) + "\n").encode())
                 start = revision + 1
             else:
                 try:
@@ -358,6 +369,54 @@ class Rest:
             except ApiError as e:
                 if e.code != 409 or wanted or attempt == 4:
                     raise
+
+    @staticmethod
+    def _scale_of(resource, entry) -> dict:
+        """The autoscaling/v1 Scale of a Deployment or ReplicaSet."""
+        obj = present(resource, entry)
+        meta = obj["metadata"]
+        labels = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {
+            k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                 "creationTimestamp") if k in meta},
+            "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 1)},
+            "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
+                       "selector": ",".join(f"{k}={v}" for k, v in sorted(labels.items()))}}
+
+    async def scale(self, request, resource, namespace, name):
+        """The scale subresource: read, replaced or patched as a Scale; what changes is the
+        object's spec.replicas."""
+        entry = await self._get(resource, namespace, name)
+        current = self._scale_of(resource, entry)
+        if request.method == "GET":
+            return self._json(current)
+        body = await self._body(request)
+        try:
+            if request.method == "PUT":
+                wanted = body
+            elif request.content_type == "application/json-patch+json":
+                wanted = patch.json_patch(current, body)
+            else:
+                wanted = patch.merge_patch(current, body)
+        except patch.PatchError as e:
+            raise ApiError(400, str(e)) from None
+        replicas = ((wanted or {}).get("spec") or {}).get("replicas") \
+            if isinstance(wanted, dict) else None
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise ApiError(422, f'Scale.autoscaling "{name}" is invalid: spec.replicas: '
+                           f"Invalid value: {replicas}: must be greater than or equal to 0",
+                           details={"name": name, "kind": "Scale", "causes": [
+                               {"reason": "FieldValueInvalid", "field": "spec.replicas",
+                                "message": "must be greater than or equal to 0"}]})
+        asked = ((wanted.get("metadata") or {}).get("resourceVersion"))
+        if asked and str(asked) != str(entry.mod_revision):
+            raise conflict(resource.name, name, resource.group)
+        new = {**entry.value, "spec": {**entry.value.get("spec", {}), "replicas": replicas}}
+        response = await self._write(resource, namespace, name, entry, new, "")
+        stored = json.loads(response.text)
+        return self._json({**current, "metadata": {**current["metadata"], "resourceVersion":
+                                                    stored["metadata"]["resourceVersion"]},
+                           "spec": {"replicas": replicas}})
 
     async def bind(self, request, resource, namespace, name):
         """pods/binding, as the scheduler binds a pod: spec.nodeName set once."""

@@ -83,6 +83,50 @@ def _configmap_row(cm, now):
             age(cm, now)]
 
 
+def _more(items: list[str]) -> str:
+    """At most three, then "+ N more...", as kubectl's printers shorten a list."""
+    if not items:
+        return "<none>"
+    return ",".join(items[:3]) + (f" + {len(items) - 3} more..." if len(items) > 3 else "")
+
+
+def _endpoints_row(ep, now):
+    pairs = [f"{a['ip']}:{p['port']}" for s in ep.get("subsets") or []
+             for p in s.get("ports") or [] for a in s.get("addresses") or []]
+    return [ep["metadata"]["name"], _more(pairs), age(ep, now)]
+
+
+def _endpointslice_row(eps, now):
+    ports = [str(p.get("port", "")) for p in eps.get("ports") or []]
+    addresses = [a for e in eps.get("endpoints") or [] for a in e.get("addresses") or []]
+    return [eps["metadata"]["name"], eps.get("addressType", ""), ",".join(ports) or "<unset>",
+            _more(addresses), age(eps, now)]
+
+
+def _workload_wide(spec):
+    containers = (spec.get("template", {}).get("spec", {}) or {}).get("containers") or []
+    selector = ",".join(f"{k}={v}" for k, v in sorted(
+        (spec.get("selector") or {}).get("matchLabels", {}).items())) or "<none>"
+    return [",".join(c.get("name", "") for c in containers),
+            ",".join(c.get("image", "") for c in containers), selector]
+
+
+def _deployment_row(obj, now):
+    spec, status = obj.get("spec", {}), obj.get("status", {})
+    return [obj["metadata"]["name"],
+            f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+            status.get("updatedReplicas", 0), status.get("availableReplicas", 0),
+            age(obj, now)] + _workload_wide(spec)
+
+
+def _replicaset_row(obj, now):
+    spec, status = obj.get("spec", {}), obj.get("status", {})
+    return [obj["metadata"]["name"], spec.get("replicas", 1), status.get("replicas", 0),
+            status.get("readyReplicas", 0), age(obj, now)] + _workload_wide(spec)
+
+
+WIDE_WORKLOAD = [_column("Containers", 1), _column("Images", 1), _column("Selector", 1)]
+
 TABLES = {
     "pods": ([NAME, _column("Ready"), _column("Status"), _column("Restarts", 0, "string"), AGE,
               _column("IP", 1), _column("Node", 1), _column("Nominated Node", 1),
@@ -94,6 +138,13 @@ TABLES = {
                   _column("Port(s)"), AGE, _column("Selector", 1)], _service_row),
     "namespaces": ([NAME, _column("Status"), AGE], _namespace_row),
     "configmaps": ([NAME, _column("Data", 0, "integer"), AGE], _configmap_row),
+    "endpoints": ([NAME, _column("Endpoints"), AGE], _endpoints_row),
+    "endpointslices": ([NAME, _column("AddressType"), _column("Ports"), _column("Endpoints"),
+                        AGE], _endpointslice_row),
+    "deployments": ([NAME, _column("Ready"), _column("Up-to-date", 0, "integer"),
+                     _column("Available", 0, "integer"), AGE] + WIDE_WORKLOAD, _deployment_row),
+    "replicasets": ([NAME, _column("Desired", 0, "integer"), _column("Current", 0, "integer"),
+                     _column("Ready", 0, "integer"), AGE] + WIDE_WORKLOAD, _replicaset_row),
 }
 
 

@@ -6,6 +6,8 @@ addresses the API server allocated; the cluster's own pods and Services shown in
 from testbed.apiserver.controlplane import admin_context
 
 from .client import ApiClient
+from .deployments import DeploymentController
+from .endpoints import EndpointsController
 from .nodes import NodeRegistrar
 from .pods import PodController
 from .services import ServiceController
@@ -17,8 +19,10 @@ class Controllers:
     def __init__(self, cluster):
         plane = cluster.control_plane
         self.client = ApiClient(plane.server, admin_context(plane.pki))
+        # in this order: a Deployment's new pods are written into the API in the same pass
         self.each = [NodeRegistrar(self.client), ServiceController(self.client),
-                     PodController(self.client)]
+                     DeploymentController(self.client), PodController(self.client),
+                     EndpointsController(self.client)]
 
     def sync(self, cluster) -> None:
         for controller in self.each:

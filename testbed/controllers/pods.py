@@ -12,9 +12,8 @@
   the API with their status, so kubectl lists every pod the nodes run.
 
 A Pod the cluster cannot run (a nodeName that is no node, a namespace it does not know) stays
-Pending with the reason in its PodScheduled condition. Pods a Deployment made are the
-Deployment's business: deleted through the API, they are written back (no ReplicaSet
-controller replaces them yet).
+Pending with the reason in its PodScheduled condition. A pod of a Deployment deleted through
+the API leaves the Deployment's pods, and the Deployment controller starts another.
 """
 import datetime
 
@@ -89,8 +88,12 @@ class PodController:
         self._realise(cluster, api)
         for key in [k for k in state.pods if k not in api]:
             record = state.pods[key]
-            if key in self.known and not record.owner:
+            if key in self.known:  # deleted through the API
                 self._remove(cluster, key)
+                owner = state.deployments.get(record.owner or "")
+                if owner is not None and record.name in owner.pods:
+                    owner.pods.remove(record.name)  # its Deployment makes another
+                    state.save()
             else:
                 self._mirror(record)
         for key, record in list(state.pods.items()):

@@ -86,7 +86,8 @@ class ControlPlane:
         self.etcd.start(state, self._etcd_ready, READY_TIMEOUT_S)
         with open(self.config_path, "w") as f:
             json.dump({"etcd": self.etcd_endpoint, "pki": self.pki.directory,
-                       "host": self.host, "port": self.port, "peer_port": peer_port}, f)
+                       "host": self.host, "port": self.port, "peer_port": peer_port,
+                       "run_dir": os.path.dirname(self.directory)}, f)
         self.apiserver = self._apiserver_daemon()
         self.apiserver.start(state, self._apiserver_ready, READY_TIMEOUT_S)
         fd = os.open(self.kubeconfig_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

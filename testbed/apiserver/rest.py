@@ -4,17 +4,19 @@ deletecollection, each on etcd (etcd.py) and answering errors with Status object
 import asyncio
 import base64
 import json
+import os
 import random
 
 import yaml
 from aiohttp import web
 
-from . import allocation, objects, patch, protobuf, selectors
+from . import allocation, objects, patch, protobuf, selectors, streams
 from .etcd import Compacted, Conflict, Entry, Store
 from .resources import RESOURCES, Resource, find
 from .status import ApiError, already_exists, conflict, not_found
 from .tables import table
 
+LOG_POLL_S = 0.2  # how often a followed log is read again
 MAX_LIMIT = 500  # a page larger than this is cut to it (kube-apiserver: any size, in pages)
 PATCH_TYPES = ("application/merge-patch+json", "application/json-patch+json",
                "application/strategic-merge-patch+json", "application/apply-patch+yaml")
@@ -67,8 +69,11 @@ def _read_continue(token):
 class Rest:
     """The resource verbs over one etcd store."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, run_dir: str = ""):
         self.store = store
+        self.run_dir = run_dir  # the cluster's: its pods' sandboxes and output
+        # the containers' output: <namespace>/<pod>/<container>.log
+        self.pods_dir = os.path.join(run_dir, "pods") if run_dir else ""
         self.rng = random.Random()
 
     # --- routing -------------------------------------------------------------------------
@@ -112,6 +117,11 @@ class Rest:
                     return await self.patch(request, resource, namespace, name, sub)
                 if method == "DELETE" and not sub:
                     return await self.delete(request, resource, namespace, name)
+            elif sub == "exec" and method in ("GET", "POST") and resource.name == "pods":
+                pod = (await self._get(resource, namespace, name)).value
+                return await streams.exec_pod(request, self.run_dir, namespace, name, pod)
+            elif sub == "log" and method == "GET" and resource.name == "pods":
+                return await self.log(request, resource, namespace, name)
             elif sub == "scale" and method in ("GET", "PUT", "PATCH"):
                 return await self.scale(request, resource, namespace, name)
             elif sub == "binding" and method == "POST":
@@ -369,6 +379,55 @@ class Rest:
             except ApiError as e:
                 if e.code != 409 or wanted or attempt == 4:
                     raise
+
+    async def log(self, request, resource, namespace, name):
+        """pods/log as the kubelet serves it through the API server: a container's output
+        (its file in the run directory), `tailLines`, `limitBytes`, and `follow` streaming
+        what is appended until the client goes or the pod does."""
+        pod = (await self._get(resource, namespace, name)).value
+        names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+        container = request.query.get("container") or (names[0] if len(names) == 1 else "")
+        if not container:
+            raise ApiError(400, f"a container name must be specified for pod {name}, choose "
+                           f"one of: [{' '.join(names)}]")
+        if container not in names:
+            raise ApiError(400, f"container {container} is not valid for pod {name}")
+        if request.query.get("previous") in ("true", "1"):
+            raise ApiError(400, f'previous terminated container "{container}" in pod "{name}" '
+                           "not found")
+        path = os.path.join(self.pods_dir, namespace, name, f"{container}.log") \
+            if self.pods_dir else ""
+        if not path or not os.path.exists(path):
+            raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start: '
+                           "ContainerCreating")
+        with open(path, "rb") as f:
+            data = f.read()
+        tail = request.query.get("tailLines")
+        if tail and tail.lstrip("-").isdigit():
+            lines = data.splitlines(keepends=True)
+            data = b"".join(lines[-int(tail):]) if int(tail) > 0 else b""
+        limit = request.query.get("limitBytes")
+        if limit and limit.isdigit():
+            data = data[:int(limit)]
+        if request.query.get("follow") not in ("true", "1"):
+            return web.Response(body=data, content_type="text/plain")
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        await response.write(data)
+        position = os.path.getsize(path)
+        try:
+            while os.path.exists(path):
+                with open(path, "rb") as f:
+                    f.seek(position)
+                    more = f.read()
+                if more:
+                    position += len(more)
+                    await response.write(more)
+                await asyncio.sleep(LOG_POLL_S)
+        except (ConnectionResetError, asyncio.CancelledError):
+            return response
+        await response.write_eof()
+        return response
 
     @staticmethod
     def _scale_of(resource, entry) -> dict:

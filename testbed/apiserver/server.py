@@ -5,7 +5,8 @@ serve never answers with a traceback.
 
     python -m testbed.apiserver.server CONFIG.json
 
-CONFIG: {"etcd": "http://127.0.0.1:PORT", "pki": DIR, "host": "127.0.0.1", "port": PORT}.
+CONFIG: {"etcd": "http://127.0.0.1:PORT", "pki": DIR, "host": "127.0.0.1", "port": PORT,
+"run_dir": the cluster's run directory (its pods' sandboxes and output, for exec and logs)}.
 """
 import asyncio
 import json
@@ -77,9 +78,9 @@ async def authenticate(request, handler):
     return await handler(request)
 
 
-def make_app(store: Store, server_address: str) -> web.Application:
+def make_app(store: Store, server_address: str, run_dir: str = "") -> web.Application:
     app = web.Application(client_max_size=MAX_BODY, middlewares=[errors, authenticate])
-    rest = Rest(store)
+    rest = Rest(store, run_dir)
 
     def doc(body):
         return web.Response(text=json.dumps(body), content_type="application/json")
@@ -145,7 +146,7 @@ async def serve(config: dict) -> None:
     host, port = config.get("host", "127.0.0.1"), int(config["port"])
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         store = Store(session, config["etcd"])
-        app = make_app(store, f"{host}:{port}")
+        app = make_app(store, f"{host}:{port}", config.get("run_dir", ""))
         await app["rest"].ensure_system_namespaces()
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -16,7 +16,7 @@ from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.daemons import DaemonRecord
 from testbed.host.processes import pid_is
-from testbed.kubelet.standins import AGNHOST_PATHS, stand_in
+from testbed.kubelet.exec import exec_argv
 from testbed.policy.semantics import explain
 from testbed.underlay.controller import read_stats
 from testbed.underlay.names import in_host
@@ -37,9 +37,7 @@ def cmd_exec(args):
                                f"node or host of that name in cluster {state.name} (nodes and "
                                f"hosts: {', '.join(named)}; `testbed get pods -A` lists pods)")
         return subprocess.call(in_host(state, args.target, named[args.target], command))
-    if command[0] in AGNHOST_PATHS:  # the image's binary, as upstream's tests exec it
-        command = stand_in(pod.name) + command[1:]
-    return subprocess.call(netns.in_pod(pod.netns, command))
+    return subprocess.call(exec_argv(pod, command))
 
 
 def cmd_routes(args):

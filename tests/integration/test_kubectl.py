@@ -1,0 +1,179 @@
+"""A cluster driven with kubectl alone, as a user drives a kind cluster: what kubectl prints,
+and what the nodes then hold (a sandbox with the pod's address, a Service's rules answering,
+a Deployment's pods), with kubectl 1.37 and the machine's older one."""
+import ipaddress
+import json
+import os
+import pty
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from testbed.core.state import RunState, run_dir_for
+from testbed.host import netns
+from testbed.host.waiting import wait_until
+
+from .conftest import TOPO, Footprint, in_pod, run_testbed, unique_name
+
+NEW = os.path.join(os.path.dirname(sys.executable), "kubectl")
+OLD = "/usr/bin/kubectl"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, caps):
+    missing = [f for f in ("vxlan", "bridge", "veth") if not caps.get(f)]
+    if missing or not os.access(NEW, os.X_OK):
+        pytest.skip(f"needs {', '.join(missing) or 'kubectl in the venv'}")
+    before, name = Footprint(), unique_name()
+    run_testbed("up", "--topo", TOPO / "default.yaml", "--mode", "vxlan", "--no-cli",
+                "--name", name, check=True)
+    config = tmp_path_factory.mktemp("kube") / "config"
+    try:
+        config.write_text(run_testbed("kubeconfig", "--name", name, check=True).stdout)
+        yield name, str(config)
+        pids = RunState.load(run_dir_for(name)).owned.pids
+    finally:
+        down = run_testbed("down", "--name", name)
+    assert down.returncode == 0, down.stderr
+    assert Footprint().leftovers(before, pids) == []
+
+
+def kubectl(cluster, *args, binary=NEW, check=True, timeout=60):
+    proc = subprocess.run([binary, "--kubeconfig", cluster[1], *args], capture_output=True,
+                          text=True, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
+    return proc
+
+
+def state(cluster):
+    return RunState.load(run_dir_for(cluster[0]))
+
+
+def rows(out):
+    return [line.split() for line in out.strip().splitlines()[1:]]
+
+
+def test_nodes_and_the_clusters_own_pods_are_in_the_api(cluster):
+    nodes = rows(kubectl(cluster, "get", "nodes", "-o", "wide").stdout)
+    assert [(r[0], r[1], r[5]) for r in nodes] == [("node1", "Ready", "192.168.1.11"),
+                                                   ("node2", "Ready", "192.168.1.12")]
+    cidr = kubectl(cluster, "get", "node", "node2", "-o", "jsonpath={.spec.podCIDR}").stdout
+    assert cidr == state(cluster).nodes["node2"].lease
+    wait_until(lambda: "node2-pod1" in kubectl(cluster, "get", "pods").stdout, 10, 0.2)
+    pods = {r[0]: r for r in rows(kubectl(cluster, "get", "pods", "-o", "wide").stdout)}
+    for name in ("node1-pod1", "node2-pod1"):
+        record = state(cluster).pods[f"default/{name}"]
+        assert pods[name][1:3] == ["1/1", "Running"]
+        assert (pods[name][5], pods[name][6]) == (record.ip, record.node)
+
+
+@pytest.mark.parametrize("binary", [NEW, OLD], ids=["kubectl-1.37", "kubectl-old"])
+def test_a_pod_run_exposed_labelled_and_deleted_with_kubectl(cluster, binary):
+    if not os.access(binary, os.X_OK):
+        pytest.skip(f"no {binary} on this machine")
+    tag = "new" if binary == NEW else "old"
+    pod, svc = f"web-{tag}", f"websvc-{tag}"
+
+    def k(*args, **kw):
+        return kubectl(cluster, *args, binary=binary, **kw)
+    assert k("run", pod, "--image=nginx", "--port=80", f"--labels=app={pod}").stdout.strip() \
+        == f"pod/{pod} created"
+    assert k("wait", "--for=condition=Ready", f"pod/{pod}", "--timeout=30s").returncode == 0
+    record = state(cluster).pods[f"default/{pod}"]
+    ip = k("get", "pod", pod, "-o", "jsonpath={.status.podIP}").stdout
+    assert ip == record.ip  # the address the CNI gave its sandbox
+    assert f"inet {ip}/" in netns.run(netns.in_pod(record.netns, ["ip", "-4", "addr"]))
+    assert k("expose", "pod", pod, "--port=8080", "--target-port=80",
+             f"--name={svc}").stdout.strip() == f"service/{svc} exposed"
+    cluster_ip = k("get", "svc", svc, "-o", "jsonpath={.spec.clusterIP}").stdout
+    assert ipaddress.ip_address(cluster_ip) in ipaddress.ip_network("10.96.0.0/12")
+    # the nodes' kube-proxy rules send a pod's connection to the Service to the pod
+    assert wait_until(lambda: pod in subprocess.run(
+        in_pod(state(cluster), "node2-pod1", ["wget", "-qO-", "-T", "2",
+                                              f"http://{cluster_ip}:8080/"]),
+        capture_output=True, text=True).stdout, 15, 0.3)
+    assert wait_until(lambda: f"{ip}:80" in k("get", "endpoints", svc).stdout, 10, 0.2)
+    slices = json.loads(k("get", "endpointslices", "-l",
+                          f"kubernetes.io/service-name={svc}", "-o", "json").stdout)["items"]
+    assert [e["addresses"] for s in slices for e in s["endpoints"]] == [[ip]]
+    described = k("describe", "svc", svc).stdout
+    assert f"IP:                {cluster_ip}" in described and f"{ip}:80" in described
+    assert k("label", "pod", pod, "tier=front").stdout.strip() == f"pod/{pod} labeled"
+    assert wait_until(lambda: state(cluster).pods[f"default/{pod}"].labels.get("tier") ==
+                      "front", 10, 0.2)
+    assert k("delete", "svc", svc).returncode == 0
+    assert k("delete", "pod", pod).returncode == 0
+    assert wait_until(lambda: record.netns not in netns.netns_list(), 15, 0.2)
+    assert f"default/{pod}" not in state(cluster).pods
+
+
+def test_a_deployment_scaled_rolled_out_and_healed(cluster):
+    assert kubectl(cluster, "create", "deployment", "shop", "--image=nginx", "--port=80",
+                   "--replicas=2").stdout.strip() == "deployment.apps/shop created"
+    out = kubectl(cluster, "rollout", "status", "deployment/shop", "--timeout=30s").stdout
+    assert 'deployment "shop" successfully rolled out' in out
+
+    def running():
+        return {k.split("/", 1)[1] for k in state(cluster).pods if k.startswith("default/shop-")}
+    assert len(running()) == 2
+    assert kubectl(cluster, "scale", "deployment", "shop", "--replicas=3").stdout.strip() == \
+        "deployment.apps/shop scaled"
+    assert kubectl(cluster, "wait", "--for=jsonpath={.status.readyReplicas}=3",
+                   "deployment/shop", "--timeout=30s").returncode == 0
+    listed = set(kubectl(cluster, "get", "pods", "-l", "app=shop", "-o",
+                         "jsonpath={.items[*].metadata.name}").stdout.split())
+    assert listed == running() and len(listed) == 3
+    victim = sorted(listed)[0]
+    kubectl(cluster, "delete", "pod", victim)
+    assert wait_until(lambda: len(running()) == 3 and victim not in running(), 20, 0.3)
+    table = rows(kubectl(cluster, "get", "deploy", "shop").stdout)
+    assert table[0][:4] == ["shop", "3/3", "3", "3"]
+    kubectl(cluster, "delete", "deployment", "shop")
+    assert wait_until(lambda: not running(), 20, 0.3)
+
+
+def test_exec_with_a_terminal_logs_and_a_watch(cluster):
+    out = kubectl(cluster, "exec", "node1-pod1", "--", "sh", "-c", "echo out; echo err >&2; "
+                  "exit 3", check=False)
+    assert (out.returncode, out.stdout, out.stderr.splitlines()[0]) == (3, "out\n", "err")
+    # -it under a pseudo-terminal: nslookup of a Service through the cluster's DNS
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(NEW, [NEW, "--kubeconfig", cluster[1], "exec", "-it", "node1-pod1", "--",
+                       "sh", "-c", "tty; nslookup kubernetes.default.svc.cluster.local"])
+    seen = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(fd)
+    assert os.waitpid(pid, 0)[1] == 0
+    text = seen.decode(errors="replace")
+    assert "/dev/pts/" in text and "10.96.0.1" in text
+    watch = subprocess.Popen([NEW, "--kubeconfig", cluster[1], "get", "pods", "-w",
+                              "--output-watch-events"], stdout=subprocess.PIPE, text=True)
+    threading.Timer(30, watch.kill).start()  # a watch that never sees it fails, not hangs
+    try:
+        kubectl(cluster, "run", "watched", "--image=nginx")
+        lines = []
+        while not any("watched" in line and "Running" in line for line in lines):
+            line = watch.stdout.readline()
+            assert line, f"the watch ended without the pod running: {lines}"
+            lines.append(line)
+        assert any(line.split()[:2] == ["ADDED", "watched"] for line in lines)
+    finally:
+        watch.terminate()
+        watch.wait(timeout=10)
+    kubectl(cluster, "wait", "--for=condition=Ready", "pod/watched", "--timeout=30s")
+    logged = kubectl(cluster, "logs", "watched", "--tail=1").stdout
+    assert "watched" in logged
+    kubectl(cluster, "delete", "pod", "watched")

@@ -22,6 +22,7 @@ class StandInCluster:
                         "forwarder@node2": DaemonRecord("node2", 12, False,
                                                         "killed by signal 9")}
         self.timings = {"down_s": 0.5}
+        self.control_plane = None  # no API server: nothing to revive, no controllers
         self.restarted = []
 
     def check_daemons(self):

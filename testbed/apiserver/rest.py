@@ -10,7 +10,7 @@ import random
 import yaml
 from aiohttp import web
 
-from . import allocation, objects, patch, protobuf, selectors, streams
+from . import allocation, fields, objects, patch, protobuf, selectors, streams
 from .etcd import Compacted, Conflict, Entry, Store
 from .resources import RESOURCES, Resource, find
 from .status import ApiError, already_exists, conflict, not_found
@@ -64,6 +64,12 @@ def _read_continue(token):
     except (ValueError, KeyError, TypeError):
         raise ApiError(400, "continue key is not valid: incorrect encoded start "
                        "resourceVersion (version meta.k8s.io/v1)") from None
+
+
+def warned(response: web.Response, warnings: list[str]) -> web.Response:
+    for warning in warnings:
+        response.headers.add("Warning", warning)
+    return response
 
 
 class Rest:
@@ -282,6 +288,15 @@ class Rest:
             raise ApiError(400, f"the API version in the data ({version}) does not match the "
                            f"expected API version ({resource.group_version})")
 
+    @staticmethod
+    def _fields(request, resource, obj) -> "list[str]":
+        """Field validation as the request asks (kubectl: Strict; else Warn): the Warning
+        headers to send, or 400 for unknown fields under Strict."""
+        if request.content_type == protobuf.CONTENT_TYPE:
+            return []  # decoded by the kind's own schema: no field it does not have
+        return fields.check(obj, resource.group_version, resource.kind,
+                            request.query.get("fieldValidation") or "Warn")
+
     def _check_namespace(self, resource, obj, namespace):
         given = (obj.get("metadata") or {}).get("namespace") if isinstance(
             obj.get("metadata"), dict) else None
@@ -292,6 +307,7 @@ class Rest:
     async def create(self, request, resource, namespace):
         obj = await self._body(request)
         self._check_kind(resource, obj)
+        warnings = self._fields(request, resource, obj)
         self._check_namespace(resource, obj, namespace)
         if resource.namespaced:
             await self._namespace_must_exist(namespace)
@@ -306,7 +322,8 @@ class Rest:
             revision = await self.store.create(key, obj)
         except Conflict:
             raise already_exists(resource.name, name, resource.group) from None
-        return self._json(present(resource, Entry(key, obj, revision, revision)), 201)
+        return warned(self._json(present(resource, Entry(key, obj, revision, revision)), 201),
+                      warnings)
 
     async def _allocate(self, name, spec):
         """A new Service's ClusterIP and node ports, as kube-apiserver's allocators give them."""
@@ -327,6 +344,7 @@ class Rest:
     async def update(self, request, resource, namespace, name, sub):
         new = await self._body(request)
         self._check_kind(resource, new)
+        warnings = self._fields(request, resource, new)
         self._check_namespace(resource, new, namespace)
         meta = new.get("metadata") if isinstance(new.get("metadata"), dict) else {}
         if meta.get("name") and meta["name"] != name:
@@ -338,7 +356,7 @@ class Rest:
         wanted = meta.get("resourceVersion")
         if wanted and str(wanted) != str(entry.mod_revision):
             raise conflict(resource.name, name, resource.group)
-        return await self._write(resource, namespace, name, entry, new, sub)
+        return warned(await self._write(resource, namespace, name, entry, new, sub), warnings)
 
     async def patch(self, request, resource, namespace, name, sub):
         kind = request.content_type
@@ -366,6 +384,7 @@ class Rest:
             if not isinstance(new, dict):
                 raise ApiError(400, "the patch does not give an object")
             self._check_kind(resource, new)
+            warnings = self._fields(request, resource, new)
             meta = new.get("metadata") or {}
             wanted = meta.get("resourceVersion")
             if wanted and str(wanted) != str(entry.mod_revision):
@@ -375,7 +394,8 @@ class Rest:
                 raise ApiError(400, "metadata.name and metadata.namespace cannot be changed "
                                "by a patch")
             try:
-                return await self._write(resource, namespace, name, entry, new, sub)
+                return warned(await self._write(resource, namespace, name, entry, new, sub),
+                              warnings)
             except ApiError as e:
                 if e.code != 409 or wanted or attempt == 4:
                     raise

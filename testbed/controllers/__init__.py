@@ -1,13 +1,16 @@
 """The cluster following its API server, as Kubernetes' node agents and controllers follow
 kube-apiserver: Nodes registered with their status, Pods created through the API given a
 sandbox on their node and their status written back, Services given their rules with the
-addresses the API server allocated; the cluster's own pods and Services shown in the API."""
+addresses the API server allocated, Deployments their pods, Namespaces, NetworkPolicies,
+Secrets, IngressClasses and Ingresses applied; the cluster's own pods, Services and
+Deployments shown in the API."""
 
 from testbed.apiserver.controlplane import admin_context
 
 from .client import ApiClient
 from .deployments import DeploymentController
 from .endpoints import EndpointsController
+from .kinds import KindController, followed
 from .nodes import NodeRegistrar
 from .pods import PodController
 from .services import ServiceController
@@ -21,6 +24,7 @@ class Controllers:
         self.client = ApiClient(plane.server, admin_context(plane.pki))
         # in this order: a Deployment's new pods are written into the API in the same pass
         self.each = [NodeRegistrar(self.client), ServiceController(self.client),
+                     *(KindController(self.client, kind) for kind in followed()),
                      DeploymentController(self.client), PodController(self.client),
                      EndpointsController(self.client)]
 

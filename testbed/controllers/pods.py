@@ -108,13 +108,15 @@ class PodController:
         """Bind and start the API's pods the cluster does not run yet, and carry label changes
         to those it runs."""
         state = cluster.state
-        wanted = []
+        wanted, relabelled = [], False
         for key, pod in api.items():
             record = state.pods.get(key)
             version = pod["metadata"]["resourceVersion"]
             if record is not None:
-                if not record.owner and (pod["metadata"].get("labels") or {}) != record.labels:
-                    wanted.append(pod)
+                labels = pod["metadata"].get("labels") or {}
+                if labels != record.labels:  # kubectl label: Services and policies follow
+                    cluster.relabel_pod(key, dict(labels))
+                    relabelled = True
                 continue
             if key in self.known and made_by_testbed(pod):  # gone by `testbed delete -f`
                 meta = pod["metadata"]
@@ -126,6 +128,8 @@ class PodController:
             if not pod.get("spec", {}).get("nodeName"):
                 pod = self._bind(pod, cluster.least_busy_node())
             wanted.append(pod)
+        if relabelled:
+            cluster.sync_network()
         if not wanted:
             return
         try:

@@ -17,8 +17,8 @@ def as_manifest(obj: dict, api_version: str, kind: str) -> dict:
         out["metadata"]["namespace"] = meta["namespace"]
     if meta.get("annotations"):
         out["metadata"]["annotations"] = meta["annotations"]
-    if "spec" in obj:
-        out["spec"] = obj["spec"]
+    out.update({k: v for k, v in obj.items()  # spec; a Secret's type and data
+                if k not in ("apiVersion", "kind", "metadata", "status")})
     return out
 
 
@@ -35,9 +35,12 @@ def apply_objects(client, cluster, api_version: str, kind: str, objects: list[di
     apply.apply(cluster, manifests.parse(yaml.safe_dump_all(docs, sort_keys=False), SOURCE))
 
 
-def delete_object(cluster, api_version: str, kind: str, namespace: str, name: str,
+def delete_object(cluster, api_version: str, kind: str, namespace: str | None, name: str,
                   spec: dict) -> None:
-    """Remove one object from the cluster as `testbed delete -f` would."""
-    doc = {"apiVersion": api_version, "kind": kind,
-           "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+    """Remove one object from the cluster as `testbed delete -f` would (namespace None: a
+    cluster-scoped one)."""
+    meta = {"name": name, **({"namespace": namespace} if namespace else {})}
+    doc = {"apiVersion": api_version, "kind": kind, "metadata": meta}
+    if spec:
+        doc["spec"] = spec
     apply.delete(cluster, manifests.parse(yaml.safe_dump(doc), SOURCE))

@@ -105,8 +105,8 @@ def serve(cluster: Cluster) -> None:
     try:
         while True:
             _revive_control_plane(cluster)
+            _report_deaths(cluster, reported)  # first: it records the daemons for `status`
             following.sync(cluster)
-            _report_deaths(cluster, reported)
             try:
                 conn, _ = server.accept()
             except socket.timeout:

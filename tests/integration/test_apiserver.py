@@ -199,3 +199,150 @@ def test_up_serves_kubectl_and_a_killed_api_server_comes_back_with_every_object(
         down = run_testbed("down", "--name", name)
     assert down.returncode == 0, down.stderr
     assert Footprint().leftovers(before, pids + [server]) == []
+
+
+POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ok"},
+       "spec": {"containers": [{"name": "c", "image": "nginx"}]}}
+
+
+def pod(**changes):
+    out = json.loads(json.dumps(POD))
+    for path, value in changes.items():
+        where = out
+        keys = path.split("__")
+        for k in keys[:-1]:
+            where = where[k]
+        where[keys[-1]] = value
+    return json.dumps(out)
+
+
+NS = "/api/v1/namespaces/bad"
+BAD_REQUESTS = [  # (what, method, path, body, content type, code, reason)
+    ("malformed JSON", "POST", f"{NS}/pods", "{", None, 400, "BadRequest"),
+    ("malformed YAML", "POST", f"{NS}/pods", "a: [", "application/yaml", 400, "BadRequest"),
+    ("an empty body", "POST", f"{NS}/pods", "", None, 400, "BadRequest"),
+    ("a body over 3 MiB", "POST", f"{NS}/configmaps",
+     json.dumps({"metadata": {"name": "big"}, "data": {"a": "x" * (3 * 1024 * 1024)}}), None,
+     413, "RequestEntityTooLarge"),
+    ("an unknown field, Strict", "POST", f"{NS}/pods?fieldValidation=Strict",
+     pod(spec__x=1), None, 400, "BadRequest"),
+    ("an unknown nested field, Strict", "POST", f"{NS}/pods?fieldValidation=Strict",
+     pod(spec__containers=[{"name": "c", "imagee": "x"}]), None, 400, "BadRequest"),
+    ("a fieldValidation that is none", "POST", f"{NS}/pods?fieldValidation=Loose", pod(),
+     None, 400, "BadRequest"),
+    ("a name with capitals", "POST", f"{NS}/pods", pod(metadata__name="Bad"), None, 422,
+     "Invalid"),
+    ("a name with an underscore", "POST", f"{NS}/pods", pod(metadata__name="a_b"), None, 422,
+     "Invalid"),
+    ("a name too long", "POST", f"{NS}/pods", pod(metadata__name="a" * 254), None, 422,
+     "Invalid"),
+    ("a namespace name with a dot", "POST", "/api/v1/namespaces",
+     json.dumps({"metadata": {"name": "a.b"}}), None, 422, "Invalid"),
+    ("a Service name starting with a digit", "POST", f"{NS}/services",
+     json.dumps({"metadata": {"name": "1svc"}, "spec": {"ports": [{"port": 80}]}}), None, 422,
+     "Invalid"),
+    ("a wrong apiVersion", "POST", f"{NS}/pods", pod(apiVersion="v2"), None, 400,
+     "BadRequest"),
+    ("a wrong kind", "POST", f"{NS}/pods", pod(kind="Service"), None, 400, "BadRequest"),
+    ("a body that is no object", "POST", f"{NS}/pods", "[1, 2]", None, 400, "BadRequest"),
+    ("another namespace in the body", "POST", f"{NS}/pods", pod(metadata__namespace="other"),
+     None, 400, "BadRequest"),
+    ("a namespace that does not exist", "POST", "/api/v1/namespaces/nowhere/pods", pod(),
+     None, 404, "NotFound"),
+    ("a pod without containers", "POST", f"{NS}/pods", pod(spec__containers=[]), None, 422,
+     "Invalid"),
+    ("a container without an image", "POST", f"{NS}/pods",
+     pod(spec__containers=[{"name": "c"}]), None, 422, "Invalid"),
+    ("a port out of range", "POST", f"{NS}/services", json.dumps(
+        {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 70000}]}}), None, 422,
+     "Invalid"),
+    ("a nodePort out of range", "POST", f"{NS}/services", json.dumps(
+        {"metadata": {"name": "s"}, "spec": {"type": "NodePort", "ports": [
+            {"port": 80, "nodePort": 80}]}}), None, 422, "Invalid"),
+    ("a clusterIP outside the range", "POST", f"{NS}/services", json.dumps(
+        {"metadata": {"name": "s"}, "spec": {"clusterIP": "192.0.2.1", "ports": [
+            {"port": 80}]}}), None, 422, "Invalid"),
+    ("an object that exists", "POST", f"{NS}/pods", pod(metadata__name="there"), None, 409,
+     "AlreadyExists"),
+    ("a stale resourceVersion", "PUT", f"{NS}/pods/there",
+     pod(metadata__name="there", metadata__resourceVersion="1"), None, 409, "Conflict"),
+    ("a name unlike the URL's", "PUT", f"{NS}/pods/there", pod(metadata__name="other"), None,
+     400, "BadRequest"),
+    ("an update of what is not there", "PUT", f"{NS}/pods/missing",
+     pod(metadata__name="missing"), None, 404, "NotFound"),
+    ("a patch of an immutable field", "PATCH", f"{NS}/pods/there",
+     json.dumps({"spec": {"nodeName": "elsewhere"}}), "application/merge-patch+json", 422,
+     "Invalid"),
+    ("a patch of a Service's clusterIP", "PATCH", f"{NS}/services/kept",
+     json.dumps({"spec": {"clusterIP": "10.96.0.99"}}), "application/merge-patch+json", 422,
+     "Invalid"),
+    ("a patch type that is none", "PATCH", f"{NS}/pods/there", "{}", "text/plain", 415,
+     "UnsupportedMediaType"),
+    ("a JSON patch with no such op", "PATCH", f"{NS}/pods/there",
+     json.dumps([{"op": "twist", "path": "/x"}]), "application/json-patch+json", 422,
+     "Invalid"),
+    ("a JSON patch whose test fails", "PATCH", f"{NS}/pods/there",
+     json.dumps([{"op": "test", "path": "/metadata/name", "value": "no"}]),
+     "application/json-patch+json", 422, "Invalid"),
+    ("a merge patch that is no JSON", "PATCH", f"{NS}/pods/there", "{",
+     "application/merge-patch+json", 400, "BadRequest"),
+    ("a body type that is none", "POST", f"{NS}/pods", pod(), "text/plain", 415,
+     "UnsupportedMediaType"),
+    ("protobuf that is not", "POST", f"{NS}/pods", "k8s\x00\x0a\x05",
+     "application/vnd.kubernetes.protobuf", 400, "BadRequest"),
+    ("an unknown resource", "GET", "/api/v1/widgets", None, None, 404, "NotFound"),
+    ("an unknown group", "GET", "/apis/nothing.example.com/v1", None, None, 404, "NotFound"),
+    ("an unknown subresource", "GET", f"{NS}/pods/there/sideways", None, None, 404,
+     "NotFound"),
+    ("a method a collection has not", "PUT", f"{NS}/pods", pod(), None, 405,
+     "MethodNotAllowed"),
+    ("a delete of what is not there", "DELETE", f"{NS}/pods/missing", None, None, 404,
+     "NotFound"),
+    ("a negative page size", "GET", f"{NS}/pods?limit=-1", None, None, 400, "BadRequest"),
+    ("a page size that is no number", "GET", f"{NS}/pods?limit=many", None, None, 400,
+     "BadRequest"),
+    ("a continue token that is none", "GET", f"{NS}/pods?limit=1&continue=garbage", None,
+     None, 400, "BadRequest"),
+    ("a label selector cut short", "GET", f"{NS}/pods?labelSelector=a%20in%20(b", None, None,
+     400, "BadRequest"),
+    ("a field selector on an unknown field", "GET", f"{NS}/pods?fieldSelector=spec.x%3Dy",
+     None, None, 400, "BadRequest"),
+    ("a binding without a target", "POST", f"{NS}/pods/there/binding",
+     json.dumps({"metadata": {"name": "there"}}), None, 422, "Invalid"),
+    ("a scale to fewer than none", "PATCH", "/apis/apps/v1/namespaces/bad/deployments/d/scale",
+     json.dumps({"spec": {"replicas": -1}}), "application/merge-patch+json", 422, "Invalid"),
+    ("the log of a pod that is not there", "GET", f"{NS}/pods/missing/log", None, None, 404,
+     "NotFound"),
+    ("an exec that is no upgrade", "POST", f"{NS}/pods/there/exec?command=true", None, None,
+     400, "BadRequest"),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_ns(plane):
+    request(plane, "POST", "/api/v1/namespaces", json.dumps({"metadata": {"name": "bad"}}))
+    assert request(plane, "POST", f"{NS}/pods", pod(metadata__name="there"))[0] == 201
+    assert request(plane, "POST", f"{NS}/services", json.dumps(
+        {"metadata": {"name": "kept"}, "spec": {"ports": [{"port": 80}]}}))[0] == 201
+    assert request(plane, "POST", "/apis/apps/v1/namespaces/bad/deployments", json.dumps({
+        "metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
+                                            "template": {"metadata": {"labels": {"a": "b"}},
+                                                         "spec": json.loads(pod())["spec"]}}}
+    ))[0] == 201
+    return NS
+
+
+@pytest.mark.parametrize("what, method, path, body, content_type, code, reason", BAD_REQUESTS,
+                         ids=[c[0] for c in BAD_REQUESTS])
+def test_a_bad_request_gets_the_api_servers_status(plane, bad_ns, what, method, path, body,
+                                                   content_type, code, reason):
+    got, status = request(plane, method, path, body,
+                          content_type=content_type or "application/json")
+    assert (got, status.get("kind"), status.get("reason")) == (code, "Status", reason), status
+    assert status["code"] == code and status["message"] and status["status"] == "Failure"
+    assert request(plane, "GET", f"{NS}/pods/there")[0] == 200  # the server is still up
+
+
+def test_a_huge_page_is_served_in_pages(plane, bad_ns):
+    code, listed = request(plane, "GET", f"{NS}/pods?limit=100000000")
+    assert code == 200 and [p["metadata"]["name"] for p in listed["items"]] == ["there"]

@@ -177,3 +177,90 @@ def test_exec_with_a_terminal_logs_and_a_watch(cluster):
     logged = kubectl(cluster, "logs", "watched", "--tail=1").stdout
     assert "watched" in logged
     kubectl(cluster, "delete", "pod", "watched")
+
+
+def test_the_python_client_watches_a_deployment_scale_in_order(cluster):
+    kubernetes = pytest.importorskip("kubernetes")
+    api = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(cluster[1]))
+    assert {n.metadata.name for n in api.list_node().items} == {"node1", "node2"}
+    kubectl(cluster, "create", "deployment", "scaled", "--image=nginx", "--replicas=0")
+    events = []
+
+    def watch():
+        stream = kubernetes.watch.Watch().stream(
+            api.list_namespaced_pod, "default", label_selector="app=scaled",
+            timeout_seconds=40)
+        for event in stream:
+            events.append((event["type"], event["object"].metadata.name,
+                           int(event["object"].metadata.resource_version),
+                           event["object"].status.phase))
+            if [e[0] for e in events].count("DELETED") == 2:
+                return
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    time.sleep(1)
+    kubectl(cluster, "scale", "deployment", "scaled", "--replicas=3")
+    assert wait_until(lambda: {e[1] for e in events if e[3] == "Running"}.__len__() == 3,
+                      30, 0.2), events
+    kubectl(cluster, "scale", "deployment", "scaled", "--replicas=1")
+    watcher.join(timeout=40)
+    versions = [e[2] for e in events]
+    assert versions == sorted(versions) and len(set(versions)) == len(versions)
+    added = [e[1] for e in events if e[0] == "ADDED"]
+    deleted = [e[1] for e in events if e[0] == "DELETED"]
+    assert len(added) == 3 and len(deleted) == 2 and set(deleted) < set(added)
+    left = {p.metadata.name for p in api.list_namespaced_pod(
+        "default", label_selector="app=scaled").items}
+    assert left == set(added) - set(deleted)
+    assert {k.split("/", 1)[1] for k in state(cluster).pods
+            if k.startswith("default/scaled-")} == left
+    kubectl(cluster, "delete", "deployment", "scaled")
+
+
+POLICY = """\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: clients-only, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: guarded}}
+  ingress:
+  - from:
+    - podSelector: {matchLabels: {role: client}}
+"""
+
+
+def test_a_label_set_with_kubectl_changes_what_a_policy_lets_through(require, tmp_path):
+    """bgp enforces NetworkPolicy, as Calico does: a policy applied with kubectl, then a
+    client pod labelled with kubectl, opens the way."""
+    require("bridge", "veth")
+    before, name = Footprint(), unique_name()
+    run_testbed("up", "--topo", TOPO / "default.yaml", "--mode", "bgp", "--no-cli",
+                "--name", name, check=True)
+    try:
+        config = tmp_path / "config"
+        config.write_text(run_testbed("kubeconfig", "--name", name, check=True).stdout)
+        c = (name, str(config))
+        (tmp_path / "policy.yaml").write_text(POLICY)
+        assert kubectl(c, "apply", "-f", str(tmp_path / "policy.yaml")).stdout.strip() == \
+            "networkpolicy.networking.k8s.io/clients-only created"
+        kubectl(c, "run", "guarded", "--image=nginx", "--labels=app=guarded")
+        kubectl(c, "wait", "--for=condition=Ready", "pod/guarded", "--timeout=30s")
+        ip = kubectl(c, "get", "pod", "guarded", "-o", "jsonpath={.status.podIP}").stdout
+
+        def reaches():
+            return "guarded" in subprocess.run(
+                in_pod(state(c), "node2-pod1", ["wget", "-qO-", "-T", "1", f"http://{ip}/"]),
+                capture_output=True, text=True).stdout
+        assert wait_until(lambda: "default/clients-only" in state(c).policies, 10, 0.2)
+        assert not reaches()
+        kubectl(c, "label", "pod", "node2-pod1", "role=client")
+        assert wait_until(reaches, 15, 0.5)
+        kubectl(c, "label", "pod", "node2-pod1", "role-")
+        assert wait_until(lambda: not reaches(), 15, 0.5)
+        kubectl(c, "delete", "networkpolicy", "clients-only")
+        assert wait_until(reaches, 15, 0.5)
+        pids = RunState.load(run_dir_for(name)).owned.pids
+    finally:
+        down = run_testbed("down", "--name", name)
+    assert down.returncode == 0, down.stderr
+    assert Footprint().leftovers(before, pids) == []

@@ -1,0 +1,82 @@
+"""Kinds the cluster takes from the API as they are: created or changed through the API, an
+object is applied to the cluster as `testbed apply -f` applies it; deleted, it is deleted
+from the cluster. Namespaces (their labels select pods for NetworkPolicies), NetworkPolicies
+(enforced in every node's rules, as the mode enforces them), Secrets, IngressClasses and
+Ingresses (served by the cluster's ingress-nginx)."""
+import json
+from dataclasses import dataclass
+
+from testbed.errors import TestbedError
+
+from .realise import apply_objects, delete_object
+
+
+@dataclass(frozen=True)
+class Kind:
+    api_version: str
+    kind: str
+    collection: str       # the API path listing every object of the kind
+    state_field: str      # the cluster state's dict of them, by "<namespace>/<name>" or name
+    delete_spec: dict     # the least spec the manifest reader takes, to name one to delete
+    kept: tuple = ()      # objects the cluster always has (never deleted from it)
+
+
+NAMESPACES = Kind("v1", "Namespace", "/api/v1/namespaces", "namespaces", {},
+                  ("default", "kube-system", "kube-public", "kube-node-lease"))
+SECRETS = Kind("v1", "Secret", "/api/v1/secrets", "secrets", {})
+INGRESS_CLASSES = Kind("networking.k8s.io/v1", "IngressClass",
+                       "/apis/networking.k8s.io/v1/ingressclasses", "ingress_classes",
+                       {"controller": "k8s.io/ingress-nginx"})
+INGRESSES = Kind("networking.k8s.io/v1", "Ingress", "/apis/networking.k8s.io/v1/ingresses",
+                 "ingresses", {"defaultBackend": {"service": {"name": "gone",
+                                                              "port": {"number": 80}}}})
+NETWORK_POLICIES = Kind("networking.k8s.io/v1", "NetworkPolicy",
+                        "/apis/networking.k8s.io/v1/networkpolicies", "policies",
+                        {"podSelector": {}})
+
+
+def key_of(obj: dict) -> str:
+    meta = obj["metadata"]
+    return f"{meta['namespace']}/{meta['name']}" if "namespace" in meta else meta["name"]
+
+
+def fingerprint(obj: dict) -> str:
+    meta = obj["metadata"]
+    return json.dumps([meta.get("labels"), meta.get("annotations"),
+                       {k: v for k, v in obj.items() if k not in ("metadata", "status")}],
+                      sort_keys=True)
+
+
+class KindController:
+    def __init__(self, client, kind: Kind):
+        self.client = client
+        self.kind = kind
+        self.applied = {}   # key -> fingerprint carried into the cluster
+        self.refused = {}   # key -> fingerprint the cluster refused
+
+    def sync(self, cluster) -> None:
+        kind = self.kind
+        api = {key_of(o): o for o in self.client.get(kind.collection)["items"]}
+        for key, obj in api.items():
+            mark = fingerprint(obj)
+            if self.applied.get(key) == mark or self.refused.get(key) == mark:
+                continue
+            try:
+                apply_objects(self.client, cluster, kind.api_version, kind.kind, [obj])
+                self.applied[key] = mark
+            except TestbedError as e:
+                self.refused[key] = mark
+                print(f"{kind.kind} {key}: {e}", flush=True)
+        held = getattr(cluster.state, kind.state_field)
+        for key in [k for k in held if k not in api and k in self.applied
+                    and k not in kind.kept]:
+            namespace, _, name = key.rpartition("/")
+            delete_object(cluster, kind.api_version, kind.kind, namespace or None, name,
+                          kind.delete_spec)
+            self.applied.pop(key, None)
+
+
+def followed() -> list[Kind]:
+    """In the order they are applied: a namespace before what is in it, a Secret and an
+    IngressClass before the Ingress that names them."""
+    return [NAMESPACES, NETWORK_POLICIES, SECRETS, INGRESS_CLASSES, INGRESSES]

@@ -1,0 +1,42 @@
+"""Field validation by the kinds' schemas: unknown fields found with their paths, and what
+Strict, Warn and Ignore make of them."""
+import pytest
+
+from testbed.apiserver import fields
+from testbed.apiserver.status import ApiError
+
+POD = {"apiVersion": "v1", "kind": "Pod", "x": 1, "metadata": {
+    "name": "p", "labels": {"any-key": "v"}, "creationTimestamp": "2026-01-01T00:00:00Z"},
+    "spec": {"containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80}]},
+                            {"name": "d", "imagee": "i", "resources": {
+                                "limits": {"cpu": "1"}}}],
+             "nodeSelectorr": {}}}
+
+
+def test_unknown_fields_are_found_where_they_are_and_known_ones_pass():
+    assert fields.unknown_fields(POD, "v1", "Pod") == [
+        "x", "spec.containers[1].imagee", "spec.nodeSelectorr"]
+    deploy = {"metadata": {"name": "d"}, "spec": {"replicas": 1, "selector": {
+        "matchLabels": {"a": "b"}}, "strategy": {"type": "RollingUpdate", "rollingUpdate": {
+            "maxSurge": "25%"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {
+                "containers": [{"name": "c", "image": "i", "env": [{"name": "A",
+                                                                    "valuee": "1"}]}]}}}}
+    assert fields.unknown_fields(deploy, "apps/v1", "Deployment") == [
+        "spec.template.spec.containers[0].env[0].valuee"]
+    cm = {"metadata": {"name": "c"}, "data": {"whatever.key": "v"}, "binaryData": {}}
+    assert fields.unknown_fields(cm, "v1", "ConfigMap") == []
+    assert fields.unknown_fields({"anything": 1}, "batch/v1", "Job") == []  # no schema
+
+
+def test_strict_refuses_warn_warns_ignore_ignores():
+    with pytest.raises(ApiError) as refused:
+        fields.check(POD, "v1", "Pod", "Strict")
+    assert refused.value.code == 400 and refused.value.message == (
+        'Pod in version "v1" cannot be handled as a Pod: strict decoding error: unknown '
+        'field "x", unknown field "spec.containers[1].imagee", unknown field '
+        '"spec.nodeSelectorr"')
+    assert fields.check(POD, "v1", "Pod", "Warn")[0] == '299 - "unknown field \\"x\\""'
+    assert fields.check(POD, "v1", "Pod", "Ignore") == []
+    with pytest.raises(ApiError) as refused:
+        fields.check(POD, "v1", "Pod", "Loose")
+    assert "supported values are Ignore, Warn and Strict" in refused.value.message

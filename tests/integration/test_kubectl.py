@@ -93,7 +93,7 @@ def test_a_pod_run_exposed_labelled_and_deleted_with_kubectl(cluster, binary):
     assert ipaddress.ip_address(cluster_ip) in ipaddress.ip_network("10.96.0.0/12")
     # the nodes' kube-proxy rules send a pod's connection to the Service to the pod
     assert wait_until(lambda: pod in subprocess.run(
-        in_pod(state(cluster), "node2-pod1", ["wget", "-qO-", "-T", "2",
+        in_pod(state(cluster), "node2-pod1", ["wget", "-qO-", "-t", "1", "-T", "2",
                                               f"http://{cluster_ip}:8080/"]),
         capture_output=True, text=True).stdout, 15, 0.3)
     assert wait_until(lambda: f"{ip}:80" in k("get", "endpoints", svc).stdout, 10, 0.2)
@@ -249,7 +249,8 @@ def test_a_label_set_with_kubectl_changes_what_a_policy_lets_through(require, tm
 
         def reaches():
             return "guarded" in subprocess.run(
-                in_pod(state(c), "node2-pod1", ["wget", "-qO-", "-T", "1", f"http://{ip}/"]),
+                in_pod(state(c), "node2-pod1", ["wget", "-qO-", "-t", "1", "-T", "1",
+                                                f"http://{ip}/"]),
                 capture_output=True, text=True).stdout
         assert wait_until(lambda: "default/clients-only" in state(c).policies, 10, 0.2)
         assert not reaches()

@@ -14,6 +14,7 @@ from .kinds import KindController, followed
 from .nodes import NodeRegistrar
 from .pods import PodController
 from .services import ServiceController
+from .wake import Wake
 
 
 class Controllers:
@@ -22,6 +23,7 @@ class Controllers:
     def __init__(self, cluster):
         plane = cluster.control_plane
         self.client = ApiClient(plane.server, admin_context(plane.pki))
+        self.wake = Wake(plane.server, admin_context(plane.pki))
         # in this order: a Deployment's new pods are written into the API in the same pass
         self.each = [NodeRegistrar(self.client), ServiceController(self.client),
                      *(KindController(self.client, kind) for kind in followed()),

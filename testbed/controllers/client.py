@@ -1,9 +1,9 @@
 """A small synchronous client of the cluster's API server, as the admin (the controllers run
 in the cluster's owner, which holds the admin's certificate)."""
+import http.client
 import json
 import ssl
-import urllib.error
-import urllib.request
+import urllib.parse
 
 from testbed.errors import TestbedError
 
@@ -11,27 +11,48 @@ TIMEOUT_S = 5.0
 
 
 class ApiClient:
+    """One kept-alive HTTPS connection (a TLS handshake per request would cost more than most
+    requests), opened again when the server closed it or was restarted."""
+
     def __init__(self, server: str, context: ssl.SSLContext):
         self.server = server
         self.context = context
+        parsed = urllib.parse.urlsplit(server)
+        self.host, self.port = parsed.hostname, parsed.port
+        self.connection = None
+
+    def _connect(self) -> http.client.HTTPSConnection:
+        if self.connection is None:
+            self.connection = http.client.HTTPSConnection(self.host, self.port,
+                                                          context=self.context,
+                                                          timeout=TIMEOUT_S)
+        return self.connection
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
 
     def request(self, method: str, path: str, body=None,
                 content_type: str = "application/json") -> tuple[int, dict]:
         """(status code, JSON body); a server that cannot be reached is a TestbedError."""
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.server + path, data=data, method=method,
-                                     headers={"Content-Type": content_type,
-                                              "Accept": "application/json"})
-        try:
-            with urllib.request.urlopen(req, context=self.context, timeout=TIMEOUT_S) as r:
-                return r.status, json.loads(r.read() or b"{}")
-        except urllib.error.HTTPError as e:
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        for attempt in (1, 2):  # once more on a connection the server had closed
             try:
-                return e.code, json.loads(e.read() or b"{}")
-            except ValueError:
-                return e.code, {}
-        except (OSError, ValueError) as e:
-            raise TestbedError(f"API server {self.server}: {e}") from None
+                connection = self._connect()
+                connection.request(method, path, body=data, headers=headers)
+                response = connection.getresponse()
+                raw = response.read()
+                break
+            except (OSError, http.client.HTTPException) as e:
+                self.close()
+                if attempt == 2:
+                    raise TestbedError(f"API server {self.server}: {e}") from None
+        try:
+            return response.status, json.loads(raw or b"{}")
+        except ValueError:
+            return response.status, {}
 
     def get(self, path: str) -> dict | None:
         code, doc = self.request("GET", path)

@@ -4,8 +4,10 @@ from the cluster. Namespaces (their labels select pods for NetworkPolicies), Net
 (enforced in every node's rules, as the mode enforces them), Secrets, IngressClasses and
 Ingresses (served by the cluster's ingress-nginx)."""
 import json
+import time
 from dataclasses import dataclass
 
+from testbed.core.records import NamespaceRecord
 from testbed.errors import TestbedError
 
 from .realise import apply_objects, delete_object
@@ -57,17 +59,24 @@ class KindController:
     def sync(self, cluster) -> None:
         kind = self.kind
         api = {key_of(o): o for o in self.client.get(kind.collection)["items"]}
+        held = getattr(cluster.state, kind.state_field)
+        wanted = []
         for key, obj in api.items():
             mark = fingerprint(obj)
             if self.applied.get(key) == mark or self.refused.get(key) == mark:
                 continue
-            try:
-                apply_objects(self.client, cluster, kind.api_version, kind.kind, [obj])
+            if kind.kind == "Namespace":
+                self._record_namespace(cluster, obj)
                 self.applied[key] = mark
-            except TestbedError as e:
-                self.refused[key] = mark
-                print(f"{kind.kind} {key}: {e}", flush=True)
-        held = getattr(cluster.state, kind.state_field)
+                continue
+            wanted.append(obj)
+        if wanted:  # together: each apply rewrites every node's rules once
+            try:
+                apply_objects(self.client, cluster, kind.api_version, kind.kind, wanted)
+                self.applied.update({key_of(o): fingerprint(o) for o in wanted})
+            except TestbedError:
+                for obj in wanted:
+                    self._apply_one(cluster, obj)
         for key in [k for k in held if k not in api and k in self.applied
                     and k not in kind.kept]:
             namespace, _, name = key.rpartition("/")
@@ -75,8 +84,32 @@ class KindController:
                           kind.delete_spec)
             self.applied.pop(key, None)
 
+    @staticmethod
+    def _record_namespace(cluster, obj) -> None:
+        """A Namespace as apply.py records one, without rewriting every node's rules unless
+        its labels changed where NetworkPolicy reads them."""
+        name, labels = obj["metadata"]["name"], dict(obj["metadata"].get("labels") or {})
+        before = cluster.state.namespaces.get(name)
+        if before is not None and before.labels == labels:
+            return
+        cluster.state.namespaces[name] = NamespaceRecord(
+            labels, (before.created if before else None) or time.time())
+        cluster.state.save()
+        if before is not None and cluster.policy is not None:
+            cluster.sync_network()
+
+    def _apply_one(self, cluster, obj) -> None:
+        key, mark = key_of(obj), fingerprint(obj)
+        try:
+            apply_objects(self.client, cluster, self.kind.api_version, self.kind.kind, [obj])
+            self.applied[key] = mark
+        except TestbedError as e:
+            self.refused[key] = mark
+            print(f"{self.kind.kind} {key}: {e}", flush=True)
+
 
 def followed() -> list[Kind]:
     """In the order they are applied: a namespace before what is in it, a Secret and an
     IngressClass before the Ingress that names them."""
     return [NAMESPACES, NETWORK_POLICIES, SECRETS, INGRESS_CLASSES, INGRESSES]
+

@@ -95,10 +95,9 @@ class PodController:
                     owner.pods.remove(record.name)  # its Deployment makes another
                     state.save()
             else:
-                self._mirror(record)
+                api[key] = self._mirror(record)
         for key, record in list(state.pods.items()):
-            pod = api.get(key) or self.client.get(
-                f"/api/v1/namespaces/{record.namespace}/pods/{record.name}")
+            pod = api.get(key)
             if pod is None:
                 continue
             self.known.add(key)
@@ -167,11 +166,14 @@ class PodController:
         self.known.discard(key)
         self.reported.pop(key, None)
 
-    def _mirror(self, record) -> None:
+    def _mirror(self, record) -> dict | None:
+        """Write a pod the cluster made into the API; the object written (None if another
+        writer was first: the next pass sees it)."""
         path = f"/api/v1/namespaces/{record.namespace}/pods"
-        code, _doc = self.client.request("POST", path, mirror_of(record))
+        code, doc = self.client.request("POST", path, mirror_of(record))
         if code not in (201, 409):
             raise TestbedError(f"POST {path}: {code}")
+        return doc if code == 201 else None
 
     def _report(self, pod: dict, status: dict) -> str | None:
         """Write a pod's status (a merge patch of /status, as the kubelet patches it) unless

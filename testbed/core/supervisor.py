@@ -8,6 +8,7 @@ until asked to go `down` or sent SIGTERM; either way it tears the cluster down.
 import argparse
 import json
 import os
+import select
 import socket
 import sys
 import traceback
@@ -76,9 +77,15 @@ class _Following:
         self.controllers = Controllers(cluster) if cluster.control_plane else None
         self.last_error = None
 
+    @property
+    def wake_fd(self) -> list[int]:
+        """What to wait on besides the control socket: a byte when the API changed."""
+        return [self.controllers.wake.read_fd] if self.controllers else []
+
     def sync(self, cluster) -> None:
         if self.controllers is None:
             return
+        self.controllers.wake.drain()  # what changed until now is seen by this pass
         try:
             self.controllers.sync(cluster)
             self.last_error = None
@@ -107,6 +114,9 @@ def serve(cluster: Cluster) -> None:
             _revive_control_plane(cluster)
             _report_deaths(cluster, reported)  # first: it records the daemons for `status`
             following.sync(cluster)
+            ready, _, _ = select.select([server, *following.wake_fd], [], [], DAEMON_CHECK_S)
+            if server not in ready:
+                continue  # the tick, or the API changed: the controllers' turn
             try:
                 conn, _ = server.accept()
             except socket.timeout:

@@ -57,8 +57,9 @@ class ServiceController:
     def sync(self, cluster) -> None:
         api = {key_of(s): s for s in self.client.get("/api/v1/services")["items"]}
         services = cluster.state.services
+        mirrored = self._mirrored(api)
         wanted = [s for k, s in api.items()
-                  if self.applied.get(k) != fingerprint(s) and k not in self._mirrored(api)
+                  if self.applied.get(k) != fingerprint(s) and k not in mirrored
                   and self.refused.get(k) != fingerprint(s)]
         if wanted:
             try:
@@ -80,7 +81,7 @@ class ServiceController:
                 self.applied.pop(key, None)
             else:
                 self._mirror(namespace, name, services[key])
-        for key in self._mirrored(api) - set(services):  # gone by `testbed delete -f`
+        for key in mirrored - set(services):  # gone by `testbed delete -f`
             namespace, name = key.split("/", 1)
             self.client.request("DELETE", f"/api/v1/namespaces/{namespace}/services/{name}")
         for key, svc in api.items():

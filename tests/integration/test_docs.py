@@ -1,7 +1,11 @@
 """The commands the pages show, run for real: the README's tour and the NetworkPolicy page's
 example, in order, each as a user would type it (with a cluster name of the test's own)."""
+import os
 import re
 import shlex
+
+from testbed.core.state import RUN_ROOT
+from testbed.host.waiting import wait_until
 
 from .conftest import REPO, Footprint, run_testbed, unique_name
 
@@ -26,8 +30,16 @@ def renamed(argv, name):
     return [name if i and argv[i - 1] == "--name" else word for i, word in enumerate(argv)]
 
 
+def only_cluster_soon():
+    """The tour's commands name no cluster, as a user with one cluster types them: no other
+    test's cluster may still be there (one whose teardown is finishing gets 30 s)."""
+    assert wait_until(lambda: not os.listdir(RUN_ROOT) if os.path.isdir(RUN_ROOT) else True,
+                      30, 0.2), f"other clusters are running: {os.listdir(RUN_ROOT)}"
+
+
 def test_the_readmes_tour_runs_as_shown(require):
     require("vxlan", "bridge", "veth", "nsd")
+    only_cluster_soon()
     before, name = Footprint(), unique_name()
     commands = block_after("README.md", "## A five-minute tour")
     assert [argv[0] for argv, _ in commands][:3] == ["doctor", "up", "get"]

@@ -16,7 +16,7 @@ import json
 
 from testbed.errors import TestbedError
 
-from .realise import apply_objects, delete_object
+from .realise import apply_each, delete_object
 
 APPS = "/apis/apps/v1"
 CREATED_BY = "testbed.io/created-by"
@@ -107,13 +107,13 @@ class DeploymentController:
             if (self.applied.get(key) != fingerprint(deploy) or short) and \
                     self.refused.get(key) != fingerprint(deploy):
                 wanted.append(deploy)
-        for deploy in wanted:
-            try:
-                apply_objects(self.client, cluster, "apps/v1", "Deployment", [deploy])
-                self.applied[key_of(deploy)] = fingerprint(deploy)
-            except TestbedError as e:
-                self.refused[key_of(deploy)] = fingerprint(deploy)
-                print(f"deployment {key_of(deploy)}: {e}", flush=True)
+        refused = apply_each(self.client, cluster, "apps/v1", "Deployment", wanted) \
+            if wanted else {}
+        for i, deploy in enumerate(wanted):
+            (self.refused if i in refused else self.applied)[key_of(deploy)] = \
+                fingerprint(deploy)
+            if i in refused:
+                print(f"deployment {key_of(deploy)}: {refused[i]}", flush=True)
         for key in [k for k in records if k not in api]:
             namespace, name = key.split("/", 1)
             if key in self.applied:

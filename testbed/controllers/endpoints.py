@@ -1,35 +1,10 @@
 """Endpoints and EndpointSlices in the API, as the endpoints and EndpointSlice controllers
-write them: for every Service with a selector, the pods it picks now (the same computation
-the nodes' kube-proxy rules are made from), written when they change; those of a Service
-that is gone are deleted."""
-import json
-
-from testbed.kubeproxy import endpointslices
-from testbed.kubeproxy import services as service_records
+write them: for every Service with a selector, the pods it picks now (rendered as `testbed
+get endpoints` renders them, from the computation the nodes' kube-proxy rules are made
+from), written when they change; those of a Service that is gone are deleted."""
+from testbed.api import objects
 
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
-
-
-def endpoints_object(state, key: str, by_port: dict) -> dict:
-    """The core/v1 Endpoints of a Service: one subset per set of target ports."""
-    namespace, name = key.split("/", 1)
-    record = state.services[key]
-    subsets = {}
-    for port in record.ports:
-        for pod, ip, target in by_port[port.name or str(port.port)]:
-            subsets.setdefault(pod, (ip, []))[1].append(
-                {**({"name": port.name} if port.name else {}), "port": target,
-                 "protocol": port.protocol})
-    grouped = {}
-    for pod, (ip, ports) in sorted(subsets.items(), key=lambda item: item[1][0]):
-        grouped.setdefault(json.dumps(ports, sort_keys=True), []).append(
-            {"ip": ip, "nodeName": state.pods[pod].node,
-             "targetRef": {"kind": "Pod", "namespace": namespace,
-                           "name": state.pods[pod].name}})
-    return {"apiVersion": "v1", "kind": "Endpoints",
-            "metadata": {"name": name, "namespace": namespace},
-            "subsets": [{"addresses": addresses, "ports": json.loads(ports)}
-                        for ports, addresses in grouped.items()]}
 
 
 class EndpointsController:
@@ -40,16 +15,20 @@ class EndpointsController:
 
     def sync(self, cluster) -> None:
         state = cluster.state
+        selecting = {key for key, rec in state.services.items() if rec.selector}
         wanted = {}
-        for key, record in state.services.items():
-            if not record.selector:
-                continue
-            namespace, _name = key.split("/", 1)
-            by_port = service_records.endpoints(state, key)
-            wanted.setdefault(f"/api/v1/namespaces/{namespace}/endpoints", []).append(
-                endpoints_object(state, key, by_port))
-            wanted.setdefault(f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices",
-                              []).extend(endpointslices.slices(state, key, by_port))
+        for collection, made in (
+                ("/api/v1/namespaces/{}/endpoints", objects.endpoints(state)),
+                ("/apis/discovery.k8s.io/v1/namespaces/{}/endpointslices",
+                 objects.endpoint_slices(state))):
+            for doc in made:
+                meta = doc["metadata"]
+                service = (meta.get("labels") or {}).get("kubernetes.io/service-name",
+                                                         meta["name"])
+                if f"{meta['namespace']}/{service}" not in selecting:
+                    continue  # a Service without selector: its endpoints are not ours
+                meta.pop("creationTimestamp", None)  # the API server's to set
+                wanted.setdefault(collection.format(meta["namespace"]), []).append(doc)
         seen = set()
         for collection, docs in wanted.items():
             for doc in docs:

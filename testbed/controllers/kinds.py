@@ -8,9 +8,8 @@ import time
 from dataclasses import dataclass
 
 from testbed.core.records import NamespaceRecord
-from testbed.errors import TestbedError
 
-from .realise import apply_objects, delete_object
+from .realise import apply_each, delete_object
 
 
 @dataclass(frozen=True)
@@ -70,13 +69,12 @@ class KindController:
                 self.applied[key] = mark
                 continue
             wanted.append(obj)
-        if wanted:  # together: each apply rewrites every node's rules once
-            try:
-                apply_objects(self.client, cluster, kind.api_version, kind.kind, wanted)
-                self.applied.update({key_of(o): fingerprint(o) for o in wanted})
-            except TestbedError:
-                for obj in wanted:
-                    self._apply_one(cluster, obj)
+        refused = apply_each(self.client, cluster, kind.api_version, kind.kind, wanted) \
+            if wanted else {}
+        for i, obj in enumerate(wanted):
+            (self.refused if i in refused else self.applied)[key_of(obj)] = fingerprint(obj)
+            if i in refused:
+                print(f"{kind.kind} {key_of(obj)}: {refused[i]}", flush=True)
         for key in [k for k in held if k not in api and k in self.applied
                     and k not in kind.kept]:
             namespace, _, name = key.rpartition("/")
@@ -97,15 +95,6 @@ class KindController:
         cluster.state.save()
         if before is not None and cluster.policy is not None:
             cluster.sync_network()
-
-    def _apply_one(self, cluster, obj) -> None:
-        key, mark = key_of(obj), fingerprint(obj)
-        try:
-            apply_objects(self.client, cluster, self.kind.api_version, self.kind.kind, [obj])
-            self.applied[key] = mark
-        except TestbedError as e:
-            self.refused[key] = mark
-            print(f"{self.kind.kind} {key}: {e}", flush=True)
 
 
 def followed() -> list[Kind]:

@@ -19,7 +19,7 @@ import datetime
 
 from testbed.errors import TestbedError
 
-from .realise import apply_objects, delete_object
+from .realise import apply_each, delete_object
 
 
 def rfc3339(epoch: float) -> str:
@@ -131,19 +131,12 @@ class PodController:
             cluster.sync_network()
         if not wanted:
             return
-        try:
-            self._apply(cluster, wanted)
-        except TestbedError:  # one at a time, so that one refused pod keeps no other out
-            for pod in wanted:
-                try:
-                    self._apply(cluster, [pod])
-                except TestbedError as e:
-                    self._refuse(pod, str(e))
-
-    def _apply(self, cluster, pods) -> None:
-        apply_objects(self.client, cluster, "v1", "Pod", pods)
-        for pod in pods:
-            self.known.add(key_of(pod))
+        refused = apply_each(self.client, cluster, "v1", "Pod", wanted)
+        for i, pod in enumerate(wanted):
+            if i in refused:
+                self._refuse(pod, refused[i])
+            else:
+                self.known.add(key_of(pod))
 
     def _bind(self, pod: dict, node: str) -> dict:
         meta = pod["metadata"]

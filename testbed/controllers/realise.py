@@ -3,6 +3,7 @@ manifest reader, then apply.py), with the namespaces they need."""
 import yaml
 
 from testbed.api import apply, manifests
+from testbed.errors import TestbedError
 
 SOURCE = "the API server's objects"
 
@@ -44,3 +45,23 @@ def delete_object(cluster, api_version: str, kind: str, namespace: str | None, n
     if spec:
         doc["spec"] = spec
     apply.delete(cluster, manifests.parse(yaml.safe_dump(doc), SOURCE))
+
+
+def apply_each(client, cluster, api_version: str, kind: str,
+               objects: list[dict]) -> dict[int, str]:
+    """Apply objects of one kind together (each apply rewrites every node's rules once), or
+    one at a time if the cluster refuses the set, so that one refused object keeps no other
+    out; {index in objects: the cluster's message} of those refused."""
+    try:
+        apply_objects(client, cluster, api_version, kind, objects)
+        return {}
+    except TestbedError as e:
+        if len(objects) == 1:
+            return {0: str(e)}
+    refused = {}
+    for i, obj in enumerate(objects):
+        try:
+            apply_objects(client, cluster, api_version, kind, [obj])
+        except TestbedError as e:
+            refused[i] = str(e)
+    return refused

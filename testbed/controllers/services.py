@@ -10,9 +10,12 @@
 """
 import json
 
+from testbed.api import objects
 from testbed.errors import TestbedError
 
-from .realise import apply_objects, delete_object
+from .realise import apply_each, delete_object
+
+CREATED_BY = "testbed.io/created-by"
 
 
 def key_of(svc: dict) -> str:
@@ -26,25 +29,15 @@ def fingerprint(svc: dict) -> str:
                       sort_keys=True)
 
 
-def mirror_of(namespace: str, name: str, record) -> dict:
-    """A Service the cluster runs, as a Service object."""
-    ports = []
-    for p in record.ports:
-        port = {"port": p.port, "targetPort": p.target_port, "protocol": p.protocol}
-        if p.name:
-            port["name"] = p.name
-        if p.node_port:
-            port["nodePort"] = p.node_port
-        ports.append(port)
-    spec = {"type": record.type, "selector": dict(record.selector), "ports": ports,
-            "sessionAffinity": record.session_affinity}
-    if record.cluster_ip:
-        spec["clusterIP"] = record.cluster_ip
-    if record.external_name:
-        spec["externalName"] = record.external_name
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {
-        "name": name, "namespace": namespace,
-        "annotations": {"testbed.io/created-by": "testbed"}}, "spec": spec}
+def mirror_of(state, key: str) -> dict:
+    """A Service the cluster runs, as `testbed get svc -o json` renders it, marked as the
+    cluster's own."""
+    namespace, name = key.split("/", 1)
+    svc = next(s for s in objects.services(state, namespace) if s["metadata"]["name"] == name)
+    meta = svc["metadata"]
+    meta.pop("creationTimestamp", None)
+    meta["annotations"] = {**(meta.get("annotations") or {}), CREATED_BY: "testbed"}
+    return {k: v for k, v in svc.items() if k != "status"}
 
 
 class ServiceController:
@@ -61,18 +54,11 @@ class ServiceController:
         wanted = [s for k, s in api.items()
                   if self.applied.get(k) != fingerprint(s) and k not in mirrored
                   and self.refused.get(k) != fingerprint(s)]
-        if wanted:
-            try:
-                apply_objects(self.client, cluster, "v1", "Service", wanted)
-                self.applied.update({key_of(s): fingerprint(s) for s in wanted})
-            except TestbedError:
-                for svc in wanted:
-                    try:
-                        apply_objects(self.client, cluster, "v1", "Service", [svc])
-                        self.applied[key_of(svc)] = fingerprint(svc)
-                    except TestbedError as e:
-                        self.refused[key_of(svc)] = fingerprint(svc)
-                        print(f"service {key_of(svc)}: {e}", flush=True)
+        refused = apply_each(self.client, cluster, "v1", "Service", wanted) if wanted else {}
+        for i, svc in enumerate(wanted):
+            (self.refused if i in refused else self.applied)[key_of(svc)] = fingerprint(svc)
+            if i in refused:
+                print(f"service {key_of(svc)}: {refused[i]}", flush=True)
         for key in [k for k in services if k not in api]:
             namespace, name = key.split("/", 1)
             if key in self.applied:
@@ -80,7 +66,7 @@ class ServiceController:
                     {"port": 1}]})
                 self.applied.pop(key, None)
             else:
-                self._mirror(namespace, name, services[key])
+                self._mirror(cluster.state, key)
         for key in mirrored - set(services):  # gone by `testbed delete -f`
             namespace, name = key.split("/", 1)
             self.client.request("DELETE", f"/api/v1/namespaces/{namespace}/services/{name}")
@@ -92,12 +78,12 @@ class ServiceController:
     def _mirrored(self, api) -> set:
         """Services the cluster made itself and wrote into the API: already in the cluster."""
         return {k for k, s in api.items()
-                if (s["metadata"].get("annotations") or {}).get("testbed.io/created-by") ==
-                "testbed" and k not in self.applied}
+                if (s["metadata"].get("annotations") or {}).get(CREATED_BY) == "testbed"
+                and k not in self.applied}
 
-    def _mirror(self, namespace: str, name: str, record) -> None:
-        path = f"/api/v1/namespaces/{namespace}/services"
-        code, doc = self.client.request("POST", path, mirror_of(namespace, name, record))
+    def _mirror(self, state, key: str) -> None:
+        path = f"/api/v1/namespaces/{key.split('/', 1)[0]}/services"
+        code, doc = self.client.request("POST", path, mirror_of(state, key))
         if code not in (201, 409):
             raise TestbedError(f"POST {path}: {code} {doc.get('message', '')}")
 

@@ -3,6 +3,8 @@ fields of a request's object that its kind does not have, found with the kind's 
 field names of k8s.io/api's messages, wire_schema.json). kubectl sends Strict: an unknown
 field refuses the object, naming it (`unknown field "spec.containers[0].imagee"`); Warn, the
 server's default, accepts it with a Warning header per field; Ignore says nothing."""
+import functools
+
 from .protobuf import SCALARS, schema
 from .status import ApiError
 
@@ -11,6 +13,7 @@ FREE_FORM = ("meta.v1.Time", "meta.v1.MicroTime", "meta.v1.Duration", "meta.v1.F
 MODES = ("Strict", "Warn", "Ignore")
 
 
+@functools.cache  # the schema does not change while the server runs
 def _by_name(message: str) -> dict:
     return {spec[0]: spec for spec in schema()["messages"].get(message, {}).values()}
 

@@ -11,28 +11,21 @@ keep them:
 - deleted through the API, its pods go;
 - the cluster's own Deployments (those `testbed apply -f` made) are written into the API.
 """
-import datetime
 import json
+import time
 
+from testbed.api.objects import timestamp
 from testbed.errors import TestbedError
 
-from .realise import apply_each, delete_object
+from .realise import apply_each, delete_object, key_of
 
 APPS = "/apis/apps/v1"
 CREATED_BY = "testbed.io/created-by"
 
 
-def key_of(obj: dict) -> str:
-    return f"{obj['metadata'].get('namespace', 'default')}/{obj['metadata']['name']}"
-
-
 def fingerprint(deploy: dict) -> str:
     meta = deploy["metadata"]
     return json.dumps([meta.get("labels"), deploy.get("spec")], sort_keys=True)
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def deployment_status(deploy: dict, running: int, generation: int, since: str) -> dict:
@@ -91,7 +84,7 @@ class DeploymentController:
         self.applied = {}   # key -> fingerprint carried into the cluster
         self.refused = {}   # key -> fingerprint the cluster refused
         self.reported = {}  # key -> (status, replica set) written
-        self.since = now()
+        self.since = timestamp(time.time())
 
     def sync(self, cluster) -> None:
         listed = self.client.get(f"{APPS}/deployments")["items"]

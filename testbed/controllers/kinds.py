@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from testbed.core.records import NamespaceRecord
 
-from .realise import apply_each, delete_object
+from .realise import apply_each, delete_object, key_of
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,6 @@ INGRESSES = Kind("networking.k8s.io/v1", "Ingress", "/apis/networking.k8s.io/v1/
 NETWORK_POLICIES = Kind("networking.k8s.io/v1", "NetworkPolicy",
                         "/apis/networking.k8s.io/v1/networkpolicies", "policies",
                         {"podSelector": {}})
-
-
-def key_of(obj: dict) -> str:
-    meta = obj["metadata"]
-    return f"{meta['namespace']}/{meta['name']}" if "namespace" in meta else meta["name"]
 
 
 def fingerprint(obj: dict) -> str:

@@ -1,16 +1,13 @@
 """Nodes as the kubelet registers them and reports their status: one Node object per node
 of the cluster, with its pod CIDR, addresses, labels, capacity, node info and a Ready
 condition, written when missing or changed (kubectl get nodes -o wide)."""
-import datetime
 import os
+import time
 
+from testbed.api.objects import timestamp
 from testbed.apiserver.discovery import VERSION
 
 MAX_PODS = "110"  # the kubelet's default --max-pods
-
-
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _os_image() -> str:
@@ -66,7 +63,7 @@ class NodeRegistrar:
     def __init__(self, client):
         self.client = client
         self.written = {}  # node -> (resourceVersion, the facts written)
-        self.since = now_rfc3339()
+        self.since = timestamp(time.time())
 
     def sync(self, cluster) -> None:
         listed = {n["metadata"]["name"]: n for n in self.client.get("/api/v1/nodes")["items"]}

@@ -15,26 +15,15 @@ A Pod the cluster cannot run (a nodeName that is no node, a namespace it does no
 Pending with the reason in its PodScheduled condition. A pod of a Deployment deleted through
 the API leaves the Deployment's pods, and the Deployment controller starts another.
 """
-import datetime
-
+from testbed.api.objects import timestamp
 from testbed.errors import TestbedError
 
-from .realise import apply_each, delete_object
-
-
-def rfc3339(epoch: float) -> str:
-    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ")
-
-
-def key_of(pod: dict) -> str:
-    meta = pod["metadata"]
-    return f"{meta.get('namespace', 'default')}/{meta['name']}"
+from .realise import apply_each, delete_object, key_of
 
 
 def pod_status(record, host_ip: str) -> dict:
     """The status the kubelet reports of a running pod."""
-    started = rfc3339(record.created or 0)
+    started = timestamp(record.created or 0)
     ips = [record.ip] if record.ip else []
     ready = [{"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": started}
              for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
@@ -53,7 +42,7 @@ def pod_status(record, host_ip: str) -> dict:
 def pending_status(reason: str, message: str) -> dict:
     return {"phase": "Pending", "qosClass": "BestEffort", "conditions": [
         {"type": "PodScheduled", "status": "False", "reason": reason, "message": message,
-         "lastProbeTime": None, "lastTransitionTime": rfc3339(0)}]}
+         "lastProbeTime": None, "lastTransitionTime": timestamp(0)}]}
 
 
 def made_by_testbed(pod: dict) -> bool:

@@ -8,6 +8,13 @@ from testbed.errors import TestbedError
 SOURCE = "the API server's objects"
 
 
+def key_of(obj: dict) -> str:
+    """How the cluster's state keys an API object: "<namespace>/<name>", or the name of a
+    cluster-scoped one."""
+    meta = obj["metadata"]
+    return f"{meta['namespace']}/{meta['name']}" if "namespace" in meta else meta["name"]
+
+
 def as_manifest(obj: dict, api_version: str, kind: str) -> dict:
     """What the cluster implements of an API object (a list's item carries no apiVersion and
     kind: they are given): the server's own fields left out."""

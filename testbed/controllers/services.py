@@ -13,13 +13,9 @@ import json
 from testbed.api import objects
 from testbed.errors import TestbedError
 
-from .realise import apply_each, delete_object
+from .realise import apply_each, delete_object, key_of
 
 CREATED_BY = "testbed.io/created-by"
-
-
-def key_of(svc: dict) -> str:
-    return f"{svc['metadata'].get('namespace', 'default')}/{svc['metadata']['name']}"
 
 
 def fingerprint(svc: dict) -> str:

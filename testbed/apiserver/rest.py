@@ -10,7 +10,7 @@ import random
 import yaml
 from aiohttp import web
 
-from . import allocation, fields, objects, patch, protobuf, selectors, streams
+from . import allocation, fields, objects, patch, portforward, protobuf, selectors, streams
 from .etcd import Compacted, Conflict, Entry, Store
 from .resources import RESOURCES, Resource, find
 from .status import ApiError, already_exists, conflict, not_found
@@ -126,6 +126,10 @@ class Rest:
             elif sub == "exec" and method in ("GET", "POST") and resource.name == "pods":
                 pod = (await self._get(resource, namespace, name)).value
                 return await streams.exec_pod(request, self.run_dir, namespace, name, pod)
+            elif sub == "portforward" and method in ("GET", "POST") and \
+                    resource.name == "pods":
+                await self._get(resource, namespace, name)  # 404 for a pod that is not there
+                return await portforward.portforward_pod(request, self.run_dir, namespace, name)
             elif sub == "log" and method == "GET" and resource.name == "pods":
                 return await self.log(request, resource, namespace, name)
             elif sub == "scale" and method in ("GET", "PUT", "PATCH"):

@@ -1,7 +1,9 @@
 """Running commands in the root namespace, in a node (by its shell's PID) or in a pod (by name)."""
+import ctypes
 import ipaddress
 import json
 import os
+import socket
 import subprocess
 
 from testbed.errors import CommandError
@@ -30,6 +32,34 @@ def in_pod(netns, argv):
 
 def netns_path(name):
     return f"{NETNS_DIR}/{name}"
+
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def socket_in(path: str, family: int = socket.AF_INET,
+              kind: int = socket.SOCK_STREAM) -> socket.socket:
+    """A socket in the network namespace at `path` (/run/netns/NAME or /proc/PID/ns/net),
+    made by this thread stepping into it and straight back: a socket belongs to the namespace
+    it was created in, whichever thread then uses it, so no process is spawned for it."""
+    target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _setns(target)
+        try:
+            return socket.socket(family, kind)
+        finally:
+            _setns(home)
+    finally:
+        os.close(target)
+        os.close(home)
 
 
 def namespace_id(path):

@@ -44,9 +44,17 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     request_queue_size = 4096  # Go listens with the kernel's somaxconn, not socketserver's 5
 
 
-def http_server(bind, port, routes, close=False):
+def access_line(client: str, request_line: str, status: int, size: int, referer, agent) -> str:
+    """A request as nginx's image logs it to stdout (its `main` log format)."""
+    when = time.strftime("%d/%b/%Y:%H:%M:%S %z")
+    return f'{client} - - [{when}] "{request_line}" {status} {size} "{referer or "-"}" ' \
+           f'"{agent or "-"}" "-"'
+
+
+def http_server(bind, port, routes, close=False, access_log=False):
     """An HTTP/1.1 server (keep-alive, as Go's) whose routes(method, path, query, client) give
-    (status, body, headers) or None for 404."""
+    (status, body, headers) or None for 404; with access_log, each request printed as nginx
+    prints it."""
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         # TCP_NODELAY, as Go sets on every connection: headers and body go out in two
@@ -69,6 +77,10 @@ def http_server(bind, port, routes, close=False):
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+            if access_log:
+                print(access_line(self.client_address[0], self.requestline, status, len(data),
+                                  self.headers.get("Referer"), self.headers.get("User-Agent")),
+                      flush=True)
 
         do_GET = do_POST = do_PUT = do_HEAD = answer
 
@@ -329,8 +341,9 @@ SERVERS = {"serve-hostname": serve_hostname, "netexec": netexec, "porter": porte
 
 def nginx_page(hostname, bind, port):
     page = f"<html><body><h1>Welcome to nginx!</h1><p>{hostname}</p></body></html>\n"
-    serve_in_background(http_server(bind, port, lambda *_: (200, page,
-                                                            {"Content-Type": "text/html"})))
+    def routes(*_):
+        return 200, page, {"Content-Type": "text/html"}
+    serve_in_background(http_server(bind, port, routes, access_log=True))
 
 
 def main(argv=None):

@@ -1,6 +1,7 @@
 """The built-in stand-ins for container images: which one a container gets, that they read
 agnhost's flags as agnhost does, and that they answer as agnhost and nginx do (on 127.0.0.1,
 no root needed)."""
+import re
 import socket
 import subprocess
 import sys
@@ -161,9 +162,13 @@ def test_porter_and_nginx(workload):
     tcp, page = free_port(), free_port()
     env = {"PATH": "/usr/bin:/bin", f"SERVE_PORT_{tcp}": "foo"}
     workload("porter", env=env)
-    workload("http", "--port", str(page))
+    nginx = workload("http", "--port", str(page))
     assert get(tcp, "/anything") == "foo"
     assert "Welcome to nginx!" in get(page, "/") and "web-7d4b9-x2kqp" in get(page, "/")
+    # each request on stdout in the image's log format, as `kubectl logs` shows nginx's
+    logged = nginx.stdout.readline()
+    assert re.fullmatch(r'127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:[\d:]{8} [+-]\d{4}\] '
+                        r'"GET / HTTP/1\.1" 200 \d+ "-" "Python-urllib/[\d.]+" "-"\n', logged)
 
 
 def test_connect_says_what_agnhost_connect_says(workload):

@@ -36,7 +36,6 @@ DOMAIN = "cluster.local"
 REVERSE = "in-addr.arpa"
 SCHEMA_VERSION = "1.1.0"  # of kubernetes/dns docs/specification.md, which these records follow
 SERVER_IP = str(services.SERVICE_CIDR[10])
-API_SERVER_IP = str(services.SERVICE_CIDR[1])
 NAMESPACE, SERVICE, LABELS = "kube-system", "kube-dns", {"k8s-app": "kube-dns"}
 TTL_S = 5  # short, so that a pod that changes is seen again quickly (CoreDNS's default is 5 too)
 RELOAD_TIMEOUT_S = 5.0
@@ -205,12 +204,7 @@ class ClusterDNS:
             (kinds.ServicePort(53, 53, "dns", 0, "UDP"),
              kinds.ServicePort(53, 53, "dns-tcp", 0, "TCP")),
             SERVER_IP, source="kube-dns add-on"))
-        # every cluster has the API server's Service; here no API server serves behind it, so
-        # it has no endpoints: it resolves, and a connection is refused at once
-        services.add(cluster.state, kinds.Service(
-            "kubernetes", "default", "ClusterIP", {},
-            (kinds.ServicePort(443, 6443, "https", 0, "TCP"),), API_SERVER_IP,
-            source="the API server's Service"))
+        services.add_api_server(cluster.state)  # every cluster has it, to resolve
         cluster.state.dns = DnsRecord(pod.key, SERVER_IP, directory)
         cluster.state.save()
         self._wait_for_serial(cluster.state, 1)

@@ -149,8 +149,8 @@ def endpoints(state, namespace=None) -> list:
         by_port = service_endpoints(state, key)
         subsets = {}
         for port in rec.ports:
-            eps = by_port[port.name or str(port.port)]
-            addresses = tuple(sorted((ip, pod_key) for pod_key, ip, _t in eps))
+            eps = by_port.get(port.name or str(port.port), [])
+            addresses = tuple(sorted((ip, pod_key or "") for pod_key, ip, _t in eps))
             if not addresses:
                 continue
             entry = {"port": eps[0][2], "protocol": port.protocol}
@@ -162,7 +162,7 @@ def endpoints(state, namespace=None) -> list:
             rendered.append({"addresses": [
                 {"ip": ip, "nodeName": state.pods[pod_key].node,
                  "targetRef": {"kind": "Pod", "namespace": ns,
-                               "name": state.pods[pod_key].name}}
+                               "name": state.pods[pod_key].name}} if pod_key else {"ip": ip}
                 for ip, pod_key in addresses], "ports": ports})
         item = {"apiVersion": "v1", "kind": "Endpoints",
                 "metadata": _meta(name, ns, created=rec.created)}

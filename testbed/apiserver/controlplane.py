@@ -11,6 +11,7 @@ import urllib.request
 import yaml
 
 from testbed.host.daemons import Daemon
+from testbed.kubeproxy.services import API_SERVER_IP
 
 from .etcd import etcd_argv, free_port
 from .pki import Pki, make_pki
@@ -57,6 +58,7 @@ class ControlPlane:
         self.cluster = cluster
         self.directory = directory
         self.host = host
+        self.inside = None  # {"netns", "host", "port"}: where pods reach it
         self.pki = Pki(os.path.join(directory, "pki"))
         self.etcd = None
         self.apiserver = None
@@ -75,11 +77,15 @@ class ControlPlane:
     def config_path(self) -> str:
         return os.path.join(self.directory, "apiserver.json")
 
-    def start(self, state) -> None:
+    def start(self, state, inside: "dict | None" = None) -> None:
         """Certificates, etcd, the API server, the kubeconfig; each daemon's PID is owned by
-        the run before it is waited for."""
+        the run before it is waited for. `inside` ({"netns": path, "host": ip, "port": n}):
+        a second listener in a node's namespace, for pods and nodes, as kube-apiserver
+        listens on its control-plane node."""
         os.makedirs(self.directory, exist_ok=True)
-        make_pki(self.pki.directory, SERVER_NAMES, [self.host])
+        self.inside = inside
+        addresses = [self.host, API_SERVER_IP] + ([inside["host"]] if inside else [])
+        make_pki(self.pki.directory, SERVER_NAMES, addresses)
         client_port, peer_port, self.port = free_port(), free_port(), free_port()
         self.etcd_endpoint = f"http://127.0.0.1:{client_port}"
         self.etcd = self._etcd_daemon(client_port, peer_port)
@@ -87,7 +93,7 @@ class ControlPlane:
         with open(self.config_path, "w") as f:
             json.dump({"etcd": self.etcd_endpoint, "pki": self.pki.directory,
                        "host": self.host, "port": self.port, "peer_port": peer_port,
-                       "run_dir": os.path.dirname(self.directory)}, f)
+                       "inside": inside, "run_dir": os.path.dirname(self.directory)}, f)
         self.apiserver = self._apiserver_daemon()
         self.apiserver.start(state, self._apiserver_ready, READY_TIMEOUT_S)
         fd = os.open(self.kubeconfig_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -108,7 +114,9 @@ class ControlPlane:
         """What the run's state keeps of it: enough for another owner to take it over."""
         return {"server": self.server, "kubeconfig": self.kubeconfig_path,
                 "directory": self.directory, "etcd": self.etcd_endpoint,
-                "context": context_name(self.cluster)}
+                "context": context_name(self.cluster),
+                "inside": f"https://{self.inside['host']}:{self.inside['port']}"
+                if self.inside else ""}
 
     @classmethod
     def recall(cls, cluster: str, record: dict, state) -> "ControlPlane":
@@ -118,6 +126,7 @@ class ControlPlane:
             config = json.load(f)
         plane.host, plane.port, plane.etcd_endpoint = config["host"], config["port"], \
             config["etcd"]
+        plane.inside = config.get("inside")
         plane.etcd = plane._etcd_daemon(int(config["etcd"].rsplit(":", 1)[1]),
                                         config["peer_port"])
         plane.apiserver = plane._apiserver_daemon()

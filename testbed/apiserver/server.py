@@ -6,17 +6,22 @@ serve never answers with a traceback.
     python -m testbed.apiserver.server CONFIG.json
 
 CONFIG: {"etcd": "http://127.0.0.1:PORT", "pki": DIR, "host": "127.0.0.1", "port": PORT,
-"run_dir": the cluster's run directory (its pods' sandboxes and output, for exec and logs)}.
+"inside": {"netns": PATH, "host": IP, "port": 6443} or null (a listener in a node's
+namespace, which pods reach through default/kubernetes), "run_dir": the cluster's run
+directory (its pods' sandboxes and output, for exec and logs)}.
 """
 import asyncio
 import json
 import logging
 import signal
+import socket
 import ssl
 import sys
 
 import aiohttp
 from aiohttp import web
+
+from testbed.host import netns
 
 from . import discovery, openapi
 from .etcd import Store
@@ -141,6 +146,21 @@ def make_app(store: Store, server_address: str, run_dir: str = "") -> web.Applic
     return app
 
 
+def listening_socket(inside: dict) -> socket.socket:
+    """A listening socket at inside["host"]:inside["port"] in the namespace inside["netns"]
+    (a node's), so that pods and nodes reach the server inside the emulation."""
+    sock = netns.socket_in(inside["netns"])
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((inside["host"], int(inside["port"])))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
 async def serve(config: dict) -> None:
     pki = Pki(config["pki"])
     host, port = config.get("host", "127.0.0.1"), int(config["port"])
@@ -150,8 +170,11 @@ async def serve(config: dict) -> None:
         await app["rest"].ensure_system_namespaces()
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, host, port, ssl_context=tls_context(pki))
-        await site.start()
+        context = tls_context(pki)
+        await web.TCPSite(runner, host, port, ssl_context=context).start()
+        inside = config.get("inside")
+        if inside:  # kube-apiserver's address on its node, behind default/kubernetes
+            await web.SockSite(runner, listening_socket(inside), ssl_context=context).start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

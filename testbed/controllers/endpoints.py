@@ -1,5 +1,6 @@
 """Endpoints and EndpointSlices in the API, as the endpoints and EndpointSlice controllers
-write them: for every Service with a selector, the pods it picks now (rendered as `testbed
+write them: for every Service with a selector, the pods it picks now (and for
+default/kubernetes, the API server's address inside the emulation) (rendered as `testbed
 get endpoints` renders them, from the computation the nodes' kube-proxy rules are made
 from), written when they change; those of a Service that is gone are deleted."""
 from testbed.api import objects
@@ -15,7 +16,10 @@ class EndpointsController:
 
     def sync(self, cluster) -> None:
         state = cluster.state
-        selecting = {key for key, rec in state.services.items() if rec.selector}
+        # a Service without a selector has the endpoints it is given: ours only for the
+        # addresses the testbed gives it (default/kubernetes), not a user's own Endpoints
+        selecting = {key for key, rec in state.services.items()
+                     if rec.selector or rec.addresses}
         wanted = {}
         for collection, made in (
                 ("/api/v1/namespaces/{}/endpoints", objects.endpoints(state)),

@@ -39,7 +39,7 @@ from testbed.host.processes import (
 from testbed.host.signals import signals_deferred
 from testbed.ingress.controller import IngressController
 from testbed.kubelet.runtime import Runtime, sandbox_name
-from testbed.kubeproxy import proxies
+from testbed.kubeproxy import proxies, services
 from testbed.kubeproxy.speaker import Speaker
 from testbed.kubeproxy.types import REPLACED_PROXY
 from testbed.modes import ClusterContext, NodeContext, get_mode
@@ -159,11 +159,6 @@ class Cluster:
     def _build(self):
         spec, mode, phases = self.spec, self.mode, self.build_progress
         leases = mode.plan(spec) if mode else {}
-        if self.wants_control_plane:
-            with phases.phase("control_plane"):
-                self.control_plane = ControlPlane(spec.name, self.state.subdir("control-plane"))
-                self.control_plane.start(self.state)
-                self.state.update(control_plane=self.control_plane.record())
         with phases.phase("underlay"):
             self.underlay = Underlay(spec, on_process=self.state.own_pid,
                                      on_namespace=lambda name: self.state.own("netns", name),
@@ -175,6 +170,9 @@ class Cluster:
                 self.fabric = OvsFabric(spec, self.underlay, self.state, self.caps)
                 self.fabric.start()
             self._record_hosts(leases)
+        if self.wants_control_plane:
+            with phases.phase("control_plane"):
+                self._start_control_plane()
         if mode is None:
             self.state.update(pod_mtu=None)
             return
@@ -198,12 +196,26 @@ class Cluster:
         self.state.update(pod_mtu=mode.pod_mtu(spec), network_policy=self.policy_status())
         with phases.phase("pods", len(spec.pods)):
             self._add_pods(spec.pods, on_done=phases.step)
+            if self.control_plane is not None:
+                self.sync_network()  # default/kubernetes to the API server, on every node
         warnings = []
         with phases.phase("manifests", len(self.manifests)):
             for loaded in self.manifests:
                 warnings += apply.apply(self, loaded).warnings
                 phases.step()
         self.state.update(warnings=warnings)
+
+    def _start_control_plane(self):
+        """etcd and the API server, listening for kubectl on the host's loopback and, as
+        kube-apiserver on kind's control-plane node, on the first node's address: the
+        endpoint of default/kubernetes, which pods and nodes reach."""
+        first = self.spec.nodes[0]
+        inside = {"netns": netns.netns_path(pinned_name(first.name, self.spec.name)),
+                  "host": str(first.ip.ip), "port": services.API_SERVER_PORT}
+        self.control_plane = ControlPlane(self.spec.name, self.state.subdir("control-plane"))
+        self.control_plane.start(self.state, inside)
+        self.state.update(control_plane=self.control_plane.record())
+        services.add_api_server(self.state, [(inside["host"], first.name)])
 
     def _record_hosts(self, leases):
         """The nodes' contexts and the records of nodes, router and external host."""

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 
 # in the order a build goes through them; each is timed as timings["<phase>_s"]
-PHASES = ("control_plane", "underlay", "nodes", "mode_setup", "peers", "daemons", "convergence",
+PHASES = ("underlay", "nodes", "control_plane", "mode_setup", "peers", "daemons", "convergence",
           "pods", "manifests")
 REPORT_EVERY_S = 0.25  # news at most this often: a thousand pods need not print a thousand lines
 

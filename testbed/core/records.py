@@ -78,6 +78,14 @@ class ServicePortRecord:
 
 
 @dataclass
+class EndpointAddressRecord:
+    """An endpoint of a Service without a selector that is no pod: the API server behind
+    default/kubernetes, at its node's address."""
+    ip: str
+    node: str = ""
+
+
+@dataclass
 class ServiceRecord:
     type: str = "ClusterIP"
     cluster_ip: str = ""       # "None": headless; "": none (ExternalName)
@@ -94,6 +102,7 @@ class ServiceRecord:
     health_check_node_port: int = 0
     affinity_timeout: int = 10800
     topology_mode: str = ""    # annotation service.kubernetes.io/topology-mode ("Auto": on)
+    addresses: list[EndpointAddressRecord] = field(default_factory=list)  # selectorless only
 
 
 @dataclass

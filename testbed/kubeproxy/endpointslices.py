@@ -61,30 +61,33 @@ def slices(state, key: str, by_port: dict) -> list[dict]:
     its endpoints per port (services.endpoints)."""
     namespace, name = key.split("/", 1)
     record = state.services[key]
-    groups = {}  # target ports of a pod -> its endpoints
+    groups = {}  # target ports of a pod (or an address, without a selector) -> its endpoints
     for port in record.ports:
-        for pod, ip, target in by_port[port.name or str(port.port)]:
-            groups.setdefault(pod, (ip, []))[1].append((port, target))
+        for pod, ip, target in by_port.get(port.name or str(port.port), []):
+            groups.setdefault(pod or ip, (pod, ip, []))[2].append((port, target))
     sets = {}
-    for pod, (ip, targets) in sorted(groups.items(), key=lambda item: item[1][0]):
+    for pod, ip, targets in sorted(groups.values(), key=lambda item: item[1]):
         sets.setdefault(tuple((p.name, t, p.protocol) for p, t in targets), []).append((pod, ip))
     nodes = state.nodes
+    address_nodes = {a.ip: a.node for a in record.addresses}
     out = []
     for index, (ports, members) in enumerate(sorted(sets.items())):
-        zones = [nodes[state.pods[pod].node].topology_zone for pod, _ip in members]
+        on = [state.pods[pod].node if pod else address_nodes.get(ip, "") for pod, ip in members]
+        zones = [nodes[n].topology_zone if n in nodes else "" for n in on]
         hints = zone_hints(zones, [r.topology_zone for r in nodes.values()]) \
             if record.topology_mode in AUTO else None
         endpoints = []
         for i, (pod, ip) in enumerate(members):
-            endpoint = {"addresses": [ip], "conditions": {"ready": True},
-                        "nodeName": state.pods[pod].node, "zone": zones[i],
-                        "targetRef": {"kind": "Pod", "namespace": namespace,
-                                      "name": state.pods[pod].name}}
+            endpoint = {"addresses": [ip], "conditions": {"ready": True}}
+            if pod is not None:  # an address of a Service without a selector names no pod
+                endpoint.update({"nodeName": on[i], "zone": zones[i], "targetRef": {
+                    "kind": "Pod", "namespace": namespace, "name": state.pods[pod].name}})
             if hints:
                 endpoint["hints"] = {"forZones": [{"name": hints[i]}]}
             endpoints.append(endpoint)
         out.append({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                    "metadata": {"name": f"{name}-{_suffix(key, index)}", "namespace": namespace,
+                    "metadata": {"name": _slice_name(record, name, key, index),
+                                 "namespace": namespace,
                                  "labels": {"kubernetes.io/service-name": name,
                                             "endpointslice.kubernetes.io/managed-by":
                                                 "endpointslice-controller.k8s.io"}},
@@ -98,6 +101,14 @@ def hinted(state, key: str, by_port: dict) -> dict[str, str]:
     """{endpoint address: the zone it is hinted for} of a Service (empty: no hints)."""
     return {ep["addresses"][0]: ep["hints"]["forZones"][0]["name"]
             for s in slices(state, key, by_port) for ep in s["endpoints"] if "hints" in ep}
+
+
+def _slice_name(record, name, key, index):
+    """The controller's generated name; the API server names the one slice of its own
+    Service (default/kubernetes, without a selector) after it."""
+    if not record.selector and record.addresses and index == 0:
+        return name
+    return f"{name}-{_suffix(key, index)}"
 
 
 def _suffix(key, index):

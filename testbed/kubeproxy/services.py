@@ -15,7 +15,8 @@ rules up to date.
 import ipaddress
 import time
 
-from testbed.core.records import ServicePortRecord, ServiceRecord
+from testbed.api import kinds
+from testbed.core.records import EndpointAddressRecord, ServicePortRecord, ServiceRecord
 from testbed.errors import TestbedError
 from testbed.kubeproxy import endpointslices
 from testbed.kubeproxy.types import Endpoint, ServicePort
@@ -23,6 +24,8 @@ from testbed.kubeproxy.types import Endpoint, ServicePort
 SERVICE_CIDR = ipaddress.IPv4Network("10.96.0.0/12")
 RESERVED = {SERVICE_CIDR[1], SERVICE_CIDR[10]}  # kubernetes API, kube-dns
 NODE_PORTS = range(30000, 32768)
+API_SERVER_IP = str(SERVICE_CIDR[1])
+API_SERVER_PORT = 6443  # where kube-apiserver listens on its node, behind default/kubernetes
 
 
 def add(state, svc, load_balancer_pool=()):
@@ -76,8 +79,22 @@ def add(state, svc, load_balancer_pool=()):
                            old.created or time.time(), svc.external_traffic_policy,
                            svc.internal_traffic_policy, list(svc.external_ips),
                            list(svc.source_ranges), health, svc.affinity_timeout,
-                           svc.topology_mode)
+                           svc.topology_mode, old.addresses)
     services[key] = record
+    return record
+
+
+def add_api_server(state, addresses: "list[tuple[str, str]] | None" = None) -> ServiceRecord:
+    """default/kubernetes, as every cluster has it: 10.96.0.1:443 to the API server's port on
+    its node. `addresses` [(ip, node)]: where the API server listens inside the emulation
+    (kube-apiserver's endpoint reconciler writes them); without, the Service keeps those it
+    has — none when no API server serves in the cluster, so a connection is refused at once."""
+    record = add(state, kinds.Service(
+        "kubernetes", "default", "ClusterIP", {},
+        (kinds.ServicePort(443, API_SERVER_PORT, "https", 0, "TCP"),), API_SERVER_IP,
+        source="the API server's Service"))
+    if addresses is not None:
+        record.addresses = [EndpointAddressRecord(ip, node) for ip, node in addresses]
     return record
 
 
@@ -105,10 +122,16 @@ def selected_pods(state, key):
 
 
 def endpoints(state, key):
-    """{port name or number: [(pod key, ip, target port)]} of a Service, from the pods now."""
+    """{port name or number: [(pod key, ip, target port)]} of a Service, from the pods now; a
+    Service without a selector has its addresses instead (pod key None)."""
+    record = state.services[key]
+    if not record.selector and record.addresses:
+        return {port.name or str(port.port): [(None, a.ip, port.target_port)
+                                              for a in record.addresses]
+                for port in record.ports if isinstance(port.target_port, int)}
     selected = selected_pods(state, key)
     out = {}
-    for port in state.services[key].ports:
+    for port in record.ports:
         eps = []
         for pod_key, ip in selected:
             target = port.target_port
@@ -121,6 +144,13 @@ def endpoints(state, key):
     return out
 
 
+def endpoint_node(state, key: str, pod_key: "str | None", ip: str) -> str:
+    """The node an endpoint is on: its pod's, or that of a selectorless Service's address."""
+    if pod_key is not None:
+        return state.pods[pod_key].node
+    return next((a.node for a in state.services[key].addresses if a.ip == ip), "")
+
+
 def service_ports(state) -> list[ServicePort]:
     """The kube-proxy view of every Service with a ClusterIP."""
     out = []
@@ -131,12 +161,12 @@ def service_ports(state) -> list[ServicePort]:
         eps = endpoints(state, key)
         hints = endpointslices.hinted(state, key, eps) if record.topology_mode else {}
         for port in record.ports:
-            found = eps[port.name or str(port.port)]
+            found = eps.get(port.name or str(port.port), [])
             out.append(ServicePort(
                 namespace, name, port.name, port.protocol.lower(), record.cluster_ip,
                 port.port, port.node_port, record.session_affinity == "ClientIP",
-                tuple(Endpoint(ip, target, state.pods[pod].node, hints.get(ip, ""))
-                      for pod, ip, target in found),
+                tuple(Endpoint(ip, target, endpoint_node(state, key, pod, ip),
+                               hints.get(ip, "")) for pod, ip, target in found),
                 (record.load_balancer_ip,) if record.load_balancer_ip else (),
                 tuple(record.external_ips), tuple(record.source_ranges),
                 record.external_traffic_policy == "Local",

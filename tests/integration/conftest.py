@@ -54,11 +54,11 @@ def make_cluster(require):
     """Build clusters in this process; all are torn down (and checked gone) after the test."""
     built = []
 
-    def make(topo, mode, name=None, underlay=None):
+    def make(topo, mode, name=None, underlay=None, control_plane=False):
         from testbed.modes import get_mode
         require(*get_mode(mode).requires)
         spec = load_spec(TOPO / topo, name or unique_name(), underlay)
-        cluster = Cluster.create(spec, mode)
+        cluster = Cluster.create(spec, mode, control_plane=control_plane)
         built.append(cluster)
         return cluster.__enter__()
 

@@ -5,10 +5,12 @@ import ipaddress
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -49,6 +51,15 @@ def kubectl(cluster, *args, binary=NEW, check=True, timeout=60):
     return proc
 
 
+def background(cluster, binary, *args):
+    """A kubectl that runs until it is ended (port-forward, logs -f), killed after 60 s so
+    that a test waiting on its output fails rather than hangs."""
+    proc = subprocess.Popen([binary, "--kubeconfig", cluster[1], *args],
+                            stdout=subprocess.PIPE, text=True)
+    threading.Timer(60, proc.kill).start()
+    return proc
+
+
 def state(cluster):
     return RunState.load(run_dir_for(cluster[0]))
 
@@ -84,6 +95,23 @@ def test_a_pod_run_exposed_labelled_and_deleted_with_kubectl(cluster, binary):
         == f"pod/{pod} created"
     assert k("wait", "--for=condition=Ready", f"pod/{pod}", "--timeout=30s").returncode == 0
     record = state(cluster).pods[f"default/{pod}"]
+    # port-forward from the host into the pod: nginx sees the request come from the pod's own
+    # loopback (the kubelet connects there), and `logs -f` shows it as it is written
+    follow = background(cluster, binary, "logs", "-f", pod)
+    forward = background(cluster, binary, "port-forward", f"pod/{pod}", ":80")
+    try:
+        local = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) -> 80$",
+                         forward.stdout.readline().strip())
+        assert local, "port-forward did not say where it listens"
+        with urllib.request.urlopen(f"http://127.0.0.1:{local.group(1)}/", timeout=10) as r:
+            assert f"<p>{pod}</p>" in r.read().decode()
+        assert follow.stdout.readline().startswith(f"http for {pod} on pid")
+        assert re.match(r'127\.0\.0\.1 - - \[.*\] "GET / HTTP/1\.1" 200 ',
+                        follow.stdout.readline())
+    finally:
+        for proc in (forward, follow):
+            proc.terminate()
+            proc.wait(timeout=10)
     ip = k("get", "pod", pod, "-o", "jsonpath={.status.podIP}").stdout
     assert ip == record.ip  # the address the CNI gave its sandbox
     assert f"inet {ip}/" in netns.run(netns.in_pod(record.netns, ["ip", "-4", "addr"]))
@@ -253,6 +281,13 @@ def test_a_label_set_with_kubectl_changes_what_a_policy_lets_through(require, tm
                                                 f"http://{ip}/"]),
                 capture_output=True, text=True).stdout
         assert wait_until(lambda: "default/clients-only" in state(c).policies, 10, 0.2)
+        assert not reaches()
+        # an annotation is not a selector's business: the way stays closed
+        assert kubectl(c, "annotate", "pod", "node2-pod1", "role=client").stdout.strip() == \
+            "pod/node2-pod1 annotated"
+        assert kubectl(c, "get", "pod", "node2-pod1", "-o",
+                       "jsonpath={.metadata.annotations.role}").stdout == "client"
+        time.sleep(1)
         assert not reaches()
         kubectl(c, "label", "pod", "node2-pod1", "role=client")
         assert wait_until(reaches, 15, 0.5)

@@ -177,6 +177,13 @@ class PodNetwork(app_manager.OSKenApp):
         for peer_name, peer in self.nodes.items():
             if peer_name == node_name:
                 continue
+            # a peer node's own address answering a pod here (a Service backed by a node, as
+            # default/kubernetes is): through the node's stack, whose conntrack saw the
+            # request leave and undoes its NAT
+            add_flow(dp, CLASSIFY, 210, parser.OFPMatch(in_port=tun, eth_type=0x0800,
+                                                        ipv4_src=peer["ip"]),
+                     [parser.OFPActionSetField(eth_dst=node["gateway_mac"]),
+                      parser.OFPActionOutput(gw)])
             add_flow(dp, ARP, 90, self._arp_request(parser, peer["gateway_ip"]),
                      self._arp_reply(parser, PEER_GATEWAY_MAC, peer["gateway_ip"]))
             add_flow(dp, L3, 150, parser.OFPMatch(eth_type=0x0800,

@@ -3,12 +3,19 @@ most (pods, deployments, services), each in a thread of its own, write a byte to
 cluster's owner waits on with its control socket. So a `kubectl run` reaches the node at once
 rather than at the owner's next half-second tick; the tick still catches everything else."""
 import os
+import select
 import threading
 import time
 import urllib.request
 
 WATCHED = ("/api/v1/pods", "/apis/apps/v1/deployments", "/api/v1/services")
 RETRY_S = 0.5  # after the API server went away (it is restarted by the owner)
+# `kubectl apply -f` of several objects writes them one request after the other, a few
+# milliseconds apart: a pass starts once the API has been quiet this long (at most SETTLE_S
+# after the first nudge), so that one pass realises them together, Services with the
+# Deployment that needs them
+QUIET_S = 0.02
+SETTLE_S = 0.2
 
 
 class Wake:
@@ -37,6 +44,15 @@ class Wake:
             except (OSError, ValueError):
                 pass
             time.sleep(RETRY_S)
+
+    def settle(self) -> None:
+        """Take the nudges until the API has been quiet for QUIET_S (at most SETTLE_S)."""
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            self.drain()
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.read_fd], [], [], min(QUIET_S, left))[0]:
+                return
 
     def drain(self) -> None:
         try:

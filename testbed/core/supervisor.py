@@ -85,7 +85,7 @@ class _Following:
     def sync(self, cluster) -> None:
         if self.controllers is None:
             return
-        self.controllers.wake.drain()  # what changed until now is seen by this pass
+        self.controllers.wake.settle()  # what changed until now is seen by this pass
         try:
             self.controllers.sync(cluster)
             self.last_error = None

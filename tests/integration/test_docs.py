@@ -3,22 +3,29 @@ example, in order, each as a user would type it (with a cluster name of the test
 import os
 import re
 import shlex
+import subprocess
+import sys
 
 from testbed.core.state import RUN_ROOT
 from testbed.host.waiting import wait_until
 
 from .conftest import REPO, Footprint, run_testbed, unique_name
 
+KUBECTL = os.path.join(os.path.dirname(sys.executable), "kubectl")
 
-def block_after(page, heading, prompt=""):
+
+def block_after(page, heading, prompt="", programs=("testbed",)):
     """The command lines of the first sh/console block after `heading` (console: the lines
-    after the `# ` prompt), each as argv after `testbed`, with what it printed on the page."""
+    after the `# ` prompt) that start with one of `programs`, each as (program, argv after
+    it), with what it printed on the page."""
     text = (REPO / page).read_text().split(heading, 1)[1]
     block = re.search(r"^```(?:sh|console)\n(.*?)^```", text, re.M | re.S).group(1)
     out, current = [], None
     for line in block.splitlines():
-        if line.startswith(prompt + "testbed "):
-            current = [shlex.split(line[len(prompt):].split("  #")[0])[1:], []]
+        words = shlex.split(line[len(prompt):].split("  #")[0]) \
+            if line.startswith(prompt) else []
+        if words and words[0] in programs:
+            current = [(words[0], words[1:]), []]
             out.append(current)
         elif current is not None:
             current[1].append(line)
@@ -41,26 +48,46 @@ def test_the_readmes_tour_runs_as_shown(require):
     require("vxlan", "bridge", "veth", "nsd")
     only_cluster_soon()
     before, name = Footprint(), unique_name()
-    commands = block_after("README.md", "## A five-minute tour")
-    assert [argv[0] for argv, _ in commands][:3] == ["doctor", "up", "get"]
-    outputs = {}
+    commands = block_after("README.md", "## A five-minute tour",
+                           programs=("testbed", "kubectl", "export"))
+    assert [argv[0] for (program, argv), _ in commands][:2] == ["doctor", "up"]
+    outputs, env = {}, dict(os.environ)
     try:
-        for shown_argv, _shown in commands:
+        for (program, shown_argv), _shown in commands:
             argv = renamed(shown_argv, name)
-            proc = run_testbed(*argv, timeout=180)
-            assert proc.returncode == 0, f"testbed {' '.join(argv)}: {proc.stderr}"
-            outputs[" ".join(shown_argv)] = proc.stdout
+            if program == "export":  # the kubeconfig `testbed up` names, of the test's cluster
+                variable, path = argv[0].split("=", 1)
+                assert variable == "KUBECONFIG"
+                assert path == f"{RUN_ROOT}/tour/control-plane/kubeconfig"
+                env["KUBECONFIG"] = path.replace("/tour/", f"/{name}/")
+                assert os.path.exists(env["KUBECONFIG"])
+                continue
+            if program == "kubectl":
+                proc = subprocess.run([KUBECTL, *argv], capture_output=True, text=True,
+                                      timeout=120, env=env, cwd=REPO)
+            else:
+                proc = run_testbed(*argv, timeout=180)
+            assert proc.returncode == 0, f"{program} {' '.join(argv)}: {proc.stderr}"
+            outputs[f"{program} {' '.join(shown_argv)}"] = proc.stdout
     finally:
         run_testbed("down", "--name", name)
+
     def output(start):
         return next(out for line, out in outputs.items() if line.startswith(start))
-    assert "1 received" in output("exec node1-pod1 -- ping")
-    assert "vxlan id 1" in output("exec node1 -- ip -d link show flannel.1")
-    assert output("exec node1-pod1 -- curl").startswith("web-")  # a pod of the Deployment
-    cluster_ip = re.search(r"^web\s+ClusterIP\s+(10\.96\.\S+)", output("get svc -n shop"),
+    assert sum(line.startswith("kubectl ") for line in outputs) >= 9
+    nodes = output("kubectl get nodes -o wide").splitlines()[1:]
+    assert [line.split()[:2] for line in nodes] == [[f"node{i}", "Ready"] for i in range(1, 5)]
+    assert "1 received" in output("kubectl exec node1-pod1 -- ping")
+    assert 'deployment "web" successfully rolled out' in output("kubectl rollout status")
+    assert output("kubectl exec node1-pod1 -- curl").startswith("web-")  # a Deployment's pod
+    cluster_ip = re.search(r"^web\s+ClusterIP\s+(10\.96\.\S+)", output("kubectl get svc -n shop"),
                            re.M).group(1)
-    assert output("exec node1-pod1 -- dig").strip() == cluster_ip
-    traced = output("trace node1-pod1 node4-pod2")
+    assert output("kubectl exec node1-pod1 -- dig").strip() == cluster_ip
+    described = output("kubectl describe svc web -n shop")
+    assert re.search(rf"^IP:\s+{re.escape(cluster_ip)}$", described, re.M)
+    assert re.search(r"^Endpoints:\s+10\.244\.\d+\.\d+:8080,10\.244\.", described, re.M)
+    assert "vxlan id 1" in output("testbed exec node1 -- ip -d link show flannel.1")
+    traced = output("testbed trace node1-pod1 node4-pod2")
     assert "  router  " in traced and "flannel.1" in traced
     assert traced.splitlines()[-1].startswith("DELIVERED: delivered to node4-pod2")
     assert Footprint().leftovers(before) == []
@@ -72,7 +99,7 @@ def test_the_network_policy_example_decides_as_the_page_shows(require):
     commands = block_after("docs/network-policy.md", "The example of Kubernetes' documentation",
                            prompt="# ")
     try:
-        for argv, shown in commands:
+        for (_program, argv), shown in commands:
             argv = renamed(argv, name)
             proc = run_testbed(*argv, timeout=180)
             verdict = [line for line in shown if line in ("ALLOWED", "DENIED")]

@@ -44,6 +44,23 @@ def _pod_row(pod, now):
             f"{len(gates)}/{len(gates)}" if gates else "<none>"]
 
 
+def _since(stamp, now):
+    if not stamp:
+        return "<unknown>"
+    return human_duration(now - calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")))
+
+
+def _event_row(event, now):
+    involved, source = event.get("involvedObject") or {}, event.get("source") or {}
+    last = event.get("lastTimestamp") or event.get("firstTimestamp")
+    return [_since(last, now), event.get("type", ""), event.get("reason", ""),
+            f"{involved.get('kind', '').lower()}/{involved.get('name', '')}",
+            involved.get("fieldPath", ""),
+            ", ".join(v for v in (source.get("component"), source.get("host")) if v),
+            event.get("message", ""), _since(event.get("firstTimestamp"), now),
+            str(event.get("count", 1)), event["metadata"]["name"]]
+
+
 def _node_row(node, now):
     conditions = {c["type"]: c["status"] for c in node.get("status", {}).get("conditions", [])}
     ready = {"True": "Ready", "False": "NotReady"}.get(conditions.get("Ready"), "Unknown")
@@ -138,6 +155,10 @@ TABLES = {
                   _column("Port(s)"), AGE, _column("Selector", 1)], _service_row),
     "namespaces": ([NAME, _column("Status"), AGE], _namespace_row),
     "configmaps": ([NAME, _column("Data", 0, "integer"), AGE], _configmap_row),
+    "events": ([_column("Last Seen"), _column("Type"), _column("Reason"), _column("Object"),
+                _column("Subobject", 1), _column("Source", 1), _column("Message"),
+                _column("First Seen", 1), _column("Count", 1), {**NAME, "priority": 1}],
+               _event_row),
     "endpoints": ([NAME, _column("Endpoints"), AGE], _endpoints_row),
     "endpointslices": ([NAME, _column("AddressType"), _column("Ports"), _column("Endpoints"),
                         AGE], _endpointslice_row),

@@ -3,13 +3,14 @@ kube-apiserver: Nodes registered with their status, Pods created through the API
 sandbox on their node and their status written back, Services given their rules with the
 addresses the API server allocated, Deployments their pods, Namespaces, NetworkPolicies,
 Secrets, IngressClasses and Ingresses applied; the cluster's own pods, Services and
-Deployments shown in the API."""
+Deployments shown in the API, and Events for what happened to them."""
 
 from testbed.apiserver.controlplane import admin_context
 
 from .client import ApiClient
 from .deployments import DeploymentController
 from .endpoints import EndpointsController
+from .events import EventsController
 from .kinds import KindController, followed
 from .nodes import NodeRegistrar
 from .pods import PodController
@@ -28,7 +29,7 @@ class Controllers:
         self.each = [NodeRegistrar(self.client), ServiceController(self.client),
                      *(KindController(self.client, kind) for kind in followed()),
                      DeploymentController(self.client), PodController(self.client),
-                     EndpointsController(self.client)]
+                     EndpointsController(self.client), EventsController(self.client)]
 
     def sync(self, cluster) -> None:
         for controller in self.each:

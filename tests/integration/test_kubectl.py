@@ -115,6 +115,13 @@ def test_a_pod_run_exposed_labelled_and_deleted_with_kubectl(cluster, binary):
     ip = k("get", "pod", pod, "-o", "jsonpath={.status.podIP}").stdout
     assert ip == record.ip  # the address the CNI gave its sandbox
     assert f"inet {ip}/" in netns.run(netns.in_pod(record.netns, ["ip", "-4", "addr"]))
+    # what happened to it, as the scheduler and the kubelet report it
+    assert wait_until(lambda: "Started" in k("get", "events", "--field-selector",
+                                             f"involvedObject.name={pod}").stdout, 10, 0.2)
+    events = k("describe", "pod", pod).stdout.split("Events:", 1)[1]
+    assert re.search(rf"Normal\s+Scheduled\s+\S+\s+default-scheduler\s+Successfully "
+                     rf"assigned default/{pod} to {record.node}", events)
+    assert re.search(rf"Normal\s+Started\s+\S+\s+kubelet\s+.*IP {re.escape(ip)}", events)
     assert k("expose", "pod", pod, "--port=8080", "--target-port=80",
              f"--name={svc}").stdout.strip() == f"service/{svc} exposed"
     cluster_ip = k("get", "svc", svc, "-o", "jsonpath={.spec.clusterIP}").stdout

@@ -29,7 +29,8 @@ class Controllers:
         self.each = [NodeRegistrar(self.client), ServiceController(self.client),
                      *(KindController(self.client, kind) for kind in followed()),
                      DeploymentController(self.client), PodController(self.client),
-                     EndpointsController(self.client), EventsController(self.client)]
+                     EndpointsController(self.client),
+                     EventsController(ApiClient(plane.server, admin_context(plane.pki)))]
 
     def sync(self, cluster) -> None:
         for controller in self.each:

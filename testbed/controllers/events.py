@@ -3,16 +3,22 @@ cluster's state has noted since the last pass (a pod scheduled and started, a Se
 rules written, a policy applied, a daemon restarted) written as core/v1 Events naming the
 API object they are about, so that `kubectl describe` lists them under Events and
 `kubectl get events` shows them. A daemon's events are about the Node it runs on."""
+import queue
+import threading
+
 from testbed.api.describe import SOURCES
 from testbed.api.objects import timestamp
+from testbed.errors import TestbedError
 
-# the state's kind word -> (kind, apiVersion, collection of that kind in all namespaces)
-KINDS = {"pod": ("Pod", "v1", "/api/v1/pods"),
-         "service": ("Service", "v1", "/api/v1/services"),
+# the state's kind word -> (kind, apiVersion, its API path prefix, its resource)
+KINDS = {"pod": ("Pod", "v1", "/api/v1", "pods"),
+         "service": ("Service", "v1", "/api/v1", "services"),
          "networkpolicy": ("NetworkPolicy", "networking.k8s.io/v1",
-                           "/apis/networking.k8s.io/v1/networkpolicies"),
-         "ingress": ("Ingress", "networking.k8s.io/v1", "/apis/networking.k8s.io/v1/ingresses"),
-         "daemon": ("Node", "v1", "/api/v1/nodes")}
+                           "/apis/networking.k8s.io/v1", "networkpolicies"),
+         "ingress": ("Ingress", "networking.k8s.io/v1", "/apis/networking.k8s.io/v1",
+                     "ingresses"),
+         "daemon": ("Node", "v1", "/api/v1", "nodes")}
+FEW = 20  # objects whose uids are read one by one rather than by listing their kinds
 
 
 def involved(obj: str) -> "tuple[str, str, str] | None":
@@ -27,7 +33,7 @@ def involved(obj: str) -> "tuple[str, str, str] | None":
 
 
 def event_object(record, word: str, namespace: str, name: str, uid: str) -> dict:
-    kind, api_version, _ = KINDS[word]
+    kind, api_version, _prefix, _resource = KINDS[word]
     stamp = timestamp(record.time)
     source = SOURCES.get(record.reason, "testbed")
     ref = {"kind": kind, "name": name, "apiVersion": api_version}
@@ -44,33 +50,61 @@ def event_object(record, word: str, namespace: str, name: str, uid: str) -> dict
 
 
 class EventsController:
+    """Takes the new events each pass; a thread of its own, with a connection of its own,
+    writes them, so that a thousand pods' events do not hold up the controllers' next pass."""
+
     def __init__(self, client):
         self.client = client
-        self.written_until = None  # the time of the last event written; None: not yet read
+        self.written_until = None  # the time of the last event taken; None: not yet read
+        self.queue = queue.Queue()
+        self.writer = None
 
     def sync(self, cluster) -> None:
-        events = list(cluster.state.events)
         if self.written_until is None:  # an owner taking over: what is in the API stays
             self.written_until = self._newest_written()
-        new = [e for e in events if e.time > self.written_until]
+        new = [e for e in list(cluster.state.events) if e.time > self.written_until]
         if not new:
             return
-        about = [(e, involved(e.object)) for e in new]
-        uids = self._uids({found[0] for _e, found in about if found})
+        self.written_until = new[-1].time
+        self.queue.put(new)
+        if self.writer is None:
+            self.writer = threading.Thread(target=self._write_forever, daemon=True,
+                                           name="events")
+            self.writer.start()
+
+    def _write_forever(self) -> None:
+        while True:
+            batch = self.queue.get()
+            try:
+                self.write(batch)
+            except TestbedError:
+                pass  # the API server is being restarted: these events are lost, as an
+                # event a kubelet cannot post is
+
+    def write(self, records: list) -> None:
+        about = [(e, involved(e.object)) for e in records]
+        uids = self._uids({found for _e, found in about if found})
         for record, found in about:
             if found:
-                word, namespace, name = found
-                uid = uids.get((word, namespace, name), "")
-                doc = event_object(record, word, namespace, name, uid)
+                doc = event_object(record, *found, uids.get(found, ""))
                 self.client.request("POST", f"/api/v1/namespaces/"
                                     f"{doc['metadata']['namespace']}/events", doc)
-            self.written_until = record.time
 
-    def _uids(self, words: set) -> dict:
-        """{(word, namespace, name): uid} of the objects of those kinds, a list per kind."""
+    def _uids(self, objects: set) -> dict:
+        """{(word, namespace, name): uid}: a GET each for a few objects (a kubectl run), a
+        list per kind for many (a cluster coming up)."""
+        if len(objects) <= FEW:
+            out = {}
+            for word, namespace, name in objects:
+                _kind, _version, prefix, resource = KINDS[word]
+                within = f"/namespaces/{namespace}" if namespace else ""
+                found = self.client.get(f"{prefix}{within}/{resource}/{name}")
+                out[(word, namespace, name)] = (found or {}).get("metadata", {}).get("uid", "")
+            return out
         out = {}
-        for word in words:
-            listed = self.client.get(KINDS[word][2]) or {}
+        for word in {found[0] for found in objects}:
+            _kind, _version, prefix, resource = KINDS[word]
+            listed = self.client.get(f"{prefix}/{resource}") or {}
             for obj in listed.get("items", []):
                 meta = obj["metadata"]
                 out[(word, meta.get("namespace", "") if word != "daemon" else "",

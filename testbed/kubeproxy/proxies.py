@@ -8,6 +8,7 @@ import time
 from testbed.errors import CommandError, TestbedError
 from testbed.host import rpc
 from testbed.host.daemons import Daemon, socket_ready
+from testbed.host.parallel import for_each
 from testbed.kubeproxy import iptables as kubeproxy
 from testbed.kubeproxy import ipvs as kubeproxy_ipvs
 from testbed.kubeproxy import nftables as kubeproxy_nft
@@ -137,27 +138,33 @@ class _Proxies:
             return
         ports = service_ports(cluster.state)
         self.zones = {n: r.topology_zone for n, r in cluster.state.nodes.items()}
-        for node in cluster.nodes.values():
-            rendered = self.render(ports, str(cluster.spec.pod_cidr), node)
-            partial = node.name in self.last
-            if node.name not in self.agents:
-                self.start_agent(cluster, node)
-            log = SyncLog(self.log_path(node))
-            log.line("Syncing " + self.tables + " rules", ipFamily="IPv4")
-            log.line(f"Reloading service {self.tables} data",
-                     numServices=len({(p.namespace, p.name) for p in ports}),
-                     numServicePorts=len(ports),
-                     numEndpoints=sum(len(p.endpoints) for p in ports))
-            started = time.perf_counter()
-            if node.name not in self.hooked:
-                self.prepare(node)
-            self.configure_agent(node, ports)
-            self.apply(node, rendered)
-            log.line("SyncProxyRules complete", ipFamily="IPv4", partial=partial,
-                     elapsed=f"{(time.perf_counter() - started) * 1000:.3f}ms")
-            if node.name not in self.hooked:
-                self.route_services(node)
-                self.hooked.add(node.name)
+        pod_cidr = str(cluster.spec.pod_cidr)
+        # nodes side by side, as each node's kube-proxy syncs on its own: a first sync starts
+        # the node's agent and waits for it, which a hundred nodes in turn would add up
+        for_each(cluster.nodes.values(), lambda node: self._sync_node(cluster, node, ports,
+                                                                      pod_cidr))
+
+    def _sync_node(self, cluster, node, ports, pod_cidr):
+        rendered = self.render(ports, pod_cidr, node)
+        partial = node.name in self.last
+        if node.name not in self.agents:
+            self.start_agent(cluster, node)
+        log = SyncLog(self.log_path(node))
+        log.line("Syncing " + self.tables + " rules", ipFamily="IPv4")
+        log.line(f"Reloading service {self.tables} data",
+                 numServices=len({(p.namespace, p.name) for p in ports}),
+                 numServicePorts=len(ports),
+                 numEndpoints=sum(len(p.endpoints) for p in ports))
+        started = time.perf_counter()
+        if node.name not in self.hooked:
+            self.prepare(node)
+        self.configure_agent(node, ports)
+        self.apply(node, rendered)
+        log.line("SyncProxyRules complete", ipFamily="IPv4", partial=partial,
+                 elapsed=f"{(time.perf_counter() - started) * 1000:.3f}ms")
+        if node.name not in self.hooked:
+            self.route_services(node)
+            self.hooked.add(node.name)
 
     def prepare(self, node):
         """Before a node's first sync."""

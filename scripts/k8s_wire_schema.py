@@ -28,6 +28,7 @@ ROOTS = {  # apiVersion/kind -> message
     **{f"networking.k8s.io/v1/{k}": f"k8s.io.api.networking.v1.{k}" for k in (
         "NetworkPolicy", "Ingress", "IngressClass")},
     "discovery.k8s.io/v1/EndpointSlice": "k8s.io.api.discovery.v1.EndpointSlice",
+    "authentication.k8s.io/v1/TokenRequest": "k8s.io.api.authentication.v1.TokenRequest",
     "meta.k8s.io/v1/DeleteOptions": "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
 }
 SCALARS = {"string", "bytes", "bool", "int32", "int64", "uint32", "uint64", "double", "float"}

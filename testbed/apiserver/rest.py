@@ -10,7 +10,19 @@ import random
 import yaml
 from aiohttp import web
 
-from . import allocation, fields, objects, patch, portforward, protobuf, selectors, streams
+from testbed.api.objects import timestamp
+
+from . import (
+    allocation,
+    fields,
+    objects,
+    patch,
+    portforward,
+    protobuf,
+    selectors,
+    streams,
+    tokens,
+)
 from .etcd import Compacted, Conflict, Entry, Store
 from .resources import RESOURCES, Resource, find
 from .status import ApiError, already_exists, conflict, not_found
@@ -75,7 +87,8 @@ def warned(response: web.Response, warnings: list[str]) -> web.Response:
 class Rest:
     """The resource verbs over one etcd store."""
 
-    def __init__(self, store: Store, run_dir: str = ""):
+    def __init__(self, store: Store, run_dir: str = "", service_account_key=None):
+        self.service_account_key = service_account_key
         self.store = store
         self.run_dir = run_dir  # the cluster's: its pods' sandboxes and output
         # the containers' output: <namespace>/<pod>/<container>.log
@@ -134,6 +147,8 @@ class Rest:
                 return await self.log(request, resource, namespace, name)
             elif sub == "scale" and method in ("GET", "PUT", "PATCH"):
                 return await self.scale(request, resource, namespace, name)
+            elif sub == "token" and method == "POST" and resource.name == "serviceaccounts":
+                return await self.token_request(request, resource, namespace, name)
             elif sub == "binding" and method == "POST":
                 return await self.bind(request, resource, namespace, name)
             else:
@@ -326,8 +341,52 @@ class Rest:
             revision = await self.store.create(key, obj)
         except Conflict:
             raise already_exists(resource.name, name, resource.group) from None
+        if resource.name == "namespaces":
+            await self._default_account(name)
         return warned(self._json(present(resource, Entry(key, obj, revision, revision)), 201),
                       warnings)
+
+    async def _default_account(self, namespace):
+        """The ServiceAccount `default` every namespace has (kube-controller-manager's
+        serviceaccounts controller makes it; here the API server does, with the namespace)."""
+        resource = find("", "v1", "serviceaccounts")
+        obj = objects.prepare_create(resource, {"metadata": {"name": "default"}}, namespace)
+        try:
+            await self.store.create(resource.key(namespace, "default"), obj)
+        except Conflict:
+            pass
+
+    async def token_request(self, request, resource, namespace, name):
+        """serviceaccounts/token (`kubectl create token`): a token of the account, signed
+        with the cluster's service-account key, as kube-apiserver's TokenRequest issues it."""
+        account = (await self._get(resource, namespace, name)).value
+        if self.service_account_key is None:
+            raise ApiError(404, "the server could not find the requested resource")
+        body = await self._body(request)
+        spec = (body.get("spec") if isinstance(body, dict) else None) or {}
+        seconds = spec.get("expirationSeconds") or tokens.EXPIRY_S
+        if not isinstance(seconds, int) or seconds < tokens.MIN_EXPIRY_S:
+            raise ApiError(422, f'TokenRequest.authentication.k8s.io "{name}" is invalid: '
+                           f"spec.expirationSeconds: Invalid value: {seconds}: may not "
+                           "specify a duration less than 10 minutes", "Invalid")
+        if seconds > 2 ** 32:
+            raise ApiError(422, f'TokenRequest.authentication.k8s.io "{name}" is invalid: '
+                           f"spec.expirationSeconds: Invalid value: {seconds}: may not "
+                           "specify a duration larger than 2^32 seconds", "Invalid")
+        audiences = spec.get("audiences") or list(tokens.AUDIENCES)
+        ref = spec.get("boundObjectRef") or {}
+        bound = {ref["kind"].lower(): {"name": ref.get("name", ""), "uid": ref.get("uid", "")}
+                 } if ref.get("kind") in ("Pod", "Secret", "Node") else {}
+        token, expires = tokens.issue(self.service_account_key, namespace, name,
+                                      account["metadata"].get("uid", ""), seconds, audiences,
+                                      bound)
+        return self._json({"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+                           "metadata": {"name": name, "namespace": namespace,
+                                        "creationTimestamp": objects.now_stamp()},
+                           "spec": {**spec, "audiences": audiences,
+                                    "expirationSeconds": seconds},
+                           "status": {"token": token,
+                                      "expirationTimestamp": timestamp(expires)}}, 201)
 
     async def _allocate(self, name, spec):
         """A new Service's ClusterIP and node ports, as kube-apiserver's allocators give them."""
@@ -578,3 +637,4 @@ class Rest:
                 await self.store.create(resource.key(None, name), obj)
             except Conflict:
                 pass
+            await self._default_account(name)

@@ -1,6 +1,7 @@
 """The API server process: HTTPS with the cluster's CA, client certificates verified and
 mapped to users as kube-apiserver maps them, anonymous requests refused (401), discovery, and
-the resources on etcd (rest.py). Every error is a Status object; a request the server cannot
+the resources on etcd (rest.py); service-account tokens (tokens.py) authenticate too. Every
+error is a Status object; a request the server cannot
 serve never answers with a traceback.
 
     python -m testbed.apiserver.server CONFIG.json
@@ -23,7 +24,7 @@ from aiohttp import web
 
 from testbed.host import netns
 
-from . import discovery, openapi
+from . import discovery, openapi, tokens
 from .etcd import Store
 from .pki import Pki, user_of
 from .rest import Rest
@@ -45,9 +46,16 @@ def tls_context(pki: Pki) -> ssl.SSLContext:
 
 
 def _user(request):
+    """(user, groups): of a verified client certificate, else of a service-account token
+    (`Authorization: Bearer`); None for an anonymous request."""
     transport = request.transport
     cert = transport.get_extra_info("peercert") if transport else None
-    return user_of(cert)
+    found = user_of(cert)
+    key = request.app["service_account_key"]
+    bearer = request.headers.get("Authorization", "")
+    if found is None and key is not None and bearer[:7].lower() == "bearer ":
+        found = tokens.authenticate(key, bearer[7:].strip())
+    return found
 
 
 @web.middleware
@@ -83,9 +91,11 @@ async def authenticate(request, handler):
     return await handler(request)
 
 
-def make_app(store: Store, server_address: str, run_dir: str = "") -> web.Application:
+def make_app(store: Store, server_address: str, run_dir: str = "",
+             service_account_key=None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY, middlewares=[errors, authenticate])
-    rest = Rest(store, run_dir)
+    app["service_account_key"] = service_account_key
+    rest = Rest(store, run_dir, service_account_key)
 
     def doc(body):
         return web.Response(text=json.dumps(body), content_type="application/json")
@@ -96,8 +106,10 @@ def make_app(store: Store, server_address: str, run_dir: str = "") -> web.Applic
     async def health(_request):
         return web.Response(text="ok")
 
-    async def api(_request):
-        return doc(discovery.api_versions(server_address))
+    async def api(request):
+        # the address the client reached: kubectl's on the host, a pod's inside the emulation
+        here = request.transport.get_extra_info("sockname") if request.transport else None
+        return doc(discovery.api_versions(f"{here[0]}:{here[1]}" if here else server_address))
 
     async def apis(_request):
         return doc(discovery.api_group_list())
@@ -166,7 +178,8 @@ async def serve(config: dict) -> None:
     host, port = config.get("host", "127.0.0.1"), int(config["port"])
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         store = Store(session, config["etcd"])
-        app = make_app(store, f"{host}:{port}", config.get("run_dir", ""))
+        app = make_app(store, f"{host}:{port}", config.get("run_dir", ""),
+                       tokens.load_key(pki.service_account_key))
         await app["rest"].ensure_system_namespaces()
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -17,6 +17,7 @@ from testbed.core.topology import PodSpec
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import Process, pid_is
+from testbed.kubelet.serviceaccount import TokenIssuer
 from testbed.kubeproxy.types import REPLACED_PROXY
 from testbed.modes import NodeContext
 from testbed.underlay.names import pinned_name
@@ -60,6 +61,7 @@ def adopt(name: str, owner: Process, verbose: bool = False) -> Cluster:
     mode.adopt(cluster.context)
     if state.control_plane:
         cluster.control_plane = ControlPlane.recall(name, state.control_plane, state)
+        cluster.runtime.token_issuer = TokenIssuer(cluster.control_plane.pki)
     cluster.pods_up = [PodSpec(r.name, r.namespace, r.node, dict(r.labels), dns=dict(r.dns),
                                host_network=r.host_network) for r in state.pods.values()]
     _recall_services(cluster)

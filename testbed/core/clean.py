@@ -21,6 +21,7 @@ from testbed.host.processes import (
     remove_named_namespaces,
 )
 from testbed.host.waiting import wait_until
+from testbed.kubelet.serviceaccount import release_mount_path
 from testbed.underlay.names import is_underlay_shell, shell_namespaces
 
 SUPERVISOR_GRACE_S = 30  # a live supervisor gets this long to tear its cluster down itself
@@ -153,6 +154,8 @@ def clean_all(log: Callable[[str], None] = print,
         gone, still = clean_run(run_dir, log)
         removed += gone
         left += still
+    if not spared:
+        release_mount_path()
     if not removed and not left:
         log("nothing to clean")
     return removed, left, spared

@@ -39,6 +39,7 @@ from testbed.host.processes import (
 from testbed.host.signals import signals_deferred
 from testbed.ingress.controller import IngressController
 from testbed.kubelet.runtime import Runtime, sandbox_name
+from testbed.kubelet.serviceaccount import TokenIssuer, release_mount_path
 from testbed.kubeproxy import proxies, services
 from testbed.kubeproxy.speaker import Speaker
 from testbed.kubeproxy.types import REPLACED_PROXY
@@ -197,7 +198,11 @@ class Cluster:
         with phases.phase("pods", len(spec.pods)):
             self._add_pods(spec.pods, on_done=phases.step)
             if self.control_plane is not None:
-                self.sync_network()  # default/kubernetes to the API server, on every node
+                # as on kind: cluster DNS from the start (where NSD is installed), and
+                # default/kubernetes to the API server on every node
+                if shutil.which("nsd"):
+                    self.dns.start(self)
+                self.sync_network()
         warnings = []
         with phases.phase("manifests", len(self.manifests)):
             for loaded in self.manifests:
@@ -215,6 +220,7 @@ class Cluster:
         self.control_plane = ControlPlane(self.spec.name, self.state.subdir("control-plane"))
         self.control_plane.start(self.state, inside)
         self.state.update(control_plane=self.control_plane.record())
+        self.runtime.token_issuer = TokenIssuer(self.control_plane.pki)
         services.add_api_server(self.state, [(inside["host"], first.name)])
 
     def _record_hosts(self, leases):
@@ -400,6 +406,7 @@ class Cluster:
                 attempt(self._remove_named_namespaces, held)
                 left = still_present(self.state, self.state.dir)
                 keep_only(self.state, left)
+                attempt(release_mount_path, self.state.dir)
         self.timings["down_s"] = time.monotonic() - started
         return self.teardown_errors + [describe(item) for item in left
                                        if not (item[0] == "netns" and item[1] in held)]

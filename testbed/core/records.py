@@ -38,6 +38,7 @@ class PodRecord:
     spec: str | None = None    # the pod's containers as applied, to tell a changed template
     dns: dict = field(default_factory=dict)  # dnsPolicy, dnsConfig, hostname, subdomain
     host_network: bool = False  # its "sandbox" names its node's own network namespace
+    secrets: str = ""  # its service-account volume, mounted in every command run in it
 
     @property
     def key(self) -> str:

@@ -16,6 +16,7 @@ from testbed.core.records import ContainerProcess, PodRecord
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import end_processes_in, end_together, process_start_time, terminate
+from testbed.kubelet.serviceaccount import mounted
 
 POD_IFNAME = "eth0"
 NETNS_ETC = "/etc/netns"  # `ip netns exec POD` bind-mounts /etc/netns/POD/* over /etc/*
@@ -37,6 +38,7 @@ class Runtime:
         self.cni_path = tuple(cni_path)
         self.children = {}  # pid -> Popen of containers this process started (to reap them)
         self.resolv_conf = None  # pod record -> resolv.conf text, once the cluster has DNS
+        self.token_issuer = None  # serviceaccount.TokenIssuer, once it has an API server
 
     def invoke(self, command, pod, node, netconf):
         """Run one CNI command for a pod in its node's namespace; returns the parsed result."""
@@ -84,8 +86,12 @@ class Runtime:
         if self.resolv_conf:
             self.write_resolv_conf(record)
         log_dir = self.state.subdir("pods", pod.namespace, pod.name)
+        if self.token_issuer is not None:
+            record.secrets = self.token_issuer.project(log_dir, pod.namespace, pod.name,
+                                                       node.name)
         for container in pod.containers:
-            record.containers[container.name] = self.start_container(pod, container, log_dir)
+            record.containers[container.name] = self.start_container(pod, container, log_dir,
+                                                                     record.secrets)
         self.state.save()
         return record
 
@@ -104,10 +110,11 @@ class Runtime:
         with open(os.path.join(directory, "resolv.conf"), "w") as f:
             f.write(self.resolv_conf(record))
 
-    def start_container(self, pod, container, log_dir):
+    def start_container(self, pod, container, log_dir, secrets=""):
         env = {**os.environ, **dict(container.env)} if container.env else None
+        command = mounted(secrets, container.command) if secrets else container.command
         with open(os.path.join(log_dir, f"{container.name}.log"), "ab") as log:
-            proc = subprocess.Popen(netns.in_pod(self.sandbox(pod), container.command),
+            proc = subprocess.Popen(netns.in_pod(self.sandbox(pod), command),
                                     stdin=subprocess.DEVNULL, stdout=log, env=env,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         self.children[proc.pid] = proc

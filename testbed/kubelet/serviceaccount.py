@@ -18,6 +18,7 @@ import shutil
 
 from testbed.apiserver import tokens
 from testbed.apiserver.pki import Pki
+from testbed.core.state import RUN_ROOT
 
 MOUNT_PATH = "/run/secrets/kubernetes.io/serviceaccount"  # /var/run is /run
 EXTENDED_EXPIRY_S = 365 * 24 * 3600
@@ -45,6 +46,23 @@ class TokenIssuer:
                 f.write(text)
         shutil.copyfile(self.pki.ca_cert, os.path.join(target, "ca.crt"))
         return target
+
+
+def release_mount_path(leaving: str = "") -> None:
+    """Remove the empty path made for the mounts once no run but `leaving` (a run directory)
+    is left to need it."""
+    try:
+        others = [n for n in os.listdir(RUN_ROOT) if os.path.join(RUN_ROOT, n) != leaving]
+    except FileNotFoundError:
+        others = []
+    if others:
+        return
+    for path in (MOUNT_PATH, os.path.dirname(MOUNT_PATH), os.path.dirname(
+            os.path.dirname(MOUNT_PATH))):
+        try:
+            os.rmdir(path)  # only while empty: a mount lives in a pod's namespace only
+        except OSError:
+            return
 
 
 def mounted(source: str, argv: list[str]) -> list[str]:

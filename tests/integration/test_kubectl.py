@@ -214,6 +214,38 @@ def test_exec_with_a_terminal_logs_and_a_watch(cluster):
     kubectl(cluster, "delete", "pod", "watched")
 
 
+SA = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def test_a_pods_service_account_token_and_kubectl_create_token_authenticate(cluster):
+    """From a pod, as its client library would: the projected token and CA, through
+    kubernetes.default (10.96.0.1, whose endpoint is the API server on the first node)."""
+    out = kubectl(cluster, "exec", "node2-pod1", "--", "sh", "-c",
+                  f'curl -s --cacert {SA}/ca.crt -H "Authorization: Bearer $(cat {SA}/token)" '
+                  "https://kubernetes.default/api/v1/namespaces/default/pods/node2-pod1").stdout
+    assert json.loads(out)["spec"]["nodeName"] == "node2"
+    assert kubectl(cluster, "exec", "node2-pod1", "--", "cat", f"{SA}/namespace").stdout == \
+        "default"
+    anonymous = kubectl(cluster, "exec", "node2-pod1", "--", "curl", "-s", "-o", "/dev/null",
+                        "-w", "%{http_code}", "--cacert", f"{SA}/ca.crt",
+                        "https://kubernetes.default/api").stdout
+    assert anonymous == "401"
+    assert not os.listdir("/run/secrets/kubernetes.io/serviceaccount")  # the pod's own mount
+    assert "default" in kubectl(cluster, "get", "serviceaccounts").stdout
+    token = kubectl(cluster, "create", "token", "default", "--duration=15m").stdout.strip()
+    record = state(cluster).control_plane
+    ca = os.path.join(record["directory"], "pki", "ca.crt")
+
+    def as_token(value, *args):
+        return subprocess.run([NEW, "--kubeconfig", "/dev/null", "--server", record["server"],
+                               "--certificate-authority", ca, "--token", value, *args],
+                              capture_output=True, text=True, timeout=30)
+    listed = as_token(token, "get", "pods", "-o", "name")
+    assert listed.returncode == 0 and "pod/node2-pod1" in listed.stdout.split()
+    refused = as_token(token[:-4] + "AAAA", "get", "pods")
+    assert refused.returncode == 1 and "Unauthorized" in refused.stderr
+
+
 def test_the_python_client_watches_a_deployment_scale_in_order(cluster):
     kubernetes = pytest.importorskip("kubernetes")
     api = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(cluster[1]))

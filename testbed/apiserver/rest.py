@@ -30,8 +30,9 @@ from .tables import table
 
 LOG_POLL_S = 0.2  # how often a followed log is read again
 MAX_LIMIT = 500  # a page larger than this is cut to it (kube-apiserver: any size, in pages)
+APPLY_PATCH = "application/apply-patch+yaml"
 PATCH_TYPES = ("application/merge-patch+json", "application/json-patch+json",
-               "application/strategic-merge-patch+json", "application/apply-patch+yaml")
+               "application/strategic-merge-patch+json", APPLY_PATCH)
 BODY_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -328,6 +329,9 @@ class Rest:
         self._check_kind(resource, obj)
         warnings = self._fields(request, resource, obj)
         self._check_namespace(resource, obj, namespace)
+        return warned(await self._create(request, resource, namespace, obj), warnings)
+
+    async def _create(self, request, resource, namespace, obj):
         if resource.namespaced:
             await self._namespace_must_exist(namespace)
         obj = objects.prepare_create(resource, obj, namespace)
@@ -343,8 +347,7 @@ class Rest:
             raise already_exists(resource.name, name, resource.group) from None
         if resource.name == "namespaces":
             await self._default_account(name)
-        return warned(self._json(present(resource, Entry(key, obj, revision, revision)), 201),
-                      warnings)
+        return self._json(present(resource, Entry(key, obj, revision, revision)), 201)
 
     async def _default_account(self, namespace):
         """The ServiceAccount `default` every namespace has (kube-controller-manager's
@@ -427,6 +430,8 @@ class Rest:
             raise ApiError(415, f"the body of the request was in an unknown format - accepted "
                            f"media types include: {', '.join(PATCH_TYPES)}")
         body = await self._body(request)
+        if kind == APPLY_PATCH:
+            return await self.server_side_apply(request, resource, namespace, name, body, sub)
         for attempt in range(5):  # a patch is applied to the latest version, retried on races
             entry = await self.store.get(resource.key(namespace, name))
             if entry is None:
@@ -461,6 +466,53 @@ class Rest:
                               warnings)
             except ApiError as e:
                 if e.code != 409 or wanted or attempt == 4:
+                    raise
+
+    async def server_side_apply(self, request, resource, namespace, name, body, sub):
+        """An apply patch (`kubectl apply --server-side`): the object created from the
+        applied configuration, or that configuration merged into it by the upstream merge
+        keys; the field manager's Apply entry in managedFields names the fields it set."""
+        manager = request.query.get("fieldManager")
+        if not manager:
+            raise ApiError(422, 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: '
+                           "Required value: is required for apply patch", "Invalid")
+        if not isinstance(body, dict) or not body.get("apiVersion") or not body.get("kind"):
+            raise ApiError(400, "invalid object type: /, Kind=")
+        self._check_kind(resource, body)
+        warnings = self._fields(request, resource, body)
+        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        if meta.get("name", name) != name:
+            raise ApiError(400, "the name of the object (%s) does not match the name on the "
+                           "URL (%s)" % (meta.get("name"), name))
+        self._check_namespace(resource, body, namespace)
+        applied = {**body, "metadata": {**meta, "name": name}}
+        for attempt in range(5):
+            entry = await self.store.get(resource.key(namespace, name))
+            if entry is None:
+                if sub:
+                    raise not_found(resource.name, name, resource.group)
+                applied["metadata"]["managedFields"] = objects.managed_fields(
+                    [], manager, resource.group_version, applied)
+                try:
+                    return warned(await self._create(request, resource, namespace, applied),
+                                  warnings)
+                except ApiError as e:
+                    if e.code != 409 or attempt == 4:
+                        raise
+                    continue
+            current = present(resource, entry)
+            try:
+                new = patch.strategic_merge(current, applied)
+            except patch.PatchError as e:
+                raise ApiError(400, str(e)) from None
+            new["metadata"]["managedFields"] = objects.managed_fields(
+                current["metadata"].get("managedFields") or [], manager,
+                resource.group_version, applied)
+            try:
+                return warned(await self._write(resource, namespace, name, entry, new, sub),
+                              warnings)
+            except ApiError as e:
+                if e.code != 409 or attempt == 4:
                     raise
 
     async def log(self, request, resource, namespace, name):

@@ -214,6 +214,37 @@ def test_exec_with_a_terminal_logs_and_a_watch(cluster):
     kubectl(cluster, "delete", "pod", "watched")
 
 
+SSA = """\
+apiVersion: v1
+kind: Service
+metadata: {name: applied, labels: {rev: "REV"}}
+spec:
+  selector: {app: applied}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+"""
+
+
+def test_server_side_apply_creates_then_merges_and_the_nodes_follow(cluster, tmp_path):
+    manifest = tmp_path / "svc.yaml"
+    manifest.write_text(SSA.replace("REV", "1"))
+    out = kubectl(cluster, "apply", "--server-side", "-f", str(manifest)).stdout
+    assert out.strip() == "service/applied serverside-applied"
+    ip = kubectl(cluster, "get", "svc", "applied", "-o", "jsonpath={.spec.clusterIP}").stdout
+    node1 = state(cluster).nodes["node1"]
+    # kube-proxy's rule for it: without endpoints, the filter table's REJECT
+    assert wait_until(lambda: f"-d {ip}/32" in netns.run(netns.in_node(
+        node1.pid, ["iptables-save", "-t", "filter"])), 10, 0.2)
+    manifest.write_text(SSA.replace("REV", "2"))
+    kubectl(cluster, "apply", "--server-side", "-f", str(manifest))
+    svc = json.loads(kubectl(cluster, "get", "svc", "applied", "-o", "json",
+                             "--show-managed-fields").stdout)
+    assert svc["metadata"]["labels"] == {"rev": "2"} and svc["spec"]["clusterIP"] == ip
+    assert [(m["manager"], m["operation"]) for m in svc["metadata"]["managedFields"]] == \
+        [("kubectl", "Apply")]
+    assert "f:selector" in svc["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]
+    kubectl(cluster, "delete", "svc", "applied")
+
+
 SA = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 

@@ -1,8 +1,9 @@
 """Write testbed/apiserver/wire_schema.json: the protobuf field numbers of the Kubernetes API
 objects the API server serves, from the generated.proto files of k8s.io/api and
 k8s.io/apimachinery (a checkout of each, or the files copied into one directory), and from
-their Go types (types.go, *_types.go) whether JSON leaves a field's zero value out: a field
-`omitempty` and not a pointer is left out when zero, as Go's encoding/json leaves it out.
+their Go types (types.go, *_types.go) whether JSON leaves a field's zero value out (a field
+`omitempty` and not a pointer is left out when zero, as Go's encoding/json leaves it out) and
+whether an embedded struct's fields are inlined into its parent's JSON.
 
     python scripts/k8s_wire_schema.py PROTO_DIR [PROTO_DIR ...]
 
@@ -18,6 +19,10 @@ import sys
 
 GO_STRUCT = re.compile(r"^type (\w+) struct \{")
 GO_FIELD = re.compile(r'^\s+\w+\s+(\S+)\s+`json:"([^"]*)".*protobuf:"[^,"]+,(\d+),')
+# an embedded struct (a type, no field name): with an empty JSON name, its fields are inlined
+# into the parent's JSON (Probe's ProbeHandler, IngressRule's IngressRuleValue, Volume's
+# VolumeSource), though protobuf keeps it as a field of its own
+GO_EMBEDDED = re.compile(r'^\s+\*?([\w.]+)\s+`json:"([^"]*)".*protobuf:"[^,"]+,(\d+),')
 FIELD = re.compile(r"^\s*(optional|repeated)\s+([\w.]+)\s+(\w+)\s*=\s*(\d+)\s*;")
 MAP = re.compile(r"^\s*map<\s*(\w+)\s*,\s*([\w.]+)\s*>\s+(\w+)\s*=\s*(\d+)\s*;")
 ROOTS = {  # apiVersion/kind -> message
@@ -58,7 +63,7 @@ def parse(path):
 
 
 def go_fields(path):
-    """{(struct, number): leave zero out} of a Go types file."""
+    """{(struct, number): (leave zero out, inlined)} of a Go types file."""
     out, current = {}, None
     with open(path) as f:
         for line in f:
@@ -69,7 +74,10 @@ def go_fields(path):
             elif current and (m := GO_FIELD.match(line)):
                 go_type, json_tag, number = m.groups()
                 omit = "omitempty" in json_tag.split(",")[1:] and not go_type.startswith("*")
-                out[(current, number)] = omit
+                out[(current, number)] = (omit, False)
+            elif current and (m := GO_EMBEDDED.match(line)):
+                _go_type, json_tag, number = m.groups()
+                out[(current, number)] = (False, json_tag.split(",")[0] == "")
     return out
 
 
@@ -104,14 +112,14 @@ def main(dirs):
             continue
         fields = {}
         for number, (name, kind, extra) in messages[message].items():
-            omit = omitted.get((message.rsplit(".", 1)[1], number), False)
+            omit, inline = omitted.get((message.rsplit(".", 1)[1], number), (False, False))
             if kind == "map":
                 key, value = (resolve(t, packages[message], messages) for t in extra)
-                fields[number] = [name, "map", [key, value], omit]
+                fields[number] = [name, "map", [key, value], omit, False]
                 todo.append(value) if value not in SCALARS else None
             else:
                 kind = resolve(kind, packages[message], messages)
-                fields[number] = [name, kind, extra, omit]
+                fields[number] = [name, kind, extra, omit, inline]
                 todo.append(kind) if kind not in SCALARS else None
         kept[message] = fields
     out = os.path.join(os.path.dirname(__file__), "..", "testbed", "apiserver",

@@ -203,10 +203,14 @@ def _apply_ingress_object(state, obj, result):
         state.event("Normal", "Sync", f"ingress/{key}", "Scheduled for sync")
 
 
-def delete(cluster, loaded):
+def refuse_deleting_system_namespaces(loaded) -> None:
     for obj in loaded.objects:  # as the API server refuses it
         if isinstance(obj, kinds.Namespace) and obj.name in DEFAULT_NAMESPACES:
             raise TestbedError(f"{obj.source}: namespace {obj.name!r} may not be deleted")
+
+
+def delete(cluster, loaded):
+    refuse_deleting_system_namespaces(loaded)
     result = Result(loaded.warnings)
     state = cluster.state
     pods = state.pods

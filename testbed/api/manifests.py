@@ -61,7 +61,7 @@ SERVICE_PORT_KEYS = {"name", "port", "targetPort", "nodePort", "protocol"}
 
 def load(path):
     """Read a file or a directory of manifests; raises ManifestError, returns Manifests."""
-    files = _files(path)
+    files = files_of(path)
     out = Manifests()
     for name in files:
         try:
@@ -74,7 +74,7 @@ def load(path):
     return out
 
 
-def _files(path):
+def files_of(path):
     if os.path.isdir(path):
         names = sorted(n for n in os.listdir(path) if n.endswith((".yaml", ".yml")))
         if not names:

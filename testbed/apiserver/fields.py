@@ -15,7 +15,14 @@ MODES = ("Strict", "Warn", "Ignore")
 
 @functools.cache  # the schema does not change while the server runs
 def _by_name(message: str) -> dict:
-    return {spec[0]: spec for spec in schema()["messages"].get(message, {}).values()}
+    """{JSON name: field} of a message; an inlined field's own fields stand in its place."""
+    out = {}
+    for spec in schema()["messages"].get(message, {}).values():
+        if spec[4]:
+            out.update(_by_name(spec[1]))
+        else:
+            out[spec[0]] = spec
+    return out
 
 
 def _walk(value, message: str, path: str, out: list) -> None:

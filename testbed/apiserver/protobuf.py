@@ -176,7 +176,7 @@ def decode_message(message: str, data: bytes):
         spec = table.get(str(number))
         if spec is None:
             raise WireError(f"{message.rsplit('.', 1)[1]} has no field {number}")
-        name, kind, extra, omit_zero = spec
+        name, kind, extra, omit_zero, inline = spec
         if kind == "map":
             entry = {n: v for n, _w, v in fields(value)}
             key_kind, value_kind = extra
@@ -197,6 +197,9 @@ def decode_message(message: str, data: bytes):
             if wire != 2:
                 raise WireError(f"{name}: a message sent as wire type {wire}")
             decoded = decode_message(kind, value)
+            if inline:  # an embedded struct: its fields are the parent's in JSON
+                out.update(decoded)
+                continue
         if extra:
             out.setdefault(name, []).append(decoded)
         elif decoded is not None and not (omit_zero and decoded in ("", 0, False)):

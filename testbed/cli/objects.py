@@ -38,10 +38,13 @@ def cmd_apply(args):
     warnings, done = report(reply, args.command)
     for line in warnings:
         print(line, file=sys.stderr)
-    if not reply.get("ok"):
+    if not reply.get("ok") and "errors" not in reply:
         raise TestbedError(reply.get("error"))
-    print("\n".join(done))
-    return 0
+    if done:
+        print("\n".join(done))
+    for line in reply.get("errors", []):  # as kubectl: what was applied stays, each refusal
+        print(line, file=sys.stderr)      # named, exit 1
+    return 0 if reply.get("ok") else 1
 
 
 def cmd_get(args):

@@ -14,6 +14,7 @@ from .events import EventsController
 from .kinds import KindController, followed
 from .nodes import NodeRegistrar
 from .pods import PodController
+from .realise import Refusals
 from .services import ServiceController
 from .wake import Wake
 
@@ -25,10 +26,12 @@ class Controllers:
         plane = cluster.control_plane
         self.client = ApiClient(plane.server, admin_context(plane.pki))
         self.wake = Wake(plane.server, admin_context(plane.pki))
+        self.refusals = Refusals()  # what the cluster could not take, for `testbed apply`
         # in this order: a Deployment's new pods are written into the API in the same pass
-        self.each = [NodeRegistrar(self.client), ServiceController(self.client),
-                     *(KindController(self.client, kind) for kind in followed()),
-                     DeploymentController(self.client), PodController(self.client),
+        self.each = [NodeRegistrar(self.client), ServiceController(self.client, self.refusals),
+                     *(KindController(self.client, kind, self.refusals) for kind in followed()),
+                     DeploymentController(self.client, self.refusals),
+                     PodController(self.client, self.refusals),
                      EndpointsController(self.client),
                      EventsController(ApiClient(plane.server, admin_context(plane.pki)))]
 

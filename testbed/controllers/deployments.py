@@ -17,7 +17,7 @@ import time
 from testbed.api.objects import timestamp
 from testbed.errors import TestbedError
 
-from .realise import apply_each, delete_object, key_of
+from .realise import Refusals, apply_each, delete_object, key_of
 
 APPS = "/apis/apps/v1"
 CREATED_BY = "testbed.io/created-by"
@@ -79,8 +79,9 @@ def mirror_of(key: str, record, containers: list[str]) -> dict:
 
 
 class DeploymentController:
-    def __init__(self, client):
+    def __init__(self, client, refusals: "Refusals | None" = None):
         self.client = client
+        self.refusals = refusals or Refusals()
         self.applied = {}   # key -> fingerprint carried into the cluster
         self.refused = {}   # key -> fingerprint the cluster refused
         self.reported = {}  # key -> (status, replica set) written
@@ -106,7 +107,9 @@ class DeploymentController:
             (self.refused if i in refused else self.applied)[key_of(deploy)] = \
                 fingerprint(deploy)
             if i in refused:
-                print(f"deployment {key_of(deploy)}: {refused[i]}", flush=True)
+                self.refusals.note("Deployment", key_of(deploy), refused[i])
+            else:
+                self.refusals.forget("Deployment", key_of(deploy))
         for key in [k for k in records if k not in api]:
             namespace, name = key.split("/", 1)
             if key in self.applied:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from testbed.core.records import NamespaceRecord
 
-from .realise import apply_each, delete_object, key_of
+from .realise import Refusals, apply_each, delete_object, key_of
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,9 @@ def fingerprint(obj: dict) -> str:
 
 
 class KindController:
-    def __init__(self, client, kind: Kind):
+    def __init__(self, client, kind: Kind, refusals: "Refusals | None" = None):
         self.client = client
+        self.refusals = refusals or Refusals()
         self.kind = kind
         self.applied = {}   # key -> fingerprint carried into the cluster
         self.refused = {}   # key -> fingerprint the cluster refused
@@ -69,7 +70,9 @@ class KindController:
         for i, obj in enumerate(wanted):
             (self.refused if i in refused else self.applied)[key_of(obj)] = fingerprint(obj)
             if i in refused:
-                print(f"{kind.kind} {key_of(obj)}: {refused[i]}", flush=True)
+                self.refusals.note(kind.kind, key_of(obj), refused[i])
+            else:
+                self.refusals.forget(kind.kind, key_of(obj))
         for key in [k for k in held if k not in api and k in self.applied
                     and k not in kind.kept]:
             namespace, _, name = key.rpartition("/")

@@ -18,7 +18,7 @@ the API leaves the Deployment's pods, and the Deployment controller starts anoth
 from testbed.api.objects import timestamp
 from testbed.errors import TestbedError
 
-from .realise import apply_each, delete_object, key_of
+from .realise import Refusals, apply_each, delete_object, key_of
 
 
 def pod_status(record, host_ip: str) -> dict:
@@ -64,8 +64,9 @@ def mirror_of(record) -> dict:
 
 
 class PodController:
-    def __init__(self, client):
+    def __init__(self, client, refusals: "Refusals | None" = None):
         self.client = client
+        self.refusals = refusals or Refusals()
         self.known = set()     # pods in both the API and the cluster once
         self.refused = {}      # key -> the resourceVersion the cluster could not run
         self.reported = {}     # key -> the status last written
@@ -124,8 +125,10 @@ class PodController:
         for i, pod in enumerate(wanted):
             if i in refused:
                 self._refuse(pod, refused[i])
+                self.refusals.note("Pod", key_of(pod), refused[i])
             else:
                 self.known.add(key_of(pod))
+                self.refusals.forget("Pod", key_of(pod))
 
     def _bind(self, pod: dict, node: str) -> dict:
         meta = pod["metadata"]

@@ -1,11 +1,30 @@
 """API objects carried into the cluster through the path `testbed apply -f` takes (the
 manifest reader, then apply.py), with the namespaces they need."""
+import re
+
 import yaml
 
 from testbed.api import apply, manifests
 from testbed.errors import TestbedError
 
 SOURCE = "the API server's objects"
+
+
+class Refusals:
+    """What the cluster could not take of the API's objects, by (kind, key), in its words:
+    written to the owner's log once, kept for `testbed apply -f` to report."""
+
+    def __init__(self):
+        self.messages: dict[tuple[str, str], str] = {}
+
+    def note(self, kind: str, key: str, message: str) -> None:
+        message = re.sub(rf"^{re.escape(SOURCE)}(:\d+)?: ", "", message)  # whose, not where
+        if self.messages.get((kind, key)) != message:
+            print(f"{kind} {key}: {message}", flush=True)
+        self.messages[(kind, key)] = message
+
+    def forget(self, kind: str, key: str) -> None:
+        self.messages.pop((kind, key), None)
 
 
 def key_of(obj: dict) -> str:

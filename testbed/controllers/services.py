@@ -13,7 +13,7 @@ import json
 from testbed.api import objects
 from testbed.errors import TestbedError
 
-from .realise import apply_each, delete_object, key_of
+from .realise import Refusals, apply_each, delete_object, key_of
 
 CREATED_BY = "testbed.io/created-by"
 
@@ -37,8 +37,9 @@ def mirror_of(state, key: str) -> dict:
 
 
 class ServiceController:
-    def __init__(self, client):
+    def __init__(self, client, refusals: "Refusals | None" = None):
         self.client = client
+        self.refusals = refusals or Refusals()
         self.applied = {}  # key -> fingerprint carried into the cluster
         self.refused = {}  # key -> the fingerprint the cluster refused
         self.reported = {}  # key -> load-balancer address written
@@ -54,7 +55,9 @@ class ServiceController:
         for i, svc in enumerate(wanted):
             (self.refused if i in refused else self.applied)[key_of(svc)] = fingerprint(svc)
             if i in refused:
-                print(f"service {key_of(svc)}: {refused[i]}", flush=True)
+                self.refusals.note("Service", key_of(svc), refused[i])
+            else:
+                self.refusals.forget("Service", key_of(svc))
         for key in [k for k in services if k not in api]:
             namespace, name = key.split("/", 1)
             if key in self.applied:

@@ -14,7 +14,7 @@ import sys
 import traceback
 
 from testbed.api import apply, manifests
-from testbed.controllers import Controllers
+from testbed.controllers import Controllers, applier
 from testbed.core.adopt import adopt
 from testbed.core.cluster import Cluster
 from testbed.core.control import PROGRESS, READY
@@ -29,9 +29,12 @@ from testbed.host.signals import Interrupted, signals_interrupt
 DAEMON_CHECK_S = 0.5  # how often the supervisor looks for dead daemons
 
 
-def apply_request(cluster: Cluster, op: str, path: str) -> dict:
-    """`testbed apply -f` / `delete -f`, carried out by the cluster's owner."""
+def apply_request(cluster: Cluster, op: str, path: str, controllers=None) -> dict:
+    """`testbed apply -f` / `delete -f`, carried out by the cluster's owner: through the API
+    server where the cluster has one (controllers/applier.py), else on the cluster."""
     try:
+        if controllers is not None:
+            return applier.apply(controllers, cluster, path, op)
         loaded = manifests.load(path)
         result = (apply.apply if op == "apply" else apply.delete)(cluster, loaded)
         return {"ok": True, **result.as_dict()}
@@ -139,7 +142,8 @@ def serve(cluster: Cluster) -> None:
                 elif op == "daemons":
                     reply = {"ok": True, "daemons": encode(cluster.check_daemons())}
                 elif op in ("apply", "delete"):
-                    reply = apply_request(cluster, op, request.get("path"))
+                    reply = apply_request(cluster, op, request.get("path"),
+                                          following.controllers)
                 elif op == "restart":
                     try:
                         restarted = cluster.restart_daemon(request.get("node"))

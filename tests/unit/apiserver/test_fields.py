@@ -28,6 +28,22 @@ def test_unknown_fields_are_found_where_they_are_and_known_ones_pass():
     assert fields.unknown_fields({"anything": 1}, "batch/v1", "Job") == []  # no schema
 
 
+def test_an_embedded_structs_fields_are_its_parents_as_json_inlines_them():
+    """Probe inlines ProbeHandler (httpGet), IngressRule inlines IngressRuleValue (http),
+    Volume inlines VolumeSource: in JSON they stand beside the parent's own fields."""
+    probe = {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 5}
+    deploy = {"metadata": {"name": "d"}, "spec": {"selector": {}, "template": {"spec": {
+        "containers": [{"name": "c", "image": "i", "readinessProbe": probe,
+                        "livenessProbe": {**probe, "handler": {}}}],
+        "volumes": [{"name": "v", "configMap": {"name": "cm"}}]}}}}
+    assert fields.unknown_fields(deploy, "apps/v1", "Deployment") == [
+        "spec.template.spec.containers[0].livenessProbe.handler"]
+    ingress = {"metadata": {"name": "i"}, "spec": {"rules": [{"host": "a", "http": {
+        "paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {
+            "name": "web", "port": {"number": 80}}}}]}}]}}
+    assert fields.unknown_fields(ingress, "networking.k8s.io/v1", "Ingress") == []
+
+
 def test_strict_refuses_warn_warns_ignore_ignores():
     with pytest.raises(ApiError) as refused:
         fields.check(POD, "v1", "Pod", "Strict")

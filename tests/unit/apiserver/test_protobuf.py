@@ -65,6 +65,14 @@ def test_int_or_string_bytes_maps_and_negative_numbers():
     assert protobuf.decode(envelope("v1", "Pod", pod))["spec"]["activeDeadlineSeconds"] == -1
 
 
+def test_an_embedded_struct_is_inlined_as_json_inlines_it():
+    """Probe's field 1 is its ProbeHandler, which JSON inlines: httpGet beside periodSeconds."""
+    handler = field(2, field(1, "/healthz") + field(2, field(1, 0) + field(2, 8080)))
+    probe = field(1, handler) + field(4, 5)
+    assert protobuf.decode_message("k8s.io.api.core.v1.Probe", probe) == {
+        "httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 5}
+
+
 @pytest.mark.parametrize("body, code, words", [
     (b"{}", 400, "envelope"),
     (protobuf.MAGIC + b"\x0a\x05ab", 400, "truncated"),

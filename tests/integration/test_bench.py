@@ -17,7 +17,7 @@ from testbed.modes import mode_names
 from .conftest import REPO, TOPO, Footprint, run_testbed
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SMOKE = ["--repeats", "1", "--sessions", "2", "--slices", "4", "--duration", "1", "--tests",
+SMOKE = ["--repeats", "1", "--sessions", "2", "--slices", "2", "--duration", "1", "--tests",
          "all"]
 CONTROLS = {"vxlan-again", "host-gw-mtu1450", "udp-mtu1450"}
 

@@ -17,8 +17,9 @@ from testbed.modes import mode_names
 from .conftest import REPO, TOPO, Footprint, run_testbed
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SMOKE = ["--repeats", "1", "--sessions", "2", "--slices", "2", "--duration", "1", "--tests",
-         "all"]
+# the least run that still has every field: two sessions of one cycle of 50 ms turns
+SMOKE = ["--repeats", "1", "--sessions", "2", "--slices", "2", "--slice-ms", "50",
+         "--duration", "1", "--tests", "all"]
 CONTROLS = {"vxlan-again", "host-gw-mtu1450", "udp-mtu1450"}
 
 

@@ -144,6 +144,9 @@ class Rest:
                     resource.name == "pods":
                 await self._get(resource, namespace, name)  # 404 for a pod that is not there
                 return await portforward.portforward_pod(request, self.run_dir, namespace, name)
+            elif sub == "attach" and method in ("GET", "POST") and resource.name == "pods":
+                path = await self._container_output(request, resource, namespace, name)
+                return await streams.attach_pod(request, path)
             elif sub == "log" and method == "GET" and resource.name == "pods":
                 return await self.log(request, resource, namespace, name)
             elif sub == "scale" and method in ("GET", "PUT", "PATCH"):
@@ -515,10 +518,9 @@ class Rest:
                 if e.code != 409 or attempt == 4:
                     raise
 
-    async def log(self, request, resource, namespace, name):
-        """pods/log as the kubelet serves it through the API server: a container's output
-        (its file in the run directory), `tailLines`, `limitBytes`, and `follow` streaming
-        what is appended until the client goes or the pod does."""
+    async def _container_output(self, request, resource, namespace, name) -> str:
+        """The file holding a container's output (the `container` asked for, or the pod's
+        only one), as the kubelet finds it; 400 in its words otherwise."""
         pod = (await self._get(resource, namespace, name)).value
         names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
         container = request.query.get("container") or (names[0] if len(names) == 1 else "")
@@ -535,6 +537,13 @@ class Rest:
         if not path or not os.path.exists(path):
             raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start: '
                            "ContainerCreating")
+        return path
+
+    async def log(self, request, resource, namespace, name):
+        """pods/log as the kubelet serves it through the API server: a container's output
+        (its file in the run directory), `tailLines`, `limitBytes`, and `follow` streaming
+        what is appended until the client goes or the pod does."""
+        path = await self._container_output(request, resource, namespace, name)
         with open(path, "rb") as f:
             data = f.read()
         tail = request.query.get("tailLines")

@@ -1,5 +1,6 @@
-"""pods/exec over WebSocket, as kubectl 1.30+ speaks it (the `v5.channel.k8s.io` subprotocol,
-and v4 before it): every binary message starts with its channel — 0 stdin, 1 stdout,
+"""pods/exec and pods/attach over WebSocket, as kubectl 1.30+ speaks them (the
+`v5.channel.k8s.io` subprotocol, and v4 before it): every binary message starts with its
+channel — 0 stdin, 1 stdout,
 2 stderr, 3 the error channel (the command's end, as a Status), 4 terminal resize (JSON
 Width and Height), 255 a stream closed by the client (v5). With `tty`, the command runs on a
 pseudo-terminal, stdout and stderr merged as a terminal merges them.
@@ -75,6 +76,44 @@ async def exec_pod(request: web.Request, run_dir: str, namespace: str, name: str
     argv = exec_argv(record, command)
     await Session(ws, argv, tty, stdin).run()
     return ws
+
+
+ATTACH_POLL_S = 0.2  # how often an attached container's output is read again
+
+
+async def attach_pod(request: web.Request, output: str) -> web.StreamResponse:
+    """pods/attach (`kubectl attach`): what the container writes from now on, on the stdout
+    channel, until the client goes or the container's output does. A container here reads
+    no stdin (its stdin is /dev/null, as a container without `stdin: true`), so what the
+    client sends is dropped, as the kubelet drops it."""
+    ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0)
+    if not ws.can_prepare(request).ok:
+        raise ApiError(400, "Upgrade request required")
+    await ws.prepare(request)
+    reader = asyncio.ensure_future(_drain(ws))
+    position = os.path.getsize(output)
+    try:
+        while not reader.done() and os.path.exists(output):
+            with open(output, "rb") as f:
+                f.seek(position)
+                more = f.read()
+            if more:
+                position += len(more)
+                await ws.send_bytes(bytes([STDOUT]) + more)
+            await asyncio.sleep(ATTACH_POLL_S)
+        if not reader.done():  # the container's output is gone: so is the container
+            await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(0)).encode())
+    except ConnectionResetError:
+        pass
+    finally:
+        reader.cancel()
+        await ws.close()
+    return ws
+
+
+async def _drain(ws) -> None:
+    async for _msg in ws:
+        pass
 
 
 class Session:

@@ -6,6 +6,7 @@ import json
 import os
 import pty
 import re
+import select
 import subprocess
 import sys
 import threading
@@ -49,6 +50,9 @@ def kubectl(cluster, *args, binary=NEW, check=True, timeout=60):
     if check:
         assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
     return proc
+
+
+ACCESS_LINE = r'127\.0\.0\.1 - - \[.*\] "GET / HTTP/1\.1" 200 '  # nginx's, from its loopback
 
 
 def background(cluster, binary, *args):
@@ -98,18 +102,25 @@ def test_a_pod_run_exposed_labelled_and_deleted_with_kubectl(cluster, binary):
     # port-forward from the host into the pod: nginx sees the request come from the pod's own
     # loopback (the kubelet connects there), and `logs -f` shows it as it is written
     follow = background(cluster, binary, "logs", "-f", pod)
+    attached = background(cluster, binary, "attach", pod)  # what it writes from now on
     forward = background(cluster, binary, "port-forward", f"pod/{pod}", ":80")
     try:
         local = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) -> 80$",
                          forward.stdout.readline().strip())
         assert local, "port-forward did not say where it listens"
-        with urllib.request.urlopen(f"http://127.0.0.1:{local.group(1)}/", timeout=10) as r:
+        url = f"http://127.0.0.1:{local.group(1)}/"
+        with urllib.request.urlopen(url, timeout=10) as r:
             assert f"<p>{pod}</p>" in r.read().decode()
         assert follow.stdout.readline().startswith(f"http for {pod} on pid")
-        assert re.match(r'127\.0\.0\.1 - - \[.*\] "GET / HTTP/1\.1" 200 ',
-                        follow.stdout.readline())
+        assert re.match(ACCESS_LINE, follow.stdout.readline())
+        # attach shows only what comes after it connected: ask until a request shows
+        for _ in range(20):
+            urllib.request.urlopen(url, timeout=10).close()
+            if select.select([attached.stdout], [], [], 0.5)[0]:
+                break
+        assert re.match(ACCESS_LINE, attached.stdout.readline())
     finally:
-        for proc in (forward, follow):
+        for proc in (forward, follow, attached):
             proc.terminate()
             proc.wait(timeout=10)
     ip = k("get", "pod", pod, "-o", "jsonpath={.status.podIP}").stdout

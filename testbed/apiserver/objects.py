@@ -7,6 +7,8 @@ import re
 import time
 import uuid
 
+from testbed.api.objects import timestamp
+
 from .resources import Resource
 from .status import ApiError, invalid
 
@@ -33,7 +35,7 @@ SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's rand.String al
 
 
 def now_stamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return timestamp(time.time())
 
 
 def fields_v1(obj) -> dict:

@@ -17,11 +17,15 @@ def _column(name, priority=0, type_="string"):
     return {"name": name, "type": type_, "format": "", "priority": priority, "description": ""}
 
 
-def age(obj: dict, now: float) -> str:
-    created = obj.get("metadata", {}).get("creationTimestamp")
-    if not created:
+def since(stamp: str | None, now: float) -> str:
+    """How long ago an RFC 3339 timestamp of the API was, as kubectl prints ages."""
+    if not stamp:
         return "<unknown>"
-    return human_duration(now - calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ")))
+    return human_duration(now - calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")))
+
+
+def age(obj: dict, now: float) -> str:
+    return since(obj.get("metadata", {}).get("creationTimestamp"), now)
 
 
 def _pod_row(pod, now):
@@ -44,20 +48,14 @@ def _pod_row(pod, now):
             f"{len(gates)}/{len(gates)}" if gates else "<none>"]
 
 
-def _since(stamp, now):
-    if not stamp:
-        return "<unknown>"
-    return human_duration(now - calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")))
-
-
 def _event_row(event, now):
     involved, source = event.get("involvedObject") or {}, event.get("source") or {}
     last = event.get("lastTimestamp") or event.get("firstTimestamp")
-    return [_since(last, now), event.get("type", ""), event.get("reason", ""),
+    return [since(last, now), event.get("type", ""), event.get("reason", ""),
             f"{involved.get('kind', '').lower()}/{involved.get('name', '')}",
             involved.get("fieldPath", ""),
             ", ".join(v for v in (source.get("component"), source.get("host")) if v),
-            event.get("message", ""), _since(event.get("firstTimestamp"), now),
+            event.get("message", ""), since(event.get("firstTimestamp"), now),
             str(event.get("count", 1)), event["metadata"]["name"]]
 
 

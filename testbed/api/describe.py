@@ -144,7 +144,7 @@ def describe_service(state, key):
         if port.get("nodePort"):
             lines.append(_field("NodePort", f"{label}  {port['nodePort']}/{port['protocol']}",
                                 18))
-        eps = found.get(port.get("name") or str(port["port"]), [])
+        eps = found[port.get("name") or str(port["port"])]
         lines.append(_field("Endpoints", ",".join(f"{ip}:{t}" for _k, ip, t in eps)
                             or "<none>", 18))
     lines.append(_field("Session Affinity", spec["sessionAffinity"], 18))
@@ -174,7 +174,7 @@ def describe_ingress(state, key):
         record = state.services[skey]
         found = service_endpoints(state, skey)
         chosen = next((p for p in record.ports if p.port == port or p.name == port), None)
-        eps = found.get(chosen.name or str(chosen.port), []) if chosen else []
+        eps = found[chosen.name or str(chosen.port)] if chosen else []
         return f"{svc['name']}:{port} ({','.join(f'{ip}:{t}' for _k, ip, t in eps) or '<none>'})"
 
     address = ",".join(i["ip"] for i in obj["status"]["loadBalancer"].get("ingress", []))

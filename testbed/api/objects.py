@@ -149,7 +149,7 @@ def endpoints(state, namespace=None) -> list:
         by_port = service_endpoints(state, key)
         subsets = {}
         for port in rec.ports:
-            eps = by_port.get(port.name or str(port.port), [])
+            eps = by_port[port.name or str(port.port)]
             addresses = tuple(sorted((ip, pod_key or "") for pod_key, ip, _t in eps))
             if not addresses:
                 continue

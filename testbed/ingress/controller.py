@@ -229,7 +229,7 @@ def _backend(state, namespace, backend):
     if port is None:
         shown = wanted.get("number", wanted.get("name"))
         return nginx.Backend(problem=f"Service {key} has no port {shown}")
-    found = services.endpoints(state, key).get(port.name or str(port.port), [])
+    found = services.endpoints(state, key)[port.name or str(port.port)]
     return nginx.Backend(f"{namespace}-{svc['name']}-{port.port}",
                          sorted(f"{ip}:{target}" for _pod, ip, target in found))
 

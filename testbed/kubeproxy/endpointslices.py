@@ -63,16 +63,15 @@ def slices(state, key: str, by_port: dict) -> list[dict]:
     record = state.services[key]
     groups = {}  # target ports of a pod (or an address, without a selector) -> its endpoints
     for port in record.ports:
-        for pod, ip, target in by_port.get(port.name or str(port.port), []):
+        for pod, ip, target in by_port[port.name or str(port.port)]:
             groups.setdefault(pod or ip, (pod, ip, []))[2].append((port, target))
     sets = {}
     for pod, ip, targets in sorted(groups.values(), key=lambda item: item[1]):
         sets.setdefault(tuple((p.name, t, p.protocol) for p, t in targets), []).append((pod, ip))
     nodes = state.nodes
-    address_nodes = {a.ip: a.node for a in record.addresses}
     out = []
     for index, (ports, members) in enumerate(sorted(sets.items())):
-        on = [state.pods[pod].node if pod else address_nodes.get(ip, "") for pod, ip in members]
+        on = [node_of(state, key, pod, ip) for pod, ip in members]
         zones = [nodes[n].topology_zone if n in nodes else "" for n in on]
         hints = zone_hints(zones, [r.topology_zone for r in nodes.values()]) \
             if record.topology_mode in AUTO else None
@@ -101,6 +100,14 @@ def hinted(state, key: str, by_port: dict) -> dict[str, str]:
     """{endpoint address: the zone it is hinted for} of a Service (empty: no hints)."""
     return {ep["addresses"][0]: ep["hints"]["forZones"][0]["name"]
             for s in slices(state, key, by_port) for ep in s["endpoints"] if "hints" in ep}
+
+
+def node_of(state, key: str, pod_key: "str | None", ip: str) -> str:
+    """The node an endpoint of Service `key` is on: its pod's, or that of an address of a
+    Service without a selector."""
+    if pod_key is not None:
+        return state.pods[pod_key].node
+    return next((a.node for a in state.services[key].addresses if a.ip == ip), "")
 
 
 def _slice_name(record, name, key, index):

@@ -125,10 +125,11 @@ def endpoints(state, key):
     """{port name or number: [(pod key, ip, target port)]} of a Service, from the pods now; a
     Service without a selector has its addresses instead (pod key None)."""
     record = state.services[key]
-    if not record.selector and record.addresses:
+    if not record.selector and record.addresses:  # a port named by name has none
         return {port.name or str(port.port): [(None, a.ip, port.target_port)
-                                              for a in record.addresses]
-                for port in record.ports if isinstance(port.target_port, int)}
+                                              for a in record.addresses
+                                              if isinstance(port.target_port, int)]
+                for port in record.ports}
     selected = selected_pods(state, key)
     out = {}
     for port in record.ports:
@@ -144,13 +145,6 @@ def endpoints(state, key):
     return out
 
 
-def endpoint_node(state, key: str, pod_key: "str | None", ip: str) -> str:
-    """The node an endpoint is on: its pod's, or that of a selectorless Service's address."""
-    if pod_key is not None:
-        return state.pods[pod_key].node
-    return next((a.node for a in state.services[key].addresses if a.ip == ip), "")
-
-
 def service_ports(state) -> list[ServicePort]:
     """The kube-proxy view of every Service with a ClusterIP."""
     out = []
@@ -161,11 +155,11 @@ def service_ports(state) -> list[ServicePort]:
         eps = endpoints(state, key)
         hints = endpointslices.hinted(state, key, eps) if record.topology_mode else {}
         for port in record.ports:
-            found = eps.get(port.name or str(port.port), [])
+            found = eps[port.name or str(port.port)]
             out.append(ServicePort(
                 namespace, name, port.name, port.protocol.lower(), record.cluster_ip,
                 port.port, port.node_port, record.session_affinity == "ClientIP",
-                tuple(Endpoint(ip, target, endpoint_node(state, key, pod, ip),
+                tuple(Endpoint(ip, target, endpointslices.node_of(state, key, pod, ip),
                                hints.get(ip, "")) for pod, ip, target in found),
                 (record.load_balancer_ip,) if record.load_balancer_ip else (),
                 tuple(record.external_ips), tuple(record.source_ranges),

@@ -27,6 +27,12 @@ class Resource:
     def singular_name(self) -> str:
         return self.singular or self.kind.lower()
 
+    def path(self, namespace: str | None = None, name: str = "") -> str:
+        """Its URL path: the collection (of one namespace, or of all), or one object."""
+        prefix = f"/apis/{self.group}/{self.version}" if self.group else "/api/v1"
+        within = f"/namespaces/{namespace}" if self.namespaced and namespace else ""
+        return f"{prefix}{within}/{self.name}" + (f"/{name}" if name else "")
+
     def key(self, namespace: str | None, name: str) -> str:
         if self.namespaced:
             return f"/registry/{self.etcd}/{namespace}/{name}"

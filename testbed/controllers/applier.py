@@ -35,12 +35,6 @@ def documents(path: str) -> list[tuple[str, dict]]:
     return out
 
 
-def api_path(resource: Resource, namespace: "str | None", name: str = "") -> str:
-    prefix = f"/apis/{resource.group}/{resource.version}" if resource.group else "/api/v1"
-    within = f"/namespaces/{namespace}" if resource.namespaced else ""
-    return f"{prefix}{within}/{resource.name}" + (f"/{name}" if name else "")
-
-
 def shown(resource: Resource, name: str) -> str:
     """kubectl's name of an object: `deployment.apps/web`, `service/web`."""
     group = f".{resource.group}" if resource.group else ""
@@ -70,9 +64,9 @@ def apply_one(client, doc: dict, source: str) -> str:
     meta = doc.get("metadata") or {}
     namespace = (meta.get("namespace") or "default") if resource.namespaced else None
     name = meta["name"]
-    current = client.get(api_path(resource, namespace, name))
+    current = client.get(resource.path(namespace, name))
     if current is None:
-        code, body = client.request("POST", f"{api_path(resource, namespace)}?{QUERY}", doc)
+        code, body = client.request("POST", f"{resource.path(namespace)}?{QUERY}", doc)
         if code != 201:
             raise TestbedError(_server_error(body, "creating", source))
         return f"{shown(resource, name)} created"
@@ -82,7 +76,7 @@ def apply_one(client, doc: dict, source: str) -> str:
         raise TestbedError(f'error when patching "{source}": {e}') from None
     if _comparable(merged) == _comparable(current):
         return f"{shown(resource, name)} unchanged"
-    code, body = client.request("PATCH", f"{api_path(resource, namespace, name)}?{QUERY}", doc,
+    code, body = client.request("PATCH", f"{resource.path(namespace, name)}?{QUERY}", doc,
                                 "application/strategic-merge-patch+json")
     if code != 200:
         raise TestbedError(_server_error(body, "patching", source))
@@ -95,7 +89,7 @@ def delete_one(client, doc: dict, source: str, gone_namespaces: set) -> str:
     resource = of_kind(doc.get("apiVersion", ""), doc.get("kind", ""))
     meta = doc.get("metadata") or {}
     namespace = (meta.get("namespace") or "default") if resource.namespaced else None
-    code, body = client.request("DELETE", api_path(resource, namespace, meta["name"]))
+    code, body = client.request("DELETE", resource.path(namespace, meta["name"]))
     if code == 404 and namespace in gone_namespaces:
         code = 200
     if code not in (200, 202):

@@ -8,16 +8,14 @@ import threading
 
 from testbed.api.describe import SOURCES
 from testbed.api.objects import timestamp
+from testbed.apiserver.resources import find
 from testbed.errors import TestbedError
 
-# the state's kind word -> (kind, apiVersion, its API path prefix, its resource)
-KINDS = {"pod": ("Pod", "v1", "/api/v1", "pods"),
-         "service": ("Service", "v1", "/api/v1", "services"),
-         "networkpolicy": ("NetworkPolicy", "networking.k8s.io/v1",
-                           "/apis/networking.k8s.io/v1", "networkpolicies"),
-         "ingress": ("Ingress", "networking.k8s.io/v1", "/apis/networking.k8s.io/v1",
-                     "ingresses"),
-         "daemon": ("Node", "v1", "/api/v1", "nodes")}
+# the state's kind word -> the resource of the API object an event of it is about
+KINDS = {"pod": find("", "v1", "pods"), "service": find("", "v1", "services"),
+         "networkpolicy": find("networking.k8s.io", "v1", "networkpolicies"),
+         "ingress": find("networking.k8s.io", "v1", "ingresses"),
+         "daemon": find("", "v1", "nodes")}
 FEW = 20  # objects whose uids are read one by one rather than by listing their kinds
 
 
@@ -33,10 +31,10 @@ def involved(obj: str) -> "tuple[str, str, str] | None":
 
 
 def event_object(record, word: str, namespace: str, name: str, uid: str) -> dict:
-    kind, api_version, _prefix, _resource = KINDS[word]
+    resource = KINDS[word]
     stamp = timestamp(record.time)
     source = SOURCES.get(record.reason, "testbed")
-    ref = {"kind": kind, "name": name, "apiVersion": api_version}
+    ref = {"kind": resource.kind, "name": name, "apiVersion": resource.group_version}
     if namespace:
         ref["namespace"] = namespace
     if uid:
@@ -96,15 +94,12 @@ class EventsController:
         if len(objects) <= FEW:
             out = {}
             for word, namespace, name in objects:
-                _kind, _version, prefix, resource = KINDS[word]
-                within = f"/namespaces/{namespace}" if namespace else ""
-                found = self.client.get(f"{prefix}{within}/{resource}/{name}")
+                found = self.client.get(KINDS[word].path(namespace, name))
                 out[(word, namespace, name)] = (found or {}).get("metadata", {}).get("uid", "")
             return out
         out = {}
         for word in {found[0] for found in objects}:
-            _kind, _version, prefix, resource = KINDS[word]
-            listed = self.client.get(f"{prefix}/{resource}") or {}
+            listed = self.client.get(KINDS[word].path()) or {}
             for obj in listed.get("items", []):
                 meta = obj["metadata"]
                 out[(word, meta.get("namespace", "") if word != "daemon" else "",

@@ -34,9 +34,9 @@ SVC = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "names
 
 def test_paths_and_names_as_kubectl_prints_them():
     deploy = of_kind("apps/v1", "Deployment")
-    assert applier.api_path(deploy, "shop", "web") == "/apis/apps/v1/namespaces/shop/" \
+    assert deploy.path("shop", "web") == "/apis/apps/v1/namespaces/shop/" \
         "deployments/web"
-    assert applier.api_path(of_kind("v1", "Namespace"), None) == "/api/v1/namespaces"
+    assert of_kind("v1", "Namespace").path() == "/api/v1/namespaces"
     assert applier.shown(deploy, "web") == "deployment.apps/web"
     assert applier.shown(of_kind("v1", "Service"), "web") == "service/web"
 

@@ -272,3 +272,6 @@ def pod_suffix(seed):
 class Manifests:
     objects: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
+    # (file, the document as plain data) of every document read, in order: what a client of
+    # the API server sends on (controllers/applier.py)
+    documents: list = field(default_factory=list)

@@ -61,7 +61,7 @@ SERVICE_PORT_KEYS = {"name", "port", "targetPort", "nodePort", "protocol"}
 
 def load(path):
     """Read a file or a directory of manifests; raises ManifestError, returns Manifests."""
-    files = files_of(path)
+    files = _files(path)
     out = Manifests()
     for name in files:
         try:
@@ -71,10 +71,11 @@ def load(path):
         parsed = parse(text, name)
         out.objects += parsed.objects
         out.warnings += parsed.warnings
+        out.documents += parsed.documents
     return out
 
 
-def files_of(path):
+def _files(path):
     if os.path.isdir(path):
         names = sorted(n for n in os.listdir(path) if n.endswith((".yaml", ".yml")))
         if not names:
@@ -104,6 +105,7 @@ def parse(text, path="<string>"):
         if node is None or (isinstance(node, yaml.ScalarNode) and node.value == ""):
             continue
         _Document(path, out.warnings).read(node, out.objects)
+        out.documents.append((path, yaml.SafeLoader("").construct_document(node)))
     return out
 
 

@@ -10,8 +10,6 @@ A file the manifest reader refuses (file:line errors) is refused whole before an
 written, as kubectl refuses a file it cannot decode."""
 import copy
 
-import yaml
-
 from testbed.api import manifests
 from testbed.api.apply import refuse_deleting_system_namespaces
 from testbed.apiserver.patch import PatchError, strategic_merge
@@ -23,16 +21,6 @@ QUERY = "fieldValidation=Strict&fieldManager=testbed"
 HELD = {"Namespace": "namespaces", "Pod": "pods", "Deployment": "deployments",
         "Service": "services", "NetworkPolicy": "policies", "Ingress": "ingresses",
         "IngressClass": "ingress_classes", "Secret": "secrets"}
-
-
-def documents(path: str) -> list[tuple[str, dict]]:
-    """(file, document) of every object in a file or directory, in the reader's order."""
-    out = []
-    for name in manifests.files_of(path):
-        for doc in yaml.safe_load_all(manifests.read_text(name)):
-            if doc:
-                out.append((name, doc))
-    return out
 
 
 def shown(resource: Resource, name: str) -> str:
@@ -122,7 +110,7 @@ def apply(controllers, cluster, path: str, op: str) -> dict:
     if op == "delete":
         refuse_deleting_system_namespaces(loaded)
     # kinds the API server does not serve were named in the reader's warnings, as before
-    docs = [(source, doc) for source, doc in documents(path)
+    docs = [(source, doc) for source, doc in loaded.documents
             if of_kind(str(doc.get("apiVersion", "")), str(doc.get("kind", ""))) is not None]
     done, errors, written, gone = [], [], [], set()
     for source, doc in docs:

@@ -2,6 +2,7 @@
 what is created, merged, left unchanged or refused, and the lines kubectl would print."""
 import pytest
 
+from testbed.api import manifests
 from testbed.apiserver.resources import of_kind
 from testbed.controllers import applier
 from testbed.errors import TestbedError
@@ -76,10 +77,11 @@ def test_what_went_with_its_namespace_is_deleted_too():
                            "f.yaml", gone)
 
 
-def test_documents_in_the_readers_order(tmp_path):
-    (tmp_path / "b.yaml").write_text("kind: Pod\nmetadata: {name: b}\n---\n---\n"
-                                     "kind: Pod\nmetadata: {name: c}\n")
-    (tmp_path / "a.yml").write_text("kind: Pod\nmetadata: {name: a}\n")
+def test_the_reader_keeps_every_document_in_its_order(tmp_path):
+    pod = "apiVersion: v1\nkind: Pod\nmetadata: {{name: {}}}\n" \
+          "spec: {{containers: [{{name: c, image: i}}]}}\n"
+    (tmp_path / "b.yaml").write_text(pod.format("b") + "---\n---\n" + pod.format("c"))
+    (tmp_path / "a.yml").write_text(pod.format("a"))
     assert [(src.rsplit("/", 1)[1], d["metadata"]["name"])
-            for src, d in applier.documents(str(tmp_path))] == [
+            for src, d in manifests.load(str(tmp_path)).documents] == [
         ("a.yml", "a"), ("b.yaml", "b"), ("b.yaml", "c")]

@@ -28,7 +28,6 @@ from .resources import RESOURCES, Resource, find
 from .status import ApiError, already_exists, conflict, not_found
 from .tables import table
 
-LOG_POLL_S = 0.2  # how often a followed log is read again
 MAX_LIMIT = 500  # a page larger than this is cut to it (kube-apiserver: any size, in pages)
 APPLY_PATCH = "application/apply-patch+yaml"
 PATCH_TYPES = ("application/merge-patch+json", "application/json-patch+json",
@@ -558,16 +557,10 @@ class Rest:
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})
         await response.prepare(request)
         await response.write(data)
-        position = os.path.getsize(path)
         try:
-            while os.path.exists(path):
-                with open(path, "rb") as f:
-                    f.seek(position)
-                    more = f.read()
+            async for more in streams.appended(path, os.path.getsize(path)):
                 if more:
-                    position += len(more)
                     await response.write(more)
-                await asyncio.sleep(LOG_POLL_S)
         except (ConnectionResetError, asyncio.CancelledError):
             return response
         await response.write_eof()

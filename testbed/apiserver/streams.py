@@ -78,7 +78,19 @@ async def exec_pod(request: web.Request, run_dir: str, namespace: str, name: str
     return ws
 
 
-ATTACH_POLL_S = 0.2  # how often an attached container's output is read again
+OUTPUT_POLL_S = 0.2  # how often a followed container's output is read again
+
+
+async def appended(path: str, position: int):
+    """What is written to a container's output file after `position`, read every
+    OUTPUT_POLL_S (b"" when nothing came), until the file goes with its pod."""
+    while os.path.exists(path):
+        with open(path, "rb") as f:
+            f.seek(position)
+            more = f.read()
+        position += len(more)
+        yield more
+        await asyncio.sleep(OUTPUT_POLL_S)
 
 
 async def attach_pod(request: web.Request, output: str) -> web.StreamResponse:
@@ -91,16 +103,12 @@ async def attach_pod(request: web.Request, output: str) -> web.StreamResponse:
         raise ApiError(400, "Upgrade request required")
     await ws.prepare(request)
     reader = asyncio.ensure_future(_drain(ws))
-    position = os.path.getsize(output)
     try:
-        while not reader.done() and os.path.exists(output):
-            with open(output, "rb") as f:
-                f.seek(position)
-                more = f.read()
+        async for more in appended(output, os.path.getsize(output)):
+            if reader.done():
+                break
             if more:
-                position += len(more)
                 await ws.send_bytes(bytes([STDOUT]) + more)
-            await asyncio.sleep(ATTACH_POLL_S)
         if not reader.done():  # the container's output is gone: so is the container
             await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(0)).encode())
     except ConnectionResetError:

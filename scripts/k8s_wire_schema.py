@@ -10,7 +10,9 @@ whether an embedded struct's fields are inlined into its parent's JSON.
 kubectl and client-go send the built-in kinds as protobuf (`application/vnd.kubernetes.protobuf`)
 when they create them through a typed client (`kubectl create namespace|configmap|deployment…`);
 the server decodes those bodies with this table (apiserver/protobuf.py). Only the messages
-reachable from the served kinds (and DeleteOptions) are kept.
+reachable from the served kinds (and DeleteOptions) are kept. Beside them, each list field's
+`patchStrategy` and `patchMergeKey` tags (message -> JSON name -> [strategy, key]), which the
+OpenAPI documents carry as x-kubernetes-patch-strategy and x-kubernetes-patch-merge-key.
 """
 import json
 import os
@@ -23,6 +25,8 @@ GO_FIELD = re.compile(r'^\s+\w+\s+(\S+)\s+`json:"([^"]*)".*protobuf:"[^,"]+,(\d+
 # into the parent's JSON (Probe's ProbeHandler, IngressRule's IngressRuleValue, Volume's
 # VolumeSource), though protobuf keeps it as a field of its own
 GO_EMBEDDED = re.compile(r'^\s+\*?([\w.]+)\s+`json:"([^"]*)".*protobuf:"[^,"]+,(\d+),')
+PATCH_STRATEGY = re.compile(r'patchStrategy:"([^"]*)"')
+PATCH_MERGE_KEY = re.compile(r'patchMergeKey:"([^"]*)"')
 FIELD = re.compile(r"^\s*(optional|repeated)\s+([\w.]+)\s+(\w+)\s*=\s*(\d+)\s*;")
 MAP = re.compile(r"^\s*map<\s*(\w+)\s*,\s*([\w.]+)\s*>\s+(\w+)\s*=\s*(\d+)\s*;")
 ROOTS = {  # apiVersion/kind -> message
@@ -63,8 +67,9 @@ def parse(path):
 
 
 def go_fields(path):
-    """{(struct, number): (leave zero out, inlined)} of a Go types file."""
-    out, current = {}, None
+    """{(struct, number): (leave zero out, inlined)} of a Go types file, and
+    {(struct, JSON name): (patchStrategy, patchMergeKey)} of its fields that have a strategy."""
+    out, patch, current = {}, {}, None
     with open(path) as f:
         for line in f:
             if m := GO_STRUCT.match(line):
@@ -75,10 +80,14 @@ def go_fields(path):
                 go_type, json_tag, number = m.groups()
                 omit = "omitempty" in json_tag.split(",")[1:] and not go_type.startswith("*")
                 out[(current, number)] = (omit, False)
+                if strategy := PATCH_STRATEGY.search(line):
+                    key = PATCH_MERGE_KEY.search(line)
+                    patch[(current, json_tag.split(",")[0])] = (strategy.group(1),
+                                                                key.group(1) if key else None)
             elif current and (m := GO_EMBEDDED.match(line)):
                 _go_type, json_tag, number = m.groups()
                 out[(current, number)] = (False, json_tag.split(",")[0] == "")
-    return out
+    return out, patch
 
 
 def resolve(kind, package, known):
@@ -94,25 +103,30 @@ def resolve(kind, package, known):
 
 
 def main(dirs):
-    messages, packages, omitted = {}, {}, {}
+    # Go facts keyed by the directory that holds both a package's types.go and its
+    # generated.proto: struct names repeat across packages (core's and discovery's EndpointPort)
+    messages, packages, where, omitted, patches = {}, {}, {}, {}, {}
     for d in dirs:
         for root, _dirs, files in os.walk(d):
             for name in files:
                 if name.endswith(".go") and "types" in name:
-                    omitted.update(go_fields(os.path.join(root, name)))
+                    fields, patch = go_fields(os.path.join(root, name))
+                    omitted.update({(root, *key): value for key, value in fields.items()})
+                    patches.update({(root, *key): value for key, value in patch.items()})
                 if name.endswith(".proto"):
                     package, found = parse(os.path.join(root, name))
                     for message in found:
-                        packages[message] = package
+                        packages[message], where[message] = package, root
                     messages.update(found)
-    kept, todo = {}, list(ROOTS.values())
+    kept, patch_of, todo = {}, {}, list(ROOTS.values())
     while todo:
         message = todo.pop()
         if message in kept:
             continue
+        struct = (where[message], message.rsplit(".", 1)[1])
         fields = {}
         for number, (name, kind, extra) in messages[message].items():
-            omit, inline = omitted.get((message.rsplit(".", 1)[1], number), (False, False))
+            omit, inline = omitted.get((*struct, number), (False, False))
             if kind == "map":
                 key, value = (resolve(t, packages[message], messages) for t in extra)
                 fields[number] = [name, "map", [key, value], omit, False]
@@ -121,12 +135,14 @@ def main(dirs):
                 kind = resolve(kind, packages[message], messages)
                 fields[number] = [name, kind, extra, omit, inline]
                 todo.append(kind) if kind not in SCALARS else None
+            if (*struct, name) in patches:
+                patch_of.setdefault(message, {})[name] = list(patches[(*struct, name)])
         kept[message] = fields
     out = os.path.join(os.path.dirname(__file__), "..", "testbed", "apiserver",
                        "wire_schema.json")
     with open(out, "w") as f:
-        json.dump({"kinds": ROOTS, "messages": dict(sorted(kept.items()))}, f, indent=0,
-                  sort_keys=True)
+        json.dump({"kinds": ROOTS, "messages": dict(sorted(kept.items())),
+                   "patch": dict(sorted(patch_of.items()))}, f, indent=0, sort_keys=True)
         f.write("\n")
     print(f"{len(kept)} messages written to {os.path.normpath(out)}; "
           f"{sum(f[3] for m in kept.values() for f in m.values())} fields left out when zero")

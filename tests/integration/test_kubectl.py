@@ -182,6 +182,48 @@ def test_a_deployment_scaled_rolled_out_and_healed(cluster):
     assert wait_until(lambda: not running(), 20, 0.3)
 
 
+TWO_CONTAINERS = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: twin}
+spec:
+  selector: {matchLabels: {app: twin}}
+  strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1}}
+  template:
+    metadata: {labels: {app: twin}}
+    spec:
+      containers:
+      - {name: web, image: nginx, env: [{name: A, value: "1"}, {name: B, value: "2"}]}
+      - {name: side, image: busybox, command: [sleep, "3600"]}
+"""
+ONE_CONTAINER = TWO_CONTAINERS.replace(', {name: B, value: "2"}', "").replace(
+    "strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1}}", "strategy: {type: Recreate}"
+).split("      - {name: side")[0]
+
+
+@pytest.mark.parametrize("binary", [NEW, OLD], ids=["kubectl-1.37", "kubectl-old"])
+def test_explain_and_a_reapply_patch_by_the_served_schemas(cluster, binary, tmp_path):
+    out = kubectl(cluster, "explain", "pods.spec.containers.ports", binary=binary).stdout
+    assert "FIELD: ports <[]ContainerPort>" in out
+    assert re.search(r"containerPort\s+<integer> -required-", out)
+    out = kubectl(cluster, "explain", "deploy.spec.strategy", "--recursive",
+                  binary=binary).stdout
+    assert re.search(r"rollingUpdate\s+<RollingUpdateDeployment>\n\s+maxSurge", out)
+    manifest = tmp_path / "twin.yaml"
+    manifest.write_text(TWO_CONTAINERS)
+    kubectl(cluster, "apply", "-f", str(manifest), binary=binary)
+    manifest.write_text(ONE_CONTAINER)
+    # kubectl computes this patch from the served schemas: containers and env merged by name
+    # (the dropped ones deleted), the strategy's rollingUpdate gone with it (retainKeys)
+    proc = kubectl(cluster, "apply", "-f", str(manifest), "-v=6", binary=binary)
+    assert "deployment.apps/twin configured" in proc.stdout
+    assert "does not support strategic merge patch" not in proc.stderr
+    spec = json.loads(kubectl(cluster, "get", "deploy", "twin", "-o", "json").stdout)["spec"]
+    assert spec["strategy"] == {"type": "Recreate"}
+    assert [(c["name"], c.get("env")) for c in spec["template"]["spec"]["containers"]] == \
+        [("web", [{"name": "A", "value": "1"}])]
+    kubectl(cluster, "delete", "deployment", "twin")
+
+
 def test_exec_with_a_terminal_logs_and_a_watch(cluster):
     out = kubectl(cluster, "exec", "node1-pod1", "--", "sh", "-c", "echo out; echo err >&2; "
                   "exit 3", check=False)

@@ -1,6 +1,7 @@
 """The API server's handling of what requests carry, without a server: selectors, patches,
 checks and defaults, Tables, discovery, certificates."""
 import copy
+import json
 import ssl
 
 import pytest
@@ -174,11 +175,46 @@ def test_openapi_tells_kubectl_that_the_server_validates_fields():
     root = openapi.root()["paths"]
     assert root["api/v1"]["serverRelativeURL"].startswith("/openapi/v3/api/v1?hash=")
     assert "apis/apps/v1" in root
-    doc = openapi.by_path("apis/apps/v1")
+    doc = openapi.document(openapi.group_version_of("apis/apps/v1"))
     patch_op = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
     assert patch_op["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1",
                                                            "kind": "Deployment"}
     assert {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}} in \
         patch_op["parameters"]
-    assert "/api/v1/namespaces/{name}" in openapi.by_path("api/v1")["paths"]
-    assert openapi.by_path("apis/nope/v1") is None
+    assert "/api/v1/namespaces/{name}" in openapi.document("v1")["paths"]
+    assert openapi.document(openapi.group_version_of("apis/nope/v1")) is None
+    assert openapi.group_version_of("version") is None
+
+
+def test_openapi_schemas_carry_what_explain_and_apply_read():
+    from testbed.apiserver import openapi
+    schemas = openapi.document("v1")["components"]["schemas"]
+    pod = schemas["io.k8s.api.core.v1.Pod"]
+    assert pod["x-kubernetes-group-version-kind"] == [{"group": "", "kind": "Pod",
+                                                      "version": "v1"}]
+    assert pod["properties"]["spec"]["allOf"] == [
+        {"$ref": "#/components/schemas/io.k8s.api.core.v1.PodSpec"}]
+    assert "Attributes" not in pod["description"] and "containers" in pod["description"]
+    spec = schemas["io.k8s.api.core.v1.PodSpec"]
+    assert "containers" in spec["required"]
+    containers = spec["properties"]["containers"]
+    assert (containers["x-kubernetes-patch-strategy"],
+            containers["x-kubernetes-patch-merge-key"]) == ("merge", "name")
+    assert spec["properties"]["volumes"]["x-kubernetes-patch-strategy"] == "merge,retainKeys"
+    assert "x-kubernetes-patch-strategy" not in spec["properties"]["nodeSelector"]
+    port = schemas["io.k8s.api.core.v1.ServicePort"]["properties"]
+    assert port["targetPort"] == {
+        "allOf": [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.util.intstr."
+                            "IntOrString"}], "description": port["targetPort"]["description"]}
+    assert port["port"]["format"] == "int32"
+    assert schemas["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]["format"] == \
+        "int-or-string"
+    # a probe's handler is inlined into the probe in JSON, as in the client's model
+    assert "httpGet" in schemas["io.k8s.api.core.v1.Probe"]["properties"]
+    events = openapi.document("v1")["components"]["schemas"]["io.k8s.api.core.v1.Event"]
+    assert events["x-kubernetes-group-version-kind"][0]["kind"] == "Event"
+    apps = openapi.document("apps/v1")["components"]["schemas"]
+    strategy = apps["io.k8s.api.apps.v1.DeploymentSpec"]["properties"]["strategy"]
+    assert strategy["x-kubernetes-patch-strategy"] == "retainKeys"
+    body, digest = openapi.serialized("apps/v1")
+    assert json.loads(body)["components"]["schemas"] == apps and len(digest) == 128

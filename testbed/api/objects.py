@@ -37,15 +37,74 @@ def _meta(name, namespace=None, labels=None, created=None, annotations=None):
     return meta
 
 
+def running_pod_status(record, host_ip: str) -> dict:
+    """The status the kubelet reports of a pod with its sandbox: Running, each container
+    ready while its process lives; one whose process is gone terminated (this runtime does
+    not restart containers), and the pod then not Ready."""
+    started = timestamp(record.created or 0)
+    ips = [record.ip] if record.ip else []
+    statuses = []
+    for name, proc in sorted(record.containers.items()):
+        alive = pid_is(proc.pid, proc.start)
+        statuses.append({
+            "name": name, "ready": alive, "started": alive, "restartCount": 0, "image": "",
+            "imageID": "", "containerID": f"testbed://{proc.pid}",
+            "state": {"running": {"startedAt": started}} if alive else
+            {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": started}}})
+    ready = "True" if all(c["ready"] for c in statuses) else "False"
+    conditions = [
+        {"type": t, "status": "True" if t not in ("Ready", "ContainersReady") else ready,
+         "lastProbeTime": None, "lastTransitionTime": started,
+         **({"reason": "ContainersNotReady"}
+            if ready == "False" and t in ("Ready", "ContainersReady") else {})}
+        for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
+                  "PodScheduled")]
+    return {"phase": "Running", "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
+            "podIP": ips[0] if ips else host_ip,
+            "podIPs": [{"ip": ip} for ip in (ips or [host_ip])],
+            "startTime": started, "conditions": conditions, "qosClass": "BestEffort",
+            "containerStatuses": statuses}
+
+
+def pod_columns(pod: dict) -> tuple[str, str, str]:
+    """(READY, STATUS, RESTARTS) of a Pod object, as kubectl's printer derives them: ready
+    containers of all; the phase, or a container's waiting or terminated reason, or
+    Terminating."""
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    statuses = status.get("containerStatuses") or []
+    ready = sum(1 for c in statuses if c.get("ready"))
+    restarts = sum(int(c.get("restartCount", 0)) for c in statuses)
+    reason = status.get("reason") or status.get("phase") or "Pending"
+    for c in reversed(statuses):
+        state = c.get("state") or {}
+        waiting, terminated = state.get("waiting"), state.get("terminated")
+        if waiting and waiting.get("reason"):
+            reason = waiting["reason"]
+        elif terminated and terminated.get("reason"):
+            reason = terminated["reason"]
+        elif terminated:
+            reason = f"ExitCode:{terminated.get('exitCode', 0)}"
+    if pod.get("metadata", {}).get("deletionTimestamp"):
+        reason = "Terminating"
+    return f"{ready}/{len(spec.get('containers') or [])}", reason, str(restarts)
+
+
 def pod_status(rec):
-    """(READY, STATUS) as kubectl prints them: containers running of all, and the phase."""
-    running = sum(1 for c in rec.containers.values() if pid_is(c.pid, c.start))
-    total = len(rec.containers)
-    if not rec.ip or total == 0:
-        status = "ContainerCreating"
-    else:
-        status = "Running" if running == total else "Error"
-    return f"{running}/{total}", status
+    """(READY, STATUS) of a pod the cluster runs, as kubectl prints them."""
+    ready, status, _restarts = pod_columns(
+        {"spec": {"containers": list(rec.containers)}, "status": _record_status(rec)})
+    return ready, status
+
+
+def _record_status(rec, host_ip: str = "") -> dict:
+    if not rec.ip or not rec.containers:  # its sandbox or its containers not made yet
+        return {"phase": "Pending", **({"hostIP": host_ip} if host_ip else {}),
+                **({"podIP": rec.ip, "podIPs": [{"ip": rec.ip}]} if rec.ip else {}),
+                "containerStatuses": [
+                    {"name": name, "ready": False, "restartCount": 0,
+                     "state": {"waiting": {"reason": "ContainerCreating"}}}
+                    for name in sorted(rec.containers)]}
+    return running_pod_status(rec, host_ip)
 
 
 def _in(namespace, wanted):
@@ -57,21 +116,13 @@ def pods(state, namespace=None) -> list:
     for _key, rec in sorted(state.pods.items()):
         if not _in(rec.namespace, namespace):
             continue
-        ready, phase = pod_status(rec)
-        running, _total = (int(x) for x in ready.split("/"))
-        containers = [{"name": name} for name in rec.containers]
-        status = {"phase": phase if phase != "ContainerCreating" else "Pending",
-                  "hostIP": state.nodes[rec.node].ip if rec.node in state.nodes else "",
-                  "containerStatuses": [{"name": c["name"], "ready": running == len(containers),
-                                         "restartCount": 0} for c in containers]}
-        if rec.ip:
-            status["podIP"] = rec.ip
-            status["podIPs"] = [{"ip": rec.ip}]
+        host_ip = state.nodes[rec.node].ip if rec.node in state.nodes else ""
         out.append({"apiVersion": "v1", "kind": "Pod",
                     "metadata": _meta(rec.name, rec.namespace, rec.labels, rec.created,
                                       {SANDBOX_ANNOTATION: rec.netns}),
-                    "spec": {"nodeName": rec.node, "containers": containers},
-                    "status": status})
+                    "spec": {"nodeName": rec.node,
+                             "containers": [{"name": name} for name in rec.containers]},
+                    "status": _record_status(rec, host_ip)})
     return out
 
 

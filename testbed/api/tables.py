@@ -9,7 +9,7 @@ for `ip netns exec`). Tables are built from the objects of objects.py, so that t
 import calendar
 import time
 
-from testbed.api.objects import RACK_LABEL, SANDBOX_ANNOTATION, pod_status
+from testbed.api.objects import RACK_LABEL, pod_columns
 from testbed.errors import TestbedError
 
 
@@ -51,7 +51,7 @@ def _ports(svc):
                     f"/{p['protocol']}" for p in ports) or "<none>"
 
 
-def _selector_text(sel):
+def selector_text(sel):
     parts = [f"{k}={v}" for k, v in sorted((sel or {}).get("matchLabels", {}).items())]
     parts += [f"{e['key']} {e['operator']} ({','.join(e['values'])})" if e.get("values")
               else f"{e['key']} {e['operator']}" for e in (sel or {}).get("matchExpressions", [])]
@@ -67,12 +67,13 @@ def rows(kind: str, objects: list, state, all_namespaces=False, wide=False,
         head = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"] + \
             (["IP", "NODE", "SANDBOX"] if wide else [])
         for obj in objects:
-            rec = state.pods[f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"]
-            ready, status = pod_status(rec)
-            row = [obj["metadata"]["name"], ready, status, "0", _age(obj, now)]
-            if wide:
-                row += [obj["status"].get("podIP", "<none>"), obj["spec"]["nodeName"],
-                        obj["metadata"]["annotations"][SANDBOX_ANNOTATION]]
+            meta = obj["metadata"]
+            ready, status, restarts = pod_columns(obj)
+            row = [meta["name"], ready, status, restarts, _age(obj, now)]
+            if wide:  # the sandbox: where the pod runs, if its node made it one
+                rec = state.pods.get(f"{meta['namespace']}/{meta['name']}")
+                row += [obj.get("status", {}).get("podIP") or "<none>",
+                        obj["spec"].get("nodeName") or "<none>", rec.netns if rec else "<none>"]
             body.append(row)
     elif kind == "nodes":
         head = ["NAME", "STATUS", "RACK", "INTERNAL-IP", "POD-CIDR", "AGE"] + \
@@ -89,7 +90,7 @@ def rows(kind: str, objects: list, state, all_namespaces=False, wide=False,
         for obj in objects:
             spec = obj["spec"]
             # as kubectl: load-balancer addresses, then spec.externalIPs
-            ingress = obj["status"]["loadBalancer"].get("ingress", [])
+            ingress = obj.get("status", {}).get("loadBalancer", {}).get("ingress", [])
             addresses = [i["ip"] for i in ingress] + spec.get("externalIPs", [])
             external = spec.get("externalName") or ",".join(addresses) or (
                 "<pending>" if spec["type"] == "LoadBalancer" else "<none>")
@@ -120,7 +121,8 @@ def rows(kind: str, objects: list, state, all_namespaces=False, wide=False,
         for obj in objects:
             spec = obj["spec"]
             hosts = [r["host"] for r in spec.get("rules", []) if "host" in r]
-            address = ",".join(i["ip"] for i in obj["status"]["loadBalancer"].get("ingress", []))
+            address = ",".join(i.get("ip", "") for i in obj.get("status", {})
+                               .get("loadBalancer", {}).get("ingress", []))
             body.append([obj["metadata"]["name"], spec.get("ingressClassName", "<none>"),
                          ",".join(hosts) or "*", address,
                          "80, 443" if spec.get("tls") else "80", _age(obj, now)])
@@ -130,19 +132,21 @@ def rows(kind: str, objects: list, state, all_namespaces=False, wide=False,
                 for o in objects]
     elif kind == "secrets":
         head = ["NAME", "TYPE", "DATA", "AGE"]
-        body = [[o["metadata"]["name"], o["type"], str(len(o["data"])), _age(o, now)]
+        body = [[o["metadata"]["name"], o.get("type", "Opaque"), str(len(o.get("data") or {})),
+                 _age(o, now)]
                 for o in objects]
     elif kind == "networkpolicies":
         head = ["NAME", "POD-SELECTOR", "AGE"] + (["POLICY-TYPES", "ENFORCED"] if wide else [])
         enforced = "yes" if state.network_policy.enforced else "no"
         for obj in objects:
-            row = [obj["metadata"]["name"], _selector_text(obj["spec"]["podSelector"]),
+            row = [obj["metadata"]["name"], selector_text(obj["spec"]["podSelector"]),
                    _age(obj, now)]
-            body.append(row + ([",".join(obj["spec"]["policyTypes"]), enforced]
+            body.append(row + ([",".join(obj["spec"].get("policyTypes") or ["Ingress"]), enforced]
                                if wide else []))
     elif kind == "namespaces":
         head = ["NAME", "STATUS", "AGE"]
-        body = [[o["metadata"]["name"], o["status"]["phase"], _age(o, now)] for o in objects]
+        body = [[o["metadata"]["name"], o.get("status", {}).get("phase", "Active"), _age(o, now)]
+                for o in objects]
     if all_namespaces and kind not in ("nodes", "namespaces"):
         head = ["NAMESPACE"] + head
         body = [[o["metadata"]["namespace"]] + row for o, row in zip(objects, body)]

@@ -51,6 +51,15 @@ def admin_context(pki: Pki) -> ssl.SSLContext:
     return context
 
 
+def admin_client(record: dict):
+    """A client of a running cluster's API server as its admin, from what the run's state
+    keeps of the control plane (ControlPlane.record)."""
+    from testbed.controllers.client import ApiClient  # the controllers' client, shared
+
+    return ApiClient(record["server"], admin_context(
+        ControlPlane("", record["directory"]).pki))
+
+
 class ControlPlane:
     """etcd and the API server of one cluster, under `directory`."""
 

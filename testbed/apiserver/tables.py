@@ -4,7 +4,8 @@ cells already rendered."""
 import calendar
 import time
 
-from testbed.api.tables import human_duration
+from testbed.api.objects import pod_columns
+from testbed.api.tables import human_duration, selector_text
 
 NAME = {"name": "Name", "type": "string", "format": "name", "priority": 0,
         "description": "Name must be unique within a namespace."}
@@ -30,19 +31,9 @@ def age(obj: dict, now: float) -> str:
 
 def _pod_row(pod, now):
     spec, status = pod.get("spec", {}), pod.get("status", {})
-    containers = spec.get("containers", [])
-    statuses = status.get("containerStatuses", [])
-    ready = sum(1 for c in statuses if c.get("ready"))
-    restarts = sum(int(c.get("restartCount", 0)) for c in statuses)
-    reason = status.get("reason") or status.get("phase") or "Pending"
-    for c in statuses:
-        waiting = (c.get("state") or {}).get("waiting")
-        if waiting and waiting.get("reason"):
-            reason = waiting["reason"]
-    if pod["metadata"].get("deletionTimestamp"):
-        reason = "Terminating"
+    ready, reason, restarts = pod_columns(pod)
     gates = spec.get("readinessGates") or []
-    return [pod["metadata"]["name"], f"{ready}/{len(containers)}", reason, str(restarts),
+    return [pod["metadata"]["name"], ready, reason, restarts,
             age(pod, now), status.get("podIP") or "<none>", spec.get("nodeName") or "<none>",
             status.get("nominatedNodeName") or "<none>",
             f"{len(gates)}/{len(gates)}" if gates else "<none>"]
@@ -140,6 +131,38 @@ def _replicaset_row(obj, now):
             status.get("readyReplicas", 0), age(obj, now)] + _workload_wide(spec)
 
 
+def _ingress_row(ing, now):
+    spec = ing.get("spec", {})
+    hosts = [r["host"] for r in spec.get("rules") or [] if r.get("host")]
+    shown = ",".join(hosts[:4]) + (f" + {len(hosts) - 4} more..." if len(hosts) > 4 else "")
+    addresses = [i.get("ip") or i.get("hostname", "") for i in
+                 ing.get("status", {}).get("loadBalancer", {}).get("ingress") or []]
+    return [ing["metadata"]["name"], spec.get("ingressClassName") or "<none>", shown or "*",
+            ",".join(addresses), "80, 443" if spec.get("tls") else "80", age(ing, now)]
+
+
+def _ingress_class_row(cls, now):
+    spec = cls.get("spec", {})
+    params = spec.get("parameters")
+    shown = "<none>" if not params else \
+        f"{params.get('kind', '')}.{params.get('apiGroup', '')}/{params.get('name', '')}"
+    return [cls["metadata"]["name"], spec.get("controller", ""), shown, age(cls, now)]
+
+
+def _policy_row(policy, now):
+    return [policy["metadata"]["name"],
+            selector_text(policy.get("spec", {}).get("podSelector")), age(policy, now)]
+
+
+def _secret_row(secret, now):
+    return [secret["metadata"]["name"], secret.get("type", "Opaque"),
+            len(secret.get("data") or {}), age(secret, now)]
+
+
+def _service_account_row(account, now):
+    return [account["metadata"]["name"], len(account.get("secrets") or []), age(account, now)]
+
+
 WIDE_WORKLOAD = [_column("Containers", 1), _column("Images", 1), _column("Selector", 1)]
 
 TABLES = {
@@ -162,6 +185,13 @@ TABLES = {
                         AGE], _endpointslice_row),
     "deployments": ([NAME, _column("Ready"), _column("Up-to-date", 0, "integer"),
                      _column("Available", 0, "integer"), AGE] + WIDE_WORKLOAD, _deployment_row),
+    "ingresses": ([NAME, _column("Class"), _column("Hosts"), _column("Address"),
+                   _column("Ports"), AGE], _ingress_row),
+    "ingressclasses": ([NAME, _column("Controller"), _column("Parameters"), AGE],
+                       _ingress_class_row),
+    "networkpolicies": ([NAME, _column("Pod-Selector"), AGE], _policy_row),
+    "secrets": ([NAME, _column("Type"), _column("Data", 0, "integer"), AGE], _secret_row),
+    "serviceaccounts": ([NAME, _column("Secrets", 0, "integer"), AGE], _service_account_row),
     "replicasets": ([NAME, _column("Desired", 0, "integer"), _column("Current", 0, "integer"),
                      _column("Ready", 0, "integer"), AGE] + WIDE_WORKLOAD, _replicaset_row),
 }

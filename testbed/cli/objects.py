@@ -13,6 +13,8 @@ from testbed.api import objects as ko
 from testbed.api.apply import report
 from testbed.api.describe import describe
 from testbed.api.tables import find_pod, human_duration, render_table, rows
+from testbed.apiserver.controlplane import admin_client
+from testbed.apiserver.resources import RESOURCES
 from testbed.cli.common import find_run, namespace_option
 from testbed.core import logs
 from testbed.core.control import request
@@ -59,9 +61,9 @@ def cmd_get(args):
     if kind is None:
         raise TestbedError(f'the server doesn\'t have a resource type "{args.what}" (known: '
                            f"{', '.join(ko.RESOURCES)})")
-    lister, namespaced = ko.RESOURCES[kind]
+    namespaced = ko.RESOURCES[kind][1]
     namespace = None if args.all_namespaces or not namespaced else args.namespace
-    items = lister(state, namespace)
+    items = listed(state, kind, namespace)
     if args.object:
         items = [o for o in items if o["metadata"]["name"] == args.object]
         if not items:
@@ -84,6 +86,25 @@ def cmd_get(args):
     if kind == "networkpolicies" and not enforcement.enforced:
         print(f"# not enforced in this cluster: {enforcement.note or 'no CNI mode'}")
     return 0
+
+
+def listed(state, kind: str, namespace: str | None) -> list[dict]:
+    """The objects of one resource as the API server holds them, the truth kubectl reads
+    too (without managedFields, as kubectl shows them); from the run's state for a cluster
+    built without an API server."""
+    if not state.control_plane:
+        return ko.RESOURCES[kind][0](state, namespace)
+    resource = next(r for r in RESOURCES if r.name == kind)
+    found = admin_client(state.control_plane).get(resource.path(namespace)) or {"items": []}
+    items = []
+    for item in found["items"]:
+        meta = item["metadata"]
+        meta.pop("managedFields", None)
+        pod = state.pods.get(f"{meta.get('namespace')}/{meta['name']}")
+        if kind == "pods" and pod is not None:  # where the pod runs, which only testbed knows
+            meta.setdefault("annotations", {})[ko.SANDBOX_ANNOTATION] = pod.netns
+        items.append({"apiVersion": resource.group_version, "kind": resource.kind, **item})
+    return items
 
 
 def read_drops(state) -> list[drops.Drop]:

@@ -27,9 +27,12 @@ class Controllers:
         self.client = ApiClient(plane.server, admin_context(plane.pki))
         self.wake = Wake(plane.server, admin_context(plane.pki))
         self.refusals = Refusals()  # what the cluster could not take, for `testbed apply`
-        # in this order: a Deployment's new pods are written into the API in the same pass
-        self.each = [NodeRegistrar(self.client), ServiceController(self.client, self.refusals),
-                     *(KindController(self.client, kind, self.refusals) for kind in followed()),
+        # in this order: a namespace before what is in it, a Service before the Ingress
+        # naming it, a Deployment's new pods written into the API in the same pass
+        namespaces, *kinds = (KindController(self.client, kind, self.refusals)
+                              for kind in followed())
+        self.each = [NodeRegistrar(self.client), namespaces,
+                     ServiceController(self.client, self.refusals), *kinds,
                      DeploymentController(self.client, self.refusals),
                      PodController(self.client, self.refusals),
                      EndpointsController(self.client),

@@ -68,3 +68,15 @@ class ApiClient:
         if code not in ok:
             raise TestbedError(f"{method} {path}: {code} {doc.get('message', '')}")
         return doc
+
+    def mirror(self, path: str, body: dict) -> dict | None:
+        """Write an object the cluster made itself into the API: the object written, or None
+        when another writer was first (409) or its namespace is not in the API yet (404: the
+        namespaces' controller writes it, and the next pass this object)."""
+        code, doc = self.request("POST", path, body)
+        if code == 201:
+            return doc
+        if code == 409 or (code == 404 and (doc.get("details") or {}).get("kind") ==
+                           "namespaces"):
+            return None
+        raise TestbedError(f"POST {path}: {code} {doc.get('message', '')}")

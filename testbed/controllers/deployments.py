@@ -15,7 +15,6 @@ import json
 import time
 
 from testbed.api.objects import timestamp
-from testbed.errors import TestbedError
 
 from .realise import Refusals, apply_each, delete_object, key_of
 
@@ -128,10 +127,8 @@ class DeploymentController:
         pods = cluster.state.pods
         first = pods.get(f"{key.split('/', 1)[0]}/{record.pods[0]}") if record.pods else None
         containers = sorted(first.containers) if first else ["main"]
-        code, doc = self.client.request("POST", f"{APPS}/namespaces/{key.split('/', 1)[0]}"
-                                                "/deployments", mirror_of(key, record, containers))
-        if code not in (201, 409):
-            raise TestbedError(f"deployment {key}: {code} {doc.get('message', '')}")
+        self.client.mirror(f"{APPS}/namespaces/{key.split('/', 1)[0]}/deployments",
+                           mirror_of(key, record, containers))
 
     def _report(self, cluster, deploy, record) -> None:
         key = key_of(deploy)

@@ -2,11 +2,14 @@
 object is applied to the cluster as `testbed apply -f` applies it; deleted, it is deleted
 from the cluster. Namespaces (their labels select pods for NetworkPolicies), NetworkPolicies
 (enforced in every node's rules, as the mode enforces them), Secrets, IngressClasses and
-Ingresses (served by the cluster's ingress-nginx)."""
+Ingresses (served by the cluster's ingress-nginx). Those the cluster made itself (an addon's
+namespace and IngressClass) are written into the API, as kubectl lists them on kind."""
 import json
 import time
 from dataclasses import dataclass
 
+from testbed.api import objects as ko
+from testbed.apiserver.resources import of_kind
 from testbed.core.records import NamespaceRecord
 
 from .realise import Refusals, apply_each, delete_object, key_of
@@ -20,20 +23,23 @@ class Kind:
     state_field: str      # the cluster state's dict of them, by "<namespace>/<name>" or name
     delete_spec: dict     # the least spec the manifest reader takes, to name one to delete
     kept: tuple = ()      # objects the cluster always has (never deleted from it)
+    own: str = ""         # testbed.api.objects' lister of those the cluster holds
+    reports_status: bool = False  # the cluster writes their status (ingress-nginx, Ingresses)
 
 
 NAMESPACES = Kind("v1", "Namespace", "/api/v1/namespaces", "namespaces", {},
-                  ("default", "kube-system", "kube-public", "kube-node-lease"))
-SECRETS = Kind("v1", "Secret", "/api/v1/secrets", "secrets", {})
+                  ("default", "kube-system", "kube-public", "kube-node-lease"), "namespaces")
+SECRETS = Kind("v1", "Secret", "/api/v1/secrets", "secrets", {}, own="secrets")
 INGRESS_CLASSES = Kind("networking.k8s.io/v1", "IngressClass",
                        "/apis/networking.k8s.io/v1/ingressclasses", "ingress_classes",
-                       {"controller": "k8s.io/ingress-nginx"})
+                       {"controller": "k8s.io/ingress-nginx"}, own="ingress_classes")
 INGRESSES = Kind("networking.k8s.io/v1", "Ingress", "/apis/networking.k8s.io/v1/ingresses",
                  "ingresses", {"defaultBackend": {"service": {"name": "gone",
-                                                              "port": {"number": 80}}}})
+                                                              "port": {"number": 80}}}},
+                 own="ingresses", reports_status=True)
 NETWORK_POLICIES = Kind("networking.k8s.io/v1", "NetworkPolicy",
                         "/apis/networking.k8s.io/v1/networkpolicies", "policies",
-                        {"podSelector": {}})
+                        {"podSelector": {}}, own="network_policies")
 
 
 def fingerprint(obj: dict) -> str:
@@ -49,6 +55,7 @@ class KindController:
         self.refusals = refusals or Refusals()
         self.kind = kind
         self.applied = {}   # key -> fingerprint carried into the cluster
+        self.reported = {}  # key -> the status last written
         self.refused = {}   # key -> fingerprint the cluster refused
 
     def sync(self, cluster) -> None:
@@ -73,12 +80,47 @@ class KindController:
                 self.refusals.note(kind.kind, key_of(obj), refused[i])
             else:
                 self.refusals.forget(kind.kind, key_of(obj))
+        self._mirror_own(cluster, api)
+        if kind.reports_status:
+            self._report(cluster, api)
         for key in [k for k in held if k not in api and k in self.applied
                     and k not in kind.kept]:
             namespace, _, name = key.rpartition("/")
             delete_object(cluster, kind.api_version, kind.kind, namespace or None, name,
                           kind.delete_spec)
             self.applied.pop(key, None)
+
+    def _mirror_own(self, cluster, api: dict) -> None:
+        """Write into the API what the cluster holds that the API never had (an addon's
+        objects, a topology's namespaces); from then on the API's copy is followed."""
+        kind = self.kind
+        for obj in getattr(ko, kind.own)(cluster.state):
+            key = key_of(obj)
+            if key in api or key in self.applied or key in self.refused:
+                continue
+            body = {k: v for k, v in obj.items() if k != "status"}
+            body["metadata"] = {k: v for k, v in obj["metadata"].items()
+                                if k in ("name", "namespace", "labels", "annotations")}
+            path = of_kind(kind.api_version, kind.kind).path(body["metadata"].get("namespace"))
+            written = self.client.mirror(path, body)
+            if written is not None:
+                self.applied[key] = fingerprint(written)
+
+    def _report(self, cluster, api: dict) -> None:
+        """The status the cluster gives an object it runs (an Ingress: the controller's
+        address), written as a merge patch of /status unless the API has it already."""
+        resource = of_kind(self.kind.api_version, self.kind.kind)
+        for obj in getattr(ko, self.kind.own)(cluster.state):
+            key = key_of(obj)
+            current = api.get(key)
+            if current is None or current.get("status") == obj["status"] or \
+                    self.reported.get(key) == (obj["status"], current["metadata"].get("uid")):
+                continue
+            meta = current["metadata"]
+            self.client.write("PATCH", resource.path(meta.get("namespace"), meta["name"]) +
+                              "/status", {"status": obj["status"]},
+                              "application/merge-patch+json")
+            self.reported[key] = (obj["status"], meta.get("uid"))
 
     @staticmethod
     def _record_namespace(cluster, obj) -> None:

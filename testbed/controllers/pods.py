@@ -15,28 +15,9 @@ A Pod the cluster cannot run (a nodeName that is no node, a namespace it does no
 Pending with the reason in its PodScheduled condition. A pod of a Deployment deleted through
 the API leaves the Deployment's pods, and the Deployment controller starts another.
 """
-from testbed.api.objects import timestamp
-from testbed.errors import TestbedError
+from testbed.api.objects import running_pod_status, timestamp
 
 from .realise import Refusals, apply_each, delete_object, key_of
-
-
-def pod_status(record, host_ip: str) -> dict:
-    """The status the kubelet reports of a running pod."""
-    started = timestamp(record.created or 0)
-    ips = [record.ip] if record.ip else []
-    ready = [{"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": started}
-             for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
-                       "PodScheduled")]
-    return {"phase": "Running", "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
-            "podIP": ips[0] if ips else host_ip,
-            "podIPs": [{"ip": ip} for ip in (ips or [host_ip])],
-            "startTime": started, "conditions": ready, "qosClass": "BestEffort",
-            "containerStatuses": [
-                {"name": name, "ready": True, "started": True, "restartCount": 0,
-                 "image": "", "imageID": "", "containerID": f"testbed://{proc.pid}",
-                 "state": {"running": {"startedAt": started}}}
-                for name, proc in sorted(record.containers.items())]}
 
 
 def pending_status(reason: str, message: str) -> dict:
@@ -91,7 +72,8 @@ class PodController:
             if pod is None:
                 continue
             self.known.add(key)
-            self._report(pod, pod_status(record, cluster.state.nodes[record.node].ip))
+            self._report(pod, running_pod_status(record,
+                                                  cluster.state.nodes[record.node].ip))
 
     def _realise(self, cluster, api) -> None:
         """Bind and start the API's pods the cluster does not run yet, and carry label changes
@@ -154,11 +136,8 @@ class PodController:
     def _mirror(self, record) -> dict | None:
         """Write a pod the cluster made into the API; the object written (None if another
         writer was first: the next pass sees it)."""
-        path = f"/api/v1/namespaces/{record.namespace}/pods"
-        code, doc = self.client.request("POST", path, mirror_of(record))
-        if code not in (201, 409):
-            raise TestbedError(f"POST {path}: {code}")
-        return doc if code == 201 else None
+        return self.client.mirror(f"/api/v1/namespaces/{record.namespace}/pods",
+                                  mirror_of(record))
 
     def _report(self, pod: dict, status: dict) -> str | None:
         """Write a pod's status (a merge patch of /status, as the kubelet patches it) unless

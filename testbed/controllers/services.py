@@ -11,7 +11,6 @@
 import json
 
 from testbed.api import objects
-from testbed.errors import TestbedError
 
 from .realise import Refusals, apply_each, delete_object, key_of
 
@@ -81,10 +80,8 @@ class ServiceController:
                 and k not in self.applied}
 
     def _mirror(self, state, key: str) -> None:
-        path = f"/api/v1/namespaces/{key.split('/', 1)[0]}/services"
-        code, doc = self.client.request("POST", path, mirror_of(state, key))
-        if code not in (201, 409):
-            raise TestbedError(f"POST {path}: {code} {doc.get('message', '')}")
+        self.client.mirror(f"/api/v1/namespaces/{key.split('/', 1)[0]}/services",
+                           mirror_of(state, key))
 
     def _report(self, svc: dict, address: str) -> None:
         key = key_of(svc)

@@ -298,6 +298,38 @@ def test_server_side_apply_creates_then_merges_and_the_nodes_follow(cluster, tmp
     kubectl(cluster, "delete", "svc", "applied")
 
 
+STRAY = """apiVersion: v1
+kind: Pod
+metadata: {name: stray}
+spec:
+  nodeName: nowhere
+  containers: [{name: main, image: busybox}]
+"""
+
+
+def test_testbed_get_and_kubectl_read_one_truth(cluster, tmp_path):
+    def testbed_get(*args):
+        return run_testbed("get", "pods", *args, "--name", cluster[0], check=True).stdout
+
+    def status_of(out, name):
+        return next((row[2] for row in rows(out) if row[0] == name), None)
+    manifest = tmp_path / "stray.yaml"
+    manifest.write_text(STRAY)
+    kubectl(cluster, "apply", "-f", str(manifest))
+    # a pod no node runs: only the API has it, and testbed lists it as kubectl does
+    assert wait_until(lambda: status_of(testbed_get(), "stray") == "Pending", 10, 0.2)
+    wide = next(r for r in rows(testbed_get("-o", "wide")) if r[0] == "stray")
+    assert wide[-3:] == ["<none>", "nowhere", "<none>"]  # no IP, its node, no sandbox
+    kubectl(cluster, "run", "victim", "--image=busybox", "--", "sleep", "3600")
+    kubectl(cluster, "wait", "--for=condition=Ready", "pod/victim", "--timeout=30s")
+    container = state(cluster).pods["default/victim"].containers["victim"]
+    os.kill(container.pid, 9)  # the container's process dies: the kubelet reports it
+    assert wait_until(lambda: status_of(testbed_get(), "victim") == "Error", 10, 0.2)
+    assert status_of(kubectl(cluster, "get", "pods").stdout, "victim") == "Error"
+    assert "0/1" in kubectl(cluster, "get", "pod", "victim").stdout
+    kubectl(cluster, "delete", "pod", "stray", "victim", "--wait=false")
+
+
 SA = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 

@@ -1,5 +1,6 @@
 """A run's state as kubectl shows it: the API's object shapes, kubectl's tables, finding a pod
 by the name a user types, and `describe`."""
+import os
 import time
 
 import pytest
@@ -9,6 +10,7 @@ from testbed.api import objects as ko
 from testbed.api import tables as inventory
 from testbed.errors import TestbedError
 from testbed.host.daemons import DaemonRecord
+from testbed.host.processes import Process, process_start_time
 
 from ..states import state_from
 
@@ -91,7 +93,7 @@ def test_tables_have_kubectls_columns():
     data = state()
     rows = inventory.rows("pods", ko.pods(data, "x"), data, now=data.pods["x/a"].created + 200)
     assert rows[0] == ("NAME", "READY", "STATUS", "RESTARTS", "AGE")
-    assert rows[1][:4] == ("a", "0/0", "ContainerCreating", "0")  # no container in this state
+    assert rows[1][:4] == ("a", "0/0", "Pending", "0")  # no container in this state
     assert rows[1][4] == "3m20s"
     wide = inventory.rows("pods", ko.pods(data), data, all_namespaces=True, wide=True)
     assert wide[0] == ("NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE",
@@ -208,3 +210,20 @@ def test_an_ingress_is_listed_and_described_with_its_backends_endpoints():
     assert "  www-tls terminates www.example.com" in text
     assert "/a      s-x-a:80 (10.244.0.5:80)" in text
     assert 'gone:80 (<error: services "gone" not found>)' in text
+
+
+def test_a_pod_whose_container_process_is_gone_is_reported_not_ready():
+    data = state()
+    rec = data.pods["x/a"]
+    rec.containers = {"live": Process(os.getpid(), process_start_time(os.getpid())),
+                      "gone": Process(os.getpid(), 1)}  # a start time this PID never had
+    status = ko.running_pod_status(rec, "192.168.1.11")
+    by_name = {c["name"]: c for c in status["containerStatuses"]}
+    assert by_name["live"]["ready"] and "running" in by_name["live"]["state"]
+    assert not by_name["gone"]["ready"]
+    assert by_name["gone"]["state"]["terminated"]["reason"] == "Error"
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ContainersNotReady")
+    assert ko.pod_status(rec) == ("1/2", "Error")
+    rec.containers.pop("gone")
+    assert ko.pod_status(rec) == ("1/1", "Running")

@@ -137,9 +137,41 @@ def test_tables_carry_kube_apiservers_columns():
     assert t["rows"][0]["cells"][:4] == ["web", "1/1", "Running", "1"]
     assert t["rows"][0]["cells"][5:7] == ["10.244.1.2", "node1"]
     assert t["rows"][0]["object"]["metadata"]["name"] == "web"
-    generic = tables.table("secrets", [{"metadata": {"name": "s",
-                                                     "creationTimestamp": "2026-01-01T00:00:00Z"}}])
+    generic = tables.table("configmaps.x", [{"metadata": {
+        "name": "s", "creationTimestamp": "2026-01-01T00:00:00Z"}}])
     assert [c["name"] for c in generic["columnDefinitions"]] == ["Name", "Created At"]
+    ing = {"metadata": {"name": "shop"}, "spec": {
+        "ingressClassName": "nginx", "tls": [{"hosts": ["a"]}],
+        "rules": [{"host": "a.example"}, {"host": "b.example"}, {}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": "192.168.1.241"}]}}}
+    assert tables.table("ingresses", [ing])["rows"][0]["cells"][:5] == [
+        "shop", "nginx", "a.example,b.example", "192.168.1.241", "80, 443"]
+    policy = {"metadata": {"name": "p"}, "spec": {"podSelector": {"matchLabels": {"app": "w"}}}}
+    assert tables.table("networkpolicies", [policy])["rows"][0]["cells"][:2] == ["p", "app=w"]
+    secret = {"metadata": {"name": "t"}, "type": "kubernetes.io/tls", "data": {"a": "", "b": ""}}
+    assert tables.table("secrets", [secret])["rows"][0]["cells"][:3] == [
+        "t", "kubernetes.io/tls", 2]
+
+
+@pytest.mark.parametrize("status, columns", [
+    ({"phase": "Running", "containerStatuses": [
+        {"ready": True, "restartCount": 2, "state": {"running": {}}},
+        {"ready": False, "restartCount": 0, "state": {"terminated": {"reason": "Error"}}}]},
+     ("1/2", "Error", "2")),
+    ({"phase": "Pending", "containerStatuses": [
+        {"ready": False, "state": {"waiting": {"reason": "ContainerCreating"}}}]},
+     ("0/2", "ContainerCreating", "0")),
+    ({"phase": "Running", "containerStatuses": [
+        {"ready": False, "state": {"terminated": {"exitCode": 3}}}]}, ("0/2", "ExitCode:3", "0")),
+    ({"phase": "Pending"}, ("0/2", "Pending", "0")),
+])
+def test_a_pods_ready_status_and_restarts_as_kubectl_derives_them(status, columns):
+    from testbed.api.objects import pod_columns
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}, {"name": "b"}]},
+           "status": status}
+    assert pod_columns(pod) == columns
+    pod["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert pod_columns(pod)[1] == "Terminating"
 
 
 def test_discovery_lists_every_resource_and_its_subresources():

@@ -24,8 +24,7 @@ import time
 import urllib.request
 
 from bench.scale import topology
-from testbed.apiserver.controlplane import ControlPlane, admin_context
-from testbed.apiserver.pki import Pki
+from testbed.apiserver.controlplane import ControlPlane, admin_client, admin_context
 from testbed.controllers.client import ApiClient
 from testbed.core.state import RunState, run_dir_for
 
@@ -86,8 +85,7 @@ def down(name: str) -> None:
 def client_of(name: str) -> tuple[ApiClient, str]:
     """The admin's client of a running cluster's API server, and its kubeconfig."""
     record = RunState.load(run_dir_for(name)).control_plane
-    pki = Pki(os.path.join(record["directory"], "pki"))
-    return ApiClient(record["server"], admin_context(pki)), record["kubeconfig"]
+    return admin_client(record), record["kubeconfig"]
 
 
 def pods_running(name: str, count: int, poll_s=0.002) -> list[float]:

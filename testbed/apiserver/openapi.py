@@ -4,7 +4,8 @@ parameters — kubectl looks for `fieldValidation` on a kind's PATCH to decide t
 validates fields itself (and then sends fieldValidation=Strict) — and the schemas of the
 objects (schemas.py), which `kubectl explain` prints and kubectl's apply patches by.
 
-Each document is built once and served as kube-apiserver serves it: its root names it with
+Each document is built when first asked for (about a second for all of them: `kubectl
+apply` asks, `kubectl run` and `get` do not) and served as kube-apiserver serves it: its root names it with
 the hash of its content, and a request carrying that hash may be cached for good."""
 import functools
 import hashlib

@@ -199,13 +199,10 @@ async def serve(config: dict) -> None:
             await web.SockSite(runner, listening_socket(inside), ssl_context=context).start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        # the OpenAPI documents take ~1 s to build: built now, not on kubectl apply's first ask
-        warm = loop.run_in_executor(None, openapi.root)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         print(f"serving https://{host}:{port}", flush=True)
         await stop.wait()
-        await warm
         await runner.cleanup()
 
 

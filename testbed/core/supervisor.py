@@ -72,7 +72,7 @@ def _revive_control_plane(cluster):
         print(f"{label} had died; started again", file=sys.stderr, flush=True)
 
 
-class _Following:
+class Following:
     """The controllers of a cluster with an API server, run between requests; a failure is
     logged once (until it changes) and never takes the owner down."""
 
@@ -102,7 +102,7 @@ class _Following:
             self.last_error = repr(e)
 
 
-def serve(cluster: Cluster) -> None:
+def serve(cluster: Cluster, following: "Following") -> None:
     """Answer requests until one asks for `down`."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     if os.path.exists(cluster.state.control_socket):  # a dead owner's (adopt.py)
@@ -111,7 +111,6 @@ def serve(cluster: Cluster) -> None:
     server.listen(8)
     server.settimeout(DAEMON_CHECK_S)
     reported = set()
-    following = _Following(cluster)
     try:
         while True:
             _revive_control_plane(cluster)
@@ -184,9 +183,13 @@ def main(argv: list[str] | None = None) -> int:
                                          control_plane=True, supervisor=me)
                 _log_to(cluster)
                 cluster.up(progress=lambda text: _report_progress(report, text))
+            # the first pass before "ready": kubectl then finds every Node registered and
+            # every pod of the cluster in the API, as on kind once its nodes have joined
+            following = Following(cluster)
+            following.sync(cluster)
             report.write(READY + "\n")
             report.close()
-            serve(cluster)
+            serve(cluster, following)
         except (TestbedError, Interrupted) as e:
             _report_failure(report, str(e) or type(e).__name__)
             if cluster is not None:

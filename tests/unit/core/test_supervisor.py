@@ -49,7 +49,8 @@ def served(tmp_path):
 
     def start():
         cluster = StandInCluster(tmp_path)
-        threads.append(threading.Thread(target=supervisor.serve, args=(cluster,), daemon=True))
+        threads.append(threading.Thread(target=supervisor.serve, daemon=True,
+                                        args=(cluster, supervisor.Following(cluster))))
         threads[0].start()
         return cluster, threads[0]
     yield start

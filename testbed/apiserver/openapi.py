@@ -5,8 +5,9 @@ validates fields itself (and then sends fieldValidation=Strict) — and the sche
 objects (schemas.py), which `kubectl explain` prints and kubectl's apply patches by.
 
 Each document is built when first asked for (about a second for all of them: `kubectl
-apply` asks, `kubectl run` and `get` do not) and served as kube-apiserver serves it: its root names it with
-the hash of its content, and a request carrying that hash may be cached for good."""
+apply` asks, `kubectl run` and `get` do not) and served as kube-apiserver serves it: its
+root names it with the hash of its content, and a request carrying that hash may be cached
+for good."""
 import functools
 import hashlib
 import json

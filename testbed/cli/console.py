@@ -3,19 +3,60 @@
 `POD CMD` runs CMD in the pod's sandbox, `NODE CMD` in the node; in either, pod and node names
 after the first word become their IP addresses, so `node1-pod1 ping node2-pod2` works. A pod
 is named as in `testbed exec`: NAME for one of the default namespace, NAMESPACE/NAME for any.
+
+The cluster follows its API server here too: the controllers run in the background, held off
+while a command reads or changes the cluster (`pods`, `apply`, ...; not while `sh` or a pod's
+command runs, which may wait for them), so kubectl — from another terminal or from `sh` —
+drives this cluster as it drives one `testbed up --no-cli` started.
 """
+import functools
 import os
+import select
 import subprocess
+import threading
 
 from mininet.cli import CLI
 
 from testbed.api import objects as ko
 from testbed.api.apply import report
 from testbed.api.tables import find_pod, render_table, rows
-from testbed.core.supervisor import apply_request
+from testbed.cli.objects import listed
+from testbed.core.supervisor import DAEMON_CHECK_S, Following, apply_request
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.daemons import describe_death
+
+
+class Follower(threading.Thread):
+    """The cluster's controllers, run in the background: a pass when the API changed or at
+    the supervisor's tick, never while a console command runs (both hold `lock`)."""
+
+    def __init__(self, cluster, lock: threading.RLock):
+        super().__init__(name="controllers", daemon=True)
+        self.cluster, self.lock = cluster, lock
+        self.following = Following(cluster)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            with self.lock:
+                if self.stopping.is_set():
+                    return
+                self.following.sync(self.cluster)
+            select.select(self.following.wake_fd, [], [], DAEMON_CHECK_S)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join()
+
+
+def holding_the_cluster(method):
+    """A command that reads or changes the cluster: the controllers wait until it is done."""
+    @functools.wraps(method)
+    def held(self, *args, **kwargs):
+        with self.lock:
+            return method(self, *args, **kwargs)
+    return held
 
 
 class TestbedCLI(CLI):
@@ -25,7 +66,15 @@ class TestbedCLI(CLI):
     def __init__(self, cluster, **kwargs):
         self.cluster = cluster
         self.reported = set()
-        super().__init__(cluster.underlay.net, **kwargs)
+        self.lock = threading.RLock()
+        self.follower = Follower(cluster, self.lock)
+        self.follower.following.sync(cluster)  # the first pass, before the first prompt
+        self.follower.start()
+        try:
+            super().__init__(cluster.underlay.net, **kwargs)  # Mininet's CLI runs here
+        finally:
+            self.follower.stop()
+
 
     def _addresses(self):
         state = self.cluster.state
@@ -42,27 +91,25 @@ class TestbedCLI(CLI):
         except TestbedError:
             return None
 
-    def _substitute(self, words):
-        addresses = self._addresses()
-        return [addresses.get(word, word) for word in words]
-
     def default(self, line):
         """Run a shell line in a pod or node; it may use pipes, as Mininet's node commands do."""
         first, args, line = self.parseline(line)
-        pod = self._pod(first or "")
+        with self.lock:
+            pod, addresses = self._pod(first or ""), self._addresses()
         if pod is None and first not in self.mn:
             print(f"*** unknown command or name: {first} (try `help`, `pods`, `nodes`)")
             return
         if not args:
             print(f"*** give a command to run in {first}: {first} <cmd>")
             return
-        shell_line = " ".join(self._substitute(args.split(" ")))
+        shell_line = " ".join(addresses.get(word, word) for word in args.split(" "))
         if pod is not None:
             argv = netns.in_pod(pod.netns, ["sh", "-c", shell_line])
         else:
             argv = netns.in_node(self.mn[first].pid, ["sh", "-c", shell_line])
         subprocess.call(argv, stdin=subprocess.DEVNULL)
 
+    @holding_the_cluster
     def precmd(self, line):
         """Before each command: say so if a daemon of the mode (a udp forwarder) has died."""
         for label, info in self.cluster.check_daemons().items():
@@ -71,6 +118,7 @@ class TestbedCLI(CLI):
                 print(f"*** {describe_death(label, info, 'daemons restart')}")
         return line
 
+    @holding_the_cluster
     def do_daemons(self, line):
         """List the mode's daemons; `daemons restart NODE` restarts NODE's."""
         words = line.split()
@@ -90,6 +138,7 @@ class TestbedCLI(CLI):
                  for label, d in sorted(self.cluster.check_daemons().items())]
         print(render_table(rows) if len(rows) > 1 else "this mode runs no daemons")
 
+    @holding_the_cluster
     def do_routes(self, line):
         """`routes NODE`: the node's routes, and its routing daemon's sessions (bgp mode)."""
         name = line.strip()
@@ -103,13 +152,15 @@ class TestbedCLI(CLI):
         if sessions:
             print(sessions.rstrip())
 
+    @holding_the_cluster
     def do_apply(self, line, op="apply"):
         """`apply -f FILE_OR_DIR`: create what Kubernetes manifests describe."""
         words = line.split()
         if len(words) != 2 or words[0] not in ("-f", "--filename"):
             print(f"*** usage: {op} -f FILE_OR_DIR")
             return
-        reply = apply_request(self.cluster, op, os.path.abspath(words[1]))
+        reply = apply_request(self.cluster, op, os.path.abspath(words[1]),
+                              self.follower.following.controllers)
         warnings, done = report(reply, op)
         print("\n".join(warnings + (done if reply["ok"] else [f"*** {reply['error']}"])))
 
@@ -117,11 +168,15 @@ class TestbedCLI(CLI):
         """`delete -f FILE_OR_DIR`: remove what Kubernetes manifests describe."""
         self.do_apply(line, op="delete")
 
+    @holding_the_cluster
     def do_pods(self, _line):
-        """List pods of every namespace, with their IP, node and sandbox."""
+        """List pods of every namespace, with their IP, node and sandbox (as the API server
+        has them, as `testbed get pods -A -o wide` lists them)."""
         state = self.cluster.state
-        print(render_table(rows("pods", ko.pods(state), state, all_namespaces=True, wide=True)))
+        print(render_table(rows("pods", listed(state, "pods", None), state,
+                                all_namespaces=True, wide=True)))
 
+    @holding_the_cluster
     def do_nodes(self, _line):
         """List nodes: name, rack, underlay IP, pod subnet."""
         state = self.cluster.state

@@ -164,7 +164,12 @@ def test_a_namespace_left_with_a_sandbox_name_is_refused_and_kept(require):
 def test_interactive_cli_runs_pod_and_node_commands_then_tears_down(require):
     require("vxlan", "bridge", "veth")
     before, name = Footprint(), unique_name()
-    script = ("pods\n"
+    kubectl = [os.path.join(os.path.dirname(sys.executable), "kubectl"), "--kubeconfig",
+               f"{run_dir_for(name)}/control-plane/kubeconfig"]
+    # kubectl, from Mininet's `sh` (a host shell), drives the console's cluster too
+    script = (f"sh {' '.join(kubectl)} run web --image=nginx\n"
+              f"sh {' '.join(kubectl)} wait --for=condition=Ready pod/web --timeout=20s\n"
+              "pods\n"
               "node1-pod1 ping -c1 -W2 node2-pod2 | grep -c ' 0% packet loss'\n"
               "node2 ip route | grep flannel.1\n"
               "exit\n")
@@ -179,6 +184,9 @@ def test_interactive_cli_runs_pod_and_node_commands_then_tears_down(require):
                                  "node2", f"node2-pod2.default.{name}"]
     assert "\n1\n" in out.replace("testbed> ", "\n"), "pod ping by name must succeed"
     assert "10.244.0.0/24 via 10.244.0.0 dev flannel.1 onlink" in out
+    assert "pod/web condition met" in out
+    web = next(r for r in rows if r[1:2] == ["web"])
+    assert web[:4] == ["default", "web", "1/1", "Running"] and web[-1] == f"web.default.{name}"
     assert Footprint().leftovers(before) == []
 
 

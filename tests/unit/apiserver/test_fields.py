@@ -56,3 +56,54 @@ def test_strict_refuses_warn_warns_ignore_ignores():
     with pytest.raises(ApiError) as refused:
         fields.check(POD, "v1", "Pod", "Loose")
     assert "supported values are Ignore, Warn and Strict" in refused.value.message
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0]["env"][0].update(name=True),
+     "json: cannot unmarshal bool into Go struct field EnvVar.spec.template.spec.containers.env"
+     ".name of type string"),
+    (lambda d: d["spec"].update(replicas="3"),
+     "json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type "
+     "int32"),
+    (lambda d: d["spec"].update(replicas=1.5),
+     "json: cannot unmarshal number 1.5 into Go struct field DeploymentSpec.spec.replicas of "
+     "type int32"),
+    (lambda d: d["spec"]["template"]["spec"].update(containers={"name": "a"}),
+     "json: cannot unmarshal object into Go struct field PodSpec.spec.template.spec.containers "
+     "of type []v1.Container"),
+    (lambda d: d["metadata"].update(labels=["a"]),
+     "json: cannot unmarshal array into Go struct field ObjectMeta.metadata.labels of type "
+     "map[string]string"),
+    (lambda d: d["metadata"].update(labels={"a": 1}),
+     "json: cannot unmarshal number into Go struct field ObjectMeta.metadata.labels of type "
+     "string"),
+    (lambda d: d["spec"].update(template="x"),
+     "json: cannot unmarshal string into Go struct field DeploymentSpec.spec.template of type "
+     "v1.PodTemplateSpec"),
+    (lambda d: d["spec"]["strategy"]["rollingUpdate"].update(maxSurge=True),
+     "json: cannot unmarshal bool into Go value of type int32"),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(
+        resources={"limits": {"cpu": "lots"}}),
+     "quantities must match the regular expression"),
+])
+def test_a_value_of_the_wrong_type_is_refused_in_gos_words_whatever_the_mode(change, words):
+    deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+              "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "d"}},
+                       "strategy": {"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}},
+                       "template": {"metadata": {"labels": {"app": "d"}}, "spec": {
+                           "containers": [{"name": "c", "image": "nginx",
+                                           "env": [{"name": "A", "value": "1"}],
+                                           "resources": {"limits": {"cpu": "100m",
+                                                                    "memory": "1Gi"}},
+                                           "ports": [{"containerPort": 80}]}]}}}}
+    assert fields.type_error(deploy, "apps/v1", "Deployment") is None
+    assert fields.check(deploy, "apps/v1", "Deployment", "Strict") == []
+    change(deploy)
+    assert words in fields.type_error(deploy, "apps/v1", "Deployment")
+    for mode in ("Strict", "Ignore"):
+        with pytest.raises(ApiError) as refused:
+            fields.check(deploy, "apps/v1", "Deployment", mode)
+        assert refused.value.code == 400
+        assert refused.value.message == \
+            'Deployment in version "v1" cannot be handled as a Deployment: ' + \
+            fields.type_error(deploy, "apps/v1", "Deployment")

@@ -27,6 +27,7 @@ from testbed.host import netns
 from . import discovery, openapi, tokens
 from .etcd import Store
 from .pki import Pki, user_of
+from .resources import find
 from .rest import Rest
 from .status import ApiError
 
@@ -46,16 +47,30 @@ def tls_context(pki: Pki) -> ssl.SSLContext:
 
 
 def _user(request):
-    """(user, groups): of a verified client certificate, else of a service-account token
-    (`Authorization: Bearer`); None for an anonymous request."""
+    """((user, groups), the token it came with): of a verified client certificate (no token),
+    else of a service-account token (`Authorization: Bearer`); (None, None) for an anonymous
+    request."""
     transport = request.transport
     cert = transport.get_extra_info("peercert") if transport else None
     found = user_of(cert)
     key = request.app["service_account_key"]
     bearer = request.headers.get("Authorization", "")
     if found is None and key is not None and bearer[:7].lower() == "bearer ":
-        found = tokens.authenticate(key, bearer[7:].strip())
-    return found
+        token = bearer[7:].strip()
+        found = tokens.authenticate(key, token)
+        return found, token if found else None
+    return found, None
+
+
+async def _still_bound(store: Store, token: str) -> bool:
+    """A token is good while its service account (and the pod it is bound to) exist and are
+    not being deleted, with the uids it names, as kube-apiserver checks."""
+    for resource, namespace, name, uid in tokens.bound_objects(token):
+        entry = await store.get(find("", "v1", resource).key(namespace, name))
+        meta = entry.value.get("metadata", {}) if entry else {}
+        if entry is None or meta.get("deletionTimestamp") or (uid and meta.get("uid") != uid):
+            return False
+    return True
 
 
 @web.middleware
@@ -84,8 +99,8 @@ async def errors(request, handler):
 
 @web.middleware
 async def authenticate(request, handler):
-    user = _user(request)
-    if user is None:
+    user, token = _user(request)
+    if user is None or (token and not await _still_bound(request.app["store"], token)):
         raise ApiError(401, "Unauthorized")
     request["user"] = user
     return await handler(request)
@@ -95,6 +110,7 @@ def make_app(store: Store, server_address: str, run_dir: str = "",
              service_account_key=None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY, middlewares=[errors, authenticate])
     app["service_account_key"] = service_account_key
+    app["store"] = store
     rest = Rest(store, run_dir, service_account_key)
 
     def doc(body):

@@ -97,3 +97,15 @@ def authenticate(key: ec.EllipticCurvePrivateKey, token: str,
         return None
     return subject, ["system:serviceaccounts", f"system:serviceaccounts:{parts[2]}",
                      "system:authenticated"]
+
+
+def bound_objects(token: str) -> list[tuple[str, str, str, str]]:
+    """What a verified token names, each (resource, namespace, name, uid; "" where the token
+    carries none): its service account, and the pod it is bound to if any."""
+    claims = json.loads(_unb64(token.split(".")[1])).get("kubernetes.io") or {}
+    namespace = claims.get("namespace", "")
+    account, pod = claims.get("serviceaccount") or {}, claims.get("pod") or {}
+    found = [("serviceaccounts", namespace, account.get("name", ""), account.get("uid", ""))]
+    if pod.get("name"):
+        found.append(("pods", namespace, pod["name"], pod.get("uid", "")))
+    return found

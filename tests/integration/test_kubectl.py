@@ -360,6 +360,19 @@ def test_a_pods_service_account_token_and_kubectl_create_token_authenticate(clus
     assert listed.returncode == 0 and "pod/node2-pod1" in listed.stdout.split()
     refused = as_token(token[:-4] + "AAAA", "get", "pods")
     assert refused.returncode == 1 and "Unauthorized" in refused.stderr
+    # a token is good while what it names exists: its account, the pod it is bound to
+    kubectl(cluster, "create", "serviceaccount", "bot")
+    bot = kubectl(cluster, "create", "token", "bot").stdout.strip()
+    kubectl(cluster, "run", "holder", "--image=busybox", "--", "sleep", "3600")
+    kubectl(cluster, "wait", "--for=condition=Ready", "pod/holder", "--timeout=30s")
+    held = kubectl(cluster, "exec", "holder", "--", "cat", f"{SA}/token").stdout.strip()
+    assert as_token(bot, "get", "ns").returncode == 0
+    assert as_token(held, "get", "ns").returncode == 0
+    kubectl(cluster, "delete", "serviceaccount", "bot")
+    kubectl(cluster, "delete", "pod", "holder")
+    for gone in (bot, held):
+        refused = as_token(gone, "get", "ns")
+        assert refused.returncode == 1 and "Unauthorized" in refused.stderr
 
 
 def test_the_python_client_watches_a_deployment_scale_in_order(cluster):

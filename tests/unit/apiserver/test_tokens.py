@@ -28,6 +28,11 @@ def test_a_pods_token_names_its_account_pod_and_node(key):
     assert claims["iss"] == claims["aud"][0] == "https://kubernetes.default.svc.cluster.local"
     assert claims["kubernetes.io"] == {"namespace": "shop", **bound,
                                        "serviceaccount": {"name": "default", "uid": "sa-1"}}
+    # what the API server checks still exists before it lets the token in
+    assert tokens.bound_objects(token) == [("serviceaccounts", "shop", "default", "sa-1"),
+                                           ("pods", "shop", "web", "p-1")]
+    unbound, _ = tokens.issue(key, "shop", "bot", "", now=1000)
+    assert tokens.bound_objects(unbound) == [("serviceaccounts", "shop", "bot", "")]
     assert tokens.authenticate(key, token, now=1001) == (
         "system:serviceaccount:shop:default",
         ["system:serviceaccounts", "system:serviceaccounts:shop", "system:authenticated"])

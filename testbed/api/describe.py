@@ -6,7 +6,7 @@ import time
 
 from testbed.api import objects as ko
 from testbed.api.objects import pod_status
-from testbed.api.tables import find_pod, human_duration, render_table
+from testbed.api.tables import find_pod, human_duration, render_table, since
 from testbed.errors import TestbedError
 from testbed.host.processes import pid_is
 from testbed.kubeproxy import iptables as kp_iptables
@@ -87,6 +87,37 @@ def describe_pod(state, key, rec):
         lines.append(f"  {direction + ':':<9}{text}")
     lines.append(_enforcement(state))
     return "\n".join(lines + events(state, f"pod/{key}"))
+
+
+def describe_api_pod(pod: dict, api_events: list[dict], now: float | None = None) -> str:
+    """A pod the API server has and no node runs (Pending: its node unknown, its namespace
+    not taken), from the API's object and Events, as kubectl describe shows it."""
+    now = time.time() if now is None else now
+    meta, spec = pod["metadata"], pod.get("spec") or {}
+    _ready, status, _restarts = ko.pod_columns(pod)
+    lines = [_field("Name", meta["name"]), _field("Namespace", meta.get("namespace", "")),
+             _field("Node", spec.get("nodeName") or "<none>"),
+             _field("Labels", _labels(meta.get("labels"))), _field("Status", status),
+             _field("IP", (pod.get("status") or {}).get("podIP") or "<none>"),
+             _field("Sandbox", "<none> (no node runs this pod)"), "Containers:"]
+    for container in spec.get("containers") or []:
+        lines += [f"  {container.get('name', '')}:",
+                  f"    {_field('Image', container.get('image', ''), 10)}"]
+    lines.append("Conditions:")
+    lines += [f"  {c.get('type', ''):<16}{c.get('status', '')}" +
+              (f"  {c.get('reason', '')}: {c.get('message', '')}" if c.get("reason") else "")
+              for c in (pod.get("status") or {}).get("conditions") or []] or ["  <none>"]
+    mine = [e for e in api_events if (e.get("involvedObject") or {}).get("name") == meta["name"]
+            and (e.get("involvedObject") or {}).get("kind") == "Pod"]
+    if not mine:
+        return "\n".join(lines + ["Events:       <none>"])
+    rows = [("Type", "Reason", "Age", "From", "Message"), ("----", "------", "----", "----",
+                                                           "-------")]
+    rows += [(e.get("type", ""), e.get("reason", ""), since(e.get("lastTimestamp"), now),
+              (e.get("source") or {}).get("component", ""), e.get("message", ""))
+             for e in mine]
+    return "\n".join(lines + ["Events:"] + [f"  {line}" for line in
+                                            render_table(rows).splitlines()])
 
 
 def describe_node(state, name):

@@ -38,11 +38,15 @@ def human_duration(seconds: float) -> str:
     return f"{days // 365}y" + (f"{days % 365}d" if days % 365 and days < 365 * 8 else "")
 
 
-def _age(obj, now):
-    created = obj["metadata"].get("creationTimestamp")
-    if not created:
+def since(stamp: str | None, now: float) -> str:
+    """How long ago an RFC 3339 timestamp of the API was, as kubectl prints ages."""
+    if not stamp:
         return "<unknown>"
-    return human_duration(now - calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ")))
+    return human_duration(now - calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")))
+
+
+def _age(obj, now):
+    return since(obj["metadata"].get("creationTimestamp"), now)
 
 
 def _ports(svc):

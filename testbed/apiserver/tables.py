@@ -1,11 +1,10 @@
 """meta.k8s.io/v1 Tables, as kube-apiserver prints them for `kubectl get`: its column
 definitions per resource (priority 1 columns are the ones `-o wide` adds), one row per object,
 cells already rendered."""
-import calendar
 import time
 
 from testbed.api.objects import pod_columns
-from testbed.api.tables import human_duration, selector_text
+from testbed.api.tables import selector_text, since
 
 NAME = {"name": "Name", "type": "string", "format": "name", "priority": 0,
         "description": "Name must be unique within a namespace."}
@@ -16,13 +15,6 @@ AGE = {"name": "Age", "type": "string", "format": "", "priority": 0,
 
 def _column(name, priority=0, type_="string"):
     return {"name": name, "type": type_, "format": "", "priority": priority, "description": ""}
-
-
-def since(stamp: str | None, now: float) -> str:
-    """How long ago an RFC 3339 timestamp of the API was, as kubectl prints ages."""
-    if not stamp:
-        return "<unknown>"
-    return human_duration(now - calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")))
 
 
 def age(obj: dict, now: float) -> str:

@@ -11,7 +11,7 @@ import yaml
 from testbed.api import manifests
 from testbed.api import objects as ko
 from testbed.api.apply import report
-from testbed.api.describe import describe
+from testbed.api.describe import describe, describe_api_pod
 from testbed.api.tables import find_pod, human_duration, render_table, rows
 from testbed.apiserver.controlplane import admin_client
 from testbed.apiserver.resources import RESOURCES
@@ -165,8 +165,15 @@ def _print_events(state, args):
 
 def cmd_describe(args):
     state = find_run(args.name)
-    print(describe(state, args.kind, args.object, args.namespace))
     kind = ko.ALIASES.get(args.kind.lower())
+    try:
+        print(describe(state, args.kind, args.object, args.namespace))
+    except TestbedError:
+        waiting = _api_pod(state, args.object, args.namespace) if kind == "pods" else None
+        if waiting is None:
+            raise
+        print(waiting)  # a pod only the API has: no sandbox, nothing in the kernel to show
+        return 0
     if kind in ("pods", "nodes"):  # what the kernel holds there now
         if kind == "pods":
             wrap = netns.in_pod(find_pod(state, args.object, args.namespace)[1].netns, [])
@@ -183,6 +190,18 @@ def cmd_describe(args):
         print("\n".join(f"  {line}" for line in render_table(drop_rows(denied)).splitlines())
               if denied else "  <none>")
     return 0
+
+
+def _api_pod(state, name: str, namespace: str) -> str | None:
+    """kubectl describe's words for a pod the API server has and no node runs, else None."""
+    if not state.control_plane:
+        return None
+    client = admin_client(state.control_plane)
+    pod = client.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
+    if pod is None:
+        return None
+    found = client.get(f"/api/v1/namespaces/{namespace}/events") or {"items": []}
+    return describe_api_pod(pod, found["items"])
 
 
 def cmd_logs(args):

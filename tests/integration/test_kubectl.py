@@ -320,6 +320,9 @@ def test_testbed_get_and_kubectl_read_one_truth(cluster, tmp_path):
     assert wait_until(lambda: status_of(testbed_get(), "stray") == "Pending", 10, 0.2)
     wide = next(r for r in rows(testbed_get("-o", "wide")) if r[0] == "stray")
     assert wide[-3:] == ["<none>", "nowhere", "<none>"]  # no IP, its node, no sandbox
+    described = run_testbed("describe", "pod", "stray", "--name", cluster[0], check=True).stdout
+    assert re.search(r"Status:\s+Pending", described) and "no node runs this pod" in described
+    assert re.search(r"PodScheduled\s+False\s+\w+: .*nowhere", described), described
     kubectl(cluster, "run", "victim", "--image=busybox", "--", "sleep", "3600")
     kubectl(cluster, "wait", "--for=condition=Ready", "pod/victim", "--timeout=30s")
     container = state(cluster).pods["default/victim"].containers["victim"]

@@ -20,12 +20,12 @@ MODES = ("Strict", "Warn", "Ignore")
 
 
 @functools.cache  # the schema does not change while the server runs
-def _by_name(message: str) -> dict:
+def fields_by_name(message: str) -> dict:
     """{JSON name: field} of a message; an inlined field's own fields stand in its place."""
     out = {}
     for spec in schema()["messages"].get(message, {}).values():
         if spec[4]:
-            out.update(_by_name(spec[1]))
+            out.update(fields_by_name(spec[1]))
         else:
             out[spec[0]] = spec
     return out
@@ -34,7 +34,7 @@ def _by_name(message: str) -> dict:
 def _walk(value, message: str, path: str, out: list) -> None:
     if message.endswith(FREE_FORM) or not isinstance(value, dict):
         return
-    fields = _by_name(message)
+    fields = fields_by_name(message)
     for name, item in value.items():
         where = f"{path}.{name}" if path else name
         spec = fields.get(name)
@@ -114,7 +114,7 @@ def _free_form(value, message: str) -> None:
 
 def _typed(value, message: str, path: str) -> None:
     """Raise _Mistyped at the first value of `value` (a `message`) of the wrong type."""
-    struct, fields = message.rsplit(".", 1)[1], _by_name(message)
+    struct, fields = message.rsplit(".", 1)[1], fields_by_name(message)
     for name, item in value.items():  # in the document's order, as Go decodes it
         spec = fields.get(name)
         if spec is None or item is None:  # unknown (Strict's to name), or null: zero value

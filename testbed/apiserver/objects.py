@@ -38,28 +38,6 @@ def now_stamp() -> str:
     return timestamp(time.time())
 
 
-def fields_v1(obj) -> dict:
-    """The FieldsV1 set of what an applied configuration names: `f:<field>` for each key of
-    an object (a list is owned whole), as managedFields records it."""
-    if not isinstance(obj, dict):
-        return {}
-    return {f"f:{key}": fields_v1(value) for key, value in obj.items()
-            if key not in ("apiVersion", "kind", "status")}
-
-
-def managed_fields(entries: list, manager: str, api_version: str, applied: dict) -> list:
-    """managedFields with `manager`'s Apply entry for `applied` (replacing its earlier
-    one); the other managers' entries kept."""
-    meta = {k: v for k, v in (applied.get("metadata") or {}).items()
-            if k in ("labels", "annotations")}
-    owned = fields_v1({**{k: v for k, v in applied.items() if k != "metadata"},
-                       **({"metadata": meta} if meta else {})})
-    kept = [e for e in entries if not (e.get("manager") == manager and
-                                       e.get("operation") == "Apply")]
-    return kept + [{"manager": manager, "operation": "Apply", "apiVersion": api_version,
-                    "time": now_stamp(), "fieldsType": "FieldsV1", "fieldsV1": owned}]
-
-
 def _random_suffix():
     raw = uuid.uuid4().int
     out = ""

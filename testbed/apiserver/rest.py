@@ -16,6 +16,7 @@ from . import (
     allocation,
     fields,
     objects,
+    ownership,
     patch,
     portforward,
     protobuf,
@@ -76,6 +77,21 @@ def _read_continue(token):
     except (ValueError, KeyError, TypeError):
         raise ApiError(400, "continue key is not valid: incorrect encoded start "
                        "resourceVersion (version meta.k8s.io/v1)") from None
+
+
+def manager_of(request) -> str:
+    """Who an Update is recorded as: the fieldManager asked for, else the client's name (its
+    User-Agent up to the first "/"), as kube-apiserver defaults it."""
+    asked = request.query.get("fieldManager")
+    if asked:
+        return asked
+    agent = request.headers.get("User-Agent", "").split("/", 1)[0].strip()
+    return agent[:128] or "unknown"
+
+
+def _message_of(resource: Resource) -> str | None:
+    """The k8s.io/api message of a resource's kind (None for one without a schema here)."""
+    return protobuf.schema()["kinds"].get(f"{resource.group_version}/{resource.kind}")
 
 
 def warned(response: web.Response, warnings: list[str]) -> web.Response:
@@ -333,10 +349,18 @@ class Rest:
         self._check_namespace(resource, obj, namespace)
         return warned(await self._create(request, resource, namespace, obj), warnings)
 
-    async def _create(self, request, resource, namespace, obj):
+    async def _create(self, request, resource, namespace, obj, managed: "list | None" = None):
+        """Create `obj`; its managedFields `managed` (an apply's), else the requester's
+        Update of every field it sets."""
         if resource.namespaced:
             await self._namespace_must_exist(namespace)
         obj = objects.prepare_create(resource, obj, namespace)
+        message = _message_of(resource)
+        if managed is not None:
+            obj["metadata"]["managedFields"] = managed
+        elif message:
+            obj["metadata"]["managedFields"] = ownership.after_update(
+                [], manager_of(request), resource.group_version, {}, obj, message)
         name = obj["metadata"]["name"]
         if resource.name == "services":
             await self._allocate(name, obj.setdefault("spec", {}))
@@ -400,8 +424,15 @@ class Rest:
         allocation.allocate_cluster_ip(name, spec, ips, self.rng)
         allocation.allocate_node_ports(name, spec, ports, self.rng)
 
-    async def _write(self, resource, namespace, name, entry, new, sub):
+    async def _write(self, resource, namespace, name, entry, new, sub, manager: str = ""):
+        """Write `new` over `entry`; with a manager, its Update recorded in managedFields
+        (server-side apply writes its own)."""
         out = objects.prepare_update(resource, entry.value, new, sub)
+        message = _message_of(resource)
+        if manager and message:
+            out["metadata"]["managedFields"] = ownership.after_update(
+                entry.value["metadata"].get("managedFields") or [], manager,
+                resource.group_version, entry.value, out, message, sub)
         try:
             revision = await self.store.update(entry.key, out, entry.mod_revision)
         except Conflict:
@@ -424,7 +455,8 @@ class Rest:
         wanted = meta.get("resourceVersion")
         if wanted and str(wanted) != str(entry.mod_revision):
             raise conflict(resource.name, name, resource.group)
-        return warned(await self._write(resource, namespace, name, entry, new, sub), warnings)
+        return warned(await self._write(resource, namespace, name, entry, new, sub,
+                                        manager_of(request)), warnings)
 
     async def patch(self, request, resource, namespace, name, sub):
         kind = request.content_type
@@ -464,8 +496,8 @@ class Rest:
                 raise ApiError(400, "metadata.name and metadata.namespace cannot be changed "
                                "by a patch")
             try:
-                return warned(await self._write(resource, namespace, name, entry, new, sub),
-                              warnings)
+                return warned(await self._write(resource, namespace, name, entry, new, sub,
+                                                manager_of(request)), warnings)
             except ApiError as e:
                 if e.code != 409 or wanted or attempt == 4:
                     raise
@@ -488,16 +520,19 @@ class Rest:
                            "URL (%s)" % (meta.get("name"), name))
         self._check_namespace(resource, body, namespace)
         applied = {**body, "metadata": {**meta, "name": name}}
+        message = _message_of(resource)
+        force = request.query.get("force") == "true"
         for attempt in range(5):
             entry = await self.store.get(resource.key(namespace, name))
             if entry is None:
                 if sub:
                     raise not_found(resource.name, name, resource.group)
-                applied["metadata"]["managedFields"] = objects.managed_fields(
-                    [], manager, resource.group_version, applied)
+                managed = ownership.after_apply([], manager, resource.group_version, {},
+                                                applied, applied, message, force) \
+                    if message else []
                 try:
-                    return warned(await self._create(request, resource, namespace, applied),
-                                  warnings)
+                    return warned(await self._create(request, resource, namespace, applied,
+                                                     managed), warnings)
                 except ApiError as e:
                     if e.code != 409 or attempt == 4:
                         raise
@@ -507,9 +542,10 @@ class Rest:
                 new = patch.strategic_merge(current, applied)
             except patch.PatchError as e:
                 raise ApiError(400, str(e)) from None
-            new["metadata"]["managedFields"] = objects.managed_fields(
-                current["metadata"].get("managedFields") or [], manager,
-                resource.group_version, applied)
+            if message:
+                new["metadata"]["managedFields"] = ownership.after_apply(
+                    current["metadata"].get("managedFields") or [], manager,
+                    resource.group_version, current, applied, new, message, force)
             try:
                 return warned(await self._write(resource, namespace, name, entry, new, sub),
                               warnings)
@@ -608,7 +644,8 @@ class Rest:
         if asked and str(asked) != str(entry.mod_revision):
             raise conflict(resource.name, name, resource.group)
         new = {**entry.value, "spec": {**entry.value.get("spec", {}), "replicas": replicas}}
-        response = await self._write(resource, namespace, name, entry, new, "")
+        response = await self._write(resource, namespace, name, entry, new, "",
+                                     manager_of(request))
         stored = json.loads(response.text)
         return self._json({**current, "metadata": {**current["metadata"], "resourceVersion":
                                                     stored["metadata"]["resourceVersion"]},

@@ -295,6 +295,22 @@ def test_server_side_apply_creates_then_merges_and_the_nodes_follow(cluster, tmp
     assert [(m["manager"], m["operation"]) for m in svc["metadata"]["managedFields"]] == \
         [("kubectl", "Apply")]
     assert "f:selector" in svc["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]
+    # a field another manager has set since is a conflict; forced, the apply takes it
+    kubectl(cluster, "label", "svc", "applied", "rev=9", "--overwrite")
+    manifest.write_text(SSA.replace("REV", "3"))
+    refused = kubectl(cluster, "apply", "--server-side", "-f", str(manifest), check=False)
+    assert refused.returncode == 1 and "Apply failed with 1 conflict: conflict with " \
+        '"kubectl-label" using v1: .metadata.labels.rev' in refused.stderr, refused.stderr
+    kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(manifest))
+    # what this manager applied before and leaves out now leaves the object
+    manifest.write_text(SSA.replace("REV", "3").replace("port: 80, ", "port: 80, protocol: "
+                                                        "TCP, ").replace("name: http, ", ""))
+    kubectl(cluster, "apply", "--server-side", "-f", str(manifest))
+    port = json.loads(kubectl(cluster, "get", "svc", "applied", "-o", "json").stdout)[
+        "spec"]["ports"][0]
+    assert "name" not in port and (port["port"], port["targetPort"]) == (80, 8080)
+    assert kubectl(cluster, "get", "svc", "applied", "-o", "jsonpath={.metadata.labels.rev}"
+                   ).stdout == "3"
     kubectl(cluster, "delete", "svc", "applied")
 
 

@@ -6,6 +6,7 @@ import ssl
 import urllib.parse
 
 from testbed.errors import TestbedError
+from testbed.host.parallel import for_each
 
 TIMEOUT_S = 5.0
 
@@ -27,6 +28,10 @@ class ApiClient:
                                                           context=self.context,
                                                           timeout=TIMEOUT_S)
         return self.connection
+
+    def clone(self) -> "ApiClient":
+        """Another client of the same server as the same user, on a connection of its own."""
+        return ApiClient(self.server, self.context)
 
     def close(self) -> None:
         if self.connection is not None:
@@ -80,3 +85,23 @@ class ApiClient:
                            "namespaces"):
             return None
         raise TestbedError(f"POST {path}: {code} {doc.get('message', '')}")
+
+
+class Writers:
+    """Clients of one server side by side, each on a connection of its own, sharing a list
+    of writes (a cluster's first pass writes every Node and every pod)."""
+
+    def __init__(self, client: ApiClient, count: int = 4):
+        self.clients = [client] + [client.clone() for _ in range(count - 1)]
+
+    def each(self, jobs: list, work) -> list:
+        """work(client, job) for every job, each client taking every count-th job in turn;
+        the results in the jobs' order."""
+        results = [None] * len(jobs)
+        count = len(self.clients)
+
+        def run(first):
+            for i in range(first, len(jobs), count):
+                results[i] = work(self.clients[first], jobs[i])
+        for_each(range(min(count, len(jobs))), run)
+        return results

@@ -7,6 +7,8 @@ import time
 from testbed.api.objects import timestamp
 from testbed.apiserver.discovery import VERSION
 
+from .client import Writers
+
 MAX_PODS = "110"  # the kubelet's default --max-pods
 
 
@@ -62,27 +64,33 @@ class NodeRegistrar:
 
     def __init__(self, client):
         self.client = client
+        self.writers = Writers(client)
         self.written = {}  # node -> (resourceVersion, the facts written)
         self.since = timestamp(time.time())
 
     def sync(self, cluster) -> None:
         listed = {n["metadata"]["name"]: n for n in self.client.get("/api/v1/nodes")["items"]}
+        due = []
         for name, record in cluster.state.nodes.items():
             wanted = node_object(name, record, self.since)
             facts = (wanted["spec"], wanted["metadata"]["labels"],
                      wanted["status"]["addresses"])
             current = listed.get(name)
-            if current is not None and self.written.get(name) == (
+            if current is None or self.written.get(name) != (
                     current["metadata"]["resourceVersion"], facts):
-                continue
-            if current is None:
-                made = self.client.write("POST", "/api/v1/nodes", {
-                    k: v for k, v in wanted.items() if k != "status"})
-                current = made
-            current["spec"] = {**current.get("spec", {}), **wanted["spec"]}
-            current["metadata"]["labels"] = {**current["metadata"].get("labels", {}),
-                                             **wanted["metadata"]["labels"]}
-            current = self.client.write("PUT", f"/api/v1/nodes/{name}", current)
-            current["status"] = wanted["status"]
-            done = self.client.write("PUT", f"/api/v1/nodes/{name}/status", current)
-            self.written[name] = (done["metadata"]["resourceVersion"], facts)
+                due.append((name, wanted, facts, current))
+        self.writers.each(due, self._register)
+
+    def _register(self, client, job) -> None:
+        """Write one Node (made if missing), then its status, as a kubelet registers."""
+        name, wanted, facts, current = job
+        if current is None:
+            current = client.write("POST", "/api/v1/nodes", {
+                k: v for k, v in wanted.items() if k != "status"})
+        current["spec"] = {**current.get("spec", {}), **wanted["spec"]}
+        current["metadata"]["labels"] = {**current["metadata"].get("labels", {}),
+                                         **wanted["metadata"]["labels"]}
+        current = client.write("PUT", f"/api/v1/nodes/{name}", current)
+        current["status"] = wanted["status"]
+        done = client.write("PUT", f"/api/v1/nodes/{name}/status", current)
+        self.written[name] = (done["metadata"]["resourceVersion"], facts)

@@ -17,6 +17,7 @@ the API leaves the Deployment's pods, and the Deployment controller starts anoth
 """
 from testbed.api.objects import running_pod_status, timestamp
 
+from .client import Writers
 from .realise import Refusals, apply_each, delete_object, key_of
 
 
@@ -47,6 +48,7 @@ def mirror_of(record) -> dict:
 class PodController:
     def __init__(self, client, refusals: "Refusals | None" = None):
         self.client = client
+        self.writers = Writers(client)  # the kubelets write side by side
         self.refusals = refusals or Refusals()
         self.known = set()     # pods in both the API and the cluster once
         self.refused = {}      # key -> the resourceVersion the cluster could not run
@@ -57,6 +59,7 @@ class PodController:
         api = {key_of(p): p for p in listed["items"]}
         state = cluster.state
         self._realise(cluster, api)
+        unlisted = []
         for key in [k for k in state.pods if k not in api]:
             record = state.pods[key]
             if key in self.known:  # deleted through the API
@@ -66,14 +69,20 @@ class PodController:
                     owner.pods.remove(record.name)  # its Deployment makes another
                     state.save()
             else:
-                api[key] = self._mirror(record)
+                unlisted.append(record)
+        written = self.writers.each(unlisted, self._mirror)
+        api.update({key_of(pod): pod for pod in written if pod is not None})
+        reports = []
         for key, record in list(state.pods.items()):
             pod = api.get(key)
             if pod is None:
                 continue
             self.known.add(key)
-            self._report(pod, running_pod_status(record,
-                                                  cluster.state.nodes[record.node].ip))
+            status = running_pod_status(record, cluster.state.nodes[record.node].ip)
+            if self.reported.get(key) != status or pod.get("status", {}).get("phase") != \
+                    status["phase"]:
+                reports.append((pod, status))
+        self.writers.each(reports, lambda client, job: self._report(client, *job))
 
     def _realise(self, cluster, api) -> None:
         """Bind and start the API's pods the cluster does not run yet, and carry label changes
@@ -123,7 +132,8 @@ class PodController:
         return {**pod, "spec": {**pod.get("spec", {}), "nodeName": node}}
 
     def _refuse(self, pod: dict, message: str) -> None:
-        version = self._report(pod, pending_status("FailedCreate", message.split(": ", 1)[-1]))
+        version = self._report(self.client, pod,
+                               pending_status("FailedCreate", message.split(": ", 1)[-1]))
         self.refused[key_of(pod)] = version or pod["metadata"]["resourceVersion"]
 
     def _remove(self, cluster, key: str) -> None:
@@ -133,21 +143,18 @@ class PodController:
         self.known.discard(key)
         self.reported.pop(key, None)
 
-    def _mirror(self, record) -> dict | None:
+    @staticmethod
+    def _mirror(client, record) -> dict | None:
         """Write a pod the cluster made into the API; the object written (None if another
         writer was first: the next pass sees it)."""
-        return self.client.mirror(f"/api/v1/namespaces/{record.namespace}/pods",
-                                  mirror_of(record))
+        return client.mirror(f"/api/v1/namespaces/{record.namespace}/pods", mirror_of(record))
 
-    def _report(self, pod: dict, status: dict) -> str | None:
-        """Write a pod's status (a merge patch of /status, as the kubelet patches it) unless
-        it was written already; the pod's resourceVersion after it."""
+    def _report(self, client, pod: dict, status: dict) -> str | None:
+        """Write a pod's status (a merge patch of /status, as the kubelet patches it); the
+        pod's resourceVersion after it."""
         key = key_of(pod)
-        if self.reported.get(key) == status and pod.get("status", {}).get("phase") == \
-                status["phase"]:
-            return None
         meta = pod["metadata"]
-        code, doc = self.client.request(
+        code, doc = client.request(
             "PATCH", f"/api/v1/namespaces/{meta.get('namespace', 'default')}/pods/"
                      f"{meta['name']}/status", {"status": status},
             "application/merge-patch+json")

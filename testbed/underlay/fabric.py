@@ -2,7 +2,7 @@
 
 Per rack, an Open vSwitch instance of the testbed's own (ovs.py) runs in the rack's namespace
 and bridges the switch ends of the rack's links. One controller process serves every rack over
-a Unix socket; its app (osken/fabric_app.py) makes each bridge a learning switch in flows.
+a Unix socket; its app (controllers/fabric.py) makes each bridge a learning switch in flows.
 Bridges are in fail-mode secure: traffic flows only once the controller has installed its
 table-miss flows, and keeps flowing on the installed flows if the controller dies.
 """

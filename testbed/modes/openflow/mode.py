@@ -1,7 +1,7 @@
 """The openflow mode: an SDN CNI in the style of Antrea, driven by one os-ken controller.
 
 Per node (its own ovsdb-server and ovs-vswitchd in the node's namespace, see ovs.py):
-  br-int   OVS bridge, fail-mode secure, flows only from the controller (podnet_app.py)
+  br-int   OVS bridge, fail-mode secure, flows only from the controller (controllers/podnet.py)
   gw0      internal port of br-int with the lease's first address: the node's side of its pods
   tun0     VXLAN port (UDP 4789) whose remote end each flow chooses (remote_ip=flow)
   routes   <peer lease> via <peer gw0 address> dev gw0 onlink, for the node's own traffic

@@ -74,7 +74,7 @@ def flows_of(dp):
 @pytest.fixture
 def app():
     pytest.importorskip("os_ken")
-    from testbed.modes.openflow.podnet_app import PodNetwork
+    from controllers.podnet import PodNetwork
     net = PodNetwork()
     node1, node2 = Recorder(1), Recorder(2)
     for dp in (node1, node2):

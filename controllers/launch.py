@@ -1,6 +1,6 @@
 """Start an os-ken controller process with the testbed's apps.
 
-    python -m testbed.underlay.osken.launch --app fabric --ofp-socket PATH --control-socket PATH
+    python -m controllers.launch --app fabric --ofp-socket PATH --control-socket PATH
 
 os-ken 4 ships no manager command; this does what one does (configuration, the OpenFlow
 handler plus our apps). Switches connect over a Unix socket (`unix:PATH` in OVS),
@@ -16,10 +16,10 @@ from os_ken import cfg
 from os_ken.base.app_manager import AppManager
 from os_ken.controller import controller
 
-from testbed.underlay.osken import control
+from controllers import control
 
-APPS = {"fabric": "testbed.underlay.osken.fabric_app",
-        "podnet": "testbed.modes.openflow.podnet_app"}
+APPS = {"fabric": "controllers.fabric",
+        "podnet": "controllers.podnet"}
 
 
 class _UnixConnection:
@@ -47,7 +47,7 @@ def _accept_unix_connections():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="testbed.underlay.osken.launch")
+    parser = argparse.ArgumentParser(prog="controllers.launch")
     parser.add_argument("--app", choices=sorted(APPS), action="append", required=True)
     parser.add_argument("--ofp-socket", required=True, help="Unix socket switches connect to")
     parser.add_argument("--control-socket", required=True,

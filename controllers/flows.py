@@ -1,5 +1,5 @@
 """Flow-mods both apps send, in OpenFlow 1.3; each added flow is counted per switch."""
-from testbed.underlay.osken.control import Counters
+from controllers.control import Counters
 
 
 def add_flow(dp, table, priority, match, actions=None, goto=None):

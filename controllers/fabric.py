@@ -14,9 +14,9 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev
 from os_ken.lib.packet import ethernet, packet
 from os_ken.ofproto import ofproto_v1_3
 
-from testbed.underlay.osken import control
-from testbed.underlay.osken.control import Counters
-from testbed.underlay.osken.flows import add_flow, delete_all_flows
+from controllers import control
+from controllers.control import Counters
+from controllers.flows import add_flow, delete_all_flows
 
 SOURCE_TABLE, FORWARD_TABLE = 0, 1
 LEARNED = 10  # priority of learned-address flows; table misses are 0

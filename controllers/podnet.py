@@ -26,9 +26,9 @@ from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3
 
-from testbed.underlay.osken import control
-from testbed.underlay.osken.control import Counters
-from testbed.underlay.osken.flows import add_flow, delete_all_flows, delete_flows
+from controllers import control
+from controllers.control import Counters
+from controllers.flows import add_flow, delete_all_flows, delete_flows
 
 CLASSIFY, ARP, CONNTRACK, L3 = 0, 10, 15, 20
 CT_ZONE = 65520      # Antrea's zone for pod traffic

@@ -69,20 +69,6 @@ if [ ! -e build/bpf/datapath.o ] || [ native/bpf/datapath.c -nt build/bpf/datapa
     -c native/bpf/datapath.c -o build/bpf/datapath.o
 fi
 
-# The testbed's own CNI plugins are Python modules; CNI runtimes need executables on CNI_PATH.
-# They need only the standard library and the checkout: -S skips site-packages (a third of a
-# plugin's start-up, paid twice per pod).
-mkdir -p build/cni
-for plugin in testbed-calico:modes.bgp.calico_plugin testbed-calico-blocks:modes.bgp.ipam_plugin \
-              testbed-ovs:modes.openflow.ovs_plugin testbed-cilium:modes.ebpf.cilium_plugin; do
-  launcher="#!/bin/sh
-PYTHONPATH=\"$PWD\" exec \"$PWD/.venv/bin/python\" -S -m testbed.${plugin#*:} \"\$@\""
-  if [ "$(cat "build/cni/${plugin%%:*}" 2>/dev/null)" != "$launcher" ]; then
-    printf '%s\n' "$launcher" > "build/cni/${plugin%%:*}"
-    chmod +x "build/cni/${plugin%%:*}"
-  fi
-done
-
 # The venv uses the distribution's python3, which sees Debian's mininet package.
 PY=/usr/bin/python3
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import mininet' 2>/dev/null; then
@@ -96,4 +82,19 @@ if [ ! -e "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+# The modes' own CNI plugins are Python modules (each mode names them: python -m testbed.modes
+# plugins); CNI runtimes need executables on CNI_PATH. They need only the standard library and
+# the checkout: -S skips site-packages (a third of a plugin's start-up, paid twice per pod).
+mkdir -p build/cni
+plugins=$(.venv/bin/python -m testbed.modes plugins)
+[ -n "$plugins" ] || { echo "install.sh: no CNI plugin named by the modes" >&2; exit 1; }
+while read -r name module; do
+  launcher="#!/bin/sh
+PYTHONPATH=\"$PWD\" exec \"$PWD/.venv/bin/python\" -S -m $module \"\$@\""
+  if [ "$(cat "build/cni/$name" 2>/dev/null)" != "$launcher" ]; then
+    printf '%s\n' "$launcher" > "build/cni/$name"
+    chmod +x "build/cni/$name"
+  fi
+done <<< "$plugins"
+
 echo "install.sh: ready ($(.venv/bin/testbed --help >/dev/null && echo 'testbed command ok'))"

@@ -9,7 +9,8 @@ once per pod) loads its own few modules and not the whole testbed.
 """
 import importlib
 
-_FROM_BASE = ("ClusterContext", "Mode", "NodeContext", "get_mode", "mode_names", "register")
+_FROM_BASE = ("ClusterContext", "Mode", "NodeContext", "cni_plugins", "get_mode", "mode_names",
+              "register")
 __all__ = list(_FROM_BASE)
 
 

@@ -49,6 +49,9 @@ class Mode:
     name = ""
     summary = ""
     requires = ()  # doctor feature names this mode cannot work without
+    # the mode's own CNI plugins: {executable on CNI_PATH: the module run as it}; the install
+    # step writes a launcher for each (python -m testbed.modes plugins lists them)
+    cni_plugins: dict[str, str] = {}
     encap_overhead = 0  # bytes the datapath adds per packet; pod MTU = underlay MTU - this
     datapath = ""       # how packets move, recorded with benchmark results
     # where NetworkPolicy can be enforced: "routed" (pods on routed interfaces, Calico's
@@ -179,6 +182,13 @@ def _discover():
             package = importlib.import_module(f"testbed.modes.{info.name}")
             for module in getattr(package, "REGISTERING", ()):
                 importlib.import_module(f"testbed.modes.{info.name}.{module}")
+
+
+def cni_plugins() -> dict[str, str]:
+    """Every registered mode's own CNI plugins: {executable: module}."""
+    _discover()
+    return {name: module for cls in _REGISTRY.values()
+            for name, module in cls.cni_plugins.items()}
 
 
 def mode_names() -> list[str]:

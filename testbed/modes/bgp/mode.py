@@ -28,6 +28,8 @@ class BgpMode(Mode):
     name = "bgp"
     summary = "Calico-style: cali veths, /26 blocks, BIRD (BGP full mesh or route reflectors)"
     requires = ("veth", "bird", "birdc", f"cni/{PLUGIN_TYPE}")
+    cni_plugins = {PLUGIN_TYPE: "testbed.modes.bgp.calico_plugin",
+                   "testbed-calico-blocks": "testbed.modes.bgp.ipam_plugin"}
     adoptable = True
     policy_hook, policy_by_default = "routed", True  # Calico enforces NetworkPolicy
     datapath = "kernel: IP routes from BIRD (BGP), cali veths with proxy ARP, no bridge"

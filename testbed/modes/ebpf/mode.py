@@ -82,6 +82,7 @@ class EbpfMode(Mode):
     requires = ("veth", "vxlan", "iptables", "bpftool", "bpf/datapath.o", f"cni/{PLUGIN_TYPE}",
                 "bpf_redirect_peer", "bpf_redirect_neigh", "bpf_fib_lookup",
                 "bpf_skb_set_tunnel_key", "bpf_skb_get_tunnel_key", "bpf_skb_change_type")
+    cni_plugins = {PLUGIN_TYPE: "testbed.modes.ebpf.cilium_plugin"}
     policy_note = "the ebpf mode does not enforce NetworkPolicy yet (Cilium would, with " \
         "identities in a policy map per endpoint)"
     replaces_kube_proxy = True

@@ -37,6 +37,7 @@ class OpenflowMode(Mode):
         "filter; its NetworkPolicy would be OpenFlow rules (not built)"
     requires = ("veth", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "os-ken",
                 f"cni/{PLUGIN_TYPE}", "cni/host-local")
+    cni_plugins = {PLUGIN_TYPE: "testbed.modes.openflow.ovs_plugin"}
     encap_overhead = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
     datapath = "OVS br-int per node, VXLAN tunnel port, flows from the os-ken controller"
 

@@ -1,6 +1,7 @@
 """Each mode names its own CNI plugins (the install step writes a launcher for each): every
 `cni/` requirement of the testbed's own plugins is named by its mode, and every module named
-runs as a plugin (answers VERSION as the CNI spec asks)."""
+runs as a plugin (answers VERSION as the CNI spec asks); every requirement a mode declares is
+a check doctor makes."""
 import json
 import os
 import subprocess
@@ -36,3 +37,13 @@ def test_each_named_module_answers_version_as_a_plugin(capsys):
         assert proc.returncode == 0, (name, proc.stderr)
         assert "1.0.0" in json.loads(proc.stdout)["supportedVersions"], name
     assert list_plugins(["nonsense"]) == 2
+
+
+def test_every_requirement_of_a_mode_is_a_check_doctor_makes():
+    """A name doctor does not probe would read "missing" and refuse the mode for nothing."""
+    from testbed.core import doctor
+    known = {entry[0] for entry in doctor.KERNEL + doctor.BINARIES + doctor.BUILT_FILES +
+             doctor.PYTHON_MODULES} | {f"cni/{entry[0]}" for entry in doctor.CNI_PLUGINS}
+    for name in base.mode_names():
+        unknown = set(base.get_mode(name).requires) - known
+        assert not unknown, (name, unknown)

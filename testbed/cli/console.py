@@ -75,7 +75,6 @@ class TestbedCLI(CLI):
         finally:
             self.follower.stop()
 
-
     def _addresses(self):
         state = self.cluster.state
         names = {key: rec.ip for key, rec in state.pods.items()}

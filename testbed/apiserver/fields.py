@@ -10,6 +10,7 @@ fields of k8s.io/api's messages, wire_schema.json):
   per field; Ignore says nothing."""
 import functools
 import re
+from dataclasses import dataclass, field
 
 from .protobuf import SCALARS, schema
 from .status import ApiError
@@ -29,29 +30,6 @@ def fields_by_name(message: str) -> dict:
         else:
             out[spec[0]] = spec
     return out
-
-
-def _walk(value, message: str, path: str, out: list) -> None:
-    if message.endswith(FREE_FORM) or not isinstance(value, dict):
-        return
-    fields = fields_by_name(message)
-    for name, item in value.items():
-        where = f"{path}.{name}" if path else name
-        spec = fields.get(name)
-        if spec is None:
-            out.append(where)
-            continue
-        _name, kind, extra = spec[:3]
-        if kind == "map":
-            if extra[1] not in SCALARS and isinstance(item, dict):
-                for key, entry in item.items():
-                    _walk(entry, extra[1], f"{where}[{key}]", out)
-        elif kind not in SCALARS:
-            if extra and isinstance(item, list):
-                for i, entry in enumerate(item):
-                    _walk(entry, kind, f"{where}[{i}]", out)
-            else:
-                _walk(item, kind, where, out)
 
 
 QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
@@ -91,84 +69,94 @@ def _fits(value, kind: str) -> bool:
     return isinstance(value, int)  # 1.5 is no int32
 
 
-class _Mistyped(Exception):
-    """The first value of the wrong type, in Go's words."""
-
-
-def _free_form(value, message: str) -> None:
-    """Types that decode themselves (their own UnmarshalJSON)."""
+def _free_form(value, message: str) -> str | None:
+    """What is wrong with a value of a type that decodes itself (its own UnmarshalJSON), in
+    its words; None if nothing."""
     if message.endswith("intstr.IntOrString"):
         if not isinstance(value, str) and not _fits(value, "int32"):
-            raise _Mistyped(f"json: cannot unmarshal {_json_type(value)} into Go value of "
-                            "type int32")
+            return f"json: cannot unmarshal {_json_type(value)} into Go value of type int32"
     elif message.endswith("resource.Quantity"):
         if isinstance(value, bool) or not isinstance(value, (str, int, float)) or \
                 not QUANTITY.match(str(value)):
-            raise _Mistyped("quantities must match the regular expression "
-                            f"'{QUANTITY.pattern}'")
+            return f"quantities must match the regular expression '{QUANTITY.pattern}'"
     elif message.endswith(("meta.v1.Time", "meta.v1.MicroTime", "meta.v1.Duration")):
         if not isinstance(value, str):
-            raise _Mistyped(f"json: cannot unmarshal {_json_type(value)} into Go value of "
-                            "type string")
+            return f"json: cannot unmarshal {_json_type(value)} into Go value of type string"
+    return None
 
 
-def _typed(value, message: str, path: str) -> None:
-    """Raise _Mistyped at the first value of `value` (a `message`) of the wrong type."""
+@dataclass
+class _Findings:
+    unknown: list = field(default_factory=list)  # paths of fields the kind does not have
+    mistyped: str | None = None  # the first value of the wrong type, in Go's words
+
+    def wrong(self, words: str | None) -> None:
+        if self.mistyped is None:
+            self.mistyped = words
+
+
+def _walk(value: dict, message: str, path: str, go_path: str, found: _Findings) -> None:
+    """One pass over an object (a `message`), in the document's order as Go decodes it:
+    unknown fields named with their indices (`spec.containers[1].imagee`), mistyped values
+    with Go's field path (`spec.containers.name`)."""
     struct, fields = message.rsplit(".", 1)[1], fields_by_name(message)
-    for name, item in value.items():  # in the document's order, as Go decodes it
-        spec = fields.get(name)
-        if spec is None or item is None:  # unknown (Strict's to name), or null: zero value
-            continue
+    for name, item in value.items():
         where = f"{path}.{name}" if path else name
+        go_where = f"{go_path}.{name}" if go_path else name
+        spec = fields.get(name)
+        if spec is None:
+            found.unknown.append(where)
+            continue
+        if item is None:  # null: the zero value
+            continue
         _name, kind, extra = spec[:3]
 
-        def wrong(go_type, item=item, where=where):
-            return _Mistyped(f"json: cannot unmarshal {_json_type(item)} into Go struct field "
-                             f"{struct}.{where} of type {go_type}")
+        def wrong(go_type, value=item, go_where=go_where):
+            found.wrong(f"json: cannot unmarshal {_json_type(value)} into Go struct field "
+                        f"{struct}.{go_where} of type {go_type}")
         if kind == "map":
             if not isinstance(item, dict):
-                raise wrong(f"map[{extra[0]}]{_go_type(extra[1])}")
-            entries, kind = list(item.values()), extra[1]
+                wrong(f"map[{extra[0]}]{_go_type(extra[1])}")
+                continue
+            entries, kind = [(f"{where}[{k}]", v) for k, v in item.items()], extra[1]
         elif extra:
             if not isinstance(item, list):
-                raise wrong(f"[]{_go_type(kind)}")
-            entries = item
+                wrong(f"[]{_go_type(kind)}")
+                continue
+            entries = [(f"{where}[{i}]", v) for i, v in enumerate(item)]
         else:
-            entries = [item]
-        for entry in entries:
+            entries = [(where, item)]
+        for at, entry in entries:
             if entry is None:
                 continue
             if kind in SCALARS:
                 if not _fits(entry, kind):
-                    raise wrong(_go_type(kind), entry)
+                    wrong(_go_type(kind), entry)
             elif kind.endswith(FREE_FORM):
-                _free_form(entry, kind)
+                found.wrong(_free_form(entry, kind))
             elif not isinstance(entry, dict):
-                raise wrong(_go_type(kind), entry)
+                wrong(_go_type(kind), entry)
             else:
-                _typed(entry, kind, where)
+                _walk(entry, kind, at, go_where, found)
+
+
+def _findings(obj: dict, api_version: str, kind: str) -> _Findings:
+    found = _Findings()
+    message = schema()["kinds"].get(f"{api_version}/{kind}")
+    if message is not None and isinstance(obj, dict):
+        _walk({k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}, message, "",
+              "", found)
+    return found
 
 
 def type_error(obj: dict, api_version: str, kind: str) -> str | None:
     """Go's decoder's words for the first value of `obj` of the wrong type, or None."""
-    message = schema()["kinds"].get(f"{api_version}/{kind}")
-    if message is None or not isinstance(obj, dict):
-        return None
-    try:
-        _typed(obj, message, "")
-    except _Mistyped as e:
-        return str(e)
-    return None
+    return _findings(obj, api_version, kind).mistyped
 
 
 def unknown_fields(obj: dict, api_version: str, kind: str) -> list[str]:
     """Paths of the fields of `obj` its kind does not have ([] for a kind without schema)."""
-    message = schema()["kinds"].get(f"{api_version}/{kind}")
-    if message is None or not isinstance(obj, dict):
-        return []
-    out = []
-    _walk({k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}, message, "", out)
-    return out
+    return _findings(obj, api_version, kind).unknown
 
 
 def check(obj: dict, api_version: str, kind: str, mode: str) -> list[str]:
@@ -179,13 +167,11 @@ def check(obj: dict, api_version: str, kind: str, mode: str) -> list[str]:
                        "Ignore, Warn and Strict")
     handled = f'{kind} in version "{api_version.rsplit("/", 1)[-1]}" cannot be handled as a ' \
               f"{kind}: "
-    mistyped = type_error(obj, api_version, kind)
-    if mistyped:
-        raise ApiError(400, handled + mistyped)
-    if mode == "Ignore":
-        return []
-    found = unknown_fields(obj, api_version, kind)
-    if not found:
+    findings = _findings(obj, api_version, kind)
+    if findings.mistyped:
+        raise ApiError(400, handled + findings.mistyped)
+    found = findings.unknown
+    if mode == "Ignore" or not found:
         return []
     if mode == "Strict":
         raise ApiError(400, handled + "strict decoding error: " +

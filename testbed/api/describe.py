@@ -109,15 +109,9 @@ def describe_api_pod(pod: dict, api_events: list[dict], now: float | None = None
               for c in (pod.get("status") or {}).get("conditions") or []] or ["  <none>"]
     mine = [e for e in api_events if (e.get("involvedObject") or {}).get("name") == meta["name"]
             and (e.get("involvedObject") or {}).get("kind") == "Pod"]
-    if not mine:
-        return "\n".join(lines + ["Events:       <none>"])
-    rows = [("Type", "Reason", "Age", "From", "Message"), ("----", "------", "----", "----",
-                                                           "-------")]
-    rows += [(e.get("type", ""), e.get("reason", ""), since(e.get("lastTimestamp"), now),
-              (e.get("source") or {}).get("component", ""), e.get("message", ""))
-             for e in mine]
-    return "\n".join(lines + ["Events:"] + [f"  {line}" for line in
-                                            render_table(rows).splitlines()])
+    return "\n".join(lines + _events_section([
+        (e.get("type", ""), e.get("reason", ""), since(e.get("lastTimestamp"), now),
+         (e.get("source") or {}).get("component", ""), e.get("message", "")) for e in mine]))
 
 
 def describe_node(state, name):
@@ -139,14 +133,18 @@ def describe_node(state, name):
 
 def events(state, *objects: str) -> list[str]:
     """kubectl describe's Events table of these objects, oldest first."""
-    found = [e for e in state.events if e.object in objects]
+    now = time.time()
+    return _events_section([(e.type, e.reason, human_duration(now - e.time),
+                             SOURCES.get(e.reason, "testbed"), e.message)
+                            for e in state.events if e.object in objects])
+
+
+def _events_section(found: list[tuple]) -> list[str]:
+    """kubectl describe's Events section of (type, reason, age, from, message) rows."""
     if not found:
         return ["Events:       <none>"]
-    now = time.time()
     rows = [("Type", "Reason", "Age", "From", "Message"), ("----", "------", "----", "----",
-                                                           "-------")]
-    rows += [(e.type, e.reason, human_duration(now - e.time), SOURCES.get(e.reason, "testbed"),
-              e.message) for e in found]
+                                                           "-------")] + found
     return ["Events:"] + [f"  {line}" for line in render_table(rows).splitlines()]
 
 

@@ -1,8 +1,7 @@
 """The API server process: HTTPS with the cluster's CA, client certificates verified and
 mapped to users as kube-apiserver maps them, anonymous requests refused (401), discovery, and
 the resources on etcd (rest.py); service-account tokens (tokens.py) authenticate too. Every
-error is a Status object; a request the server cannot
-serve never answers with a traceback.
+error is a Status object; a request the server cannot serve never answers with a traceback.
 
     python -m testbed.apiserver.server CONFIG.json
 

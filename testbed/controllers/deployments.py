@@ -105,10 +105,7 @@ class DeploymentController:
         for i, deploy in enumerate(wanted):
             (self.refused if i in refused else self.applied)[key_of(deploy)] = \
                 fingerprint(deploy)
-            if i in refused:
-                self.refusals.note("Deployment", key_of(deploy), refused[i])
-            else:
-                self.refusals.forget("Deployment", key_of(deploy))
+            self.refusals.settle("Deployment", key_of(deploy), refused.get(i))
         for key in [k for k in records if k not in api]:
             namespace, name = key.split("/", 1)
             if key in self.applied:

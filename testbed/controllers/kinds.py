@@ -76,13 +76,11 @@ class KindController:
             if wanted else {}
         for i, obj in enumerate(wanted):
             (self.refused if i in refused else self.applied)[key_of(obj)] = fingerprint(obj)
-            if i in refused:
-                self.refusals.note(kind.kind, key_of(obj), refused[i])
-            else:
-                self.refusals.forget(kind.kind, key_of(obj))
-        self._mirror_own(cluster, api)
+            self.refusals.settle(kind.kind, key_of(obj), refused.get(i))
+        own = getattr(ko, kind.own)(cluster.state)  # what the cluster holds, in the API's shape
+        self._mirror_own(own, api)
         if kind.reports_status:
-            self._report(cluster, api)
+            self._report(own, api)
         for key in [k for k in held if k not in api and k in self.applied
                     and k not in kind.kept]:
             namespace, _, name = key.rpartition("/")
@@ -90,11 +88,11 @@ class KindController:
                           kind.delete_spec)
             self.applied.pop(key, None)
 
-    def _mirror_own(self, cluster, api: dict) -> None:
+    def _mirror_own(self, own: list[dict], api: dict) -> None:
         """Write into the API what the cluster holds that the API never had (an addon's
         objects, a topology's namespaces); from then on the API's copy is followed."""
         kind = self.kind
-        for obj in getattr(ko, kind.own)(cluster.state):
+        for obj in own:
             key = key_of(obj)
             if key in api or key in self.applied or key in self.refused:
                 continue
@@ -106,11 +104,11 @@ class KindController:
             if written is not None:
                 self.applied[key] = fingerprint(written)
 
-    def _report(self, cluster, api: dict) -> None:
+    def _report(self, own: list[dict], api: dict) -> None:
         """The status the cluster gives an object it runs (an Ingress: the controller's
         address), written as a merge patch of /status unless the API has it already."""
         resource = of_kind(self.kind.api_version, self.kind.kind)
-        for obj in getattr(ko, self.kind.own)(cluster.state):
+        for obj in own:
             key = key_of(obj)
             current = api.get(key)
             if current is None or current.get("status") == obj["status"] or \

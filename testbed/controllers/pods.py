@@ -116,10 +116,9 @@ class PodController:
         for i, pod in enumerate(wanted):
             if i in refused:
                 self._refuse(pod, refused[i])
-                self.refusals.note("Pod", key_of(pod), refused[i])
             else:
                 self.known.add(key_of(pod))
-                self.refusals.forget("Pod", key_of(pod))
+            self.refusals.settle("Pod", key_of(pod), refused.get(i))
 
     def _bind(self, pod: dict, node: str) -> dict:
         meta = pod["metadata"]

@@ -26,6 +26,13 @@ class Refusals:
     def forget(self, kind: str, key: str) -> None:
         self.messages.pop((kind, key), None)
 
+    def settle(self, kind: str, key: str, message: str | None) -> None:
+        """After the cluster was given an object: its refusal noted, or (None) forgotten."""
+        if message is None:
+            self.forget(kind, key)
+        else:
+            self.note(kind, key, message)
+
 
 def key_of(obj: dict) -> str:
     """How the cluster's state keys an API object: "<namespace>/<name>", or the name of a

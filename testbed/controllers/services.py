@@ -53,10 +53,7 @@ class ServiceController:
         refused = apply_each(self.client, cluster, "v1", "Service", wanted) if wanted else {}
         for i, svc in enumerate(wanted):
             (self.refused if i in refused else self.applied)[key_of(svc)] = fingerprint(svc)
-            if i in refused:
-                self.refusals.note("Service", key_of(svc), refused[i])
-            else:
-                self.refusals.forget("Service", key_of(svc))
+            self.refusals.settle("Service", key_of(svc), refused.get(i))
         for key in [k for k in services if k not in api]:
             namespace, name = key.split("/", 1)
             if key in self.applied:

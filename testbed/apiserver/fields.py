@@ -69,6 +69,18 @@ def _fits(value, kind: str) -> bool:
     return isinstance(value, int)  # 1.5 is no int32
 
 
+@functools.cache
+def patch_tags(message: str) -> dict:
+    """{JSON name: (patchStrategy, patchMergeKey)} of a message's lists, its inlined structs'
+    too (k8s.io/api's tags, wire_schema.json's "patch")."""
+    out = {}
+    for spec in schema()["messages"].get(message, {}).values():
+        if spec[4]:
+            out.update(patch_tags(spec[1]))
+    out.update({k: tuple(v) for k, v in schema().get("patch", {}).get(message, {}).items()})
+    return out
+
+
 def _free_form(value, message: str) -> str | None:
     """What is wrong with a value of a type that decodes itself (its own UnmarshalJSON), in
     its words; None if nothing."""

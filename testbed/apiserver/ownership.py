@@ -6,12 +6,11 @@ a manager applied before and leaves out now.
 A field set is a set of paths; a path's elements are FieldsV1's: `f:<name>` a field or map
 key, `k:{"name":"web"}` an item of a list merged by key (k8s.io/api's patchMergeKey), `v:<json>`
 an item of a list of primitives merged as a set; any other list is owned whole."""
-import functools
 import json
 
-from .fields import FREE_FORM, fields_by_name
+from .fields import FREE_FORM, fields_by_name, patch_tags
 from .objects import now_stamp
-from .protobuf import SCALARS, schema
+from .protobuf import SCALARS
 from .status import ApiError
 
 MISSING = object()
@@ -19,23 +18,12 @@ SERVER_SET = {"managedFields", "resourceVersion", "uid", "creationTimestamp", "g
               "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"}
 
 
-@functools.cache
-def _patch_tags(message: str) -> dict:
-    """{JSON name: (strategy, merge key)} of a message's lists, its inlined structs' too."""
-    out = {}
-    for spec in schema()["messages"].get(message, {}).values():
-        if spec[4]:
-            out.update(_patch_tags(spec[1]))
-    out.update({k: tuple(v) for k, v in schema().get("patch", {}).get(message, {}).items()})
-    return out
-
-
 def _key(item: dict, key: str) -> str:
     return "k:" + json.dumps({key: item.get(key)}, separators=(",", ":"), sort_keys=True)
 
 
 def _walk(value: dict, message: str, prefix: tuple, out: set) -> None:
-    fields, tags = fields_by_name(message), _patch_tags(message)
+    fields, tags = fields_by_name(message), patch_tags(message)
     for name, item in value.items():
         path = prefix + (f"f:{name}",)
         spec = fields.get(name)

@@ -9,6 +9,7 @@ itself (wire_schema.json). A schema is built the first time a document asks for 
 import functools
 import re
 
+from .fields import fields_by_name, patch_tags
 from .protobuf import schema as wire
 
 META = "k8s.io.apimachinery.pkg.apis.meta.v1."
@@ -47,19 +48,6 @@ def _model(kind_key: str):
     return getattr(models, prefix + kind, None) or getattr(models, version.capitalize() + kind)
 
 
-def _wire_field(message: str, json_name: str) -> list | None:
-    """A message's field by its JSON name, looking into inlined embedded structs (a Probe's
-    ProbeHandler) as JSON does."""
-    for field in wire()["messages"].get(message, {}).values():
-        if field[0] == json_name:
-            return field
-        if field[4]:
-            found = _wire_field(field[1], json_name)
-            if found:
-                return found
-    return None
-
-
 class _Builder:
     """Converts the client's JSON schema of one kind (pydantic's, with $defs) to upstream's
     shape, collecting every schema it reaches into self.schemas."""
@@ -84,10 +72,10 @@ class _Builder:
         out = {"type": "object", "description": _CLIENT_NOTES.sub("", model.get("description",
                                                                                  "")).strip()}
         self.schemas[name] = out
-        patch = wire().get("patch", {}).get(message, {})
+        patch = patch_tags(message)
         properties = {}
         for json_name, prop in sorted(model.get("properties", {}).items()):
-            field = _wire_field(message, json_name)
+            field = fields_by_name(message).get(json_name)
             properties[json_name] = converted = self.value(prop, field)
             converted["description"] = prop.get("description") or self._described(converted)
             if json_name in patch:

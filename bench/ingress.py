@@ -16,8 +16,8 @@ import statistics
 import sys
 
 from bench.stats import median_ci
-from testbed import REPO
-from testbed.api import apply, manifests
+from testbed import REPO, manifests
+from testbed.api import apply
 from testbed.core.cluster import Cluster
 from testbed.core.preflight import load_spec
 from testbed.host import netns

@@ -22,12 +22,13 @@ from bench import iperf3
 from bench.cpu import machine_busy_seconds
 from bench.services import CLIENT, PORT, SERVER, wait_for_server
 from bench.stats import median_ci
-from testbed.api import apply, kinds
+from testbed.api import apply
 from testbed.core import doctor
 from testbed.core.cluster import Cluster
 from testbed.core.preflight import load_spec
 from testbed.host import netns
 from testbed.kubeproxy import proxies
+from testbed.manifests import kinds
 
 
 def manifest():

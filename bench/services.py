@@ -16,13 +16,14 @@ import statistics
 import sys
 import time
 
-from testbed.api import apply, kinds
+from testbed.api import apply
 from testbed.core.cluster import Cluster
 from testbed.core.preflight import load_spec
 from testbed.errors import CommandError
 from testbed.host import netns
 from testbed.host.waiting import wait_until
 from testbed.kubeproxy import services
+from testbed.manifests import kinds
 
 PORT = 7000
 # accept, send one byte, close: the least a server can do per connection

@@ -22,7 +22,6 @@ import os
 import shutil
 import signal
 
-from testbed.api import kinds
 from testbed.core.records import DnsRecord
 from testbed.core.topology import ContainerSpec, PodSpec
 from testbed.errors import TestbedError
@@ -31,6 +30,7 @@ from testbed.host.processes import pid_is
 from testbed.host.waiting import wait_until
 from testbed.kubelet import dns as kubelet_dns
 from testbed.kubeproxy import services
+from testbed.manifests import kinds
 
 DOMAIN = "cluster.local"
 REVERSE = "in-addr.arpa"

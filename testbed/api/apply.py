@@ -16,7 +16,6 @@ import re
 import time
 import uuid
 
-from testbed.api import kinds
 from testbed.core.records import DeploymentRecord, NamespaceRecord, PolicyRecord
 from testbed.core.state import DEFAULT_NAMESPACES
 from testbed.core.topology import ContainerSpec, PodSpec, pod_key
@@ -27,6 +26,7 @@ from testbed.ingress.controller import missing_tools
 from testbed.kubelet.service_env import service_env
 from testbed.kubelet.standins import command_for, listening
 from testbed.kubeproxy import services
+from testbed.manifests import kinds
 
 READY_TIMEOUT_S = 10.0
 

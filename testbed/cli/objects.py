@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 import yaml
 
-from testbed.api import manifests
+from testbed import manifests
 from testbed.api import objects as ko
 from testbed.api.apply import report
 from testbed.api.describe import describe, describe_api_pod

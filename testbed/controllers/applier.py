@@ -10,7 +10,7 @@ A file the manifest reader refuses (file:line errors) is refused whole before an
 written, as kubectl refuses a file it cannot decode."""
 import copy
 
-from testbed.api import manifests
+from testbed import manifests
 from testbed.api.apply import refuse_deleting_system_namespaces
 from testbed.apiserver.patch import PatchError, strategic_merge
 from testbed.apiserver.resources import Resource, of_kind

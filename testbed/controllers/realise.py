@@ -4,7 +4,8 @@ import re
 
 import yaml
 
-from testbed.api import apply, manifests
+from testbed import manifests
+from testbed.api import apply
 from testbed.errors import TestbedError
 
 SOURCE = "the API server's objects"

@@ -10,8 +10,9 @@ import shutil
 import time
 from collections.abc import Callable
 
+from testbed import manifests
 from testbed.addons.dns import ClusterDNS
-from testbed.api import apply, manifests
+from testbed.api import apply
 from testbed.apiserver.controlplane import ControlPlane
 from testbed.core import doctor
 from testbed.core.clean import describe, keep_only, still_present

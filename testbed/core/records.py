@@ -11,9 +11,9 @@ import types
 import typing
 from dataclasses import dataclass, field
 
-from testbed.api.kinds import NetworkPolicy, policy_from_record, policy_to_record
 from testbed.host.daemons import DaemonRecord  # noqa: F401  (a field type of RunState)
 from testbed.host.processes import Process
+from testbed.manifests.kinds import NetworkPolicy, policy_from_record, policy_to_record
 
 
 @dataclass

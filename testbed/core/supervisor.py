@@ -13,7 +13,8 @@ import socket
 import sys
 import traceback
 
-from testbed.api import apply, manifests
+from testbed import manifests
+from testbed.api import apply
 from testbed.controllers import Controllers, applier
 from testbed.core.adopt import adopt
 from testbed.core.cluster import Cluster

@@ -20,7 +20,6 @@ import signal
 import ssl
 import subprocess
 
-from testbed.api import kinds
 from testbed.core.records import NamespaceRecord
 from testbed.core.topology import ContainerSpec, PodSpec
 from testbed.errors import TestbedError
@@ -29,6 +28,7 @@ from testbed.host.processes import pid_is
 from testbed.host.waiting import wait_until
 from testbed.ingress import nginx
 from testbed.kubeproxy import services
+from testbed.manifests import kinds
 
 NAMESPACE, NAME = "ingress-nginx", "ingress-nginx-controller"
 LABELS = {"app.kubernetes.io/name": "ingress-nginx",

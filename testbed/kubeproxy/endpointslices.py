@@ -16,7 +16,7 @@ takes them in slice order).
 import hashlib
 import math
 
-from testbed.api.kinds import SAFE_ALPHABET
+from testbed.manifests.kinds import SAFE_ALPHABET
 
 OVERLOAD = 0.2  # the EndpointSlice controller's overloadThreshold
 AUTO = ("Auto", "auto")  # the annotation values that turn topology-aware routing on

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from testbed.api import apply, manifests
+from testbed import manifests
+from testbed.api import apply
 from testbed.host import netns
 
 from .conftest import REPO, TOPO, run_testbed

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import time
 
-from testbed.api import apply, manifests
+from testbed import manifests
+from testbed.api import apply
 
 from .conftest import REPO, TOPO, run_testbed
 from .test_manifests import SHOP

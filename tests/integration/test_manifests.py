@@ -296,7 +296,8 @@ def test_cluster_dns_answers_pods_in_every_namespace(make_cluster, tmp_path):
 
     # endpoints and records follow a scale-down
     (tmp_path / "shop.yaml").write_text(DNS.replace("REPLICAS", "1"))
-    from testbed.api import apply, manifests
+    from testbed import manifests
+    from testbed.api import apply
     apply.apply(cluster, manifests.load(str(tmp_path / "shop.yaml")))
     left = [r.ip for r in data.pods.values() if r.namespace == "shop"]
     assert len(left) == 1

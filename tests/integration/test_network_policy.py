@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from testbed.api import apply, manifests
+from testbed import manifests
+from testbed.api import apply
 from testbed.host import netns
 
 from .conftest import TOPO, run_testbed

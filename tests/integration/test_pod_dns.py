@@ -136,7 +136,8 @@ def test_dns_policies_hostnames_and_service_links(make_cluster, tmp_path, mode):
     assert proc.strip() == "7"
 
     # deleting a hostNetwork pod ends its containers and its name, not its node
-    from testbed.api import apply, manifests
+    from testbed import manifests
+    from testbed.api import apply
     (tmp_path / "gone.yaml").write_text(pod("host-net-plain", "  hostNetwork: true\n"
                                              "  nodeName: node1\n"))
     apply.delete(cluster, manifests.load(str(tmp_path / "gone.yaml")))

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from testbed import REPO
-from testbed.api import apply, manifests
+from testbed import REPO, manifests
+from testbed.api import apply
 from testbed.core.state import RunState, run_dir_for
 from testbed.host import netns
 

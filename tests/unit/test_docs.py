@@ -8,8 +8,7 @@ import shlex
 
 import pytest
 
-from testbed import REPO
-from testbed.api import manifests
+from testbed import REPO, manifests
 from testbed.api.apply import condensed
 from testbed.cli.main import build_parser
 from testbed.core import spec

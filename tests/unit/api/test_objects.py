@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from testbed.api import describe, manifests
+from testbed import manifests
+from testbed.api import describe
 from testbed.api import objects as ko
 from testbed.api import tables as inventory
 from testbed.errors import TestbedError

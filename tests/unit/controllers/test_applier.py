@@ -2,7 +2,7 @@
 what is created, merged, left unchanged or refused, and the lines kubectl would print."""
 import pytest
 
-from testbed.api import manifests
+from testbed import manifests
 from testbed.apiserver.resources import of_kind
 from testbed.controllers import applier
 from testbed.errors import TestbedError

@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
-from testbed.api.kinds import Container, ContainerPort
 from testbed.kubelet.standins import command_for, flags, listening
+from testbed.manifests.kinds import Container, ContainerPort
 
 UPSTREAM_TCP = ("/agnhost", "serve-hostname", "--tcp", "--http=false", "--port", "80")
 

@@ -3,11 +3,11 @@ import ipaddress
 
 import pytest
 
-from testbed.api.kinds import Service, ServicePort
 from testbed.core.records import PodRecord
 from testbed.core.state import RunState
 from testbed.errors import TestbedError
 from testbed.kubeproxy import services
+from testbed.manifests.kinds import Service, ServicePort
 
 
 def FakeState():

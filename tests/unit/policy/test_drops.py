@@ -2,7 +2,7 @@
 guards, its peer and the policies isolating it."""
 import json
 
-from testbed.api import kinds
+from testbed.manifests import kinds
 from testbed.policy import drops, nftables
 from tests.unit.states import state_from
 

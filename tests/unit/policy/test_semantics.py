@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from testbed.api import manifests
-from testbed.api.kinds import ManifestError, policy_from_record, policy_to_record
+from testbed import manifests
+from testbed.manifests.kinds import ManifestError, policy_from_record, policy_to_record
 from testbed.policy import nftables as policy_nft
 from testbed.policy import semantics as policy
 

@@ -7,9 +7,9 @@ import base64
 import binascii
 import re
 
-from testbed.api.fields import DNS_SUBDOMAIN, EVERY_KEY, FieldReader
-from testbed.api.kinds import Ingress, IngressClass, Secret
 from testbed.errors import brief
+from testbed.manifests.fields import DNS_SUBDOMAIN, EVERY_KEY, FieldReader
+from testbed.manifests.kinds import Ingress, IngressClass, Secret
 
 PATH_TYPES = ("Exact", "Prefix", "ImplementationSpecific")
 WILDCARD_HOST = re.compile(r"^\*\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")

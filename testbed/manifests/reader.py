@@ -11,9 +11,10 @@ import os
 
 import yaml
 
-from testbed.api.fields import DNS_SUBDOMAIN, EVERY_KEY
-from testbed.api.ingress_manifests import INGRESS_KEYS, SECRET_KEYS, IngressReader
-from testbed.api.kinds import (
+from testbed.errors import brief
+from testbed.manifests.fields import DNS_SUBDOMAIN, EVERY_KEY
+from testbed.manifests.ingress import INGRESS_KEYS, SECRET_KEYS, IngressReader
+from testbed.manifests.kinds import (
     Container,
     ContainerPort,
     Deployment,
@@ -26,8 +27,7 @@ from testbed.api.kinds import (
     Service,
     ServicePort,
 )
-from testbed.api.policy_manifests import PolicyReader
-from testbed.errors import brief
+from testbed.manifests.policy import PolicyReader
 from testbed.safe_input import InputError, check_expansion, read_text
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")

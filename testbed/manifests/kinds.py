@@ -128,7 +128,7 @@ class Service:
 
 @dataclass(frozen=True)
 class Ingress:
-    """networking.k8s.io/v1 Ingress; `spec` in the API's shape (ingress_manifests.py)."""
+    """networking.k8s.io/v1 Ingress; `spec` in the API's shape (manifests/ingress.py)."""
     name: str
     namespace: str
     spec: dict = field(hash=False, compare=False)

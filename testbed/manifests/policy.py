@@ -5,9 +5,9 @@ import ipaddress
 
 import yaml
 
-from testbed.api.fields import FieldReader
-from testbed.api.kinds import LabelSelector, NetworkPolicy, PolicyPeer, PolicyPort, PolicyRule
 from testbed.errors import brief
+from testbed.manifests.fields import FieldReader
+from testbed.manifests.kinds import LabelSelector, NetworkPolicy, PolicyPeer, PolicyPort, PolicyRule
 
 SELECTOR_KEYS = {"matchLabels", "matchExpressions"}
 SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")

@@ -5,8 +5,8 @@ import re
 
 import yaml
 
-from testbed.api.kinds import ManifestError
 from testbed.errors import brief
+from testbed.manifests.kinds import ManifestError
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

@@ -1,8 +1,9 @@
 """Reading Kubernetes manifests: kinds, fields, warnings and errors with file and line."""
 import pytest
 
-from testbed.api import kinds, manifests
-from testbed.api.kinds import ManifestError
+from testbed import manifests
+from testbed.manifests import kinds
+from testbed.manifests.kinds import ManifestError
 
 WEB = """\
 apiVersion: v1

@@ -3,8 +3,9 @@ import base64
 
 import pytest
 
-from testbed.api import kinds, manifests
-from testbed.api.kinds import ManifestError
+from testbed import manifests
+from testbed.manifests import kinds
+from testbed.manifests.kinds import ManifestError
 
 INGRESS = """\
 apiVersion: networking.k8s.io/v1

@@ -24,8 +24,8 @@ import time
 import urllib.request
 
 from bench.scale import topology
-from testbed.apiserver.controlplane import ControlPlane, admin_client, admin_context
-from testbed.controllers.client import ApiClient
+from testbed.apiserver.controlplane import ControlPlane, admin_context
+from testbed.controllers.client import ApiClient, admin_client
 from testbed.core.state import RunState, run_dir_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

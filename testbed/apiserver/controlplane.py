@@ -10,11 +10,11 @@ import urllib.request
 
 import yaml
 
+from testbed.auth.pki import Pki, make_pki
 from testbed.host.daemons import Daemon
 from testbed.kubeproxy.services import API_SERVER_IP
 
 from .etcd import etcd_argv, free_port
-from .pki import Pki, make_pki
 
 READY_TIMEOUT_S = 30.0
 SERVER_NAMES = ["kubernetes", "kubernetes.default", "kubernetes.default.svc",
@@ -49,15 +49,6 @@ def admin_context(pki: Pki) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=pki.ca_cert)
     context.load_cert_chain(pki.admin_cert, pki.admin_key)
     return context
-
-
-def admin_client(record: dict):
-    """A client of a running cluster's API server as its admin, from what the run's state
-    keeps of the control plane (ControlPlane.record)."""
-    from testbed.controllers.client import ApiClient  # the controllers' client, shared
-
-    return ApiClient(record["server"], admin_context(
-        ControlPlane("", record["directory"]).pki))
 
 
 class ControlPlane:

@@ -21,11 +21,12 @@ import sys
 import aiohttp
 from aiohttp import web
 
+from testbed.auth import tokens
+from testbed.auth.pki import Pki, user_of
 from testbed.host import netns
 
-from . import discovery, openapi, tokens
+from . import discovery, openapi
 from .etcd import Store
-from .pki import Pki, user_of
 from .resources import find
 from .rest import Rest
 from .status import ApiError

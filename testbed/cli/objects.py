@@ -13,9 +13,9 @@ from testbed.api import objects as ko
 from testbed.api.apply import report
 from testbed.api.describe import describe, describe_api_pod
 from testbed.api.tables import find_pod, human_duration, render_table, rows
-from testbed.apiserver.controlplane import admin_client
 from testbed.apiserver.resources import RESOURCES
 from testbed.cli.common import find_run, namespace_option
+from testbed.controllers.client import admin_client
 from testbed.core import logs
 from testbed.core.control import request
 from testbed.errors import TestbedError

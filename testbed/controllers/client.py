@@ -5,6 +5,7 @@ import json
 import ssl
 import urllib.parse
 
+from testbed.apiserver.controlplane import ControlPlane, admin_context
 from testbed.errors import TestbedError
 from testbed.host.parallel import for_each
 
@@ -105,3 +106,9 @@ class Writers:
                 results[i] = work(self.clients[first], jobs[i])
         for_each(range(min(count, len(jobs))), run)
         return results
+
+
+def admin_client(record: dict) -> ApiClient:
+    """A client of a running cluster's API server as its admin, from what the run's state
+    keeps of the control plane (ControlPlane.record)."""
+    return ApiClient(record["server"], admin_context(ControlPlane("", record["directory"]).pki))

@@ -16,8 +16,8 @@ year with a `warnafter` an hour on.
 import os
 import shutil
 
-from testbed.apiserver import tokens
-from testbed.apiserver.pki import Pki
+from testbed.auth import tokens
+from testbed.auth.pki import Pki
 from testbed.core.state import RUN_ROOT
 
 MOUNT_PATH = "/run/secrets/kubernetes.io/serviceaccount"  # /var/run is /run

@@ -7,9 +7,9 @@ import ssl
 import pytest
 
 from testbed.apiserver import discovery, objects, patch, selectors, tables
-from testbed.apiserver.pki import make_pki, user_of
 from testbed.apiserver.resources import find, of_kind
 from testbed.apiserver.status import ApiError
+from testbed.auth.pki import make_pki, user_of
 
 PODS = find("", "v1", "pods")
 

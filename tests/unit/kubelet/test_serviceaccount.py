@@ -4,8 +4,8 @@ import base64
 import json
 import os
 
-from testbed.apiserver import tokens
-from testbed.apiserver.pki import make_pki
+from testbed.auth import tokens
+from testbed.auth.pki import make_pki
 from testbed.kubelet import serviceaccount
 
 

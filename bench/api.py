@@ -26,7 +26,7 @@ import urllib.request
 from bench.scale import topology
 from testbed.apiserver.controlplane import ControlPlane, admin_context
 from testbed.controllers.client import ApiClient, admin_client
-from testbed.core.state import RunState, run_dir_for
+from testbed.model.state import RunState, run_dir_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KUBECTL = os.path.join(os.path.dirname(sys.executable), "kubectl")

@@ -7,8 +7,8 @@ import sys
 import tempfile
 import time
 
-from testbed.core.cluster import Cluster
-from testbed.core.preflight import load_spec
+from testbed.lifecycle.cluster import Cluster
+from testbed.lifecycle.preflight import load_spec
 
 
 def topology(path, nodes, reflectors):

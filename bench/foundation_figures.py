@@ -8,10 +8,10 @@ import sys
 import tempfile
 import time
 
-from testbed.core import doctor
-from testbed.core.cluster import Cluster
-from testbed.core.preflight import load_spec
 from testbed.host import netns
+from testbed.lifecycle import doctor
+from testbed.lifecycle.cluster import Cluster
+from testbed.lifecycle.preflight import load_spec
 
 from . import iperf3
 from .harness import Options, choose_modes

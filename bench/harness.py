@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from testbed.core import doctor
-from testbed.core.cluster import Cluster
-from testbed.core.preflight import BARE, check_mode, load_spec
 from testbed.errors import TestbedError
 from testbed.host.signals import Interrupted, signals_interrupt
+from testbed.lifecycle import doctor
+from testbed.lifecycle.cluster import Cluster
+from testbed.lifecycle.preflight import BARE, check_mode, load_spec
 from testbed.modes import get_mode, mode_names
 from testbed.underlay import fabric, ovs
 

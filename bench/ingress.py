@@ -18,9 +18,9 @@ import sys
 from bench.stats import median_ci
 from testbed import REPO, manifests
 from testbed.api import apply
-from testbed.core.cluster import Cluster
-from testbed.core.preflight import load_spec
 from testbed.host import netns
+from testbed.lifecycle.cluster import Cluster
+from testbed.lifecycle.preflight import load_spec
 
 PLAIN = """\
 apiVersion: networking.k8s.io/v1

@@ -22,11 +22,11 @@ from pathlib import Path
 from bench import iperf3
 from bench.services import BLOCK, PORT, SERVER, connect_latencies, wait_for_server
 from testbed.api import apply
-from testbed.core.cluster import Cluster
-from testbed.core.preflight import load_spec
-from testbed.core.records import PolicyRecord
 from testbed.host import netns
+from testbed.lifecycle.cluster import Cluster
+from testbed.lifecycle.preflight import load_spec
 from testbed.manifests import kinds
+from testbed.model.records import PolicyRecord
 
 TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "default.yaml"
 

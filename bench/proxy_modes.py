@@ -23,11 +23,11 @@ from bench.cpu import machine_busy_seconds
 from bench.services import CLIENT, PORT, SERVER, wait_for_server
 from bench.stats import median_ci
 from testbed.api import apply
-from testbed.core import doctor
-from testbed.core.cluster import Cluster
-from testbed.core.preflight import load_spec
 from testbed.host import netns
 from testbed.kubeproxy import proxies
+from testbed.lifecycle import doctor
+from testbed.lifecycle.cluster import Cluster
+from testbed.lifecycle.preflight import load_spec
 from testbed.manifests import kinds
 
 

@@ -23,11 +23,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from testbed.core.progress import PHASES
-from testbed.core.state import RunState, run_dir_for
 from testbed.host import netns
 from testbed.host.parallel import for_each
 from testbed.host.processes import pid_is
+from testbed.lifecycle.progress import PHASES
+from testbed.model.state import RunState, run_dir_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PING_PAIRS = 50

@@ -17,12 +17,12 @@ import sys
 import time
 
 from testbed.api import apply
-from testbed.core.cluster import Cluster
-from testbed.core.preflight import load_spec
 from testbed.errors import CommandError
 from testbed.host import netns
 from testbed.host.waiting import wait_until
 from testbed.kubeproxy import services
+from testbed.lifecycle.cluster import Cluster
+from testbed.lifecycle.preflight import load_spec
 from testbed.manifests import kinds
 
 PORT = 7000

@@ -23,8 +23,8 @@ from bench.measures import BY_NAME as MEASURES
 from bench.paths import BY_NAME as PATHS
 from bench.paths import endpoints
 from bench.slicing import Flow, paired, run_sliced
-from testbed.core.cluster import Cluster
-from testbed.core.preflight import BARE, load_spec
+from testbed.lifecycle.cluster import Cluster
+from testbed.lifecycle.preflight import BARE, load_spec
 
 TOPOLOGY = "topologies/default.yaml"
 PLACEMENTS = (((0, 1), "two CPUs, client 0"), ((1, 0), "two CPUs, client 1"),

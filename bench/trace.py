@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from testbed.core.cluster import Cluster
-from testbed.core.preflight import load_spec
+from testbed.lifecycle.cluster import Cluster
+from testbed.lifecycle.preflight import load_spec
 
 REPO = Path(__file__).resolve().parent.parent
 TOPOLOGY = REPO / "topologies" / "default.yaml"

@@ -26,8 +26,8 @@ import time
 from bench import iperf3, sockperf
 from bench.paths import BY_NAME as PATHS
 from bench.paths import endpoints
-from testbed.core.cluster import Cluster
-from testbed.core.preflight import BARE, load_spec
+from testbed.lifecycle.cluster import Cluster
+from testbed.lifecycle.preflight import BARE, load_spec
 
 TOPOLOGY = "topologies/default.yaml"
 CALIBRATION_LOOPS = 300_000

@@ -1,11 +1,14 @@
 """An emulated Kubernetes pod network: real namespaces, bridges, tunnels, daemons and CNI plugins
 on one machine, in the shape of the CNI plugins they mirror.
 
-One package per concern: core (a cluster's lifecycle), host (namespaces, processes, daemons),
-underlay (racks and routers), modes (one folder per CNI mode), cni (the plugin skeleton and the
-runtime's caller), kubelet (sandboxes, containers, stand-ins), api (manifests and Kubernetes
-objects), kubeproxy (Services), ingress (the Ingress controller), policy (NetworkPolicy),
-addons (cluster DNS) and cli.
+Packages in layers, each importing only those below it (tests/test_import_layers.py, the
+import-linter contract in setup.cfg): the CLI on top; the lifecycle (a cluster's build,
+supervisor, clean, adopt, doctor); the API's controllers and the tracer; the API server; the
+modes (one folder per CNI mode); the API objects' machinery (api); Ingress and the add-ons
+(cluster DNS); kube-proxy, the kubelet role, the underlay (racks and routers), NetworkPolicy
+and the CNI plugins' skeleton; the cluster's credentials (auth); the model (topology, spec,
+records, state, ipam); the manifests' types and decoding; host mechanics (namespaces,
+processes, daemons) at the bottom.
 """
 import os
 

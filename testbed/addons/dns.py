@@ -22,8 +22,6 @@ import os
 import shutil
 import signal
 
-from testbed.core.records import DnsRecord
-from testbed.core.topology import ContainerSpec, PodSpec
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import pid_is
@@ -31,6 +29,8 @@ from testbed.host.waiting import wait_until
 from testbed.kubelet import dns as kubelet_dns
 from testbed.kubeproxy import services
 from testbed.manifests import kinds
+from testbed.model.records import DnsRecord
+from testbed.model.topology import ContainerSpec, PodSpec
 
 DOMAIN = "cluster.local"
 REVERSE = "in-addr.arpa"

@@ -16,9 +16,6 @@ import re
 import time
 import uuid
 
-from testbed.core.records import DeploymentRecord, NamespaceRecord, PolicyRecord
-from testbed.core.state import DEFAULT_NAMESPACES
-from testbed.core.topology import ContainerSpec, PodSpec, pod_key
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.waiting import wait_until
@@ -27,6 +24,9 @@ from testbed.kubelet.service_env import service_env
 from testbed.kubelet.standins import command_for, listening
 from testbed.kubeproxy import services
 from testbed.manifests import kinds
+from testbed.model.records import DeploymentRecord, NamespaceRecord, PolicyRecord
+from testbed.model.state import DEFAULT_NAMESPACES
+from testbed.model.topology import ContainerSpec, PodSpec, pod_key
 
 READY_TIMEOUT_S = 10.0
 

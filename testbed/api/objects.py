@@ -8,11 +8,11 @@ namespace) is in the annotation SANDBOX_ANNOTATION.
 """
 import time
 
-from testbed.core.records import NamespaceRecord
-from testbed.core.state import DEFAULT_NAMESPACES
 from testbed.host.processes import pid_is
 from testbed.kubeproxy import endpointslices
 from testbed.kubeproxy.services import endpoints as service_endpoints
+from testbed.model.records import NamespaceRecord
+from testbed.model.state import DEFAULT_NAMESPACES
 from testbed.policy import semantics as pol
 
 SANDBOX_ANNOTATION = "testbed.k8s.io/sandbox"

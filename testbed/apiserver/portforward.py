@@ -15,8 +15,8 @@ import os
 
 from aiohttp import WSMsgType, web
 
-from testbed.core.state import RunState
 from testbed.host import netns
+from testbed.model.state import RunState
 
 from . import spdy
 from .status import ApiError

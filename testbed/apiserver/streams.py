@@ -18,8 +18,8 @@ import termios
 
 from aiohttp import WSMsgType, web
 
-from testbed.core.state import RunState
 from testbed.kubelet.exec import exec_argv
+from testbed.model.state import RunState
 
 from .status import ApiError
 

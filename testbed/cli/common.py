@@ -6,8 +6,8 @@ import os
 
 from testbed import REPO
 from testbed.api.tables import find_pod
-from testbed.core.state import RunState, list_runs, run_dir_for
 from testbed.errors import TestbedError
+from testbed.model.state import RunState, list_runs, run_dir_for
 from testbed.modes import get_mode, mode_names
 
 DEFAULT_TOPOLOGY = REPO / "topologies" / "default.yaml"

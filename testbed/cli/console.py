@@ -21,10 +21,10 @@ from testbed.api import objects as ko
 from testbed.api.apply import report
 from testbed.api.tables import find_pod, render_table, rows
 from testbed.cli.objects import listed
-from testbed.core.supervisor import DAEMON_CHECK_S, Following, apply_request
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.daemons import describe_death
+from testbed.lifecycle.supervisor import DAEMON_CHECK_S, Following, apply_request
 
 
 class Follower(threading.Thread):

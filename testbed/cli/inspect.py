@@ -10,13 +10,13 @@ from testbed.cli.common import (
     namespace_option,
     ranged,
 )
-from testbed.core.control import request
-from testbed.core.records import decode
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.daemons import DaemonRecord
 from testbed.host.processes import pid_is
 from testbed.kubelet.exec import exec_argv
+from testbed.lifecycle.control import request
+from testbed.model.records import decode
 from testbed.policy.semantics import explain
 from testbed.underlay.controller import read_stats
 from testbed.underlay.names import in_host

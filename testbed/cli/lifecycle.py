@@ -9,17 +9,17 @@ from testbed import REPO
 from testbed.api.apply import condensed
 from testbed.api.tables import render_table
 from testbed.cli.common import DEFAULT_TOPOLOGY, StatusLine, find_run
-from testbed.core import doctor
-from testbed.core.clean import clean_all, clean_run, describe
-from testbed.core.control import PROGRESS, request
-from testbed.core.preflight import check_name_free, load_spec
-from testbed.core.spec import PROXY_MODES
-from testbed.core.state import RunState, list_runs, run_dir_for
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import Process, pid_is, process_start_time
 from testbed.host.signals import Interrupted, signals_deferred, signals_interrupt
 from testbed.host.waiting import wait_until
+from testbed.lifecycle import doctor
+from testbed.lifecycle.clean import clean_all, clean_run, describe
+from testbed.lifecycle.control import PROGRESS, request
+from testbed.lifecycle.preflight import check_name_free, load_spec
+from testbed.model.spec import PROXY_MODES
+from testbed.model.state import RunState, list_runs, run_dir_for
 from testbed.modes import get_mode, mode_names
 
 DEFAULT_MODE = "vxlan"
@@ -64,7 +64,7 @@ def cmd_up(args):
     me = Process(os.getpid(), process_start_time(os.getpid()), "interactive up")
     # Mininet comes with these two: only the verbs that build a cluster load it
     from testbed.cli.console import TestbedCLI
-    from testbed.core.cluster import Cluster
+    from testbed.lifecycle.cluster import Cluster
     cluster = Cluster.create(spec, mode, verbose=args.verbose, control_plane=True,
                              supervisor=me)
     with signals_interrupt():
@@ -108,7 +108,7 @@ def _adopt(name):
 
 def _run_supervisor(extra, name, abort_removes=True):
     """Start a supervisor and wait for its "ready" (or its error, raised)."""
-    argv = [sys.executable, "-m", "testbed.core.supervisor", *extra]
+    argv = [sys.executable, "-m", "testbed.lifecycle.supervisor", *extra]
     # SIGINT too: started in the background by a script, this process inherits SIGINT ignored
     with signals_interrupt(signal.SIGINT):
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -16,12 +16,12 @@ from testbed.api.tables import find_pod, human_duration, render_table, rows
 from testbed.apiserver.resources import RESOURCES
 from testbed.cli.common import find_run, namespace_option
 from testbed.controllers.client import admin_client
-from testbed.core import logs
-from testbed.core.control import request
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import pid_is
 from testbed.host.signals import Interrupted, signals_interrupt
+from testbed.lifecycle.control import request
+from testbed.model import logs
 from testbed.policy import drops
 from testbed.underlay.names import in_host
 

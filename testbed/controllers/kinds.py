@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from testbed.api import objects as ko
 from testbed.apiserver.resources import of_kind
-from testbed.core.records import NamespaceRecord
+from testbed.model.records import NamespaceRecord
 
 from .realise import Refusals, apply_each, delete_object, key_of
 

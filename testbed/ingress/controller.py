@@ -20,8 +20,6 @@ import signal
 import ssl
 import subprocess
 
-from testbed.core.records import NamespaceRecord
-from testbed.core.topology import ContainerSpec, PodSpec
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import pid_is
@@ -29,6 +27,8 @@ from testbed.host.waiting import wait_until
 from testbed.ingress import nginx
 from testbed.kubeproxy import services
 from testbed.manifests import kinds
+from testbed.model.records import NamespaceRecord
+from testbed.model.topology import ContainerSpec, PodSpec
 
 NAMESPACE, NAME = "ingress-nginx", "ingress-nginx-controller"
 LABELS = {"app.kubernetes.io/name": "ingress-nginx",

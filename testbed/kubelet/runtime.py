@@ -12,11 +12,11 @@ import subprocess
 import time
 
 from testbed.cni import caller
-from testbed.core.records import ContainerProcess, PodRecord
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import end_processes_in, end_together, process_start_time, terminate
 from testbed.kubelet.serviceaccount import mounted
+from testbed.model.records import ContainerProcess, PodRecord
 
 POD_IFNAME = "eth0"
 NETNS_ETC = "/etc/netns"  # `ip netns exec POD` bind-mounts /etc/netns/POD/* over /etc/*

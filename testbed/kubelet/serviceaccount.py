@@ -18,7 +18,7 @@ import shutil
 
 from testbed.auth import tokens
 from testbed.auth.pki import Pki
-from testbed.core.state import RUN_ROOT
+from testbed.model.state import RUN_ROOT
 
 MOUNT_PATH = "/run/secrets/kubernetes.io/serviceaccount"  # /var/run is /run
 EXTENDED_EXPIRY_S = 365 * 24 * 3600

@@ -15,11 +15,11 @@ rules up to date.
 import ipaddress
 import time
 
-from testbed.core.records import EndpointAddressRecord, ServicePortRecord, ServiceRecord
 from testbed.errors import TestbedError
 from testbed.kubeproxy import endpointslices
 from testbed.kubeproxy.types import Endpoint, ServicePort
 from testbed.manifests import kinds
+from testbed.model.records import EndpointAddressRecord, ServicePortRecord, ServiceRecord
 
 SERVICE_CIDR = ipaddress.IPv4Network("10.96.0.0/12")
 RESERVED = {SERVICE_CIDR[1], SERVICE_CIDR[10]}  # kubernetes API, kube-dns

@@ -1,5 +1,5 @@
 """CNI modes, one folder each holding everything of that mode: its setup, its plugin, its daemon
-configs and its doctor requirements. A mode registers itself by name (base.register); the core
+configs and its doctor requirements. A mode registers itself by name (base.register); the lifecycle
 finds it with get_mode(). Adding a mode is adding a folder whose package names, in
 `REGISTERING`, the modules that register its modes: every such package is imported when the
 registry is first read.

@@ -8,11 +8,11 @@ import os
 import pkgutil
 from dataclasses import dataclass, field
 
-from testbed.core.records import PodRecord
-from testbed.core.state import RunState
-from testbed.core.topology import ClusterSpec, PodSpec
 from testbed.errors import TestbedError
 from testbed.host.daemons import DaemonRecord
+from testbed.model.records import PodRecord
+from testbed.model.state import RunState
+from testbed.model.topology import ClusterSpec, PodSpec
 
 UNDERLAY_DEV = "eth0"
 

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from testbed.api.tables import find_pod
-from testbed.core.state import RunState
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.ingress import controller as ingress_controller
 from testbed.kubeproxy.services import selected_pods
 from testbed.kubeproxy.types import REPLACED_PROXY
+from testbed.model.state import RunState
 from testbed.modes import get_mode, mode_names
 from testbed.policy.semantics import explain
 from testbed.trace import evidence, pcap, probe

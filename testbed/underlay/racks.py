@@ -16,8 +16,8 @@ from mininet.net import Mininet
 from mininet.node import Host, Switch
 from mininet.nodelib import LinuxBridge
 
-from testbed.core.topology import EXTERNAL_NAME, ROUTER_NAME
 from testbed.host import netns
+from testbed.model.topology import EXTERNAL_NAME, ROUTER_NAME
 from testbed.underlay.names import SHELL_LABEL, pinned_name
 
 UNDERLAY_DEV = "eth0"

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from testbed.core import doctor
-from testbed.core.cluster import Cluster
-from testbed.core.preflight import load_spec
-from testbed.core.state import RUN_ROOT
 from testbed.host import netns
 from testbed.host.processes import pid_is
 from testbed.kubelet.runtime import NETNS_ETC
+from testbed.lifecycle import doctor
+from testbed.lifecycle.cluster import Cluster
+from testbed.lifecycle.preflight import load_spec
+from testbed.model.state import RUN_ROOT
 from testbed.modes.ebpf.mode import PIN_ROOT
 
 REPO = Path(__file__).resolve().parents[2]

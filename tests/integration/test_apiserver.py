@@ -14,9 +14,9 @@ import pytest
 
 from testbed.apiserver.controlplane import ControlPlane, admin_context
 from testbed.apiserver.etcd import etcd_binary
-from testbed.core.state import RunState, run_dir_for
 from testbed.errors import TestbedError
 from testbed.host.waiting import wait_until
+from testbed.model.state import RunState, run_dir_for
 
 from .conftest import TOPO, Footprint, run_testbed, unique_name
 

@@ -82,7 +82,7 @@ def test_routes_command_and_teardown_leave_no_bird(require):
     up = run_testbed("up", "--topo", TOPO / "two-racks.yaml", "--mode", "bgp", "--no-cli",
                      "--name", name, check=True)
     assert "BGP converged" in up.stdout
-    from testbed.core.state import RunState, run_dir_for
+    from testbed.model.state import RunState, run_dir_for
     pids = RunState.load(run_dir_for(name)).owned.pids
     assert sum(p.what.startswith("bird of") for p in pids) == 5  # 4 nodes + the router
     try:

@@ -7,8 +7,8 @@ import shlex
 import subprocess
 import sys
 
-from testbed.core.state import RUN_ROOT
 from testbed.host.waiting import wait_until
+from testbed.model.state import RUN_ROOT
 
 from .conftest import REPO, Footprint, run_testbed, unique_name
 

@@ -15,9 +15,9 @@ import urllib.request
 
 import pytest
 
-from testbed.core.state import RunState, run_dir_for
 from testbed.host import netns
 from testbed.host.waiting import wait_until
+from testbed.model.state import RunState, run_dir_for
 
 from .conftest import TOPO, Footprint, in_pod, run_testbed, unique_name
 

@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from testbed.core.cluster import Cluster
-from testbed.core.preflight import load_spec
-from testbed.core.state import RunState, run_dir_for
 from testbed.errors import TestbedError
 from testbed.host import netns, processes
 from testbed.host.processes import pid_is
 from testbed.kubelet import runtime
+from testbed.lifecycle.cluster import Cluster
+from testbed.lifecycle.preflight import load_spec
+from testbed.model.state import RunState, run_dir_for
 
 from .conftest import TOPO, Footprint, run_testbed, unique_name
 
@@ -250,7 +250,7 @@ def test_clean_by_name_ends_a_live_cluster_through_its_owner(require):
 
 
 def test_a_mode_whose_requirements_are_missing_is_refused_clearly(monkeypatch):
-    from testbed.core import doctor
+    from testbed.lifecycle import doctor
     real = doctor.capabilities
     monkeypatch.setattr(doctor, "capabilities", lambda checks=None: {**real(), "tun": False})
     before = Footprint()

@@ -305,7 +305,7 @@ def test_cluster_dns_answers_pods_in_every_namespace(make_cluster, tmp_path):
 
 
 def test_ipvs_is_refused_where_the_kernel_lacks_it(tmp_path):
-    from testbed.core import doctor
+    from testbed.lifecycle import doctor
     if doctor.capabilities().get("ipvs"):
         pytest.skip("this kernel has IPVS")
     before = Footprint()

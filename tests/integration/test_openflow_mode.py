@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from testbed.core.cluster import Cluster
-from testbed.core.preflight import load_spec
 from testbed.errors import TestbedError
 from testbed.host import netns
+from testbed.lifecycle.cluster import Cluster
+from testbed.lifecycle.preflight import load_spec
 from testbed.underlay import controller as controller_mod
 
 from .conftest import TOPO, Footprint, in_pod, run_testbed, transfer, unique_name

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from testbed.core.state import RunState, run_dir_for
 from testbed.host import netns
 from testbed.host.processes import pid_is
+from testbed.model.state import RunState, run_dir_for
 
 from .conftest import REPO, TOPO, Footprint, in_pod, pod, run_testbed, unique_name
 

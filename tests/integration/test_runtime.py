@@ -5,8 +5,8 @@ import os
 import pytest
 
 from testbed.cni.caller import CNIError
-from testbed.core.topology import ContainerSpec, PodSpec
 from testbed.host import netns
+from testbed.model.topology import ContainerSpec, PodSpec
 
 
 def test_plugin_error_is_shown_with_the_plugins_message(make_cluster):

@@ -220,7 +220,7 @@ def test_cli_reports_a_dead_forwarder_and_teardown_leaves_nothing(require):
     before, name = Footprint(), unique_name()
     run_testbed("up", "--topo", TOPO / "default.yaml", "--mode", "udp", "--no-cli",
                 "--name", name, check=True)
-    from testbed.core.state import RunState, run_dir_for
+    from testbed.model.state import RunState, run_dir_for
     state = RunState.load(run_dir_for(name))
     pids = state.owned.pids
     forwarder = next(p for p in pids if p.what == "udp forwarder on node1")

@@ -5,10 +5,10 @@ import json
 import pytest
 
 from bench import iperf3
-from testbed.core.cluster import Cluster
-from testbed.core.preflight import load_spec
 from testbed.errors import TestbedError
 from testbed.host import netns
+from testbed.lifecycle.cluster import Cluster
+from testbed.lifecycle.preflight import load_spec
 
 from .conftest import TOPO, unique_name
 

@@ -11,8 +11,8 @@ import pytest
 
 from testbed import REPO, manifests
 from testbed.api import apply
-from testbed.core.state import RunState, run_dir_for
 from testbed.host import netns
+from testbed.model.state import RunState, run_dir_for
 
 from .conftest import TOPO, Footprint, run_testbed, unique_name
 from .test_connectivity import full_matrix

@@ -1,8 +1,8 @@
 """Run states for unit tests, written as state documents (what the state file holds)."""
 import copy
 
-from testbed.core.state import RunState
 from testbed.manifests.kinds import policy_to_record
+from testbed.model.state import RunState
 
 
 def state_from(doc: dict, policies=()) -> RunState:

@@ -11,8 +11,8 @@ import pytest
 from testbed import REPO, manifests
 from testbed.api.apply import condensed
 from testbed.cli.main import build_parser
-from testbed.core import spec
 from testbed.errors import SpecError
+from testbed.model import spec
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```(?:sh|console)\n(.*?)^```", re.M | re.S)

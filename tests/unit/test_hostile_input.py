@@ -6,9 +6,9 @@ import time
 import pytest
 
 from testbed import manifests, safe_input
-from testbed.core import spec
 from testbed.errors import SpecError, TestbedError
 from testbed.manifests.kinds import ManifestError
+from testbed.model import spec
 
 BOMB = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n"

@@ -10,10 +10,10 @@ reflectors. With several racks each rack is its own AS and peers by eBGP with th
 import os
 import time
 
-from testbed.core import ipam
 from testbed.errors import TestbedError
 from testbed.host.parallel import for_each
 from testbed.host.waiting import wait_until
+from testbed.model import ipam
 from testbed.modes.base import Mode, register
 from testbed.modes.bgp.bird import NODE_AS, ROUTER_AS, BirdDaemon, birdc, node_config, router_config
 

@@ -4,7 +4,7 @@ where it sent the packet — into a pod, out of eth0 by the FIB, into the tunnel
 node's stack."""
 import ipaddress
 
-from testbed.core.state import RunState
+from testbed.model.state import RunState
 from testbed.modes.ebpf import maps
 
 PROGRAM_AT = {"eth0": "cil_from_netdev", "cilium_vxlan": "cil_from_overlay",

@@ -15,10 +15,10 @@ import shutil
 import threading
 
 from testbed import BUILD
-from testbed.core import ipam
 from testbed.errors import CommandError, TestbedError
 from testbed.host import netns
 from testbed.kubeproxy.services import SERVICE_CIDR
+from testbed.model import ipam
 from testbed.modes.base import UNDERLAY_DEV, Mode, register
 from testbed.modes.ebpf import explain, maps, report
 from testbed.modes.ebpf.maps import MapWrite

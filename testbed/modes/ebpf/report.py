@@ -4,8 +4,8 @@ numbers, the size of its CT map, and the programs' counters by reason."""
 import collections
 
 from testbed.api.tables import render_table as _render
-from testbed.core.state import RunState
 from testbed.kubeproxy.services import service_ports
+from testbed.model.state import RunState
 from testbed.modes.ebpf import maps
 
 

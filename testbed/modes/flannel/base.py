@@ -12,7 +12,7 @@ namespace, towards the emulated underlay: nothing leaves the emulation.
 """
 import os
 
-from testbed.core import ipam
+from testbed.model import ipam
 from testbed.modes.base import Mode
 
 CNI_BRIDGE = "cni0"

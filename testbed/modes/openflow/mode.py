@@ -16,9 +16,9 @@ import os
 import re
 import subprocess
 
-from testbed.core import ipam
 from testbed.errors import CommandError, TestbedError
 from testbed.host.waiting import wait_until
+from testbed.model import ipam
 from testbed.modes.base import UNDERLAY_DEV, Mode, register
 from testbed.underlay import ovs
 from testbed.underlay.controller import ControllerProcess

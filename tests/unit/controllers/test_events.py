@@ -7,7 +7,7 @@ import pytest
 
 from testbed.apiserver.tables import table
 from testbed.controllers.events import event_object, involved
-from testbed.core.records import EventRecord
+from testbed.model.records import EventRecord
 
 
 @pytest.mark.parametrize("obj, expected", [

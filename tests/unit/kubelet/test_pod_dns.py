@@ -1,8 +1,8 @@
 """What the kubelet gives a pod for name resolution and service discovery: resolv.conf by
 dnsPolicy and dnsConfig, and the Services' environment variables."""
-from testbed.core.records import ServicePortRecord, ServiceRecord
 from testbed.kubelet.dns import node_resolv_conf, parse_resolv_conf, pod_resolv_conf
 from testbed.kubelet.service_env import service_env
+from testbed.model.records import ServicePortRecord, ServiceRecord
 
 NODE = "search corp.example\nnameserver 192.168.1.1\noptions timeout:2\n"
 

@@ -1,6 +1,6 @@
 """The kubelet role's naming, without root."""
-from testbed.core.topology import PodSpec
 from testbed.kubelet import runtime
+from testbed.model.topology import PodSpec
 
 
 def test_container_id_is_stable_and_cni_safe():

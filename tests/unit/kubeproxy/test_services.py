@@ -3,11 +3,11 @@ import ipaddress
 
 import pytest
 
-from testbed.core.records import PodRecord
-from testbed.core.state import RunState
 from testbed.errors import TestbedError
 from testbed.kubeproxy import services
 from testbed.manifests.kinds import Service, ServicePort
+from testbed.model.records import PodRecord
+from testbed.model.state import RunState
 
 
 def FakeState():

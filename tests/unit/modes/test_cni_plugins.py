@@ -41,7 +41,7 @@ def test_each_named_module_answers_version_as_a_plugin(capsys):
 
 def test_every_requirement_of_a_mode_is_a_check_doctor_makes():
     """A name doctor does not probe would read "missing" and refuse the mode for nothing."""
-    from testbed.core import doctor
+    from testbed.lifecycle import doctor
     known = {entry[0] for entry in doctor.KERNEL + doctor.BINARIES + doctor.BUILT_FILES +
              doctor.PYTHON_MODULES} | {f"cni/{entry[0]}" for entry in doctor.CNI_PLUGINS}
     for name in base.mode_names():

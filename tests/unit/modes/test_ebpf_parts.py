@@ -8,9 +8,9 @@ import struct
 import pytest
 
 from testbed.cni import skeleton
-from testbed.core.spec import parse as load_topology_text
 from testbed.errors import TestbedError
 from testbed.kubeproxy.types import Endpoint
+from testbed.model.spec import parse as load_topology_text
 from testbed.modes import get_mode
 from testbed.modes.ebpf import cilium_plugin, maps, services
 from testbed.modes.ebpf.maps import MapWrite
@@ -179,8 +179,8 @@ def test_network_policy_enforcement_is_refused_with_the_reason():
     import dataclasses
     from pathlib import Path
 
-    from testbed.core import spec as specmod
-    from testbed.core.preflight import check_mode
+    from testbed.lifecycle.preflight import check_mode
+    from testbed.model import spec as specmod
     topologies = Path(__file__).resolve().parents[3] / "topologies"
     spec = dataclasses.replace(specmod.load(topologies / "default.yaml"), policy_enforce=True)
     caps = {name: True for name in get_mode("ebpf").requires}

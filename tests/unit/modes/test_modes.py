@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from testbed.core import spec as specmod
 from testbed.errors import TestbedError
 from testbed.host.netns import Namespace
+from testbed.model import spec as specmod
 from testbed.modes import NodeContext, get_mode, mode_names
 from testbed.modes.flannel.base import flannel_rules
 
@@ -107,7 +107,7 @@ def test_flannel_cni_config_delegates_to_bridge_and_host_local(tmp_path):
 
 
 def test_flannel_modes_refuse_more_pods_than_a_lease_holds():
-    from testbed.core.spec import parse
+    from testbed.model.spec import parse
     spec = parse("nodePrefix: 28\nnodes: [{name: a, pods: 14}]", "t.yaml")
     for name in ("vxlan", "host-gw"):
         with pytest.raises(TestbedError, match="node a has 14 pods but its /28 lease holds 13"):
@@ -137,7 +137,7 @@ def test_udp_mode_builds_flannel0_and_queues_peers_until_its_forwarder_runs(tmp_
 def test_network_policy_is_refused_where_the_datapath_bypasses_the_packet_filter():
     import dataclasses
 
-    from testbed.core.preflight import check_mode
+    from testbed.lifecycle.preflight import check_mode
     spec = dataclasses.replace(specmod.load(TOPOLOGIES / "default.yaml"), policy_enforce=True)
     caps = {name: True for name in get_mode("openflow").requires}
     with pytest.raises(TestbedError) as info:

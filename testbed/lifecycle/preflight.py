@@ -4,13 +4,13 @@ cannot run, a cluster name in use), so that a refused `up` leaves nothing behind
 import dataclasses
 import os
 
-from testbed.core import doctor
-from testbed.core import spec as specmod
-from testbed.core.state import RunState, run_dir_for
-from testbed.core.topology import ClusterSpec
 from testbed.errors import TestbedError
 from testbed.host.processes import pid_is
 from testbed.kubeproxy import proxies
+from testbed.lifecycle import doctor
+from testbed.model import spec as specmod
+from testbed.model.state import RunState, run_dir_for
+from testbed.model.topology import ClusterSpec
 from testbed.modes import get_mode, mode_names
 
 

@@ -16,16 +16,16 @@ import traceback
 from testbed import manifests
 from testbed.api import apply
 from testbed.controllers import Controllers, applier
-from testbed.core.adopt import adopt
-from testbed.core.cluster import Cluster
-from testbed.core.control import PROGRESS, READY
-from testbed.core.preflight import load_spec
-from testbed.core.records import encode
 from testbed.errors import TestbedError
 from testbed.host import rpc
 from testbed.host.daemons import describe_death
 from testbed.host.processes import Process, process_start_time
 from testbed.host.signals import Interrupted, signals_interrupt
+from testbed.lifecycle.adopt import adopt
+from testbed.lifecycle.cluster import Cluster
+from testbed.lifecycle.control import PROGRESS, READY
+from testbed.lifecycle.preflight import load_spec
+from testbed.model.records import encode
 
 SLOW_PASS_S = 2.0  # a controllers' pass longer than this is logged with its parts
 DAEMON_CHECK_S = 0.5  # how often the supervisor looks for dead daemons

@@ -3,8 +3,8 @@ and the words it reports its start-up in. Light on purpose: every verb imports i
 import os
 from collections.abc import Callable
 
-from testbed.core.state import RunState
 from testbed.host import rpc
+from testbed.model.state import RunState
 
 READY = "ready"
 PROGRESS = "progress: "  # a line of news before "ready" or "error: ..."

@@ -7,8 +7,8 @@ cluster CIDR: node 1 gets 10.244.0.0/24, node 2 10.244.1.0/24, and so on. We do 
 import ipaddress
 import os
 
-from testbed.core.topology import ClusterSpec
 from testbed.errors import TestbedError
+from testbed.model.topology import ClusterSpec
 
 
 def node_leases(spec: ClusterSpec) -> dict[str, ipaddress.IPv4Network]:

@@ -2,8 +2,8 @@
 where the file lies in the run directory."""
 import os
 
-from testbed.core import logs
-from testbed.core.state import RunState
+from testbed.model import logs
+from testbed.model.state import RunState
 from tests.unit.states import state_from
 
 FILES = ["supervisor.log", "nodes/node1/kube-proxy.log", "nodes/node1/bird/bird.log",

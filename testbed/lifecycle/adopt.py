@@ -9,16 +9,16 @@ state. From then on the cluster is served as if its owner had built it.
 """
 from testbed.addons.dns import kubelet_resolv_conf
 from testbed.apiserver.controlplane import ControlPlane
-from testbed.core import doctor
-from testbed.core.cluster import Cluster
-from testbed.core.preflight import load_spec
-from testbed.core.state import RunState, run_dir_for
-from testbed.core.topology import PodSpec
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import Process, pid_is
 from testbed.kubelet.serviceaccount import TokenIssuer
 from testbed.kubeproxy.types import REPLACED_PROXY
+from testbed.lifecycle import doctor
+from testbed.lifecycle.cluster import Cluster
+from testbed.lifecycle.preflight import load_spec
+from testbed.model.state import RunState, run_dir_for
+from testbed.model.topology import PodSpec
 from testbed.modes import NodeContext
 from testbed.underlay.names import pinned_name
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from testbed.core import spec as specmod
 from testbed.errors import SpecError
+from testbed.model import spec as specmod
 from testbed.modes import mode_names
 
 TOPOLOGIES = Path(__file__).resolve().parents[3] / "topologies"

@@ -1,7 +1,7 @@
 import ipaddress
 
-from testbed.core import ipam
-from testbed.core import spec as specmod
+from testbed.model import ipam
+from testbed.model import spec as specmod
 
 
 def test_leases_follow_kube_controller_manager_order():

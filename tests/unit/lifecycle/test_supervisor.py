@@ -6,11 +6,11 @@ import threading
 
 import pytest
 
-from testbed.core import control, supervisor
-from testbed.core.records import decode
-from testbed.core.state import RunState
 from testbed.errors import TestbedError
 from testbed.host.daemons import DaemonRecord
+from testbed.lifecycle import control, supervisor
+from testbed.model.records import decode
+from testbed.model.state import RunState
 
 
 class StandInCluster:

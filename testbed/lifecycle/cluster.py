@@ -14,19 +14,6 @@ from testbed import manifests
 from testbed.addons.dns import ClusterDNS
 from testbed.api import apply
 from testbed.apiserver.controlplane import ControlPlane
-from testbed.core import doctor
-from testbed.core.clean import describe, keep_only, still_present
-from testbed.core.preflight import (
-    BARE,
-    check_mode,
-    check_name_free,
-    check_proxy_mode,
-    check_underlay,
-)
-from testbed.core.progress import BuildProgress
-from testbed.core.records import HostRecord, NodeRecord, PodRecord, PolicyEnforcement
-from testbed.core.state import RunState
-from testbed.core.topology import EXTERNAL_NAME, ClusterSpec, PodSpec
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.daemons import DaemonRecord
@@ -44,6 +31,19 @@ from testbed.kubelet.serviceaccount import TokenIssuer, release_mount_path
 from testbed.kubeproxy import proxies, services
 from testbed.kubeproxy.speaker import Speaker
 from testbed.kubeproxy.types import REPLACED_PROXY
+from testbed.lifecycle import doctor
+from testbed.lifecycle.clean import describe, keep_only, still_present
+from testbed.lifecycle.preflight import (
+    BARE,
+    check_mode,
+    check_name_free,
+    check_proxy_mode,
+    check_underlay,
+)
+from testbed.lifecycle.progress import BuildProgress
+from testbed.model.records import HostRecord, NodeRecord, PodRecord, PolicyEnforcement
+from testbed.model.state import RunState
+from testbed.model.topology import EXTERNAL_NAME, ClusterSpec, PodSpec
 from testbed.modes import ClusterContext, NodeContext, get_mode
 from testbed.policy import nftables as policy_nft
 from testbed.underlay.fabric import OvsFabric

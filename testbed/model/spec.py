@@ -10,7 +10,8 @@ import re
 
 import yaml
 
-from testbed.core.topology import (
+from testbed.errors import SpecError, brief
+from testbed.model.topology import (
     EXTERNAL_NAME,
     ROUTER_NAME,
     ClusterSpec,
@@ -19,7 +20,6 @@ from testbed.core.topology import (
     PodSpec,
     RackSpec,
 )
-from testbed.errors import SpecError, brief
 from testbed.safe_input import InputError, check_expansion, read_text
 
 IFNAME_MAX = 15  # Linux IFNAMSIZ - 1: node and rack names become interface names

@@ -1,4 +1,4 @@
-from testbed.core import doctor
+from testbed.lifecycle import doctor
 
 
 def test_render_says_what_a_missing_feature_prevents():

@@ -3,11 +3,11 @@ import json
 
 import pytest
 
-from testbed.core import state as statemod
-from testbed.core.records import ContainerProcess, PodRecord, ServicePortRecord, ServiceRecord
-from testbed.core.state import RunState
 from testbed.host.daemons import DaemonRecord
 from testbed.host.processes import Process
+from testbed.model import state as statemod
+from testbed.model.records import ContainerProcess, PodRecord, ServicePortRecord, ServiceRecord
+from testbed.model.state import RunState
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """A bring-up's phases: timed into the run's timings, news of the one under way."""
-from testbed.core import progress as progressmod
-from testbed.core.progress import BuildProgress
+from testbed.lifecycle import progress as progressmod
+from testbed.lifecycle.progress import BuildProgress
 
 
 def test_each_phase_is_timed_and_counted(monkeypatch):

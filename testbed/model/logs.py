@@ -5,7 +5,7 @@ controller), kube-proxy's syncs, the DNS server, the supervisor — named `<what
 the file lies in the run directory."""
 import os
 
-from testbed.core.state import RunState
+from testbed.model.state import RunState
 
 SUFFIXES = (".log", ".out")  # a daemon's own log, and its stdout and stderr
 

@@ -10,8 +10,6 @@ import shutil
 import signal
 from collections.abc import Callable
 
-from testbed.core.records import Owned
-from testbed.core.state import RunState, list_runs
 from testbed.host import netns
 from testbed.host.processes import (
     Process,
@@ -22,6 +20,8 @@ from testbed.host.processes import (
 )
 from testbed.host.waiting import wait_until
 from testbed.kubelet.serviceaccount import release_mount_path
+from testbed.model.records import Owned
+from testbed.model.state import RunState, list_runs
 from testbed.underlay.names import is_underlay_shell, shell_namespaces
 
 SUPERVISOR_GRACE_S = 30  # a live supervisor gets this long to tear its cluster down itself

@@ -16,7 +16,8 @@ import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from testbed.core.records import (
+from testbed.host.processes import Process, process_start_time
+from testbed.model.records import (
     DaemonRecord,
     DeploymentRecord,
     DnsRecord,
@@ -34,7 +35,6 @@ from testbed.core.records import (
     decode_fields,
     encode,
 )
-from testbed.host.processes import Process, process_start_time
 
 RUN_ROOT = os.environ.get("TESTBED_RUN_ROOT", "/run/testbed")
 STATE_FILE = "state.json"

@@ -11,14 +11,14 @@ from testbed.lifecycle import doctor
 from testbed.model import spec as specmod
 from testbed.model.state import RunState, run_dir_for
 from testbed.model.topology import ClusterSpec
-from testbed.modes import get_mode, mode_names
+from testbed.modes import get_mode, mode_names, option_readers
 
 
 def load_spec(path: str, name: str | None = None, underlay: str | None = None,
               proxy_mode: str | None = None) -> ClusterSpec:
     """Read a topology, checking its mode against the registry; `name` renames the cluster,
     `underlay` (linux or ovs) and `proxy_mode` (kube-proxy's) override the topology's."""
-    spec = specmod.load(path, known_modes=mode_names())
+    spec = specmod.load(path, known_modes=mode_names(), options=option_readers())
     if name and not specmod.valid_cluster_name(name):
         raise specmod.SpecError("--name", None, name, specmod.CLUSTER_NAME_RULE)
     if underlay and underlay not in specmod.UNDERLAYS:

@@ -4,9 +4,11 @@ Every problem is raised as one SpecError naming the file, the field and the valu
 anything is built. Addresses of nodes and routers are fixed here, so that later stages only
 read them.
 """
+import dataclasses
 import ipaddress
 import os
 import re
+from collections.abc import Callable, Mapping
 
 import yaml
 
@@ -29,16 +31,10 @@ DEFAULT_NODE_PREFIX = 24
 DEFAULT_MTU = 1500
 FIRST_NODE_HOST = 11  # nodes get .11, .12, ... of their rack subnet; .1 is the rack's router
 
+# the cluster's own keys; a mode's options are under keys its registry adds (Mode.options)
 TOP_KEYS = {"name", "podCIDR", "nodePrefix", "mtu", "mode", "bandwidth", "delay", "racks",
-            "nodes", "bgp", "udp", "flannel", "underlay", "manifests", "externalClient",
-            "kubeProxy", "networkPolicy", "ebpf"}
+            "nodes", "underlay", "manifests", "externalClient", "kubeProxy", "networkPolicy"}
 UNDERLAYS = ("linux", "ovs")  # what switches each rack: a Linux bridge, or OVS + os-ken
-BGP_KEYS = {"routeReflectors", "holdTime"}
-DEFAULT_HOLD_TIME = 9  # s; Calico keeps BIRD's 240, the testbed shows failures sooner
-UDP_KEYS = {"offload"}
-FLANNEL_KEYS = {"ipMasq"}
-EBPF_KEYS = {"routing"}
-EBPF_ROUTING = ("native", "tunnel")  # Cilium's routingMode; the first is the testbed's default
 KUBE_PROXY_KEYS = {"mode"}
 NETWORK_POLICY_KEYS = {"enforce"}
 # kube-proxy's --proxy-mode; the first is its default
@@ -74,17 +70,62 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def load(path: str, known_modes: list[str] | None = None) -> ClusterSpec:
-    """Read and validate a topology file; raises SpecError on the first problem."""
+class Section:
+    """One topology key a mode owns, as the mode's option reader (Mode.options) sees it: the
+    mapping given there (empty when the key is absent), the cluster read so far (its nodes and
+    racks) and checks that fail as every spec error does, naming file, field and value."""
+
+    def __init__(self, path: str, key: str, doc: object, spec: ClusterSpec):
+        self.path, self.key, self.spec = path, key, spec
+        if doc is not None and not isinstance(doc, dict):
+            self.fail("", doc, "must be a mapping")
+        self.doc = doc if doc is not None else {}
+        self.given = doc is not None
+
+    def fail(self, name: str, value: object, problem: str) -> None:
+        """Raise a SpecError for field `name` of this section ("" for the section itself)."""
+        raise SpecError(self.path, f"{self.key}.{name}" if name else self.key, value, problem)
+
+    def fields(self, known: set[str]) -> dict:
+        """The section's mapping, once no key outside `known` is in it."""
+        unknown = sorted(set(map(str, self.doc)) - known)
+        if unknown:
+            self.fail(unknown[0], self.doc[unknown[0]],
+                      f"unknown key (known: {', '.join(sorted(known))})")
+        return self.doc
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.doc.get(name, default)
+        if not isinstance(value, bool):
+            self.fail(name, value, "must be true or false")
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        """One of `choices`; the first when the field is absent."""
+        value = self.doc.get(name, choices[0])
+        if value not in choices:
+            self.fail(name, value, f"must be one of {', '.join(choices)}")
+        return value
+
+
+# a mode's reader of its topology key: the section -> its options (a frozen dataclass)
+OptionReader = Callable[[Section], object]
+
+
+def load(path: str, known_modes: list[str] | None = None,
+         options: Mapping[str, OptionReader] | None = None) -> ClusterSpec:
+    """Read and validate a topology file; raises SpecError on the first problem.
+    `known_modes` are the mode names to accept (None: any), `options` the topology keys the
+    modes own with their readers (testbed.modes.option_readers())."""
     try:
         text = read_text(path)
     except InputError as e:
         raise SpecError(path, None, None, str(e))
-    return parse(text, path, known_modes)
+    return parse(text, path, known_modes, options)
 
 
-def parse(text: str, path: str = "<string>",
-          known_modes: list[str] | None = None) -> ClusterSpec:
+def parse(text: str, path: str = "<string>", known_modes: list[str] | None = None,
+          options: Mapping[str, OptionReader] | None = None) -> ClusterSpec:
     loader = _UniqueKeyLoader(text)
     try:
         node = loader.get_single_node()
@@ -102,13 +143,23 @@ def parse(text: str, path: str = "<string>",
         raise SpecError(path, None, None, "YAML nested too deeply")
     finally:
         loader.dispose()
-    return _Validator(path, known_modes).cluster(doc)
+    return _Validator(path, known_modes, options or {}).cluster(doc)
+
+
+def read_options(spec: ClusterSpec, readers: Mapping[str, OptionReader],
+                 doc: Mapping | None = None) -> ClusterSpec:
+    """`spec` with the modes' options read from the topology's keys (absent keys: each
+    reader's defaults)."""
+    doc = doc or {}
+    return dataclasses.replace(spec, options={
+        key: read(Section(spec.path, key, doc.get(key), spec)) for key, read in readers.items()})
 
 
 class _Validator:
-    def __init__(self, path, known_modes):
+    def __init__(self, path, known_modes, options):
         self.path = path
         self.known_modes = known_modes
+        self.options = options
         self.names = {}  # every node and rack name, (namespace, name) of pods -> its field
         self.pod_names = set()
 
@@ -159,7 +210,7 @@ class _Validator:
         return kind(value)
 
     def cluster(self, doc):
-        doc = self.mapping(doc if doc is not None else {}, "", TOP_KEYS)
+        doc = self.mapping(doc if doc is not None else {}, "", TOP_KEYS | set(self.options))
         name = doc.get("name", "testbed")
         if not valid_cluster_name(name):
             self.fail("name", name, CLUSTER_NAME_RULE)
@@ -184,19 +235,6 @@ class _Validator:
                       f"too few for {len(nodes)} nodes")
         if len(racks) > 1:
             self.name(ROUTER_NAME, "(rack router)", IFNAME_MAX, "router")
-        reflectors, hold = self.bgp(doc.get("bgp"), nodes)
-        udp = self.mapping(doc.get("udp") or {}, "udp", UDP_KEYS)
-        offload = udp.get("offload", False)
-        if not isinstance(offload, bool):
-            self.fail("udp.offload", offload, "must be true or false")
-        flannel = self.mapping(doc.get("flannel") or {}, "flannel", FLANNEL_KEYS)
-        ip_masq = flannel.get("ipMasq", True)  # kube-flannel runs flanneld with --ip-masq
-        if not isinstance(ip_masq, bool):
-            self.fail("flannel.ipMasq", ip_masq, "must be true or false")
-        ebpf = self.mapping(doc.get("ebpf") or {}, "ebpf", EBPF_KEYS)
-        ebpf_routing = ebpf.get("routing", EBPF_ROUTING[0])
-        if ebpf_routing not in EBPF_ROUTING:
-            self.fail("ebpf.routing", ebpf_routing, f"must be one of {', '.join(EBPF_ROUTING)}")
         underlay = doc.get("underlay", "linux")
         if underlay not in UNDERLAYS:
             self.fail("underlay", underlay, f"must be one of {', '.join(UNDERLAYS)}")
@@ -214,10 +252,11 @@ class _Validator:
         enforce = netpol.get("enforce")
         if enforce is not None and not isinstance(enforce, bool):
             self.fail("networkPolicy.enforce", enforce, "must be true or false")
-        return ClusterSpec(name, str(self.path), pod_cidr, prefix, mtu, mode,
-                           tuple(racks), tuple(nodes), reflectors, offload, underlay,
+        spec = ClusterSpec(name, str(self.path), pod_cidr, prefix, mtu, mode,
+                           tuple(racks), tuple(nodes), underlay,
                            self.manifest_paths(doc.get("manifests")), external, proxy_mode,
-                           enforce, ip_masq, hold, ebpf_routing)
+                           enforce)
+        return read_options(spec, self.options, doc)
 
     def manifest_paths(self, docs):
         """Paths as given, relative to the topology file's directory."""
@@ -227,30 +266,6 @@ class _Validator:
             self.fail("manifests", docs, "must be a list of files or directories")
         base = os.path.dirname(os.path.abspath(str(self.path)))
         return tuple(os.path.normpath(os.path.join(base, d)) for d in docs)
-
-    def bgp(self, doc, nodes):
-        """(route reflectors, hold time) of the bgp section."""
-        if doc is None:
-            return (), DEFAULT_HOLD_TIME
-        doc = self.mapping(doc, "bgp", BGP_KEYS)
-        hold = doc.get("holdTime", DEFAULT_HOLD_TIME)
-        if isinstance(hold, bool) or not isinstance(hold, int) or not 3 <= hold <= 65535:
-            self.fail("bgp.holdTime", hold, "must be whole seconds from 3 to 65535 (BGP's "
-                      "range; keepalives go every third of it)")
-        reflectors = doc.get("routeReflectors", [])
-        if not isinstance(reflectors, list):
-            self.fail("bgp.routeReflectors", reflectors, "must be a list of node names")
-        names = [n.name for n in nodes]
-        for i, name in enumerate(reflectors):
-            if name not in names:
-                self.fail(f"bgp.routeReflectors[{i}]", name, "no such node")
-        racks_with_pods = {n.rack for n in nodes}
-        covered = {n.rack for n in nodes if n.name in reflectors}
-        if reflectors and covered != racks_with_pods:
-            missing = sorted(racks_with_pods - covered)
-            self.fail("bgp.routeReflectors", reflectors,
-                      f"every rack needs a route reflector; none in {', '.join(missing)}")
-        return tuple(reflectors), hold
 
     def racks(self, docs, bandwidth, delay, pod_cidr):
         if docs is None:

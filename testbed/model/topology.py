@@ -68,16 +68,14 @@ class ClusterSpec:
     mode: Optional[str]
     racks: tuple
     nodes: tuple
-    route_reflectors: tuple = ()  # node names (bgp mode); empty: full mesh
-    udp_offload: bool = False     # udp mode: forwarder moves TSO/GSO/GRO bundles (udp-gso)
     underlay: str = "linux"       # one of UNDERLAYS
     manifests: tuple = ()         # Kubernetes manifests (absolute paths) applied after pods
     external_client: bool = False  # a host EXTERNAL_NAME on the first rack, not a node
     proxy_mode: str = "iptables"  # kube-proxy's mode, one of PROXY_MODES
     policy_enforce: Optional[bool] = None  # NetworkPolicy enforced? None: as the mode's plugin
-    flannel_ip_masq: bool = True  # flannel modes: flanneld's --ip-masq rules on every node
-    bgp_hold_time: int = 9        # bgp mode: BGP hold time, s (keepalives every third of it)
-    ebpf_routing: str = "native"  # ebpf mode: "native" (FIB, one L2 segment) or "tunnel"
+    # the modes' own options, by the topology key that holds them ("bgp", "udp", ...): what
+    # each mode's reader made of its section (Mode.options), read back through Mode.option()
+    options: dict = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def load_balancer_pool(self) -> tuple[ipaddress.IPv4Address, ...]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from testbed.errors import TestbedError
 from testbed.host.daemons import DaemonRecord
 from testbed.model.records import PodRecord
+from testbed.model.spec import OptionReader, Section
 from testbed.model.state import RunState
 from testbed.model.topology import ClusterSpec, PodSpec
 
@@ -52,6 +53,9 @@ class Mode:
     # the mode's own CNI plugins: {executable on CNI_PATH: the module run as it}; the install
     # step writes a launcher for each (python -m testbed.modes plugins lists them)
     cni_plugins: dict[str, str] = {}
+    # the topology keys the mode owns, each with the reader of its section (a
+    # model.spec.Section -> the mode's options); read with the topology, looked up by option()
+    options: dict[str, OptionReader] = {}
     encap_overhead = 0  # bytes the datapath adds per packet; pod MTU = underlay MTU - this
     datapath = ""       # how packets move, recorded with benchmark results
     # where NetworkPolicy can be enforced: "routed" (pods on routed interfaces, Calico's
@@ -62,6 +66,14 @@ class Mode:
     adoptable = False  # a new owner can take the cluster over from the records (adopt.py)
     replaces_kube_proxy = False  # Services are the datapath's own (service_proxy())
     routing_daemon = ""  # what routing_sessions() shows, for its heading
+
+    def option(self, spec: ClusterSpec, key: str) -> object:
+        """The options under topology key `key` (one of self.options): as read with the
+        topology, or the reader's defaults for a spec made without the modes' readers."""
+        found = spec.options.get(key)
+        if found is None:
+            found = self.options[key](Section(spec.path, key, None, spec))
+        return found
 
     def describe_datapath(self, spec: ClusterSpec, caps: dict) -> str:
         """How packets move in this cluster (caps: doctor's), recorded with benchmark results."""
@@ -170,6 +182,12 @@ _REGISTRY = {}
 def register(cls: type[Mode]) -> type[Mode]:
     if cls.name in _REGISTRY:
         raise RuntimeError(f"CNI mode {cls.name} registered twice")
+    for key, read in cls.options.items():
+        other = next((m for m in _REGISTRY.values() if m.options.get(key, read) is not read),
+                     None)
+        if other is not None:
+            raise RuntimeError(f"CNI mode {cls.name} reads topology key {key!r}, which mode "
+                               f"{other.name} reads otherwise")
     _REGISTRY[cls.name] = cls
     return cls
 
@@ -189,6 +207,13 @@ def cni_plugins() -> dict[str, str]:
     _discover()
     return {name: module for cls in _REGISTRY.values()
             for name, module in cls.cni_plugins.items()}
+
+
+def option_readers() -> dict[str, OptionReader]:
+    """{topology key: its reader} of every registered mode's options, for the spec to read
+    (model.spec.load's `options`)."""
+    _discover()
+    return {key: read for cls in _REGISTRY.values() for key, read in cls.options.items()}
 
 
 def mode_names() -> list[str]:

@@ -16,6 +16,7 @@ from testbed.host.waiting import wait_until
 from testbed.model import ipam
 from testbed.modes.base import Mode, register
 from testbed.modes.bgp.bird import NODE_AS, ROUTER_AS, BirdDaemon, birdc, node_config, router_config
+from testbed.modes.bgp.options import read_bgp
 
 PLUGIN_TYPE = "testbed-calico"
 NETWORK_NAME = "k8s-pod-network"  # the network name in Calico's CNI config
@@ -30,6 +31,7 @@ class BgpMode(Mode):
     requires = ("veth", "bird", "birdc", f"cni/{PLUGIN_TYPE}")
     cni_plugins = {PLUGIN_TYPE: "testbed.modes.bgp.calico_plugin",
                    "testbed-calico-blocks": "testbed.modes.bgp.ipam_plugin"}
+    options = {"bgp": read_bgp}
     adoptable = True
     policy_hook, policy_by_default = "routed", True  # Calico enforces NetworkPolicy
     datapath = "kernel: IP routes from BIRD (BGP), cali veths with proxy ARP, no bridge"
@@ -72,8 +74,8 @@ class BgpMode(Mode):
 
     def _peers(self, spec, node, nodes):
         """[(name, ip, as, rr_client)] of a node's BGP sessions."""
-        reflectors = [n for n in spec.route_reflectors
-                      if nodes[n].rack == node.rack] if spec.route_reflectors else []
+        reflectors = [n for n in self.option(spec, "bgp").route_reflectors
+                      if nodes[n].rack == node.rack]
         same_rack = [p for p in nodes.values() if p is not node and p.rack == node.rack]
         if not reflectors:
             wanted = same_rack  # full mesh
@@ -93,12 +95,13 @@ class BgpMode(Mode):
     def start(self, cluster):
         spec, nodes = cluster.spec, cluster.nodes
         started = time.monotonic()
+        bgp = self.option(spec, "bgp")
         for node in nodes.values():
             daemon = BirdDaemon(node.name, node.ns, os.path.join(node.dir, "bird"))
             daemon.write_config(node_config(
                 node.ip.ip, node.facts["blocks"], self._node_as(spec, node),
                 self._peers(spec, node, nodes), daemon.log,
-                reflector=node.name in spec.route_reflectors, hold=spec.bgp_hold_time))
+                reflector=node.name in bgp.route_reflectors, hold=bgp.hold_time))
             self.birds[node.name] = daemon
             node.facts["bird_socket"] = daemon.socket
         if spec.has_router:
@@ -107,7 +110,7 @@ class BgpMode(Mode):
             sessions = [(f"node_{n.name}".replace("-", "_"), spec.rack(n.rack).router_ip.ip,
                          n.ip.ip, self._node_as(spec, n)) for n in nodes.values()]
             daemon.write_config(router_config(spec.racks[0].router_ip.ip, sessions, daemon.log,
-                                              hold=spec.bgp_hold_time))
+                                              hold=bgp.hold_time))
             self.birds["router"] = daemon
         for_each(self.birds.values(), lambda daemon: daemon.start(cluster.state))
         waiting = time.monotonic()

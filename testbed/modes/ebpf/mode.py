@@ -13,12 +13,15 @@ its pod CIDR and, with native routing, the route Cilium's autoDirectNodeRoutes w
 import os
 import shutil
 import threading
+from dataclasses import dataclass
 
 from testbed import BUILD
 from testbed.errors import CommandError, TestbedError
 from testbed.host import netns
 from testbed.kubeproxy.services import SERVICE_CIDR
 from testbed.model import ipam
+from testbed.model.spec import Section
+from testbed.model.topology import ClusterSpec
 from testbed.modes.base import UNDERLAY_DEV, Mode, register
 from testbed.modes.ebpf import explain, maps, report
 from testbed.modes.ebpf.maps import MapWrite
@@ -33,6 +36,18 @@ HOST_DEV, NET_DEV, VXLAN_DEV = "cilium_host", "cilium_net", "cilium_vxlan"
 VXLAN_PORT = 8472  # Cilium's default tunnel port
 VXLAN_OVERHEAD = 50
 MASQ_CHAIN = "CILIUM_POST_nat"
+ROUTING = ("native", "tunnel")  # Cilium's routingMode; the first is the testbed's default
+
+
+@dataclass(frozen=True)
+class EbpfOptions:
+    routing: str = ROUTING[0]
+
+
+def read_ebpf(section: Section) -> EbpfOptions:
+    """`ebpf: {routing: native|tunnel}`."""
+    section.fields({"routing"})
+    return EbpfOptions(section.choice("routing", ROUTING))
 
 
 def cluster_pins(cluster: str) -> str:
@@ -83,6 +98,7 @@ class EbpfMode(Mode):
                 "bpf_redirect_peer", "bpf_redirect_neigh", "bpf_fib_lookup",
                 "bpf_skb_set_tunnel_key", "bpf_skb_get_tunnel_key", "bpf_skb_change_type")
     cni_plugins = {PLUGIN_TYPE: "testbed.modes.ebpf.cilium_plugin"}
+    options = {"ebpf": read_ebpf}
     policy_note = "the ebpf mode does not enforce NetworkPolicy yet (Cilium would, with " \
         "identities in a policy map per endpoint)"
     replaces_kube_proxy = True
@@ -94,8 +110,12 @@ class EbpfMode(Mode):
         self._ipcache_flushing = False
         self._lock = threading.Lock()
 
+    def routing(self, spec: ClusterSpec) -> str:
+        """"native" (the FIB, one L2 segment) or "tunnel" (VXLAN between nodes)."""
+        return self.option(spec, "ebpf").routing
+
     def describe_datapath(self, spec, caps):
-        if spec.ebpf_routing == "tunnel":
+        if self.routing(spec) == "tunnel":
             how = "cilium_vxlan with a tunnel key per peer (VNI: the source identity)"
         else:
             how = "bpf_fib_lookup + bpf_redirect_neigh out of eth0"
@@ -105,7 +125,7 @@ class EbpfMode(Mode):
     def check(self, spec):
         ipam.check_lease_room(spec)
         racks = {node.rack for node in spec.nodes}
-        if spec.ebpf_routing == "native" and len(racks) > 1:
+        if self.routing(spec) == "native" and len(racks) > 1:
             raise TestbedError(
                 f"{spec.path}: ebpf.routing: native needs every node on one L2 segment (the "
                 f"nodes are on {len(racks)} racks); set `ebpf: {{routing: tunnel}}` across racks")
@@ -114,7 +134,7 @@ class EbpfMode(Mode):
         return ipam.node_leases(spec)
 
     def pod_mtu(self, spec):
-        return spec.mtu - (VXLAN_OVERHEAD if spec.ebpf_routing == "tunnel" else 0)
+        return spec.mtu - (VXLAN_OVERHEAD if self.routing(spec) == "tunnel" else 0)
 
     def service_proxy(self, cluster):
         return BpfServices(lambda node: maps_dir(cluster.spec.name, node))
@@ -127,14 +147,14 @@ class EbpfMode(Mode):
         os.makedirs(root, exist_ok=True)
 
     def setup_node(self, spec, node):
-        node.facts.update(cluster=spec.name, routing=spec.ebpf_routing,
+        node.facts.update(cluster=spec.name, routing=self.routing(spec),
                           router=router_ip(node.lease))
         pins = pin_dir(spec.name, node.name)
         os.makedirs(pins, exist_ok=True)
         netns.run(["bpftool", "prog", "loadall", str(OBJECT), f"{pins}/progs",
                    "pinmaps", maps_dir(spec.name, node.name)])
         router = node.facts["router"]
-        tunnel = spec.ebpf_routing == "tunnel"
+        tunnel = self.routing(spec) == "tunnel"
         lines = [f"link add {HOST_DEV} type veth peer name {NET_DEV}",
                  f"link set {HOST_DEV} arp off up", f"link set {NET_DEV} arp off up",
                  f"addr add {router}/32 dev {HOST_DEV}",
@@ -177,7 +197,7 @@ class EbpfMode(Mode):
                        MapWrite(maps.IPCACHE, maps.ipcache_key(f"{peer.ip.ip}/32"),
                                 maps.ipcache_value(maps.ID_REMOTE_NODE, str(peer.ip.ip)))]
         maps.write(maps_dir(spec.name, node.name), writes)
-        if spec.ebpf_routing == "native":  # autoDirectNodeRoutes
+        if self.routing(spec) == "native":  # autoDirectNodeRoutes
             node.ns.batch("ip", [f"route replace {peer.lease} via {peer.ip.ip} dev "
                                  f"{UNDERLAY_DEV}" for peer in peers])
         else:  # the node's own traffic to remote pods: into cil_from_host, then the tunnel

@@ -11,8 +11,10 @@ network accepted), as flannel's pkg/trafficmngr/iptables writes them. Inside the
 namespace, towards the emulated underlay: nothing leaves the emulation.
 """
 import os
+from dataclasses import dataclass
 
 from testbed.model import ipam
+from testbed.model.spec import Section
 from testbed.modes.base import Mode
 
 CNI_BRIDGE = "cni0"
@@ -48,8 +50,20 @@ def flannel_rules(cluster_cidr: str, lease: str) -> str:
     ]) + "\n"
 
 
+@dataclass(frozen=True)
+class FlannelOptions:
+    ip_masq: bool = True  # flanneld's --ip-masq rules on every node (kube-flannel runs it so)
+
+
+def read_flannel(section: Section) -> FlannelOptions:
+    """`flannel: {ipMasq: true|false}`, for all three backends."""
+    section.fields({"ipMasq"})
+    return FlannelOptions(section.boolean("ipMasq", True))
+
+
 class FlannelMode(Mode):
     requires = ("bridge", "veth", "iptables")
+    options = {"flannel": read_flannel}
     adoptable = True
     policy_hook = "bridged"  # flannel enforces nothing; Canal adds Felix on the pods' veths
     policy_note = "flannel enforces no NetworkPolicy (topology networkPolicy: {enforce: true} " \
@@ -63,10 +77,11 @@ class FlannelMode(Mode):
 
     def setup_node(self, spec, node):
         env_dir = os.path.join(node.dir, "run", "flannel")
+        ip_masq = self.option(spec, "flannel").ip_masq
         node.facts["subnet_env"] = ipam.write_subnet_env(
-            env_dir, spec.pod_cidr, node.lease, self.pod_mtu(spec), spec.flannel_ip_masq)
+            env_dir, spec.pod_cidr, node.lease, self.pod_mtu(spec), ip_masq)
         self.setup_backend(spec, node)
-        if spec.flannel_ip_masq:
+        if ip_masq:
             node.ns.run("iptables-restore", "--noflush",
                         input=flannel_rules(str(spec.pod_cidr), str(node.lease)))
 

@@ -17,11 +17,13 @@ a topology makes `udp` run that loop too.
 import json
 import os
 import shutil
+from dataclasses import dataclass
 
 from testbed import BUILD
 from testbed.errors import TestbedError
 from testbed.host import rpc
 from testbed.host.daemons import Daemon, socket_ready
+from testbed.model.spec import Section
 from testbed.modes.base import register
 from testbed.modes.flannel.base import FlannelMode
 
@@ -30,6 +32,17 @@ PORT = 8285
 FORWARDER = "flannel-udp-forwarder"
 BUILD_DIR = BUILD
 READY_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class UdpOptions:
+    offload: bool = False  # the forwarder moves TSO/GSO/GRO bundles (udp-gso)
+
+
+def read_udp(section: Section) -> UdpOptions:
+    """`udp: {offload: true|false}`."""
+    section.fields({"offload"})
+    return UdpOptions(section.boolean("offload", False))
 
 
 def forwarder_path():
@@ -56,11 +69,12 @@ class UdpMode(FlannelMode):
     encap_overhead = 28  # outer IPv4 20 + UDP 8: the pod packet travels whole in one datagram
     datapath = "userspace: TUN flannel0 + C forwarder over UDP 8285, Linux bridge cni0"
 
+    options = {**FlannelMode.options, "udp": read_udp}
     offload = None  # the loop: None as the topology says (udp.offload), else fixed
 
     def bundles(self, spec) -> bool:
         """Whether the forwarders move bundles (udp-gso) or one packet per call (flannel's)."""
-        return spec.udp_offload if self.offload is None else self.offload
+        return self.option(spec, "udp").offload if self.offload is None else self.offload
 
     def describe_datapath(self, spec, caps):
         how = ("TSO/GSO/GRO bundles" if self.bundles(spec)

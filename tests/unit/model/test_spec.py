@@ -7,7 +7,7 @@ import pytest
 
 from testbed.errors import SpecError
 from testbed.model import spec as specmod
-from testbed.modes import mode_names
+from testbed.modes import mode_names, option_readers
 
 TOPOLOGIES = Path(__file__).resolve().parents[3] / "topologies"
 
@@ -44,12 +44,14 @@ def test_defaults_and_addresses():
 
 @pytest.mark.parametrize("path", sorted(TOPOLOGIES.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_topologies_are_valid(path):
-    spec = specmod.load(path, known_modes=mode_names())
+    spec = specmod.load(path, known_modes=mode_names(), options=option_readers())
     assert spec.nodes and all(n.rack in {r.name for r in spec.racks} for n in spec.nodes)
+    assert set(spec.options) == set(option_readers())  # every mode's, defaults where absent
 
 
 def test_two_racks_have_a_router_and_separate_subnets():
-    spec = specmod.load(TOPOLOGIES / "two-racks.yaml", known_modes=mode_names())
+    spec = specmod.load(TOPOLOGIES / "two-racks.yaml", known_modes=mode_names(),
+                        options=option_readers())
     assert spec.has_router
     assert [str(r.router_ip) for r in spec.racks] == ["192.168.1.1/24", "192.168.2.1/24"]
     assert str(spec.node("node3").ip) == "192.168.2.11/24"
@@ -135,31 +137,25 @@ def test_bandwidth_and_delay_apply_to_racks_unless_a_rack_overrides():
     assert [(r.bandwidth, r.delay) for r in spec.racks] == [(100.0, 2.0), (10.0, None)]
 
 
-def test_route_reflectors_must_be_nodes_and_cover_every_rack():
-    spec = parse("bgp: {routeReflectors: [a]}\nnodes: [{name: a}, {name: b}, {name: c}]")
-    assert spec.route_reflectors == ("a",)
-    err = error_of("bgp: {routeReflectors: [zz]}\nnodes: [{name: a}]")
-    assert err.field == "bgp.routeReflectors[0]" and "no such node" in str(err)
-    err = error_of("racks: [{name: r1}, {name: r2}]\nbgp: {routeReflectors: [a]}\n"
-                   "nodes: [{name: a, rack: r1}, {name: b, rack: r2}]")
-    assert "none in r2" in str(err)
+def test_a_key_no_mode_reads_is_unknown_and_a_read_key_is_the_readers():
+    err = error_of("udp: {offload: true}\nnodes: [{name: a}]")
+    assert err.field == "udp" and "unknown key" in str(err)
 
+    def read_toy(section):
+        section.fields({"colour"})
+        return (section.given, section.choice("colour", ("red", "blue")), len(section.spec.nodes))
 
-def test_the_bgp_hold_time_is_short_unless_the_topology_says_otherwise():
-    assert parse("nodes: [{name: a}]").bgp_hold_time == 9
-    assert parse("bgp: {holdTime: 240}\nnodes: [{name: a}]").bgp_hold_time == 240  # Calico's
-    for bad in ("2", "true", "9.5", "70000"):
-        err = error_of(f"bgp: {{holdTime: {bad}}}\nnodes: [{{name: a}}]")
-        assert err.field == "bgp.holdTime" and "from 3 to 65535" in str(err)
-
-
-def test_udp_offload_is_off_unless_the_topology_turns_it_on():
-    assert parse("nodes: [{name: a}]").udp_offload is False  # flannel's own loop
-    assert parse("udp: {offload: true}\nnodes: [{name: a}]").udp_offload is True
-    err = error_of("udp: {offload: 'no'}\nnodes: [{name: a}]")
-    assert (err.field, err.value) == ("udp.offload", "no") and "true or false" in str(err)
-    err = error_of("udp: {offlaod: false}\nnodes: [{name: a}]")
-    assert err.field == "udp.offlaod" and "unknown key" in str(err)
+    toy = {"toy": read_toy}
+    spec = specmod.parse("nodes: [{name: a}, {name: b}]", "t.yaml", options=toy)
+    assert spec.options == {"toy": (False, "red", 2)}
+    spec = specmod.parse("toy: {colour: blue}\nnodes: [{name: a}]", "t.yaml", options=toy)
+    assert spec.options["toy"] == (True, "blue", 1)
+    for text, field, value in (("toy: {colour: green}", "toy.colour", "green"),
+                               ("toy: {color: red}", "toy.color", "red"),
+                               ("toy: [1]", "toy", [1])):
+        with pytest.raises(SpecError) as info:
+            specmod.parse(text + "\nnodes: [{name: a}]", "t.yaml", options=toy)
+        assert (info.value.path, info.value.field, info.value.value) == ("t.yaml", field, value)
 
 
 def test_underlay_is_linux_bridges_unless_ovs_is_asked_for():

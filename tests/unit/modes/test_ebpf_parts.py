@@ -10,8 +10,8 @@ import pytest
 from testbed.cni import skeleton
 from testbed.errors import TestbedError
 from testbed.kubeproxy.types import Endpoint
-from testbed.model.spec import parse as load_topology_text
-from testbed.modes import get_mode
+from testbed.model import spec as specmod
+from testbed.modes import get_mode, option_readers
 from testbed.modes.ebpf import cilium_plugin, maps, services
 from testbed.modes.ebpf.maps import MapWrite
 
@@ -150,6 +150,10 @@ nodes: [{name: node1, rack: rack1}, {name: node2, rack: rack2}]
 """
 
 
+def load_topology_text(text):
+    return specmod.parse(text, options=option_readers())
+
+
 def test_native_routing_across_racks_is_refused_and_tunnel_is_taken():
     mode = get_mode("ebpf")
     spec = load_topology_text(TWO_RACKS)
@@ -180,7 +184,6 @@ def test_network_policy_enforcement_is_refused_with_the_reason():
     from pathlib import Path
 
     from testbed.lifecycle.preflight import check_mode
-    from testbed.model import spec as specmod
     topologies = Path(__file__).resolve().parents[3] / "topologies"
     spec = dataclasses.replace(specmod.load(topologies / "default.yaml"), policy_enforce=True)
     caps = {name: True for name in get_mode("ebpf").requires}

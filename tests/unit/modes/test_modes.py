@@ -7,7 +7,7 @@ import pytest
 from testbed.errors import TestbedError
 from testbed.host.netns import Namespace
 from testbed.model import spec as specmod
-from testbed.modes import NodeContext, get_mode, mode_names
+from testbed.modes import NodeContext, get_mode, mode_names, option_readers
 from testbed.modes.flannel.base import flannel_rules
 
 TOPOLOGIES = Path(__file__).resolve().parents[3] / "topologies"
@@ -82,7 +82,7 @@ def test_host_gw_routes_via_peer_node(tmp_path):
 
 
 def test_host_gw_refuses_several_racks_and_names_the_nodes():
-    spec = specmod.load(TOPOLOGIES / "two-racks.yaml")
+    spec = specmod.load(TOPOLOGIES / "two-racks.yaml", options=option_readers())
     with pytest.raises(TestbedError) as info:
         get_mode("host-gw").check(spec)
     msg = str(info.value)
@@ -153,7 +153,8 @@ def test_udp_runs_flannels_loop_and_udp_gso_the_bundles():
     assert not plain.bundles(default) and bundled.bundles(default)
     assert "one packet per system call" in plain.describe_datapath(default, {})
     assert "TSO/GSO/GRO bundles" in bundled.describe_datapath(default, {})
-    asked = specmod.parse("udp: {offload: true}\nnodes: [{name: a}]", "t.yaml")
+    asked = specmod.parse("udp: {offload: true}\nnodes: [{name: a}]", "t.yaml",
+                          options=option_readers())
     assert plain.bundles(asked)  # a topology may ask `udp` for the bundles too
     assert bundled.pod_mtu(default) == plain.pod_mtu(default) == 1472  # one wire
 
@@ -177,7 +178,7 @@ def test_flannel_writes_flanneld_s_masquerade_and_forward_rules_unless_told_not_
         in lines
     assert "FLANNEL_IPMASQ=true" in open(a.facts["subnet_env"]).read()
     off = specmod.parse((TOPOLOGIES / "default.yaml").read_text() + "flannel: {ipMasq: false}\n",
-                        "t.yaml")
+                        "t.yaml", options=option_readers())
     c, _d = nodes_for(off, mode, tmp_path / "off")
     mode.setup_node(off, c)
     assert c.ns.restored == [] and "FLANNEL_IPMASQ=false" in open(c.facts["subnet_env"]).read()

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from testbed import BUILD
 from testbed.cni.caller import CNI_PATH
+from testbed.host.probes import SHARED, Probe
+from testbed.modes import probes as mode_probes
 
 PROBE_NETNS = f"tb-doctor-{os.getpid()}"
 SCTP = getattr(socket, "IPPROTO_SCTP", 132)
@@ -86,19 +88,7 @@ def _probe_links():
     return found
 
 
-# the BPF helpers the ebpf mode's tc programs call (bpftool feature probe, program type
-# sched_cls), with what each one does for it
-BPF_HELPERS = [
-    ("bpf_redirect_peer", "delivery into a pod's namespace without the host stack"),
-    ("bpf_redirect_neigh", "native routing out of eth0 with the neighbour resolved"),
-    ("bpf_fib_lookup", "native routing by the kernel's FIB"),
-    ("bpf_skb_set_tunnel_key", "tunnel routing (the peer node and the identity in the VNI)"),
-    ("bpf_skb_get_tunnel_key", "tunnel routing (the source identity of what arrives)"),
-    ("bpf_skb_change_type", "delivery of decapsulated packets"),
-]
-
-
-def _bpf_helpers():
+def _bpf_helpers(names):
     """{helper: available to tc programs?}; all False where bpftool or BPF is missing."""
     try:
         out = subprocess.run(["bpftool", "-j", "feature", "probe", "kernel"],
@@ -106,65 +96,7 @@ def _bpf_helpers():
         found = set(json.loads(out)["helpers"]["sched_cls_available_helpers"])
     except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
         found = set()
-    return {name: name in found for name, _ in BPF_HELPERS}
-
-
-KERNEL = [
-    # name, what it prevents when missing, essential
-    ("veth", "everything: nodes, pods and links are veth pairs", True),
-    ("bridge", "rack segments and cni0, so every mode", True),
-    ("vxlan", "the vxlan mode and VXLAN tunnels of the openflow mode", False),
-    ("tun", "the flannel udp mode (flannel0 is a TUN device)", False),
-    ("ipip", "Calico IPIP encapsulation (the bgp mode itself needs no IPIP)", False),
-    ("openvswitch", "the OVS kernel datapath: OVS runs with the slow userspace datapath", False),
-    ("htb", "underlay bandwidth caps (bandwidth: in a topology)", False),
-    ("netem", "emulated delay and loss (bench --delay)", False),
-    ("ipvs", "kube-proxy IPVS mode (kubeProxy: {mode: ipvs})", False),
-    ("nftables", "kube-proxy nftables mode and NetworkPolicy enforcement", False),
-    ("iptables", "kube-proxy iptables mode (and the IPVS mode's few rules)", False),
-    ("nf-sctp", "SCTP Service ports (kube-proxy's rules need SCTP in conntrack and NAT)", False),
-    ("sctp", "SCTP sockets in pods (agnhost porter SERVE_SCTP_PORT_n, connect "
-     "--protocol=sctp); SCTP in NetworkPolicy is enforced without it", False),
-] + [(name, f"the ebpf mode: {does}", False) for name, does in BPF_HELPERS]
-
-BINARIES = [
-    ("mnexec", "Mininet nodes: no cluster can start", True),
-    ("nsenter", "running CNI plugins and commands inside nodes", True),
-    ("ip", "every network object (iproute2)", True),
-    ("ovs-vswitchd", "OVS rack switches and the openflow mode", False),
-    ("ovsdb-server", "OVS rack switches and the openflow mode", False),
-    ("ovs-vsctl", "OVS rack switches and the openflow mode", False),
-    ("ovs-ofctl", "OVS rack switches, the openflow mode and `testbed flows`", False),
-    ("bird", "the Calico-style bgp mode (BIRD 2)", False),
-    ("birdc", "the Calico-style bgp mode (BIRD's control client)", False),
-    ("ipvsadm", "kube-proxy IPVS mode (IPVS virtual servers)", False),
-    ("ipset", "kube-proxy IPVS mode (its address sets)", False),
-    ("nsd", "cluster DNS (the kube-dns add-on that comes with manifests)", False),
-    ("dig", "checking that cluster DNS answers (dnsutils)", False),
-    ("iperf3", "throughput benchmarks", False),
-    ("sockperf", "latency benchmarks with sockperf", False),
-    ("ping", "reachability checks and ICMP RTT", False),
-    ("flannel-udp-forwarder", "the flannel udp mode (built by scripts/install.sh)", False),
-    ("bpftool", "the ebpf mode (loads its programs, writes its maps) and `testbed bpf`", False),
-]
-BUILT_FILES = [
-    ("bpf/datapath.o", "the ebpf mode's programs (compiled by scripts/install.sh with clang)"),
-]
-
-PYTHON_MODULES = [
-    ("os-ken", "os_ken", "the OpenFlow controller of the OVS underlay and the openflow mode",
-     False),
-]
-
-CNI_PLUGINS = [
-    ("bridge", "pods of the flannel modes (cni0)", True),
-    ("host-local", "pod addresses of the flannel modes", True),
-    ("loopback", "nothing yet (lo is brought up directly)", False),
-    ("testbed-calico", "pods of the bgp mode (the testbed's plugin, made by install.sh)", False),
-    ("testbed-ovs", "pods of the openflow mode (the testbed's plugin, made by install.sh)", False),
-    ("testbed-cilium", "pods of the ebpf mode (the testbed's plugin, made by install.sh)",
-     False),
-]
+    return {name: name in found for name in names}
 
 
 def _built(name):
@@ -182,34 +114,49 @@ def _sctp_sockets():
         return False
 
 
-def run_checks() -> list[Check]:
+def all_probes() -> list[Probe]:
+    """The shared probes, then every mode's own (its programs, files, helpers, plugins)."""
+    return list(SHARED) + mode_probes()
+
+
+def _kernel_features(probes):
     probed = _probe_links()
     config = _kernel_config()
     probed["openvswitch"] = _config_has(config, "OPENVSWITCH", "openvswitch")
     probed["ipvs"] = os.path.exists("/proc/net/ip_vs") or _config_has(config, "IP_VS", "ip_vs")
     probed["sctp"] = _sctp_sockets()
-    probed.update(_bpf_helpers())
+    probed.update(_bpf_helpers([p.name for p in probes if p.kind == "bpf-helper"]))
+    return probed
+
+
+def _look(probe, kernel):
+    """(found?, detail) of one probe; kernel: the features probed at once."""
+    target = probe.target or probe.name
+    if probe.kind in ("kernel", "bpf-helper"):
+        ok = kernel.get(probe.name, False)
+        return ok, "present" if ok else "missing"
+    if probe.kind == "binary":
+        path = _built(target) or shutil.which(target)
+        return bool(path), path or "not found"
+    if probe.kind == "built":
+        path = str(BUILD / target)
+        return os.path.isfile(path), path if os.path.isfile(path) else "not built"
+    if probe.kind == "python":
+        found = importlib.util.find_spec(target)
+        return found is not None, found.origin if found else "not installed"
+    path = next((os.path.join(d, target) for d in CNI_PATH
+                 if os.access(os.path.join(d, target), os.X_OK)), None)
+    return bool(path), path or "not found"
+
+
+def run_checks() -> list[Check]:
+    probes = all_probes()
+    kernel = _kernel_features(probes)
     checks = []
-    for name, prevents, essential in KERNEL:
-        ok = probed.get(name, False)
-        checks.append(Check(name, "kernel", ok, "present" if ok else "missing", prevents,
-                            essential))
-    for name, prevents, essential in BINARIES:
-        path = _built(name) or shutil.which(name)
-        checks.append(Check(name, "binary", bool(path), path or "not found", prevents, essential))
-    for name, prevents in BUILT_FILES:
-        path = str(BUILD / name)
-        found = os.path.isfile(path)
-        checks.append(Check(name, "binary", found, path if found else "not built", prevents))
-    for name, module, prevents, essential in PYTHON_MODULES:
-        found = importlib.util.find_spec(module)
-        checks.append(Check(name, "binary", found is not None,
-                            found.origin if found else "not installed", prevents, essential))
-    for name, prevents, essential in CNI_PLUGINS:
-        path = next((os.path.join(d, name) for d in CNI_PATH
-                     if os.access(os.path.join(d, name), os.X_OK)), None)
-        checks.append(Check(f"cni/{name}", "binary", bool(path), path or "not found", prevents,
-                            essential))
+    for probe in probes:
+        ok, detail = _look(probe, kernel)
+        kind = "kernel" if probe.kind in ("kernel", "bpf-helper") else "binary"
+        checks.append(Check(probe.name, kind, ok, detail, probe.prevents, probe.essential))
     return checks
 
 

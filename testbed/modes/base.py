@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from testbed.errors import TestbedError
 from testbed.host.daemons import DaemonRecord
+from testbed.host.probes import SHARED, Probe, cni_plugin
 from testbed.model.records import PodRecord
 from testbed.model.spec import OptionReader, Section
 from testbed.model.state import RunState
@@ -49,7 +50,8 @@ class Mode:
     """Base class of a CNI mode; subclasses register with @register."""
     name = ""
     summary = ""
-    requires = ()  # doctor feature names this mode cannot work without
+    requires = ()  # doctor probe names this mode cannot work without (shared or its own)
+    probes: tuple[Probe, ...] = ()  # doctor's checks of what only this mode needs
     # the mode's own CNI plugins: {executable on CNI_PATH: the module run as it}; the install
     # step writes a launcher for each (python -m testbed.modes plugins lists them)
     cni_plugins: dict[str, str] = {}
@@ -66,6 +68,13 @@ class Mode:
     adoptable = False  # a new owner can take the cluster over from the records (adopt.py)
     replaces_kube_proxy = False  # Services are the datapath's own (service_proxy())
     routing_daemon = ""  # what routing_sessions() shows, for its heading
+
+    @classmethod
+    def own_probes(cls) -> tuple[Probe, ...]:
+        """The mode's probes, and one for each CNI plugin of its own."""
+        return cls.probes + tuple(
+            cni_plugin(plugin, f"pods of the {cls.name} mode (the testbed's plugin, made by "
+                       "scripts/install.sh)") for plugin in cls.cni_plugins)
 
     def option(self, spec: ClusterSpec, key: str) -> object:
         """The options under topology key `key` (one of self.options): as read with the
@@ -188,6 +197,11 @@ def register(cls: type[Mode]) -> type[Mode]:
         if other is not None:
             raise RuntimeError(f"CNI mode {cls.name} reads topology key {key!r}, which mode "
                                f"{other.name} reads otherwise")
+    known = {probe.name for probe in SHARED + cls.own_probes()}
+    unknown = [name for name in cls.requires if name not in known]
+    if unknown:
+        raise RuntimeError(f"CNI mode {cls.name} requires {unknown[0]!r}, which no doctor probe "
+                           "looks for (declare it in the mode's probes)")
     _REGISTRY[cls.name] = cls
     return cls
 
@@ -214,6 +228,16 @@ def option_readers() -> dict[str, OptionReader]:
     (model.spec.load's `options`)."""
     _discover()
     return {key: read for cls in _REGISTRY.values() for key, read in cls.options.items()}
+
+
+def probes() -> list[Probe]:
+    """Every registered mode's own probes, each once (a subclass shares its base's)."""
+    _discover()
+    found = {}
+    for name in sorted(_REGISTRY):
+        for probe in _REGISTRY[name].own_probes():
+            found.setdefault(probe.name, probe)
+    return list(found.values())
 
 
 def mode_names() -> list[str]:

@@ -12,6 +12,7 @@ import time
 
 from testbed.errors import TestbedError
 from testbed.host.parallel import for_each
+from testbed.host.probes import Probe
 from testbed.host.waiting import wait_until
 from testbed.model import ipam
 from testbed.modes.base import Mode, register
@@ -29,6 +30,8 @@ class BgpMode(Mode):
     name = "bgp"
     summary = "Calico-style: cali veths, /26 blocks, BIRD (BGP full mesh or route reflectors)"
     requires = ("veth", "bird", "birdc", f"cni/{PLUGIN_TYPE}")
+    probes = (Probe("bird", "binary", "the Calico-style bgp mode (BIRD 2)"),
+              Probe("birdc", "binary", "the Calico-style bgp mode (BIRD's control client)"))
     cni_plugins = {PLUGIN_TYPE: "testbed.modes.bgp.calico_plugin",
                    "testbed-calico-blocks": "testbed.modes.bgp.ipam_plugin"}
     options = {"bgp": read_bgp}

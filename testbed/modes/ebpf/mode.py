@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from testbed import BUILD
 from testbed.errors import CommandError, TestbedError
 from testbed.host import netns
+from testbed.host.probes import Probe
 from testbed.kubeproxy.services import SERVICE_CIDR
 from testbed.model import ipam
 from testbed.model.spec import Section
@@ -36,6 +37,16 @@ HOST_DEV, NET_DEV, VXLAN_DEV = "cilium_host", "cilium_net", "cilium_vxlan"
 VXLAN_PORT = 8472  # Cilium's default tunnel port
 VXLAN_OVERHEAD = 50
 MASQ_CHAIN = "CILIUM_POST_nat"
+# the BPF helpers the mode's tc programs call (bpftool feature probe, program type sched_cls),
+# with what each one does for it
+HELPERS = (
+    ("bpf_redirect_peer", "delivery into a pod's namespace without the host stack"),
+    ("bpf_redirect_neigh", "native routing out of eth0 with the neighbour resolved"),
+    ("bpf_fib_lookup", "native routing by the kernel's FIB"),
+    ("bpf_skb_set_tunnel_key", "tunnel routing (the peer node and the identity in the VNI)"),
+    ("bpf_skb_get_tunnel_key", "tunnel routing (the source identity of what arrives)"),
+    ("bpf_skb_change_type", "delivery of decapsulated packets"),
+)
 ROUTING = ("native", "tunnel")  # Cilium's routingMode; the first is the testbed's default
 
 
@@ -94,9 +105,13 @@ def _tc_attach(node, dev: str, direction: str, program: str):
 class EbpfMode(Mode):
     name = "ebpf"
     summary = "Cilium's shape: lxc veths with tc eBPF programs, BPF maps, kube-proxy replaced"
-    requires = ("veth", "vxlan", "iptables", "bpftool", "bpf/datapath.o", f"cni/{PLUGIN_TYPE}",
-                "bpf_redirect_peer", "bpf_redirect_neigh", "bpf_fib_lookup",
-                "bpf_skb_set_tunnel_key", "bpf_skb_get_tunnel_key", "bpf_skb_change_type")
+    probes = (Probe("bpftool", "binary", "the ebpf mode (loads its programs, writes its maps) "
+                    "and `testbed bpf`"),
+              Probe("bpf/datapath.o", "built", "the ebpf mode's programs (compiled by "
+                    "scripts/install.sh with clang)"),
+              *(Probe(name, "bpf-helper", f"the ebpf mode: {does}") for name, does in HELPERS))
+    requires = ("veth", "vxlan", "iptables", f"cni/{PLUGIN_TYPE}",
+                *(probe.name for probe in probes))
     cni_plugins = {PLUGIN_TYPE: "testbed.modes.ebpf.cilium_plugin"}
     options = {"ebpf": read_ebpf}
     policy_note = "the ebpf mode does not enforce NetworkPolicy yet (Cilium would, with " \

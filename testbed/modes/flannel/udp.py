@@ -23,6 +23,7 @@ from testbed import BUILD
 from testbed.errors import TestbedError
 from testbed.host import rpc
 from testbed.host.daemons import Daemon, socket_ready
+from testbed.host.probes import Probe
 from testbed.model.spec import Section
 from testbed.modes.base import register
 from testbed.modes.flannel.base import FlannelMode
@@ -66,6 +67,7 @@ class UdpMode(FlannelMode):
     name = "udp"
     summary = "flannel udp: TUN flannel0 and a userspace UDP forwarder on port 8285"
     requires = FlannelMode.requires + ("tun", FORWARDER)
+    probes = (Probe(FORWARDER, "binary", "the flannel udp mode (built by scripts/install.sh)"),)
     encap_overhead = 28  # outer IPv4 20 + UDP 8: the pod packet travels whole in one datagram
     datapath = "userspace: TUN flannel0 + C forwarder over UDP 8285, Linux bridge cni0"
 

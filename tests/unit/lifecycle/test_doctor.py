@@ -33,7 +33,7 @@ def test_bpf_helpers_are_read_from_bpftool_s_probe_of_tc_programs(monkeypatch):
         return subprocess.CompletedProcess(argv, 0, json.dumps(probe), "")
 
     monkeypatch.setattr(doctor.subprocess, "run", fake_run)
-    found = doctor._bpf_helpers()
+    found = doctor._bpf_helpers(["bpf_redirect_peer", "bpf_fib_lookup", "bpf_redirect_neigh"])
     assert found["bpf_redirect_peer"] and found["bpf_fib_lookup"]
     assert not found["bpf_redirect_neigh"]  # offered to XDP only: not to the mode's programs
 
@@ -41,4 +41,4 @@ def test_bpf_helpers_are_read_from_bpftool_s_probe_of_tc_programs(monkeypatch):
         raise FileNotFoundError(argv[0])
 
     monkeypatch.setattr(doctor.subprocess, "run", missing_bpftool)
-    assert not any(doctor._bpf_helpers().values())
+    assert doctor._bpf_helpers(["bpf_redirect_peer"]) == {"bpf_redirect_peer": False}

@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import testbed
+from testbed.host.probes import Probe
 from testbed.modes import base
 from testbed.modes.__main__ import main as list_plugins
 
@@ -42,8 +45,31 @@ def test_each_named_module_answers_version_as_a_plugin(capsys):
 def test_every_requirement_of_a_mode_is_a_check_doctor_makes():
     """A name doctor does not probe would read "missing" and refuse the mode for nothing."""
     from testbed.lifecycle import doctor
-    known = {entry[0] for entry in doctor.KERNEL + doctor.BINARIES + doctor.BUILT_FILES +
-             doctor.PYTHON_MODULES} | {f"cni/{entry[0]}" for entry in doctor.CNI_PLUGINS}
+    known = {probe.name for probe in doctor.all_probes()}
     for name in base.mode_names():
-        unknown = set(base.get_mode(name).requires) - known
-        assert not unknown, (name, unknown)
+        mode = base.get_mode(name)
+        assert set(mode.requires) <= known, name
+        assert {f"cni/{plugin}" for plugin in mode.cni_plugins} <= known, name
+    assert len(known) == len(doctor.all_probes())  # each probe once
+
+
+def test_a_mode_requiring_what_no_probe_looks_for_is_refused_when_it_registers():
+    class Misspelt(base.Mode):
+        name = "misspelt"
+        requires = ("veth", "vxaln")
+
+    with pytest.raises(RuntimeError, match="misspelt requires 'vxaln', which no doctor probe"):
+        base.register(Misspelt)
+
+    class OwnProbe(base.Mode):
+        name = "own-probe"
+        requires = ("veth", "frobnicator", "cni/own-plugin")
+        probes = (Probe("frobnicator", "binary", "the own-probe mode"),)
+        cni_plugins = {"own-plugin": "nowhere"}
+
+    try:
+        base.register(OwnProbe)
+        assert "own-probe" in base.mode_names()
+        assert {"frobnicator", "cni/own-plugin"} <= {p.name for p in base.probes()}
+    finally:
+        base._REGISTRY.pop("own-probe", None)

@@ -6,6 +6,7 @@ learn and forget peers, give the network config pods attach with, and start/stop
 import importlib
 import os
 import pkgutil
+import sys
 from dataclasses import dataclass, field
 
 from testbed.errors import TestbedError
@@ -206,10 +207,24 @@ def register(cls: type[Mode]) -> type[Mode]:
     return cls
 
 
+MODES_PATH = "TESTBED_MODES_PATH"  # more folders holding mode folders, as PATH is written
+
+
+def _mode_folders() -> list[str]:
+    """Where mode folders are: beside this module, then the folders TESTBED_MODES_PATH names
+    (a mode kept out of the tree: every process of the run, plugins too, inherits it)."""
+    package = sys.modules["testbed.modes"]
+    for extra in os.environ.get(MODES_PATH, "").split(os.pathsep):
+        if extra and os.path.abspath(extra) not in package.__path__:
+            package.__path__.append(os.path.abspath(extra))
+    return list(package.__path__)
+
+
 def _discover():
-    """Import every mode package beside this module and the modules it names as registering
-    modes, so that adding a mode is adding a folder."""
-    for info in pkgutil.iter_modules([os.path.dirname(__file__)]):
+    """Import every mode package in the mode folders and the modules it names as registering
+    modes (a package may register in its own __init__), so that adding a mode is adding a
+    folder."""
+    for info in pkgutil.iter_modules(_mode_folders()):
         if info.ispkg:
             package = importlib.import_module(f"testbed.modes.{info.name}")
             for module in getattr(package, "REGISTERING", ()):

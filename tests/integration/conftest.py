@@ -39,6 +39,8 @@ def caps():
 @pytest.fixture
 def require(caps):
     def check(*features):
+        if any(f not in caps for f in features):  # a mode registered since caps were probed
+            caps.update(doctor.capabilities())
         missing = doctor.missing_for(features, caps)
         if missing:
             pytest.skip(f"this machine lacks {', '.join(missing)} (see `testbed doctor`)")

@@ -24,7 +24,7 @@ from bench.services import CLIENT, PORT, SERVER, wait_for_server
 from bench.stats import median_ci
 from testbed.api import apply
 from testbed.host import netns
-from testbed.kubeproxy import proxies
+from testbed.kubeproxy.modes import get_proxy_mode, proxy_mode_names
 from testbed.lifecycle import doctor
 from testbed.lifecycle.cluster import Cluster
 from testbed.lifecycle.preflight import load_spec
@@ -113,9 +113,9 @@ def main(argv=None):
     caps = doctor.capabilities()
     modes = []
     for mode in args.modes.split(","):
-        if mode not in proxies.PROXIES:
-            parser.error(f"--modes: {mode!r} is not one of {', '.join(proxies.PROXIES)}")
-        missing = doctor.missing_for(proxies.PROXY_NEEDS[mode], caps)
+        if mode not in proxy_mode_names():
+            parser.error(f"--modes: {mode!r} is not one of {', '.join(proxy_mode_names())}")
+        missing = doctor.missing_for(tuple(get_proxy_mode(mode).needs), caps)
         if missing:
             print(f"{mode}: skipped, this machine lacks {', '.join(missing)}")
         else:

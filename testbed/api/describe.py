@@ -9,11 +9,8 @@ from testbed.api.objects import pod_status
 from testbed.api.tables import find_pod, human_duration, render_table, since
 from testbed.errors import TestbedError
 from testbed.host.processes import pid_is
-from testbed.kubeproxy import iptables as kp_iptables
-from testbed.kubeproxy import nftables as kp_nftables
 from testbed.kubeproxy.services import endpoints as service_endpoints
 from testbed.kubeproxy.services import service_ports
-from testbed.kubeproxy.types import REPLACED_PROXY
 from testbed.policy import semantics as pol
 
 DESCRIBED = ("pods", "nodes", "services", "networkpolicies", "ingresses")  # of objects.py's
@@ -31,7 +28,10 @@ def _labels(labels):
     return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or "<none>"
 
 
-def describe(state, kind: str, name: str, namespace: str = "default") -> str:
+def describe(state, kind: str, name: str, namespace: str = "default",
+             services=None) -> str:
+    """kubectl describe of one object; `services`: the applier class serving the run's
+    Services (modes.services_by), whose chains a Service's description lists."""
     resource = ko.ALIASES.get(kind.lower())
     if resource not in DESCRIBED:
         raise TestbedError(f"describe takes pod, node, service (svc), networkpolicy "
@@ -50,7 +50,7 @@ def describe(state, kind: str, name: str, namespace: str = "default") -> str:
     table = state.services if resource == "services" else state.policies
     if key not in table:
         raise TestbedError(f'{resource} "{name}" not found in namespace {namespace}')
-    return describe_service(state, key) if resource == "services" else \
+    return describe_service(state, key, services) if resource == "services" else \
         describe_policy(state, key)
 
 
@@ -148,7 +148,7 @@ def _events_section(found: list[tuple]) -> list[str]:
     return ["Events:"] + [f"  {line}" for line in render_table(rows).splitlines()]
 
 
-def describe_service(state, key):
+def describe_service(state, key, services=None):
     obj = next(o for o in ko.services(state, key.split("/", 1)[0])
                if o["metadata"]["name"] == key.split("/", 1)[1])
     spec = obj["spec"]
@@ -184,7 +184,8 @@ def describe_service(state, key):
                          ",".join(spec.get("loadBalancerSourceRanges", [])))):
         if value:
             lines.append(_field(name, value, 26))
-    return "\n".join(lines + proxy_chains(state, key) + events(state, f"service/{key}"))
+    chains = proxy_chains(state, key, services) if services is not None else []
+    return "\n".join(lines + chains + events(state, f"service/{key}"))
 
 
 def describe_ingress(state, key):
@@ -225,44 +226,13 @@ def describe_ingress(state, key):
     return "\n".join(lines + events(state, f"ingress/{key}"))
 
 
-def proxy_chains(state, key) -> list[str]:
-    """The chains kube-proxy's mode writes for the Service on every node, per port: the
-    service chain and one per endpoint (names as kube-proxy hashes them)."""
+def proxy_chains(state, key, services) -> list[str]:
+    """What serves the Service on every node, per port, as `services` (the run's applier
+    class: kube-proxy's mode or its replacement) describes it: the chains kube-proxy writes
+    (names as it hashes them), the IPVS virtual server, the BPF maps."""
     namespace, name = key.split("/", 1)
-    lines = []
-    for sp in service_ports(state):
-        if (sp.namespace, sp.name) != (namespace, name):
-            continue
-        external = sp.externally_accessible
-        firewall = bool(sp.load_balancer_ips and sp.source_ranges)
-        local = sp.internal_local or (sp.external_local and external)
-        if state.proxy_mode == "iptables":
-            chains = [kp_iptables.svc_chain(sp)] + [
-                f"{kp_iptables.sep_chain(sp, ep)} ({ep})" for ep in sp.endpoints]
-            chains += [kp_iptables.svl_chain(sp) + " (this node's endpoints)"] if local else []
-            chains += [kp_iptables.ext_chain(sp)] if external else []
-            chains += [kp_iptables.fw_chain(sp)] if firewall else []
-        elif state.proxy_mode == "nftables":
-            chains = [kp_nftables.service_chain(sp)] + [
-                f"endpoint-{kp_nftables.endpoint_base(sp, ep)}" for ep in sp.endpoints]
-            chains += [kp_nftables.local_chain(sp) + " (this node's endpoints)"] if local else []
-            chains += [kp_nftables.external_chain(sp)] if external else []
-            chains += [kp_nftables.firewall_chain(sp)] if firewall else []
-        elif state.proxy_mode == REPLACED_PROXY:
-            lines.append(f"BPF service maps (kube-proxy replaced), port "
-                         f"{sp.port_name or sp.port}:")
-            lines.append(f"  frontend {sp.cluster_ip}:{sp.port}/{sp.protocol} in "
-                         "cilium_lb4_services_v2 of every node, one slot per backend "
-                         "(`testbed bpf NODE`)")
-            continue
-        elif state.proxy_mode == "userspace":
-            chains = ["KUBE-PORTALS-CONTAINER, KUBE-PORTALS-HOST -> the proxy port of "
-                      "kube-proxy@<node> on each node (`testbed exec NODE -- iptables-save`)"]
-        else:
-            chains = [f"IPVS virtual server {sp.cluster_ip}:{sp.port}/{sp.protocol}"]
-        lines.append(f"kube-proxy ({state.proxy_mode}), port {sp.port_name or sp.port}:")
-        lines += [f"  {chain}" for chain in chains]
-    return lines
+    return [line for sp in service_ports(state) if (sp.namespace, sp.name) == (namespace, name)
+            for line in services.describe(sp)]
 
 
 def _peer_lines(peer, indent):

@@ -11,6 +11,7 @@ import yaml
 from aiohttp import web
 
 from testbed.api.objects import timestamp
+from testbed.auth import tokens
 
 from . import (
     allocation,
@@ -22,7 +23,6 @@ from . import (
     protobuf,
     selectors,
     streams,
-    tokens,
 )
 from .etcd import Compacted, Conflict, Entry, Store
 from .resources import RESOURCES, Resource, find

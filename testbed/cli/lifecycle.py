@@ -14,11 +14,11 @@ from testbed.host import netns
 from testbed.host.processes import Process, pid_is, process_start_time
 from testbed.host.signals import Interrupted, signals_deferred, signals_interrupt
 from testbed.host.waiting import wait_until
+from testbed.kubeproxy.modes import proxy_mode_names
 from testbed.lifecycle import doctor
 from testbed.lifecycle.clean import clean_all, clean_run, describe
 from testbed.lifecycle.control import PROGRESS, request
 from testbed.lifecycle.preflight import check_name_free, load_spec
-from testbed.model.spec import PROXY_MODES
 from testbed.model.state import RunState, list_runs, run_dir_for
 from testbed.modes import get_mode, mode_names
 
@@ -282,9 +282,9 @@ def register(sub) -> None:
     up.add_argument("--name", help="cluster name (default: the topology's)")
     up.add_argument("--underlay", choices=["linux", "ovs"],
                     help="what switches the racks (default: the topology's, else linux)")
-    up.add_argument("--proxy-mode", choices=PROXY_MODES,
+    up.add_argument("--proxy-mode", choices=proxy_mode_names(),
                     help="kube-proxy's mode (default: the topology's kubeProxy.mode, else "
-                    "iptables)")
+                    f"kube-proxy's: {proxy_mode_names()[0]})")
     up.add_argument("--no-cli", action="store_true",
                     help="leave the cluster running in the background and return")
     up.add_argument("-v", "--verbose", action="store_true", help="show Mininet's progress")

@@ -22,6 +22,7 @@ from testbed.host.processes import pid_is
 from testbed.host.signals import Interrupted, signals_interrupt
 from testbed.lifecycle.control import request
 from testbed.model import logs
+from testbed.modes import services_by
 from testbed.policy import drops
 from testbed.underlay.names import in_host
 
@@ -167,7 +168,8 @@ def cmd_describe(args):
     state = find_run(args.name)
     kind = ko.ALIASES.get(args.kind.lower())
     try:
-        print(describe(state, args.kind, args.object, args.namespace))
+        print(describe(state, args.kind, args.object, args.namespace,
+                       services_by(state.mode, state.proxy_mode)))
     except TestbedError:
         waiting = _api_pod(state, args.object, args.namespace) if kind == "pods" else None
         if waiting is None:

@@ -1,5 +1,6 @@
 """Services as kube-proxy makes them: the Service table, ClusterIP allocation, endpoints and the
-shared ServicePort type (services, types), one renderer per proxy mode (iptables, nftables,
-ipvs), the appliers that keep every node's rules in step (proxies), and a MetalLB-style
-speaker that answers ARP for LoadBalancer addresses (speaker).
+shared ServicePort type (services, types), kube-proxy's modes — one module each holding its
+renderer, its applier and how it describes a Service — and their registry (modes), the base
+every Service applier shares (applier), kube-proxy's own listeners per node (agent, proxier)
+and a MetalLB-style speaker that answers ARP for LoadBalancer addresses (speaker).
 """

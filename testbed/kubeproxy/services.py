@@ -8,7 +8,7 @@ each port's targetPort resolved by number or by the name of a container port. A 
 also gets an address from the first rack, which the Speaker announces, and with
 externalTrafficPolicy Local a healthCheckNodePort from the same range as node ports.
 
-After every change of pods or Services, the cluster's kube-proxy (proxies.py: one applier per
+After every change of pods or Services, the cluster's kube-proxy (kubeproxy/modes/: one applier per
 mode, as the topology's kubeProxy.mode says) recomputes the endpoints and brings every node's
 rules up to date.
 """

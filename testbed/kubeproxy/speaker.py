@@ -1,7 +1,7 @@
 """A MetalLB-style speaker for LoadBalancer Services (layer-2 mode)."""
 import sys
 
-from testbed.kubeproxy.proxies import underlay_device
+from testbed.kubeproxy.applier import underlay_device
 from testbed.kubeproxy.services import selected_pods
 
 # One ARP request for the address from the address itself, broadcast on the device (what

@@ -7,7 +7,6 @@ from typing import NamedTuple
 
 MASQ_MARK = "0x4000"
 AFFINITY_TIMEOUT_S = 10800
-REPLACED_PROXY = "bpf"  # the proxy mode a run records when its CNI mode replaces kube-proxy
 
 
 class Endpoint(NamedTuple):

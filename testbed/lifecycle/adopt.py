@@ -13,7 +13,7 @@ from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import Process, pid_is
 from testbed.kubelet.serviceaccount import TokenIssuer
-from testbed.kubeproxy.types import REPLACED_PROXY
+from testbed.kubeproxy.modes import proxy_mode_names
 from testbed.lifecycle import doctor
 from testbed.lifecycle.cluster import Cluster
 from testbed.lifecycle.preflight import load_spec
@@ -41,7 +41,8 @@ def adopt(name: str, owner: Process, verbose: bool = False) -> Cluster:
     if missing:
         raise TestbedError(f"cluster {name!r} has lost the namespaces of {', '.join(missing)}: "
                            f"its datapath is gone (`testbed clean --name {name}`)")
-    proxy_mode = None if state.proxy_mode == REPLACED_PROXY else state.proxy_mode
+    # kube-proxy's mode as the run recorded it; a CNI mode's replacement comes with the mode
+    proxy_mode = state.proxy_mode if state.proxy_mode in proxy_mode_names() else None
     spec = load_spec(state.topology, name, state.underlay, proxy_mode)
     cluster = Cluster(spec, state.mode, state, verbose, doctor.capabilities())
     mode = cluster.mode

@@ -28,9 +28,9 @@ from testbed.host.signals import signals_deferred
 from testbed.ingress.controller import IngressController
 from testbed.kubelet.runtime import Runtime, sandbox_name
 from testbed.kubelet.serviceaccount import TokenIssuer, release_mount_path
-from testbed.kubeproxy import proxies, services
+from testbed.kubeproxy import services
+from testbed.kubeproxy.modes import get_proxy_mode
 from testbed.kubeproxy.speaker import Speaker
-from testbed.kubeproxy.types import REPLACED_PROXY
 from testbed.lifecycle import doctor
 from testbed.lifecycle.clean import describe, keep_only, still_present
 from testbed.lifecycle.preflight import (
@@ -90,8 +90,8 @@ class Cluster:
                                       self.timings)
         # kube-proxy in the topology's mode, or what the CNI mode runs instead
         self.proxies = self.mode.service_proxy(self.context) \
-            if self.mode is not None and self.mode.replaces_kube_proxy \
-            else proxies.PROXIES[spec.proxy_mode]()
+            if self.mode is not None and self.mode.kube_proxy_replacement \
+            else get_proxy_mode(spec.proxy_mode)()
 
     @classmethod
     def create(cls, spec: ClusterSpec, mode_name: str, verbose: bool = False,
@@ -105,12 +105,14 @@ class Cluster:
         probe = mode_name != BARE or delayed or spec.underlay != "linux"
         caps = doctor.capabilities() if probe else {}
         check_underlay(spec, caps)
-        # a mode that replaces kube-proxy records what it runs instead ("bpf")
-        proxy_mode = spec.proxy_mode
+        # kube-proxy's mode by name ("": its default), or what a mode that replaces kube-proxy
+        # runs instead
+        proxy_mode = get_proxy_mode(spec.proxy_mode).name
         if mode_name != BARE:
             check_mode(mode_name, spec, caps)
-            if get_mode(mode_name).replaces_kube_proxy:
-                proxy_mode = REPLACED_PROXY
+            replacement = get_mode(mode_name).kube_proxy_replacement
+            if replacement is not None:
+                proxy_mode = replacement.name
             else:
                 check_proxy_mode(spec, caps)
         if delayed and not caps.get("netem"):

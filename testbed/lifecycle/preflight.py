@@ -6,7 +6,7 @@ import os
 
 from testbed.errors import TestbedError
 from testbed.host.processes import pid_is
-from testbed.kubeproxy import proxies
+from testbed.kubeproxy.modes import get_proxy_mode, proxy_mode_names
 from testbed.lifecycle import doctor
 from testbed.model import spec as specmod
 from testbed.model.state import RunState, run_dir_for
@@ -18,15 +18,16 @@ def load_spec(path: str, name: str | None = None, underlay: str | None = None,
               proxy_mode: str | None = None) -> ClusterSpec:
     """Read a topology, checking its mode against the registry; `name` renames the cluster,
     `underlay` (linux or ovs) and `proxy_mode` (kube-proxy's) override the topology's."""
-    spec = specmod.load(path, known_modes=mode_names(), options=option_readers())
+    spec = specmod.load(path, known_modes=mode_names(), options=option_readers(),
+                        proxy_modes=proxy_mode_names())
     if name and not specmod.valid_cluster_name(name):
         raise specmod.SpecError("--name", None, name, specmod.CLUSTER_NAME_RULE)
     if underlay and underlay not in specmod.UNDERLAYS:
         raise specmod.SpecError("--underlay", None, underlay,
                                 f"must be one of {', '.join(specmod.UNDERLAYS)}")
-    if proxy_mode and proxy_mode not in specmod.PROXY_MODES:
+    if proxy_mode and proxy_mode not in proxy_mode_names():
         raise specmod.SpecError("--proxy-mode", None, proxy_mode,
-                                f"must be one of {', '.join(specmod.PROXY_MODES)}")
+                                f"must be one of {', '.join(proxy_mode_names())}")
     return dataclasses.replace(spec, name=name or spec.name, underlay=underlay or spec.underlay,
                                proxy_mode=proxy_mode or spec.proxy_mode)
 
@@ -50,12 +51,15 @@ def check_mode(mode_name: str, spec: ClusterSpec, caps: dict[str, bool]) -> None
 
 def check_proxy_mode(spec: ClusterSpec, caps: dict[str, bool]) -> None:
     """kube-proxy's mode needs its packet filter (or IPVS and its tools) on the machine."""
-    missing = doctor.missing_for(proxies.PROXY_NEEDS[spec.proxy_mode], caps)
+    proxy = get_proxy_mode(spec.proxy_mode)
+    missing = doctor.missing_for(tuple(proxy.needs), caps)
     if missing:
-        named = [proxies.NEED_NAMES.get(m, m) for m in missing]
-        raise TestbedError(f"{spec.path}: kube-proxy mode {spec.proxy_mode} needs "
-                           f"{', '.join(named)}, which this machine lacks (see `testbed "
-                           "doctor`); kubeProxy: {mode: iptables} or nftables work without")
+        usable = [name for name in proxy_mode_names()
+                  if not doctor.missing_for(tuple(get_proxy_mode(name).needs), caps)]
+        hint = f"; kubeProxy: {{mode: {' or '.join(usable)}}} works here" if usable else ""
+        raise TestbedError(f"{spec.path}: kube-proxy mode {proxy.name} needs "
+                           f"{', '.join(proxy.needs[m] for m in missing)}, which this machine "
+                           f"lacks (see `testbed doctor`){hint}")
 
 
 def check_underlay(spec: ClusterSpec, caps: dict[str, bool]) -> None:

@@ -37,8 +37,6 @@ TOP_KEYS = {"name", "podCIDR", "nodePrefix", "mtu", "mode", "bandwidth", "delay"
 UNDERLAYS = ("linux", "ovs")  # what switches each rack: a Linux bridge, or OVS + os-ken
 KUBE_PROXY_KEYS = {"mode"}
 NETWORK_POLICY_KEYS = {"enforce"}
-# kube-proxy's --proxy-mode; the first is its default
-PROXY_MODES = ("iptables", "nftables", "ipvs", "userspace")
 RACK_KEYS = {"name", "subnet", "bandwidth", "delay", "zone"}
 NODE_KEYS = {"name", "rack", "pods"}
 POD_KEYS = {"name", "namespace", "labels", "containers"}
@@ -113,19 +111,22 @@ OptionReader = Callable[[Section], object]
 
 
 def load(path: str, known_modes: list[str] | None = None,
-         options: Mapping[str, OptionReader] | None = None) -> ClusterSpec:
+         options: Mapping[str, OptionReader] | None = None,
+         proxy_modes: list[str] | None = None) -> ClusterSpec:
     """Read and validate a topology file; raises SpecError on the first problem.
     `known_modes` are the mode names to accept (None: any), `options` the topology keys the
-    modes own with their readers (testbed.modes.option_readers())."""
+    modes own with their readers (testbed.modes.option_readers()), `proxy_modes` kube-proxy's
+    modes (testbed.kubeproxy.modes.proxy_mode_names(); None: any)."""
     try:
         text = read_text(path)
     except InputError as e:
         raise SpecError(path, None, None, str(e))
-    return parse(text, path, known_modes, options)
+    return parse(text, path, known_modes, options, proxy_modes)
 
 
 def parse(text: str, path: str = "<string>", known_modes: list[str] | None = None,
-          options: Mapping[str, OptionReader] | None = None) -> ClusterSpec:
+          options: Mapping[str, OptionReader] | None = None,
+          proxy_modes: list[str] | None = None) -> ClusterSpec:
     loader = _UniqueKeyLoader(text)
     try:
         node = loader.get_single_node()
@@ -143,7 +144,7 @@ def parse(text: str, path: str = "<string>", known_modes: list[str] | None = Non
         raise SpecError(path, None, None, "YAML nested too deeply")
     finally:
         loader.dispose()
-    return _Validator(path, known_modes, options or {}).cluster(doc)
+    return _Validator(path, known_modes, options or {}, proxy_modes).cluster(doc)
 
 
 def read_options(spec: ClusterSpec, readers: Mapping[str, OptionReader],
@@ -156,10 +157,11 @@ def read_options(spec: ClusterSpec, readers: Mapping[str, OptionReader],
 
 
 class _Validator:
-    def __init__(self, path, known_modes, options):
+    def __init__(self, path, known_modes, options, proxy_modes):
         self.path = path
         self.known_modes = known_modes
         self.options = options
+        self.proxy_modes = proxy_modes
         self.names = {}  # every node and rack name, (namespace, name) of pods -> its field
         self.pod_names = set()
 
@@ -244,9 +246,11 @@ class _Validator:
         if external:
             self.name(EXTERNAL_NAME, "(external client)", IFNAME_MAX, "external client")
         proxy = self.mapping(doc.get("kubeProxy") or {}, "kubeProxy", KUBE_PROXY_KEYS)
-        proxy_mode = proxy.get("mode", PROXY_MODES[0])
-        if proxy_mode not in PROXY_MODES:
-            self.fail("kubeProxy.mode", proxy_mode, f"must be one of {', '.join(PROXY_MODES)}")
+        proxy_mode = proxy.get("mode", "")  # "": kube-proxy's default, as its own config says
+        if not isinstance(proxy_mode, str) or (
+                self.proxy_modes is not None and proxy_mode not in self.proxy_modes + [""]):
+            self.fail("kubeProxy.mode", proxy_mode, "must be one of "
+                      f"{', '.join(self.proxy_modes)}" if self.proxy_modes else "must be a name")
         netpol = self.mapping(doc.get("networkPolicy") or {}, "networkPolicy",
                               NETWORK_POLICY_KEYS)
         enforce = netpol.get("enforce")

@@ -66,7 +66,7 @@ class RunState:
     mode: str = ""
     topology: str = ""
     underlay: str = "linux"
-    proxy_mode: str = "iptables"
+    proxy_mode: str = ""  # what serves Services: kube-proxy's mode or its replacement's name
     pod_mtu: int | None = None
     adopted: bool = False
     supervisor: Process | None = None   # the owner: supervisor, interactive up or benchmark

@@ -71,7 +71,7 @@ class ClusterSpec:
     underlay: str = "linux"       # one of UNDERLAYS
     manifests: tuple = ()         # Kubernetes manifests (absolute paths) applied after pods
     external_client: bool = False  # a host EXTERNAL_NAME on the first rack, not a node
-    proxy_mode: str = "iptables"  # kube-proxy's mode, one of PROXY_MODES
+    proxy_mode: str = ""          # kube-proxy's mode by name; "": its default
     policy_enforce: Optional[bool] = None  # NetworkPolicy enforced? None: as the mode's plugin
     # the modes' own options, by the topology key that holds them ("bgp", "udp", ...): what
     # each mode's reader made of its section (Mode.options), read back through Mode.option()

@@ -10,7 +10,7 @@ once per pod) loads its own few modules and not the whole testbed.
 import importlib
 
 _FROM_BASE = ("ClusterContext", "Mode", "NodeContext", "cni_plugins", "get_mode", "mode_names",
-              "option_readers", "probes", "register")
+              "option_readers", "probes", "register", "services_by")
 __all__ = list(_FROM_BASE)
 
 

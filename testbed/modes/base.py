@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from testbed.errors import TestbedError
 from testbed.host.daemons import DaemonRecord
 from testbed.host.probes import SHARED, Probe, cni_plugin
+from testbed.kubeproxy.applier import ProxyApplier
+from testbed.kubeproxy.modes import get_proxy_mode
 from testbed.model.records import PodRecord
 from testbed.model.spec import OptionReader, Section
 from testbed.model.state import RunState
@@ -67,7 +69,9 @@ class Mode:
     policy_by_default = False  # whether the real plugin enforces NetworkPolicy itself
     policy_note = "this mode's datapath bypasses the node's packet filter"
     adoptable = False  # a new owner can take the cluster over from the records (adopt.py)
-    replaces_kube_proxy = False  # Services are the datapath's own (service_proxy())
+    # what serves Services instead of kube-proxy, for a mode whose datapath holds them: a
+    # kubeproxy.applier.ProxyApplier subclass, made by service_proxy(); None: kube-proxy
+    kube_proxy_replacement = None
     routing_daemon = ""  # what routing_sessions() shows, for its heading
 
     @classmethod
@@ -118,8 +122,7 @@ class Mode:
         """Undo add_peer."""
 
     def service_proxy(self, cluster: ClusterContext) -> object | None:
-        """What replaces kube-proxy (an applier shaped as kubeproxy.proxies'), for a mode
-        that replaces_kube_proxy."""
+        """The kube_proxy_replacement serving this cluster's Services."""
         return None
 
     def network_config(self, spec: ClusterSpec, node: NodeContext) -> dict:
@@ -243,6 +246,17 @@ def option_readers() -> dict[str, OptionReader]:
     (model.spec.load's `options`)."""
     _discover()
     return {key: read for cls in _REGISTRY.values() for key, read in cls.options.items()}
+
+
+def services_by(mode_name: str | None, proxy_mode: str) -> type[ProxyApplier]:
+    """The applier class that serves Services in a run of CNI mode `mode_name` (any name,
+    a bare underlay's too): the mode's replacement of kube-proxy, else kube-proxy in
+    `proxy_mode`."""
+    _discover()
+    mode = _REGISTRY.get(mode_name)
+    if mode is not None and mode.kube_proxy_replacement is not None:
+        return mode.kube_proxy_replacement
+    return get_proxy_mode(proxy_mode)
 
 
 def probes() -> list[Probe]:

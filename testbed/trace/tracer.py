@@ -13,9 +13,8 @@ from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.ingress import controller as ingress_controller
 from testbed.kubeproxy.services import selected_pods
-from testbed.kubeproxy.types import REPLACED_PROXY
 from testbed.model.state import RunState
-from testbed.modes import get_mode, mode_names
+from testbed.modes import get_mode, mode_names, services_by
 from testbed.policy.semantics import explain
 from testbed.trace import evidence, pcap, probe
 from testbed.trace.capture import SNAPLEN, Captures, tcpdump_argv
@@ -209,11 +208,9 @@ def trace(state: RunState, source: Target, destination: Target, protocol: str,
     evidence.name_interfaces(forward + reply, by_label)
     result.hops = _hops(forward)
     result.reply = _hops(reply)
-    in_bpf = state.proxy_mode == REPLACED_PROXY  # Services are the datapath's BPF maps
-    evidence.annotate(result.hops, by_label, destination.ip, port,
-                      nat_by="the datapath's BPF service maps" if in_bpf else "")
-    evidence.annotate_reply(result.reply,
-                            "the datapath's BPF CT map" if in_bpf else "conntrack")
+    services = services_by(state.mode, state.proxy_mode)  # kube-proxy, or a datapath's own
+    evidence.annotate(result.hops, by_label, destination.ip, port, nat_by=services.nat_by)
+    evidence.annotate_reply(result.reply, services.tracked_by)
     _datapath_notes(state, result.hops)
     if state.network_policy.enforced and result.hops and protocol != "icmp":
         src, (dst, dport) = result.hops[0].packet.flow.src, _endpoint(result)

@@ -7,7 +7,7 @@ import pytest
 
 from testbed.host import netns
 from testbed.kubelet.runtime import sandbox_name
-from testbed.kubeproxy import proxies
+from testbed.kubeproxy.modes import get_proxy_mode
 
 from .conftest import TOPO, Footprint, in_pod, pod, run_testbed, unique_name
 
@@ -73,7 +73,7 @@ def shop_pods(name):
 
 @pytest.mark.parametrize("proxy_mode", ["iptables", "nftables", "ipvs"])
 def test_apply_scale_and_delete_a_deployment(require, tmp_path, proxy_mode):
-    require("vxlan", "bridge", "veth", *proxies.PROXY_NEEDS[proxy_mode])
+    require("vxlan", "bridge", "veth", *get_proxy_mode(proxy_mode).needs)
     before, name = Footprint(), unique_name()
     manifest = tmp_path / "shop.yaml"
     run_testbed("up", "--topo", TOPO / "default.yaml", "--mode", "vxlan", "--no-cli",

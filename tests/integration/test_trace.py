@@ -14,7 +14,7 @@ import time
 import pytest
 
 from testbed.host import netns
-from testbed.kubeproxy import proxies
+from testbed.kubeproxy.modes import get_proxy_mode
 
 from .conftest import REPO, TOPO, run_testbed
 from .test_manifests import SHOP
@@ -113,7 +113,7 @@ spec:
                                                ("nftables", "nftables chain endpoint-")])
 def test_a_trace_to_a_cluster_ip_names_the_endpoint_kube_proxy_chose(
         make_cluster, require, tmp_path, proxy_mode, chain):
-    require(*proxies.PROXY_NEEDS[proxy_mode])
+    require(*get_proxy_mode(proxy_mode).needs)
     (tmp_path / "shop.yaml").write_text(SHOP.replace("REPLICAS", "2") + NODE_PORT_SERVICE)
     topo = tmp_path / "t.yaml"
     topo.write_text((TOPO / "default.yaml").read_text() +

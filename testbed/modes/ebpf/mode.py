@@ -116,7 +116,7 @@ class EbpfMode(Mode):
     options = {"ebpf": read_ebpf}
     policy_note = "the ebpf mode does not enforce NetworkPolicy yet (Cilium would, with " \
         "identities in a policy map per endpoint)"
-    replaces_kube_proxy = True
+    kube_proxy_replacement = BpfServices
 
     def __init__(self):
         self.identities = {}  # (namespace, labels) -> numeric security identity

@@ -14,7 +14,7 @@ exists: a flow's CT entry names its backend by ID.
 import heapq
 from dataclasses import dataclass, field
 
-from testbed.kubeproxy.proxies import _Proxies
+from testbed.kubeproxy.applier import ProxyApplier
 from testbed.kubeproxy.types import ServicePort, firewall_sources, plan
 from testbed.modes.ebpf import maps
 from testbed.modes.ebpf.maps import MapWrite
@@ -133,13 +133,22 @@ def changes(old: dict | None, new: dict) -> list[MapWrite]:
     return updates + removals
 
 
-class BpfServices(_Proxies):
+class BpfServices(ProxyApplier):
     """The kube-proxy replacement: writes each node's service maps, no packet-filter rule.
     Health-check node ports are served by the node's cilium-agent@NODE (kube-proxy's
     listeners, agent.py), as Cilium's agent serves them."""
 
+    name = "bpf"  # the proxy mode a run records: kube-proxy replaced
     tables = "bpf"
     agent_name = "cilium-agent"
+    nat_by = "the datapath's BPF service maps"
+    tracked_by = "the datapath's BPF CT map"
+
+    @classmethod
+    def describe(cls, sp):
+        return [f"BPF service maps (kube-proxy replaced), port {sp.port_name or sp.port}:",
+                f"  frontend {sp.cluster_ip}:{sp.port}/{sp.protocol} in {maps.SERVICES} of "
+                "every node, one slot per backend (`testbed bpf NODE`)"]
 
     def __init__(self, maps_dir):
         super().__init__()

@@ -12,6 +12,7 @@ from testbed.api import tables as inventory
 from testbed.errors import TestbedError
 from testbed.host.daemons import DaemonRecord
 from testbed.host.processes import Process, process_start_time
+from testbed.modes import services_by
 
 from ..states import state_from
 
@@ -151,7 +152,7 @@ def test_a_service_shows_its_traffic_fields_as_kubectl_does():
         ["192.168.99.22"]
     rec.external_traffic_policy, rec.health_check_node_port = "Local", 30100
     rec.source_ranges = ["203.0.113.0/25"]
-    text = describe.describe(data, "svc", "s-x-a", "x")
+    text = describe_service(data)
     for line in ("External IPs:     192.168.99.22", "External Traffic Policy:  Local",
                  "Internal Traffic Policy:  Cluster", "HealthCheck NodePort:     30100",
                  "LoadBalancer Source Ranges:203.0.113.0/25"):
@@ -182,16 +183,27 @@ def test_describe_a_node_names_its_pods_daemons_and_events():
         describe.describe(data, "node", "node9")
 
 
+def describe_service(data):
+    """`testbed describe svc s-x-a -n x`, with the chains of what serves the run's Services."""
+    return describe.describe(data, "svc", "s-x-a", "x", services_by(data.mode, data.proxy_mode))
+
+
 def test_describe_a_service_names_kube_proxys_chains():
     data = state()
-    text = describe.describe(data, "svc", "s-x-a", "x")
+    text = describe_service(data)
     assert "kube-proxy (iptables), port service-port-tcp-80:" in text
     chains = [line.strip() for line in text.splitlines() if line.startswith("  KUBE-")]
     assert chains[0].startswith("KUBE-SVC-") and chains[1].startswith("KUBE-SEP-") and \
         chains[1].endswith("(10.244.0.5:80)")
     assert chains[2].startswith("KUBE-EXT-") and len(chains) == 3  # a NodePort's way in
     data.proxy_mode = "nftables"
-    assert "  service-" in describe.describe(data, "svc", "s-x-a", "x")
+    assert "  service-" in describe_service(data)
+    data.proxy_mode = "ipvs"
+    assert "  IPVS virtual server 10.96." in describe_service(data)
+    data.mode, data.proxy_mode = "ebpf", "bpf"  # the ebpf mode's replacement describes itself
+    text = describe_service(data)
+    assert "BPF service maps (kube-proxy replaced), port service-port-tcp-80:" in text
+    assert "in cilium_lb4_services_v2 of every node" in text and "kube-proxy (" not in text
 
 
 def test_an_ingress_is_listed_and_described_with_its_backends_endpoints():

@@ -1,7 +1,8 @@
 """EndpointSlices and the controller's topology hints; kube-proxy's use of them."""
 import dataclasses
 
-from testbed.kubeproxy import endpointslices, iptables, services
+from testbed.kubeproxy import endpointslices, services
+from testbed.kubeproxy.modes import iptables
 from testbed.kubeproxy.types import Endpoint, ServicePort, plan
 
 from ..states import state_from

@@ -2,7 +2,7 @@
 filter table, traffic policies and source ranges."""
 import dataclasses
 
-from testbed.kubeproxy import iptables as kubeproxy
+from testbed.kubeproxy.modes import iptables as kubeproxy
 from testbed.kubeproxy.types import Endpoint, ServicePort
 from tests.unit.kubeproxy import overall
 

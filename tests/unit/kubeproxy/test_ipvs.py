@@ -2,7 +2,7 @@
 the commands of a change."""
 import dataclasses
 
-from testbed.kubeproxy import ipvs as ipvs
+from testbed.kubeproxy.modes import ipvs
 from testbed.kubeproxy.types import Endpoint, ServicePort
 
 WEB = ServicePort("shop", "web", "http", "tcp", "10.96.0.11", 80, 30080, False,

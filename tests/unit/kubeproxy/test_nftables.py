@@ -2,7 +2,7 @@
 policies, and the transaction of a change."""
 import dataclasses
 
-from testbed.kubeproxy import nftables as nft
+from testbed.kubeproxy.modes import nftables as nft
 from testbed.kubeproxy.types import Endpoint, ServicePort
 from tests.unit.kubeproxy import overall
 

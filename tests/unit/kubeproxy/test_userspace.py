@@ -1,7 +1,7 @@
 """kube-proxy's userspace mode: the portal rules, and the proxy's choice of endpoint."""
 import dataclasses
 
-from testbed.kubeproxy import userspace
+from testbed.kubeproxy.modes import userspace
 from testbed.kubeproxy.proxier import Balancer
 from testbed.kubeproxy.types import Endpoint, ServicePort
 

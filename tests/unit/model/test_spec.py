@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from testbed.errors import SpecError
+from testbed.kubeproxy.modes import get_proxy_mode, proxy_mode_names
 from testbed.model import spec as specmod
 from testbed.modes import mode_names, option_readers
 
@@ -174,13 +175,19 @@ def test_an_external_client_takes_the_first_racks_last_address_and_its_name():
     assert error_of("externalClient: yes please\nnodes: [{name: a}]").field == "externalClient"
 
 
-def test_kube_proxy_mode_is_iptables_unless_the_topology_chooses():
-    assert parse("nodes: [{name: a}]").proxy_mode == "iptables"
-    assert parse("kubeProxy: {mode: nftables}\nnodes: [{name: a}]").proxy_mode == "nftables"
-    assert parse("kubeProxy: {mode: userspace}\nnodes: [{name: a}]").proxy_mode == "userspace"
-    err = error_of("kubeProxy: {mode: kernelspace}\nnodes: [{name: a}]")
-    assert (err.field, err.value) == ("kubeProxy.mode", "kernelspace")
-    assert "iptables, nftables, ipvs, userspace" in str(err)
+def test_kube_proxy_mode_is_kube_proxys_default_unless_the_topology_chooses():
+    def proxy_mode(text):
+        return specmod.parse(text + "\nnodes: [{name: a}]", "t.yaml",
+                             proxy_modes=proxy_mode_names()).proxy_mode
+
+    assert proxy_mode("") == ""  # as kube-proxy's own configuration: its default mode
+    assert get_proxy_mode(proxy_mode("")).name == "iptables"
+    assert proxy_mode("kubeProxy: {mode: nftables}") == "nftables"
+    assert proxy_mode("kubeProxy: {mode: userspace}") == "userspace"
+    with pytest.raises(SpecError) as info:
+        proxy_mode("kubeProxy: {mode: kernelspace}")
+    assert (info.value.field, info.value.value) == ("kubeProxy.mode", "kernelspace")
+    assert "must be one of iptables, ipvs, nftables, userspace" in str(info.value)
 
 
 def test_a_racks_zone_is_its_name_unless_the_topology_says():

@@ -26,6 +26,8 @@ import base64
 import hashlib
 from dataclasses import dataclass, field
 
+from testbed.kubeproxy.applier import ProxyApplier, chain_kinds
+from testbed.kubeproxy.modes import register
 from testbed.kubeproxy.services import SERVICE_CIDR
 from testbed.kubeproxy.types import MASQ_MARK, firewall_sources, plan
 
@@ -279,3 +281,32 @@ def transaction(old, new):
     lines += [f"delete set {TABLE} {name}" for name in sorted(set(old.sets) - set(new.sets))]
     lines += [f"delete chain {TABLE} {name}" for name in stale]
     return "\n".join(lines) + "\n" if lines else ""
+
+
+@register
+class NftablesProxies(ProxyApplier):
+    """kube-proxy's nftables mode: one nft transaction per node of what changed."""
+
+    name = "nftables"
+    tables = "nftables"
+    needs = {"nftables": "the kernel's nftables"}
+
+    @classmethod
+    def describe(cls, sp):
+        local, external, firewall = chain_kinds(sp)
+        chains = [service_chain(sp)] + [f"endpoint-{endpoint_base(sp, ep)}"
+                                        for ep in sp.endpoints]
+        chains += [local_chain(sp) + " (this node's endpoints)"] if local else []
+        chains += [external_chain(sp)] if external else []
+        chains += [firewall_chain(sp)] if firewall else []
+        return [cls.heading(sp)] + [f"  {chain}" for chain in chains]
+
+    def render(self, ports, pod_cidr, node):
+        return render(ports, pod_cidr, node.name, str(node.ip.ip),
+                      zone=self.zones.get(node.name, ""))
+
+    def apply(self, node, rendered):
+        text = transaction(self.last.get(node.name), rendered)
+        if text:
+            node.ns.run("nft", "-f", "-", input=text)
+        self.last[node.name] = rendered

@@ -20,7 +20,9 @@ render() is pure; commands() diffs two renders into ipvsadm-restore, ipset resto
 """
 from dataclasses import dataclass, field
 
-from testbed.kubeproxy.iptables import FORWARD_RULES
+from testbed.kubeproxy.applier import ProxyApplier, hook
+from testbed.kubeproxy.modes import register
+from testbed.kubeproxy.modes.iptables import BASE_JUMPS, FORWARD_RULES
 from testbed.kubeproxy.types import MASQ_MARK, firewall_sources, topology_endpoints
 
 DEVICE = "kube-ipvs0"
@@ -183,3 +185,40 @@ def commands(old, new):
     addrs = [f"address add {ip}/32 dev {DEVICE}" for ip in sorted(new.addresses - old.addresses)]
     addrs += [f"address del {ip}/32 dev {DEVICE}" for ip in sorted(old.addresses - new.addresses)]
     return "\n".join(ipvs), "\n".join(sets), "\n".join(addrs)
+
+
+@register
+class IpvsProxies(ProxyApplier):
+    """kube-proxy's IPVS mode: virtual servers, ipsets and kube-ipvs0 addresses by diff."""
+
+    name = "ipvs"
+    tables = "ipvs"
+    needs = {"ipvs": "the kernel's IPVS (ip_vs)", "ipvsadm": "ipvsadm", "ipset": "ipset",
+             "iptables": "iptables with the kernel's nat table"}
+
+    @classmethod
+    def describe(cls, sp):
+        return [cls.heading(sp), f"  IPVS virtual server {sp.cluster_ip}:{sp.port}/{sp.protocol}"]
+
+    def render(self, ports, pod_cidr, node):
+        return render(ports, str(node.ip.ip), node.name, self.zones.get(node.name, "")), pod_cidr
+
+    def apply(self, node, rendered):
+        new, pod_cidr = rendered
+        first = node.name not in self.last
+        ipvs, sets, addresses = commands(self.last[node.name][0] if not first else None, new)
+        if first:
+            node.ns.run("ip", "link", "add", DEVICE, "type", "dummy")
+            for setting in SYSCTLS:
+                node.ns.run("sysctl", "-qw", setting)
+        if sets:  # before the rules that match them
+            node.ns.run("ipset", "restore", input=sets + "\n")
+        if first:
+            node.ns.run("iptables-restore", "--noflush", input=nat_rules(pod_cidr))
+            hook(node, [j for j in BASE_JUMPS if j[0] == "nat"] +
+                 [("filter", chain, rule) for chain, rule in FILTER_JUMPS])
+        if addresses:
+            node.ns.run("ip", "-batch", "-", input=addresses + "\n")
+        if ipvs:
+            node.ns.run("ipvsadm", "-R", input=ipvs + "\n")
+        self.last[node.name] = rendered

@@ -30,6 +30,9 @@ import base64
 import hashlib
 from dataclasses import dataclass, field
 
+from testbed.errors import CommandError
+from testbed.kubeproxy.applier import ProxyApplier, chain_kinds, hook
+from testbed.kubeproxy.modes import register
 from testbed.kubeproxy.types import MASQ_MARK, filter_comment, firewall_sources, plan
 
 NEW = "-m conntrack --ctstate NEW"
@@ -252,3 +255,46 @@ def restore_input(tables: Tables, held: Tables | None = None, partial: bool = Fa
         lines += chains[chain]
     lines += [f"-X {c}" for c in gone] + ["COMMIT", ""]
     return "\n".join(lines)
+
+
+@register
+class IptablesProxies(ProxyApplier):
+    """kube-proxy's iptables mode: iptables-restore --noflush of the filter and nat chains it
+    owns; after a node's first sync, partially (the filter table, the top-level nat chains and
+    what changed), falling back to a full restore if a partial one fails, as kube-proxy does."""
+
+    name = "iptables"
+    needs = {"iptables": "iptables with the kernel's nat table"}
+
+    @classmethod
+    def describe(cls, sp):
+        local, external, firewall = chain_kinds(sp)
+        chains = [svc_chain(sp)] + [f"{sep_chain(sp, ep)} ({ep})" for ep in sp.endpoints]
+        chains += [svl_chain(sp) + " (this node's endpoints)"] if local else []
+        chains += [ext_chain(sp)] if external else []
+        chains += [fw_chain(sp)] if firewall else []
+        return [cls.heading(sp)] + [f"  {chain}" for chain in chains]
+
+    def render(self, ports, pod_cidr, node):
+        return ruleset(ports, pod_cidr, node.name, str(node.ip.ip), self.zones.get(node.name, ""))
+
+    def prepare(self, node):
+        # localhost NodePorts: 127.0.0.1:<nodePort> is DNATed to a pod, which the kernel
+        # routes only with route_localnet (kube-proxy sets it; KUBE-FIREWALL drops martians)
+        node.ns.run("sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1")
+        for table in CANARY_TABLES:
+            node.ns.run("iptables", "-w", "-t", table, "-N", CANARY)
+
+    def apply(self, node, rendered):
+        held = self.last.get(node.name)
+        try:
+            node.ns.run("iptables-restore", "-w", "--noflush",
+                        input=restore_input(rendered, held, partial=held is not None))
+        except CommandError:
+            if held is None:
+                raise
+            node.ns.run("iptables-restore", "-w", "--noflush",
+                        input=restore_input(rendered, held))
+        if node.name not in self.hooked:
+            hook(node, BASE_JUMPS)
+        self.last[node.name] = rendered

@@ -1,19 +1,17 @@
-"""kube-proxy's appliers, one per mode: after each change, each renders every node's rules (with
-that mode's renderer: iptables.py, nftables.py, ipvs.py) and brings the node up to date."""
+"""The base of every Service applier (ProxyApplier): kube-proxy in each of its modes
+(kubeproxy/modes/) and a CNI mode's own replacement of it (the ebpf mode's BPF service maps)
+share its agents, its sync loop, its log and how a node's own connections reach a ClusterIP."""
 import os
 import shlex
 import sys
 import time
 
-from testbed.errors import CommandError, TestbedError
+from testbed.errors import TestbedError
 from testbed.host import rpc
 from testbed.host.daemons import Daemon, socket_ready
 from testbed.host.parallel import for_each
-from testbed.kubeproxy import iptables as kubeproxy
-from testbed.kubeproxy import ipvs as kubeproxy_ipvs
-from testbed.kubeproxy import nftables as kubeproxy_nft
-from testbed.kubeproxy import userspace as kubeproxy_userspace
 from testbed.kubeproxy.services import SERVICE_CIDR, service_ports
+from testbed.kubeproxy.types import ServicePort
 
 
 def underlay_device(node):
@@ -43,13 +41,39 @@ AGENT_SOCKET = "kube-proxy.sock"  # in the node's directory
 AGENT_READY_S = 10.0
 
 
-class _Proxies:
-    """kube-proxy on every node: renders each node's rules (traffic policies Local and
-    NodePorts make them differ from node to node) and applies them; its listeners (agent.py:
-    /healthz, health-check node ports) run as the daemon kube-proxy@NODE."""
+class ProxyApplier:
+    """What serves Services on every node — kube-proxy in one of its modes, or a CNI mode's
+    own replacement of it: renders each node's rules (traffic policies Local and NodePorts
+    make them differ from node to node) and applies them; its listeners (agent.py: /healthz,
+    health-check node ports) run as the daemon kube-proxy@NODE.
 
+    A subclass is one mode: `render(ports, pod_cidr, node)` and `apply(node, rendered)`, how
+    it `describe`s a Service port's chains, and the probes it `needs`."""
+
+    name = ""  # as the topology's kubeProxy.mode and the run's state name it
     tables = "iptables"  # what kube-proxy's log says it syncs
     agent_name = "kube-proxy"  # its daemon is <agent_name>@NODE, its log <agent_name>.log
+    # {doctor probe: how a refusal names it} of what the mode cannot work without
+    needs: dict[str, str] = {}
+    # who rewrites a Service's packets and who tracks their connections, as a trace says it
+    nat_by = ""  # "": kube-proxy's rules, which the trace reads from the kernel
+    tracked_by = "conntrack"
+
+    @classmethod
+    def describe(cls, sp: ServicePort) -> list[str]:
+        """What this mode writes for one Service port on every node, for `describe service`:
+        a heading and one line per chain (names as the real component writes them)."""
+        return []
+
+    @classmethod
+    def heading(cls, sp: ServicePort) -> str:
+        return f"kube-proxy ({cls.name}), port {sp.port_name or sp.port}:"
+
+    def render(self, ports, pod_cidr, node):
+        raise NotImplementedError
+
+    def apply(self, node, rendered):
+        raise NotImplementedError
 
     def __init__(self):
         self.hooked = set()  # nodes set up for Service traffic
@@ -182,129 +206,15 @@ class _Proxies:
         node.ns.run("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1", check=False)
 
 
-class IptablesProxies(_Proxies):
-    """kube-proxy's iptables mode: iptables-restore --noflush of the filter and nat chains it
-    owns; after a node's first sync, partially (the filter table, the top-level nat chains and
-    what changed), falling back to a full restore if a partial one fails, as kube-proxy does."""
-
-    def render(self, ports, pod_cidr, node):
-        return kubeproxy.ruleset(ports, pod_cidr, node.name, str(node.ip.ip),
-                                 self.zones.get(node.name, ""))
-
-    def prepare(self, node):
-        # localhost NodePorts: 127.0.0.1:<nodePort> is DNATed to a pod, which the kernel
-        # routes only with route_localnet (kube-proxy sets it; KUBE-FIREWALL drops martians)
-        node.ns.run("sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1")
-        for table in kubeproxy.CANARY_TABLES:
-            node.ns.run("iptables", "-w", "-t", table, "-N", kubeproxy.CANARY)
-
-    def apply(self, node, rendered):
-        held = self.last.get(node.name)
-        try:
-            node.ns.run("iptables-restore", "-w", "--noflush",
-                        input=kubeproxy.restore_input(rendered, held, partial=held is not None))
-        except CommandError:
-            if held is None:
-                raise
-            node.ns.run("iptables-restore", "-w", "--noflush",
-                        input=kubeproxy.restore_input(rendered, held))
-        if node.name not in self.hooked:
-            _hook(node, kubeproxy.BASE_JUMPS)
-        self.last[node.name] = rendered
-
-
-class NftablesProxies(_Proxies):
-    """kube-proxy's nftables mode: one nft transaction per node of what changed."""
-
-    tables = "nftables"
-
-    def render(self, ports, pod_cidr, node):
-        return kubeproxy_nft.render(ports, pod_cidr, node.name, str(node.ip.ip),
-                                    zone=self.zones.get(node.name, ""))
-
-    def apply(self, node, rendered):
-        text = kubeproxy_nft.transaction(self.last.get(node.name), rendered)
-        if text:
-            node.ns.run("nft", "-f", "-", input=text)
-        self.last[node.name] = rendered
-
-
-class IpvsProxies(_Proxies):
-    """kube-proxy's IPVS mode: virtual servers, ipsets and kube-ipvs0 addresses by diff."""
-
-    tables = "ipvs"
-
-    def render(self, ports, pod_cidr, node):
-        return kubeproxy_ipvs.render(ports, str(node.ip.ip), node.name,
-                                     self.zones.get(node.name, "")), pod_cidr
-
-    def apply(self, node, rendered):
-        new, pod_cidr = rendered
-        first = node.name not in self.last
-        ipvs, sets, addresses = kubeproxy_ipvs.commands(
-            self.last[node.name][0] if not first else None, new)
-        if first:
-            node.ns.run("ip", "link", "add", kubeproxy_ipvs.DEVICE, "type", "dummy")
-            for setting in kubeproxy_ipvs.SYSCTLS:
-                node.ns.run("sysctl", "-qw", setting)
-        if sets:  # before the rules that match them
-            node.ns.run("ipset", "restore", input=sets + "\n")
-        if first:
-            node.ns.run("iptables-restore", "--noflush", input=kubeproxy_ipvs.nat_rules(pod_cidr))
-            _hook(node, [j for j in kubeproxy.BASE_JUMPS if j[0] == "nat"] +
-                  [("filter", chain, rule) for chain, rule in kubeproxy_ipvs.FILTER_JUMPS])
-        if addresses:
-            node.ns.run("ip", "-batch", "-", input=addresses + "\n")
-        if ipvs:
-            node.ns.run("ipvsadm", "-R", input=ipvs + "\n")
-        self.last[node.name] = rendered
-
-
-class UserspaceProxies(_Proxies):
-    """kube-proxy's userspace mode: the node's kube-proxy@NODE proxies every Service port
-    itself (proxier.py); iptables rules send the Service's addresses and NodePorts to its
-    proxy ports (userspace.py)."""
-
-    tables = "userspace"
-
-    def render(self, ports, pod_cidr, node):
-        return [sp for sp in ports if sp.protocol in ("tcp", "udp")]  # as the old proxier
-
-    def agent_config(self, node, ports):
-        zone = self.zones.get(node.name, "")
-        portals = {}
-        for sp in ports:
-            if sp.protocol in ("tcp", "udp"):
-                portals.update(kubeproxy_userspace.portals(sp, node.name, zone))
-        return {"listen": str(node.ip.ip), "portals": portals}
-
-    def apply(self, node, ports):
-        text = kubeproxy_userspace.render(ports, str(node.ip.ip),
-                                          self.proxy_ports.get(node.name, {}))
-        node.ns.run("iptables-restore", "-w", "--noflush", input=text)
-        if node.name not in self.hooked:
-            for table, chain, where, rule in kubeproxy_userspace.HOOKS:
-                position = ["-I", chain, "1"] if where == "first" else ["-A", chain]
-                node.ns.run("iptables", "-w", "-t", table, *position, *shlex.split(rule))
-        self.last[node.name] = ports
-
-    def recall(self, cluster):
-        super().recall(cluster)
-        for node in cluster.nodes.values():  # the ports its proxy listens on, as it says
-            stats = rpc.request(os.path.join(node.dir, AGENT_SOCKET), {"stats": True})
-            self.proxy_ports[node.name] = {name: p["port"] for name, p in
-                                           stats.get("portals", {}).items()}
-
-
-def _hook(node, jumps):
+def hook(node, jumps):
     """kube-proxy's jumps from the built-in chains to its own, first in each chain."""
     for table, chain, rule in reversed(jumps):
         node.ns.run("iptables", "-w", "-t", table, "-I", chain, "1", *shlex.split(rule))
 
 
-PROXIES = {"iptables": IptablesProxies, "nftables": NftablesProxies, "ipvs": IpvsProxies,
-           "userspace": UserspaceProxies}
-PROXY_NEEDS = {"iptables": ("iptables",), "nftables": ("nftables",), "userspace": ("iptables",),
-               "ipvs": ("ipvs", "ipvsadm", "ipset", "iptables")}
-NEED_NAMES = {"ipvs": "the kernel's IPVS (ip_vs)", "nftables": "the kernel's nftables",
-              "iptables": "iptables with the kernel's nat table"}
+def chain_kinds(sp: ServicePort) -> tuple[bool, bool, bool]:
+    """(local, external, firewall): whether a Service port gets chains of its node's own
+    endpoints, of external traffic and of source ranges, in the modes that write chains."""
+    external = sp.externally_accessible
+    firewall = bool(sp.load_balancer_ips and sp.source_ranges)
+    return sp.internal_local or (sp.external_local and external), external, firewall

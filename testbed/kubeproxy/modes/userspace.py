@@ -18,6 +18,12 @@ interfaces have none).
 render() is pure: service ports, the node's address and the proxy ports in, the chains
 out (iptables-restore --noflush input, every chain whole).
 """
+import os
+import shlex
+
+from testbed.host import rpc
+from testbed.kubeproxy.applier import AGENT_SOCKET, ProxyApplier
+from testbed.kubeproxy.modes import register
 from testbed.kubeproxy.types import ServicePort, plan
 
 NAT_CHAINS = ("KUBE-PORTALS-CONTAINER", "KUBE-PORTALS-HOST", "KUBE-NODEPORT-CONTAINER",
@@ -93,3 +99,46 @@ def render(service_ports, node_ip: str, proxy_ports: dict) -> str:
             lines += rules
         lines.append("COMMIT")
     return "\n".join(lines) + "\n"
+
+
+@register
+class UserspaceProxies(ProxyApplier):
+    """kube-proxy's userspace mode: the node's kube-proxy@NODE proxies every Service port
+    itself (proxier.py); iptables rules send the Service's addresses and NodePorts to its
+    proxy ports (userspace.py)."""
+
+    name = "userspace"
+    tables = "userspace"
+    needs = {"iptables": "iptables with the kernel's nat table"}
+
+    @classmethod
+    def describe(cls, sp):
+        return [cls.heading(sp), "  KUBE-PORTALS-CONTAINER, KUBE-PORTALS-HOST -> the proxy port "
+                "of kube-proxy@<node> on each node (`testbed exec NODE -- iptables-save`)"]
+
+    def render(self, ports, pod_cidr, node):
+        return [sp for sp in ports if sp.protocol in ("tcp", "udp")]  # as the old proxier
+
+    def agent_config(self, node, ports):
+        zone = self.zones.get(node.name, "")
+        found = {}
+        for sp in ports:
+            if sp.protocol in ("tcp", "udp"):
+                found.update(portals(sp, node.name, zone))
+        return {"listen": str(node.ip.ip), "portals": found}
+
+    def apply(self, node, ports):
+        text = render(ports, str(node.ip.ip), self.proxy_ports.get(node.name, {}))
+        node.ns.run("iptables-restore", "-w", "--noflush", input=text)
+        if node.name not in self.hooked:
+            for table, chain, where, rule in HOOKS:
+                position = ["-I", chain, "1"] if where == "first" else ["-A", chain]
+                node.ns.run("iptables", "-w", "-t", table, *position, *shlex.split(rule))
+        self.last[node.name] = ports
+
+    def recall(self, cluster):
+        super().recall(cluster)
+        for node in cluster.nodes.values():  # the ports its proxy listens on, as it says
+            stats = rpc.request(os.path.join(node.dir, AGENT_SOCKET), {"stats": True})
+            self.proxy_ports[node.name] = {name: p["port"] for name, p in
+                                           stats.get("portals", {}).items()}

@@ -21,8 +21,7 @@ from testbed.lifecycle.control import PROGRESS, request
 from testbed.lifecycle.preflight import check_name_free, load_spec
 from testbed.model.state import RunState, list_runs, run_dir_for
 from testbed.modes import get_mode, mode_names
-
-DEFAULT_MODE = "vxlan"
+from testbed.modes.base import DEFAULT as DEFAULT_MODE
 
 
 def _mode_for(spec, args):

@@ -51,7 +51,7 @@ class ProxyApplier:
     it `describe`s a Service port's chains, and the probes it `needs`."""
 
     name = ""  # as the topology's kubeProxy.mode and the run's state name it
-    tables = "iptables"  # what kube-proxy's log says it syncs
+    tables = ""  # what kube-proxy's log says it syncs
     agent_name = "kube-proxy"  # its daemon is <agent_name>@NODE, its log <agent_name>.log
     # {doctor probe: how a refusal names it} of what the mode cannot work without
     needs: dict[str, str] = {}

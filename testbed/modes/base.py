@@ -189,6 +189,8 @@ class Mode:
         """A pod is about to be detached."""
 
 
+DEFAULT = "vxlan"  # the mode `testbed up` runs when neither it nor the topology names one
+
 _REGISTRY = {}
 
 

@@ -264,6 +264,7 @@ class IptablesProxies(ProxyApplier):
     what changed), falling back to a full restore if a partial one fails, as kube-proxy does."""
 
     name = "iptables"
+    tables = "iptables"
     needs = {"iptables": "iptables with the kernel's nat table"}
 
     @classmethod

@@ -36,7 +36,7 @@ bench-full: install
 
 # the README's results table and picture from one run: make readme-results RUN=results/<run>
 readme-results: install
-	$(PY) -m bench.readme $(RUN)
+	$(PY) -m bench.plots.readme $(RUN)
 
 # re-plot a run (default: the newest), or compare two: make plot RUN="results/A results/B"
 plot: install

@@ -1,2 +1,3 @@
-"""The benchmark harness: scenarios, tool adapters, sessions and their controls, statistics,
-plots, and the studies that explain the figures (variance, sessions, consistency)."""
+"""The benchmark: its engine (scheduling, pairing, statistics, results), the tool adapters,
+the studies and the plots, one package each; cli.py adds its verbs to `testbed`, commands.py
+does what they ask."""

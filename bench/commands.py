@@ -2,8 +2,9 @@
 import json
 import os
 
-from bench import harness, report
-from bench.plot import plot_compare, plot_run
+from bench.engine import harness
+from bench.plots import report
+from bench.plots.plot import plot_compare, plot_run
 from testbed.errors import TestbedError
 from testbed.modes import mode_names
 

@@ -5,7 +5,7 @@ affinity timeout with sessionAffinity ClientIP; an endpoint that refuses is skip
 tryConnect does) and the bytes copied both ways over a connection of the proxy's own. A UDP
 datagram goes out on a socket per client, whose replies come back until it has been idle
 for kube-proxy's --udp-timeout (250 ms). Threads do the copying; this process is the
-slow path the guides warn about, and bench/services.py measures how slow.
+slow path the guides warn about, and bench/studies/services.py measures how slow.
 """
 import socket
 import threading

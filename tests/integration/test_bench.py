@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from bench import harness
-from bench.paths import endpoints as real_endpoints
+from bench.engine import harness
+from bench.engine.paths import endpoints as real_endpoints
 from testbed.host import netns
 from testbed.modes import mode_names
 

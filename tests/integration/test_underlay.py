@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bench import iperf3
+from bench.tools import iperf3
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.lifecycle.cluster import Cluster

@@ -4,9 +4,9 @@ import math
 import random
 import statistics
 
-from bench import compare
-from bench.paths import Endpoint
-from bench.slicing import Flow, paired, schedule
+from bench.engine import compare
+from bench.engine.paths import Endpoint
+from bench.engine.slicing import Flow, paired, schedule
 
 BARE = Flow("bare", "node-node", Endpoint("node1", "192.168.1.11"),
             Endpoint("node2", "192.168.1.12"))
@@ -218,7 +218,7 @@ def test_the_next_runs_interval_adds_what_varies_between_runs_only():
 
 
 def test_a_paired_median_is_the_bare_median_times_the_paired_ratio():
-    from bench.results import summarize
+    from bench.engine.results import summarize
     turns = []
     rng = random.Random(11)
     for cycle in range(1, 31):
@@ -235,7 +235,7 @@ def test_a_paired_median_is_the_bare_median_times_the_paired_ratio():
 
 
 def test_a_stopped_flow_is_waited_for_until_its_queues_are_drained():
-    from bench.slicing import drain
+    from bench.engine.slicing import drain
     now = [0.0]
     # a slow datapath still delivering for 50 ms after the stop, then nothing
     counts = lambda: int(min(now[0], 0.05) * 1e6)  # noqa: E731
@@ -260,7 +260,7 @@ def test_a_stopped_flow_is_waited_for_until_its_queues_are_drained():
 
 
 def test_unacked_bytes_count_the_flows_established_connections_only():
-    from bench.slicing import unacked_bytes
+    from bench.engine.slicing import unacked_bytes
     table = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt
    0: 0100F40A:A1B2 0200F40A:1451 01 00010000:00000000 01:00000014 00000000
    1: 0100F40A:A1B4 0200F40A:1451 01 00000200:00000000 00:00000000 00000000
@@ -275,8 +275,8 @@ def test_unacked_bytes_count_the_flows_established_connections_only():
 
 
 def test_a_failed_turn_fails_only_that_turn_unless_the_tool_is_gone():
-    from bench.slicing import FlowSession
-    from bench.tool import ToolError
+    from bench.engine.slicing import FlowSession
+    from bench.tools.tool import ToolError
 
     class Proc:
         def __init__(self, pid, alive):
@@ -301,7 +301,7 @@ def test_a_failed_turn_fails_only_that_turn_unless_the_tool_is_gone():
 def test_a_run_is_summarized_again_from_its_samples(tmp_path):
     import json
 
-    from bench import results
+    from bench.engine import results
     samples = session_samples("vxlan", OFFSETS)
     for name, doc in (("machine.json", {}), ("samples.json", samples),
                       ("summary.json", {"elapsed_s": 512.5, "status": "complete",

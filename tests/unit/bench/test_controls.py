@@ -1,8 +1,9 @@
 """The run's controls (vxlan built twice, flannel's modes at one pod MTU) and the reading of
-several runs side by side (bench.consistency), without root."""
+several runs side by side (bench.studies.consistency), without root."""
 import math
 
-from bench import consistency, controls
+from bench.engine import controls
+from bench.studies import consistency
 
 
 def test_controls_are_planned_beside_the_modes_they_stand_for():

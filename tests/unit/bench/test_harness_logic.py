@@ -4,12 +4,12 @@ import math
 
 import pytest
 
-from bench import stats
-from bench.harness import Options, _check_choice, _estimate, paths_for
-from bench.paths import BY_NAME, NotApplicable, endpoints
-from bench.progress import Progress
-from bench.report import summary_table
-from bench.results import summarize, tidy_rows
+from bench.engine import stats
+from bench.engine.harness import Options, _check_choice, _estimate, paths_for
+from bench.engine.paths import BY_NAME, NotApplicable, endpoints
+from bench.engine.progress import Progress
+from bench.engine.results import summarize, tidy_rows
+from bench.plots.report import summary_table
 from testbed.errors import TestbedError
 
 from ..states import state_from
@@ -118,10 +118,10 @@ def test_progress_estimates_time_left_from_the_pace_so_far():
 
 
 def test_options_defaults_fit_the_ten_minute_budget():
-    from bench.harness import CLUSTER_OVERHEAD_S
-    from bench.measures import HEADLINE_TESTS, MEASURES
-    from bench.paths import Endpoint
-    from bench.slicing import Flow
+    from bench.engine.harness import CLUSTER_OVERHEAD_S
+    from bench.engine.measures import HEADLINE_TESTS, MEASURES
+    from bench.engine.paths import Endpoint
+    from bench.engine.slicing import Flow
     opt = Options()
     node = Endpoint("n", "192.168.1.11")
     bare = Flow("bare", "node-node", node, node)
@@ -138,7 +138,7 @@ def test_options_defaults_fit_the_ten_minute_budget():
 
 
 def test_tests_default_to_the_headline_and_full_adds_the_rest():
-    from bench.harness import tests_chosen
+    from bench.engine.harness import tests_chosen
     assert tests_chosen(Options()) == ["tcp-1", "tcp-rr"]
     assert tests_chosen(Options(tests=["full"])) == ["tcp-1", "tcp-n", "udp", "tcp-rr", "icmp"]
     assert "udp-rr" in tests_chosen(Options(tests=["all"]))
@@ -147,7 +147,7 @@ def test_tests_default_to_the_headline_and_full_adds_the_rest():
 
 
 def test_sessions_swap_client_and_server_between_the_two_cpus(monkeypatch):
-    from bench import cpu
+    from bench.engine import cpu
     monkeypatch.setattr(cpu, "PINNED_CPUS", (0, 1))
     placements = [cpu.session_cpus(k) for k in range(1, 5)]
     assert placements == [(0, 1), (1, 0), (0, 1), (1, 0)]
@@ -156,8 +156,8 @@ def test_sessions_swap_client_and_server_between_the_two_cpus(monkeypatch):
 
 
 def test_a_session_cycle_count_splits_the_slices():
-    from bench.harness import _cycles
-    from bench.measures import BY_NAME as M
+    from bench.engine.harness import _cycles
+    from bench.engine.measures import BY_NAME as M
     opt = Options()
     assert (opt.sessions, opt.slices) == (8, 80)
     assert [_cycles(M[t], opt) for t in ("tcp-1", "tcp-rr", "icmp", "tcp-n")] == [10, 4, 4, 3]
@@ -165,7 +165,7 @@ def test_a_session_cycle_count_splits_the_slices():
 
 
 def test_a_disturbed_whole_run_is_flagged_and_not_measured_again(monkeypatch):
-    from bench import cpu, harness
+    from bench.engine import cpu, harness
     calls = []
 
     def fake_measure(measure, client, server, opt, mtu, daemons):
@@ -181,7 +181,7 @@ def test_a_disturbed_whole_run_is_flagged_and_not_measured_again(monkeypatch):
 
 
 def test_a_quiet_whole_run_is_not_flagged(monkeypatch):
-    from bench import cpu, harness
+    from bench.engine import cpu, harness
     monkeypatch.setattr(harness, "measure_sample", lambda *a: ({"gbps": 1.0, "steal_s": 0.1}, 5.0))
     monkeypatch.setattr(cpu.os, "cpu_count", lambda: 2)
     out = harness._measure_once(None, None, None, None, 1500, {})
@@ -189,8 +189,8 @@ def test_a_quiet_whole_run_is_not_flagged(monkeypatch):
 
 
 def test_a_tool_failure_keeps_the_message(monkeypatch):
-    from bench import harness
-    from bench.tool import ToolError
+    from bench.engine import harness
+    from bench.tools.tool import ToolError
 
     def failing(*a):
         raise ToolError("iperf3: the server is busy running a test. try again later")
@@ -213,7 +213,7 @@ def test_a_percentile_of_rounded_values_moves_with_the_distribution():
 
 
 def test_a_damaged_run_directory_is_one_line(tmp_path):
-    from bench.results import load_run
+    from bench.engine.results import load_run
     from testbed.errors import TestbedError
     with pytest.raises(TestbedError, match="machine.json: cannot read"):
         load_run(tmp_path)
@@ -225,7 +225,7 @@ def test_a_damaged_run_directory_is_one_line(tmp_path):
 
 
 def test_daemon_placements_cycle_over_eight_sessions_with_the_client_swaps(monkeypatch):
-    from bench import cpu
+    from bench.engine import cpu
     monkeypatch.setattr(cpu, "PINNED_CPUS", (0, 1))
     labels = ["forwarder@node1", "forwarder@node2"]
     seen = set()
@@ -246,7 +246,7 @@ def test_daemon_placements_cycle_over_eight_sessions_with_the_client_swaps(monke
 
 def test_a_daemon_of_no_node_goes_with_the_first_node_and_a_nodes_daemons_together(
         monkeypatch):
-    from bench import cpu
+    from bench.engine import cpu
     monkeypatch.setattr(cpu, "PINNED_CPUS", (0, 1))
     labels = ["controller@openflow", "ovs-vswitchd@node1", "ovsdb-server@node1",
               "ovs-vswitchd@node2", "ovsdb-server@node2"]
@@ -261,7 +261,7 @@ def test_place_pins_every_thread_and_releases_them():
     import subprocess
     import sys
 
-    from bench import cpu
+    from bench.engine import cpu
     child = subprocess.Popen([sys.executable, "-c",
                               "import threading, time\n"
                               "threading.Thread(target=time.sleep, args=(30,)).start()\n"

@@ -1,9 +1,9 @@
-"""The README's results made from one run (bench.readme), without root."""
+"""The README's results made from one run (bench.plots.readme), without root."""
 import json
 
 import pytest
 
-from bench import readme
+from bench.plots import readme
 from testbed.errors import TestbedError
 
 

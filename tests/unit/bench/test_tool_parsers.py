@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.iperf3 import parse_tcp_json, parse_udp_json
-from bench.ping import parse_ping
-from bench.sockperf import parse_pingpong
-from bench.tool import ToolError
+from bench.tools.iperf3 import parse_tcp_json, parse_udp_json
+from bench.tools.ping import parse_ping
+from bench.tools.sockperf import parse_pingpong
+from bench.tools.tool import ToolError
 
 DATA = Path(__file__).parents[1] / "data"
 
@@ -79,7 +79,7 @@ def test_ping_without_replies_is_a_failure(name, words):
 
 
 def test_rr_probe_turn_is_reported_as_half_round_trips_in_us():
-    from bench.rrprobe import parse_turn
+    from bench.tools.rrprobe import parse_turn
     out = parse_turn("5624 0 16441 29155 17697\n")  # a real turn: one CPU, veth pair
     assert out["round_trips"] == 5624 and out["lost"] == 0
     assert out["p50_us"] == pytest.approx(8.2205) and out["p99_us"] == pytest.approx(14.5775)
@@ -92,6 +92,6 @@ def test_rr_probe_turn_is_reported_as_half_round_trips_in_us():
     ("", "unexpected output"),
 ])
 def test_rr_probe_turn_without_answers_is_a_failure(line, message):
-    from bench.rrprobe import parse_turn
+    from bench.tools.rrprobe import parse_turn
     with pytest.raises(ToolError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_turn(line)

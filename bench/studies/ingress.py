@@ -8,14 +8,14 @@ the pod) and the Ingress over HTTPS (www.example.com: TLS ended in nginx). wrk k
 connections open (HTTP keep-alive), as a browser or a load balancer does. Prints medians over
 rounds with a 95 % interval; asserts nothing. Needs root.
 
-    python -m bench.ingress [--mode vxlan] [--rounds 5] [--seconds 5] [--connections 16]
+    python -m bench.studies.ingress [--mode vxlan] [--rounds 5] [--seconds 5] [--connections 16]
 """
 import argparse
 import re
 import statistics
 import sys
 
-from bench.stats import median_ci
+from bench.engine.stats import median_ci
 from testbed import REPO, manifests
 from testbed.api import apply
 from testbed.host import netns
@@ -70,7 +70,7 @@ def main(argv=None):
     spec = type(spec)(**{**spec.__dict__, "external_client": True})
     with Cluster.create(spec, args.mode) as cluster:
         apply.apply(cluster, manifests.load(str(REPO / "docs" / "examples" / "ingress.yaml")))
-        apply.apply(cluster, manifests.parse(PLAIN, "bench.ingress"))
+        apply.apply(cluster, manifests.parse(PLAIN, "bench.studies.ingress"))
         state = cluster.state
         client = state.hosts["external"].pid
         address = state.services["ingress-nginx/ingress-nginx-controller"].load_balancer_ip

@@ -8,14 +8,13 @@ import sys
 import tempfile
 import time
 
+from bench.engine.harness import Options, choose_modes
+from bench.tools import iperf3
+from bench.tools.tool import ToolError
 from testbed.host import netns
 from testbed.lifecycle import doctor
 from testbed.lifecycle.cluster import Cluster
 from testbed.lifecycle.preflight import load_spec
-
-from . import iperf3
-from .harness import Options, choose_modes
-from .tool import ToolError
 
 
 def big_topology(path, nodes=20, pods=5):

@@ -1,6 +1,6 @@
 """Where the benchmark's variance comes from: the machine's speed, CPU placement, the tool.
 
-    python -m bench.variance [--samples 16] [--seconds 1]
+    python -m bench.studies.variance [--samples 16] [--seconds 1]
 
 Brings up a bare cluster and host-gw and vxlan clusters of default.yaml side by side and
 measures, in alternation, one TCP stream (iperf3) and TCP request/response (sockperf):
@@ -23,9 +23,9 @@ import statistics
 import sys
 import time
 
-from bench import iperf3, sockperf
-from bench.paths import BY_NAME as PATHS
-from bench.paths import endpoints
+from bench.engine.paths import BY_NAME as PATHS
+from bench.engine.paths import endpoints
+from bench.tools import iperf3, sockperf
 from testbed.lifecycle.cluster import Cluster
 from testbed.lifecycle.preflight import BARE, load_spec
 

@@ -9,10 +9,10 @@ counts it, so the kernel's namespaces and devices count with the processes) and 
 teardown left. Prints the figures; asserts nothing.
 Needs root.
 
-    python -m bench.scale                         # the default plan, about 10 minutes
-    python -m bench.scale --modes vxlan --sizes 100 --pods 10
-    python -m bench.scale --modes bgp --sizes 500 --pods 1 --reflectors 2
-    python -m bench.scale --modes bgp --sizes 100 --hold-time 240    # Calico's BGP timers
+    python -m bench.studies.scale                         # the default plan, about 10 minutes
+    python -m bench.studies.scale --modes vxlan --sizes 100 --pods 10
+    python -m bench.studies.scale --modes bgp --sizes 500 --pods 1 --reflectors 2
+    python -m bench.studies.scale --modes bgp --sizes 100 --hold-time 240    # Calico's BGP timers
 """
 import argparse
 import os
@@ -23,13 +23,14 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+import testbed
 from testbed.host import netns
 from testbed.host.parallel import for_each
 from testbed.host.processes import pid_is
 from testbed.lifecycle.progress import PHASES
 from testbed.model.state import RunState, run_dir_for
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = str(testbed.REPO)
 PING_PAIRS = 50
 CALICO_HOLD_TIME = 240  # BIRD's default, which Calico keeps (the testbed's is 9 s)
 # (mode, nodes, pods per node, route reflectors, BGP hold time or None for the testbed's)

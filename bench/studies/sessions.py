@@ -1,6 +1,6 @@
 """Why a ratio moved between runs: sessions of fresh tool processes, side by side.
 
-    python -m bench.sessions [--sessions 8] [--cycles 10]
+    python -m bench.studies.sessions [--sessions 8] [--cycles 10]
 
 Brings up bare, host-gw and vxlan clusters of default.yaml and a second vxlan cluster
 (vxlan-again), then measures one TCP stream and request/response in sessions as the benchmark
@@ -17,12 +17,12 @@ import statistics
 import sys
 from collections import defaultdict
 
-from bench.compare import interval, log_ratios
-from bench.cpu import idle_polling
-from bench.measures import BY_NAME as MEASURES
-from bench.paths import BY_NAME as PATHS
-from bench.paths import endpoints
-from bench.slicing import Flow, paired, run_sliced
+from bench.engine.compare import interval, log_ratios
+from bench.engine.cpu import idle_polling
+from bench.engine.measures import BY_NAME as MEASURES
+from bench.engine.paths import BY_NAME as PATHS
+from bench.engine.paths import endpoints
+from bench.engine.slicing import Flow, paired, run_sliced
 from testbed.lifecycle.cluster import Cluster
 from testbed.lifecycle.preflight import BARE, load_spec
 

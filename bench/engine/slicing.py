@@ -1,7 +1,7 @@
 """Paired measurement: every mode's flow measured right next to the bare underlay's.
 
 Why: on this kind of machine one TCP stream's rate moves 15-25 % from one tenth of a second to
-the next (the vCPUs' own speed, not the datapath; bench/variance.py measures it), so samples
+the next (the vCPUs' own speed, not the datapath; bench/studies/variance.py measures it), so samples
 taken seconds apart cannot tell datapaths within 20 % apart. So each comparison is paired in
 time: the schedule puts a bare turn before and after every mode's turn,
 
@@ -29,9 +29,9 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from . import iperf3
-from .cpu import TurnMeter, end_stopped, last_cpu, pinned
-from .tool import ToolError, wait_listening
+from bench.engine.cpu import TurnMeter, end_stopped, last_cpu, pinned
+from bench.tools import iperf3
+from bench.tools.tool import ToolError, wait_listening
 
 SETTLE_S = 0.002  # after a stop, for the last in-flight bytes to arrive
 START_S = 0.3     # a client's connection and slow start, before it is first stopped

@@ -17,12 +17,11 @@ from collections import defaultdict
 
 import mininet.net
 
+from bench.engine import stats
+from bench.engine.compare import comparisons
+from bench.engine.measures import unit_of
+from bench.engine.paths import BY_NAME as PATHS
 from testbed.errors import TestbedError
-
-from . import stats
-from .compare import comparisons
-from .measures import unit_of
-from .paths import BY_NAME as PATHS
 
 BARE = "bare"
 RATIO_METRICS = ("gbps", "p50_us", "p99_us", "rtt_p50_ms", "cpu_s_per_gb")
@@ -202,8 +201,8 @@ def load_run(run_dir):
 def resummarize(run_dir):
     """Write a run's summary.json again from its samples with the analysis as it is now (the
     intervals of compare.py), keeping what the run recorded of itself; the summary it wrote."""
-    from . import controls
-    from .paths import PATHS as ALL_PATHS
+    from bench.engine import controls
+    from bench.engine.paths import PATHS as ALL_PATHS
     run = load_run(run_dir)
     samples = run["samples"]
     measured = {(s["mode"], s["path"]) for s in samples}
@@ -220,12 +219,12 @@ def resummarize(run_dir):
 
 
 def main(argv=None):
-    """python -m bench.results RUN_DIR [...]: summarize runs again from their samples."""
+    """python -m bench.engine.results RUN_DIR [...]: summarize runs again from their samples."""
     for run_dir in (argv if argv is not None else sys.argv[1:]):
         try:
             resummarize(run_dir)
         except TestbedError as e:
-            print(f"bench.results: {e}", file=sys.stderr)
+            print(f"bench.engine.results: {e}", file=sys.stderr)
             return 1
         print(f"{run_dir}: summary.json written again from samples.json")
     return 0

@@ -1,6 +1,6 @@
 """The README's results: its table and picture made anew from one benchmark run.
 
-    python -m bench.readme RUN_DIR [--readme README.md] [--into docs/results]
+    python -m bench.plots.readme RUN_DIR [--readme README.md] [--into docs/results]
 
 Copies the run's files (machine facts, samples, summary, plots) to docs/results/<run>/ so that
 anyone can re-plot it, and rewrites the part of the README between the two markers below with
@@ -12,12 +12,12 @@ import os
 import shutil
 import sys
 
-from bench.consistency import between
-from bench.controls import EQUAL_MTU_OF, checks
-from bench.results import load_run
+from bench.engine.controls import EQUAL_MTU_OF, checks
+from bench.engine.results import load_run
+from bench.studies.consistency import between
 from testbed.errors import TestbedError
 
-BEGIN = "<!-- bench-results: made by `python -m bench.readme RUN`; edits here are lost -->"
+BEGIN = "<!-- bench-results: made by `python -m bench.plots.readme RUN`; edits here are lost -->"
 END = "<!-- /bench-results -->"
 KEPT = ("machine.json", "summary.json", "samples.json", "ratio.png", "ratio.svg",
         "throughput.png", "throughput.svg", "latency.png", "latency.svg", "cpu.png", "cpu.svg")
@@ -33,7 +33,7 @@ def _ratio(c):
 
 
 def results_section(run, picture):
-    """The Markdown between the markers, from a loaded run (bench.results.load_run)."""
+    """The Markdown between the markers, from a loaded run (bench.engine.results.load_run)."""
     machine, summary = run["machine"], run["summary"]
     modes = [m for m in machine.get("modes", []) if m != "bare"]
     took = f", measured in {summary['elapsed_s'] / 60:.1f} min" if "elapsed_s" in summary \

@@ -2,10 +2,10 @@
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from . import iperf3, ping
-from .cpu import PINNED_CPUS
-from .rrprobe import SlicedRR
-from .slicing import SlicedIperf
+from bench.engine.cpu import PINNED_CPUS
+from bench.engine.slicing import SlicedIperf
+from bench.tools import iperf3, ping
+from bench.tools.rrprobe import SlicedRR
 
 IP_UDP_HEADERS = 28
 

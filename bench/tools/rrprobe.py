@@ -13,13 +13,13 @@ tool read alike).
 """
 import os
 import subprocess
-from pathlib import Path
 
-from .cpu import TurnMeter
-from .slicing import FlowSession
-from .tool import ToolError
+import testbed
+from bench.engine.cpu import TurnMeter
+from bench.engine.slicing import FlowSession
+from bench.tools.tool import ToolError
 
-PROBE = Path(__file__).resolve().parent.parent / "build" / "rr-probe"
+PROBE = testbed.BUILD / "rr-probe"
 PORT = 11211           # the first flow's; each flow of a session takes the next
 MSG_SIZE = 64          # bytes per request and per response
 WARM_UP_S = 0.1        # an unrecorded first turn: connection, caches, neighbours

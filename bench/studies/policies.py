@@ -10,7 +10,7 @@ server on the same node that no policy selects is the control: connections to bo
 in blocks, and their ratio is the policies' cost free of the machine's drift. Prints the
 figures; asserts nothing. Needs root.
 
-    python -m bench.policies [--counts 0,100,1000] [--modes bgp,vxlan] [--conns 400]
+    python -m bench.studies.policies [--counts 0,100,1000] [--modes bgp,vxlan] [--conns 400]
 """
 import argparse
 import statistics
@@ -19,8 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import iperf3
-from bench.services import BLOCK, PORT, SERVER, connect_latencies, wait_for_server
+import testbed
+from bench.studies.services import BLOCK, PORT, SERVER, connect_latencies, wait_for_server
+from bench.tools import iperf3
 from testbed.api import apply
 from testbed.host import netns
 from testbed.lifecycle.cluster import Cluster
@@ -28,7 +29,7 @@ from testbed.lifecycle.preflight import load_spec
 from testbed.manifests import kinds
 from testbed.model.records import PolicyRecord
 
-TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "default.yaml"
+TOPOLOGY = testbed.REPO / "topologies" / "default.yaml"
 
 
 def pods():

@@ -10,7 +10,7 @@ interval over rounds, the ClusterIP path as a ratio of the same cluster's direct
 direct path's spread across clusters as the A/A noise floor (the same path, measured in
 three clusters). Asserts nothing. Needs root.
 
-    python -m bench.proxy_modes [--modes iptables,nftables,userspace] [--rounds 5]
+    python -m bench.studies.proxy_modes [--modes iptables,nftables,userspace] [--rounds 5]
                                 [--seconds 3] [--conns 100]
 """
 import argparse
@@ -18,10 +18,10 @@ import statistics
 import sys
 from contextlib import ExitStack
 
-from bench import iperf3
-from bench.cpu import machine_busy_seconds
-from bench.services import CLIENT, PORT, SERVER, wait_for_server
-from bench.stats import median_ci
+from bench.engine.cpu import machine_busy_seconds
+from bench.engine.stats import median_ci
+from bench.studies.services import CLIENT, PORT, SERVER, wait_for_server
+from bench.tools import iperf3
 from testbed.api import apply
 from testbed.host import netns
 from testbed.kubeproxy.modes import get_proxy_mode, proxy_mode_names

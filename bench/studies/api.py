@@ -9,8 +9,8 @@ Printed (asserts nothing; needs root):
 - `testbed up` of 100 nodes x 10 pods, and until the API lists all 1,000 pods Running.
 Targets (the issue's): list <= 0.5 s, Pod Running <= 0.5 s p50, 100 x 10 up <= 60 s.
 
-    python -m bench.api                  # everything, about 3 minutes
-    python -m bench.api --skip-scale     # without the 100-node cluster
+    python -m bench.studies.api                  # everything, about 3 minutes
+    python -m bench.studies.api --skip-scale     # without the 100-node cluster
 """
 import argparse
 import json
@@ -23,12 +23,13 @@ import threading
 import time
 import urllib.request
 
-from bench.scale import topology
+import testbed
+from bench.studies.scale import topology
 from testbed.apiserver.controlplane import ControlPlane, admin_context
 from testbed.controllers.client import ApiClient, admin_client
 from testbed.model.state import RunState, run_dir_for
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = str(testbed.REPO)
 KUBECTL = os.path.join(os.path.dirname(sys.executable), "kubectl")
 TESTBED = [sys.executable, "-m", "testbed.cli"]
 

@@ -30,10 +30,11 @@ Beside each confidence interval a comparison carries the interval in which the n
 ratio should fall (`next_low`, `next_high`), the interval to hold another run's figure against.
 Both runs' ratios vary, so it is √2 wider; and a run's ratio also varies by what its sessions
 share and one run cannot see: the clusters it built, the machine's state over its ten minutes.
-That between-run component (BETWEEN_RUN_SD, per test) was measured on the reference machine by
-`python -m bench.consistency` over runs of every mode (the SD of the runs' ratios beyond what
-their sessions' spread explains) and is added to each run's own: the next-run interval's half
-width is t · √(2 · (se² + between²)) in log terms, for a pair of modes 2 · between².
+That between-run component (BETWEEN_RUN_SD, per test) was measured on the reference machine
+by `python -m bench.studies.consistency` over runs of every mode (the SD of the runs' ratios
+beyond what their sessions' spread explains) and is added to each run's own: the next-run
+interval's half width is t · √(2 · (se² + between²)) in log terms, for a pair of modes
+2 · between².
 """
 import math
 import statistics
@@ -43,7 +44,7 @@ from itertools import combinations
 T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26,
        10: 2.23, 12: 2.18, 15: 2.13, 20: 2.09, 30: 2.04, 60: 2.00}
 # SD (log ratio) of a run's ratio to bare beyond its sessions' spread, by test, as
-# bench.consistency estimates it over ten runs on the reference machine (docs/benchmarks.md,
+# bench.studies.consistency estimates it over ten runs on the reference machine (docs/benchmarks.md,
 # *Intervals that hold on the next run*): none found for one stream's rate
 BETWEEN_RUN_SD = {"tcp-1": 0.0, "tcp-rr": 0.0055}
 COMPARED = {"tcp-1": ("gbps",), "tcp-n": ("gbps",), "udp": ("gbps",),

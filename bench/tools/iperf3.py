@@ -1,7 +1,7 @@
 """iperf3: TCP and UDP throughput between two namespaces, from its JSON output."""
 import json
 
-from .tool import ToolError, client_server
+from bench.tools.tool import ToolError, client_server
 
 PORT = 5201
 

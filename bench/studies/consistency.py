@@ -1,6 +1,6 @@
 """Do several benchmark runs tell the same story? Read from their summary.json and samples.
 
-    python -m bench.consistency RUN_DIR RUN_DIR [RUN_DIR ...]
+    python -m bench.studies.consistency RUN_DIR RUN_DIR [RUN_DIR ...]
 
 For every mode and path, each run's one-stream and request/response ratio to bare with its
 interval, how far the runs spread (max/min), how wide the intervals are, and their coverage:
@@ -23,9 +23,9 @@ import sys
 from collections import defaultdict
 from itertools import permutations
 
-from bench.compare import BETWEEN_RUN_SD, log_ratios, session_means
-from bench.controls import checks
-from bench.results import load_run
+from bench.engine.compare import BETWEEN_RUN_SD, log_ratios, session_means
+from bench.engine.controls import checks
+from bench.engine.results import load_run
 
 HEADLINE = (("tcp-1", "gbps", "TCP 1 stream"), ("tcp-rr", "p50_us", "TCP RR p50"))
 AA_WITHIN = 0.05   # a pod A/A ratio further than this from 1 fails the check
@@ -248,7 +248,7 @@ def main(argv=None):
         if sd is not None:
             print(f"between runs, {title}: a run's ratio varies by SD {sd * 100:.2f} % beyond "
                   f"its sessions' spread (pooled over {flows} flows without pinned daemons; "
-                  f"bench/compare.py adds {BETWEEN_RUN_SD.get(test, 0) * 100:.2f} %)")
+                  f"bench/engine/compare.py adds {BETWEEN_RUN_SD.get(test, 0) * 100:.2f} %)")
     lines = placement_table(samples_by_run)
     if lines:
         print("\nTCP RR p50 ratio to bare by placement, over every run's sessions:\n")

@@ -21,6 +21,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import testbed
+from bench.engine import controls
+from bench.engine.cpu import (
+    PINNED_CPUS,
+    CpuMeter,
+    daemon_cpus,
+    disturbed,
+    idle_polling,
+    place,
+    session_cpus,
+)
+from bench.engine.measures import BY_NAME as MEASURES
+from bench.engine.measures import FULL_TESTS, HEADLINE_TESTS
+from bench.engine.measures import MEASURES as ALL_MEASURES
+from bench.engine.paths import BY_NAME as PATHS
+from bench.engine.paths import PATHS as ALL_PATHS
+from bench.engine.paths import NotApplicable, endpoints
+from bench.engine.progress import Progress
+from bench.engine.results import RunWriter, machine_facts
+from bench.engine.slicing import Flow, paired, run_sequential, run_sliced
+from bench.tools.tool import ToolError
 from testbed.errors import TestbedError
 from testbed.host.signals import Interrupted, signals_interrupt
 from testbed.lifecycle import doctor
@@ -29,20 +50,7 @@ from testbed.lifecycle.preflight import BARE, check_mode, load_spec
 from testbed.modes import get_mode, mode_names
 from testbed.underlay import fabric, ovs
 
-from . import controls
-from .cpu import PINNED_CPUS, CpuMeter, daemon_cpus, disturbed, idle_polling, place, session_cpus
-from .measures import BY_NAME as MEASURES
-from .measures import FULL_TESTS, HEADLINE_TESTS
-from .measures import MEASURES as ALL_MEASURES
-from .paths import BY_NAME as PATHS
-from .paths import PATHS as ALL_PATHS
-from .paths import NotApplicable, endpoints
-from .progress import Progress
-from .results import RunWriter, machine_facts
-from .slicing import Flow, paired, run_sequential, run_sliced
-from .tool import ToolError
-
-REPO = Path(__file__).resolve().parent.parent
+REPO = testbed.REPO
 CLUSTER_OVERHEAD_S = 4.0  # estimated bring-up + teardown + warm-up per cluster, for progress
 AA_MODE = controls.BARE_AGAIN  # the bare path measured as if it were a mode: the A/A control
 TOOL_START_S = 0.3  # starting a tool's server and client in their namespaces, per sample

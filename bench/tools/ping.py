@@ -5,9 +5,9 @@ import signal
 import subprocess
 import time
 
-from .cpu import TurnMeter, end_stopped, last_cpu, pinned
-from .stats import rounded_percentile
-from .tool import ToolError
+from bench.engine.cpu import TurnMeter, end_stopped, last_cpu, pinned
+from bench.engine.stats import rounded_percentile
+from bench.tools.tool import ToolError
 
 RTT = re.compile(r"time=(\d+)(?:\.(\d+))? ms")
 SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")

@@ -1,7 +1,6 @@
 """The summary table printed at the end of a run (and by `testbed plot`)."""
+from bench.engine.paths import PATHS
 from testbed.api.tables import render_table
-
-from .paths import PATHS
 
 # (column title, test, metric, format)
 COLUMNS = (

@@ -1,7 +1,7 @@
 """sockperf ping-pong: request/response latency percentiles (sockperf reports RTT/2, in µs)."""
 import re
 
-from .tool import ToolError, client_server
+from bench.tools.tool import ToolError, client_server
 
 PORT = 11111
 

@@ -9,7 +9,8 @@ For each proxy mode and Service count it prints
 Connections of the two kinds alternate in small blocks, so that the machine's noise falls on
 both alike. Prints the figures; asserts nothing. Needs root.
 
-    python -m bench.services [--counts 1,1000,5000] [--modes iptables,nftables] [--conns 400]
+    python -m bench.studies.services [--counts 1,1000,5000] [--modes iptables,nftables]
+                                     [--conns 400]
 """
 import argparse
 import statistics

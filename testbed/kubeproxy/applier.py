@@ -5,6 +5,7 @@ import os
 import shlex
 import sys
 import time
+from typing import Any
 
 from testbed.errors import TestbedError
 from testbed.host import rpc
@@ -12,9 +13,11 @@ from testbed.host.daemons import Daemon, socket_ready
 from testbed.host.parallel import for_each
 from testbed.kubeproxy.services import SERVICE_CIDR, service_ports
 from testbed.kubeproxy.types import ServicePort
+from testbed.model.context import ClusterContext, NodeContext
+from testbed.model.state import RunState
 
 
-def underlay_device(node):
+def underlay_device(node: NodeContext) -> str:
     """The node's interface holding its underlay address (eth0, or br-phy in the openflow
     mode)."""
     return next(link["ifname"] for link in node.ns.ip_json("-4", "addr", "show")
@@ -28,7 +31,7 @@ class SyncLog:
     def __init__(self, path: str):
         self.path = path
 
-    def line(self, message: str, **fields) -> None:
+    def line(self, message: str, **fields: object) -> None:
         now = time.time()
         stamp = time.strftime("%m%d %H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1e6):06d}"
         values = " ".join(f'{k}="{v}"' if isinstance(v, str) else f"{k}={str(v).lower()}"
@@ -69,22 +72,24 @@ class ProxyApplier:
     def heading(cls, sp: ServicePort) -> str:
         return f"kube-proxy ({cls.name}), port {sp.port_name or sp.port}:"
 
-    def render(self, ports, pod_cidr, node):
+    def render(self, ports: list[ServicePort], pod_cidr: str, node: NodeContext) -> Any:
+        """What the node should hold (the mode's own shape), from every Service port."""
         raise NotImplementedError
 
-    def apply(self, node, rendered):
+    def apply(self, node: NodeContext, rendered: Any) -> None:
+        """Bring the node from what it holds (self.last) to `rendered`."""
         raise NotImplementedError
 
-    def __init__(self):
-        self.hooked = set()  # nodes set up for Service traffic
-        self.last = {}  # node -> what it holds now (as the subclass renders it)
-        self.agents = {}  # node -> its kube-proxy@NODE Daemon
-        self.configs = {}  # node -> what its agent was last told
-        self.proxy_ports = {}  # node -> {service port: proxy port} (userspace mode)
-        self.zones = {}  # node -> its topology.kubernetes.io/zone
+    def __init__(self) -> None:
+        self.hooked: set[str] = set()  # nodes set up for Service traffic
+        self.last: dict[str, Any] = {}  # node -> what it holds now (as the subclass renders it)
+        self.agents: dict[str, Daemon] = {}  # node -> its kube-proxy@NODE Daemon
+        self.configs: dict[str, dict] = {}  # node -> what its agent was last told
+        self.proxy_ports: dict[str, dict] = {}  # node -> {service port: proxy port} (userspace)
+        self.zones: dict[str, str] = {}  # node -> its topology.kubernetes.io/zone
 
     # --- the agents ----------------------------------------------------------------------
-    def start_agent(self, cluster, node):
+    def start_agent(self, cluster: ClusterContext, node: NodeContext) -> None:
         sock = os.path.join(node.dir, AGENT_SOCKET)
         argv = node.ns.argv(sys.executable, "-m", "testbed.kubeproxy.agent", sock, node.name)
         agent = Daemon(f"{self.agent_name}@{node.name}", argv, self.log_path(node))
@@ -93,18 +98,18 @@ class ProxyApplier:
         agent.start(cluster.state, socket_ready(sock, lambda: rpc.request(
             sock, {"stats": True}, timeout=0.5)), AGENT_READY_S)
 
-    def log_path(self, node) -> str:
+    def log_path(self, node: NodeContext) -> str:
         """The agent's log, with the syncs (`testbed logs <agent_name>@NODE`)."""
         return os.path.join(node.dir, f"{self.agent_name}.log")
 
-    def agent_config(self, node, ports) -> dict:
+    def agent_config(self, node: NodeContext, ports: list[ServicePort]) -> dict:
         """What a mode adds to the agent's configuration."""
         return {}
 
-    def configure_agent(self, node, ports):
+    def configure_agent(self, node: NodeContext, ports: list[ServicePort]) -> None:
         """Tell a node's agent the health-check node ports and their local endpoints (and
         what else the mode has it serve)."""
-        checks = {}
+        checks: dict[str, dict] = {}
         for sp in ports:
             if sp.health_check_node_port:  # one per Service, counted over its first port
                 checks.setdefault(str(sp.health_check_node_port), {
@@ -118,7 +123,7 @@ class ProxyApplier:
             self.configs[node.name] = config
             self.proxy_ports[node.name] = reply.get("ports", {})
 
-    def adopt_agents(self, cluster):
+    def adopt_agents(self, cluster: ClusterContext) -> None:
         """Own the agents a dead owner started (as its state records them)."""
         for node in cluster.nodes.values():
             label = f"{self.agent_name}@{node.name}"
@@ -127,7 +132,7 @@ class ProxyApplier:
                 agent.take_over(cluster.state)
                 self.agents[node.name] = agent
 
-    def restart_agent(self, cluster, node_name) -> bool:
+    def restart_agent(self, cluster: ClusterContext, node_name: str) -> bool:
         """Start a node's agent again if it died, and tell it everything anew; False if it
         runs (or never did)."""
         old = self.agents.get(node_name)
@@ -143,12 +148,12 @@ class ProxyApplier:
         return {f"{self.agent_name}@{name}": agent.status(name)
                 for name, agent in self.agents.items()}
 
-    def stop(self, state):
+    def stop(self, state: RunState) -> None:
         for agent in self.agents.values():
             agent.stop(state)
         self.agents = {}
 
-    def recall(self, cluster):
+    def recall(self, cluster: ClusterContext) -> None:
         """Take up what a dead owner's kube-proxy applied, as the state says it did: every
         node is set up and holds the rules rendered from the state (adopt.py)."""
         ports = service_ports(cluster.state)
@@ -157,7 +162,7 @@ class ProxyApplier:
             self.hooked.add(node.name)
             self.last[node.name] = self.render(ports, str(cluster.spec.pod_cidr), node)
 
-    def sync(self, cluster):
+    def sync(self, cluster: ClusterContext) -> None:
         if not cluster.state.services and not self.last:
             return
         ports = service_ports(cluster.state)
@@ -168,7 +173,8 @@ class ProxyApplier:
         for_each(cluster.nodes.values(), lambda node: self._sync_node(cluster, node, ports,
                                                                       pod_cidr))
 
-    def _sync_node(self, cluster, node, ports, pod_cidr):
+    def _sync_node(self, cluster: ClusterContext, node: NodeContext,
+                   ports: list[ServicePort], pod_cidr: str) -> None:
         rendered = self.render(ports, pod_cidr, node)
         partial = node.name in self.last
         if node.name not in self.agents:
@@ -190,10 +196,10 @@ class ProxyApplier:
             self.route_services(node)
             self.hooked.add(node.name)
 
-    def prepare(self, node):
+    def prepare(self, node: NodeContext) -> None:
         """Before a node's first sync."""
 
-    def route_services(self, node):
+    def route_services(self, node: NodeContext) -> None:
         """After a node's first sync: what its own connections to a ClusterIP need."""
         # they need a route before kube-proxy's OUTPUT rules rewrite them; real nodes have
         # their default route, a node of a one-rack topology has none: the service range
@@ -206,7 +212,7 @@ class ProxyApplier:
         node.ns.run("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1", check=False)
 
 
-def hook(node, jumps):
+def hook(node: NodeContext, jumps: list[tuple[str, str, str]]) -> None:
     """kube-proxy's jumps from the built-in chains to its own, first in each chain."""
     for table, chain, rule in reversed(jumps):
         node.ns.run("iptables", "-w", "-t", table, "-I", chain, "1", *shlex.split(rule))

@@ -73,9 +73,9 @@ def adopt(name: str, owner: Process, verbose: bool = False) -> Cluster:
 def _recall_services(cluster):
     """What kube-proxy, the speaker, the policy enforcer and the DNS add-on had applied."""
     state = cluster.state
-    cluster.proxies.adopt_agents(cluster)
+    cluster.proxies.adopt_agents(cluster.context)
     if state.services:
-        cluster.proxies.recall(cluster)
+        cluster.proxies.recall(cluster.context)
         cluster.speaker.announced = cluster.speaker.wanted(cluster)
     if cluster.policy is not None and state.policies:
         cluster.policy.active = True

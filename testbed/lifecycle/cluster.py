@@ -293,7 +293,7 @@ class Cluster:
     def sync_network(self) -> None:
         """After pods, Services or policies changed: every node's kube-proxy rules and
         policy rules, the LoadBalancer addresses, the DNS zone."""
-        self.proxies.sync(self)
+        self.proxies.sync(self.context)
         if self.policy is not None:
             self.policy.sync(self)
         self.speaker.sync(self)
@@ -351,7 +351,7 @@ class Cluster:
     def restart_daemon(self, node_name: str) -> dict[str, DaemonRecord]:
         if node_name not in self.nodes:
             raise TestbedError(f"no node {node_name!r} in cluster {self.spec.name}")
-        agent_restarted = self.proxies.restart_agent(self, node_name)
+        agent_restarted = self.proxies.restart_agent(self.context, node_name)
         if not agent_restarted or self.mode.daemon_status(self.context):
             self.mode.restart_daemon(self.context, node_name)
         return self.check_daemons()

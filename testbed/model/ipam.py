@@ -6,6 +6,7 @@ cluster CIDR: node 1 gets 10.244.0.0/24, node 2 10.244.1.0/24, and so on. We do 
 """
 import ipaddress
 import os
+from ipaddress import IPv4Network
 
 from testbed.errors import TestbedError
 from testbed.model.topology import ClusterSpec
@@ -54,7 +55,8 @@ def calico_blocks(spec: ClusterSpec,
     return out
 
 
-def render_subnet_env(network, lease, mtu: int, ipmasq: bool = False) -> str:
+def render_subnet_env(network: IPv4Network, lease: IPv4Network, mtu: int,
+                      ipmasq: bool = False) -> str:
     """flannel's /run/flannel/subnet.env. FLANNEL_SUBNET is the lease's first host address."""
     return (f"FLANNEL_NETWORK={network}\n"
             f"FLANNEL_SUBNET={lease[1]}/{lease.prefixlen}\n"
@@ -73,7 +75,8 @@ def parse_subnet_env(text: str) -> dict[str, str]:
     return out
 
 
-def write_subnet_env(directory: str, network, lease, mtu: int, ipmasq: bool = False) -> str:
+def write_subnet_env(directory: str, network: IPv4Network, lease: IPv4Network, mtu: int,
+                     ipmasq: bool = False) -> str:
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "subnet.env")
     with open(path, "w") as f:

@@ -9,7 +9,9 @@ does not know are ignored.
 import dataclasses
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from testbed.host.daemons import DaemonRecord  # noqa: F401  (a field type of RunState)
 from testbed.host.processes import Process
@@ -163,7 +165,7 @@ class Owned:
 CODECS = {NetworkPolicy: (policy_to_record, policy_from_record)}
 
 
-def encode(value: object) -> object:
+def encode(value: Any) -> Any:
     """JSON-shaped data (dicts, lists, scalars) of a record."""
     if type(value) in CODECS:
         return CODECS[type(value)][0](value)
@@ -177,7 +179,7 @@ def encode(value: object) -> object:
     return value
 
 
-def decode(kind: object, value: object) -> object:
+def decode(kind: Any, value: Any) -> Any:
     """A value of type `kind` from JSON-shaped data (what encode() wrote)."""
     if value is None:
         return None
@@ -197,7 +199,7 @@ def decode(kind: object, value: object) -> object:
     return value
 
 
-def check_record_fields(obj: object, names) -> None:
+def check_record_fields(obj: object, names: Iterable[str]) -> None:
     """TypeError when a field of `obj` that holds a record (a dataclass, or None) was given
     something else, say a plain dict: caught where it is set, not when it is read back."""
     hints = typing.get_type_hints(type(obj))
@@ -206,14 +208,14 @@ def check_record_fields(obj: object, names) -> None:
         # a record, or a record or None; containers of records are not looked into
         choices = typing.get_args(hint) if typing.get_origin(hint) in (
             typing.Union, types.UnionType) else (hint,)
-        wanted = [t for t in choices if dataclasses.is_dataclass(t)]
+        wanted = [t for t in choices if isinstance(t, type) and dataclasses.is_dataclass(t)]
         value = getattr(obj, name)
         if wanted and value is not None and not isinstance(value, tuple(wanted)):
             raise TypeError(f"{type(obj).__name__}.{name} must be a {wanted[0].__name__}, "
                             f"not {type(value).__name__}")
 
 
-def decode_fields(kind: type, value: dict, **extra) -> object:
+def decode_fields(kind: Any, value: dict, **extra: object) -> Any:
     """An instance of dataclass `kind` from a JSON object (unknown keys ignored)."""
     hints = typing.get_type_hints(kind)
     known = {f.name for f in dataclasses.fields(kind) if f.init}

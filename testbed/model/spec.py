@@ -9,6 +9,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
 
 import yaml
 
@@ -54,7 +55,7 @@ def valid_cluster_name(name: object) -> bool:
 class _UniqueKeyLoader(yaml.SafeLoader):
     """A YAML loader that refuses a key given twice instead of keeping the last one."""
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
@@ -77,10 +78,10 @@ class Section:
         self.path, self.key, self.spec = path, key, spec
         if doc is not None and not isinstance(doc, dict):
             self.fail("", doc, "must be a mapping")
-        self.doc = doc if doc is not None else {}
+        self.doc: dict = doc if isinstance(doc, dict) else {}
         self.given = doc is not None
 
-    def fail(self, name: str, value: object, problem: str) -> None:
+    def fail(self, name: str, value: object, problem: str) -> NoReturn:
         """Raise a SpecError for field `name` of this section ("" for the section itself)."""
         raise SpecError(self.path, f"{self.key}.{name}" if name else self.key, value, problem)
 
@@ -157,18 +158,20 @@ def read_options(spec: ClusterSpec, readers: Mapping[str, OptionReader],
 
 
 class _Validator:
-    def __init__(self, path, known_modes, options, proxy_modes):
+    def __init__(self, path: str, known_modes: list[str] | None,
+                 options: Mapping[str, OptionReader], proxy_modes: list[str] | None):
         self.path = path
         self.known_modes = known_modes
         self.options = options
         self.proxy_modes = proxy_modes
-        self.names = {}  # every node and rack name, (namespace, name) of pods -> its field
-        self.pod_names = set()
+        # every node and rack name, (namespace, name) of pods -> its field
+        self.names: dict[str | tuple, str] = {}
+        self.pod_names: set[str] = set()
 
-    def fail(self, fld, value, problem):
+    def fail(self, fld: str, value: object, problem: str) -> NoReturn:
         raise SpecError(self.path, fld, value, problem)
 
-    def mapping(self, doc, fld, keys):
+    def mapping(self, doc: object, fld: str, keys: set[str]) -> dict:
         if not isinstance(doc, dict):
             self.fail(fld, doc, "must be a mapping")
         unknown = sorted(set(map(str, doc)) - keys)
@@ -178,7 +181,8 @@ class _Validator:
                       f"unknown key (known: {', '.join(sorted(keys))})")
         return doc
 
-    def name(self, value, fld, max_len, what, key=None):
+    def name(self, value: object, fld: str, max_len: int, what: str,
+             key: tuple | None = None) -> str:
         """A checked name; `key` is what must be unique (a pod's: its namespace and name)."""
         if not isinstance(value, str) or not DNS_LABEL.match(value):
             self.fail(fld, value, f"{what} name must be lower-case letters, digits and '-'")
@@ -197,21 +201,20 @@ class _Validator:
             self.pod_names.add(value)
         return value
 
-    def network(self, value, fld):
+    def network(self, value: object, fld: str) -> ipaddress.IPv4Network:
         try:
             return ipaddress.IPv4Network(str(value), strict=True)
         except ValueError as e:
             self.fail(fld, value, f"not an IPv4 CIDR with host bits zero ({e})")
 
-    def number(self, value, fld, low, high, kind=int):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if kind is int:
-            ok = ok and float(value).is_integer()
-        if not ok or not low <= value <= high:
+    def number(self, value: object, fld: str, low: float, high: float,
+               kind: type = int) -> Any:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or (
+                kind is int and not float(value).is_integer()) or not low <= value <= high:
             self.fail(fld, value, f"must be a number from {low} to {high}")
         return kind(value)
 
-    def cluster(self, doc):
+    def cluster(self, doc: object) -> ClusterSpec:
         doc = self.mapping(doc if doc is not None else {}, "", TOP_KEYS | set(self.options))
         name = doc.get("name", "testbed")
         if not valid_cluster_name(name):
@@ -262,7 +265,7 @@ class _Validator:
                            enforce)
         return read_options(spec, self.options, doc)
 
-    def manifest_paths(self, docs):
+    def manifest_paths(self, docs: object) -> tuple[str, ...]:
         """Paths as given, relative to the topology file's directory."""
         if docs is None:
             return ()
@@ -271,12 +274,13 @@ class _Validator:
         base = os.path.dirname(os.path.abspath(str(self.path)))
         return tuple(os.path.normpath(os.path.join(base, d)) for d in docs)
 
-    def racks(self, docs, bandwidth, delay, pod_cidr):
+    def racks(self, docs: object, bandwidth: float | None, delay: float | None,
+              pod_cidr: ipaddress.IPv4Network) -> list[RackSpec]:
         if docs is None:
             docs = [{"name": "rack1"}]
         if not isinstance(docs, list) or not docs:
             self.fail("racks", docs, "must be a non-empty list")
-        racks = []
+        racks: list[RackSpec] = []
         for i, doc in enumerate(docs):
             fld = f"racks[{i}]"
             doc = self.mapping(doc, fld, RACK_KEYS)
@@ -302,7 +306,7 @@ class _Validator:
             racks.append(RackSpec(name, subnet, bw, dl or None, zone))
         return racks
 
-    def nodes(self, docs, racks):
+    def nodes(self, docs: object, racks: list[RackSpec]) -> list[NodeSpec]:
         if not isinstance(docs, list) or not docs:
             self.fail("nodes", docs, "must be a non-empty list of nodes")
         rack_names = [r.name for r in racks]
@@ -327,7 +331,7 @@ class _Validator:
             nodes.append(NodeSpec(name, rack_name, ip, tuple(pods)))
         return nodes
 
-    def pods(self, doc, fld, node):
+    def pods(self, doc: object, fld: str, node: str) -> list[PodSpec]:
         if isinstance(doc, int) and not isinstance(doc, bool):
             if not 0 <= doc <= 250:
                 self.fail(fld, doc, "pod count must be from 0 to 250")
@@ -353,7 +357,7 @@ class _Validator:
             pods.append(PodSpec(name, namespace, node, dict(labels), containers))
         return pods
 
-    def containers(self, docs, fld):
+    def containers(self, docs: object, fld: str) -> tuple[ContainerSpec, ...]:
         if docs is None:
             return (ContainerSpec("main", DEFAULT_COMMAND),)
         if not isinstance(docs, list) or not docs:

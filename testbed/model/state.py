@@ -15,6 +15,7 @@ import time
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from testbed.host.processes import Process, process_start_time
 from testbed.model.records import (
@@ -98,7 +99,7 @@ class RunState:
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @classmethod
-    def create(cls, name: str, **facts) -> "RunState":
+    def create(cls, name: str, **facts: Any) -> "RunState":
         state = cls(run_dir_for(name), name, created=time.time(), **facts)
         check_record_fields(state, facts)  # before anything exists
         os.makedirs(RUN_ROOT, exist_ok=True)
@@ -178,7 +179,7 @@ class RunState:
             self.events.append(EventRecord(time.time(), type_, reason, obj, message))
             del self.events[:-MAX_EVENTS]
 
-    def update(self, **facts) -> None:
+    def update(self, **facts: Any) -> None:
         for key, value in facts.items():
             if not hasattr(self, key) or key == "dir":
                 raise AttributeError(f"the run state has no field {key!r}")

@@ -84,7 +84,7 @@ class ClusterSpec:
         none a node's."""
         subnet = self.racks[0].subnet
         taken = {n.ip.ip for n in self.nodes}
-        pool = []
+        pool: list[ipaddress.IPv4Address] = []
         for index in range(subnet.num_addresses - 3, 1, -1):
             if subnet[index] in taken or len(pool) == 14:
                 break

@@ -7,13 +7,13 @@ import importlib
 import os
 import pkgutil
 import sys
-from dataclasses import dataclass, field
 
 from testbed.errors import TestbedError
 from testbed.host.daemons import DaemonRecord
 from testbed.host.probes import SHARED, Probe, cni_plugin
 from testbed.kubeproxy.applier import ProxyApplier
 from testbed.kubeproxy.modes import get_proxy_mode
+from testbed.model.context import ClusterContext, NodeContext
 from testbed.model.records import PodRecord
 from testbed.model.spec import OptionReader, Section
 from testbed.model.state import RunState
@@ -22,38 +22,12 @@ from testbed.model.topology import ClusterSpec, PodSpec
 UNDERLAY_DEV = "eth0"
 
 
-@dataclass
-class NodeContext:
-    """What a mode may use of one node: its facts and a way to run commands in it."""
-    name: str
-    rack: str
-    ip: object          # IPv4Interface on the underlay device
-    ns: object          # netns.Namespace of the node
-    dir: str            # the node's own directory in the run directory
-    lease: object = None  # IPv4Network of the node's pods, set from the mode's plan
-    facts: dict = field(default_factory=dict)  # mode-specific facts (a VTEP MAC, a PID, ...)
-
-
-@dataclass
-class ClusterContext:
-    """What a mode may use of the cluster it runs in, and nothing else: the topology, the run's
-    state (where a mode keeps its facts: `nodes[...].facts`, `mode_facts`, and its processes
-    through `own_pid`), the nodes and routers by name, what this machine offers (doctor's
-    capabilities) and the cluster's timings (a mode adds its own, e.g. BGP convergence).
-    The dictionaries are the cluster's own: they fill as the cluster is built."""
-    spec: ClusterSpec
-    state: RunState
-    nodes: dict[str, NodeContext] = field(default_factory=dict)
-    routers: dict = field(default_factory=dict)   # name -> netns.Namespace of a rack router
-    caps: dict[str, bool] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-
-
 class Mode:
     """Base class of a CNI mode; subclasses register with @register."""
     name = ""
     summary = ""
-    requires = ()  # doctor probe names this mode cannot work without (shared or its own)
+    # doctor probe names this mode cannot work without (shared or its own)
+    requires: tuple[str, ...] = ()
     probes: tuple[Probe, ...] = ()  # doctor's checks of what only this mode needs
     # the mode's own CNI plugins: {executable on CNI_PATH: the module run as it}; the install
     # step writes a launcher for each (python -m testbed.modes plugins lists them)
@@ -191,7 +165,7 @@ class Mode:
 
 DEFAULT = "vxlan"  # the mode `testbed up` runs when neither it nor the topology names one
 
-_REGISTRY = {}
+_REGISTRY: dict[str, type[Mode]] = {}
 
 
 def register(cls: type[Mode]) -> type[Mode]:
@@ -225,7 +199,7 @@ def _mode_folders() -> list[str]:
     return list(package.__path__)
 
 
-def _discover():
+def _discover() -> None:
     """Import every mode package in the mode folders and the modules it names as registering
     modes (a package may register in its own __init__), so that adding a mode is adding a
     folder."""
@@ -255,7 +229,7 @@ def services_by(mode_name: str | None, proxy_mode: str) -> type[ProxyApplier]:
     a bare underlay's too): the mode's replacement of kube-proxy, else kube-proxy in
     `proxy_mode`."""
     _discover()
-    mode = _REGISTRY.get(mode_name)
+    mode = _REGISTRY.get(mode_name or "")
     if mode is not None and mode.kube_proxy_replacement is not None:
         return mode.kube_proxy_replacement
     return get_proxy_mode(proxy_mode)
@@ -264,7 +238,7 @@ def services_by(mode_name: str | None, proxy_mode: str) -> type[ProxyApplier]:
 def probes() -> list[Probe]:
     """Every registered mode's own probes, each once (a subclass shares its base's)."""
     _discover()
-    found = {}
+    found: dict[str, Probe] = {}
     for name in sorted(_REGISTRY):
         for probe in _REGISTRY[name].own_probes():
             found.setdefault(probe.name, probe)

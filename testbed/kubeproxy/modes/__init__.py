@@ -7,12 +7,14 @@ kube-proxy mode is adding a module here.
 import importlib
 import pkgutil
 
+from testbed.kubeproxy.applier import ProxyApplier
+
 DEFAULT = "iptables"  # what kube-proxy runs on Linux when its mode is left empty
 
-_REGISTRY = {}
+_REGISTRY: dict[str, type[ProxyApplier]] = {}
 
 
-def register(cls):
+def register(cls: type[ProxyApplier]) -> type[ProxyApplier]:
     """Register a ProxyApplier subclass under its name."""
     if cls.name in _REGISTRY:
         raise RuntimeError(f"kube-proxy mode {cls.name} registered twice")
@@ -20,7 +22,7 @@ def register(cls):
     return cls
 
 
-def _discover():
+def _discover() -> None:
     for info in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{info.name}")
 
@@ -31,7 +33,7 @@ def proxy_mode_names() -> list[str]:
     return sorted(_REGISTRY, key=lambda name: (name != DEFAULT, name))
 
 
-def get_proxy_mode(name: str):
+def get_proxy_mode(name: str) -> type[ProxyApplier]:
     """The applier class of kube-proxy mode `name` ("": kube-proxy's default)."""
     _discover()
     return _REGISTRY[name or DEFAULT]

@@ -1,0 +1,36 @@
+"""What a mode, and kube-proxy, may use of a cluster and of each node: the topology, the run's
+state, the nodes and routers by name, what the machine offers and the cluster's timings — not
+the Cluster object that builds them (lifecycle/cluster.py), whose parts are none of theirs."""
+from dataclasses import dataclass, field
+from ipaddress import IPv4Interface, IPv4Network
+
+from testbed.host.netns import Namespace
+from testbed.model.state import RunState
+from testbed.model.topology import ClusterSpec
+
+
+@dataclass
+class NodeContext:
+    """What a mode may use of one node: its facts and a way to run commands in it."""
+    name: str
+    rack: str
+    ip: IPv4Interface   # on the underlay device
+    ns: Namespace       # the node's network namespace, to run commands in
+    dir: str            # the node's own directory in the run directory
+    lease: IPv4Network | None = None  # the node's pods' subnet, set from the mode's plan
+    facts: dict = field(default_factory=dict)  # mode-specific facts (a VTEP MAC, a PID, ...)
+
+
+@dataclass
+class ClusterContext:
+    """What a mode may use of the cluster it runs in, and nothing else: the topology, the run's
+    state (where a mode keeps its facts: `nodes[...].facts`, `mode_facts`, and its processes
+    through `own_pid`), the nodes and routers by name, what this machine offers (doctor's
+    capabilities) and the cluster's timings (a mode adds its own, e.g. BGP convergence).
+    The dictionaries are the cluster's own: they fill as the cluster is built."""
+    spec: ClusterSpec
+    state: RunState
+    nodes: dict[str, NodeContext] = field(default_factory=dict)
+    routers: dict[str, Namespace] = field(default_factory=dict)  # a rack router's, by name
+    caps: dict[str, bool] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)

@@ -2,11 +2,23 @@
 its PID in the run's state, watched, stopped."""
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from testbed.errors import TestbedError
 from testbed.host.processes import describe_exit, pid_is, process_start_time, terminate
 from testbed.host.waiting import wait_until
+
+
+class Ledger(Protocol):
+    """Where a daemon records the process it starts, so that a teardown finds it: the run's
+    state (model.state.RunState)."""
+    owned: Any
+
+    def own_pid(self, pid: int, what: str) -> object: ...
+
+    def disown_pid(self, pid: int) -> None: ...
 
 
 @dataclass
@@ -19,48 +31,49 @@ class DaemonRecord:
 
 
 class Daemon:
-    def __init__(self, label, argv, output_path):
+    def __init__(self, label: str, argv: list[str], output_path: str):
         self.label = label            # also what the state file says the PID is
         self.argv = argv              # already wrapped to run in its namespace
         self.output_path = output_path
-        self.proc = None
-        self.taken_over = None  # (pid, start) of a daemon another owner started
+        self.proc: subprocess.Popen | None = None
+        # (pid, start) of a daemon another owner started
+        self.taken_over: tuple[int, int] | None = None
 
     @property
-    def pid(self):
+    def pid(self) -> int | None:
         if self.taken_over:
             return self.taken_over[0]
         return self.proc.pid if self.proc else None
 
-    def take_over(self, state):
+    def take_over(self, state: Ledger) -> None:
         """Own the daemon of this label that the run recorded (a dead owner started it)."""
         entry = next((e for e in state.owned.pids if e.what == self.label), None)
         if entry is None:
             raise TestbedError(f"{self.label}: no record of it in the run's state")
         self.taken_over = (entry.pid, entry.start)
 
-    def start(self, state, ready, timeout):
+    def start(self, state: Ledger, ready: Callable[[], bool], timeout: float) -> None:
         """Start, then wait until ready() is true; a death or a timeout is a TestbedError."""
         with open(self.output_path, "ab") as out:
-            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=out, start_new_session=True)
-        state.own_pid(self.proc.pid, self.label)
-        def still_running():
-            if self.proc.poll() is not None:
-                raise TestbedError(f"{self.label} {describe_exit(self.proc.returncode)} at "
+            proc = self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                                stdout=out, stderr=out, start_new_session=True)
+        state.own_pid(proc.pid, self.label)
+        def still_running() -> None:
+            if proc.poll() is not None:
+                raise TestbedError(f"{self.label} {describe_exit(proc.returncode)} at "
                                    f"start: {self._last_output()} (output: {self.output_path})")
 
         if not wait_until(ready, timeout, 0.02, check=still_running):
             raise TestbedError(f"{self.label} did not answer within {timeout:.0f} s")
 
-    def _last_output(self):
+    def _last_output(self) -> str:
         try:
             lines = open(self.output_path, errors="replace").read().strip().splitlines()
         except OSError:
             lines = []
         return lines[-1] if lines else "no output"
 
-    def stop(self, state):
+    def stop(self, state: Ledger) -> None:
         """Stop it if it still runs, reap it and forget its PID; nothing if never started."""
         if self.taken_over:
             terminate(*self.taken_over)
@@ -97,9 +110,9 @@ def describe_death(label: str, info: DaemonRecord, restart_command: str) -> str:
     return f"{label} (pid {info.pid}) {info.state}: {effect}"
 
 
-def socket_ready(path, probe):
+def socket_ready(path: str, probe: Callable[[], object]) -> Callable[[], bool]:
     """A ready() for daemons with a control socket: it exists and probe() answers."""
-    def ready():
+    def ready() -> bool:
         if not os.path.exists(path):
             return False
         try:

@@ -5,32 +5,35 @@ import json
 import os
 import socket
 import subprocess
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any
 
 from testbed.errors import CommandError
 
 NETNS_DIR = "/run/netns"
 
 
-def run(argv, input=None, env=None, check=True, timeout=60):
+def run(argv: Sequence[object], input: str | None = None, env: dict[str, str] | None = None,
+        check: bool = True, timeout: float = 60) -> str:
     """Run argv; return stdout. On failure raise CommandError with the command's own words."""
-    argv = [str(a) for a in argv]
-    proc = subprocess.run(argv, input=input, env=env, capture_output=True, text=True,
+    args = [str(a) for a in argv]
+    proc = subprocess.run(args, input=input, env=env, capture_output=True, text=True,
                           timeout=timeout)
     if check and proc.returncode != 0:
-        raise CommandError(argv, proc.returncode, proc.stderr or proc.stdout)
+        raise CommandError(args, proc.returncode, proc.stderr or proc.stdout)
     return proc.stdout
 
 
-def in_node(pid, argv):
+def in_node(pid: int, argv: Sequence[object]) -> list[str]:
     """argv prefixed to run in the network namespace of a node's shell."""
     return ["nsenter", "-t", str(pid), "-n", "--"] + [str(a) for a in argv]
 
 
-def in_pod(netns, argv):
+def in_pod(netns: str, argv: Sequence[object]) -> list[str]:
     return ["ip", "netns", "exec", netns] + [str(a) for a in argv]
 
 
-def netns_path(name):
+def netns_path(name: str) -> str:
     return f"{NETNS_DIR}/{name}"
 
 
@@ -62,7 +65,7 @@ def socket_in(path: str, family: int = socket.AF_INET,
         os.close(home)
 
 
-def namespace_id(path):
+def namespace_id(path: str) -> int | None:
     """The inode naming a network namespace (of a /run/netns file or /proc/PID/ns/net)."""
     try:
         return os.stat(path).st_ino
@@ -70,9 +73,9 @@ def namespace_id(path):
         return None
 
 
-def processes_in_any(ns_ids):
+def processes_in_any(ns_ids: Collection[int | None]) -> dict[int, list[int]]:
     """{ns_id: [PIDs]} of the processes in any of the given namespaces: one pass over /proc."""
-    found = {}
+    found: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -84,14 +87,14 @@ def processes_in_any(ns_ids):
     return found
 
 
-def delete_named(names):
+def delete_named(names: Collection[str]) -> None:
     """`ip netns del` of many names with one `ip` (-force: one failure stops nothing)."""
     if names:
         run(["ip", "-force", "-batch", "-"], input="".join(f"netns del {n}\n" for n in names),
             check=False)
 
 
-def outside_holders(names):
+def outside_holders(names: Iterable[str]) -> dict[str, list[int]]:
     """{name: [pid, ...]} of the named namespaces that a process holds open as a file (say
     /run/netns/NAME on one of its descriptors): deleting the name would not end such a
     namespace, which would live on unrecorded. One pass over /proc for all the names."""
@@ -101,7 +104,7 @@ def outside_holders(names):
         if ns_id is not None:  # a descriptor reads as the file opened, or as the namespace
             wanted[f"net:[{ns_id}]"] = name
             wanted[netns_path(name)] = name
-    found = {}
+    found: dict[str, list[int]] = {}
     if not wanted:
         return found
     me = os.getpid()
@@ -122,7 +125,7 @@ def outside_holders(names):
     return found
 
 
-def describe_holders(name, pids):
+def describe_holders(name: str, pids: list[int]) -> str:
     """Words for a namespace held open by processes the testbed did not start."""
     shown = []
     for pid in pids[:3]:
@@ -135,7 +138,7 @@ def describe_holders(name, pids):
             "start: left in place")
 
 
-def netns_list():
+def netns_list() -> list[str]:
     """Names of the named network namespaces, as `ip netns list` shows them. Read from the
     directory: `ip netns list` looks up every namespace's id, which with a thousand pods
     costs more than the bring-up step that asks."""
@@ -168,15 +171,15 @@ RTF_REJECT = 0x0200  # the flag /proc/net/route shows for blackhole, unreachable
 class Namespace:
     """A network namespace commands can be run in: a node (by PID) or a pod (by name)."""
 
-    def __init__(self, label, wrap, pid=None):
+    def __init__(self, label: str, wrap: Callable[[list], list[str]], pid: int | None = None):
         self.label = label
         self.wrap = wrap
         self.pid = pid  # of a process inside it (a node's shell), where there is one
 
-    def argv(self, *argv):
+    def argv(self, *argv: object) -> list[str]:
         return self.wrap(list(argv))
 
-    def run(self, *argv, **kwargs):
+    def run(self, *argv: object, **kwargs: Any) -> str:
         return run(self.wrap(list(argv)), **kwargs)
 
     def batch(self, tool: str, lines: list[str]) -> None:
@@ -194,15 +197,15 @@ class Namespace:
                 for r in self.ip_json("-4", "route", "show")
                 if r.get("type", "unicast") == "unicast" and r["dst"] != "default"}
 
-    def ip_json(self, *args):
+    def ip_json(self, *args: str) -> Any:
         """`ip -j -d ARGS` in this namespace, parsed."""
         out = self.run("ip", "-j", "-d", *args)
         return json.loads(out) if out.strip() else []
 
 
-def node_namespace(name, pid):
+def node_namespace(name: str, pid: int) -> Namespace:
     return Namespace(name, lambda argv: in_node(pid, argv), pid)
 
 
-def pod_namespace(name):
+def pod_namespace(name: str) -> Namespace:
     return Namespace(name, lambda argv: in_pod(name, argv))

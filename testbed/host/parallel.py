@@ -18,18 +18,19 @@ def for_each(items: Iterable[T], work: Callable[[T], None], workers: int = WORKE
     """work(item) for every item, up to `workers` at once. On the first failure (or Ctrl-C)
     no more is started, what runs is waited for, and the first error is raised: when this
     returns or raises, nothing of it still runs (teardown may begin)."""
-    items = list(items)
-    if workers <= 1 or len(items) <= 1:
-        for item in items:
+    listed = list(items)
+    if workers <= 1 or len(listed) <= 1:
+        for item in listed:
             work(item)
         return
-    pool = ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix="testbed")
-    futures = [pool.submit(work, item) for item in items]
+    pool = ThreadPoolExecutor(min(workers, len(listed)), thread_name_prefix="testbed")
+    futures = [pool.submit(work, item) for item in listed]
     try:
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for future in futures:
-            if future in done and future.exception() is not None:
-                raise future.exception()
+            error = future.exception() if future in done else None
+            if error is not None:
+                raise error
     finally:
         for future in futures:
             future.cancel()

@@ -5,6 +5,7 @@ unrelated process is never signalled; nothing here finds a process by name.
 """
 import os
 import signal
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from testbed.host import netns
@@ -20,7 +21,7 @@ class Process:
     what: str = ""
 
 
-def process_start_time(pid):
+def process_start_time(pid: int) -> int | None:
     """The kernel's start time of a process (clock ticks since boot), or None if it is gone.
 
     Recorded beside each PID so that a PID reused by an unrelated process is never signalled.
@@ -34,7 +35,7 @@ def process_start_time(pid):
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
-def _is_zombie(pid):
+def _is_zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
@@ -42,13 +43,13 @@ def _is_zombie(pid):
         return False
 
 
-def pid_is(pid, start):
+def pid_is(pid: int | None, start: int | None) -> bool:
     """Is `pid` still the live process that started at `start`? (A zombie counts as ended.)"""
     return (pid is not None and start is not None and process_start_time(pid) == start
             and not _is_zombie(pid))
 
 
-def terminate(pid, start, grace=3.0):
+def terminate(pid: int, start: int | None, grace: float = 3.0) -> None:
     """SIGTERM a process we started (if it is still that process), then SIGKILL after grace."""
     if not pid_is(pid, start):
         return
@@ -61,14 +62,14 @@ def terminate(pid, start, grace=3.0):
         pass
 
 
-def end_processes_in(ns_id, grace=3.0):
+def end_processes_in(ns_id: int | None, grace: float = 3.0) -> list[int]:
     """End whatever still runs in a network namespace that is being removed — a daemon started
     with `testbed exec` would otherwise outlive its pod or node and keep the namespace alive.
     Found by namespace, ended by PID (with its start time checked), never by name."""
     return end_processes_in_all([ns_id], grace)
 
 
-def end_processes_in_all(ns_ids, grace=3.0):
+def end_processes_in_all(ns_ids: Iterable[int | None], grace: float = 3.0) -> list[int]:
     """end_processes_in() for many namespaces, with one pass over /proc and one grace period.
     Never the namespace this program or init runs in: a recorded PID that has been reused
     there must not turn into "everything on the machine"."""
@@ -82,7 +83,7 @@ def end_processes_in_all(ns_ids, grace=3.0):
     return [pid for pid, _ in found]
 
 
-def remove_named_namespaces(names):
+def remove_named_namespaces(names: list[str]) -> list[int]:
     """Whatever runs in the named namespaces ended (one pass over /proc), then the names
     deleted with one `ip`; returns the PIDs ended."""
     ended = end_processes_in_all([netns.namespace_id(netns.netns_path(n)) for n in names])
@@ -90,12 +91,12 @@ def remove_named_namespaces(names):
     return ended
 
 
-def end_together(processes, grace=3.0):
+def end_together(processes: Iterable[tuple[int, int | None]], grace: float = 3.0) -> None:
     """SIGTERM every (pid, start) still that process, then SIGKILL those alive after `grace`
     (one grace period for all of them, not one each)."""
     alive = [(pid, start) for pid, start in processes if pid_is(pid, start)]
     _signal_all(alive, signal.SIGTERM)
-    def all_ended():
+    def all_ended() -> bool:
         alive[:] = [(pid, start) for pid, start in alive if pid_is(pid, start)]
         return not alive
 
@@ -103,7 +104,7 @@ def end_together(processes, grace=3.0):
     _signal_all(alive, signal.SIGKILL)
 
 
-def _signal_all(processes, signum):
+def _signal_all(processes: Iterable[tuple[int, int | None]], signum: int) -> None:
     for pid, _start in processes:
         try:
             os.kill(pid, signum)
@@ -111,7 +112,7 @@ def _signal_all(processes, signum):
             pass
 
 
-def describe_exit(returncode):
+def describe_exit(returncode: int | None) -> str:
     """How a process we started ended, in words (a Popen returncode; None = running)."""
     if returncode is None:
         return "running"

@@ -3,6 +3,8 @@ the build unwinds on (as on Ctrl-C), and a teardown that, once begun, cannot be 
 import contextlib
 import signal
 import threading
+from collections.abc import Iterator
+from typing import NoReturn
 
 
 class Interrupted(BaseException):
@@ -10,7 +12,7 @@ class Interrupted(BaseException):
 
 
 @contextlib.contextmanager
-def signals_deferred():
+def signals_deferred() -> Iterator[None]:
     """While the block runs, SIGINT, SIGTERM and SIGHUP are ignored: they ask for a teardown,
     and one half done would leave half a cluster. (A handler that does nothing, not SIG_IGN,
     which the commands started meanwhile would inherit.)"""
@@ -27,9 +29,9 @@ def signals_deferred():
 
 
 @contextlib.contextmanager
-def signals_interrupt(*more):
+def signals_interrupt(*more: int) -> Iterator[None]:
     """SIGTERM and SIGHUP (and `more` signals) raise Interrupted while the block runs."""
-    def handler(signum, _frame):
+    def handler(signum: int, _frame: object) -> NoReturn:
         raise Interrupted(signal.Signals(signum).name)
     previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP, *more)}
     try:

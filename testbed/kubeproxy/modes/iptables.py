@@ -29,11 +29,13 @@ with `-m nfacct` where the kernel has it; these rules carry no nfacct match.
 import base64
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from testbed.errors import CommandError
 from testbed.kubeproxy.applier import ProxyApplier, chain_kinds, hook
 from testbed.kubeproxy.modes import register
-from testbed.kubeproxy.types import MASQ_MARK, filter_comment, firewall_sources, plan
+from testbed.kubeproxy.types import MASQ_MARK, ServicePort, filter_comment, firewall_sources, plan
+from testbed.model.context import NodeContext
 
 NEW = "-m conntrack --ctstate NEW"
 BASE_JUMPS = [  # (table, built-in chain, rule): kube-proxy's hooks into the built-in chains
@@ -268,7 +270,7 @@ class IptablesProxies(ProxyApplier):
     needs = {"iptables": "iptables with the kernel's nat table"}
 
     @classmethod
-    def describe(cls, sp):
+    def describe(cls, sp: ServicePort) -> list[str]:
         local, external, firewall = chain_kinds(sp)
         chains = [svc_chain(sp)] + [f"{sep_chain(sp, ep)} ({ep})" for ep in sp.endpoints]
         chains += [svl_chain(sp) + " (this node's endpoints)"] if local else []
@@ -276,17 +278,17 @@ class IptablesProxies(ProxyApplier):
         chains += [fw_chain(sp)] if firewall else []
         return [cls.heading(sp)] + [f"  {chain}" for chain in chains]
 
-    def render(self, ports, pod_cidr, node):
+    def render(self, ports: list[ServicePort], pod_cidr: str, node: NodeContext) -> Any:
         return ruleset(ports, pod_cidr, node.name, str(node.ip.ip), self.zones.get(node.name, ""))
 
-    def prepare(self, node):
+    def prepare(self, node: NodeContext) -> None:
         # localhost NodePorts: 127.0.0.1:<nodePort> is DNATed to a pod, which the kernel
         # routes only with route_localnet (kube-proxy sets it; KUBE-FIREWALL drops martians)
         node.ns.run("sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1")
         for table in CANARY_TABLES:
             node.ns.run("iptables", "-w", "-t", table, "-N", CANARY)
 
-    def apply(self, node, rendered):
+    def apply(self, node: NodeContext, rendered: Any) -> None:
         held = self.last.get(node.name)
         try:
             node.ns.run("iptables-restore", "-w", "--noflush",

@@ -19,11 +19,13 @@ render() is pure; commands() diffs two renders into ipvsadm-restore, ipset resto
 `ip -batch` input.
 """
 from dataclasses import dataclass, field
+from typing import Any
 
 from testbed.kubeproxy.applier import ProxyApplier, hook
 from testbed.kubeproxy.modes import register
 from testbed.kubeproxy.modes.iptables import BASE_JUMPS, FORWARD_RULES
-from testbed.kubeproxy.types import MASQ_MARK, firewall_sources, topology_endpoints
+from testbed.kubeproxy.types import MASQ_MARK, ServicePort, firewall_sources, topology_endpoints
+from testbed.model.context import NodeContext
 
 DEVICE = "kube-ipvs0"
 SCHEDULER = "rr"
@@ -197,13 +199,13 @@ class IpvsProxies(ProxyApplier):
              "iptables": "iptables with the kernel's nat table"}
 
     @classmethod
-    def describe(cls, sp):
+    def describe(cls, sp: ServicePort) -> list[str]:
         return [cls.heading(sp), f"  IPVS virtual server {sp.cluster_ip}:{sp.port}/{sp.protocol}"]
 
-    def render(self, ports, pod_cidr, node):
+    def render(self, ports: list[ServicePort], pod_cidr: str, node: NodeContext) -> Any:
         return render(ports, str(node.ip.ip), node.name, self.zones.get(node.name, "")), pod_cidr
 
-    def apply(self, node, rendered):
+    def apply(self, node: NodeContext, rendered: Any) -> None:
         new, pod_cidr = rendered
         first = node.name not in self.last
         ipvs, sets, addresses = commands(self.last[node.name][0] if not first else None, new)

@@ -25,11 +25,13 @@ two renders into `nft -f` input.
 import base64
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from testbed.kubeproxy.applier import ProxyApplier, chain_kinds
 from testbed.kubeproxy.modes import register
 from testbed.kubeproxy.services import SERVICE_CIDR
-from testbed.kubeproxy.types import MASQ_MARK, firewall_sources, plan
+from testbed.kubeproxy.types import MASQ_MARK, ServicePort, firewall_sources, plan
+from testbed.model.context import NodeContext
 
 TABLE = "ip kube-proxy"
 CHAINS = {  # kube-proxy's fixed chains, name -> declaration (base chains hook in)
@@ -292,7 +294,7 @@ class NftablesProxies(ProxyApplier):
     needs = {"nftables": "the kernel's nftables"}
 
     @classmethod
-    def describe(cls, sp):
+    def describe(cls, sp: ServicePort) -> list[str]:
         local, external, firewall = chain_kinds(sp)
         chains = [service_chain(sp)] + [f"endpoint-{endpoint_base(sp, ep)}"
                                         for ep in sp.endpoints]
@@ -301,11 +303,11 @@ class NftablesProxies(ProxyApplier):
         chains += [firewall_chain(sp)] if firewall else []
         return [cls.heading(sp)] + [f"  {chain}" for chain in chains]
 
-    def render(self, ports, pod_cidr, node):
+    def render(self, ports: list[ServicePort], pod_cidr: str, node: NodeContext) -> Any:
         return render(ports, pod_cidr, node.name, str(node.ip.ip),
                       zone=self.zones.get(node.name, ""))
 
-    def apply(self, node, rendered):
+    def apply(self, node: NodeContext, rendered: Any) -> None:
         text = transaction(self.last.get(node.name), rendered)
         if text:
             node.ns.run("nft", "-f", "-", input=text)

@@ -20,11 +20,13 @@ out (iptables-restore --noflush input, every chain whole).
 """
 import os
 import shlex
+from typing import Any
 
 from testbed.host import rpc
 from testbed.kubeproxy.applier import AGENT_SOCKET, ProxyApplier
 from testbed.kubeproxy.modes import register
 from testbed.kubeproxy.types import ServicePort, plan
+from testbed.model.context import ClusterContext, NodeContext
 
 NAT_CHAINS = ("KUBE-PORTALS-CONTAINER", "KUBE-PORTALS-HOST", "KUBE-NODEPORT-CONTAINER",
               "KUBE-NODEPORT-HOST")
@@ -112,14 +114,14 @@ class UserspaceProxies(ProxyApplier):
     needs = {"iptables": "iptables with the kernel's nat table"}
 
     @classmethod
-    def describe(cls, sp):
+    def describe(cls, sp: ServicePort) -> list[str]:
         return [cls.heading(sp), "  KUBE-PORTALS-CONTAINER, KUBE-PORTALS-HOST -> the proxy port "
                 "of kube-proxy@<node> on each node (`testbed exec NODE -- iptables-save`)"]
 
-    def render(self, ports, pod_cidr, node):
+    def render(self, ports: list[ServicePort], pod_cidr: str, node: NodeContext) -> Any:
         return [sp for sp in ports if sp.protocol in ("tcp", "udp")]  # as the old proxier
 
-    def agent_config(self, node, ports):
+    def agent_config(self, node: NodeContext, ports: list[ServicePort]) -> dict:
         zone = self.zones.get(node.name, "")
         found = {}
         for sp in ports:
@@ -127,7 +129,7 @@ class UserspaceProxies(ProxyApplier):
                 found.update(portals(sp, node.name, zone))
         return {"listen": str(node.ip.ip), "portals": found}
 
-    def apply(self, node, ports):
+    def apply(self, node: NodeContext, ports: Any) -> None:
         text = render(ports, str(node.ip.ip), self.proxy_ports.get(node.name, {}))
         node.ns.run("iptables-restore", "-w", "--noflush", input=text)
         if node.name not in self.hooked:
@@ -136,7 +138,7 @@ class UserspaceProxies(ProxyApplier):
                 node.ns.run("iptables", "-w", "-t", table, *position, *shlex.split(rule))
         self.last[node.name] = ports
 
-    def recall(self, cluster):
+    def recall(self, cluster: ClusterContext) -> None:
         super().recall(cluster)
         for node in cluster.nodes.values():  # the ports its proxy listens on, as it says
             stats = rpc.request(os.path.join(node.dir, AGENT_SOCKET), {"stats": True})

@@ -11,10 +11,14 @@ import os
 import time
 
 from testbed.errors import TestbedError
+from testbed.host.daemons import DaemonRecord
 from testbed.host.parallel import for_each
 from testbed.host.probes import Probe
 from testbed.host.waiting import wait_until
 from testbed.model import ipam
+from testbed.model.context import ClusterContext, NodeContext
+from testbed.model.state import RunState
+from testbed.model.topology import ClusterSpec
 from testbed.modes.base import Mode, register
 from testbed.modes.bgp.bird import NODE_AS, ROUTER_AS, BirdDaemon, birdc, node_config, router_config
 from testbed.modes.bgp.options import read_bgp
@@ -42,24 +46,24 @@ class BgpMode(Mode):
     def __init__(self):
         self.birds = {}  # node or router name -> BirdDaemon
 
-    def plan(self, spec):
+    def plan(self, spec: ClusterSpec) -> dict:
         try:
             self.blocks = ipam.calico_blocks(spec)
         except ValueError as e:
             raise TestbedError(f"{spec.path}: {e}")
         return {name: blocks[0] for name, blocks in self.blocks.items()}
 
-    def check(self, spec):
+    def check(self, spec: ClusterSpec) -> None:
         self.plan(spec)
 
-    def setup_node(self, spec, node):
+    def setup_node(self, spec: ClusterSpec, node: NodeContext) -> None:
         node.facts["blocks"] = [str(b) for b in self.blocks[node.name]]
         # Pods' default gateway 169.254.1.1 is answered by proxy ARP, which the kernel does
         # only for an address it can route elsewhere. A Calico host has a default route for
         # that; nodes on a single rack have none here, so this host route plays its part.
         node.ns.run("ip", "route", "replace", f"{LINK_LOCAL_GATEWAY}/32", "dev", "lo")
 
-    def network_config(self, spec, node):
+    def network_config(self, spec: ClusterSpec, node: NodeContext) -> dict:
         return {
             "cniVersion": "1.0.0",
             "name": NETWORK_NAME,
@@ -95,7 +99,7 @@ class BgpMode(Mode):
             peers.append(("rack_router", router_ip, ROUTER_AS, False))
         return peers
 
-    def start(self, cluster):
+    def start(self, cluster: ClusterContext) -> None:
         spec, nodes = cluster.spec, cluster.nodes
         started = time.monotonic()
         bgp = self.option(spec, "bgp")
@@ -120,7 +124,7 @@ class BgpMode(Mode):
         cluster.timings["bgp_converged_s"] = self.wait_converged(cluster, started)
         cluster.timings["convergence_s"] = time.monotonic() - waiting
 
-    def adopt(self, cluster):
+    def adopt(self, cluster: ClusterContext) -> None:
         for node in cluster.nodes.values():
             daemon = BirdDaemon(node.name, node.ns, os.path.join(node.dir, "bird"))
             daemon.take_over(cluster.state)
@@ -158,18 +162,18 @@ class BgpMode(Mode):
                         out.append(f"{node.name} lacks {block} of {peer.name}")
         return out
 
-    def stop(self, cluster):
+    def stop(self, cluster: ClusterContext) -> None:
         for daemon in self.birds.values():
             daemon.stop(cluster.state)
         self.birds = {}
 
-    def daemon_status(self, cluster):
+    def daemon_status(self, cluster: ClusterContext) -> dict[str, DaemonRecord]:
         return {f"bird@{name}": d.status(name) for name, d in self.birds.items()}
 
-    def daemons(self, cluster):
+    def daemons(self, cluster: ClusterContext) -> dict[str, int]:
         return {f"bird@{name}": d.pid for name, d in self.birds.items() if d.pid}
 
-    def restart_daemon(self, cluster, node_name):
+    def restart_daemon(self, cluster: ClusterContext, node_name: str) -> None:
         daemon = self.birds.get(node_name)
         if daemon is None:
             raise TestbedError(f"no BIRD runs for {node_name}")
@@ -178,7 +182,7 @@ class BgpMode(Mode):
 
     routing_daemon = "BIRD's BGP sessions (birdc show protocols)"
 
-    def routing_sessions(self, state, host):
+    def routing_sessions(self, state: RunState, host: str) -> str | None:
         """BIRD's protocols (`birdc show protocols`) of a node or of the rack router."""
         node = state.nodes.get(host)
         if node is not None:
@@ -191,6 +195,6 @@ class BgpMode(Mode):
             return None
         return birdc(socket_path, "show", "protocols")
 
-    def describe_node(self, node):
+    def describe_node(self, node: NodeContext) -> dict:
         return {"lease": ",".join(node.facts.get("blocks", [])),
                 "bird_socket": node.facts.get("bird_socket")}

@@ -21,8 +21,11 @@ from testbed.host import netns
 from testbed.host.probes import Probe
 from testbed.kubeproxy.services import SERVICE_CIDR
 from testbed.model import ipam
+from testbed.model.context import ClusterContext, NodeContext
+from testbed.model.records import PodRecord
 from testbed.model.spec import Section
-from testbed.model.topology import ClusterSpec
+from testbed.model.state import RunState
+from testbed.model.topology import ClusterSpec, PodSpec
 from testbed.modes.base import UNDERLAY_DEV, Mode, register
 from testbed.modes.ebpf import explain, maps, report
 from testbed.modes.ebpf.maps import MapWrite
@@ -129,7 +132,7 @@ class EbpfMode(Mode):
         """"native" (the FIB, one L2 segment) or "tunnel" (VXLAN between nodes)."""
         return self.option(spec, "ebpf").routing
 
-    def describe_datapath(self, spec, caps):
+    def describe_datapath(self, spec: ClusterSpec, caps: dict) -> str:
         if self.routing(spec) == "tunnel":
             how = "cilium_vxlan with a tunnel key per peer (VNI: the source identity)"
         else:
@@ -137,7 +140,7 @@ class EbpfMode(Mode):
         return ("eBPF (tc): lxc veths, bpf_redirect_peer into pods, " + how +
                 "; Services in BPF maps (no kube-proxy)")
 
-    def check(self, spec):
+    def check(self, spec: ClusterSpec) -> None:
         ipam.check_lease_room(spec)
         racks = {node.rack for node in spec.nodes}
         if self.routing(spec) == "native" and len(racks) > 1:
@@ -145,23 +148,23 @@ class EbpfMode(Mode):
                 f"{spec.path}: ebpf.routing: native needs every node on one L2 segment (the "
                 f"nodes are on {len(racks)} racks); set `ebpf: {{routing: tunnel}}` across racks")
 
-    def plan(self, spec):
+    def plan(self, spec: ClusterSpec) -> dict:
         return ipam.node_leases(spec)
 
-    def pod_mtu(self, spec):
+    def pod_mtu(self, spec: ClusterSpec) -> int:
         return spec.mtu - (VXLAN_OVERHEAD if self.routing(spec) == "tunnel" else 0)
 
-    def service_proxy(self, cluster):
+    def service_proxy(self, cluster: ClusterContext) -> object | None:
         return BpfServices(lambda node: maps_dir(cluster.spec.name, node))
 
     # --- nodes -------------------------------------------------------------------------------
-    def prepare(self, cluster):
+    def prepare(self, cluster: ClusterContext) -> None:
         _ensure_bpffs()
         root = cluster_pins(cluster.spec.name)
         cluster.state.own("dirs", root)
         os.makedirs(root, exist_ok=True)
 
-    def setup_node(self, spec, node):
+    def setup_node(self, spec: ClusterSpec, node: NodeContext) -> None:
         node.facts.update(cluster=spec.name, routing=self.routing(spec),
                           router=router_ip(node.lease))
         pins = pin_dir(spec.name, node.name)
@@ -202,7 +205,7 @@ class EbpfMode(Mode):
             f"-A {MASQ_CHAIN} -s {node.lease} ! -d {spec.pod_cidr} ! -o cilium_+ {comment} "
             "-j MASQUERADE", "COMMIT"]) + "\n")
 
-    def add_peers(self, spec, node, peers):
+    def add_peers(self, spec: ClusterSpec, node: NodeContext, peers: list[NodeContext]) -> None:
         # a peer's pod CIDR, and the peer itself (remote-node): both reached through it,
         # neither through this node's stack (whose masquerade would hide the pods)
         writes = []
@@ -220,16 +223,16 @@ class EbpfMode(Mode):
                                  f"{node.facts['router']} mtu {self.pod_mtu(spec)}"
                                  for peer in peers])
 
-    def add_peer(self, spec, node, peer):
+    def add_peer(self, spec: ClusterSpec, node: NodeContext, peer: NodeContext) -> None:
         self.add_peers(spec, node, [peer])
 
-    def remove_peer(self, spec, node, peer):
+    def remove_peer(self, spec: ClusterSpec, node: NodeContext, peer: NodeContext) -> None:
         maps.write(maps_dir(spec.name, node.name),
                    [MapWrite(maps.IPCACHE, maps.ipcache_key(prefix))
                     for prefix in (str(peer.lease), f"{peer.ip.ip}/32")])
         node.ns.run("ip", "route", "del", str(peer.lease), check=False)
 
-    def network_config(self, spec, node):
+    def network_config(self, spec: ClusterSpec, node: NodeContext) -> dict:
         first = node.lease[2]
         return {
             "cniVersion": "1.0.0",
@@ -251,7 +254,8 @@ class EbpfMode(Mode):
             self.identities[key] = maps.FIRST_IDENTITY + len(self.identities)
         return self.identities[key]
 
-    def pod_added(self, cluster, pod, node, record):
+    def pod_added(self, cluster: ClusterContext, pod: PodSpec, node: NodeContext,
+                  record: PodRecord) -> None:
         host, sandbox = record.result["interfaces"][:2]
         ident = self.identity(pod.namespace, record.labels)
         _tc_attach(node, host["name"], "ingress", "cil_from_container")
@@ -263,7 +267,7 @@ class EbpfMode(Mode):
         self._propagate(cluster, MapWrite(maps.IPCACHE, maps.ipcache_key(f"{record.ip}/32"),
                                           maps.ipcache_value(ident, str(node.ip.ip))))
 
-    def pod_removed(self, cluster, pod, node):
+    def pod_removed(self, cluster: ClusterContext, pod: PodSpec, node: NodeContext) -> None:
         ip = self.pod_ips.pop(pod.key, None)
         if ip is None:
             return
@@ -298,11 +302,11 @@ class EbpfMode(Mode):
             raise
 
     # --- teardown and what it shows ------------------------------------------------------------
-    def stop(self, cluster):
+    def stop(self, cluster: ClusterContext) -> None:
         """The pins go; the programs go with their devices when the nodes do."""
         shutil.rmtree(cluster_pins(cluster.spec.name), ignore_errors=True)
 
-    def datapath_tables(self, state, node):
+    def datapath_tables(self, state: RunState, node: str) -> str | None:
         facts, pinned = state.nodes[node].facts, maps_dir(state.name, node)
         if not os.path.isdir(pinned):
             raise TestbedError(f"{node} has no BPF maps pinned at {pinned}: cluster "
@@ -310,7 +314,7 @@ class EbpfMode(Mode):
         return report.report(state, node, pinned, report.attached_programs(
             state, node, facts.get("routing") == "tunnel"))
 
-    def datapath_trace(self, state, node, in_port, flow):
+    def datapath_trace(self, state: RunState, node: str, in_port: str, flow: dict) -> list[str]:
         facts, pinned = state.nodes[node].facts, maps_dir(state.name, node)
         try:
             return explain.explain(state, node, pinned, in_port, flow,
@@ -318,6 +322,6 @@ class EbpfMode(Mode):
         except CommandError:  # the maps went with the cluster meanwhile
             return []
 
-    def describe_node(self, node):
+    def describe_node(self, node: NodeContext) -> dict:
         return {"lease": str(node.lease), "routing": node.facts.get("routing"),
                 "bpf_pins": pin_dir(node.facts.get("cluster", ""), node.name)}

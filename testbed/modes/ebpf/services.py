@@ -13,9 +13,11 @@ exists: a flow's CT entry names its backend by ID.
 """
 import heapq
 from dataclasses import dataclass, field
+from typing import Any
 
 from testbed.kubeproxy.applier import ProxyApplier
 from testbed.kubeproxy.types import ServicePort, firewall_sources, plan
+from testbed.model.context import NodeContext
 from testbed.modes.ebpf import maps
 from testbed.modes.ebpf.maps import MapWrite
 
@@ -145,7 +147,7 @@ class BpfServices(ProxyApplier):
     tracked_by = "the datapath's BPF CT map"
 
     @classmethod
-    def describe(cls, sp):
+    def describe(cls, sp: ServicePort) -> list[str]:
         return [f"BPF service maps (kube-proxy replaced), port {sp.port_name or sp.port}:",
                 f"  frontend {sp.cluster_ip}:{sp.port}/{sp.protocol} in {maps.SERVICES} of "
                 "every node, one slot per backend (`testbed bpf NODE`)"]
@@ -155,14 +157,14 @@ class BpfServices(ProxyApplier):
         self.maps_dir = maps_dir  # node name -> the directory its maps are pinned in
         self.backend_ids, self.rev_nat = {}, {}  # node -> Allocator
 
-    def render(self, ports, pod_cidr, node):
+    def render(self, ports: list[ServicePort], pod_cidr: str, node: NodeContext) -> Any:
         fronts = frontends(ports, node.name, str(node.ip.ip), self.zones.get(node.name, ""))
         return render(fronts, self.backend_ids.setdefault(node.name, Allocator()),
                       self.rev_nat.setdefault(node.name, Allocator()))
 
-    def apply(self, node, rendered):
+    def apply(self, node: NodeContext, rendered: Any) -> None:
         maps.write(self.maps_dir(node.name), changes(self.last.get(node.name), rendered))
         self.last[node.name] = rendered
 
-    def route_services(self, node):
+    def route_services(self, node: NodeContext) -> None:
         """The mode routes the service range to cilium_host, whose program translates."""

@@ -14,7 +14,9 @@ import os
 from dataclasses import dataclass
 
 from testbed.model import ipam
+from testbed.model.context import NodeContext
 from testbed.model.spec import Section
+from testbed.model.topology import ClusterSpec
 from testbed.modes.base import Mode
 
 CNI_BRIDGE = "cni0"
@@ -69,13 +71,13 @@ class FlannelMode(Mode):
     policy_note = "flannel enforces no NetworkPolicy (topology networkPolicy: {enforce: true} " \
         "adds it as Canal does)"
 
-    def check(self, spec):
+    def check(self, spec: ClusterSpec) -> None:
         ipam.check_lease_room(spec)
 
-    def plan(self, spec):
+    def plan(self, spec: ClusterSpec) -> dict:
         return ipam.node_leases(spec)
 
-    def setup_node(self, spec, node):
+    def setup_node(self, spec: ClusterSpec, node: NodeContext) -> None:
         env_dir = os.path.join(node.dir, "run", "flannel")
         ip_masq = self.option(spec, "flannel").ip_masq
         node.facts["subnet_env"] = ipam.write_subnet_env(
@@ -88,7 +90,7 @@ class FlannelMode(Mode):
     def setup_backend(self, spec, node):
         """The backend's own devices on the node."""
 
-    def network_config(self, spec, node):
+    def network_config(self, spec: ClusterSpec, node: NodeContext) -> dict:
         env = ipam.parse_subnet_env(open(node.facts["subnet_env"]).read())
         return {
             "cniVersion": "1.0.0",
@@ -109,5 +111,5 @@ class FlannelMode(Mode):
             },
         }
 
-    def describe_node(self, node):
+    def describe_node(self, node: NodeContext) -> dict:
         return {"lease": str(node.lease)}

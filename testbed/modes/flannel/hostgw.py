@@ -4,6 +4,8 @@ No encapsulation, so it only works where every node reaches every other node dir
 L2 segment; flannel refuses other peers at run time, we refuse such a topology up front.
 """
 from testbed.errors import TestbedError
+from testbed.model.context import NodeContext
+from testbed.model.topology import ClusterSpec
 from testbed.modes.base import UNDERLAY_DEV, register
 from testbed.modes.flannel.base import FlannelMode
 
@@ -14,7 +16,7 @@ class HostGwMode(FlannelMode):
     summary = "flannel host-gw: routes to peer leases via peer node IPs (one L2 segment)"
     datapath = "kernel: IP routes via peer nodes, Linux bridge cni0"
 
-    def check(self, spec):
+    def check(self, spec: ClusterSpec) -> None:
         super().check(spec)
         if len({node.rack for node in spec.nodes}) > 1:
             by_rack = {}
@@ -26,13 +28,13 @@ class HostGwMode(FlannelMode):
                 f"are on {len(by_rack)} racks ({racks}); use vxlan (or another encapsulating "
                 f"mode) across racks")
 
-    def add_peer(self, spec, node, peer):
+    def add_peer(self, spec: ClusterSpec, node: NodeContext, peer: NodeContext) -> None:
         self.add_peers(spec, node, [peer])
 
-    def add_peers(self, spec, node, peers):
+    def add_peers(self, spec: ClusterSpec, node: NodeContext, peers: list[NodeContext]) -> None:
         node.ns.batch("ip", [f"route replace {peer.lease} via {peer.ip.ip} dev {UNDERLAY_DEV}"
                              for peer in peers])
 
-    def remove_peer(self, spec, node, peer):
+    def remove_peer(self, spec: ClusterSpec, node: NodeContext, peer: NodeContext) -> None:
         node.ns.run("ip", "route", "del", peer.lease, "via", peer.ip.ip, "dev", UNDERLAY_DEV,
                     check=False)

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from testbed import BUILD
 from testbed.errors import TestbedError
 from testbed.host import rpc
-from testbed.host.daemons import Daemon, socket_ready
+from testbed.host.daemons import Daemon, DaemonRecord, socket_ready
 from testbed.host.probes import Probe
+from testbed.model.context import ClusterContext, NodeContext
 from testbed.model.spec import Section
+from testbed.model.topology import ClusterSpec
 from testbed.modes.base import register
 from testbed.modes.flannel.base import FlannelMode
 
@@ -78,7 +80,7 @@ class UdpMode(FlannelMode):
         """Whether the forwarders move bundles (udp-gso) or one packet per call (flannel's)."""
         return self.option(spec, "udp").offload if self.offload is None else self.offload
 
-    def describe_datapath(self, spec, caps):
+    def describe_datapath(self, spec: ClusterSpec, caps: dict) -> str:
         how = ("TSO/GSO/GRO bundles" if self.bundles(spec)
                else "one packet per system call, as flannel's")
         return f"{self.datapath}; forwarder moves {how}"
@@ -97,18 +99,18 @@ class UdpMode(FlannelMode):
         node.facts["peers"] = {}
 
     # --- peers -----------------------------------------------------------------------------
-    def add_peer(self, spec, node, peer):
+    def add_peer(self, spec: ClusterSpec, node: NodeContext, peer: NodeContext) -> None:
         node.facts["peers"][str(peer.lease)] = str(peer.ip.ip)
         if node.name in self.forwarders:
             control(node.facts["control"], f"add {peer.lease} {peer.ip.ip}")
 
-    def remove_peer(self, spec, node, peer):
+    def remove_peer(self, spec: ClusterSpec, node: NodeContext, peer: NodeContext) -> None:
         node.facts["peers"].pop(str(peer.lease), None)
         if node.name in self.forwarders:
             control(node.facts["control"], f"del {peer.lease}")
 
     # --- the forwarders --------------------------------------------------------------------
-    def start(self, cluster):
+    def start(self, cluster: ClusterContext) -> None:
         for node in cluster.nodes.values():
             self.start_forwarder(cluster, node)
 
@@ -131,7 +133,7 @@ class UdpMode(FlannelMode):
         for lease, ip in node.facts["peers"].items():
             control(sock, f"add {lease} {ip}")
 
-    def adopt(self, cluster):
+    def adopt(self, cluster: ClusterContext) -> None:
         for node in cluster.nodes.values():
             forwarder = Daemon(self._label(node), [], os.path.join(node.dir,
                                                                    "udp-forwarder.log"))
@@ -142,29 +144,29 @@ class UdpMode(FlannelMode):
     def _label(node):
         return f"udp forwarder on {node.name}"
 
-    def stop(self, cluster):
+    def stop(self, cluster: ClusterContext) -> None:
         for forwarder in self.forwarders.values():
             forwarder.stop(cluster.state)
         self.forwarders = {}
 
-    def restart_daemon(self, cluster, node_name):
+    def restart_daemon(self, cluster: ClusterContext, node_name: str) -> None:
         """Start a node's forwarder again (after it died); it re-reads the peer table."""
         old = self.forwarders.pop(node_name, None)
         if old is not None:
             old.stop(cluster.state)
         self.start_forwarder(cluster, cluster.nodes[node_name])
 
-    def daemon_status(self, cluster):
+    def daemon_status(self, cluster: ClusterContext) -> dict[str, DaemonRecord]:
         """{label: {"node", "pid", "alive", "state"}} of every forwarder."""
         return {f"forwarder@{name}": f.status(name) for name, f in self.forwarders.items()}
 
-    def daemons(self, cluster):
+    def daemons(self, cluster: ClusterContext) -> dict[str, int]:
         return {f"forwarder@{name}": f.pid for name, f in self.forwarders.items()}
 
-    def stats(self, node):
+    def stats(self, node: NodeContext | None) -> dict:
         return json.loads(control(node.facts["control"], "stats"))
 
-    def describe_node(self, node):
+    def describe_node(self, node: NodeContext) -> dict:
         return {**super().describe_node(node), "forwarder_pid": node.facts.get("forwarder_pid")}
 
 

@@ -4,6 +4,8 @@ Per node: `flannel.1`, VNI 1, UDP 8472, no learning, the lease's network address
 Per peer: a route to the peer's lease via its VTEP address (onlink), a permanent ARP entry for
 that address, and an FDB entry sending the peer's VTEP MAC to the peer node's underlay IP.
 """
+from testbed.model.context import NodeContext
+from testbed.model.topology import ClusterSpec
 from testbed.modes.base import UNDERLAY_DEV, register
 from testbed.modes.flannel.base import FlannelMode
 
@@ -29,10 +31,10 @@ class VxlanMode(FlannelMode):
         run("ip", "link", "set", VXLAN_DEV, "up")
         node.facts["vtep_mac"] = node.ns.ip_json("link", "show", VXLAN_DEV)[0]["address"]
 
-    def add_peer(self, spec, node, peer):
+    def add_peer(self, spec: ClusterSpec, node: NodeContext, peer: NodeContext) -> None:
         self.add_peers(spec, node, [peer])
 
-    def add_peers(self, spec, node, peers):
+    def add_peers(self, spec: ClusterSpec, node: NodeContext, peers: list[NodeContext]) -> None:
         routes, fdb = [], []
         for peer in peers:
             vtep, mac = peer.lease.network_address, peer.facts["vtep_mac"]
@@ -42,12 +44,12 @@ class VxlanMode(FlannelMode):
         node.ns.batch("ip", routes)
         node.ns.batch("bridge", fdb)
 
-    def remove_peer(self, spec, node, peer):
+    def remove_peer(self, spec: ClusterSpec, node: NodeContext, peer: NodeContext) -> None:
         run, vtep = node.ns.run, peer.lease.network_address
         run("ip", "route", "del", peer.lease, "via", vtep, "dev", VXLAN_DEV, "onlink", check=False)
         run("ip", "neigh", "del", vtep, "dev", VXLAN_DEV, check=False)
         run("bridge", "fdb", "del", peer.facts["vtep_mac"], "dev", VXLAN_DEV,
             "dst", peer.ip.ip, "self", check=False)
 
-    def describe_node(self, node):
+    def describe_node(self, node: NodeContext) -> dict:
         return {**super().describe_node(node), "vtep_mac": node.facts.get("vtep_mac")}

@@ -17,8 +17,13 @@ import re
 import subprocess
 
 from testbed.errors import CommandError, TestbedError
+from testbed.host.daemons import DaemonRecord
 from testbed.host.waiting import wait_until
 from testbed.model import ipam
+from testbed.model.context import ClusterContext, NodeContext
+from testbed.model.records import PodRecord
+from testbed.model.state import RunState
+from testbed.model.topology import ClusterSpec, PodSpec
 from testbed.modes.base import UNDERLAY_DEV, Mode, register
 from testbed.underlay import ovs
 from testbed.underlay.controller import ControllerProcess
@@ -46,26 +51,26 @@ class OpenflowMode(Mode):
         self.switches = {}   # node name -> OvsInstance
         self.dp_type = None
 
-    def describe_datapath(self, spec, caps):
+    def describe_datapath(self, spec: ClusterSpec, caps: dict) -> str:
         return f"{self.datapath} ({ovs.describe_datapath(ovs.datapath_type(caps))})"
 
-    def check(self, spec):
+    def check(self, spec: ClusterSpec) -> None:
         ipam.check_lease_room(spec)
 
-    def plan(self, spec):
+    def plan(self, spec: ClusterSpec) -> dict:
         return ipam.node_leases(spec)
 
-    def setup_node(self, spec, node):
+    def setup_node(self, spec: ClusterSpec, node: NodeContext) -> None:
         node.facts["gateway"] = str(node.lease[1])
         node.facts["peers"] = {}
 
     # --- peers -----------------------------------------------------------------------------
-    def add_peer(self, spec, node, peer):
+    def add_peer(self, spec: ClusterSpec, node: NodeContext, peer: NodeContext) -> None:
         node.facts["peers"][peer.name] = peer
         if self.controller is not None:
             self._route_to(node, peer)
 
-    def remove_peer(self, spec, node, peer):
+    def remove_peer(self, spec: ClusterSpec, node: NodeContext, peer: NodeContext) -> None:
         node.facts["peers"].pop(peer.name, None)
         if self.controller is not None:
             node.ns.run("ip", "route", "del", str(peer.lease), check=False)
@@ -77,7 +82,7 @@ class OpenflowMode(Mode):
                     "dev", GATEWAY, "onlink")
 
     # --- start: controller, then each node's switch ----------------------------------------
-    def start(self, cluster):
+    def start(self, cluster: ClusterContext) -> None:
         self.dp_type = ovs.datapath_type(cluster.caps)
         self.controller = ControllerProcess("openflow controller", ["podnet"],
                                             cluster.state.subdir("openflow"))
@@ -178,7 +183,7 @@ class OpenflowMode(Mode):
                                f"(log: {self.controller.log})")
 
     # --- pods ------------------------------------------------------------------------------
-    def network_config(self, spec, node):
+    def network_config(self, spec: ClusterSpec, node: NodeContext) -> dict:
         return {
             "cniVersion": "1.0.0",
             "name": "k8s-pod-network",
@@ -195,18 +200,19 @@ class OpenflowMode(Mode):
             },
         }
 
-    def pod_added(self, cluster, pod, node, record):
+    def pod_added(self, cluster: ClusterContext, pod: PodSpec, node: NodeContext,
+                  record: PodRecord) -> None:
         host, sandbox = record.result["interfaces"][:2]
         self.controller.request("pod", node=node.name, name=pod.key, ip=record.ip,
                                 mac=sandbox["mac"], port=host["name"])
         self._wait_for_flow(node, "nw_dst", record.ip)
 
-    def pod_removed(self, cluster, pod, node):
+    def pod_removed(self, cluster: ClusterContext, pod: PodSpec, node: NodeContext) -> None:
         if self.controller is not None and self.controller.status().alive:
             self.controller.request("forget_pod", node=node.name, name=pod.key)
 
     # --- daemons ---------------------------------------------------------------------------
-    def stop(self, cluster):
+    def stop(self, cluster: ClusterContext) -> None:
         for sw in self.switches.values():
             sw.stop(cluster.state)
         self.switches = {}
@@ -214,28 +220,28 @@ class OpenflowMode(Mode):
             self.controller.stop(cluster.state)
             self.controller = None
 
-    def daemons(self, cluster):
+    def daemons(self, cluster: ClusterContext) -> dict[str, int]:
         pids = {"controller@openflow": self.controller.pid} if self.controller else {}
         for sw in self.switches.values():
             pids.update({d.label: d.pid for d in sw.daemons})
         return pids
 
-    def daemon_status(self, cluster):
+    def daemon_status(self, cluster: ClusterContext) -> dict[str, DaemonRecord]:
         status = {"controller@openflow": self.controller.status()} if self.controller else {}
         for sw in self.switches.values():
             status.update(sw.status())
         return status
 
-    def stats(self, node=None):
+    def stats(self, node: NodeContext | None = None) -> dict:
         """The controller's counters (one controller serves every node)."""
         return self.controller.stats()
 
-    def flow_bridges(self, state):
+    def flow_bridges(self, state: RunState) -> dict[str, tuple[str, str]]:
         facts = state.mode_facts
         return {node: (mgmt, facts["control_socket"])
                 for node, mgmt in facts.get("bridges", {}).items()}
 
-    def datapath_trace(self, state, node, in_port, flow):
+    def datapath_trace(self, state: RunState, node: str, in_port: str, flow: dict) -> list[str]:
         """ofproto/trace of br-int on that node: the controller's tables the packet matches."""
         mgmt = state.mode_facts.get("bridges", {}).get(node)
         if mgmt is None:
@@ -261,5 +267,5 @@ class OpenflowMode(Mode):
             ports = {}
         return ovs.trace_summary(out, ports)
 
-    def describe_node(self, node):
+    def describe_node(self, node: NodeContext) -> dict:
         return {"lease": str(node.lease), "gateway": node.facts.get("gateway")}

@@ -8,7 +8,7 @@ import binascii
 import re
 
 from testbed.errors import brief
-from testbed.manifests.fields import DNS_SUBDOMAIN, EVERY_KEY, FieldReader
+from testbed.manifests.fields import DNS_SUBDOMAIN, EVERY_KEY, FieldReader, Fields, Node
 from testbed.manifests.kinds import Ingress, IngressClass, Secret
 
 PATH_TYPES = ("Exact", "Prefix", "ImplementationSpecific")
@@ -19,7 +19,7 @@ TLS_TYPE = "kubernetes.io/tls"
 
 
 class IngressReader(FieldReader):
-    def ingress(self, name, namespace, spec, source):
+    def ingress(self, name: str, namespace: str, spec: Fields, source: str) -> Ingress:
         out = {}
         if "ingressClassName" in spec:
             out["ingressClassName"] = self.name(spec["ingressClassName"],
@@ -57,7 +57,7 @@ class IngressReader(FieldReader):
             self.fail(None, "spec", "either `defaultBackend` or `rules` must be specified")
         return Ingress(name, namespace, out, source)
 
-    def ingress_path(self, node, fld):
+    def ingress_path(self, node: Node, fld: str) -> dict:
         p = self.mapping(node, fld, {"path", "pathType", "backend"})
         for key in ("pathType", "backend"):
             if key not in p:
@@ -73,7 +73,7 @@ class IngressReader(FieldReader):
         return {"path": path, "pathType": path_type,
                 "backend": self.backend(p["backend"], f"{fld}.backend")}
 
-    def backend(self, node, fld):
+    def backend(self, node: Node | None, fld: str) -> dict:
         b = self.mapping(node, fld, {"service", "resource"})
         if "resource" in b:
             self.fail(b["resource"], f"{fld}.resource", "resource backends are not "
@@ -93,7 +93,7 @@ class IngressReader(FieldReader):
         return {"service": {"name": self.name(svc["name"], f"{fld}.service.name"),
                             "port": value}}
 
-    def host(self, node, fld):
+    def host(self, node: Node, fld: str) -> str:
         value = self.string(node, fld)
         if not (WILDCARD_HOST.match(value) or (DNS_SUBDOMAIN.match(value) and
                                                not re.match(r"^[0-9.]+$", value))):
@@ -101,13 +101,14 @@ class IngressReader(FieldReader):
                       "first label, `*.example.com`; an IP address is not allowed)")
         return value
 
-    def ingress_class(self, name, spec, annotations, source):
+    def ingress_class(self, name: str, spec: Fields, annotations: dict[str, str],
+                      source: str) -> IngressClass:
         controller = self.string(spec["controller"], "spec.controller") \
             if "controller" in spec else ""
         default = annotations.get("ingressclass.kubernetes.io/is-default-class") == "true"
         return IngressClass(name, controller, default, source)
 
-    def secret(self, name, namespace, top, source):
+    def secret(self, name: str, namespace: str, top: Fields, source: str) -> Secret:
         stype = self.string(top["type"], "type") if "type" in top else "Opaque"
         data = {}
         for key, value in (self.mapping(top["data"], "data", EVERY_KEY) if "data" in top

@@ -5,13 +5,14 @@ ReplicaSet gives its pods; and NetworkPolicy's record in the run's state file.
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from testbed.errors import TestbedError
 
 
 class ManifestError(TestbedError):
-    def __init__(self, path, line, problem):
+    def __init__(self, path: str, line: int | None, problem: str):
         self.path, self.line, self.problem = path, line, problem
         where = f"{path}:{line}" if line else str(path)
         super().__init__(f"{where}: {problem}")
@@ -90,7 +91,7 @@ class Deployment:
     kind = "Deployment"
 
     @property
-    def replica_set(self):
+    def replica_set(self) -> str:
         """The ReplicaSet's name, as the Deployment controller makes it: the name, a dash, and
         a hash of the pod template in Kubernetes' vowel-free alphabet."""
         return f"{self.name}-{template_hash(self.template)}"
@@ -161,7 +162,7 @@ class LabelSelector:
     match_labels: tuple = ()       # ((key, value), ...)
     match_expressions: tuple = ()  # ((key, operator, (values...)), ...)
 
-    def matches(self, labels):
+    def matches(self, labels: Mapping[str, str]) -> bool:
         if any(labels.get(k) != v for k, v in self.match_labels):
             return False
         for key, op, values in self.match_expressions:
@@ -175,7 +176,7 @@ class LabelSelector:
                 return False
         return True
 
-    def __str__(self):
+    def __str__(self) -> str:
         parts = [f"{k}={v}" for k, v in self.match_labels]
         parts += [f"{k} {op} ({','.join(v)})" if v else f"{k} {op}"
                   for k, op, v in self.match_expressions]
@@ -226,7 +227,7 @@ def policy_to_record(policy: "NetworkPolicy") -> dict:
     return record
 
 
-def _selector(rec):
+def _selector(rec: dict | None) -> "LabelSelector | None":
     if rec is None:
         return None
     return LabelSelector(tuple(tuple(x) for x in rec["match_labels"]),
@@ -234,7 +235,7 @@ def _selector(rec):
 
 
 def policy_from_record(rec: dict) -> "NetworkPolicy":
-    def rules(items):
+    def rules(items: list[dict]) -> tuple["PolicyRule", ...]:
         return tuple(PolicyRule(
             tuple(PolicyPeer(_selector(p["pod_selector"]), _selector(p["namespace_selector"]),
                              p["cidr"], tuple(p["excepts"])) for p in r["peers"]),
@@ -246,11 +247,11 @@ def policy_from_record(rec: dict) -> "NetworkPolicy":
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery rand.SafeEncodeString
 
 
-def safe_encode(text):
+def safe_encode(text: str) -> str:
     return "".join(SAFE_ALPHABET[ord(c) % len(SAFE_ALPHABET)] for c in text)
 
 
-def template_hash(template):
+def template_hash(template: PodTemplate) -> str:
     """FNV-32a of the template, its decimal digits safe-encoded, as pod-template-hash is."""
     h = 0x811C9DC5
     what = (sorted(template.labels.items()), template.containers, template.node_name)
@@ -263,7 +264,7 @@ def template_hash(template):
     return safe_encode(str(h))
 
 
-def pod_suffix(seed):
+def pod_suffix(seed: str) -> str:
     """The five characters a ReplicaSet appends to each pod's name."""
     return safe_encode(hashlib.sha1(seed.encode()).hexdigest())[:5]
 

@@ -6,7 +6,7 @@ import ipaddress
 import yaml
 
 from testbed.errors import brief
-from testbed.manifests.fields import FieldReader
+from testbed.manifests.fields import FieldReader, Fields, Node
 from testbed.manifests.kinds import LabelSelector, NetworkPolicy, PolicyPeer, PolicyPort, PolicyRule
 
 SELECTOR_KEYS = {"matchLabels", "matchExpressions"}
@@ -19,7 +19,7 @@ POLICY_TYPES = ("Ingress", "Egress")
 class PolicyReader(FieldReader):
     """The NetworkPolicy part of a document reader."""
 
-    def selector(self, node, fld):
+    def selector(self, node: Node | None, fld: str) -> LabelSelector:
         sel = self.mapping(node, fld, SELECTOR_KEYS)
         labels = self.labels(sel.get("matchLabels"), f"{fld}.matchLabels")
         expressions = []
@@ -44,7 +44,8 @@ class PolicyReader(FieldReader):
                 expressions.append((self.string(e["key"], f"{efld}.key"), op, values))
         return LabelSelector(tuple(sorted(labels.items())), tuple(expressions))
 
-    def network_policy(self, name, namespace, spec, spec_node, source):
+    def network_policy(self, name: str, namespace: str, spec: Fields, spec_node: Node | None,
+                       source: str) -> NetworkPolicy:
         if "podSelector" not in spec:
             self.fail(spec_node, "spec.podSelector", "missing (an empty {} selects every pod "
                       "of the namespace)")
@@ -75,7 +76,7 @@ class PolicyReader(FieldReader):
         return NetworkPolicy(name, namespace, pod_selector, tuple(types), rules["ingress"],
                              rules["egress"], source)
 
-    def peer(self, node, fld):
+    def peer(self, node: Node, fld: str) -> PolicyPeer:
         p = self.mapping(node, fld, PEER_KEYS)
         if not p:
             self.fail(node, fld, "needs podSelector, namespaceSelector or ipBlock")
@@ -99,7 +100,7 @@ class PolicyReader(FieldReader):
             self.selector(p["namespaceSelector"], f"{fld}.namespaceSelector")
             if "namespaceSelector" in p else None)
 
-    def cidr(self, node, fld):
+    def cidr(self, node: Node | None, fld: str) -> str:
         """An IPv4 CIDR; host bits are accepted, as the API server accepts them, and mean the
         masked network (named in a warning)."""
         value = self.string(node, fld)
@@ -111,7 +112,7 @@ class PolicyReader(FieldReader):
             self.warn(node, fld, f"{brief(value)} has host bits set: it means {network}")
         return str(network)
 
-    def policy_port(self, node, fld):
+    def policy_port(self, node: Node, fld: str) -> PolicyPort:
         p = self.mapping(node, fld, POLICY_PORT_KEYS)
         protocol = self.protocol(p.get("protocol"), f"{fld}.protocol")
         port = None

@@ -12,7 +12,7 @@ import os
 import yaml
 
 from testbed.errors import brief
-from testbed.manifests.fields import DNS_SUBDOMAIN, EVERY_KEY
+from testbed.manifests.fields import DNS_SUBDOMAIN, EVERY_KEY, Fields, Node
 from testbed.manifests.ingress import INGRESS_KEYS, SECRET_KEYS, IngressReader
 from testbed.manifests.kinds import (
     Container,
@@ -59,7 +59,7 @@ SERVICE_PORT_KEYS = {"name", "port", "targetPort", "nodePort", "protocol"}
 
 
 
-def load(path):
+def load(path: str) -> Manifests:
     """Read a file or a directory of manifests; raises ManifestError, returns Manifests."""
     files = _files(path)
     out = Manifests()
@@ -75,7 +75,7 @@ def load(path):
     return out
 
 
-def _files(path):
+def _files(path: str) -> list[str]:
     if os.path.isdir(path):
         names = sorted(n for n in os.listdir(path) if n.endswith((".yaml", ".yml")))
         if not names:
@@ -86,7 +86,7 @@ def _files(path):
     return [path]
 
 
-def parse(text, path="<string>"):
+def parse(text: str, path: str = "<string>") -> Manifests:
     try:
         docs = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
         for node in docs:
@@ -112,7 +112,7 @@ def parse(text, path="<string>"):
 class _Document(IngressReader, PolicyReader):
     """One YAML document, read into the kinds the testbed implements."""
 
-    def read(self, node, objects):
+    def read(self, node: Node, objects: list) -> None:
         top = self.mapping(node, "", known=EVERY_KEY)  # checked once the kind is known
         self.top_level_keys(node, top)
         kind_node = top.get("kind")
@@ -180,7 +180,7 @@ class _Document(IngressReader, PolicyReader):
         else:
             objects.append(self.network_policy(name, namespace, spec, spec_node, source))
 
-    def top_level_keys(self, node, top):
+    def top_level_keys(self, node: Node, top: Fields) -> None:
         """Warn of top-level keys the document's kind does not have (a Secret's are type,
         data, stringData; every other kind's, spec)."""
         kind = top["kind"].value if "kind" in top and \
@@ -191,7 +191,8 @@ class _Document(IngressReader, PolicyReader):
             if isinstance(key_node, yaml.ScalarNode) and key_node.value not in known:
                 self.warn(key_node, key_node.value, "not implemented by the testbed (ignored)")
 
-    def pod_template(self, spec, labels, fld, node):
+    def pod_template(self, spec: Fields, labels: dict[str, str], fld: str,
+                     node: Node) -> PodTemplate:
         if "containers" not in spec:
             self.fail(node, f"{fld}.containers", "missing")
         seq = spec["containers"]
@@ -228,7 +229,7 @@ class _Document(IngressReader, PolicyReader):
                            self.boolean(spec["hostNetwork"], f"{fld}.hostNetwork")
                            if "hostNetwork" in spec else False)
 
-    def pod_dns(self, spec, fld, node):
+    def pod_dns(self, spec: Fields, fld: str, node: Node) -> PodDNS:
         """dnsPolicy, dnsConfig, hostname, subdomain and enableServiceLinks, checked as the
         API server checks them."""
         policy = self.string(spec["dnsPolicy"], f"{fld}.dnsPolicy") \
@@ -265,18 +266,18 @@ class _Document(IngressReader, PolicyReader):
             if "enableServiceLinks" in spec else True
         return PodDNS(policy, servers, searches, options, names[0], names[1], links)
 
-    def boolean(self, node, fld):
+    def boolean(self, node: Node, fld: str) -> bool:
         if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:bool":
             self.fail(node, fld, "must be true or false")
         return node.value.lower() == "true"
 
-    def search_domain(self, node, fld):
+    def search_domain(self, node: Node, fld: str) -> str:
         value = self.string(node, fld).rstrip(".")
         if len(value) > 253 or not DNS_SUBDOMAIN.match(value):
             self.fail(node, fld, f"{brief(value)} is not a DNS subdomain")
         return value
 
-    def dns_option(self, node, fld):
+    def dns_option(self, node: Node, fld: str) -> tuple:
         option = self.mapping(node, fld, {"name", "value"})
         if "name" not in option:
             self.fail(node, f"{fld}.name", "missing")
@@ -284,7 +285,7 @@ class _Document(IngressReader, PolicyReader):
                 self.string(option["value"], f"{fld}.value", allow_empty=True)
                 if "value" in option else None)
 
-    def env(self, node, fld):
+    def env(self, node: Node | None, fld: str) -> tuple:
         out = []
         for i, enode in enumerate(self.sequence(node, fld)):
             e = self.mapping(enode, f"{fld}[{i}]", ENV_KEYS)
@@ -295,7 +296,8 @@ class _Document(IngressReader, PolicyReader):
             out.append((self.string(e["name"], f"{fld}[{i}].name"), value))
         return tuple(out)
 
-    def deployment(self, name, namespace, spec, spec_node, source):
+    def deployment(self, name: str, namespace: str, spec: Fields, spec_node: Node | None,
+                   source: str) -> Deployment:
         replicas = self.integer(spec["replicas"], "spec.replicas", 0, 1000) \
             if "replicas" in spec else 1
         for key in ("selector", "template"):
@@ -318,7 +320,8 @@ class _Document(IngressReader, PolicyReader):
         template = self.pod_template(pod_spec, labels, "spec.template.spec", tmpl["spec"])
         return Deployment(name, namespace, replicas, selector, template, source)
 
-    def service(self, name, namespace, spec, spec_node, source):
+    def service(self, name: str, namespace: str, spec: Fields, spec_node: Node | None,
+                source: str) -> Service:
         stype = self.string(spec["type"], "spec.type") if "type" in spec else "ClusterIP"
         if stype not in SERVICE_TYPES:
             self.fail(spec["type"], "spec.type", f"{brief(stype)} is not one of "
@@ -372,7 +375,7 @@ class _Document(IngressReader, PolicyReader):
         return Service(name, namespace, stype, selector, tuple(ports), cluster_ip, affinity,
                        external, source, **self.service_traffic(spec, stype, affinity))
 
-    def service_traffic(self, spec, stype, affinity):
+    def service_traffic(self, spec: Fields, stype: str, affinity: str) -> dict:
         """The fields of a Service that say where traffic may come from and go to, checked
         as the API server checks them."""
         external_ips = ()
@@ -423,7 +426,7 @@ class _Document(IngressReader, PolicyReader):
                     client["timeoutSeconds"], f"{fld}.clientIP.timeoutSeconds", 1, 86400)
         return out
 
-    def address(self, node, fld):
+    def address(self, node: Node, fld: str) -> str:
         value = self.string(node, fld)
         try:
             ipaddress.IPv4Address(value)
@@ -431,7 +434,7 @@ class _Document(IngressReader, PolicyReader):
             self.fail(node, fld, f"{brief(value)} is not an IPv4 address")
         return value
 
-    def source_range(self, node, fld):
+    def source_range(self, node: Node, fld: str) -> str:
         """A CIDR as the API server takes a source range: surrounding spaces are ignored (as
         kube-proxy ignores them), host bits are not."""
         value = self.string(node, fld).strip()

@@ -21,6 +21,7 @@ sync() waits until the new serial answers, so an applied manifest resolves at on
 import os
 import shutil
 import signal
+from collections.abc import Callable
 
 from testbed.errors import TestbedError
 from testbed.host import netns
@@ -29,7 +30,9 @@ from testbed.host.waiting import wait_until
 from testbed.kubelet import dns as kubelet_dns
 from testbed.kubeproxy import services
 from testbed.manifests import kinds
-from testbed.model.records import DnsRecord
+from testbed.model.context import PodHost
+from testbed.model.records import DnsRecord, PodRecord
+from testbed.model.state import RunState
 from testbed.model.topology import ContainerSpec, PodSpec
 
 DOMAIN = "cluster.local"
@@ -41,7 +44,7 @@ TTL_S = 5  # short, so that a pod that changes is seen again quickly (CoreDNS's 
 RELOAD_TIMEOUT_S = 5.0
 
 
-def resolv_conf(namespace):
+def resolv_conf(namespace: str) -> str:
     """A pod's /etc/resolv.conf as the kubelet writes it for dnsPolicy ClusterFirst."""
     return kubelet_dns.pod_resolv_conf({}, namespace, SERVER_IP, DOMAIN, "")
 
@@ -49,7 +52,7 @@ def resolv_conf(namespace):
 NODE_RESOLV_CONF = "resolv.conf"  # in a node's directory: the kubelet's --resolv-conf
 
 
-def kubelet_resolv_conf(cluster):
+def kubelet_resolv_conf(cluster: PodHost) -> Callable[[PodRecord], str]:
     """What the kubelets write for a pod (runtime.resolv_conf): its dnsPolicy and dnsConfig
     on its node's resolv.conf, which is written to the node's directory."""
     gateways = {rack.name: str(rack.router_ip.ip) for rack in cluster.spec.racks}
@@ -60,23 +63,23 @@ def kubelet_resolv_conf(cluster):
                   "w") as f:
             f.write(node_conf[name])
 
-    def resolv(record):
+    def resolv(record: PodRecord) -> str:
         return kubelet_dns.pod_resolv_conf(record.dns, record.namespace, SERVER_IP, DOMAIN,
                                            node_conf.get(record.node, ""))
     return resolv
 
 
-def dashed(ip):
+def dashed(ip: str) -> str:
     return ip.replace(".", "-")
 
 
-def _head(origin, serial):
+def _head(origin: str, serial: int) -> list[str]:
     return [f"$ORIGIN {origin}.", f"$TTL {TTL_S}",
             f"@ IN SOA ns.dns.{DOMAIN}. hostmaster.{DOMAIN}. {serial} 7200 1800 86400 {TTL_S}",
             f"@ IN NS ns.dns.{DOMAIN}."]
 
 
-def endpoint_names(state, key):
+def endpoint_names(state: RunState, key: str) -> dict[str, str]:
     """{address: name} of a headless Service's endpoints: the pod's hostname where its
     subdomain is the Service's name (as the endpoints controller sets an endpoint's hostname),
     else the dashed address."""
@@ -89,12 +92,12 @@ def endpoint_names(state, key):
     return out
 
 
-def reverse_name(ip):
+def reverse_name(ip: str) -> str:
     """An address's name in in-addr.arpa, relative to that zone: 10.96.0.10 -> 10.0.96.10."""
     return ".".join(reversed(ip.split(".")))
 
 
-def render_reverse_zone(state, serial):
+def render_reverse_zone(state: RunState, serial: int) -> str:
     """The in-addr.arpa zone: PTR records of ClusterIPs and of headless Services' endpoints."""
     lines = _head(REVERSE, serial)
     for key, record in sorted(state.services.items()):
@@ -110,7 +113,7 @@ def render_reverse_zone(state, serial):
     return "\n".join(lines) + "\n"
 
 
-def render_zone(state, serial):
+def render_zone(state: RunState, serial: int) -> str:
     """The cluster.local zone file for a run's state."""
     lines = _head(DOMAIN, serial) + [f"ns.dns IN A {SERVER_IP}",
                                      f'dns-version IN TXT "{SCHEMA_VERSION}"']
@@ -146,7 +149,7 @@ def render_zone(state, serial):
     return "\n".join(lines) + "\n"
 
 
-def render_config(directory):
+def render_config(directory: str) -> str:
     """nsd.conf: everything in the run's directory, no privilege drop, no remote control."""
     return f"""server:
   ip-address: 0.0.0.0
@@ -180,7 +183,7 @@ class ClusterDNS:
     def __init__(self):
         self.pod = None  # "<namespace>/<name>" of the kube-dns pod once started
 
-    def start(self, cluster):
+    def start(self, cluster: PodHost) -> None:
         """Start the server pod and its Service, and give every pod its resolv.conf."""
         if self.pod is not None:
             return
@@ -209,7 +212,7 @@ class ClusterDNS:
         cluster.state.save()
         self._wait_for_serial(cluster.state, 1)
 
-    def sync(self, cluster):
+    def sync(self, cluster: PodHost) -> None:
         """Rewrite the zone from the state and have NSD load it."""
         if self.pod is None:
             return

@@ -4,6 +4,7 @@ the network configuration on stdin, and read its result or its error, as the CNI
 import json
 import os
 import subprocess
+from collections.abc import Callable, Sequence
 
 from testbed import BUILD
 from testbed.errors import TestbedError
@@ -17,7 +18,7 @@ class CNIError(TestbedError):
     pass
 
 
-def find_plugin(plugin_type, search=CNI_PATH):
+def find_plugin(plugin_type: str, search: Sequence[str] = CNI_PATH) -> str:
     for directory in search:
         path = os.path.join(directory, plugin_type)
         if os.access(path, os.X_OK):
@@ -26,7 +27,7 @@ def find_plugin(plugin_type, search=CNI_PATH):
                    "(install containernetworking-plugins; `testbed doctor` checks)")
 
 
-def plugin_error_message(stdout, stderr):
+def plugin_error_message(stdout: str, stderr: str) -> str:
     """The message of a CNI error result ({code, msg, details}), or the raw output."""
     try:
         err = json.loads(stdout)
@@ -38,7 +39,8 @@ def plugin_error_message(stdout, stderr):
 
 
 def call(command: str, netconf: dict, *, container_id: str, netns_path: str, ifname: str,
-         cni_args: str, cni_path: tuple, wrap=lambda argv: argv, what: str = "") -> dict:
+         cni_args: str, cni_path: tuple,
+         wrap: Callable[[str], str | list[str]] = lambda argv: argv, what: str = "") -> dict:
     """Run one CNI command (ADD, DEL, CHECK); returns the parsed result, or {} when the plugin
     printed nothing. `wrap` turns the plugin's argv into one run where the runtime runs (the
     node's namespace); `what` names the pod and node in an error."""

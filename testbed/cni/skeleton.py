@@ -1,11 +1,18 @@
 """What the testbed's own CNI plugins share (CNI spec 1.0): errors as the spec codes them, the
 checks of the configuration and environment every command needs, running commands in the
 node or the pod, and the dispatch of ADD, DEL, CHECK and VERSION."""
+from __future__ import annotations  # annotations unevaluated: a plugin loads no typing
+
 import json
 import os
 import sys
 
 from testbed.cni import spawn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import TextIO
 
 CNI_VERSION = "1.0.0"
 SUPPORTED = ["0.4.0", "1.0.0"]
@@ -16,12 +23,12 @@ INCOMPATIBLE_VERSION, UNKNOWN_CONTAINER, INVALID_ENV, IO_FAILURE, DECODE_FAILURE
 
 
 class PluginError(Exception):
-    def __init__(self, code, msg, details=""):
+    def __init__(self, code: int, msg: str, details: str = ""):
         super().__init__(msg)
         self.code, self.msg, self.details = code, msg, details
 
 
-def parse_cni_args(text):
+def parse_cni_args(text: str | None) -> dict[str, str]:
     out = {}
     for item in (text or "").split(";"):
         if "=" in item:
@@ -30,7 +37,7 @@ def parse_cni_args(text):
     return out
 
 
-def load_json_config(text):
+def load_json_config(text: str) -> dict:
     """The configuration as a dict, with a supported cniVersion and a sane mtu."""
     try:
         conf = json.loads(text)
@@ -48,7 +55,7 @@ def load_json_config(text):
     return conf
 
 
-def pod_environment(env, command):
+def pod_environment(env: Mapping[str, str], command: str) -> dict[str, str]:
     """The CNI_* variables a command needs, and the pod's namespace and name from CNI_ARGS."""
     missing = [k for k in ("CNI_CONTAINERID", "CNI_IFNAME") if not env.get(k)]
     if command in ("ADD", "CHECK") and not env.get("CNI_NETNS"):
@@ -62,30 +69,30 @@ def pod_environment(env, command):
             "pod": args.get("K8S_POD_NAME", env["CNI_CONTAINERID"])}
 
 
-def sh(*argv, netns=None, input=None):
+def sh(*argv: object, netns: str | None = None, input: str | None = None) -> str:
     """Run a command here (the node) or, with netns=PATH, in the pod's namespace."""
-    argv = [str(a) for a in argv]
+    args = [str(a) for a in argv]
     if netns:
-        argv = ["nsenter", f"--net={netns}", "--"] + argv
-    proc = spawn.run(argv, input)
+        args = ["nsenter", f"--net={netns}", "--"] + args
+    proc = spawn.run(args, input)
     if proc.returncode != 0:
-        raise PluginError(IO_FAILURE, f"{' '.join(argv)} failed", proc.stderr.strip())
+        raise PluginError(IO_FAILURE, f"{' '.join(args)} failed", proc.stderr.strip())
     return proc.stdout
 
 
-def ip_batch(lines, netns=None):
+def ip_batch(lines: list[str], netns: str | None = None) -> None:
     """Several `ip` commands (one per line, without "ip") in one process, in order: a plugin
     run per pod pays for each process it starts. The first failing line stops the rest."""
     sh("ip", "-batch", "-", netns=netns, input="".join(f"{line}\n" for line in lines))
 
 
-def link_json(name, netns=None):
+def link_json(name: str, netns: str | None = None) -> dict | None:
     out = spawn.run((["nsenter", f"--net={netns}", "--"] if netns else []) +
                     ["ip", "-j", "link", "show", name])
     return json.loads(out.stdout)[0] if out.returncode == 0 and out.stdout.strip() else None
 
 
-def make_veth(ifname, host, mtu, netns):
+def make_veth(ifname: str, host: str, mtu: int, netns: str) -> None:
     """A veth pair: `ifname` in the pod's namespace, `host` in ours (the node's)."""
     if link_json(host):
         sh("ip", "link", "del", host)  # a leftover of an earlier ADD for this pod
@@ -94,14 +101,14 @@ def make_veth(ifname, host, mtu, netns):
        "mtu", mtu, "netns", os.getpid(), netns=netns)
 
 
-def require_ipam_type(conf):
+def require_ipam_type(conf: dict) -> None:
     """A plugin that delegates addresses needs to know to whom."""
     if not isinstance(conf.get("ipam"), dict) or not conf["ipam"].get("type"):
         raise PluginError(INVALID_CONFIG, "ipam.type is missing: the IPAM plugin to delegate "
                           "addresses to")
 
 
-def delegate_ipam(conf, command, env):
+def delegate_ipam(conf: dict, command: str, env: Mapping[str, str]) -> dict:
     """Run the IPAM plugin the configuration names (found on CNI_PATH), as CNI plugins
     delegate: same environment, same configuration; its result (ADD) or {}."""
     ipam = conf.get("ipam") or {}
@@ -121,8 +128,11 @@ def delegate_ipam(conf, command, env):
     return json.loads(proc.stdout) if proc.stdout.strip() else {}
 
 
-def main(load_config, environment, add, delete, check, stdin=sys.stdin, stdout=sys.stdout,
-         env=os.environ):
+def main(load_config: Callable[[str], dict],
+         environment: Callable[[Mapping[str, str], str], dict],
+         add: Callable[[dict, dict], dict], delete: Callable[[dict, dict], object],
+         check: Callable[[dict, dict], object], stdin: TextIO = sys.stdin,
+         stdout: TextIO = sys.stdout, env: Mapping[str, str] = os.environ) -> int:
     """A plugin's entry point: errors are JSON {cniVersion, code, msg, details} on stdout with
     exit 1, as the spec asks."""
     command = env.get("CNI_COMMAND", "")

@@ -37,7 +37,7 @@ def run(argv: list[str], input: str | None = None, env: dict | None = None) -> F
     for fd in (in_r, out_w, err_w):
         os.close(fd)
     pending = (input or "").encode()
-    outputs = {out_r: [], err_r: []}
+    outputs: dict[int, list[bytes]] = {out_r: [], err_r: []}
     poller = select.poll()
     for fd in outputs:
         poller.register(fd, select.POLLIN)

@@ -27,7 +27,9 @@ from testbed.host.waiting import wait_until
 from testbed.ingress import nginx
 from testbed.kubeproxy import services
 from testbed.manifests import kinds
+from testbed.model.context import PodHost
 from testbed.model.records import NamespaceRecord
+from testbed.model.state import RunState
 from testbed.model.topology import ContainerSpec, PodSpec
 
 NAMESPACE, NAME = "ingress-nginx", "ingress-nginx-controller"
@@ -46,7 +48,7 @@ def missing_tools() -> str:
             "scripts/install.sh installs them")
 
 
-def served_class(state, spec: dict) -> bool:
+def served_class(state: RunState, spec: dict) -> bool:
     """Whether this controller serves an Ingress: its class is ours, or it names none and
     ours is the default."""
     name = spec.get("ingressClassName")
@@ -65,10 +67,10 @@ class IngressController:
         self.warnings = []    # of the last sync
 
     @property
-    def conf(self):
+    def conf(self) -> str:
         return os.path.join(self.directory, "nginx.conf")
 
-    def start(self, cluster):
+    def start(self, cluster: PodHost) -> None:
         if self.pod is not None:
             return
         missing = missing_tools()
@@ -101,13 +103,13 @@ class IngressController:
             raise TestbedError(f"ingress controller: nginx in pod {pod.key} did not listen on "
                                f"80 and 443 (see {self.directory}/error.log)")
 
-    def recall(self, state):
+    def recall(self, state: RunState) -> None:
         """Take up a running controller (adopt.py)."""
         self.pod, self.directory = state.ingress["pod"], state.ingress["dir"]
         with open(self.conf) as f:
             self.rendered = f.read()
 
-    def sync(self, cluster):
+    def sync(self, cluster: PodHost) -> None:
         if self.pod is None:
             return
         if self.pod not in cluster.state.pods:  # namespace ingress-nginx was deleted
@@ -186,7 +188,7 @@ class IngressController:
         return paths, ""
 
 
-def routes(state, key: str) -> list[str]:
+def routes(state: RunState, key: str) -> list[str]:
     """How nginx routes an Ingress's rules now: each path, its nginx locations, and the
     endpoints of the upstream it proxies to (`testbed trace ... ing/NAME`)."""
     spec = state.ingresses[key]["spec"]

@@ -17,6 +17,7 @@ matches gets the default backend: an Ingress's `defaultBackend`, else 404 "defau
 redirects plain HTTP there with 308, as ingress-nginx's ssl-redirect does; every other host
 answers 443 with the controller's fake certificate.
 """
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 DEFAULT_404 = 'return 404 "default backend - 404\\n";'
@@ -56,7 +57,8 @@ def locations_for(path: str, path_type: str) -> list[tuple[str, str]]:
     return [("", path)]
 
 
-def plan(ingresses: list, resolve, certificate) -> Plan:
+def plan(ingresses: list, resolve: Callable[[str, dict], object],
+         certificate: Callable[[str, str], tuple]) -> Plan:
     """ingresses: [(key "ns/name", spec, created)]; resolve(namespace, backend spec) ->
     Backend; certificate(namespace, secret name) -> ((cert, key) paths, problem)."""
     out = Plan()

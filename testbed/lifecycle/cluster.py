@@ -295,7 +295,7 @@ class Cluster:
         policy rules, the LoadBalancer addresses, the DNS zone."""
         self.proxies.sync(self.context)
         if self.policy is not None:
-            self.policy.sync(self)
+            self.policy.sync(self.context)
         self.speaker.sync(self)
         self.dns.sync(self)
         self.ingress.sync(self)

@@ -3,10 +3,12 @@ state, the nodes and routers by name, what the machine offers and the cluster's 
 the Cluster object that builds them (lifecycle/cluster.py), whose parts are none of theirs."""
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv4Network
+from typing import Any, Protocol
 
 from testbed.host.netns import Namespace
+from testbed.model.records import PodRecord
 from testbed.model.state import RunState
-from testbed.model.topology import ClusterSpec
+from testbed.model.topology import ClusterSpec, PodSpec
 
 
 @dataclass
@@ -34,3 +36,16 @@ class ClusterContext:
     routers: dict[str, Namespace] = field(default_factory=dict)  # a rack router's, by name
     caps: dict[str, bool] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+
+class PodHost(Protocol):
+    """What an add-on (cluster DNS, the Ingress controller) may use of the cluster that runs
+    its pod: the topology and state, the kubelet role's runtime (resolv.conf), where the
+    scheduler would put a pod and attaching one. lifecycle.cluster.Cluster is one."""
+    spec: ClusterSpec
+    state: RunState
+    runtime: Any
+
+    def least_busy_node(self) -> str: ...
+
+    def add_pod(self, pod: PodSpec) -> PodRecord: ...

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from testbed.errors import CommandError
+from testbed.model.state import RunState
 from testbed.policy import nftables
 from testbed.policy import semantics as pol
 
@@ -45,7 +46,7 @@ def parse(listing: str, now: float) -> list[dict]:
     return out
 
 
-def attribute(state, node: str, direction: str, elements: list[dict]) -> list[Drop]:
+def attribute(state: RunState, node: str, direction: str, elements: list[dict]) -> list[Drop]:
     """Each element as a Drop: the pod its chain guards (the destination of an ingress drop,
     the source of an egress one), its peer by name, and the policies isolating the pod."""
     by_ip = {pod.ip: key for key, pod in state.pods.items() if pod.ip}
@@ -66,7 +67,7 @@ def attribute(state, node: str, direction: str, elements: list[dict]) -> list[Dr
     return sorted(out, key=lambda d: -d.last)
 
 
-def read(state, run: Callable[[str, list[str]], str]) -> list[Drop]:
+def read(state: RunState, run: Callable[[str, list[str]], str]) -> list[Drop]:
     """Every node's remembered drops, newest first; `run(node, argv)` runs a command in a
     node. A node without the table (nothing isolated there yet) has none."""
     out = []

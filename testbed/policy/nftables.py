@@ -26,6 +26,9 @@ import sys
 from dataclasses import dataclass
 
 from testbed.errors import CommandError, TestbedError
+from testbed.model.context import ClusterContext, NodeContext
+from testbed.model.records import PodRecord
+from testbed.model.state import RunState
 from testbed.policy import edits
 from testbed.policy import semantics as pol
 
@@ -35,7 +38,7 @@ ACCEPT_MARK = "0x10000"
 KEYS = {"routed": ("iifname", "oifname"), "bridged": ("ip saddr", "ip daddr")}  # from, to
 
 
-def host_interface(pod):
+def host_interface(pod: PodRecord) -> str | None:
     """The host-side interface of a pod record, from its CNI result."""
     names = [i["name"] for i in pod.result.get("interfaces", [])
              if "sandbox" not in i and i["name"] != pod.netconf.get("bridge")]
@@ -131,7 +134,8 @@ def _drop_sets() -> list[str]:
             f"timeout {DROPS_TIMEOUT_S}s; counter; }}" for name in DROP_SETS.values()]
 
 
-def chains(state, node_name, hook, node_addresses) -> dict[str, list[str]]:
+def chains(state: RunState, node_name: str, hook: str,
+           node_addresses: list[str]) -> dict[str, list[str]]:
     """{chain: rules} of the node's `calico` table for the policies of the run's state, the
     base chains (forward, input) first."""
     from_key, to_key = KEYS[hook]
@@ -175,7 +179,7 @@ def _vmap(verdicts):
                             for key, chain in sorted(verdicts.items())) + " }"
 
 
-def render(state, node_name, hook, node_addresses):
+def render(state: RunState, node_name: str, hook: str, node_addresses: list[str]) -> str:
     """The node's whole `calico` table, replacing whatever it held."""
     return full_table(chains(state, node_name, hook, node_addresses))
 
@@ -203,13 +207,13 @@ class HeldTable:
 class Enforcer:
     """Felix's role on every node: after a change, what it touched of the node's table."""
 
-    def __init__(self, hook):
+    def __init__(self, hook: str):
         self.hook = hook  # "routed" or "bridged"
-        self.addresses = {}  # node -> its own addresses (always allowed to its pods)
-        self.held = {}  # node -> HeldTable
+        self.addresses: dict[str, list[str]] = {}  # node -> its own addresses (allowed in)
+        self.held: dict[str, HeldTable] = {}
         self.active = False
 
-    def sync(self, cluster):
+    def sync(self, cluster: ClusterContext) -> None:
         state = cluster.state
         if not state.policies and not self.active:
             return
@@ -228,7 +232,7 @@ class Enforcer:
                     node.ns.run("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
             self.sync_node(node, chains(state, node.name, self.hook, self.addresses[node.name]))
 
-    def sync_node(self, node, table):
+    def sync_node(self, node: NodeContext, table: dict[str, list[str]]) -> None:
         """Bring one node's table to `table`: whole the first time (or when an edit fails, as
         Felix resyncs), by rule-level edits after that."""
         held = self.held.pop(node.name, None)

@@ -15,32 +15,37 @@ Everything here is pure: the run's state in, decisions out.
 """
 import ipaddress
 
+from testbed.manifests.kinds import NetworkPolicy, PolicyPeer, PolicyPort, PolicyRule
+from testbed.model.records import PodRecord
+from testbed.model.state import RunState
+
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set on every namespace, as Kubernetes does
 
 
-def policies(state):
+def policies(state: RunState) -> list[NetworkPolicy]:
     return [record.policy for _key, record in sorted(state.policies.items())]
 
 
-def namespace_labels(state, namespace):
+def namespace_labels(state: RunState, namespace: str) -> dict[str, str]:
     record = state.namespaces.get(namespace)
     labels = dict(record.labels if record else {})
     labels[NAMESPACE_NAME_LABEL] = namespace
     return labels
 
 
-def selects(policy, pod):
+def selects(policy: NetworkPolicy, pod: PodRecord) -> bool:
     """Does the policy apply to this pod record?"""
     return pod.namespace == policy.namespace and policy.pod_selector.matches(pod.labels)
 
 
-def isolating(all_policies, pod, direction):
+def isolating(all_policies: list[NetworkPolicy], pod: PodRecord,
+              direction: str) -> list[NetworkPolicy]:
     """Those of `all_policies` that isolate a pod record in a direction ("Ingress" or
     "Egress")."""
     return [p for p in all_policies if direction in p.policy_types and selects(p, pod)]
 
 
-def peer_pods(state, policy, peer):
+def peer_pods(state: RunState, policy: NetworkPolicy, peer: PolicyPeer) -> dict[str, str]:
     """{pod key: ip} of the pods a selector peer matches (none for an ipBlock)."""
     if peer.cidr:
         return {}
@@ -57,13 +62,13 @@ def peer_pods(state, policy, peer):
     return out
 
 
-def in_block(peer, ip):
+def in_block(peer: PolicyPeer, ip: str) -> bool:
     address = ipaddress.IPv4Address(ip)
     return address in ipaddress.IPv4Network(peer.cidr) and \
         not any(address in ipaddress.IPv4Network(e) for e in peer.excepts)
 
 
-def port_numbers(port, target_pod):
+def port_numbers(port: PolicyPort, target_pod: PodRecord | None) -> tuple[int, int] | None:
     """(first, last) port range a PolicyPort admits on the target pod record, or None when a
     named port is not one of the target's."""
     if port.port is None:
@@ -74,7 +79,8 @@ def port_numbers(port, target_pod):
     return (port.port, port.end_port or port.port)
 
 
-def rule_admits(state, policy, rule, peer_ip, port, protocol, target_pod):
+def rule_admits(state: RunState, policy: NetworkPolicy, rule: PolicyRule, peer_ip: str,
+                port: int, protocol: str, target_pod: PodRecord | None) -> bool:
     """Does one rule admit a peer address on this port/protocol of target_pod (the pod
     receiving the connection: the policy's pod for ingress, the peer for egress)?"""
     if rule.ports:
@@ -91,11 +97,12 @@ def rule_admits(state, policy, rule, peer_ip, port, protocol, target_pod):
     return False
 
 
-def _pod_by_ip(state, ip):
+def _pod_by_ip(state: RunState, ip: str) -> tuple[str | None, PodRecord | None]:
     return next(((n, p) for n, p in state.pods.items() if p.ip == ip), (None, None))
 
 
-def explain(state, src_ip, dst_ip, port, protocol="TCP"):
+def explain(state: RunState, src_ip: str, dst_ip: str, port: int,
+            protocol: str = "TCP") -> tuple[bool, list[str]]:
     """(allowed, [reason lines]) for a new connection src_ip -> dst_ip:port/protocol."""
     lines = []
     src_name, src = _pod_by_ip(state, src_ip)

@@ -9,31 +9,36 @@ table-miss flows, and keeps flowing on the installed flows if the controller die
 
 from testbed.errors import TestbedError
 from testbed.host import netns
+from testbed.host.daemons import DaemonRecord
 from testbed.host.waiting import wait_until
+from testbed.model.state import RunState
+from testbed.model.topology import ClusterSpec
 from testbed.underlay import ovs
 from testbed.underlay.controller import ControllerProcess
+from testbed.underlay.racks import Underlay
 
 CONNECT_TIMEOUT_S = 15.0
 
 
-def describe(dp_type):
+def describe(dp_type: str) -> str:
     return f"OVS bridge per rack ({ovs.describe_datapath(dp_type)}), os-ken fabric app"
 
 
 class OvsFabric:
-    def __init__(self, spec, underlay, state, caps):
+    def __init__(self, spec: ClusterSpec, underlay: Underlay, state: RunState,
+                 caps: dict[str, bool]):
         self.spec = spec
         self.underlay = underlay
         self.state = state
         self.dp_type = ovs.datapath_type(caps)
         self.controller = ControllerProcess("fabric controller", ["fabric"],
                                             state.subdir("fabric"))
-        self.switches = {}  # rack name -> OvsInstance
+        self.switches: dict[str, ovs.OvsInstance] = {}  # by rack name
 
-    def describe(self):
+    def describe(self) -> str:
         return describe(self.dp_type)
 
-    def start(self):
+    def start(self) -> None:
         self.controller.start(self.state)
         for rack in self.spec.racks:
             switch = self.underlay.rack(rack.name)
@@ -81,13 +86,13 @@ class OvsFabric:
                                f"the fabric controller within {CONNECT_TIMEOUT_S:.0f} s "
                                f"(log: {self.controller.log})")
 
-    def daemon_status(self):
+    def daemon_status(self) -> dict[str, DaemonRecord]:
         status = {"controller@fabric": self.controller.status()}
         for sw in self.switches.values():
             status.update(sw.status())
         return status
 
-    def stop(self):
+    def stop(self) -> None:
         for sw in self.switches.values():
             sw.stop(self.state)
         self.switches = {}

@@ -10,9 +10,10 @@ userspace datapath (datapath_type=netdev), which reads and writes ports through 
 import os
 import re
 import subprocess
+from collections.abc import Callable, Sequence
 
 from testbed.errors import CommandError
-from testbed.host.daemons import Daemon
+from testbed.host.daemons import Daemon, DaemonRecord, Ledger
 from testbed.host.netns import run
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
@@ -21,12 +22,12 @@ OPENFLOW = "OpenFlow13"
 READY_TIMEOUT_S = 10.0
 
 
-def datapath_type(caps):
+def datapath_type(caps: dict[str, bool]) -> str:
     """The bridges' datapath_type: the kernel's if it has the module, else userspace."""
     return "system" if caps.get("openvswitch") else "netdev"
 
 
-def userspace_port_argvs(device):
+def userspace_port_argvs(device: str) -> list[list[str]]:
     """Commands that make a kernel device a port of the userspace datapath alone.
 
     That datapath reads the device through a packet socket and writes to it from userspace,
@@ -81,17 +82,17 @@ def trace_summary(output: str, ports: dict[str, str] | None = None) -> list[str]
     return lines
 
 
-def describe_datapath(dp_type):
+def describe_datapath(dp_type: str) -> str:
     return {"system": "kernel datapath", "netdev": "userspace datapath"}[dp_type]
 
 
 class OvsInstance:
-    def __init__(self, name, run_dir, netns_argv):
+    def __init__(self, name: str, run_dir: str, netns_argv: Callable[[list], list[str]]):
         self.name = name                # e.g. "rack1": names its files and its daemons
         self.dir = run_dir              # the instance's own OVS_RUNDIR
         self.netns_argv = netns_argv    # f(argv) -> argv run inside the instance's namespace
         self.db_sock = self._file("db.sock")
-        self.daemons = []
+        self.daemons: list[Daemon] = []
 
     def _file(self, suffix):
         return os.path.join(self.dir, f"{self.name}.{suffix}")
@@ -100,7 +101,7 @@ class OvsInstance:
         # OVS_RUNDIR: where ovs-vswitchd puts its bridges' management sockets
         return self.netns_argv(["env", f"OVS_RUNDIR={self.dir}", *map(str, argv)])
 
-    def start(self, state):
+    def start(self, state: Ledger) -> None:
         os.makedirs(self.dir, exist_ok=True)
         db = self._file("conf.db")
         run(["ovsdb-tool", "create", db, SCHEMA])
@@ -132,17 +133,18 @@ class OvsInstance:
                 return False
         return ready
 
-    def vsctl(self, *args):
+    def vsctl(self, *args: str) -> str:
         return run(["ovs-vsctl", f"--db=unix:{self.db_sock}", "--timeout=5", *args], timeout=10)
 
-    def mgmt(self, bridge):
+    def mgmt(self, bridge: str) -> str:
         """The bridge's OpenFlow management socket, for ovs-ofctl from anywhere."""
         return f"unix:{self.dir}/{bridge}.mgmt"
 
-    def ofctl(self, command, bridge, *args):
+    def ofctl(self, command: str, bridge: str, *args: str) -> str:
         return run(["ovs-ofctl", "-O", OPENFLOW, command, self.mgmt(bridge), *args], timeout=10)
 
-    def add_bridge(self, bridge, dp_type, ports, controller_socket, settings=()):
+    def add_bridge(self, bridge: str, dp_type: str, ports: list[str], controller_socket: str,
+                   settings: Sequence[str] = ()) -> None:
         """A bridge under the controller listening on `controller_socket`, in fail-mode secure:
         without the controller it keeps the flows it has and learns nothing by itself.
         `settings`: more column=value pairs of the bridge."""
@@ -156,16 +158,16 @@ class OvsInstance:
         args += ["--", "set-controller", bridge, f"unix:{link}"]
         self.vsctl(*args)
 
-    def controller_connected(self, bridge):
+    def controller_connected(self, bridge: str) -> bool:
         try:
             return self.vsctl("get", "controller", bridge, "is_connected").strip() == "true"
         except CommandError:
             return False
 
-    def status(self):
+    def status(self) -> dict[str, DaemonRecord]:
         return {d.label: d.status(self.name) for d in self.daemons}
 
-    def stop(self, state):
+    def stop(self, state: Ledger) -> None:
         for daemon in reversed(self.daemons):
             daemon.stop(state)
         self.daemons = []

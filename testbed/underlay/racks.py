@@ -10,14 +10,17 @@ Every namespace a shell holds is also pinned under /run/netns as `<node>.<cluste
 built it, as a real cluster's nodes outlive their control plane, and `ip netns exec node1.c1 …`
 reaches a node from any shell.
 """
-from mininet.link import Link, TCIntf, TCLink
+from collections.abc import Callable
+from typing import Any
+
+from mininet.link import Intf, Link, TCIntf, TCLink
 from mininet.log import lg, setLogLevel
 from mininet.net import Mininet
-from mininet.node import Host, Switch
+from mininet.node import Host, Node, Switch
 from mininet.nodelib import LinuxBridge
 
 from testbed.host import netns
-from testbed.model.topology import EXTERNAL_NAME, ROUTER_NAME
+from testbed.model.topology import EXTERNAL_NAME, ROUTER_NAME, ClusterSpec
 from testbed.underlay.names import SHELL_LABEL, pinned_name
 
 UNDERLAY_DEV = "eth0"
@@ -43,7 +46,7 @@ class ShapedIntf(TCIntf):
 
 
 class ShapedLink(TCLink):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any):
         kwargs.update(cls1=ShapedIntf, cls2=ShapedIntf)
         super().__init__(*args, **kwargs)
 
@@ -53,42 +56,42 @@ class RackSwitch(LinuxBridge):
     LinuxBridge, moved into a namespace of its own. What switches the rack is up to a subclass
     (a Linux bridge) or to the OVS fabric, which builds its bridge here afterwards."""
 
-    def __init__(self, name, **params):
+    def __init__(self, name: str, **params: Any):
         params.setdefault("dpid", "1")  # Mininet insists on one
         params["inNamespace"] = True
         LinuxBridge.__init__(self, name, stp=False, **params)
 
     @classmethod
-    def setup(cls):
+    def setup(cls) -> None:
         """LinuxBridge checks for brctl and the root namespace's bridge-netfilter sysctls here;
         our racks use neither."""
 
-    def connected(self):
+    def connected(self) -> bool:
         return True
 
-    def link_ends(self):
+    def link_ends(self) -> list[Intf]:
         return [intf for intf in self.intfList() if intf.name != "lo"]
 
-    def start(self, controllers):
+    def start(self, controllers: list) -> None:
         self.cmd("sysctl -qw", *NAMESPACE_SYSCTLS)
         for intf in self.link_ends():
             self.cmd("ip link set", intf.name, "up")
 
-    def stop(self, deleteIntfs=True):
+    def stop(self, deleteIntfs: bool = True) -> None:
         Switch.stop(self, deleteIntfs)
 
 
 class RackBridge(RackSwitch):
     """A rack switched by a Linux bridge, driven with iproute2 (no brctl)."""
 
-    def start(self, controllers):
+    def start(self, controllers: list) -> None:
         super().start(controllers)
         self.cmd("ip link add name", self.name, "type bridge")
         for intf in self.link_ends():
             self.cmd("ip link set", intf.name, "master", self.name)
         self.cmd("ip link set", self.name, "up")
 
-    def stop(self, deleteIntfs=True):
+    def stop(self, deleteIntfs: bool = True) -> None:
         self.cmd("ip link del", self.name)
         super().stop(deleteIntfs)
 
@@ -96,15 +99,16 @@ class RackBridge(RackSwitch):
 class Underlay:
     """Builds and stops the Mininet network of a ClusterSpec; owns nothing else."""
 
-    def __init__(self, spec, on_process=None, on_namespace=None, verbose=False):
+    def __init__(self, spec: ClusterSpec, on_process: Callable[[int, str], object] | None = None,
+                 on_namespace: Callable[[str], object] | None = None, verbose: bool = False):
         self.spec = spec
         self.on_process = on_process or (lambda pid, what: None)
         # told a pinned namespace's name before it is made (the run's write-ahead record)
         self.on_namespace = on_namespace or (lambda name: None)
-        self.net = None
+        self.net: Mininet | None = None
         setLogLevel("info" if verbose else "warning")
 
-    def build(self):
+    def build(self) -> "Underlay":
         spec = self.spec
         rack_class = RackSwitch if spec.underlay == "ovs" else RackBridge
         self.net = Mininet(topo=None, switch=rack_class, controller=None, build=False,
@@ -135,7 +139,7 @@ class Underlay:
         self.net.start()
         return self
 
-    def configure_hosts(self, on_done=lambda: None):
+    def configure_hosts(self, on_done: Callable[[], object] = lambda: None) -> None:
         """Forwarding on, IPv6 off, loopback up and (across racks) the default route via the
         rack's router, in every host; on_done() after each."""
         spec = self.spec
@@ -170,21 +174,21 @@ class Underlay:
         else:
             self.net.addLink(host, switch, cls=Link, **params)
 
-    def host(self, name):
+    def host(self, name: str) -> Host:
         return self.net.get(name)
 
-    def rack(self, name):
+    def rack(self, name: str) -> RackSwitch:
         """The rack's RackSwitch (its namespace and the switch ends of its links)."""
         return self.net.get(name)
 
     @staticmethod
-    def far_end(intf):
+    def far_end(intf: Intf) -> tuple[Node, str]:
         """The other end of a link: (Mininet node, interface name)."""
         link = intf.link
         other = link.intf1 if link.intf2 is intf else link.intf2
         return other.node, other.name
 
-    def stop(self):
+    def stop(self) -> None:
         if self.net is not None:
             self.net.stop()
             self.net = None

@@ -15,35 +15,73 @@ import dataclasses
 import re
 import time
 import uuid
+from collections.abc import Iterable
+from typing import Protocol
 
+from testbed.addons.dns import ClusterDNS
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.waiting import wait_until
-from testbed.ingress.controller import missing_tools
+from testbed.ingress.controller import IngressController, missing_tools
 from testbed.kubelet.service_env import service_env
 from testbed.kubelet.standins import command_for, listening
 from testbed.kubeproxy import services
 from testbed.manifests import kinds
-from testbed.model.records import DeploymentRecord, NamespaceRecord, PolicyRecord
-from testbed.model.state import DEFAULT_NAMESPACES
-from testbed.model.topology import ContainerSpec, PodSpec, pod_key
+from testbed.manifests.kinds import Manifests
+from testbed.model.context import NodeContext
+from testbed.model.records import (
+    DeploymentRecord,
+    NamespaceRecord,
+    PodRecord,
+    PolicyEnforcement,
+    PolicyRecord,
+)
+from testbed.model.state import DEFAULT_NAMESPACES, RunState
+from testbed.model.topology import ClusterSpec, ContainerSpec, PodSpec, pod_key
+from testbed.policy.nftables import Enforcer
 
 READY_TIMEOUT_S = 10.0
 
 
-class Result:
-    def __init__(self, warnings):
-        self.warnings = list(warnings)
-        self.created, self.removed = [], []
+class Applying(Protocol):
+    """What applying objects uses of a cluster (lifecycle.cluster.Cluster is one): its state
+    and nodes, the add-ons a manifest starts, pods attached, relabelled and removed as the
+    kubelets would, and the network brought in step after a change."""
+    spec: ClusterSpec
+    state: RunState
+    nodes: dict[str, NodeContext]
+    caps: dict[str, bool]
+    dns: ClusterDNS
+    ingress: IngressController
+    policy: Enforcer | None
 
-    def as_dict(self):
+    def add_pod(self, pod: PodSpec) -> PodRecord: ...
+
+    def remove_pod(self, key: str) -> None: ...
+
+    def relabel_pod(self, key: str, labels: dict[str, str]) -> None: ...
+
+    def least_busy_node(self) -> str: ...
+
+    def policy_status(self) -> PolicyEnforcement: ...
+
+    def sync_network(self) -> None: ...
+
+
+class Result:
+    def __init__(self, warnings: Iterable[str]):
+        self.warnings = list(warnings)
+        self.created: list[str] = []
+        self.removed: list[str] = []
+
+    def as_dict(self) -> dict[str, list[str]]:
         return {"warnings": self.warnings, "created": self.created, "removed": self.removed}
 
 
 WARNING = re.compile(r"^(?P<where>\S+:\d+): (?P<what>\w+ [\w./-]+): (?P<rest>.+)$")
 
 
-def condensed(warnings):
+def condensed(warnings: Iterable[str]) -> list[str]:
     """Warnings of one field repeated over many objects (upstream's manifests repeat
     imagePullPolicy in every pod) as one line each, naming where they occur."""
     groups, out = {}, []
@@ -64,7 +102,7 @@ def condensed(warnings):
     return out
 
 
-def report(reply, op):
+def report(reply: dict, op: str) -> tuple[list[str], list[str]]:
     """(warning lines, result lines) of an apply or delete reply, worded like kubectl's."""
     warnings = [f"warning: {w}" for w in condensed(reply.get("warnings", []))]
     if op == "apply":
@@ -72,7 +110,7 @@ def report(reply, op):
     return warnings, [f"{item} deleted" for item in reply.get("removed", [])]
 
 
-def check(cluster, objects):
+def check(cluster: Applying, objects: list) -> None:
     """Refuse the set before anything is applied; TestbedError names the object."""
     namespaces = set(cluster.state.namespaces) | \
         {o.name for o in objects if isinstance(o, kinds.Namespace)}
@@ -126,7 +164,7 @@ def _outcome(before, after):
     return "unchanged" if before == after else "configured"
 
 
-def apply(cluster, loaded):
+def apply(cluster: Applying, loaded: Manifests) -> Result:
     check(cluster, loaded.objects)
     result = Result(loaded.warnings)
     cluster.dns.start(cluster)  # the kube-dns add-on comes with the first manifest
@@ -203,13 +241,13 @@ def _apply_ingress_object(state, obj, result):
         state.event("Normal", "Sync", f"ingress/{key}", "Scheduled for sync")
 
 
-def refuse_deleting_system_namespaces(loaded) -> None:
+def refuse_deleting_system_namespaces(loaded: Manifests) -> None:
     for obj in loaded.objects:  # as the API server refuses it
         if isinstance(obj, kinds.Namespace) and obj.name in DEFAULT_NAMESPACES:
             raise TestbedError(f"{obj.source}: namespace {obj.name!r} may not be deleted")
 
 
-def delete(cluster, loaded):
+def delete(cluster: Applying, loaded: Manifests) -> Result:
     refuse_deleting_system_namespaces(loaded)
     result = Result(loaded.warnings)
     state = cluster.state

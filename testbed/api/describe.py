@@ -9,8 +9,11 @@ from testbed.api.objects import pod_status
 from testbed.api.tables import find_pod, human_duration, render_table, since
 from testbed.errors import TestbedError
 from testbed.host.processes import pid_is
+from testbed.kubeproxy.applier import ProxyApplier
 from testbed.kubeproxy.services import endpoints as service_endpoints
 from testbed.kubeproxy.services import service_ports
+from testbed.model.records import PodRecord
+from testbed.model.state import RunState
 from testbed.policy import semantics as pol
 
 DESCRIBED = ("pods", "nodes", "services", "networkpolicies", "ingresses")  # of objects.py's
@@ -28,8 +31,8 @@ def _labels(labels):
     return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or "<none>"
 
 
-def describe(state, kind: str, name: str, namespace: str = "default",
-             services=None) -> str:
+def describe(state: RunState, kind: str, name: str, namespace: str = "default",
+             services: type[ProxyApplier] | None = None) -> str:
     """kubectl describe of one object; `services`: the applier class serving the run's
     Services (modes.services_by), whose chains a Service's description lists."""
     resource = ko.ALIASES.get(kind.lower())
@@ -54,7 +57,7 @@ def describe(state, kind: str, name: str, namespace: str = "default",
         describe_policy(state, key)
 
 
-def describe_pod(state, key, rec):
+def describe_pod(state: RunState, key: str, rec: PodRecord) -> str:
     node = state.nodes.get(rec.node)
     _ready, status = pod_status(rec)
     lines = [_field("Name", rec.name), _field("Namespace", rec.namespace),
@@ -114,7 +117,7 @@ def describe_api_pod(pod: dict, api_events: list[dict], now: float | None = None
          (e.get("source") or {}).get("component", ""), e.get("message", "")) for e in mine]))
 
 
-def describe_node(state, name):
+def describe_node(state: RunState, name: str) -> str:
     rec = state.nodes[name]
     lines = [_field("Name", name),
              _field("Labels", _labels({"kubernetes.io/hostname": name, ko.RACK_LABEL: rec.rack})),
@@ -131,7 +134,7 @@ def describe_node(state, name):
         f"daemon/{label}" for label in daemons)))
 
 
-def events(state, *objects: str) -> list[str]:
+def events(state: RunState, *objects: str) -> list[str]:
     """kubectl describe's Events table of these objects, oldest first."""
     now = time.time()
     return _events_section([(e.type, e.reason, human_duration(now - e.time),
@@ -148,7 +151,7 @@ def _events_section(found: list[tuple]) -> list[str]:
     return ["Events:"] + [f"  {line}" for line in render_table(rows).splitlines()]
 
 
-def describe_service(state, key, services=None):
+def describe_service(state: RunState, key: str, services: type[ProxyApplier] | None = None) -> str:
     obj = next(o for o in ko.services(state, key.split("/", 1)[0])
                if o["metadata"]["name"] == key.split("/", 1)[1])
     spec = obj["spec"]
@@ -188,7 +191,7 @@ def describe_service(state, key, services=None):
     return "\n".join(lines + chains + events(state, f"service/{key}"))
 
 
-def describe_ingress(state, key):
+def describe_ingress(state: RunState, key: str) -> str:
     """kubectl describe ingress: class, TLS, and each rule's paths with their backends'
     endpoints (what nginx sends the path to)."""
     namespace, name = key.split("/", 1)
@@ -226,7 +229,7 @@ def describe_ingress(state, key):
     return "\n".join(lines + events(state, f"ingress/{key}"))
 
 
-def proxy_chains(state, key, services) -> list[str]:
+def proxy_chains(state: RunState, key: str, services: type[ProxyApplier]) -> list[str]:
     """What serves the Service on every node, per port, as `services` (the run's applier
     class: kube-proxy's mode or its replacement) describes it: the chains kube-proxy writes
     (names as it hashes them), the IPVS virtual server, the BPF maps."""
@@ -258,7 +261,7 @@ def _selector(sel):
         "namespace)"
 
 
-def describe_policy(state, key):
+def describe_policy(state: RunState, key: str) -> str:
     namespace, name = key.split("/", 1)
     obj = next(o for o in ko.network_policies(state, namespace) if o["metadata"]["name"] == name)
     spec = obj["spec"]

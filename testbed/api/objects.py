@@ -11,15 +11,15 @@ import time
 from testbed.host.processes import pid_is
 from testbed.kubeproxy import endpointslices
 from testbed.kubeproxy.services import endpoints as service_endpoints
-from testbed.model.records import NamespaceRecord
-from testbed.model.state import DEFAULT_NAMESPACES
+from testbed.model.records import NamespaceRecord, PodRecord
+from testbed.model.state import DEFAULT_NAMESPACES, RunState
 from testbed.policy import semantics as pol
 
 SANDBOX_ANNOTATION = "testbed.k8s.io/sandbox"
 RACK_LABEL = "topology.kubernetes.io/zone"  # a rack is the failure domain a zone names
 
 
-def timestamp(seconds) -> str:
+def timestamp(seconds: float | None) -> str:
     """RFC 3339 in UTC, as metadata.creationTimestamp is written."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds or 0))
 
@@ -37,7 +37,7 @@ def _meta(name, namespace=None, labels=None, created=None, annotations=None):
     return meta
 
 
-def running_pod_status(record, host_ip: str) -> dict:
+def running_pod_status(record: PodRecord, host_ip: str) -> dict:
     """The status the kubelet reports of a pod with its sandbox: Running, each container
     ready while its process lives; one whose process is gone terminated (this runtime does
     not restart containers), and the pod then not Ready."""
@@ -89,7 +89,7 @@ def pod_columns(pod: dict) -> tuple[str, str, str]:
     return f"{ready}/{len(spec.get('containers') or [])}", reason, str(restarts)
 
 
-def pod_status(rec):
+def pod_status(rec: PodRecord) -> tuple[str, str]:
     """(READY, STATUS) of a pod the cluster runs, as kubectl prints them."""
     ready, status, _restarts = pod_columns(
         {"spec": {"containers": list(rec.containers)}, "status": _record_status(rec)})
@@ -111,7 +111,7 @@ def _in(namespace, wanted):
     return wanted is None or namespace == wanted
 
 
-def pods(state, namespace=None) -> list:
+def pods(state: RunState, namespace: str | None = None) -> list:
     out = []
     for _key, rec in sorted(state.pods.items()):
         if not _in(rec.namespace, namespace):
@@ -126,7 +126,7 @@ def pods(state, namespace=None) -> list:
     return out
 
 
-def nodes(state, namespace=None) -> list:
+def nodes(state: RunState, namespace: str | None = None) -> list:
     out = []
     for name, rec in state.nodes.items():
         spec = {}
@@ -143,7 +143,7 @@ def nodes(state, namespace=None) -> list:
     return out
 
 
-def services(state, namespace=None) -> list:
+def services(state: RunState, namespace: str | None = None) -> list:
     out = []
     for key, rec in sorted(state.services.items()):
         ns, name = key.split("/", 1)
@@ -189,7 +189,7 @@ def services(state, namespace=None) -> list:
     return out
 
 
-def endpoints(state, namespace=None) -> list:
+def endpoints(state: RunState, namespace: str | None = None) -> list:
     """Endpoints as the endpoints controller writes them: a subset per distinct set of
     addresses, with the ports they serve."""
     out = []
@@ -271,7 +271,7 @@ def _rules(rules, peers_key):
     return out
 
 
-def network_policies(state, namespace=None) -> list:
+def network_policies(state: RunState, namespace: str | None = None) -> list:
     """NetworkPolicies as stored: defaults filled in (policyTypes, protocol TCP) and every
     ipBlock CIDR masked, as the testbed applies it."""
     out = []
@@ -290,7 +290,7 @@ def network_policies(state, namespace=None) -> list:
     return out
 
 
-def namespaces(state, namespace=None) -> list:
+def namespaces(state: RunState, namespace: str | None = None) -> list:
     """Those applied, the defaults, and any a topology's pods live in."""
     known = {n: NamespaceRecord() for n in DEFAULT_NAMESPACES}
     known.update({rec.namespace: NamespaceRecord() for rec in state.pods.values()})
@@ -304,7 +304,7 @@ def namespaces(state, namespace=None) -> list:
     return out
 
 
-def endpoint_slices(state, namespace=None) -> list:
+def endpoint_slices(state: RunState, namespace: str | None = None) -> list:
     """EndpointSlices as the EndpointSlice controller writes them, topology hints included
     (kubeproxy/endpointslices.py)."""
     out = []
@@ -319,7 +319,7 @@ def endpoint_slices(state, namespace=None) -> list:
     return out
 
 
-def ingresses(state, namespace=None) -> list:
+def ingresses(state: RunState, namespace: str | None = None) -> list:
     """Ingresses with the controller's address in their status, as ingress-nginx writes it."""
     controller = state.services.get("ingress-nginx/ingress-nginx-controller")
     address = controller.load_balancer_ip if controller else ""
@@ -335,7 +335,7 @@ def ingresses(state, namespace=None) -> list:
     return out
 
 
-def ingress_classes(state, namespace=None) -> list:
+def ingress_classes(state: RunState, namespace: str | None = None) -> list:
     out = []
     for name, rec in sorted(state.ingress_classes.items()):
         notes = {"ingressclass.kubernetes.io/is-default-class": "true"} if rec["default"] \
@@ -346,7 +346,7 @@ def ingress_classes(state, namespace=None) -> list:
     return out
 
 
-def secrets(state, namespace=None) -> list:
+def secrets(state: RunState, namespace: str | None = None) -> list:
     out = []
     for key, rec in sorted(state.secrets.items()):
         ns, name = key.split("/", 1)

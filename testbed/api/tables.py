@@ -8,9 +8,12 @@ for `ip netns exec`). Tables are built from the objects of objects.py, so that t
 """
 import calendar
 import time
+from collections.abc import Sequence
 
 from testbed.api.objects import RACK_LABEL, pod_columns
 from testbed.errors import TestbedError
+from testbed.model.records import PodRecord
+from testbed.model.state import RunState
 
 
 def human_duration(seconds: float) -> str:
@@ -55,15 +58,15 @@ def _ports(svc):
                     f"/{p['protocol']}" for p in ports) or "<none>"
 
 
-def selector_text(sel):
+def selector_text(sel: dict | None) -> str:
     parts = [f"{k}={v}" for k, v in sorted((sel or {}).get("matchLabels", {}).items())]
     parts += [f"{e['key']} {e['operator']} ({','.join(e['values'])})" if e.get("values")
               else f"{e['key']} {e['operator']}" for e in (sel or {}).get("matchExpressions", [])]
     return ",".join(parts) or "<none>"
 
 
-def rows(kind: str, objects: list, state, all_namespaces=False, wide=False,
-         now: float | None = None) -> list:
+def rows(kind: str, objects: list, state: RunState | None, all_namespaces: bool = False,
+         wide: bool = False, now: float | None = None) -> list:
     """kubectl's table of `objects` (objects.py's of one resource kind), ages as of `now`."""
     now = time.time() if now is None else now
     head, body = [], []
@@ -157,13 +160,13 @@ def rows(kind: str, objects: list, state, all_namespaces=False, wide=False,
     return [tuple(head)] + [tuple(r) for r in body]
 
 
-def render_table(rows):
+def render_table(rows: Sequence[Sequence[object]]) -> str:
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("   ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip()
                      for row in rows)
 
 
-def find_pod(state, name: str, namespace: str = "default") -> tuple:
+def find_pod(state: RunState, name: str, namespace: str = "default") -> tuple[str, PodRecord]:
     """(key, record) of the pod a user names: NAME in `namespace`, or NAMESPACE/NAME.
     Raises TestbedError naming the pods of that namespace."""
     if "/" in name:

@@ -3,17 +3,20 @@ addresses by name, argument types, and a progress line."""
 import argparse
 import ipaddress
 import os
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from testbed import REPO
 from testbed.api.tables import find_pod
 from testbed.errors import TestbedError
+from testbed.model.records import HostRecord, NodeRecord
 from testbed.model.state import RunState, list_runs, run_dir_for
-from testbed.modes import get_mode, mode_names
+from testbed.modes import Mode, get_mode, mode_names
 
 DEFAULT_TOPOLOGY = REPO / "topologies" / "default.yaml"
 
 
-def find_run(name):
+def find_run(name: str | None) -> RunState:
     if name:
         run_dir = run_dir_for(name)
         if not os.path.isdir(run_dir):
@@ -31,17 +34,17 @@ def find_run(name):
 class StatusLine:
     """One line of progress, rewritten in place on a terminal; elsewhere only the last one."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: TextIO):
         self.stream, self.last = stream, ""
         self.tty = stream.isatty()
 
-    def line(self, text):
+    def line(self, text: str) -> None:
         self.last = text
         if self.tty:
             self.stream.write(f"\r\033[K{text}")
             self.stream.flush()
 
-    def done(self):
+    def done(self) -> None:
         if self.tty and self.last:
             self.stream.write("\r\033[K")
         elif self.last:
@@ -49,12 +52,12 @@ class StatusLine:
         self.stream.flush()
 
 
-def hosts(state):
+def hosts(state: RunState) -> dict[str, NodeRecord | HostRecord]:
     """Nodes, routers and the external host of a run, by name."""
     return {**state.nodes, **state.routers, **state.hosts}
 
 
-def address(state, target, namespace="default"):
+def address(state: RunState, target: str, namespace: str = "default") -> str:
     """A pod's (in `namespace`, or NAMESPACE/POD), node's or host's address by name, or an
     address as given."""
     try:
@@ -71,14 +74,14 @@ def address(state, target, namespace="default"):
                            "address of this cluster")
 
 
-def namespace_option(parser):
+def namespace_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--namespace", default="default",
                         help="the pods' Kubernetes namespace (default: default)")
 
 
-def ranged(kind, low, high):
+def ranged(kind: type, low: float, high: float) -> Callable[[str], Any]:
     """An argparse type: a number of `kind` from low to high, else a one-line usage error."""
-    def parse(text):
+    def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
@@ -90,6 +93,6 @@ def ranged(kind, low, high):
     return parse
 
 
-def mode_of(state):
+def mode_of(state: RunState) -> Mode | None:
     """The Mode a run was built with, or None (the bare underlay, or a mode no longer known)."""
     return get_mode(state.mode) if state.mode in mode_names() else None

@@ -14,6 +14,8 @@ import os
 import select
 import subprocess
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from mininet.cli import CLI
 
@@ -24,6 +26,7 @@ from testbed.cli.objects import listed
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.daemons import describe_death
+from testbed.lifecycle.cluster import Cluster
 from testbed.lifecycle.supervisor import DAEMON_CHECK_S, Following, apply_request
 
 
@@ -31,7 +34,7 @@ class Follower(threading.Thread):
     """The cluster's controllers, run in the background: a pass when the API changed or at
     the supervisor's tick, never while a console command runs (both hold `lock`)."""
 
-    def __init__(self, cluster, lock: threading.RLock):
+    def __init__(self, cluster: Cluster, lock: threading.RLock):
         super().__init__(name="controllers", daemon=True)
         self.cluster, self.lock = cluster, lock
         self.following = Following(cluster)
@@ -50,10 +53,10 @@ class Follower(threading.Thread):
         self.join()
 
 
-def holding_the_cluster(method):
+def holding_the_cluster(method: Callable[..., Any]) -> Callable[..., Any]:
     """A command that reads or changes the cluster: the controllers wait until it is done."""
     @functools.wraps(method)
-    def held(self, *args, **kwargs):
+    def held(self: "TestbedCLI", *args: Any, **kwargs: Any) -> Any:
         with self.lock:
             return method(self, *args, **kwargs)
     return held
@@ -63,9 +66,9 @@ class TestbedCLI(CLI):
     prompt = "testbed> "
     identchars = CLI.identchars + "-./"  # node1-pod1, shop/web-1
 
-    def __init__(self, cluster, **kwargs):
+    def __init__(self, cluster: Cluster, **kwargs: Any):
         self.cluster = cluster
-        self.reported = set()
+        self.reported: set[str] = set()
         self.lock = threading.RLock()
         self.follower = Follower(cluster, self.lock)
         self.follower.following.sync(cluster)  # the first pass, before the first prompt
@@ -90,7 +93,7 @@ class TestbedCLI(CLI):
         except TestbedError:
             return None
 
-    def default(self, line):
+    def default(self, line: str) -> None:
         """Run a shell line in a pod or node; it may use pipes, as Mininet's node commands do."""
         first, args, line = self.parseline(line)
         with self.lock:
@@ -109,7 +112,7 @@ class TestbedCLI(CLI):
         subprocess.call(argv, stdin=subprocess.DEVNULL)
 
     @holding_the_cluster
-    def precmd(self, line):
+    def precmd(self, line: str) -> str:
         """Before each command: say so if a daemon of the mode (a udp forwarder) has died."""
         for label, info in self.cluster.check_daemons().items():
             if not info.alive and label not in self.reported:
@@ -118,7 +121,7 @@ class TestbedCLI(CLI):
         return line
 
     @holding_the_cluster
-    def do_daemons(self, line):
+    def do_daemons(self, line: str) -> None:
         """List the mode's daemons; `daemons restart NODE` restarts NODE's."""
         words = line.split()
         try:
@@ -138,7 +141,7 @@ class TestbedCLI(CLI):
         print(render_table(rows) if len(rows) > 1 else "this mode runs no daemons")
 
     @holding_the_cluster
-    def do_routes(self, line):
+    def do_routes(self, line: str) -> None:
         """`routes NODE`: the node's routes, and its routing daemon's sessions (bgp mode)."""
         name = line.strip()
         node = self.cluster.nodes.get(name)
@@ -152,7 +155,7 @@ class TestbedCLI(CLI):
             print(sessions.rstrip())
 
     @holding_the_cluster
-    def do_apply(self, line, op="apply"):
+    def do_apply(self, line: str, op: str = "apply") -> None:
         """`apply -f FILE_OR_DIR`: create what Kubernetes manifests describe."""
         words = line.split()
         if len(words) != 2 or words[0] not in ("-f", "--filename"):
@@ -163,12 +166,12 @@ class TestbedCLI(CLI):
         warnings, done = report(reply, op)
         print("\n".join(warnings + (done if reply["ok"] else [f"*** {reply['error']}"])))
 
-    def do_delete(self, line):
+    def do_delete(self, line: str) -> None:
         """`delete -f FILE_OR_DIR`: remove what Kubernetes manifests describe."""
         self.do_apply(line, op="delete")
 
     @holding_the_cluster
-    def do_pods(self, _line):
+    def do_pods(self, _line: str) -> None:
         """List pods of every namespace, with their IP, node and sandbox (as the API server
         has them, as `testbed get pods -A -o wide` lists them)."""
         state = self.cluster.state
@@ -176,7 +179,7 @@ class TestbedCLI(CLI):
                                 all_namespaces=True, wide=True)))
 
     @holding_the_cluster
-    def do_nodes(self, _line):
+    def do_nodes(self, _line: str) -> None:
         """List nodes: name, rack, underlay IP, pod subnet."""
         state = self.cluster.state
         print(render_table(rows("nodes", ko.nodes(state), state, wide=True)))

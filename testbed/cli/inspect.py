@@ -1,4 +1,5 @@
 """Verbs that look inside a running cluster: exec, routes, flows, bpf, daemons, policy check."""
+import argparse
 import subprocess
 
 from testbed.api.tables import find_pod, render_table
@@ -22,7 +23,7 @@ from testbed.underlay.controller import read_stats
 from testbed.underlay.names import in_host
 
 
-def cmd_exec(args):
+def cmd_exec(args: argparse.Namespace) -> int | None:
     """A command in a pod (of -n's namespace, or NAMESPACE/POD) or in a node or host."""
     state = find_run(args.name)
     command = args.argv
@@ -40,7 +41,7 @@ def cmd_exec(args):
     return subprocess.call(exec_argv(pod, command))
 
 
-def cmd_routes(args):
+def cmd_routes(args: argparse.Namespace) -> int | None:
     """A node's routes, and what its routing daemon says of its sessions (bgp: BIRD)."""
     state = find_run(args.name)
     record = state.nodes.get(args.node) or state.routers.get(args.node)
@@ -57,7 +58,7 @@ def cmd_routes(args):
     return 0
 
 
-def cmd_flows(args):
+def cmd_flows(args: argparse.Namespace) -> int | None:
     """A bridge's flows (ovs-ofctl dump-flows) and how often its controller was asked: a
     rack's (underlay: ovs) or a node's br-int (openflow mode)."""
     state = find_run(args.name)
@@ -82,7 +83,7 @@ def cmd_flows(args):
     return 0
 
 
-def cmd_bpf(args):
+def cmd_bpf(args: argparse.Namespace) -> int | None:
     """A node's eBPF datapath: programs, endpoint, ipcache and service maps, counters."""
     state = find_run(args.name)
     if args.node not in state.nodes:
@@ -97,7 +98,7 @@ def cmd_bpf(args):
     return 0
 
 
-def cmd_daemons(args):
+def cmd_daemons(args: argparse.Namespace) -> int | None:
     """The daemons of a running cluster (the mode's and the fabric's); restart a dead one."""
     state = find_run(args.name)
     owner = state.supervisor
@@ -138,7 +139,7 @@ def _daemons_from_records(state):
     return out
 
 
-def cmd_policy(args):
+def cmd_policy(args: argparse.Namespace) -> int | None:
     """Explain whether NetworkPolicy lets a new connection through, and why."""
     state = find_run(args.name)
     src = address(state, args.source, args.namespace)
@@ -155,7 +156,7 @@ def cmd_policy(args):
     return 0 if allowed else 1
 
 
-def register(sub) -> None:
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """exec, routes, flows, bpf, daemons, policy check"""
     ex = sub.add_parser("exec", help="run a command in a pod or node: exec [-n NS] NAME -- CMD")
     ex.add_argument("--name", help="cluster name, if several run")

@@ -1,4 +1,5 @@
 """Verbs of a cluster's life: up (and --adopt), down, status, clean, doctor."""
+import argparse
 import os
 import signal
 import subprocess
@@ -51,7 +52,7 @@ def _summary(state, seconds):
     return text
 
 
-def cmd_up(args):
+def cmd_up(args: argparse.Namespace) -> int | None:
     if args.adopt:
         return _adopt(args.adopt)
     spec = load_spec(args.topo, args.name, args.underlay, args.proxy_mode)
@@ -159,7 +160,7 @@ def _abort_bring_up(proc, name):
                 print(f"testbed: could not remove {describe(item)}", file=sys.stderr)
 
 
-def cmd_down(args):
+def cmd_down(args: argparse.Namespace) -> int | None:
     state = find_run(args.name)
     owner = state.supervisor
     started = time.monotonic()
@@ -209,7 +210,7 @@ def _orphan_status(state):
             f"{state.name}")
 
 
-def cmd_status(_args):
+def cmd_status(_args: argparse.Namespace) -> int | None:
     runs = list_runs()
     if not runs:
         print("no cluster is running")
@@ -233,7 +234,7 @@ def cmd_status(_args):
     return 0
 
 
-def cmd_doctor(_args):
+def cmd_doctor(_args: argparse.Namespace) -> int | None:
     checks = doctor.run_checks()
     print(doctor.render(checks))
     caps = doctor.capabilities(checks)
@@ -245,7 +246,7 @@ def cmd_doctor(_args):
     return 1 if any(c.essential and not c.ok for c in checks) else 0
 
 
-def cmd_clean(args):
+def cmd_clean(args: argparse.Namespace) -> int | None:
     if args.name:
         run_dir = run_dir_for(args.name)
         if not os.path.isdir(run_dir):
@@ -263,7 +264,7 @@ def cmd_clean(args):
     return 0
 
 
-def cmd_kubeconfig(args):
+def cmd_kubeconfig(args: argparse.Namespace) -> int | None:
     state = find_run(args.name)
     if not state.control_plane:
         raise TestbedError(f"cluster {state.name} runs no API server (clusters the benchmark "
@@ -273,7 +274,7 @@ def cmd_kubeconfig(args):
     return 0
 
 
-def register(sub) -> None:
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """up, down, status, doctor, clean"""
     up = sub.add_parser("up", help="bring a cluster up (interactive CLI unless --no-cli)")
     up.add_argument("--topo", default=str(DEFAULT_TOPOLOGY), help="topology YAML file")

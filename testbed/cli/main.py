@@ -34,7 +34,7 @@ def _verb(func):
     return func
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     after = None
     if argv[:1] == ["exec"] and "--" in argv:  # the command, after --, is not ours to parse

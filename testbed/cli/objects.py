@@ -1,4 +1,5 @@
 """Verbs on Kubernetes objects, as kubectl has them: apply, delete, get, describe, logs."""
+import argparse
 import json
 import os
 import signal
@@ -22,12 +23,13 @@ from testbed.host.processes import pid_is
 from testbed.host.signals import Interrupted, signals_interrupt
 from testbed.lifecycle.control import request
 from testbed.model import logs
+from testbed.model.state import RunState
 from testbed.modes import services_by
 from testbed.policy import drops
 from testbed.underlay.names import in_host
 
 
-def cmd_apply(args):
+def cmd_apply(args: argparse.Namespace) -> int | None:
     """Manifests into (or, with delete, out of) the running cluster, through its owner."""
     state = find_run(args.name)
     path = os.path.abspath(args.filename)
@@ -50,7 +52,7 @@ def cmd_apply(args):
     return 0 if reply.get("ok") else 1
 
 
-def cmd_get(args):
+def cmd_get(args: argparse.Namespace) -> int | None:
     """kubectl get: one namespace (-n, default `default`) or all (-A); a table, or the
     objects as kubectl's JSON or YAML."""
     state = find_run(args.name)
@@ -89,7 +91,7 @@ def cmd_get(args):
     return 0
 
 
-def listed(state, kind: str, namespace: str | None) -> list[dict]:
+def listed(state: RunState, kind: str, namespace: str | None) -> list[dict]:
     """The objects of one resource as the API server holds them, the truth kubectl reads
     too (without managedFields, as kubectl shows them); from the run's state for a cluster
     built without an API server."""
@@ -108,7 +110,7 @@ def listed(state, kind: str, namespace: str | None) -> list[dict]:
     return items
 
 
-def read_drops(state) -> list[drops.Drop]:
+def read_drops(state: RunState) -> list[drops.Drop]:
     def run(node, argv):
         return netns.run(in_host(state, node, state.nodes[node], argv), timeout=10)
     return drops.read(state, run)
@@ -164,7 +166,7 @@ def _print_events(state, args):
     return 0
 
 
-def cmd_describe(args):
+def cmd_describe(args: argparse.Namespace) -> int | None:
     state = find_run(args.name)
     kind = ko.ALIASES.get(args.kind.lower())
     try:
@@ -206,7 +208,7 @@ def _api_pod(state, name: str, namespace: str) -> str | None:
     return describe_api_pod(pod, found["items"])
 
 
-def cmd_logs(args):
+def cmd_logs(args: argparse.Namespace) -> int | None:
     """A container's output, as `kubectl logs` shows it, or any other log of the run by name;
     with no name, what has logs."""
     state = find_run(args.name)
@@ -295,7 +297,7 @@ def _list_logs(state) -> int:
     return 0
 
 
-def register(sub) -> None:
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """apply, delete, get, describe, logs"""
     for verb, what in (("apply", "create what Kubernetes manifests describe"),
                        ("delete", "remove what Kubernetes manifests describe")):

@@ -1,5 +1,6 @@
 """Verbs that follow packets: trace (where a probe went and where it stopped) and capture
 (tcpdump in a pod's or node's namespace, ksniff's job)."""
+import argparse
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from testbed.trace import render, tracer
 from testbed.trace.capture import tcpdump_argv
 
 
-def cmd_trace(args):
+def cmd_trace(args: argparse.Namespace) -> int | None:
     """Send one probe SRC -> DST and print each hop the kernel saw it take."""
     state = find_run(args.name)
     source = tracer.resolve(state, args.source, args.namespace)
@@ -22,7 +23,7 @@ def cmd_trace(args):
     return 0 if result.delivered else 1
 
 
-def cmd_capture(args):
+def cmd_capture(args: argparse.Namespace) -> int | None:
     """tcpdump in one namespace until Ctrl-C (or -c packets): to the terminal, to a pcap file,
     or with -w - as a pcap stream on stdout."""
     state = find_run(args.name)
@@ -52,7 +53,7 @@ def cmd_capture(args):
         return 0
 
 
-def register(sub) -> None:
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """trace, capture"""
     tr = sub.add_parser("trace", help="where a packet goes and why it stops: trace SRC DST")
     tr.add_argument("source", help="pod (NAME or NAMESPACE/NAME), node, router or host")

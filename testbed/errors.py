@@ -1,4 +1,5 @@
 """Errors a user can act on. The CLI prints them as one line, without a traceback."""
+from collections.abc import Sequence
 
 SHOWN_CHARS = 80  # of an offending value, in an error message
 
@@ -19,7 +20,7 @@ class TestbedError(Exception):
 class SpecError(TestbedError):
     """Bad topology input: names the file, the field and the offending value."""
 
-    def __init__(self, path, field, value, problem):
+    def __init__(self, path: str, field: str | None, value: object, problem: str):
         self.path, self.field, self.value, self.problem = path, field, value, problem
         where = f"{path}: {field}" if field else str(path)
         shown = "" if value is None else f" = {brief(value)}"
@@ -29,6 +30,6 @@ class SpecError(TestbedError):
 class CommandError(TestbedError):
     """A command run for the testbed failed; carries the command's own message."""
 
-    def __init__(self, argv, returncode, output):
+    def __init__(self, argv: Sequence[object], returncode: int, output: str):
         self.argv, self.returncode, self.output = list(argv), returncode, output.strip()
         super().__init__(f"`{' '.join(self.argv)}` exited {returncode}: {self.output}")

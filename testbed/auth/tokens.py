@@ -41,7 +41,7 @@ def load_key(path: str) -> ec.EllipticCurvePrivateKey:
         return serialization.load_pem_private_key(f.read(), password=None)
 
 
-def key_id(public_key) -> str:
+def key_id(public_key: ec.EllipticCurvePublicKey) -> str:
     der = public_key.public_bytes(serialization.Encoding.DER,
                                   serialization.PublicFormat.SubjectPublicKeyInfo)
     return _b64(hashlib.sha256(der).digest())

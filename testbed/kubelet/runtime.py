@@ -10,19 +10,23 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Iterable, Sequence
 
 from testbed.cni import caller
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import end_processes_in, end_together, process_start_time, terminate
-from testbed.kubelet.serviceaccount import mounted
+from testbed.kubelet.serviceaccount import TokenIssuer, mounted
+from testbed.model.context import NodeContext
 from testbed.model.records import ContainerProcess, PodRecord
+from testbed.model.state import RunState
+from testbed.model.topology import ContainerSpec, PodSpec
 
 POD_IFNAME = "eth0"
 NETNS_ETC = "/etc/netns"  # `ip netns exec POD` bind-mounts /etc/netns/POD/* over /etc/*
 
 
-def container_id(cluster, pod):
+def container_id(cluster: str, pod: PodSpec) -> str:
     return f"{cluster}-{pod.namespace}-{pod.name}"
 
 
@@ -33,14 +37,16 @@ def sandbox_name(cluster: str, namespace: str, pod: str) -> str:
 
 
 class Runtime:
-    def __init__(self, state, cni_path=caller.CNI_PATH):
+    def __init__(self, state: RunState, cni_path: Sequence[str] = caller.CNI_PATH):
         self.state = state
         self.cni_path = tuple(cni_path)
-        self.children = {}  # pid -> Popen of containers this process started (to reap them)
-        self.resolv_conf = None  # pod record -> resolv.conf text, once the cluster has DNS
-        self.token_issuer = None  # serviceaccount.TokenIssuer, once it has an API server
+        # pid -> Popen of containers this process started (to reap them)
+        self.children: dict[int, subprocess.Popen] = {}
+        # pod record -> resolv.conf text, once the cluster has DNS
+        self.resolv_conf: Callable[[PodRecord], str] | None = None
+        self.token_issuer: TokenIssuer | None = None  # once it has an API server
 
-    def invoke(self, command, pod, node, netconf):
+    def invoke(self, command: str, pod: PodSpec, node: NodeContext, netconf: dict) -> dict:
         """Run one CNI command for a pod in its node's namespace; returns the parsed result."""
         cid = container_id(self.state.name, pod)
         # what kubelet passes through the CRI runtime; plugins that do not know a key ignore
@@ -52,10 +58,10 @@ class Runtime:
                            cni_args=cni_args, cni_path=self.cni_path, wrap=node.ns.argv,
                            what=f" for pod {pod.key} on node {node.name}")
 
-    def sandbox(self, pod):
+    def sandbox(self, pod: PodSpec) -> str:
         return sandbox_name(self.state.name, pod.namespace, pod.name)
 
-    def create_pod(self, pod, node, netconf):
+    def create_pod(self, pod: PodSpec, node: NodeContext, netconf: dict) -> PodRecord:
         sandbox = self.sandbox(pod)
         if sandbox in netns.netns_list():
             raise TestbedError(f"network namespace {sandbox!r} already exists and is not this "
@@ -95,7 +101,7 @@ class Runtime:
         self.state.save()
         return record
 
-    def write_resolv_conf(self, record):
+    def write_resolv_conf(self, record: PodRecord) -> None:
         """The pod's resolv.conf, as the kubelet writes it; every command started in the pod
         (containers, `testbed exec`) sees it in place of the machine's."""
         directory = os.path.join(NETNS_ETC, record.netns)
@@ -110,7 +116,8 @@ class Runtime:
         with open(os.path.join(directory, "resolv.conf"), "w") as f:
             f.write(self.resolv_conf(record))
 
-    def start_container(self, pod, container, log_dir, secrets=""):
+    def start_container(self, pod: PodSpec, container: ContainerSpec, log_dir: str,
+                        secrets: str = "") -> ContainerProcess:
         env = {**os.environ, **dict(container.env)} if container.env else None
         command = mounted(secrets, container.command) if secrets else container.command
         with open(os.path.join(log_dir, f"{container.name}.log"), "ab") as log:
@@ -124,7 +131,7 @@ class Runtime:
         self.state.own("pids", entry)
         return entry
 
-    def end_all_containers(self, records):
+    def end_all_containers(self, records: Iterable[PodRecord]) -> None:
         """The containers of many pods, ended together (a whole cluster's teardown)."""
         entries = [e for record in records for e in record.containers.values()]
         end_together([(e.pid, e.start) for e in entries])
@@ -134,7 +141,7 @@ class Runtime:
                 child.wait()
             self.state.disown_pid(entry.pid)
 
-    def delete_pod(self, pod, node):
+    def delete_pod(self, pod: PodSpec, node: NodeContext) -> None:
         """Stop containers, CNI DEL, remove the sandbox. Raises the first failure at the end."""
         record = self.state.pods.get(pod.key)
         errors = []

@@ -9,6 +9,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from typing import Any
 
 from testbed import manifests
 from testbed.addons.dns import ClusterDNS
@@ -61,7 +62,8 @@ def _plain(value):
 
 
 class Cluster:
-    def __init__(self, spec, mode_name, state, verbose=False, caps=None):
+    def __init__(self, spec: ClusterSpec, mode_name: str, state: RunState, verbose: bool = False,
+                 caps: dict[str, bool] | None = None):
         self.spec = spec
         self.mode = get_mode(mode_name) if mode_name != BARE else None
         self.state = state
@@ -95,7 +97,7 @@ class Cluster:
 
     @classmethod
     def create(cls, spec: ClusterSpec, mode_name: str, verbose: bool = False,
-               control_plane: bool = False, **facts) -> "Cluster":
+               control_plane: bool = False, **facts: Any) -> "Cluster":
         """Check everything that can be checked, then make the run directory and state.
 
         mode_name BARE builds the underlay only (the benchmark's node-to-node baseline);

@@ -15,7 +15,7 @@ REQUEST_TIMEOUT_S = float(os.environ.get("TESTBED_REQUEST_TIMEOUT_S", "120"))
 
 def request(state: RunState, op: str, timeout: float = REQUEST_TIMEOUT_S,
             progress: Callable[[str], None] | None = None,
-            alive: Callable[[], bool] | None = None, **args) -> dict:
+            alive: Callable[[], bool] | None = None, **args: object) -> dict:
     """Send one request to a run's supervisor; returns its JSON reply (rpc.request: progress
     lines restart the timeout, and a live supervisor is waited for as long as it lives).
     Raises OSError if it never answers."""

@@ -31,7 +31,8 @@ SLOW_PASS_S = 2.0  # a controllers' pass longer than this is logged with its par
 DAEMON_CHECK_S = 0.5  # how often the supervisor looks for dead daemons
 
 
-def apply_request(cluster: Cluster, op: str, path: str, controllers=None) -> dict:
+def apply_request(cluster: Cluster, op: str, path: str,
+                  controllers: Controllers | None = None) -> dict:
     """`testbed apply -f` / `delete -f`, carried out by the cluster's owner: through the API
     server where the cluster has one (controllers/applier.py), else on the cluster."""
     try:
@@ -78,16 +79,16 @@ class Following:
     """The controllers of a cluster with an API server, run between requests; a failure is
     logged once (until it changes) and never takes the owner down."""
 
-    def __init__(self, cluster):
+    def __init__(self, cluster: Cluster):
         self.controllers = Controllers(cluster) if cluster.control_plane else None
-        self.last_error = None
+        self.last_error: str | None = None
 
     @property
     def wake_fd(self) -> list[int]:
         """What to wait on besides the control socket: a byte when the API changed."""
         return [self.controllers.wake.read_fd] if self.controllers else []
 
-    def sync(self, cluster) -> None:
+    def sync(self, cluster: Cluster) -> None:
         if self.controllers is None:
             return
         self.controllers.wake.settle()  # what changed until now is seen by this pass

@@ -6,6 +6,7 @@ import select
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 
 from testbed.errors import TestbedError
 
@@ -13,7 +14,7 @@ SNAPLEN = 256      # outer headers, a tunnel's header and the inner headers: all
 READY_TIMEOUT_S = 5.0
 
 
-def tcpdump_argv(wrap, path: str | None = None, interface: str = "any",
+def tcpdump_argv(wrap: Callable[[list], list], path: str | None = None, interface: str = "any",
                  bpf: list[str] | None = None, count: int | None = None,
                  snaplen: int = 0) -> list[str]:
     """argv of a tcpdump in a namespace (`wrap` prefixes a command with entering it): decoded

@@ -1,8 +1,17 @@
 """What the kernel says about a probe's path beside the captures: interface names, the route a
 namespace chose, the VXLAN forwarding entry used, the kube-proxy chain that DNATed, and the
 NetworkPolicy drop counters that rose."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from testbed.errors import CommandError
 from testbed.host import netns
+from testbed.trace.pcap import Sighting
+
+if TYPE_CHECKING:  # the tracer imports this module
+    from testbed.trace.tracer import Hop, Place
 
 POLICY_TABLE = ("ip", "calico")
 ROUTE_TYPES = ("unicast", "blackhole", "unreachable", "prohibit", "local", "broadcast",
@@ -13,7 +22,7 @@ def _run(place, argv) -> str:
     return netns.run(place.wrap(argv), timeout=10)
 
 
-def name_interfaces(sightings, by_label) -> None:
+def name_interfaces(sightings: list[Sighting], by_label: dict[str, Place]) -> None:
     """Each sighting's interface name, from its namespace's own index -> name table."""
     names = {}
     for label in {s.where for s in sightings}:
@@ -26,7 +35,7 @@ def name_interfaces(sightings, by_label) -> None:
         s.interface = names[s.where].get(s.ifindex, f"if{s.ifindex}")
 
 
-def route(place, dst: str) -> str:
+def route(place: Place, dst: str) -> str:
     """The most specific route a namespace holds for `dst` (its protocol shows who wrote it:
     `proto bird` for BIRD's)."""
     best, length = "", -1
@@ -43,7 +52,7 @@ NEIGHBOUR_STATES = {"INCOMPLETE": "ARP asked, nobody has answered",
                     "FAILED": "ARP asked, nobody answered"}
 
 
-def route_text(place, dst: str) -> str:
+def route_text(place: Place, dst: str) -> str:
     """What `ip route get` decides for `dst` there (an error names why it cannot go on), and
     the state of the neighbour it needs when that neighbour never answered."""
     try:
@@ -62,7 +71,7 @@ def route_text(place, dst: str) -> str:
     return text
 
 
-def fdb_entry(place, mac: str) -> str | None:
+def fdb_entry(place: Place, mac: str) -> str | None:
     """The VXLAN forwarding entry (MAC -> remote node) a namespace holds for `mac`."""
     for line in _run(place, ["bridge", "fdb", "show"]).splitlines():
         if line.startswith(mac) and " dst " in line:
@@ -70,7 +79,7 @@ def fdb_entry(place, mac: str) -> str | None:
     return None
 
 
-def dnat_chain(place, endpoint: str) -> str:
+def dnat_chain(place: Place, endpoint: str) -> str:
     """The kube-proxy chain that DNATs to `endpoint` (ip:port) in a node, and the Service
     chain that chose it: iptables' KUBE-SEP/KUBE-SVC (KUBE-SVL for a policy Local), or
     nftables' endpoint-... chain."""
@@ -100,7 +109,7 @@ def dnat_chain(place, endpoint: str) -> str:
     return "no kube-proxy rule found for it"
 
 
-def neighbour(place, route_line: str) -> str | None:
+def neighbour(place: Place, route_line: str) -> str | None:
     """The neighbour entry a route's gateway resolves to (`via GW dev DEV`), or None."""
     words = route_line.split()
     if "via" not in words or "dev" not in words:
@@ -110,7 +119,8 @@ def neighbour(place, route_line: str) -> str | None:
     return found.splitlines()[0] if found else f"{gateway} dev {device}: no neighbour entry yet"
 
 
-def annotate(hops, by_label, original_dst: str, original_port: int, nat_by: str = "") -> None:
+def annotate(hops: list[Hop], by_label: dict[str, Place], original_dst: str, original_port: int,
+             nat_by: str = "") -> None:
     """Notes on the hops where a namespace decided something: its route and neighbour, the
     tunnel it wrapped the packet in, its DNAT (by kube-proxy's rules, or by `nat_by` where
     something else translates Services)."""
@@ -149,7 +159,7 @@ def annotate(hops, by_label, original_dst: str, original_port: int, nat_by: str 
                              f"({'by ' + nat_by if nat_by else 'masquerade'})")
 
 
-def annotate_reply(hops, undone_by: str = "conntrack") -> None:
+def annotate_reply(hops: list[Hop], undone_by: str = "conntrack") -> None:
     """Where conntrack (or `undone_by`) undid a NAT on the way back."""
     for before, hop in zip(hops, hops[1:]):
         was, now = before.packet.flow, hop.packet.flow
@@ -160,7 +170,7 @@ def annotate_reply(hops, undone_by: str = "conntrack") -> None:
                              f"{now.dst}:{now.dport}")
 
 
-def conntrack_entries(place, protocol: str) -> list[dict]:
+def conntrack_entries(place: Place, protocol: str) -> list[dict]:
     """The namespace's conntrack entries of one protocol (tcp or udp), parsed."""
     try:
         table = _run(place, ["cat", "/proc/net/nf_conntrack"])
@@ -218,7 +228,7 @@ def parse_conntrack(line: str) -> dict | None:
             "reply": dict(pairs[4:8]), "unreplied": "[UNREPLIED]" in words}
 
 
-def policy_drops(places) -> dict:
+def policy_drops(places: Iterable[Place]) -> dict:
     """{(label, chain): (dropped packets, policies the chain runs, its comment)} of every
     NetworkPolicy endpoint chain's drop rule in the given namespaces."""
     out = {}

@@ -7,10 +7,18 @@ Whatever the testbed does not imitate — an agnhost subcommand or flag, an imag
 stand-in — comes back as a warning naming it. listening() tells which ports a stand-in will
 serve, so that a pod counts as ready only once they answer.
 """
+from __future__ import annotations
+
 import sys
 
 from testbed.kubelet.standins import flags as fl
 from testbed.kubelet.standins.servers import porter_ports
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # a stand-in process imports this package: no typing, no manifests
+    from collections.abc import Iterable
+
+    from testbed.manifests.kinds import Container
 
 AGNHOST = "agnhost"
 AGNHOST_PATHS = ("agnhost", "/agnhost")  # how manifests name its binary in `command`
@@ -28,7 +36,7 @@ def image_name(image: str) -> str:
     return image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
 
 
-def agnhost_argv(container) -> list:
+def agnhost_argv(container: Container) -> list:
     """agnhost's arguments: after its path in `command` (or the image's entrypoint), then args."""
     command = list(container.command)
     if command and command[0].rsplit("/", 1)[-1] == AGNHOST:
@@ -36,7 +44,7 @@ def agnhost_argv(container) -> list:
     return command + list(container.args)
 
 
-def command_for(container, pod_name: str) -> tuple:
+def command_for(container: Container, pod_name: str) -> tuple:
     """(argv, [warnings]) of the process standing in for a container."""
     image = image_name(container.image)
     if image == AGNHOST:
@@ -85,7 +93,7 @@ def _agnhost(container, pod_name):
     return stand_in(pod_name) + args, warnings
 
 
-def listening(argv: list, env=()) -> list:
+def listening(argv: list, env: Iterable[tuple[str, str]] = ()) -> list:
     """[(protocol, port)] a stand-in started with `argv` (from command_for) will serve ("tcp",
     "udp" or "sctp"), known before it starts; [] for anything else."""
     if argv[:len(MODULE)] != MODULE:

@@ -11,6 +11,8 @@ endpoints and a UDP server (port 8081 unless `--udp-port=-1`); porter serves the
 SERVE_{PORT,TCP_PORT,UDP_PORT,SCTP_PORT}_<n> variable on port n; connect exits 0 when the
 connection works and prints TIMEOUT, REFUSED, DNS or OTHER when it does not.
 """
+from __future__ import annotations
+
 import http.server
 import json
 import os
@@ -25,14 +27,24 @@ import urllib.request
 
 from testbed.kubelet.standins import flags as fl
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations unevaluated: a stand-in, one per container, loads no typing
+    from collections.abc import Callable, Mapping
+    from typing import NoReturn
+
+    # (method, path, query, client) -> (status, body, headers), or None for 404
+    Routes = Callable[[str, str, dict, tuple], "tuple[int, str, dict] | None"]
+    Answer = Callable[[str, tuple], "str | None"]  # a datagram's text and sender -> reply
+    Handle = Callable[[socket.socket, tuple], None]  # a connection and its peer
+
 SCTP = getattr(socket, "IPPROTO_SCTP", 132)
 
 
-def log(message):
+def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def fatal(message):
+def fatal(message: str) -> NoReturn:
     """As Go's log.Fatal: the message, then exit 1 (the container fails)."""
     log(message)
     os._exit(1)
@@ -44,14 +56,16 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     request_queue_size = 4096  # Go listens with the kernel's somaxconn, not socketserver's 5
 
 
-def access_line(client: str, request_line: str, status: int, size: int, referer, agent) -> str:
+def access_line(client: str, request_line: str, status: int, size: int, referer: str | None,
+                agent: str | None) -> str:
     """A request as nginx's image logs it to stdout (its `main` log format)."""
     when = time.strftime("%d/%b/%Y:%H:%M:%S %z")
     return f'{client} - - [{when}] "{request_line}" {status} {size} "{referer or "-"}" ' \
            f'"{agent or "-"}" "-"'
 
 
-def http_server(bind, port, routes, close=False, access_log=False):
+def http_server(bind: str, port: int, routes: Routes, close: bool = False,
+                access_log: bool = False) -> socketserver.TCPServer:
     """An HTTP/1.1 server (keep-alive, as Go's) whose routes(method, path, query, client) give
     (status, body, headers) or None for 404; with access_log, each request printed as nginx
     prints it."""
@@ -93,11 +107,11 @@ def http_server(bind, port, routes, close=False, access_log=False):
         fatal(f"listen tcp :{port}: {e.strerror}")
 
 
-def serve_in_background(server):
+def serve_in_background(server: socketserver.BaseServer) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
-def udp_server(bind, port, answer, size=2048):
+def udp_server(bind: str, port: int, answer: Answer, size: int = 2048) -> None:
     """answer(text, (ip, port)) -> reply text or None, per datagram."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -114,7 +128,7 @@ def udp_server(bind, port, answer, size=2048):
     threading.Thread(target=loop, daemon=True).start()
 
 
-def stream_server(bind, port, proto, handle):
+def stream_server(bind: str, port: int, proto: int, handle: Handle) -> None:
     """A TCP or SCTP listener; handle(conn, peer) per connection, in its own thread."""
     name = "sctp" if proto == SCTP else "tcp"
     try:
@@ -133,15 +147,15 @@ def stream_server(bind, port, proto, handle):
     threading.Thread(target=loop, daemon=True).start()
 
 
-def write_and_close(value):
-    def handle(conn, peer):
+def write_and_close(value: str) -> Handle:
+    def handle(conn: socket.socket, peer: tuple) -> None:
         with conn:
             conn.sendall(value.encode())
     return handle
 
 
 # --- serve-hostname ---------------------------------------------------------------------------
-def serve_hostname(hostname, bind, opts):
+def serve_hostname(hostname: str, bind: str, opts: dict) -> None:
     if opts["http"] and (opts["tcp"] or opts["udp"]):
         fatal("Can't server TCP/UDP mode and HTTP mode at the same time")
     port = opts["port"]
@@ -156,7 +170,7 @@ def serve_hostname(hostname, bind, opts):
 
 
 # --- netexec ----------------------------------------------------------------------------------
-def netexec_routes(hostname, dial_timeout=5.0):
+def netexec_routes(hostname: str, dial_timeout: float = 5.0) -> Routes:
     def dial(query):
         host, port = query.get("host", [""])[0], query.get("port", [""])[0]
         request = query.get("request", [""])[0]
@@ -231,14 +245,14 @@ def netexec_routes(hostname, dial_timeout=5.0):
     return routes
 
 
-def netexec_udp(hostname):
+def netexec_udp(hostname: str) -> Answer:
     def answer(text, peer):
         word, _, rest = text.strip().partition(" ")
         return {"hostname": hostname, "echo": rest, "clientip": f"{peer[0]}:{peer[1]}"}.get(word)
     return answer
 
 
-def netexec(hostname, bind, opts):
+def netexec(hostname: str, bind: str, opts: dict) -> None:
     routes = netexec_routes(hostname)
     if opts["http-override"]:
         override = urllib.parse.urlparse(opts["http-override"])
@@ -265,7 +279,7 @@ PORTER_PREFIXES = {"SERVE_PORT_": "tcp", "SERVE_TCP_PORT_": "tcp", "SERVE_UDP_PO
                    "SERVE_SCTP_PORT_": "sctp", "SERVE_TLS_PORT_": "tls"}
 
 
-def porter_ports(environ):
+def porter_ports(environ: Mapping[str, str]) -> list[tuple[str, int, str]]:
     """[(protocol, port, value)] of porter's SERVE_* variables, as porter reads them."""
     out = []
     for key, value in sorted(environ.items()):
@@ -276,7 +290,7 @@ def porter_ports(environ):
     return out
 
 
-def porter(_hostname, bind, opts):
+def porter(_hostname: str, bind: str, opts: dict) -> None:
     for proto, port, value in porter_ports(os.environ):
         if proto == "tcp":
             def body(method, value=value):
@@ -294,11 +308,11 @@ def porter(_hostname, bind, opts):
 
 
 # --- pause and connect ------------------------------------------------------------------------
-def pause(_hostname, _bind, _opts):
+def pause(_hostname: str, _bind: str, _opts: dict) -> None:
     log("Paused")
 
 
-def connect(_hostname, _bind, opts, dest):
+def connect(_hostname: str, _bind: str, opts: dict, dest: str) -> int:
     """agnhost connect HOST:PORT: exit status 0 if it connects; else one of agnhost's words."""
     host, _, port = dest.rpartition(":")
     if not host or not port.isdigit():
@@ -339,14 +353,14 @@ SERVERS = {"serve-hostname": serve_hostname, "netexec": netexec, "porter": porte
            "pause": pause}
 
 
-def nginx_page(hostname, bind, port):
+def nginx_page(hostname: str, bind: str, port: int) -> None:
     page = f"<html><body><h1>Welcome to nginx!</h1><p>{hostname}</p></body></html>\n"
     def routes(*_):
         return 200, page, {"Content-Type": "text/html"}
     serve_in_background(http_server(bind, port, routes, access_log=True))
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     hostname, bind = socket.gethostname(), "0.0.0.0"
     while argv[:1] in (["--hostname"], ["--bind"]):  # the testbed's own, before the subcommand

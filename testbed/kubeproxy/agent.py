@@ -61,18 +61,18 @@ class Agent:
         self.updated = time.time()
 
     # --- listeners ---------------------------------------------------------------------
-    def open(self, port, handler):
+    def open(self, port: int, handler: type[BaseHTTPRequestHandler]) -> None:
         server = ThreadingHTTPServer(("0.0.0.0", port), handler)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self.servers[port] = server
 
-    def close(self, port):
+    def close(self, port: int) -> None:
         server = self.servers.pop(port)
         server.shutdown()
         server.server_close()
 
-    def healthz_handler(self):
+    def healthz_handler(self) -> type[BaseHTTPRequestHandler]:
         agent = self
 
         class Healthz(_Quiet):
@@ -86,7 +86,7 @@ class Agent:
                                   "nodeEligible": True})
         return Healthz
 
-    def health_check_handler(self, port):
+    def health_check_handler(self, port: int) -> type[BaseHTTPRequestHandler]:
         agent = self
 
         class HealthCheck(_Quiet):
@@ -116,7 +116,7 @@ class Agent:
                 self.open(port, self.health_check_handler(port))
         return {name: portal.port for name, portal in self.portals.items()}
 
-    def configure_portals(self, address, wanted):
+    def configure_portals(self, address: str, wanted: dict[str, dict]) -> None:
         for name in [n for n in self.portals if n not in wanted]:
             self.portals.pop(name).close()
         for name, spec in wanted.items():

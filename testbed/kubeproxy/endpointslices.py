@@ -17,6 +17,7 @@ import hashlib
 import math
 
 from testbed.manifests.kinds import SAFE_ALPHABET
+from testbed.model.state import RunState
 
 OVERLOAD = 0.2  # the EndpointSlice controller's overloadThreshold
 AUTO = ("Auto", "auto")  # the annotation values that turn topology-aware routing on
@@ -56,7 +57,7 @@ def zone_hints(endpoint_zones: list[str], node_zones: list[str]) -> list[str] | 
     return hints
 
 
-def slices(state, key: str, by_port: dict) -> list[dict]:
+def slices(state: RunState, key: str, by_port: dict) -> list[dict]:
     """A Service's EndpointSlices (discovery.k8s.io/v1), as the controller writes them, from
     its endpoints per port (services.endpoints)."""
     namespace, name = key.split("/", 1)
@@ -96,13 +97,13 @@ def slices(state, key: str, by_port: dict) -> list[dict]:
     return out
 
 
-def hinted(state, key: str, by_port: dict) -> dict[str, str]:
+def hinted(state: RunState, key: str, by_port: dict) -> dict[str, str]:
     """{endpoint address: the zone it is hinted for} of a Service (empty: no hints)."""
     return {ep["addresses"][0]: ep["hints"]["forZones"][0]["name"]
             for s in slices(state, key, by_port) for ep in s["endpoints"] if "hints" in ep}
 
 
-def node_of(state, key: str, pod_key: "str | None", ip: str) -> str:
+def node_of(state: RunState, key: str, pod_key: str | None, ip: str) -> str:
     """The node an endpoint of Service `key` is on: its pod's, or that of an address of a
     Service without a selector."""
     if pod_key is not None:

@@ -10,6 +10,7 @@ slow path the guides warn about, and bench/studies/services.py measures how slow
 import socket
 import threading
 import time
+from collections.abc import Collection
 
 UDP_IDLE_S = 0.25      # kube-proxy's --udp-timeout default
 CONNECT_TIMEOUT_S = 1.0
@@ -20,21 +21,23 @@ class Balancer:
     """LoadBalancerRR: endpoints in turn; with affinity, a client keeps its endpoint while it
     comes back within the timeout."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.endpoints = []
+        self.endpoints: list[tuple[str, int]] = []
         self.affinity_s = 0
         self.next = 0
-        self.clients = {}  # client ip -> (endpoint, last seen)
+        # client ip -> (endpoint, last seen)
+        self.clients: dict[str, tuple[tuple[str, int], float]] = {}
 
-    def update(self, endpoints, affinity_s):
+    def update(self, endpoints: list[tuple[str, int]], affinity_s: int) -> None:
         with self.lock:
             if endpoints != self.endpoints:
                 self.endpoints, self.next = list(endpoints), 0
                 self.clients = {c: v for c, v in self.clients.items() if v[0] in endpoints}
             self.affinity_s = affinity_s
 
-    def pick(self, client_ip, skip=()):
+    def pick(self, client_ip: str,
+             skip: Collection[tuple[str, int]] = ()) -> tuple[str, int] | None:
         with self.lock:
             now = time.monotonic()
             if self.affinity_s:
@@ -73,10 +76,10 @@ class Portal:
             target = self.datagram_loop
         threading.Thread(target=target, daemon=True).start()
 
-    def update(self, endpoints, affinity_s):
+    def update(self, endpoints: list[tuple[str, int]], affinity_s: int) -> None:
         self.balancer.update(endpoints, affinity_s)
 
-    def close(self):
+    def close(self) -> None:
         self.closed = True
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
@@ -89,7 +92,7 @@ class Portal:
                 "endpoints": [f"{ip}:{port}" for ip, port in self.balancer.endpoints]}
 
     # --- TCP -----------------------------------------------------------------------------
-    def accept_loop(self):
+    def accept_loop(self) -> None:
         while not self.closed:
             try:
                 conn, client = self.sock.accept()
@@ -97,7 +100,7 @@ class Portal:
                 return
             threading.Thread(target=self.proxy_tcp, args=(conn, client[0]), daemon=True).start()
 
-    def proxy_tcp(self, conn, client_ip):
+    def proxy_tcp(self, conn: socket.socket, client_ip: str) -> None:
         tried = []
         while True:
             endpoint = self.balancer.pick(client_ip, tried)
@@ -119,7 +122,7 @@ class Portal:
         out.close()
 
     # --- UDP -----------------------------------------------------------------------------
-    def datagram_loop(self):
+    def datagram_loop(self) -> None:
         while not self.closed:
             try:
                 data, client = self.sock.recvfrom(BUFFER)
@@ -142,7 +145,7 @@ class Portal:
             except OSError:
                 pass
 
-    def replies(self, session, client):
+    def replies(self, session: socket.socket, client: tuple[str, int]) -> None:
         try:
             while True:
                 self.sock.sendto(session.recv(BUFFER), client)

@@ -14,12 +14,15 @@ rules up to date.
 """
 import ipaddress
 import time
+from collections.abc import Sequence
+from ipaddress import IPv4Address
 
 from testbed.errors import TestbedError
 from testbed.kubeproxy import endpointslices
 from testbed.kubeproxy.types import Endpoint, ServicePort
 from testbed.manifests import kinds
 from testbed.model.records import EndpointAddressRecord, ServicePortRecord, ServiceRecord
+from testbed.model.state import RunState
 
 SERVICE_CIDR = ipaddress.IPv4Network("10.96.0.0/12")
 RESERVED = {SERVICE_CIDR[1], SERVICE_CIDR[10]}  # kubernetes API, kube-dns
@@ -28,7 +31,8 @@ API_SERVER_IP = str(SERVICE_CIDR[1])
 API_SERVER_PORT = 6443  # where kube-apiserver listens on its node, behind default/kubernetes
 
 
-def add(state, svc, load_balancer_pool=()):
+def add(state: RunState, svc: kinds.Service,
+        load_balancer_pool: Sequence[IPv4Address] = ()) -> ServiceRecord:
     """Record a kinds.Service (new, or changed in place); returns its record. A
     LoadBalancer gets the first free address of the pool, or stays <pending> as with no
     load-balancer controller."""
@@ -84,7 +88,8 @@ def add(state, svc, load_balancer_pool=()):
     return record
 
 
-def add_api_server(state, addresses: "list[tuple[str, str]] | None" = None) -> ServiceRecord:
+def add_api_server(state: RunState,
+                   addresses: list[tuple[str, str]] | None = None) -> ServiceRecord:
     """default/kubernetes, as every cluster has it: 10.96.0.1:443 to the API server's port on
     its node. `addresses` [(ip, node)]: where the API server listens inside the emulation
     (kube-apiserver's endpoint reconciler writes them); without, the Service keeps those it
@@ -98,7 +103,7 @@ def add_api_server(state, addresses: "list[tuple[str, str]] | None" = None) -> S
     return record
 
 
-def remove(state, namespace, name):
+def remove(state: RunState, namespace: str, name: str) -> bool:
     return state.services.pop(f"{namespace}/{name}", None) is not None
 
 
@@ -112,7 +117,7 @@ def _free_ip(services):
     return str(ipaddress.IPv4Address(free))
 
 
-def selected_pods(state, key):
+def selected_pods(state: RunState, key: str) -> list[tuple[str, str]]:
     """[(pod key, ip)] of the pods with an address that a Service's selector picks."""
     namespace = key.split("/", 1)[0]
     selector = state.services[key].selector
@@ -121,7 +126,7 @@ def selected_pods(state, key):
             all(pod.labels.get(k) == v for k, v in selector.items())]
 
 
-def endpoints(state, key):
+def endpoints(state: RunState, key: str) -> dict[str, list[tuple[str | None, str, object]]]:
     """{port name or number: [(pod key, ip, target port)]} of a Service, from the pods now; a
     Service without a selector has its addresses instead (pod key None)."""
     record = state.services[key]
@@ -145,7 +150,7 @@ def endpoints(state, key):
     return out
 
 
-def service_ports(state) -> list[ServicePort]:
+def service_ports(state: RunState) -> list[ServicePort]:
     """The kube-proxy view of every Service with a ClusterIP."""
     out = []
     for key, record in sorted(state.services.items()):

@@ -3,6 +3,7 @@ import sys
 
 from testbed.kubeproxy.applier import underlay_device
 from testbed.kubeproxy.services import selected_pods
+from testbed.model.context import ClusterContext, NodeContext
 
 # One ARP request for the address from the address itself, broadcast on the device (what
 # `arping -U` sends): neighbours that know the address take the sender's MAC for it.
@@ -27,7 +28,7 @@ class Speaker:
     def __init__(self):
         self.announced = {}  # address -> node holding it
 
-    def sync(self, cluster):
+    def sync(self, cluster: ClusterContext) -> None:
         wanted = self.wanted(cluster)
         if wanted == self.announced:
             return
@@ -44,7 +45,7 @@ class Speaker:
                                            check=False)
         self.announced = wanted
 
-    def wanted(self, cluster) -> dict[str, str]:
+    def wanted(self, cluster: ClusterContext) -> dict[str, str]:
         """{address: node} every LoadBalancer address should be announced from."""
         default = self.announcer(cluster)
         first_rack = [n.name for n in cluster.nodes.values()
@@ -62,7 +63,7 @@ class Speaker:
         return out
 
     @staticmethod
-    def announcer(cluster):
+    def announcer(cluster: ClusterContext) -> NodeContext:
         first_rack = cluster.spec.racks[0].name
         return next((n for n in cluster.nodes.values() if n.rack == first_rack),
                     next(iter(cluster.nodes.values())))

@@ -298,7 +298,7 @@ class Cluster:
         self.proxies.sync(self.context)
         if self.policy is not None:
             self.policy.sync(self.context)
-        self.speaker.sync(self)
+        self.speaker.sync(self.context)
         self.dns.sync(self)
         self.ingress.sync(self)
 

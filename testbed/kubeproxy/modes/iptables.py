@@ -71,23 +71,23 @@ def _hash(text):
     return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
 
 
-def svc_chain(sp):
+def svc_chain(sp: ServicePort) -> str:
     return "KUBE-SVC-" + _hash(sp.id + sp.protocol)
 
 
-def svl_chain(sp):
+def svl_chain(sp: ServicePort) -> str:
     return "KUBE-SVL-" + _hash(sp.id + sp.protocol)
 
 
-def ext_chain(sp):
+def ext_chain(sp: ServicePort) -> str:
     return "KUBE-EXT-" + _hash(sp.id + sp.protocol)
 
 
-def fw_chain(sp):
+def fw_chain(sp: ServicePort) -> str:
     return "KUBE-FW-" + _hash(sp.id + sp.protocol)
 
 
-def sep_chain(sp, endpoint):
+def sep_chain(sp: ServicePort, endpoint: tuple) -> str:
     return "KUBE-SEP-" + _hash(sp.id + sp.protocol + f"{endpoint[0]}:{endpoint[1]}")
 
 
@@ -112,11 +112,12 @@ class Tables:
     filter: dict = field(default_factory=lambda: {c: [] for c in FILTER_CHAINS})
     nat: dict = field(default_factory=lambda: {c: [] for c in TOP_CHAINS})
 
-    def add(self, table, chain, rule):
+    def add(self, table: str, chain: str, rule: str) -> None:
         getattr(self, table).setdefault(chain, []).append(f"-A {chain} {rule}")
 
 
-def ruleset(service_ports, pod_cidr, node="", node_ip="", zone="") -> Tables:
+def ruleset(service_ports: list[ServicePort], pod_cidr: str, node: str = "", node_ip: str = "",
+            zone: str = "") -> Tables:
     """The filter and nat rules of node `node` (underlay address `node_ip`) for these
     service ports, the top-level chains first."""
     t = Tables()

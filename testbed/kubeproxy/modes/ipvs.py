@@ -61,7 +61,7 @@ SYSCTLS = [  # kube-proxy's settings for IPVS: conntrack for masquerading, fast 
 ]
 
 
-def nat_rules(pod_cidr):
+def nat_rules(pod_cidr: str) -> str:
     """The fixed filter and nat chains (iptables-restore --noflush input), matching kube-proxy's
     ipsets: KUBE-FORWARD, health-check node ports accepted, load-balancer source ranges
     (KUBE-PROXY-FIREWALL, KUBE-SOURCE-RANGES-FIREWALL), and KUBE-IPVS-FILTER, which refuses a
@@ -114,7 +114,8 @@ class IpvsState:
     sets: dict = field(default_factory=lambda: {name: set() for name in IPSETS})
 
 
-def render(service_ports, node_ip, node="", zone=""):
+def render(service_ports: list[ServicePort], node_ip: str, node: str = "",
+           zone: str = "") -> "IpvsState":
     """Node `node`'s view (in topology zone `zone`); a traffic policy Local leaves only its
     own endpoints as real servers of the internal (ClusterIP) or external (NodePort, LB,
     external IP) servers — all of them where it has none, as kube-proxy's IPVS mode lets
@@ -161,7 +162,7 @@ def _service(key):
     return f"{SERVICE_FLAGS[proto]} {ip}:{port}"
 
 
-def commands(old, new):
+def commands(old: "IpvsState | None", new: "IpvsState") -> tuple[str, str, str]:
     """(ipvsadm-restore input, ipset restore input, `ip -batch` input) from render `old`
     (None: a node with nothing yet) to render `new`."""
     old = old or IpvsState()

@@ -84,7 +84,7 @@ class Ruleset:
     set_elements: dict = field(default_factory=lambda: {s: set() for s in SETS})
     sets: dict = field(default_factory=dict)
 
-    def element(self, mapname, key, verdict, comment=""):
+    def element(self, mapname: str, key: str, verdict: str, comment: str = "") -> None:
         self.elements[mapname][key] = (comment, verdict)
 
 
@@ -94,28 +94,28 @@ def _base(name):
     return f"{digest[:8]}-{name}"
 
 
-def port_name(sp):
+def port_name(sp: ServicePort) -> str:
     """<ns>/<svc>/<proto>/<port name>, the readable part of the chain names."""
     return f"{sp.namespace}/{sp.name}/{sp.protocol}/{sp.port_name}"
 
 
-def service_chain(sp):
+def service_chain(sp: ServicePort) -> str:
     return "service-" + _base(port_name(sp))
 
 
-def local_chain(sp):
+def local_chain(sp: ServicePort) -> str:
     return "local-" + _base(port_name(sp))
 
 
-def external_chain(sp):
+def external_chain(sp: ServicePort) -> str:
     return "external-" + _base(port_name(sp))
 
 
-def firewall_chain(sp):
+def firewall_chain(sp: ServicePort) -> str:
     return "firewall-" + _base(port_name(sp))
 
 
-def endpoint_base(sp, endpoint):
+def endpoint_base(sp: ServicePort, endpoint: tuple) -> str:
     return _base(f"{port_name(sp)}__{endpoint[0]}/{endpoint[1]}")
 
 
@@ -148,8 +148,8 @@ def _fixed_chains(service_cidr):
     }
 
 
-def render(service_ports, pod_cidr, node="", node_ip="", service_cidr=str(SERVICE_CIDR),
-           zone=""):
+def render(service_ports: list[ServicePort], pod_cidr: str, node: str = "", node_ip: str = "",
+           service_cidr: str = str(SERVICE_CIDR), zone: str = "") -> "Ruleset":
     """The table of node `node` (underlay address `node_ip`, where NodePorts answer)."""
     rs = Ruleset()
     rs.chains.update(_fixed_chains(service_cidr))
@@ -243,7 +243,7 @@ def _element(mapname, key, value):
     return f"add element {TABLE} {mapname} {{ {key}{said} : {verdict} }}"
 
 
-def transaction(old, new):
+def transaction(old: "Ruleset | None", new: "Ruleset") -> str:
     """`nft -f` input moving a node from render `old` (None: nothing yet) to render `new`:
     new objects, rewritten chains, changed elements, then what went away."""
     lines = []

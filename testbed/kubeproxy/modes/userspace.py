@@ -71,7 +71,7 @@ def portals(sp: ServicePort, node: str = "", zone: str = "") -> dict:
     return out
 
 
-def render(service_ports, node_ip: str, proxy_ports: dict) -> str:
+def render(service_ports: list[ServicePort], node_ip: str, proxy_ports: dict) -> str:
     """iptables-restore input (both tables, every chain whole) sending each service port that
     has a proxy port to <node_ip>:<proxy port>."""
     nat = {c: [] for c in NAT_CHAINS}

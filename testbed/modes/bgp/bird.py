@@ -11,7 +11,8 @@ import os
 import subprocess
 
 from testbed.errors import TestbedError
-from testbed.host.daemons import Daemon, socket_ready
+from testbed.host.daemons import Daemon, Ledger, socket_ready
+from testbed.host.netns import Namespace
 
 HOLD_TIME_S = 9  # the testbed's default; keepalive: a third of the hold time
 READY_TIMEOUT_S = 10.0
@@ -54,8 +55,8 @@ protocol bgp {name} {{
 """
 
 
-def node_config(node_ip, blocks, local_as, peers, log_path, reflector=False,
-                hold=HOLD_TIME_S):
+def node_config(node_ip: object, blocks: list[str], local_as: int, peers: list[tuple],
+                log_path: str, reflector: bool = False, hold: int = HOLD_TIME_S) -> str:
     """peers: [(name, ip, as, rr_client)]. A reflector passes on what it learned over iBGP;
     every other node announces only its own blocks."""
     statics = "".join(f"  route {b} blackhole;\n" for b in blocks)
@@ -80,7 +81,8 @@ filter own_blocks {{
     return text
 
 
-def router_config(router_id, sessions, log_path, hold=HOLD_TIME_S):
+def router_config(router_id: object, sessions: list[tuple], log_path: str,
+                  hold: int = HOLD_TIME_S) -> str:
     """sessions: [(name, local_ip, peer_ip, peer_as)] — eBGP to every node of every rack."""
     text = _header(router_id, log_path)
     for name, local_ip, peer_ip, peer_as in sessions:
@@ -88,7 +90,7 @@ def router_config(router_id, sessions, log_path, hold=HOLD_TIME_S):
     return text
 
 
-def birdc(socket_path, *command):
+def birdc(socket_path: str, *command: str) -> str:
     proc = subprocess.run(["birdc", "-s", socket_path, *command], capture_output=True,
                           text=True, timeout=10)
     if proc.returncode != 0:
@@ -99,7 +101,7 @@ def birdc(socket_path, *command):
 class BirdDaemon(Daemon):
     """One BIRD in a namespace, with its config, control socket and log in one directory."""
 
-    def __init__(self, name, namespace, directory):
+    def __init__(self, name: str, namespace: Namespace, directory: str):
         self.name = name
         self.dir = directory
         self.config = os.path.join(directory, "bird.conf")
@@ -111,7 +113,7 @@ class BirdDaemon(Daemon):
                          namespace.argv("bird", "-f", "-c", self.config, "-s", self.socket),
                          os.path.join(directory, "bird.out"))
 
-    def write_config(self, text):
+    def write_config(self, text: str) -> None:
         with open(self.config, "w") as f:
             f.write(text)
         proc = subprocess.run(["bird", "-p", "-c", self.config], capture_output=True, text=True)
@@ -119,7 +121,7 @@ class BirdDaemon(Daemon):
             raise TestbedError(f"BIRD rejects the config of {self.name} ({self.config}): "
                                f"{(proc.stderr or proc.stdout).strip()}")
 
-    def start(self, state):
+    def start(self, state: Ledger) -> None:
         super().start(state, socket_ready(self.socket, lambda: birdc(self.socket, "show",
                                                                      "status")),
                       READY_TIMEOUT_S)

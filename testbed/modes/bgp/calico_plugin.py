@@ -17,6 +17,8 @@ Addresses come from the IPAM plugin the configuration names (`testbed-calico-blo
 ipam_plugin.py), run with the same environment and configuration, as Calico's plugin delegates
 to calico-ipam.
 """
+from __future__ import annotations  # unevaluated: a plugin loads no typing
+
 import json
 import os
 import sys
@@ -36,29 +38,34 @@ from testbed.cni.skeleton import (
     sh,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import TextIO
+
 HOST_MAC = "ee:ee:ee:ee:ee:ee"
 GATEWAY = "169.254.1.1"
 
 
-def host_veth_name(namespace, pod):
+def host_veth_name(namespace: str, pod: str) -> str:
     """Calico's rule: "cali" + the first 11 hex digits of sha1("<namespace>.<pod>")."""
     return "cali" + sha1(f"{namespace}.{pod}".encode()).hexdigest()[:11]
 
 
-def load_config(text):
+def load_config(text: str) -> dict:
     conf = skeleton.load_json_config(text)
     skeleton.require_ipam_type(conf)
     return conf
 
 
-def environment(env, command):
+def environment(env: Mapping[str, str], command: str) -> dict:
     ctx = skeleton.pod_environment(env, command)
     # the environment as given, for the IPAM plugin (delegated to with the same one)
     return {**ctx, "host_veth": host_veth_name(ctx["namespace"], ctx["pod"]), "env": dict(env)}
 
 
 # --- the datapath -----------------------------------------------------------------------
-def add(conf, env):
+def add(conf: dict, env: dict) -> dict:
     allocated = delegate_ipam(conf, "ADD", env["env"])
     ip = allocated["ips"][0]["address"].split("/")[0]
     host, ifname, ns = env["host_veth"], env["ifname"], env["netns"]
@@ -86,14 +93,14 @@ def add(conf, env):
             "routes": [{"dst": "0.0.0.0/0", "gw": GATEWAY}]}
 
 
-def delete(conf, env):
+def delete(conf: dict, env: dict) -> None:
     """Idempotent, as the spec asks: whatever is already gone is not an error. The /32 route
     goes with the cali device it points at."""
     spawn.run(["ip", "link", "del", env["host_veth"]])
     delegate_ipam(conf, "DEL", env["env"])
 
 
-def check(conf, env):
+def check(conf: dict, env: dict) -> None:
     delegate_ipam(conf, "CHECK", env["env"])  # the address is still this container's
     found = sh("ip", "-4", "-j", "addr", "show", "dev", env["ifname"], netns=env["netns"])
     ip = next((a["local"] for link in json.loads(found or "[]")
@@ -109,7 +116,8 @@ def check(conf, env):
         raise PluginError(IO_FAILURE, f"the node has no route to {ip}/32 via {env['host_veth']}")
 
 
-def main(stdin=sys.stdin, stdout=sys.stdout, env=os.environ):
+def main(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
+         env: Mapping[str, str] = os.environ) -> int:
     return skeleton.main(load_config, environment, add, delete, check, stdin, stdout, env)
 
 

@@ -12,6 +12,8 @@ host-local keeps them; a lock file serialises concurrent ADDs on one node. ADD f
 that has an address returns that address again. It runs as an executable
 (build/cni/testbed-calico-blocks, made by scripts/install.sh).
 """
+from __future__ import annotations  # unevaluated: a plugin loads no typing
+
 import fcntl
 import ipaddress
 import os
@@ -20,8 +22,13 @@ import sys
 from testbed.cni import skeleton
 from testbed.cni.skeleton import INVALID_CONFIG, TRY_AGAIN, UNKNOWN_CONTAINER, PluginError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import TextIO
 
-def load_config(text):
+
+def load_config(text: str) -> dict:
     conf = skeleton.load_json_config(text)
     ipam = conf.get("ipam")
     if not isinstance(ipam, dict) or not ipam.get("dataDir"):
@@ -37,7 +44,7 @@ def load_config(text):
 
 
 class BlockAllocator:
-    def __init__(self, data_dir, blocks):
+    def __init__(self, data_dir: str, blocks: list[str]):
         self.dir = data_dir
         self.blocks = blocks
 
@@ -47,14 +54,14 @@ class BlockAllocator:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return lock
 
-    def owner(self, ip):
+    def owner(self, ip: str) -> str | None:
         try:
             with open(os.path.join(self.dir, str(ip))) as f:
                 return f.read().strip()
         except OSError:
             return None
 
-    def allocate(self, container_id):
+    def allocate(self, container_id: str) -> ipaddress.IPv4Address:
         with self._locked():
             for block in self.blocks:
                 for ip in block:  # every address of a block: pods get /32s
@@ -65,13 +72,13 @@ class BlockAllocator:
         raise PluginError(TRY_AGAIN, "no free address in this node's blocks",
                           ", ".join(map(str, self.blocks)))
 
-    def find(self, container_id):
+    def find(self, container_id: str) -> ipaddress.IPv4Address | None:
         for name in os.listdir(self.dir) if os.path.isdir(self.dir) else []:
             if name != "lock" and self.owner(name) == container_id:
                 return ipaddress.IPv4Address(name)
         return None
 
-    def release(self, container_id):
+    def release(self, container_id: str) -> ipaddress.IPv4Address | None:
         with self._locked():
             ip = self.find(container_id)
             if ip is not None:
@@ -83,22 +90,23 @@ def _allocator(conf):
     return BlockAllocator(conf["ipam"]["dataDir"], conf["_blocks"])
 
 
-def add(conf, env):
+def add(conf: dict, env: dict) -> dict:
     ip = _allocator(conf).allocate(env["id"])
     return {"cniVersion": conf["cniVersion"], "ips": [{"address": f"{ip}/32"}]}
 
 
-def delete(conf, env):
+def delete(conf: dict, env: dict) -> None:
     """Idempotent: a container without an address is not an error."""
     _allocator(conf).release(env["id"])
 
 
-def check(conf, env):
+def check(conf: dict, env: dict) -> None:
     if _allocator(conf).find(env["id"]) is None:
         raise PluginError(UNKNOWN_CONTAINER, f"no address is allocated to {env['id']}")
 
 
-def main(stdin=sys.stdin, stdout=sys.stdout, env=os.environ):
+def main(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
+         env: Mapping[str, str] = os.environ) -> int:
     return skeleton.main(load_config, skeleton.pod_environment, add, delete, check, stdin,
                          stdout, env)
 

@@ -137,7 +137,8 @@ class BgpMode(Mode):
             daemon.take_over(cluster.state)
             self.birds["router"] = daemon
 
-    def wait_converged(self, cluster, started, timeout=None):
+    def wait_converged(self, cluster: ClusterContext, started: float,
+                       timeout: float | None = None) -> float:
         """Seconds from BIRD's start until every node has a kernel route to every other block."""
         timeout = timeout or CONVERGENCE_TIMEOUT_S
         missing = []
@@ -151,7 +152,7 @@ class BgpMode(Mode):
                                + "; ".join(missing[:5]))
         return time.monotonic() - started
 
-    def missing_routes(self, cluster):
+    def missing_routes(self, cluster: ClusterContext) -> list[str]:
         """What the kernels lack of a converged cluster: "<node> lacks <block> of <peer>"."""
         out = []
         for node in cluster.nodes.values():

@@ -13,6 +13,8 @@ mode attaches once the pod exists (as Cilium's agent does once the plugin has to
 endpoint). Reverse-path filtering is off on the host side: replies of a pod come back by
 whatever path the programs chose.
 """
+from __future__ import annotations  # unevaluated: a plugin loads no typing
+
 import json
 import os
 import sys
@@ -36,13 +38,18 @@ from testbed.cni.skeleton import (
     sh,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import TextIO
+
 
 def host_veth_name(container_id: str) -> str:
     """Cilium's rule: "lxc" + the first 12 hex digits of sha256(<container ID>)."""
     return "lxc" + sha256(container_id.encode()).hexdigest()[:12]
 
 
-def load_config(text):
+def load_config(text: str) -> dict:
     conf = skeleton.load_json_config(text)
     if not isinstance(conf.get("router"), str) or not conf["router"]:
         raise PluginError(INVALID_CONFIG, "router is missing: the node's router address "
@@ -51,12 +58,12 @@ def load_config(text):
     return conf
 
 
-def environment(env, command):
+def environment(env: Mapping[str, str], command: str) -> dict:
     ctx = skeleton.pod_environment(env, command)
     return {**ctx, "host_veth": host_veth_name(ctx["id"]), "env": dict(env)}
 
 
-def add(conf, ctx):
+def add(conf: dict, ctx: dict) -> dict:
     allocated = delegate_ipam(conf, "ADD", ctx["env"])
     if not allocated.get("ips"):
         raise PluginError(IO_FAILURE, "IPAM returned no address")
@@ -83,13 +90,13 @@ def add(conf, ctx):
             "routes": [{"dst": "0.0.0.0/0", "gw": router}]}
 
 
-def delete(conf, ctx):
+def delete(conf: dict, ctx: dict) -> None:
     """Idempotent, as the spec asks: whatever is already gone is not an error."""
     spawn.run(["ip", "link", "del", ctx["host_veth"]])
     delegate_ipam(conf, "DEL", ctx["env"])
 
 
-def check(conf, ctx):
+def check(conf: dict, ctx: dict) -> None:
     delegate_ipam(conf, "CHECK", ctx["env"])
     found = sh("ip", "-4", "-j", "addr", "show", "dev", ctx["ifname"], netns=ctx["netns"])
     if not any(a.get("prefixlen") == 32 for link in json.loads(found or "[]")
@@ -99,7 +106,8 @@ def check(conf, ctx):
         raise PluginError(IO_FAILURE, f"host interface {ctx['host_veth']} is missing")
 
 
-def main(stdin=sys.stdin, stdout=sys.stdout, env=os.environ):
+def main(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
+         env: Mapping[str, str] = os.environ) -> int:
     return skeleton.main(load_config, environment, add, delete, check, stdin, stdout, env)
 
 

@@ -14,6 +14,7 @@ import os
 import shutil
 import threading
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 
 from testbed import BUILD
 from testbed.errors import CommandError, TestbedError
@@ -78,7 +79,7 @@ def maps_dir(cluster: str, node: str) -> str:
     return f"{pin_dir(cluster, node)}/maps"
 
 
-def router_ip(lease) -> str:
+def router_ip(lease: IPv4Network) -> str:
     """cilium_host's address: the first of the node's pod CIDR."""
     return str(lease[1])
 

@@ -12,6 +12,7 @@ Backend IDs and reverse-NAT indexes stay what they were as long as the backend o
 exists: a flow's CT entry names its backend by ID.
 """
 import heapq
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,13 +31,13 @@ class Allocator:
     given: dict = field(default_factory=dict)
     released: list = field(default_factory=list)  # a heap
 
-    def get(self, key) -> int:
+    def get(self, key: Hashable) -> int:
         if key not in self.given:
             self.given[key] = heapq.heappop(self.released) if self.released else \
                 self.first + len(self.given)
         return self.given[key]
 
-    def keep_only(self, keys) -> None:
+    def keep_only(self, keys: Collection[Hashable]) -> None:
         for key in [k for k in self.given if k not in keys]:
             heapq.heappush(self.released, self.given.pop(key))
 
@@ -152,10 +153,11 @@ class BpfServices(ProxyApplier):
                 f"  frontend {sp.cluster_ip}:{sp.port}/{sp.protocol} in {maps.SERVICES} of "
                 "every node, one slot per backend (`testbed bpf NODE`)"]
 
-    def __init__(self, maps_dir):
+    def __init__(self, maps_dir: Callable[[str], str]):
         super().__init__()
         self.maps_dir = maps_dir  # node name -> the directory its maps are pinned in
-        self.backend_ids, self.rev_nat = {}, {}  # node -> Allocator
+        self.backend_ids: dict[str, Allocator] = {}
+        self.rev_nat: dict[str, Allocator] = {}
 
     def render(self, ports: list[ServicePort], pod_cidr: str, node: NodeContext) -> Any:
         fronts = frontends(ports, node.name, str(node.ip.ip), self.zones.get(node.name, ""))

@@ -87,7 +87,7 @@ class FlannelMode(Mode):
             node.ns.run("iptables-restore", "--noflush",
                         input=flannel_rules(str(spec.pod_cidr), str(node.lease)))
 
-    def setup_backend(self, spec, node):
+    def setup_backend(self, spec: ClusterSpec, node: NodeContext) -> None:
         """The backend's own devices on the node."""
 
     def network_config(self, spec: ClusterSpec, node: NodeContext) -> dict:

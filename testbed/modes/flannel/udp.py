@@ -48,7 +48,7 @@ def read_udp(section: Section) -> UdpOptions:
     return UdpOptions(section.boolean("offload", False))
 
 
-def forwarder_path():
+def forwarder_path() -> str | None:
     """The forwarder binary: the one the install step built, else one on PATH."""
     built = BUILD_DIR / FORWARDER
     if os.access(built, os.X_OK):
@@ -56,7 +56,7 @@ def forwarder_path():
     return shutil.which(FORWARDER)
 
 
-def control(sock_path, command, timeout=2.0):
+def control(sock_path: str, command: str, timeout: float = 2.0) -> str:
     """Send one command to a forwarder's control socket; returns its one-line reply."""
     reply = rpc.datagram(sock_path, command, timeout)
     if reply.startswith("error"):
@@ -76,7 +76,7 @@ class UdpMode(FlannelMode):
     options = {**FlannelMode.options, "udp": read_udp}
     offload = None  # the loop: None as the topology says (udp.offload), else fixed
 
-    def bundles(self, spec) -> bool:
+    def bundles(self, spec: ClusterSpec) -> bool:
         """Whether the forwarders move bundles (udp-gso) or one packet per call (flannel's)."""
         return self.option(spec, "udp").offload if self.offload is None else self.offload
 
@@ -88,7 +88,7 @@ class UdpMode(FlannelMode):
     def __init__(self):
         self.forwarders = {}  # node name -> Daemon
 
-    def setup_backend(self, spec, node):
+    def setup_backend(self, spec: ClusterSpec, node: NodeContext) -> None:
         run = node.ns.run
         run("ip", "tuntap", "add", "dev", TUN_DEV, "mode", "tun")
         run("ip", "link", "set", TUN_DEV, "mtu", spec.mtu - self.encap_overhead)
@@ -114,7 +114,7 @@ class UdpMode(FlannelMode):
         for node in cluster.nodes.values():
             self.start_forwarder(cluster, node)
 
-    def start_forwarder(self, cluster, node):
+    def start_forwarder(self, cluster: ClusterContext, node: NodeContext) -> None:
         binary = forwarder_path()
         if not binary:
             raise TestbedError(f"{FORWARDER} is not built: run scripts/install.sh (it compiles "

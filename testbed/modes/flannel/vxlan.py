@@ -22,7 +22,7 @@ class VxlanMode(FlannelMode):
     encap_overhead = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
     datapath = "kernel: VXLAN device flannel.1, Linux bridge cni0"
 
-    def setup_backend(self, spec, node):
+    def setup_backend(self, spec: ClusterSpec, node: NodeContext) -> None:
         run = node.ns.run
         run("ip", "link", "add", VXLAN_DEV, "type", "vxlan", "id", VNI, "local", node.ip.ip,
             "dev", UNDERLAY_DEV, "dstport", DSTPORT, "nolearning")

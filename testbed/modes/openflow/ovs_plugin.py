@@ -13,6 +13,8 @@ flows that make the port useful come from the controller, which the testbed tell
 With userspaceDatapath the host side is made that datapath's alone and both ends compute
 their own checksums (see testbed/ovs.py).
 """
+from __future__ import annotations  # unevaluated: a plugin loads no typing
+
 import hashlib
 import os
 import sys
@@ -28,13 +30,18 @@ from testbed.cni.skeleton import (
 )
 from testbed.underlay import ovs
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import TextIO
 
-def host_port_name(namespace, pod):
+
+def host_port_name(namespace: str, pod: str) -> str:
     """"of" + the first 11 hex digits of sha1("<namespace>.<pod>"): 13 characters."""
     return "of" + hashlib.sha1(f"{namespace}.{pod}".encode()).hexdigest()[:11]
 
 
-def load_config(text):
+def load_config(text: str) -> dict:
     conf = skeleton.load_json_config(text)
     for key in ("bridge", "ovsdb", "gateway"):
         if not isinstance(conf.get(key), str) or not conf[key]:
@@ -44,16 +51,16 @@ def load_config(text):
     return conf
 
 
-def environment(env, command):
+def environment(env: Mapping[str, str], command: str) -> dict:
     ctx = skeleton.pod_environment(env, command)
     return {**ctx, "host": host_port_name(ctx["namespace"], ctx["pod"]), "env": dict(env)}
 
 
-def vsctl(conf, *args):
+def vsctl(conf: dict, *args: str) -> str:
     return sh("ovs-vsctl", f"--db={conf['ovsdb']}", "--timeout=10", *args)
 
 
-def add(conf, ctx):
+def add(conf: dict, ctx: dict) -> dict:
     ipam = skeleton.delegate_ipam(conf, "ADD", ctx["env"])
     if not ipam.get("ips"):
         raise PluginError(IO_FAILURE, "IPAM returned no address")
@@ -87,7 +94,7 @@ def add(conf, ctx):
             "routes": [{"dst": "0.0.0.0/0", "gw": conf["gateway"]}]}
 
 
-def delete(conf, ctx):
+def delete(conf: dict, ctx: dict) -> None:
     """Idempotent, as the spec asks: whatever is already gone is not an error."""
     spawn.run(["nft", "delete", "chain", "netdev", ovs.NFT_TABLE, f"in-{ctx['host']}"])
     spawn.run(["ovs-vsctl", f"--db={conf['ovsdb']}", "--timeout=10", "--if-exists",
@@ -96,13 +103,14 @@ def delete(conf, ctx):
     skeleton.delegate_ipam(conf, "DEL", ctx["env"])
 
 
-def check(conf, ctx):
+def check(conf: dict, ctx: dict) -> None:
     ports = vsctl(conf, "list-ports", conf["bridge"]).split()
     if ctx["host"] not in ports:
         raise PluginError(UNKNOWN_CONTAINER, f"{ctx['host']} is not a port of {conf['bridge']}")
 
 
-def main(stdin=sys.stdin, stdout=sys.stdout, env=os.environ):
+def main(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
+         env: Mapping[str, str] = os.environ) -> int:
     return skeleton.main(load_config, environment, add, delete, check, stdin, stdout, env)
 
 

@@ -6,8 +6,10 @@ Secrets, IngressClasses and Ingresses applied; the cluster's own pods, Services 
 Deployments shown in the API, and Events for what happened to them."""
 
 import time
+from typing import Protocol
 
-from testbed.apiserver.controlplane import admin_context
+from testbed.api.apply import Applying
+from testbed.apiserver.controlplane import ControlPlane, admin_context
 
 from .client import ApiClient
 from .deployments import DeploymentController
@@ -21,10 +23,15 @@ from .services import ServiceController
 from .wake import Wake
 
 
+class Followed(Applying, Protocol):
+    """A cluster its controllers follow: one applying objects, with an API server."""
+    control_plane: ControlPlane
+
+
 class Controllers:
     """Every controller of one cluster, run by its owner between requests (sync())."""
 
-    def __init__(self, cluster):
+    def __init__(self, cluster: Followed):
         plane = cluster.control_plane
         self.client = ApiClient(plane.server, admin_context(plane.pki))
         self.wake = Wake(plane.server, admin_context(plane.pki))
@@ -40,7 +47,7 @@ class Controllers:
                      EndpointsController(self.client),
                      EventsController(ApiClient(plane.server, admin_context(plane.pki)))]
 
-    def sync(self, cluster) -> dict[str, float]:
+    def sync(self, cluster: Applying) -> dict[str, float]:
         """One pass of every controller; the seconds each took."""
         took = {}
         for controller in self.each:

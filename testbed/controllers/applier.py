@@ -11,10 +11,13 @@ written, as kubectl refuses a file it cannot decode."""
 import copy
 
 from testbed import manifests
-from testbed.api.apply import refuse_deleting_system_namespaces
+from testbed.api.apply import Applying, refuse_deleting_system_namespaces
 from testbed.apiserver.patch import PatchError, strategic_merge
 from testbed.apiserver.resources import Resource, of_kind
 from testbed.errors import TestbedError
+
+from . import Controllers
+from .client import ApiClient
 
 QUERY = "fieldValidation=Strict&fieldManager=testbed"
 # where the cluster keeps what it took of each kind: the state's dict, keyed as realise.key_of
@@ -45,7 +48,7 @@ def _comparable(obj: dict) -> dict:
     return out
 
 
-def apply_one(client, doc: dict, source: str) -> str:
+def apply_one(client: ApiClient, doc: dict, source: str) -> str:
     """Write one object; its line (`service/web created`); TestbedError with kubectl's line
     for what the API server refuses."""
     resource = of_kind(doc.get("apiVersion", ""), doc.get("kind", ""))
@@ -71,7 +74,7 @@ def apply_one(client, doc: dict, source: str) -> str:
     return f"{shown(resource, name)} configured"
 
 
-def delete_one(client, doc: dict, source: str, gone_namespaces: set) -> str:
+def delete_one(client: ApiClient, doc: dict, source: str, gone_namespaces: set) -> str:
     """Delete one object; an object of a namespace this command deleted before went with it
     (kube-apiserver would still be finalizing it, and kubectl says it is deleted)."""
     resource = of_kind(doc.get("apiVersion", ""), doc.get("kind", ""))
@@ -87,7 +90,8 @@ def delete_one(client, doc: dict, source: str, gone_namespaces: set) -> str:
     return f'{shown(resource, meta["name"])} deleted'
 
 
-def not_taken(controllers, cluster, docs: list[tuple[str, dict]]) -> list[str]:
+def not_taken(controllers: Controllers, cluster: Applying,
+              docs: list[tuple[str, dict]]) -> list[str]:
     """Objects the API holds that the cluster did not take in the pass: the reason each
     controller was given."""
     out = []
@@ -104,7 +108,7 @@ def not_taken(controllers, cluster, docs: list[tuple[str, dict]]) -> list[str]:
     return out
 
 
-def apply(controllers, cluster, path: str, op: str) -> dict:
+def apply(controllers: Controllers, cluster: Applying, path: str, op: str) -> dict:
     """The reply of the cluster's owner to `testbed apply|delete -f PATH`."""
     loaded = manifests.load(path)  # refused whole, with file:line, before anything is sent
     if op == "delete":

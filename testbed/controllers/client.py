@@ -4,6 +4,8 @@ import http.client
 import json
 import ssl
 import urllib.parse
+from collections.abc import Callable, Collection
+from typing import Any
 
 from testbed.apiserver.controlplane import ControlPlane, admin_context
 from testbed.errors import TestbedError
@@ -39,7 +41,7 @@ class ApiClient:
             self.connection.close()
             self.connection = None
 
-    def request(self, method: str, path: str, body=None,
+    def request(self, method: str, path: str, body: object = None,
                 content_type: str = "application/json") -> tuple[int, dict]:
         """(status code, JSON body); a server that cannot be reached is a TestbedError."""
         data = json.dumps(body).encode() if body is not None else None
@@ -68,8 +70,9 @@ class ApiClient:
             raise TestbedError(f"GET {path}: {code} {doc.get('message', '')}")
         return doc
 
-    def write(self, method: str, path: str, body, content_type: str = "application/json",
-              ok=(200, 201)) -> dict:
+    def write(self, method: str, path: str, body: object,
+              content_type: str = "application/json",
+              ok: Collection[int] = (200, 201)) -> dict:
         code, doc = self.request(method, path, body, content_type)
         if code not in ok:
             raise TestbedError(f"{method} {path}: {code} {doc.get('message', '')}")
@@ -95,7 +98,7 @@ class Writers:
     def __init__(self, client: ApiClient, count: int = 4):
         self.clients = [client] + [client.clone() for _ in range(count - 1)]
 
-    def each(self, jobs: list, work) -> list:
+    def each(self, jobs: list, work: Callable[[ApiClient, Any], Any]) -> list:
         """work(client, job) for every job, each client taking every count-th job in turn;
         the results in the jobs' order."""
         results = [None] * len(jobs)

@@ -14,8 +14,11 @@ keep them:
 import json
 import time
 
+from testbed.api.apply import Applying
 from testbed.api.objects import timestamp
+from testbed.model.records import DeploymentRecord
 
+from .client import ApiClient
 from .realise import Refusals, apply_each, delete_object, key_of
 
 APPS = "/apis/apps/v1"
@@ -66,7 +69,7 @@ def replica_set_of(deploy: dict, name: str, running: int) -> dict:
                    "availableReplicas": running, "fullyLabeledReplicas": running}}
 
 
-def mirror_of(key: str, record, containers: list[str]) -> dict:
+def mirror_of(key: str, record: DeploymentRecord, containers: list[str]) -> dict:
     namespace, name = key.split("/", 1)
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {
         "name": name, "namespace": namespace, "annotations": {CREATED_BY: "testbed"}},
@@ -78,7 +81,7 @@ def mirror_of(key: str, record, containers: list[str]) -> dict:
 
 
 class DeploymentController:
-    def __init__(self, client, refusals: "Refusals | None" = None):
+    def __init__(self, client: ApiClient, refusals: "Refusals | None" = None):
         self.client = client
         self.refusals = refusals or Refusals()
         self.applied = {}   # key -> fingerprint carried into the cluster
@@ -86,7 +89,7 @@ class DeploymentController:
         self.reported = {}  # key -> (status, replica set) written
         self.since = timestamp(time.time())
 
-    def sync(self, cluster) -> None:
+    def sync(self, cluster: Applying) -> None:
         listed = self.client.get(f"{APPS}/deployments")["items"]
         api = {key_of(d): d for d in listed}
         records = cluster.state.deployments

@@ -4,17 +4,20 @@ default/kubernetes, the API server's address inside the emulation) (rendered as 
 get endpoints` renders them, from the computation the nodes' kube-proxy rules are made
 from), written when they change; those of a Service that is gone are deleted."""
 from testbed.api import objects
+from testbed.api.apply import Applying
+
+from .client import ApiClient
 
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 
 
 class EndpointsController:
-    def __init__(self, client):
+    def __init__(self, client: ApiClient):
         self.client = client
         self.written = {}  # API path -> the document written
         self.swept = False  # slices left by an earlier owner looked for once
 
-    def sync(self, cluster) -> None:
+    def sync(self, cluster: Applying) -> None:
         state = cluster.state
         # a Service without a selector has the endpoints it is given: ours only for the
         # addresses the testbed gives it (default/kubernetes), not a user's own Endpoints

@@ -6,10 +6,14 @@ API object they are about, so that `kubectl describe` lists them under Events an
 import queue
 import threading
 
+from testbed.api.apply import Applying
 from testbed.api.describe import SOURCES
 from testbed.api.objects import timestamp
 from testbed.apiserver.resources import find
 from testbed.errors import TestbedError
+from testbed.model.records import EventRecord
+
+from .client import ApiClient
 
 # the state's kind word -> the resource of the API object an event of it is about
 KINDS = {"pod": find("", "v1", "pods"), "service": find("", "v1", "services"),
@@ -30,7 +34,7 @@ def involved(obj: str) -> "tuple[str, str, str] | None":
     return (word, namespace, name) if word in KINDS and name else None
 
 
-def event_object(record, word: str, namespace: str, name: str, uid: str) -> dict:
+def event_object(record: EventRecord, word: str, namespace: str, name: str, uid: str) -> dict:
     resource = KINDS[word]
     stamp = timestamp(record.time)
     source = SOURCES.get(record.reason, "testbed")
@@ -51,13 +55,13 @@ class EventsController:
     """Takes the new events each pass; a thread of its own, with a connection of its own,
     writes them, so that a thousand pods' events do not hold up the controllers' next pass."""
 
-    def __init__(self, client):
+    def __init__(self, client: ApiClient):
         self.client = client
         self.written_until = None  # the time of the last event taken; None: not yet read
         self.queue = queue.Queue()
         self.writer = None
 
-    def sync(self, cluster) -> None:
+    def sync(self, cluster: Applying) -> None:
         if self.written_until is None:  # an owner taking over: what is in the API stays
             self.written_until = self._newest_written()
         new = [e for e in list(cluster.state.events) if e.time > self.written_until]

@@ -9,9 +9,11 @@ import time
 from dataclasses import dataclass
 
 from testbed.api import objects as ko
+from testbed.api.apply import Applying
 from testbed.apiserver.resources import of_kind
 from testbed.model.records import NamespaceRecord
 
+from .client import ApiClient
 from .realise import Refusals, apply_each, delete_object, key_of
 
 
@@ -50,7 +52,7 @@ def fingerprint(obj: dict) -> str:
 
 
 class KindController:
-    def __init__(self, client, kind: Kind, refusals: "Refusals | None" = None):
+    def __init__(self, client: ApiClient, kind: Kind, refusals: "Refusals | None" = None):
         self.client = client
         self.refusals = refusals or Refusals()
         self.kind = kind
@@ -58,7 +60,7 @@ class KindController:
         self.reported = {}  # key -> the status last written
         self.refused = {}   # key -> fingerprint the cluster refused
 
-    def sync(self, cluster) -> None:
+    def sync(self, cluster: Applying) -> None:
         kind = self.kind
         api = {key_of(o): o for o in self.client.get(kind.collection)["items"]}
         held = getattr(cluster.state, kind.state_field)

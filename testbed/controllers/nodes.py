@@ -4,10 +4,12 @@ condition, written when missing or changed (kubectl get nodes -o wide)."""
 import os
 import time
 
+from testbed.api.apply import Applying
 from testbed.api.objects import timestamp
 from testbed.apiserver.discovery import VERSION
+from testbed.model.records import NodeRecord
 
-from .client import Writers
+from .client import ApiClient, Writers
 
 MAX_PODS = "110"  # the kubelet's default --max-pods
 
@@ -31,7 +33,7 @@ def _memory_kib() -> int:
         return 0
 
 
-def node_object(name: str, record, since: str) -> dict:
+def node_object(name: str, record: NodeRecord, since: str) -> dict:
     """The Node a kubelet on `name` would register ({pod CIDRs from the node's lease, its
     underlay address}); `since`: when it became Ready."""
     cidrs = [c.strip() for c in (record.lease or "").split(",") if c.strip()]
@@ -62,13 +64,13 @@ class NodeRegistrar:
     """Writes every node's Node object, and writes it again if it goes (deleted with
     kubectl, or the store lost) or the node's facts change."""
 
-    def __init__(self, client):
+    def __init__(self, client: ApiClient):
         self.client = client
         self.writers = Writers(client)
         self.written = {}  # node -> (resourceVersion, the facts written)
         self.since = timestamp(time.time())
 
-    def sync(self, cluster) -> None:
+    def sync(self, cluster: Applying) -> None:
         listed = {n["metadata"]["name"]: n for n in self.client.get("/api/v1/nodes")["items"]}
         due = []
         for name, record in cluster.state.nodes.items():

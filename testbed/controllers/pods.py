@@ -15,9 +15,11 @@ A Pod the cluster cannot run (a nodeName that is no node, a namespace it does no
 Pending with the reason in its PodScheduled condition. A pod of a Deployment deleted through
 the API leaves the Deployment's pods, and the Deployment controller starts another.
 """
+from testbed.api.apply import Applying
 from testbed.api.objects import running_pod_status, timestamp
+from testbed.model.records import PodRecord
 
-from .client import Writers
+from .client import ApiClient, Writers
 from .realise import Refusals, apply_each, delete_object, key_of
 
 
@@ -33,7 +35,7 @@ def made_by_testbed(pod: dict) -> bool:
     return "testbed.io/created-by" in (pod["metadata"].get("annotations") or {})
 
 
-def mirror_of(record) -> dict:
+def mirror_of(record: PodRecord) -> dict:
     """A pod the cluster runs, as a Pod object: its node, labels and containers."""
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {
         "name": record.name, "namespace": record.namespace, "labels": dict(record.labels),
@@ -46,7 +48,7 @@ def mirror_of(record) -> dict:
 
 
 class PodController:
-    def __init__(self, client, refusals: "Refusals | None" = None):
+    def __init__(self, client: ApiClient, refusals: "Refusals | None" = None):
         self.client = client
         self.writers = Writers(client)  # the kubelets write side by side
         self.refusals = refusals or Refusals()
@@ -54,7 +56,7 @@ class PodController:
         self.refused = {}      # key -> the resourceVersion the cluster could not run
         self.reported = {}     # key -> the status last written
 
-    def sync(self, cluster) -> None:
+    def sync(self, cluster: Applying) -> None:
         listed = self.client.get("/api/v1/pods")
         api = {key_of(p): p for p in listed["items"]}
         state = cluster.state

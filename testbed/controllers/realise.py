@@ -6,7 +6,10 @@ import yaml
 
 from testbed import manifests
 from testbed.api import apply
+from testbed.api.apply import Applying
 from testbed.errors import TestbedError
+
+from .client import ApiClient
 
 SOURCE = "the API server's objects"
 
@@ -57,7 +60,8 @@ def as_manifest(obj: dict, api_version: str, kind: str) -> dict:
     return out
 
 
-def apply_objects(client, cluster, api_version: str, kind: str, objects: list[dict]) -> None:
+def apply_objects(client: ApiClient, cluster: Applying, api_version: str, kind: str,
+                  objects: list[dict]) -> None:
     """Apply API objects of one kind to the cluster (TestbedError if the cluster refuses
     them); the namespaces they are in come first where the cluster does not know them yet."""
     missing = {o["metadata"].get("namespace") for o in objects} - set(cluster.state.namespaces)
@@ -70,7 +74,7 @@ def apply_objects(client, cluster, api_version: str, kind: str, objects: list[di
     apply.apply(cluster, manifests.parse(yaml.safe_dump_all(docs, sort_keys=False), SOURCE))
 
 
-def delete_object(cluster, api_version: str, kind: str, namespace: str | None, name: str,
+def delete_object(cluster: Applying, api_version: str, kind: str, namespace: str | None, name: str,
                   spec: dict) -> None:
     """Remove one object from the cluster as `testbed delete -f` would (namespace None: a
     cluster-scoped one)."""
@@ -81,7 +85,7 @@ def delete_object(cluster, api_version: str, kind: str, namespace: str | None, n
     apply.delete(cluster, manifests.parse(yaml.safe_dump(doc), SOURCE))
 
 
-def apply_each(client, cluster, api_version: str, kind: str,
+def apply_each(client: ApiClient, cluster: Applying, api_version: str, kind: str,
                objects: list[dict]) -> dict[int, str]:
     """Apply objects of one kind together (each apply rewrites every node's rules once), or
     one at a time if the cluster refuses the set, so that one refused object keeps no other

@@ -11,7 +11,10 @@
 import json
 
 from testbed.api import objects
+from testbed.api.apply import Applying
+from testbed.model.state import RunState
 
+from .client import ApiClient
 from .realise import Refusals, apply_each, delete_object, key_of
 
 CREATED_BY = "testbed.io/created-by"
@@ -24,7 +27,7 @@ def fingerprint(svc: dict) -> str:
                       sort_keys=True)
 
 
-def mirror_of(state, key: str) -> dict:
+def mirror_of(state: RunState, key: str) -> dict:
     """A Service the cluster runs, as `testbed get svc -o json` renders it, marked as the
     cluster's own."""
     namespace, name = key.split("/", 1)
@@ -36,14 +39,14 @@ def mirror_of(state, key: str) -> dict:
 
 
 class ServiceController:
-    def __init__(self, client, refusals: "Refusals | None" = None):
+    def __init__(self, client: ApiClient, refusals: "Refusals | None" = None):
         self.client = client
         self.refusals = refusals or Refusals()
         self.applied = {}  # key -> fingerprint carried into the cluster
         self.refused = {}  # key -> the fingerprint the cluster refused
         self.reported = {}  # key -> load-balancer address written
 
-    def sync(self, cluster) -> None:
+    def sync(self, cluster: Applying) -> None:
         api = {key_of(s): s for s in self.client.get("/api/v1/services")["items"]}
         services = cluster.state.services
         mirrored = self._mirrored(api)

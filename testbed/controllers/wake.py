@@ -4,6 +4,7 @@ cluster's owner waits on with its control socket. So a `kubectl run` reaches the
 rather than at the owner's next half-second tick; the tick still catches everything else."""
 import os
 import select
+import ssl
 import threading
 import time
 import urllib.request
@@ -19,7 +20,7 @@ SETTLE_S = 0.2
 
 
 class Wake:
-    def __init__(self, server: str, context):
+    def __init__(self, server: str, context: ssl.SSLContext):
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
         os.set_blocking(self.write_fd, False)

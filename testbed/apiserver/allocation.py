@@ -10,6 +10,7 @@ min(max(16, size/32), 128) ports.
 """
 import ipaddress
 import random
+from typing import Any
 
 from .status import ApiError
 
@@ -31,7 +32,7 @@ def _invalid(name: str, field: str, value, message: str) -> ApiError:
                          "message": f"Invalid value: {shown}: {message}"}]})
 
 
-def pick(candidates_upper: list, candidates_lower: list, rng: random.Random):
+def pick(candidates_upper: list, candidates_lower: list, rng: random.Random) -> Any:
     """A random free value of the upper band, else of the lower; None when both are full."""
     for band in (candidates_upper, candidates_lower):
         if band:

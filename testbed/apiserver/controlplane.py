@@ -11,7 +11,7 @@ import urllib.request
 import yaml
 
 from testbed.auth.pki import Pki, make_pki
-from testbed.host.daemons import Daemon
+from testbed.host.daemons import Daemon, Ledger
 from testbed.kubeproxy.services import API_SERVER_IP
 
 from .etcd import etcd_argv, free_port
@@ -77,7 +77,7 @@ class ControlPlane:
     def config_path(self) -> str:
         return os.path.join(self.directory, "apiserver.json")
 
-    def start(self, state, inside: "dict | None" = None) -> None:
+    def start(self, state: Ledger, inside: dict | None = None) -> None:
         """Certificates, etcd, the API server, the kubeconfig; each daemon's PID is owned by
         the run before it is waited for. `inside` ({"netns": path, "host": ip, "port": n}):
         a second listener in a node's namespace, for pods and nodes, as kube-apiserver
@@ -119,7 +119,7 @@ class ControlPlane:
                 if self.inside else ""}
 
     @classmethod
-    def recall(cls, cluster: str, record: dict, state) -> "ControlPlane":
+    def recall(cls, cluster: str, record: dict, state: Ledger) -> "ControlPlane":
         """The control plane a dead owner started, its daemons taken over by their PIDs."""
         plane = cls(cluster, record["directory"])
         with open(plane.config_path) as f:
@@ -134,7 +134,7 @@ class ControlPlane:
             daemon.take_over(state)
         return plane
 
-    def revive(self, state) -> list[str]:
+    def revive(self, state: Ledger) -> list[str]:
         """Start again whichever of etcd and the API server has died (etcd first: the API
         server needs it), on the same ports and data; the labels restarted. etcd keeps every
         object on disk, so nothing is lost."""
@@ -167,7 +167,7 @@ class ControlPlane:
         except (OSError, ValueError):
             return False
 
-    def stop(self, state) -> None:
+    def stop(self, state: Ledger) -> None:
         for daemon in (self.apiserver, self.etcd):
             if daemon is not None:
                 daemon.stop(state)

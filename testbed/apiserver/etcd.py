@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -99,7 +100,7 @@ class Compacted(Exception):
 class Store:
     """etcd's KV and watch, asynchronously, over an aiohttp session."""
 
-    def __init__(self, session, endpoint: str):
+    def __init__(self, session: aiohttp.ClientSession, endpoint: str):
         self.session = session
         self.endpoint = endpoint.rstrip("/")
 
@@ -165,7 +166,8 @@ class Store:
             raise Conflict(_range_entry(doc))
         return int(doc["header"]["revision"])
 
-    async def watch(self, prefix: str, start_revision: int):
+    async def watch(self, prefix: str,
+                    start_revision: int) -> AsyncIterator[tuple[str, Entry, Entry | None]]:
         """Yield ("PUT" or "DELETE", Entry, previous Entry or None) for every change under
         prefix from start_revision on, as etcd streams them."""
         body = {"create_request": {"key": b64(prefix), "range_end": prefix_end(prefix),

@@ -7,6 +7,7 @@ A field set is a set of paths; a path's elements are FieldsV1's: `f:<name>` a fi
 key, `k:{"name":"web"}` an item of a list merged by key (k8s.io/api's patchMergeKey), `v:<json>`
 an item of a list of primitives merged as a set; any other list is owned whole."""
 import json
+from typing import Any
 
 from .fields import FREE_FORM, fields_by_name, patch_tags
 from .objects import now_stamp
@@ -77,7 +78,7 @@ def field_set(obj: dict, message: str, status: bool = False) -> set:
     return out
 
 
-def value_at(obj, path: tuple):
+def value_at(obj: Any, path: tuple) -> Any:
     """The value a path names in an object, or MISSING."""
     here = obj
     for element in path:
@@ -98,7 +99,7 @@ def value_at(obj, path: tuple):
     return here
 
 
-def remove(obj, path: tuple) -> None:
+def remove(obj: Any, path: tuple) -> None:
     """Take the field (or list item) a path names out of an object, if it is there."""
     parent = value_at(obj, path[:-1])
     kind, _, text = path[-1].partition(":")

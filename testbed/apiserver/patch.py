@@ -2,6 +2,7 @@
 (RFC 6902) and strategic merge patch (lists of named things merged by their merge key, as the
 upstream types' `patchMergeKey` tags say; every other list replaced)."""
 import copy
+from typing import Any
 
 # list fields merged by key in a strategic merge patch (k8s.io/api's patchMergeKey tags)
 MERGE_KEYS = {
@@ -18,7 +19,7 @@ class PatchError(ValueError):
     """A patch that cannot be applied (422 or 400, as the caller decides)."""
 
 
-def merge_patch(target, patch):
+def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386: objects merged member by member, null deletes, anything else replaces."""
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
@@ -99,7 +100,7 @@ def _remove(doc, parts):
     return doc
 
 
-def json_patch(target, operations):
+def json_patch(target: Any, operations: list) -> Any:
     """RFC 6902 operations applied in order to a copy of target."""
     if not isinstance(operations, list):
         raise PatchError("a JSON patch is a list of operations")
@@ -155,7 +156,7 @@ def _merge_list(name, target, patch):
     return out
 
 
-def strategic_merge(target, patch):
+def strategic_merge(target: Any, patch: Any) -> Any:
     """A strategic merge patch: a merge patch whose lists of named things merge by key."""
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)

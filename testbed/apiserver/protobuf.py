@@ -15,6 +15,8 @@ import datetime
 import json
 import os
 import struct
+from collections.abc import Iterator
+from typing import Any
 
 from .status import ApiError
 
@@ -51,7 +53,7 @@ def _varint(data: bytes, i: int) -> tuple[int, int]:
         shift += 7
 
 
-def fields(data: bytes):
+def fields(data: bytes) -> Iterator[tuple[int, int, int | bytes]]:
     """(number, wire type, value) of each field of one message: an int for varints and
     fixed-width numbers, bytes for length-delimited ones."""
     i = 0
@@ -163,7 +165,7 @@ def _go_duration(nanos: int) -> str:
     return f"{sign}{out}{seconds}s"
 
 
-def decode_message(message: str, data: bytes):
+def decode_message(message: str, data: bytes) -> Any:
     """One message as its JSON value."""
     special = _special(message, data)
     if special is not ...:

@@ -6,9 +6,11 @@ import base64
 import json
 import os
 import random
+from typing import Any
 
 import yaml
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from testbed.api.objects import timestamp
 from testbed.auth import tokens
@@ -37,11 +39,11 @@ BODY_TYPES = ("application/json", "application/yaml", "application/vnd.kubernete
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
-def wants_table(request) -> bool:
+def wants_table(request: web.Request) -> bool:
     return "as=Table" in request.headers.get("Accept", "")
 
 
-def parse_body(text: str, content_type: str):
+def parse_body(text: str, content_type: str) -> Any:
     """The request body as a document; 400 for what is not JSON (or YAML where sent as YAML)."""
     if not text.strip():
         raise ApiError(400, "the body of the request was empty")
@@ -79,7 +81,7 @@ def _read_continue(token):
                        "resourceVersion (version meta.k8s.io/v1)") from None
 
 
-def manager_of(request) -> str:
+def manager_of(request: web.Request) -> str:
     """Who an Update is recorded as: the fieldManager asked for, else the client's name (its
     User-Agent up to the first "/"), as kube-apiserver defaults it."""
     asked = request.query.get("fieldManager")
@@ -103,7 +105,8 @@ def warned(response: web.Response, warnings: list[str]) -> web.Response:
 class Rest:
     """The resource verbs over one etcd store."""
 
-    def __init__(self, store: Store, run_dir: str = "", service_account_key=None):
+    def __init__(self, store: Store, run_dir: str = "",
+                 service_account_key: ec.EllipticCurvePrivateKey | None = None):
         self.service_account_key = service_account_key
         self.store = store
         self.run_dir = run_dir  # the cluster's: its pods' sandboxes and output
@@ -196,7 +199,8 @@ class Rest:
             raise ApiError(400, str(e)) from None
         return lambda obj: labels(obj.get("metadata", {}).get("labels")) and fields(obj)
 
-    async def list(self, request, resource, namespace):
+    async def list(self, request: web.Request, resource: Resource,
+                   namespace: str | None) -> web.StreamResponse:
         chosen = self._selectors(request, resource)
         try:
             limit = int(request.query.get("limit") or 0)
@@ -232,7 +236,8 @@ class Rest:
         return self._json({"kind": f"{resource.kind}List", "apiVersion":
                            _api_version(resource), "metadata": meta, "items": items})
 
-    async def watch(self, request, resource, namespace):
+    async def watch(self, request: web.Request, resource: Resource,
+                    namespace: str | None) -> web.StreamResponse:
         chosen = self._selectors(request, resource)
         as_table = wants_table(request)
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -342,7 +347,8 @@ class Rest:
             raise ApiError(400, "the namespace of the provided object does not match the "
                            "namespace sent on the request")
 
-    async def create(self, request, resource, namespace):
+    async def create(self, request: web.Request, resource: Resource,
+                     namespace: str | None) -> web.StreamResponse:
         obj = await self._body(request)
         self._check_kind(resource, obj)
         warnings = self._fields(request, resource, obj)
@@ -385,7 +391,8 @@ class Rest:
         except Conflict:
             pass
 
-    async def token_request(self, request, resource, namespace, name):
+    async def token_request(self, request: web.Request, resource: Resource,
+                            namespace: str | None, name: str) -> web.StreamResponse:
         """serviceaccounts/token (`kubectl create token`): a token of the account, signed
         with the cluster's service-account key, as kube-apiserver's TokenRequest issues it."""
         account = (await self._get(resource, namespace, name)).value
@@ -440,7 +447,8 @@ class Rest:
         return self._json(present(resource, Entry(entry.key, out, revision,
                                                   entry.create_revision)))
 
-    async def update(self, request, resource, namespace, name, sub):
+    async def update(self, request: web.Request, resource: Resource,
+                     namespace: str | None, name: str, sub: str | None) -> web.StreamResponse:
         new = await self._body(request)
         self._check_kind(resource, new)
         warnings = self._fields(request, resource, new)
@@ -458,7 +466,8 @@ class Rest:
         return warned(await self._write(resource, namespace, name, entry, new, sub,
                                         manager_of(request)), warnings)
 
-    async def patch(self, request, resource, namespace, name, sub):
+    async def patch(self, request: web.Request, resource: Resource,
+                    namespace: str | None, name: str, sub: str | None) -> web.StreamResponse:
         kind = request.content_type
         if kind not in PATCH_TYPES:
             raise ApiError(415, f"the body of the request was in an unknown format - accepted "
@@ -502,7 +511,9 @@ class Rest:
                 if e.code != 409 or wanted or attempt == 4:
                     raise
 
-    async def server_side_apply(self, request, resource, namespace, name, body, sub):
+    async def server_side_apply(self, request: web.Request, resource: Resource,
+                                namespace: str | None, name: str, body: dict,
+                                sub: str | None) -> web.StreamResponse:
         """An apply patch (`kubectl apply --server-side`): the object created from the
         applied configuration, or that configuration merged into it by the upstream merge
         keys; the field manager's Apply entry in managedFields names the fields it set."""
@@ -574,7 +585,8 @@ class Rest:
                            "ContainerCreating")
         return path
 
-    async def log(self, request, resource, namespace, name):
+    async def log(self, request: web.Request, resource: Resource,
+                  namespace: str | None, name: str) -> web.StreamResponse:
         """pods/log as the kubelet serves it through the API server: a container's output
         (its file in the run directory), `tailLines`, `limitBytes`, and `follow` streaming
         what is appended until the client goes or the pod does."""
@@ -615,7 +627,8 @@ class Rest:
             "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
                        "selector": ",".join(f"{k}={v}" for k, v in sorted(labels.items()))}}
 
-    async def scale(self, request, resource, namespace, name):
+    async def scale(self, request: web.Request, resource: Resource,
+                    namespace: str | None, name: str) -> web.StreamResponse:
         """The scale subresource: read, replaced or patched as a Scale; what changes is the
         object's spec.replicas."""
         entry = await self._get(resource, namespace, name)
@@ -651,7 +664,8 @@ class Rest:
                                                     stored["metadata"]["resourceVersion"]},
                            "spec": {"replicas": replicas}})
 
-    async def bind(self, request, resource, namespace, name):
+    async def bind(self, request: web.Request, resource: Resource,
+                   namespace: str | None, name: str) -> web.StreamResponse:
         """pods/binding, as the scheduler binds a pod: spec.nodeName set once."""
         binding = await self._body(request)
         target = binding.get("target") if isinstance(binding, dict) else None
@@ -683,7 +697,8 @@ class Rest:
             raise conflict(resource.name, name, resource.group) from None
         return revision
 
-    async def delete(self, request, resource, namespace, name):
+    async def delete(self, request: web.Request, resource: Resource,
+                     namespace: str | None, name: str) -> web.StreamResponse:
         entry = await self._get(resource, namespace, name)
         if request.query.get("dryRun") == "All":
             return self._json(present(resource, entry))
@@ -707,7 +722,8 @@ class Rest:
                 except Conflict:
                     pass
 
-    async def delete_collection(self, request, resource, namespace):
+    async def delete_collection(self, request: web.Request, resource: Resource,
+                                namespace: str | None) -> web.StreamResponse:
         chosen = self._selectors(request, resource)
         entries, _, _ = await self.store.list(resource.prefix(namespace))
         deleted = []
@@ -719,7 +735,7 @@ class Rest:
         return self._json({"kind": f"{resource.kind}List", "apiVersion": _api_version(resource),
                            "metadata": {}, "items": deleted})
 
-    async def ensure_system_namespaces(self):
+    async def ensure_system_namespaces(self) -> None:
         """The namespaces kube-apiserver's system namespaces controller keeps."""
         resource = find("", "v1", "namespaces")
         for name in SYSTEM_NAMESPACES:

@@ -1,6 +1,7 @@
 """Label and field selectors as the API server parses them from a list's query
 (`labelSelector=app=web,tier in (a,b),!canary`, `fieldSelector=spec.nodeName=node1`)."""
 import re
+from collections.abc import Callable
 
 LABEL_REQUIREMENT = re.compile(
     r"^\s*(?P<neg>!)?\s*(?P<key>[A-Za-z0-9][-A-Za-z0-9_./]*)\s*"
@@ -45,7 +46,7 @@ def _split_top(text):
     return [p for p in parts if p.strip()]
 
 
-def parse_labels(text: str):
+def parse_labels(text: str) -> Callable[[dict], bool]:
     """A predicate over a labels dict; SelectorError for what the API server refuses."""
     requirements = []
     for part in _split_top(text or ""):
@@ -81,7 +82,7 @@ def field_value(obj: dict, path: str) -> str:
     return str(node).lower() if isinstance(node, bool) else str(node)
 
 
-def parse_fields(text: str, resource: str):
+def parse_fields(text: str, resource: str) -> Callable[[dict], bool]:
     """A predicate over an object; SelectorError naming a field the resource cannot be
     selected by, as kube-apiserver words it."""
     allowed = ("metadata.name", "metadata.namespace") + FIELDS.get(resource, ())

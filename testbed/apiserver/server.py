@@ -17,9 +17,11 @@ import signal
 import socket
 import ssl
 import sys
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from testbed.auth import tokens
 from testbed.auth.pki import Pki, user_of
@@ -31,6 +33,7 @@ from .resources import find
 from .rest import Rest
 from .status import ApiError
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's limit on a request body
 SERVER_HEADER = "testbed-apiserver"
 
@@ -74,7 +77,7 @@ async def _still_bound(store: Store, token: str) -> bool:
 
 
 @web.middleware
-async def errors(request, handler):
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure as a Status: ours, aiohttp's (413 for a body over 3 MiB, 404 for an
     unknown path) and any bug (500, logged, the server going on)."""
     try:
@@ -98,7 +101,7 @@ async def errors(request, handler):
 
 
 @web.middleware
-async def authenticate(request, handler):
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     user, token = _user(request)
     if user is None or (token and not await _still_bound(request.app["store"], token)):
         raise ApiError(401, "Unauthorized")
@@ -107,7 +110,7 @@ async def authenticate(request, handler):
 
 
 def make_app(store: Store, server_address: str, run_dir: str = "",
-             service_account_key=None) -> web.Application:
+             service_account_key: ec.EllipticCurvePrivateKey | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY, middlewares=[errors, authenticate])
     app["service_account_key"] = service_account_key
     app["store"] = store
@@ -222,7 +225,7 @@ async def serve(config: dict) -> None:
         await runner.cleanup()
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("usage: python -m testbed.apiserver.server CONFIG.json", file=sys.stderr)

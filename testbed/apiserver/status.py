@@ -1,7 +1,13 @@
 """Errors as kube-apiserver answers them: a meta/v1 Status with its reason and code, and, for
 Invalid, the field causes kubectl prints (`The Pod "x" is invalid: spec.containers[0].name:
 Required value`)."""
+from __future__ import annotations
+
 import json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from aiohttp import web
 
 REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
            405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict", 410: "Expired",
@@ -32,39 +38,40 @@ class ApiError(Exception):
             out["details"] = self.details
         return out
 
-    def response(self):
+    def response(self) -> web.Response:
         """The aiohttp response (imported here: the rest of this module is plain data)."""
         from aiohttp import web
         return web.Response(status=self.code, text=json.dumps(self.body()),
                             content_type="application/json")
 
 
-def _details(resource, name, group=""):
+def _details(resource: str, name: str, group: str = "") -> dict:
     out = {"name": name, "kind": resource}
     if group:
         out["group"] = group
     return out
 
 
-def not_found(resource, name, group=""):
+def not_found(resource: str, name: str, group: str = "") -> ApiError:
     what = f"{resource}.{group}" if group else resource
     return ApiError(404, f'{what} "{name}" not found', details=_details(resource, name, group))
 
 
-def already_exists(resource, name, group=""):
+def already_exists(resource: str, name: str, group: str = "") -> ApiError:
     what = f"{resource}.{group}" if group else resource
     return ApiError(409, f'{what} "{name}" already exists', "AlreadyExists",
                     _details(resource, name, group))
 
 
-def conflict(resource, name, group=""):
+def conflict(resource: str, name: str, group: str = "") -> ApiError:
     what = f"{resource}.{group}" if group else resource
     return ApiError(409, f'Operation cannot be fulfilled on {what} "{name}": the object has '
                     "been modified; please apply your changes to the latest version and try "
                     "again", "Conflict", _details(resource, name, group))
 
 
-def invalid(kind, name, causes, group=""):
+def invalid(kind: str, name: str, causes: list[tuple[str, str, str]],
+            group: str = "") -> ApiError:
     """422 with its causes: [(field, type, detail)], kube-apiserver's message built of them."""
     shown = "; ".join(f"{f}: {t}" + (f": {d}" if d else "") for f, t, d in causes)
     if len(causes) > 1:

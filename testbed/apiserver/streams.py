@@ -15,6 +15,7 @@ import os
 import pty
 import struct
 import termios
+from collections.abc import AsyncIterator
 
 from aiohttp import WSMsgType, web
 
@@ -81,7 +82,7 @@ async def exec_pod(request: web.Request, run_dir: str, namespace: str, name: str
 OUTPUT_POLL_S = 0.2  # how often a followed container's output is read again
 
 
-async def appended(path: str, position: int):
+async def appended(path: str, position: int) -> AsyncIterator[bytes]:
     """What is written to a container's output file after `position`, read every
     OUTPUT_POLL_S (b"" when nothing came), until the file goes with its pod."""
     while os.path.exists(path):
@@ -125,10 +126,10 @@ async def _drain(ws) -> None:
 
 
 class Session:
-    def __init__(self, ws, argv, tty, stdin):
+    def __init__(self, ws: web.WebSocketResponse, argv: list[str], tty: bool, stdin: bool):
         self.ws, self.argv, self.tty, self.stdin = ws, argv, tty, stdin
-        self.proc = None
-        self.master = None
+        self.proc: asyncio.subprocess.Process | None = None
+        self.master: int | None = None
 
     async def send(self, channel: int, data: bytes) -> None:
         if data and not self.ws.closed:

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 
 from os_ken.lib import hub
 
@@ -19,34 +20,35 @@ class Counters:
     _shared = None
 
     @classmethod
-    def shared(cls):
+    def shared(cls) -> "Counters":
         """One set of counters per controller process, whatever apps it runs."""
         if cls._shared is None:
             cls._shared = cls()
         return cls._shared
 
-    def __init__(self):
-        self.switches = {}  # dpid (hex) -> {"packet_in", "flows_installed", "learned"}
+    def __init__(self) -> None:
+        # dpid (hex) -> {"packet_in", "flows_installed", "learned"}
+        self.switches: dict[str, dict] = {}
 
-    def _switch(self, dpid):
+    def _switch(self, dpid: int) -> dict:
         return self.switches.setdefault(f"{dpid:016x}", {"packet_in": 0, "flows_installed": 0,
                                                         "learned": []})
 
-    def switch_joined(self, dpid):
+    def switch_joined(self, dpid: int) -> None:
         self._switch(dpid)
 
-    def packet_in(self, dpid):
+    def packet_in(self, dpid: int) -> None:
         self._switch(dpid)["packet_in"] += 1
 
-    def flow_installed(self, dpid):
+    def flow_installed(self, dpid: int) -> None:
         self._switch(dpid)["flows_installed"] += 1
 
-    def learned(self, dpid, mac):
+    def learned(self, dpid: int, mac: str) -> None:
         learned = self._switch(dpid)["learned"]
         if mac not in learned:
             learned.append(mac)
 
-    def snapshot(self):
+    def snapshot(self) -> dict:
         return {"pid": os.getpid(), "switches": self.switches,
                 "packet_in": sum(s["packet_in"] for s in self.switches.values())}
 
@@ -56,12 +58,12 @@ _handlers = {"stats": lambda request: Counters.shared().snapshot()}
 lock = threading.RLock()
 
 
-def handle(op, handler):
+def handle(op: str, handler: Callable[[dict], dict]) -> None:
     """Let an app answer requests {"op": op, ...}: handler(request) -> a JSON-able reply."""
     _handlers[op] = handler
 
 
-def answer(request):
+def answer(request: object) -> dict:
     handler = _handlers.get(request.get("op")) if isinstance(request, dict) else None
     if handler is None:
         return {"error": f"unknown request {request!r}"}
@@ -73,7 +75,7 @@ def answer(request):
         return {"error": f"{type(e).__name__}: {e}"}
 
 
-def serve(path):
+def serve(path: str) -> None:
     """Answer requests on the Unix socket `path`, one per connection."""
     if os.path.exists(path):
         os.unlink(path)

@@ -8,9 +8,12 @@ address on a segment has sent once, steady-state traffic never reaches the contr
 Flows are permanent (no timeouts), so they keep forwarding if the controller goes away
 (bridges are in fail-mode secure).
 """
+from typing import Any
+
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.controller.ofp_event import EventOFPMsgBase
 from os_ken.lib.packet import ethernet, packet
 from os_ken.ofproto import ofproto_v1_3
 
@@ -25,13 +28,13 @@ LEARNED = 10  # priority of learned-address flows; table misses are 0
 class FabricSwitch(app_manager.OSKenApp):
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.ports = {}  # dpid -> {mac: port}
         self.counters = Counters.shared()
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
-    def switch_joined(self, ev):
+    def switch_joined(self, ev: EventOFPMsgBase) -> None:
         with control.lock:
             self._switch_joined(ev.msg.datapath)
 
@@ -46,7 +49,7 @@ class FabricSwitch(app_manager.OSKenApp):
         self.counters.switch_joined(dp.id)
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
-    def packet_in(self, ev):
+    def packet_in(self, ev: EventOFPMsgBase) -> None:
         with control.lock:
             self._packet_in(ev.msg)
 

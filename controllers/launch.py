@@ -46,7 +46,7 @@ def _accept_unix_connections():
     controller.datapath_connection_factory = factory
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="controllers.launch")
     parser.add_argument("--app", choices=sorted(APPS), action="append", required=True)
     parser.add_argument("--ofp-socket", required=True, help="Unix socket switches connect to")

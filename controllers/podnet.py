@@ -20,10 +20,12 @@ installs every flow ahead of traffic, so no packet ever needs the controller:
 Flows are permanent, so a dead controller leaves the datapath forwarding (fail-mode secure).
 """
 import ipaddress
+from typing import Any
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.controller.ofp_event import EventOFPMsgBase
 from os_ken.ofproto import ofproto_v1_3
 
 from controllers import control
@@ -40,7 +42,7 @@ PEER_GATEWAY_MAC = "aa:bb:cc:dd:ee:ff"  # what a node's ARP for a peer node's ga
 class PodNetwork(app_manager.OSKenApp):
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.nodes = {}      # name -> node facts from the testbed
         self.pods = {}       # node name -> {pod name: pod facts}
@@ -53,7 +55,7 @@ class PodNetwork(app_manager.OSKenApp):
         control.handle("forget_pod", self.forget_pod)
 
     # --- what the testbed tells ----------------------------------------------------------
-    def add_node(self, req):
+    def add_node(self, req: dict) -> dict:
         """{"name", "dpid", "ip", "lease", "gateway_ip", "gateway_mac"}"""
         self.nodes[req["name"]] = req
         self.pods.setdefault(req["name"], {})
@@ -61,7 +63,7 @@ class PodNetwork(app_manager.OSKenApp):
             self.sync(name)
         return {"ok": True}
 
-    def forget_node(self, req):
+    def forget_node(self, req: dict) -> dict:
         gone = self.nodes.pop(req["name"], None)
         self.pods.pop(req["name"], None)
         if gone:
@@ -74,13 +76,13 @@ class PodNetwork(app_manager.OSKenApp):
                         eth_type=0x0806, arp_op=1, arp_tpa=gone["gateway_ip"]))
         return {"ok": True}
 
-    def add_pod(self, req):
+    def add_pod(self, req: dict) -> dict:
         """{"node", "name", "ip", "mac", "port"}"""
         self.pods.setdefault(req["node"], {})[req["name"]] = req
         self.sync(req["node"])
         return {"ok": True}
 
-    def forget_pod(self, req):
+    def forget_pod(self, req: dict) -> dict:
         pod = self.pods.get(req["node"], {}).pop(req["name"], None)
         dp = self._datapath(req["node"])
         if pod and dp:
@@ -95,7 +97,7 @@ class PodNetwork(app_manager.OSKenApp):
 
     # --- switches ----------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
-    def switch_joined(self, ev):
+    def switch_joined(self, ev: EventOFPMsgBase) -> None:
         dp = ev.msg.datapath
         parser = dp.ofproto_parser
         with control.lock:
@@ -106,7 +108,7 @@ class PodNetwork(app_manager.OSKenApp):
         dp.send_msg(parser.OFPPortDescStatsRequest(dp, 0))
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
-    def ports_described(self, ev):
+    def ports_described(self, ev: EventOFPMsgBase) -> None:
         dp = ev.msg.datapath
         with control.lock:
             for port in ev.msg.body:
@@ -114,7 +116,7 @@ class PodNetwork(app_manager.OSKenApp):
             self._sync_datapath(dp)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
-    def port_changed(self, ev):
+    def port_changed(self, ev: EventOFPMsgBase) -> None:
         dp, port = ev.msg.datapath, ev.msg.desc
         with control.lock:
             ports = self.port_numbers.setdefault(dp.id, {})
@@ -125,7 +127,7 @@ class PodNetwork(app_manager.OSKenApp):
                 self._sync_datapath(dp)
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
-    def packet_in(self, ev):
+    def packet_in(self, ev: EventOFPMsgBase) -> None:
         with control.lock:  # nothing should come here; counted to prove it
             self.counters.packet_in(ev.msg.datapath.id)
 
@@ -139,7 +141,7 @@ class PodNetwork(app_manager.OSKenApp):
             if int(node["dpid"], 16) == dp.id:
                 self.sync(name)
 
-    def sync(self, node_name):
+    def sync(self, node_name: str) -> None:
         """Install every flow the node's bridge needs now (adding a flow that is there
         already replaces it); flows needing a port not yet seen wait for it."""
         dp = self._datapath(node_name)

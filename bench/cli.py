@@ -2,10 +2,12 @@
 point (setup.py), so that the core never imports the benchmark. Only the verbs' arguments are
 here; their work is in bench/commands.py, which the command loads when one of them runs (it
 brings matplotlib, which the other verbs need not wait for)."""
+import argparse
+
 from testbed.cli.common import DEFAULT_TOPOLOGY, ranged
 
 
-def register(sub) -> None:
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """bench, plot"""
     bench = sub.add_parser("bench", help="measure every mode side by side, write results/")
     bench.add_argument("--topo", default=str(DEFAULT_TOPOLOGY))

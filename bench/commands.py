@@ -1,4 +1,5 @@
 """What `testbed bench` and `testbed plot` do (their arguments: bench/cli.py)."""
+import argparse
 import json
 import os
 
@@ -9,11 +10,11 @@ from testbed.errors import TestbedError
 from testbed.modes import mode_names
 
 
-def _csv(text):
+def _csv(text: str | None) -> list[str] | None:
     return [x.strip() for x in text.split(",") if x.strip()] if text else None
 
 
-def cmd_bench(args):
+def cmd_bench(args: argparse.Namespace) -> int:
     if args.full and args.tests:
         raise TestbedError("--full and --tests: choose one (--full is every test but udp-rr)")
     opt = harness.Options(
@@ -40,7 +41,7 @@ def cmd_bench(args):
     return 130 if summary["status"] == "interrupted" else 0
 
 
-def cmd_plot(args):
+def cmd_plot(args: argparse.Namespace) -> int:
     runs = args.runs or [str(harness.newest_run(args.out))]
     for run in runs:
         if not os.path.isfile(os.path.join(run, "summary.json")):

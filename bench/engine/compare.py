@@ -39,8 +39,10 @@ interval's half width is t · √(2 · (se² + between²)) in log terms, for a p
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable
 from itertools import combinations
 
+Sessions = dict[str, list[float]]  # a flow's log ratios by session
 T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26,
        10: 2.23, 12: 2.18, 15: 2.13, 20: 2.09, 30: 2.04, 60: 2.00}
 # SD (log ratio) of a run's ratio to bare beyond its sessions' spread, by test, as
@@ -52,7 +54,7 @@ COMPARED = {"tcp-1": ("gbps",), "tcp-n": ("gbps",), "udp": ("gbps",),
             "icmp": ("rtt_p50_ms",)}
 
 
-def t95(df):
+def t95(df: int) -> float:
     """Two-sided 95 % Student-t quantile for df degrees of freedom (table, conservative)."""
     if df <= 0:
         return float("inf")
@@ -60,7 +62,7 @@ def t95(df):
     return T95[max(known)] if df < 60 else 1.96
 
 
-def log_ratios(samples):
+def log_ratios(samples: list[dict]) -> dict[tuple, Sessions]:
     """{(mode, path, test, metric): {session: [log(value / paired bare)]}} of every successful
     paired sample. A sample without a session is a session of its own."""
     out = defaultdict(lambda: defaultdict(list))
@@ -76,18 +78,18 @@ def log_ratios(samples):
     return {k: dict(v) for k, v in out.items()}
 
 
-def session_means(by_session):
+def session_means(by_session: Sessions) -> dict[str, float]:
     """{session: mean log ratio} of one flow."""
     return {k: statistics.fmean(v) for k, v in by_session.items() if v}
 
 
-def t_interval(values):
+def t_interval(values: list[float]) -> tuple[float, float, float] | None:
     """(ratio, low, high) of a list of log values; None with fewer than two."""
     found = t_intervals(values)
     return found[:3] if found else None
 
 
-def t_intervals(values, between_sd=0.0):
+def t_intervals(values: list[float], between_sd: float = 0.0) -> tuple[float, ...] | None:
     """(ratio, low, high, next low, next high) of a list of log values, None with fewer than
     two: the 95 % confidence interval of their mean, and the interval in which the mean of as
     many values measured again falls with 95 % (a prediction interval: both means vary, each
@@ -103,14 +105,15 @@ def t_intervals(values, between_sd=0.0):
             math.exp(mean - again), math.exp(mean + again))
 
 
-def interval(by_session):
+def interval(by_session: Sessions | list[float]) -> tuple[float, float, float] | None:
     """(ratio, low, high) of one flow's log ratios, over its sessions' means; a list of log
     ratios (one session each) is taken as it is."""
     found = intervals(by_session)
     return found[:3] if found else None
 
 
-def intervals(by_session, between_sd=0.0):
+def intervals(by_session: Sessions | list[float],
+              between_sd: float = 0.0) -> tuple[float, ...] | None:
     """t_intervals of one flow's log ratios over its sessions' means."""
     if not isinstance(by_session, dict):
         return t_intervals(list(by_session), between_sd)
@@ -129,14 +132,15 @@ def _welch(logs_a, logs_b):
     return math.exp(diff), math.exp(diff - half), math.exp(diff + half)
 
 
-def difference(a, b):
+def difference(a: Sessions, b: Sessions) -> tuple[float, float, float] | None:
     """(ratio A/B, low, high) of two flows' log ratios to the same baseline ({session: [logs]}):
     session by session where both have sessions in common, else Welch over turns."""
     found = differences(a, b)
     return found[:3] if found else None
 
 
-def differences(a, b, between_sd=0.0):
+def differences(a: Sessions, b: Sessions,
+                between_sd: float = 0.0) -> tuple[float | None, ...] | None:
     """difference() with the next run's interval after it (None for Welch's, over turns);
     between_sd is each flow's between-run component."""
     means_a, means_b = session_means(a), session_means(b)
@@ -148,7 +152,7 @@ def differences(a, b, between_sd=0.0):
     return found + (None, None) if found else None
 
 
-def verdict(low, high, floor):
+def verdict(low: float, high: float, floor: float | None) -> str:
     if low <= 1.0 <= high or (floor is not None and 1 - floor <= low and high <= 1 + floor):
         return "same"
     return "higher" if low > 1.0 else "lower"
@@ -174,7 +178,8 @@ def _aa_pairs(aa_groups, bare):
     return out
 
 
-def noise_floor(logs, aa_groups):
+def noise_floor(logs: dict[tuple, Sessions],
+                aa_groups: Iterable[tuple[str, list[str]]]) -> dict[tuple[str, str, str], float]:
     """{(path, test, metric): floor} from the A/A controls: [(path, [modes])], one mode being a
     path measured twice (the copy against the bare turns), several being one mode built in
     several clusters (compared with each other)."""
@@ -192,7 +197,8 @@ def noise_floor(logs, aa_groups):
     return floors
 
 
-def floor_for(floors, path, test, metric, aa_control=False):
+def floor_for(floors: dict[tuple[str, str, str], float], path: str, test: str, metric: str,
+              aa_control: bool = False) -> float | None:
     """The floor a comparison on `path` is judged with: the path's own; for a path without an
     A/A control, the widest of its test's. An A/A comparison is judged with the widest floor
     of the other paths' controls, never with its own (which would call it `same` whatever it
@@ -204,7 +210,9 @@ def floor_for(floors, path, test, metric, aa_control=False):
     return max(others) if others else None
 
 
-def comparisons(samples, baselines, aa_groups, bare="bare"):
+def comparisons(samples: list[dict], baselines: dict[str, str],
+                aa_groups: Iterable[tuple[str, list[str]]],
+                bare: str = "bare") -> tuple[list[dict], list[dict]]:
     """(comparisons, noise floor). baselines: {pod path: the bare path it is paired with}."""
     logs = log_ratios(samples)
     floors = noise_floor(logs, aa_groups)

@@ -10,6 +10,7 @@ takes the floor of each path from them).
   udp-mtu1450      vxlan's pod MTU (1450 on a 1500 underlay): pod to pod on one node the three
                    cross one datapath (two veths and cni0), so at one MTU they must read `same`
 """
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -67,7 +68,7 @@ def aa_groups(paths: list, measured: set) -> list:
     return out
 
 
-def equal_mtu_names(names) -> list:
+def equal_mtu_names(names: Iterable[str]) -> list:
     """The equal-MTU controls among a run's mode names, with the mode whose MTU they took."""
     found = [n for n in names if any(n.startswith(f"{m}-mtu") for m in EQUAL_MTU_MODES)]
     return [EQUAL_MTU_OF] + found if found else []
@@ -84,7 +85,7 @@ class Check:
     within: bool   # an A/A of the pod paths: its ratio must also be within ±5 % of 1
 
 
-def checks(names) -> list:
+def checks(names: Iterable[str]) -> list:
     """The control checks of a run whose comparisons name the modes `names`: vxlan against
     vxlan-again on both pod paths, bare-again against bare, and every pair of the equal-MTU
     controls with the mode whose MTU they took (in name order)."""

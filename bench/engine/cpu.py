@@ -4,6 +4,8 @@ import contextlib
 import os
 import signal
 import struct
+import subprocess
+from collections.abc import Iterable, Iterator, Sequence
 
 TICK = os.sysconf("SC_CLK_TCK")
 # whole tool runs: client on core 0, server on core 1 where there are two cores (iperf3 -A)
@@ -11,7 +13,7 @@ PINNED_CPUS = (0, 1) if (os.cpu_count() or 1) >= 2 else None
 STEAL_LIMIT = 0.02  # share of CPU time the hypervisor took that flags a sample as disturbed
 
 
-def session_cpus(session):
+def session_cpus(session: int) -> tuple[int, int] | None:
     """(client CPU, server CPU) of a time-sliced session: always on two different CPUs (the
     placement a pod pair on two nodes has, and the one that keeps the two ends from taking
     turns on one CPU), the two swapped from one session to the next so that a difference
@@ -25,7 +27,7 @@ def session_cpus(session):
 DAEMON_PATTERNS = 4  # all on CPU 0, all on CPU 1, nodes split one way, split the other way
 
 
-def daemon_cpus(labels, session):
+def daemon_cpus(labels: Iterable[str], session: int) -> dict[str, int]:
     """{daemon label: CPU} for a mode's daemons in a time-sliced session, or {} on one CPU.
 
     Where a datapath daemon runs (flannel udp's forwarders, ovs-vswitchd) relative to the
@@ -49,7 +51,7 @@ def daemon_cpus(labels, session):
     return out
 
 
-def place(pids, cpus):
+def place(pids: dict[str, int], cpus: dict[str, int] | None) -> None:
     """Pin every thread of each process {label: pid} to the CPU `cpus` gives its label, or let
     it run anywhere when cpus is None; a process already gone is left alone."""
     anywhere = set(range(os.cpu_count() or 1))
@@ -66,17 +68,17 @@ def place(pids, cpus):
                 pass
 
 
-def _cpu_line():
+def _cpu_line() -> list[int]:
     with open("/proc/stat") as f:
         return [int(x) for x in f.readline().split()[1:]]
 
 
-def steal_seconds():
+def steal_seconds() -> float:
     """CPU time the hypervisor gave to others while we wanted it: a sample's noise gauge."""
     return _cpu_line()[7] / TICK
 
 
-def disturbed(stolen, seconds):
+def disturbed(stolen: float, seconds: float) -> bool:
     """Whether the hypervisor took more than STEAL_LIMIT of the machine during `seconds`."""
     return stolen > STEAL_LIMIT * seconds * (os.cpu_count() or 1)
 
@@ -84,10 +86,10 @@ def disturbed(stolen, seconds):
 class TurnMeter:
     """Machine-wide busy CPU and steal during one time-sliced turn."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.busy0, self.steal0 = machine_busy_seconds(), steal_seconds()
 
-    def turn(self, metrics, seconds):
+    def turn(self, metrics: dict, seconds: float) -> dict:
         """A measured turn's record: its metrics with the CPU the machine spent meanwhile."""
         stolen = steal_seconds() - self.steal0
         return {"ok": True, "error": None, "seconds": seconds,
@@ -96,7 +98,7 @@ class TurnMeter:
                             "steal_s": stolen}}
 
 
-def end_stopped(procs):
+def end_stopped(procs: Iterable[subprocess.Popen]) -> None:
     """Kill processes of ours that may be stopped (SIGSTOP), and reap them."""
     for proc in procs:
         if proc.poll() is None:
@@ -108,7 +110,7 @@ def end_stopped(procs):
         proc.wait()
 
 
-def machine_busy_seconds():
+def machine_busy_seconds() -> float:
     """Busy CPU seconds of all cores since boot (user, nice, system, irq, softirq, steal).
 
     Packet processing of veth, bridges and tunnels happens in softirq on whichever core, in
@@ -119,7 +121,7 @@ def machine_busy_seconds():
     return (user + nice + system + irq + softirq + steal) / TICK
 
 
-def _stat_fields(pid):
+def _stat_fields(pid: int) -> list[str] | None:
     """The fields of /proc/<pid>/stat after the command name (field 3 on), or None once the
     process is gone."""
     try:
@@ -129,19 +131,19 @@ def _stat_fields(pid):
         return None
 
 
-def process_seconds(pid):
+def process_seconds(pid: int) -> float | None:
     """utime + stime of one process, or None once it is gone."""
     fields = _stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / TICK if fields else None
 
 
-def last_cpu(pid):
+def last_cpu(pid: int) -> int | None:
     """The CPU a process last ran on (field 39 of /proc/<pid>/stat), or None once it is gone."""
     fields = _stat_fields(pid)
     return int(fields[36]) if fields else None
 
 
-def pinned(cpu, argv):
+def pinned(cpu: int | None, argv: Sequence[str]) -> list[str]:
     """argv run on `cpu` (taskset), or as it is when cpu is None."""
     return ["taskset", "-c", str(cpu), *argv] if cpu is not None else list(argv)
 
@@ -149,17 +151,17 @@ def pinned(cpu, argv):
 class CpuMeter:
     """Measures busy seconds between start() and stop(), machine-wide and per daemon."""
 
-    def __init__(self, daemons=None):
+    def __init__(self, daemons: dict[str, int] | None = None):
         self.daemons = dict(daemons or {})  # label -> pid
 
-    def start(self):
+    def start(self) -> "CpuMeter":
         self.machine0 = machine_busy_seconds()
         self.steal0 = steal_seconds()
         self.daemon0 = {label: process_seconds(pid) for label, pid in self.daemons.items()}
         return self
 
-    def stop(self):
-        out = {"machine": machine_busy_seconds() - self.machine0,
+    def stop(self) -> dict:
+        out: dict = {"machine": machine_busy_seconds() - self.machine0,
                "steal": steal_seconds() - self.steal0, "daemons": {}}
         for label, pid in self.daemons.items():
             now, then = process_seconds(pid), self.daemon0.get(label)
@@ -172,7 +174,7 @@ PM_QOS = "/dev/cpu_dma_latency"
 
 
 @contextlib.contextmanager
-def idle_polling():
+def idle_polling() -> Iterator[bool]:
     """Keep idle CPUs polling instead of halting while the block runs; yields whether it could.
 
     On a virtual machine a halted vCPU is woken by the hypervisor, which here adds 40-50 µs to

@@ -17,9 +17,10 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, TextIO
 
 import testbed
 from bench.engine import controls
@@ -33,11 +34,12 @@ from bench.engine.cpu import (
     session_cpus,
 )
 from bench.engine.measures import BY_NAME as MEASURES
-from bench.engine.measures import FULL_TESTS, HEADLINE_TESTS
+from bench.engine.measures import FULL_TESTS, HEADLINE_TESTS, Measure
 from bench.engine.measures import MEASURES as ALL_MEASURES
 from bench.engine.paths import BY_NAME as PATHS
 from bench.engine.paths import PATHS as ALL_PATHS
-from bench.engine.paths import NotApplicable, endpoints
+from bench.engine.paths import Endpoint, NotApplicable, endpoints
+from bench.engine.paths import Path as BenchPath
 from bench.engine.progress import Progress
 from bench.engine.results import RunWriter, machine_facts
 from bench.engine.slicing import Flow, paired, run_sequential, run_sliced
@@ -47,6 +49,7 @@ from testbed.host.signals import Interrupted, signals_interrupt
 from testbed.lifecycle import doctor
 from testbed.lifecycle.cluster import Cluster
 from testbed.lifecycle.preflight import BARE, check_mode, load_spec
+from testbed.model.topology import ClusterSpec
 from testbed.modes import get_mode, mode_names
 from testbed.underlay import fabric, ovs
 
@@ -99,7 +102,7 @@ def _check_choice(kind, chosen, known):
         raise TestbedError(f"unknown {kind} {', '.join(unknown)} (known: {', '.join(known)})")
 
 
-def prepare_spec(opt):
+def prepare_spec(opt: Options) -> ClusterSpec:
     spec = load_spec(opt.topo, underlay=opt.underlay)
     if opt.mtu:
         if not 1280 <= opt.mtu <= 9000:
@@ -112,7 +115,8 @@ def prepare_spec(opt):
     return spec
 
 
-def choose_modes(opt, spec, caps):
+def choose_modes(opt: Options, spec: ClusterSpec,
+                 caps: dict[str, bool]) -> tuple[list[str], dict[str, str]]:
     """([modes to run, bare first], {mode: reason it is left out})."""
     known = mode_names()
     _check_choice("mode", [m for m in opt.modes or [] if m != BARE], known)
@@ -130,7 +134,7 @@ def choose_modes(opt, spec, caps):
     return run, skipped
 
 
-def paths_for(mode, chosen):
+def paths_for(mode: str, chosen: Collection[str] | None) -> list[BenchPath]:
     kind = "node" if mode == BARE else "pod"
     return [p for p in ALL_PATHS if p.kind == kind and (chosen is None or p.name in chosen
                                                          or _baseline_wanted(p, chosen))]
@@ -147,7 +151,8 @@ def _warm_up(client, server):
     subprocess.run(client.argv(["ping", "-c3", "-i0.05", "-W1", server.ip]), capture_output=True)
 
 
-def measure_sample(measure, client, server, opt, mtu, daemons):
+def measure_sample(measure: Measure, client: Endpoint, server: Endpoint, opt: Options,
+                   mtu: int, daemons: dict[str, int]) -> tuple[dict, float]:
     meter = CpuMeter(daemons).start()
     started = time.monotonic()
     metrics = measure.run(client, server, opt, mtu)
@@ -164,7 +169,7 @@ def measure_sample(measure, client, server, opt, mtu, daemons):
     return metrics, time.monotonic() - started
 
 
-def cluster_name(mode):
+def cluster_name(mode: str) -> str:
     """Names of this run's clusters: one per mode, up side by side, apart from any other."""
     return f"bench{os.getpid()}-{mode}"
 
@@ -264,7 +269,7 @@ def _cycles(measure, opt):
     return max(2, round(opt.repeats * measure.share))
 
 
-def tests_chosen(opt):
+def tests_chosen(opt: Options) -> list[str]:
     if opt.tests == ["all"]:
         return list(MEASURES)
     if opt.tests == ["full"]:
@@ -273,7 +278,8 @@ def tests_chosen(opt):
     return list(opt.tests or HEADLINE_TESTS)
 
 
-def run(opt, progress_stream=None):
+def run(opt: Options,
+        progress_stream: TextIO | None = None) -> tuple[Path, dict, dict[str, str]]:
     """Run the benchmark; returns (run_dir, summary, skipped modes)."""
     _check_choice("path", opt.paths, list(PATHS))
     opt.tests = tests_chosen(opt)
@@ -417,7 +423,7 @@ def _run_whole(measure, bare_flow, flows, clusters, opt, progress, turns):
     run_sequential(flows, bare_flow, _cycles(measure, opt), one, turns)
 
 
-def steal_fraction(metrics, seconds):
+def steal_fraction(metrics: dict, seconds: float) -> float:
     """Share of the machine's CPU time the hypervisor gave to others during a sample."""
     capacity = seconds * (os.cpu_count() or 1)
     return metrics.get("steal_s", 0.0) / capacity if capacity > 0 else 0.0
@@ -437,7 +443,7 @@ def _measure_once(measure, client, server, opt, mtu, daemons):
             "disturbed": disturbed(stolen, seconds)}
 
 
-def newest_run(out="results"):
+def newest_run(out: str = "results") -> Path:
     runs = sorted(p for p in Path(out).glob("*/summary.json")) if os.path.isdir(out) else []
     if not runs:
         raise TestbedError(f"no benchmark run under {out}/ (run `testbed bench` first)")

@@ -23,7 +23,7 @@ class Measure:
     share: float = 1.0     # of the run's cycles (--slices if sliced, else --repeats)
 
     @property
-    def sliced(self):
+    def sliced(self) -> bool:
         return self.session is not None
 
 
@@ -66,7 +66,7 @@ UNITS = {
 }
 
 
-def unit_of(metric):
+def unit_of(metric: str) -> str:
     if metric.startswith("daemon_cpu_s_per_gb"):
         return "CPU s/GB"
     if metric.startswith("daemon_cpu_s"):

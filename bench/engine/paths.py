@@ -3,9 +3,11 @@
 Modes are measured on pod paths; the `bare` baseline on node paths (the underlay alone).
 Each pod path is compared with the node path that crosses the same underlay.
 """
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from testbed.host import netns
+from testbed.model.state import RunState
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class Endpoint:
     pid: int = 0      # a node's shell, for nodes
     netns: str = ""   # a pod's sandbox, for pods
 
-    def argv(self, cmd):
+    def argv(self, cmd: Sequence[object]) -> list[str]:
         return netns.in_pod(self.netns, cmd) if self.netns else netns.in_node(self.pid, cmd)
 
 
@@ -67,7 +69,7 @@ def _racks(state):
     return len({rec.rack for rec in state.nodes.values()})
 
 
-def endpoints(path, state):
+def endpoints(path: Path, state: RunState) -> tuple[Endpoint, Endpoint]:
     """(client, server) realising `path` in a running cluster's state."""
     if path.name == "pod-same-node":
         for node in state.nodes:

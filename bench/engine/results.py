@@ -14,6 +14,8 @@ import platform
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
 
 import mininet.net
 
@@ -58,7 +60,7 @@ def _cni_plugin_version(path="/usr/lib/cni/bridge"):
         return out
 
 
-def machine_facts(repo, datapaths, options):
+def machine_facts(repo: str | os.PathLike, datapaths: dict[str, str], options: dict) -> dict:
     commit = _first_line(["git", "-C", str(repo), "rev-parse", "HEAD"])
     dirty = _first_line(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"])
     return {
@@ -83,27 +85,29 @@ def machine_facts(repo, datapaths, options):
 
 
 class RunWriter:
-    def __init__(self, run_dir):
+    def __init__(self, run_dir: str | os.PathLike):
         self.dir = str(run_dir)
         os.makedirs(self.dir, exist_ok=True)
         self.samples = []
         self.not_applicable = []
 
-    def write_json(self, name, doc):
+    def write_json(self, name: str, doc: object) -> None:
         with open(os.path.join(self.dir, name), "w") as f:
             json.dump(doc, f, indent=1, sort_keys=True, default=str)
 
-    def add(self, sample):
+    def add(self, sample: dict) -> None:
         self.samples.append(sample)
         with open(os.path.join(self.dir, "samples.jsonl"), "a") as f:
             f.write(json.dumps(sample, sort_keys=True) + "\n")
 
-    def skip(self, mode, path, reason):
+    def skip(self, mode: str, path: str, reason: str) -> None:
         entry = {"mode": mode, "path": path, "reason": reason}
         if entry not in self.not_applicable:
             self.not_applicable.append(entry)
 
-    def finish(self, status, aa_groups=(), baselines=None, elapsed_s=None):
+    def finish(self, status: str, aa_groups: Iterable[tuple[str, list[str]]] = (),
+               baselines: dict[str, str] | None = None,
+               elapsed_s: float | None = None) -> dict:
         """Write samples, CSV and summary; aa_groups and baselines as compare.comparisons
         takes them; elapsed_s, the run's time from its start to its end of measuring."""
         run = os.path.basename(self.dir)
@@ -123,7 +127,7 @@ class RunWriter:
         return summary
 
 
-def tidy_rows(run, samples):
+def tidy_rows(run: str, samples: list[dict]) -> list[dict]:
     for s in samples:
         base = {"run": run, "session": s.get("session", ""), "repeat": s["repeat"],
                 "mode": s["mode"], "path": s["path"],
@@ -135,7 +139,8 @@ def tidy_rows(run, samples):
             yield {**base, "metric": metric, "value": value, "unit": unit_of(metric)}
 
 
-def summarize(samples, aa_groups=(), baselines=None):
+def summarize(samples: list[dict], aa_groups: Iterable[tuple[str, list[str]]] = (),
+              baselines: dict[str, str] | None = None) -> dict:
     """Per (mode, path, test, metric): median, CI, CV over the successful samples; ratios to
     bare; and the paired comparisons with the run's noise floor (compare.py)."""
     values = defaultdict(list)
@@ -181,9 +186,9 @@ def summarize(samples, aa_groups=(), baselines=None):
                          for (m, p, t), errs in sorted(failures.items())]}
 
 
-def load_run(run_dir):
+def load_run(run_dir: str | os.PathLike) -> dict:
     """A run's files; a missing or damaged one is a one-line TestbedError."""
-    def read(name):
+    def read(name: str) -> Any:
         path = os.path.join(run_dir, name)
         try:
             with open(path) as f:
@@ -198,7 +203,7 @@ def load_run(run_dir):
             "samples": read("samples.json")}
 
 
-def resummarize(run_dir):
+def resummarize(run_dir: str | os.PathLike) -> dict:
     """Write a run's summary.json again from its samples with the analysis as it is now (the
     intervals of compare.py), keeping what the run recorded of itself; the summary it wrote."""
     from bench.engine import controls
@@ -218,7 +223,7 @@ def resummarize(run_dir):
     return summary
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     """python -m bench.engine.results RUN_DIR [...]: summarize runs again from their samples."""
     for run_dir in (argv if argv is not None else sys.argv[1:]):
         try:

@@ -27,6 +27,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bench.engine.cpu import TurnMeter, end_stopped, last_cpu, pinned
@@ -47,7 +48,10 @@ class Flow:
     server: object
 
 
-def schedule(flows, cycles, first=1):
+Turn = tuple[int, "Flow | None", dict]  # (cycle, the flow or None for bare, the turn's record)
+
+
+def schedule(flows: list[Flow], cycles: int, first: int = 1) -> list[tuple[int, Flow | None]]:
     """[(cycle, flow or None for bare)]: bare before and after each flow's turn, the flows'
     order rotating from cycle to cycle; cycles are numbered from `first`."""
     out = []
@@ -60,7 +64,7 @@ def schedule(flows, cycles, first=1):
     return out
 
 
-def paired(turns, bare_flow, session=None):
+def paired(turns: list[Turn], bare_flow: Flow, session: int | None = None) -> list[dict]:
     """Samples of a schedule's measured turns [(cycle, flow, metrics)]: every mode turn with
     the mean of the bare turns around it as `baseline`; `session` numbers the tool session
     they were measured in (compare.py takes sessions as its unit of replication)."""
@@ -83,7 +87,7 @@ def paired(turns, bare_flow, session=None):
     return samples
 
 
-def _rx_bytes(pid, dev="eth0"):
+def _rx_bytes(pid: int, dev: str = "eth0") -> int:
     with open(f"/proc/{pid}/net/dev") as f:
         for line in f:
             name, _, rest = line.partition(":")
@@ -104,16 +108,16 @@ class FlowSession:
     first_port = 0  # the first flow's; each flow takes the next (two flows may share a
     #                 server's namespace: the A/A pair)
 
-    def __init__(self, flows, cpus=None):
+    def __init__(self, flows: list[Flow], cpus: tuple[int, int] | None = None):
         self.flows = flows
         self.cpus = cpus
         self.servers, self.clients = {}, {}
         self.failed = {}  # flow -> the tool's message
 
-    def prepare(self):
+    def prepare(self) -> None:
         """What must hold before any flow starts (raises ToolError)."""
 
-    def pinned(self, argv, side):
+    def pinned(self, argv: list[str], side: int) -> list[str]:
         """argv run on this session's CPU for `side` (0 client, 1 server)."""
         return pinned(self.cpus[side] if self.cpus else None, argv)
 
@@ -130,7 +134,7 @@ class FlowSession:
             raise ToolError(f"{type(self).__name__}: the server did not start in "
                             f"{flow.server.name}")
 
-    def __enter__(self):
+    def __enter__(self) -> "FlowSession":
         try:
             self.prepare()
             self._each(self._serve, self.flows)
@@ -145,7 +149,7 @@ class FlowSession:
     def _started(self):
         """After every client was started."""
 
-    def turn(self, flow, seconds):
+    def turn(self, flow: Flow, seconds: float) -> dict:
         """One turn of `flow`: its metrics over `seconds`, and where its processes ran."""
         if flow in self.failed:
             return {"ok": False, "error": self.failed[flow], "metrics": {}}
@@ -162,7 +166,7 @@ class FlowSession:
 ESTABLISHED = "01"  # the st column of /proc/net/tcp
 
 
-def unacked_bytes(table, port):
+def unacked_bytes(table: str, port: int) -> int:
     """Bytes the established TCP connections to remote `port` still hold unacknowledged
     (tx_queue of /proc/<pid>/net/tcp or tcp6: `table`'s text). Connections of earlier
     sessions' tools, closing or gone, are not counted."""
@@ -175,7 +179,7 @@ def unacked_bytes(table, port):
     return total
 
 
-def _client_unacked(pid, port):
+def _client_unacked(pid: int, port: int) -> int:
     total = 0
     for table in ("tcp", "tcp6"):
         try:
@@ -190,7 +194,7 @@ class SlicedIperf(FlowSession):
     """Long-running iperf3 clients, one per flow, let run one at a time."""
     first_port = iperf3.PORT
 
-    def __init__(self, flows, streams, cpus):
+    def __init__(self, flows: list[Flow], streams: int, cpus: tuple[int, int] | None):
         super().__init__(flows, cpus)
         self.streams = streams
 
@@ -240,12 +244,14 @@ class SlicedIperf(FlowSession):
                                           lambda: _client_unacked(client.pid, port))
         return out
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         end_stopped(list(self.clients.values()) + list(self.servers.values()))
 
 
-def drain(received, unacked=lambda: 0, quiet_s=QUIET_S, limit_s=DRAIN_MAX_S,
-          clock=time.monotonic, sleep=time.sleep):
+def drain(received: Callable[[], int], unacked: Callable[[], int] = lambda: 0,
+          quiet_s: float = QUIET_S, limit_s: float = DRAIN_MAX_S,
+          clock: Callable[[], float] = time.monotonic,
+          sleep: Callable[[float], object] = time.sleep) -> float:
     """Wait until a stopped flow has delivered what it had queued: `received()` (its server's
     byte count) unchanged for quiet_s and nothing `unacked()` in the client's sockets; the
     seconds it took, at most limit_s.
@@ -265,8 +271,9 @@ def drain(received, unacked=lambda: 0, quiet_s=QUIET_S, limit_s=DRAIN_MAX_S,
     return clock() - started
 
 
-def run_sliced(open_session, flows, bare_flow, cycles, slice_s, turns, progress=None,
-               first=1):
+def run_sliced(open_session: Callable[[list[Flow]], FlowSession], flows: Iterable[Flow],
+               bare_flow: Flow, cycles: int, slice_s: float, turns: list[Turn],
+               progress: Callable[[float], object] | None = None, first: int = 1) -> None:
     """One time-sliced session of the mode flows and the bare flow; `open_session(flows)`
     gives the tool's session (SlicedIperf, rrprobe.SlicedRR, ping.SlicedPing), with fresh
     processes. Turns are appended to `turns` as measured, so that an interrupted session keeps
@@ -278,7 +285,9 @@ def run_sliced(open_session, flows, bare_flow, cycles, slice_s, turns, progress=
                 progress(slice_s)
 
 
-def run_sequential(flows, bare_flow, cycles, measure, turns, progress=None):
+def run_sequential(flows: Iterable[Flow], bare_flow: Flow, cycles: int,
+                   measure: Callable[[Flow], dict], turns: list[Turn],
+                   progress: Callable[[float | None], object] | None = None) -> None:
     """A session of whole tool runs, `measure(flow)` -> sample fields each, into `turns`."""
     for cycle, flow in schedule(list(flows), cycles):
         turns.append((cycle, flow, measure(flow or bare_flow)))

@@ -1,9 +1,11 @@
 """Summaries of repeated samples: median, a distribution-free confidence interval, spread."""
 import math
 import statistics
+from collections.abc import Sequence
 
 
-def median_ci(values, level=0.95):
+def median_ci(values: Sequence[float],
+              level: float = 0.95) -> tuple[float | None, float | None, float]:
     """(low, high, coverage) of a confidence interval for the median from order statistics.
 
     Distribution-free: the interval [x(j), x(n-j+1)] covers the median with probability
@@ -25,13 +27,13 @@ def median_ci(values, level=0.95):
     return best
 
 
-def _coverage(n, j):
+def _coverage(n: int, j: int) -> float:
     """P(x(j) <= median <= x(n-j+1)) for n samples."""
     below = sum(math.comb(n, i) for i in range(j)) / 2 ** n
     return 1 - 2 * below
 
 
-def cv(values):
+def cv(values: Sequence[float]) -> float | None:
     """Coefficient of variation (stdev / mean), None for fewer than two samples."""
     if len(values) < 2:
         return None
@@ -39,7 +41,7 @@ def cv(values):
     return statistics.stdev(values) / mean if mean else None
 
 
-def percentile(values, q):
+def percentile(values: Sequence[float], q: float) -> float | None:
     """The q-th percentile (0-100) by linear interpolation between order statistics."""
     xs = sorted(values)
     if not xs:
@@ -49,7 +51,7 @@ def percentile(values, q):
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-def rounded_percentile(values, q):
+def rounded_percentile(values: Sequence[float], q: float) -> float | None:
     """The q-th percentile (0-100) of values printed rounded: [(value, step)], each value standing
     for the interval value ± step/2 it was rounded from.
 

@@ -139,7 +139,7 @@ def _cpu_panel(ax, run, test, title):
                    hatch="///", edgecolor="black", label="mode's own daemons")
 
 
-def path_floor(floors, path, test, metric):
+def path_floor(floors: list[dict], path: str, test: str, metric: str) -> float | None:
     """The noise floor a path's comparisons were judged with: its own, else its test's widest
     (runs made before floors were kept per path have one per test)."""
     own = [f["floor"] for f in floors if (f["test"], f["metric"]) == (test, metric) and
@@ -178,7 +178,7 @@ def _ratio_panel(ax, run, test, metric, title):
     _axes(ax, paths, "ratio to bare (node to node)", title)
 
 
-def plot_run(run_dir):
+def plot_run(run_dir: str | os.PathLike) -> list[str]:
     run = load_run(run_dir)
     base = lambda name: os.path.join(run_dir, name)  # noqa: E731
     opts = run["machine"]["options"]
@@ -230,7 +230,8 @@ COMPARE = (("tcp-1", "gbps", "TCP 1 stream, Gbit/s"),
            ("tcp-1", "cpu_s_per_gb", "CPU s per GB, TCP 1 stream"))
 
 
-def plot_compare(run_a_dir, run_b_dir, out_dir):
+def plot_compare(run_a_dir: str | os.PathLike, run_b_dir: str | os.PathLike,
+                 out_dir: str | os.PathLike) -> list[str]:
     runs = [load_run(run_a_dir), load_run(run_b_dir)]
     os.makedirs(out_dir, exist_ok=True)
 

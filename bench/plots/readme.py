@@ -32,7 +32,7 @@ def _ratio(c):
     return f"{c['ratio']:.2f}× [{c['ci_low']:.2f}–{c['ci_high']:.2f}]{mark}"
 
 
-def results_section(run, picture):
+def results_section(run: dict, picture: str) -> str:
     """The Markdown between the markers, from a loaded run (bench.engine.results.load_run)."""
     machine, summary = run["machine"], run["summary"]
     modes = [m for m in machine.get("modes", []) if m != "bare"]
@@ -72,14 +72,14 @@ def results_section(run, picture):
     return "\n".join(lines)
 
 
-def replace_section(text, section, readme="README.md"):
+def replace_section(text: str, section: str, readme: str = "README.md") -> str:
     if BEGIN not in text or END not in text:
         raise TestbedError(f"{readme}: no results markers ({BEGIN!r} ... {END!r}) to replace")
     head, rest = text.split(BEGIN, 1)
     return head + section + rest.split(END, 1)[1]
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run")

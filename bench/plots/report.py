@@ -1,4 +1,6 @@
 """The summary table printed at the end of a run (and by `testbed plot`)."""
+from collections.abc import Iterable
+
 from bench.engine.paths import PATHS
 from testbed.api.tables import render_table
 
@@ -30,7 +32,7 @@ def _cell(rows, mode, path, test, metric, fmt, with_ratio):
     return text
 
 
-def summary_table(summary, modes):
+def summary_table(summary: dict, modes: list[str]) -> str:
     """One row per mode and path; throughput columns carry the ratio to bare in brackets."""
     rows = _index(summary)
     table = [("MODE", "PATH") + tuple(c[0] for c in COLUMNS)]
@@ -56,7 +58,8 @@ def _ratio(c):
     return f"{c['ratio']:.2f}× [{c['ci_low']:.2f}–{c['ci_high']:.2f}]"
 
 
-def comparison_tables(summary, key_metrics=(("tcp-1", "gbps"), ("tcp-rr", "p50_us"))):
+def comparison_tables(summary: dict, key_metrics: Iterable[tuple[str, str]] = (
+        ("tcp-1", "gbps"), ("tcp-rr", "p50_us"))) -> str:
     """Every mode against bare (all compared metrics), then the pairs of modes on one path for
     the key metrics, each with its 95 % interval and verdict, and the noise floor."""
     found = summary.get("comparisons", [])
@@ -88,14 +91,14 @@ def comparison_tables(summary, key_metrics=(("tcp-1", "gbps"), ("tcp-rr", "p50_u
     return "\n".join(lines)
 
 
-def retry_line(samples):
+def retry_line(samples: list[dict]) -> str:
     """How many samples the hypervisor disturbed (more than 2 % of CPU time stolen)."""
     still = sum(1 for s in samples if s.get("disturbed"))
     return (f"{still} of {len(samples)} samples had hypervisor steal above 2 % of CPU time "
             "(kept and flagged: each is paired with bare turns taken moments apart)")
 
 
-def steal_line(summary):
+def steal_line(summary: dict) -> str:
     """How much CPU the hypervisor took away during samples: noise the machine added."""
     steal = [r["median"] for r in summary["rows"] if r["metric"] == "steal_s"]
     if not steal:

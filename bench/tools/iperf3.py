@@ -1,7 +1,7 @@
 """iperf3: TCP and UDP throughput between two namespaces, from its JSON output."""
 import json
 
-from bench.tools.tool import ToolError, client_server
+from bench.tools.tool import ToolError, Wrap, client_server
 
 PORT = 5201
 
@@ -16,7 +16,7 @@ def _load(text):
     return doc
 
 
-def parse_tcp_json(text):
+def parse_tcp_json(text: str) -> dict:
     """{'gbps', 'bytes', 'retransmits'} of an `iperf3 -J` TCP run (receiver side)."""
     doc = _load(text)
     try:
@@ -27,7 +27,7 @@ def parse_tcp_json(text):
         raise ToolError("iperf3 JSON has no end.sum_received")
 
 
-def parse_udp_json(text):
+def parse_udp_json(text: str) -> dict:
     """{'gbps', 'bytes', 'loss_pct', 'jitter_ms'} of an `iperf3 -u -J` run (receiver side)."""
     doc = _load(text)
     try:
@@ -58,12 +58,14 @@ def _run(server_argv, client_argv, server_ip, seconds, omit, cpus, extra):
     return proc.stdout or proc.stderr
 
 
-def tcp(server_argv, client_argv, server_ip, seconds, streams=1, omit=1, cpus=None):
+def tcp(server_argv: Wrap, client_argv: Wrap, server_ip: str, seconds: float,
+        streams: int = 1, omit: int = 1, cpus: tuple[int, int] | None = None) -> dict:
     """`omit` seconds of slow start are run first and left out of the result (iperf3 -O)."""
     return parse_tcp_json(_run(server_argv, client_argv, server_ip, seconds, omit, cpus,
                                ["-P", str(streams)]))
 
 
-def udp(server_argv, client_argv, server_ip, seconds, rate, datagram, omit=1, cpus=None):
+def udp(server_argv: Wrap, client_argv: Wrap, server_ip: str, seconds: float,
+        rate: str, datagram: int, omit: int = 1, cpus: tuple[int, int] | None = None) -> dict:
     return parse_udp_json(_run(server_argv, client_argv, server_ip, seconds, omit, cpus,
                                ["-u", "-b", str(rate), "-l", str(datagram)]))

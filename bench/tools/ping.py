@@ -6,6 +6,7 @@ import subprocess
 import time
 
 from bench.engine.cpu import TurnMeter, end_stopped, last_cpu, pinned
+from bench.engine.slicing import Flow
 from bench.engine.stats import rounded_percentile
 from bench.tools.tool import ToolError
 
@@ -13,7 +14,7 @@ RTT = re.compile(r"time=(\d+)(?:\.(\d+))? ms")
 SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) received")
 
 
-def parse_ping(text):
+def parse_ping(text: str) -> dict:
     """{'rtt_p50_ms', 'rtt_p99_ms', 'rtt_avg_ms', 'loss_pct'}; ToolError when nothing came back."""
     # ping rounds: to the µs under 1 ms, then 10 µs, 100 µs, 1 ms (each value's own step)
     rounded = [(float(f"{whole}.{frac or 0}"), 10.0 ** -len(frac)) for whole, frac in
@@ -43,7 +44,7 @@ class SlicedPing:
     not from when it reads the reply.
     """
 
-    def __init__(self, flows, cpus=None):
+    def __init__(self, flows: list[Flow], cpus: tuple[int, int] | None = None):
         self.flows = flows
         self.cpus = cpus  # (client CPU, server CPU): ping runs on the client's
         self.pings = {}
@@ -65,7 +66,7 @@ class SlicedPing:
             raise
         return self
 
-    def turn(self, flow, seconds):
+    def turn(self, flow: Flow, seconds: float) -> dict:
         """One turn of `flow`: the round trips of the echoes answered in `seconds`."""
         proc = self.pings[flow]
         meter = TurnMeter()

@@ -16,7 +16,7 @@ import subprocess
 
 import testbed
 from bench.engine.cpu import TurnMeter
-from bench.engine.slicing import FlowSession
+from bench.engine.slicing import Flow, FlowSession
 from bench.tools.tool import ToolError
 
 PROBE = testbed.BUILD / "rr-probe"
@@ -25,7 +25,7 @@ MSG_SIZE = 64          # bytes per request and per response
 WARM_UP_S = 0.1        # an unrecorded first turn: connection, caches, neighbours
 
 
-def parse_turn(line):
+def parse_turn(line: str) -> dict:
     """Metrics of one turn from the probe's line `<round trips> <lost> <p50> <p99> <mean>` (ns
     of a whole round trip); ToolError when nothing came back."""
     fields = line.split()
@@ -39,7 +39,7 @@ def parse_turn(line):
             "round_trips": trips, "lost": lost}
 
 
-def probe_path():
+def probe_path() -> str:
     if not os.access(PROBE, os.X_OK):
         raise ToolError(f"{PROBE} is not built: run scripts/install.sh (it compiles "
                         "native/rr-probe.c)")
@@ -50,11 +50,11 @@ class SlicedRR(FlowSession):
     """One probe client per flow, each with its own server, measured one turn at a time."""
     first_port = PORT
 
-    def __init__(self, flows, protocol, cpus=None):
+    def __init__(self, flows: list[Flow], protocol: str, cpus: tuple[int, int] | None = None):
         super().__init__(flows, cpus)
         self.protocol = protocol
 
-    def prepare(self):
+    def prepare(self) -> None:
         self.probe = probe_path()
 
     def _serve(self, flow, port):

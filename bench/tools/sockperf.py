@@ -1,7 +1,7 @@
 """sockperf ping-pong: request/response latency percentiles (sockperf reports RTT/2, in µs)."""
 import re
 
-from bench.tools.tool import ToolError, client_server
+from bench.tools.tool import ToolError, Wrap, client_server
 
 PORT = 11111
 
@@ -10,7 +10,7 @@ AVG = re.compile(r"avg-latency=([\d.]+)")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def parse_pingpong(text):
+def parse_pingpong(text: str) -> dict:
     """{'p50_us', 'p99_us', 'avg_us'} from a `sockperf ping-pong` run; ToolError otherwise.
 
     sockperf exits 0 even when it cannot connect, so a run without percentiles is a failure
@@ -26,7 +26,8 @@ def parse_pingpong(text):
     return {"p50_us": found[50.0], "p99_us": found[99.0], "avg_us": float(avg.group(1))}
 
 
-def pingpong(server_argv, client_argv, server_ip, seconds, protocol="tcp", msg_size=64):
+def pingpong(server_argv: Wrap, client_argv: Wrap, server_ip: str, seconds: float,
+             protocol: str = "tcp", msg_size: int = 64) -> dict:
     proto = ["--tcp"] if protocol == "tcp" else []
     proc = client_server(
         server_argv, ["sockperf", "server", *proto, "-i", server_ip, "-p", str(PORT)],

@@ -39,7 +39,7 @@ def percentile(values: list, q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def figures(values: list, unit="ms", scale=1000.0) -> str:
+def figures(values: list, unit: str = "ms", scale: float = 1000.0) -> str:
     return (f"p50 {percentile(values, 50) * scale:.0f} {unit}, p99 "
             f"{percentile(values, 99) * scale:.0f} {unit} ({len(values)} samples)")
 
@@ -89,7 +89,7 @@ def client_of(name: str) -> tuple[ApiClient, str]:
     return admin_client(record), record["kubeconfig"]
 
 
-def pods_running(name: str, count: int, poll_s=0.002) -> list[float]:
+def pods_running(name: str, count: int, poll_s: float = 0.002) -> list[float]:
     """Seconds from `kubectl run` starting to the pod reported Running, `count` pods."""
     client, kubeconfig = client_of(name)
     times = []
@@ -162,7 +162,7 @@ def scale_up(tmp: str, nodes: int, pods: int) -> tuple[float, float]:
         down(name)
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pods", type=int, default=1000, help="pods stored for the list")
     parser.add_argument("--samples", type=int, default=30, help="pods timed to Running")

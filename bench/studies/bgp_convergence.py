@@ -11,7 +11,7 @@ from testbed.lifecycle.cluster import Cluster
 from testbed.lifecycle.preflight import load_spec
 
 
-def topology(path, nodes, reflectors):
+def topology(path: str, nodes: int, reflectors: int) -> str:
     with open(path, "w") as f:
         f.write(f"name: conv{nodes}\nracks: [{{name: rack1, subnet: 192.168.0.0/22}}]\n")
         if reflectors:
@@ -23,7 +23,7 @@ def topology(path, nodes, reflectors):
     return path
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="5,20,50", help="full-mesh node counts")
     parser.add_argument("--rr-size", type=int, default=50, help="node count with reflectors")

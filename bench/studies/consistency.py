@@ -32,12 +32,13 @@ AA_WITHIN = 0.05   # a pod A/A ratio further than this from 1 fails the check
 TIME_BUDGET_S = 600
 
 
-def load(run_dir):
+def load(run_dir: str) -> dict:
     with open(os.path.join(run_dir, "summary.json")) as f:
         return json.load(f)
 
 
-def to_bare(summary, test, metric, key=("ci_low", "ci_high")):
+def to_bare(summary: dict, test: str, metric: str,
+            key: tuple[str, str] = ("ci_low", "ci_high")) -> dict[tuple[str, str], tuple]:
     """{(mode, path): (ratio, low, high)} of a run's comparisons with bare; key names the
     interval: the confidence interval, or ("next_low", "next_high"), the next run's."""
     return {(c["mode_a"], c["path"]): (c["ratio"], c[key[0]], c[key[1]])
@@ -46,7 +47,8 @@ def to_bare(summary, test, metric, key=("ci_low", "ci_high")):
             and key[0] in c}
 
 
-def between(summary, path, test, metric, a, b):
+def between(summary: dict, path: str, test: str, metric: str, a: str,
+            b: str) -> dict | None:
     """A run's comparison of modes a and b on a path, oriented a/b; None if not measured."""
     for c in summary.get("comparisons", []):
         if (c["path"], c["test"], c["metric"]) != (path, test, metric):
@@ -61,14 +63,14 @@ def between(summary, path, test, metric, a, b):
     return None
 
 
-def coverage(found):
+def coverage(found: list[tuple[float, float, float]]) -> tuple[int, int]:
     """(pairs covered, pairs) over ordered pairs of runs: A's ratio inside B's interval."""
     pairs = list(permutations(found, 2))
     covered = sum(1 for (ra, _la, _ha), (_rb, lb, hb) in pairs if lb <= ra <= hb)
     return covered, len(pairs)
 
 
-def half_width(ratio, low, high):
+def half_width(ratio: float, low: float, high: float) -> float:
     return max(high / ratio - 1, 1 - low / ratio)
 
 
@@ -76,7 +78,8 @@ def _cell(r):
     return f"{r[0]:.3f} [{r[1]:.3f}–{r[2]:.3f}]"
 
 
-def ratio_table(summaries, test, metric, title):
+def ratio_table(summaries: list[dict], test: str, metric: str,
+                title: str) -> tuple[list[str], int, int]:
     """Markdown rows of every mode and path's ratio to bare in each run; (lines, covered,
     pairs) of the coverage by the next run's intervals."""
     per_run = [to_bare(s, test, metric) for s in summaries]
@@ -115,7 +118,7 @@ def ratio_table(summaries, test, metric, title):
     return lines, totals["next"][0], totals["next"][1]
 
 
-def controls_table(summaries):
+def controls_table(summaries: list[dict]) -> tuple[list[str], bool]:
     """Markdown rows of the controls in each run, and the list of checks that failed."""
     head = ["control", "path", "test"] + [f"run {i + 1}" for i in range(len(summaries))]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -141,7 +144,7 @@ def controls_table(summaries):
     return lines, failed
 
 
-def flips(summaries):
+def flips(summaries: list[dict]) -> list:
     seen = defaultdict(set)
     for summary in summaries:
         for c in summary.get("comparisons", []):
@@ -151,7 +154,7 @@ def flips(summaries):
     return [k for k, v in sorted(seen.items()) if v == {"higher", "lower"}]
 
 
-def placement_of(sample):
+def placement_of(sample: dict) -> str:
     """Where a sample's daemons ran relative to its two ends: for each node on its path (the
     client's and the server's), whether that node's daemons shared the client's CPU or the
     server's."""
@@ -166,7 +169,8 @@ def placement_of(sample):
                      for node, cpu in sorted(by_node.items())) or "no daemon on the path"
 
 
-def placement_table(samples_by_run, test="tcp-rr", metric="p50_us"):
+def placement_table(samples_by_run: list[list[dict]], test: str = "tcp-rr",
+                    metric: str = "p50_us") -> list[str]:
     """Markdown rows: for each mode and path whose daemons were pinned, its ratio to bare over
     every run's sessions of one placement (geometric mean, SD between sessions, sessions)."""
     found = defaultdict(list)  # (mode, path, placement) -> [session mean log ratio]
@@ -189,7 +193,8 @@ def placement_table(samples_by_run, test="tcp-rr", metric="p50_us"):
     return lines if found else []
 
 
-def between_run_sd(samples_by_run, test, metric):
+def between_run_sd(samples_by_run: list[list[dict]], test: str,
+                   metric: str) -> tuple[float | None, int]:
     """(SD, flows) of what a run's ratio to bare varies by beyond its sessions' spread, pooled
     over the flows measured in every run: per flow, the variance of its runs' means less the
     mean squared standard error of one run's mean (a one-way analysis of variance), averaged
@@ -215,7 +220,7 @@ def between_run_sd(samples_by_run, test, metric):
     return math.sqrt(max(0.0, statistics.fmean(excess))), len(excess)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+")

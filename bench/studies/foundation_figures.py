@@ -17,7 +17,7 @@ from testbed.lifecycle.cluster import Cluster
 from testbed.lifecycle.preflight import load_spec
 
 
-def big_topology(path, nodes=20, pods=5):
+def big_topology(path: str, nodes: int = 20, pods: int = 5) -> str:
     with open(path, "w") as f:
         f.write("name: big\nnodes:\n")
         for i in range(1, nodes + 1):
@@ -25,7 +25,7 @@ def big_topology(path, nodes=20, pods=5):
     return path
 
 
-def lifecycle_seconds(topo, mode, name):
+def lifecycle_seconds(topo: str, mode: str, name: str) -> tuple[float, float]:
     cluster = Cluster.create(load_spec(topo, name), mode)
     started = time.monotonic()
     with cluster:
@@ -33,7 +33,7 @@ def lifecycle_seconds(topo, mode, name):
     return up, cluster.timings["down_s"]
 
 
-def throughput_ratio(mode, seconds, repeats):
+def throughput_ratio(mode: str, seconds: float, repeats: int) -> tuple[float, float]:
     """Median pod->pod (node1-pod1 -> node2-pod1) and node1->node2 Gbit/s, interleaved."""
     cluster = Cluster.create(load_spec("topologies/default.yaml", "figs"), mode)
     with cluster:
@@ -52,7 +52,7 @@ def throughput_ratio(mode, seconds, repeats):
     return statistics.median(pod_rates), statistics.median(node_rates)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=5, help="iperf3 duration per sample")
     parser.add_argument("--repeats", type=int, default=3)

@@ -57,7 +57,7 @@ def parse_wrk(text: str) -> dict:
             (1 if socket_errors else 0)}
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", default="vxlan")

@@ -32,7 +32,7 @@ from testbed.model.records import PolicyRecord
 TOPOLOGY = testbed.REPO / "topologies" / "default.yaml"
 
 
-def pods():
+def pods() -> list:
     server = kinds.Container("server", "busybox", ("python3", "-c", SERVER))
     shell = kinds.Container("shell", "busybox")
     return [kinds.Namespace("bench", {}, "bench"),
@@ -41,7 +41,7 @@ def pods():
             kinds.Pod("pclient", "bench", kinds.PodTemplate({"role": "client"}, (shell,), "node1"))]
 
 
-def policy(index, last):
+def policy(index: int, last: bool) -> kinds.NetworkPolicy:
     client = "client" if last else f"client-{index}"
     return kinds.NetworkPolicy(
         f"p{index:04d}", "bench", kinds.LabelSelector((("app", "server"),)), ("Ingress",),
@@ -49,18 +49,18 @@ def policy(index, last):
                        (kinds.PolicyPort("TCP", PORT), kinds.PolicyPort("TCP", iperf3.PORT))),))
 
 
-def policies(count):
+def policies(count: int) -> list[kinds.NetworkPolicy]:
     return [policy(i, i == count - 1) for i in range(count)]
 
 
-def throughput(server, client, server_ip, repeats, seconds):
+def throughput(server: str, client: str, server_ip: str, repeats: int, seconds: float) -> float:
     runs = [iperf3.tcp(lambda cmd: netns.in_pod(server, cmd),
                        lambda cmd: netns.in_pod(client, cmd), server_ip, seconds)["gbps"]
             for _ in range(repeats)]
     return statistics.median(runs)
 
 
-def change_per_node(cluster, one):
+def change_per_node(cluster: Cluster, one: kinds.NetworkPolicy) -> list[float]:
     """Seconds per node for the policy enforcer to add one policy, then to remove it (what
     Felix does on a change; the API side of `apply` is not counted)."""
     key = f"{one.namespace}/{one.name}"
@@ -71,12 +71,12 @@ def change_per_node(cluster, one):
         else:
             del cluster.state.policies[key]
         started = time.monotonic()
-        cluster.policy.sync(cluster)
+        cluster.policy.sync(cluster.context)
         timings.append((time.monotonic() - started) / len(cluster.nodes))
     return timings
 
 
-def run(mode, counts, conns, repeats, seconds):
+def run(mode: str, counts: list[int], conns: int, repeats: int, seconds: float) -> None:
     with tempfile.TemporaryDirectory(prefix="testbed-pol-") as tmp:
         topo = Path(tmp) / "policed.yaml"
         topo.write_text(TOPOLOGY.read_text() + "networkPolicy: {enforce: true}\n")
@@ -106,7 +106,7 @@ def run(mode, counts, conns, repeats, seconds):
                       f"{added * 1000:8.1f} {removed * 1000:8.1f}", flush=True)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--counts", default="0,100,1000")

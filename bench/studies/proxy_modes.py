@@ -31,7 +31,7 @@ from testbed.lifecycle.preflight import load_spec
 from testbed.manifests import kinds
 
 
-def manifest():
+def manifest() -> kinds.Manifests:
     """On node2: the one-byte server (PORT) and iperf3's (5201), behind one Service each."""
     echo = kinds.Container("echo", "busybox", ("python3", "-c", SERVER))
     objects = [kinds.Namespace("bench", {}, "bench"),
@@ -46,7 +46,7 @@ def manifest():
 class Setup:
     """One mode's cluster and what the measures need of it."""
 
-    def __init__(self, mode, cluster):
+    def __init__(self, mode: str, cluster: Cluster):
         self.mode = mode
         state = cluster.state
         self.client = state.pods["default/node1-pod1"].netns
@@ -58,7 +58,7 @@ class Setup:
         self.samples = {path: {"connect": [], "gbps": [], "cpu_per_gb": []}
                         for path in self.targets}
 
-    def measure(self, conns, seconds):
+    def measure(self, conns: int, seconds: float) -> None:
         for path in ("direct", "service"):
             out = netns.run(netns.in_pod(self.client, ["python3", "-c", CLIENT,
                                                        self.targets[path], str(conns)]))
@@ -73,12 +73,12 @@ class Setup:
             self.samples[path]["cpu_per_gb"].append(spent / (result["bytes"] / 1e9))
 
 
-def summary(values, digits=1):
+def summary(values: list[float], digits: int = 1) -> str:
     low, high, _cov = median_ci(values)
     return f"{statistics.median(values):8.{digits}f} [{low:.{digits}f}-{high:.{digits}f}]"
 
 
-def report(setups):
+def report(setups: list[Setup]) -> None:
     print("\nmedian over rounds [95 % interval]; ratio: ClusterIP / direct in the same cluster")
     print(f"{'mode':<10} {'path':<8} {'connect µs':>22} {'Gbit/s':>22} {'CPU s/GB':>22}")
     for s in setups:
@@ -101,7 +101,7 @@ def report(setups):
               f"({(max(gbps) / min(gbps) - 1) * 100:.0f} %)")
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modes", default="iptables,nftables,userspace")

@@ -188,7 +188,7 @@ def per_unit_memory(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def parse_plan(args) -> list[tuple[str, int, int, int, int | None]]:
+def parse_plan(args: argparse.Namespace) -> list[tuple[str, int, int, int, int | None]]:
     if not (args.modes or args.sizes):
         return DEFAULT_PLAN
     modes = (args.modes or "vxlan,host-gw,bgp").split(",")

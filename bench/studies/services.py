@@ -41,28 +41,28 @@ CLIENT = ("import socket,sys,time; ip=sys.argv[1]; n=int(sys.argv[2]); out=[]\n"
 BLOCK = 50  # connections per block; direct and Service blocks alternate
 
 
-def backend_manifest():
+def backend_manifest() -> list:
     server = kinds.Container("server", "busybox", ("python3", "-c", SERVER))
     template = kinds.PodTemplate({"app": "echo"}, (server,), "node2")
     return [kinds.Namespace("bench", {}, "bench"),
             kinds.Pod("echo", "bench", template, "bench")]
 
 
-def service(index):
+def service(index: int) -> kinds.Service:
     """Service s<index>; ClusterIPs given, so that making thousands stays quick."""
     ip = services.SERVICE_CIDR[100 + index]
     return kinds.Service(f"s{index:05d}", "bench", "ClusterIP", {"app": "echo"},
                       (kinds.ServicePort(PORT, PORT),), str(ip), source="bench")
 
 
-def connect_latencies(sandbox, address, count):
+def connect_latencies(sandbox: str, address: str, count: int) -> list[float]:
     """Connect times (µs) from a pod, given by its sandbox (network namespace)."""
     out = netns.run(netns.in_pod(sandbox, ["python3", "-c", CLIENT, address, str(count)]))
     return [float(x) for x in out.split()]
 
 
-def wait_for_server(sandbox, address):
-    def answers():
+def wait_for_server(sandbox: str, address: str) -> None:
+    def answers() -> bool:
         try:
             connect_latencies(sandbox, address, 1)
             return True
@@ -72,7 +72,8 @@ def wait_for_server(sandbox, address):
         raise RuntimeError(f"nothing answers on {address}:{PORT}")
 
 
-def measure(client, pod_ip, last_ip, conns):
+def measure(client: str, pod_ip: str, last_ip: str,
+            conns: int) -> tuple[list[float], list[float]]:
     direct, through = [], []
     for _ in range(max(1, conns // BLOCK)):
         direct += connect_latencies(client, pod_ip, BLOCK)
@@ -80,13 +81,13 @@ def measure(client, pod_ip, last_ip, conns):
     return direct, through
 
 
-def timed_sync(cluster):
+def timed_sync(cluster: Cluster) -> float:
     started = time.monotonic()
     cluster.proxies.sync(cluster.context)
     return time.monotonic() - started
 
 
-def change_time(cluster, count):
+def change_time(cluster: Cluster, count: int) -> tuple[float, float]:
     """Seconds for kube-proxy on every node to add one Service, then to remove it."""
     extra = service(count + 1)
     services.add(cluster.state, extra)
@@ -96,11 +97,11 @@ def change_time(cluster, count):
     return added, removed
 
 
-def p(values, q):
+def p(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1]
 
 
-def run(mode, counts, conns, topo):
+def run(mode: str, counts: list[int], conns: int, topo: str) -> None:
     spec = load_spec(topo, f"svc-{mode[:3]}", proxy_mode=mode)
     with Cluster.create(spec, "vxlan") as cluster:
         apply.apply(cluster, kinds.Manifests(backend_manifest(), []))
@@ -123,7 +124,7 @@ def run(mode, counts, conns, topo):
                   f"{added:7.3f} {removed:7.3f}", flush=True)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--counts", default="1,1000,5000")

@@ -19,6 +19,7 @@ from pathlib import Path
 import testbed
 from testbed.lifecycle.cluster import Cluster
 from testbed.lifecycle.preflight import load_spec
+from testbed.model.state import RunState
 
 REPO = testbed.REPO
 TOPOLOGY = REPO / "topologies" / "default.yaml"
@@ -28,7 +29,7 @@ TARGET_S = 2.0
 SHOP = REPO / "docs" / "examples" / "shop.yaml"  # two agnhost pods behind Services
 
 
-def cases(state):
+def cases(state: RunState) -> list[tuple[str, list[str]]]:
     """(label, trace arguments) of the measured traces."""
     server = next(rec for rec in state.pods.values()
                   if rec.labels.get("app") == "web" and rec.node == "node2")  # of shop's two
@@ -41,7 +42,7 @@ def cases(state):
             ("no answer (1 s timeout)", ["node1-pod1", str(nobody), "--port", "8080"])]
 
 
-def timed_trace(cluster, args):
+def timed_trace(cluster: Cluster, args: list[str]) -> tuple[float, float, str]:
     """(wall-clock seconds of the command, the trace's own seconds, its verdict)."""
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "testbed.cli", "trace", *args, "-o", "json",
@@ -54,7 +55,7 @@ def timed_trace(cluster, args):
     return wall, data["seconds"], ("delivered" if data["delivered"] else "dropped")
 
 
-def measure(mode, repeats):
+def measure(mode: str, repeats: int) -> list[tuple]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="testbed-bench-trace-") as tmp:
         topo = Path(tmp) / "trace.yaml"
@@ -68,7 +69,7 @@ def measure(mode, repeats):
     return rows
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--repeats", type=int, default=7)

@@ -24,7 +24,7 @@ import sys
 import time
 
 from bench.engine.paths import BY_NAME as PATHS
-from bench.engine.paths import endpoints
+from bench.engine.paths import Endpoint, endpoints
 from bench.tools import iperf3, sockperf
 from testbed.lifecycle.cluster import Cluster
 from testbed.lifecycle.preflight import BARE, load_spec
@@ -33,7 +33,7 @@ TOPOLOGY = "topologies/default.yaml"
 CALIBRATION_LOOPS = 300_000
 
 
-def calibration_s():
+def calibration_s() -> float:
     """Seconds a fixed pure-Python loop takes now: the vCPU's speed at this moment."""
     started = time.perf_counter()
     x = 0
@@ -42,11 +42,11 @@ def calibration_s():
     return time.perf_counter() - started
 
 
-def cv(xs):
+def cv(xs: list[float]) -> float:
     return statistics.stdev(xs) / statistics.fmean(xs) if len(xs) > 1 else float("nan")
 
 
-def correlation(xs, ys):
+def correlation(xs: list[float], ys: list[float]) -> float:
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
     sx = math.sqrt(sum((x - mx) ** 2 for x in xs))
@@ -54,22 +54,23 @@ def correlation(xs, ys):
     return sxy / (sx * sy) if sx and sy else float("nan")
 
 
-def tcp1(pair, seconds, cpus=(0, 1)):
+def tcp1(pair: tuple[Endpoint, Endpoint], seconds: float,
+         cpus: tuple[int, int] | None = (0, 1)) -> float:
     client, server = pair
     return iperf3.tcp(server.argv, client.argv, server.ip, seconds, omit=1, cpus=cpus)["gbps"]
 
 
-def rr(pair, seconds):
+def rr(pair: tuple[Endpoint, Endpoint], seconds: float) -> float:
     client, server = pair
     return sockperf.pingpong(server.argv, client.argv, server.ip, seconds, "tcp")["p50_us"]
 
 
-def line(label, xs, unit):
+def line(label: str, xs: list[float], unit: str) -> str:
     return (f"{label:<44} n={len(xs):3d}  median {statistics.median(xs):8.2f} {unit:<7} "
             f"CV {cv(xs) * 100:5.1f}%  min {min(xs):.2f}  max {max(xs):.2f}")
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=16)

@@ -31,5 +31,5 @@ class CommandError(TestbedError):
     """A command run for the testbed failed; carries the command's own message."""
 
     def __init__(self, argv: Sequence[object], returncode: int, output: str):
-        self.argv, self.returncode, self.output = list(argv), returncode, output.strip()
+        self.argv, self.returncode, self.output = [str(a) for a in argv], returncode, output.strip()
         super().__init__(f"`{' '.join(self.argv)}` exited {returncode}: {self.output}")

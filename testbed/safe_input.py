@@ -39,7 +39,8 @@ def check_expansion(node: yaml.Node) -> None:
     Counted on the node graph, each shared node's size remembered and no Python recursion, so
     the check takes time in proportion to the text, not to the expansion or the nesting.
     """
-    sizes, open_nodes = {}, set()
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
     stack = [(node, False)]
     while stack:
         n, children_done = stack.pop()
@@ -60,7 +61,7 @@ def check_expansion(node: yaml.Node) -> None:
         stack.extend((c, False) for c in _children(n))
 
 
-def _children(node):
+def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.SequenceNode):
         return node.value
     if isinstance(node, yaml.MappingNode):

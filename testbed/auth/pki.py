@@ -6,6 +6,7 @@ readable by root only."""
 import datetime
 import ipaddress
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -52,29 +53,31 @@ class Pki:
         return self.path("sa.key")
 
 
-def _key():
+def _key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _name(common, organization=None):
+def _name(common: str, organization: str | None = None) -> x509.Name:
     parts = [x509.NameAttribute(NameOID.COMMON_NAME, common)]
     if organization:
         parts.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
     return x509.Name(parts)
 
 
-def _write(path, data, private=False):
+def _write(path: str, data: bytes, private: bool = False) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
 
 
-def _pem_key(key):
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
 
-def _certificate(subject, key, issuer, issuer_key, days, extensions):
+def _certificate(subject: x509.Name, key: ec.EllipticCurvePrivateKey, issuer: x509.Name,
+                 issuer_key: ec.EllipticCurvePrivateKey, days: int,
+                 extensions: list[tuple[x509.ExtensionType, bool]]) -> x509.Certificate:
     now = datetime.datetime.now(datetime.timezone.utc)
     builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -85,7 +88,8 @@ def _certificate(subject, key, issuer, issuer_key, days, extensions):
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def _leaf_extensions(usage, sans=None):
+def _leaf_extensions(usage: x509.ObjectIdentifier, sans: Sequence[x509.GeneralName] | None = None
+                     ) -> list[tuple[x509.ExtensionType, bool]]:
     out = [(x509.BasicConstraints(ca=False, path_length=None), True),
            (x509.KeyUsage(digital_signature=True, key_encipherment=False, content_commitment=False,
                           data_encipherment=False, key_agreement=False, key_cert_sign=False,

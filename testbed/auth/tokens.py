@@ -38,7 +38,10 @@ def _unb64(text: str) -> bytes:
 
 def load_key(path: str) -> ec.EllipticCurvePrivateKey:
     with open(path, "rb") as f:
-        return serialization.load_pem_private_key(f.read(), password=None)
+        key = serialization.load_pem_private_key(f.read(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):  # the cluster's sa.key is P-256
+        raise ValueError(f"{path}: not an EC private key")
+    return key
 
 
 def key_id(public_key: ec.EllipticCurvePublicKey) -> str:

@@ -72,6 +72,20 @@ class ProxyApplier:
     def heading(cls, sp: ServicePort) -> str:
         return f"kube-proxy ({cls.name}), port {sp.port_name or sp.port}:"
 
+    @classmethod
+    def chain_lines(cls, sp: ServicePort, service: str, endpoints: list[str], local: str,
+                    external: str, firewall: str) -> list[str]:
+        """describe() of a mode that writes chains, given their names: the service's chain,
+        one per endpoint, then the chains of the node's own endpoints (a traffic policy
+        Local), of external traffic and of source ranges where the port has them."""
+        external_too = sp.externally_accessible
+        chains = [service, *endpoints]
+        if sp.internal_local or (sp.external_local and external_too):
+            chains.append(f"{local} (this node's endpoints)")
+        chains += [external] if external_too else []
+        chains += [firewall] if sp.load_balancer_ips and sp.source_ranges else []
+        return [cls.heading(sp)] + [f"  {chain}" for chain in chains]
+
     def render(self, ports: list[ServicePort], pod_cidr: str, node: NodeContext) -> Any:
         """What the node should hold (the mode's own shape), from every Service port."""
         raise NotImplementedError
@@ -217,10 +231,3 @@ def hook(node: NodeContext, jumps: list[tuple[str, str, str]]) -> None:
     for table, chain, rule in reversed(jumps):
         node.ns.run("iptables", "-w", "-t", table, "-I", chain, "1", *shlex.split(rule))
 
-
-def chain_kinds(sp: ServicePort) -> tuple[bool, bool, bool]:
-    """(local, external, firewall): whether a Service port gets chains of its node's own
-    endpoints, of external traffic and of source ranges, in the modes that write chains."""
-    external = sp.externally_accessible
-    firewall = bool(sp.load_balancer_ips and sp.source_ranges)
-    return sp.internal_local or (sp.external_local and external), external, firewall

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from testbed.errors import CommandError
-from testbed.kubeproxy.applier import ProxyApplier, chain_kinds, hook
+from testbed.kubeproxy.applier import ProxyApplier, hook
 from testbed.kubeproxy.modes import register
 from testbed.kubeproxy.types import MASQ_MARK, ServicePort, filter_comment, firewall_sources, plan
 from testbed.model.context import NodeContext
@@ -272,12 +272,9 @@ class IptablesProxies(ProxyApplier):
 
     @classmethod
     def describe(cls, sp: ServicePort) -> list[str]:
-        local, external, firewall = chain_kinds(sp)
-        chains = [svc_chain(sp)] + [f"{sep_chain(sp, ep)} ({ep})" for ep in sp.endpoints]
-        chains += [svl_chain(sp) + " (this node's endpoints)"] if local else []
-        chains += [ext_chain(sp)] if external else []
-        chains += [fw_chain(sp)] if firewall else []
-        return [cls.heading(sp)] + [f"  {chain}" for chain in chains]
+        return cls.chain_lines(sp, svc_chain(sp),
+                               [f"{sep_chain(sp, ep)} ({ep})" for ep in sp.endpoints],
+                               svl_chain(sp), ext_chain(sp), fw_chain(sp))
 
     def render(self, ports: list[ServicePort], pod_cidr: str, node: NodeContext) -> Any:
         return ruleset(ports, pod_cidr, node.name, str(node.ip.ip), self.zones.get(node.name, ""))

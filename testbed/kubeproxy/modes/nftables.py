@@ -27,7 +27,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from testbed.kubeproxy.applier import ProxyApplier, chain_kinds
+from testbed.kubeproxy.applier import ProxyApplier
 from testbed.kubeproxy.modes import register
 from testbed.kubeproxy.services import SERVICE_CIDR
 from testbed.kubeproxy.types import MASQ_MARK, ServicePort, firewall_sources, plan
@@ -295,13 +295,9 @@ class NftablesProxies(ProxyApplier):
 
     @classmethod
     def describe(cls, sp: ServicePort) -> list[str]:
-        local, external, firewall = chain_kinds(sp)
-        chains = [service_chain(sp)] + [f"endpoint-{endpoint_base(sp, ep)}"
-                                        for ep in sp.endpoints]
-        chains += [local_chain(sp) + " (this node's endpoints)"] if local else []
-        chains += [external_chain(sp)] if external else []
-        chains += [firewall_chain(sp)] if firewall else []
-        return [cls.heading(sp)] + [f"  {chain}" for chain in chains]
+        return cls.chain_lines(sp, service_chain(sp),
+                               [f"endpoint-{endpoint_base(sp, ep)}" for ep in sp.endpoints],
+                               local_chain(sp), external_chain(sp), firewall_chain(sp))
 
     def render(self, ports: list[ServicePort], pod_cidr: str, node: NodeContext) -> Any:
         return render(ports, pod_cidr, node.name, str(node.ip.ip),

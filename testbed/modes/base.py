@@ -169,6 +169,8 @@ _REGISTRY: dict[str, type[Mode]] = {}
 
 
 def register(cls: type[Mode]) -> type[Mode]:
+    """Add a mode to the registry (a class decorator). Refused: a name taken, a topology key
+    another mode reads with another reader, a requirement no doctor probe looks for."""
     if cls.name in _REGISTRY:
         raise RuntimeError(f"CNI mode {cls.name} registered twice")
     for key, read in cls.options.items():

@@ -4,13 +4,16 @@ the kubeconfig that reach them."""
 import base64
 import json
 import os
+import shutil
 import ssl
 import sys
 import urllib.request
+from collections.abc import Callable
 
 import yaml
 
 from testbed.auth.pki import Pki, make_pki
+from testbed.errors import TestbedError
 from testbed.host.daemons import Daemon, Ledger
 from testbed.kubeproxy.services import API_SERVER_IP
 
@@ -51,6 +54,28 @@ def admin_context(pki: Pki) -> ssl.SSLContext:
     return context
 
 
+PORT_ATTEMPTS = 3
+
+
+def start_on_free_ports(state: Ledger, make: Callable[[], Daemon], ready: Callable[[], bool],
+                        forget: Callable[[], object] = lambda: None) -> Daemon:
+    """make() a daemon on ports it picks free, and start it. A port found free can be taken
+    before the daemon binds it (an outgoing connection may get any port of the ephemeral
+    range meanwhile): that start is tried again on other ports, after forget() undoes what
+    the failed one left; PORT_ATTEMPTS in all. Any other failure is raised as it is."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        daemon = make()
+        try:
+            daemon.start(state, ready, READY_TIMEOUT_S)
+            return daemon
+        except TestbedError as e:
+            if "address already in use" not in str(e) or attempt == PORT_ATTEMPTS:
+                raise
+            daemon.stop(state)
+            forget()
+    raise AssertionError("unreachable")
+
+
 class ControlPlane:
     """etcd and the API server of one cluster, under `directory`."""
 
@@ -63,6 +88,7 @@ class ControlPlane:
         self.etcd = None
         self.apiserver = None
         self.port = None
+        self.peer_port = None
         self.etcd_endpoint = None
 
     @property
@@ -86,19 +112,30 @@ class ControlPlane:
         self.inside = inside
         addresses = [self.host, API_SERVER_IP] + ([inside["host"]] if inside else [])
         make_pki(self.pki.directory, SERVER_NAMES, addresses)
-        client_port, peer_port, self.port = free_port(), free_port(), free_port()
-        self.etcd_endpoint = f"http://127.0.0.1:{client_port}"
-        self.etcd = self._etcd_daemon(client_port, peer_port)
-        self.etcd.start(state, self._etcd_ready, READY_TIMEOUT_S)
-        with open(self.config_path, "w") as f:
-            json.dump({"etcd": self.etcd_endpoint, "pki": self.pki.directory,
-                       "host": self.host, "port": self.port, "peer_port": peer_port,
-                       "inside": inside, "run_dir": os.path.dirname(self.directory)}, f)
-        self.apiserver = self._apiserver_daemon()
-        self.apiserver.start(state, self._apiserver_ready, READY_TIMEOUT_S)
+        etcd_data = os.path.join(self.directory, "etcd")
+        self.etcd = start_on_free_ports(state, self._new_etcd, self._etcd_ready,
+                                        lambda: shutil.rmtree(etcd_data, ignore_errors=True))
+        self.apiserver = start_on_free_ports(state, self._new_apiserver, self._apiserver_ready)
         fd = os.open(self.kubeconfig_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(kubeconfig(self.cluster, self.server, self.pki))
+
+    def _new_etcd(self) -> Daemon:
+        """etcd on two ports picked free now (kept as the one to stop)."""
+        client_port, self.peer_port = free_port(), free_port()
+        self.etcd_endpoint = f"http://127.0.0.1:{client_port}"
+        self.etcd = self._etcd_daemon(client_port, self.peer_port)
+        return self.etcd
+
+    def _new_apiserver(self) -> Daemon:
+        """The API server on a port picked free now, its configuration written for it."""
+        self.port = free_port()
+        with open(self.config_path, "w") as f:
+            json.dump({"etcd": self.etcd_endpoint, "pki": self.pki.directory,
+                       "host": self.host, "port": self.port, "peer_port": self.peer_port,
+                       "inside": self.inside, "run_dir": os.path.dirname(self.directory)}, f)
+        self.apiserver = self._apiserver_daemon()
+        return self.apiserver
 
     def _etcd_daemon(self, client_port, peer_port):
         return Daemon(f"etcd@{self.cluster}", etcd_argv(

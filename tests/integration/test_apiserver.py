@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import urllib.request
 
 import pytest
 
+from testbed.apiserver import controlplane
 from testbed.apiserver.controlplane import ControlPlane, admin_context
 from testbed.apiserver.etcd import etcd_binary
 from testbed.errors import TestbedError
@@ -351,3 +353,42 @@ def test_a_bad_request_gets_the_api_servers_status(plane, bad_ns, what, method, 
 def test_a_huge_page_is_served_in_pages(plane, bad_ns):
     code, listed = request(plane, "GET", f"{NS}/pods?limit=100000000")
     assert code == 200 and [p["metadata"]["name"] for p in listed["items"]] == ["there"]
+
+
+def test_a_port_taken_between_its_pick_and_the_bind_is_picked_again(monkeypatch):
+    """A port found free can be taken before the daemon binds it (an outgoing connection may
+    get it meanwhile): etcd and the API server each start again on other ports."""
+    try:
+        etcd_binary()
+    except TestbedError as e:
+        pytest.skip(str(e))
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    busy = taken.getsockname()[1]
+    # etcd's first client port, then the API server's first port (None: a port found free)
+    picks = iter([busy, None, None, None, busy])
+    real = controlplane.free_port
+
+    def free_port():
+        return next(picks, None) or real()
+
+    monkeypatch.setattr(controlplane, "free_port", free_port)
+    state = RunState.create(unique_name())
+    plane = ControlPlane(state.name, state.subdir("control-plane"))
+    try:
+        plane.start(state)
+        assert busy not in (plane.port, int(plane.etcd_endpoint.rsplit(":", 1)[1]))
+        code, _doc = request(plane, "GET", "/api/v1/namespaces",
+                             context=admin_context(plane.pki))
+        assert code == 200
+        assert [e.what for e in state.owned.pids] == [f"etcd@{state.name}",
+                                                      f"apiserver@{state.name}"]
+        for daemon in ("etcd", "apiserver"):  # each failed once on the taken port first
+            with open(os.path.join(plane.directory, f"{daemon}.out")) as f:
+                assert "address already in use" in f.read(), daemon
+    finally:
+        plane.stop(state)
+        taken.close()
+        assert state.owned.pids == []
+        shutil.rmtree(state.dir)

@@ -28,40 +28,34 @@ from testbed.kubelet.standins import command_for, listening
 from testbed.kubeproxy import services
 from testbed.manifests import kinds
 from testbed.manifests.kinds import Manifests
-from testbed.model.context import NodeContext
+from testbed.model.context import NodeContext, PodHost
 from testbed.model.records import (
     DeploymentRecord,
     NamespaceRecord,
-    PodRecord,
     PolicyEnforcement,
     PolicyRecord,
 )
-from testbed.model.state import DEFAULT_NAMESPACES, RunState
-from testbed.model.topology import ClusterSpec, ContainerSpec, PodSpec, pod_key
+from testbed.model.state import DEFAULT_NAMESPACES
+from testbed.model.topology import ContainerSpec, PodSpec, pod_key
 from testbed.policy.nftables import Enforcer
 
 READY_TIMEOUT_S = 10.0
 
 
-class Applying(Protocol):
-    """What applying objects uses of a cluster (lifecycle.cluster.Cluster is one): its state
-    and nodes, the add-ons a manifest starts, pods attached, relabelled and removed as the
-    kubelets would, and the network brought in step after a change."""
-    spec: ClusterSpec
-    state: RunState
+class Applying(PodHost, Protocol):
+    """What applying objects uses of a cluster (lifecycle.cluster.Cluster is one): what an
+    add-on uses of it (a manifest starts cluster DNS and the Ingress controller, which are
+    given the same cluster), its nodes, pods relabelled and removed as the kubelets would,
+    and the network brought in step after a change."""
     nodes: dict[str, NodeContext]
     caps: dict[str, bool]
     dns: ClusterDNS
     ingress: IngressController
     policy: Enforcer | None
 
-    def add_pod(self, pod: PodSpec) -> PodRecord: ...
-
     def remove_pod(self, key: str) -> None: ...
 
     def relabel_pod(self, key: str, labels: dict[str, str]) -> None: ...
-
-    def least_busy_node(self) -> str: ...
 
     def policy_status(self) -> PolicyEnforcement: ...
 

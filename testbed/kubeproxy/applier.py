@@ -53,8 +53,9 @@ class ProxyApplier:
     A subclass is one mode: `render(ports, pod_cidr, node)` and `apply(node, rendered)`, how
     it `describe`s a Service port's chains, and the probes it `needs`."""
 
-    name = ""  # as the topology's kubeProxy.mode and the run's state name it
-    tables = ""  # what kube-proxy's log says it syncs
+    # as the topology's kubeProxy.mode and the run's state name it, and what its log says it
+    # syncs ("Syncing iptables rules")
+    name = ""
     agent_name = "kube-proxy"  # its daemon is <agent_name>@NODE, its log <agent_name>.log
     # {doctor probe: how a refusal names it} of what the mode cannot work without
     needs: dict[str, str] = {}
@@ -194,8 +195,8 @@ class ProxyApplier:
         if node.name not in self.agents:
             self.start_agent(cluster, node)
         log = SyncLog(self.log_path(node))
-        log.line("Syncing " + self.tables + " rules", ipFamily="IPv4")
-        log.line(f"Reloading service {self.tables} data",
+        log.line("Syncing " + self.name + " rules", ipFamily="IPv4")
+        log.line(f"Reloading service {self.name} data",
                  numServices=len({(p.namespace, p.name) for p in ports}),
                  numServicePorts=len(ports),
                  numEndpoints=sum(len(p.endpoints) for p in ports))

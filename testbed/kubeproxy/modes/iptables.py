@@ -267,7 +267,6 @@ class IptablesProxies(ProxyApplier):
     what changed), falling back to a full restore if a partial one fails, as kube-proxy does."""
 
     name = "iptables"
-    tables = "iptables"
     needs = {"iptables": "iptables with the kernel's nat table"}
 
     @classmethod

@@ -195,7 +195,6 @@ class IpvsProxies(ProxyApplier):
     """kube-proxy's IPVS mode: virtual servers, ipsets and kube-ipvs0 addresses by diff."""
 
     name = "ipvs"
-    tables = "ipvs"
     needs = {"ipvs": "the kernel's IPVS (ip_vs)", "ipvsadm": "ipvsadm", "ipset": "ipset",
              "iptables": "iptables with the kernel's nat table"}
 

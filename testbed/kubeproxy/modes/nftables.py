@@ -290,7 +290,6 @@ class NftablesProxies(ProxyApplier):
     """kube-proxy's nftables mode: one nft transaction per node of what changed."""
 
     name = "nftables"
-    tables = "nftables"
     needs = {"nftables": "the kernel's nftables"}
 
     @classmethod

@@ -110,7 +110,6 @@ class UserspaceProxies(ProxyApplier):
     proxy ports (userspace.py)."""
 
     name = "userspace"
-    tables = "userspace"
     needs = {"iptables": "iptables with the kernel's nat table"}
 
     @classmethod

@@ -142,7 +142,6 @@ class BpfServices(ProxyApplier):
     listeners, agent.py), as Cilium's agent serves them."""
 
     name = "bpf"  # the proxy mode a run records: kube-proxy replaced
-    tables = "bpf"
     agent_name = "cilium-agent"
     nat_by = "the datapath's BPF service maps"
     tracked_by = "the datapath's BPF CT map"

@@ -37,12 +37,15 @@ def _meta(name, namespace=None, labels=None, created=None, annotations=None):
     return meta
 
 
-def running_pod_status(record: PodRecord, host_ip: str) -> dict:
+def running_pod_status(record: PodRecord, host_ip: str, host_ips: list[str] | None = None
+                       ) -> dict:
     """The status the kubelet reports of a pod with its sandbox: Running, each container
     ready while its process lives; one whose process is gone terminated (this runtime does
-    not restart containers), and the pod then not Ready."""
+    not restart containers), and the pod then not Ready. host_ips: its node's addresses of
+    every family (default: host_ip alone)."""
     started = timestamp(record.created or 0)
-    ips = [record.ip] if record.ip else []
+    ips = record.addresses
+    host_ips = host_ips or [host_ip]
     statuses = []
     for name, proc in sorted(record.containers.items()):
         alive = pid_is(proc.pid, proc.start)
@@ -59,7 +62,7 @@ def running_pod_status(record: PodRecord, host_ip: str) -> dict:
             if ready == "False" and t in ("Ready", "ContainersReady") else {})}
         for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
                   "PodScheduled")]
-    return {"phase": "Running", "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
+    return {"phase": "Running", "hostIP": host_ip, "hostIPs": [{"ip": ip} for ip in host_ips],
             "podIP": ips[0] if ips else host_ip,
             "podIPs": [{"ip": ip} for ip in (ips or [host_ip])],
             "startTime": started, "conditions": conditions, "qosClass": "BestEffort",
@@ -96,15 +99,18 @@ def pod_status(rec: PodRecord) -> tuple[str, str]:
     return ready, status
 
 
-def _record_status(rec, host_ip: str = "") -> dict:
+def _record_status(rec, host_ip: str = "", host_ips: list[str] | None = None) -> dict:
     if not rec.ip or not rec.containers:  # its sandbox or its containers not made yet
-        return {"phase": "Pending", **({"hostIP": host_ip} if host_ip else {}),
-                **({"podIP": rec.ip, "podIPs": [{"ip": rec.ip}]} if rec.ip else {}),
+        return {"phase": "Pending",
+                **({"hostIP": host_ip, "hostIPs": [{"ip": ip} for ip in host_ips or [host_ip]]}
+                   if host_ip else {}),
+                **({"podIP": rec.ip, "podIPs": [{"ip": ip} for ip in rec.addresses]}
+                   if rec.ip else {}),
                 "containerStatuses": [
                     {"name": name, "ready": False, "restartCount": 0,
                      "state": {"waiting": {"reason": "ContainerCreating"}}}
                     for name in sorted(rec.containers)]}
-    return running_pod_status(rec, host_ip)
+    return running_pod_status(rec, host_ip, host_ips)
 
 
 def _in(namespace, wanted):
@@ -116,13 +122,14 @@ def pods(state: RunState, namespace: str | None = None) -> list:
     for _key, rec in sorted(state.pods.items()):
         if not _in(rec.namespace, namespace):
             continue
-        host_ip = state.nodes[rec.node].ip if rec.node in state.nodes else ""
+        node = state.nodes.get(rec.node)
+        host_ip, host_ips = (node.ip, node.addresses_by_family) if node else ("", None)
         out.append({"apiVersion": "v1", "kind": "Pod",
                     "metadata": _meta(rec.name, rec.namespace, rec.labels, rec.created,
                                       {SANDBOX_ANNOTATION: rec.netns}),
                     "spec": {"nodeName": rec.node,
                              "containers": [{"name": name} for name in rec.containers]},
-                    "status": _record_status(rec, host_ip)})
+                    "status": _record_status(rec, host_ip, host_ips)})
     return out
 
 
@@ -131,14 +138,16 @@ def nodes(state: RunState, namespace: str | None = None) -> list:
     for name, rec in state.nodes.items():
         spec = {}
         if rec.lease and rec.lease != "-":
-            spec = {"podCIDR": rec.lease, "podCIDRs": [rec.lease]}
+            cidrs = rec.lease.split(",")
+            spec = {"podCIDR": cidrs[0], "podCIDRs": cidrs}
         out.append({"apiVersion": "v1", "kind": "Node",
                     "metadata": _meta(name, labels={"kubernetes.io/hostname": name,
                                                     RACK_LABEL: rec.topology_zone},
                                       created=state.created),
                     "spec": spec,
-                    "status": {"addresses": [{"type": "InternalIP", "address": rec.ip},
-                                             {"type": "Hostname", "address": name}],
+                    "status": {"addresses": [{"type": "InternalIP", "address": ip}
+                                             for ip in rec.addresses_by_family] +
+                               [{"type": "Hostname", "address": name}],
                                "conditions": [{"type": "Ready", "status": "True"}]}})
     return out
 

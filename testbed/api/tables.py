@@ -88,7 +88,7 @@ def rows(kind: str, objects: list, state: RunState | None, all_namespaces: bool 
         for obj in objects:
             row = [obj["metadata"]["name"], "Ready", state.nodes[obj["metadata"]["name"]].rack,
                    obj["status"]["addresses"][0]["address"],
-                   obj["spec"].get("podCIDR", "<none>"), _age(obj, now)]
+                   ",".join(obj["spec"].get("podCIDRs") or []) or "<none>", _age(obj, now)]
             body.append(row + ([state.mode or "-", obj["metadata"]["labels"][RACK_LABEL]]
                                if wide else []))
     elif kind == "services":

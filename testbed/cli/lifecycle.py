@@ -21,6 +21,7 @@ from testbed.lifecycle.clean import clean_all, clean_run, describe
 from testbed.lifecycle.control import PROGRESS, request
 from testbed.lifecycle.preflight import check_name_free, load_spec
 from testbed.model.state import RunState, list_runs, run_dir_for
+from testbed.model.topology import IP_FAMILIES
 from testbed.modes import get_mode, mode_names
 from testbed.modes.base import DEFAULT as DEFAULT_MODE
 
@@ -55,9 +56,10 @@ def _summary(state, seconds):
 def cmd_up(args: argparse.Namespace) -> int | None:
     if args.adopt:
         return _adopt(args.adopt)
-    spec = load_spec(args.topo, args.name, args.underlay, args.proxy_mode)
+    spec = load_spec(args.topo, args.name, args.underlay, args.proxy_mode, args.ip_family)
     mode = _mode_for(spec, args)
-    get_mode(mode).check(spec)  # refuse before anything is built or spawned
+    get_mode(mode).check_families(spec)  # refuse before anything is built or spawned
+    get_mode(mode).check(spec)
     if args.no_cli:
         return _up_background(args, spec, mode)
     started = time.monotonic()
@@ -89,7 +91,8 @@ def _up_background(args, spec, mode):
     started = time.monotonic()
     check_name_free(spec.name)  # before a supervisor is spawned for nothing
     _run_supervisor(["--topo", os.path.abspath(args.topo), "--mode", mode, "--name",
-                     spec.name, "--underlay", spec.underlay, "--proxy-mode", spec.proxy_mode] +
+                     spec.name, "--underlay", spec.underlay, "--proxy-mode", spec.proxy_mode,
+                     "--ip-family", spec.ip_family] +
                     (["--verbose"] if args.verbose else []), spec.name)
     state = RunState.load(run_dir_for(spec.name))
     print(_summary(state, time.monotonic() - started))
@@ -285,6 +288,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     up.add_argument("--proxy-mode", choices=proxy_mode_names(),
                     help="kube-proxy's mode (default: the topology's kubeProxy.mode, else "
                     f"kube-proxy's: {proxy_mode_names()[0]})")
+    up.add_argument("--ip-family", choices=list(IP_FAMILIES),
+                    help="the cluster's IP families, as kind's ipFamily (default: the "
+                    "topology's ipFamily, else ipv4)")
     up.add_argument("--no-cli", action="store_true",
                     help="leave the cluster running in the background and return")
     up.add_argument("-v", "--verbose", action="store_true", help="show Mininet's progress")

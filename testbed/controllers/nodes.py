@@ -50,8 +50,9 @@ def node_object(name: str, record: NodeRecord, since: str) -> dict:
         "topology.kubernetes.io/zone": record.topology_zone}},
         "spec": spec,
         "status": {"capacity": capacity, "allocatable": capacity, "conditions": [ready],
-                   "addresses": [{"type": "InternalIP", "address": record.ip},
-                                 {"type": "Hostname", "address": name}],
+                   "addresses": [{"type": "InternalIP", "address": ip}
+                                 for ip in record.addresses_by_family] +
+                   [{"type": "Hostname", "address": name}],
                    "nodeInfo": {"kernelVersion": os.uname().release, "osImage": _os_image(),
                                 "operatingSystem": "linux", "architecture": "amd64",
                                 "containerRuntimeVersion": "testbed://namespaces",

@@ -80,7 +80,8 @@ class PodController:
             if pod is None:
                 continue
             self.known.add(key)
-            status = running_pod_status(record, cluster.state.nodes[record.node].ip)
+            node = cluster.state.nodes[record.node]
+            status = running_pod_status(record, node.ip, node.addresses_by_family)
             if self.reported.get(key) != status or pod.get("status", {}).get("phase") != \
                     status["phase"]:
                 reports.append((pod, status))

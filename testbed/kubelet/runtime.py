@@ -36,6 +36,17 @@ def sandbox_name(cluster: str, namespace: str, pod: str) -> str:
     return f"{pod}.{namespace}.{cluster}"
 
 
+def pod_ips(result: dict) -> list[str]:
+    """The pod's addresses from a CNI ADD result, as the kubelet reads them: IPv4 first, then
+    IPv6 (what the runtime reports of a dual-stack sandbox), each once."""
+    found: list[str] = []
+    for entry in result.get("ips") or []:
+        address = str(entry.get("address", "")).split("/")[0]
+        if address and address not in found:
+            found.append(address)
+    return sorted(found, key=lambda a: ":" in a)
+
+
 class Runtime:
     def __init__(self, state: RunState, cni_path: Sequence[str] = caller.CNI_PATH):
         self.state = state
@@ -82,12 +93,13 @@ class Runtime:
                            dns=dict(pod.dns), host_network=pod.host_network)
         self.state.pods[pod.key] = record
         self.state.save()
-        if pod.host_network:
-            record.ip = str(node.ip.ip)
+        if pod.host_network:  # the node's own addresses, as the kubelet reports them
+            record.ips = [str(address.ip) for address in (node.ip, node.ip_v6) if address]
         else:
             result = self.invoke("ADD", pod, node, netconf)
-            record.ip = result["ips"][0]["address"].split("/")[0]
+            record.ips = pod_ips(result)
             record.result = result
+        record.ip = record.ips[0] if record.ips else None
         self.state.save()
         if self.resolv_conf:
             self.write_resolv_conf(record)

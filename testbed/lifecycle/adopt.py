@@ -43,20 +43,20 @@ def adopt(name: str, owner: Process, verbose: bool = False) -> Cluster:
                            f"its datapath is gone (`testbed clean --name {name}`)")
     # kube-proxy's mode as the run recorded it; a CNI mode's replacement comes with the mode
     proxy_mode = state.proxy_mode if state.proxy_mode in proxy_mode_names() else None
-    spec = load_spec(state.topology, name, state.underlay, proxy_mode)
+    spec = load_spec(state.topology, name, state.underlay, proxy_mode, state.ip_family)
     cluster = Cluster(spec, state.mode, state, verbose, doctor.capabilities())
     mode = cluster.mode
     if mode is None or not mode.adoptable:
         raise TestbedError(f"clusters in {state.mode} mode cannot be adopted yet: `testbed "
                            f"down --name {name}` removes it")
-    leases = mode.plan(spec)
+    leases, leases_v6 = mode.plan(spec), mode.plan_v6(spec)
     for node_spec in spec.nodes:
         record = state.nodes[node_spec.name]
         cluster.nodes[node_spec.name] = NodeContext(
             node_spec.name, node_spec.rack, node_spec.ip,
             netns.pod_namespace(pinned_name(node_spec.name, name)),
             state.subdir("nodes", node_spec.name), leases.get(node_spec.name),
-            dict(record.facts))
+            dict(record.facts), ip_v6=node_spec.ip_v6, lease_v6=leases_v6.get(node_spec.name))
     for router in state.routers:
         cluster.routers[router] = netns.pod_namespace(pinned_name(router, name))
     mode.adopt(cluster.context)

@@ -26,6 +26,7 @@ from testbed.host.processes import (
     remove_named_namespaces,
 )
 from testbed.host.signals import signals_deferred
+from testbed.host.waiting import wait_until
 from testbed.ingress.controller import IngressController
 from testbed.kubelet.runtime import Runtime, sandbox_name
 from testbed.kubelet.serviceaccount import TokenIssuer, release_mount_path
@@ -50,6 +51,8 @@ from testbed.policy import nftables as policy_nft
 from testbed.underlay.fabric import OvsFabric
 from testbed.underlay.names import pinned_name, shell_namespaces
 from testbed.underlay.racks import Underlay
+
+DAD_TIMEOUT_S = 10.0  # IPv6 duplicate address detection takes about 1 s per address
 
 
 def _plain(value):
@@ -134,7 +137,7 @@ class Cluster:
         # `testbed clean` leaves a run alone while its owner lives
         facts.setdefault("supervisor", Process(os.getpid(), process_start_time(os.getpid()),
                                                "owner"))
-        facts.update(underlay=spec.underlay, proxy_mode=proxy_mode)
+        facts.update(underlay=spec.underlay, proxy_mode=proxy_mode, ip_family=spec.ip_family)
         try:
             state = RunState.create(spec.name, mode=mode_name, topology=spec.path, **facts)
         except FileExistsError:  # made by another `up` since the check
@@ -165,6 +168,7 @@ class Cluster:
     def _build(self):
         spec, mode, phases = self.spec, self.mode, self.build_progress
         leases = mode.plan(spec) if mode else {}
+        leases_v6 = mode.plan_v6(spec) if mode else {}
         with phases.phase("underlay"):
             self.underlay = Underlay(spec, on_process=self.state.own_pid,
                                      on_namespace=lambda name: self.state.own("netns", name),
@@ -175,7 +179,7 @@ class Cluster:
             if spec.underlay == "ovs":
                 self.fabric = OvsFabric(spec, self.underlay, self.state, self.caps)
                 self.fabric.start()
-            self._record_hosts(leases)
+            self._record_hosts(leases, leases_v6)
         if self.wants_control_plane:
             with phases.phase("control_plane"):
                 self._start_control_plane()
@@ -202,6 +206,8 @@ class Cluster:
         self.state.update(pod_mtu=mode.pod_mtu(spec), network_policy=self.policy_status())
         with phases.phase("pods", len(spec.pods)):
             self._add_pods(spec.pods, on_done=phases.step)
+            if spec.has_ipv6:
+                self._wait_for_dad(nodes)
             if self.control_plane is not None:
                 # as on kind: cluster DNS from the start (where NSD is installed), and
                 # default/kubernetes to the API server on every node
@@ -214,6 +220,17 @@ class Cluster:
                 warnings += apply.apply(self, loaded).warnings
                 phases.step()
         self.state.update(warnings=warnings)
+
+    @staticmethod
+    def _wait_for_dad(nodes):
+        """Until no node holds a tentative IPv6 address (cni0's gateway, a tunnel's): the
+        kernel checks each new one for duplicates for about a second, and a pod's first packet
+        through a tentative gateway would wait for it. Ready means usable."""
+        def settled():
+            return all(not node.ns.ip_json("-6", "addr", "show", "tentative") for node in nodes)
+        if not wait_until(settled, DAD_TIMEOUT_S, 0.1):
+            raise TestbedError(f"IPv6 addresses of the nodes still tentative after "
+                               f"{DAD_TIMEOUT_S:.0f} s (duplicate address detection)")
 
     def _start_control_plane(self):
         """etcd and the API server, listening for kubectl on the host's loopback and, as
@@ -228,7 +245,7 @@ class Cluster:
         self.runtime.token_issuer = TokenIssuer(self.control_plane.pki)
         services.add_api_server(self.state, [(inside["host"], first.name)])
 
-    def _record_hosts(self, leases):
+    def _record_hosts(self, leases, leases_v6):
         """The nodes' contexts and the records of nodes, router and external host."""
         spec = self.spec
         for node_spec in spec.nodes:
@@ -236,12 +253,14 @@ class Cluster:
             node = NodeContext(node_spec.name, node_spec.rack, node_spec.ip,
                                netns.node_namespace(node_spec.name, host.pid),
                                self.state.subdir("nodes", node_spec.name),
-                               leases.get(node_spec.name))
+                               leases.get(node_spec.name), ip_v6=node_spec.ip_v6,
+                               lease_v6=leases_v6.get(node_spec.name))
             self.nodes[node.name] = node
             zone = next((r.zone for r in spec.racks if r.name == node.rack), "")
             self.state.nodes[node.name] = NodeRecord(
-                host.pid, str(node.ip.ip), node.rack, str(node.lease) if node.lease else "-",
-                zone=zone)
+                host.pid, str(node.ip.ip), node.rack,
+                ",".join(map(str, node.leases)) or "-", zone=zone,
+                ip_v6=str(node.ip_v6.ip) if node.ip_v6 else "")
         if spec.has_router:
             router = self.underlay.host("router")
             self.routers["router"] = netns.node_namespace("router", router.pid)

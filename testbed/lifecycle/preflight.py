@@ -15,11 +15,12 @@ from testbed.modes import get_mode, mode_names, option_readers
 
 
 def load_spec(path: str, name: str | None = None, underlay: str | None = None,
-              proxy_mode: str | None = None) -> ClusterSpec:
+              proxy_mode: str | None = None, ip_family: str | None = None) -> ClusterSpec:
     """Read a topology, checking its mode against the registry; `name` renames the cluster,
-    `underlay` (linux or ovs) and `proxy_mode` (kube-proxy's) override the topology's."""
+    `underlay` (linux or ovs), `proxy_mode` (kube-proxy's) and `ip_family` (ipv4, ipv6,
+    dual) override the topology's."""
     spec = specmod.load(path, known_modes=mode_names(), options=option_readers(),
-                        proxy_modes=proxy_mode_names())
+                        proxy_modes=proxy_mode_names(), ip_family=ip_family)
     if name and not specmod.valid_cluster_name(name):
         raise specmod.SpecError("--name", None, name, specmod.CLUSTER_NAME_RULE)
     if underlay and underlay not in specmod.UNDERLAYS:
@@ -43,6 +44,7 @@ def check_mode(mode_name: str, spec: ClusterSpec, caps: dict[str, bool]) -> None
     if missing:
         raise TestbedError(f"mode {mode_name} needs {', '.join(missing)}, which this "
                            "machine lacks (see `testbed doctor`)")
+    mode.check_families(spec)
     mode.check(spec)
     if spec.policy_enforce and mode.policy_hook is None:
         raise TestbedError(f"{spec.path}: networkPolicy.enforce: mode {mode_name} cannot "

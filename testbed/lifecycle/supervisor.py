@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="own the running cluster --name, whose owner died (adopt.py)")
     parser.add_argument("--underlay")
     parser.add_argument("--proxy-mode")
+    parser.add_argument("--ip-family")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     report = os.fdopen(os.dup(1), "w")  # to the waiting `up`; fds 1 and 2 go to the log
@@ -185,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                 cluster = adopt(args.name, me, args.verbose)
                 _log_to(cluster)
             else:
-                spec = load_spec(args.topo, args.name, args.underlay, args.proxy_mode)
+                spec = load_spec(args.topo, args.name, args.underlay, args.proxy_mode,
+                                 args.ip_family)
                 cluster = Cluster.create(spec, args.mode, verbose=args.verbose,
                                          control_plane=True, supervisor=me)
                 _log_to(cluster)

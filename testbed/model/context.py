@@ -2,7 +2,7 @@
 state, the nodes and routers by name, what the machine offers and the cluster's timings — not
 the Cluster object that builds them (lifecycle/cluster.py), whose parts are none of theirs."""
 from dataclasses import dataclass, field
-from ipaddress import IPv4Interface, IPv4Network
+from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 from typing import Any, Protocol
 
 from testbed.host.netns import Namespace
@@ -21,6 +21,13 @@ class NodeContext:
     dir: str            # the node's own directory in the run directory
     lease: IPv4Network | None = None  # the node's pods' subnet, set from the mode's plan
     facts: dict = field(default_factory=dict)  # mode-specific facts (a VTEP MAC, a PID, ...)
+    ip_v6: IPv6Interface | None = None     # on the underlay device, in a cluster with IPv6
+    lease_v6: IPv6Network | None = None    # the pods' IPv6 subnet, from the mode's plan_v6
+
+    @property
+    def leases(self) -> list:
+        """The node's pod subnets, IPv4 first (what node.spec.podCIDRs lists)."""
+        return [lease for lease in (self.lease, self.lease_v6) if lease is not None]
 
 
 @dataclass

@@ -6,7 +6,7 @@ cluster CIDR: node 1 gets 10.244.0.0/24, node 2 10.244.1.0/24, and so on. We do 
 """
 import ipaddress
 import os
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 
 from testbed.errors import TestbedError
 from testbed.model.topology import ClusterSpec
@@ -18,16 +18,28 @@ def node_leases(spec: ClusterSpec) -> dict[str, ipaddress.IPv4Network]:
     return {node.name: next(subnets) for node in spec.nodes}
 
 
+def node_leases_v6(spec: ClusterSpec) -> dict[str, ipaddress.IPv6Network]:
+    """{node name: IPv6Network} in a cluster with IPv6 (else empty): one /nodePrefixV6 per
+    node from the IPv6 pod CIDR, in order, as kube-controller-manager fills podCIDRs[1]."""
+    if spec.pod_cidr_v6 is None:
+        return {}
+    subnets = spec.pod_cidr_v6.subnets(new_prefix=spec.node_prefix_v6)
+    return {node.name: next(subnets) for node in spec.nodes}
+
+
 def check_lease_room(spec: ClusterSpec) -> None:
     """Refuse more pods on a node than its lease holds: a lease loses its network, broadcast
-    and gateway addresses to pods."""
-    room = 2 ** (32 - spec.node_prefix) - 3
-    for node in spec.nodes:
-        if len(node.pods) > room:
-            raise TestbedError(
-                f"{spec.path}: node {node.name} has {len(node.pods)} pods but its "
-                f"/{spec.node_prefix} lease holds {room} pod addresses; use larger leases "
-                "(a smaller nodePrefix) or fewer pods per node")
+    and gateway addresses to pods (an IPv6 one its network and gateway addresses)."""
+    rooms = [("nodePrefix", spec.node_prefix, 2 ** (32 - spec.node_prefix) - 3)]
+    if spec.pod_cidr_v6 is not None:
+        rooms.append(("nodePrefixV6", spec.node_prefix_v6, 2 ** (128 - spec.node_prefix_v6) - 2))
+    for key, prefix, room in rooms:
+        for node in spec.nodes:
+            if len(node.pods) > room:
+                raise TestbedError(
+                    f"{spec.path}: node {node.name} has {len(node.pods)} pods but its "
+                    f"/{prefix} lease holds {room} pod addresses; use larger leases "
+                    f"(a smaller {key}) or fewer pods per node")
 
 
 CALICO_BLOCK_PREFIX = 26   # Calico's default IPAM block size
@@ -56,12 +68,18 @@ def calico_blocks(spec: ClusterSpec,
 
 
 def render_subnet_env(network: IPv4Network, lease: IPv4Network, mtu: int,
-                      ipmasq: bool = False) -> str:
-    """flannel's /run/flannel/subnet.env. FLANNEL_SUBNET is the lease's first host address."""
-    return (f"FLANNEL_NETWORK={network}\n"
-            f"FLANNEL_SUBNET={lease[1]}/{lease.prefixlen}\n"
-            f"FLANNEL_MTU={mtu}\n"
-            f"FLANNEL_IPMASQ={'true' if ipmasq else 'false'}\n")
+                      ipmasq: bool = False, network_v6: IPv6Network | None = None,
+                      lease_v6: IPv6Network | None = None) -> str:
+    """flannel's /run/flannel/subnet.env. FLANNEL_SUBNET is the lease's first host address;
+    with IPv6 (flannel's EnableIPv6) FLANNEL_IPV6_NETWORK and FLANNEL_IPV6_SUBNET follow, as
+    flannel's WriteSubnetFile writes them."""
+    text = (f"FLANNEL_NETWORK={network}\n"
+            f"FLANNEL_SUBNET={lease[1]}/{lease.prefixlen}\n")
+    if network_v6 is not None and lease_v6 is not None:
+        text += (f"FLANNEL_IPV6_NETWORK={network_v6}\n"
+                 f"FLANNEL_IPV6_SUBNET={lease_v6[1]}/{lease_v6.prefixlen}\n")
+    return text + (f"FLANNEL_MTU={mtu}\n"
+                   f"FLANNEL_IPMASQ={'true' if ipmasq else 'false'}\n")
 
 
 def parse_subnet_env(text: str) -> dict[str, str]:
@@ -76,9 +94,10 @@ def parse_subnet_env(text: str) -> dict[str, str]:
 
 
 def write_subnet_env(directory: str, network: IPv4Network, lease: IPv4Network, mtu: int,
-                     ipmasq: bool = False) -> str:
+                     ipmasq: bool = False, network_v6: IPv6Network | None = None,
+                     lease_v6: IPv6Network | None = None) -> str:
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "subnet.env")
     with open(path, "w") as f:
-        f.write(render_subnet_env(network, lease, mtu, ipmasq))
+        f.write(render_subnet_env(network, lease, mtu, ipmasq, network_v6, lease_v6))
     return path

@@ -41,10 +41,18 @@ class PodRecord:
     dns: dict = field(default_factory=dict)  # dnsPolicy, dnsConfig, hostname, subdomain
     host_network: bool = False  # its "sandbox" names its node's own network namespace
     secrets: str = ""  # its service-account volume, mounted in every command run in it
+    # every address of the pod, in the order of the cluster's families (status.podIPs); `ip`
+    # is the first
+    ips: list[str] = field(default_factory=list)
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def addresses(self) -> list[str]:
+        """Its addresses (a record older than `ips`: its one `ip`)."""
+        return self.ips or ([self.ip] if self.ip else [])
 
 
 @dataclass
@@ -58,6 +66,12 @@ class NodeRecord:
     # its own addresses, which NetworkPolicy always lets reach its pods (set by enforcement)
     addresses: list[str] = field(default_factory=list)
     zone: str = ""             # topology.kubernetes.io/zone ("": the rack's name)
+    ip_v6: str = ""            # its IPv6 underlay address, in a cluster with IPv6
+
+    @property
+    def addresses_by_family(self) -> list[str]:
+        """Its underlay addresses, IPv4 first (status.addresses, a hostNetwork pod's IPs)."""
+        return [self.ip] + ([self.ip_v6] if self.ip_v6 else [])
 
     @property
     def topology_zone(self) -> str:

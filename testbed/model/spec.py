@@ -16,25 +16,32 @@ import yaml
 from testbed.errors import SpecError, brief
 from testbed.model.topology import (
     EXTERNAL_NAME,
+    IP_FAMILIES,
+    IPV4,
+    IPV6,
     ROUTER_NAME,
     ClusterSpec,
     ContainerSpec,
     NodeSpec,
     PodSpec,
     RackSpec,
+    host_v6,
 )
 from testbed.safe_input import InputError, check_expansion, read_text
 
 IFNAME_MAX = 15  # Linux IFNAMSIZ - 1: node and rack names become interface names
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DEFAULT_POD_CIDR = "10.244.0.0/16"
+DEFAULT_POD_CIDR_V6 = "fd00:10:244::/56"  # kind's
 DEFAULT_NODE_PREFIX = 24
+DEFAULT_NODE_PREFIX_V6 = 64  # kube-controller-manager's --node-cidr-mask-size-ipv6
 DEFAULT_MTU = 1500
 FIRST_NODE_HOST = 11  # nodes get .11, .12, ... of their rack subnet; .1 is the rack's router
 
 # the cluster's own keys; a mode's options are under keys its registry adds (Mode.options)
-TOP_KEYS = {"name", "podCIDR", "nodePrefix", "mtu", "mode", "bandwidth", "delay", "racks",
-            "nodes", "underlay", "manifests", "externalClient", "kubeProxy", "networkPolicy"}
+TOP_KEYS = {"name", "ipFamily", "podCIDR", "nodePrefix", "nodePrefixV6", "mtu", "mode",
+            "bandwidth", "delay", "racks", "nodes", "underlay", "manifests", "externalClient",
+            "kubeProxy", "networkPolicy"}
 UNDERLAYS = ("linux", "ovs")  # what switches each rack: a Linux bridge, or OVS + os-ken
 KUBE_PROXY_KEYS = {"mode"}
 NETWORK_POLICY_KEYS = {"enforce"}
@@ -43,6 +50,13 @@ NODE_KEYS = {"name", "rack", "pods"}
 POD_KEYS = {"name", "namespace", "labels", "containers"}
 CONTAINER_KEYS = {"name", "command"}
 DEFAULT_COMMAND = ("sleep", "infinity")
+
+
+def rack_subnet_v6(subnet: ipaddress.IPv4Network) -> ipaddress.IPv6Network:
+    """A rack's IPv6 subnet when the topology gives none: its IPv4 network's first three
+    numbers, written as they read, in fd00::/16 (192.168.1.0/24 -> fd00:192:168:1::/64)."""
+    a, b, c, _ = str(subnet.network_address).split(".")
+    return ipaddress.IPv6Network(f"fd00:{a}:{b}:{c}::/64")
 
 
 CLUSTER_NAME_RULE = "cluster name must be 1-32 lower-case letters, digits and '-'"
@@ -113,21 +127,22 @@ OptionReader = Callable[[Section], object]
 
 def load(path: str, known_modes: list[str] | None = None,
          options: Mapping[str, OptionReader] | None = None,
-         proxy_modes: list[str] | None = None) -> ClusterSpec:
+         proxy_modes: list[str] | None = None, ip_family: str | None = None) -> ClusterSpec:
     """Read and validate a topology file; raises SpecError on the first problem.
     `known_modes` are the mode names to accept (None: any), `options` the topology keys the
     modes own with their readers (testbed.modes.option_readers()), `proxy_modes` kube-proxy's
-    modes (testbed.kubeproxy.modes.proxy_mode_names(); None: any)."""
+    modes (testbed.kubeproxy.modes.proxy_mode_names(); None: any); `ip_family` overrides the
+    topology's ipFamily (`up --ip-family`), before the defaults that follow from it."""
     try:
         text = read_text(path)
     except InputError as e:
         raise SpecError(path, None, None, str(e))
-    return parse(text, path, known_modes, options, proxy_modes)
+    return parse(text, path, known_modes, options, proxy_modes, ip_family)
 
 
 def parse(text: str, path: str = "<string>", known_modes: list[str] | None = None,
           options: Mapping[str, OptionReader] | None = None,
-          proxy_modes: list[str] | None = None) -> ClusterSpec:
+          proxy_modes: list[str] | None = None, ip_family: str | None = None) -> ClusterSpec:
     loader = _UniqueKeyLoader(text)
     try:
         node = loader.get_single_node()
@@ -145,7 +160,7 @@ def parse(text: str, path: str = "<string>", known_modes: list[str] | None = Non
         raise SpecError(path, None, None, "YAML nested too deeply")
     finally:
         loader.dispose()
-    return _Validator(path, known_modes, options or {}, proxy_modes).cluster(doc)
+    return _Validator(path, known_modes, options or {}, proxy_modes, ip_family).cluster(doc)
 
 
 def read_options(spec: ClusterSpec, readers: Mapping[str, OptionReader],
@@ -159,8 +174,10 @@ def read_options(spec: ClusterSpec, readers: Mapping[str, OptionReader],
 
 class _Validator:
     def __init__(self, path: str, known_modes: list[str] | None,
-                 options: Mapping[str, OptionReader], proxy_modes: list[str] | None):
+                 options: Mapping[str, OptionReader], proxy_modes: list[str] | None,
+                 ip_family: str | None = None):
         self.path = path
+        self.ip_family = ip_family
         self.known_modes = known_modes
         self.options = options
         self.proxy_modes = proxy_modes
@@ -201,11 +218,30 @@ class _Validator:
             self.pod_names.add(value)
         return value
 
-    def network(self, value: object, fld: str) -> ipaddress.IPv4Network:
-        try:
-            return ipaddress.IPv4Network(str(value), strict=True)
-        except ValueError as e:
-            self.fail(fld, value, f"not an IPv4 CIDR with host bits zero ({e})")
+    def cidrs(self, value: object, fld: str, families: tuple[str, ...], default_v4: str,
+              ) -> tuple[ipaddress.IPv4Network, ipaddress.IPv6Network | None]:
+        """A CIDR per family, given as kind's podSubnet is: "v4", "v6" or "v4,v6" (either
+        order). An IPv6 CIDR without IPv6 in the cluster is refused, and an IPv4 one missing
+        where IPv4 is a family; where it is not (an IPv6-only cluster), `default_v4` stands in
+        for it (the underlay keeps IPv4)."""
+        parts = [p.strip() for p in str(value).split(",")] if isinstance(value, str) else [value]
+        nets: dict[int, ipaddress.IPv4Network | ipaddress.IPv6Network] = {}
+        for part in parts:
+            try:
+                net = ipaddress.ip_network(str(part), strict=True)
+            except ValueError as e:
+                self.fail(fld, value, f"not a CIDR with host bits zero ({e})")
+            if net.version in nets:
+                self.fail(fld, value, f"gives two IPv{net.version} CIDRs; one per family")
+            nets[net.version] = net
+        if 6 in nets and IPV6 not in families:
+            self.fail(fld, value, "is an IPv6 CIDR but the cluster is IPv4 only (set ipFamily: "
+                      "dual or ipv6)")
+        if 4 not in nets:
+            if IPV4 in families:
+                self.fail(fld, value, "needs an IPv4 CIDR")
+            nets[4] = ipaddress.IPv4Network(default_v4)
+        return nets[4], nets.get(6)  # type: ignore[return-value]
 
     def number(self, value: object, fld: str, low: float, high: float,
                kind: type = int) -> Any:
@@ -219,9 +255,29 @@ class _Validator:
         name = doc.get("name", "testbed")
         if not valid_cluster_name(name):
             self.fail("name", name, CLUSTER_NAME_RULE)
-        pod_cidr = self.network(doc.get("podCIDR", DEFAULT_POD_CIDR), "podCIDR")
+        family = self.ip_family or doc.get("ipFamily", "ipv4")
+        if family not in IP_FAMILIES:
+            self.fail("--ip-family" if self.ip_family else "ipFamily", family,
+                      f"must be one of {', '.join(IP_FAMILIES)}")
+        families = IP_FAMILIES[family]
+        pod_cidr, pod_cidr_v6 = self.cidrs(doc.get("podCIDR", DEFAULT_POD_CIDR), "podCIDR",
+                                           families, DEFAULT_POD_CIDR)
+        if IPV6 in families and pod_cidr_v6 is None:
+            # a podCIDR written for a dual cluster names each family's range, as kind's
+            # podSubnet must; --ip-family on a file written for IPv4 adds kind's IPv6 default
+            if "podCIDR" in doc and not self.ip_family:
+                self.fail("podCIDR", doc["podCIDR"], f"needs an IPv6 CIDR too: ipFamily is "
+                          f"{family} (e.g. {pod_cidr},{DEFAULT_POD_CIDR_V6})")
+            pod_cidr_v6 = ipaddress.IPv6Network(DEFAULT_POD_CIDR_V6)
         prefix = self.number(doc.get("nodePrefix", DEFAULT_NODE_PREFIX), "nodePrefix",
                              pod_cidr.prefixlen, 28)
+        prefix_v6 = DEFAULT_NODE_PREFIX_V6
+        if pod_cidr_v6 is not None:
+            prefix_v6 = self.number(doc.get("nodePrefixV6", DEFAULT_NODE_PREFIX_V6),
+                                    "nodePrefixV6", pod_cidr_v6.prefixlen, 124)
+        elif "nodePrefixV6" in doc:
+            self.fail("nodePrefixV6", doc["nodePrefixV6"], "the cluster has no IPv6 (set "
+                      "ipFamily: dual or ipv6)")
         mtu = self.number(doc.get("mtu", DEFAULT_MTU), "mtu", 1280, 9000)
         mode = doc.get("mode")
         if mode is not None and self.known_modes is not None and mode not in self.known_modes:
@@ -232,12 +288,13 @@ class _Validator:
         delay = doc.get("delay")
         if delay is not None:
             delay = self.number(delay, "delay", 0, 10000, float)
-        racks = self.racks(doc.get("racks"), bandwidth, delay, pod_cidr)
+        racks = self.racks(doc.get("racks"), bandwidth, delay, pod_cidr, pod_cidr_v6)
         nodes = self.nodes(doc.get("nodes"), racks)
-        capacity = 2 ** (prefix - pod_cidr.prefixlen)
-        if len(nodes) > capacity:
-            self.fail("podCIDR", str(pod_cidr), f"holds {capacity} /{prefix} node subnets, "
-                      f"too few for {len(nodes)} nodes")
+        for cidr, node_prefix in ((pod_cidr, prefix), (pod_cidr_v6, prefix_v6)):
+            capacity = 2 ** (node_prefix - cidr.prefixlen) if cidr is not None else len(nodes)
+            if len(nodes) > capacity:
+                self.fail("podCIDR", str(cidr), f"holds {capacity} /{node_prefix} node "
+                          f"subnets, too few for {len(nodes)} nodes")
         if len(racks) > 1:
             self.name(ROUTER_NAME, "(rack router)", IFNAME_MAX, "router")
         underlay = doc.get("underlay", "linux")
@@ -262,7 +319,8 @@ class _Validator:
         spec = ClusterSpec(name, str(self.path), pod_cidr, prefix, mtu, mode,
                            tuple(racks), tuple(nodes), underlay,
                            self.manifest_paths(doc.get("manifests")), external, proxy_mode,
-                           enforce)
+                           enforce, ip_family=family, pod_cidr_v6=pod_cidr_v6,
+                           node_prefix_v6=prefix_v6)
         return read_options(spec, self.options, doc)
 
     def manifest_paths(self, docs: object) -> tuple[str, ...]:
@@ -275,7 +333,8 @@ class _Validator:
         return tuple(os.path.normpath(os.path.join(base, d)) for d in docs)
 
     def racks(self, docs: object, bandwidth: float | None, delay: float | None,
-              pod_cidr: ipaddress.IPv4Network) -> list[RackSpec]:
+              pod_cidr: ipaddress.IPv4Network,
+              pod_cidr_v6: ipaddress.IPv6Network | None) -> list[RackSpec]:
         if docs is None:
             docs = [{"name": "rack1"}]
         if not isinstance(docs, list) or not docs:
@@ -285,13 +344,22 @@ class _Validator:
             fld = f"racks[{i}]"
             doc = self.mapping(doc, fld, RACK_KEYS)
             name = self.name(doc.get("name"), f"{fld}.name", IFNAME_MAX, "rack")
-            subnet = self.network(doc.get("subnet", f"192.168.{i + 1}.0/24"), f"{fld}.subnet")
-            if subnet.overlaps(pod_cidr):
-                self.fail(f"{fld}.subnet", str(subnet), f"overlaps podCIDR {pod_cidr}")
+            families = IP_FAMILIES["dual" if pod_cidr_v6 is not None else "ipv4"]
+            subnet, subnet_v6 = self.cidrs(doc.get("subnet", f"192.168.{i + 1}.0/24"),
+                                           f"{fld}.subnet", families, "")
+            if pod_cidr_v6 is not None and subnet_v6 is None:
+                subnet_v6 = rack_subnet_v6(subnet)
+            if subnet_v6 is not None and subnet_v6.prefixlen > 112:
+                self.fail(f"{fld}.subnet", str(subnet_v6), "an IPv6 rack subnet must be /112 "
+                          "or larger: hosts take the digits of their IPv4 numbers (::11, ::254)")
+            for net, pods in ((subnet, pod_cidr), (subnet_v6, pod_cidr_v6)):
+                if net is not None and pods is not None and net.overlaps(pods):
+                    self.fail(f"{fld}.subnet", str(net), f"overlaps podCIDR {pods}")
             for other in racks:
-                if subnet.overlaps(other.subnet):
-                    self.fail(f"{fld}.subnet", str(subnet),
-                              f"overlaps rack {other.name}'s subnet {other.subnet}")
+                for net, taken in ((subnet, other.subnet), (subnet_v6, other.subnet_v6)):
+                    if net is not None and taken is not None and net.overlaps(taken):
+                        self.fail(f"{fld}.subnet", str(net),
+                                  f"overlaps rack {other.name}'s subnet {taken}")
             bw = doc.get("bandwidth", bandwidth)
             if bw is not None:
                 bw = self.number(bw, f"{fld}.bandwidth", 1, 100000, float)
@@ -303,7 +371,7 @@ class _Validator:
                                                          r"[A-Za-z0-9])?$", zone) or len(zone) > 63:
                 self.fail(f"{fld}.zone", zone, "must be a label value (letters, digits, '-', "
                           "'_', '.', at most 63)")
-            racks.append(RackSpec(name, subnet, bw, dl or None, zone))
+            racks.append(RackSpec(name, subnet, bw, dl or None, zone, subnet_v6))
         return racks
 
     def nodes(self, docs: object, racks: list[RackSpec]) -> list[NodeSpec]:
@@ -327,8 +395,9 @@ class _Validator:
                 self.fail(f"{fld}.rack", rack_name, f"subnet {rack.subnet} has no address left "
                           f"for node {name} (nodes start at host .{FIRST_NODE_HOST})")
             ip = ipaddress.IPv4Interface(f"{rack.subnet[host]}/{rack.subnet.prefixlen}")
+            ip_v6 = host_v6(rack.subnet_v6, host) if rack.subnet_v6 else None
             pods = self.pods(doc.get("pods", 0), f"{fld}.pods", name)
-            nodes.append(NodeSpec(name, rack_name, ip, tuple(pods)))
+            nodes.append(NodeSpec(name, rack_name, ip, tuple(pods), ip_v6))
         return nodes
 
     def pods(self, doc: object, fld: str, node: str) -> list[PodSpec]:

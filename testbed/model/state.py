@@ -68,6 +68,7 @@ class RunState:
     topology: str = ""
     underlay: str = "linux"
     proxy_mode: str = ""  # what serves Services: kube-proxy's mode or its replacement's name
+    ip_family: str = "ipv4"  # the cluster's ipFamily (ipv4, ipv6, dual), as it was built
     pod_mtu: int | None = None
     adopted: bool = False
     supervisor: Process | None = None   # the owner: supervisor, interactive up or benchmark

@@ -47,6 +47,9 @@ class Mode:
     # kubeproxy.applier.ProxyApplier subclass, made by service_proxy(); None: kube-proxy
     kube_proxy_replacement = None
     routing_daemon = ""  # what routing_sessions() shows, for its heading
+    # the topology's ipFamily values the mode builds, and why not the others (doctor, refusals)
+    ip_families: tuple[str, ...] = ("ipv4",)
+    ip_family_note = "this mode builds IPv4 only"
 
     @classmethod
     def own_probes(cls) -> tuple[Probe, ...]:
@@ -70,9 +73,20 @@ class Mode:
     def check(self, spec: ClusterSpec) -> None:
         """Refuse a topology the mode cannot wire, before anything is built."""
 
+    def check_families(self, spec: ClusterSpec) -> None:
+        """Refuse the cluster's IP families where the mode does not build them."""
+        if spec.ip_family not in self.ip_families:
+            raise TestbedError(f"{spec.path}: ipFamily {spec.ip_family}: mode {self.name} "
+                               f"cannot build it: {self.ip_family_note} (it builds "
+                               f"{', '.join(self.ip_families)})")
+
     def plan(self, spec: ClusterSpec) -> dict:
         """{node name: pod subnet}"""
         raise NotImplementedError
+
+    def plan_v6(self, spec: ClusterSpec) -> dict:
+        """{node name: IPv6 pod subnet} in a cluster with IPv6 (a mode that builds it)."""
+        return {}
 
     def pod_mtu(self, spec: ClusterSpec) -> int:
         return spec.mtu - self.encap_overhead

@@ -27,6 +27,9 @@ UNDERLAY_DEV = "eth0"
 
 
 NAMESPACE_SYSCTLS = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+# hosts of a cluster with IPv6: IPv6 on, and forwarded as IPv4 is
+IPV6_SYSCTLS = ("net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0",
+                "net.ipv6.conf.all.forwarding=1")
 
 
 class _HarmlessTcWarnings:
@@ -140,20 +143,48 @@ class Underlay:
         return self
 
     def configure_hosts(self, on_done: Callable[[], object] = lambda: None) -> None:
-        """Forwarding on, IPv6 off, loopback up and (across racks) the default route via the
-        rack's router, in every host; on_done() after each."""
+        """Forwarding on, IPv6 off (on, with its addresses, in a cluster with IPv6), loopback
+        up and (across racks) the default routes via the rack's router, in every host;
+        on_done() after each."""
         spec = self.spec
-        gateways = {node.name: spec.rack(node.rack).router_ip.ip for node in spec.nodes}
-        if spec.external_client:
-            gateways[EXTERNAL_NAME] = spec.racks[0].router_ip.ip
+        sysctls = IPV6_SYSCTLS if spec.has_ipv6 else NAMESPACE_SYSCTLS
         for host in self.net.hosts:
             # one round trip through the host's shell, not one per command
-            commands = [f"sysctl -qw net.ipv4.ip_forward=1 {' '.join(NAMESPACE_SYSCTLS)}",
+            commands = [f"sysctl -qw net.ipv4.ip_forward=1 {' '.join(sysctls)}",
                         "ip link set lo up"]
-            if spec.has_router and host.name in gateways:
-                commands.append(f"ip route replace default via {gateways[host.name]}")
+            for dev, address in self.addresses_v6(host.name):
+                # nodad: the address is the topology's own, unique by construction
+                commands.append(f"ip -6 addr add {address} dev {dev} nodad")
+            for gateway in self.gateways(host.name):
+                commands.append(f"ip {'-6 ' if gateway.version == 6 else ''}route replace "
+                                f"default via {gateway}")
             host.cmd("; ".join(commands))
             on_done()
+
+    def addresses_v6(self, host: str) -> list[tuple[str, str]]:
+        """(device, IPv6 address) of a host in a cluster with IPv6: a node's or the external
+        client's on eth0, the router's on its leg into each rack."""
+        spec = self.spec
+        if not spec.has_ipv6:
+            return []
+        if host == ROUTER_NAME:
+            return [(rack.name, str(rack.router_ip_v6)) for rack in spec.racks]
+        if host == EXTERNAL_NAME:
+            return [(UNDERLAY_DEV, str(spec.external_ip_v6))]
+        node = next((n for n in spec.nodes if n.name == host), None)
+        return [(UNDERLAY_DEV, str(node.ip_v6))] if node and node.ip_v6 else []
+
+    def gateways(self, host: str) -> list:
+        """Across racks, a node's or the external client's default routes: its rack's
+        router, in each family the underlay has."""
+        spec = self.spec
+        if not spec.has_router or host == ROUTER_NAME:
+            return []
+        node = next((n for n in spec.nodes if n.name == host), None)
+        if node is None and host != EXTERNAL_NAME:
+            return []
+        rack = spec.rack(node.rack) if node else spec.racks[0]
+        return [rack.router_ip.ip] + ([rack.router_ip_v6.ip] if rack.router_ip_v6 else [])
 
     def _own(self, shell_node, what):
         """Record a Mininet node's shell, then pin its namespace by name."""

@@ -56,10 +56,10 @@ def make_cluster(require):
     """Build clusters in this process; all are torn down (and checked gone) after the test."""
     built = []
 
-    def make(topo, mode, name=None, underlay=None, control_plane=False):
+    def make(topo, mode, name=None, underlay=None, control_plane=False, ip_family=None):
         from testbed.modes import get_mode
         require(*get_mode(mode).requires)
-        spec = load_spec(TOPO / topo, name or unique_name(), underlay)
+        spec = load_spec(TOPO / topo, name or unique_name(), underlay, ip_family=ip_family)
         cluster = Cluster.create(spec, mode, control_plane=control_plane)
         built.append(cluster)
         return cluster.__enter__()
@@ -70,7 +70,9 @@ def make_cluster(require):
 
 
 # A TCP transfer of known bytes: the receiver prints the SHA-256 of what arrived.
-SINK = ("import hashlib,socket; s=socket.socket(); s.bind(('0.0.0.0',5001)); s.listen(1); "
+SINK = ("import hashlib,socket,sys; v6=sys.argv[1:]==['6']; "
+        "s=socket.socket(socket.AF_INET6 if v6 else socket.AF_INET); "
+        "s.bind(('::' if v6 else '0.0.0.0',5001)); s.listen(1); "
         "print('ready',flush=True); c,_=s.accept(); h=hashlib.sha256()\n"
         "while (b:=c.recv(1<<20)): h.update(b)\n"
         "print(h.hexdigest())")
@@ -89,14 +91,19 @@ def in_pod(cluster_or_state, name, argv, namespace="default"):
     return netns.in_pod(pod(cluster_or_state, name, namespace).netns, argv)
 
 
-def transfer(cluster, size, src="node1-pod1", dst="node2-pod1"):
-    """Send `size` pseudo-random bytes from pod src to pod dst over TCP; True if they arrived
-    intact."""
-    sink = subprocess.Popen(in_pod(cluster, dst, ["python3", "-c", SINK]),
+def pod_address(record, family=4):
+    """A pod's address of an IP family (4 or 6)."""
+    return next(ip for ip in record.addresses if (":" in ip) == (family == 6))
+
+
+def transfer(cluster, size, src="node1-pod1", dst="node2-pod1", family=4):
+    """Send `size` pseudo-random bytes from pod src to pod dst over TCP (to its address of
+    `family`); True if they arrived intact."""
+    sink = subprocess.Popen(in_pod(cluster, dst, ["python3", "-c", SINK, str(family)]),
                             stdout=subprocess.PIPE, text=True)
     try:
         assert sink.stdout.readline().strip() == "ready"
-        target = pod(cluster, dst).ip
+        target = pod_address(pod(cluster, dst), family)
         subprocess.run(in_pod(cluster, src, ["python3", "-c", SOURCE, target, str(size)]),
                        check=True, timeout=60)
         received = sink.communicate(timeout=30)[0].strip()

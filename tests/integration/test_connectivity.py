@@ -6,7 +6,7 @@ import pytest
 
 from testbed.host import netns
 
-from .conftest import pod
+from .conftest import pod, pod_address
 
 TCP_PORT = 7777
 
@@ -22,8 +22,8 @@ def tcp_connects(sandbox, ip, port=TCP_PORT):
                           capture_output=True).returncode == 0
 
 
-def start_listeners(sandboxes):
-    procs = [subprocess.Popen(netns.in_pod(p, ["nc", "-lk", str(TCP_PORT)]),
+def start_listeners(sandboxes, family=4):
+    procs = [subprocess.Popen(netns.in_pod(p, ["nc", f"-{family}lk", str(TCP_PORT)]),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for p in sandboxes]
     deadline = time.monotonic() + 5
@@ -36,21 +36,28 @@ def start_listeners(sandboxes):
 
 def full_matrix(state):
     """Every pod to every other pod (ping and TCP) and to every node (ping): the failures."""
+    return full_matrix_over(state, family=4)
+
+
+def full_matrix_over(state, family):
+    """full_matrix over the pods' and nodes' addresses of one IP family (4 or 6)."""
     pods = state.pods
-    listeners = start_listeners([rec.netns for rec in pods.values()])
+    listeners = start_listeners([rec.netns for rec in pods.values()], family)
     try:
         failures = []
         for src, src_rec in pods.items():
             for dst, rec in pods.items():
                 if src == dst:
                     continue
-                if not ping(src_rec.netns, rec.ip):
-                    failures.append(f"ping {src} -> {dst} ({rec.ip})")
-                if not tcp_connects(src_rec.netns, rec.ip):
-                    failures.append(f"tcp {src} -> {dst} ({rec.ip}:{TCP_PORT})")
+                ip = pod_address(rec, family)
+                if not ping(src_rec.netns, ip):
+                    failures.append(f"ping {src} -> {dst} ({ip})")
+                if not tcp_connects(src_rec.netns, ip):
+                    failures.append(f"tcp {src} -> {dst} ({ip}:{TCP_PORT})")
             for node, rec in state.nodes.items():
-                if not ping(src_rec.netns, rec.ip):
-                    failures.append(f"ping {src} -> node {node} ({rec.ip})")
+                ip = rec.ip if family == 4 else rec.ip_v6
+                if not ping(src_rec.netns, ip):
+                    failures.append(f"ping {src} -> node {node} ({ip})")
         return failures
     finally:
         for proc in listeners:

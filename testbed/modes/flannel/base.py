@@ -9,7 +9,13 @@ pods leaving it and outside sources entering it masqueraded, kube-proxy's marked
 left to kube-proxy) and the filter chain FLANNEL-FWD (forwarding to and from the pod
 network accepted), as flannel's pkg/trafficmngr/iptables writes them. Inside the node's
 namespace, towards the emulated underlay: nothing leaves the emulation.
+
+Dual-stack (`ipFamily: dual`) is flannel's EnableIPv6: a second lease per node from the IPv6
+network, FLANNEL_IPV6_NETWORK/FLANNEL_IPV6_SUBNET in subnet.env, the same chains in ip6tables,
+and pods given an address of each family by host-local (two ranges) with a route to each
+network, as flannel's CNI plugin delegates them.
 """
+import ipaddress
 import os
 from dataclasses import dataclass
 
@@ -26,8 +32,13 @@ NETWORK_NAME = "cbr0"  # the network name in kube-flannel's cni-conf.json
 KUBE_PROXY_MARK = "0x4000/0x4000"  # traffic kube-proxy masquerades itself
 
 
+MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}  # never masqueraded, per family
+
+
 def flannel_rules(cluster_cidr: str, lease: str) -> str:
-    """flanneld's masquerade and forward rules for one node, as iptables-restore input."""
+    """flanneld's masquerade and forward rules for one node, as iptables-restore input (or
+    ip6tables-restore input, for IPv6 ranges)."""
+    multicast = MULTICAST[ipaddress.ip_network(cluster_cidr).version]
     masq = '-m comment --comment "flanneld masq"'
     fwd = '-m comment --comment "flanneld forward"'
     return "\n".join([
@@ -38,7 +49,7 @@ def flannel_rules(cluster_cidr: str, lease: str) -> str:
         f"-A FLANNEL-POSTRTG -s {lease} -d {cluster_cidr} {masq} -j RETURN",
         f"-A FLANNEL-POSTRTG -s {cluster_cidr} -d {lease} {masq} -j RETURN",
         f"-A FLANNEL-POSTRTG ! -s {cluster_cidr} -d {lease} {masq} -j RETURN",
-        f"-A FLANNEL-POSTRTG -s {cluster_cidr} ! -d 224.0.0.0/4 {masq} -j MASQUERADE "
+        f"-A FLANNEL-POSTRTG -s {cluster_cidr} ! -d {multicast} {masq} -j MASQUERADE "
         "--random-fully",
         f"-A FLANNEL-POSTRTG ! -s {cluster_cidr} -d {cluster_cidr} {masq} -j MASQUERADE "
         "--random-fully",
@@ -70,6 +81,8 @@ class FlannelMode(Mode):
     policy_hook = "bridged"  # flannel enforces nothing; Canal adds Felix on the pods' veths
     policy_note = "flannel enforces no NetworkPolicy (topology networkPolicy: {enforce: true} " \
         "adds it as Canal does)"
+    ip_families = ("ipv4", "dual")
+    ip_family_note = "IPv6-only clusters are not built yet"
 
     def check(self, spec: ClusterSpec) -> None:
         ipam.check_lease_room(spec)
@@ -77,15 +90,22 @@ class FlannelMode(Mode):
     def plan(self, spec: ClusterSpec) -> dict:
         return ipam.node_leases(spec)
 
+    def plan_v6(self, spec: ClusterSpec) -> dict:
+        return ipam.node_leases_v6(spec)
+
     def setup_node(self, spec: ClusterSpec, node: NodeContext) -> None:
         env_dir = os.path.join(node.dir, "run", "flannel")
         ip_masq = self.option(spec, "flannel").ip_masq
         node.facts["subnet_env"] = ipam.write_subnet_env(
-            env_dir, spec.pod_cidr, node.lease, self.pod_mtu(spec), ip_masq)
+            env_dir, spec.pod_cidr, node.lease, self.pod_mtu(spec), ip_masq,
+            spec.pod_cidr_v6, node.lease_v6)
         self.setup_backend(spec, node)
         if ip_masq:
             node.ns.run("iptables-restore", "--noflush",
                         input=flannel_rules(str(spec.pod_cidr), str(node.lease)))
+            if spec.pod_cidr_v6 is not None and node.lease_v6 is not None:
+                node.ns.run("ip6tables-restore", "--noflush",
+                            input=flannel_rules(str(spec.pod_cidr_v6), str(node.lease_v6)))
 
     def setup_backend(self, spec: ClusterSpec, node: NodeContext) -> None:
         """The backend's own devices on the node."""
@@ -106,10 +126,18 @@ class FlannelMode(Mode):
             "ipam": {
                 "type": "host-local",
                 "dataDir": os.path.join(node.dir, "cni", "networks"),
-                "ranges": [[{"subnet": str(node.lease)}]],
-                "routes": [{"dst": env["FLANNEL_NETWORK"]}],
+                # a range and a route per family, as flannel's CNI plugin writes them
+                "ranges": [[{"subnet": subnet_of(env[key])}]
+                           for key in ("FLANNEL_SUBNET", "FLANNEL_IPV6_SUBNET") if key in env],
+                "routes": [{"dst": env[key]} for key in ("FLANNEL_NETWORK",
+                                                         "FLANNEL_IPV6_NETWORK") if key in env],
             },
         }
 
     def describe_node(self, node: NodeContext) -> dict:
-        return {"lease": str(node.lease)}
+        return {"lease": ",".join(map(str, node.leases))}
+
+
+def subnet_of(address: str) -> str:
+    """subnet.env's FLANNEL_SUBNET (the lease's first address) -> the lease itself."""
+    return str(ipaddress.ip_interface(address).network)

@@ -2,6 +2,7 @@
 
 No encapsulation, so it only works where every node reaches every other node directly on one
 L2 segment; flannel refuses other peers at run time, we refuse such a topology up front.
+Dual-stack: the same route in IPv6, the peer's IPv6 lease via its IPv6 underlay address.
 """
 from testbed.errors import TestbedError
 from testbed.model.context import NodeContext
@@ -32,9 +33,18 @@ class HostGwMode(FlannelMode):
         self.add_peers(spec, node, [peer])
 
     def add_peers(self, spec: ClusterSpec, node: NodeContext, peers: list[NodeContext]) -> None:
-        node.ns.batch("ip", [f"route replace {peer.lease} via {peer.ip.ip} dev {UNDERLAY_DEV}"
-                             for peer in peers])
+        node.ns.batch("ip", [f"route replace {lease} via {via.ip} dev {UNDERLAY_DEV}"
+                             for peer in peers for lease, via in self.routes(peer)])
+
+    @staticmethod
+    def routes(peer: NodeContext) -> list[tuple]:
+        """(lease, gateway) per family of the peer."""
+        found = [(peer.lease, peer.ip)]
+        if peer.lease_v6 is not None and peer.ip_v6 is not None:
+            found.append((peer.lease_v6, peer.ip_v6))
+        return found
 
     def remove_peer(self, spec: ClusterSpec, node: NodeContext, peer: NodeContext) -> None:
-        node.ns.run("ip", "route", "del", peer.lease, "via", peer.ip.ip, "dev", UNDERLAY_DEV,
-                    check=False)
+        for lease, via in self.routes(peer):
+            node.ns.run("ip", "route", "del", lease, "via", via.ip, "dev", UNDERLAY_DEV,
+                        check=False)

@@ -74,6 +74,9 @@ class UdpMode(FlannelMode):
     datapath = "userspace: TUN flannel0 + C forwarder over UDP 8285, Linux bridge cni0"
 
     options = {**FlannelMode.options, "udp": read_udp}
+    ip_families = ("ipv4",)
+    ip_family_note = "flannel's udp backend carries IPv4 only: its lease has no IPv6 " \
+        "attributes and flannel0 is an IPv4 TUN (flannel pkg/backend/udp); use vxlan or host-gw"
     offload = None  # the loop: None as the topology says (udp.offload), else fixed
 
     def bundles(self, spec: ClusterSpec) -> bool:

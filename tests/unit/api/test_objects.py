@@ -240,3 +240,19 @@ def test_a_pod_whose_container_process_is_gone_is_reported_not_ready():
     assert ko.pod_status(rec) == ("1/2", "Error")
     rec.containers.pop("gone")
     assert ko.pod_status(rec) == ("1/1", "Running")
+
+
+def test_a_dual_stack_pod_and_node_report_an_address_of_each_family():
+    data = state()
+    rec = data.pods["x/a"]
+    rec.ips = [rec.ip, "fd00:10:244::5"]
+    node = data.nodes[rec.node]
+    node.ip_v6, node.lease = "fd00:192:168:1::11", f"{node.lease},fd00:10:244::/64"
+    pod = next(p for p in ko.pods(data) if p["metadata"]["name"] == "a")
+    assert [e["ip"] for e in pod["status"]["podIPs"]] == [rec.ip, "fd00:10:244::5"]
+    assert pod["status"]["podIP"] == rec.ip
+    assert [e["ip"] for e in pod["status"]["hostIPs"]] == [node.ip, "fd00:192:168:1::11"]
+    node_obj = next(n for n in ko.nodes(data) if n["metadata"]["name"] == rec.node)
+    assert node_obj["spec"]["podCIDRs"][1] == "fd00:10:244::/64"
+    assert [a["address"] for a in node_obj["status"]["addresses"]] == [
+        node.ip, "fd00:192:168:1::11", rec.node]

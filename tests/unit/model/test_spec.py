@@ -80,7 +80,7 @@ def test_explicit_pods_with_containers_and_labels():
     ("bogus: 1\nnodes: [{name: a}]", "bogus", 1, "unknown key"),
     ("nodes: [{name: a, colour: red}]", "nodes[0].colour", "red", "unknown key"),
     ("podCIDR: 10.244.0.1/16\nnodes: [{name: a}]", "podCIDR", "10.244.0.1/16", "host bits"),
-    ("podCIDR: banana\nnodes: [{name: a}]", "podCIDR", "banana", "not an IPv4 CIDR"),
+    ("podCIDR: banana\nnodes: [{name: a}]", "podCIDR", "banana", "not a CIDR"),
     ("racks: [{name: r1, subnet: 10.244.5.0/24}]\nnodes: [{name: a}]",
      "racks[0].subnet", "10.244.5.0/24", "overlaps podCIDR"),
     ("racks: [{name: r1, subnet: 10.1.0.0/16}, {name: r2, subnet: 10.1.2.0/24}]\n"
@@ -226,3 +226,65 @@ def test_pod_names_are_scoped_to_their_namespace():
                                         r"pod's\)"):
         parse("racks: [{name: r1}]\nnodes:\n  - name: n1\n    rack: r1\n    pods: [{name: a}]\n"
               "  - {name: a, rack: r1}\n")
+
+
+def test_dual_stack_defaults_as_kind_and_node_addresses_that_read_alike():
+    spec = parse("ipFamily: dual\nracks: [{name: r1}, {name: r2}]\n"
+                 "nodes: [{name: a, rack: r1}, {name: b, rack: r2}]\nexternalClient: true")
+    assert spec.families == ("IPv4", "IPv6")
+    assert [str(c) for c in spec.pod_cidrs] == ["10.244.0.0/16", "fd00:10:244::/56"]
+    assert spec.node_prefix_v6 == 64
+    assert [str(r.subnet_v6) for r in spec.racks] == ["fd00:192:168:1::/64",
+                                                      "fd00:192:168:2::/64"]
+    assert [str(r.router_ip_v6) for r in spec.racks] == ["fd00:192:168:1::1/64",
+                                                         "fd00:192:168:2::1/64"]
+    assert [tuple(map(str, n.addresses)) for n in spec.nodes] == [
+        ("192.168.1.11/24", "fd00:192:168:1::11/64"), ("192.168.2.11/24", "fd00:192:168:2::11/64")]
+    assert str(spec.external_ip_v6) == "fd00:192:168:1::254/64"
+    plain = parse(GOOD)
+    assert plain.families == ("IPv4",) and plain.pod_cidr_v6 is None
+    assert all(n.ip_v6 is None for n in plain.nodes) and plain.racks[0].subnet_v6 is None
+
+
+def test_dual_stack_cidrs_given_in_kinds_form_either_order():
+    spec = parse("ipFamily: dual\npodCIDR: 'fd00:1::/56, 10.1.0.0/16'\nnodePrefixV6: 80\n"
+                 "racks: [{name: r, subnet: '10.9.0.0/24,fd00:9::/64'}]\nnodes: [{name: a}]")
+    assert (str(spec.pod_cidr), str(spec.pod_cidr_v6), spec.node_prefix_v6) == (
+        "10.1.0.0/16", "fd00:1::/56", 80)
+    assert str(spec.nodes[0].ip_v6) == "fd00:9::11/64"
+
+
+def test_ip_family_override_adds_kinds_ipv6_range_to_a_file_written_for_ipv4():
+    spec = specmod.load(TOPOLOGIES / "default.yaml", ip_family="dual")
+    assert str(spec.pod_cidr_v6) == "fd00:10:244::/56" and spec.ip_family == "dual"
+    with pytest.raises(SpecError, match="--ip-family = 'both': must be one of ipv4, ipv6, dual"):
+        specmod.load(TOPOLOGIES / "default.yaml", ip_family="both")
+
+
+@pytest.mark.parametrize("text, field, value, words", [
+    ("ipFamily: dual\npodCIDR: 10.244.0.0/16\nnodes: [{name: a}]", "podCIDR", "10.244.0.0/16",
+     "needs an IPv6 CIDR too: ipFamily is dual"),
+    ("podCIDR: '10.244.0.0/16,fd00::/56'\nnodes: [{name: a}]", "podCIDR",
+     "10.244.0.0/16,fd00::/56", "the cluster is IPv4 only"),
+    ("ipFamily: dual\npodCIDR: '10.244.0.0/16,fd00::/56,fd01::/56'\nnodes: [{name: a}]",
+     "podCIDR", "10.244.0.0/16,fd00::/56,fd01::/56", "two IPv6 CIDRs"),
+    ("ipFamily: dual\npodCIDR: '10.244.0.0/16,fd00::/124'\nnodePrefixV6: 124\n"
+     "nodes: [{name: a}, {name: b}]", "podCIDR", "fd00::/124",
+     "holds 1 /124 node subnets, too few for 2 nodes"),
+    ("ipFamily: dual\npodCIDR: '10.244.0.0/16,fd00:192:168::/48'\nnodes: [{name: a}]",
+     "racks[0].subnet", "fd00:192:168:1::/64", "overlaps podCIDR fd00:192:168::/48"),
+    ("ipFamily: dual\nracks: [{name: r, subnet: '10.0.0.0/24,fd00:1::/64'}, "
+     "{name: s, subnet: '10.0.1.0/24,fd00:1::/64'}]\nnodes: [{name: a, rack: r}]",
+     "racks[1].subnet", "fd00:1::/64", "overlaps rack r's subnet fd00:1::/64"),
+    ("ipFamily: dual\nracks: [{name: r, subnet: '10.0.0.0/24,fd00:1::/120'}]\n"
+     "nodes: [{name: a}]", "racks[0].subnet", "fd00:1::/120", "must be /112 or larger"),
+    ("nodePrefixV6: 64\nnodes: [{name: a}]", "nodePrefixV6", 64, "the cluster has no IPv6"),
+    ("ipFamily: dual\nnodePrefixV6: 30\nnodes: [{name: a}]", "nodePrefixV6", 30,
+     "must be a number from 56 to 124"),
+    ("ipFamily: ipv5\nnodes: [{name: a}]", "ipFamily", "ipv5",
+     "must be one of ipv4, ipv6, dual"),
+])
+def test_dual_stack_bad_input_is_one_line_naming_field_and_value(text, field, value, words):
+    err = error_of(text)
+    assert (err.path, err.field, err.value) == ("topo.yaml", field, value)
+    assert words in str(err) and "\n" not in str(err)

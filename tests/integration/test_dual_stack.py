@@ -1,0 +1,87 @@
+"""Dual-stack clusters (`ipFamily: dual`), checked as upstream's e2e dual_stack.go checks a
+cluster: every pod has two addresses of different families, and pods reach each other over
+each family on the same node, across nodes and across racks; the mode's IPv6 kernel objects
+are those of the real plugin."""
+import ipaddress
+import json
+
+from testbed.host import netns
+
+from .conftest import pod, transfer
+from .test_connectivity import full_matrix_over
+
+
+def families_of(record):
+    return [ipaddress.ip_address(ip).version for ip in record.ips]
+
+
+def in_node(cluster, node, *argv):
+    return cluster.nodes[node].ns.run(*argv)
+
+
+def test_vxlan_dual_stack_across_racks(make_cluster):
+    cluster = make_cluster("two-racks.yaml", "vxlan", ip_family="dual")
+    state = cluster.state
+    # every pod: two addresses, IPv4 then IPv6, both on eth0 and in its lease of each family
+    for key, record in state.pods.items():
+        assert families_of(record) == [4, 6], key
+        shown = json.loads(netns.run(netns.in_pod(record.netns, ["ip", "-j", "addr", "show",
+                                                                 "dev", "eth0"])))
+        on_eth0 = {a["local"] for a in shown[0]["addr_info"] if a["scope"] == "global"}
+        assert on_eth0 == set(record.ips), key
+        lease_v4, lease_v6 = state.nodes[record.node].lease.split(",")
+        assert ipaddress.ip_address(record.ips[1]) in ipaddress.ip_network(lease_v6)
+        assert ipaddress.ip_address(record.ips[0]) in ipaddress.ip_network(lease_v4)
+    # over IPv6: every pod to every pod (same node, other node, other rack), ping and TCP
+    assert full_matrix_over(state, family=6) == []
+    # a transfer larger than the pod MTU crosses the IPv6 tunnel, byte-exact (path MTU
+    # discovery through flannel-v6.1, whose MTU is 20 bytes under the pods')
+    assert transfer(cluster, 4 << 20, "node1-pod1", "node3-pod1", family=6)
+
+    # flannel's IPv6 objects on node1, towards node3 (the other rack)
+    node1, node3 = cluster.nodes["node1"], cluster.nodes["node3"]
+    link = json.loads(in_node(cluster, "node1", "ip", "-j", "-d", "link", "show",
+                              "flannel-v6.1"))[0]
+    vxlan = link["linkinfo"]["info_data"]
+    assert (vxlan["id"], vxlan["port"], vxlan["local6"]) == (1, 8472, str(node1.ip_v6.ip))
+    assert link["mtu"] == 1500 - 70 and not vxlan.get("learning")
+    addresses = in_node(cluster, "node1", "ip", "-6", "addr", "show", "dev", "flannel-v6.1")
+    assert f"{node1.lease_v6.network_address}/128" in addresses
+    routes = in_node(cluster, "node1", "ip", "-6", "route", "show", str(node3.lease_v6))
+    assert f"via {node3.lease_v6.network_address} dev flannel-v6.1" in routes
+    assert "onlink" in routes
+    neigh = in_node(cluster, "node1", "ip", "-6", "neigh", "show", "dev", "flannel-v6.1")
+    mac = node3.facts["vtep_mac_v6"]
+    assert f"{node3.lease_v6.network_address} lladdr {mac} PERMANENT" in neigh
+    fdb = in_node(cluster, "node1", "bridge", "fdb", "show", "dev", "flannel-v6.1")
+    assert f"{mac} dst {node3.ip_v6.ip} self permanent" in fdb
+    env = open(node1.facts["subnet_env"]).read()
+    assert f"FLANNEL_IPV6_NETWORK={cluster.spec.pod_cidr_v6}" in env
+    assert f"FLANNEL_IPV6_SUBNET={node1.lease_v6[1]}/64" in env
+    rules = in_node(cluster, "node1", "ip6tables-save")
+    assert f"-A FLANNEL-POSTRTG -s {cluster.spec.pod_cidr_v6} ! -d ff00::/8" in rules
+    # the IPv4 side is untouched by the IPv6 one
+    assert "flannel.1" in in_node(cluster, "node1", "ip", "-4", "route", "show",
+                                  str(node3.lease))
+
+
+def test_host_gw_dual_stack(make_cluster):
+    cluster = make_cluster("default.yaml", "host-gw", ip_family="dual")
+    node2 = cluster.nodes["node2"]
+    routes = in_node(cluster, "node1", "ip", "-6", "route", "show", str(node2.lease_v6))
+    assert f"via {node2.ip_v6.ip} dev eth0" in routes
+    assert full_matrix_over(cluster.state, family=6) == []
+    assert families_of(pod(cluster, "node2-pod2")) == [4, 6]
+
+
+def test_underlay_has_ipv6_only_in_a_cluster_with_it(make_cluster):
+    dual = make_cluster("two-racks.yaml", "vxlan", ip_family="dual")
+    # across racks, through the router, over the underlay's IPv6
+    node3 = dual.nodes["node3"]
+    assert " 0% packet loss" in in_node(dual, "node1", "ping", "-6", "-c1", "-W2",
+                                        str(node3.ip_v6.ip))
+    assert "fd00:192:168:1::1" in in_node(dual, "node1", "ip", "-6", "route", "show",
+                                          "default")
+    plain = make_cluster("default.yaml", "vxlan")
+    assert in_node(plain, "node1", "sysctl", "-n", "net.ipv6.conf.all.disable_ipv6").strip() == "1"
+    assert all(r.ips == [r.ip] for r in plain.state.pods.values())

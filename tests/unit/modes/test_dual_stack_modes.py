@@ -1,0 +1,102 @@
+"""Dual-stack in the flannel modes, without root: the IPv6 objects each backend adds beside the
+IPv4 ones, the CNI config with a range and route per family, and the modes that refuse it."""
+import pytest
+
+from testbed.errors import TestbedError
+from testbed.model import spec as specmod
+from testbed.modes import NodeContext, get_mode
+
+from .test_modes import TOPOLOGIES, RecordingNamespace
+
+
+def dual_nodes(spec, mode, tmp_path):
+    leases, leases_v6 = mode.plan(spec), mode.plan_v6(spec)
+    return [NodeContext(n.name, n.rack, n.ip, RecordingNamespace(f"02:00:00:00:00:0{i + 1}"),
+                        str(tmp_path / n.name), leases[n.name], ip_v6=n.ip_v6,
+                        lease_v6=leases_v6[n.name])
+            for i, n in enumerate(spec.nodes)]
+
+
+def dual(topology="default.yaml"):
+    return specmod.load(TOPOLOGIES / topology, ip_family="dual")
+
+
+def test_vxlan_adds_flannel_v6_1_and_its_peer_objects(tmp_path):
+    spec, mode = dual(), get_mode("vxlan")
+    a, b = dual_nodes(spec, mode, tmp_path)
+    for node in (a, b):
+        mode.setup_node(spec, node)
+    mode.add_peer(spec, a, b)
+    v6 = [c for c in a.ns.commands if "flannel-v6.1" in c]
+    assert v6 == [
+        "ip link add flannel-v6.1 type vxlan id 1 local fd00:192:168:1::11 dev eth0 "
+        "dstport 8472 nolearning",
+        "ip link set flannel-v6.1 mtu 1430",
+        "ip addr add fd00:10:244::/128 dev flannel-v6.1",
+        "ip link set flannel-v6.1 up",
+        "ip route replace fd00:10:244:1::/64 via fd00:10:244:1:: dev flannel-v6.1 onlink",
+        "ip neigh replace fd00:10:244:1:: lladdr 02:00:00:00:00:02 dev flannel-v6.1 "
+        "nud permanent",
+        "bridge fdb replace 02:00:00:00:00:02 dev flannel-v6.1 dst fd00:192:168:1::12 self "
+        "permanent",
+    ]
+    # flannel.1 is as in an IPv4 cluster
+    assert "ip link set flannel.1 mtu 1450" in a.ns.commands
+    env = open(a.facts["subnet_env"]).read().splitlines()
+    assert env[2:4] == ["FLANNEL_IPV6_NETWORK=fd00:10:244::/56",
+                        "FLANNEL_IPV6_SUBNET=fd00:10:244::1/64"]
+    assert mode.describe_node(a)["lease"] == "10.244.0.0/24,fd00:10:244::/64"
+
+
+def test_host_gw_routes_each_family_via_the_peer_s_address_of_that_family(tmp_path):
+    spec, mode = dual(), get_mode("host-gw")
+    a, b = dual_nodes(spec, mode, tmp_path)
+    mode.add_peer(spec, a, b)
+    assert a.ns.commands == [
+        "ip route replace 10.244.1.0/24 via 192.168.1.12 dev eth0",
+        "ip route replace fd00:10:244:1::/64 via fd00:192:168:1::12 dev eth0"]
+    mode.remove_peer(spec, a, b)
+    assert a.ns.commands[-1] == "ip route del fd00:10:244:1::/64 via fd00:192:168:1::12 dev eth0"
+
+
+def test_flannel_cni_config_has_a_range_and_a_route_per_family(tmp_path):
+    spec, mode = dual(), get_mode("vxlan")
+    node = dual_nodes(spec, mode, tmp_path)[1]
+    mode.setup_node(spec, node)
+    ipam = mode.network_config(spec, node)["ipam"]
+    assert ipam["ranges"] == [[{"subnet": "10.244.1.0/24"}], [{"subnet": "fd00:10:244:1::/64"}]]
+    assert ipam["routes"] == [{"dst": "10.244.0.0/16"}, {"dst": "fd00:10:244::/56"}]
+
+
+def test_flanneld_rules_in_ip6tables_spare_ipv6_multicast(tmp_path):
+    spec, mode = dual(), get_mode("vxlan")
+    node = dual_nodes(spec, mode, tmp_path)[0]
+    restored = []
+    node.ns.run = lambda *argv, check=True, input=None: restored.append((argv[0], input)) or ""
+    mode.setup_node(spec, node)
+    tools = [tool for tool, _ in restored if tool.endswith("-restore")]
+    assert tools == ["iptables-restore", "ip6tables-restore"]
+    v6 = dict(restored)["ip6tables-restore"]
+    assert "-A FLANNEL-POSTRTG -s fd00:10:244::/56 ! -d ff00::/8" in v6
+    assert "-A FLANNEL-POSTRTG -s fd00:10:244::/64 -d fd00:10:244::/56" in v6
+    assert "224.0.0.0/4" not in v6
+
+
+def test_udp_refuses_dual_stack_naming_flannel_and_the_others_accept_it():
+    spec = dual()
+    with pytest.raises(TestbedError, match="flannel's udp backend carries IPv4 only"):
+        get_mode("udp").check_families(spec)
+    for name in ("vxlan", "host-gw"):
+        get_mode(name).check_families(spec)
+    # modes whose IPv6 datapath is not built refuse it up front, naming the mode
+    for name in ("bgp", "openflow", "ebpf"):
+        with pytest.raises(TestbedError, match=f"ipFamily dual: mode {name} cannot build it"):
+            get_mode(name).check_families(spec)
+
+
+def test_ipv6_leases_are_too_few_for_the_pods_refused():
+    spec = specmod.parse("ipFamily: dual\npodCIDR: 10.244.0.0/16,fd00:10:244::/120\n"
+                         "nodePrefixV6: 124\nnodes: [{name: a, pods: 15}]", "t.yaml")
+    with pytest.raises(TestbedError, match="node a has 15 pods but its /124 lease holds 14 "
+                       r"pod addresses; use larger leases \(a smaller nodePrefixV6\)"):
+        get_mode("vxlan").check(spec)

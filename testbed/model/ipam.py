@@ -43,26 +43,29 @@ def check_lease_room(spec: ClusterSpec) -> None:
 
 
 CALICO_BLOCK_PREFIX = 26   # Calico's default IPAM block size
+CALICO_BLOCK_PREFIX_V6 = 122  # and for IPv6 pools (blockSize 122: 64 addresses too)
 CALICO_BLOCK_SIZE = 2 ** (32 - CALICO_BLOCK_PREFIX)
 
 
-def calico_blocks(spec: ClusterSpec,
-                  prefix: int = CALICO_BLOCK_PREFIX) -> dict[str, list[ipaddress.IPv4Network]]:
-    """{node name: [IPv4Network, ...]} — Calico-style affine blocks, handed out in order.
+def calico_blocks(spec: ClusterSpec, prefix: int = CALICO_BLOCK_PREFIX,
+                  cidr: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None) -> dict:
+    """{node name: [network, ...]} — Calico-style affine blocks of `cidr` (default: the
+    IPv4 pod CIDR), handed out in order.
 
-    Every address of a block goes to pods (each pod gets a /32; there is no gateway or
-    broadcast address to keep), so a node gets one more block each time its pods outgrow the
-    ones it has.
+    Every address of a block goes to pods (each pod gets a /32 or /128; there is no gateway
+    or broadcast address to keep), so a node gets one more block each time its pods outgrow
+    the ones it has.
     """
-    size = 2 ** (32 - prefix)
-    free = spec.pod_cidr.subnets(new_prefix=prefix)
+    cidr = cidr or spec.pod_cidr
+    size = 2 ** (cidr.max_prefixlen - prefix)
+    free = cidr.subnets(new_prefix=prefix)
     out = {}
     for node in spec.nodes:
         wanted = max(1, -(-len(node.pods) // size))
         try:
             out[node.name] = [next(free) for _ in range(wanted)]
         except StopIteration:
-            raise ValueError(f"pod CIDR {spec.pod_cidr} has too few /{prefix} blocks for the pods "
+            raise ValueError(f"pod CIDR {cidr} has too few /{prefix} blocks for the pods "
                              f"of node {node.name}") from None
     return out
 

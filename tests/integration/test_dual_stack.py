@@ -85,3 +85,31 @@ def test_underlay_has_ipv6_only_in_a_cluster_with_it(make_cluster):
     plain = make_cluster("default.yaml", "vxlan")
     assert in_node(plain, "node1", "sysctl", "-n", "net.ipv6.conf.all.disable_ipv6").strip() == "1"
     assert all(r.ips == [r.ip] for r in plain.state.pods.values())
+
+
+def test_bgp_dual_stack_across_racks(make_cluster):
+    cluster = make_cluster("two-racks.yaml", "bgp", ip_family="dual")
+    state = cluster.state
+    assert all(families_of(r) == [4, 6] for r in state.pods.values())
+    assert full_matrix_over(state, family=6) == []
+    assert transfer(cluster, 1 << 20, "node1-pod1", "node4-pod2", family=6)
+    node1, node4 = cluster.nodes["node1"], cluster.nodes["node4"]
+    block6 = next(b for b in node1.facts["blocks"] if ":" in b)
+    assert block6.endswith("/122")
+    assert f"blackhole {block6}" in in_node(cluster, "node1", "ip", "-6", "route", "show",
+                                            "proto", "bird")
+    # a pod: a /128 on eth0 and the IPv6 default route via the cali side's link-local address
+    record = pod(cluster, "node1-pod1")
+    routes = netns.run(netns.in_pod(record.netns, ["ip", "-6", "route", "show", "default"]))
+    assert "default via fe80::ecee:eeff:feee:eeee dev eth0" in routes
+    assert "dev cali" in in_node(cluster, "node1", "ip", "-6", "route", "show",
+                                 f"{record.ips[1]}/128")
+    # node4's IPv6 block reaches node1 through the rack router, learned by BGP over IPv6
+    block6_far = next(b for b in node4.facts["blocks"] if ":" in b)
+    learned = in_node(cluster, "node1", "ip", "-6", "route", "show", block6_far)
+    assert "proto bird" in learned and "via fd00:192:168:1::1" in learned
+    protocols = cluster.mode.routing_sessions(state, "node1")
+    for session in ("node_node2_v6", "rack_router_v6", "node_node2", "rack_router"):
+        line = next(li for li in protocols.splitlines() if li.startswith(session + " "))
+        assert "Established" in line, line
+    assert "kernel6" in protocols and "blocks6" in protocols

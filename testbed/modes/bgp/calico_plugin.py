@@ -11,7 +11,11 @@ namespace, with the CNI_* environment and the network configuration on stdin:
 ADD makes a veth without a bridge: host side `cali` + 11 hex characters of a hash of the
 pod's namespace and name, MAC ee:ee:ee:ee:ee:ee, proxy_arp on; pod side a /32 from the node's
 blocks and a default route via 169.254.1.1 (answered by proxy ARP); on the host a /32 route to
-the cali device. Errors are JSON {cniVersion, code, msg, details} on stdout with exit 1.
+the cali device. With an IPv6 address too (a dual-stack cluster), the pod gets it as a /128 and
+an IPv6 default route via the host side's link-local address (fe80::ecee:eeff:feee:eeee, from
+its MAC), as Calico routes pods in IPv6: no proxy needed, the host answers neighbour
+discovery for its own address; the host gets a /128 route to the cali device. Errors are JSON
+{cniVersion, code, msg, details} on stdout with exit 1.
 
 Addresses come from the IPAM plugin the configuration names (`testbed-calico-blocks`,
 ipam_plugin.py), run with the same environment and configuration, as Calico's plugin delegates
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
 
 HOST_MAC = "ee:ee:ee:ee:ee:ee"
 GATEWAY = "169.254.1.1"
+GATEWAY_V6 = "fe80::ecee:eeff:feee:eeee"  # the host side's EUI-64 link-local address
 
 
 def host_veth_name(namespace: str, pod: str) -> str:
@@ -67,30 +72,45 @@ def environment(env: Mapping[str, str], command: str) -> dict:
 # --- the datapath -----------------------------------------------------------------------
 def add(conf: dict, env: dict) -> dict:
     allocated = delegate_ipam(conf, "ADD", env["env"])
-    ip = allocated["ips"][0]["address"].split("/")[0]
+    addresses = [entry["address"].split("/")[0] for entry in allocated["ips"]]
+    ip = next(a for a in addresses if ":" not in a)
+    ip6 = next((a for a in addresses if ":" in a), None)
     host, ifname, ns = env["host_veth"], env["ifname"], env["netns"]
     mtu = conf.get("mtu", 1500)
     try:
         skeleton.make_veth(ifname, host, mtu, ns)
-        for key, value in (("conf/{}/proxy_arp", "1"), ("neigh/{}/proxy_delay", "0"),
-                           ("conf/{}/forwarding", "1")):
-            with open(f"/proc/sys/net/ipv4/{key.format(host)}", "w") as f:
+        sysctls = [("ipv4", "conf/{}/proxy_arp", "1"), ("ipv4", "neigh/{}/proxy_delay", "0"),
+                   ("ipv4", "conf/{}/forwarding", "1")]
+        if ip6:  # the link-local gateway usable at once: no duplicate check on a veth end
+            sysctls += [("ipv6", "conf/{}/accept_dad", "0"), ("ipv6", "conf/{}/accept_ra", "0")]
+        for family, key, value in sysctls:
+            with open(f"/proc/sys/net/{family}/{key.format(host)}", "w") as f:
                 f.write(value)
-        ip_batch([f"addr add {ip}/32 dev {ifname}", f"link set {ifname} up",
-                  f"route add {GATEWAY} dev {ifname} scope link",
-                  f"route add default via {GATEWAY} dev {ifname}"], netns=ns)
-        ip_batch([f"link set {host} address {HOST_MAC} up",
-                  f"route replace {ip}/32 dev {host} scope link"])
+        pod = [f"addr add {ip}/32 dev {ifname}", f"link set {ifname} up",
+               f"route add {GATEWAY} dev {ifname} scope link",
+               f"route add default via {GATEWAY} dev {ifname}"]
+        node = [f"link set {host} address {HOST_MAC} up",
+                f"route replace {ip}/32 dev {host} scope link"]
+        if ip6:
+            pod[1:1] = [f"addr add {ip6}/128 dev {ifname} nodad"]
+            pod.append(f"route add ::/0 via {GATEWAY_V6} dev {ifname}")
+            node.append(f"route replace {ip6}/128 dev {host}")
+        ip_batch(pod, netns=ns)
+        ip_batch(node)
     except PluginError:
         delegate_ipam(conf, "DEL", env["env"])
         spawn.run(["ip", "link", "del", host])
         raise
     pod_mac = link_json(ifname, ns)["address"]
+    ips = [{"address": f"{ip}/32", "interface": 1}]
+    routes = [{"dst": "0.0.0.0/0", "gw": GATEWAY}]
+    if ip6:
+        ips.append({"address": f"{ip6}/128", "interface": 1})
+        routes.append({"dst": "::/0", "gw": GATEWAY_V6})
     return {"cniVersion": conf["cniVersion"],
             "interfaces": [{"name": host, "mac": HOST_MAC},
                            {"name": ifname, "mac": pod_mac, "sandbox": ns}],
-            "ips": [{"address": f"{ip}/32", "interface": 1}],
-            "routes": [{"dst": "0.0.0.0/0", "gw": GATEWAY}]}
+            "ips": ips, "routes": routes}
 
 
 def delete(conf: dict, env: dict) -> None:

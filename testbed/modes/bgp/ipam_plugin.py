@@ -9,7 +9,9 @@ it with its own environment and configuration:
 
 Each address taken is a file in dataDir named after it and holding the container ID, as
 host-local keeps them; a lock file serialises concurrent ADDs on one node. ADD for a container
-that has an address returns that address again. It runs as an executable
+that has an address returns that address again. With blocks of both families (a dual-stack
+cluster: /26s and /122s) a pod gets one address of each, IPv4 first, as calico-ipam assigns
+with assign_ipv4 and assign_ipv6. It runs as an executable
 (build/cni/testbed-calico-blocks, made by scripts/install.sh).
 """
 from __future__ import annotations  # unevaluated: a plugin loads no typing
@@ -37,7 +39,7 @@ def load_config(text: str) -> dict:
     if not isinstance(blocks, list) or not blocks:
         raise PluginError(INVALID_CONFIG, "ipam.blocks must be a non-empty list of CIDRs")
     try:
-        conf["_blocks"] = [ipaddress.IPv4Network(b) for b in blocks]
+        conf["_blocks"] = [ipaddress.ip_network(b) for b in blocks]
     except ValueError as e:
         raise PluginError(INVALID_CONFIG, f"ipam.blocks: {e}")
     return conf
@@ -61,29 +63,38 @@ class BlockAllocator:
         except OSError:
             return None
 
-    def allocate(self, container_id: str) -> ipaddress.IPv4Address:
+    def allocate(self, container_id: str) -> list:
+        """An address of each family the blocks have, IPv4 first."""
+        taken = []
         with self._locked():
-            for block in self.blocks:
-                for ip in block:  # every address of a block: pods get /32s
-                    if self.owner(ip) in (None, container_id):
-                        with open(os.path.join(self.dir, str(ip)), "w") as f:
-                            f.write(container_id)
-                        return ip
+            for version in sorted({block.version for block in self.blocks}):
+                taken.append(self._take(container_id, [b for b in self.blocks
+                                                       if b.version == version]))
+        return taken
+
+    def _take(self, container_id, blocks):
+        for block in blocks:
+            for ip in block:  # every address of a block: pods get /32s (/128s)
+                if self.owner(ip) in (None, container_id):
+                    with open(os.path.join(self.dir, str(ip)), "w") as f:
+                        f.write(container_id)
+                    return ip
         raise PluginError(TRY_AGAIN, "no free address in this node's blocks",
-                          ", ".join(map(str, self.blocks)))
+                          ", ".join(map(str, blocks)))
 
-    def find(self, container_id: str) -> ipaddress.IPv4Address | None:
-        for name in os.listdir(self.dir) if os.path.isdir(self.dir) else []:
-            if name != "lock" and self.owner(name) == container_id:
-                return ipaddress.IPv4Address(name)
-        return None
+    def find(self, container_id: str) -> list:
+        """The container's addresses, IPv4 first."""
+        found = [ipaddress.ip_address(name)
+                 for name in (os.listdir(self.dir) if os.path.isdir(self.dir) else [])
+                 if name != "lock" and self.owner(name) == container_id]
+        return sorted(found, key=lambda ip: ip.version)
 
-    def release(self, container_id: str) -> ipaddress.IPv4Address | None:
+    def release(self, container_id: str) -> list:
         with self._locked():
-            ip = self.find(container_id)
-            if ip is not None:
+            found = self.find(container_id)
+            for ip in found:
                 os.unlink(os.path.join(self.dir, str(ip)))
-            return ip
+            return found
 
 
 def _allocator(conf):
@@ -91,8 +102,9 @@ def _allocator(conf):
 
 
 def add(conf: dict, env: dict) -> dict:
-    ip = _allocator(conf).allocate(env["id"])
-    return {"cniVersion": conf["cniVersion"], "ips": [{"address": f"{ip}/32"}]}
+    ips = _allocator(conf).allocate(env["id"])
+    return {"cniVersion": conf["cniVersion"],
+            "ips": [{"address": f"{ip}/{ip.max_prefixlen}"} for ip in ips]}
 
 
 def delete(conf: dict, env: dict) -> None:
@@ -101,7 +113,7 @@ def delete(conf: dict, env: dict) -> None:
 
 
 def check(conf: dict, env: dict) -> None:
-    if _allocator(conf).find(env["id"]) is None:
+    if not _allocator(conf).find(env["id"]):
         raise PluginError(UNKNOWN_CONTAINER, f"no address is allocated to {env['id']}")
 
 

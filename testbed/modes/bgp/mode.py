@@ -6,6 +6,10 @@ programs what it learns into the kernel, so pod traffic is plainly routed, with 
 encapsulation. Peering: full-mesh iBGP (Calico's default) unless the topology names route
 reflectors. With several racks each rack is its own AS and peers by eBGP with the rack router
 (Calico's AS-per-rack design), so pod routes cross racks — where host-gw cannot go.
+
+Dual-stack: each node also owns /122 blocks of the IPv6 pod CIDR (Calico's IPv6 block size),
+pods get an address of each family, and BIRD peers over the nodes' IPv6 addresses too, with
+an ipv6 channel (bird.py).
 """
 import os
 import time
@@ -42,22 +46,36 @@ class BgpMode(Mode):
     adoptable = True
     policy_hook, policy_by_default = "routed", True  # Calico enforces NetworkPolicy
     datapath = "kernel: IP routes from BIRD (BGP), cali veths with proxy ARP, no bridge"
+    ip_families = ("ipv4", "dual")
+    ip_family_note = "IPv6-only clusters are not built yet"
 
     def __init__(self):
         self.birds = {}  # node or router name -> BirdDaemon
+        self.blocks_v6: dict[str, list] = {}
 
     def plan(self, spec: ClusterSpec) -> dict:
         try:
             self.blocks = ipam.calico_blocks(spec)
+            if spec.pod_cidr_v6 is not None:
+                self.blocks_v6 = ipam.calico_blocks(spec, ipam.CALICO_BLOCK_PREFIX_V6,
+                                                    spec.pod_cidr_v6)
         except ValueError as e:
             raise TestbedError(f"{spec.path}: {e}")
         return {name: blocks[0] for name, blocks in self.blocks.items()}
+
+    def plan_v6(self, spec: ClusterSpec) -> dict:
+        self.plan(spec)
+        return {name: blocks[0] for name, blocks in self.blocks_v6.items()}
+
+    def _own_blocks(self, name):
+        """A node's blocks, IPv4 ones first."""
+        return [str(b) for b in self.blocks[name] + self.blocks_v6.get(name, [])]
 
     def check(self, spec: ClusterSpec) -> None:
         self.plan(spec)
 
     def setup_node(self, spec: ClusterSpec, node: NodeContext) -> None:
-        node.facts["blocks"] = [str(b) for b in self.blocks[node.name]]
+        node.facts["blocks"] = self._own_blocks(node.name)
         # Pods' default gateway 169.254.1.1 is answered by proxy ARP, which the kernel does
         # only for an address it can route elsewhere. A Calico host has a default route for
         # that; nodes on a single rack have none here, so this host route plays its part.
@@ -91,12 +109,18 @@ class BgpMode(Mode):
         else:
             wanted = [nodes[r] for r in reflectors]
         my_as = self._node_as(spec, node)
-        peers = [(f"node_{p.name}".replace("-", "_"), p.ip.ip, my_as,
-                  bool(reflectors) and node.name in reflectors and p.name not in reflectors)
-                 for p in wanted]
+        peers = []
+        for p in wanted:
+            name = f"node_{p.name}".replace("-", "_")
+            client = bool(reflectors) and node.name in reflectors and p.name not in reflectors
+            peers.append((name, p.ip.ip, my_as, client))
+            if p.ip_v6 is not None:  # the same peering over IPv6, as Calico's bird6 has it
+                peers.append((f"{name}_v6", p.ip_v6.ip, my_as, client))
         if spec.has_router:
-            router_ip = spec.rack(node.rack).router_ip.ip
-            peers.append(("rack_router", router_ip, ROUTER_AS, False))
+            rack = spec.rack(node.rack)
+            peers.append(("rack_router", rack.router_ip.ip, ROUTER_AS, False))
+            if rack.router_ip_v6 is not None:
+                peers.append(("rack_router_v6", rack.router_ip_v6.ip, ROUTER_AS, False))
         return peers
 
     def start(self, cluster: ClusterContext) -> None:
@@ -108,7 +132,8 @@ class BgpMode(Mode):
             daemon.write_config(node_config(
                 node.ip.ip, node.facts["blocks"], self._node_as(spec, node),
                 self._peers(spec, node, nodes), daemon.log,
-                reflector=node.name in bgp.route_reflectors, hold=bgp.hold_time))
+                reflector=node.name in bgp.route_reflectors, hold=bgp.hold_time,
+                node_ip_v6=node.ip_v6.ip if node.ip_v6 else None))
             self.birds[node.name] = daemon
             node.facts["bird_socket"] = daemon.socket
         if spec.has_router:
@@ -116,6 +141,9 @@ class BgpMode(Mode):
             daemon = BirdDaemon("router", router_ns, cluster.state.subdir("router", "bird"))
             sessions = [(f"node_{n.name}".replace("-", "_"), spec.rack(n.rack).router_ip.ip,
                          n.ip.ip, self._node_as(spec, n)) for n in nodes.values()]
+            sessions += [(f"node_{n.name}_v6".replace("-", "_"),
+                          spec.rack(n.rack).router_ip_v6.ip, n.ip_v6.ip, self._node_as(spec, n))
+                         for n in nodes.values() if n.ip_v6 is not None]
             daemon.write_config(router_config(spec.racks[0].router_ip.ip, sessions, daemon.log,
                                               hold=bgp.hold_time))
             self.birds["router"] = daemon
@@ -129,8 +157,7 @@ class BgpMode(Mode):
             daemon = BirdDaemon(node.name, node.ns, os.path.join(node.dir, "bird"))
             daemon.take_over(cluster.state)
             self.birds[node.name] = daemon
-            node.facts.update(blocks=[str(b) for b in self.blocks[node.name]],
-                              bird_socket=daemon.socket)
+            node.facts.update(blocks=self._own_blocks(node.name), bird_socket=daemon.socket)
         if "router" in cluster.routers:
             daemon = BirdDaemon("router", cluster.routers["router"],
                                 cluster.state.subdir("router", "bird"))

@@ -89,7 +89,7 @@ def test_udp_refuses_dual_stack_naming_flannel_and_the_others_accept_it():
     for name in ("vxlan", "host-gw"):
         get_mode(name).check_families(spec)
     # modes whose IPv6 datapath is not built refuse it up front, naming the mode
-    for name in ("bgp", "openflow", "ebpf"):
+    for name in ("openflow", "ebpf"):
         with pytest.raises(TestbedError, match=f"ipFamily dual: mode {name} cannot build it"):
             get_mode(name).check_families(spec)
 
@@ -100,3 +100,43 @@ def test_ipv6_leases_are_too_few_for_the_pods_refused():
     with pytest.raises(TestbedError, match="node a has 15 pods but its /124 lease holds 14 "
                        r"pod addresses; use larger leases \(a smaller nodePrefixV6\)"):
         get_mode("vxlan").check(spec)
+
+
+def test_bird_config_gains_ipv6_protocols_and_sessions_over_ipv6():
+    from testbed.modes.bgp.bird import node_config
+    text = node_config("192.168.1.11", ["10.244.0.0/26", "fd00:10:244::/122"], 64512,
+                       [("node_b", "192.168.1.12", 64512, False),
+                        ("node_b_v6", "fd00:192:168:1::12", 64512, False)],
+                       "/tmp/bird.log", node_ip_v6="fd00:192:168:1::11")
+    assert "router id 192.168.1.11;" in text  # the router id stays IPv4
+    assert "protocol kernel kernel6 {\n  ipv6 {" in text
+    assert "protocol static blocks6 {\n  ipv6;\n  route fd00:10:244::/122 blackhole;" in text
+    assert "if net ~ [ fd00:10:244::/122 ]" in text
+    v6 = text[text.index("protocol bgp node_b_v6"):]
+    assert "local fd00:192:168:1::11 as 64512;" in v6
+    assert "neighbor fd00:192:168:1::12 as 64512;" in v6
+    assert "ipv6 { import all; export filter own_blocks6;" in v6
+    v4 = text[text.index("protocol bgp node_b "):text.index("protocol bgp node_b_v6")]
+    assert "ipv4 { import all; export filter own_blocks;" in v4
+    plain = node_config("192.168.1.11", ["10.244.0.0/26"], 64512, [], "/tmp/bird.log")
+    assert "ipv6" not in plain
+
+
+def test_bgp_plans_122_blocks_beside_the_26s():
+    spec, mode = dual(), get_mode("bgp")
+    assert {n: str(b) for n, b in mode.plan_v6(spec).items()} == {
+        "node1": "fd00:10:244::/122", "node2": "fd00:10:244::40/122"}
+    assert mode._own_blocks("node2") == ["10.244.0.64/26", "fd00:10:244::40/122"]
+
+
+def test_calico_ipam_gives_an_address_of_each_family(tmp_path):
+    from testbed.modes.bgp import ipam_plugin
+    conf = ipam_plugin.load_config(
+        '{"cniVersion": "1.0.0", "name": "n", "ipam": {"type": "testbed-calico-blocks", '
+        f'"dataDir": "{tmp_path}", "blocks": ["fd00:10:244::/122", "10.244.0.0/26"]}}}}')
+    result = ipam_plugin.add(conf, {"id": "c1"})
+    assert result["ips"] == [{"address": "10.244.0.0/32"}, {"address": "fd00:10:244::/128"}]
+    assert ipam_plugin.add(conf, {"id": "c2"})["ips"][1] == {"address": "fd00:10:244::1/128"}
+    ipam_plugin.delete(conf, {"id": "c1"})
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "lock") == [
+        "10.244.0.1", "fd00:10:244::1"]

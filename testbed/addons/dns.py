@@ -2,14 +2,17 @@
 
 Records follow Kubernetes' DNS specification for `cluster.local`:
   <svc>.<ns>.svc                      A      the ClusterIP; for a headless Service the pod IPs
+                                      AAAA   the same in IPv6, for a Service of that family
   _<port>._<proto>.<svc>.<ns>.svc     SRV    one per named port (per endpoint when headless,
                                              its target <a-b-c-d>.<svc>.<ns>.svc)
   <svc>.<ns>.svc                      CNAME  an ExternalName Service's externalName
   <a-b-c-d>.<ns>.pod                  A      every pod, as CoreDNS's `pods insecure` answers
+                                      (AAAA for an IPv6 address: fd00-10-244--2.<ns>.pod)
   dns-version                         TXT    the specification's schema version, "1.1.0"
 and in zone in-addr.arpa:
   <d>.<c>.<b>.<a>.in-addr.arpa        PTR    a ClusterIP's <svc>.<ns>.svc.cluster.local, a
                                              headless endpoint's <a-b-c-d>.<svc>.<ns>.svc...
+and in zone ip6.arpa the same for IPv6 addresses (nibbles, RFC 3596), as CoreDNS answers both.
 The server runs in pod kube-dns-* of kube-system behind Service kube-system/kube-dns at
 10.96.0.10 (UDP and TCP 53), so queries travel through kube-proxy's rules like any Service
 traffic. Names outside cluster.local are refused, and reverse names of addresses nobody in the
@@ -18,6 +21,7 @@ cluster holds are NXDOMAIN: the emulation has no upstream to forward to.
 The zones are rendered from the run's state (render_zone is pure) and NSD reloads it on SIGHUP;
 sync() waits until the new serial answers, so an applied manifest resolves at once.
 """
+import ipaddress
 import os
 import shutil
 import signal
@@ -30,6 +34,7 @@ from testbed.host.waiting import wait_until
 from testbed.kubelet import dns as kubelet_dns
 from testbed.kubeproxy import services
 from testbed.manifests import kinds
+from testbed.manifests.families import IPV4, IPV6, family_of
 from testbed.model.context import PodHost
 from testbed.model.records import DnsRecord, PodRecord
 from testbed.model.state import RunState
@@ -37,6 +42,7 @@ from testbed.model.topology import ContainerSpec, PodSpec
 
 DOMAIN = "cluster.local"
 REVERSE = "in-addr.arpa"
+REVERSE6 = "ip6.arpa"
 SCHEMA_VERSION = "1.1.0"  # of kubernetes/dns docs/specification.md, which these records follow
 SERVER_IP = str(services.SERVICE_CIDR[10])
 NAMESPACE, SERVICE, LABELS = "kube-system", "kube-dns", {"k8s-app": "kube-dns"}
@@ -70,7 +76,13 @@ def kubelet_resolv_conf(cluster: PodHost) -> Callable[[PodRecord], str]:
 
 
 def dashed(ip: str) -> str:
-    return ip.replace(".", "-")
+    """A pod address as a DNS label, as CoreDNS writes it: 10.244.0.2 -> 10-244-0-2,
+    fd00:10:244::2 -> fd00-10-244--2."""
+    return ip.replace(".", "-").replace(":", "-")
+
+
+def address_type(ip: str) -> str:
+    return "AAAA" if family_of(ip) == IPV6 else "A"
 
 
 def _head(origin: str, serial: int) -> list[str]:
@@ -80,12 +92,14 @@ def _head(origin: str, serial: int) -> list[str]:
 
 
 def endpoint_names(state: RunState, key: str) -> dict[str, str]:
-    """{address: name} of a headless Service's endpoints: the pod's hostname where its
-    subdomain is the Service's name (as the endpoints controller sets an endpoint's hostname),
-    else the dashed address."""
+    """{address: name} of a headless Service's endpoints, of each of its families: the pod's
+    hostname where its subdomain is the Service's name (as the endpoints controller sets an
+    endpoint's hostname), else the dashed address."""
     name = key.split("/", 1)[1]
     out = {}
-    for pod_key, ip in services.selected_pods(state, key):
+    selected = [found for family in state.services[key].ip_families or [IPV4]
+                for found in services.selected_pods(state, key, family)]
+    for pod_key, ip in selected:
         dns = state.pods[pod_key].dns
         own = dns.get("hostname") if dns.get("subdomain") == name else ""
         out[ip] = own or dashed(ip)
@@ -93,13 +107,17 @@ def endpoint_names(state: RunState, key: str) -> dict[str, str]:
 
 
 def reverse_name(ip: str) -> str:
-    """An address's name in in-addr.arpa, relative to that zone: 10.96.0.10 -> 10.0.96.10."""
-    return ".".join(reversed(ip.split(".")))
+    """An address's name in in-addr.arpa or ip6.arpa, relative to that zone: 10.96.0.10 ->
+    10.0.96.10, fd00:10:96::a -> a.0.0.0. ... .0.d.f (its 32 nibbles, last first)."""
+    zone = REVERSE6 if family_of(ip) == IPV6 else REVERSE
+    return ipaddress.ip_address(ip).reverse_pointer.removesuffix(f".{zone}")
 
 
-def render_reverse_zone(state: RunState, serial: int) -> str:
-    """The in-addr.arpa zone: PTR records of ClusterIPs and of headless Services' endpoints."""
-    lines = _head(REVERSE, serial)
+def render_reverse_zone(state: RunState, serial: int, zone: str = REVERSE) -> str:
+    """A reverse zone (in-addr.arpa, or ip6.arpa): PTR records of ClusterIPs and of headless
+    Services' endpoints of its family."""
+    family = IPV6 if zone == REVERSE6 else IPV4
+    lines = _head(zone, serial)
     for key, record in sorted(state.services.items()):
         namespace, name = key.split("/", 1)
         owner = f"{name}.{namespace}.svc.{DOMAIN}."
@@ -107,10 +125,16 @@ def render_reverse_zone(state: RunState, serial: int) -> str:
             continue
         if record.cluster_ip == "None":
             names = endpoint_names(state, key)
-            lines += [f"{reverse_name(ip)} IN PTR {names[ip]}.{owner}" for ip in sorted(names)]
+            lines += [f"{reverse_name(ip)} IN PTR {names[ip]}.{owner}" for ip in sorted(names)
+                      if family_of(ip) == family]
         else:
-            lines.append(f"{reverse_name(record.cluster_ip)} IN PTR {owner}")
+            lines += [f"{reverse_name(ip)} IN PTR {owner}" for ip in record.all_cluster_ips
+                      if family_of(ip) == family]
     return "\n".join(lines) + "\n"
+
+
+def render_reverse6_zone(state: RunState, serial: int) -> str:
+    return render_reverse_zone(state, serial, REVERSE6)
 
 
 def render_zone(state: RunState, serial: int) -> str:
@@ -126,11 +150,11 @@ def render_zone(state: RunState, serial: int) -> str:
         headless = record.cluster_ip == "None"
         names = endpoint_names(state, key) if headless else {}
         if headless:
-            ips = sorted({ip for _pod, ip in services.selected_pods(state, key)})
-            lines += [f"{owner} IN A {ip}" for ip in ips]
-            lines += [f"{names[ip]}.{owner} IN A {ip}" for ip in ips]
+            ips = sorted(names)
+            lines += [f"{owner} IN {address_type(ip)} {ip}" for ip in ips]
+            lines += [f"{names[ip]}.{owner} IN {address_type(ip)} {ip}" for ip in ips]
         else:
-            lines.append(f"{owner} IN A {record.cluster_ip}")
+            lines += [f"{owner} IN {address_type(ip)} {ip}" for ip in record.all_cluster_ips]
         found = services.endpoints(state, key)
         for port in record.ports:
             if not port.name:
@@ -144,8 +168,8 @@ def render_zone(state: RunState, serial: int) -> str:
                 lines.append(f"{srv} IN SRV 0 {100 // len(eps)} {target} "
                              f"{names[ip]}.{owner}.{DOMAIN}.")
     for _name, pod in sorted(state.pods.items()):
-        if pod.ip:
-            lines.append(f"{dashed(pod.ip)}.{pod.namespace}.pod IN A {pod.ip}")
+        lines += [f"{dashed(ip)}.{pod.namespace}.pod IN {address_type(ip)} {ip}"
+                  for ip in pod.addresses]
     return "\n".join(lines) + "\n"
 
 
@@ -174,6 +198,9 @@ zone:
 zone:
   name: "{REVERSE}"
   zonefile: "{REVERSE}.zone"
+zone:
+  name: "{REVERSE6}"
+  zonefile: "{REVERSE6}.zone"
 """
 
 
@@ -230,7 +257,8 @@ class ClusterDNS:
 
     def _write_zone(self, state, directory):
         serial = state.dns.serial if state.dns else 1
-        for origin, render in ((REVERSE, render_reverse_zone), (DOMAIN, render_zone)):
+        for origin, render in ((REVERSE, render_reverse_zone), (REVERSE6, render_reverse6_zone),
+                               (DOMAIN, render_zone)):
             path = os.path.join(directory, f"{origin}.zone")
             with open(path + ".new", "w") as f:
                 f.write(render(state, serial))

@@ -11,6 +11,7 @@ import time
 from testbed.host.processes import pid_is
 from testbed.kubeproxy import endpointslices
 from testbed.kubeproxy.services import endpoints as service_endpoints
+from testbed.manifests.families import IPV4
 from testbed.model.records import NamespaceRecord, PodRecord
 from testbed.model.state import DEFAULT_NAMESPACES, RunState
 from testbed.policy import semantics as pol
@@ -165,7 +166,9 @@ def services(state: RunState, namespace: str | None = None) -> list:
             spec["externalName"] = rec.external_name
         else:
             spec["clusterIP"] = rec.cluster_ip
-            spec["clusterIPs"] = [rec.cluster_ip]
+            spec["clusterIPs"] = rec.all_cluster_ips or [rec.cluster_ip]
+            spec["ipFamilies"] = rec.ip_families or [IPV4]
+            spec["ipFamilyPolicy"] = rec.ip_family_policy or "SingleStack"
             spec["internalTrafficPolicy"] = rec.internal_traffic_policy
         if rec.external_traffic_policy:
             spec["externalTrafficPolicy"] = rec.external_traffic_policy
@@ -206,7 +209,8 @@ def endpoints(state: RunState, namespace: str | None = None) -> list:
         ns, name = key.split("/", 1)
         if not _in(ns, namespace) or rec.type == "ExternalName":
             continue
-        by_port = service_endpoints(state, key)
+        # the endpoints controller writes the Service's primary family only
+        by_port = service_endpoints(state, key, (rec.ip_families or [IPV4])[0])
         subsets = {}
         for port in rec.ports:
             eps = by_port[port.name or str(port.port)]
@@ -321,10 +325,12 @@ def endpoint_slices(state: RunState, namespace: str | None = None) -> list:
         ns = key.split("/", 1)[0]
         if not _in(ns, namespace) or rec.type == "ExternalName":
             continue
-        for obj in endpointslices.slices(state, key, service_endpoints(state, key)):
-            obj["metadata"] = _meta(obj["metadata"]["name"], ns, obj["metadata"]["labels"],
-                                    rec.created)
-            out.append(obj)
+        for family in rec.ip_families or [IPV4]:  # a set of slices per address type
+            for obj in endpointslices.slices(state, key, service_endpoints(state, key, family),
+                                             family):
+                obj["metadata"] = _meta(obj["metadata"]["name"], ns,
+                                        obj["metadata"]["labels"], rec.created)
+                out.append(obj)
     return out
 
 

@@ -7,14 +7,21 @@ does the allocator take from the lower. So a manifest written for a real cluster
 Services ask for `nodePort: 30002` after others that asked for none, applies unchanged.
 The static band: ClusterIPs min(max(16, size/16), 256) addresses, NodePorts
 min(max(16, size/32), 128) ports.
+
+A Service's IP families are settled first (manifests/families.py, the API server's rules),
+then it gets a ClusterIP of each from that family's range: the API server's
+--service-cluster-ip-range, "10.96.0.0/12" or, in a dual-stack cluster,
+"10.96.0.0/12,fd00:10:96::/112".
 """
 import ipaddress
 import random
 from typing import Any
 
+from testbed.manifests.families import IPV4, SERVICE_CIDRS, FamilyError, family_of, settle
+
 from .status import ApiError
 
-SERVICE_CIDR = ipaddress.IPv4Network("10.96.0.0/12")  # kubeadm's and the kube-proxy's
+SERVICE_CIDR = SERVICE_CIDRS[IPV4]  # kubeadm's and the kube-proxy's
 NODE_PORT_RANGE = range(30000, 32768)
 HEADLESS = "None"
 
@@ -23,13 +30,22 @@ def static_band(size: int, divisor: int, most: int) -> int:
     return min(max(16, size // divisor), most)
 
 
-def _invalid(name: str, field: str, value, message: str) -> ApiError:
+def _invalid(name: str, field: str, value, message: str, kind: str = "Invalid value"
+             ) -> ApiError:
     """422 Invalid, worded as kube-apiserver words a Service it cannot allocate for."""
     shown = f'"{value}"' if isinstance(value, str) else str(value)
-    return ApiError(422, f'Service "{name}" is invalid: {field}: Invalid value: {shown}: '
-                    f"{message}", details={"name": name, "kind": "Service", "causes": [
-                        {"reason": "FieldValueInvalid", "field": field,
-                         "message": f"Invalid value: {shown}: {message}"}]})
+    said = f"{kind}: {shown}" + (f": {message}" if message else "")
+    reason = "FieldValue" + kind.split()[0] if kind != "Invalid value" else "FieldValueInvalid"
+    return ApiError(422, f'Service "{name}" is invalid: {field}: {said}', details={
+        "name": name, "kind": "Service", "causes": [
+            {"reason": reason, "field": field, "message": said}]})
+
+
+def service_ranges(text: str) -> dict:
+    """--service-cluster-ip-range ("10.96.0.0/12,fd00:10:96::/112") -> {family: range},
+    the primary first."""
+    ranges = [ipaddress.ip_network(part.strip()) for part in text.split(",") if part.strip()]
+    return {family_of(str(r.network_address)): r for r in ranges}
 
 
 def pick(candidates_upper: list, candidates_lower: list, rng: random.Random) -> Any:
@@ -41,16 +57,38 @@ def pick(candidates_upper: list, candidates_lower: list, rng: random.Random) -> 
 
 
 def allocate_cluster_ip(name: str, spec: dict, used: set[str], rng: random.Random,
-                        cidr: ipaddress.IPv4Network = SERVICE_CIDR) -> None:
-    """Set spec.clusterIP(s): the one asked for, checked, or a free one of the upper band."""
-    if spec.get("type") == "ExternalName" or spec.get("clusterIP") == HEADLESS:
-        if spec.get("clusterIP") == HEADLESS:
-            spec["clusterIPs"] = [HEADLESS]
+                        ranges: dict | None = None) -> None:
+    """Set spec.clusterIP(s), ipFamilies and ipFamilyPolicy: the families settled as the
+    API server settles them, and per family the address asked for, checked, or a free one of
+    the upper band. `ranges`: {family: service range}, the primary first (default: IPv4's)."""
+    ranges = ranges or {IPV4: SERVICE_CIDR}
+    if spec.get("type") == "ExternalName":
         return
-    asked = spec.get("clusterIP") or ""
+    asked = [ip for ip in (spec.get("clusterIPs") or [spec.get("clusterIP") or ""]) if ip]
+    try:
+        settled = settle(list(spec.get("ipFamilies") or []), spec.get("ipFamilyPolicy") or "",
+                         asked, bool(spec.get("selector")), tuple(ranges))
+    except FamilyError as e:
+        raise _invalid(name, e.field, e.value, e.message, e.kind)
+    except ValueError:  # an address that is none: the field it came from says so
+        raise _invalid(name, "spec.clusterIPs" if spec.get("clusterIPs") else
+                       "spec.clusterIP", asked[0], "must be a valid IP address, (e.g. 10.9.8.7 "
+                       "or 2001:db8::ffff)")
+    spec["ipFamilies"], spec["ipFamilyPolicy"] = list(settled.families), settled.policy
+    if asked[:1] == [HEADLESS]:
+        spec["clusterIP"], spec["clusterIPs"] = HEADLESS, [HEADLESS]
+        return
+    ips = [_one_ip(name, asked[i] if i < len(asked) else "", used, rng, ranges[family])
+           for i, family in enumerate(settled.families)]
+    spec["clusterIP"], spec["clusterIPs"] = ips[0], ips
+
+
+def _one_ip(name: str, asked: str, used: set[str], rng: random.Random,
+            cidr: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    """The ClusterIP of one family: `asked`, checked, or a free one of the upper band."""
     if asked:
         try:
-            ip = ipaddress.IPv4Address(asked)
+            ip = ipaddress.ip_address(asked)
         except ValueError:
             raise _invalid(name, "spec.clusterIP", asked,
                            "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
@@ -67,21 +105,18 @@ def allocate_cluster_ip(name: str, spec: dict, used: set[str], rng: random.Rando
         boundary = int(cidr.network_address) + band
         found = None
         for _ in range(64):  # random probes of the upper band, as the bitmap allocator
-            candidate = str(ipaddress.IPv4Address(rng.randint(boundary, last)))
+            candidate = str(ipaddress.ip_address(rng.randint(boundary, last)))
             if candidate not in used:
                 found = candidate
                 break
         if found is None:
-            found = pick([], [str(ipaddress.IPv4Address(i)) for i in range(first, boundary)
-                              if str(ipaddress.IPv4Address(i)) not in used], rng)
+            found = pick([], [str(ipaddress.ip_address(i)) for i in range(first, boundary)
+                              if str(ipaddress.ip_address(i)) not in used], rng)
         if found is None:
             raise ApiError(500, f"failed to allocate a serviceIP: range is full ({cidr})",
                            "InternalError")
         asked = found
-    spec["clusterIP"] = asked
-    spec["clusterIPs"] = [asked]
-    spec.setdefault("ipFamilies", ["IPv4"])
-    spec.setdefault("ipFamilyPolicy", "SingleStack")
+    return asked
 
 
 def allocate_node_ports(name: str, spec: dict, used: set[int], rng: random.Random,

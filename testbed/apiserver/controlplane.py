@@ -79,8 +79,10 @@ def start_on_free_ports(state: Ledger, make: Callable[[], Daemon], ready: Callab
 class ControlPlane:
     """etcd and the API server of one cluster, under `directory`."""
 
-    def __init__(self, cluster: str, directory: str, host: str = "127.0.0.1"):
+    def __init__(self, cluster: str, directory: str, host: str = "127.0.0.1",
+                 service_ranges: str = "10.96.0.0/12"):
         self.cluster = cluster
+        self.service_ranges = service_ranges  # kube-apiserver's --service-cluster-ip-range
         self.directory = directory
         self.host = host
         self.inside = None  # {"netns", "host", "port"}: where pods reach it
@@ -133,7 +135,8 @@ class ControlPlane:
         with open(self.config_path, "w") as f:
             json.dump({"etcd": self.etcd_endpoint, "pki": self.pki.directory,
                        "host": self.host, "port": self.port, "peer_port": self.peer_port,
-                       "inside": self.inside, "run_dir": os.path.dirname(self.directory)}, f)
+                       "inside": self.inside, "run_dir": os.path.dirname(self.directory),
+                       "service_cluster_ip_range": self.service_ranges}, f)
         self.apiserver = self._apiserver_daemon()
         return self.apiserver
 

@@ -106,8 +106,11 @@ class Rest:
     """The resource verbs over one etcd store."""
 
     def __init__(self, store: Store, run_dir: str = "",
-                 service_account_key: ec.EllipticCurvePrivateKey | None = None):
+                 service_account_key: ec.EllipticCurvePrivateKey | None = None,
+                 service_ranges: str = str(allocation.SERVICE_CIDR)):
         self.service_account_key = service_account_key
+        # --service-cluster-ip-range: {family: range}, the primary first
+        self.service_ranges = allocation.service_ranges(service_ranges)
         self.store = store
         self.run_dir = run_dir  # the cluster's: its pods' sandboxes and output
         # the containers' output: <namespace>/<pod>/<container>.log
@@ -428,7 +431,7 @@ class Rest:
         """A new Service's ClusterIP and node ports, as kube-apiserver's allocators give them."""
         entries, _, _ = await self.store.list("/registry/services/specs/")
         ips, ports = allocation.in_use([e.value for e in entries])
-        allocation.allocate_cluster_ip(name, spec, ips, self.rng)
+        allocation.allocate_cluster_ip(name, spec, ips, self.rng, self.service_ranges)
         allocation.allocate_node_ports(name, spec, ports, self.rng)
 
     async def _write(self, resource, namespace, name, entry, new, sub, manager: str = ""):

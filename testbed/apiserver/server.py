@@ -110,11 +110,12 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 def make_app(store: Store, server_address: str, run_dir: str = "",
-             service_account_key: ec.EllipticCurvePrivateKey | None = None) -> web.Application:
+             service_account_key: ec.EllipticCurvePrivateKey | None = None,
+             service_ranges: str = "10.96.0.0/12") -> web.Application:
     app = web.Application(client_max_size=MAX_BODY, middlewares=[errors, authenticate])
     app["service_account_key"] = service_account_key
     app["store"] = store
-    rest = Rest(store, run_dir, service_account_key)
+    rest = Rest(store, run_dir, service_account_key, service_ranges)
 
     def doc(body):
         return web.Response(text=json.dumps(body), content_type="application/json")
@@ -207,7 +208,8 @@ async def serve(config: dict) -> None:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         store = Store(session, config["etcd"])
         app = make_app(store, f"{host}:{port}", config.get("run_dir", ""),
-                       tokens.load_key(pki.service_account_key))
+                       tokens.load_key(pki.service_account_key),
+                       config.get("service_cluster_ip_range", "10.96.0.0/12"))
         await app["rest"].ensure_system_namespaces()
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -1,6 +1,10 @@
 """The base of every Service applier (ProxyApplier): kube-proxy in each of its modes
 (kubeproxy/modes/) and a CNI mode's own replacement of it (the ebpf mode's BPF service maps)
-share its agents, its sync loop, its log and how a node's own connections reach a ClusterIP."""
+share its agents, its sync loop, its log and how a node's own connections reach a ClusterIP.
+
+In a dual-stack cluster kube-proxy runs a proxier per IP family (its MetaProxier): here the
+applier of the primary family keeps a second instance of its class for IPv6, which renders
+and applies the IPv6 Service ports only (ip6tables, say) and shares the primary's agent."""
 import os
 import shlex
 import sys
@@ -13,6 +17,7 @@ from testbed.host.daemons import Daemon, socket_ready
 from testbed.host.parallel import for_each
 from testbed.kubeproxy.services import SERVICE_CIDR, service_ports
 from testbed.kubeproxy.types import ServicePort
+from testbed.manifests.families import IPV4, IPV6, SERVICE_CIDRS
 from testbed.model.context import ClusterContext, NodeContext
 from testbed.model.state import RunState
 
@@ -62,6 +67,7 @@ class ProxyApplier:
     # who rewrites a Service's packets and who tracks their connections, as a trace says it
     nat_by = ""  # "": kube-proxy's rules, which the trace reads from the kernel
     tracked_by = "conntrack"
+    ip_families: tuple[str, ...] = (IPV4,)  # the families whose Services the mode serves
 
     @classmethod
     def describe(cls, sp: ServicePort) -> list[str]:
@@ -102,6 +108,24 @@ class ProxyApplier:
         self.configs: dict[str, dict] = {}  # node -> what its agent was last told
         self.proxy_ports: dict[str, dict] = {}  # node -> {service port: proxy port} (userspace)
         self.zones: dict[str, str] = {}  # node -> its topology.kubernetes.io/zone
+        self.family = IPV4  # the family this instance renders Services of
+        self.ipv6: ProxyApplier | None = None  # the IPv6 proxier, in a dual-stack cluster
+
+    def family_proxier(self) -> "ProxyApplier":
+        """A second instance of this mode, for the IPv6 Service ports."""
+        proxier = type(self)()
+        proxier.family = IPV6
+        return proxier
+
+    def _proxiers(self, cluster: ClusterContext) -> list[tuple["ProxyApplier", str]]:
+        """(proxier, its family's pod CIDR) per family the cluster has, the primary first."""
+        spec = cluster.spec
+        if spec.pod_cidr_v6 is not None and IPV6 in self.ip_families and self.ipv6 is None:
+            self.ipv6 = self.family_proxier()
+        out: list[tuple[ProxyApplier, str]] = [(self, str(spec.pod_cidr))]
+        if self.ipv6 is not None:
+            out.append((self.ipv6, str(spec.pod_cidr_v6)))
+        return out
 
     # --- the agents ----------------------------------------------------------------------
     def start_agent(self, cluster: ClusterContext, node: NodeContext) -> None:
@@ -172,30 +196,43 @@ class ProxyApplier:
         """Take up what a dead owner's kube-proxy applied, as the state says it did: every
         node is set up and holds the rules rendered from the state (adopt.py)."""
         ports = service_ports(cluster.state)
-        self.zones = {n: r.topology_zone for n, r in cluster.state.nodes.items()}
-        for node in cluster.nodes.values():
-            self.hooked.add(node.name)
-            self.last[node.name] = self.render(ports, str(cluster.spec.pod_cidr), node)
+        for proxier, pod_cidr in self._proxiers(cluster):
+            proxier.zones = {n: r.topology_zone for n, r in cluster.state.nodes.items()}
+            mine = [p for p in ports if p.family == proxier.family]
+            for node in cluster.nodes.values():
+                proxier.hooked.add(node.name)
+                proxier.last[node.name] = proxier.render(mine, pod_cidr, node)
 
     def sync(self, cluster: ClusterContext) -> None:
         if not cluster.state.services and not self.last:
             return
         ports = service_ports(cluster.state)
-        self.zones = {n: r.topology_zone for n, r in cluster.state.nodes.items()}
-        pod_cidr = str(cluster.spec.pod_cidr)
+        proxiers = self._proxiers(cluster)
+        zones = {n: r.topology_zone for n, r in cluster.state.nodes.items()}
+        for proxier, _ in proxiers:
+            proxier.zones = zones
         # nodes side by side, as each node's kube-proxy syncs on its own: a first sync starts
         # the node's agent and waits for it, which a hundred nodes in turn would add up
         for_each(cluster.nodes.values(), lambda node: self._sync_node(cluster, node, ports,
-                                                                      pod_cidr))
+                                                                      proxiers))
 
     def _sync_node(self, cluster: ClusterContext, node: NodeContext,
-                   ports: list[ServicePort], pod_cidr: str) -> None:
-        rendered = self.render(ports, pod_cidr, node)
-        partial = node.name in self.last
+                   ports: list[ServicePort], proxiers: list) -> None:
         if node.name not in self.agents:
             self.start_agent(cluster, node)
-        log = SyncLog(self.log_path(node))
-        log.line("Syncing " + self.name + " rules", ipFamily="IPv4")
+        primary = [p for p in ports if p.family == self.family]
+        self.configure_agent(node, primary)
+        for proxier, pod_cidr in proxiers:
+            proxier.sync_family(node, [p for p in ports if p.family == proxier.family],
+                                pod_cidr, self.log_path(node))
+
+    def sync_family(self, node: NodeContext, ports: list[ServicePort], pod_cidr: str,
+                    log_path: str) -> None:
+        """One family's sync of a node, logged as kube-proxy logs it."""
+        rendered = self.render(ports, pod_cidr, node)
+        partial = node.name in self.last
+        log = SyncLog(log_path)
+        log.line("Syncing " + self.name + " rules", ipFamily=self.family)
         log.line(f"Reloading service {self.name} data",
                  numServices=len({(p.namespace, p.name) for p in ports}),
                  numServicePorts=len(ports),
@@ -203,9 +240,8 @@ class ProxyApplier:
         started = time.perf_counter()
         if node.name not in self.hooked:
             self.prepare(node)
-        self.configure_agent(node, ports)
         self.apply(node, rendered)
-        log.line("SyncProxyRules complete", ipFamily="IPv4", partial=partial,
+        log.line("SyncProxyRules complete", ipFamily=self.family, partial=partial,
                  elapsed=f"{(time.perf_counter() - started) * 1000:.3f}ms")
         if node.name not in self.hooked:
             self.route_services(node)
@@ -219,16 +255,20 @@ class ProxyApplier:
         # they need a route before kube-proxy's OUTPUT rules rewrite them; real nodes have
         # their default route, a node of a one-rack topology has none: the service range
         # goes where one would point
-        if not node.ns.run("ip", "-4", "route", "show", "default").strip():
-            node.ns.run("ip", "route", "replace", str(SERVICE_CIDR), "dev",
+        v6 = self.family == IPV6
+        if not node.ns.run("ip", "-6" if v6 else "-4", "route", "show", "default").strip():
+            node.ns.run("ip", "route", "replace",
+                        str(SERVICE_CIDRS[IPV6] if v6 else SERVICE_CIDR), "dev",
                         underlay_device(node))
         # as kubeadm requires: bridged pod-to-pod replies of a DNATed connection must
         # pass conntrack, or a client on the same bridge sees the pod's address answer
-        node.ns.run("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1", check=False)
+        node.ns.run("sysctl", "-qw",
+                    f"net.bridge.bridge-nf-call-ip{'6' if v6 else ''}tables=1", check=False)
 
 
-def hook(node: NodeContext, jumps: list[tuple[str, str, str]]) -> None:
-    """kube-proxy's jumps from the built-in chains to its own, first in each chain."""
+def hook(node: NodeContext, jumps: list[tuple[str, str, str]], tool: str = "iptables") -> None:
+    """kube-proxy's jumps from the built-in chains to its own, first in each chain (with
+    `tool`: iptables, or ip6tables for IPv6)."""
     for table, chain, rule in reversed(jumps):
-        node.ns.run("iptables", "-w", "-t", table, "-I", chain, "1", *shlex.split(rule))
+        node.ns.run(tool, "-w", "-t", table, "-I", chain, "1", *shlex.split(rule))
 

@@ -11,11 +11,13 @@ controller's topologycache does. Where it gives no hints — one zone only, fewe
 than zones, zone minimums (ceil(share·n/1.2), its overload threshold of 20 %) adding up to
 more than there are — no endpoint is hinted and kube-proxy sends traffic everywhere. Which
 endpoint moves is the last one of the giving zone, in kube-proxy's order (the controller
-takes them in slice order).
+takes them in slice order). A dual-stack Service has slices of each address type (IPv4,
+IPv6), as the controller writes a set per family of the Service.
 """
 import hashlib
 import math
 
+from testbed.manifests.families import IPV4
 from testbed.manifests.kinds import SAFE_ALPHABET
 from testbed.model.state import RunState
 
@@ -57,9 +59,10 @@ def zone_hints(endpoint_zones: list[str], node_zones: list[str]) -> list[str] | 
     return hints
 
 
-def slices(state: RunState, key: str, by_port: dict) -> list[dict]:
-    """A Service's EndpointSlices (discovery.k8s.io/v1), as the controller writes them, from
-    its endpoints per port (services.endpoints)."""
+def slices(state: RunState, key: str, by_port: dict, family: str = IPV4) -> list[dict]:
+    """A Service's EndpointSlices (discovery.k8s.io/v1) of one address type, as the
+    controller writes them, from its endpoints of that family per port
+    (services.endpoints)."""
     namespace, name = key.split("/", 1)
     record = state.services[key]
     groups = {}  # target ports of a pod (or an address, without a selector) -> its endpoints
@@ -86,21 +89,22 @@ def slices(state: RunState, key: str, by_port: dict) -> list[dict]:
                 endpoint["hints"] = {"forZones": [{"name": hints[i]}]}
             endpoints.append(endpoint)
         out.append({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                    "metadata": {"name": _slice_name(record, name, key, index),
+                    "metadata": {"name": _slice_name(record, name, key, index, family),
                                  "namespace": namespace,
                                  "labels": {"kubernetes.io/service-name": name,
                                             "endpointslice.kubernetes.io/managed-by":
                                                 "endpointslice-controller.k8s.io"}},
-                    "addressType": "IPv4", "endpoints": endpoints,
+                    "addressType": family, "endpoints": endpoints,
                     "ports": [{"name": pname, "port": target, "protocol": proto}
                               for pname, target, proto in ports]})
     return out
 
 
-def hinted(state: RunState, key: str, by_port: dict) -> dict[str, str]:
+def hinted(state: RunState, key: str, by_port: dict, family: str = IPV4) -> dict[str, str]:
     """{endpoint address: the zone it is hinted for} of a Service (empty: no hints)."""
     return {ep["addresses"][0]: ep["hints"]["forZones"][0]["name"]
-            for s in slices(state, key, by_port) for ep in s["endpoints"] if "hints" in ep}
+            for s in slices(state, key, by_port, family) for ep in s["endpoints"]
+            if "hints" in ep}
 
 
 def node_of(state: RunState, key: str, pod_key: str | None, ip: str) -> str:
@@ -111,12 +115,12 @@ def node_of(state: RunState, key: str, pod_key: str | None, ip: str) -> str:
     return next((a.node for a in state.services[key].addresses if a.ip == ip), "")
 
 
-def _slice_name(record, name, key, index):
+def _slice_name(record, name, key, index, family=IPV4):
     """The controller's generated name; the API server names the one slice of its own
     Service (default/kubernetes, without a selector) after it."""
-    if not record.selector and record.addresses and index == 0:
+    if not record.selector and record.addresses and index == 0 and family == IPV4:
         return name
-    return f"{name}-{_suffix(key, index)}"
+    return f"{name}-{_suffix(key if family == IPV4 else f'{key}#{family}', index)}"
 
 
 def _suffix(key, index):

@@ -3,7 +3,9 @@ nodes' kube-proxy rules.
 
 A Service gets a ClusterIP from the service CIDR (10.96.0.0/12, .1 and .10 kept for the API
 server and cluster DNS, as kubeadm does) and, for NodePort and LoadBalancer, a node port from
-30000-32767. Its endpoints are the pods of its namespace whose labels include its selector,
+30000-32767. In a dual-stack cluster its IP families are settled as the API server settles
+them (manifests/families.py) and it gets a ClusterIP of each (IPv6: fd00:10:96::/112, kind's).
+ Its endpoints are the pods of its namespace whose labels include its selector,
 each port's targetPort resolved by number or by the name of a container port. A LoadBalancer
 also gets an address from the first rack, which the Speaker announces, and with
 externalTrafficPolicy Local a healthCheckNodePort from the same range as node ports.
@@ -21,10 +23,12 @@ from testbed.errors import TestbedError
 from testbed.kubeproxy import endpointslices
 from testbed.kubeproxy.types import Endpoint, ServicePort
 from testbed.manifests import kinds
+from testbed.manifests.families import IPV4, SERVICE_CIDRS, FamilyError, family_of, settle
 from testbed.model.records import EndpointAddressRecord, ServicePortRecord, ServiceRecord
 from testbed.model.state import RunState
+from testbed.model.topology import IP_FAMILIES
 
-SERVICE_CIDR = ipaddress.IPv4Network("10.96.0.0/12")
+SERVICE_CIDR = SERVICE_CIDRS[IPV4]
 RESERVED = {SERVICE_CIDR[1], SERVICE_CIDR[10]}  # kubernetes API, kube-dns
 NODE_PORTS = range(30000, 32768)
 API_SERVER_IP = str(SERVICE_CIDR[1])
@@ -39,16 +43,7 @@ def add(state: RunState, svc: kinds.Service,
     services = state.services
     key = f"{svc.namespace}/{svc.name}"
     old = services.get(key) or ServiceRecord()
-    if svc.type == "ExternalName":
-        cluster_ip = ""
-    else:
-        cluster_ip = svc.cluster_ip or old.cluster_ip or _free_ip(services)
-    if svc.cluster_ip not in ("", "None"):
-        ip = ipaddress.IPv4Address(svc.cluster_ip)
-        if ip not in SERVICE_CIDR or any(r.cluster_ip == svc.cluster_ip and k != key
-                                         for k, r in services.items()):
-            raise TestbedError(f"{svc.source}: Service {key}: clusterIP {svc.cluster_ip} is "
-                               f"taken or outside the service CIDR {SERVICE_CIDR}")
+    cluster_ips, families, policy = _cluster_ips(state, svc, key, old)
     ports = []
     exposed = svc.type in ("NodePort", "LoadBalancer")
     used = {p.node_port for k, r in services.items() if k != key for p in r.ports} | \
@@ -78,14 +73,47 @@ def add(state: RunState, svc: kinds.Service,
         if health in used:
             raise TestbedError(f"{svc.source}: Service {key}: healthCheckNodePort {health} is "
                                "taken")
-    record = ServiceRecord(svc.type, cluster_ip, dict(svc.selector), ports,
+    record = ServiceRecord(svc.type, cluster_ips[0] if cluster_ips else "",
+                           dict(svc.selector), ports,
                            svc.session_affinity, svc.external_name, lb_ip,
                            old.created or time.time(), svc.external_traffic_policy,
                            svc.internal_traffic_policy, list(svc.external_ips),
                            list(svc.source_ranges), health, svc.affinity_timeout,
-                           svc.topology_mode, old.addresses)
+                           svc.topology_mode, old.addresses,
+                           [ip for ip in cluster_ips if ip != "None"], families, policy)
     services[key] = record
     return record
+
+
+def _cluster_ips(state: RunState, svc: kinds.Service, key: str,
+                 old: ServiceRecord) -> tuple[list[str], list[str], str]:
+    """(clusterIPs, ipFamilies, ipFamilyPolicy) of a Service: as asked and checked, as it
+    had them, or allocated one per family; an ExternalName Service has none."""
+    if svc.type == "ExternalName":
+        return [], [], ""
+    asked = list(svc.cluster_ips) or ([svc.cluster_ip] if svc.cluster_ip else [])
+    if not asked and old.all_cluster_ips:  # applied again: it keeps its addresses
+        return old.all_cluster_ips, old.ip_families or [IPV4], old.ip_family_policy or \
+            "SingleStack"
+    try:
+        settled = settle(list(svc.ip_families), svc.ip_family_policy, asked,
+                         bool(svc.selector), IP_FAMILIES[state.ip_family])
+    except FamilyError as e:
+        raise TestbedError(f"{svc.source}: Service {key}: {e}")
+    if asked[:1] == ["None"]:
+        return ["None"], list(settled.families), settled.policy
+    out = []
+    for i, family in enumerate(settled.families):
+        if i < len(asked):
+            ip, cidr = asked[i], SERVICE_CIDRS[family]
+            if ipaddress.ip_address(ip) not in cidr or any(
+                    ip in r.all_cluster_ips for k, r in state.services.items() if k != key):
+                raise TestbedError(f"{svc.source}: Service {key}: clusterIP {ip} is taken "
+                                   f"or outside the service CIDR {cidr}")
+            out.append(ip)
+        else:
+            out.append(_free_ip(state.services, family))
+    return out, list(settled.families), settled.policy
 
 
 def add_api_server(state: RunState,
@@ -107,35 +135,47 @@ def remove(state: RunState, namespace: str, name: str) -> bool:
     return state.services.pop(f"{namespace}/{name}", None) is not None
 
 
-def _free_ip(services):
-    taken = {int(ipaddress.IPv4Address(r.cluster_ip)) for r in services.values()
-             if r.cluster_ip not in ("", "None")} | {int(ip) for ip in RESERVED}
-    first, last = int(SERVICE_CIDR.network_address) + 1, int(SERVICE_CIDR.broadcast_address)
+def _free_ip(services, family=IPV4):
+    """The first free ClusterIP of a family's range (IPv4: .1 and .10 kept)."""
+    cidr = SERVICE_CIDRS[family]
+    taken = {int(ipaddress.ip_address(ip)) for r in services.values()
+             for ip in r.all_cluster_ips if family_of(ip) == family}
+    taken |= {int(ip) for ip in RESERVED} if family == IPV4 else set()
+    first, last = int(cidr.network_address) + 1, int(cidr.broadcast_address)
     free = next((n for n in range(first, last) if n not in taken), None)
     if free is None:
-        raise TestbedError(f"the service CIDR {SERVICE_CIDR} is full")
-    return str(ipaddress.IPv4Address(free))
+        raise TestbedError(f"the service CIDR {cidr} is full")
+    return str(ipaddress.ip_address(free))
 
 
-def selected_pods(state: RunState, key: str) -> list[tuple[str, str]]:
-    """[(pod key, ip)] of the pods with an address that a Service's selector picks."""
+def selected_pods(state: RunState, key: str, family: str = IPV4) -> list[tuple[str, str]]:
+    """[(pod key, ip)] of the pods with an address of `family` that a Service's selector
+    picks."""
     namespace = key.split("/", 1)[0]
     selector = state.services[key].selector
-    return [(pod_key, pod.ip) for pod_key, pod in sorted(state.pods.items())
-            if selector and pod.namespace == namespace and pod.ip and
-            all(pod.labels.get(k) == v for k, v in selector.items())]
+    out = []
+    for pod_key, pod in sorted(state.pods.items()):
+        if selector and pod.namespace == namespace and \
+                all(pod.labels.get(k) == v for k, v in selector.items()):
+            ip = next((a for a in pod.addresses if family_of(a) == family), None)
+            if ip:
+                out.append((pod_key, ip))
+    return out
 
 
-def endpoints(state: RunState, key: str) -> dict[str, list[tuple[str | None, str, object]]]:
-    """{port name or number: [(pod key, ip, target port)]} of a Service, from the pods now; a
-    Service without a selector has its addresses instead (pod key None)."""
+def endpoints(state: RunState, key: str,
+              family: str = IPV4) -> dict[str, list[tuple[str | None, str, object]]]:
+    """{port name or number: [(pod key, ip, target port)]} of a Service, from the pods'
+    addresses of `family` now; a Service without a selector has its addresses instead (pod
+    key None)."""
     record = state.services[key]
     if not record.selector and record.addresses:  # a port named by name has none
         return {port.name or str(port.port): [(None, a.ip, port.target_port)
                                               for a in record.addresses
-                                              if isinstance(port.target_port, int)]
+                                              if isinstance(port.target_port, int)
+                                              and family_of(a.ip) == family]
                 for port in record.ports}
-    selected = selected_pods(state, key)
+    selected = selected_pods(state, key, family)
     out = {}
     for port in record.ports:
         eps = []
@@ -151,25 +191,34 @@ def endpoints(state: RunState, key: str) -> dict[str, list[tuple[str | None, str
 
 
 def service_ports(state: RunState) -> list[ServicePort]:
-    """The kube-proxy view of every Service with a ClusterIP."""
+    """The kube-proxy view of every Service with a ClusterIP: a ServicePort per port and per
+    IP family of the Service (its ClusterIP, endpoints and addresses of that family), as
+    kube-proxy's proxier of each family sees it."""
     out = []
     for key, record in sorted(state.services.items()):
         if record.type == "ExternalName" or record.cluster_ip == "None":
             continue
         namespace, name = key.split("/", 1)
-        eps = endpoints(state, key)
-        hints = endpointslices.hinted(state, key, eps) if record.topology_mode else {}
-        for port in record.ports:
-            found = eps[port.name or str(port.port)]
-            out.append(ServicePort(
-                namespace, name, port.name, port.protocol.lower(), record.cluster_ip,
-                port.port, port.node_port, record.session_affinity == "ClientIP",
-                tuple(Endpoint(ip, target, endpointslices.node_of(state, key, pod, ip),
-                               hints.get(ip, "")) for pod, ip, target in found),
-                (record.load_balancer_ip,) if record.load_balancer_ip else (),
-                tuple(record.external_ips), tuple(record.source_ranges),
-                record.external_traffic_policy == "Local",
-                record.internal_traffic_policy == "Local",
-                record.health_check_node_port, record.affinity_timeout,
-                record.topology_mode in endpointslices.AUTO))
+        for cluster_ip in record.all_cluster_ips:
+            family = family_of(cluster_ip)
+            eps = endpoints(state, key, family)
+            hints = endpointslices.hinted(state, key, eps, family) if record.topology_mode \
+                else {}
+
+            def mine(addresses, family=family):
+                return tuple(a for a in addresses if family_of(a.strip().split("/")[0]) ==
+                             family)
+            lb = (record.load_balancer_ip,) if record.load_balancer_ip else ()
+            for port in record.ports:
+                found = eps[port.name or str(port.port)]
+                out.append(ServicePort(
+                    namespace, name, port.name, port.protocol.lower(), cluster_ip,
+                    port.port, port.node_port, record.session_affinity == "ClientIP",
+                    tuple(Endpoint(ip, target, endpointslices.node_of(state, key, pod, ip),
+                                   hints.get(ip, "")) for pod, ip, target in found),
+                    mine(lb), mine(record.external_ips), mine(record.source_ranges),
+                    record.external_traffic_policy == "Local",
+                    record.internal_traffic_policy == "Local",
+                    record.health_check_node_port, record.affinity_timeout,
+                    record.topology_mode in endpointslices.AUTO, family))
     return out

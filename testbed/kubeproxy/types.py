@@ -5,6 +5,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from testbed.manifests.families import IPV4
+
 MASQ_MARK = "0x4000"
 AFFINITY_TIMEOUT_S = 10800
 
@@ -19,7 +21,13 @@ class Endpoint(NamedTuple):
     hint: str = ""
 
     def __str__(self) -> str:
-        return f"{self.ip}:{self.port}"
+        return host_port(self.ip, self.port)
+
+
+def host_port(ip: str, port: int) -> str:
+    """ip:port as Go's net.JoinHostPort writes it (kube-proxy's endpoint strings): an IPv6
+    address in brackets."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,7 @@ class ServicePort:
     health_check_node_port: int = 0
     affinity_timeout: int = AFFINITY_TIMEOUT_S
     topology_auto: bool = False    # annotation service.kubernetes.io/topology-mode: Auto
+    family: str = IPV4             # of its ClusterIP and endpoints: one ServicePort per family
 
     def __post_init__(self):
         eps = sorted((Endpoint(*ep) for ep in self.endpoints), key=str)
@@ -115,8 +124,9 @@ def firewall_sources(sp: ServicePort, node_ip: str) -> list[str]:
     trims them) and, when a range holds the node's own address, the load-balancer addresses
     (a node reaching its own LB address comes from that address)."""
     sources = [r.strip() for r in sp.source_ranges]
-    node = ipaddress.IPv4Address(node_ip) if node_ip else None
-    if node and any(node in ipaddress.IPv4Network(r, strict=False) for r in sources):
+    node = ipaddress.ip_address(node_ip) if node_ip else None
+    if node and any(node in ipaddress.ip_network(r, strict=False) for r in sources
+                    if ipaddress.ip_network(r, strict=False).version == node.version):
         sources += list(sp.load_balancer_ips)
     return sources
 

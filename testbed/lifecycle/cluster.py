@@ -43,6 +43,7 @@ from testbed.lifecycle.preflight import (
     check_underlay,
 )
 from testbed.lifecycle.progress import BuildProgress
+from testbed.manifests.families import SERVICE_CIDRS
 from testbed.model.records import HostRecord, NodeRecord, PodRecord, PolicyEnforcement
 from testbed.model.state import RunState
 from testbed.model.topology import EXTERNAL_NAME, ClusterSpec, PodSpec
@@ -239,7 +240,9 @@ class Cluster:
         first = self.spec.nodes[0]
         inside = {"netns": netns.netns_path(pinned_name(first.name, self.spec.name)),
                   "host": str(first.ip.ip), "port": services.API_SERVER_PORT}
-        self.control_plane = ControlPlane(self.spec.name, self.state.subdir("control-plane"))
+        ranges = ",".join(str(SERVICE_CIDRS[family]) for family in self.spec.families)
+        self.control_plane = ControlPlane(self.spec.name, self.state.subdir("control-plane"),
+                                          service_ranges=ranges)
         self.control_plane.start(self.state, inside)
         self.state.update(control_plane=self.control_plane.record())
         self.runtime.token_issuer = TokenIssuer(self.control_plane.pki)

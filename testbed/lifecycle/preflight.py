@@ -54,6 +54,13 @@ def check_mode(mode_name: str, spec: ClusterSpec, caps: dict[str, bool]) -> None
 def check_proxy_mode(spec: ClusterSpec, caps: dict[str, bool]) -> None:
     """kube-proxy's mode needs its packet filter (or IPVS and its tools) on the machine."""
     proxy = get_proxy_mode(spec.proxy_mode)
+    lacking = [family for family in spec.families if family not in proxy.ip_families]
+    if lacking:
+        serving = [name for name in proxy_mode_names()
+                   if all(f in get_proxy_mode(name).ip_families for f in spec.families)]
+        raise TestbedError(f"{spec.path}: ipFamily {spec.ip_family}: kube-proxy mode "
+                           f"{proxy.name} serves no {' or '.join(lacking)} Services here yet; "
+                           f"kubeProxy: {{mode: {' or '.join(serving)}}} does")
     missing = doctor.missing_for(tuple(proxy.needs), caps)
     if missing:
         usable = [name for name in proxy_mode_names()

@@ -124,6 +124,9 @@ class Service:
     health_check_node_port: int = 0     # 0: allocate one if LoadBalancer with policy Local
     affinity_timeout: int = 10800       # sessionAffinityConfig.clientIP.timeoutSeconds
     topology_mode: str = ""             # annotation service.kubernetes.io/topology-mode
+    cluster_ips: tuple = ()             # spec.clusterIPs as asked (the first is cluster_ip)
+    ip_families: tuple = ()             # spec.ipFamilies as asked ("IPv4", "IPv6")
+    ip_family_policy: str = ""          # spec.ipFamilyPolicy as asked ("": not set)
     kind = "Service"
 
 

@@ -45,7 +45,7 @@ KINDS = {  # kind -> (apiVersion, keys of spec the testbed implements)
     "Service": ("v1", {"type", "selector", "ports", "clusterIP", "sessionAffinity",
                        "externalName", "externalTrafficPolicy", "internalTrafficPolicy",
                        "externalIPs", "loadBalancerSourceRanges", "healthCheckNodePort",
-                       "sessionAffinityConfig"}),
+                       "sessionAffinityConfig", "clusterIPs", "ipFamilies", "ipFamilyPolicy"}),
     "NetworkPolicy": ("networking.k8s.io/v1", {"podSelector", "policyTypes", "ingress",
                                                "egress"}),
     "Ingress": ("networking.k8s.io/v1", INGRESS_KEYS),
@@ -356,10 +356,11 @@ class _Document(IngressReader, PolicyReader):
             if "clusterIP" in spec else ""
         if cluster_ip not in ("", "None"):
             try:
-                ipaddress.IPv4Address(cluster_ip)
+                ipaddress.ip_address(cluster_ip)
             except ValueError:
                 self.fail(spec["clusterIP"], "spec.clusterIP",
-                          f"{brief(cluster_ip)} is neither an IPv4 address nor None")
+                          f"{brief(cluster_ip)} is neither an IP address nor None")
+        families = self.service_families(spec, cluster_ip)
         affinity = self.string(spec["sessionAffinity"], "spec.sessionAffinity") \
             if "sessionAffinity" in spec else "None"
         if affinity not in ("None", "ClientIP"):
@@ -373,7 +374,41 @@ class _Document(IngressReader, PolicyReader):
         if stype != "ExternalName" and not ports:
             self.fail(spec_node, "spec.ports", "missing")
         return Service(name, namespace, stype, selector, tuple(ports), cluster_ip, affinity,
-                       external, source, **self.service_traffic(spec, stype, affinity))
+                       external, source, **self.service_traffic(spec, stype, affinity),
+                       **families)
+
+    def service_families(self, spec: Fields, cluster_ip: str) -> dict:
+        """clusterIPs, ipFamilies and ipFamilyPolicy as given, their shape checked as the API
+        server checks it (what they mean in this cluster: manifests.families.settle)."""
+        out: dict = {}
+        if "clusterIPs" in spec:
+            ips = self.strings(spec["clusterIPs"], "spec.clusterIPs")
+            for i, ip in enumerate(ips):
+                if ip != "None":
+                    try:
+                        ipaddress.ip_address(ip)
+                    except ValueError:
+                        self.fail(spec["clusterIPs"], f"spec.clusterIPs[{i}]",
+                                  f"{brief(ip)} must be a valid IP address")
+            if ips and cluster_ip and ips[0] != cluster_ip:
+                self.fail(spec["clusterIPs"], "spec.clusterIPs[0]", f"{brief(ips[0])} must "
+                          f"match clusterIP {cluster_ip}")
+            if len(ips) > 1 and ips[0] == "None":
+                self.fail(spec["clusterIPs"], "spec.clusterIPs", "a headless Service has "
+                          "one: None")
+            if len(ips) == 2 and ipaddress.ip_address(ips[0]).version == \
+                    ipaddress.ip_address(ips[1]).version:
+                self.fail(spec["clusterIPs"], "spec.clusterIPs[1]", f"{brief(ips[1])}: "
+                          "expected an IP of a different family than clusterIPs[0]")
+            if len(ips) > 2:
+                self.fail(spec["clusterIPs"], "spec.clusterIPs", "may hold at most two "
+                          "addresses, one per IP family")
+            out["cluster_ips"] = ips
+        if "ipFamilies" in spec:
+            out["ip_families"] = self.strings(spec["ipFamilies"], "spec.ipFamilies")
+        if "ipFamilyPolicy" in spec:
+            out["ip_family_policy"] = self.string(spec["ipFamilyPolicy"], "spec.ipFamilyPolicy")
+        return out
 
     def service_traffic(self, spec: Fields, stype: str, affinity: str) -> dict:
         """The fields of a Service that say where traffic may come from and go to, checked

@@ -120,6 +120,16 @@ class ServiceRecord:
     affinity_timeout: int = 10800
     topology_mode: str = ""    # annotation service.kubernetes.io/topology-mode ("Auto": on)
     addresses: list[EndpointAddressRecord] = field(default_factory=list)  # selectorless only
+    # every ClusterIP, one per IP family in ip_families' order (cluster_ip is the first)
+    cluster_ips: list[str] = field(default_factory=list)
+    ip_families: list[str] = field(default_factory=list)  # "IPv4", "IPv6"
+    ip_family_policy: str = ""                           # as the API server settled it
+
+    @property
+    def all_cluster_ips(self) -> list[str]:
+        """Its ClusterIPs (a record older than cluster_ips: its one cluster_ip)."""
+        return self.cluster_ips or ([self.cluster_ip] if self.cluster_ip not in ("", "None")
+                                    else [])
 
 
 @dataclass

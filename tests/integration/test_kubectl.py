@@ -142,7 +142,9 @@ def test_a_pod_run_exposed_labelled_and_deleted_with_kubectl(cluster, binary):
         in_pod(state(cluster), "node2-pod1", ["wget", "-qO-", "-t", "1", "-T", "2",
                                               f"http://{cluster_ip}:8080/"]),
         capture_output=True, text=True).stdout, 15, 0.3)
-    assert wait_until(lambda: f"{ip}:80" in k("get", "endpoints", svc).stdout, 10, 0.2)
+    # the endpoints controller writes the object on its next pass: until then it is NotFound
+    assert wait_until(lambda: f"{ip}:80" in k("get", "endpoints", svc, check=False).stdout, 10,
+                      0.2)
     slices = json.loads(k("get", "endpointslices", "-l",
                           f"kubernetes.io/service-name={svc}", "-o", "json").stdout)["items"]
     assert [e["addresses"] for s in slices for e in s["endpoints"]] == [[ip]]

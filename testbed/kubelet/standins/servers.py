@@ -56,6 +56,58 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     request_queue_size = 4096  # Go listens with the kernel's somaxconn, not socketserver's 5
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _DualStackServer(_Server):
+    """Listening on [::] for both families, as Go's net.Listen("tcp", ":port")."""
+    address_family = socket.AF_INET6
+
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+def _has_global_ipv6() -> bool:
+    """Has this network namespace an IPv6 address beyond link-local and loopback (a pod of a
+    dual-stack cluster)?"""
+    try:
+        with open("/proc/net/if_inet6") as f:
+            return any(line.split()[3] == "00" for line in f)  # scope: global
+    except OSError:
+        return False
+
+
+def listen_on(bind: str) -> tuple[int, str]:
+    """(socket family, address) to listen on for `bind`: the wildcard in a pod with IPv6 is
+    [::] for both families, as Go listens on ":port" where IPv6 is; else as given."""
+    if bind in ("", "0.0.0.0") and _has_global_ipv6():
+        return socket.AF_INET6, "::"
+    return (socket.AF_INET6 if ":" in bind else socket.AF_INET), bind
+
+
+def peer_of(address: tuple) -> tuple[str, int]:
+    """A client's (ip, port), an IPv4 client of a dual-stack socket unmapped (::ffff:a.b.c.d
+    -> a.b.c.d), as Go reports it."""
+    ip = address[0][7:] if address[0].startswith("::ffff:") else address[0]
+    return ip, address[1]
+
+
+def host_port(address: tuple) -> str:
+    """ip:port as Go writes a remote address ([ip]:port for IPv6)."""
+    ip, port = peer_of(address)
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _listening(kind: int, bind: str, proto: int = 0) -> socket.socket:
+    family, address = listen_on(bind)
+    sock = socket.socket(family, kind, proto)
+    if family == socket.AF_INET6 and address == "::":
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    return sock
+
+
 def access_line(client: str, request_line: str, status: int, size: int, referer: str | None,
                 agent: str | None) -> str:
     """A request as nginx's image logs it to stdout (its `main` log format)."""
@@ -79,7 +131,7 @@ def http_server(bind: str, port: int, routes: Routes, close: bool = False,
         def answer(self):
             url = urllib.parse.urlparse(self.path)
             query = urllib.parse.parse_qs(url.query)
-            found = routes(self.command, url.path, query, self.client_address)
+            found = routes(self.command, url.path, query, peer_of(self.client_address))
             status, body, headers = found or (404, "404 page not found\n", {})
             data = body.encode()
             self.send_response(status)
@@ -92,7 +144,8 @@ def http_server(bind: str, port: int, routes: Routes, close: bool = False,
             self.end_headers()
             self.wfile.write(data)
             if access_log:
-                print(access_line(self.client_address[0], self.requestline, status, len(data),
+                print(access_line(peer_of(self.client_address)[0], self.requestline, status,
+                                  len(data),
                                   self.headers.get("Referer"), self.headers.get("User-Agent")),
                       flush=True)
 
@@ -101,8 +154,11 @@ def http_server(bind: str, port: int, routes: Routes, close: bool = False,
         def log_message(self, *args):
             pass
 
+    family, address = listen_on(bind)
     try:
-        return _Server((bind, port), Handler)
+        if family == socket.AF_INET6 and address == "::":
+            return _DualStackServer((address, port), Handler)
+        return (_Server6 if family == socket.AF_INET6 else _Server)((address, port), Handler)
     except OSError as e:
         fatal(f"listen tcp :{port}: {e.strerror}")
 
@@ -113,16 +169,16 @@ def serve_in_background(server: socketserver.BaseServer) -> None:
 
 def udp_server(bind: str, port: int, answer: Answer, size: int = 2048) -> None:
     """answer(text, (ip, port)) -> reply text or None, per datagram."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = _listening(socket.SOCK_DGRAM, bind)
     try:
-        sock.bind((bind, port))
+        sock.bind((listen_on(bind)[1], port))
     except OSError as e:
         fatal(f"listen udp :{port}: {e.strerror}")
 
     def loop():
         while True:
             data, peer = sock.recvfrom(size)
-            reply = answer(data.decode(errors="replace"), peer)
+            reply = answer(data.decode(errors="replace"), peer_of(peer))
             if reply is not None:
                 sock.sendto(reply.encode(), peer)
     threading.Thread(target=loop, daemon=True).start()
@@ -132,9 +188,9 @@ def stream_server(bind: str, port: int, proto: int, handle: Handle) -> None:
     """A TCP or SCTP listener; handle(conn, peer) per connection, in its own thread."""
     name = "sctp" if proto == SCTP else "tcp"
     try:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
+        sock = _listening(socket.SOCK_STREAM, bind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((bind, port))
+        sock.bind((listen_on(bind)[1], port))
         sock.listen(128)
     except OSError as e:
         fatal(f"listen {name} :{port}: {e.strerror}" +
@@ -143,7 +199,7 @@ def stream_server(bind: str, port: int, proto: int, handle: Handle) -> None:
     def loop():
         while True:
             conn, peer = sock.accept()
-            threading.Thread(target=handle, args=(conn, peer), daemon=True).start()
+            threading.Thread(target=handle, args=(conn, peer_of(peer)), daemon=True).start()
     threading.Thread(target=loop, daemon=True).start()
 
 
@@ -186,12 +242,14 @@ def netexec_routes(hostname: str, dial_timeout: float = 5.0) -> Routes:
         responses, errors = [], []
         for _ in range(tries):
             try:
+                where = f"[{host}]" if ":" in host else host
                 if protocol == "http":
-                    with urllib.request.urlopen(f"http://{host}:{port}/{request}",
+                    with urllib.request.urlopen(f"http://{where}:{port}/{request}",
                                                 timeout=dial_timeout) as r:
                         responses.append(r.read().decode())
                 else:
-                    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+                    with socket.socket(family, socket.SOCK_DGRAM) as s:
                         s.settimeout(dial_timeout)
                         s.sendto(request.encode(), (host, int(port)))
                         responses.append(s.recv(2048).decode())
@@ -225,7 +283,7 @@ def netexec_routes(hostname: str, dial_timeout: float = 5.0) -> Routes:
         if path in ("/hostname", "/hostName"):
             return 200, hostname, {}
         if path == "/clientip":
-            return 200, f"{client[0]}:{client[1]}", {}
+            return 200, host_port(client), {}
         if path == "/echo":
             code = query.get("code", [""])[0]
             return (int(code) if code.isdigit() else 200), query.get("msg", [""])[0], {}
@@ -248,7 +306,7 @@ def netexec_routes(hostname: str, dial_timeout: float = 5.0) -> Routes:
 def netexec_udp(hostname: str) -> Answer:
     def answer(text, peer):
         word, _, rest = text.strip().partition(" ")
-        return {"hostname": hostname, "echo": rest, "clientip": f"{peer[0]}:{peer[1]}"}.get(word)
+        return {"hostname": hostname, "echo": rest, "clientip": host_port(peer)}.get(word)
     return answer
 
 

@@ -25,6 +25,10 @@ builds on: the filter table and the top-level nat chains are written whole on ev
 Service's own chains only when they changed, chains that went away are deleted; a node's first
 sync is full. One deviation: kube-proxy counts dropped invalid and accepted localhost packets
 with `-m nfacct` where the kernel has it; these rules carry no nfacct match.
+
+In a dual-stack cluster the IPv6 proxier writes the same chains with ip6tables (the same
+names: a chain's hash does not depend on the family, an endpoint's does, as "[ip]:port"), with
+/128 host matches and no localhost NodePorts or martian rule, which kube-proxy keeps to IPv4.
 """
 import base64
 import hashlib
@@ -34,7 +38,15 @@ from typing import Any
 from testbed.errors import CommandError
 from testbed.kubeproxy.applier import ProxyApplier, hook
 from testbed.kubeproxy.modes import register
-from testbed.kubeproxy.types import MASQ_MARK, ServicePort, filter_comment, firewall_sources, plan
+from testbed.kubeproxy.types import (
+    MASQ_MARK,
+    ServicePort,
+    filter_comment,
+    firewall_sources,
+    host_port,
+    plan,
+)
+from testbed.manifests.families import IPV4, IPV6
 from testbed.model.context import NodeContext
 
 NEW = "-m conntrack --ctstate NEW"
@@ -88,7 +100,7 @@ def fw_chain(sp: ServicePort) -> str:
 
 
 def sep_chain(sp: ServicePort, endpoint: tuple) -> str:
-    return "KUBE-SEP-" + _hash(sp.id + sp.protocol + f"{endpoint[0]}:{endpoint[1]}")
+    return "KUBE-SEP-" + _hash(sp.id + sp.protocol + host_port(endpoint[0], endpoint[1]))
 
 
 def _comment(text):
@@ -117,9 +129,9 @@ class Tables:
 
 
 def ruleset(service_ports: list[ServicePort], pod_cidr: str, node: str = "", node_ip: str = "",
-            zone: str = "") -> Tables:
+            zone: str = "", family: str = IPV4) -> Tables:
     """The filter and nat rules of node `node` (underlay address `node_ip`) for these
-    service ports, the top-level chains first."""
+    service ports of one IP family, the top-level chains first."""
     t = Tables()
     t.add("nat", "KUBE-POSTROUTING", f"-m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN")
     t.add("nat", "KUBE-POSTROUTING", f"-j MARK --xor-mark {MASQ_MARK}")
@@ -127,19 +139,25 @@ def ruleset(service_ports: list[ServicePort], pod_cidr: str, node: str = "", nod
           "-j MASQUERADE --random-fully")
     t.add("nat", "KUBE-MARK-MASQ", f"-j MARK --or-mark {MASQ_MARK}")
     for sp in sorted(service_ports, key=lambda s: (s.id, s.protocol)):
-        _service(t, sp, plan(sp, node, zone), pod_cidr, node_ip)
+        _service(t, sp, plan(sp, node, zone), pod_cidr, node_ip, family)
     last = _comment("kubernetes service nodeports; NOTE: this must be the last rule in this chain")
     t.add("nat", "KUBE-SERVICES", f"{last} -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS")
-    t.add("filter", "KUBE-FIREWALL", f'{_comment("block incoming localnet connections")} '
-          "-d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT "
-          "-j DROP")
+    if family == IPV4:  # localhost NodePorts are IPv4's only, and so is this rule
+        t.add("filter", "KUBE-FIREWALL", f'{_comment("block incoming localnet connections")} '
+              "-d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate "
+              "RELATED,ESTABLISHED,DNAT -j DROP")
     for rule in FORWARD_RULES:
         t.add("filter", "KUBE-FORWARD", rule)
     return t
 
 
-def _service(t, sp, p, pod_cidr, node_ip):
+HOST_BITS = {IPV4: 32, IPV6: 128}
+RECENT_MASK = {IPV4: "255.255.255.255", IPV6: "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"}
+
+
+def _service(t, sp, p, pod_cidr, node_ip, family=IPV4):
     """One service port's rules, in the order kube-proxy's syncProxyRules writes them."""
+    host = HOST_BITS[family]
     proto = f"-p {sp.protocol} -m {sp.protocol}"
     svc, svl, ext, fw = svc_chain(sp), svl_chain(sp), ext_chain(sp), fw_chain(sp)
     internal = svl if sp.internal_local else svc
@@ -147,7 +165,7 @@ def _service(t, sp, p, pod_cidr, node_ip):
     external = ext if sp.externally_accessible else external_policy
     uses_fw = p.has_endpoints and bool(sp.load_balancer_ips) and bool(sp.source_ranges)
     to_lb = fw if uses_fw else external
-    cluster_ip = f"-d {sp.cluster_ip}/32 {proto} --dport {sp.port}"
+    cluster_ip = f"-d {sp.cluster_ip}/{host} {proto} --dport {sp.port}"
     if p.has_internal:
         t.add("nat", "KUBE-SERVICES", f"{cluster_ip} {_comment(sp.id + ' cluster IP')} "
               f"-j {internal}")
@@ -155,7 +173,7 @@ def _service(t, sp, p, pod_cidr, node_ip):
         t.add("filter", "KUBE-SERVICES", f"{cluster_ip} "
               f"{_comment(filter_comment(sp, p.internal_filter))} -j {p.internal_filter}")
     for ip in sp.external_ips:
-        to = f"-d {ip}/32 {proto} --dport {sp.port}"
+        to = f"-d {ip}/{host} {proto} --dport {sp.port}"
         if p.has_endpoints:
             t.add("nat", "KUBE-SERVICES", f"{to} {_comment(sp.id + ' external IP')} "
                   f"-j {external}")
@@ -163,7 +181,7 @@ def _service(t, sp, p, pod_cidr, node_ip):
             t.add("filter", "KUBE-EXTERNAL-SERVICES", f"{to} "
                   f"{_comment(filter_comment(sp, p.external_filter))} -j {p.external_filter}")
     for ip in sp.load_balancer_ips:
-        to = f"-d {ip}/32 {proto} --dport {sp.port}"
+        to = f"-d {ip}/{host} {proto} --dport {sp.port}"
         if p.has_endpoints:
             t.add("nat", "KUBE-SERVICES", f"{to} {_comment(sp.id + ' loadbalancer IP')} "
                   f"-j {to_lb}")
@@ -172,12 +190,13 @@ def _service(t, sp, p, pod_cidr, node_ip):
                   f"{_comment(f'{sp.id} traffic not accepted by {fw}')} -j DROP")
     if not p.has_external:
         for ip in sp.load_balancer_ips:
-            t.add("filter", "KUBE-EXTERNAL-SERVICES", f"-d {ip}/32 {proto} --dport {sp.port} "
+            t.add("filter", "KUBE-EXTERNAL-SERVICES", f"-d {ip}/{host} {proto} --dport {sp.port} "
                   f"{_comment(filter_comment(sp, p.external_filter))} -j {p.external_filter}")
     if sp.node_port:
-        if p.has_endpoints:
+        if p.has_endpoints and family == IPV4:  # localhost NodePorts: IPv4 only
             t.add("nat", "KUBE-NODEPORTS", f"-d 127.0.0.0/8 {proto} --dport {sp.node_port} "
                   f"{_comment(sp.id)} -j {external}")
+        if p.has_endpoints:
             t.add("nat", "KUBE-NODEPORTS", f"{proto} --dport {sp.node_port} {_comment(sp.id)} "
                   f"-j {external}")
         if not p.has_external:
@@ -209,31 +228,32 @@ def _service(t, sp, p, pod_cidr, node_ip):
     if uses_fw:
         t.nat[fw] = []
         for cidr in firewall_sources(sp, node_ip):
-            cidr = cidr if "/" in cidr else f"{cidr}/32"
+            cidr = cidr if "/" in cidr else f"{cidr}/{host}"
             t.add("nat", fw, f"-s {cidr} {_comment(sp.id + ' loadbalancer IP')} -j {external}")
         t.add("nat", fw, _comment(f"other traffic to {sp.id} will be dropped by "
                                   "KUBE-PROXY-FIREWALL"))
     if p.cluster:
-        _endpoint_rules(t, sp, svc, p.cluster)
+        _endpoint_rules(t, sp, svc, p.cluster, family)
     if p.local:
-        _endpoint_rules(t, sp, svl, p.local)
+        _endpoint_rules(t, sp, svl, p.local, family)
     for ep in p.endpoints:
         sep = sep_chain(sp, ep)
         t.nat[sep] = []
-        t.add("nat", sep, f"-s {ep.ip}/32 {_comment(sp.id)} -j KUBE-MARK-MASQ")
-        remember = (f" -m recent --name {sep} --mask 255.255.255.255 --rsource --set"
+        t.add("nat", sep, f"-s {ep.ip}/{host} {_comment(sp.id)} -j KUBE-MARK-MASQ")
+        remember = (f" -m recent --name {sep} --mask {RECENT_MASK[family]} --rsource --set"
                     if sp.affinity else "")
         t.add("nat", sep, f"{proto} {_comment(sp.id)}{remember} -j DNAT --to-destination {ep}")
 
 
-def _endpoint_rules(t, sp, chain, endpoints):
+def _endpoint_rules(t, sp, chain, endpoints, family=IPV4):
     """A policy chain's picks: affinity first, then one endpoint at random."""
     t.nat.setdefault(chain, [])
     seps = [(ep, sep_chain(sp, ep)) for ep in endpoints]
     if sp.affinity:
         for ep, sep in seps:
             t.add("nat", chain, f"{_comment(f'{sp.id} -> {ep}')} -m recent --name {sep} "
-                  f"--mask 255.255.255.255 --rsource --rcheck --seconds {sp.affinity_timeout} "
+                  f"--mask {RECENT_MASK[family]} --rsource --rcheck "
+                  f"--seconds {sp.affinity_timeout} "
                   f"--reap -j {sep}")
     for i, (ep, sep) in enumerate(seps):
         left = len(seps) - i
@@ -268,6 +288,7 @@ class IptablesProxies(ProxyApplier):
 
     name = "iptables"
     needs = {"iptables": "iptables with the kernel's nat table"}
+    ip_families = (IPV4, IPV6)
 
     @classmethod
     def describe(cls, sp: ServicePort) -> list[str]:
@@ -275,26 +296,35 @@ class IptablesProxies(ProxyApplier):
                                [f"{sep_chain(sp, ep)} ({ep})" for ep in sp.endpoints],
                                svl_chain(sp), ext_chain(sp), fw_chain(sp))
 
+    @property
+    def tool(self) -> str:
+        """iptables, or ip6tables for the IPv6 proxier."""
+        return "ip6tables" if self.family == IPV6 else "iptables"
+
     def render(self, ports: list[ServicePort], pod_cidr: str, node: NodeContext) -> Any:
-        return ruleset(ports, pod_cidr, node.name, str(node.ip.ip), self.zones.get(node.name, ""))
+        node_ip = node.ip_v6 if self.family == IPV6 else node.ip
+        return ruleset(ports, pod_cidr, node.name, str(node_ip.ip) if node_ip else "",
+                       self.zones.get(node.name, ""), self.family)
 
     def prepare(self, node: NodeContext) -> None:
-        # localhost NodePorts: 127.0.0.1:<nodePort> is DNATed to a pod, which the kernel
-        # routes only with route_localnet (kube-proxy sets it; KUBE-FIREWALL drops martians)
-        node.ns.run("sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1")
+        if self.family == IPV4:
+            # localhost NodePorts: 127.0.0.1:<nodePort> is DNATed to a pod, which the kernel
+            # routes only with route_localnet (kube-proxy sets it; KUBE-FIREWALL drops
+            # martians)
+            node.ns.run("sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1")
         for table in CANARY_TABLES:
-            node.ns.run("iptables", "-w", "-t", table, "-N", CANARY)
+            node.ns.run(self.tool, "-w", "-t", table, "-N", CANARY)
 
     def apply(self, node: NodeContext, rendered: Any) -> None:
         held = self.last.get(node.name)
+        restore = f"{self.tool}-restore"
         try:
-            node.ns.run("iptables-restore", "-w", "--noflush",
+            node.ns.run(restore, "-w", "--noflush",
                         input=restore_input(rendered, held, partial=held is not None))
         except CommandError:
             if held is None:
                 raise
-            node.ns.run("iptables-restore", "-w", "--noflush",
-                        input=restore_input(rendered, held))
+            node.ns.run(restore, "-w", "--noflush", input=restore_input(rendered, held))
         if node.name not in self.hooked:
-            hook(node, BASE_JUMPS)
+            hook(node, BASE_JUMPS, self.tool)
         self.last[node.name] = rendered

@@ -85,3 +85,38 @@ def test_the_zone_carries_its_serial_and_the_server_address():
 def test_resolv_conf_is_the_kubelets():
     assert dns.resolv_conf("shop") == ("search shop.svc.cluster.local svc.cluster.local "
                                        "cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n")
+
+
+DUAL = state_from({
+    "ip_family": "dual",
+    "pods": {"shop/web-1": {"ip": "10.244.0.5", "ips": ["10.244.0.5", "fd00:10:244::5"],
+                            "labels": {"app": "web"}}},
+    "services": {
+        "shop/web": {"type": "ClusterIP", "cluster_ip": "10.96.0.11", "selector": {"app": "web"},
+                     "cluster_ips": ["10.96.0.11", "fd00:10:96::b"],
+                     "ip_families": ["IPv4", "IPv6"],
+                     "ports": [{"port": 80, "target_port": 80}]},
+        "shop/six": {"type": "ClusterIP", "cluster_ip": "fd00:10:96::c",
+                     "cluster_ips": ["fd00:10:96::c"], "ip_families": ["IPv6"],
+                     "selector": {"app": "web"}, "ports": [{"port": 80, "target_port": 80}]},
+        "shop/hl": {"type": "ClusterIP", "cluster_ip": "None", "selector": {"app": "web"},
+                    "ip_families": ["IPv4", "IPv6"], "ports": [{"port": 80, "target_port": 80}]},
+    },
+})
+
+
+def test_dual_stack_names_answer_a_and_aaaa_and_reverse_in_ip6_arpa():
+    got = records(dns.render_zone(DUAL, 3))
+    assert {r for r in got if r[0] == "web.shop.svc"} == {
+        ("web.shop.svc", "IN", "A", "10.96.0.11"), ("web.shop.svc", "IN", "AAAA", "fd00:10:96::b")}
+    assert {r for r in got if r[0] == "six.shop.svc"} == {
+        ("six.shop.svc", "IN", "AAAA", "fd00:10:96::c")}
+    assert ("fd00-10-244--5.shop.pod", "IN", "AAAA", "fd00:10:244::5") in got
+    assert ("hl.shop.svc", "IN", "AAAA", "fd00:10:244::5") in got
+    assert ("hl.shop.svc", "IN", "A", "10.244.0.5") in got
+    six = records(dns.render_reverse_zone(DUAL, 3, dns.REVERSE6))
+    assert ("c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f", "IN", "PTR",
+            "six.shop.svc.cluster.local.") in six
+    assert not any("10.96" in " ".join(r) for r in six)
+    four = records(dns.render_reverse_zone(DUAL, 3))
+    assert ("11.0.96.10", "IN", "PTR", "web.shop.svc.cluster.local.") in four

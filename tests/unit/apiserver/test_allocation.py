@@ -74,3 +74,41 @@ def test_the_addresses_and_ports_in_use_are_read_from_the_stored_services():
         {"spec": {"clusterIP": "10.100.0.7", "ports": [{"port": 80, "nodePort": 31000}],
                   "healthCheckNodePort": 32000}}])
     assert ips == {"10.96.0.10", "10.100.0.7"} and ports == {31000, 32000}
+
+
+DUAL = allocation.service_ranges("10.96.0.0/12,fd00:10:96::/112")
+
+
+def test_a_dual_stack_cluster_allocates_a_cluster_ip_per_family_of_the_service():
+    rng = random.Random(3)
+    both = service(ipFamilyPolicy="RequireDualStack")
+    allocation.allocate_cluster_ip("both", both, set(), rng, DUAL)
+    assert both["ipFamilies"] == ["IPv4", "IPv6"] and both["ipFamilyPolicy"] == \
+        "RequireDualStack"
+    v4, v6 = map(ipaddress.ip_address, both["clusterIPs"])
+    assert v4 in DUAL["IPv4"] and v6 in DUAL["IPv6"] and both["clusterIP"] == str(v4)
+    six = service(ipFamilies=["IPv6"])
+    allocation.allocate_cluster_ip("six", six, set(), rng, DUAL)
+    assert (six["ipFamilyPolicy"], len(six["clusterIPs"])) == ("SingleStack", 1)
+    assert ipaddress.ip_address(six["clusterIP"]) in DUAL["IPv6"]
+    plain = service()
+    allocation.allocate_cluster_ip("plain", plain, set(), rng, DUAL)
+    assert (plain["ipFamilies"], plain["ipFamilyPolicy"]) == (["IPv4"], "SingleStack")
+    asked = service(clusterIPs=["10.96.0.30", "fd00:10:96::30"])
+    allocation.allocate_cluster_ip("asked", asked, set(), rng, DUAL)
+    assert asked["clusterIPs"] == ["10.96.0.30", "fd00:10:96::30"]
+    assert asked["ipFamilyPolicy"] == "RequireDualStack"
+
+
+def test_dual_stack_refusals_are_the_api_server_s():
+    with pytest.raises(ApiError) as refused:
+        allocation.allocate_cluster_ip("x", service(ipFamilyPolicy="RequireDualStack"), set(),
+                                       random.Random(1))
+    assert refused.value.code == 422 and refused.value.message == (
+        'Service "x" is invalid: spec.ipFamilyPolicy: Invalid value: "RequireDualStack": '
+        "this cluster is not configured for dual-stack services")
+    with pytest.raises(ApiError) as refused:
+        allocation.allocate_cluster_ip("y", service(ipFamilies=["IPv6"],
+                                                    clusterIP="10.96.0.40"), set(),
+                                       random.Random(1), DUAL)
+    assert "must match IP family of clusterIP" in refused.value.message

@@ -206,3 +206,26 @@ def test_a_partial_sync_writes_the_top_chains_and_only_what_changed():
     # what a node ends up with is what a full restore gives it
     full = kubeproxy.restore_input(now, held)
     assert set(full.splitlines()) >= set(text.splitlines())
+
+
+def test_the_ipv6_proxier_writes_the_same_chains_for_ip6tables():
+    web6 = ServicePort("shop", "web", "http", "tcp", "fd00:10:96::b", 80, 30080, True,
+                       (("fd00:10:244::5", 8080),), family="IPv6")
+    tables = kubeproxy.ruleset([web6], "fd00:10:244::/56", "node1", "fd00:192:168:1::11",
+                               family="IPv6")
+    svc, sep = kubeproxy.svc_chain(web6), kubeproxy.sep_chain(web6, ("fd00:10:244::5", 8080))
+    # the endpoint's hash is over "[ip]:port", as Go's JoinHostPort writes it
+    assert sep == "KUBE-SEP-" + kubeproxy._hash("shop/web:httptcp[fd00:10:244::5]:8080")
+    assert rules(tables, "nat", "KUBE-SERVICES")[0].startswith(
+        f'-d fd00:10:96::b/128 -p tcp -m tcp --dport 80 -m comment --comment "shop/web:http '
+        f'cluster IP" -j {svc}')
+    assert rules(tables, "nat", sep) == [
+        '-s fd00:10:244::5/128 -m comment --comment "shop/web:http" -j KUBE-MARK-MASQ',
+        '-p tcp -m tcp -m comment --comment "shop/web:http" -m recent --name '
+        f'{sep} --mask ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff --rsource --set -j DNAT '
+        "--to-destination [fd00:10:244::5]:8080"]
+    assert "! -s fd00:10:244::/56 -d fd00:10:96::b/128" in rules(tables, "nat", svc)[0]
+    # no localhost NodePorts and no 127.0.0.0/8 rule in IPv6, as kube-proxy keeps them to IPv4
+    assert not any("127.0.0.0/8" in r for c in (tables.nat, tables.filter) for rs in c.values()
+                   for r in rs)
+    assert any("--dport 30080" in r for r in rules(tables, "nat", "KUBE-NODEPORTS"))

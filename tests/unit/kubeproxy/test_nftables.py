@@ -170,3 +170,26 @@ def test_an_sctp_port_is_keyed_and_dnatted_by_its_protocol():
     assert rs.elements["service-ips"] == {"10.96.0.11 . sctp . 80": ("", f"goto {svc}")}
     assert "meta l4proto sctp dnat to 10.244.0.5:80" in \
         rs.chains[f"endpoint-{nft.endpoint_base(sctp, ('10.244.0.5', 80))}"]
+
+
+def test_the_ipv6_proxier_writes_table_ip6_kube_proxy_with_the_same_chains():
+    web6 = ServicePort("shop", "web", "http", "tcp", "fd00:10:96::b", 80, 30080, True,
+                       (("fd00:10:244::5", 8080),), family="IPv6")
+    rs = nft.render([web6], "fd00:10:244::/56", "node1", "fd00:192:168:1::11", family="IPv6")
+    text = nft.transaction(None, rs)
+    assert 'add table ip6 kube-proxy { comment "rules for kube-proxy" ; }' in text
+    assert "add set ip6 kube-proxy cluster-ips { type ipv6_addr ;" in text
+    assert "add map ip6 kube-proxy service-ips { type ipv6_addr . inet_proto . inet_service" \
+        in text
+    assert "ip kube-proxy" not in text and "ipv4_addr" not in text
+    assert "add element ip6 kube-proxy service-ips { fd00:10:96::b . tcp . 80 : goto " \
+        f"{nft.service_chain(web6)} }}" in text
+    base = nft.endpoint_base(web6, ("fd00:10:244::5", 8080))
+    assert base.endswith("-shop/web/tcp/http__fd00.10.244..5/8080")  # no colon in a name
+    endpoint = rs.chains[f"endpoint-{base}"]
+    assert endpoint == ["ip6 saddr fd00:10:244::5 jump mark-for-masquerade",
+                        f"update @affinity-{nft.endpoint_base(web6, ('fd00:10:244::5', 8080))}"
+                        " { ip6 saddr }",
+                        "meta l4proto tcp dnat to [fd00:10:244::5]:8080"]
+    assert rs.chains["cluster-ips-check"][1].startswith("ip6 daddr { fd00:10:96::/112 } drop")
+    assert rs.set_elements["nodeport-ips"] == {"fd00:192:168:1::11"}

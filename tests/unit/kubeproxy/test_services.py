@@ -75,3 +75,38 @@ def test_kube_proxy_sees_endpoints_with_their_nodes_in_its_order():
                                                 "10.244.1.5:8080"]
     assert [ep.node for ep in sp.endpoints] == ["node1", "node2", "node2"]
     assert sp.internal_local and not sp.external_local
+
+
+def dual_state():
+    state = FakeState()
+    state.ip_family = "dual"
+    return state
+
+
+def test_a_dual_stack_service_gets_a_cluster_ip_of_each_family_and_a_port_per_family():
+    state = dual_state()
+    state.pods["shop/a"] = PodRecord("a", "shop", "node1", "a.shop.t", {"app": "a"},
+                                     ip="10.244.0.5", ips=["10.244.0.5", "fd00:10:244::5"])
+    rec = services.add(state, Service("a", "shop", "NodePort", {"app": "a"},
+                                      (ServicePort(80, 8080),),
+                                      ip_family_policy="RequireDualStack"))
+    assert (rec.cluster_ips, rec.ip_families, rec.ip_family_policy) == (
+        ["10.96.0.2", "fd00:10:96::1"], ["IPv4", "IPv6"], "RequireDualStack")
+    six = services.add(state, Service("b", "shop", ports=(ServicePort(80, 80),),
+                                      ip_families=("IPv6",)))
+    assert (six.cluster_ip, six.cluster_ips) == ("fd00:10:96::2", ["fd00:10:96::2"])
+    ports = [p for p in services.service_ports(state) if p.name == "a"]
+    assert [(p.family, p.cluster_ip, [str(e) for e in p.endpoints], p.node_port)
+            for p in ports] == [("IPv4", "10.96.0.2", ["10.244.0.5:8080"], rec.ports[0].node_port),
+                                ("IPv6", "fd00:10:96::1", ["[fd00:10:244::5]:8080"],
+                                 rec.ports[0].node_port)]
+
+
+def test_an_ipv6_service_in_an_ipv4_cluster_is_refused_in_one_line():
+    with pytest.raises(TestbedError, match=r"^x.yaml: Service shop/b: spec.ipFamilies\[0\]: "
+                       r'Invalid value: "IPv6": not configured on this cluster$'):
+        services.add(FakeState(), Service("b", "shop", ports=(ServicePort(80, 80),),
+                                          ip_families=("IPv6",), source="x.yaml"))
+    with pytest.raises(TestbedError, match="not configured for dual-stack services"):
+        services.add(FakeState(), Service("c", "shop", ports=(ServicePort(80, 80),),
+                                          ip_family_policy="RequireDualStack"))

@@ -1,8 +1,11 @@
 """Dual-stack in the flannel modes, without root: the IPv6 objects each backend adds beside the
 IPv4 ones, the CNI config with a range and route per family, and the modes that refuse it."""
+import dataclasses
+
 import pytest
 
 from testbed.errors import TestbedError
+from testbed.lifecycle.preflight import check_proxy_mode
 from testbed.model import spec as specmod
 from testbed.modes import NodeContext, get_mode
 
@@ -140,3 +143,10 @@ def test_calico_ipam_gives_an_address_of_each_family(tmp_path):
     ipam_plugin.delete(conf, {"id": "c1"})
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "lock") == [
         "10.244.0.1", "fd00:10:244::1"]
+
+
+def test_a_kube_proxy_mode_without_ipv6_is_refused_in_a_dual_stack_cluster():
+    spec = dataclasses.replace(dual(), proxy_mode="ipvs")
+    with pytest.raises(TestbedError, match="ipFamily dual: kube-proxy mode ipvs serves no IPv6 "
+                       r"Services here yet; kubeProxy: \{mode: iptables or nftables\} does"):
+        check_proxy_mode(spec, {})

@@ -1,0 +1,187 @@
+"""Services in a dual-stack cluster, driven with kubectl as upstream's e2e dual_stack.go drives
+them: ipFamilyPolicy defaulted by the API server, a RequireDualStack Service reachable on both
+ClusterIPs and both NodePorts, a SingleStack IPv6 Service, EndpointSlices per address type,
+kube-proxy's IPv6 rules (ip6tables, or `table ip6 kube-proxy` in the nftables mode), and DNS
+answering AAAA."""
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from testbed.host import netns
+from testbed.host.waiting import wait_until
+from testbed.model.state import RunState, run_dir_for
+
+from .conftest import TOPO, Footprint, run_testbed, unique_name
+
+KUBECTL = os.path.join(os.path.dirname(sys.executable), "kubectl")
+
+MANIFEST = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: registry.k8s.io/e2e-test-images/agnhost:2.45
+        args: ["netexec", "--http-port=8080"]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dual}
+spec:
+  type: NodePort
+  ipFamilyPolicy: RequireDualStack
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: six}
+spec:
+  ipFamilies: [IPv6]
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: prefer}
+spec:
+  ipFamilyPolicy: PreferDualStack
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: plain}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+@pytest.fixture(scope="module", params=["iptables", "nftables"])
+def cluster(request, tmp_path_factory, caps):
+    missing = [f for f in ("vxlan", "bridge", "veth") if not caps.get(f)]
+    if missing or not os.access(KUBECTL, os.X_OK):
+        pytest.skip(f"needs {', '.join(missing) or 'kubectl in the venv'}")
+    before, name = Footprint(), unique_name()
+    run_testbed("up", "--topo", TOPO / "two-racks.yaml", "--mode", "vxlan", "--ip-family",
+                "dual", "--proxy-mode", request.param, "--no-cli", "--name", name, check=True)
+    config = tmp_path_factory.mktemp("kube") / "config"
+    try:
+        config.write_text(run_testbed("kubeconfig", "--name", name, check=True).stdout)
+        manifest = tmp_path_factory.mktemp("manifests") / "dual.yaml"
+        manifest.write_text(MANIFEST)
+        kubectl((name, str(config)), "apply", "-f", str(manifest))
+        kubectl((name, str(config)), "wait", "--for=condition=Available", "deploy/web",
+                "--timeout=60s")
+        yield name, str(config), request.param
+        pids = RunState.load(run_dir_for(name)).owned.pids
+    finally:
+        down = run_testbed("down", "--name", name)
+    assert down.returncode == 0, down.stderr
+    assert Footprint().leftovers(before, pids) == []
+
+
+def kubectl(cluster, *args):
+    proc = subprocess.run([KUBECTL, "--kubeconfig", cluster[1], *args], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
+    return proc.stdout
+
+
+def spec_of(cluster, name):
+    return json.loads(kubectl(cluster, "get", "svc", name, "-o", "json"))["spec"]
+
+
+def answers(cluster, pod, url):
+    """The body a pod gets from `url` (curl, 3 s), "" when nothing answers."""
+    sandbox = f"{pod}.default.{cluster[0]}"
+    proc = subprocess.run(netns.in_pod(sandbox, ["curl", "-s", "-m", "3", url]),
+                          capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def bracket(ip):
+    return f"[{ip}]" if ":" in ip else ip
+
+
+def test_the_api_server_defaults_ip_families_and_policy(cluster):
+    fields = {name: (spec_of(cluster, name)["ipFamilies"], spec_of(cluster, name)[
+        "ipFamilyPolicy"], len(spec_of(cluster, name)["clusterIPs"]))
+        for name in ("dual", "six", "prefer", "plain", "kubernetes")}
+    assert fields == {
+        "dual": (["IPv4", "IPv6"], "RequireDualStack", 2),
+        "six": (["IPv6"], "SingleStack", 1),
+        "prefer": (["IPv4", "IPv6"], "PreferDualStack", 2),
+        "plain": (["IPv4"], "SingleStack", 1),
+        "kubernetes": (["IPv4"], "SingleStack", 1)}
+    v4, v6 = (ipaddress.ip_address(ip) for ip in spec_of(cluster, "dual")["clusterIPs"])
+    assert v4 in ipaddress.ip_network("10.96.0.0/12")
+    assert v6 in ipaddress.ip_network("fd00:10:96::/112")
+
+
+def test_a_require_dual_stack_service_answers_on_both_cluster_ips_and_node_ports(cluster):
+    spec = spec_of(cluster, "dual")
+    pods = json.loads(kubectl(cluster, "get", "pods", "-l", "app=web", "-o", "json"))["items"]
+    names = {p["metadata"]["name"] for p in pods}
+    for pod in pods:  # every backend has an address of each family
+        assert [ipaddress.ip_address(ip["ip"]).version for ip in pod["status"]["podIPs"]] == \
+            [4, 6]
+    node_port = spec["ports"][0]["nodePort"]
+    nodes = json.loads(kubectl(cluster, "get", "nodes", "-o", "json"))["items"]
+    far = next(n for n in nodes if n["metadata"]["name"] == "node4")  # another rack
+    targets = [f"http://{bracket(ip)}/hostname" for ip in spec["clusterIPs"]]
+    targets += [f"http://{bracket(a['address'])}:{node_port}/hostname"
+                for a in far["status"]["addresses"] if a["type"] == "InternalIP"]
+    assert len(targets) == 4
+    for url in targets:
+        assert wait_until(lambda url=url: answers(cluster, "node1-pod1", url) in names, 10,
+                          0.2), url
+    # the client's own address arrives over IPv6, as netexec reports it
+    client = answers(cluster, "node1-pod1", f"http://[{spec['clusterIPs'][1]}]/clientip")
+    assert client.startswith("[fd00:10:244::")
+
+
+def test_a_single_stack_ipv6_service_answers_on_ipv6_and_resolves_to_aaaa_only(cluster):
+    ip = spec_of(cluster, "six")["clusterIP"]
+    assert ipaddress.ip_address(ip).version == 6
+    sandbox = f"node3-pod1.default.{cluster[0]}"
+    dig = subprocess.run(netns.in_pod(sandbox, ["dig", "+short", "six.default.svc.cluster.local",
+                                                "AAAA", "six.default.svc.cluster.local", "A"]),
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert dig == [ip]
+    assert answers(cluster, "node3-pod1", "http://six/hostname").startswith("web-")
+
+
+def test_endpoint_slices_per_address_type_and_kube_proxy_s_ipv6_rules(cluster):
+    slices = json.loads(kubectl(cluster, "get", "endpointslices", "-l",
+                                "kubernetes.io/service-name=dual", "-o", "json"))["items"]
+    assert sorted(s["addressType"] for s in slices) == ["IPv4", "IPv6"]
+    for s in slices:
+        assert all(ipaddress.ip_address(e["addresses"][0]).version ==
+                   (6 if s["addressType"] == "IPv6" else 4) for e in s["endpoints"])
+    v6 = spec_of(cluster, "dual")["clusterIPs"][1]
+    node2 = f"node2.{cluster[0]}"
+    if cluster[2] == "iptables":
+        saved = subprocess.run(netns.in_pod(node2, ["ip6tables-save", "-t", "nat"]),
+                               capture_output=True, text=True, check=True).stdout
+        assert f"-A KUBE-SERVICES -d {v6}/128 -p tcp -m tcp --dport 80" in saved
+        assert "-j DNAT --to-destination [fd00:10:244:" in saved
+    else:
+        listed = subprocess.run(netns.in_pod(node2, ["nft", "list", "table", "ip6",
+                                                     "kube-proxy"]),
+                                capture_output=True, text=True, check=True).stdout
+        assert f"{v6} . tcp . 80 : goto service-" in listed
+        assert "dnat to [fd00:10:244:" in listed
+    log = open(os.path.join(run_dir_for(cluster[0]), "nodes", "node2", "kube-proxy.log")).read()
+    assert f'"Syncing {cluster[2]} rules" ipFamily="IPv6"' in log

@@ -266,3 +266,19 @@ def test_a_warning_repeated_over_many_objects_is_one_line():
         "m.yaml:31: kind ConfigMap is not implemented by the testbed (the document is ignored)",
         "spec.terminationGracePeriodSeconds: not implemented by the testbed (ignored): 4 "
         "times: Pod default/p0 (m.yaml:6), Pod default/p1 (m.yaml:13) and 2 more"]
+
+
+def test_a_services_families_are_read_as_given_and_their_shape_checked():
+    svc = manifests.parse(SERVICE + "  ipFamilyPolicy: PreferDualStack\n  ipFamilies: [IPv6]\n"
+                          "  clusterIPs: ['fd00:10:96::5']\n", "s.yaml").objects[0]
+    assert (svc.ip_family_policy, svc.ip_families, svc.cluster_ips) == (
+        "PreferDualStack", ("IPv6",), ("fd00:10:96::5",))
+    for extra, words in (
+            ("  clusterIPs: [10.96.0.5, 10.96.0.6]\n",
+             "spec.clusterIPs[1]: '10.96.0.6': expected an IP of a different family"),
+            ("  clusterIP: 10.96.0.5\n  clusterIPs: [10.96.0.6]\n",
+             "spec.clusterIPs[0]: '10.96.0.6' must match clusterIP 10.96.0.5"),
+            ("  clusterIPs: [ten]\n", "spec.clusterIPs[0]: 'ten' must be a valid IP address")):
+        with pytest.raises(ManifestError) as e:
+            manifests.parse(SERVICE + extra, "s.yaml")
+        assert words in str(e.value), str(e.value)

@@ -91,7 +91,8 @@ class PolicyReader(FieldReader):
                             enumerate(self.sequence(block["except"], f"{fld}.ipBlock.except")
                                       if "except" in block else []))
             for i, e in enumerate(excepts):
-                if not ipaddress.IPv4Network(e).subnet_of(ipaddress.IPv4Network(cidr)):
+                inner, outer = ipaddress.ip_network(e), ipaddress.ip_network(cidr)
+                if inner.version != outer.version or not inner.subnet_of(outer):
                     self.fail(block["except"].value[i], f"{fld}.ipBlock.except[{i}]",
                               f"{e} is not inside cidr {cidr}")
             return PolicyPeer(cidr=cidr, excepts=excepts)
@@ -101,13 +102,13 @@ class PolicyReader(FieldReader):
             if "namespaceSelector" in p else None)
 
     def cidr(self, node: Node | None, fld: str) -> str:
-        """An IPv4 CIDR; host bits are accepted, as the API server accepts them, and mean the
-        masked network (named in a warning)."""
+        """An IPv4 or IPv6 CIDR; host bits are accepted, as the API server accepts them, and
+        mean the masked network (named in a warning)."""
         value = self.string(node, fld)
         try:
-            network = ipaddress.IPv4Network(value, strict=False)
+            network = ipaddress.ip_network(value, strict=False)
         except ValueError:
-            self.fail(node, fld, f"{brief(value)} is not an IPv4 CIDR")
+            self.fail(node, fld, f"{brief(value)} is not a CIDR")
         if str(network) != value:
             self.warn(node, fld, f"{brief(value)} has host bits set: it means {network}")
         return str(network)

@@ -49,9 +49,10 @@ def parse(listing: str, now: float) -> list[dict]:
 def attribute(state: RunState, node: str, direction: str, elements: list[dict]) -> list[Drop]:
     """Each element as a Drop: the pod its chain guards (the destination of an ingress drop,
     the source of an egress one), its peer by name, and the policies isolating the pod."""
-    by_ip = {pod.ip: key for key, pod in state.pods.items() if pod.ip}
+    by_ip = {ip: key for key, pod in state.pods.items() for ip in pod.addresses}
     hosts = {rec.ip: name for table in (state.nodes, state.routers, state.hosts)
              for name, rec in table.items()}
+    hosts.update({rec.ip_v6: name for name, rec in state.nodes.items() if rec.ip_v6})
     all_policies = pol.policies(state)
     out = []
     for e in elements:
@@ -72,10 +73,11 @@ def read(state: RunState, run: Callable[[str, list[str]], str]) -> list[Drop]:
     node. A node without the table (nothing isolated there yet) has none."""
     out = []
     for node in state.nodes:
-        for direction, name in nftables.DROP_SETS.items():
-            try:
-                listing = run(node, ["nft", "-j", "list", "set", *nftables.TABLE.split(), name])
-            except CommandError:
-                continue
-            out += attribute(state, node, direction, parse(listing, time.time()))
+        for table in nftables.TABLES.values():  # ip calico, and ip6 calico with IPv6
+            for direction, name in nftables.DROP_SETS.items():
+                try:
+                    listing = run(node, ["nft", "-j", "list", "set", *table.split(), name])
+                except CommandError:
+                    continue
+                out += attribute(state, node, direction, parse(listing, time.time()))
     return sorted(out, key=lambda d: -d.last)

@@ -16,6 +16,10 @@ packet is tied to its pod depends on how pods attach:
       kubeadm requires) with the bridge as their device. This kernel has no connection
       tracking in nftables' bridge family, so the bridge's own hooks cannot keep replies open.
 
+In a dual-stack cluster the same chains are written a second time for IPv6, in table
+`ip6 calico`, as Felix renders a table per family: each from the pods' addresses, ipBlocks and
+node addresses of its family (an IPv4 ipBlock admits no IPv6 packet, nor the reverse).
+
 chains() is pure: the run's state in, the node's chains out. A node's first sync replaces the
 whole table (render()); after that, as Felix updates only what a change touches, one nft
 transaction adds the new chains, edits the changed ones rule by rule and deletes those gone
@@ -26,16 +30,25 @@ import sys
 from dataclasses import dataclass
 
 from testbed.errors import CommandError, TestbedError
+from testbed.manifests.families import IPV4, IPV6, family_of
 from testbed.model.context import ClusterContext, NodeContext
 from testbed.model.records import PodRecord
 from testbed.model.state import RunState
 from testbed.policy import edits
 from testbed.policy import semantics as pol
 
-TABLE = "ip calico"
+TABLES = {IPV4: "ip calico", IPV6: "ip6 calico"}
+TABLE = TABLES[IPV4]
+MATCH = {IPV4: "ip", IPV6: "ip6"}  # the address match of each family's table
 PROTOCOLS = ("TCP", "UDP", "SCTP")  # matched by IP protocol number: no SCTP module needed
 ACCEPT_MARK = "0x10000"
-KEYS = {"routed": ("iifname", "oifname"), "bridged": ("ip saddr", "ip daddr")}  # from, to
+
+
+def keys(hook: str, family: str = IPV4) -> tuple[str, str]:
+    """(from, to): how a packet is tied to its pod, by interface or by address."""
+    if hook == "routed":
+        return "iifname", "oifname"
+    return f"{MATCH[family]} saddr", f"{MATCH[family]} daddr"
 
 
 def host_interface(pod: PodRecord) -> str | None:
@@ -64,31 +77,35 @@ def _ports(ports, protocol, target):
     return f"th dport {{ {', '.join(ranges)} }}" if ranges else None
 
 
-def _peer_matches(state, policy, rule, side):
-    """nft address matches ("ip saddr ...") for the rule's peers; [""] for every peer."""
+def _peer_matches(state, policy, rule, side, family=IPV4):
+    """nft address matches ("ip saddr ...") for the rule's peers of one family; [""] for
+    every peer."""
     if not rule.peers:
         return [""]
     out = []
+    ip = MATCH[family]
     for peer in rule.peers:
         if peer.cidr:
-            match = f"ip {side} {peer.cidr}"
+            if family_of(peer.cidr.split("/")[0]) != family:
+                continue  # a block of the other family admits nothing here
+            match = f"{ip} {side} {peer.cidr}"
             if peer.excepts:
-                match += f" ip {side} != {_addresses(peer.excepts)}"
+                match += f" {ip} {side} != {_addresses(peer.excepts)}"
             out.append(match)
         else:
-            ips = set(pol.peer_pods(state, policy, peer).values())
+            ips = set(pol.peer_pods(state, policy, peer, family).values())
             if ips:
-                out.append(f"ip {side} {_addresses(ips)}")
+                out.append(f"{ip} {side} {_addresses(ips)}")
     return out
 
 
-def _policy_rules(state, policy, direction, pod):
+def _policy_rules(state, policy, direction, pod, family=IPV4):
     """Rules of one policy for one local pod: each admitting match sets the accept bit."""
     rules = policy.ingress if direction == "Ingress" else policy.egress
     side = "saddr" if direction == "Ingress" else "daddr"
     out = []
     for rule in rules:
-        for peer in _peer_matches(state, policy, rule, side):
+        for peer in _peer_matches(state, policy, rule, side, family):
             for protocol in PROTOCOLS if rule.ports else ("",):
                 if direction == "Ingress":
                     targets = [pod]
@@ -99,8 +116,12 @@ def _policy_rules(state, policy, direction, pod):
                     ports = _ports(rule.ports, protocol, target)
                     if ports is None:
                         continue
+                    target_ip = pol.address_of(target, family) if target is not None \
+                        else None
                     if target is not None and direction == "Egress":
-                        peer_part = f"{peer} ip daddr {target.ip}".strip()
+                        if target_ip is None:
+                            continue
+                        peer_part = f"{peer} {MATCH[family]} daddr {target_ip}".strip()
                     else:
                         peer_part = peer
                     proto = f"meta l4proto {protocol.lower()}" if protocol else ""
@@ -115,35 +136,40 @@ BASE_CHAINS = {"forward": "type filter hook forward priority filter; policy acce
 # Calico's NFLOG groups for denied packets: 1 inbound (to a pod), 2 outbound (from one)
 NFLOG_GROUPS = {"Ingress": 1, "Egress": 2}
 DROPS_KEY = "ip saddr . ip daddr . meta l4proto . th dport"
+
+
+def drops_key(family: str = IPV4) -> str:
+    return DROPS_KEY.replace("ip ", f"{MATCH[family]} ")
 DROPS_TIMEOUT_S = 3600  # an element's timeout, refreshed by each drop: it dates the last one
 DROP_SETS = {"Ingress": "drops-ingress", "Egress": "drops-egress"}
 
 
-def drop_rule(chain: str, direction: str, pod_key: str) -> str:
+def drop_rule(chain: str, direction: str, pod_key: str, family: str = IPV4) -> str:
     """An endpoint chain's last rule: what no policy passed is remembered per connection (a
     set element with a counter, its timeout refreshed), sent to nflog with the chain's name
     as prefix (`tcpdump -i nflog:1` in the node shows it; the host's kernel log never does),
     counted and dropped."""
-    return (f"update @{DROP_SETS[direction]} {{ {DROPS_KEY} timeout {DROPS_TIMEOUT_S}s }} "
+    return (f"update @{DROP_SETS[direction]} {{ {drops_key(family)} timeout {DROPS_TIMEOUT_S}s }} "
             f'log prefix "{chain}" group {NFLOG_GROUPS[direction]} counter drop '
             f'comment "{pod_key}: no policy allows this {direction.lower()}"')
 
 
-def _drop_sets() -> list[str]:
-    return [f"  set {name} {{ typeof {DROPS_KEY}; size 65535; flags dynamic,timeout; "
+def _drop_sets(family: str = IPV4) -> list[str]:
+    return [f"  set {name} {{ typeof {drops_key(family)}; size 65535; flags dynamic,timeout; "
             f"timeout {DROPS_TIMEOUT_S}s; counter; }}" for name in DROP_SETS.values()]
 
 
-def chains(state: RunState, node_name: str, hook: str,
-           node_addresses: list[str]) -> dict[str, list[str]]:
-    """{chain: rules} of the node's `calico` table for the policies of the run's state, the
-    base chains (forward, input) first."""
-    from_key, to_key = KEYS[hook]
+def chains(state: RunState, node_name: str, hook: str, node_addresses: list[str],
+           family: str = IPV4) -> dict[str, list[str]]:
+    """{chain: rules} of the node's `calico` table of one family (`ip calico`, `ip6
+    calico`) for the policies of the run's state, the base chains (forward, input) first."""
+    from_key, to_key = keys(hook, family)
     all_policies = pol.policies(state)  # parsed once, not per pod and direction
     out, to_pods, from_pods = {}, {}, {}
     for key, pod in sorted(state.pods.items()):
         iface = host_interface(pod)
-        if pod.node != node_name or not pod.ip or iface is None:
+        pod_ip = pol.address_of(pod, family)
+        if pod.node != node_name or not pod_ip or iface is None:
             continue
         for direction, prefix, verdicts in (("Ingress", "tw", to_pods),
                                             ("Egress", "fw", from_pods)):
@@ -152,18 +178,19 @@ def chains(state: RunState, node_name: str, hook: str,
                 continue
             chain = f"cali-{prefix}-{iface}"
             body = []
-            if direction == "Ingress":
-                body.append(f"ip saddr {_addresses(node_addresses)} return")  # own node
+            own = [a for a in node_addresses if family_of(a) == family]
+            if direction == "Ingress" and own:
+                body.append(f"{MATCH[family]} saddr {_addresses(own)} return")  # own node
             body.append(f"meta mark set meta mark & {~int(ACCEPT_MARK, 16) & 0xffffffff:#x}")
             for policy in isolating:
                 sub = f"cali-p{'i' if direction == 'Ingress' else 'o'}-{iface}-" \
                       f"{policy.namespace}/{policy.name}"
-                out[sub] = _policy_rules(state, policy, direction, pod)
+                out[sub] = _policy_rules(state, policy, direction, pod, family)
                 # as Felix: the first policy that passes the packet ends the search
                 body += [f"jump {sub}", f"meta mark & {ACCEPT_MARK} == {ACCEPT_MARK} return"]
-            body.append(drop_rule(chain, direction, key))
+            body.append(drop_rule(chain, direction, key, family))
             out[chain] = body
-            verdicts[f'"{iface}"' if hook == "routed" else pod.ip] = chain
+            verdicts[f'"{iface}"' if hook == "routed" else pod_ip] = chain
     base = {"forward": ["ct state established,related accept", "ct state invalid drop"],
             "input": ["ct state established,related accept"]}
     if from_pods:
@@ -179,14 +206,16 @@ def _vmap(verdicts):
                             for key, chain in sorted(verdicts.items())) + " }"
 
 
-def render(state: RunState, node_name: str, hook: str, node_addresses: list[str]) -> str:
-    """The node's whole `calico` table, replacing whatever it held."""
-    return full_table(chains(state, node_name, hook, node_addresses))
+def render(state: RunState, node_name: str, hook: str, node_addresses: list[str],
+           family: str = IPV4) -> str:
+    """The node's whole `calico` table of a family, replacing whatever it held."""
+    return full_table(chains(state, node_name, hook, node_addresses, family), family)
 
 
-def full_table(table: dict[str, list[str]]) -> str:
-    lines = [f"table {TABLE} {{}}", f"delete table {TABLE}", f"table {TABLE} {{",
-             *_drop_sets()]
+def full_table(table: dict[str, list[str]], family: str = IPV4) -> str:
+    name = TABLES[family]
+    lines = [f"table {name} {{}}", f"delete table {name}", f"table {name} {{",
+             *_drop_sets(family)]
     for chain, rules in table.items():
         lines.append(f"  chain {chain} {{")
         if chain in BASE_CHAINS:
@@ -210,7 +239,7 @@ class Enforcer:
     def __init__(self, hook: str):
         self.hook = hook  # "routed" or "bridged"
         self.addresses: dict[str, list[str]] = {}  # node -> its own addresses (allowed in)
-        self.held: dict[str, HeldTable] = {}
+        self.held: dict[tuple[str, str], HeldTable] = {}  # (node, family) -> its table
         self.active = False
 
     def sync(self, cluster: ClusterContext) -> None:
@@ -222,35 +251,43 @@ class Enforcer:
                                "machine lacks (see `testbed doctor`)")
         self.active = True
         for node in cluster.nodes.values():
+            families = cluster.spec.families
             if node.name not in self.addresses:
                 self.addresses[node.name] = [
-                    a["local"] for link in node.ns.ip_json("-4", "addr", "show")
-                    for a in link.get("addr_info", []) if a["local"] != "127.0.0.1"]
+                    a["local"] for link in node.ns.ip_json("addr", "show")
+                    for a in link.get("addr_info", [])
+                    if a["local"] not in ("127.0.0.1", "::1") and a.get("scope") != "link"]
                 state.nodes[node.name].addresses = self.addresses[node.name]
                 state.save()  # `policy check` reads them: the node's own addresses
                 if self.hook == "bridged":  # bridged packets through the IP hooks
-                    node.ns.run("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
-            self.sync_node(node, chains(state, node.name, self.hook, self.addresses[node.name]))
+                    node.ns.run("sysctl", "-qw", *(
+                        f"net.bridge.bridge-nf-call-ip{'6' if f == IPV6 else ''}tables=1"
+                        for f in families))
+            for family in families:
+                self.sync_node(node, chains(state, node.name, self.hook,
+                                            self.addresses[node.name], family), family)
 
-    def sync_node(self, node: NodeContext, table: dict[str, list[str]]) -> None:
-        """Bring one node's table to `table`: whole the first time (or when an edit fails, as
-        Felix resyncs), by rule-level edits after that."""
-        held = self.held.pop(node.name, None)
+    def sync_node(self, node: NodeContext, table: dict[str, list[str]],
+                  family: str = IPV4) -> None:
+        """Bring one node's table of a family to `table`: whole the first time (or when an
+        edit fails, as Felix resyncs), by rule-level edits after that."""
+        name = TABLES[family]
+        held = self.held.pop((node.name, family), None)
         if held is not None:
-            change = edits.edit(TABLE, held.chains, held.handles, table)
+            change = edits.edit(name, held.chains, held.handles, table)
             if not change.text:
-                self.held[node.name] = HeldTable(table, held.handles)
+                self.held[(node.name, family)] = HeldTable(table, held.handles)
                 return
             try:
                 echo = node.ns.run("nft", "--echo", "--handle", "-f", "-", input=change.text)
                 handles = {c: held.handles[c] for c in table if c in held.handles}
                 handles.update(change.handles_after(echo))
-                self.held[node.name] = HeldTable(table, handles)
+                self.held[(node.name, family)] = HeldTable(table, handles)
                 return
             except (CommandError, StopIteration) as err:  # refused, or an unreadable echo
-                print(f"policy: {node.name}: an edit of table {TABLE} was not applied "
+                print(f"policy: {node.name}: an edit of table {name} was not applied "
                       f"({str(err).strip()[-300:] or 'its echo unread'}); the table is "
                       "written whole", file=sys.stderr)
-        node.ns.run("nft", "-f", "-", input=full_table(table))
-        listing = node.ns.run("nft", "--handle", "list", "table", *TABLE.split())
-        self.held[node.name] = HeldTable(table, edits.listed_handles(listing))
+        node.ns.run("nft", "-f", "-", input=full_table(table, family))
+        listing = node.ns.run("nft", "--handle", "list", "table", *name.split())
+        self.held[(node.name, family)] = HeldTable(table, edits.listed_handles(listing))

@@ -15,6 +15,7 @@ Everything here is pure: the run's state in, decisions out.
 """
 import ipaddress
 
+from testbed.manifests.families import IPV4, family_of
 from testbed.manifests.kinds import NetworkPolicy, PolicyPeer, PolicyPort, PolicyRule
 from testbed.model.records import PodRecord
 from testbed.model.state import RunState
@@ -45,27 +46,38 @@ def isolating(all_policies: list[NetworkPolicy], pod: PodRecord,
     return [p for p in all_policies if direction in p.policy_types and selects(p, pod)]
 
 
-def peer_pods(state: RunState, policy: NetworkPolicy, peer: PolicyPeer) -> dict[str, str]:
-    """{pod key: ip} of the pods a selector peer matches (none for an ipBlock)."""
+def address_of(pod: PodRecord, family: str = IPV4) -> str | None:
+    """A pod's address of an IP family, None when it has none."""
+    return next((a for a in pod.addresses if family_of(a) == family), None)
+
+
+def peer_pods(state: RunState, policy: NetworkPolicy, peer: PolicyPeer,
+              family: str = IPV4) -> dict[str, str]:
+    """{pod key: ip of `family`} of the pods a selector peer matches (none for an
+    ipBlock)."""
     if peer.cidr:
         return {}
     out = {}
     for key, pod in state.pods.items():
-        if not pod.ip:
+        ip = address_of(pod, family)
+        if not ip:
             continue
         if peer.namespace_selector is None:
             in_scope = pod.namespace == policy.namespace
         else:
             in_scope = peer.namespace_selector.matches(namespace_labels(state, pod.namespace))
         if in_scope and (peer.pod_selector is None or peer.pod_selector.matches(pod.labels)):
-            out[key] = pod.ip
+            out[key] = ip
     return out
 
 
 def in_block(peer: PolicyPeer, ip: str) -> bool:
-    address = ipaddress.IPv4Address(ip)
-    return address in ipaddress.IPv4Network(peer.cidr) and \
-        not any(address in ipaddress.IPv4Network(e) for e in peer.excepts)
+    """Is `ip` in an ipBlock (and in none of its excepts)? An address of the other family
+    never is."""
+    address = ipaddress.ip_address(ip)
+    block = ipaddress.ip_network(peer.cidr)
+    return address.version == block.version and address in block and \
+        not any(address in ipaddress.ip_network(e) for e in peer.excepts)
 
 
 def port_numbers(port: PolicyPort, target_pod: PodRecord | None) -> tuple[int, int] | None:
@@ -92,13 +104,14 @@ def rule_admits(state: RunState, policy: NetworkPolicy, rule: PolicyRule, peer_i
     for peer in rule.peers:
         if peer.cidr and in_block(peer, peer_ip):
             return True
-        if not peer.cidr and peer_ip in peer_pods(state, policy, peer).values():
+        if not peer.cidr and peer_ip in peer_pods(state, policy, peer,
+                                                   family_of(peer_ip)).values():
             return True
     return False
 
 
 def _pod_by_ip(state: RunState, ip: str) -> tuple[str | None, PodRecord | None]:
-    return next(((n, p) for n, p in state.pods.items() if p.ip == ip), (None, None))
+    return next(((n, p) for n, p in state.pods.items() if ip in p.addresses), (None, None))
 
 
 def explain(state: RunState, src_ip: str, dst_ip: str, port: int,
@@ -116,7 +129,7 @@ def explain(state: RunState, src_ip: str, dst_ip: str, port: int,
         lines.append(f"egress: {src_ip} is no pod: no egress policy applies")
     if dst is not None:
         node = state.nodes[dst.node]
-        node_ips = {node.ip} | set(node.addresses)
+        node_ips = {node.ip, node.ip_v6} | set(node.addresses)
         if src_ip in node_ips:
             lines.append(f"ingress: {src_ip} is {dst_name}'s own node: always allowed")
         else:

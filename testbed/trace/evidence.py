@@ -13,7 +13,7 @@ from testbed.trace.pcap import Sighting
 if TYPE_CHECKING:  # the tracer imports this module
     from testbed.trace.tracer import Hop, Place
 
-POLICY_TABLE = ("ip", "calico")
+POLICY_TABLES = (("ip", "calico"), ("ip6", "calico"))  # a table per family, as Felix's
 ROUTE_TYPES = ("unicast", "blackhole", "unreachable", "prohibit", "local", "broadcast",
                "throw", "multicast", "anycast", "nat")
 
@@ -232,9 +232,9 @@ def policy_drops(places: Iterable[Place]) -> dict:
     """{(label, chain): (dropped packets, policies the chain runs, its comment)} of every
     NetworkPolicy endpoint chain's drop rule in the given namespaces."""
     out = {}
-    for place in places:
+    for place, table in ((p, t) for p in places for t in POLICY_TABLES):
         try:
-            listing = _run(place, ["nft", "list", "table", *POLICY_TABLE])
+            listing = _run(place, ["nft", "list", "table", *table])
         except (CommandError, OSError):
             continue  # no policy table there
         chain, policies = None, []
@@ -248,7 +248,8 @@ def policy_drops(places: Iterable[Place]) -> dict:
                 count = int(line.split("counter packets ")[1].split()[0])
                 comment = line.split('comment "', 1)[1].rstrip('"') if 'comment "' in line \
                     else ""
-                out[(place.label, chain)] = (count, policies, comment)
+                earlier = out.get((place.label, chain), (0,))[0]  # the other family's
+                out[(place.label, chain)] = (earlier + count, policies, comment)
     return out
 
 

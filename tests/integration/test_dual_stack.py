@@ -4,10 +4,16 @@ each family on the same node, across nodes and across racks; the mode's IPv6 ker
 are those of the real plugin."""
 import ipaddress
 import json
+import subprocess
 
+import pytest
+
+from testbed import manifests
+from testbed.api import apply
+from testbed.cli.objects import read_drops
 from testbed.host import netns
 
-from .conftest import pod, transfer
+from .conftest import TOPO, pod, transfer
 from .test_connectivity import full_matrix_over
 
 
@@ -113,3 +119,65 @@ def test_bgp_dual_stack_across_racks(make_cluster):
         line = next(li for li in protocols.splitlines() if li.startswith(session + " "))
         assert "Established" in line, line
     assert "kernel6" in protocols and "blocks6" in protocols
+
+
+SERVER = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: server, labels: {app: server}}
+spec:
+  nodeName: node2
+  containers:
+  - {name: web, image: registry.k8s.io/e2e-test-images/agnhost:2.47,
+     args: [netexec, --http-port=8080]}
+"""
+
+
+def only_from(block):
+    return f"""\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: only-from}}
+spec:
+  podSelector: {{matchLabels: {{app: server}}}}
+  ingress:
+  - from: [{{ipBlock: {{cidr: "{block}"}}}}]
+    ports: [{{port: 8080}}]
+"""
+
+
+def connects(cluster, src, ip, port=8080):
+    sandbox = pod(cluster, src).netns
+    url = f"http://[{ip}]:{port}/hostname" if ":" in ip else f"http://{ip}:{port}/hostname"
+    return subprocess.run(netns.in_pod(sandbox, ["curl", "-s", "-m", "2", url]),
+                          capture_output=True, text=True).stdout == "server"
+
+
+@pytest.mark.parametrize("mode, extra", [("bgp", ""), ("vxlan", "networkPolicy: {enforce: "
+                                                              "true}\n")])
+def test_network_policy_per_family_with_an_ipv6_ip_block(make_cluster, tmp_path, mode, extra):
+    """Calico (bgp) and Canal (vxlan + enforce) render a table per family: an IPv6 ipBlock
+    admits its IPv6 peer and nothing over IPv4; the denied IPv6 connection is counted."""
+    topo = tmp_path / "dual.yaml"
+    topo.write_text((TOPO / "default.yaml").read_text() + extra)
+    cluster = make_cluster(topo, mode, ip_family="dual")
+    client_v4, client_v6 = pod(cluster, "node1-pod1").ips
+    (tmp_path / "server.yaml").write_text(SERVER)
+    apply.apply(cluster, manifests.load(str(tmp_path / "server.yaml")))
+    server_v4, server_v6 = pod(cluster, "server").ips
+    assert connects(cluster, "node1-pod2", server_v6) and connects(cluster, "node1-pod2",
+                                                                   server_v4)
+    (tmp_path / "policy.yaml").write_text(only_from(f"{client_v6}/128"))
+    apply.apply(cluster, manifests.load(str(tmp_path / "policy.yaml")))
+    assert connects(cluster, "node1-pod1", server_v6)          # the block's own address
+    assert not connects(cluster, "node1-pod1", server_v4)      # its IPv4 is in no block
+    assert not connects(cluster, "node1-pod2", server_v6)      # another IPv6 peer
+    tables = in_node(cluster, "node2", "nft", "list", "tables")
+    assert "table ip calico" in tables and "table ip6 calico" in tables
+    v6 = in_node(cluster, "node2", "nft", "list", "table", "ip6", "calico")
+    assert f"ip6 saddr {client_v6} " in v6  # nft shows a /128 as the address
+    assert client_v6 not in in_node(cluster, "node2", "nft", "list", "table", "ip", "calico")
+    denied = read_drops(cluster.state)
+    peers = {(d.peer, d.src) for d in denied if d.pod == "default/server"}
+    assert ("default/node1-pod2", pod(cluster, "node1-pod2").ips[1]) in peers
+    assert ("default/node1-pod1", client_v4) in peers

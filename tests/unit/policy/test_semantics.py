@@ -208,3 +208,50 @@ def test_an_ip_block_with_host_bits_means_the_masked_network():
         "p.yaml:8: NetworkPolicy default/p: spec.ingress[0].from[0].ipBlock.except[0]: "
         "'10.244.1.7/24' has host bits set: it means 10.244.1.0/24"]
 
+
+
+V6_BLOCK = """\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: v6-only}
+spec:
+  podSelector: {matchLabels: {role: db}}
+  ingress:
+  - from: [{ipBlock: {cidr: "fd00:10:244::/64", except: ["fd00:10:244::7/128"]}},
+           {podSelector: {matchLabels: {role: frontend}}}]
+"""
+
+
+def dual_cluster():
+    data = cluster(V6_BLOCK)
+    for rec in data.pods.values():  # a second address each: fd00:10:244:<node>::<host>
+        subnet = int(rec.ip.split(".")[2])
+        rec.ips = [rec.ip, f"fd00:10:244:{subnet:x}::{rec.ip.split('.')[3]}"]
+    return data
+
+
+def test_an_ipv6_ip_block_admits_its_family_only_and_policy_check_says_so():
+    data = dual_cluster()
+    assert policy.explain(data, "fd00:10:244::8", "fd00:10:244:1::5", 6379)[0]  # in the block
+    assert not policy.explain(data, "fd00:10:244::7", "fd00:10:244:1::5", 6379)[0]  # except
+    assert not policy.explain(data, "10.244.0.8", "10.244.1.5", 6379)[0]  # IPv4: no block
+    # a selector peer admits the frontend over either family
+    assert policy.explain(data, "fd00:10:244:1::6", "fd00:10:244:1::5", 6379)[0]
+    assert policy.explain(data, "10.244.1.6", "10.244.1.5", 6379)[0]
+
+
+def test_the_nftables_chains_come_per_family():
+    data = dual_cluster()
+    v4 = policy_nft.chains(data, "node2", "routed", ["192.168.1.12"])
+    v6 = policy_nft.chains(data, "node2", "routed", ["192.168.1.12", "fd00:192:168:1::12"],
+                           "IPv6")
+    rules4 = v4["cali-pi-cali5-default/v6-only"]
+    rules6 = v6["cali-pi-cali5-default/v6-only"]
+    assert not any("fd00:10:244::/64" in r for r in rules4)
+    assert any(r.startswith("ip6 saddr fd00:10:244::/64 ip6 saddr != { fd00:10:244::7/128 }")
+               for r in rules6)
+    assert any(r.startswith("ip6 saddr { fd00:10:244:1::6 }") for r in rules6)  # its namespace
+    assert v6["cali-tw-cali5"][0] == "ip6 saddr { fd00:192:168:1::12 } return"
+    assert "ip6 saddr . ip6 daddr . meta l4proto . th dport" in v6["cali-tw-cali5"][-1]
+    assert v4["cali-tw-cali5"][0] == "ip saddr { 192.168.1.12 } return"
+    assert "table ip6 calico {" in policy_nft.full_table(v6, "IPv6")

@@ -41,6 +41,11 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                        help="ms of delay per link end (needs netem)")
     bench.add_argument("--underlay", choices=["linux", "ovs"],
                        help="what switches the racks (default: the topology's, else linux)")
+    bench.add_argument("--family", choices=["ipv4", "ipv6", "dual"], default="ipv4",
+                       help="the addresses paths are measured over: ipv6 and dual build "
+                       "dual-stack clusters; dual measures each mode over both, its IPv6 "
+                       "flows as <mode>-ipv6, so that IPv6 against IPv4 is a comparison of "
+                       "the run")
     bench.add_argument("--out", default="results", help="where run directories go")
     bench.add_argument("--label", help="appended to the run directory's name")
     bench.add_argument("--no-warmup", action="store_true")

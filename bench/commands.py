@@ -25,7 +25,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         duration=args.duration,
         streams=args.streams, udp_rate=args.udp_rate, mtu=args.mtu,
         bandwidth=args.bandwidth, delay=args.delay, out=args.out, warmup=not args.no_warmup,
-        label=args.label or "", underlay=args.underlay)
+        label=args.label or "", underlay=args.underlay, family=args.family)
     run_dir, summary, skipped = harness.run(opt)
     for mode, reason in skipped.items():
         print(f"mode {mode} left out: {reason}")

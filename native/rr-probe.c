@@ -19,6 +19,9 @@
  *
  * A udp request whose echo has not come within LOSS_TIMEOUT_MS is counted lost; a late echo
  * of it is recognised by its sequence number and ignored.
+ *
+ * The server listens on both families ([::] with IPV6_V6ONLY off, IPv4 alone where the
+ * namespace has no IPv6); HOST is an IPv4 or an IPv6 address.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -85,17 +88,39 @@ static int write_full(int fd, const char *buf, size_t len)
     return 1;
 }
 
+/* a socket bound to PORT on every address of both families, else of IPv4 */
+static int bound(int type, int port)
+{
+    int one = 1, zero = 0;
+    int s = socket(AF_INET6, type, 0);
+    struct sockaddr_in6 any6 = {.sin6_family = AF_INET6, .sin6_port = htons(port),
+                                .sin6_addr = IN6ADDR_ANY_INIT};
+    if (s >= 0) {
+        setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+        if (bind(s, (struct sockaddr *)&any6, sizeof any6) == 0)
+            return s;
+        close(s);
+    }
+    struct sockaddr_in any4 = {.sin_family = AF_INET, .sin_port = htons(port)};
+    s = socket(AF_INET, type, 0);
+    if (s < 0)
+        die("socket");
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(s, (struct sockaddr *)&any4, sizeof any4) < 0)
+        die("bind");
+    return s;
+}
+
 static void serve_tcp(int port, size_t size)
 {
     int one = 1;
-    int ls = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+    int ls = bound(SOCK_STREAM, port);
     char *buf = malloc(size);
-    if (ls < 0 || !buf)
-        die("socket");
-    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(ls, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(ls, 4) < 0)
-        die("bind/listen");
+    if (!buf)
+        die("malloc");
+    if (listen(ls, 4) < 0)
+        die("listen");
     for (;;) {
         int c = accept(ls, NULL, NULL);
         if (c < 0) {
@@ -112,15 +137,12 @@ static void serve_tcp(int port, size_t size)
 
 static void serve_udp(int port, size_t size)
 {
-    int s = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+    int s = bound(SOCK_DGRAM, port);
     char *buf = malloc(size);
-    if (s < 0 || !buf)
-        die("socket");
-    if (bind(s, (struct sockaddr *)&addr, sizeof addr) < 0)
-        die("bind");
+    if (!buf)
+        die("malloc");
     for (;;) {
-        struct sockaddr_in from;
+        struct sockaddr_storage from;
         socklen_t fromlen = sizeof from;
         ssize_t n = recvfrom(s, buf, size, 0, (struct sockaddr *)&from, &fromlen);
         if (n > 0)
@@ -177,20 +199,27 @@ static uint64_t round_trip(int s, int udp, char *out, char *in, size_t size, uin
 static void client(int udp, const char *host, int port, size_t size)
 {
     int one = 1;
-    int s = socket(AF_INET, udp ? SOCK_DGRAM : SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+    struct sockaddr_in addr4 = {.sin_family = AF_INET, .sin_port = htons(port)};
+    struct sockaddr_in6 addr6 = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+    struct sockaddr *addr = (struct sockaddr *)&addr4;
+    socklen_t addrlen = sizeof addr4;
+    if (inet_pton(AF_INET, host, &addr4.sin_addr) != 1) {
+        if (inet_pton(AF_INET6, host, &addr6.sin6_addr) != 1) {
+            fprintf(stderr, "rr-probe: %s is not an IP address\n", host);
+            exit(2);
+        }
+        addr = (struct sockaddr *)&addr6;
+        addrlen = sizeof addr6;
+    }
+    int s = socket(addr->sa_family, udp ? SOCK_DGRAM : SOCK_STREAM, 0);
     char *out = calloc(1, size), *in = malloc(size), line[64];
     size_t cap = 1 << 16;
     uint64_t *rtt = malloc(cap * sizeof *rtt), seq = 0;
     if (s < 0 || !out || !in || !rtt)
         die("socket");
-    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
-        fprintf(stderr, "rr-probe: %s is not an IPv4 address\n", host);
-        exit(2);
-    }
     if (!udp)
         setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(s, (struct sockaddr *)&addr, sizeof addr) < 0)
+    if (connect(s, addr, addrlen) < 0)
         die("connect");
     setvbuf(stdout, NULL, _IOLBF, 0);
     while (fgets(line, sizeof line, stdin)) {

@@ -56,6 +56,21 @@ from testbed.underlay import fabric, ovs
 REPO = testbed.REPO
 CLUSTER_OVERHEAD_S = 4.0  # estimated bring-up + teardown + warm-up per cluster, for progress
 AA_MODE = controls.BARE_AGAIN  # the bare path measured as if it were a mode: the A/A control
+# --family: which addresses the paths are measured over. ipv6 and dual build every cluster
+# dual-stack; dual measures each mode over both, its IPv6 flows named <mode>-ipv6, paired
+# with the same bare turns, so that IPv6 against IPv4 is a comparison of the run
+FAMILIES = {"ipv4": (4,), "ipv6": (6,), "dual": (4, 6)}
+IPV6_SUFFIX = "-ipv6"
+
+
+def family_label(label: str, family: int, measured: tuple) -> str:
+    """A flow's name in the results: the mode's, with -ipv6 where a run measures both."""
+    return label + IPV6_SUFFIX if family == 6 and len(measured) == 2 else label
+
+
+def cluster_label(label: str) -> str:
+    """The mode (or control) whose cluster a flow's name belongs to."""
+    return label.removesuffix(IPV6_SUFFIX)
 TOOL_START_S = 0.3  # starting a tool's server and client in their namespaces, per sample
 SESSION_START_S = 1.5  # starting a time-sliced session's tools, every flow's at once
 TURN_OVERHEAD_S = 0.01  # signalling and reading counters around a time-sliced turn
@@ -93,6 +108,7 @@ class Options:
     warmup: bool = True
     label: str = ""
     underlay: Optional[str] = None     # linux or ovs; None: the topology's
+    family: str = "ipv4"               # ipv4, ipv6 or dual (FAMILIES)
     extra: dict = field(default_factory=dict)
 
 
@@ -103,7 +119,9 @@ def _check_choice(kind, chosen, known):
 
 
 def prepare_spec(opt: Options) -> ClusterSpec:
-    spec = load_spec(opt.topo, underlay=opt.underlay)
+    _check_choice("family", [opt.family], list(FAMILIES))
+    spec = load_spec(opt.topo, underlay=opt.underlay,
+                     ip_family=None if opt.family == "ipv4" else "dual")
     if opt.mtu:
         if not 1280 <= opt.mtu <= 9000:
             raise TestbedError(f"--mtu {opt.mtu}: must be from 1280 to 9000")
@@ -210,33 +228,39 @@ def _bring_up_controls(stack, spec, clusters, progress, writer):
     return out
 
 
-def _flows(clusters, chosen, writer, built_controls=None):
-    """{bare path: (bare Flow, [mode Flows paired with it])} of every applicable path; the
-    controls' flows are added to the tests they are measured in (_flows_of)."""
+def _flows(clusters, chosen, writer, built_controls=None, families=(4,)):
+    """{bare path: (bare Flow, [mode Flows paired with it])} of every applicable path, over
+    the addresses of `families` (the bare flow over the first; with two, the bare path over
+    IPv6 is a flow too, `bare-ipv6`); the controls' flows, over the first family, are added to
+    the tests they are measured in (_flows_of)."""
     groups = {}
     bare = clusters[BARE]
     for path in paths_for(BARE, chosen):
         try:
-            client, server = endpoints(path, bare.state)
+            client, server = endpoints(path, bare.state, families[0])
         except NotApplicable as e:
             writer.skip(BARE, path.name, str(e))
             continue
         groups[path.name] = (Flow(BARE, path.name, client, server), [])
-    labelled = [(mode, cluster, None) for mode, cluster in clusters.items() if mode != BARE]
-    labelled += [(name, cluster, control.paths)
+    labelled = [(mode, cluster, None, family) for mode, cluster in clusters.items()
+                for family in families if mode != BARE or family != families[0]]
+    labelled += [(name, cluster, control.paths, families[0])
                  for name, (control, cluster) in (built_controls or {}).items()]
-    for label, cluster, only in labelled:
-        for path in paths_for(label if only is None else "control", chosen):
+    for label, cluster, only, family in labelled:
+        name = family_label(label, family, families)
+        kind = "control" if only is not None else label
+        for path in paths_for(kind, chosen):
             if only is not None and path.name not in only:
                 continue
             try:
-                client, server = endpoints(path, cluster.state)
-                if path.baseline not in groups:
-                    raise NotApplicable(f"the bare underlay has no {path.baseline} path here")
+                client, server = endpoints(path, cluster.state, family)
+                baseline = path.name if path.kind == "node" else path.baseline
+                if baseline not in groups:
+                    raise NotApplicable(f"the bare underlay has no {baseline} path here")
             except NotApplicable as e:
-                writer.skip(label, path.name, str(e))
+                writer.skip(name, path.name, str(e))
                 continue
-            groups[path.baseline][1].append(Flow(label, path.name, client, server))
+            groups[baseline][1].append(Flow(name, path.name, client, server))
     return groups
 
 
@@ -320,7 +344,7 @@ def run(opt: Options,
                                             "pod_mtu": _pod_mtu(cluster)}
                                      for name, (c, cluster) in built.items()}
                 writer.write_json("machine.json", facts)
-            groups = _flows(clusters, opt.paths, writer, built)
+            groups = _flows(clusters, opt.paths, writer, built, FAMILIES[opt.family])
             progress.extend(_estimate(measures, groups, opt, built))
             if opt.warmup:
                 progress.show("warm-up: every path")
@@ -380,7 +404,7 @@ def _place_daemons(clusters, built, session):
         cpus = daemon_cpus(list(pids), session) if session is not None and pids else None
         place(pids, cpus)
         if cpus:
-            placed[label] = cpus
+            placed[label] = placed[label + IPV6_SUFFIX] = cpus  # its flows of both families
     return placed
 
 
@@ -414,7 +438,7 @@ def _run_whole(measure, bare_flow, flows, clusters, opt, progress, turns):
     label = f"{measure.name}, {bare_flow.path} and the pod paths paired with it"
 
     def one(flow):
-        cluster = clusters[BARE if flow.mode == AA_MODE else flow.mode]
+        cluster = clusters[BARE if flow.mode == AA_MODE else cluster_label(flow.mode)]
         daemons = cluster.mode.daemons(cluster.context) if cluster.mode else {}
         progress.show(f"{label}: {flow.mode} {flow.path}")
         out = _measure_once(measure, flow.client, flow.server, opt, _pod_mtu(cluster), daemons)

@@ -72,7 +72,8 @@ def paired(turns: list[Turn], bare_flow: Flow, session: int | None = None) -> li
     for i, (cycle, flow, metrics) in enumerate(turns):
         mode_flow = flow or bare_flow
         sample = {"repeat": cycle, "mode": mode_flow.mode, "path": mode_flow.path,
-                  "client": mode_flow.client.name, "server": mode_flow.server.name, **metrics}
+                  "client": mode_flow.client.name, "server": mode_flow.server.name,
+                  "server_ip": mode_flow.server.ip, **metrics}
         if session is not None:
             sample["session"] = session
         if flow is not None and sample["ok"]:

@@ -188,3 +188,33 @@ def test_ctrl_c_keeps_the_samples_so_far_and_tears_down(tmp_path, require):
     kept = json.loads((jsonl.parent / "samples.json").read_text())
     assert len(kept) >= 3
     assert Footprint().leftovers(before) == []
+
+
+def test_a_dual_family_run_measures_each_mode_over_both_and_compares_them(tmp_path, require):
+    """`--family dual`: one dual-stack cluster per mode, its flows over IPv4 and IPv6
+    (<mode>-ipv6), the bare path over both, and IPv6 against IPv4 among the comparisons;
+    a mode without IPv6 is left out with the reason."""
+    require("vxlan", "bridge", "veth")
+    before = Footprint()
+    proc = run_testbed("bench", "--topo", TOPO / "default.yaml", "--out", tmp_path,
+                       "--family", "dual", "--modes", "vxlan,udp", "--paths", "pod-cross-node",
+                       "--sessions", "2", "--slices", "2", "--slice-ms", "50", "--tests",
+                       "tcp-1,tcp-rr", "--no-controls", "--no-plot", timeout=600)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "mode udp left out: ipFamily dual: mode udp cannot build it: flannel's udp " \
+        "backend carries IPv4 only" in proc.stdout
+    run = next(tmp_path.iterdir())
+    samples = json.load(open(run / "samples.json"))
+    by_mode = {}
+    for s in samples:
+        by_mode.setdefault(s["mode"], set()).add(s["server_ip"])
+    assert all(":" not in ip for ip in by_mode["vxlan"] | by_mode["bare"])
+    assert by_mode["vxlan-ipv6"] and all(ip.startswith("fd00:10:244:")
+                                         for ip in by_mode["vxlan-ipv6"])
+    assert all(ip.startswith("fd00:192:168:") for ip in by_mode["bare-ipv6"])
+    assert all(s["ok"] for s in samples if s["mode"].endswith("-ipv6"))
+    pairs = {(c["mode_a"], c["mode_b"], c["test"]) for c in
+             json.load(open(run / "summary.json"))["comparisons"]}
+    assert ("vxlan", "vxlan-ipv6", "tcp-1") in pairs and ("vxlan", "vxlan-ipv6", "tcp-rr") in pairs
+    assert json.load(open(run / "machine.json"))["options"]["family"] == "dual"
+    assert Footprint().leftovers(before) == []

@@ -5,7 +5,15 @@ import math
 import pytest
 
 from bench.engine import stats
-from bench.engine.harness import Options, _check_choice, _estimate, paths_for
+from bench.engine.harness import (
+    Options,
+    _check_choice,
+    _estimate,
+    cluster_label,
+    family_label,
+    paths_for,
+    prepare_spec,
+)
 from bench.engine.paths import BY_NAME, NotApplicable, endpoints
 from bench.engine.progress import Progress
 from bench.engine.results import summarize, tidy_rows
@@ -278,3 +286,34 @@ def test_place_pins_every_thread_and_releases_them():
     finally:
         child.kill()
         child.wait()
+
+
+DUAL_STATE = {
+    "nodes": {"node1": {"ip": "192.168.1.11", "ip_v6": "fd00:192:168:1::11", "pid": 1},
+              "node2": {"ip": "192.168.1.12", "ip_v6": "fd00:192:168:1::12", "pid": 2}},
+    "pods": {"default/a": {"node": "node1", "ip": "10.244.0.2",
+                           "ips": ["10.244.0.2", "fd00:10:244::2"]},
+             "default/b": {"node": "node2", "ip": "10.244.1.2",
+                           "ips": ["10.244.1.2", "fd00:10:244:1::2"]}},
+}
+
+
+def test_paths_are_realised_over_the_addresses_of_the_family_asked():
+    data = state_from(DUAL_STATE)
+    client, server = endpoints(BY_NAME["pod-cross-node"], data, 6)
+    assert (client.ip, server.ip) == ("fd00:10:244::2", "fd00:10:244:1::2")
+    assert endpoints(BY_NAME["pod-cross-node"], data)[1].ip == "10.244.1.2"
+    assert endpoints(BY_NAME["node-node"], data, 6)[1].ip == "fd00:192:168:1::12"
+    plain = state_from({"nodes": {"node1": {"ip": "192.168.1.11"},
+                                  "node2": {"ip": "192.168.1.12"}}})
+    with pytest.raises(NotApplicable, match="node node1 has no IPv6 address"):
+        endpoints(BY_NAME["node-node"], plain, 6)
+
+
+def test_a_dual_run_names_its_ipv6_flows_and_finds_their_clusters():
+    assert family_label("vxlan", 6, (4, 6)) == "vxlan-ipv6"
+    assert family_label("vxlan", 4, (4, 6)) == "vxlan"
+    assert family_label("vxlan", 6, (6,)) == "vxlan"  # an IPv6 run keeps the modes' names
+    assert cluster_label("vxlan-ipv6") == "vxlan" and cluster_label("bare-ipv6") == "bare"
+    with pytest.raises(TestbedError, match="unknown family ipv5"):
+        prepare_spec(Options(family="ipv5"))

@@ -34,8 +34,16 @@ def _rows(run):
     return {(r["mode"], r["path"], r["test"], r["metric"]): r for r in run["summary"]["rows"]}
 
 
+IPV6_SUFFIX = "-ipv6"  # a dual-family run's IPv6 flows (bench.engine.harness)
+
+
 def _modes(run):
-    return run["machine"].get("modes") or sorted({r["mode"] for r in run["summary"]["rows"]})
+    """The run's modes, each followed by its IPv6 flows where the run measured both
+    families (<mode>-ipv6)."""
+    rows = {r["mode"] for r in run["summary"]["rows"]}
+    modes = run["machine"].get("modes") or sorted(rows)
+    return [name for mode in modes for name in (mode, mode + IPV6_SUFFIX)
+            if name == mode or name in rows]
 
 
 def _subtitle(run):

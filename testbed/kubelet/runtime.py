@@ -16,6 +16,7 @@ from testbed.cni import caller
 from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.host.processes import end_processes_in, end_together, process_start_time, terminate
+from testbed.kubelet.hosts import managed_hosts, pod_hostname
 from testbed.kubelet.serviceaccount import TokenIssuer, mounted
 from testbed.model.context import NodeContext
 from testbed.model.records import ContainerProcess, PodRecord
@@ -101,6 +102,10 @@ class Runtime:
             record.result = result
         record.ip = record.ips[0] if record.ips else None
         self.state.save()
+        if not pod.host_network:  # a hostNetwork pod sees its node's
+            self.write_etc(record, "hosts", managed_hosts(
+                record.ips, pod_hostname(pod.name, record.dns), pod.namespace,
+                record.dns.get("subdomain", "")))
         if self.resolv_conf:
             self.write_resolv_conf(record)
         log_dir = self.state.subdir("pods", pod.namespace, pod.name)
@@ -114,19 +119,24 @@ class Runtime:
         return record
 
     def write_resolv_conf(self, record: PodRecord) -> None:
-        """The pod's resolv.conf, as the kubelet writes it; every command started in the pod
-        (containers, `testbed exec`) sees it in place of the machine's."""
+        """The pod's resolv.conf, as the kubelet writes it."""
+        if self.resolv_conf is not None:
+            self.write_etc(record, "resolv.conf", self.resolv_conf(record))
+
+    def write_etc(self, record: PodRecord, name: str, text: str) -> None:
+        """A file of the pod's own /etc (resolv.conf, hosts): every command started in the
+        pod (containers, `testbed exec`) sees it in place of the machine's."""
         directory = os.path.join(NETNS_ETC, record.netns)
         if directory not in self.state.owned.dirs:
             if os.path.exists(directory):
                 raise TestbedError(f"{directory} exists and is not this run's: pod "
                                    f"{record.key} needs it for its "
-                                   "resolv.conf (`testbed clean` removes those of runs whose "
+                                   f"{name} (`testbed clean` removes those of runs whose "
                                    "owner died)")
             self.state.own("dirs", directory)
         os.makedirs(directory, exist_ok=True)
-        with open(os.path.join(directory, "resolv.conf"), "w") as f:
-            f.write(self.resolv_conf(record))
+        with open(os.path.join(directory, name), "w") as f:
+            f.write(text)
 
     def start_container(self, pod: PodSpec, container: ContainerSpec, log_dir: str,
                         secrets: str = "") -> ContainerProcess:

@@ -35,6 +35,9 @@ def test_vxlan_dual_stack_across_racks(make_cluster):
                                                                  "dev", "eth0"])))
         on_eth0 = {a["local"] for a in shown[0]["addr_info"] if a["scope"] == "global"}
         assert on_eth0 == set(record.ips), key
+        hosts = netns.run(netns.in_pod(record.netns, ["cat", "/etc/hosts"]))
+        assert hosts.startswith("# Kubernetes-managed hosts file.")
+        assert [line.split("\t")[0] for line in hosts.splitlines()[-2:]] == record.ips
         lease_v4, lease_v6 = state.nodes[record.node].lease.split(",")
         assert ipaddress.ip_address(record.ips[1]) in ipaddress.ip_network(lease_v6)
         assert ipaddress.ip_address(record.ips[0]) in ipaddress.ip_network(lease_v4)

@@ -55,6 +55,13 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
     request_queue_size = 4096  # Go listens with the kernel's somaxconn, not socketserver's 5
 
+    def server_bind(self):
+        """Bind, without HTTPServer's reverse lookup of its own address (socket.getfqdn),
+        which Go's server never makes: in a pod whose /etc/hosts is the kubelet's it would
+        ask a DNS server, and wait for one the emulation does not have."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
 
 class _Server6(_Server):
     address_family = socket.AF_INET6

@@ -140,8 +140,8 @@ def test_plot_compares_two_runs(smoke_run, tmp_path):
 def test_a_failing_tool_marks_its_sample_and_the_run_goes_on(tmp_path, monkeypatch, require):
     require("vxlan", "iptables")
 
-    def endpoints_with_a_firewall(path, data):
-        client, server = real_endpoints(path, data)
+    def endpoints_with_a_firewall(path, data, family=4):
+        client, server = real_endpoints(path, data, family)
         if path.name == "pod-cross-node":  # iperf3's ports refuse in the server pod
             netns.run(netns.in_pod(server.netns, [
                 "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "5201:5299",

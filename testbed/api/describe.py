@@ -64,6 +64,9 @@ def describe_pod(state: RunState, key: str, rec: PodRecord) -> str:
              _field("Node", f"{rec.node}/{node.ip if node else '?'}"),
              _field("Labels", _labels(rec.labels)), _field("Status", status),
              _field("IP", rec.ip or "<none>"),
+             # as kubectl describe: every address of status.podIPs
+             "IPs:" + ("" if rec.addresses else "          <none>"),
+             *(f"  IP:  {ip}" for ip in rec.addresses),
              _field("Sandbox", f"{rec.netns} (ip netns exec {rec.netns} ...)"),
              "Containers:"]
     for cname, entry in rec.containers.items():
@@ -121,8 +124,10 @@ def describe_node(state: RunState, name: str) -> str:
     rec = state.nodes[name]
     lines = [_field("Name", name),
              _field("Labels", _labels({"kubernetes.io/hostname": name, ko.RACK_LABEL: rec.rack})),
-             "Addresses:", f"  InternalIP:  {rec.ip}", f"  Hostname:    {name}",
-             _field("PodCIDR", rec.lease or "<none>"), _field("Mode", state.mode or "<none>")]
+             "Addresses:", *(f"  InternalIP:  {ip}" for ip in rec.addresses_by_family),
+             f"  Hostname:    {name}",
+             _field("PodCIDR", (rec.lease or "<none>").split(",")[0]),
+             _field("PodCIDRs", rec.lease or "<none>"), _field("Mode", state.mode or "<none>")]
     lines += [f"  {key}: {value}" for key, value in sorted(rec.details.items())]
     pods = [(p.namespace, p.name, p.ip) for p in state.pods.values() if p.node == name]
     lines.append(f"Non-terminated Pods:  ({len(pods)} in total)")

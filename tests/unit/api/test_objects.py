@@ -256,3 +256,17 @@ def test_a_dual_stack_pod_and_node_report_an_address_of_each_family():
     assert node_obj["spec"]["podCIDRs"][1] == "fd00:10:244::/64"
     assert [a["address"] for a in node_obj["status"]["addresses"]] == [
         node.ip, "fd00:192:168:1::11", rec.node]
+
+
+def test_describe_a_dual_stack_pod_and_node_lists_every_address():
+    data = state()
+    rec = data.pods["x/a"]
+    rec.ips = [rec.ip, "fd00:10:244::5"]
+    node = data.nodes[rec.node]
+    node.ip_v6, node.lease = "fd00:192:168:1::11", f"{node.lease},fd00:10:244::/64"
+    text = describe.describe(data, "pod", "a", "x")
+    assert f"IPs:\n  IP:  {rec.ip}\n  IP:  fd00:10:244::5" in text
+    text = describe.describe(data, "node", rec.node)
+    assert "  InternalIP:  fd00:192:168:1::11" in text
+    assert f"PodCIDR:      {node.lease.split(',')[0]}\n" in text
+    assert f"PodCIDRs:     {node.lease}" in text

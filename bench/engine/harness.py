@@ -41,7 +41,7 @@ from bench.engine.paths import PATHS as ALL_PATHS
 from bench.engine.paths import Endpoint, NotApplicable, endpoints
 from bench.engine.paths import Path as BenchPath
 from bench.engine.progress import Progress
-from bench.engine.results import RunWriter, machine_facts
+from bench.engine.results import IPV6_SUFFIX, RunWriter, machine_facts
 from bench.engine.slicing import Flow, paired, run_sequential, run_sliced
 from bench.tools.tool import ToolError
 from testbed.errors import TestbedError
@@ -60,7 +60,6 @@ AA_MODE = controls.BARE_AGAIN  # the bare path measured as if it were a mode: th
 # dual-stack; dual measures each mode over both, its IPv6 flows named <mode>-ipv6, paired
 # with the same bare turns, so that IPv6 against IPv4 is a comparison of the run
 FAMILIES = {"ipv4": (4,), "ipv6": (6,), "dual": (4, 6)}
-IPV6_SUFFIX = "-ipv6"
 
 
 def family_label(label: str, family: int, measured: tuple) -> str:

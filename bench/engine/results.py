@@ -26,6 +26,7 @@ from bench.engine.paths import BY_NAME as PATHS
 from testbed.errors import TestbedError
 
 BARE = "bare"
+IPV6_SUFFIX = "-ipv6"  # a dual-family run's IPv6 flows: <mode>-ipv6 (bench --family dual)
 RATIO_METRICS = ("gbps", "p50_us", "p99_us", "rtt_p50_ms", "cpu_s_per_gb")
 CSV_FIELDS = ("run", "session", "repeat", "mode", "path", "test", "metric", "value", "unit",
               "ok", "error")

@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from bench.engine.paths import PATHS  # noqa: E402
-from bench.engine.results import BARE, load_run  # noqa: E402
+from bench.engine.results import BARE, IPV6_SUFFIX, load_run  # noqa: E402
 
 BARE_COLOUR = "#8c8c8c"
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
@@ -32,9 +32,6 @@ def _colours(modes):
 
 def _rows(run):
     return {(r["mode"], r["path"], r["test"], r["metric"]): r for r in run["summary"]["rows"]}
-
-
-IPV6_SUFFIX = "-ipv6"  # a dual-family run's IPv6 flows (bench.engine.harness)
 
 
 def _modes(run):

@@ -157,7 +157,7 @@ def selected_pods(state: RunState, key: str, family: str = IPV4) -> list[tuple[s
     for pod_key, pod in sorted(state.pods.items()):
         if selector and pod.namespace == namespace and \
                 all(pod.labels.get(k) == v for k, v in selector.items()):
-            ip = next((a for a in pod.addresses if family_of(a) == family), None)
+            ip = pod.address(family)
             if ip:
                 out.append((pod_key, ip))
     return out

@@ -15,6 +15,7 @@ from typing import Any
 
 from testbed.host.daemons import DaemonRecord  # noqa: F401  (a field type of RunState)
 from testbed.host.processes import Process
+from testbed.manifests.families import family_of
 from testbed.manifests.kinds import NetworkPolicy, policy_from_record, policy_to_record
 
 
@@ -53,6 +54,10 @@ class PodRecord:
     def addresses(self) -> list[str]:
         """Its addresses (a record older than `ips`: its one `ip`)."""
         return self.ips or ([self.ip] if self.ip else [])
+
+    def address(self, family: str) -> str | None:
+        """Its address of an IP family ("IPv4", "IPv6"), None when it has none."""
+        return next((a for a in self.addresses if family_of(a) == family), None)
 
 
 @dataclass

@@ -340,11 +340,11 @@ class _Validator:
         if not isinstance(docs, list) or not docs:
             self.fail("racks", docs, "must be a non-empty list")
         racks: list[RackSpec] = []
+        families = IP_FAMILIES["dual" if pod_cidr_v6 is not None else "ipv4"]
         for i, doc in enumerate(docs):
             fld = f"racks[{i}]"
             doc = self.mapping(doc, fld, RACK_KEYS)
             name = self.name(doc.get("name"), f"{fld}.name", IFNAME_MAX, "rack")
-            families = IP_FAMILIES["dual" if pod_cidr_v6 is not None else "ipv4"]
             subnet, subnet_v6 = self.cidrs(doc.get("subnet", f"192.168.{i + 1}.0/24"),
                                            f"{fld}.subnet", families, "")
             if pod_cidr_v6 is not None and subnet_v6 is None:

@@ -116,8 +116,7 @@ def _policy_rules(state, policy, direction, pod, family=IPV4):
                     ports = _ports(rule.ports, protocol, target)
                     if ports is None:
                         continue
-                    target_ip = pol.address_of(target, family) if target is not None \
-                        else None
+                    target_ip = target.address(family) if target is not None else None
                     if target is not None and direction == "Egress":
                         if target_ip is None:
                             continue
@@ -168,7 +167,7 @@ def chains(state: RunState, node_name: str, hook: str, node_addresses: list[str]
     out, to_pods, from_pods = {}, {}, {}
     for key, pod in sorted(state.pods.items()):
         iface = host_interface(pod)
-        pod_ip = pol.address_of(pod, family)
+        pod_ip = pod.address(family)
         if pod.node != node_name or not pod_ip or iface is None:
             continue
         for direction, prefix, verdicts in (("Ingress", "tw", to_pods),

@@ -46,11 +46,6 @@ def isolating(all_policies: list[NetworkPolicy], pod: PodRecord,
     return [p for p in all_policies if direction in p.policy_types and selects(p, pod)]
 
 
-def address_of(pod: PodRecord, family: str = IPV4) -> str | None:
-    """A pod's address of an IP family, None when it has none."""
-    return next((a for a in pod.addresses if family_of(a) == family), None)
-
-
 def peer_pods(state: RunState, policy: NetworkPolicy, peer: PolicyPeer,
               family: str = IPV4) -> dict[str, str]:
     """{pod key: ip of `family`} of the pods a selector peer matches (none for an
@@ -59,7 +54,7 @@ def peer_pods(state: RunState, policy: NetworkPolicy, peer: PolicyPeer,
         return {}
     out = {}
     for key, pod in state.pods.items():
-        ip = address_of(pod, family)
+        ip = pod.address(family)
         if not ip:
             continue
         if peer.namespace_selector is None:

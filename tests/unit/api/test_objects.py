@@ -242,12 +242,18 @@ def test_a_pod_whose_container_process_is_gone_is_reported_not_ready():
     assert ko.pod_status(rec) == ("1/1", "Running")
 
 
-def test_a_dual_stack_pod_and_node_report_an_address_of_each_family():
+def dual_stack_state():
+    """state() with pod x/a and its node given an IPv6 address and lease each."""
     data = state()
     rec = data.pods["x/a"]
     rec.ips = [rec.ip, "fd00:10:244::5"]
     node = data.nodes[rec.node]
     node.ip_v6, node.lease = "fd00:192:168:1::11", f"{node.lease},fd00:10:244::/64"
+    return data, rec, node
+
+
+def test_a_dual_stack_pod_and_node_report_an_address_of_each_family():
+    data, rec, node = dual_stack_state()
     pod = next(p for p in ko.pods(data) if p["metadata"]["name"] == "a")
     assert [e["ip"] for e in pod["status"]["podIPs"]] == [rec.ip, "fd00:10:244::5"]
     assert pod["status"]["podIP"] == rec.ip
@@ -259,11 +265,7 @@ def test_a_dual_stack_pod_and_node_report_an_address_of_each_family():
 
 
 def test_describe_a_dual_stack_pod_and_node_lists_every_address():
-    data = state()
-    rec = data.pods["x/a"]
-    rec.ips = [rec.ip, "fd00:10:244::5"]
-    node = data.nodes[rec.node]
-    node.ip_v6, node.lease = "fd00:192:168:1::11", f"{node.lease},fd00:10:244::/64"
+    data, rec, node = dual_stack_state()
     text = describe.describe(data, "pod", "a", "x")
     assert f"IPs:\n  IP:  {rec.ip}\n  IP:  fd00:10:244::5" in text
     text = describe.describe(data, "node", rec.node)

@@ -34,7 +34,7 @@ from testbed.host.waiting import wait_until
 from testbed.kubelet import dns as kubelet_dns
 from testbed.kubeproxy import services
 from testbed.manifests import kinds
-from testbed.manifests.families import IPV4, IPV6, family_of
+from testbed.manifests.families import IPV4, IPV6, dns_server_ip, family_of
 from testbed.model.context import PodHost
 from testbed.model.records import DnsRecord, PodRecord
 from testbed.model.state import RunState
@@ -44,15 +44,20 @@ DOMAIN = "cluster.local"
 REVERSE = "in-addr.arpa"
 REVERSE6 = "ip6.arpa"
 SCHEMA_VERSION = "1.1.0"  # of kubernetes/dns docs/specification.md, which these records follow
-SERVER_IP = str(services.SERVICE_CIDR[10])
+SERVER_IP = dns_server_ip(IPV4)
 NAMESPACE, SERVICE, LABELS = "kube-system", "kube-dns", {"k8s-app": "kube-dns"}
 TTL_S = 5  # short, so that a pod that changes is seen again quickly (CoreDNS's default is 5 too)
 RELOAD_TIMEOUT_S = 5.0
 
 
-def resolv_conf(namespace: str) -> str:
+def server_ip(state: RunState) -> str:
+    """kube-dns' ClusterIP, of the cluster's primary family (kubeadm's clusterDNS)."""
+    return dns_server_ip(state.families[0])
+
+
+def resolv_conf(namespace: str, server: str = SERVER_IP) -> str:
     """A pod's /etc/resolv.conf as the kubelet writes it for dnsPolicy ClusterFirst."""
-    return kubelet_dns.pod_resolv_conf({}, namespace, SERVER_IP, DOMAIN, "")
+    return kubelet_dns.pod_resolv_conf({}, namespace, server, DOMAIN, "")
 
 
 NODE_RESOLV_CONF = "resolv.conf"  # in a node's directory: the kubelet's --resolv-conf
@@ -69,8 +74,10 @@ def kubelet_resolv_conf(cluster: PodHost) -> Callable[[PodRecord], str]:
                   "w") as f:
             f.write(node_conf[name])
 
+    server = server_ip(cluster.state)
+
     def resolv(record: PodRecord) -> str:
-        return kubelet_dns.pod_resolv_conf(record.dns, record.namespace, SERVER_IP, DOMAIN,
+        return kubelet_dns.pod_resolv_conf(record.dns, record.namespace, server, DOMAIN,
                                            node_conf.get(record.node, ""))
     return resolv
 
@@ -139,7 +146,8 @@ def render_reverse6_zone(state: RunState, serial: int) -> str:
 
 def render_zone(state: RunState, serial: int) -> str:
     """The cluster.local zone file for a run's state."""
-    lines = _head(DOMAIN, serial) + [f"ns.dns IN A {SERVER_IP}",
+    server = server_ip(state)
+    lines = _head(DOMAIN, serial) + [f"ns.dns IN {address_type(server)} {server}",
                                      f'dns-version IN TXT "{SCHEMA_VERSION}"']
     for key, record in sorted(state.services.items()):
         namespace, name = key.split("/", 1)
@@ -173,12 +181,14 @@ def render_zone(state: RunState, serial: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_config(directory: str) -> str:
-    """nsd.conf: everything in the run's directory, no privilege drop, no remote control."""
+def render_config(directory: str, ipv6: bool = False) -> str:
+    """nsd.conf: everything in the run's directory, no privilege drop, no remote control;
+    listening on IPv4, or on IPv6 only in an IPv6-only cluster (whose pods have no IPv4)."""
+    listen = "ip-address: ::\n  do-ip4: no\n  do-ip6: yes" if ipv6 else \
+        "ip-address: 0.0.0.0\n  do-ip6: no"
     return f"""server:
-  ip-address: 0.0.0.0
+  {listen}
   port: 53
-  do-ip6: no
   username: ""
   chroot: ""
   zonesdir: "{directory}"
@@ -220,7 +230,7 @@ class ClusterDNS:
         directory = cluster.state.subdir("dns")
         self._write_zone(cluster.state, directory)
         with open(os.path.join(directory, "nsd.conf"), "w") as f:
-            f.write(render_config(directory))
+            f.write(render_config(directory, cluster.state.families[0] == IPV6))
         name = f"{SERVICE}-{kinds.pod_suffix(cluster.state.name)}"
         cluster.runtime.resolv_conf = kubelet_resolv_conf(cluster)  # pods from now on get one
         for record in cluster.state.pods.values():
@@ -233,9 +243,9 @@ class ClusterDNS:
             SERVICE, NAMESPACE, "ClusterIP", dict(LABELS),
             (kinds.ServicePort(53, 53, "dns", 0, "UDP"),
              kinds.ServicePort(53, 53, "dns-tcp", 0, "TCP")),
-            SERVER_IP, source="kube-dns add-on"))
+            server_ip(cluster.state), source="kube-dns add-on"))
         services.add_api_server(cluster.state)  # every cluster has it, to resolve
-        cluster.state.dns = DnsRecord(pod.key, SERVER_IP, directory)
+        cluster.state.dns = DnsRecord(pod.key, server_ip(cluster.state), directory)
         cluster.state.save()
         self._wait_for_serial(cluster.state, 1)
 
@@ -267,10 +277,11 @@ class ClusterDNS:
     def _wait_for_serial(self, state, serial):
         """Until the server answers with this zone serial (it loads a zone in milliseconds)."""
         sandbox = state.pods[self.pod].netns
+        loopback = "::1" if state.families[0] == IPV6 else "127.0.0.1"  # where nsd listens
 
         def serving():
             soa = netns.run(netns.in_pod(sandbox, [
-                "dig", "+short", "+time=1", "+tries=1", "@127.0.0.1", "SOA", DOMAIN]),
+                "dig", "+short", "+time=1", "+tries=1", f"@{loopback}", "SOA", DOMAIN]),
                 check=False).split()
             return len(soa) > 2 and soa[2] == str(serial)
 

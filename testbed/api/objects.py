@@ -124,7 +124,8 @@ def pods(state: RunState, namespace: str | None = None) -> list:
         if not _in(rec.namespace, namespace):
             continue
         node = state.nodes.get(rec.node)
-        host_ip, host_ips = (node.ip, node.addresses_by_family) if node else ("", None)
+        host_ips = node.addresses_by_family if node else None
+        host_ip = host_ips[0] if host_ips else ""
         out.append({"apiVersion": "v1", "kind": "Pod",
                     "metadata": _meta(rec.name, rec.namespace, rec.labels, rec.created,
                                       {SANDBOX_ANNOTATION: rec.netns}),

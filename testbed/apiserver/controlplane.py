@@ -15,7 +15,7 @@ import yaml
 from testbed.auth.pki import Pki, make_pki
 from testbed.errors import TestbedError
 from testbed.host.daemons import Daemon, Ledger
-from testbed.kubeproxy.services import API_SERVER_IP
+from testbed.manifests.families import IPV4, IPV6, api_server_ip
 
 from .etcd import etcd_argv, free_port
 
@@ -112,7 +112,10 @@ class ControlPlane:
         listens on its control-plane node."""
         os.makedirs(self.directory, exist_ok=True)
         self.inside = inside
-        addresses = [self.host, API_SERVER_IP] + ([inside["host"]] if inside else [])
+        # the certificate names the Service's address of either family (fd00:10:96::1 in
+        # an IPv6-only cluster) and the listener inside the emulation
+        addresses = [self.host, api_server_ip(IPV4), api_server_ip(IPV6)] + \
+            ([inside["host"]] if inside else [])
         make_pki(self.pki.directory, SERVER_NAMES, addresses)
         etcd_data = os.path.join(self.directory, "etcd")
         self.etcd = start_on_free_ports(state, self._new_etcd, self._etcd_ready,

@@ -129,7 +129,9 @@ def make_app(store: Store, server_address: str, run_dir: str = "",
     async def api(request):
         # the address the client reached: kubectl's on the host, a pod's inside the emulation
         here = request.transport.get_extra_info("sockname") if request.transport else None
-        return doc(discovery.api_versions(f"{here[0]}:{here[1]}" if here else server_address))
+        # host:port as Go's net.JoinHostPort writes it: an IPv6 host in brackets
+        host = f"[{here[0]}]" if here and ":" in here[0] else here[0] if here else ""
+        return doc(discovery.api_versions(f"{host}:{here[1]}" if here else server_address))
 
     async def apis(_request):
         return doc(discovery.api_group_list())
@@ -190,7 +192,8 @@ def make_app(store: Store, server_address: str, run_dir: str = "",
 def listening_socket(inside: dict) -> socket.socket:
     """A listening socket at inside["host"]:inside["port"] in the namespace inside["netns"]
     (a node's), so that pods and nodes reach the server inside the emulation."""
-    sock = netns.socket_in(inside["netns"])
+    family = socket.AF_INET6 if ":" in inside["host"] else socket.AF_INET
+    sock = netns.socket_in(inside["netns"], family)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((inside["host"], int(inside["port"])))

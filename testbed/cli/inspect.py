@@ -50,6 +50,9 @@ def cmd_routes(args: argparse.Namespace) -> int | None:
                            f"(nodes: {', '.join(state.nodes)})")
     print(f"# ip route ({args.node})")
     print(netns.run(in_host(state, args.node, record, ["ip", "route"])).rstrip())
+    if state.ip_family != "ipv4":  # the IPv6 table too, in a cluster with IPv6
+        print(f"\n# ip -6 route ({args.node})")
+        print(netns.run(in_host(state, args.node, record, ["ip", "-6", "route"])).rstrip())
     mode = mode_of(state)
     sessions = mode.routing_sessions(state, args.node) if mode else None
     if sessions:

@@ -95,7 +95,7 @@ class Runtime:
         self.state.pods[pod.key] = record
         self.state.save()
         if pod.host_network:  # the node's own addresses, as the kubelet reports them
-            record.ips = [str(address.ip) for address in (node.ip, node.ip_v6) if address]
+            record.ips = list(self.state.nodes[node.name].addresses_by_family)
         else:
             result = self.invoke("ADD", pod, node, netconf)
             record.ips = pod_ips(result)

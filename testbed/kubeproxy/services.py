@@ -23,15 +23,21 @@ from testbed.errors import TestbedError
 from testbed.kubeproxy import endpointslices
 from testbed.kubeproxy.types import Endpoint, ServicePort
 from testbed.manifests import kinds
-from testbed.manifests.families import IPV4, SERVICE_CIDRS, FamilyError, family_of, settle
+from testbed.manifests.families import (
+    IPV4,
+    SERVICE_CIDRS,
+    FamilyError,
+    api_server_ip,
+    dns_server_ip,
+    family_of,
+    settle,
+)
 from testbed.model.records import EndpointAddressRecord, ServicePortRecord, ServiceRecord
 from testbed.model.state import RunState
-from testbed.model.topology import IP_FAMILIES
 
 SERVICE_CIDR = SERVICE_CIDRS[IPV4]
-RESERVED = {SERVICE_CIDR[1], SERVICE_CIDR[10]}  # kubernetes API, kube-dns
 NODE_PORTS = range(30000, 32768)
-API_SERVER_IP = str(SERVICE_CIDR[1])
+API_SERVER_IP = api_server_ip(IPV4)
 API_SERVER_PORT = 6443  # where kube-apiserver listens on its node, behind default/kubernetes
 
 
@@ -97,7 +103,7 @@ def _cluster_ips(state: RunState, svc: kinds.Service, key: str,
             "SingleStack"
     try:
         settled = settle(list(svc.ip_families), svc.ip_family_policy, asked,
-                         bool(svc.selector), IP_FAMILIES[state.ip_family])
+                         bool(svc.selector), state.families)
     except FamilyError as e:
         raise TestbedError(f"{svc.source}: Service {key}: {e}")
     if asked[:1] == ["None"]:
@@ -118,13 +124,15 @@ def _cluster_ips(state: RunState, svc: kinds.Service, key: str,
 
 def add_api_server(state: RunState,
                    addresses: list[tuple[str, str]] | None = None) -> ServiceRecord:
-    """default/kubernetes, as every cluster has it: 10.96.0.1:443 to the API server's port on
-    its node. `addresses` [(ip, node)]: where the API server listens inside the emulation
-    (kube-apiserver's endpoint reconciler writes them); without, the Service keeps those it
-    has — none when no API server serves in the cluster, so a connection is refused at once."""
+    """default/kubernetes, as every cluster has it: 10.96.0.1:443 (fd00:10:96::1 in an
+    IPv6-only cluster) to the API server's port on its node. `addresses` [(ip, node)]:
+    where the API server listens inside the emulation (kube-apiserver's endpoint reconciler
+    writes them); without, the Service keeps those it has — none when no API server serves
+    in the cluster, so a connection is refused at once."""
     record = add(state, kinds.Service(
         "kubernetes", "default", "ClusterIP", {},
-        (kinds.ServicePort(443, API_SERVER_PORT, "https", 0, "TCP"),), API_SERVER_IP,
+        (kinds.ServicePort(443, API_SERVER_PORT, "https", 0, "TCP"),),
+        api_server_ip(state.families[0]),
         source="the API server's Service"))
     if addresses is not None:
         record.addresses = [EndpointAddressRecord(ip, node) for ip, node in addresses]
@@ -136,11 +144,13 @@ def remove(state: RunState, namespace: str, name: str) -> bool:
 
 
 def _free_ip(services, family=IPV4):
-    """The first free ClusterIP of a family's range (IPv4: .1 and .10 kept)."""
+    """The first free ClusterIP of a family's range (.1 and .10 kept for the API server
+    and kube-dns)."""
     cidr = SERVICE_CIDRS[family]
     taken = {int(ipaddress.ip_address(ip)) for r in services.values()
              for ip in r.all_cluster_ips if family_of(ip) == family}
-    taken |= {int(ip) for ip in RESERVED} if family == IPV4 else set()
+    taken |= {int(ipaddress.ip_address(reserved(family)))
+              for reserved in (api_server_ip, dns_server_ip)}
     first, last = int(cidr.network_address) + 1, int(cidr.broadcast_address)
     free = next((n for n in range(first, last) if n not in taken), None)
     if free is None:

@@ -49,7 +49,7 @@ def adopt(name: str, owner: Process, verbose: bool = False) -> Cluster:
     if mode is None or not mode.adoptable:
         raise TestbedError(f"clusters in {state.mode} mode cannot be adopted yet: `testbed "
                            f"down --name {name}` removes it")
-    leases, leases_v6 = mode.plan(spec), mode.plan_v6(spec)
+    leases, leases_v6 = mode.plan_leases(spec)
     for node_spec in spec.nodes:
         record = state.nodes[node_spec.name]
         cluster.nodes[node_spec.name] = NodeContext(

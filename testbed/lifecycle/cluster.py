@@ -43,7 +43,7 @@ from testbed.lifecycle.preflight import (
     check_underlay,
 )
 from testbed.lifecycle.progress import BuildProgress
-from testbed.manifests.families import SERVICE_CIDRS
+from testbed.manifests.families import IPV6, SERVICE_CIDRS
 from testbed.model.records import HostRecord, NodeRecord, PodRecord, PolicyEnforcement
 from testbed.model.state import RunState
 from testbed.model.topology import EXTERNAL_NAME, ClusterSpec, PodSpec
@@ -168,8 +168,7 @@ class Cluster:
 
     def _build(self):
         spec, mode, phases = self.spec, self.mode, self.build_progress
-        leases = mode.plan(spec) if mode else {}
-        leases_v6 = mode.plan_v6(spec) if mode else {}
+        leases, leases_v6 = mode.plan_leases(spec) if mode else ({}, {})
         with phases.phase("underlay"):
             self.underlay = Underlay(spec, on_process=self.state.own_pid,
                                      on_namespace=lambda name: self.state.own("netns", name),
@@ -238,8 +237,10 @@ class Cluster:
         kube-apiserver on kind's control-plane node, on the first node's address: the
         endpoint of default/kubernetes, which pods and nodes reach."""
         first = self.spec.nodes[0]
+        # its address of the primary family, as kube-apiserver's --advertise-address
+        host = first.ip_v6 if self.spec.families[0] == IPV6 else first.ip
         inside = {"netns": netns.netns_path(pinned_name(first.name, self.spec.name)),
-                  "host": str(first.ip.ip), "port": services.API_SERVER_PORT}
+                  "host": str(host.ip), "port": services.API_SERVER_PORT}
         ranges = ",".join(str(SERVICE_CIDRS[family]) for family in self.spec.families)
         self.control_plane = ControlPlane(self.spec.name, self.state.subdir("control-plane"),
                                           service_ranges=ranges)
@@ -263,7 +264,8 @@ class Cluster:
             self.state.nodes[node.name] = NodeRecord(
                 host.pid, str(node.ip.ip), node.rack,
                 ",".join(map(str, node.leases)) or "-", zone=zone,
-                ip_v6=str(node.ip_v6.ip) if node.ip_v6 else "")
+                ip_v6=str(node.ip_v6.ip) if node.ip_v6 else "",
+                ipv6_only=spec.families == (IPV6,))
         if spec.has_router:
             router = self.underlay.host("router")
             self.routers["router"] = netns.node_namespace("router", router.pid)

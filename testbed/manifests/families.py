@@ -27,6 +27,18 @@ SERVICE_CIDRS: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {
     IPV4: ipaddress.IPv4Network("10.96.0.0/12"), IPV6: ipaddress.IPv6Network("fd00:10:96::/112")}
 
 
+def api_server_ip(family: str = IPV4) -> str:
+    """default/kubernetes' ClusterIP: the first address of the primary family's range, as
+    kube-apiserver takes it (10.96.0.1; fd00:10:96::1 in an IPv6-only cluster)."""
+    return str(SERVICE_CIDRS[family][1])
+
+
+def dns_server_ip(family: str = IPV4) -> str:
+    """kube-dns' ClusterIP: the tenth address of the range, as kubeadm's clusterDNS and
+    kind's (10.96.0.10; fd00:10:96::a)."""
+    return str(SERVICE_CIDRS[family][10])
+
+
 class FamilyError(ValueError):
     """A refusal of one field, worded as kube-apiserver's field error."""
 

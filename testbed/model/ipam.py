@@ -70,14 +70,17 @@ def calico_blocks(spec: ClusterSpec, prefix: int = CALICO_BLOCK_PREFIX,
     return out
 
 
-def render_subnet_env(network: IPv4Network, lease: IPv4Network, mtu: int,
+def render_subnet_env(network: IPv4Network, lease: IPv4Network | None, mtu: int,
                       ipmasq: bool = False, network_v6: IPv6Network | None = None,
                       lease_v6: IPv6Network | None = None) -> str:
     """flannel's /run/flannel/subnet.env. FLANNEL_SUBNET is the lease's first host address;
     with IPv6 (flannel's EnableIPv6) FLANNEL_IPV6_NETWORK and FLANNEL_IPV6_SUBNET follow, as
-    flannel's WriteSubnetFile writes them."""
-    text = (f"FLANNEL_NETWORK={network}\n"
-            f"FLANNEL_SUBNET={lease[1]}/{lease.prefixlen}\n")
+    flannel's WriteSubnetFile writes them; without an IPv4 lease (EnableIPv4: false, an
+    IPv6-only cluster) the IPv4 keys are left out as it leaves them."""
+    text = ""
+    if lease is not None:
+        text = (f"FLANNEL_NETWORK={network}\n"
+                f"FLANNEL_SUBNET={lease[1]}/{lease.prefixlen}\n")
     if network_v6 is not None and lease_v6 is not None:
         text += (f"FLANNEL_IPV6_NETWORK={network_v6}\n"
                  f"FLANNEL_IPV6_SUBNET={lease_v6[1]}/{lease_v6.prefixlen}\n")
@@ -96,7 +99,8 @@ def parse_subnet_env(text: str) -> dict[str, str]:
     return out
 
 
-def write_subnet_env(directory: str, network: IPv4Network, lease: IPv4Network, mtu: int,
+def write_subnet_env(directory: str, network: IPv4Network, lease: IPv4Network | None,
+                     mtu: int,
                      ipmasq: bool = False, network_v6: IPv6Network | None = None,
                      lease_v6: IPv6Network | None = None) -> str:
     os.makedirs(directory, exist_ok=True)

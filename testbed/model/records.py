@@ -72,10 +72,15 @@ class NodeRecord:
     addresses: list[str] = field(default_factory=list)
     zone: str = ""             # topology.kubernetes.io/zone ("": the rack's name)
     ip_v6: str = ""            # its IPv6 underlay address, in a cluster with IPv6
+    ipv6_only: bool = False    # in an IPv6-only cluster: the kubelet's --node-ip is IPv6
 
     @property
     def addresses_by_family(self) -> list[str]:
-        """Its underlay addresses, IPv4 first (status.addresses, a hostNetwork pod's IPs)."""
+        """The addresses the kubelet reports (its --node-ip, as kind sets it: status.addresses,
+        a hostNetwork pod's IPs): IPv4 then IPv6 on a dual-stack node, the IPv6 one alone in
+        an IPv6-only cluster (whose underlay keeps IPv4 beside it, as kind's nodes do)."""
+        if self.ipv6_only:
+            return [self.ip_v6]
         return [self.ip] + ([self.ip_v6] if self.ip_v6 else [])
 
     @property

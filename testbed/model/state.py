@@ -36,6 +36,7 @@ from testbed.model.records import (
     decode_fields,
     encode,
 )
+from testbed.model.topology import IP_FAMILIES
 
 RUN_ROOT = os.environ.get("TESTBED_RUN_ROOT", "/run/testbed")
 STATE_FILE = "state.json"
@@ -127,6 +128,11 @@ class RunState:
 
     def to_json(self) -> dict:
         return {k: v for k, v in encode(self).items() if k != "dir"}
+
+    @property
+    def families(self) -> tuple:
+        """The cluster's IP families, the primary first ("IPv4", "IPv6")."""
+        return IP_FAMILIES[self.ip_family]
 
     @property
     def path(self) -> str:

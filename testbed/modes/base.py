@@ -17,7 +17,7 @@ from testbed.model.context import ClusterContext, NodeContext
 from testbed.model.records import PodRecord
 from testbed.model.spec import OptionReader, Section
 from testbed.model.state import RunState
-from testbed.model.topology import ClusterSpec, PodSpec
+from testbed.model.topology import IPV4, IPV6, ClusterSpec, PodSpec
 
 UNDERLAY_DEV = "eth0"
 
@@ -87,6 +87,13 @@ class Mode:
     def plan_v6(self, spec: ClusterSpec) -> dict:
         """{node name: IPv6 pod subnet} in a cluster with IPv6 (a mode that builds it)."""
         return {}
+
+    def plan_leases(self, spec: ClusterSpec) -> tuple[dict, dict]:
+        """({node: IPv4 pod subnet}, {node: IPv6 pod subnet}) for the cluster's families: an
+        IPv6-only cluster's nodes have no IPv4 lease (flannel's EnableIPv4: false), though
+        the underlay keeps IPv4 as kind's nodes do."""
+        return (self.plan(spec) if IPV4 in spec.families else {},
+                self.plan_v6(spec) if IPV6 in spec.families else {})
 
     def pod_mtu(self, spec: ClusterSpec) -> int:
         return spec.mtu - self.encap_overhead

@@ -73,26 +73,32 @@ def environment(env: Mapping[str, str], command: str) -> dict:
 def add(conf: dict, env: dict) -> dict:
     allocated = delegate_ipam(conf, "ADD", env["env"])
     addresses = [entry["address"].split("/")[0] for entry in allocated["ips"]]
-    ip = next(a for a in addresses if ":" not in a)
+    # an address of each family the pool has: IPv4, IPv6 or both (an IPv6-only cluster's
+    # pods have no IPv4 address, and no 169.254.1.1 gateway)
+    ip = next((a for a in addresses if ":" not in a), None)
     ip6 = next((a for a in addresses if ":" in a), None)
     host, ifname, ns = env["host_veth"], env["ifname"], env["netns"]
     mtu = conf.get("mtu", 1500)
     try:
         skeleton.make_veth(ifname, host, mtu, ns)
-        sysctls = [("ipv4", "conf/{}/proxy_arp", "1"), ("ipv4", "neigh/{}/proxy_delay", "0"),
-                   ("ipv4", "conf/{}/forwarding", "1")]
+        sysctls = []
+        if ip:
+            sysctls += [("ipv4", "conf/{}/proxy_arp", "1"), ("ipv4", "neigh/{}/proxy_delay", "0"),
+                        ("ipv4", "conf/{}/forwarding", "1")]
         if ip6:  # the link-local gateway usable at once: no duplicate check on a veth end
             sysctls += [("ipv6", "conf/{}/accept_dad", "0"), ("ipv6", "conf/{}/accept_ra", "0")]
         for family, key, value in sysctls:
             with open(f"/proc/sys/net/{family}/{key.format(host)}", "w") as f:
                 f.write(value)
-        pod = [f"addr add {ip}/32 dev {ifname}", f"link set {ifname} up",
-               f"route add {GATEWAY} dev {ifname} scope link",
-               f"route add default via {GATEWAY} dev {ifname}"]
-        node = [f"link set {host} address {HOST_MAC} up",
-                f"route replace {ip}/32 dev {host} scope link"]
+        pod = [f"link set {ifname} up"]
+        node = [f"link set {host} address {HOST_MAC} up"]
+        if ip:
+            pod += [f"addr add {ip}/32 dev {ifname}",
+                    f"route add {GATEWAY} dev {ifname} scope link",
+                    f"route add default via {GATEWAY} dev {ifname}"]
+            node.append(f"route replace {ip}/32 dev {host} scope link")
         if ip6:
-            pod[1:1] = [f"addr add {ip6}/128 dev {ifname} nodad"]
+            pod.insert(0, f"addr add {ip6}/128 dev {ifname} nodad")
             pod.append(f"route add ::/0 via {GATEWAY_V6} dev {ifname}")
             node.append(f"route replace {ip6}/128 dev {host}")
         ip_batch(pod, netns=ns)
@@ -102,8 +108,10 @@ def add(conf: dict, env: dict) -> dict:
         spawn.run(["ip", "link", "del", host])
         raise
     pod_mac = link_json(ifname, ns)["address"]
-    ips = [{"address": f"{ip}/32", "interface": 1}]
-    routes = [{"dst": "0.0.0.0/0", "gw": GATEWAY}]
+    ips, routes = [], []
+    if ip:
+        ips.append({"address": f"{ip}/32", "interface": 1})
+        routes.append({"dst": "0.0.0.0/0", "gw": GATEWAY})
     if ip6:
         ips.append({"address": f"{ip6}/128", "interface": 1})
         routes.append({"dst": "::/0", "gw": GATEWAY_V6})
@@ -122,18 +130,20 @@ def delete(conf: dict, env: dict) -> None:
 
 def check(conf: dict, env: dict) -> None:
     delegate_ipam(conf, "CHECK", env["env"])  # the address is still this container's
-    found = sh("ip", "-4", "-j", "addr", "show", "dev", env["ifname"], netns=env["netns"])
+    found = sh("ip", "-j", "addr", "show", "dev", env["ifname"], netns=env["netns"])
     ip = next((a["local"] for link in json.loads(found or "[]")
-               for a in link.get("addr_info", [])), None)
+               for a in link.get("addr_info", []) if a.get("scope") == "global"), None)
     if ip is None:
         raise PluginError(IO_FAILURE, f"{env['ifname']} in the pod has no address")
     host = link_json(env["host_veth"])
     if host is None or host["address"] != HOST_MAC:
         raise PluginError(IO_FAILURE, f"host interface {env['host_veth']} is missing or has "
                           f"another MAC than {HOST_MAC}")
-    routes = sh("ip", "-4", "route", "show", f"{ip}/32")
+    host_route = f"{ip}/128" if ":" in ip else f"{ip}/32"
+    routes = sh("ip", "route", "show", host_route)
     if f"dev {env['host_veth']}" not in routes:
-        raise PluginError(IO_FAILURE, f"the node has no route to {ip}/32 via {env['host_veth']}")
+        raise PluginError(IO_FAILURE, f"the node has no route to {host_route} via "
+                          f"{env['host_veth']}")
 
 
 def main(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,

@@ -22,7 +22,7 @@ from testbed.host.waiting import wait_until
 from testbed.model import ipam
 from testbed.model.context import ClusterContext, NodeContext
 from testbed.model.state import RunState
-from testbed.model.topology import ClusterSpec
+from testbed.model.topology import IPV4, IPV6, ClusterSpec
 from testbed.modes.base import Mode, register
 from testbed.modes.bgp.bird import NODE_AS, ROUTER_AS, BirdDaemon, birdc, node_config, router_config
 from testbed.modes.bgp.options import read_bgp
@@ -46,17 +46,18 @@ class BgpMode(Mode):
     adoptable = True
     policy_hook, policy_by_default = "routed", True  # Calico enforces NetworkPolicy
     datapath = "kernel: IP routes from BIRD (BGP), cali veths with proxy ARP, no bridge"
-    ip_families = ("ipv4", "dual")
-    ip_family_note = "IPv6-only clusters are not built yet"
+    ip_families = ("ipv4", "ipv6", "dual")
 
     def __init__(self):
         self.birds = {}  # node or router name -> BirdDaemon
+        self.blocks: dict[str, list] = {}
         self.blocks_v6: dict[str, list] = {}
 
     def plan(self, spec: ClusterSpec) -> dict:
-        try:
-            self.blocks = ipam.calico_blocks(spec)
-            if spec.pod_cidr_v6 is not None:
+        try:  # an IP pool per family of the cluster (an IPv6-only one has no IPv4 pool)
+            if IPV4 in spec.families:
+                self.blocks = ipam.calico_blocks(spec)
+            if IPV6 in spec.families and spec.pod_cidr_v6 is not None:
                 self.blocks_v6 = ipam.calico_blocks(spec, ipam.CALICO_BLOCK_PREFIX_V6,
                                                     spec.pod_cidr_v6)
         except ValueError as e:
@@ -69,13 +70,15 @@ class BgpMode(Mode):
 
     def _own_blocks(self, name):
         """A node's blocks, IPv4 ones first."""
-        return [str(b) for b in self.blocks[name] + self.blocks_v6.get(name, [])]
+        return [str(b) for b in self.blocks.get(name, []) + self.blocks_v6.get(name, [])]
 
     def check(self, spec: ClusterSpec) -> None:
         self.plan(spec)
 
     def setup_node(self, spec: ClusterSpec, node: NodeContext) -> None:
         node.facts["blocks"] = self._own_blocks(node.name)
+        if node.lease is None:  # no IPv4 pool: no 169.254.1.1 gateway to answer for
+            return
         # Pods' default gateway 169.254.1.1 is answered by proxy ARP, which the kernel does
         # only for an address it can route elsewhere. A Calico host has a default route for
         # that; nodes on a single rack have none here, so this host route plays its part.
@@ -110,16 +113,21 @@ class BgpMode(Mode):
             wanted = [nodes[r] for r in reflectors]
         my_as = self._node_as(spec, node)
         peers = []
+        # a session per family of the cluster: an IPv6-only cluster's nodes peer over IPv6
+        # alone, as Calico's bird6 does where the node has no IPv4 address (IP=none)
+        v4, v6 = IPV4 in spec.families, IPV6 in spec.families
         for p in wanted:
             name = f"node_{p.name}".replace("-", "_")
             client = bool(reflectors) and node.name in reflectors and p.name not in reflectors
-            peers.append((name, p.ip.ip, my_as, client))
-            if p.ip_v6 is not None:  # the same peering over IPv6, as Calico's bird6 has it
+            if v4:
+                peers.append((name, p.ip.ip, my_as, client))
+            if v6 and p.ip_v6 is not None:  # the same peering over IPv6, as bird6 has it
                 peers.append((f"{name}_v6", p.ip_v6.ip, my_as, client))
         if spec.has_router:
             rack = spec.rack(node.rack)
-            peers.append(("rack_router", rack.router_ip.ip, ROUTER_AS, False))
-            if rack.router_ip_v6 is not None:
+            if v4:
+                peers.append(("rack_router", rack.router_ip.ip, ROUTER_AS, False))
+            if v6 and rack.router_ip_v6 is not None:
                 peers.append(("rack_router_v6", rack.router_ip_v6.ip, ROUTER_AS, False))
         return peers
 
@@ -140,7 +148,8 @@ class BgpMode(Mode):
             router_ns = cluster.routers["router"]
             daemon = BirdDaemon("router", router_ns, cluster.state.subdir("router", "bird"))
             sessions = [(f"node_{n.name}".replace("-", "_"), spec.rack(n.rack).router_ip.ip,
-                         n.ip.ip, self._node_as(spec, n)) for n in nodes.values()]
+                         n.ip.ip, self._node_as(spec, n)) for n in nodes.values()
+                        if IPV4 in spec.families]
             sessions += [(f"node_{n.name}_v6".replace("-", "_"),
                           spec.rack(n.rack).router_ip_v6.ip, n.ip_v6.ip, self._node_as(spec, n))
                          for n in nodes.values() if n.ip_v6 is not None]

@@ -81,8 +81,7 @@ class FlannelMode(Mode):
     policy_hook = "bridged"  # flannel enforces nothing; Canal adds Felix on the pods' veths
     policy_note = "flannel enforces no NetworkPolicy (topology networkPolicy: {enforce: true} " \
         "adds it as Canal does)"
-    ip_families = ("ipv4", "dual")
-    ip_family_note = "IPv6-only clusters are not built yet"
+    ip_families = ("ipv4", "ipv6", "dual")
 
     def check(self, spec: ClusterSpec) -> None:
         ipam.check_lease_room(spec)
@@ -100,12 +99,11 @@ class FlannelMode(Mode):
             env_dir, spec.pod_cidr, node.lease, self.pod_mtu(spec), ip_masq,
             spec.pod_cidr_v6, node.lease_v6)
         self.setup_backend(spec, node)
-        if ip_masq:
-            node.ns.run("iptables-restore", "--noflush",
-                        input=flannel_rules(str(spec.pod_cidr), str(node.lease)))
-            if spec.pod_cidr_v6 is not None and node.lease_v6 is not None:
-                node.ns.run("ip6tables-restore", "--noflush",
-                            input=flannel_rules(str(spec.pod_cidr_v6), str(node.lease_v6)))
+        if ip_masq:  # per family the node has a lease of
+            for restore, cidr, lease in (("iptables-restore", spec.pod_cidr, node.lease),
+                                         ("ip6tables-restore", spec.pod_cidr_v6, node.lease_v6)):
+                if cidr is not None and lease is not None:
+                    node.ns.run(restore, "--noflush", input=flannel_rules(str(cidr), str(lease)))
 
     def setup_backend(self, spec: ClusterSpec, node: NodeContext) -> None:
         """The backend's own devices on the node."""

@@ -39,7 +39,7 @@ class HostGwMode(FlannelMode):
     @staticmethod
     def routes(peer: NodeContext) -> list[tuple]:
         """(lease, gateway) per family of the peer."""
-        found = [(peer.lease, peer.ip)]
+        found = [(peer.lease, peer.ip)] if peer.lease is not None else []
         if peer.lease_v6 is not None and peer.ip_v6 is not None:
             found.append((peer.lease_v6, peer.ip_v6))
         return found

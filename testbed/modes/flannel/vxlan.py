@@ -47,7 +47,9 @@ class VxlanMode(FlannelMode):
     @staticmethod
     def devices(node: NodeContext) -> list[tuple]:
         """(device, underlay address, lease, fact naming its MAC) per family of the node."""
-        found = [(VXLAN_DEV, node.ip, node.lease, "vtep_mac")]
+        found = []
+        if node.lease is not None:  # not in an IPv6-only cluster (EnableIPv4: false)
+            found.append((VXLAN_DEV, node.ip, node.lease, "vtep_mac"))
         if node.lease_v6 is not None and node.ip_v6 is not None:
             found.append((VXLAN_DEV_V6, node.ip_v6, node.lease_v6, "vtep_mac_v6"))
         return found

@@ -91,14 +91,16 @@ def test_a_dual_stack_service_gets_a_cluster_ip_of_each_family_and_a_port_per_fa
                                       (ServicePort(80, 8080),),
                                       ip_family_policy="RequireDualStack"))
     assert (rec.cluster_ips, rec.ip_families, rec.ip_family_policy) == (
-        ["10.96.0.2", "fd00:10:96::1"], ["IPv4", "IPv6"], "RequireDualStack")
+        ["10.96.0.2", "fd00:10:96::2"], ["IPv4", "IPv6"], "RequireDualStack")
     six = services.add(state, Service("b", "shop", ports=(ServicePort(80, 80),),
                                       ip_families=("IPv6",)))
-    assert (six.cluster_ip, six.cluster_ips) == ("fd00:10:96::2", ["fd00:10:96::2"])
+    # ::1 and ::a stay free in every range, for the API server's and kube-dns' Services of
+    # an IPv6-only cluster
+    assert (six.cluster_ip, six.cluster_ips) == ("fd00:10:96::3", ["fd00:10:96::3"])
     ports = [p for p in services.service_ports(state) if p.name == "a"]
     assert [(p.family, p.cluster_ip, [str(e) for e in p.endpoints], p.node_port)
             for p in ports] == [("IPv4", "10.96.0.2", ["10.244.0.5:8080"], rec.ports[0].node_port),
-                                ("IPv6", "fd00:10:96::1", ["[fd00:10:244::5]:8080"],
+                                ("IPv6", "fd00:10:96::2", ["[fd00:10:244::5]:8080"],
                                  rec.ports[0].node_port)]
 
 

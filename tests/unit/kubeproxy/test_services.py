@@ -112,3 +112,24 @@ def test_an_ipv6_service_in_an_ipv4_cluster_is_refused_in_one_line():
     with pytest.raises(TestbedError, match="not configured for dual-stack services"):
         services.add(FakeState(), Service("c", "shop", ports=(ServicePort(80, 80),),
                                           ip_family_policy="RequireDualStack"))
+
+
+def test_an_ipv6_only_cluster_s_services_are_ipv6_with_the_api_server_and_dns_at_1_and_a():
+    state = FakeState()
+    state.ip_family = "ipv6"
+    api = services.add_api_server(state)
+    assert (api.cluster_ip, api.ip_families) == ("fd00:10:96::1", ["IPv6"])
+    plain = services.add(state, Service("a", "shop", ports=(ServicePort(80, 80),)))
+    # the first free one: ::1 is the API server's, ::a stays kube-dns'
+    assert (plain.cluster_ips, plain.ip_families, plain.ip_family_policy) == (
+        ["fd00:10:96::2"], ["IPv6"], "SingleStack")
+    with pytest.raises(TestbedError, match='spec.ipFamilies.0.: Invalid value: "IPv4": not '
+                       "configured on this cluster"):
+        services.add(state, Service("b", "shop", ports=(ServicePort(80, 80),),
+                                    ip_families=("IPv4",)))
+    from testbed.addons import dns
+    assert dns.server_ip(state) == "fd00:10:96::a"
+    assert "nameserver fd00:10:96::a" in dns.resolv_conf("shop", dns.server_ip(state))
+    config = dns.render_config("/d", ipv6=True)
+    assert "ip-address: ::\n  do-ip4: no\n  do-ip6: yes" in config
+    assert "0.0.0.0" not in config

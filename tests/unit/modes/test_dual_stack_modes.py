@@ -9,7 +9,7 @@ from testbed.lifecycle.preflight import check_proxy_mode
 from testbed.model import spec as specmod
 from testbed.modes import NodeContext, get_mode
 
-from .test_modes import TOPOLOGIES, RecordingNamespace
+from .test_modes import TOPOLOGIES, RecordingNamespace, option_readers
 
 
 def dual_nodes(spec, mode, tmp_path):
@@ -150,3 +150,55 @@ def test_a_kube_proxy_mode_without_ipv6_is_refused_in_a_dual_stack_cluster():
     with pytest.raises(TestbedError, match="ipFamily dual: kube-proxy mode ipvs serves no IPv6 "
                        r"Services here yet; kubeProxy: \{mode: iptables or nftables\} does"):
         check_proxy_mode(spec, {})
+
+
+def ipv6_only(topology="default.yaml"):
+    return specmod.load(TOPOLOGIES / topology, ip_family="ipv6", options=option_readers())
+
+
+def test_ipv6_only_flannel_has_no_ipv4_lease_device_keys_or_rules(tmp_path):
+    spec, mode = ipv6_only(), get_mode("vxlan")
+    leases, leases_v6 = mode.plan_leases(spec)
+    assert leases == {} and str(leases_v6["node2"]) == "fd00:10:244:1::/64"
+    a, b = (NodeContext(n.name, n.rack, n.ip, RecordingNamespace(f"02:00:00:00:00:0{i + 1}"),
+                        str(tmp_path / n.name), None, ip_v6=n.ip_v6,
+                        lease_v6=leases_v6[n.name]) for i, n in enumerate(spec.nodes))
+    restored = []
+    record = a.ns.run
+    a.ns.run = lambda *argv, check=True, input=None: (
+        restored.append(argv[0]) if argv[0].endswith("-restore")
+        else record(*argv, check=check, input=input))
+    for node in (a, b):
+        mode.setup_node(spec, node)
+    mode.add_peer(spec, a, b)
+    assert not [c for c in a.ns.commands if "flannel.1" in c]  # EnableIPv4: false
+    assert "ip link set flannel-v6.1 mtu 1430" in a.ns.commands
+    assert restored == ["ip6tables-restore"]
+    assert open(a.facts["subnet_env"]).read().splitlines() == [
+        "FLANNEL_IPV6_NETWORK=fd00:10:244::/56", "FLANNEL_IPV6_SUBNET=fd00:10:244::1/64",
+        "FLANNEL_MTU=1450", "FLANNEL_IPMASQ=true"]
+    ipam = mode.network_config(spec, a)["ipam"]
+    assert ipam["ranges"] == [[{"subnet": "fd00:10:244::/64"}]]
+    assert ipam["routes"] == [{"dst": "fd00:10:244::/56"}]
+    assert get_mode("host-gw").routes(b) == [(b.lease_v6, b.ip_v6)]
+
+
+def test_ipv6_only_bgp_has_an_ipv6_pool_and_peers_over_ipv6_alone():
+    spec, mode = ipv6_only("two-racks.yaml"), get_mode("bgp")
+    leases, leases_v6 = mode.plan_leases(spec)
+    assert leases == {} and all(str(b).endswith("/122") for b in leases_v6.values())
+    assert mode._own_blocks("node1") == ["fd00:10:244::/122"]
+    nodes = {n.name: NodeContext(n.name, n.rack, n.ip, RecordingNamespace("02:00:00:00:00:01"),
+                                 "/nonexistent", ip_v6=n.ip_v6) for n in spec.nodes}
+    peers = mode._peers(spec, nodes["node1"], nodes)
+    assert [(name, str(ip)) for name, ip, _as, _rr in peers] == [
+        ("node_node2_v6", "fd00:192:168:1::12"), ("rack_router_v6", "fd00:192:168:1::1")]
+
+
+def test_the_ipv6_only_modes_and_those_refusing_it():
+    spec = ipv6_only()
+    for name in ("vxlan", "host-gw", "bgp"):
+        get_mode(name).check_families(spec)
+    for name in ("udp", "openflow", "ebpf"):
+        with pytest.raises(TestbedError, match=f"ipFamily ipv6: mode {name} cannot build it"):
+            get_mode(name).check_families(spec)

@@ -17,6 +17,12 @@ installs every flow ahead of traffic, so no packet ever needs the controller:
                         a peer node's pod subnet -> tun0 with that node as tunnel destination
                         (TTL decremented, as by a router); other IP -> gw0 (the node routes it)
 
+IPv6 (a dual-stack cluster) takes the same tables, as Antrea's pipeline does: a pod may send
+from its IPv6 address or a link-local one; neighbour solicitations and advertisements and IPv6
+multicast are switched as by a learning switch (NORMAL), so the pods and gw0 answer neighbour
+discovery themselves instead of flows answering ARP; IPv6 to a peer node's IPv6 pod subnet
+tunnels to that node's IPv6 address.
+
 Flows are permanent, so a dead controller leaves the datapath forwarding (fail-mode secure).
 """
 import ipaddress
@@ -37,6 +43,29 @@ CT_ZONE = 65520      # Antrea's zone for pod traffic
 FROM_GATEWAY = 0x20  # ct_mark of connections that came through the node's stack (Antrea's)
 CT_TRACKED, CT_NEW, CT_REPLY = 0x20, 0x01, 0x08  # ct_state bits
 PEER_GATEWAY_MAC = "aa:bb:cc:dd:ee:ff"  # what a node's ARP for a peer node's gateway gets
+ICMPV6, NEIGHBOUR_SOLICITATION, NEIGHBOUR_ADVERTISEMENT = 58, 135, 136
+LINK_LOCAL, MULTICAST_V6 = ("fe80::", "ffc0::"), ("ff00::", "ff00::")  # (address, mask)
+
+
+class Family:
+    """The OpenFlow fields of one IP family, and the keys of the facts the testbed sends."""
+
+    def __init__(self, eth_type: int, src: str, dst: str, tunnel_dst: str, suffix: str):
+        self.eth_type, self.src, self.dst, self.tunnel_dst = eth_type, src, dst, tunnel_dst
+        self.suffix = suffix  # "" for IPv4's facts ("ip", "lease"), "_v6" for IPv6's
+
+    def match(self, parser: Any, **fields: Any) -> Any:
+        return parser.OFPMatch(eth_type=self.eth_type, **fields)
+
+    def to(self, parser: Any, address: Any, **fields: Any) -> Any:
+        return self.match(parser, **fields, **{self.dst: address})
+
+    def fact(self, facts: dict, key: str) -> Any:
+        return facts.get(key + self.suffix)
+
+
+IPV4 = Family(0x0800, "ipv4_src", "ipv4_dst", "tun_ipv4_dst", "")
+IPV6 = Family(0x86dd, "ipv6_src", "ipv6_dst", "tun_ipv6_dst", "_v6")
 
 
 class PodNetwork(app_manager.OSKenApp):
@@ -56,7 +85,8 @@ class PodNetwork(app_manager.OSKenApp):
 
     # --- what the testbed tells ----------------------------------------------------------
     def add_node(self, req: dict) -> dict:
-        """{"name", "dpid", "ip", "lease", "gateway_ip", "gateway_mac"}"""
+        """{"name", "dpid", "ip", "lease", "gateway_ip", "gateway_mac"}, and in a dual-stack
+        cluster "ip_v6", "lease_v6" and "gateway_ip_v6"."""
         self.nodes[req["name"]] = req
         self.pods.setdefault(req["name"], {})
         for name in self.nodes:  # every node routes to the new one's pods
@@ -70,14 +100,15 @@ class PodNetwork(app_manager.OSKenApp):
             for name in self.nodes:
                 dp = self._datapath(name)
                 if dp:
-                    delete_flows(dp, L3, dp.ofproto_parser.OFPMatch(
-                        eth_type=0x0800, ipv4_dst=self._net(gone["lease"])))
+                    for family in self._families(gone):
+                        delete_flows(dp, L3, family.to(dp.ofproto_parser, self._net(
+                            family.fact(gone, "lease"))))
                     delete_flows(dp, ARP, dp.ofproto_parser.OFPMatch(
                         eth_type=0x0806, arp_op=1, arp_tpa=gone["gateway_ip"]))
         return {"ok": True}
 
     def add_pod(self, req: dict) -> dict:
-        """{"node", "name", "ip", "mac", "port"}"""
+        """{"node", "name", "ip", "mac", "port"}, and "ip_v6" in a dual-stack cluster"""
         self.pods.setdefault(req["node"], {})[req["name"]] = req
         self.sync(req["node"])
         return {"ok": True}
@@ -88,11 +119,12 @@ class PodNetwork(app_manager.OSKenApp):
         if pod and dp:
             parser = dp.ofproto_parser
             delete_flows(dp, ARP, parser.OFPMatch(eth_type=0x0806, arp_op=1, arp_tpa=pod["ip"]))
-            delete_flows(dp, L3, parser.OFPMatch(eth_type=0x0800, ipv4_dst=pod["ip"]))
             number = self.port_numbers[dp.id].get(pod["port"])
-            if number is not None:
-                for match in self._from_pod(parser, number, pod["ip"]):
-                    delete_flows(dp, CLASSIFY, match)
+            for family in self._families(pod):
+                delete_flows(dp, L3, family.to(parser, family.fact(pod, "ip")))
+                if number is not None:
+                    for match in self._from_pod(parser, number, family, family.fact(pod, "ip")):
+                        delete_flows(dp, CLASSIFY, match)
         return {"ok": True}
 
     # --- switches ----------------------------------------------------------------------------
@@ -151,63 +183,78 @@ class PodNetwork(app_manager.OSKenApp):
         parser = dp.ofproto_parser
         node = self.nodes[node_name]
         gw, tun = ports["gw0"], ports["tun0"]
+        to_gateway = [parser.OFPActionSetField(eth_dst=node["gateway_mac"]),
+                      parser.OFPActionOutput(gw)]
         # classifier
         add_flow(dp, CLASSIFY, 200, parser.OFPMatch(in_port=tun), goto=ARP)
         add_flow(dp, CLASSIFY, 200, parser.OFPMatch(in_port=gw), goto=ARP)
-        # ARP answered by flows; IP on to L3
+        # ARP answered by flows; other ARP dropped
         add_flow(dp, ARP, 100, self._arp_request(parser, node["gateway_ip"]),
                  self._arp_reply(parser, node["gateway_mac"], node["gateway_ip"]))
-        add_flow(dp, ARP, 50, parser.OFPMatch(eth_type=0x0806), [])  # other ARP: dropped
-        add_flow(dp, ARP, 0, parser.OFPMatch(eth_type=0x0800),
-                 [self._conntrack(parser, commit=False)])
-        # conntrack: the node's connections committed with a mark; their replies to gw0
-        new_from_gateway = parser.OFPMatch(in_port=gw, eth_type=0x0800,
-                                           ct_state=(CT_TRACKED | CT_NEW, CT_TRACKED | CT_NEW))
-        add_flow(dp, CONNTRACK, 200, new_from_gateway, [self._conntrack(parser, commit=True)])
-        add_flow(dp, CONNTRACK, 190, parser.OFPMatch(
-            eth_type=0x0800, ct_state=(CT_TRACKED | CT_REPLY, CT_TRACKED | CT_REPLY),
-            ct_mark=FROM_GATEWAY),
-            [parser.OFPActionSetField(eth_dst=node["gateway_mac"]), parser.OFPActionOutput(gw)])
+        add_flow(dp, ARP, 50, parser.OFPMatch(eth_type=0x0806), [])
+        if "lease_v6" in node:  # Antrea's IPv6 flows: link-local senders, ND and multicast
+            normal = [parser.OFPActionOutput(ofproto_v1_3.OFPP_NORMAL)]
+            add_flow(dp, CLASSIFY, 100, IPV6.match(parser, ipv6_src=LINK_LOCAL), goto=ARP)
+            for kind in (NEIGHBOUR_SOLICITATION, NEIGHBOUR_ADVERTISEMENT):
+                add_flow(dp, ARP, 100, IPV6.match(parser, ip_proto=ICMPV6, icmpv6_type=kind,
+                                                  icmpv6_code=0), normal)
+            add_flow(dp, ARP, 90, IPV6.to(parser, MULTICAST_V6), normal)
+        for family in self._families(node):
+            self._sync_family(dp, node_name, family, ports, to_gateway)
         add_flow(dp, CONNTRACK, 0, parser.OFPMatch(), goto=L3)
+
+    def _sync_family(self, dp, node_name, family, ports, to_gateway):
+        """The flows of one IP family: conntrack, routing to the node, its peers, its pods."""
+        parser = dp.ofproto_parser
+        node = self.nodes[node_name]
+        gw, tun = ports["gw0"], ports["tun0"]
+        # IP on to conntrack: the node's connections committed with a mark, replies to gw0
+        add_flow(dp, ARP, 0, family.match(parser), [self._conntrack(parser, commit=False)])
+        new_from_gateway = family.match(parser, in_port=gw,
+                                        ct_state=(CT_TRACKED | CT_NEW, CT_TRACKED | CT_NEW))
+        add_flow(dp, CONNTRACK, 200, new_from_gateway, [self._conntrack(parser, commit=True)])
+        add_flow(dp, CONNTRACK, 190, family.match(
+            parser, ct_state=(CT_TRACKED | CT_REPLY, CT_TRACKED | CT_REPLY),
+            ct_mark=FROM_GATEWAY), to_gateway)
         # L3: the node itself, other nodes' pods, everything else to the node's stack
-        add_flow(dp, L3, 200, parser.OFPMatch(eth_type=0x0800, ipv4_dst=node["gateway_ip"]),
-                 [parser.OFPActionSetField(eth_dst=node["gateway_mac"]),
-                  parser.OFPActionOutput(gw)])
-        add_flow(dp, L3, 10, parser.OFPMatch(eth_type=0x0800),
-                 [parser.OFPActionSetField(eth_dst=node["gateway_mac"]),
-                  parser.OFPActionOutput(gw)])
+        add_flow(dp, L3, 200, family.to(parser, family.fact(node, "gateway_ip")), to_gateway)
+        add_flow(dp, L3, 10, family.match(parser), to_gateway)
         for peer_name, peer in self.nodes.items():
-            if peer_name == node_name:
+            if peer_name == node_name or family.fact(peer, "lease") is None:
                 continue
             # a peer node's own address answering a pod here (a Service backed by a node, as
             # default/kubernetes is): through the node's stack, whose conntrack saw the
             # request leave and undoes its NAT
-            add_flow(dp, CLASSIFY, 210, parser.OFPMatch(in_port=tun, eth_type=0x0800,
-                                                        ipv4_src=peer["ip"]),
-                     [parser.OFPActionSetField(eth_dst=node["gateway_mac"]),
-                      parser.OFPActionOutput(gw)])
-            add_flow(dp, ARP, 90, self._arp_request(parser, peer["gateway_ip"]),
-                     self._arp_reply(parser, PEER_GATEWAY_MAC, peer["gateway_ip"]))
-            add_flow(dp, L3, 150, parser.OFPMatch(eth_type=0x0800,
-                                                  ipv4_dst=self._net(peer["lease"])),
+            add_flow(dp, CLASSIFY, 210, family.match(
+                parser, in_port=tun, **{family.src: family.fact(peer, "ip")}), to_gateway)
+            if family is IPV4:
+                add_flow(dp, ARP, 90, self._arp_request(parser, peer["gateway_ip"]),
+                         self._arp_reply(parser, PEER_GATEWAY_MAC, peer["gateway_ip"]))
+            add_flow(dp, L3, 150, family.to(parser, self._net(family.fact(peer, "lease"))),
                      [parser.OFPActionDecNwTtl(),
-                      parser.OFPActionSetField(tun_ipv4_dst=peer["ip"]),
+                      parser.OFPActionSetField(**{family.tunnel_dst: family.fact(peer, "ip")}),
                       parser.OFPActionSetField(eth_src=node["gateway_mac"]),
                       parser.OFPActionSetField(eth_dst=PEER_GATEWAY_MAC),
                       parser.OFPActionOutput(tun)])
         # local pods
         for pod in self.pods.get(node_name, {}).values():
-            number = ports.get(pod["port"])
-            if number is None:
+            number, ip = ports.get(pod["port"]), family.fact(pod, "ip")
+            if number is None or ip is None:
                 continue
-            for match in self._from_pod(parser, number, pod["ip"]):
+            for match in self._from_pod(parser, number, family, ip):
                 add_flow(dp, CLASSIFY, 100, match, goto=ARP)
-            add_flow(dp, ARP, 100, self._arp_request(parser, pod["ip"]),
-                     self._arp_reply(parser, pod["mac"], pod["ip"]))
-            add_flow(dp, L3, 200, parser.OFPMatch(eth_type=0x0800, ipv4_dst=pod["ip"]),
+            if family is IPV4:
+                add_flow(dp, ARP, 100, self._arp_request(parser, ip),
+                         self._arp_reply(parser, pod["mac"], ip))
+            add_flow(dp, L3, 200, family.to(parser, ip),
                      [parser.OFPActionSetField(eth_src=node["gateway_mac"]),
                       parser.OFPActionSetField(eth_dst=pod["mac"]),
                       parser.OFPActionOutput(number)])
+
+    @staticmethod
+    def _families(facts: dict) -> list:
+        """The families a node's or pod's facts have addresses of, IPv4 first."""
+        return [IPV4] + ([IPV6] if IPV6.fact(facts, "ip") is not None else [])
 
     @staticmethod
     def _conntrack(parser, commit):
@@ -222,14 +269,16 @@ class PodNetwork(app_manager.OSKenApp):
 
     @staticmethod
     def _net(cidr):
-        net = ipaddress.IPv4Network(cidr)
+        net = ipaddress.ip_network(cidr)
         return (str(net.network_address), str(net.netmask))
 
     @staticmethod
-    def _from_pod(parser, port, ip):
+    def _from_pod(parser, port, family, ip):
         """A pod may send only from its own address (no spoofing), ARP and IP alike."""
-        return [parser.OFPMatch(in_port=port, eth_type=0x0800, ipv4_src=ip),
-                parser.OFPMatch(in_port=port, eth_type=0x0806, arp_spa=ip)]
+        matches = [family.match(parser, in_port=port, **{family.src: ip})]
+        if family is IPV4:
+            matches.append(parser.OFPMatch(in_port=port, eth_type=0x0806, arp_spa=ip))
+        return matches
 
     @staticmethod
     def _arp_request(parser, ip):

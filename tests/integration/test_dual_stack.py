@@ -124,6 +124,34 @@ def test_bgp_dual_stack_across_racks(make_cluster):
     assert "kernel6" in protocols and "blocks6" in protocols
 
 
+
+def test_openflow_dual_stack_across_racks(make_cluster):
+    """Antrea's IPv6 shape: gw0 with an address of each family, IPv6 pod traffic tunnelled to
+    the peer's IPv6 address, neighbour discovery switched (NORMAL) instead of answered."""
+    cluster = make_cluster("two-racks.yaml", "openflow", ip_family="dual")
+    state = cluster.state
+    assert all(families_of(r) == [4, 6] for r in state.pods.values())
+    assert full_matrix_over(state, family=6) == []
+    # MTU 1430 (underlay - 70, Antrea's deduction for a node with IPv6): a large transfer
+    # across racks fits the IPv6 tunnel without a Packet Too Big
+    assert state.pod_mtu == 1430
+    assert transfer(cluster, 4 << 20, "node1-pod1", "node4-pod1", family=6)
+    node1, node3 = cluster.nodes["node1"], cluster.nodes["node3"]
+    gateway_v6 = node1.facts["gateway_v6"]
+    assert f"{gateway_v6}/64" in in_node(cluster, "node1", "ip", "-6", "addr", "show", "gw0")
+    routes = in_node(cluster, "node1", "ip", "-6", "route", "show", str(node3.lease_v6))
+    assert f"via {node3.facts['gateway_v6']} dev gw0" in routes and "onlink" in routes
+    neigh = in_node(cluster, "node1", "ip", "-6", "neigh", "show", node3.facts["gateway_v6"])
+    assert "lladdr aa:bb:cc:dd:ee:ff PERMANENT" in neigh
+    flows = cluster.mode.switches["node1"].ofctl("dump-flows", "br-int")
+    assert "icmp6,icmp_type=135,icmp_code=0 actions=NORMAL" in flows
+    assert "icmp6,icmp_type=136,icmp_code=0 actions=NORMAL" in flows
+    tunnel = next(line for line in flows.splitlines() if f"ipv6_dst={node3.lease_v6}" in line)
+    assert f"set_field:{node3.ip_v6.ip}->tun_ipv6_dst" in tunnel and "dec_ttl" in tunnel
+    record = pod(cluster, "node1-pod1")
+    assert f"ipv6_src={record.ips[1]} actions=goto_table:10" in flows  # spoof guard
+
+
 SERVER = """\
 apiVersion: v1
 kind: Pod

@@ -13,7 +13,9 @@ import pytest
 
 from testbed.host import netns
 from testbed.host.waiting import wait_until
+from testbed.lifecycle import doctor
 from testbed.model.state import RunState, run_dir_for
+from testbed.modes import get_mode
 
 from .conftest import TOPO, Footprint, run_testbed, unique_name
 
@@ -68,14 +70,22 @@ spec:
 """
 
 
-@pytest.fixture(scope="module", params=["iptables", "nftables"])
+# (mode, kube-proxy's mode): every mode that builds dual-stack, and kube-proxy's two modes
+# with IPv6 here; host-gw on one rack, as it must be
+CASES = [("vxlan", "iptables"), ("vxlan", "nftables"), ("host-gw", "iptables"),
+         ("bgp", "iptables"), ("openflow", "iptables")]
+
+
+@pytest.fixture(scope="module", params=CASES, ids=["-".join(case) for case in CASES])
 def cluster(request, tmp_path_factory, caps):
-    missing = [f for f in ("vxlan", "bridge", "veth") if not caps.get(f)]
+    mode, proxy_mode = request.param
+    missing = doctor.missing_for(get_mode(mode).requires, caps)
     if missing or not os.access(KUBECTL, os.X_OK):
         pytest.skip(f"needs {', '.join(missing) or 'kubectl in the venv'}")
     before, name = Footprint(), unique_name()
-    run_testbed("up", "--topo", TOPO / "two-racks.yaml", "--mode", "vxlan", "--ip-family",
-                "dual", "--proxy-mode", request.param, "--no-cli", "--name", name, check=True)
+    topology = "default.yaml" if mode == "host-gw" else "two-racks.yaml"
+    run_testbed("up", "--topo", TOPO / topology, "--mode", mode, "--ip-family", "dual",
+                "--proxy-mode", proxy_mode, "--no-cli", "--name", name, check=True)
     config = tmp_path_factory.mktemp("kube") / "config"
     try:
         config.write_text(run_testbed("kubeconfig", "--name", name, check=True).stdout)
@@ -84,7 +94,7 @@ def cluster(request, tmp_path_factory, caps):
         kubectl((name, str(config)), "apply", "-f", str(manifest))
         kubectl((name, str(config)), "wait", "--for=condition=Available", "deploy/web",
                 "--timeout=60s")
-        yield name, str(config), request.param
+        yield name, str(config), proxy_mode
         pids = RunState.load(run_dir_for(name)).owned.pids
     finally:
         down = run_testbed("down", "--name", name)
@@ -139,7 +149,7 @@ def test_a_require_dual_stack_service_answers_on_both_cluster_ips_and_node_ports
             [4, 6]
     node_port = spec["ports"][0]["nodePort"]
     nodes = json.loads(kubectl(cluster, "get", "nodes", "-o", "json"))["items"]
-    far = next(n for n in nodes if n["metadata"]["name"] == "node4")  # another rack
+    far = nodes[-1]  # another rack where there are two
     targets = [f"http://{bracket(ip)}/hostname" for ip in spec["clusterIPs"]]
     targets += [f"http://{bracket(a['address'])}:{node_port}/hostname"
                 for a in far["status"]["addresses"] if a["type"] == "InternalIP"]
@@ -155,12 +165,12 @@ def test_a_require_dual_stack_service_answers_on_both_cluster_ips_and_node_ports
 def test_a_single_stack_ipv6_service_answers_on_ipv6_and_resolves_to_aaaa_only(cluster):
     ip = spec_of(cluster, "six")["clusterIP"]
     assert ipaddress.ip_address(ip).version == 6
-    sandbox = f"node3-pod1.default.{cluster[0]}"
+    sandbox = f"node2-pod2.default.{cluster[0]}"
     dig = subprocess.run(netns.in_pod(sandbox, ["dig", "+short", "six.default.svc.cluster.local",
                                                 "AAAA", "six.default.svc.cluster.local", "A"]),
                          capture_output=True, text=True, check=True).stdout.split()
     assert dig == [ip]
-    assert answers(cluster, "node3-pod1", "http://six/hostname").startswith("web-")
+    assert answers(cluster, "node2-pod2", "http://six/hostname").startswith("web-")
 
 
 def test_endpoint_slices_per_address_type_and_kube_proxy_s_ipv6_rules(cluster):

@@ -13,7 +13,9 @@ import pytest
 
 from testbed.host import netns
 from testbed.host.waiting import wait_until
+from testbed.lifecycle import doctor
 from testbed.model.state import RunState, run_dir_for
+from testbed.modes import get_mode
 
 from .conftest import TOPO, Footprint, run_testbed, unique_name
 from .test_connectivity import full_matrix_over
@@ -52,12 +54,9 @@ spec:
   - {name: pause, image: registry.k8s.io/pause:3.10}
 """
 
-NEEDS = {"vxlan": ("vxlan", "bridge", "veth"), "bgp": ("bird", "veth")}
-
-
 @pytest.fixture(scope="module", params=["vxlan", "bgp"])
 def cluster(request, tmp_path_factory, caps):
-    missing = [f for f in NEEDS[request.param] if not caps.get(f)]
+    missing = doctor.missing_for(get_mode(request.param).requires, caps)
     if missing or not os.access(KUBECTL, os.X_OK):
         pytest.skip(f"needs {', '.join(missing) or 'kubectl in the venv'}")
     before, name = Footprint(), unique_name()

@@ -11,6 +11,14 @@ addresses from host-local over the node's lease); the testbed then tells the con
 With the userspace datapath, OVS sends tunnel packets itself and needs the node's underlay
 device on a bridge of its own: eth0 becomes a port of br-phy and the node's address moves to
 br-phy (OVS's documented userspace tunnelling set-up); the kernel datapath needs none of it.
+
+Dual-stack, as Antrea builds it: gw0 also holds the IPv6 lease's first address, pods get an
+address of each family (host-local, a range per family), and IPv6 pod traffic to another node
+tunnels to that node's IPv6 address (Antrea picks the peer's node IP of the pod CIDR's
+family). Per peer the node routes `<peer IPv6 lease> via <peer gw0 IPv6> dev gw0 onlink` and,
+since no flow answers neighbour solicitations for it, holds a permanent neighbour entry for that
+gateway with Antrea's global virtual MAC. The pod MTU loses 20 bytes more (underlay − 70), as
+Antrea deducts for a node with an IPv6 address.
 """
 import os
 import re
@@ -23,12 +31,13 @@ from testbed.model import ipam
 from testbed.model.context import ClusterContext, NodeContext
 from testbed.model.records import PodRecord
 from testbed.model.state import RunState
-from testbed.model.topology import ClusterSpec, PodSpec
+from testbed.model.topology import IPV6, ClusterSpec, PodSpec
 from testbed.modes.base import UNDERLAY_DEV, Mode, register
 from testbed.underlay import ovs
 from testbed.underlay.controller import ControllerProcess
 
 PLUGIN_TYPE = "testbed-ovs"
+GLOBAL_VIRTUAL_MAC = "aa:bb:cc:dd:ee:ff"  # Antrea's: what a peer node's gateway resolves to
 BRIDGE, GATEWAY, TUNNEL, PHYSICAL = "br-int", "gw0", "tun0", "br-phy"
 VXLAN_PORT = 4789
 FLOWS_TIMEOUT_S = 15.0
@@ -44,7 +53,10 @@ class OpenflowMode(Mode):
                 f"cni/{PLUGIN_TYPE}", "cni/host-local")
     cni_plugins = {PLUGIN_TYPE: "testbed.modes.openflow.ovs_plugin"}
     encap_overhead = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
+    ipv6_extra_overhead = 20  # an IPv6 outer header, deducted once the node has IPv6
     datapath = "OVS br-int per node, VXLAN tunnel port, flows from the os-ken controller"
+    ip_families = ("ipv4", "dual")
+    ip_family_note = "IPv6-only clusters are not built in the openflow mode"
 
     def __init__(self):
         self.controller = None
@@ -60,8 +72,16 @@ class OpenflowMode(Mode):
     def plan(self, spec: ClusterSpec) -> dict:
         return ipam.node_leases(spec)
 
+    def plan_v6(self, spec: ClusterSpec) -> dict:
+        return ipam.node_leases_v6(spec)
+
+    def pod_mtu(self, spec: ClusterSpec) -> int:
+        return super().pod_mtu(spec) - (self.ipv6_extra_overhead if spec.has_ipv6 else 0)
+
     def setup_node(self, spec: ClusterSpec, node: NodeContext) -> None:
         node.facts["gateway"] = str(node.lease[1])
+        if node.lease_v6 is not None:
+            node.facts["gateway_v6"] = str(node.lease_v6[1])
         node.facts["peers"] = {}
 
     # --- peers -----------------------------------------------------------------------------
@@ -74,12 +94,22 @@ class OpenflowMode(Mode):
         node.facts["peers"].pop(peer.name, None)
         if self.controller is not None:
             node.ns.run("ip", "route", "del", str(peer.lease), check=False)
+            if peer.lease_v6 is not None:
+                node.ns.run("ip", "-6", "route", "del", str(peer.lease_v6), check=False)
+                node.ns.run("ip", "-6", "neigh", "del", peer.facts["gateway_v6"], "dev",
+                            GATEWAY, check=False)
             self.controller.request("forget_node", name=peer.name)
 
     @staticmethod
     def _route_to(node, peer):
-        node.ns.run("ip", "route", "replace", str(peer.lease), "via", peer.facts["gateway"],
-                    "dev", GATEWAY, "onlink")
+        commands = [f"route replace {peer.lease} via {peer.facts['gateway']} dev {GATEWAY} "
+                    "onlink"]
+        if peer.lease_v6 is not None and node.lease_v6 is not None:
+            gateway = peer.facts["gateway_v6"]
+            commands += [f"route replace {peer.lease_v6} via {gateway} dev {GATEWAY} onlink",
+                         f"neigh replace {gateway} lladdr {GLOBAL_VIRTUAL_MAC} dev {GATEWAY} "
+                         "nud permanent"]
+        node.ns.batch("ip", commands)
 
     # --- start: controller, then each node's switch ----------------------------------------
     def start(self, cluster: ClusterContext) -> None:
@@ -95,6 +125,8 @@ class OpenflowMode(Mode):
             self.controller.request("node", **self._node_facts(node))
         for node in cluster.nodes.values():
             self._wait_for_flow(node, "arp_tpa", node.facts["gateway"])
+            if "gateway_v6" in node.facts:
+                self._wait_for_flow(node, "ipv6_dst", node.facts["gateway_v6"])
         if self.dp_type == "netdev":
             self._resolve_tunnel_neighbours(cluster)
         cluster.state.update(mode_facts={
@@ -124,6 +156,9 @@ class OpenflowMode(Mode):
             run("ethtool", "-K", GATEWAY, "tx", "off")
         run("ip", "addr", "add", f"{node.facts['gateway']}/{node.lease.prefixlen}",
             "dev", GATEWAY)
+        if node.lease_v6 is not None:  # usable at once: no other port may claim it
+            run("ip", "addr", "add", f"{node.facts['gateway_v6']}/{node.lease_v6.prefixlen}",
+                "dev", GATEWAY, "nodad")
         run("ip", "link", "set", GATEWAY, "up")
         node.facts["gateway_mac"] = node.ns.ip_json("link", "show", GATEWAY)[0]["address"]
 
@@ -138,21 +173,29 @@ class OpenflowMode(Mode):
         for argv in ovs.userspace_port_argvs(UNDERLAY_DEV):
             run(*argv)
         run("ethtool", "-K", PHYSICAL, "tx", "off")
-        run("ip", "addr", "del", str(node.ip), "dev", UNDERLAY_DEV)
-        run("ip", "addr", "add", str(node.ip), "dev", PHYSICAL)
+        default_v6 = [r for r in node.ns.ip_json("-6", "route", "show", "default")
+                      if "gateway" in r] if node.ip_v6 is not None else []
+        for address in filter(None, (node.ip, node.ip_v6)):
+            run("ip", "addr", "del", str(address), "dev", UNDERLAY_DEV)
+            run("ip", "addr", "add", str(address), "dev", PHYSICAL,
+                *(["nodad"] if address.version == 6 else []))
         run("ip", "link", "set", PHYSICAL, "up")
         for route in default:
             run("ip", "route", "replace", "default", "via", route["gateway"], "dev", PHYSICAL)
+        for route in default_v6:
+            run("ip", "-6", "route", "replace", "default", "via", route["gateway"], "dev",
+                PHYSICAL)
 
     @staticmethod
     def _resolve_tunnel_neighbours(cluster):
         """OVS's userspace tunnels drop the first packet to a tunnel destination whose next
         hop is not in their neighbour cache yet (and ask ARP for it): a few pings from each
         node to each peer's gateway, through the tunnel, fill the caches before pods talk."""
-        pings = [subprocess.Popen(node.ns.argv("ping", "-c3", "-i0.1", "-W1",
-                                               peer.facts["gateway"]),
+        pings = [subprocess.Popen(node.ns.argv("ping", "-c3", "-i0.1", "-W1", gateway),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                 for node in cluster.nodes.values() for peer in node.facts["peers"].values()]
+                 for node in cluster.nodes.values() for peer in node.facts["peers"].values()
+                 for gateway in (peer.facts["gateway"], peer.facts.get("gateway_v6"))
+                 if gateway]
         for proc in pings:
             proc.wait()
 
@@ -163,9 +206,13 @@ class OpenflowMode(Mode):
             raise TestbedError(f"OVS did not create {name} on {node.name}")
 
     def _node_facts(self, node):
-        return {"name": node.name, "dpid": node.facts["dpid"], "ip": str(node.ip.ip),
-                "lease": str(node.lease), "gateway_ip": node.facts["gateway"],
-                "gateway_mac": node.facts["gateway_mac"]}
+        facts = {"name": node.name, "dpid": node.facts["dpid"], "ip": str(node.ip.ip),
+                 "lease": str(node.lease), "gateway_ip": node.facts["gateway"],
+                 "gateway_mac": node.facts["gateway_mac"]}
+        if node.lease_v6 is not None and node.ip_v6 is not None:
+            facts.update(ip_v6=str(node.ip_v6.ip), lease_v6=str(node.lease_v6),
+                         gateway_ip_v6=node.facts["gateway_v6"])
+        return facts
 
     def _wait_for_flow(self, node, field, address):
         """Until the node's bridge holds a flow matching field=address (as ovs-ofctl prints)."""
@@ -196,16 +243,22 @@ class OpenflowMode(Mode):
             "ipam": {
                 "type": "host-local",
                 "dataDir": os.path.join(node.dir, "cni", "networks"),
-                "ranges": [[{"subnet": str(node.lease), "gateway": node.facts["gateway"]}]],
+                # a range per family, each with gw0's address of that family as its gateway
+                "ranges": [[{"subnet": str(lease), "gateway": str(lease[1])}]
+                           for lease in node.leases],
             },
         }
 
     def pod_added(self, cluster: ClusterContext, pod: PodSpec, node: NodeContext,
                   record: PodRecord) -> None:
         host, sandbox = record.result["interfaces"][:2]
+        ip_v6 = record.address(IPV6)
         self.controller.request("pod", node=node.name, name=pod.key, ip=record.ip,
-                                mac=sandbox["mac"], port=host["name"])
+                                mac=sandbox["mac"], port=host["name"],
+                                **({"ip_v6": ip_v6} if ip_v6 else {}))
         self._wait_for_flow(node, "nw_dst", record.ip)
+        if ip_v6:
+            self._wait_for_flow(node, "ipv6_dst", ip_v6)
 
     def pod_removed(self, cluster: ClusterContext, pod: PodSpec, node: NodeContext) -> None:
         if self.controller is not None and self.controller.status().alive:
@@ -251,8 +304,13 @@ class OpenflowMode(Mode):
         if flow.get("outer_src"):  # it came through the tunnel: br-int saw it on tun0
             fields = [f"in_port={TUNNEL}", f"tun_src={flow['outer_src']}",
                       f"tun_dst={flow['outer_dst']}", f"tun_id={flow.get('vni', 0)}"]
-        fields += [flow["protocol"].lower(), f"nw_src={flow['src']}", f"nw_dst={flow['dst']}",
-                   f"nw_ttl={flow['ttl']}"]
+        if ":" in flow["src"]:  # IPv6: ovs-ofctl's icmp6/tcp6/udp6, ipv6_src and ipv6_dst
+            fields += [flow["protocol"].lower().removesuffix("v6") + "6",
+                       f"ipv6_src={flow['src']}", f"ipv6_dst={flow['dst']}"]
+        else:
+            fields += [flow["protocol"].lower(), f"nw_src={flow['src']}",
+                       f"nw_dst={flow['dst']}"]
+        fields.append(f"nw_ttl={flow['ttl']}")
         if flow["protocol"] in ("TCP", "UDP"):
             fields += [f"tp_src={flow['sport']}", f"tp_dst={flow['dport']}"]
         try:
@@ -268,4 +326,6 @@ class OpenflowMode(Mode):
         return ovs.trace_summary(out, ports)
 
     def describe_node(self, node: NodeContext) -> dict:
-        return {"lease": str(node.lease), "gateway": node.facts.get("gateway")}
+        return {"lease": ",".join(map(str, node.leases)),
+                "gateway": ",".join(filter(None, (node.facts.get("gateway"),
+                                                  node.facts.get("gateway_v6"))))}

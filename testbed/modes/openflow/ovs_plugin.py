@@ -11,7 +11,9 @@ flows that make the port useful come from the controller, which the testbed tell
      "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.0.0/24"}]], "dataDir": ...}}
 
 With userspaceDatapath the host side is made that datapath's alone and both ends compute
-their own checksums (see testbed/ovs.py).
+their own checksums (see testbed/ovs.py). With a range per family (a dual-stack cluster) the pod
+gets an address of each, IPv6 without duplicate address detection (the IPAM's alone, usable at
+once), and a default route of each family via that range's gateway (gw0's address).
 """
 from __future__ import annotations  # unevaluated: a plugin loads no typing
 
@@ -64,7 +66,11 @@ def add(conf: dict, ctx: dict) -> dict:
     ipam = skeleton.delegate_ipam(conf, "ADD", ctx["env"])
     if not ipam.get("ips"):
         raise PluginError(IO_FAILURE, "IPAM returned no address")
-    address = ipam["ips"][0]["address"]
+    # an address per range (IPv4, then IPv6 in a dual-stack cluster), each with its range's
+    # gateway: gw0's address of that family
+    ips = [{"address": entry["address"], "gateway": entry.get("gateway") or conf["gateway"],
+            "interface": 1} for entry in ipam["ips"]]
+    address = ips[0]["address"]
     host, ifname, ns = ctx["host"], ctx["ifname"], ctx["netns"]
     try:
         skeleton.make_veth(ifname, host, conf.get("mtu", 1500), ns)
@@ -72,9 +78,14 @@ def add(conf: dict, ctx: dict) -> dict:
             for argv in ovs.userspace_port_argvs(host):
                 sh(*argv)
             sh("ethtool", "-K", ifname, "tx", "off", netns=ns)
-        sh("ip", "addr", "add", address, "dev", ifname, netns=ns)
+        for entry in ips:  # IPv6 without duplicate detection: the address is the IPAM's alone
+            extra = ["nodad"] if ":" in entry["address"] else []
+            sh("ip", "addr", "add", entry["address"], "dev", ifname, *extra, netns=ns)
         sh("ip", "link", "set", ifname, "up", netns=ns)
-        sh("ip", "route", "add", "default", "via", conf["gateway"], "dev", ifname, netns=ns)
+        for entry in ips:
+            family = "-6" if ":" in entry["address"] else "-4"
+            sh("ip", family, "route", "add", "default", "via", entry["gateway"], "dev", ifname,
+               netns=ns)
         sh("ip", "link", "set", host, "up")
         pod_mac = link_json(ifname, ns)["address"]
         vsctl(conf, "--may-exist", "add-port", conf["bridge"], host, "--", "set", "interface",
@@ -90,8 +101,9 @@ def add(conf: dict, ctx: dict) -> dict:
     return {"cniVersion": conf["cniVersion"],
             "interfaces": [{"name": host, "mac": link_json(host)["address"]},
                            {"name": ifname, "mac": pod_mac, "sandbox": ns}],
-            "ips": [{"address": address, "gateway": conf["gateway"], "interface": 1}],
-            "routes": [{"dst": "0.0.0.0/0", "gw": conf["gateway"]}]}
+            "ips": ips,
+            "routes": [{"dst": "::/0" if ":" in entry["address"] else "0.0.0.0/0",
+                        "gw": entry["gateway"]} for entry in ips]}
 
 
 def delete(conf: dict, ctx: dict) -> None:

@@ -125,3 +125,73 @@ def test_forgetting_a_pod_deletes_its_flows(app):
     matches = [dict(m.match.items()) for m in deletes]
     assert {"eth_type": 0x0800, "ipv4_dst": "10.244.0.2"} in matches
     assert {"in_port": 3, "eth_type": 0x0800, "ipv4_src": "10.244.0.2"} in matches
+
+
+@pytest.fixture
+def dual_app():
+    pytest.importorskip("os_ken")
+    from controllers.podnet import PodNetwork
+    net = PodNetwork()
+    node1, node2 = Recorder(1), Recorder(2)
+    for index, dp in enumerate((node1, node2)):
+        net.datapaths[dp.id] = dp
+        net.port_numbers[dp.id] = {"tun0": 1, "gw0": 2, "ofpod1": 3}
+        net.add_node({"name": f"node{index + 1}", "dpid": f"{index + 1:016x}",
+                      "ip": f"192.168.1.1{index + 1}", "lease": f"10.244.{index}.0/24",
+                      "gateway_ip": f"10.244.{index}.1", "gateway_mac": f"02:00:00:00:00:0{index}",
+                      "ip_v6": f"fd00:192:168:1::1{index + 1}",
+                      "lease_v6": f"fd00:10:244:{index}::/64",
+                      "gateway_ip_v6": f"fd00:10:244:{index}::1"})
+    net.add_pod({"node": "node1", "name": "web", "ip": "10.244.0.2", "ip_v6": "fd00:10:244::2",
+                 "mac": "0a:00:00:00:00:02", "port": "ofpod1"})
+    return net, node1, node2
+
+
+def test_ipv6_pods_tunnel_to_the_peer_s_ipv6_address_and_switch_neighbour_discovery(dual_app):
+    net, node1, _ = dual_app
+    flows = flows_of(node1)
+    peer_subnet = ("fd00:10:244:1::", "ffff:ffff:ffff:ffff::")
+    tunnel = [f for f in flows if f[2].get("ipv6_dst") == peer_subnet]
+    fields = {a.key: a.value for a in tunnel[-1][3] if hasattr(a, "key")}
+    assert tunnel[-1][0] == 20 and fields["tun_ipv6_dst"] == "fd00:192:168:1::12"
+    deliver = [f for f in flows if f[0] == 20 and f[2].get("ipv6_dst") == "fd00:10:244::2"]
+    assert deliver and deliver[-1][3][-1].port == 3
+    # neighbour discovery is the pods' and gw0's own, switched as by a learning switch
+    normal = node1.ofproto.OFPP_NORMAL
+    for kind in (135, 136):
+        nd = [f for f in flows if f[0] == 10 and f[2].get("icmpv6_type") == kind]
+        assert nd and nd[-1][3][0].port == normal
+    # no ARP-style responder for IPv6 addresses; spoof guard by IPv6 source and link-local
+    sources = [f[2] for f in flows if f[0] == 0]
+    assert {"in_port": 3, "eth_type": 0x86dd, "ipv6_src": "fd00:10:244::2"} in sources
+    assert {"eth_type": 0x86dd, "ipv6_src": ("fe80::", "ffc0::")} in sources
+    node1.sent.clear()
+    net.forget_pod({"node": "node1", "name": "web"})
+    matches = [dict(m.match.items()) for m in node1.sent]
+    assert {"eth_type": 0x86dd, "ipv6_dst": "fd00:10:244::2"} in matches
+
+
+def test_the_openflow_mode_s_ipv6_config_routes_and_mtu(tmp_path):
+    from testbed.model import spec as specmod
+    from testbed.modes import NodeContext, get_mode
+
+    from .test_modes import TOPOLOGIES, RecordingNamespace
+    spec = specmod.load(TOPOLOGIES / "default.yaml", ip_family="dual")
+    mode = get_mode("openflow")
+    assert mode.pod_mtu(spec) == 1500 - 70  # Antrea's deduction once the node has IPv6
+    assert mode.pod_mtu(specmod.load(TOPOLOGIES / "default.yaml")) == 1450
+    leases, leases_v6 = mode.plan_leases(spec)
+    a, b = (NodeContext(n.name, n.rack, n.ip, RecordingNamespace("02:00:00:00:00:01"),
+                        str(tmp_path / n.name), leases[n.name], ip_v6=n.ip_v6,
+                        lease_v6=leases_v6[n.name]) for n in spec.nodes)
+    for node in (a, b):
+        mode.setup_node(spec, node)
+        node.facts["ovsdb"] = "unix:/nonexistent"
+    mode._route_to(a, b)
+    assert a.ns.commands[-2:] == [
+        "ip route replace fd00:10:244:1::/64 via fd00:10:244:1::1 dev gw0 onlink",
+        "ip neigh replace fd00:10:244:1::1 lladdr aa:bb:cc:dd:ee:ff dev gw0 nud permanent"]
+    mode.dp_type = "system"
+    ranges = mode.network_config(spec, a)["ipam"]["ranges"]
+    assert ranges == [[{"subnet": "10.244.0.0/24", "gateway": "10.244.0.1"}],
+                      [{"subnet": "fd00:10:244::/64", "gateway": "fd00:10:244::1"}]]

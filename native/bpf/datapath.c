@@ -13,12 +13,22 @@
  * into cilium_vxlan with a tunnel key (remote node, VNI = source identity), anything else goes
  * to the node's own stack. The maps are filled by the testbed as Cilium's agent fills its own;
  * the program is compiled once and every node loads its own copy with its own maps.
+ *
+ * Both IP families take the same steps, as Cilium's bpf_lxc handles IPv4 and IPv6: the
+ * endpoint and ipcache maps hold addresses of either family (Cilium's keys: the address in a
+ * 16-byte union and its family), Services of each family have their own maps
+ * (cilium_lb4_*, cilium_lb6_*, cilium_ct4_global, cilium_ct6_global), IPv6 packets tunnel over
+ * the IPv4 underlay, and a pod's neighbour solicitations are answered by the program (Cilium's
+ * NDP responder) as its ARP requests are.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <linux/icmpv6.h>
 #include <linux/in.h>
+#include <linux/in6.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
 #include <linux/socket.h>
 #include <bpf/bpf_endian.h>
@@ -26,6 +36,9 @@
 
 #ifndef AF_INET
 #define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
 #endif
 
 #define ICMP_DEST_UNREACH 3
@@ -38,6 +51,22 @@
 #define IP_TTL_OFF (ETH_HLEN + offsetof(struct iphdr, ttl))
 #define IP_SRC_OFF (ETH_HLEN + offsetof(struct iphdr, saddr))
 #define IP_DST_OFF (ETH_HLEN + offsetof(struct iphdr, daddr))
+#define IP6_HOPLIMIT_OFF (ETH_HLEN + offsetof(struct ipv6hdr, hop_limit))
+#define IP6_SRC_OFF (ETH_HLEN + offsetof(struct ipv6hdr, saddr))
+#define IP6_DST_OFF (ETH_HLEN + offsetof(struct ipv6hdr, daddr))
+#define NDISC_NEIGHBOUR_SOLICITATION 135
+#define NDISC_NEIGHBOUR_ADVERTISEMENT 136
+#define ND_OPT_TARGET_LL_ADDR 2
+
+/* an address of either family (Cilium's union v6addr); IPv4 in the first word */
+union v6addr {
+	__u32 p[4];
+	__u8 addr[16];
+};
+
+/* the family byte of Cilium's endpoint and ipcache keys */
+#define ENDPOINT_KEY_IPV4 1
+#define ENDPOINT_KEY_IPV6 2
 
 /* Cilium's reserved identities */
 #define ID_HOST 1
@@ -55,6 +84,8 @@ struct node_config {
 	__u32 host_ifindex;   /* cilium_host */
 	__u32 tunnel_ifindex; /* cilium_vxlan; 0 with native routing */
 	__u32 flags;
+	union v6addr node_ip6;   /* the underlay's IPv6 address; zero without IPv6 */
+	union v6addr router_ip6; /* cilium_host's IPv6 address */
 };
 #define CFG_TUNNEL 1
 
@@ -65,9 +96,19 @@ struct endpoint_info {
 	__u8 lxc_mac[6];
 };
 
+struct endpoint_key {
+	union v6addr ip; /* IPv4: ip.p[0] */
+	__u8 family;
+	__u8 key;
+	__u16 cluster_id;
+};
+
 struct ipcache_key {
-	__u32 prefixlen;
-	__u32 ip;
+	__u32 prefixlen; /* 32 (cluster ID, pad, family) + the address's prefix length */
+	__u16 cluster_id;
+	__u8 pad1;
+	__u8 family;
+	union v6addr ip;
 };
 
 struct ipcache_info {
@@ -83,7 +124,15 @@ struct lb4_key {
 	__u8 pad[3];
 };
 
-struct lb4_service {
+struct lb6_key {
+	union v6addr address;
+	__u16 dport;
+	__u16 backend_slot;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct lb_service { /* Cilium's lb4_service and lb6_service share it */
 	__u32 backend_id; /* slot > 0 */
 	__u16 count;      /* slot 0: how many backends */
 	__u16 rev_nat_index;
@@ -103,6 +152,13 @@ struct lb4_src_range_key {
 	__u32 address;
 };
 
+struct lb6_src_range_key {
+	__u32 prefixlen;
+	__u16 rev_nat_index;
+	__u16 pad;
+	union v6addr address;
+};
+
 struct lb4_backend {
 	__u32 address;
 	__u16 port; /* network order */
@@ -110,8 +166,21 @@ struct lb4_backend {
 	__u8 pad;
 };
 
+struct lb6_backend {
+	union v6addr address;
+	__u16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
 struct lb4_reverse_nat {
 	__u32 address;
+	__u16 port;
+	__u16 pad;
+};
+
+struct lb6_reverse_nat {
+	union v6addr address;
 	__u16 port;
 	__u16 pad;
 };
@@ -128,12 +197,22 @@ struct ct_key {
 #define CT_SERVICE 0
 #define CT_REPLY 1
 
-struct ct_entry {
+struct ct6_key {
+	union v6addr saddr;
+	union v6addr daddr;
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 dir;
+	__u16 pad;
+};
+
+struct ct_entry { /* in both CT maps */
 	__u32 backend_id; /* CT_SERVICE */
-	__u32 client;     /* CT_REPLY with CT_SNAT: the client's own address */
 	__u16 rev_nat_index;
 	__u8 flags;
 	__u8 pad;
+	union v6addr client; /* CT_REPLY with CT_SNAT: the client's own address */
 };
 #define CT_SNAT 1     /* the request's source was rewritten (external client, loopback) */
 #define CT_EXTERNAL 2 /* the reply leaves by the FIB, not through the node's stack */
@@ -152,7 +231,7 @@ enum {
 	R_TO_STACK,     /* handed to the node's own stack */
 	R_LB,           /* a Service's address translated to a backend */
 	R_REV_NAT,      /* a backend's reply translated back to the Service's address */
-	R_ARP,          /* an ARP request of a pod answered */
+	R_ARP,          /* an ARP request (or IPv6 neighbour solicitation) of a pod answered */
 	R_FROM_OVERLAY, /* decapsulated from cilium_vxlan */
 	R_DROP_NO_BACKEND,
 	R_DROP_FIB,
@@ -173,7 +252,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
-	__type(key, __u32);
+	__type(key, struct endpoint_key);
 	__type(value, struct endpoint_info);
 } cilium_lxc SEC(".maps");
 
@@ -189,8 +268,44 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct lb4_key);
-	__type(value, struct lb4_service);
+	__type(value, struct lb_service);
 } cilium_lb4_services_v2 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct lb6_key);
+	__type(value, struct lb_service);
+} cilium_lb6_services_v2 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct lb6_backend);
+} cilium_lb6_backends_v3 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u16);
+	__type(value, struct lb6_reverse_nat);
+} cilium_lb6_reverse_nat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lb6_src_range_key);
+	__type(value, __u8);
+} cilium_lb6_source_range SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ct6_key);
+	__type(value, struct ct_entry);
+} cilium_ct6_global SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -230,11 +345,15 @@ struct {
 
 /* --- packets ------------------------------------------------------------------------------ */
 struct tuple {
-	__u32 saddr, daddr;
-	__u16 sport, dport; /* network order; 0 without ports */
-	__u8 proto, ttl;
-	__u16 l4;           /* offset of the transport header */
+	union v6addr saddr, daddr; /* IPv4: the first word */
+	__u16 sport, dport;        /* network order; 0 without ports */
+	__u8 proto, ttl;           /* IPv6: the next header and the hop limit */
+	__u8 family;               /* ENDPOINT_KEY_IPV4 or ENDPOINT_KEY_IPV6 */
+	__u8 pad;
+	__u16 l4;                  /* offset of the transport header */
 };
+
+#define IS_V6(t) ((t)->family == ENDPOINT_KEY_IPV6)
 
 static __always_inline void count(struct __sk_buff *skb, int prog, int reason)
 {
@@ -254,23 +373,42 @@ static __always_inline struct node_config *config(void)
 	return bpf_map_lookup_elem(&cilium_node_config, &zero);
 }
 
-/* 0: an IPv4 packet, its tuple filled; -1 anything else */
-static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
+static __always_inline int addr_eq(const union v6addr *a, const union v6addr *b)
 {
-	struct iphdr ip;
+	return a->p[0] == b->p[0] && a->p[1] == b->p[1] && a->p[2] == b->p[2] && a->p[3] == b->p[3];
+}
 
-	if (skb->protocol != bpf_htons(ETH_P_IP))
-		return -1;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0 || ip.version != 4 || ip.ihl < 5)
-		return -1;
-	t->saddr = ip.saddr;
-	t->daddr = ip.daddr;
-	t->proto = ip.protocol;
-	t->ttl = ip.ttl;
-	t->l4 = ETH_HLEN + ip.ihl * 4;
+/* the endpoint (a pod of this node) holding an address of a family */
+static __always_inline struct endpoint_info *endpoint(__u8 family, const union v6addr *ip)
+{
+	struct endpoint_key key = {.family = family};
+
+	if (family == ENDPOINT_KEY_IPV6)
+		key.ip = *ip;
+	else
+		key.ip.p[0] = ip->p[0];
+	return bpf_map_lookup_elem(&cilium_lxc, &key);
+}
+
+/* the longest ipcache prefix holding an address */
+static __always_inline struct ipcache_info *ipcache(__u8 family, const union v6addr *ip)
+{
+	struct ipcache_key key = {.family = family};
+
+	if (family == ENDPOINT_KEY_IPV6) {
+		key.prefixlen = 32 + 128;
+		key.ip = *ip;
+	} else {
+		key.prefixlen = 32 + 32;
+		key.ip.p[0] = ip->p[0];
+	}
+	return bpf_map_lookup_elem(&cilium_ipcache, &key);
+}
+
+static __always_inline int load_ports(struct __sk_buff *skb, struct tuple *t)
+{
 	t->sport = t->dport = 0;
-	if ((t->proto == IPPROTO_TCP || t->proto == IPPROTO_UDP) &&
-	    !(ip.frag_off & bpf_htons(IP_OFFSET))) {
+	if (t->proto == IPPROTO_TCP || t->proto == IPPROTO_UDP) {
 		__u16 ports[2];
 
 		if (bpf_skb_load_bytes(skb, t->l4, ports, sizeof(ports)) < 0)
@@ -279,6 +417,43 @@ static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
 		t->dport = ports[1];
 	}
 	return 0;
+}
+
+/* 0: an IPv4 or IPv6 packet, its tuple filled; -1 anything else. IPv6 extension headers are
+ * not walked: a packet with one is forwarded by its addresses, without ports. */
+static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
+{
+	__builtin_memset(t, 0, sizeof(*t));
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)) < 0 || ip6.version != 6)
+			return -1;
+		__builtin_memcpy(&t->saddr, &ip6.saddr, 16);
+		__builtin_memcpy(&t->daddr, &ip6.daddr, 16);
+		t->proto = ip6.nexthdr;
+		t->ttl = ip6.hop_limit;
+		t->family = ENDPOINT_KEY_IPV6;
+		t->l4 = ETH_HLEN + sizeof(ip6);
+		return load_ports(skb, t);
+	}
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0 || ip.version != 4 ||
+		    ip.ihl < 5)
+			return -1;
+		t->saddr.p[0] = ip.saddr;
+		t->daddr.p[0] = ip.daddr;
+		t->proto = ip.protocol;
+		t->ttl = ip.ttl;
+		t->family = ENDPOINT_KEY_IPV4;
+		t->l4 = ETH_HLEN + ip.ihl * 4;
+		if (ip.frag_off & bpf_htons(IP_OFFSET))
+			return 0; /* a later fragment: no ports */
+		return load_ports(skb, t);
+	}
+	return -1;
 }
 
 static __always_inline int l4_csum_off(struct tuple *t)
@@ -295,25 +470,43 @@ static __always_inline int l4_csum_flags(struct tuple *t)
 	return t->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
 }
 
-/* rewrite the source (dst = 0) or destination (dst = 1) address, fixing both checksums */
-static __always_inline int set_addr(struct __sk_buff *skb, struct tuple *t, int dst, __u32 addr)
+/* rewrite the source (dst = 0) or destination (dst = 1) address, fixing the checksums (IPv6
+ * has none in its header: only the transport's, over its pseudo-header) */
+static __always_inline int set_addr(struct __sk_buff *skb, struct tuple *t, int dst,
+				    const union v6addr *addr)
 {
-	__u32 old = dst ? t->daddr : t->saddr;
+	union v6addr old = dst ? t->daddr : t->saddr, new = *addr;
 	int csum = l4_csum_off(t);
 
-	if (old == addr)
-		return 0;
-	if (csum >= 0 && bpf_l4_csum_replace(skb, csum, old, addr,
-					     BPF_F_PSEUDO_HDR | l4_csum_flags(t) | 4) < 0)
-		return -1;
-	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, old, addr, 4) < 0)
-		return -1;
-	if (bpf_skb_store_bytes(skb, dst ? IP_DST_OFF : IP_SRC_OFF, &addr, 4, 0) < 0)
-		return -1;
+	if (IS_V6(t)) {
+		__s64 diff;
+
+		if (addr_eq(&old, &new))
+			return 0;
+		diff = bpf_csum_diff(old.p, sizeof(old), new.p, sizeof(new), 0);
+		if (diff < 0)
+			return -1;
+		if (csum >= 0 && bpf_l4_csum_replace(skb, csum, 0, diff,
+						     BPF_F_PSEUDO_HDR | l4_csum_flags(t)) < 0)
+			return -1;
+		if (bpf_skb_store_bytes(skb, dst ? IP6_DST_OFF : IP6_SRC_OFF, &new, 16, 0) < 0)
+			return -1;
+	} else {
+		if (old.p[0] == new.p[0])
+			return 0;
+		if (csum >= 0 && bpf_l4_csum_replace(skb, csum, old.p[0], new.p[0],
+						     BPF_F_PSEUDO_HDR | l4_csum_flags(t) | 4) < 0)
+			return -1;
+		if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, old.p[0], new.p[0], 4) < 0)
+			return -1;
+		if (bpf_skb_store_bytes(skb, dst ? IP_DST_OFF : IP_SRC_OFF, &new.p[0], 4, 0) < 0)
+			return -1;
+		new.p[1] = new.p[2] = new.p[3] = 0;
+	}
 	if (dst)
-		t->daddr = addr;
+		t->daddr = new;
 	else
-		t->saddr = addr;
+		t->saddr = new;
 	return 0;
 }
 
@@ -335,15 +528,22 @@ static __always_inline int set_port(struct __sk_buff *skb, struct tuple *t, int 
 	return 0;
 }
 
-/* a routed hop: TTL minus one, as Cilium's ipv4_l3 does (traceroute sees the node) */
+/* a routed hop: TTL (IPv6: hop limit) minus one, as Cilium's ipv4_l3 and ipv6_l3 do
+ * (traceroute sees the node) */
 static __always_inline int dec_ttl(struct __sk_buff *skb, struct tuple *t)
 {
 	__u8 ttl = t->ttl - 1;
 
-	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, bpf_htons(t->ttl << 8), bpf_htons(ttl << 8), 2) < 0)
-		return -1;
-	if (bpf_skb_store_bytes(skb, IP_TTL_OFF, &ttl, 1, 0) < 0)
-		return -1;
+	if (IS_V6(t)) {
+		if (bpf_skb_store_bytes(skb, IP6_HOPLIMIT_OFF, &ttl, 1, 0) < 0)
+			return -1;
+	} else {
+		if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, bpf_htons(t->ttl << 8),
+					bpf_htons(ttl << 8), 2) < 0)
+			return -1;
+		if (bpf_skb_store_bytes(skb, IP_TTL_OFF, &ttl, 1, 0) < 0)
+			return -1;
+	}
 	t->ttl = ttl;
 	return 0;
 }
@@ -355,70 +555,175 @@ static __always_inline __u32 mix(__u32 h, __u32 v)
 	return h ^ (h >> 16);
 }
 
+static __always_inline __u32 mix_addr(__u32 h, const union v6addr *a)
+{
+	return mix(mix(mix(mix(h, a->p[0]), a->p[1]), a->p[2]), a->p[3]);
+}
+
+/* --- the Service maps of each family ------------------------------------------------------ */
+struct backend {
+	union v6addr address;
+	__u16 port;
+};
+
+static __always_inline struct lb_service *lb_lookup(struct tuple *t, __u16 slot)
+{
+	if (IS_V6(t)) {
+		struct lb6_key key = {.address = t->daddr, .dport = t->dport, .proto = t->proto,
+				      .backend_slot = slot};
+
+		return bpf_map_lookup_elem(&cilium_lb6_services_v2, &key);
+	}
+	struct lb4_key key = {.address = t->daddr.p[0], .dport = t->dport, .proto = t->proto,
+			      .backend_slot = slot};
+
+	return bpf_map_lookup_elem(&cilium_lb4_services_v2, &key);
+}
+
+/* 0: the backend's address and port copied to `out`; -1: no such backend */
+static __always_inline int backend_lookup(struct tuple *t, __u32 id, struct backend *out)
+{
+	if (IS_V6(t)) {
+		struct lb6_backend *be = bpf_map_lookup_elem(&cilium_lb6_backends_v3, &id);
+
+		if (!be)
+			return -1;
+		out->address = be->address;
+		out->port = be->port;
+		return 0;
+	}
+	struct lb4_backend *be = bpf_map_lookup_elem(&cilium_lb4_backends_v3, &id);
+
+	if (!be)
+		return -1;
+	__builtin_memset(&out->address, 0, sizeof(out->address));
+	out->address.p[0] = be->address;
+	out->port = be->port;
+	return 0;
+}
+
+static __always_inline int rev_nat_lookup(struct tuple *t, __u16 index, struct backend *out)
+{
+	if (IS_V6(t)) {
+		struct lb6_reverse_nat *rn = bpf_map_lookup_elem(&cilium_lb6_reverse_nat, &index);
+
+		if (!rn)
+			return -1;
+		out->address = rn->address;
+		out->port = rn->port;
+		return 0;
+	}
+	struct lb4_reverse_nat *rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &index);
+
+	if (!rn)
+		return -1;
+	__builtin_memset(&out->address, 0, sizeof(out->address));
+	out->address.p[0] = rn->address;
+	out->port = rn->port;
+	return 0;
+}
+
+static __always_inline int source_allowed(struct tuple *t, __u16 index)
+{
+	if (IS_V6(t)) {
+		struct lb6_src_range_key key = {.prefixlen = 32 + 128, .rev_nat_index = index,
+						.address = t->saddr};
+
+		return bpf_map_lookup_elem(&cilium_lb6_source_range, &key) != 0;
+	}
+	struct lb4_src_range_key key = {.prefixlen = 64, .rev_nat_index = index,
+					.address = t->saddr.p[0]};
+
+	return bpf_map_lookup_elem(&cilium_lb4_source_range, &key) != 0;
+}
+
+/* the CT map of the tuple's family: look up (entry NULL), update or delete one entry */
+#define CT_LOOKUP 0
+#define CT_UPDATE 1
+#define CT_DELETE 2
+static __always_inline struct ct_entry *ct(struct tuple *t, const union v6addr *saddr,
+					   const union v6addr *daddr, __u16 sport, __u16 dport,
+					   __u8 dir, int op, struct ct_entry *entry)
+{
+	if (IS_V6(t)) {
+		struct ct6_key key = {.saddr = *saddr, .daddr = *daddr, .sport = sport,
+				      .dport = dport, .proto = t->proto, .dir = dir};
+
+		if (op == CT_UPDATE)
+			bpf_map_update_elem(&cilium_ct6_global, &key, entry, BPF_ANY);
+		else if (op == CT_DELETE)
+			bpf_map_delete_elem(&cilium_ct6_global, &key);
+		else
+			return bpf_map_lookup_elem(&cilium_ct6_global, &key);
+		return 0;
+	}
+	struct ct_key key = {.saddr = saddr->p[0], .daddr = daddr->p[0], .sport = sport,
+			     .dport = dport, .proto = t->proto, .dir = dir};
+
+	if (op == CT_UPDATE)
+		bpf_map_update_elem(&cilium_ct4_global, &key, entry, BPF_ANY);
+	else if (op == CT_DELETE)
+		bpf_map_delete_elem(&cilium_ct4_global, &key);
+	else
+		return bpf_map_lookup_elem(&cilium_ct4_global, &key);
+	return 0;
+}
+
 /* --- Services (kube-proxy replacement) --------------------------------------------------- */
 /* A backend's answer on its way back to the client: restore the Service's address (and the
  * client's, where the request was SNATed). Returns the CT entry's flags, or -1 for none. */
 static __always_inline int rev_nat(struct __sk_buff *skb, struct tuple *t, int prog)
 {
-	struct ct_key key = {.saddr = t->saddr, .daddr = t->daddr, .sport = t->sport,
-			     .dport = t->dport, .proto = t->proto, .dir = CT_REPLY};
-	struct ct_entry *ct;
-	struct lb4_reverse_nat *rn;
+	struct ct_entry *entry;
+	struct backend rn;
+	union v6addr client;
 	__u16 index;
-	__u32 client;
 	__u8 flags;
 
 	if (!t->sport)
 		return -1;
-	ct = bpf_map_lookup_elem(&cilium_ct4_global, &key);
-	if (!ct)
+	entry = ct(t, &t->saddr, &t->daddr, t->sport, t->dport, CT_REPLY, CT_LOOKUP, 0);
+	if (!entry)
 		return -1;
-	index = ct->rev_nat_index;
-	client = ct->client;
-	flags = ct->flags;
-	rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &index);
-	if (!rn)
+	index = entry->rev_nat_index;
+	client = entry->client;
+	flags = entry->flags;
+	if (rev_nat_lookup(t, index, &rn) < 0)
 		return -1;
-	if (set_addr(skb, t, 0, rn->address) < 0 || set_port(skb, t, 0, rn->port) < 0)
+	if (set_addr(skb, t, 0, &rn.address) < 0 || set_port(skb, t, 0, rn.port) < 0)
 		return -1;
-	if ((flags & CT_SNAT) && set_addr(skb, t, 1, client) < 0)
+	if ((flags & CT_SNAT) && set_addr(skb, t, 1, &client) < 0)
 		return -1;
 	count(skb, prog, R_REV_NAT);
 	return flags;
 }
 
 /* A packet to a Service's address and port: DNAT to one of its backends, chosen once per flow
- * (the CT map remembers it). 0: not a Service; 1: translated; -1: drop (no backend). */
+ * (the CT map remembers it). 0: not a Service; 1: translated; -1: drop (no backend); -2:
+ * refuse (no backend at all). */
 static __always_inline int lb(struct __sk_buff *skb, struct tuple *t, struct node_config *cfg,
 			      int prog)
 {
-	struct lb4_key key = {.address = t->daddr, .dport = t->dport, .proto = t->proto};
-	struct ct_key fwd = {.saddr = t->saddr, .daddr = t->daddr, .sport = t->sport,
-			     .dport = t->dport, .proto = t->proto, .dir = CT_SERVICE};
-	struct ct_key rev = {.proto = t->proto, .dir = CT_REPLY};
-	struct ct_entry entry = {}, *ct;
-	struct lb4_service *svc;
-	struct lb4_backend *be = 0;
-	__u32 backend_id = 0, client = t->saddr, source = t->saddr;
-	__u16 count_, rev_nat_index;
+	struct ct_entry entry = {}, *known;
+	struct lb_service *svc;
+	struct backend be;
+	union v6addr client = t->saddr, source = t->saddr, daddr = t->daddr;
+	__u32 backend_id = 0;
+	__u16 count_, rev_nat_index, sport = t->sport, dport = t->dport;
 	__u8 flags;
+	int found = -1;
 
 	if (!t->dport)
 		return 0;
-	svc = bpf_map_lookup_elem(&cilium_lb4_services_v2, &key);
+	svc = lb_lookup(t, 0);
 	if (!svc)
 		return 0;
 	count_ = svc->count;
 	rev_nat_index = svc->rev_nat_index;
 	flags = svc->flags;
-	if (flags & SVC_SOURCE_RANGE) {
-		struct lb4_src_range_key range = {.prefixlen = 64, .rev_nat_index = rev_nat_index,
-						  .address = t->saddr};
-
-		if (!bpf_map_lookup_elem(&cilium_lb4_source_range, &range)) {
-			count(skb, prog, R_DROP_SOURCE_RANGE);
-			return -1;
-		}
+	if ((flags & SVC_SOURCE_RANGE) && !source_allowed(t, rev_nat_index)) {
+		count(skb, prog, R_DROP_SOURCE_RANGE);
+		return -1;
 	}
 	if (!count_) {
 		if (flags & SVC_REJECT)
@@ -426,50 +731,56 @@ static __always_inline int lb(struct __sk_buff *skb, struct tuple *t, struct nod
 		count(skb, prog, R_DROP_NO_BACKEND);
 		return -1;
 	}
-	ct = bpf_map_lookup_elem(&cilium_ct4_global, &fwd);
-	if (ct) {
-		backend_id = ct->backend_id;
-		be = bpf_map_lookup_elem(&cilium_lb4_backends_v3, &backend_id);
+	known = ct(t, &client, &daddr, sport, dport, CT_SERVICE, CT_LOOKUP, 0);
+	if (known) {
+		backend_id = known->backend_id;
+		found = backend_lookup(t, backend_id, &be);
 	}
-	if (!be) { /* a new flow, or its backend went away: pick one */
-		__u32 hash = mix(0, t->saddr);
+	if (found < 0) { /* a new flow, or its backend went away: pick one */
+		__u32 hash = mix_addr(0, &t->saddr);
 
 		if (!(flags & SVC_AFFINITY))
-			hash = mix(mix(mix(hash, t->daddr), ((__u32)t->sport << 16) | t->dport), t->proto);
-		key.backend_slot = hash % count_ + 1;
-		svc = bpf_map_lookup_elem(&cilium_lb4_services_v2, &key);
+			hash = mix(mix(mix_addr(hash, &t->daddr),
+				       ((__u32)t->sport << 16) | t->dport), t->proto);
+		svc = lb_lookup(t, hash % count_ + 1);
 		if (!svc) {
 			count(skb, prog, R_DROP_NO_BACKEND);
 			return -1;
 		}
 		backend_id = svc->backend_id;
-		be = bpf_map_lookup_elem(&cilium_lb4_backends_v3, &backend_id);
-		if (!be) {
+		if (backend_lookup(t, backend_id, &be) < 0) {
 			count(skb, prog, R_DROP_NO_BACKEND);
 			return -1;
 		}
 		entry.backend_id = backend_id;
 		entry.rev_nat_index = rev_nat_index;
-		bpf_map_update_elem(&cilium_ct4_global, &fwd, &entry, BPF_ANY);
+		ct(t, &client, &daddr, sport, dport, CT_SERVICE, CT_UPDATE, &entry);
 	}
-	if (be->address == t->saddr) {
-		source = LB_LOOPBACK; /* the pod reaches itself */
-	} else if ((flags & SVC_EXTERNAL) && cfg) {
+	if (addr_eq(&be.address, &t->saddr)) {
+		/* the pod reaches itself: from Cilium's loopback address (IPv6: cilium_host's) */
+		if (IS_V6(t)) {
+			source = cfg->router_ip6;
+		} else {
+			__builtin_memset(&source, 0, sizeof(source));
+			source.p[0] = LB_LOOPBACK;
+		}
+	} else if ((flags & SVC_EXTERNAL) && !endpoint(t->family, &be.address)) {
 		/* an external client to a backend elsewhere: the reply must come back here */
-		if (!bpf_map_lookup_elem(&cilium_lxc, &be->address))
-			source = cfg->node_ip;
+		if (IS_V6(t)) {
+			source = cfg->node_ip6;
+		} else {
+			__builtin_memset(&source, 0, sizeof(source));
+			source.p[0] = cfg->node_ip;
+		}
 	}
-	rev.saddr = be->address;
-	rev.daddr = source;
-	rev.sport = be->port;
-	rev.dport = t->sport;
 	entry.backend_id = 0;
 	entry.client = client;
 	entry.rev_nat_index = rev_nat_index;
-	entry.flags = (source != client ? CT_SNAT : 0) | ((flags & SVC_EXTERNAL) ? CT_EXTERNAL : 0);
-	bpf_map_update_elem(&cilium_ct4_global, &rev, &entry, BPF_ANY);
-	if (set_addr(skb, t, 1, be->address) < 0 || set_port(skb, t, 1, be->port) < 0 ||
-	    set_addr(skb, t, 0, source) < 0) {
+	entry.flags = (addr_eq(&source, &client) ? 0 : CT_SNAT) |
+		      ((flags & SVC_EXTERNAL) ? CT_EXTERNAL : 0);
+	ct(t, &be.address, &source, be.port, sport, CT_REPLY, CT_UPDATE, &entry);
+	if (set_addr(skb, t, 1, &be.address) < 0 || set_port(skb, t, 1, be.port) < 0 ||
+	    set_addr(skb, t, 0, &source) < 0) {
 		count(skb, prog, R_DROP_NAT);
 		return -1;
 	}
@@ -510,19 +821,26 @@ drop:
 	return TC_ACT_SHOT;
 }
 
-/* Out of the node by the kernel's FIB: the neighbour's MAC when known, else redirect_neigh
- * resolves it. TC_ACT_OK (the stack) where the FIB does not forward. */
+/* Out of the node by the kernel's FIB (of the packet's family): the neighbour's MAC when
+ * known, else redirect_neigh resolves it. TC_ACT_OK (the stack) where the FIB does not
+ * forward. */
 static __always_inline int fib_redirect(struct __sk_buff *skb, struct tuple *t, int prog)
 {
 	struct bpf_fib_lookup fib = {};
 	struct bpf_redir_neigh nh = {};
 	int rc;
 
-	fib.family = AF_INET;
 	fib.l4_protocol = t->proto;
 	/* tot_len 0: the kernel checks the MTU as forwarding does, GSO packets included */
-	fib.ipv4_src = t->saddr;
-	fib.ipv4_dst = t->daddr;
+	if (IS_V6(t)) {
+		fib.family = AF_INET6;
+		__builtin_memcpy(fib.ipv6_src, t->saddr.p, 16);
+		__builtin_memcpy(fib.ipv6_dst, t->daddr.p, 16);
+	} else {
+		fib.family = AF_INET;
+		fib.ipv4_src = t->saddr.p[0];
+		fib.ipv4_dst = t->daddr.p[0];
+	}
 	fib.ifindex = prog == PROG_HOST ? skb->ifindex : skb->ingress_ifindex;
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
@@ -532,8 +850,13 @@ static __always_inline int fib_redirect(struct __sk_buff *skb, struct tuple *t, 
 		return bpf_redirect(fib.ifindex, 0);
 	}
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
-		nh.nh_family = AF_INET;
-		nh.ipv4_nh = fib.ipv4_dst;
+		if (IS_V6(t)) {
+			nh.nh_family = AF_INET6;
+			__builtin_memcpy(nh.ipv6_nh, fib.ipv6_dst, 16);
+		} else {
+			nh.nh_family = AF_INET;
+			nh.ipv4_nh = fib.ipv4_dst;
+		}
 		count(skb, prog, R_TO_NETDEV);
 		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
 	}
@@ -546,16 +869,25 @@ drop:
 	return TC_ACT_SHOT;
 }
 
+/* this node's own address (the underlay's or cilium_host's) of the tuple's family? */
+static __always_inline int from_this_node(struct tuple *t, struct node_config *cfg)
+{
+	if (IS_V6(t))
+		return addr_eq(&t->saddr, &cfg->router_ip6) || addr_eq(&t->saddr, &cfg->node_ip6);
+	return t->saddr.p[0] == cfg->router_ip || t->saddr.p[0] == cfg->node_ip;
+}
+
+/* Into the tunnel to another node: over the IPv4 underlay for both families, as Cilium's
+ * tunnel does */
 static __always_inline int to_overlay(struct __sk_buff *skb, struct tuple *t,
-				      struct node_config *cfg, __u32 endpoint, int prog)
+				      struct node_config *cfg, __u32 endpoint_ip, int prog)
 {
 	struct bpf_tunnel_key key = {};
-	struct endpoint_info *src = bpf_map_lookup_elem(&cilium_lxc, &t->saddr);
+	struct endpoint_info *src = endpoint(t->family, &t->saddr);
 
-	key.remote_ipv4 = bpf_ntohl(endpoint);
+	key.remote_ipv4 = bpf_ntohl(endpoint_ip);
 	/* the VNI carries the source's security identity, as Cilium's does */
-	key.tunnel_id = src ? src->identity :
-		(t->saddr == cfg->router_ip || t->saddr == cfg->node_ip) ? ID_HOST : ID_WORLD;
+	key.tunnel_id = src ? src->identity : from_this_node(t, cfg) ? ID_HOST : ID_WORLD;
 	key.tunnel_ttl = 64;
 	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0) {
 		count(skb, prog, R_DROP_INVALID);
@@ -570,8 +902,7 @@ static __always_inline int to_overlay(struct __sk_buff *skb, struct tuple *t,
 static __always_inline int forward(struct __sk_buff *skb, struct tuple *t, struct node_config *cfg,
 				   int prog, int routed, int external)
 {
-	struct endpoint_info *ep = bpf_map_lookup_elem(&cilium_lxc, &t->daddr);
-	struct ipcache_key key = {.prefixlen = 32, .ip = t->daddr};
+	struct endpoint_info *ep = endpoint(t->family, &t->daddr);
 	struct ipcache_info *info;
 
 	if (routed && t->ttl <= 1) { /* the stack sends ICMP time exceeded */
@@ -580,14 +911,16 @@ static __always_inline int forward(struct __sk_buff *skb, struct tuple *t, struc
 	}
 	if (ep)
 		return to_endpoint(skb, t, ep, prog, routed);
-	info = bpf_map_lookup_elem(&cilium_ipcache, &key);
+	info = ipcache(t->family, &t->daddr);
 	if (info && info->tunnel_endpoint && info->tunnel_endpoint != cfg->node_ip) {
+		__u32 tunnel_endpoint = info->tunnel_endpoint;
+
 		if (routed && dec_ttl(skb, t) < 0) {
 			count(skb, prog, R_DROP_INVALID);
 			return TC_ACT_SHOT;
 		}
 		if (cfg->flags & CFG_TUNNEL)
-			return to_overlay(skb, t, cfg, info->tunnel_endpoint, prog);
+			return to_overlay(skb, t, cfg, tunnel_endpoint, prog);
 		return fib_redirect(skb, t, prog);
 	}
 	if (external) /* a translated reply to an outside client, from a node address */
@@ -630,8 +963,8 @@ static __always_inline int reject(struct __sk_buff *skb, struct tuple *t, int pr
 	out.ip.ttl = 64;
 	out.ip.protocol = IPPROTO_ICMP;
 	out.ip.tot_len = bpf_htons(sizeof(out));
-	out.ip.saddr = t->daddr;
-	out.ip.daddr = t->saddr;
+	out.ip.saddr = t->daddr.p[0];
+	out.ip.daddr = t->saddr.p[0];
 	out.ip.check = csum_fold(bpf_csum_diff(0, 0, (__be32 *)&out.ip, sizeof(out.ip), 0));
 	out.icmp.type = ICMP_DEST_UNREACH;
 	out.icmp.code = ICMP_PORT_UNREACH;
@@ -649,7 +982,7 @@ drop:
 	return TC_ACT_SHOT;
 }
 
-static __always_inline int handle_ipv4(struct __sk_buff *skb, int prog, int routed)
+static __always_inline int handle(struct __sk_buff *skb, int prog, int routed)
 {
 	struct node_config *cfg = config();
 	struct tuple t;
@@ -662,17 +995,18 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, int prog, int rout
 	flags = rev_nat(skb, &t, prog);
 	if (flags < 0) {
 		rc = lb(skb, &t, cfg, prog);
-		if (rc == -2)
-			return reject(skb, &t, prog);
+		if (rc == -2) {
+			if (!IS_V6(&t))
+				return reject(skb, &t, prog);
+			count(skb, prog, R_DROP_NO_BACKEND); /* no ICMPv6 answer is built */
+			return TC_ACT_SHOT;
+		}
 		if (rc < 0)
 			return TC_ACT_SHOT;
 		if (rc == 0 && t.dport) {
 			/* a flow straight to an address: a reply entry of an earlier Service flow
 			 * that used the same ports must not translate its answers */
-			struct ct_key stale = {.saddr = t.daddr, .daddr = t.saddr, .sport = t.dport,
-					       .dport = t.sport, .proto = t.proto, .dir = CT_REPLY};
-
-			bpf_map_delete_elem(&cilium_ct4_global, &stale);
+			ct(&t, &t.daddr, &t.saddr, t.dport, t.sport, CT_REPLY, CT_DELETE, 0);
 		}
 	}
 	return forward(skb, &t, cfg, prog, routed, flags > 0 && (flags & CT_EXTERNAL));
@@ -699,7 +1033,8 @@ static __always_inline int arp_respond(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	/* the lxc device's MAC, as the endpoint map holds it for the asking pod */
 	{
-		struct endpoint_info *ep = bpf_map_lookup_elem(&cilium_lxc, &arp.sip);
+		union v6addr sip = {.p = {arp.sip}};
+		struct endpoint_info *ep = endpoint(ENDPOINT_KEY_IPV4, &sip);
 
 		if (!ep)
 			return TC_ACT_OK;
@@ -718,18 +1053,101 @@ static __always_inline int arp_respond(struct __sk_buff *skb)
 	return bpf_redirect(skb->ifindex, 0); /* back out of the lxc device, into the pod */
 }
 
+/* A pod's neighbour solicitation for anything but itself (its gateway, cilium_host's
+ * address): answered with a neighbour advertisement naming the lxc MAC, as Cilium's NDP
+ * responder does, so the pod's IPv6 frames come to this program too. TC_ACT_OK for every
+ * other packet (the program goes on with it). */
+static __always_inline int nd_respond(struct __sk_buff *skb)
+{
+	struct ipv6hdr ip6;
+	struct {
+		__u8 type, code;
+		__u16 checksum;
+		__u32 flags;
+		union v6addr target;
+	} __attribute__((packed, aligned(4))) ns;
+	struct {
+		struct ipv6hdr ip;
+		struct {
+			__u8 type, code;
+			__u16 checksum;
+			__u32 flags;
+			union v6addr target;
+			__u8 opt_type, opt_len;
+			__u8 mac[ETH_ALEN];
+		} na;
+	} __attribute__((packed, aligned(4))) out = {};
+	struct {
+		union v6addr saddr, daddr;
+		__be32 len, next;
+	} __attribute__((aligned(4))) pseudo = {};
+	struct endpoint_info *ep;
+	__u8 pod_mac[ETH_ALEN], lxc_mac[ETH_ALEN];
+	union v6addr saddr;
+	__s64 sum;
+
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)) < 0 ||
+	    ip6.nexthdr != IPPROTO_ICMPV6 ||
+	    bpf_skb_load_bytes(skb, ETH_HLEN + sizeof(ip6), &ns, sizeof(ns)) < 0 ||
+	    ns.type != NDISC_NEIGHBOUR_SOLICITATION)
+		return TC_ACT_OK;
+	__builtin_memcpy(&saddr, &ip6.saddr, 16);
+	if (addr_eq(&saddr, &ns.target))
+		return TC_ACT_OK;
+	ep = endpoint(ENDPOINT_KEY_IPV6, &saddr); /* none for a duplicate check (from ::) */
+	if (!ep)
+		return TC_ACT_OK;
+	__builtin_memcpy(pod_mac, ep->pod_mac, ETH_ALEN);
+	__builtin_memcpy(lxc_mac, ep->lxc_mac, ETH_ALEN);
+	out.ip.version = 6;
+	out.ip.payload_len = bpf_htons(sizeof(out.na));
+	out.ip.nexthdr = IPPROTO_ICMPV6;
+	out.ip.hop_limit = 255;
+	__builtin_memcpy(&out.ip.saddr, &ns.target, 16);
+	__builtin_memcpy(&out.ip.daddr, &saddr, 16);
+	out.na.type = NDISC_NEIGHBOUR_ADVERTISEMENT;
+	out.na.flags = bpf_htonl(0xe0000000); /* router, solicited, override */
+	out.na.target = ns.target;
+	out.na.opt_type = ND_OPT_TARGET_LL_ADDR;
+	out.na.opt_len = 1;
+	__builtin_memcpy(out.na.mac, lxc_mac, ETH_ALEN);
+	pseudo.saddr = ns.target;
+	pseudo.daddr = saddr;
+	pseudo.len = bpf_htonl(sizeof(out.na));
+	pseudo.next = bpf_htonl(IPPROTO_ICMPV6);
+	sum = bpf_csum_diff(0, 0, (__be32 *)&pseudo, sizeof(pseudo), 0);
+	if (sum < 0)
+		return TC_ACT_SHOT;
+	sum = bpf_csum_diff(0, 0, (__be32 *)&out.na, sizeof(out.na), sum);
+	if (sum < 0)
+		return TC_ACT_SHOT;
+	out.na.checksum = csum_fold(sum);
+	if (bpf_skb_change_tail(skb, ETH_HLEN + sizeof(out), 0) < 0 ||
+	    bpf_skb_store_bytes(skb, ETH_HLEN, &out, sizeof(out), 0) < 0 ||
+	    set_macs(skb, pod_mac, lxc_mac) < 0)
+		return TC_ACT_SHOT;
+	count(skb, PROG_CONTAINER, R_ARP);
+	return bpf_redirect(skb->ifindex, 0); /* back out of the lxc device, into the pod */
+}
+
 SEC("tc")
 int cil_from_container(struct __sk_buff *skb)
 {
 	if (skb->protocol == bpf_htons(ETH_P_ARP))
 		return arp_respond(skb);
-	return handle_ipv4(skb, PROG_CONTAINER, 1);
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		int rc = nd_respond(skb);
+
+		if (rc != TC_ACT_OK)
+			return rc;
+	}
+	return handle(skb, PROG_CONTAINER, 1);
 }
 
 SEC("tc")
 int cil_from_netdev(struct __sk_buff *skb)
 {
-	return handle_ipv4(skb, PROG_NETDEV, 1);
+	return handle(skb, PROG_NETDEV, 1);
 }
 
 SEC("tc")
@@ -741,13 +1159,13 @@ int cil_from_overlay(struct __sk_buff *skb)
 		count(skb, PROG_OVERLAY, R_FROM_OVERLAY);
 	/* the inner frame was addressed to no MAC of this node */
 	bpf_skb_change_type(skb, PACKET_HOST);
-	return handle_ipv4(skb, PROG_OVERLAY, 1);
+	return handle(skb, PROG_OVERLAY, 1);
 }
 
 SEC("tc")
 int cil_from_host(struct __sk_buff *skb)
 {
-	return handle_ipv4(skb, PROG_HOST, 0);
+	return handle(skb, PROG_HOST, 0);
 }
 
 char _license[] SEC("license") = "GPL";

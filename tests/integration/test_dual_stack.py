@@ -4,6 +4,7 @@ each family on the same node, across nodes and across racks; the mode's IPv6 ker
 are those of the real plugin."""
 import ipaddress
 import json
+import os
 import subprocess
 
 import pytest
@@ -150,6 +151,50 @@ def test_openflow_dual_stack_across_racks(make_cluster):
     assert f"set_field:{node3.ip_v6.ip}->tun_ipv6_dst" in tunnel and "dec_ttl" in tunnel
     record = pod(cluster, "node1-pod1")
     assert f"ipv6_src={record.ips[1]} actions=goto_table:10" in flows  # spoof guard
+
+
+
+@pytest.mark.parametrize("topo, routing", [("default.yaml", "native"),
+                                           ("two-racks.yaml", "tunnel")])
+def test_ebpf_dual_stack_in_both_routings(make_cluster, topo, routing):
+    """Cilium's IPv6 side: endpoint and ipcache entries of both families, IPv6 through
+    bpf_fib_lookup (native) or over the IPv4 tunnel, the pod's gateway answered by the
+    program's neighbour advertisement, the lb6/ct6 maps pinned beside the lb4/ct4 ones."""
+    from testbed.modes.ebpf import maps
+    from testbed.modes.ebpf.mode import maps_dir
+    cluster = make_cluster(topo, "ebpf", ip_family="dual")
+    state = cluster.state
+    assert all(families_of(r) == [4, 6] for r in state.pods.values())
+    assert full_matrix_over(state, family=6) == []
+    far = "node4-pod1" if routing == "tunnel" else "node2-pod1"
+    assert transfer(cluster, 4 << 20, "node1-pod1", far, family=6)
+    pinned = maps_dir(state.name, "node1")
+    endpoints = [maps.decode_endpoint(k, v) for k, v in maps.dump(pinned, maps.ENDPOINTS)]
+    record = pod(cluster, "node1-pod1")
+    assert {e["ip"] for e in endpoints} >= set(record.ips)
+    ipcache = {e["prefix"]: e for e in (maps.decode_ipcache(k, v)
+                                        for k, v in maps.dump(pinned, maps.IPCACHE))}
+    peer = cluster.nodes["node4" if routing == "tunnel" else "node2"]
+    entry = ipcache[str(peer.lease_v6)]
+    assert entry["tunnel_endpoint"] == str(peer.ip.ip)  # IPv6 rides the IPv4 underlay
+    assert ipcache[f"{pod(cluster, far).ips[1]}/128"]["identity"] >= maps.FIRST_IDENTITY
+    names = set(os.listdir(pinned))
+    assert {"cilium_lb6_services_v2", "cilium_lb6_backends_v3", "cilium_lb6_reverse_nat",
+            "cilium_ct6_global"} <= names
+    counters = {(m["program"], m["reason"]): m["packets"] for m in (
+        maps.decode_metrics(k, v) for k, v in maps.dump(pinned, maps.METRICS))}
+    assert counters.get(("cil_from_container", "arp-reply"), 0) > 0  # ND answered too
+    neigh = netns.run(netns.in_pod(record.netns, ["ip", "-6", "neigh", "show",
+                                                  cluster.nodes["node1"].facts["router6"]]))
+    lxc_mac = record.result["interfaces"][0]["mac"]
+    assert lxc_mac in neigh  # the pod's gateway resolved to its lxc device's MAC
+    routes = in_node(cluster, "node1", "ip", "-6", "route", "show", str(peer.lease_v6))
+    if routing == "native":  # autoDirectNodeRoutes of IPv6, via the peer's IPv6 address
+        assert f"via {peer.ip_v6.ip} dev eth0" in routes
+        assert counters.get(("cil_from_container", "to-netdev"), 0) > 0
+    else:
+        assert "dev cilium_host" in routes
+        assert counters.get(("cil_from_container", "to-overlay"), 0) > 0
 
 
 SERVER = """\

@@ -71,9 +71,9 @@ spec:
 
 
 # (mode, kube-proxy's mode): every mode that builds dual-stack, and kube-proxy's two modes
-# with IPv6 here; host-gw on one rack, as it must be
+# with IPv6 here; host-gw on one rack, as it must be; ebpf replaces kube-proxy ("bpf")
 CASES = [("vxlan", "iptables"), ("vxlan", "nftables"), ("host-gw", "iptables"),
-         ("bgp", "iptables"), ("openflow", "iptables")]
+         ("bgp", "iptables"), ("openflow", "iptables"), ("ebpf", "bpf")]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=["-".join(case) for case in CASES])
@@ -84,8 +84,9 @@ def cluster(request, tmp_path_factory, caps):
         pytest.skip(f"needs {', '.join(missing) or 'kubectl in the venv'}")
     before, name = Footprint(), unique_name()
     topology = "default.yaml" if mode == "host-gw" else "two-racks.yaml"
+    chosen = ["--proxy-mode", proxy_mode] if proxy_mode != "bpf" else []
     run_testbed("up", "--topo", TOPO / topology, "--mode", mode, "--ip-family", "dual",
-                "--proxy-mode", proxy_mode, "--no-cli", "--name", name, check=True)
+                *chosen, "--no-cli", "--name", name, check=True)
     config = tmp_path_factory.mktemp("kube") / "config"
     try:
         config.write_text(run_testbed("kubeconfig", "--name", name, check=True).stdout)
@@ -187,11 +188,17 @@ def test_endpoint_slices_per_address_type_and_kube_proxy_s_ipv6_rules(cluster):
                                capture_output=True, text=True, check=True).stdout
         assert f"-A KUBE-SERVICES -d {v6}/128 -p tcp -m tcp --dport 80" in saved
         assert "-j DNAT --to-destination [fd00:10:244:" in saved
+    elif cluster[2] == "bpf":  # Cilium's IPv6 service maps, kube-proxy replaced
+        shown = run_testbed("bpf", "node2", "--name", cluster[0], check=True).stdout
+        v6_maps = shown[shown.index("# services (cilium_lb6_services_v2"):]
+        frontend = next(line for line in v6_maps.splitlines() if line.startswith(f"[{v6}]:80"))
+        assert "default/dual" in frontend and "[fd00:10:244:" in frontend
     else:
         listed = subprocess.run(netns.in_pod(node2, ["nft", "list", "table", "ip6",
                                                      "kube-proxy"]),
                                 capture_output=True, text=True, check=True).stdout
         assert f"{v6} . tcp . 80 : goto service-" in listed
         assert "dnat to [fd00:10:244:" in listed
-    log = open(os.path.join(run_dir_for(cluster[0]), "nodes", "node2", "kube-proxy.log")).read()
+    agent = "cilium-agent" if cluster[2] == "bpf" else "kube-proxy"
+    log = open(os.path.join(run_dir_for(cluster[0]), "nodes", "node2", f"{agent}.log")).read()
     assert f'"Syncing {cluster[2]} rules" ipFamily="IPv6"' in log

@@ -11,7 +11,10 @@ pod CIDR and a default route via the node's router address (held by cilium_host)
 link route to it. Nothing answers ARP on the host side but the datapath's program, which the
 mode attaches once the pod exists (as Cilium's agent does once the plugin has told it of the
 endpoint). Reverse-path filtering is off on the host side: replies of a pod come back by
-whatever path the programs chose.
+whatever path the programs chose. In a dual-stack cluster ("router6": cilium_host's IPv6
+address, a second IPAM range) the pod also gets a /128 (without duplicate address detection:
+the address is the IPAM's alone) and an IPv6 default route via router6, whose neighbour
+solicitations the datapath's program answers.
 """
 from __future__ import annotations  # unevaluated: a plugin loads no typing
 
@@ -67,16 +70,24 @@ def add(conf: dict, ctx: dict) -> dict:
     allocated = delegate_ipam(conf, "ADD", ctx["env"])
     if not allocated.get("ips"):
         raise PluginError(IO_FAILURE, "IPAM returned no address")
-    ip = allocated["ips"][0]["address"].split("/")[0]
+    addresses = [entry["address"].split("/")[0] for entry in allocated["ips"]]
+    ip = next(a for a in addresses if ":" not in a)
+    ip6 = next((a for a in addresses if ":" in a), None) if conf.get("router6") else None
     host, ifname, ns, router = ctx["host_veth"], ctx["ifname"], ctx["netns"], conf["router"]
     try:
         skeleton.make_veth(ifname, host, conf.get("mtu", 1500), ns)
         for key in ("rp_filter", "forwarding"):
             with open(f"/proc/sys/net/ipv4/conf/{host}/{key}", "w") as f:
                 f.write("0" if key == "rp_filter" else "1")
-        ip_batch([f"addr add {ip}/32 dev {ifname}", f"link set {ifname} up",
-                  f"route add {router} dev {ifname} scope link",
-                  f"route add default via {router} dev {ifname}"], netns=ns)
+        pod = [f"addr add {ip}/32 dev {ifname}", f"link set {ifname} up",
+               f"route add {router} dev {ifname} scope link",
+               f"route add default via {router} dev {ifname}"]
+        if ip6:
+            router6 = conf["router6"]
+            pod[1:1] = [f"addr add {ip6}/128 dev {ifname} nodad"]
+            pod += [f"route add {router6} dev {ifname}",
+                    f"route add default via {router6} dev {ifname}"]
+        ip_batch(pod, netns=ns)
         ip_batch([f"link set {host} up"])
     except PluginError:
         delegate_ipam(conf, "DEL", ctx["env"])
@@ -86,8 +97,11 @@ def add(conf: dict, ctx: dict) -> dict:
             "interfaces": [{"name": host, "mac": link_json(host)["address"]},
                            {"name": ifname, "mac": link_json(ifname, ns)["address"],
                             "sandbox": ns}],
-            "ips": [{"address": f"{ip}/32", "gateway": router, "interface": 1}],
-            "routes": [{"dst": "0.0.0.0/0", "gw": router}]}
+            "ips": [{"address": f"{ip}/32", "gateway": router, "interface": 1}] +
+                   ([{"address": f"{ip6}/128", "gateway": conf["router6"], "interface": 1}]
+                    if ip6 else []),
+            "routes": [{"dst": "0.0.0.0/0", "gw": router}] +
+                      ([{"dst": "::/0", "gw": conf["router6"]}] if ip6 else [])}
 
 
 def delete(conf: dict, ctx: dict) -> None:

@@ -3,7 +3,10 @@ structs of native/bpf/datapath.c), the `bpftool batch` lines that write them, an
 of `bpftool -j map dump` for `testbed bpf`.
 
 Addresses and ports are in network order in the maps, as in the packet; everything else is
-in the machine's order (little-endian on every machine the testbed runs on).
+in the machine's order (little-endian on every machine the testbed runs on). The endpoint and
+ipcache keys hold an address of either family as Cilium's do (16 bytes and a family byte);
+Services and connections have a set of maps per family (lb4/ct4, lb6/ct6), whose keys and
+values differ only in the address's length.
 """
 import ipaddress
 import json
@@ -12,6 +15,7 @@ import struct
 from dataclasses import dataclass
 
 from testbed.host import netns
+from testbed.manifests.families import IPV4, IPV6
 
 # the map names (pinned under <pin dir>/maps/), as Cilium names its own
 NODE_CONFIG = "cilium_node_config"
@@ -23,6 +27,24 @@ REVERSE_NAT = "cilium_lb4_reverse_nat"
 SOURCE_RANGES = "cilium_lb4_source_range"
 CONNTRACK = "cilium_ct4_global"
 METRICS = "cilium_metrics"
+
+
+@dataclass(frozen=True)
+class ServiceMaps:
+    """The names of one family's Service and connection maps."""
+    services: str
+    backends: str
+    reverse_nat: str
+    source_ranges: str
+    conntrack: str
+
+
+SERVICE_MAPS = {
+    IPV4: ServiceMaps(SERVICES, BACKENDS, REVERSE_NAT, SOURCE_RANGES, CONNTRACK),
+    IPV6: ServiceMaps("cilium_lb6_services_v2", "cilium_lb6_backends_v3",
+                      "cilium_lb6_reverse_nat", "cilium_lb6_source_range", "cilium_ct6_global")}
+# the family byte of the endpoint and ipcache keys (Cilium's ENDPOINT_KEY_IPV4/IPV6)
+KEY_FAMILY = {4: 1, 6: 2}
 
 PROGRAMS = ("cil_from_container", "cil_from_netdev", "cil_from_overlay", "cil_from_host")
 # the reasons of cilium_metrics, in the C enum's order; the key is program * 16 + reason
@@ -46,11 +68,22 @@ FIRST_IDENTITY = 256
 
 
 def ip_bytes(ip: str) -> bytes:
-    return socket.inet_aton(str(ip))
+    """An address of either family as the maps hold it: 4 or 16 bytes, network order."""
+    return ipaddress.ip_address(str(ip)).packed
 
 
 def ip_str(raw: bytes) -> str:
-    return socket.inet_ntoa(raw)
+    return str(ipaddress.ip_address(raw))
+
+
+def union_bytes(ip: str) -> bytes:
+    """An address in Cilium's 16-byte union (IPv4 in the first 4 bytes) and its family byte."""
+    address = ipaddress.ip_address(str(ip))
+    return address.packed.ljust(16, b"\0"), KEY_FAMILY[address.version]
+
+
+def union_str(raw: bytes, family: int) -> str:
+    return ip_str(raw[:4] if family == KEY_FAMILY[4] else raw[:16])
 
 
 def port_bytes(port: int) -> bytes:
@@ -66,14 +99,19 @@ def mac_str(raw: bytes) -> str:
 
 
 # --- keys and values ----------------------------------------------------------------------
-def node_config(node_ip: str, router_ip: str, netdev: int, host: int, tunnel: int) -> bytes:
+def node_config(node_ip: str, router_ip: str, netdev: int, host: int, tunnel: int,
+                node_ip6: str = "", router_ip6: str = "") -> bytes:
+    """The node's addresses (IPv6 ones zero without IPv6), devices and flags."""
     flags = CFG_TUNNEL if tunnel else 0
-    return ip_bytes(node_ip) + ip_bytes(router_ip) + struct.pack("<IIII", netdev, host, tunnel,
-                                                                 flags)
+    v6 = b"".join(ip_bytes(a) if a else bytes(16) for a in (node_ip6, router_ip6))
+    return ip_bytes(node_ip) + ip_bytes(router_ip) + struct.pack(
+        "<IIII", netdev, host, tunnel, flags) + v6
 
 
 def endpoint_key(ip: str) -> bytes:
-    return ip_bytes(ip)
+    """Cilium's endpoint_key: the address's union, its family, key 0, cluster ID 0."""
+    raw, family = union_bytes(ip)
+    return raw + struct.pack("<BBH", family, 0, 0)
 
 
 def endpoint_value(ifindex: int, identity: int, pod_mac: str, lxc_mac: str) -> bytes:
@@ -81,8 +119,11 @@ def endpoint_value(ifindex: int, identity: int, pod_mac: str, lxc_mac: str) -> b
 
 
 def ipcache_key(prefix: str) -> bytes:
-    net = ipaddress.IPv4Network(prefix)
-    return struct.pack("<I", net.prefixlen) + net.network_address.packed
+    """Cilium's LPM key: 32 bits of cluster ID, pad and family always matched, then the
+    prefix of the address's union."""
+    net = ipaddress.ip_network(prefix)
+    raw, family = union_bytes(str(net.network_address))
+    return struct.pack("<IHBB", 32 + net.prefixlen, 0, 0, family) + raw
 
 
 def ipcache_value(identity: int, tunnel_endpoint: str | None) -> bytes:
@@ -100,7 +141,7 @@ def service_value(backend_id: int = 0, count: int = 0, rev_nat: int = 0, flags: 
 
 def source_range_key(rev_nat: int, cidr: str) -> bytes:
     """LPM key: the frontend's reverse-NAT index (always matched whole) and the range."""
-    net = ipaddress.IPv4Network(cidr, strict=False)
+    net = ipaddress.ip_network(cidr, strict=False)
     return struct.pack("<IHH", 32 + net.prefixlen, rev_nat, 0) + net.network_address.packed
 
 
@@ -124,6 +165,15 @@ def ct_key(saddr: str, daddr: str, sport: int, dport: int, protocol: str,
            direction: int) -> bytes:
     return ip_bytes(saddr) + ip_bytes(daddr) + port_bytes(sport) + port_bytes(dport) + \
         struct.pack("<BBxx", PROTOCOLS[protocol], direction)
+
+
+def ct_family(key: bytes) -> int:
+    """4 or 6: the family of a CT key (16 or 40 bytes)."""
+    return 6 if len(key) > 16 else 4
+
+
+def ct_direction(key: bytes) -> int:
+    return key[-3]
 
 
 def ct_backend(value: bytes) -> int:
@@ -199,31 +249,34 @@ def lookup(maps_dir: str, name: str, key: bytes) -> bytes | None:
 
 def decode_endpoint(key: bytes, value: bytes) -> dict:
     ifindex, identity = struct.unpack_from("<II", value)
-    return {"ip": ip_str(key), "ifindex": ifindex, "identity": identity,
+    return {"ip": union_str(key, key[16]), "ifindex": ifindex, "identity": identity,
             "pod_mac": mac_str(value[8:14]), "lxc_mac": mac_str(value[14:20])}
 
 
 def decode_ipcache(key: bytes, value: bytes) -> dict:
-    (prefixlen,) = struct.unpack_from("<I", key)
+    prefixlen, family = struct.unpack_from("<I3xB", key)
     (identity,) = struct.unpack_from("<I", value)
     tunnel = value[4:8]
-    return {"prefix": f"{ip_str(key[4:8])}/{prefixlen}", "identity": identity,
+    return {"prefix": f"{union_str(key[8:24], family)}/{prefixlen - 32}", "identity": identity,
             "tunnel_endpoint": ip_str(tunnel) if any(tunnel) else ""}
 
 
 def decode_service(key: bytes, value: bytes) -> dict:
-    slot, proto = struct.unpack_from("<HB", key, 6)
+    size = len(key) - 8  # the address: 4 or 16 bytes, then port, slot, protocol, pad
+    slot, proto = struct.unpack_from("<HB", key, size + 2)
     backend_id, count, rev_nat, flags = struct.unpack_from("<IHHB", value)
-    return {"address": ip_str(key[:4]), "port": struct.unpack("!H", key[4:6])[0],
+    return {"address": ip_str(key[:size]),
+            "port": struct.unpack("!H", key[size:size + 2])[0],
             "protocol": PROTOCOL_NAMES.get(proto, str(proto)), "slot": slot,
             "backend_id": backend_id, "count": count, "rev_nat": rev_nat, "flags": flags}
 
 
 def decode_backend(key: bytes, value: bytes) -> dict:
     (backend_id,) = struct.unpack("<I", key)
-    return {"id": backend_id, "ip": ip_str(value[:4]),
-            "port": struct.unpack("!H", value[4:6])[0],
-            "protocol": PROTOCOL_NAMES.get(value[6], str(value[6]))}
+    size = len(value) - 4  # the address, then port, protocol, pad
+    return {"id": backend_id, "ip": ip_str(value[:size]),
+            "port": struct.unpack("!H", value[size:size + 2])[0],
+            "protocol": PROTOCOL_NAMES.get(value[size + 2], str(value[size + 2]))}
 
 
 def decode_metrics(key: bytes, per_cpu: list[bytes]) -> dict:

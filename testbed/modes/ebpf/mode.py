@@ -9,6 +9,13 @@ routing, cilium_vxlan (a collect-metadata VXLAN device, port 8472) with cil_from
 ingress. Per pod: cil_from_container on its lxc device's ingress, an endpoint entry on its node
 and an ipcache entry (its identity, its node) on every node. Per peer: an ipcache entry for
 its pod CIDR and, with native routing, the route Cilium's autoDirectNodeRoutes writes.
+
+Dual-stack, as Cilium with enable-ipv6: cilium_host also holds the IPv6 pod CIDR's first
+address, pods get an address of each family (a /128 and a default route via that address,
+whose neighbour solicitation the program answers), the endpoint and ipcache entries come in
+both families, IPv6 Services live in the cilium_lb6_* maps and their flows in
+cilium_ct6_global, native routing takes bpf_fib_lookup's IPv6 side (and a route per peer via
+its IPv6 address), and tunnel routing carries IPv6 over the IPv4 underlay as Cilium does.
 """
 import os
 import shutil
@@ -20,7 +27,7 @@ from testbed import BUILD
 from testbed.errors import CommandError, TestbedError
 from testbed.host import netns
 from testbed.host.probes import Probe
-from testbed.kubeproxy.services import SERVICE_CIDR
+from testbed.manifests.families import IPV6, SERVICE_CIDRS
 from testbed.model import ipam
 from testbed.model.context import ClusterContext, NodeContext
 from testbed.model.records import PodRecord
@@ -84,6 +91,11 @@ def router_ip(lease: IPv4Network) -> str:
     return str(lease[1])
 
 
+def host_prefix(address: object) -> str:
+    """One address as an ipcache prefix: /32, or /128 for IPv6."""
+    return f"{address}/{128 if ':' in str(address) else 32}"
+
+
 def _ensure_bpffs():
     """Pins need a BPF filesystem at /sys/fs/bpf; mount one where the machine has none (as
     Cilium's agent does)."""
@@ -121,10 +133,12 @@ class EbpfMode(Mode):
     policy_note = "the ebpf mode does not enforce NetworkPolicy yet (Cilium would, with " \
         "identities in a policy map per endpoint)"
     kube_proxy_replacement = BpfServices
+    ip_families = ("ipv4", "dual")
+    ip_family_note = "IPv6-only clusters are not built in the ebpf mode"
 
     def __init__(self):
         self.identities = {}  # (namespace, labels) -> numeric security identity
-        self.pod_ips = {}  # pod key -> its address, for the entries to take back
+        self.pod_ips = {}  # pod key -> its addresses, for the entries to take back
         self._ipcache_pending = []  # MapWrites every node's ipcache still has to take
         self._ipcache_flushing = False
         self._lock = threading.Lock()
@@ -152,6 +166,9 @@ class EbpfMode(Mode):
     def plan(self, spec: ClusterSpec) -> dict:
         return ipam.node_leases(spec)
 
+    def plan_v6(self, spec: ClusterSpec) -> dict:
+        return ipam.node_leases_v6(spec)
+
     def pod_mtu(self, spec: ClusterSpec) -> int:
         return spec.mtu - (VXLAN_OVERHEAD if self.routing(spec) == "tunnel" else 0)
 
@@ -168,6 +185,8 @@ class EbpfMode(Mode):
     def setup_node(self, spec: ClusterSpec, node: NodeContext) -> None:
         node.facts.update(cluster=spec.name, routing=self.routing(spec),
                           router=router_ip(node.lease))
+        if node.lease_v6 is not None:
+            node.facts["router6"] = str(node.lease_v6[1])
         pins = pin_dir(spec.name, node.name)
         os.makedirs(pins, exist_ok=True)
         netns.run(["bpftool", "prog", "loadall", str(OBJECT), f"{pins}/progs",
@@ -179,21 +198,29 @@ class EbpfMode(Mode):
                  f"addr add {router}/32 dev {HOST_DEV}",
                  # the node's own traffic to its pods and to Services: into cil_from_host
                  f"route replace {node.lease} dev {HOST_DEV} src {router}",
-                 f"route replace {SERVICE_CIDR} dev {HOST_DEV} src {router}"]
+                 f"route replace {SERVICE_CIDRS['IPv4']} dev {HOST_DEV} src {router}"]
+        router6 = node.facts.get("router6")
+        if router6:  # the same for IPv6 (cilium_host is NOARP: no neighbour discovery on it)
+            lines += [f"addr add {router6}/128 dev {HOST_DEV} nodad",
+                      f"route replace {node.lease_v6} dev {HOST_DEV} src {router6}",
+                      f"route replace {SERVICE_CIDRS[IPV6]} dev {HOST_DEV} src {router6}"]
         if tunnel:
             lines += [f"link add {VXLAN_DEV} type vxlan external dstport {VXLAN_PORT}",
                       f"link set {VXLAN_DEV} up"]
         node.ns.batch("ip", lines)
         # replies come back by whatever path the programs chose: no reverse-path filter
         node.ns.run("sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
-                    "net.ipv4.conf.default.rp_filter=0", f"net.ipv4.conf.{HOST_DEV}.rp_filter=0")
+                    "net.ipv4.conf.default.rp_filter=0", f"net.ipv4.conf.{HOST_DEV}.rp_filter=0",
+                    *(["net.ipv6.conf.all.forwarding=1"] if router6 else []))
         index = _ifindexes(node)
         maps.write(maps_dir(spec.name, node.name), [
             MapWrite(maps.NODE_CONFIG, bytes(4), maps.node_config(
                 str(node.ip.ip), router, index[UNDERLAY_DEV], index[HOST_DEV],
-                index[VXLAN_DEV] if tunnel else 0)),
-            MapWrite(maps.IPCACHE, maps.ipcache_key(f"{router}/32"),
-                     maps.ipcache_value(maps.ID_HOST, None))])
+                index[VXLAN_DEV] if tunnel else 0,
+                str(node.ip_v6.ip) if router6 and node.ip_v6 else "", router6 or "")),
+            *(MapWrite(maps.IPCACHE, maps.ipcache_key(host_prefix(address)),
+                       maps.ipcache_value(maps.ID_HOST, None))
+              for address in filter(None, (router, router6)))])
         _tc_attach(node, UNDERLAY_DEV, "ingress", "cil_from_netdev")
         _tc_attach(node, HOST_DEV, "egress", "cil_from_host")
         if tunnel:
@@ -201,41 +228,61 @@ class EbpfMode(Mode):
         # pods leaving the cluster are masqueraded, as Cilium's iptables masquerading does
         # (no Service rule: those are BPF)
         comment = '-m comment --comment "cilium masquerade non-cluster"'
-        node.ns.run("iptables-restore", "--noflush", input="\n".join([
-            "*nat", f":{MASQ_CHAIN} - [0:0]", f"-A POSTROUTING -j {MASQ_CHAIN}",
-            f"-A {MASQ_CHAIN} -s {node.lease} ! -d {spec.pod_cidr} ! -o cilium_+ {comment} "
-            "-j MASQUERADE", "COMMIT"]) + "\n")
+        for restore, lease, cidr in (("iptables-restore", node.lease, spec.pod_cidr),
+                                     ("ip6tables-restore", node.lease_v6, spec.pod_cidr_v6)):
+            if lease is None:
+                continue
+            node.ns.run(restore, "--noflush", input="\n".join([
+                "*nat", f":{MASQ_CHAIN} - [0:0]", f"-A POSTROUTING -j {MASQ_CHAIN}",
+                f"-A {MASQ_CHAIN} -s {lease} ! -d {cidr} ! -o cilium_+ {comment} "
+                "-j MASQUERADE", "COMMIT"]) + "\n")
 
     def add_peers(self, spec: ClusterSpec, node: NodeContext, peers: list[NodeContext]) -> None:
         # a peer's pod CIDR, and the peer itself (remote-node): both reached through it,
         # neither through this node's stack (whose masquerade would hide the pods)
+        # (of each family: the tunnel endpoint is the peer's IPv4 address for both)
         writes = []
         for peer in peers:
-            writes += [MapWrite(maps.IPCACHE, maps.ipcache_key(str(peer.lease)),
-                                maps.ipcache_value(maps.ID_WORLD, str(peer.ip.ip))),
-                       MapWrite(maps.IPCACHE, maps.ipcache_key(f"{peer.ip.ip}/32"),
-                                maps.ipcache_value(maps.ID_REMOTE_NODE, str(peer.ip.ip)))]
+            tunnel_endpoint = str(peer.ip.ip)
+            for lease, address in self._peer_prefixes(node, peer):
+                writes += [MapWrite(maps.IPCACHE, maps.ipcache_key(str(lease)),
+                                    maps.ipcache_value(maps.ID_WORLD, tunnel_endpoint)),
+                           MapWrite(maps.IPCACHE, maps.ipcache_key(host_prefix(address)),
+                                    maps.ipcache_value(maps.ID_REMOTE_NODE, tunnel_endpoint))]
         maps.write(maps_dir(spec.name, node.name), writes)
-        if self.routing(spec) == "native":  # autoDirectNodeRoutes
-            node.ns.batch("ip", [f"route replace {peer.lease} via {peer.ip.ip} dev "
-                                 f"{UNDERLAY_DEV}" for peer in peers])
+        if self.routing(spec) == "native":  # autoDirectNodeRoutes, via the peer's address
+            node.ns.batch("ip", [f"route replace {lease} via {address} dev {UNDERLAY_DEV}"
+                                 for peer in peers
+                                 for lease, address in self._peer_prefixes(node, peer)])
         else:  # the node's own traffic to remote pods: into cil_from_host, then the tunnel
-            node.ns.batch("ip", [f"route replace {peer.lease} dev {HOST_DEV} src "
-                                 f"{node.facts['router']} mtu {self.pod_mtu(spec)}"
-                                 for peer in peers])
+            sources = {4: node.facts["router"], 6: node.facts.get("router6")}
+            node.ns.batch("ip", [f"route replace {lease} dev {HOST_DEV} src "
+                                 f"{sources[lease.version]} mtu {self.pod_mtu(spec)}"
+                                 for peer in peers
+                                 for lease, _ in self._peer_prefixes(node, peer)])
+
+    @staticmethod
+    def _peer_prefixes(node: NodeContext, peer: NodeContext) -> list[tuple]:
+        """(pod CIDR, node address) of a peer, per family both nodes have."""
+        out = [(peer.lease, peer.ip.ip)]
+        if node.lease_v6 is not None and peer.lease_v6 is not None and peer.ip_v6 is not None:
+            out.append((peer.lease_v6, peer.ip_v6.ip))
+        return out
 
     def add_peer(self, spec: ClusterSpec, node: NodeContext, peer: NodeContext) -> None:
         self.add_peers(spec, node, [peer])
 
     def remove_peer(self, spec: ClusterSpec, node: NodeContext, peer: NodeContext) -> None:
+        prefixes = self._peer_prefixes(node, peer)
         maps.write(maps_dir(spec.name, node.name),
                    [MapWrite(maps.IPCACHE, maps.ipcache_key(prefix))
-                    for prefix in (str(peer.lease), f"{peer.ip.ip}/32")])
-        node.ns.run("ip", "route", "del", str(peer.lease), check=False)
+                    for lease, address in prefixes
+                    for prefix in (str(lease), host_prefix(address))])
+        for lease, _ in prefixes:
+            node.ns.run("ip", "route", "del", str(lease), check=False)
 
     def network_config(self, spec: ClusterSpec, node: NodeContext) -> dict:
-        first = node.lease[2]
-        return {
+        config = {
             "cniVersion": "1.0.0",
             "name": NETWORK_NAME,
             "type": PLUGIN_TYPE,
@@ -243,8 +290,13 @@ class EbpfMode(Mode):
             "router": node.facts["router"],
             "ipam": {"type": "host-local",
                      "dataDir": os.path.join(node.dir, "cni", "networks"),
-                     "ranges": [[{"subnet": str(node.lease), "rangeStart": str(first)}]]},
+                     # a range per family; its first address is cilium_host's
+                     "ranges": [[{"subnet": str(lease), "rangeStart": str(lease[2])}]
+                                for lease in node.leases]},
         }
+        if "router6" in node.facts:
+            config["router6"] = node.facts["router6"]
+        return config
 
     # --- pods ----------------------------------------------------------------------------------
     def identity(self, namespace: str, labels: dict) -> int:
@@ -261,20 +313,22 @@ class EbpfMode(Mode):
         ident = self.identity(pod.namespace, record.labels)
         _tc_attach(node, host["name"], "ingress", "cil_from_container")
         ifindex = node.ns.ip_json("link", "show", "dev", host["name"])[0]["ifindex"]
-        maps.write(maps_dir(cluster.spec.name, node.name), [MapWrite(
-            maps.ENDPOINTS, maps.endpoint_key(record.ip),
-            maps.endpoint_value(ifindex, ident, sandbox["mac"], host["mac"]))])
-        self.pod_ips[pod.key] = record.ip
-        self._propagate(cluster, MapWrite(maps.IPCACHE, maps.ipcache_key(f"{record.ip}/32"),
-                                          maps.ipcache_value(ident, str(node.ip.ip))))
+        value = maps.endpoint_value(ifindex, ident, sandbox["mac"], host["mac"])
+        maps.write(maps_dir(cluster.spec.name, node.name),
+                   [MapWrite(maps.ENDPOINTS, maps.endpoint_key(ip), value) for ip in record.ips])
+        self.pod_ips[pod.key] = list(record.ips)
+        for ip in record.ips:
+            self._propagate(cluster, MapWrite(maps.IPCACHE, maps.ipcache_key(host_prefix(ip)),
+                                              maps.ipcache_value(ident, str(node.ip.ip))))
 
     def pod_removed(self, cluster: ClusterContext, pod: PodSpec, node: NodeContext) -> None:
-        ip = self.pod_ips.pop(pod.key, None)
-        if ip is None:
+        ips = self.pod_ips.pop(pod.key, None)
+        if not ips:
             return
         maps.write(maps_dir(cluster.spec.name, node.name),
-                   [MapWrite(maps.ENDPOINTS, maps.endpoint_key(ip))])
-        self._propagate(cluster, MapWrite(maps.IPCACHE, maps.ipcache_key(f"{ip}/32")))
+                   [MapWrite(maps.ENDPOINTS, maps.endpoint_key(ip)) for ip in ips])
+        for ip in ips:
+            self._propagate(cluster, MapWrite(maps.IPCACHE, maps.ipcache_key(host_prefix(ip))))
 
     def _propagate(self, cluster, write: MapWrite) -> None:
         """A pod's ipcache entry to every node, as Cilium's agents learn each other's
@@ -324,5 +378,5 @@ class EbpfMode(Mode):
             return []
 
     def describe_node(self, node: NodeContext) -> dict:
-        return {"lease": str(node.lease), "routing": node.facts.get("routing"),
+        return {"lease": ",".join(map(str, node.leases)), "routing": node.facts.get("routing"),
                 "bpf_pins": pin_dir(node.facts.get("cluster", ""), node.name)}

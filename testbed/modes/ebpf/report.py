@@ -13,12 +13,13 @@ def render_table(header: list[str], rows: list) -> str:
     return _render([header, *rows]) if rows else _render([header]) + "\n(none)"
 
 
-def _service_names(state: RunState, node_ip: str) -> dict[tuple, str]:
-    """{(address, port, protocol): "<Service port> (<how it is reached>)"}."""
+def _service_names(state: RunState, node_ips: list[str]) -> dict[tuple, str]:
+    """{(address, port, protocol): "<Service port> (<how it is reached>)"}, the node ports
+    on the node's address of each family."""
     names = {}
     for sp in service_ports(state):
         names[(sp.cluster_ip, sp.port, sp.protocol)] = f"{sp.id} (ClusterIP)"
-        if sp.node_port:
+        for node_ip in node_ips if sp.node_port else []:
             names[(node_ip, sp.node_port, sp.protocol)] = f"{sp.id} (NodePort)"
         for ip in sp.load_balancer_ips:
             names[(ip, sp.port, sp.protocol)] = f"{sp.id} (LoadBalancer)"
@@ -31,18 +32,19 @@ def _what_prefix(state: RunState, prefix: str, identity: int) -> str:
     address, length = prefix.split("/")
     if identity == maps.ID_HOST:
         return "this node (host)"
+    single = length in ("32", "128")
     for node, rec in state.nodes.items():
-        if rec.lease == prefix:
+        if prefix in (rec.lease or "").split(","):
             return f"pod CIDR of {node}"
-        if length == "32" and rec.ip == address:
+        if single and address in (rec.ip, rec.ip_v6):
             return f"node {node} (remote-node)"
-    pod = next((p for p in state.pods.values() if p.ip == address and length == "32"), None)
+    pod = next((p for p in state.pods.values() if single and address in p.ips), None)
     return f"pod {pod.key}" if pod else ""
 
 
 def report(state: RunState, node: str, maps_dir: str, programs: list[tuple[str, str]]) -> str:
     """programs: [(program, where it is attached)]."""
-    pods = {p.ip: p for p in state.pods.values() if p.ip and not p.host_network}
+    pods = {ip: p for p in state.pods.values() if not p.host_network for ip in p.ips}
     out = [f"# {node}: programs (pinned under {maps_dir.rsplit('/', 1)[0]}/progs)",
            render_table(["PROGRAM", "ATTACHED TO"], programs)]
 
@@ -66,33 +68,9 @@ def report(state: RunState, node: str, maps_dir: str, programs: list[tuple[str, 
             "on) per prefix",
             render_table(["PREFIX", "IDENTITY", "TUNNEL ENDPOINT", "WHAT"], sorted(rows))]
 
-    backends = {b["id"]: b for b in (maps.decode_backend(k, v) for k, v in
-                                     maps.dump(maps_dir, maps.BACKENDS))}
-    slots = collections.defaultdict(dict)
-    masters = {}
-    for key, value in maps.dump(maps_dir, maps.SERVICES):
-        svc = maps.decode_service(key, value)
-        front = (svc["address"], svc["port"], svc["protocol"])
-        if svc["slot"] == 0:
-            masters[front] = svc
-        else:
-            slots[front][svc["slot"]] = svc["backend_id"]
-    names = _service_names(state, state.nodes[node].ip)
-    rows = []
-    for front, svc in sorted(masters.items()):
-        chosen = [backends.get(slots[front].get(s)) for s in range(1, svc["count"] + 1)]
-        listed = ", ".join(f"{b['ip']}:{b['port']}" if b else "?" for b in chosen)
-        flags = [f for bit, f in maps.SVC_FLAG_NAMES if svc["flags"] & bit]
-        empty = "(none: refused)" if svc["flags"] & maps.SVC_REJECT else "(none: dropped)"
-        rows.append([f"{front[0]}:{front[1]}/{front[2]}", names.get(front, "?"),
-                     svc["rev_nat"], ",".join(flags) or "-", listed or empty])
-    out += [f"\n# services ({maps.SERVICES}, {maps.BACKENDS}): what replaces kube-proxy",
-            render_table(["FRONTEND", "SERVICE", "REV-NAT", "FLAGS", "BACKENDS"], rows)]
-
-    flows = maps.dump(maps_dir, maps.CONNTRACK)
-    replies = sum(1 for key, _ in flows if key[13] == maps.CT_REPLY)
-    out.append(f"\n# conntrack ({maps.CONNTRACK}): {len(flows) - replies} Service flows, "
-               f"{replies} reply entries")
+    names = _service_names(state, state.nodes[node].addresses_by_family)
+    for family in state.families:  # the maps of each family the cluster has
+        out += _services(maps_dir, maps.SERVICE_MAPS[family], names)
 
     rows = []
     for key, per_cpu in maps.dump(maps_dir, maps.METRICS):
@@ -102,6 +80,41 @@ def report(state: RunState, node: str, maps_dir: str, programs: list[tuple[str, 
     out += [f"\n# counters ({maps.METRICS}): packets by program and what it did",
             render_table(["PROGRAM", "REASON", "PACKETS", "BYTES"], rows)]
     return "\n".join(out)
+
+
+def _services(maps_dir: str, names_of: maps.ServiceMaps, names: dict) -> list[str]:
+    """One family's service maps (frontends, their backends) and the size of its CT map."""
+    backends = {b["id"]: b for b in (maps.decode_backend(k, v) for k, v in
+                                     maps.dump(maps_dir, names_of.backends))}
+    slots: dict = collections.defaultdict(dict)
+    masters = {}
+    for key, value in maps.dump(maps_dir, names_of.services):
+        svc = maps.decode_service(key, value)
+        front = (svc["address"], svc["port"], svc["protocol"])
+        if svc["slot"] == 0:
+            masters[front] = svc
+        else:
+            slots[front][svc["slot"]] = svc["backend_id"]
+    rows = []
+    for front, svc in sorted(masters.items()):
+        chosen = [backends.get(slots[front].get(s)) for s in range(1, svc["count"] + 1)]
+        listed = ", ".join(_endpoint(b["ip"], b["port"]) if b else "?" for b in chosen)
+        flags = [f for bit, f in maps.SVC_FLAG_NAMES if svc["flags"] & bit]
+        empty = "(none: refused)" if svc["flags"] & maps.SVC_REJECT else "(none: dropped)"
+        rows.append([f"{_endpoint(front[0], front[1])}/{front[2]}", names.get(front, "?"),
+                     svc["rev_nat"], ",".join(flags) or "-", listed or empty])
+    flows = maps.dump(maps_dir, names_of.conntrack)
+    replies = sum(1 for key, _ in flows if maps.ct_direction(key) == maps.CT_REPLY)
+    return [f"\n# services ({names_of.services}, {names_of.backends}): what replaces "
+            "kube-proxy",
+            render_table(["FRONTEND", "SERVICE", "REV-NAT", "FLAGS", "BACKENDS"], rows),
+            f"\n# conntrack ({names_of.conntrack}): {len(flows) - replies} Service flows, "
+            f"{replies} reply entries"]
+
+
+def _endpoint(ip: str, port: int) -> str:
+    """ip:port, an IPv6 address in brackets."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def attached_programs(state: RunState, node: str, tunnel: bool) -> list[tuple[str, str]]:

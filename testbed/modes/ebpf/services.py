@@ -18,6 +18,7 @@ from typing import Any
 
 from testbed.kubeproxy.applier import ProxyApplier
 from testbed.kubeproxy.types import ServicePort, firewall_sources, plan
+from testbed.manifests.families import IPV4, IPV6
 from testbed.model.context import NodeContext
 from testbed.modes.ebpf import maps
 from testbed.modes.ebpf.maps import MapWrite
@@ -80,9 +81,11 @@ def frontends(ports: list[ServicePort], node: str, node_ip: str, zone: str = "")
     return out
 
 
-def render(fronts: list[Frontend], backend_ids: Allocator, rev_nat: Allocator) -> dict:
-    """{map name: {key bytes: value bytes}} of a node's service maps. The allocators keep
-    only what is still used."""
+def render(fronts: list[Frontend], backend_ids: Allocator, rev_nat: Allocator,
+           family: str = IPV4) -> dict:
+    """{map name: {key bytes: value bytes}} of a node's service maps of one IP family (the
+    frontends' family). The allocators keep only what is still used."""
+    names = maps.SERVICE_MAPS[family]
     services, backends, reverse, ranges = {}, {}, {}, {}
     used_backends, used_fronts = set(), set()
     for fe in fronts:
@@ -106,30 +109,32 @@ def render(fronts: list[Frontend], backend_ids: Allocator, rev_nat: Allocator) -
                 maps.service_value(backend_id=backend_id, rev_nat=index, flags=flags)
     backend_ids.keep_only(used_backends)
     rev_nat.keep_only(used_fronts)
-    return {maps.BACKENDS: backends, maps.REVERSE_NAT: reverse, maps.SOURCE_RANGES: ranges,
-            maps.SERVICES: services}
+    return {names.backends: backends, names.reverse_nat: reverse, names.source_ranges: ranges,
+            names.services: services}
 
 
 def _is_master(key: bytes) -> bool:
-    return key[6:8] == b"\0\0"
+    return key[-6:-4] == b"\0\0"  # the slot, before the protocol and padding
 
 
-def changes(old: dict | None, new: dict) -> list[MapWrite]:
-    """The writes that take a node's maps from `old` to `new`, in an order that never shows a
-    frontend more backends than its slots hold: backends and reverse-NAT first, then backend
-    slots, then the masters; removals last, masters before their slots."""
-    lookups = (maps.BACKENDS, maps.REVERSE_NAT, maps.SOURCE_RANGES)
+def changes(old: dict | None, new: dict, family: str = IPV4) -> list[MapWrite]:
+    """The writes that take a node's maps (of one family) from `old` to `new`, in an order
+    that never shows a frontend more backends than its slots hold: backends and reverse-NAT
+    first, then backend slots, then the masters; removals last, masters before their
+    slots."""
+    names = maps.SERVICE_MAPS[family]
+    lookups = (names.backends, names.reverse_nat, names.source_ranges)
     old = old or {}
     updates, removals = [], []
     for name in lookups:
         updates += [MapWrite(name, k, v) for k, v in new[name].items()
                     if old.get(name, {}).get(k) != v]
-    services, held = new[maps.SERVICES], old.get(maps.SERVICES, {})
+    services, held = new[names.services], old.get(names.services, {})
     for masters in (False, True):
-        updates += [MapWrite(maps.SERVICES, k, v) for k, v in services.items()
+        updates += [MapWrite(names.services, k, v) for k, v in services.items()
                     if _is_master(k) == masters and held.get(k) != v]
     for masters in (True, False):
-        removals += [MapWrite(maps.SERVICES, k) for k in held
+        removals += [MapWrite(names.services, k) for k in held
                      if k not in services and _is_master(k) == masters]
     for name in lookups:
         removals += [MapWrite(name, k) for k in old.get(name, {}) if k not in new[name]]
@@ -142,6 +147,7 @@ class BpfServices(ProxyApplier):
     listeners, agent.py), as Cilium's agent serves them."""
 
     name = "bpf"  # the proxy mode a run records: kube-proxy replaced
+    ip_families = (IPV4, IPV6)  # an instance per family, each with its family's maps
     agent_name = "cilium-agent"
     nat_by = "the datapath's BPF service maps"
     tracked_by = "the datapath's BPF CT map"
@@ -158,13 +164,20 @@ class BpfServices(ProxyApplier):
         self.backend_ids: dict[str, Allocator] = {}
         self.rev_nat: dict[str, Allocator] = {}
 
+    def family_proxier(self) -> "BpfServices":
+        proxier = BpfServices(self.maps_dir)
+        proxier.family = IPV6
+        return proxier
+
     def render(self, ports: list[ServicePort], pod_cidr: str, node: NodeContext) -> Any:
-        fronts = frontends(ports, node.name, str(node.ip.ip), self.zones.get(node.name, ""))
+        address = node.ip_v6 if self.family == IPV6 and node.ip_v6 is not None else node.ip
+        fronts = frontends(ports, node.name, str(address.ip), self.zones.get(node.name, ""))
         return render(fronts, self.backend_ids.setdefault(node.name, Allocator()),
-                      self.rev_nat.setdefault(node.name, Allocator()))
+                      self.rev_nat.setdefault(node.name, Allocator()), self.family)
 
     def apply(self, node: NodeContext, rendered: Any) -> None:
-        maps.write(self.maps_dir(node.name), changes(self.last.get(node.name), rendered))
+        maps.write(self.maps_dir(node.name), changes(self.last.get(node.name), rendered,
+                                                     self.family))
         self.last[node.name] = rendered
 
     def route_services(self, node: NodeContext) -> None:

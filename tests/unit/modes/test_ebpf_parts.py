@@ -2,6 +2,7 @@
 set of Services), the order of map writes, its CNI plugin and its refusals."""
 import hashlib
 import io
+import ipaddress
 import json
 import struct
 
@@ -39,7 +40,11 @@ def test_layouts_match_the_c_structs_and_decode_back():
     assert len(ep) == 20
     assert maps.decode_endpoint(maps.endpoint_key("10.244.0.2"), ep)["lxc_mac"] == \
         "aa:bb:cc:dd:ee:02"
-    assert len(maps.node_config("192.168.1.11", "10.244.0.1", 2, 3, 4)) == 24
+    # the node's IPv6 addresses follow its IPv4 ones and devices (zero without IPv6)
+    config = maps.node_config("192.168.1.11", "10.244.0.1", 2, 3, 4)
+    assert len(config) == 24 + 32 and config[24:] == bytes(32)
+    config6 = maps.node_config("192.168.1.11", "10.244.0.1", 2, 3, 4, "fd00::11", "fd00:1::1")
+    assert config6[24:40] == ipaddress.IPv6Address("fd00::11").packed
     # cilium_metrics: per-CPU counters summed, the key naming program and reason
     per_cpu = [struct.pack("<QQ", 2, 200), struct.pack("<QQ", 3, 300)]
     assert maps.decode_metrics(struct.pack("<I", 1 * 16 + 8), per_cpu) == {
@@ -123,8 +128,35 @@ def test_map_writes_are_bpftool_batch_lines():
     assert write.line("/sys/fs/bpf/testbed/c/node1/maps") == (
         "map update pinned /sys/fs/bpf/testbed/c/node1/maps/cilium_lb4_reverse_nat "
         "key hex 03 00 value hex 0a 60 00 02 00 50 00 00")
+    # Cilium's endpoint_key: the address in a 16-byte union, family 1 (IPv4), key, cluster
     assert MapWrite(maps.ENDPOINTS, maps.endpoint_key("10.244.0.2")).line("/m") == \
-        "map delete pinned /m/cilium_lxc key hex 0a f4 00 02"
+        "map delete pinned /m/cilium_lxc key hex 0a f4 00 02" + " 00" * 12 + " 01 00 00 00"
+
+
+def test_ipv6_keys_and_values_as_cilium_lays_them_out():
+    key = maps.endpoint_key("fd00:10:244::2")
+    assert len(key) == 20 and key[16] == 2  # ENDPOINT_KEY_IPV6
+    ep = maps.endpoint_value(7, 256, "aa:bb:cc:dd:ee:01", "aa:bb:cc:dd:ee:02")
+    assert maps.decode_endpoint(key, ep)["ip"] == "fd00:10:244::2"
+    # ipcache: 32 bits of cluster ID, pad and family always matched, then the prefix
+    key = maps.ipcache_key("fd00:10:244:1::/64")
+    assert len(key) == 24 and struct.unpack_from("<I", key)[0] == 32 + 64 and key[7] == 2
+    assert maps.decode_ipcache(key, maps.ipcache_value(2, "192.168.1.12")) == {
+        "prefix": "fd00:10:244:1::/64", "identity": 2, "tunnel_endpoint": "192.168.1.12"}
+    v4 = maps.ipcache_key("10.244.1.0/24")
+    assert struct.unpack_from("<I", v4)[0] == 32 + 24 and v4[7] == 1 and v4[8:12] == \
+        bytes([10, 244, 1, 0])
+    # the lb6 maps: the same fields with a 16-byte address
+    service = maps.service_key("fd00:10:96::a", 53, "udp", slot=1)
+    assert len(service) == 24
+    assert maps.decode_service(service, maps.service_value(3, 0, 2, 0))["address"] == \
+        "fd00:10:96::a"
+    backend = maps.backend_value("fd00:10:244::5", 8080, "tcp")
+    assert len(backend) == 20 and maps.decode_backend(maps.backend_key(3), backend) == {
+        "id": 3, "ip": "fd00:10:244::5", "port": 8080, "protocol": "tcp"}
+    ct = maps.ct_key("fd00:10:244::2", "fd00:10:96::a", 1000, 53, "udp", maps.CT_REPLY)
+    assert len(ct) == 40 and maps.ct_family(ct) == 6 and maps.ct_direction(ct) == 1
+    assert maps.SERVICE_MAPS["IPv6"].conntrack == "cilium_ct6_global"
 
 
 def test_the_plugin_names_host_veths_as_cilium_does():

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from testbed.auth import tokens
 from testbed.auth.pki import Pki, user_of
 from testbed.host import netns
+from testbed.manifests.families import join_host_port
 
 from . import discovery, openapi
 from .etcd import Store
@@ -129,9 +130,8 @@ def make_app(store: Store, server_address: str, run_dir: str = "",
     async def api(request):
         # the address the client reached: kubectl's on the host, a pod's inside the emulation
         here = request.transport.get_extra_info("sockname") if request.transport else None
-        # host:port as Go's net.JoinHostPort writes it: an IPv6 host in brackets
-        host = f"[{here[0]}]" if here and ":" in here[0] else here[0] if here else ""
-        return doc(discovery.api_versions(f"{host}:{here[1]}" if here else server_address))
+        return doc(discovery.api_versions(join_host_port(here[0], here[1]) if here
+                                          else server_address))
 
     async def apis(_request):
         return doc(discovery.api_group_list())

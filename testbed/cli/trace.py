@@ -11,12 +11,17 @@ from testbed.host.signals import Interrupted, signals_interrupt
 from testbed.trace import render, tracer
 from testbed.trace.capture import tcpdump_argv
 
+FAMILIES = {"ipv4": "IPv4", "ipv6": "IPv6"}  # --family, as bench spells it
+
 
 def cmd_trace(args: argparse.Namespace) -> int | None:
     """Send one probe SRC -> DST and print each hop the kernel saw it take."""
     state = find_run(args.name)
-    source = tracer.resolve(state, args.source, args.namespace)
-    destination = tracer.resolve(state, args.destination, args.namespace)
+    family = FAMILIES.get(args.family) if args.family else None
+    if family is None and ":" in args.destination:  # an IPv6 address: from IPv6 too
+        family = "IPv6"
+    source = tracer.resolve(state, args.source, args.namespace, family)
+    destination = tracer.resolve(state, args.destination, args.namespace, family)
     with signals_interrupt(signal.SIGINT):  # also when started with SIGINT ignored (a `&` job)
         result = tracer.trace(state, source, destination, args.protocol, args.port)
     print(render.as_json(result) if args.output == "json" else render.text(result))
@@ -58,7 +63,10 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     tr = sub.add_parser("trace", help="where a packet goes and why it stops: trace SRC DST")
     tr.add_argument("source", help="pod (NAME or NAMESPACE/NAME), node, router or host")
     tr.add_argument("destination", help="as SRC, or svc/NAME, a ClusterIP or LoadBalancer "
-                    "address, or any IPv4 address")
+                    "address, or any IPv4 or IPv6 address")
+    tr.add_argument("--family", choices=sorted(FAMILIES),
+                    help="which address of a named pod, node or Service (default: the "
+                    "cluster's primary family; an IPv6 DST: ipv6)")
     tr.add_argument("--port", type=ranged(int, 1, 65535), default=80,
                     help="destination port (tcp, udp; default 80)")
     tr.add_argument("--protocol", choices=["tcp", "udp", "icmp"], default="tcp")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from testbed.manifests.families import IPV4
+from testbed.manifests.families import join_host_port as host_port
 
 MASQ_MARK = "0x4000"
 AFFINITY_TIMEOUT_S = 10800
@@ -22,12 +23,6 @@ class Endpoint(NamedTuple):
 
     def __str__(self) -> str:
         return host_port(self.ip, self.port)
-
-
-def host_port(ip: str, port: int) -> str:
-    """ip:port as Go's net.JoinHostPort writes it (kube-proxy's endpoint strings): an IPv6
-    address in brackets."""
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,12 @@ SERVICE_CIDRS: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {
     IPV4: ipaddress.IPv4Network("10.96.0.0/12"), IPV6: ipaddress.IPv6Network("fd00:10:96::/112")}
 
 
+def join_host_port(host: str, port: object) -> str:
+    """host:port as Go's net.JoinHostPort writes it (and kube-proxy's rules, and URLs): an
+    IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
 def api_server_ip(family: str = IPV4) -> str:
     """default/kubernetes' ClusterIP: the first address of the primary family's range, as
     kube-apiserver takes it (10.96.0.1; fd00:10:96::1 in an IPv6-only cluster)."""

@@ -3,11 +3,13 @@ namespace chose, the VXLAN forwarding entry used, the kube-proxy chain that DNAT
 NetworkPolicy drop counters that rose."""
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from testbed.errors import CommandError
 from testbed.host import netns
+from testbed.manifests.families import join_host_port as hostport
 from testbed.trace.pcap import Sighting
 
 if TYPE_CHECKING:  # the tracer imports this module
@@ -39,17 +41,20 @@ def route(place: Place, dst: str) -> str:
     """The most specific route a namespace holds for `dst` (its protocol shows who wrote it:
     `proto bird` for BIRD's)."""
     best, length = "", -1
-    for line in _run(place, ["ip", "route", "show", "match", dst]).splitlines():
+    family = "-6" if ":" in dst else "-4"  # `show match` reads the IPv4 table unless told
+    for line in _run(place, ["ip", family, "route", "show", "match", dst]).splitlines():
         words = line.split()
         prefix = words[1] if words[0] in ROUTE_TYPES and len(words) > 1 else words[0]
-        bits = 0 if prefix == "default" else int(prefix.split("/")[1]) if "/" in prefix else 32
+        whole = 128 if ":" in dst else 32  # a prefix without a length is one address
+        bits = 0 if prefix == "default" else int(prefix.split("/")[1]) if "/" in prefix \
+            else whole
         if bits > length:
             best, length = line.strip(), bits
     return best or f"no route to {dst}"
 
 
-NEIGHBOUR_STATES = {"INCOMPLETE": "ARP asked, nobody has answered",
-                    "FAILED": "ARP asked, nobody answered"}
+NEIGHBOUR_STATES = {"INCOMPLETE": "{how} asked, nobody has answered",
+                    "FAILED": "{how} asked, nobody answered"}
 
 
 def route_text(place: Place, dst: str) -> str:
@@ -66,8 +71,10 @@ def route_text(place: Place, dst: str) -> str:
         device = words[words.index("dev") + 1]
         entry = _run(place, ["ip", "neigh", "show", next_hop, "dev", device]).strip()
         state = entry.split()[-1] if entry else ""
-        if state in NEIGHBOUR_STATES:
-            text += f"; neighbour {next_hop} on {device}: {state} ({NEIGHBOUR_STATES[state]})"
+        if state in NEIGHBOUR_STATES:  # ARP for IPv4, neighbour discovery for IPv6
+            how = "neighbour discovery" if ":" in next_hop else "ARP"
+            text += f"; neighbour {next_hop} on {device}: {state} " \
+                    f"({NEIGHBOUR_STATES[state].format(how=how)})"
     return text
 
 
@@ -80,11 +87,13 @@ def fdb_entry(place: Place, mac: str) -> str | None:
 
 
 def dnat_chain(place: Place, endpoint: str) -> str:
-    """The kube-proxy chain that DNATs to `endpoint` (ip:port) in a node, and the Service
-    chain that chose it: iptables' KUBE-SEP/KUBE-SVC (KUBE-SVL for a policy Local), or
-    nftables' endpoint-... chain."""
+    """The kube-proxy chain that DNATs to `endpoint` (ip:port, [ip]:port for IPv6) in a
+    node, and the Service chain that chose it: iptables' KUBE-SEP/KUBE-SVC (KUBE-SVL for a
+    policy Local), or nftables' endpoint-... chain (ip6tables and `table ip6 kube-proxy` for
+    IPv6)."""
+    v6 = endpoint.startswith("[")
     try:
-        saved = _run(place, ["iptables-save", "-t", "nat"])
+        saved = _run(place, ["ip6tables-save" if v6 else "iptables-save", "-t", "nat"])
     except CommandError:
         saved = ""
     sep = next((line.split()[1] for line in saved.splitlines()
@@ -96,7 +105,7 @@ def dnat_chain(place: Place, endpoint: str) -> str:
                     line.endswith(f"-j {sep}")), None)
         return f"iptables {svc + ' -> ' if svc else ''}{sep}"
     try:
-        listing = _run(place, ["nft", "list", "table", "ip", "kube-proxy"])
+        listing = _run(place, ["nft", "list", "table", "ip6" if v6 else "ip", "kube-proxy"])
     except CommandError:
         return "no kube-proxy rule found for it"
     chain = None
@@ -131,14 +140,14 @@ def annotate(hops: list[Hop], by_label: dict[str, Place], original_dst: str, ori
             o = hop.outer.flow
             wrapped_here = not (same_place and before.outer is not None)
             if hop.tunnel.get("kind") == "vxlan":
-                hop.notes.append(f"VXLAN VNI {hop.tunnel['vni']}: {o.src}:{o.sport} > "
-                                 f"{o.dst}:{o.dport} ttl {hop.outer.ttl}")
+                hop.notes.append(f"VXLAN VNI {hop.tunnel['vni']}: {hostport(o.src, o.sport)} > "
+                                 f"{hostport(o.dst, o.dport)} ttl {hop.outer.ttl}")
                 entry = fdb_entry(place, hop.tunnel["inner_dst_mac"]) if wrapped_here else None
                 if entry:  # a kernel VXLAN device's (OVS's tunnel port keeps no fdb)
                     hop.notes.append("fdb: " + entry)
             else:
-                hop.notes.append(f"flannel udp datagram: {o.src}:{o.sport} > {o.dst}:{o.dport} "
-                                 f"ttl {hop.outer.ttl}")
+                hop.notes.append(f"flannel udp datagram: {hostport(o.src, o.sport)} > "
+                                 f"{hostport(o.dst, o.dport)} ttl {hop.outer.ttl}")
         elif hop.direction == "out" and place.kind != "rack" and \
                 not (same_place and before.direction == "out"):
             chosen = route(place, hop.packet.flow.dst)
@@ -148,14 +157,14 @@ def annotate(hops: list[Hop], by_label: dict[str, Place], original_dst: str, ori
                 hop.notes.append("neighbour: " + neigh)
         dst = hop.packet.flow.dst
         if dst != original_dst and (before is None or before.packet.flow.dst == original_dst):
-            endpoint = f"{dst}:{hop.packet.flow.dport}"
+            endpoint = hostport(dst, hop.packet.flow.dport)
             by = nat_by or f"kube-proxy: {dnat_chain(place, endpoint)}"
-            hop.notes.insert(0, f"DNAT {original_dst}:"
-                             f"{before.packet.flow.dport if before else original_port} -> "
-                             f"{endpoint} by {by}")
+            asked = hostport(original_dst, before.packet.flow.dport if before else original_port)
+            hop.notes.insert(0, f"DNAT {asked} -> {endpoint} by {by}")
         if before is not None and hop.packet.flow.src != before.packet.flow.src:
-            hop.notes.append(f"SNAT {before.packet.flow.src}:{before.packet.flow.sport} -> "
-                             f"{hop.packet.flow.src}:{hop.packet.flow.sport} "
+            was, now = before.packet.flow, hop.packet.flow
+            hop.notes.append(f"SNAT {hostport(was.src, was.sport)} -> "
+                             f"{hostport(now.src, now.sport)} "
                              f"({'by ' + nat_by if nat_by else 'masquerade'})")
 
 
@@ -165,9 +174,9 @@ def annotate_reply(hops: list[Hop], undone_by: str = "conntrack") -> None:
         was, now = before.packet.flow, hop.packet.flow
         if (was.src, was.sport) != (now.src, now.sport) or (was.dst, was.dport) != \
                 (now.dst, now.dport):
-            hop.notes.append(f"reverse NAT by {undone_by}: {was.src}:{was.sport} > "
-                             f"{was.dst}:{was.dport} became {now.src}:{now.sport} > "
-                             f"{now.dst}:{now.dport}")
+            hop.notes.append(f"reverse NAT by {undone_by}: {hostport(was.src, was.sport)} > "
+                             f"{hostport(was.dst, was.dport)} became "
+                             f"{hostport(now.src, now.sport)} > {hostport(now.dst, now.dport)}")
 
 
 def conntrack_entries(place: Place, protocol: str) -> list[dict]:
@@ -215,10 +224,12 @@ def probe_tuples(entries: dict[str, list[dict]], sport: int, dst: str, dport: in
 
 
 def parse_conntrack(line: str) -> dict | None:
-    """One line of /proc/net/nf_conntrack: protocol, TCP state, both tuples, unreplied."""
+    """One line of /proc/net/nf_conntrack (either family; IPv6 addresses as conntrack writes
+    them, compressed here as everywhere else): protocol, TCP state, both tuples, unreplied."""
     words = line.split()
-    if len(words) < 6 or words[0] != "ipv4":
+    if len(words) < 6 or words[0] not in ("ipv4", "ipv6"):
         return None
+    words = [_compressed(w) if words[0] == "ipv6" else w for w in words]
     pairs = [w.split("=", 1) for w in words if w.split("=")[0] in ("src", "dst", "sport",
                                                                     "dport")]
     if len(pairs) < 8:
@@ -226,6 +237,14 @@ def parse_conntrack(line: str) -> dict | None:
     state = words[5] if words[2] == "tcp" else ""
     return {"protocol": words[2], "state": state, "original": dict(pairs[:4]),
             "reply": dict(pairs[4:8]), "unreplied": "[UNREPLIED]" in words}
+
+
+def _compressed(word: str) -> str:
+    """src=/dst= of an IPv6 conntrack line in the usual short form."""
+    key, sep, value = word.partition("=")
+    if sep and key in ("src", "dst") and ":" in value:
+        return f"{key}={ipaddress.IPv6Address(value)}"
+    return word
 
 
 def policy_drops(places: Iterable[Place]) -> dict:

@@ -1,7 +1,8 @@
 """The probe: one TCP connection attempt, UDP datagram or ICMP echo from a port (or echo
 identifier) chosen for it, so that every sighting of it and of its answer can be told from
 other traffic. It runs as a small program inside the source's namespace and prints one JSON
-line: what came back."""
+line: what came back. An IPv6 destination takes IPv6 sockets (ICMPv6 echo, whose checksum the
+kernel computes)."""
 import json
 import random
 import sys
@@ -16,9 +17,10 @@ protocol, dst, port, sport = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys
 timeout = float(sys.argv[5])
 out = {}
 start = time.monotonic()
+family = socket.AF_INET6 if ":" in dst else socket.AF_INET
 try:
     if protocol == "tcp":
-        s = socket.socket()
+        s = socket.socket(family)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("", sport))
         s.settimeout(timeout)
@@ -32,7 +34,7 @@ try:
         except OSError as e:
             out["result"] = "error: " + (e.strerror or str(e))
     elif protocol == "udp":
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = socket.socket(family, socket.SOCK_DGRAM)
         s.bind(("", sport))
         s.settimeout(timeout)
         s.connect((dst, port))  # connected: an ICMP error comes back as the socket's error
@@ -47,14 +49,18 @@ try:
         except OSError as e:
             out["result"] = "error: " + (e.strerror or str(e))
     else:
-        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        v6 = family == socket.AF_INET6
+        s = socket.socket(family, socket.SOCK_RAW,
+                          socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP)
         s.settimeout(timeout)
-        body = struct.pack(">BBHHH", 8, 0, 0, sport, 1) + b"testbed trace"
+        # echo request (ICMPv6 128, ICMP 8); ICMPv6's checksum is the kernel's to fill
+        body = struct.pack(">BBHHH", 128 if v6 else 8, 0, 0, sport, 1) + b"testbed trace"
         padded = body + b"\0" * (len(body) % 2)
         total = sum(struct.unpack(">%dH" % (len(padded) // 2), padded))
         total = (total >> 16) + (total & 0xFFFF)
         total += total >> 16
-        body = body[:2] + struct.pack(">H", ~total & 0xFFFF) + body[4:]
+        if not v6:
+            body = body[:2] + struct.pack(">H", ~total & 0xFFFF) + body[4:]
         s.sendto(body, (dst, 0))
         out["result"] = "no answer"
         deadline = time.monotonic() + timeout
@@ -64,12 +70,13 @@ try:
                 data, peer = s.recvfrom(2048)
             except (socket.timeout, TimeoutError):
                 break
-            ihl = (data[0] & 15) * 4
+            ihl = 0 if v6 else (data[0] & 15) * 4  # a raw IPv6 socket gets no IP header
             kind = data[ihl]
-            if kind == 0 and struct.unpack(">H", data[ihl + 4:ihl + 6])[0] == sport:
+            if kind == (129 if v6 else 0) and \
+                    struct.unpack(">H", data[ihl + 4:ihl + 6])[0] == sport:
                 out["result"] = "answered"
                 break
-            if kind in (3, 11):
+            if kind in ((1, 3) if v6 else (3, 11)):
                 out["result"] = "icmp error from " + peer[0]
                 break
 except OSError as e:

@@ -2,6 +2,7 @@
 import json
 from dataclasses import asdict
 
+from testbed.manifests.families import join_host_port as hostport
 from testbed.trace.tracer import Hop, Trace
 
 
@@ -10,7 +11,7 @@ def _packet_text(hop: Hop) -> str:
     if f.protocol == "ICMP":
         text = f"{f.src} > {f.dst} ICMP {p.info}"
     else:
-        text = f"{f.src}:{f.sport} > {f.dst}:{f.dport} {f.protocol}"
+        text = f"{hostport(f.src, f.sport)} > {hostport(f.dst, f.dport)} {f.protocol}"
         text += f" {p.info}" if p.info else ""
     return f"{text} ttl {p.ttl}"
 
@@ -44,9 +45,9 @@ def text(trace: Trace) -> str:
         lines += ["", "  conntrack (/proc/net/nf_conntrack):"]
         for where, entry in trace.conntrack.items():
             o, r = entry["original"], entry["reply"]
-            lines.append(f"    {where}: {entry['protocol']} {entry['state']} {o['src']}:"
-                         f"{o['sport']} > {o['dst']}:{o['dport']}, answer expected from "
-                         f"{r['src']}:{r['sport']}"
+            lines.append(f"    {where}: {entry['protocol']} {entry['state']} "
+                         f"{hostport(o['src'], o['sport'])} > {hostport(o['dst'], o['dport'])}, "
+                         f"answer expected from {hostport(r['src'], r['sport'])}"
                          + (" [UNREPLIED]" if entry["unreplied"] else ""))
     if trace.policy:
         lines += ["", "  NetworkPolicy, as the policies read (testbed policy check):"]

@@ -13,6 +13,7 @@ from testbed.errors import TestbedError
 from testbed.host import netns
 from testbed.ingress import controller as ingress_controller
 from testbed.kubeproxy.services import selected_pods
+from testbed.manifests.families import IPV4, IPV6, family_of, join_host_port
 from testbed.model.state import RunState
 from testbed.modes import get_mode, mode_names, services_by
 from testbed.policy.semantics import explain
@@ -73,54 +74,85 @@ class Trace:
     seconds: float = 0.0
 
 
-def resolve(state: RunState, name: str, namespace: str = "default") -> Target:
+def resolve(state: RunState, name: str, namespace: str = "default",
+            family: str | None = None) -> Target:
     """A pod (NAME or NAMESPACE/NAME), node, router or host, a Service (svc/NAME or
     NAMESPACE/svc/NAME) or its ClusterIP, an Ingress (ing/NAME or NAMESPACE/ing/NAME: its
-    controller's address), or an IPv4 address."""
+    controller's address), or an IPv4 or IPv6 address. A name stands for its address of
+    `family` ("IPv4", "IPv6"; None: the cluster's primary one)."""
+    family = family or state.families[0]
+    if family not in state.families:
+        raise TestbedError(f"cluster {state.name} has no {family} (its families: "
+                           f"{', '.join(state.families)})")
     if name.startswith("ing/") or "/ing/" in name:
         ns, _, ing = name.rpartition("ing/")
         return _ingress(state, f"{ns.rstrip('/') or namespace}/{ing}")
     if name.startswith("svc/") or "/svc/" in name:
         ns, _, svc = name.rpartition("svc/")
-        return _service(state, f"{ns.rstrip('/') or namespace}/{svc}")
+        return _service(state, f"{ns.rstrip('/') or namespace}/{svc}", family=family)
     try:
         key, pod = find_pod(state, name, namespace)
     except TestbedError as err:
         pod_error = err
     else:
-        return Target(key, pod.ip, [_pod_place(key, pod)])
+        return Target(key, _pod_address(key, pod, family), [_pod_place(key, pod)])
     for table in (state.nodes, state.routers, state.hosts):
         if name in table:
-            return Target(name, table[name].ip, [_host_place(state, name, table[name])])
+            return Target(name, _host_address(state, name, table[name], family),
+                          [_host_place(state, name, table[name])])
     try:
-        ip = str(ipaddress.IPv4Address(name))
+        ip = str(ipaddress.ip_address(name))
     except ValueError:
         raise TestbedError(f"{name!r}: {pod_error}; no node, router or host of cluster "
-                           f"{state.name} has that name, and it is no IPv4 address (a Service: "
+                           f"{state.name} has that name, and it is no IP address (a Service: "
                            "svc/NAME)")
     for key, svc in state.services.items():
-        if svc.cluster_ip == ip or svc.load_balancer_ip == ip:
+        if ip in svc.all_cluster_ips or svc.load_balancer_ip == ip:
             return _service(state, key, ip)
     for key, pod in state.pods.items():
-        if pod.ip == ip:
+        if ip in pod.addresses:
             return Target(key, ip, [_pod_place(key, pod)])
     for table in (state.nodes, state.routers, state.hosts):
         for host, record in table.items():
-            if record.ip == ip:
+            if ip in (record.ip, getattr(record, "ip_v6", "")):
                 return Target(host, ip, [_host_place(state, host, record)])
     return Target(ip, ip)
 
 
-def _service(state, key, ip=None):
+def _pod_address(key, pod, family):
+    found = pod.address(family)
+    if not found:
+        raise TestbedError(f"pod {key} has no {family} address (its addresses: "
+                           f"{', '.join(pod.ips) or 'none'})")
+    return found
+
+
+def _host_address(state, name, record, family):
+    """A node's underlay address of the family; a router's or host's IPv4 one (their IPv6
+    addresses are not recorded: trace to one by address)."""
+    if family != IPV6:
+        return record.ip
+    if getattr(record, "ip_v6", ""):
+        return record.ip_v6
+    raise TestbedError(f"{name}: its IPv6 address is not recorded; give the address itself")
+
+
+def _service(state, key, ip=None, family=None):
     if key not in state.services:
         raise TestbedError(f'services "{key.split("/", 1)[1]}" not found in namespace '
                            f'{key.split("/", 1)[0]}')
     svc = state.services[key]
+    if not ip and family is not None and svc.cluster_ip not in ("", "None"):
+        ip = next((a for a in svc.all_cluster_ips if family_of(a) == family), None)
+        if ip is None:
+            raise TestbedError(f"service {key} has no {family} ClusterIP (its ipFamilies: "
+                               f"{', '.join(svc.ip_families or [IPV4])})")
     if not ip and svc.cluster_ip in ("", "None"):
         raise TestbedError(f"service {key} has no ClusterIP to trace to")
+    ip = ip or svc.cluster_ip
     places = [_pod_place(pod_key, state.pods[pod_key]) for pod_key, _ in
-              selected_pods(state, key)]
-    return Target(f"svc/{key}", ip or svc.cluster_ip, places, service=key)
+              selected_pods(state, key, family_of(ip))]
+    return Target(f"svc/{key}", ip, places, service=key)
 
 
 def _ingress(state, key):
@@ -322,7 +354,7 @@ def _verdict(result, last_in, drops, by_label):
         text = f"delivered to {hop.where} (hop {hop.number})" if hop else "answered"
         final = result.hops[-1].packet.flow if result.hops else None
         if final and final.dst != result.destination.ip:  # a ClusterIP, NodePort, LB: DNATed
-            text += f", the endpoint {final.dst}:{final.dport}"
+            text += f", the endpoint {join_host_port(final.dst, final.dport)}"
         answer = result.reply[0].packet if result.reply else None
         if answer is not None and answer.info == "port unreachable":
             port = hop.packet.flow.dport if hop else result.port

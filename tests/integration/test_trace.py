@@ -294,3 +294,57 @@ def test_bad_input_is_one_line_and_leaves_nothing_behind(make_cluster):
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 130 and "interrupted" in err
     assert trace_leftovers() - before == set()
+
+
+def check_vxlan_v6(data, state):
+    wrapped = encapsulated(data, "node1")
+    assert "flannel-v6.1" in [h["interface"] for h in hops(data, "node1", "out")]
+    outer = wrapped["outer"]["flow"]  # IPv6 in IPv6, between the nodes' IPv6 addresses
+    assert (outer["src"], outer["dst"]) == (state.nodes["node1"].ip_v6,
+                                            state.nodes["node3"].ip_v6)
+
+
+def check_bgp_v6(data, state):
+    assert any("proto bird" in n and "fd00:10:244:" in n
+               for n in notes(hops(data, "node1", "out")))
+
+
+def check_openflow_v6(data, state):
+    entered = notes(hops(data, "node1", "in"))
+    assert any("ipv6_src=" in n or "ipv6" in n for n in entered), entered
+    assert any("output:tun0" in n for n in entered)
+
+
+def check_ebpf_v6(data, state):
+    entered = notes(hops(data, "node1", "in"))
+    assert any(n.startswith("ipcache fd00:10:244:") and "cilium_vxlan" in n
+               for n in entered), entered
+    outer = encapsulated(data, "node1")["outer"]["flow"]  # IPv6 over the IPv4 underlay
+    assert outer["dst"] == state.nodes["node3"].ip
+
+
+@pytest.mark.parametrize("mode, topo, check", [
+    ("vxlan", "two-racks.yaml", check_vxlan_v6), ("bgp", "two-racks.yaml", check_bgp_v6),
+    ("openflow", "default.yaml", check_openflow_v6), ("ebpf", "two-racks.yaml", check_ebpf_v6)])
+def test_a_trace_over_ipv6_names_the_modes_ipv6_hops(make_cluster, tmp_path, mode, topo, check):
+    if mode == "vxlan":  # with a dual-stack Service to trace to as well
+        (tmp_path / "shop.yaml").write_text(SHOP.replace("REPLICAS", "2").replace(
+            "  selector: {app: web}\n  ports: [{port: 80",
+            "  ipFamilyPolicy: PreferDualStack\n  selector: {app: web}\n  ports: [{port: 80", 1))
+        (tmp_path / topo).write_text((TOPO / topo).read_text() + "manifests: [shop.yaml]\n")
+        topo = tmp_path / topo
+    cluster = make_cluster(topo, mode, ip_family="dual")
+    far = "node2-pod1" if mode == "openflow" else "node3-pod1"
+    code, data = trace(cluster, "node1-pod1", far, "--port", "8080", "--family", "ipv6")
+    assert code == 0 and data["delivered"], data["verdict"]
+    first = data["hops"][0]["packet"]["flow"]
+    assert ipaddress.ip_address(first["src"]).version == 6
+    assert first["dst"] == cluster.state.pods[f"default/{far}"].ips[1]
+    assert data["reply"][0]["packet"]["info"] == "ACK,RST"
+    check(data, cluster.state)
+    if mode == "vxlan":  # an IPv6 ClusterIP: the DNAT named by its ip6tables chains
+        code, data = trace(cluster, "node1-pod1", "shop/svc/web", "--family", "ipv6")
+        assert code == 0, data["verdict"]
+        assert data["destination"]["ip"].startswith("fd00:10:96::")
+        dnat = [n for n in notes(data["hops"]) if n.startswith("DNAT [fd00:10:96::")]
+        assert dnat and "KUBE-SEP-" in dnat[0], notes(data["hops"])

@@ -4,6 +4,8 @@ where it sent the packet — into a pod, out of eth0 by the FIB, into the tunnel
 node's stack."""
 import ipaddress
 
+from testbed.manifests.families import family_of
+from testbed.manifests.families import join_host_port as hostport
 from testbed.model.state import RunState
 from testbed.modes.ebpf import maps
 
@@ -18,20 +20,22 @@ def _program(in_port: str) -> str | None:
 
 
 def _longest_prefix(entries: list[dict], ip: str) -> dict | None:
-    address = ipaddress.IPv4Address(ip)
-    matching = [e for e in entries if address in ipaddress.IPv4Network(e["prefix"])]
+    address = ipaddress.ip_address(ip)
+    matching = [e for e in entries if ipaddress.ip_network(e["prefix"]).version ==
+                address.version and address in ipaddress.ip_network(e["prefix"])]
     return max(matching, key=lambda e: int(e["prefix"].split("/")[1]), default=None)
 
 
-def _chosen_backend(maps_dir: str, flow: dict, protocol: str) -> dict | None:
+def _chosen_backend(maps_dir: str, names: maps.ServiceMaps, flow: dict,
+                    protocol: str) -> dict | None:
     """The backend the programs chose for this flow, as its CT_SERVICE entry names it."""
     key = maps.ct_key(flow["src"], flow["dst"], flow["sport"], flow["dport"], protocol,
                       maps.CT_SERVICE)
-    value = maps.lookup(maps_dir, maps.CONNTRACK, key)
+    value = maps.lookup(maps_dir, names.conntrack, key)
     if value is None:
         return None
     backend_id = maps.ct_backend(value)
-    raw = maps.lookup(maps_dir, maps.BACKENDS, maps.backend_key(backend_id))
+    raw = maps.lookup(maps_dir, names.backends, maps.backend_key(backend_id))
     return maps.decode_backend(maps.backend_key(backend_id), raw) if raw else None
 
 
@@ -44,10 +48,12 @@ def explain(state: RunState, node: str, maps_dir: str, in_port: str, flow: dict,
     steps = [f"{program} on {in_port} (tc {'egress' if program == 'cil_from_host' else 'ingress'})"]
     dst, dport = flow["dst"], flow.get("dport") or 0
     protocol = flow["protocol"].lower()
+    names = maps.SERVICE_MAPS[family_of(dst)]  # the Service maps of the packet's family
+    shown = hostport(dst, dport)
     if protocol in ("tcp", "udp") and dport:
         front = (dst, dport, protocol)
         masters = {(s["address"], s["port"], s["protocol"]): s for s in
-                   (maps.decode_service(k, v) for k, v in maps.dump(maps_dir, maps.SERVICES))
+                   (maps.decode_service(k, v) for k, v in maps.dump(maps_dir, names.services))
                    if s["slot"] == 0}
         svc = masters.get(front)
         if svc is not None:
@@ -55,20 +61,21 @@ def explain(state: RunState, node: str, maps_dir: str, in_port: str, flow: dict,
                 done = "refused with ICMP port unreachable (it has no endpoint)" \
                     if svc["flags"] & maps.SVC_REJECT else \
                     "dropped (none of its endpoints is here, under a traffic policy Local)"
-                return steps + [f"service {dst}:{dport}/{protocol} has no backend here: {done}"]
-            chosen = _chosen_backend(maps_dir, flow, protocol)
+                return steps + [f"service {shown}/{protocol} has no backend here: {done}"]
+            chosen = _chosen_backend(maps_dir, names, flow, protocol)
             if chosen is None:  # not in the CT map (yet, or any more)
-                return steps + [f"service {dst}:{dport}/{protocol} in {maps.SERVICES}: DNAT to "
+                return steps + [f"service {shown}/{protocol} in {names.services}: DNAT to "
                                 f"one of {svc['count']} backends, chosen per flow"]
-            steps.append(f"service {dst}:{dport}/{protocol} in {maps.SERVICES}: DNAT to "
-                         f"{chosen['ip']}:{chosen['port']}, one of {svc['count']} backends, "
-                         f"the flow's choice in {maps.CONNTRACK}")
+            steps.append(f"service {shown}/{protocol} in {names.services}: DNAT to "
+                         f"{hostport(chosen['ip'], chosen['port'])}, one of {svc['count']} "
+                         f"backends, the flow's choice in {names.conntrack}")
             dst = chosen["ip"]
     endpoints = {e["ip"]: e for e in (maps.decode_endpoint(k, v)
                                       for k, v in maps.dump(maps_dir, maps.ENDPOINTS))}
     ep = endpoints.get(dst)
     if ep is not None:
-        pod = next((p.key for p in state.pods.values() if p.ip == dst and p.node == node), "?")
+        pod = next((p.key for p in state.pods.values() if dst in p.addresses and p.node == node),
+                   "?")
         how = "bpf_redirect to its lxc" if program == "cil_from_host" else \
             "bpf_redirect_peer into its namespace (no host stack)"
         return steps + [f"endpoint {dst} ({pod}, identity {ep['identity']}) in "

@@ -5,6 +5,7 @@ import collections
 
 from testbed.api.tables import render_table as _render
 from testbed.kubeproxy.services import service_ports
+from testbed.manifests.families import join_host_port
 from testbed.model.state import RunState
 from testbed.modes.ebpf import maps
 
@@ -38,19 +39,19 @@ def _what_prefix(state: RunState, prefix: str, identity: int) -> str:
             return f"pod CIDR of {node}"
         if single and address in (rec.ip, rec.ip_v6):
             return f"node {node} (remote-node)"
-    pod = next((p for p in state.pods.values() if single and address in p.ips), None)
+    pod = next((p for p in state.pods.values() if single and address in p.addresses), None)
     return f"pod {pod.key}" if pod else ""
 
 
 def report(state: RunState, node: str, maps_dir: str, programs: list[tuple[str, str]]) -> str:
     """programs: [(program, where it is attached)]."""
-    pods = {ip: p for p in state.pods.values() if not p.host_network for ip in p.ips}
+    pods = {ip: p for p in state.pods.values() if not p.host_network for ip in p.addresses}
     out = [f"# {node}: programs (pinned under {maps_dir.rsplit('/', 1)[0]}/progs)",
            render_table(["PROGRAM", "ATTACHED TO"], programs)]
 
     rows = []
     for key, value in maps.dump(maps_dir, maps.ENDPOINTS):
-        ep = maps.decode_endpoint(key, value)
+        ep = maps.decodejoin_host_port(key, value)
         pod = pods.get(ep["ip"])
         lxc = pod.result["interfaces"][0]["name"] if pod and pod.result else ""
         rows.append([ep["ip"], pod.key if pod else "?", ep["identity"],
@@ -98,10 +99,10 @@ def _services(maps_dir: str, names_of: maps.ServiceMaps, names: dict) -> list[st
     rows = []
     for front, svc in sorted(masters.items()):
         chosen = [backends.get(slots[front].get(s)) for s in range(1, svc["count"] + 1)]
-        listed = ", ".join(_endpoint(b["ip"], b["port"]) if b else "?" for b in chosen)
+        listed = ", ".join(join_host_port(b["ip"], b["port"]) if b else "?" for b in chosen)
         flags = [f for bit, f in maps.SVC_FLAG_NAMES if svc["flags"] & bit]
         empty = "(none: refused)" if svc["flags"] & maps.SVC_REJECT else "(none: dropped)"
-        rows.append([f"{_endpoint(front[0], front[1])}/{front[2]}", names.get(front, "?"),
+        rows.append([f"{join_host_port(front[0], front[1])}/{front[2]}", names.get(front, "?"),
                      svc["rev_nat"], ",".join(flags) or "-", listed or empty])
     flows = maps.dump(maps_dir, names_of.conntrack)
     replies = sum(1 for key, _ in flows if maps.ct_direction(key) == maps.CT_REPLY)
@@ -110,11 +111,6 @@ def _services(maps_dir: str, names_of: maps.ServiceMaps, names: dict) -> list[st
             render_table(["FRONTEND", "SERVICE", "REV-NAT", "FLAGS", "BACKENDS"], rows),
             f"\n# conntrack ({names_of.conntrack}): {len(flows) - replies} Service flows, "
             f"{replies} reply entries"]
-
-
-def _endpoint(ip: str, port: int) -> str:
-    """ip:port, an IPv6 address in brackets."""
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def attached_programs(state: RunState, node: str, tunnel: bool) -> list[tuple[str, str]]:

@@ -154,3 +154,16 @@ def test_the_probe_is_followed_through_each_nat_conntrack_made():
                      ("10.244.1.0", 9894, "10.244.0.5", 8080)}
     assert found["node2"]["reply"]["src"] == "10.244.0.5"
     assert found["node1"]["original"]["sport"] == "38358"
+
+
+def test_an_ipv6_conntrack_line_is_read_with_short_addresses():
+    from testbed.trace import evidence
+    line = ("ipv6     10 tcp      6 117 SYN_SENT src=fd00:0010:0244:0000:0000:0000:0000:0002 "
+            "dst=fd00:0010:0096:0000:0000:0000:0000:ba48 sport=40000 dport=80 [UNREPLIED] "
+            "src=fd00:0010:0244:0001:0000:0000:0000:0004 "
+            "dst=fd00:0010:0244:0000:0000:0000:0000:0002 sport=8080 dport=40000 mark=0 "
+            "zone=0 use=2")
+    entry = evidence.parse_conntrack(line)
+    assert entry["original"] == {"src": "fd00:10:244::2", "dst": "fd00:10:96::ba48",
+                                 "sport": "40000", "dport": "80"}
+    assert entry["reply"]["src"] == "fd00:10:244:1::4" and entry["unreplied"]

@@ -86,3 +86,57 @@ def test_an_empty_capture_is_nothing_seen_and_other_files_are_refused(tmp_path):
     (tmp_path / "text.pcap").write_bytes(b"not a capture at all, just words")
     with pytest.raises(ValueError, match="not a pcap file"):
         pcap.read(str(tmp_path / "text.pcap"))
+
+
+def ipv6(src, dst, proto, body, hops=64):
+    import ipaddress
+    return struct.pack(">IHBB", 6 << 28, len(body), proto, hops) + \
+        ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed + body
+
+
+def vxlan6(vni, inner):
+    ethernet = b"\xf2\x63\xe0\xca\x1e\xc5" + b"\x02\x00\x00\x00\x00\x01" + b"\x86\xdd"
+    return struct.pack(">B3xI", 0x08, vni << 8) + ethernet + inner
+
+
+def sll2_v6(ifindex, pkttype, packet):
+    return struct.pack(">HHIHBB8s", 0x86DD, 0, ifindex, 1, pkttype, 6, b"\0" * 8) + packet
+
+
+def test_ipv6_frames_are_read_and_decoded_with_their_hop_limit(tmp_path):
+    syn = ipv6("fd00:10:244::2", "fd00:10:244:2::2", 6, tcp(40000, 80, 0x02), hops=63)
+    path = tmp_path / "c.pcap"
+    write_pcap(path, [sll2_v6(3, 4, syn)])
+    (seen,) = pcap.sightings(str(path), "node1")
+    assert seen.packet.flow == pcap.Flow("TCP", "fd00:10:244::2", 40000, "fd00:10:244:2::2", 80)
+    assert (seen.packet.ttl, seen.packet.info, seen.direction) == (63, "SYN", "out")
+
+
+def test_ipv6_inside_vxlan_over_either_family():
+    inner = ipv6("fd00:10:244::2", "fd00:10:244:1::2", 17, udp(40000, 53))
+    # flannel-v6.1: IPv6 in IPv6
+    outer6 = ipv6("fd00:192:168:1::11", "fd00:192:168:1::12", 17, udp(50000, 8472,
+                                                                         vxlan6(1, inner)))
+    packet, outer, tunnel = pcap.decode(outer6)
+    assert packet.flow.dst == "fd00:10:244:1::2" and outer.flow.dst == "fd00:192:168:1::12"
+    assert tunnel["vni"] == 1
+    # Cilium's tunnel: IPv6 in IPv4
+    outer4 = ipv4("192.168.1.11", "192.168.1.12", 17, udp(50000, 8472, vxlan6(256, inner)))
+    packet, outer, tunnel = pcap.decode(outer4)
+    assert packet.flow.src == "fd00:10:244::2" and outer.flow.src == "192.168.1.11"
+    assert tunnel["vni"] == 256
+
+
+def test_icmpv6_echo_errors_and_neighbour_discovery():
+    echo = ipv6("fd00::1", "fd00::2", 58, struct.pack(">BBHHH", 128, 0, 0, 4242, 1))
+    packet = pcap.decode_ip(echo)
+    assert (packet.flow.protocol, packet.flow.sport, packet.info, packet.icmp_type) == \
+        ("ICMP", 4242, "echo request", 8)  # ICMP's numbering, as the tracer reads it
+    quoted = ipv6("fd00::2", "fd00::9", 17, udp(40000, 53))
+    error = pcap.decode_ip(ipv6("fd00::1", "fd00::2", 58,
+                                struct.pack(">BBHI", 1, 4, 0, 0) + quoted))
+    assert (error.info, error.icmp_type) == ("port unreachable", 3)
+    assert error.quoted.flow.dport == 53
+    solicitation = pcap.decode_ip(ipv6("fd00::2", "ff02::1:ff00:1", 58,
+                                       struct.pack(">BBHI16s", 135, 0, 0, 0, bytes(16))))
+    assert solicitation.info == "neighbour solicitation" and solicitation.flow.sport == 0

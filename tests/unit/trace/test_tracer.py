@@ -126,3 +126,19 @@ def test_a_retransmitted_syn_is_shown_once_and_counted():
             ((1, "pod"), (2, "node1"), (3, "node2"), (4, "pod"), (5, "node1"), (6, "node2"))]
     first, again = tracer._first_transmission(seen)
     assert [s.time for s in first] == [1, 2, 3] and again == 1
+
+
+def test_a_dual_stack_target_is_its_address_of_the_family_asked():
+    state = state_from(STATE)
+    state.ip_family = "dual"
+    pod = state.pods["default/node1-pod1"]
+    pod.ips = [pod.ip, "fd00:10:244::2"]
+    assert tracer.resolve(state, "node1-pod1", family="IPv6").ip == "fd00:10:244::2"
+    assert tracer.resolve(state, "fd00:10:244::2").name == "default/node1-pod1"
+    with pytest.raises(TestbedError, match="shop/web-1 has no IPv6 address"):
+        tracer.resolve(state, "shop/web-1", family="IPv6")
+    with pytest.raises(TestbedError, match="service shop/web has no IPv6 ClusterIP"):
+        tracer.resolve(state, "shop/svc/web", family="IPv6")
+    state.ip_family = "ipv4"
+    with pytest.raises(TestbedError, match="cluster t has no IPv6"):
+        tracer.resolve(state, "node1-pod1", family="IPv6")

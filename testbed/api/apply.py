@@ -183,7 +183,7 @@ def apply(cluster: Applying, loaded: Manifests) -> Result:
         elif isinstance(obj, kinds.Service):
             key = f"{obj.namespace}/{obj.name}"
             before = copy.deepcopy(state.services.get(key))
-            after = services.add(state, obj, cluster.spec.load_balancer_pool)
+            after = services.add(state, obj, cluster.spec.load_balancer_addresses)
             word = _outcome(before, after)
             result.created.append(f"service/{obj.name} {word}")
             if word != "unchanged":

@@ -193,9 +193,9 @@ def services(state: RunState, namespace: str | None = None) -> list:
         if ports:
             spec["ports"] = ports
         status = {"loadBalancer": {}}
-        if rec.load_balancer_ip:
-            status["loadBalancer"] = {"ingress": [{"ip": rec.load_balancer_ip,
-                                                   "ipMode": "VIP"}]}
+        if rec.all_load_balancer_ips:  # an address of each family, MetalLB's order
+            status["loadBalancer"] = {"ingress": [{"ip": ip, "ipMode": "VIP"}
+                                                  for ip in rec.all_load_balancer_ips]}
         out.append({"apiVersion": "v1", "kind": "Service",
                     "metadata": _meta(name, ns, created=rec.created),
                     "spec": spec, "status": status})

@@ -44,7 +44,7 @@ class ServiceController:
         self.refusals = refusals or Refusals()
         self.applied = {}  # key -> fingerprint carried into the cluster
         self.refused = {}  # key -> the fingerprint the cluster refused
-        self.reported = {}  # key -> load-balancer address written
+        self.reported = {}  # key -> load-balancer addresses written
 
     def sync(self, cluster: Applying) -> None:
         api = {key_of(s): s for s in self.client.get("/api/v1/services")["items"]}
@@ -70,8 +70,8 @@ class ServiceController:
             self.client.request("DELETE", f"/api/v1/namespaces/{namespace}/services/{name}")
         for key, svc in api.items():
             record = services.get(key)
-            if record is not None and record.load_balancer_ip:
-                self._report(svc, record.load_balancer_ip)
+            if record is not None and record.all_load_balancer_ips:
+                self._report(svc, record.all_load_balancer_ips)
 
     def _mirrored(self, api) -> set:
         """Services the cluster made itself and wrote into the API: already in the cluster."""
@@ -83,10 +83,10 @@ class ServiceController:
         self.client.mirror(f"/api/v1/namespaces/{key.split('/', 1)[0]}/services",
                            mirror_of(state, key))
 
-    def _report(self, svc: dict, address: str) -> None:
+    def _report(self, svc: dict, addresses: list[str]) -> None:
         key = key_of(svc)
-        ingress = [{"ip": address, "ipMode": "VIP"}]
-        if self.reported.get(key) == address and \
+        ingress = [{"ip": address, "ipMode": "VIP"} for address in addresses]
+        if self.reported.get(key) == addresses and \
                 (svc.get("status") or {}).get("loadBalancer", {}).get("ingress") == ingress:
             return
         meta = svc["metadata"]
@@ -95,4 +95,4 @@ class ServiceController:
                      f"{meta['name']}/status", {"status": {"loadBalancer": {
                          "ingress": ingress}}}, "application/merge-patch+json")
         if code == 200:
-            self.reported[key] = address
+            self.reported[key] = addresses

@@ -92,7 +92,7 @@ class IngressController:
         services.add(state, kinds.Service(
             NAME, NAMESPACE, "LoadBalancer", dict(LABELS),
             (kinds.ServicePort(80, 80, "http"), kinds.ServicePort(443, 443, "https")),
-            source="the ingress controller"), cluster.spec.load_balancer_pool)
+            source="the ingress controller"), cluster.spec.load_balancer_addresses)
         state.ingress = {"pod": pod.key, "dir": self.directory}
         state.save()
 

@@ -17,7 +17,7 @@ rules up to date.
 import ipaddress
 import time
 from collections.abc import Sequence
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from testbed.errors import TestbedError
 from testbed.kubeproxy import endpointslices
@@ -42,10 +42,11 @@ API_SERVER_PORT = 6443  # where kube-apiserver listens on its node, behind defau
 
 
 def add(state: RunState, svc: kinds.Service,
-        load_balancer_pool: Sequence[IPv4Address] = ()) -> ServiceRecord:
+        load_balancer_pool: Sequence[IPv4Address | IPv6Address] = ()) -> ServiceRecord:
     """Record a kinds.Service (new, or changed in place); returns its record. A
-    LoadBalancer gets the first free address of the pool, or stays <pending> as with no
-    load-balancer controller."""
+    LoadBalancer gets the first free address of the pool of each of its IP families (the
+    pool holds both families' addresses in a cluster with IPv6), or stays <pending> as with
+    no load-balancer controller."""
     services = state.services
     key = f"{svc.namespace}/{svc.name}"
     old = services.get(key) or ServiceRecord()
@@ -66,11 +67,14 @@ def add(state: RunState, svc: kinds.Service,
                                    "taken")
             used.add(node_port)
         ports.append(ServicePortRecord(p.port, p.target_port, p.name, node_port, p.protocol))
-    lb_ip = ""
+    lb_ips: list[str] = []
     if svc.type == "LoadBalancer":
-        taken = {r.load_balancer_ip for k, r in services.items() if k != key}
-        lb_ip = old.load_balancer_ip or next(
-            (str(ip) for ip in load_balancer_pool if str(ip) not in taken), "")
+        taken = {ip for k, r in services.items() if k != key for ip in r.all_load_balancer_ips}
+        for family in families:
+            kept = [ip for ip in old.all_load_balancer_ips if family_of(ip) == family]
+            free = (str(ip) for ip in load_balancer_pool
+                    if family_of(str(ip)) == family and str(ip) not in taken)
+            lb_ips += kept[:1] or [found for found in [next(free, "")] if found]
     health = 0
     if svc.type == "LoadBalancer" and svc.external_traffic_policy == "Local":
         # the API server allocates it from the node-port range, as a node port
@@ -81,12 +85,13 @@ def add(state: RunState, svc: kinds.Service,
                                "taken")
     record = ServiceRecord(svc.type, cluster_ips[0] if cluster_ips else "",
                            dict(svc.selector), ports,
-                           svc.session_affinity, svc.external_name, lb_ip,
+                           svc.session_affinity, svc.external_name, lb_ips[0] if lb_ips else "",
                            old.created or time.time(), svc.external_traffic_policy,
                            svc.internal_traffic_policy, list(svc.external_ips),
                            list(svc.source_ranges), health, svc.affinity_timeout,
                            svc.topology_mode, old.addresses,
-                           [ip for ip in cluster_ips if ip != "None"], families, policy)
+                           [ip for ip in cluster_ips if ip != "None"], families, policy,
+                           lb_ips)
     services[key] = record
     return record
 
@@ -218,7 +223,7 @@ def service_ports(state: RunState) -> list[ServicePort]:
             def mine(addresses, family=family):
                 return tuple(a for a in addresses if family_of(a.strip().split("/")[0]) ==
                              family)
-            lb = (record.load_balancer_ip,) if record.load_balancer_ip else ()
+            lb = tuple(record.all_load_balancer_ips)
             for port in record.ports:
                 found = eps[port.name or str(port.port)]
                 out.append(ServicePort(

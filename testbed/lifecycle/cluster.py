@@ -85,6 +85,7 @@ class Cluster:
             self.policy = policy_nft.Enforcer(self.mode.policy_hook)
         self.nodes = {}      # name -> NodeContext
         self.routers = {}    # name -> netns.Namespace of the rack router(s)
+        self.hosts = {}      # name -> netns.Namespace of a host outside the cluster
         self.runtime = Runtime(state)
         self.control_plane = None  # ControlPlane: etcd and the API server, when wanted
         self.wants_control_plane = False
@@ -93,7 +94,7 @@ class Cluster:
         self.build_progress = BuildProgress(self.timings)  # up() gives it a reporter
         # what the mode sees of this cluster (modes/base.py); it shares the dicts above
         self.context = ClusterContext(spec, state, self.nodes, self.routers, self.caps,
-                                      self.timings)
+                                      self.timings, self.hosts)
         # kube-proxy in the topology's mode, or what the CNI mode runs instead
         self.proxies = self.mode.service_proxy(self.context) \
             if self.mode is not None and self.mode.kube_proxy_replacement \
@@ -272,6 +273,7 @@ class Cluster:
             self.state.routers = {"router": HostRecord(router.pid)}
         if spec.external_client:
             client = self.underlay.host(EXTERNAL_NAME)
+            self.hosts[EXTERNAL_NAME] = netns.node_namespace(EXTERNAL_NAME, client.pid)
             self.state.hosts = {EXTERNAL_NAME: HostRecord(client.pid, str(spec.external_ip.ip))}
         self.state.save()
 

@@ -43,6 +43,7 @@ class ClusterContext:
     routers: dict[str, Namespace] = field(default_factory=dict)  # a rack router's, by name
     caps: dict[str, bool] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    hosts: dict[str, Namespace] = field(default_factory=dict)  # outside the cluster: external
 
 
 class PodHost(Protocol):

@@ -134,6 +134,15 @@ class ServiceRecord:
     cluster_ips: list[str] = field(default_factory=list)
     ip_families: list[str] = field(default_factory=list)  # "IPv4", "IPv6"
     ip_family_policy: str = ""                           # as the API server settled it
+    # a LoadBalancer's addresses, one per IP family of the Service (load_balancer_ip: the
+    # first), as MetalLB gives a dual-stack Service one of each pool's
+    load_balancer_ips: list[str] = field(default_factory=list)
+
+    @property
+    def all_load_balancer_ips(self) -> list[str]:
+        """Its LoadBalancer addresses (a record older than load_balancer_ips: its one)."""
+        return self.load_balancer_ips or ([self.load_balancer_ip] if self.load_balancer_ip
+                                          else [])
 
     @property
     def all_cluster_ips(self) -> list[str]:

@@ -136,6 +136,21 @@ class ClusterSpec:
         return tuple(reversed(pool))
 
     @property
+    def load_balancer_addresses(self) -> tuple:
+        """Both families' pools (what LoadBalancer Services are given addresses from)."""
+        return self.load_balancer_pool + self.load_balancer_pool_v6
+
+    @property
+    def load_balancer_pool_v6(self) -> tuple[ipaddress.IPv6Address, ...]:
+        """The IPv6 pool of a cluster with IPv6: the first rack's IPv6 addresses written with
+        the IPv4 pool's digits (192.168.1.240 -> fd00:192:168:1::240)."""
+        subnet = self.racks[0].subnet_v6
+        if subnet is None:
+            return ()
+        return tuple(host_v6(subnet, int(str(ip).rsplit(".", 1)[1])).ip
+                     for ip in self.load_balancer_pool)
+
+    @property
     def external_ip(self) -> ipaddress.IPv4Interface:
         """The external client's address: the first rack's last usable one."""
         subnet = self.racks[0].subnet

@@ -107,7 +107,7 @@ def resolve(state: RunState, name: str, namespace: str = "default",
                            f"{state.name} has that name, and it is no IP address (a Service: "
                            "svc/NAME)")
     for key, svc in state.services.items():
-        if ip in svc.all_cluster_ips or svc.load_balancer_ip == ip:
+        if ip in svc.all_cluster_ips or ip in svc.all_load_balancer_ips:
             return _service(state, key, ip)
     for key, pod in state.pods.items():
         if ip in pod.addresses:

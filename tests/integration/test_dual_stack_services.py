@@ -67,6 +67,15 @@ metadata: {name: plain}
 spec:
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: lb}
+spec:
+  type: LoadBalancer
+  ipFamilyPolicy: RequireDualStack
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
 """
 
 
@@ -161,6 +170,28 @@ def test_a_require_dual_stack_service_answers_on_both_cluster_ips_and_node_ports
     # the client's own address arrives over IPv6, as netexec reports it
     client = answers(cluster, "node1-pod1", f"http://[{spec['clusterIPs'][1]}]/clientip")
     assert client.startswith("[fd00:10:244::")
+
+
+def test_a_dual_stack_load_balancer_has_an_address_of_each_family_announced_by_arp_and_ndp(
+        cluster):
+    ingress = json.loads(kubectl(cluster, "get", "svc", "lb", "-o", "json"))["status"][
+        "loadBalancer"]["ingress"]
+    addresses = [entry["ip"] for entry in ingress]
+    assert [ipaddress.ip_address(ip).version for ip in addresses] == [4, 6]
+    v4, v6 = addresses  # the first rack's pools: the same digits in both families
+    assert v6.endswith("::" + v4.rsplit(".", 1)[1])
+    state = RunState.load(run_dir_for(cluster[0]))
+    if "router" not in state.routers:
+        pytest.skip("one rack: no host outside the nodes to reach the addresses from")
+    names = {p["metadata"]["name"] for p in json.loads(kubectl(
+        cluster, "get", "pods", "-l", "app=web", "-o", "json"))["items"]}
+    def from_router(url):
+        return run_testbed("exec", "router", "--name", cluster[0], "--", "curl", "-s", "-m",
+                           "3", "-g", url).stdout
+
+    for ip in addresses:  # from the router: found by ARP or neighbour discovery on rack1
+        url = f"http://{bracket(ip)}/hostname"
+        assert wait_until(lambda url=url: from_router(url) in names, 10, 0.2), url
 
 
 def test_a_single_stack_ipv6_service_answers_on_ipv6_and_resolves_to_aaaa_only(cluster):

@@ -51,7 +51,7 @@ def report(state: RunState, node: str, maps_dir: str, programs: list[tuple[str, 
 
     rows = []
     for key, value in maps.dump(maps_dir, maps.ENDPOINTS):
-        ep = maps.decodejoin_host_port(key, value)
+        ep = maps.decode_endpoint(key, value)
         pod = pods.get(ep["ip"])
         lxc = pod.result["interfaces"][0]["name"] if pod and pod.result else ""
         rows.append([ep["ip"], pod.key if pod else "?", ep["identity"],

@@ -129,6 +129,7 @@ class OpenflowMode(Mode):
                 self._wait_for_flow(node, "ipv6_dst", node.facts["gateway_v6"])
         if self.dp_type == "netdev":
             self._resolve_tunnel_neighbours(cluster)
+            self._full_checksums_outside(cluster)
         cluster.state.update(mode_facts={
             "datapath": self.dp_type, "description": self.describe_datapath(None, cluster.caps),
             "control_socket": self.controller.control_socket,
@@ -198,6 +199,18 @@ class OpenflowMode(Mode):
                  if gateway]
         for proc in pings:
             proc.wait()
+
+    @staticmethod
+    def _full_checksums_outside(cluster):
+        """The hosts outside the nodes (rack routers, the external client) send TCP and UDP
+        with the checksum left to the NIC (a veth's offload); OVS's userspace datapath
+        forwards such packets into br-phy as they are, and the node's stack drops them
+        uncounted (no conntrack entry, no NodePort or LoadBalancer reached). Their own
+        stacks compute the checksums instead, as br-phy's does."""
+        for host in (*cluster.routers.values(), *cluster.hosts.values()):
+            for link in host.ip_json("link", "show"):
+                if link["ifname"] != "lo":
+                    host.run("ethtool", "-K", link["ifname"], "tx", "off")
 
     @staticmethod
     def _wait_for_device(node, name, timeout=5.0):

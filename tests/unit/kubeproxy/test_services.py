@@ -133,3 +133,23 @@ def test_an_ipv6_only_cluster_s_services_are_ipv6_with_the_api_server_and_dns_at
     config = dns.render_config("/d", ipv6=True)
     assert "ip-address: ::\n  do-ip4: no\n  do-ip6: yes" in config
     assert "0.0.0.0" not in config
+
+
+def test_a_dual_stack_load_balancer_gets_an_address_of_each_pool():
+    state = dual_state()
+    pool = POOL + (ipaddress.IPv6Address("fd00:192:168:1::240"),
+                   ipaddress.IPv6Address("fd00:192:168:1::241"))
+    rec = services.add(state, Service("a", "shop", "LoadBalancer", {"app": "a"},
+                                      (ServicePort(80, 8080),),
+                                      ip_family_policy="RequireDualStack"), pool)
+    assert rec.load_balancer_ips == ["192.168.1.240", "fd00:192:168:1::240"]
+    assert rec.load_balancer_ip == "192.168.1.240"
+    single = services.add(state, lb("b"), pool)  # SingleStack IPv4: one address
+    assert single.load_balancer_ips == ["192.168.1.241"]
+    again = services.add(state, Service("a", "shop", "LoadBalancer", {"app": "a"},
+                                         (ServicePort(80, 8080),),
+                                         ip_family_policy="RequireDualStack"), pool)
+    assert again.load_balancer_ips == rec.load_balancer_ips  # applied again: kept
+    ports = [p for p in services.service_ports(state) if p.name == "a"]
+    assert [(p.family, p.load_balancer_ips) for p in ports] == [
+        ("IPv4", ("192.168.1.240",)), ("IPv6", ("fd00:192:168:1::240",))]

@@ -982,6 +982,61 @@ drop:
 	return TC_ACT_SHOT;
 }
 
+/* The same for IPv6: an ICMPv6 destination unreachable (port unreachable) from the Service's
+ * address, quoting the packet's IPv6 header and first 8 bytes. */
+static __always_inline int reject6(struct __sk_buff *skb, struct tuple *t, int prog)
+{
+	struct {
+		struct ipv6hdr ip;
+		struct {
+			__u8 type, code;
+			__u16 checksum;
+			__u32 unused;
+			__u8 quoted[48];
+		} icmp;
+	} __attribute__((packed, aligned(4))) out = {};
+	struct {
+		union v6addr saddr, daddr;
+		__be32 len, next;
+	} __attribute__((aligned(4))) pseudo = {};
+	__u8 macs[2 * ETH_ALEN], swapped[2 * ETH_ALEN];
+	__s64 sum;
+
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, out.icmp.quoted, sizeof(out.icmp.quoted)) < 0 ||
+	    bpf_skb_load_bytes(skb, 0, macs, sizeof(macs)) < 0 ||
+	    bpf_skb_change_tail(skb, ETH_HLEN + sizeof(out), 0) < 0)
+		goto drop;
+	__builtin_memcpy(swapped, macs + ETH_ALEN, ETH_ALEN);
+	__builtin_memcpy(swapped + ETH_ALEN, macs, ETH_ALEN);
+	out.ip.version = 6;
+	out.ip.payload_len = bpf_htons(sizeof(out.icmp));
+	out.ip.nexthdr = IPPROTO_ICMPV6;
+	out.ip.hop_limit = 64;
+	__builtin_memcpy(&out.ip.saddr, &t->daddr, 16);
+	__builtin_memcpy(&out.ip.daddr, &t->saddr, 16);
+	out.icmp.type = ICMPV6_DEST_UNREACH;
+	out.icmp.code = ICMPV6_PORT_UNREACH;
+	pseudo.saddr = t->daddr;
+	pseudo.daddr = t->saddr;
+	pseudo.len = bpf_htonl(sizeof(out.icmp));
+	pseudo.next = bpf_htonl(IPPROTO_ICMPV6);
+	sum = bpf_csum_diff(0, 0, (__be32 *)&pseudo, sizeof(pseudo), 0);
+	if (sum < 0)
+		goto drop;
+	sum = bpf_csum_diff(0, 0, (__be32 *)&out.icmp, sizeof(out.icmp), sum);
+	if (sum < 0)
+		goto drop;
+	out.icmp.checksum = csum_fold(sum);
+	if (bpf_skb_store_bytes(skb, 0, swapped, sizeof(swapped), 0) < 0 ||
+	    bpf_skb_store_bytes(skb, ETH_HLEN, &out, sizeof(out), 0) < 0)
+		goto drop;
+	count(skb, prog, R_REJECT_NO_BACKEND);
+	return bpf_redirect(skb->ifindex, prog == PROG_HOST ? BPF_F_INGRESS : 0);
+drop:
+	count(skb, prog, R_DROP_NO_BACKEND);
+	return TC_ACT_SHOT;
+}
+
 static __always_inline int handle(struct __sk_buff *skb, int prog, int routed)
 {
 	struct node_config *cfg = config();
@@ -995,12 +1050,8 @@ static __always_inline int handle(struct __sk_buff *skb, int prog, int routed)
 	flags = rev_nat(skb, &t, prog);
 	if (flags < 0) {
 		rc = lb(skb, &t, cfg, prog);
-		if (rc == -2) {
-			if (!IS_V6(&t))
-				return reject(skb, &t, prog);
-			count(skb, prog, R_DROP_NO_BACKEND); /* no ICMPv6 answer is built */
-			return TC_ACT_SHOT;
-		}
+		if (rc == -2)
+			return IS_V6(&t) ? reject6(skb, &t, prog) : reject(skb, &t, prog);
 		if (rc < 0)
 			return TC_ACT_SHOT;
 		if (rc == 0 && t.dport) {

@@ -156,7 +156,7 @@ def test_openflow_dual_stack_across_racks(make_cluster):
 
 @pytest.mark.parametrize("topo, routing", [("default.yaml", "native"),
                                            ("two-racks.yaml", "tunnel")])
-def test_ebpf_dual_stack_in_both_routings(make_cluster, topo, routing):
+def test_ebpf_dual_stack_in_both_routings(make_cluster, tmp_path, topo, routing):
     """Cilium's IPv6 side: endpoint and ipcache entries of both families, IPv6 through
     bpf_fib_lookup (native) or over the IPv4 tunnel, the pod's gateway answered by the
     program's neighbour advertisement, the lb6/ct6 maps pinned beside the lb4/ct4 ones."""
@@ -192,10 +192,28 @@ def test_ebpf_dual_stack_in_both_routings(make_cluster, topo, routing):
     if routing == "native":  # autoDirectNodeRoutes of IPv6, via the peer's IPv6 address
         assert f"via {peer.ip_v6.ip} dev eth0" in routes
         assert counters.get(("cil_from_container", "to-netdev"), 0) > 0
+        # an IPv6 Service without endpoints is refused by ICMPv6 port unreachable, as an
+        # IPv4 one is by ICMP's (kube-proxy's REJECT)
+        (tmp_path / "empty.yaml").write_text(EMPTY)
+        apply.apply(cluster, manifests.load(str(tmp_path / "empty.yaml")))
+        ip = state.services["default/empty"].all_cluster_ips[1]
+        refused = subprocess.run(netns.in_pod(record.netns, [
+            "curl", "-s", "-m", "3", "-g", f"http://[{ip}]/"]), capture_output=True, text=True)
+        assert refused.returncode == 7  # curl: could not connect (refused), not a timeout
     else:
         assert "dev cilium_host" in routes
         assert counters.get(("cil_from_container", "to-overlay"), 0) > 0
 
+
+EMPTY = """\
+apiVersion: v1
+kind: Service
+metadata: {name: empty}
+spec:
+  ipFamilyPolicy: RequireDualStack
+  selector: {app: nobody}
+  ports: [{port: 80}]
+"""
 
 SERVER = """\
 apiVersion: v1

@@ -58,9 +58,11 @@ def check_proxy_mode(spec: ClusterSpec, caps: dict[str, bool]) -> None:
     if lacking:
         serving = [name for name in proxy_mode_names()
                    if all(f in get_proxy_mode(name).ip_families for f in spec.families)]
+        named = " or ".join([", ".join(serving[:-1]), serving[-1]] if len(serving) > 1
+                            else serving)
         raise TestbedError(f"{spec.path}: ipFamily {spec.ip_family}: kube-proxy mode "
                            f"{proxy.name} serves no {' or '.join(lacking)} Services here yet; "
-                           f"kubeProxy: {{mode: {' or '.join(serving)}}} does")
+                           f"kubeProxy: {{mode: {named}}} does")
     missing = doctor.missing_for(tuple(proxy.needs), caps)
     if missing:
         usable = [name for name in proxy_mode_names()

@@ -13,6 +13,7 @@ import pytest
 
 from testbed.host import netns
 from testbed.host.waiting import wait_until
+from testbed.kubeproxy.modes import get_proxy_mode
 from testbed.lifecycle import doctor
 from testbed.model.state import RunState, run_dir_for
 from testbed.modes import get_mode
@@ -79,16 +80,20 @@ spec:
 """
 
 
-# (mode, kube-proxy's mode): every mode that builds dual-stack, and kube-proxy's two modes
-# with IPv6 here; host-gw on one rack, as it must be; ebpf replaces kube-proxy ("bpf")
-CASES = [("vxlan", "iptables"), ("vxlan", "nftables"), ("host-gw", "iptables"),
-         ("bgp", "iptables"), ("openflow", "iptables"), ("ebpf", "bpf")]
+# (mode, kube-proxy's mode): every mode that builds dual-stack, and kube-proxy's modes with
+# IPv6 (ipvs where the kernel has IPVS: the VM); host-gw on one rack, as it must be; ebpf
+# replaces kube-proxy ("bpf")
+CASES = [("vxlan", "iptables"), ("vxlan", "nftables"), ("vxlan", "ipvs"),
+         ("host-gw", "iptables"), ("bgp", "iptables"), ("openflow", "iptables"),
+         ("ebpf", "bpf")]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=["-".join(case) for case in CASES])
 def cluster(request, tmp_path_factory, caps):
     mode, proxy_mode = request.param
     missing = doctor.missing_for(get_mode(mode).requires, caps)
+    if proxy_mode != "bpf":
+        missing += doctor.missing_for(tuple(get_proxy_mode(proxy_mode).needs), caps)
     if missing or not os.access(KUBECTL, os.X_OK):
         pytest.skip(f"needs {', '.join(missing) or 'kubectl in the venv'}")
     before, name = Footprint(), unique_name()
@@ -219,6 +224,13 @@ def test_endpoint_slices_per_address_type_and_kube_proxy_s_ipv6_rules(cluster):
                                capture_output=True, text=True, check=True).stdout
         assert f"-A KUBE-SERVICES -d {v6}/128 -p tcp -m tcp --dport 80" in saved
         assert "-j DNAT --to-destination [fd00:10:244:" in saved
+    elif cluster[2] == "ipvs":  # kube-proxy's KUBE-6-* sets and IPv6 virtual servers
+        listed = subprocess.run(netns.in_pod(node2, ["ipset", "list", "KUBE-6-CLUSTER-IP"]),
+                                capture_output=True, text=True, check=True).stdout
+        assert f"{v6},tcp:80" in listed
+        servers = subprocess.run(netns.in_pod(node2, ["ipvsadm", "-Ln"]),
+                                 capture_output=True, text=True, check=True).stdout
+        assert f"TCP  [{v6}]:80 rr" in servers and "-> [fd00:10:244:" in servers
     elif cluster[2] == "bpf":  # Cilium's IPv6 service maps, kube-proxy replaced
         shown = run_testbed("bpf", "node2", "--name", cluster[0], check=True).stdout
         v6_maps = shown[shown.index("# services (cilium_lb6_services_v2"):]

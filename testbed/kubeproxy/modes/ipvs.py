@@ -17,6 +17,11 @@ without endpoints is not refused (its virtual server has no real server).
 
 render() is pure; commands() diffs two renders into ipvsadm-restore, ipset restore and
 `ip -batch` input.
+
+Dual-stack: the IPv6 proxier writes the same, as kube-proxy's does: its ipsets are named
+KUBE-6-* (kube-proxy's prefix for IPv6 sets, cut at ipset's 31 characters) and hold inet6
+entries, its rules go to ip6tables, its virtual servers and real servers are written
+`[address]:port`, and kube-ipvs0 holds its addresses as /128.
 """
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +30,7 @@ from testbed.kubeproxy.applier import ProxyApplier, hook
 from testbed.kubeproxy.modes import register
 from testbed.kubeproxy.modes.iptables import BASE_JUMPS, FORWARD_RULES
 from testbed.kubeproxy.types import MASQ_MARK, ServicePort, firewall_sources, topology_endpoints
+from testbed.manifests.families import IPV4, IPV6, join_host_port
 from testbed.model.context import NodeContext
 
 DEVICE = "kube-ipvs0"
@@ -61,43 +67,61 @@ SYSCTLS = [  # kube-proxy's settings for IPVS: conntrack for masquerading, fast 
 ]
 
 
-def nat_rules(pod_cidr: str) -> str:
-    """The fixed filter and nat chains (iptables-restore --noflush input), matching kube-proxy's
-    ipsets: KUBE-FORWARD, health-check node ports accepted, load-balancer source ranges
-    (KUBE-PROXY-FIREWALL, KUBE-SOURCE-RANGES-FIREWALL), and KUBE-IPVS-FILTER, which refuses a
-    new connection to an address on kube-ipvs0 but no Service's port of it."""
+IPSET_NAME_MAX = 31
+
+
+def set_name(name: str, family: str = IPV4) -> str:
+    """An ipset's name for a family: kube-proxy's IPv6 sets are KUBE-6-*, cut at 31
+    characters (KUBE-6-LOAD-BALANCER-SOURCE-CIDR becomes KUBE-6-LOAD-BALANCER-SOURCE-CID)."""
+    if family != IPV6:
+        return name
+    return name.replace("KUBE-", "KUBE-6-", 1)[:IPSET_NAME_MAX]
+
+
+def set_type(kind: str, family: str = IPV4) -> str:
+    """`ipset create` type and options: a hash set of IPv6 entries says `family inet6`."""
+    return f"{kind} family inet6" if family == IPV6 and kind.startswith("hash:") else kind
+
+
+def nat_rules(pod_cidr: str, family: str = IPV4) -> str:
+    """The fixed filter and nat chains (iptables-restore --noflush input, ip6tables-restore's
+    for IPv6), matching kube-proxy's ipsets: KUBE-FORWARD, health-check node ports accepted,
+    load-balancer source ranges (KUBE-PROXY-FIREWALL, KUBE-SOURCE-RANGES-FIREWALL), and
+    KUBE-IPVS-FILTER, which refuses a new connection to an address on kube-ipvs0 but no
+    Service's port of it."""
+    (cluster_ip, load_balancer, external_ip, loop_back, node_port_tcp, node_port_udp,
+     node_port_sctp, lb_firewall, lb_sources, health_checks, ipvs_ips) = (
+        set_name(name, family) for name in IPSETS)  # chains keep their names in ip6tables
     match = "-m set --match-set"
     ret = [f"-A KUBE-IPVS-FILTER {match} {name} dst,dst -j RETURN"
-           for name in ("KUBE-LOAD-BALANCER", "KUBE-CLUSTER-IP", "KUBE-EXTERNAL-IP")]
+           for name in (load_balancer, cluster_ip, external_ip)]
     return "\n".join([
         "*filter", *[f":{chain} - [0:0]" for chain in FILTER_CHAINS],
         *[f"-A KUBE-FORWARD {rule}" for rule in FORWARD_RULES[1:]],  # no INVALID drop here
-        f"-A KUBE-NODE-PORT {match} KUBE-HEALTH-CHECK-NODE-PORT dst -j ACCEPT",
-        f"-A KUBE-PROXY-FIREWALL {match} KUBE-LOAD-BALANCER-FW dst,dst "
-        "-j KUBE-SOURCE-RANGES-FIREWALL",
-        f"-A KUBE-SOURCE-RANGES-FIREWALL {match} KUBE-LOAD-BALANCER-SOURCE-CIDR dst,dst,src "
-        "-j RETURN",
+        f"-A KUBE-NODE-PORT {match} {health_checks} dst -j ACCEPT",
+        f"-A KUBE-PROXY-FIREWALL {match} {lb_firewall} dst,dst -j KUBE-SOURCE-RANGES-FIREWALL",
+        f"-A KUBE-SOURCE-RANGES-FIREWALL {match} {lb_sources} dst,dst,src -j RETURN",
         "-A KUBE-SOURCE-RANGES-FIREWALL -j DROP",
-        *ret, f"-A KUBE-IPVS-FILTER {match} KUBE-HEALTH-CHECK-NODE-PORT dst -j RETURN",
-        f"-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW {match} KUBE-IPVS-IPS dst -j REJECT",
+        *ret, f"-A KUBE-IPVS-FILTER {match} {health_checks} dst -j RETURN",
+        f"-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW {match} {ipvs_ips} dst -j REJECT",
         "COMMIT",
         "*nat",
         ":KUBE-SERVICES - [0:0]", ":KUBE-POSTROUTING - [0:0]", ":KUBE-MARK-MASQ - [0:0]",
         ":KUBE-NODE-PORT - [0:0]", ":KUBE-LOAD-BALANCER - [0:0]",
         f'-A KUBE-SERVICES ! -s {pod_cidr} -m comment --comment "Kubernetes service cluster ip '
-        f'+ port for masquerade purpose" {match} KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ',
-        f"-A KUBE-SERVICES {match} KUBE-LOAD-BALANCER dst,dst -j KUBE-LOAD-BALANCER",
+        f'+ port for masquerade purpose" {match} {cluster_ip} dst,dst -j KUBE-MARK-MASQ',
+        f"-A KUBE-SERVICES {match} {load_balancer} dst,dst -j KUBE-LOAD-BALANCER",
         f'-A KUBE-SERVICES -m comment --comment "Kubernetes service external ip + port for '
-        f'masquerade and filter purpose" {match} KUBE-EXTERNAL-IP dst,dst -j KUBE-MARK-MASQ',
+        f'masquerade and filter purpose" {match} {external_ip} dst,dst -j KUBE-MARK-MASQ',
         "-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT",
-        f"-A KUBE-SERVICES {match} KUBE-CLUSTER-IP dst,dst -j ACCEPT",
-        f"-A KUBE-SERVICES {match} KUBE-LOAD-BALANCER dst,dst -j ACCEPT",
-        f"-A KUBE-NODE-PORT -p tcp {match} KUBE-NODE-PORT-TCP dst -j KUBE-MARK-MASQ",
-        f"-A KUBE-NODE-PORT -p udp {match} KUBE-NODE-PORT-UDP dst -j KUBE-MARK-MASQ",
-        f"-A KUBE-NODE-PORT -p sctp {match} KUBE-NODE-PORT-SCTP-HASH dst,dst -j KUBE-MARK-MASQ",
+        f"-A KUBE-SERVICES {match} {cluster_ip} dst,dst -j ACCEPT",
+        f"-A KUBE-SERVICES {match} {load_balancer} dst,dst -j ACCEPT",
+        f"-A KUBE-NODE-PORT -p tcp {match} {node_port_tcp} dst -j KUBE-MARK-MASQ",
+        f"-A KUBE-NODE-PORT -p udp {match} {node_port_udp} dst -j KUBE-MARK-MASQ",
+        f"-A KUBE-NODE-PORT -p sctp {match} {node_port_sctp} dst,dst -j KUBE-MARK-MASQ",
         "-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ",
         f'-A KUBE-POSTROUTING -m comment --comment "Kubernetes endpoints dst ip:port, source ip '
-        f'for solving hairpin purpose" {match} KUBE-LOOP-BACK dst,dst,src -j MASQUERADE',
+        f'for solving hairpin purpose" {match} {loop_back} dst,dst,src -j MASQUERADE',
         f"-A KUBE-POSTROUTING -m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN",
         f"-A KUBE-POSTROUTING -j MARK --xor-mark {MASQ_MARK}",
         "-A KUBE-POSTROUTING -j MASQUERADE --random-fully",
@@ -119,7 +143,8 @@ def render(service_ports: list[ServicePort], node_ip: str, node: str = "",
     """Node `node`'s view (in topology zone `zone`); a traffic policy Local leaves only its
     own endpoints as real servers of the internal (ClusterIP) or external (NodePort, LB,
     external IP) servers — all of them where it has none, as kube-proxy's IPVS mode lets
-    local pods through; topology hints narrow the rest to the zone's."""
+    local pods through; topology hints narrow the rest to the zone's. Sets are keyed by
+    their IPv4 names (commands() names them for the family)."""
     st = IpvsState()
     for sp in service_ports:
         persistence = sp.affinity_timeout if sp.affinity else 0
@@ -159,13 +184,15 @@ def render(service_ports: list[ServicePort], node_ip: str, node: str = "",
 
 def _service(key):
     proto, ip, port = key
-    return f"{SERVICE_FLAGS[proto]} {ip}:{port}"
+    return f"{SERVICE_FLAGS[proto]} {join_host_port(ip, port)}"
 
 
-def commands(old: "IpvsState | None", new: "IpvsState") -> tuple[str, str, str]:
+def commands(old: "IpvsState | None", new: "IpvsState",
+             family: str = IPV4) -> tuple[str, str, str]:
     """(ipvsadm-restore input, ipset restore input, `ip -batch` input) from render `old`
-    (None: a node with nothing yet) to render `new`."""
+    (None: a node with nothing yet) to render `new`, for the proxier of `family`."""
     old = old or IpvsState()
+    host = "128" if family == IPV6 else "32"
     ipvs = []
     for key, (persistence, reals) in new.virtual.items():
         before = old.virtual.get(key)
@@ -175,18 +202,23 @@ def commands(old: "IpvsState | None", new: "IpvsState") -> tuple[str, str, str]:
             before = (persistence, frozenset())
             ipvs.append(f"-A {_service(key)} -s {SCHEDULER}" +
                         (f" -p {persistence}" if persistence else ""))
-        ipvs += [f"-a {_service(key)} -r {ip}:{port} -m -w 1"
+        ipvs += [f"-a {_service(key)} -r {join_host_port(ip, port)} -m -w 1"
                  for ip, port in sorted(reals - before[1])]
-        ipvs += [f"-d {_service(key)} -r {ip}:{port}" for ip, port in sorted(before[1] - reals)]
+        ipvs += [f"-d {_service(key)} -r {join_host_port(ip, port)}"
+                 for ip, port in sorted(before[1] - reals)]
     ipvs += [f"-D {_service(key)}" for key in old.virtual if key not in new.virtual]
     sets = []
     if not old.virtual and not any(old.sets.values()):
-        sets += [f"create {name} {kind} -exist" for name, kind in IPSETS.items()]
+        sets += [f"create {set_name(name, family)} {set_type(kind, family)} -exist"
+                 for name, kind in IPSETS.items()]
     for name in IPSETS:
-        sets += [f"add {name} {entry} -exist" for entry in sorted(new.sets[name] - old.sets[name])]
-        sets += [f"del {name} {entry} -exist" for entry in sorted(old.sets[name] - new.sets[name])]
-    addrs = [f"address add {ip}/32 dev {DEVICE}" for ip in sorted(new.addresses - old.addresses)]
-    addrs += [f"address del {ip}/32 dev {DEVICE}" for ip in sorted(old.addresses - new.addresses)]
+        named = set_name(name, family)
+        sets += [f"add {named} {entry} -exist" for entry in sorted(new.sets[name] - old.sets[name])]
+        sets += [f"del {named} {entry} -exist" for entry in sorted(old.sets[name] - new.sets[name])]
+    addrs = [f"address add {ip}/{host} dev {DEVICE}"
+             for ip in sorted(new.addresses - old.addresses)]
+    addrs += [f"address del {ip}/{host} dev {DEVICE}"
+              for ip in sorted(old.addresses - new.addresses)]
     return "\n".join(ipvs), "\n".join(sets), "\n".join(addrs)
 
 
@@ -197,28 +229,33 @@ class IpvsProxies(ProxyApplier):
     name = "ipvs"
     needs = {"ipvs": "the kernel's IPVS (ip_vs)", "ipvsadm": "ipvsadm", "ipset": "ipset",
              "iptables": "iptables with the kernel's nat table"}
+    ip_families = (IPV4, IPV6)
 
     @classmethod
     def describe(cls, sp: ServicePort) -> list[str]:
         return [cls.heading(sp), f"  IPVS virtual server {sp.cluster_ip}:{sp.port}/{sp.protocol}"]
 
     def render(self, ports: list[ServicePort], pod_cidr: str, node: NodeContext) -> Any:
-        return render(ports, str(node.ip.ip), node.name, self.zones.get(node.name, "")), pod_cidr
+        node_ip = node.ip_v6 if self.family == IPV6 and node.ip_v6 is not None else node.ip
+        return render(ports, str(node_ip.ip), node.name, self.zones.get(node.name, "")), \
+            pod_cidr
 
     def apply(self, node: NodeContext, rendered: Any) -> None:
         new, pod_cidr = rendered
         first = node.name not in self.last
-        ipvs, sets, addresses = commands(self.last[node.name][0] if not first else None, new)
-        if first:
+        ipvs, sets, addresses = commands(self.last[node.name][0] if not first else None, new,
+                                         self.family)
+        if first and self.family == IPV4:  # one device and one set of settings per node
             node.ns.run("ip", "link", "add", DEVICE, "type", "dummy")
             for setting in SYSCTLS:
                 node.ns.run("sysctl", "-qw", setting)
         if sets:  # before the rules that match them
             node.ns.run("ipset", "restore", input=sets + "\n")
         if first:
-            node.ns.run("iptables-restore", "--noflush", input=nat_rules(pod_cidr))
+            tool = "ip6tables" if self.family == IPV6 else "iptables"
+            node.ns.run(f"{tool}-restore", "--noflush", input=nat_rules(pod_cidr, self.family))
             hook(node, [j for j in BASE_JUMPS if j[0] == "nat"] +
-                 [("filter", chain, rule) for chain, rule in FILTER_JUMPS])
+                 [("filter", chain, rule) for chain, rule in FILTER_JUMPS], tool)
         if addresses:
             node.ns.run("ip", "-batch", "-", input=addresses + "\n")
         if ipvs:

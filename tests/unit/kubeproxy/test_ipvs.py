@@ -102,3 +102,36 @@ def test_topology_hints_keep_the_real_servers_in_the_zone():
         Endpoint("10.244.1.5", 8080, "node3", "rack2")))
     st = ipvs.render([sp], "192.168.2.11", "node3", "rack2")
     assert st.virtual[("tcp", "10.96.0.11", 80)][1] == {("10.244.1.5", 8080)}
+
+
+WEB6 = ServicePort("shop", "web", "http", "tcp", "fd00:10:96::b", 80, 30080, False,
+                   (("fd00:10:244::5", 8080),), family="IPv6")
+
+
+def test_the_ipv6_proxier_writes_kube_6_sets_bracketed_servers_and_128s():
+    virtual, sets, addresses = ipvs.commands(
+        None, ipvs.render([WEB6], "fd00:192:168:1::11"), "IPv6")
+    assert "-A -t [fd00:10:96::b]:80 -s rr" in virtual.splitlines()
+    assert "-a -t [fd00:10:96::b]:80 -r [fd00:10:244::5]:8080 -m -w 1" in virtual.splitlines()
+    assert "-A -t [fd00:192:168:1::11]:30080 -s rr" in virtual.splitlines()  # NodePort
+    lines = sets.splitlines()
+    assert "create KUBE-6-CLUSTER-IP hash:ip,port family inet6 -exist" in lines
+    assert "create KUBE-6-NODE-PORT-TCP bitmap:port range 0-65535 -exist" in lines
+    # kube-proxy's prefix, cut at ipset's 31 characters
+    assert "create KUBE-6-LOAD-BALANCER-SOURCE-CID hash:ip,port,net family inet6 -exist" in lines
+    assert "add KUBE-6-CLUSTER-IP fd00:10:96::b,tcp:80 -exist" in lines
+    assert "add KUBE-6-LOOP-BACK fd00:10:244::5,tcp:8080,fd00:10:244::5 -exist" in lines
+    assert not any(" KUBE-CLUSTER-IP " in line for line in lines)
+    assert addresses == "address add fd00:10:96::b/128 dev kube-ipvs0"
+
+
+def test_the_ipv6_rules_match_the_kube_6_sets_and_keep_the_chain_names():
+    rules = ipvs.nat_rules("fd00:10:244::/56", "IPv6")
+    assert "-A KUBE-SERVICES ! -s fd00:10:244::/56" in rules
+    assert "--match-set KUBE-6-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ" in rules
+    assert "-A KUBE-SERVICES -m set --match-set KUBE-6-LOAD-BALANCER dst,dst " \
+        "-j KUBE-LOAD-BALANCER" in rules  # the set renamed, the chain not
+    assert ":KUBE-LOAD-BALANCER - [0:0]" in rules
+    assert "--match-set KUBE-CLUSTER-IP " not in rules
+    v4 = ipvs.nat_rules("10.244.0.0/16")
+    assert "--match-set KUBE-CLUSTER-IP dst,dst" in v4 and "KUBE-6-" not in v4

@@ -580,47 +580,39 @@ static __always_inline struct lb_service *lb_lookup(struct tuple *t, __u16 slot)
 	return bpf_map_lookup_elem(&cilium_lb4_services_v2, &key);
 }
 
-/* 0: the backend's address and port copied to `out`; -1: no such backend */
-static __always_inline int backend_lookup(struct tuple *t, __u32 id, struct backend *out)
+/* The address and port at the start of a Service map's value (Cilium's lb4/lb6 backend and
+ * reverse-NAT values both begin so), from the map of the tuple's family: 0, copied to `out`;
+ * -1, no such entry. */
+static __always_inline int address_port(struct tuple *t, void *map4, void *map6, const void *key,
+					struct backend *out)
 {
 	if (IS_V6(t)) {
-		struct lb6_backend *be = bpf_map_lookup_elem(&cilium_lb6_backends_v3, &id);
+		struct lb6_reverse_nat *v6 = bpf_map_lookup_elem(map6, key);
 
-		if (!be)
+		if (!v6)
 			return -1;
-		out->address = be->address;
-		out->port = be->port;
+		out->address = v6->address;
+		out->port = v6->port;
 		return 0;
 	}
-	struct lb4_backend *be = bpf_map_lookup_elem(&cilium_lb4_backends_v3, &id);
+	struct lb4_reverse_nat *v4 = bpf_map_lookup_elem(map4, key);
 
-	if (!be)
+	if (!v4)
 		return -1;
 	__builtin_memset(&out->address, 0, sizeof(out->address));
-	out->address.p[0] = be->address;
-	out->port = be->port;
+	out->address.p[0] = v4->address;
+	out->port = v4->port;
 	return 0;
+}
+
+static __always_inline int backend_lookup(struct tuple *t, __u32 id, struct backend *out)
+{
+	return address_port(t, &cilium_lb4_backends_v3, &cilium_lb6_backends_v3, &id, out);
 }
 
 static __always_inline int rev_nat_lookup(struct tuple *t, __u16 index, struct backend *out)
 {
-	if (IS_V6(t)) {
-		struct lb6_reverse_nat *rn = bpf_map_lookup_elem(&cilium_lb6_reverse_nat, &index);
-
-		if (!rn)
-			return -1;
-		out->address = rn->address;
-		out->port = rn->port;
-		return 0;
-	}
-	struct lb4_reverse_nat *rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &index);
-
-	if (!rn)
-		return -1;
-	__builtin_memset(&out->address, 0, sizeof(out->address));
-	out->address.p[0] = rn->address;
-	out->port = rn->port;
-	return 0;
+	return address_port(t, &cilium_lb4_reverse_nat, &cilium_lb6_reverse_nat, &index, out);
 }
 
 static __always_inline int source_allowed(struct tuple *t, __u16 index)

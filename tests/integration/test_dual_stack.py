@@ -42,8 +42,9 @@ def test_vxlan_dual_stack_across_racks(make_cluster):
         lease_v4, lease_v6 = state.nodes[record.node].lease.split(",")
         assert ipaddress.ip_address(record.ips[1]) in ipaddress.ip_network(lease_v6)
         assert ipaddress.ip_address(record.ips[0]) in ipaddress.ip_network(lease_v4)
-    # over IPv6: every pod to every pod (same node, other node, other rack), ping and TCP
+    # over each family: every pod to every pod (same node, other node, other rack), ping, TCP
     assert full_matrix_over(state, family=6) == []
+    assert full_matrix_over(state, family=4) == []  # the IPv4 side as before
     # a transfer larger than the pod MTU crosses the IPv6 tunnel, byte-exact (path MTU
     # discovery through flannel-v6.1, whose MTU is 20 bytes under the pods')
     assert transfer(cluster, 4 << 20, "node1-pod1", "node3-pod1", family=6)
@@ -81,6 +82,7 @@ def test_host_gw_dual_stack(make_cluster):
     routes = in_node(cluster, "node1", "ip", "-6", "route", "show", str(node2.lease_v6))
     assert f"via {node2.ip_v6.ip} dev eth0" in routes
     assert full_matrix_over(cluster.state, family=6) == []
+    assert full_matrix_over(cluster.state, family=4) == []
     assert families_of(pod(cluster, "node2-pod2")) == [4, 6]
 
 
@@ -102,6 +104,7 @@ def test_bgp_dual_stack_across_racks(make_cluster):
     state = cluster.state
     assert all(families_of(r) == [4, 6] for r in state.pods.values())
     assert full_matrix_over(state, family=6) == []
+    assert full_matrix_over(state, family=4) == []  # the IPv4 side as before
     assert transfer(cluster, 1 << 20, "node1-pod1", "node4-pod2", family=6)
     node1, node4 = cluster.nodes["node1"], cluster.nodes["node4"]
     block6 = next(b for b in node1.facts["blocks"] if ":" in b)
@@ -133,6 +136,7 @@ def test_openflow_dual_stack_across_racks(make_cluster):
     state = cluster.state
     assert all(families_of(r) == [4, 6] for r in state.pods.values())
     assert full_matrix_over(state, family=6) == []
+    assert full_matrix_over(state, family=4) == []  # the IPv4 side as before
     # MTU 1430 (underlay - 70, Antrea's deduction for a node with IPv6): a large transfer
     # across racks fits the IPv6 tunnel without a Packet Too Big
     assert state.pod_mtu == 1430
@@ -166,6 +170,7 @@ def test_ebpf_dual_stack_in_both_routings(make_cluster, tmp_path, topo, routing)
     state = cluster.state
     assert all(families_of(r) == [4, 6] for r in state.pods.values())
     assert full_matrix_over(state, family=6) == []
+    assert full_matrix_over(state, family=4) == []  # the IPv4 side as before
     far = "node4-pod1" if routing == "tunnel" else "node2-pod1"
     assert transfer(cluster, 4 << 20, "node1-pod1", far, family=6)
     pinned = maps_dir(state.name, "node1")

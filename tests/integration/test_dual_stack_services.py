@@ -22,7 +22,7 @@ from .conftest import TOPO, Footprint, run_testbed, unique_name
 
 KUBECTL = os.path.join(os.path.dirname(sys.executable), "kubectl")
 
-MANIFEST = """
+WEB = """
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
@@ -36,7 +36,9 @@ spec:
       - name: web
         image: registry.k8s.io/e2e-test-images/agnhost:2.45
         args: ["netexec", "--http-port=8080"]
----
+"""
+
+MANIFEST = WEB + """---
 apiVersion: v1
 kind: Service
 metadata: {name: dual}
@@ -88,33 +90,45 @@ CASES = [("vxlan", "iptables"), ("vxlan", "nftables"), ("vxlan", "ipvs"),
          ("ebpf", "bpf")]
 
 
-@pytest.fixture(scope="module", params=CASES, ids=["-".join(case) for case in CASES])
-def cluster(request, tmp_path_factory, caps):
-    mode, proxy_mode = request.param
+def kubectl_cluster(tmp_path_factory, caps, mode, family, manifest, proxy_mode="bpf",
+                    topology="two-racks.yaml", ready=("deploy/web",)):
+    """A cluster up in the background (`testbed up --no-cli`) with `manifest` applied by
+    kubectl and `ready` objects waited for: yields (name, kubeconfig); down and checked gone
+    after."""
     missing = doctor.missing_for(get_mode(mode).requires, caps)
-    if proxy_mode != "bpf":
+    if proxy_mode != "bpf":  # "bpf": the mode's own Services, or kube-proxy's default
         missing += doctor.missing_for(tuple(get_proxy_mode(proxy_mode).needs), caps)
     if missing or not os.access(KUBECTL, os.X_OK):
         pytest.skip(f"needs {', '.join(missing) or 'kubectl in the venv'}")
     before, name = Footprint(), unique_name()
-    topology = "default.yaml" if mode == "host-gw" else "two-racks.yaml"
     chosen = ["--proxy-mode", proxy_mode] if proxy_mode != "bpf" else []
-    run_testbed("up", "--topo", TOPO / topology, "--mode", mode, "--ip-family", "dual",
+    run_testbed("up", "--topo", TOPO / topology, "--mode", mode, "--ip-family", family,
                 *chosen, "--no-cli", "--name", name, check=True)
     config = tmp_path_factory.mktemp("kube") / "config"
     try:
         config.write_text(run_testbed("kubeconfig", "--name", name, check=True).stdout)
-        manifest = tmp_path_factory.mktemp("manifests") / "dual.yaml"
-        manifest.write_text(MANIFEST)
-        kubectl((name, str(config)), "apply", "-f", str(manifest))
-        kubectl((name, str(config)), "wait", "--for=condition=Available", "deploy/web",
-                "--timeout=60s")
-        yield name, str(config), proxy_mode
+        path = tmp_path_factory.mktemp("manifests") / "manifest.yaml"
+        path.write_text(manifest)
+        kubectl((name, str(config)), "apply", "-f", str(path))
+        for what in ready:
+            condition = "Available" if what.startswith("deploy/") else "Ready"
+            kubectl((name, str(config)), "wait", f"--for=condition={condition}", what,
+                    "--timeout=60s")
+        yield name, str(config)
         pids = RunState.load(run_dir_for(name)).owned.pids
     finally:
         down = run_testbed("down", "--name", name)
     assert down.returncode == 0, down.stderr
     assert Footprint().leftovers(before, pids) == []
+
+
+@pytest.fixture(scope="module", params=CASES, ids=["-".join(case) for case in CASES])
+def cluster(request, tmp_path_factory, caps):
+    mode, proxy_mode = request.param
+    topology = "default.yaml" if mode == "host-gw" else "two-racks.yaml"
+    for name, config in kubectl_cluster(tmp_path_factory, caps, mode, "dual", MANIFEST,
+                                        proxy_mode, topology):
+        yield name, config, proxy_mode
 
 
 def kubectl(cluster, *args):

@@ -13,29 +13,20 @@ import pytest
 
 from testbed.host import netns
 from testbed.host.waiting import wait_until
-from testbed.lifecycle import doctor
 from testbed.model.state import RunState, run_dir_for
-from testbed.modes import get_mode
 
-from .conftest import TOPO, Footprint, run_testbed, unique_name
+from .conftest import run_testbed
 from .test_connectivity import full_matrix_over
-from .test_dual_stack_services import KUBECTL, answers, kubectl, spec_of
+from .test_dual_stack_services import (
+    KUBECTL,
+    WEB,
+    answers,
+    kubectl,
+    kubectl_cluster,
+    spec_of,
+)
 
-MANIFEST = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: registry.k8s.io/e2e-test-images/agnhost:2.45
-        args: ["netexec", "--http-port=8080"]
----
+MANIFEST = WEB + """---
 apiVersion: v1
 kind: Service
 metadata: {name: web}
@@ -54,30 +45,12 @@ spec:
   - {name: pause, image: registry.k8s.io/pause:3.10}
 """
 
+
 @pytest.fixture(scope="module", params=["vxlan", "bgp"])
 def cluster(request, tmp_path_factory, caps):
-    missing = doctor.missing_for(get_mode(request.param).requires, caps)
-    if missing or not os.access(KUBECTL, os.X_OK):
-        pytest.skip(f"needs {', '.join(missing) or 'kubectl in the venv'}")
-    before, name = Footprint(), unique_name()
-    run_testbed("up", "--topo", TOPO / "two-racks.yaml", "--mode", request.param,
-                "--ip-family", "ipv6", "--no-cli", "--name", name, check=True)
-    config = tmp_path_factory.mktemp("kube") / "config"
-    try:
-        config.write_text(run_testbed("kubeconfig", "--name", name, check=True).stdout)
-        manifest = tmp_path_factory.mktemp("manifests") / "web.yaml"
-        manifest.write_text(MANIFEST)
-        kubectl((name, str(config)), "apply", "-f", str(manifest))
-        kubectl((name, str(config)), "wait", "--for=condition=Available", "deploy/web",
-                "--timeout=60s")
-        kubectl((name, str(config)), "wait", "--for=condition=Ready", "pod/on-host",
-                "--timeout=60s")
-        yield name, str(config), request.param
-        pids = RunState.load(run_dir_for(name)).owned.pids
-    finally:
-        down = run_testbed("down", "--name", name)
-    assert down.returncode == 0, down.stderr
-    assert Footprint().leftovers(before, pids) == []
+    for name, config in kubectl_cluster(tmp_path_factory, caps, request.param, "ipv6",
+                                        MANIFEST, ready=("deploy/web", "pod/on-host")):
+        yield name, config, request.param
 
 
 def state_of(cluster):

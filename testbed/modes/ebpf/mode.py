@@ -27,7 +27,7 @@ from testbed import BUILD
 from testbed.errors import CommandError, TestbedError
 from testbed.host import netns
 from testbed.host.probes import Probe
-from testbed.manifests.families import IPV6, SERVICE_CIDRS
+from testbed.manifests.families import IPV4, IPV6, SERVICE_CIDRS
 from testbed.model import ipam
 from testbed.model.context import ClusterContext, NodeContext
 from testbed.model.records import PodRecord
@@ -198,7 +198,7 @@ class EbpfMode(Mode):
                  f"addr add {router}/32 dev {HOST_DEV}",
                  # the node's own traffic to its pods and to Services: into cil_from_host
                  f"route replace {node.lease} dev {HOST_DEV} src {router}",
-                 f"route replace {SERVICE_CIDRS['IPv4']} dev {HOST_DEV} src {router}"]
+                 f"route replace {SERVICE_CIDRS[IPV4]} dev {HOST_DEV} src {router}"]
         router6 = node.facts.get("router6")
         if router6:  # the same for IPv6 (cilium_host is NOARP: no neighbour discovery on it)
             lines += [f"addr add {router6}/128 dev {HOST_DEV} nodad",

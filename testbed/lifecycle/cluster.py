@@ -270,7 +270,8 @@ class Cluster:
         if spec.has_router:
             router = self.underlay.host("router")
             self.routers["router"] = netns.node_namespace("router", router.pid)
-            self.state.routers = {"router": HostRecord(router.pid)}
+            # its address on the first rack (the external client's), as traces and drops name it
+            self.state.routers = {"router": HostRecord(router.pid, str(spec.racks[0].router_ip.ip))}
         if spec.external_client:
             client = self.underlay.host(EXTERNAL_NAME)
             self.hosts[EXTERNAL_NAME] = netns.node_namespace(EXTERNAL_NAME, client.pid)

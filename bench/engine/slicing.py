@@ -38,6 +38,7 @@ SETTLE_S = 0.002  # after a stop, for the last in-flight bytes to arrive
 START_S = 0.3     # a client's connection and slow start, before it is first stopped
 QUIET_S = 0.002   # a stopped flow is drained once its server received nothing for this long
 DRAIN_MAX_S = 2.0  # ... or after this long, whatever is still queued
+STALLED_MAX_S = 1.0  # how long a turn that moved nothing is run again, before it fails
 
 
 @dataclass(frozen=True)
@@ -223,9 +224,11 @@ class SlicedIperf(FlowSession):
 
     def _measure(self, flow, seconds):
         client, server = self.clients[flow], self.servers[flow]
-        # A sender waiting out a retransmission timeout (200 ms at least) moves nothing
-        # in a short turn though its path is sound: such a turn is run once more.
-        for _ in range(2):
+        # A sender waiting out a retransmission timeout (200 ms at least, doubling with each
+        # loss in a row: a slow userspace switch drops bursts) moves nothing in a short turn
+        # though its path is sound: such a turn is run again, for up to STALLED_MAX_S.
+        deadline = time.perf_counter() + STALLED_MAX_S
+        while True:
             meter, rx0 = TurnMeter(), _rx_bytes(server.pid)
             os.kill(client.pid, signal.SIGCONT)
             started = time.perf_counter()
@@ -234,7 +237,7 @@ class SlicedIperf(FlowSession):
             elapsed = time.perf_counter() - started
             time.sleep(SETTLE_S)
             moved = _rx_bytes(server.pid) - rx0
-            if client.poll() is not None or moved > 0:
+            if client.poll() is not None or moved > 0 or time.perf_counter() > deadline:
                 break
         if client.poll() is not None or moved <= 0:
             raise ToolError("iperf3 client ended or moved nothing in its turn")

@@ -206,6 +206,13 @@ def test_load_balancer_addresses_sit_below_the_external_client_and_above_the_nod
                   "nodes: [{name: a, rack: r1}, {name: b, rack: r1}]")
     # .11 and .12 are the nodes, .14 the external client's, .15 broadcast
     assert [str(ip) for ip in small.load_balancer_pool] == ["10.1.0.13"]
+    assert spec.load_balancer_pool_v6 == ()  # no IPv6 in an IPv4 cluster
+    dual = parse("ipFamily: dual\nracks: [{name: r1, subnet: 10.1.0.0/24}]\n"
+                 "nodes: [{name: a, rack: r1}]")
+    # the IPv6 pool: the same digits in the rack's IPv6 subnet, after the IPv4 pool
+    assert [str(ip) for ip in dual.load_balancer_pool_v6][:2] == ["fd00:10:1::240",
+                                                                  "fd00:10:1::241"]
+    assert len(dual.load_balancer_addresses) == 2 * len(dual.load_balancer_pool)
 
 
 def test_network_policy_enforcement_is_the_modes_unless_the_topology_says():

@@ -38,15 +38,14 @@ def _meta(name, namespace=None, labels=None, created=None, annotations=None):
     return meta
 
 
-def running_pod_status(record: PodRecord, host_ip: str, host_ips: list[str] | None = None
-                       ) -> dict:
+def running_pod_status(record: PodRecord, host_ips: list[str]) -> dict:
     """The status the kubelet reports of a pod with its sandbox: Running, each container
     ready while its process lives; one whose process is gone terminated (this runtime does
     not restart containers), and the pod then not Ready. host_ips: its node's addresses of
-    every family (default: host_ip alone)."""
+    every family it reports, hostIP the first."""
     started = timestamp(record.created or 0)
     ips = record.addresses
-    host_ips = host_ips or [host_ip]
+    host_ip = host_ips[0]
     statuses = []
     for name, proc in sorted(record.containers.items()):
         alive = pid_is(proc.pid, proc.start)
@@ -100,18 +99,18 @@ def pod_status(rec: PodRecord) -> tuple[str, str]:
     return ready, status
 
 
-def _record_status(rec, host_ip: str = "", host_ips: list[str] | None = None) -> dict:
+def _record_status(rec, host_ips: list[str] | None = None) -> dict:
     if not rec.ip or not rec.containers:  # its sandbox or its containers not made yet
         return {"phase": "Pending",
-                **({"hostIP": host_ip, "hostIPs": [{"ip": ip} for ip in host_ips or [host_ip]]}
-                   if host_ip else {}),
+                **({"hostIP": host_ips[0], "hostIPs": [{"ip": ip} for ip in host_ips]}
+                   if host_ips else {}),
                 **({"podIP": rec.ip, "podIPs": [{"ip": ip} for ip in rec.addresses]}
                    if rec.ip else {}),
                 "containerStatuses": [
                     {"name": name, "ready": False, "restartCount": 0,
                      "state": {"waiting": {"reason": "ContainerCreating"}}}
                     for name in sorted(rec.containers)]}
-    return running_pod_status(rec, host_ip, host_ips)
+    return running_pod_status(rec, host_ips or [""])
 
 
 def _in(namespace, wanted):
@@ -125,13 +124,12 @@ def pods(state: RunState, namespace: str | None = None) -> list:
             continue
         node = state.nodes.get(rec.node)
         host_ips = node.addresses_by_family if node else None
-        host_ip = host_ips[0] if host_ips else ""
         out.append({"apiVersion": "v1", "kind": "Pod",
                     "metadata": _meta(rec.name, rec.namespace, rec.labels, rec.created,
                                       {SANDBOX_ANNOTATION: rec.netns}),
                     "spec": {"nodeName": rec.node,
                              "containers": [{"name": name} for name in rec.containers]},
-                    "status": _record_status(rec, host_ip, host_ips)})
+                    "status": _record_status(rec, host_ips)})
     return out
 
 

@@ -81,8 +81,7 @@ class PodController:
                 continue
             self.known.add(key)
             node = cluster.state.nodes[record.node]
-            status = running_pod_status(record, node.addresses_by_family[0],
-                                        node.addresses_by_family)
+            status = running_pod_status(record, node.addresses_by_family)
             if self.reported.get(key) != status or pod.get("status", {}).get("phase") != \
                     status["phase"]:
                 reports.append((pod, status))

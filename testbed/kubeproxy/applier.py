@@ -111,6 +111,12 @@ class ProxyApplier:
         self.family = IPV4  # the family this instance renders Services of
         self.ipv6: ProxyApplier | None = None  # the IPv6 proxier, in a dual-stack cluster
 
+    @property
+    def tool(self) -> str:
+        """The packet filter's command for this proxier's family: iptables, or ip6tables for
+        the IPv6 proxier."""
+        return "ip6tables" if self.family == IPV6 else "iptables"
+
     def family_proxier(self) -> "ProxyApplier":
         """A second instance of this mode, for the IPv6 Service ports."""
         proxier = type(self)()

@@ -4,6 +4,7 @@ Shaped like flannel's pkg/backend: the cluster asks a mode to plan leases, set u
 learn and forget peers, give the network config pods attach with, and start/stop its daemons.
 """
 import importlib
+import ipaddress
 import os
 import pkgutil
 import sys
@@ -20,6 +21,18 @@ from testbed.model.state import RunState
 from testbed.model.topology import IPV4, IPV6, ClusterSpec, PodSpec
 
 UNDERLAY_DEV = "eth0"
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def pod_ranges(spec: ClusterSpec, node: NodeContext) -> list[tuple[str, Network, Network]]:
+    """(restore command, the cluster's pod CIDR, the node's lease) of each family the node has
+    a lease of: what a mode's masquerade rules are written per family with."""
+    return [(restore, cidr, lease) for restore, cidr, lease in (
+        ("iptables-restore", spec.pod_cidr, node.lease),
+        ("ip6tables-restore", spec.pod_cidr_v6, node.lease_v6))
+        if cidr is not None and lease is not None]
 
 
 class Mode:

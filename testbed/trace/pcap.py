@@ -109,9 +109,11 @@ def _header(raw: bytes) -> tuple[str, str, int, int, bytes] | None:
 def decode_ip(raw: bytes) -> Packet | None:
     """The IP packet at the start of `raw` (a snapped capture: headers are enough)."""
     header = _header(raw)
-    if header is None:
-        return None
-    src, dst, ttl, proto, body = header
+    return _packet(*header) if header is not None else None
+
+
+def _packet(src: str, dst: str, ttl: int, proto: int, body: bytes) -> Packet:
+    """The packet of a parsed IP header and what follows it."""
     name = PROTOCOLS.get(proto, f"proto {proto}")
     if proto == 58 and len(body) >= 8:
         return _icmp6(src, dst, ttl, body)
@@ -150,10 +152,13 @@ def _icmp6(src: str, dst: str, ttl: int, body: bytes) -> Packet:
 
 def decode(raw: bytes) -> tuple[Packet | None, Packet | None, dict]:
     """(innermost packet, outer packet or None, tunnel facts) of a captured IP packet."""
-    outer = decode_ip(raw)
-    if outer is None or outer.flow.protocol != "UDP":
+    header = _header(raw)
+    if header is None:
+        return None, None, {}
+    outer = _packet(*header)
+    if outer.flow.protocol != "UDP":
         return outer, None, {}
-    payload = _header(raw)[4][8:]  # type: ignore[index]  # decode_ip read it: it is there
+    payload = header[4][8:]  # the UDP datagram's payload
     if outer.flow.dport in VXLAN_PORTS and len(payload) >= 8 + 14 + 20 and payload[0] & 0x08:
         vni = int.from_bytes(payload[4:7], "big")
         ethertype = struct.unpack(">H", payload[20:22])[0]

@@ -296,11 +296,6 @@ class IptablesProxies(ProxyApplier):
                                [f"{sep_chain(sp, ep)} ({ep})" for ep in sp.endpoints],
                                svl_chain(sp), ext_chain(sp), fw_chain(sp))
 
-    @property
-    def tool(self) -> str:
-        """iptables, or ip6tables for the IPv6 proxier."""
-        return "ip6tables" if self.family == IPV6 else "iptables"
-
     def render(self, ports: list[ServicePort], pod_cidr: str, node: NodeContext) -> Any:
         node_ip = node.ip_v6 if self.family == IPV6 else node.ip
         return ruleset(ports, pod_cidr, node.name, str(node_ip.ip) if node_ip else "",

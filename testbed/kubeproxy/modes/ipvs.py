@@ -252,10 +252,10 @@ class IpvsProxies(ProxyApplier):
         if sets:  # before the rules that match them
             node.ns.run("ipset", "restore", input=sets + "\n")
         if first:
-            tool = "ip6tables" if self.family == IPV6 else "iptables"
-            node.ns.run(f"{tool}-restore", "--noflush", input=nat_rules(pod_cidr, self.family))
+            node.ns.run(f"{self.tool}-restore", "--noflush",
+                        input=nat_rules(pod_cidr, self.family))
             hook(node, [j for j in BASE_JUMPS if j[0] == "nat"] +
-                 [("filter", chain, rule) for chain, rule in FILTER_JUMPS], tool)
+                 [("filter", chain, rule) for chain, rule in FILTER_JUMPS], self.tool)
         if addresses:
             node.ns.run("ip", "-batch", "-", input=addresses + "\n")
         if ipvs:

@@ -34,7 +34,7 @@ from testbed.model.records import PodRecord
 from testbed.model.spec import Section
 from testbed.model.state import RunState
 from testbed.model.topology import ClusterSpec, PodSpec
-from testbed.modes.base import UNDERLAY_DEV, Mode, register
+from testbed.modes.base import UNDERLAY_DEV, Mode, pod_ranges, register
 from testbed.modes.ebpf import explain, maps, report
 from testbed.modes.ebpf.maps import MapWrite
 from testbed.modes.ebpf.services import BpfServices
@@ -228,10 +228,7 @@ class EbpfMode(Mode):
         # pods leaving the cluster are masqueraded, as Cilium's iptables masquerading does
         # (no Service rule: those are BPF)
         comment = '-m comment --comment "cilium masquerade non-cluster"'
-        for restore, lease, cidr in (("iptables-restore", node.lease, spec.pod_cidr),
-                                     ("ip6tables-restore", node.lease_v6, spec.pod_cidr_v6)):
-            if lease is None:
-                continue
+        for restore, cidr, lease in pod_ranges(spec, node):
             node.ns.run(restore, "--noflush", input="\n".join([
                 "*nat", f":{MASQ_CHAIN} - [0:0]", f"-A POSTROUTING -j {MASQ_CHAIN}",
                 f"-A {MASQ_CHAIN} -s {lease} ! -d {cidr} ! -o cilium_+ {comment} "

@@ -23,7 +23,7 @@ from testbed.model import ipam
 from testbed.model.context import NodeContext
 from testbed.model.spec import Section
 from testbed.model.topology import ClusterSpec
-from testbed.modes.base import Mode
+from testbed.modes.base import Mode, pod_ranges
 
 CNI_BRIDGE = "cni0"
 NETWORK_NAME = "cbr0"  # the network name in kube-flannel's cni-conf.json
@@ -99,11 +99,9 @@ class FlannelMode(Mode):
             env_dir, spec.pod_cidr, node.lease, self.pod_mtu(spec), ip_masq,
             spec.pod_cidr_v6, node.lease_v6)
         self.setup_backend(spec, node)
-        if ip_masq:  # per family the node has a lease of
-            for restore, cidr, lease in (("iptables-restore", spec.pod_cidr, node.lease),
-                                         ("ip6tables-restore", spec.pod_cidr_v6, node.lease_v6)):
-                if cidr is not None and lease is not None:
-                    node.ns.run(restore, "--noflush", input=flannel_rules(str(cidr), str(lease)))
+        if ip_masq:
+            for restore, cidr, lease in pod_ranges(spec, node):
+                node.ns.run(restore, "--noflush", input=flannel_rules(str(cidr), str(lease)))
 
     def setup_backend(self, spec: ClusterSpec, node: NodeContext) -> None:
         """The backend's own devices on the node."""

@@ -230,7 +230,7 @@ def test_a_pod_whose_container_process_is_gone_is_reported_not_ready():
     rec = data.pods["x/a"]
     rec.containers = {"live": Process(os.getpid(), process_start_time(os.getpid())),
                       "gone": Process(os.getpid(), 1)}  # a start time this PID never had
-    status = ko.running_pod_status(rec, "192.168.1.11")
+    status = ko.running_pod_status(rec, ["192.168.1.11"])
     by_name = {c["name"]: c for c in status["containerStatuses"]}
     assert by_name["live"]["ready"] and "running" in by_name["live"]["state"]
     assert not by_name["gone"]["ready"]
